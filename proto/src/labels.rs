@@ -1,0 +1,20 @@
+//! Domain-separation labels. Every hash, KDF and signature in the protocol starts from one of
+//! these, so a value made for one purpose can never be replayed as another. Changing one is a
+//! protocol version bump.
+
+/// Node id derivation.
+pub const NODE_ID: &[u8] = b"dlocker/node-id/v1";
+/// HKDF info for share-envelope keys.
+pub const ENVELOPE_KEY: &[u8] = b"dlocker/envelope/key/v1";
+/// Prefix of share-envelope associated data.
+pub const ENVELOPE_AAD: &[u8] = b"dlocker/envelope/aad/v1";
+/// HKDF info for the wallet blob key.
+pub const BLOB_KEY: &[u8] = b"dlocker/blob/key/v1";
+/// Prefix of the wallet blob's associated data.
+pub const BLOB_AAD: &[u8] = b"dlocker/blob/aad/v1";
+/// Manifest hash.
+pub const MANIFEST_HASH: &[u8] = b"dlocker/manifest/v1";
+/// Signed statements.
+pub const STATEMENT: &[u8] = b"dlocker/statement/v1";
+/// Schnorr proof-of-possession challenge.
+pub const POSSESSION_PROOF: &[u8] = b"dlocker/possession-proof/v1";

@@ -1,0 +1,227 @@
+//! Signed statements: receipts, bank approvals, staff requests, audit checkpoints, releases.
+//!
+//! A statement is a typed body with a kind byte, signed with ECDSA over secp256k1 (SHA-256,
+//! low-S, RFC 6979) on the *signing input*
+//! `"dlocker/statement/v1" ‖ kind u8 ‖ signer [33] ‖ body (u32 length ‖ bytes)`.
+//! Wire format: `version u8 ‖ kind u8 ‖ signer [33] ‖ body (u32 length ‖ bytes) ‖ signature [64]`.
+//! The kind byte and the label keep a signature for one purpose from being accepted for another.
+
+use crate::codec::{DecodeError, Reader, Writer};
+use crate::keys::{decode_public_key, encode_public_key};
+use crate::labels;
+use crate::manifest::{ManifestHash, MAX_WALLET_ID_LEN, NODE_ID_LEN};
+use k256::ecdsa::signature::{Signer, Verifier};
+use k256::ecdsa::{Signature, SigningKey, VerifyingKey};
+use k256::PublicKey;
+
+const VERSION: u8 = 1;
+/// Largest statement body.
+pub const MAX_BODY_LEN: usize = 16 * 1024;
+
+/// Why a statement was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StatementError {
+    /// Not a statement, or a body that does not decode.
+    #[error("malformed statement: {0}")]
+    Malformed(#[from] DecodeError),
+    /// A statement of another kind.
+    #[error("expected a {expected} statement, got kind {got}")]
+    WrongKind {
+        /// The kind wanted.
+        expected: &'static str,
+        /// The kind byte found.
+        got: u8,
+    },
+    /// The signature does not verify.
+    #[error("statement signature is invalid")]
+    BadSignature,
+    /// Signed by a key the caller does not trust.
+    #[error("statement is signed by an untrusted key")]
+    UntrustedSigner,
+}
+
+/// A statement body: its kind byte and canonical encoding.
+pub trait StatementBody: Sized {
+    /// The kind byte (unique per body type).
+    const KIND: u8;
+    /// A name for errors.
+    const NAME: &'static str;
+    /// Writes the body.
+    fn encode_body(&self, w: &mut Writer);
+    /// Reads the body (the reader is finished by the caller).
+    fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError>;
+}
+
+/// A body with its signer and signature. The signature is verified on decode; whether the signer
+/// is *trusted* is the caller's question ([`Signed::decode_trusted`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signed<T> {
+    body: T,
+    signer: PublicKey,
+    signature: [u8; 64],
+}
+
+fn signing_input(kind: u8, signer: &PublicKey, body: &[u8]) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.fixed(labels::STATEMENT).u8(kind).fixed(&encode_public_key(signer)).bytes(body);
+    w.finish()
+}
+
+impl<T: StatementBody> Signed<T> {
+    /// Signs `body` with `key`.
+    pub fn sign(body: T, key: &SigningKey) -> Self {
+        let signer = PublicKey::from(key.verifying_key());
+        let mut w = Writer::new();
+        body.encode_body(&mut w);
+        let input = signing_input(T::KIND, &signer, &w.finish());
+        let sig: Signature = key.sign(&input);
+        let mut signature = [0u8; 64];
+        signature.copy_from_slice(&sig.to_bytes());
+        Self { body, signer, signature }
+    }
+
+    /// The body.
+    pub fn body(&self) -> &T {
+        &self.body
+    }
+    /// The signer's key.
+    pub fn signer(&self) -> &PublicKey {
+        &self.signer
+    }
+
+    /// Canonical encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut body = Writer::new();
+        self.body.encode_body(&mut body);
+        let mut w = Writer::new();
+        w.u8(VERSION)
+            .u8(T::KIND)
+            .fixed(&encode_public_key(&self.signer))
+            .bytes(&body.finish())
+            .fixed(&self.signature);
+        w.finish()
+    }
+
+    /// Decodes and verifies the signature against the embedded signer.
+    pub fn decode(bytes: &[u8]) -> Result<Self, StatementError> {
+        let mut r = Reader::new(bytes);
+        let version = r.u8()?;
+        if version != VERSION {
+            return Err(DecodeError::UnsupportedVersion(version).into());
+        }
+        let kind = r.u8()?;
+        if kind != T::KIND {
+            return Err(StatementError::WrongKind { expected: T::NAME, got: kind });
+        }
+        let signer = decode_public_key(&r.array::<33>()?)?;
+        let body_bytes = r.bytes("statement body", MAX_BODY_LEN)?;
+        let signature = r.array::<64>()?;
+        r.finish()?;
+        let sig = Signature::from_slice(&signature).map_err(|_| StatementError::BadSignature)?;
+        // Only low-S signatures are canonical; a high-S twin would be a second encoding.
+        if sig.normalize_s() != sig {
+            return Err(StatementError::BadSignature);
+        }
+        VerifyingKey::from(&signer)
+            .verify(&signing_input(kind, &signer, body_bytes), &sig)
+            .map_err(|_| StatementError::BadSignature)?;
+        let mut br = Reader::new(body_bytes);
+        let body = T::decode_body(&mut br)?;
+        br.finish()?;
+        Ok(Self { body, signer, signature })
+    }
+
+    /// Decodes, verifies, and requires the signer to be one of `trusted`.
+    pub fn decode_trusted(bytes: &[u8], trusted: &[PublicKey]) -> Result<Self, StatementError> {
+        let s = Self::decode(bytes)?;
+        if trusted.iter().any(|k| *k == s.signer) {
+            Ok(s)
+        } else {
+            Err(StatementError::UntrustedSigner)
+        }
+    }
+}
+
+fn read_hash(r: &mut Reader<'_>) -> Result<ManifestHash, DecodeError> {
+    Ok(ManifestHash(r.array::<32>()?))
+}
+
+/// A trustee's receipt for a deposit: it durably holds a verified share for this manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    /// The trustee.
+    pub node_id: String,
+    /// The wallet.
+    pub wallet_id: String,
+    /// The epoch.
+    pub epoch: u64,
+    /// The share index held.
+    pub share_index: u16,
+    /// The manifest deposited.
+    pub manifest_hash: ManifestHash,
+    /// Unix seconds.
+    pub issued_at: u64,
+}
+
+impl StatementBody for Receipt {
+    const KIND: u8 = 1;
+    const NAME: &'static str = "receipt";
+    fn encode_body(&self, w: &mut Writer) {
+        w.str(&self.node_id)
+            .str(&self.wallet_id)
+            .u64(self.epoch)
+            .u16(self.share_index)
+            .fixed(&self.manifest_hash.0)
+            .u64(self.issued_at);
+    }
+    fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            node_id: r.str("node id", NODE_ID_LEN)?.to_owned(),
+            wallet_id: r.str("wallet id", MAX_WALLET_ID_LEN)?.to_owned(),
+            epoch: r.u64()?,
+            share_index: r.u16()?,
+            manifest_hash: read_hash(r)?,
+            issued_at: r.u64()?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k256::elliptic_curve::Generate;
+
+    fn receipt() -> Receipt {
+        Receipt {
+            node_id: "ab".repeat(16),
+            wallet_id: "w".into(),
+            epoch: 1,
+            share_index: 2,
+            manifest_hash: ManifestHash([3; 32]),
+            issued_at: 42,
+        }
+    }
+
+    #[test]
+    fn sign_decode_verify() {
+        let key = SigningKey::generate_from_rng(&mut rand::rng());
+        let other = SigningKey::generate_from_rng(&mut rand::rng());
+        let s = Signed::sign(receipt(), &key);
+        let enc = s.encode();
+        let back = Signed::<Receipt>::decode_trusted(&enc, &[PublicKey::from(key.verifying_key())]).expect("ok");
+        assert_eq!(back.body(), &receipt());
+        assert_eq!(
+            Signed::<Receipt>::decode_trusted(&enc, &[PublicKey::from(other.verifying_key())]).err(),
+            Some(StatementError::UntrustedSigner)
+        );
+        // Flip any byte of the body or signature: refused.
+        for i in [1usize, 40, enc.len() - 70, enc.len() - 1] {
+            let mut t = enc.clone();
+            t[i] ^= 1;
+            assert!(Signed::<Receipt>::decode(&t).is_err(), "byte {i}");
+        }
+        let mut long = enc.clone();
+        long.push(0);
+        assert!(Signed::<Receipt>::decode(&long).is_err());
+    }
+}

@@ -1,0 +1,9 @@
+//! Wall-clock time as the protocol counts it: whole Unix seconds.
+
+/// Seconds since the Unix epoch (0 if the clock is before 1970, which no check relies on).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
