@@ -18,3 +18,9 @@ pub const MANIFEST_HASH: &[u8] = b"dlocker/manifest/v1";
 pub const STATEMENT: &[u8] = b"dlocker/statement/v1";
 /// Schnorr proof-of-possession challenge.
 pub const POSSESSION_PROOF: &[u8] = b"dlocker/possession-proof/v1";
+/// Audit log chain hash.
+pub const AUDIT_ENTRY: &[u8] = b"dlocker/audit/v1";
+/// At-rest sealing of shares by a node's storage key (AAD prefix).
+pub const AT_REST_SHARE: &[u8] = b"dlocker/at-rest/share/v1";
+/// HMAC label for anonymised wallet tags in the audit log.
+pub const WALLET_TAG: &[u8] = b"dlocker/wallet-tag/v1";

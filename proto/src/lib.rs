@@ -13,6 +13,7 @@
 //! The formats are specified in `docs/protocol.md` and pinned by the files in `test-vectors/`.
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod blob;
 pub mod codec;
 pub mod envelope;

@@ -186,6 +186,254 @@ impl StatementBody for Receipt {
     }
 }
 
+/// Longest list of approvers in a bank approval.
+pub const MAX_APPROVERS: usize = 16;
+/// Longest staff id or session id.
+pub const MAX_ID_LEN: usize = 64;
+
+fn read_key(r: &mut Reader<'_>) -> Result<PublicKey, DecodeError> {
+    decode_public_key(&r.array::<33>()?)
+}
+
+/// The bank's approval of one recovery: this wallet, towards this device key `R`, until
+/// `expires_at`. Signed with the bank approval key; every trustee checks it before release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BankApproval {
+    /// The bank node that signed.
+    pub bank_node_id: String,
+    /// The wallet.
+    pub wallet_id: String,
+    /// The new device's session key `R`.
+    pub session_key: PublicKey,
+    /// Unix seconds.
+    pub issued_at: u64,
+    /// Unix seconds; refused after.
+    pub expires_at: u64,
+    /// Staff ids whose approvals satisfied the policy.
+    pub approvers: Vec<String>,
+}
+
+impl StatementBody for BankApproval {
+    const KIND: u8 = 2;
+    const NAME: &'static str = "bank approval";
+    fn encode_body(&self, w: &mut Writer) {
+        w.str(&self.bank_node_id)
+            .str(&self.wallet_id)
+            .fixed(&encode_public_key(&self.session_key))
+            .u64(self.issued_at)
+            .u64(self.expires_at)
+            .u16(self.approvers.len() as u16);
+        for a in &self.approvers {
+            w.str(a);
+        }
+    }
+    fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let bank_node_id = r.str("bank node id", NODE_ID_LEN)?.to_owned();
+        let wallet_id = r.str("wallet id", MAX_WALLET_ID_LEN)?.to_owned();
+        let session_key = read_key(r)?;
+        let issued_at = r.u64()?;
+        let expires_at = r.u64()?;
+        let count = usize::from(r.u16()?);
+        if count > MAX_APPROVERS {
+            return Err(DecodeError::Invalid("approver count"));
+        }
+        let mut approvers = Vec::with_capacity(count);
+        for _ in 0..count {
+            approvers.push(r.str("approver", MAX_ID_LEN)?.to_owned());
+        }
+        Ok(Self { bank_node_id, wallet_id, session_key, issued_at, expires_at, approvers })
+    }
+}
+
+/// What a staff member asks the bank node to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StaffAction {
+    /// List pending recoveries.
+    ListRecoveries,
+    /// Approve the recovery session named by `target`.
+    ApproveRecovery,
+    /// Cancel the recovery session named by `target`.
+    CancelRecovery,
+}
+
+impl StaffAction {
+    fn code(self) -> u8 {
+        match self {
+            Self::ListRecoveries => 1,
+            Self::ApproveRecovery => 2,
+            Self::CancelRecovery => 3,
+        }
+    }
+    fn from_code(c: u8) -> Result<Self, DecodeError> {
+        match c {
+            1 => Ok(Self::ListRecoveries),
+            2 => Ok(Self::ApproveRecovery),
+            3 => Ok(Self::CancelRecovery),
+            _ => Err(DecodeError::Invalid("staff action")),
+        }
+    }
+    /// A short name for logs and audit.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ListRecoveries => "list_recoveries",
+            Self::ApproveRecovery => "approve_recovery",
+            Self::CancelRecovery => "cancel_recovery",
+        }
+    }
+}
+
+/// A staff member's signed request to the bank node. Fresh (`timestamp` within the node's
+/// allowed skew) and single-use (`nonce` remembered by the node), so a captured request cannot
+/// be replayed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaffRequest {
+    /// The bank node addressed (a request for one bank cannot be used at another).
+    pub node_id: String,
+    /// What to do.
+    pub action: StaffAction,
+    /// The session id acted on (empty for listing).
+    pub target: String,
+    /// Unix seconds.
+    pub timestamp: u64,
+    /// Random, single use.
+    pub nonce: [u8; 16],
+}
+
+impl StatementBody for StaffRequest {
+    const KIND: u8 = 3;
+    const NAME: &'static str = "staff request";
+    fn encode_body(&self, w: &mut Writer) {
+        w.str(&self.node_id)
+            .u8(self.action.code())
+            .str(&self.target)
+            .u64(self.timestamp)
+            .fixed(&self.nonce);
+    }
+    fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            node_id: r.str("node id", NODE_ID_LEN)?.to_owned(),
+            action: StaffAction::from_code(r.u8()?)?,
+            target: r.str("target", MAX_ID_LEN)?.to_owned(),
+            timestamp: r.u64()?,
+            nonce: r.array::<16>()?,
+        })
+    }
+}
+
+/// A signed checkpoint of a node's audit log head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditCheckpoint {
+    /// The node.
+    pub node_id: String,
+    /// Sequence number of the last entry covered (0 = empty log).
+    pub seq: u64,
+    /// Hash of that entry (zeros for an empty log).
+    pub head_hash: [u8; 32],
+    /// Unix seconds.
+    pub at: u64,
+}
+
+impl StatementBody for AuditCheckpoint {
+    const KIND: u8 = 4;
+    const NAME: &'static str = "audit checkpoint";
+    fn encode_body(&self, w: &mut Writer) {
+        w.str(&self.node_id).u64(self.seq).fixed(&self.head_hash).u64(self.at);
+    }
+    fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            node_id: r.str("node id", NODE_ID_LEN)?.to_owned(),
+            seq: r.u64()?,
+            head_hash: r.array::<32>()?,
+            at: r.u64()?,
+        })
+    }
+}
+
+/// A trustee's statement that it released its share for this manifest to session key `R`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareRelease {
+    /// The trustee.
+    pub node_id: String,
+    /// The wallet.
+    pub wallet_id: String,
+    /// The epoch.
+    pub epoch: u64,
+    /// The share index released.
+    pub share_index: u16,
+    /// The manifest the share belongs to.
+    pub manifest_hash: ManifestHash,
+    /// The recipient `R`.
+    pub session_key: PublicKey,
+    /// SHA-256 of the envelope bytes released.
+    pub envelope_hash: [u8; 32],
+    /// Unix seconds.
+    pub released_at: u64,
+}
+
+impl StatementBody for ShareRelease {
+    const KIND: u8 = 5;
+    const NAME: &'static str = "share release";
+    fn encode_body(&self, w: &mut Writer) {
+        w.str(&self.node_id)
+            .str(&self.wallet_id)
+            .u64(self.epoch)
+            .u16(self.share_index)
+            .fixed(&self.manifest_hash.0)
+            .fixed(&encode_public_key(&self.session_key))
+            .fixed(&self.envelope_hash)
+            .u64(self.released_at);
+    }
+    fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            node_id: r.str("node id", NODE_ID_LEN)?.to_owned(),
+            wallet_id: r.str("wallet id", MAX_WALLET_ID_LEN)?.to_owned(),
+            epoch: r.u64()?,
+            share_index: r.u16()?,
+            manifest_hash: read_hash(r)?,
+            session_key: read_key(r)?,
+            envelope_hash: r.array::<32>()?,
+            released_at: r.u64()?,
+        })
+    }
+}
+
+/// The bank's signed order to cancel the recovery of `wallet_id` towards `session_key`.
+/// Trustees accept it under the bank approval keys they are configured with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BankCancellation {
+    /// The bank node that signed.
+    pub bank_node_id: String,
+    /// The wallet.
+    pub wallet_id: String,
+    /// The session key `R` of the recovery being cancelled.
+    pub session_key: PublicKey,
+    /// The staff member who asked.
+    pub staff_id: String,
+    /// Unix seconds.
+    pub issued_at: u64,
+}
+
+impl StatementBody for BankCancellation {
+    const KIND: u8 = 6;
+    const NAME: &'static str = "bank cancellation";
+    fn encode_body(&self, w: &mut Writer) {
+        w.str(&self.bank_node_id)
+            .str(&self.wallet_id)
+            .fixed(&encode_public_key(&self.session_key))
+            .str(&self.staff_id)
+            .u64(self.issued_at);
+    }
+    fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            bank_node_id: r.str("bank node id", NODE_ID_LEN)?.to_owned(),
+            wallet_id: r.str("wallet id", MAX_WALLET_ID_LEN)?.to_owned(),
+            session_key: read_key(r)?,
+            staff_id: r.str("staff id", MAX_ID_LEN)?.to_owned(),
+            issued_at: r.u64()?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,5 +471,32 @@ mod tests {
         let mut long = enc.clone();
         long.push(0);
         assert!(Signed::<Receipt>::decode(&long).is_err());
+        // A receipt is never accepted as another kind of statement.
+        assert!(matches!(Signed::<BankApproval>::decode(&enc), Err(StatementError::WrongKind { .. })));
+    }
+
+    #[test]
+    fn approval_and_staff_request_round_trip() {
+        let key = SigningKey::generate_from_rng(&mut rand::rng());
+        let r = k256::SecretKey::generate_from_rng(&mut rand::rng()).public_key();
+        let approval = BankApproval {
+            bank_node_id: "cd".repeat(16),
+            wallet_id: "w".into(),
+            session_key: r,
+            issued_at: 1,
+            expires_at: 2,
+            approvers: vec!["alice".into(), "bob".into()],
+        };
+        let enc = Signed::sign(approval.clone(), &key).encode();
+        assert_eq!(Signed::<BankApproval>::decode(&enc).expect("ok").body(), &approval);
+        let req = StaffRequest {
+            node_id: "cd".repeat(16),
+            action: StaffAction::ApproveRecovery,
+            target: "session-1".into(),
+            timestamp: 5,
+            nonce: [1; 16],
+        };
+        let enc = Signed::sign(req.clone(), &key).encode();
+        assert_eq!(Signed::<StaffRequest>::decode(&enc).expect("ok").body(), &req);
     }
 }

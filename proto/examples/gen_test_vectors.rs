@@ -1,0 +1,220 @@
+//! Regenerates `proto/test-vectors/*.json`.
+//!
+//! `cargo run -p dlocker-proto --example gen_test_vectors`
+//!
+//! Every input is derived from a fixed label, so the output is reproducible; `tests/vectors.rs`
+//! checks every file in the directory against the code. Regenerating changes the files only if
+//! the protocol changed — which must come with a version bump.
+
+use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
+use dlocker_proto::keys::{encode_public_key, node_id};
+use dlocker_proto::manifest::{Manifest, ManifestParts, TrusteeEntry};
+use dlocker_proto::schnorr::{PossessionProof, ProofContext};
+use dlocker_proto::secret::SecretScalar;
+use dlocker_proto::share::{Commitments, Share};
+use dlocker_proto::statement::{BankApproval, Receipt, Signed};
+use dlocker_proto::blob;
+use k256::ecdsa::SigningKey;
+use k256::{ProjectivePoint, PublicKey, Scalar, SecretKey};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+
+fn scalar(label: &str) -> Scalar {
+    let d: [u8; 32] = Sha256::digest(format!("dlocker test vector/{label}")).into();
+    *SecretScalar::from_bytes(&d).expect("below the order with overwhelming probability").expose()
+}
+
+fn secret_key(label: &str) -> SecretKey {
+    let d: [u8; 32] = Sha256::digest(format!("dlocker test vector/{label}")).into();
+    SecretKey::from_slice(&d).expect("valid")
+}
+
+fn write(dir: &Path, name: &str, v: Value) {
+    let text = serde_json::to_string_pretty(&v).expect("json") + "\n";
+    std::fs::write(dir.join(format!("{name}.json")), text).expect("write");
+}
+
+/// A deterministic 2-of-3 sharing: f(x) = a0 + a1·x.
+fn sharing() -> (Scalar, Vec<Share>, Commitments) {
+    let a0 = scalar("k");
+    let a1 = scalar("a1");
+    let shares = (1u16..=3)
+        .map(|i| Share::new(i, SecretScalar::new(a0 + a1 * Scalar::from(u64::from(i)))).expect("share"))
+        .collect();
+    let comms = Commitments::new(vec![
+        PublicKey::from_affine((ProjectivePoint::GENERATOR * a0).to_affine()).expect("pt"),
+        PublicKey::from_affine((ProjectivePoint::GENERATOR * a1).to_affine()).expect("pt"),
+    ])
+    .expect("commitments");
+    (a0, shares, comms)
+}
+
+fn manifest(comms: &Commitments) -> Manifest {
+    let trustees: Vec<TrusteeEntry> = (1..=3)
+        .map(|i| {
+            let pk = secret_key(&format!("node{i}")).public_key();
+            TrusteeEntry { share_index: i, node_id: node_id(&pk), public_key: pk }
+        })
+        .collect();
+    Manifest::new(ManifestParts {
+        wallet_id: "wallet-vector-1".into(),
+        epoch: 1,
+        threshold: 2,
+        bank_node_id: trustees[0].node_id.clone(),
+        trustees,
+        commitments: comms.clone(),
+        recovery_delay_secs: 86_400,
+        blob_hash: [0xab; 32],
+        created_at: 1_767_225_600,
+        previous: None,
+    })
+    .expect("manifest")
+}
+
+fn main() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("test-vectors");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let (k, shares, comms) = sharing();
+
+    // Share codec.
+    write(&dir, "share-valid", json!({
+        "kind": "share", "expect": "ok",
+        "description": "share index 2 of a 2-of-3 sharing: index u16 BE || value 32 bytes BE",
+        "share": hex::encode(shares[1].encode().as_slice()),
+        "index": 2,
+    }));
+    let mut zero_index = shares[1].encode().to_vec();
+    zero_index[0] = 0;
+    zero_index[1] = 0;
+    write(&dir, "share-zero-index", json!({
+        "kind": "share", "expect": "error",
+        "description": "index 0 is not a share",
+        "share": hex::encode(zero_index),
+    }));
+
+    // Envelope.
+    let node = secret_key("node2");
+    let pk = node.public_key();
+    let ctx = EnvelopeContext { wallet_id: "wallet-vector-1", epoch: 1, share_index: 2, recipient: &pk };
+    let eph = secret_key("ephemeral");
+    let nonce = [7u8; 12];
+    let env = ShareEnvelope::seal_deterministic(&shares[1], &ctx, &eph, nonce).expect("seal");
+    let env_case = |expect: &str, description: &str, wallet: &str, epoch: u64, index: u16| {
+        json!({
+            "kind": "envelope", "expect": expect, "description": description,
+            "recipient_secret": hex::encode(node.to_bytes()),
+            "ephemeral_secret": hex::encode(eph.to_bytes()),
+            "nonce": hex::encode(nonce),
+            "wallet_id": wallet, "epoch": epoch, "share_index": index,
+            "share": hex::encode(shares[1].encode().as_slice()),
+            "envelope": hex::encode(env.encode()),
+        })
+    };
+    write(&dir, "envelope-valid", env_case("ok", "share 2 sealed to node2", "wallet-vector-1", 1, 2));
+    write(&dir, "envelope-wrong-wallet", env_case("error", "opened under another wallet id: AAD mismatch", "wallet-vector-2", 1, 2));
+    write(&dir, "envelope-wrong-epoch", env_case("error", "opened under another epoch: AAD mismatch", "wallet-vector-1", 2, 2));
+
+    // Manifest.
+    let m = manifest(&comms);
+    write(&dir, "manifest-valid", json!({
+        "kind": "manifest", "expect": "ok",
+        "description": "2-of-3 manifest, epoch 1",
+        "manifest": hex::encode(m.encode()),
+        "hash": m.hash().to_string(),
+    }));
+    let mut trailing = m.encode();
+    trailing.push(0);
+    write(&dir, "manifest-trailing-byte", json!({
+        "kind": "manifest", "expect": "error",
+        "description": "a trailing byte makes the encoding non-canonical",
+        "manifest": hex::encode(trailing),
+    }));
+
+    // Receipt statement.
+    let signer = SigningKey::from(secret_key("node2"));
+    let receipt = Receipt {
+        node_id: node_id(&pk),
+        wallet_id: "wallet-vector-1".into(),
+        epoch: 1,
+        share_index: 2,
+        manifest_hash: m.hash(),
+        issued_at: 1_767_225_601,
+    };
+    let signed = Signed::sign(receipt, &signer);
+    let enc = signed.encode();
+    write(&dir, "statement-receipt-valid", json!({
+        "kind": "receipt", "expect": "ok",
+        "description": "receipt signed by node2 (RFC 6979 deterministic ECDSA, low-S)",
+        "signer_secret": hex::encode(node.to_bytes()),
+        "signer_public": hex::encode(encode_public_key(&pk)),
+        "manifest_hash": m.hash().to_string(),
+        "statement": hex::encode(&enc),
+    }));
+    let mut flipped = enc.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 0x01;
+    write(&dir, "statement-receipt-flipped-bit", json!({
+        "kind": "receipt", "expect": "error",
+        "description": "one flipped bit in the body: signature fails",
+        "signer_public": hex::encode(encode_public_key(&pk)),
+        "statement": hex::encode(flipped),
+    }));
+
+    // Bank approval.
+    let bank = SigningKey::from(secret_key("bank-approval"));
+    let approval = BankApproval {
+        bank_node_id: m.bank_node_id().to_owned(),
+        wallet_id: "wallet-vector-1".into(),
+        session_key: secret_key("session-R").public_key(),
+        issued_at: 1_767_300_000,
+        expires_at: 1_767_303_600,
+        approvers: vec!["alice".into(), "bob".into()],
+    };
+    let enc = Signed::sign(approval, &bank).encode();
+    let approval_case = |expect: &str, description: &str, statement: &[u8]| {
+        json!({
+            "kind": "bank-approval", "expect": expect, "description": description,
+            "signer_secret": hex::encode(secret_key("bank-approval").to_bytes()),
+            "signer_public": hex::encode(encode_public_key(&secret_key("bank-approval").public_key())),
+            "session_key": hex::encode(encode_public_key(&secret_key("session-R").public_key())),
+            "statement": hex::encode(statement),
+        })
+    };
+    write(&dir, "statement-bank-approval-valid", approval_case("ok", "approval of wallet-vector-1 towards R by alice and bob", &enc));
+    let mut other_kind = enc.clone();
+    other_kind[1] = 1;
+    write(&dir, "statement-bank-approval-as-receipt-kind", approval_case("error", "kind byte changed: the signature covers the kind", &other_kind));
+
+    // Blob.
+    let ks = SecretScalar::new(k);
+    let b = blob::seal_with_nonce(&ks, "wallet-vector-1", b"correct horse battery staple", [9u8; 12]);
+    write(&dir, "blob-valid", json!({
+        "kind": "blob", "expect": "ok",
+        "description": "wallet data sealed under HKDF(k)",
+        "k": hex::encode(ks.to_bytes().as_slice()),
+        "wallet_id": "wallet-vector-1",
+        "nonce": hex::encode([9u8; 12]),
+        "plaintext": hex::encode(b"correct horse battery staple"),
+        "blob": hex::encode(&b),
+        "hash": hex::encode(blob::hash(&b)),
+    }));
+
+    // Possession proof (randomised: the vector pins verification, not generation).
+    let pnonce = [3u8; 32];
+    let pctx = ProofContext { wallet_id: "wallet-vector-1", epoch: 1, share_index: 2, node_key: &pk, nonce: &pnonce };
+    let proof = PossessionProof::prove(&shares[1], &pctx).expect("prove");
+    let proof_case = |expect: &str, description: &str, nonce: [u8; 32]| {
+        json!({
+            "kind": "possession-proof", "expect": expect, "description": description,
+            "manifest": hex::encode(m.encode()),
+            "node_public": hex::encode(encode_public_key(&pk)),
+            "share_index": 2,
+            "nonce": hex::encode(nonce),
+            "proof": hex::encode(proof.encode()),
+        })
+    };
+    write(&dir, "possession-proof-valid", proof_case("ok", "node2 proves share 2", pnonce));
+    write(&dir, "possession-proof-wrong-nonce", proof_case("error", "replayed under another nonce", [4u8; 32]));
+    println!("wrote {}", dir.display());
+}
