@@ -134,8 +134,8 @@ impl Manifest {
         if n == 0 || n > MAX_TRUSTEES {
             return Err(DecodeError::Invalid("trustee count"));
         }
-        if t == 0 || t > n {
-            return Err(DecodeError::Invalid("threshold"));
+        if t < crate::share::MIN_THRESHOLD || t > n {
+            return Err(DecodeError::Invalid("threshold (2 ≤ t ≤ n)"));
         }
         if self.commitments.threshold() != t {
             return Err(DecodeError::Invalid("commitment count does not equal the threshold"));

@@ -15,6 +15,9 @@ use vsss_rs::{DefaultShare, FeldmanVerifierSet, IdentifierPrimeField, ReadableSh
 type VShare = DefaultShare<IdentifierPrimeField<Scalar>, IdentifierPrimeField<Scalar>>;
 type VVerifier = ValueGroup<ProjectivePoint>;
 
+/// Smallest threshold: with `t = 1` every trustee alone would hold the secret.
+pub const MIN_THRESHOLD: usize = 2;
+
 /// Encoded length of a share: index (u16) ‖ value (32 bytes).
 pub const SHARE_LEN: usize = 34;
 
@@ -22,7 +25,7 @@ pub const SHARE_LEN: usize = 34;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ShareError {
     /// Threshold or trustee count out of range.
-    #[error("invalid policy: need 1 ≤ threshold ≤ trustees ≤ {MAX_TRUSTEES}, got {threshold} of {trustees}")]
+    #[error("invalid policy: need {MIN_THRESHOLD} ≤ threshold ≤ trustees ≤ {MAX_TRUSTEES}, got {threshold} of {trustees}")]
     InvalidPolicy {
         /// t
         threshold: usize,
@@ -183,7 +186,7 @@ pub fn split(
     threshold: usize,
     trustees: usize,
 ) -> Result<(Vec<Share>, Commitments), ShareError> {
-    if threshold == 0 || threshold > trustees || trustees > MAX_TRUSTEES {
+    if threshold < MIN_THRESHOLD || threshold > trustees || trustees > MAX_TRUSTEES {
         return Err(ShareError::InvalidPolicy { threshold, trustees });
     }
     let ids = (1..=trustees as u64).map(|i| IdentifierPrimeField(Scalar::from(i)));
@@ -292,6 +295,7 @@ mod tests {
     fn bad_policy() {
         let k = SecretScalar::random();
         assert!(split(&k, 0, 3).is_err());
+        assert!(split(&k, 1, 3).is_err());
         assert!(split(&k, 4, 3).is_err());
         assert!(split(&k, 2, MAX_TRUSTEES + 1).is_err());
     }

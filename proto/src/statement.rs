@@ -134,7 +134,7 @@ impl<T: StatementBody> Signed<T> {
     /// Decodes, verifies, and requires the signer to be one of `trusted`.
     pub fn decode_trusted(bytes: &[u8], trusted: &[PublicKey]) -> Result<Self, StatementError> {
         let s = Self::decode(bytes)?;
-        if trusted.iter().any(|k| *k == s.signer) {
+        if trusted.contains(&s.signer) {
             Ok(s)
         } else {
             Err(StatementError::UntrustedSigner)

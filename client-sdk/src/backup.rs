@@ -1,0 +1,558 @@
+//! Backup (enrollment): split a fresh secret among the trustees and deposit one share at each.
+//!
+//! Two steps so a retry is safe: [`PreparedBackup::new`] makes every random choice once (the
+//! secret `k`, the shares, the blob, the manifest); [`backup`] deposits it and can be called again
+//! with the same `PreparedBackup` until every trustee has receipted. Trustees that already hold
+//! this exact deposit answer with their stored receipt and are not asked for a passkey again.
+
+use crate::authenticator::OwnerAuthenticator;
+use crate::error::BackupError;
+use crate::transport::{Client, connect, describe_status};
+use crate::trustees::{TrusteeInfo, TrusteeSet};
+use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
+use dlocker_proto::manifest::{Manifest, ManifestHash, ManifestParts, TrusteeEntry, validate_wallet_id};
+use dlocker_proto::pb::{
+    BeginEnrollmentRequest, BeginEnrollmentResponse, FinishEnrollmentRequest, GetBackupStatusRequest,
+};
+use dlocker_proto::secret::SecretScalar;
+use dlocker_proto::share::{Share, split};
+use dlocker_proto::statement::{Receipt, Signed};
+use futures::future::join_all;
+use tonic::Code;
+use webauthn_rs::prelude::CreationChallengeResponse;
+
+/// Largest wallet data accepted: what fits the trustees' default 64 KiB blob bound after the
+/// blob's version byte, nonce and tag.
+pub const MAX_WALLET_DATA_LEN: usize = 64 * 1024 - 1 - 12 - 16;
+
+/// Smallest threshold: a single trustee must never be able to rebuild the secret alone.
+pub const MIN_THRESHOLD: usize = 2;
+
+/// Who must cooperate to recover, and how long a recovery waits before shares are released.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackupPolicy {
+    /// `t`: shares needed to recover (2 ≤ t ≤ number of trustees).
+    pub threshold: u16,
+    /// Seconds between opening a recovery and the first release (time for the owner to cancel).
+    pub recovery_delay_secs: u64,
+}
+
+/// Everything a backup deposits, generated once. `Debug` never shows `k` or the shares.
+pub struct PreparedBackup {
+    k: SecretScalar,
+    shares: Vec<Share>,
+    manifest: Manifest,
+    manifest_encoded: Vec<u8>,
+    manifest_hash: ManifestHash,
+    blob: Vec<u8>,
+}
+
+impl std::fmt::Debug for PreparedBackup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedBackup")
+            .field("wallet_id", &self.manifest.wallet_id())
+            .field("epoch", &self.manifest.epoch())
+            .field("threshold", &self.manifest.threshold())
+            .field("trustees", &self.manifest.trustees().len())
+            .field("manifest_hash", &self.manifest_hash)
+            .field("blob_len", &self.blob.len())
+            .field("secret", &"REDACTED")
+            .field("shares", &"REDACTED")
+            .finish()
+    }
+}
+
+impl PreparedBackup {
+    /// Generates a fresh random secret `k` (never derived from user input: the manifest publishes
+    /// `k·G`), splits it `threshold`-of-n among `trustees` (share `i` to the `i`-th trustee in
+    /// file order), encrypts `wallet_data` under `k` and builds the epoch-1 manifest.
+    pub fn new(
+        trustees: &TrusteeSet,
+        wallet_id: &str,
+        wallet_data: &[u8],
+        policy: BackupPolicy,
+    ) -> Result<Self, BackupError> {
+        validate_wallet_id(wallet_id).map_err(|e| BackupError::InvalidWalletId(e.to_string()))?;
+        let n = trustees.len();
+        let t = usize::from(policy.threshold);
+        // t ≥ 2: no single trustee (not even the bank) may hold enough to rebuild the secret.
+        if t < MIN_THRESHOLD || t > n {
+            return Err(BackupError::InvalidPolicy(format!(
+                "threshold {t} with {n} trustees; need {MIN_THRESHOLD} ≤ threshold ≤ number of trustees"
+            )));
+        }
+        if wallet_data.len() > MAX_WALLET_DATA_LEN {
+            return Err(BackupError::WalletDataTooLarge { len: wallet_data.len(), max: MAX_WALLET_DATA_LEN });
+        }
+        let k = SecretScalar::random();
+        let (shares, commitments) = split(&k, t, n).map_err(|e| BackupError::InvalidPolicy(e.to_string()))?;
+        let blob = dlocker_proto::blob::seal(&k, wallet_id, wallet_data);
+        let entries = trustees
+            .trustees()
+            .iter()
+            .zip(&shares)
+            .map(|(info, share)| TrusteeEntry {
+                share_index: share.index(),
+                node_id: info.node_id.clone(),
+                public_key: info.public_key,
+            })
+            .collect();
+        let manifest = Manifest::new(ManifestParts {
+            wallet_id: wallet_id.to_owned(),
+            epoch: 1,
+            threshold: policy.threshold,
+            trustees: entries,
+            commitments,
+            bank_node_id: trustees.bank().node_id.clone(),
+            recovery_delay_secs: policy.recovery_delay_secs,
+            blob_hash: dlocker_proto::blob::hash(&blob),
+            created_at: dlocker_proto::time::unix_now(),
+            previous: None,
+        })
+        .map_err(|e| BackupError::Internal(format!("manifest: {e}")))?;
+        let manifest_encoded = manifest.encode();
+        let manifest_hash = manifest.hash();
+        Ok(Self { k, shares, manifest, manifest_encoded, manifest_hash, blob })
+    }
+
+    /// The manifest (public; keep it with the wallet to verify and recover).
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+    /// The manifest's canonical encoding (what a manifest file holds).
+    pub fn manifest_bytes(&self) -> &[u8] {
+        &self.manifest_encoded
+    }
+    /// The manifest hash receipts refer to.
+    pub fn manifest_hash(&self) -> ManifestHash {
+        self.manifest_hash
+    }
+    /// The encrypted wallet blob.
+    pub fn blob(&self) -> &[u8] {
+        &self.blob
+    }
+    /// The wallet id.
+    pub fn wallet_id(&self) -> &str {
+        self.manifest.wallet_id()
+    }
+    /// The shared secret (for rotation, which re-splits it).
+    #[allow(dead_code)]
+    pub(crate) fn secret(&self) -> &SecretScalar {
+        &self.k
+    }
+    fn share(&self, index: u16) -> Option<&Share> {
+        self.shares.iter().find(|s| s.index() == index)
+    }
+}
+
+/// One trustee's verified receipt.
+#[derive(Debug, Clone)]
+pub struct TrusteeReceipt {
+    /// Trustee name (from the trustees file).
+    pub name: String,
+    /// Node id.
+    pub node_id: String,
+    /// The share index it holds.
+    pub share_index: u16,
+    /// The receipt, signature checked against the pinned key.
+    pub receipt: Signed<Receipt>,
+}
+
+/// The receipts of a backup, in trustees-file order.
+#[derive(Debug, Clone)]
+pub struct BackupReceipts {
+    /// Wallet.
+    pub wallet_id: String,
+    /// Epoch.
+    pub epoch: u64,
+    /// Manifest hash every receipt refers to.
+    pub manifest_hash: ManifestHash,
+    /// One per trustee that receipted.
+    pub receipts: Vec<TrusteeReceipt>,
+}
+
+/// What [`backup`] is doing, for progress displays. Each trustee gets one `TrusteeStarted` and
+/// then exactly one `TrusteeDone` or `TrusteeFailed`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProgressEvent {
+    /// Work at this trustee began.
+    TrusteeStarted {
+        /// Trustee name.
+        name: String,
+    },
+    /// The authenticator is being asked for a passkey for this trustee.
+    PasskeyRequested {
+        /// Trustee name.
+        name: String,
+    },
+    /// The trustee holds its share and its receipt verified.
+    TrusteeDone {
+        /// Trustee name.
+        name: String,
+        /// Share index held.
+        share_index: u16,
+    },
+    /// The trustee failed; the backup will be incomplete.
+    TrusteeFailed {
+        /// Trustee name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Progress callback type.
+pub type Progress<'a> = &'a (dyn Fn(ProgressEvent) + Sync);
+
+/// Pairs each manifest trustee with its entry in the trustees file, by node id.
+fn plan<'a>(trustees: &'a TrusteeSet, prepared: &PreparedBackup) -> Result<Vec<(&'a TrusteeInfo, u16)>, BackupError> {
+    let entries = prepared.manifest.trustees();
+    if entries.len() != trustees.len() {
+        return Err(BackupError::TrusteesMismatch(format!(
+            "backup has {} trustees, the set has {}",
+            entries.len(),
+            trustees.len()
+        )));
+    }
+    entries
+        .iter()
+        .map(|e| {
+            trustees
+                .by_node_id(&e.node_id)
+                .map(|info| (info, e.share_index))
+                .ok_or_else(|| BackupError::TrusteesMismatch(format!("node {} is not in the trustee set", e.node_id)))
+        })
+        .collect()
+}
+
+/// Checks a receipt: signed by the pinned key, for this node, wallet, epoch, index and manifest.
+pub(crate) fn verify_receipt(
+    info: &TrusteeInfo,
+    share_index: u16,
+    manifest: &Manifest,
+    manifest_hash: ManifestHash,
+    bytes: &[u8],
+) -> Result<Signed<Receipt>, String> {
+    let signed = Signed::<Receipt>::decode_trusted(bytes, &[info.public_key])
+        .map_err(|e| format!("receipt not accepted: {e}"))?;
+    let r = signed.body();
+    let wrong = |what: &str| Err(format!("receipt is for the wrong {what}"));
+    if r.node_id != info.node_id {
+        return wrong("node");
+    }
+    if r.wallet_id != manifest.wallet_id() {
+        return wrong("wallet");
+    }
+    if r.epoch != manifest.epoch() {
+        return wrong("epoch");
+    }
+    if r.share_index != share_index {
+        return wrong("share index");
+    }
+    if r.manifest_hash != manifest_hash {
+        return wrong("manifest");
+    }
+    Ok(signed)
+}
+
+enum Step {
+    /// Already deposited earlier: the stored receipt verified.
+    Done(Signed<Receipt>),
+    /// Needs a passkey and FinishEnrollment.
+    Enroll(Client, BeginEnrollmentResponse),
+}
+
+async fn start(
+    info: &TrusteeInfo,
+    share_index: u16,
+    prepared: &PreparedBackup,
+    user_name: &str,
+) -> Result<Step, String> {
+    let mut c = connect(info).await.map_err(|e| e.to_string())?;
+    let wallet_id = prepared.wallet_id().to_owned();
+    match c.get_backup_status(GetBackupStatusRequest { wallet_id: wallet_id.clone() }).await {
+        Ok(st) => {
+            let st = st.into_inner();
+            if st.manifest_hash.as_slice() == prepared.manifest_hash.0.as_slice() {
+                let r =
+                    verify_receipt(info, share_index, &prepared.manifest, prepared.manifest_hash, &st.receipt_encoded)?;
+                return Ok(Step::Done(r));
+            }
+            return Err(format!(
+                "already holds a different backup of wallet {wallet_id} (epoch {}); it must be rotated, not backed up again",
+                st.epoch
+            ));
+        }
+        Err(s) if s.code() == Code::NotFound => {}
+        Err(s) => return Err(format!("GetBackupStatus: {}", describe_status(&s))),
+    }
+    let begin = c
+        .begin_enrollment(BeginEnrollmentRequest { wallet_id, user_name: user_name.to_owned() })
+        .await
+        .map_err(|s| format!("BeginEnrollment: {}", describe_status(&s)))?
+        .into_inner();
+    Ok(Step::Enroll(c, begin))
+}
+
+async fn finish(
+    info: &TrusteeInfo,
+    share_index: u16,
+    prepared: &PreparedBackup,
+    mut client: Client,
+    ceremony_id: String,
+    credential_json: String,
+) -> Result<Signed<Receipt>, String> {
+    let share = prepared.share(share_index).ok_or("no share for this index")?;
+    let ctx = EnvelopeContext {
+        wallet_id: prepared.wallet_id(),
+        epoch: prepared.manifest.epoch(),
+        share_index,
+        recipient: &info.public_key,
+    };
+    // Sealed to the PINNED key: only the trustee named in the file can open it.
+    let envelope = ShareEnvelope::seal(share, &ctx).map_err(|e| format!("sealing the share: {e}"))?;
+    let resp = client
+        .finish_enrollment(FinishEnrollmentRequest {
+            ceremony_id,
+            credential_json,
+            manifest_encoded: prepared.manifest_encoded.clone(),
+            share_envelope_encoded: envelope.encode(),
+            blob: prepared.blob.clone(),
+        })
+        .await
+        .map_err(|s| format!("FinishEnrollment: {}", describe_status(&s)))?
+        .into_inner();
+    verify_receipt(info, share_index, &prepared.manifest, prepared.manifest_hash, &resp.receipt_encoded)
+}
+
+/// Deposits `prepared` at every trustee and returns the verified receipts.
+///
+/// `BeginEnrollment` runs at all trustees concurrently, then the owner's authenticator registers
+/// one passkey per trustee (sequentially: it may prompt a person), then `FinishEnrollment` runs
+/// concurrently with each share sealed to that trustee's pinned key. Each receipt must be signed by
+/// the pinned key and name this wallet, epoch, share index and manifest.
+///
+/// The backup counts only if every trustee receipts; otherwise [`BackupError::Incomplete`] says
+/// which failed and why, and calling `backup` again with the same `prepared` is safe.
+pub async fn backup(
+    trustees: &TrusteeSet,
+    prepared: &PreparedBackup,
+    user_name: &str,
+    auth: &mut dyn OwnerAuthenticator,
+    progress: Progress<'_>,
+) -> Result<BackupReceipts, BackupError> {
+    let plan = plan(trustees, prepared)?;
+    let name = |i: usize| plan[i].0.name.clone();
+
+    // Phase 1: connect (pinned), skip trustees that already hold this deposit, begin ceremonies.
+    let started = join_all(plan.iter().map(|&(info, idx)| {
+        progress(ProgressEvent::TrusteeStarted { name: info.name.clone() });
+        start(info, idx, prepared, user_name)
+    }))
+    .await;
+
+    let mut outcome: Vec<Option<Result<Signed<Receipt>, String>>> = Vec::with_capacity(plan.len());
+    let mut pending = Vec::new();
+    for (i, step) in started.into_iter().enumerate() {
+        match step {
+            Ok(Step::Done(r)) => outcome.push(Some(Ok(r))),
+            Err(e) => outcome.push(Some(Err(e))),
+            Ok(Step::Enroll(client, begin)) => {
+                outcome.push(None);
+                // Phase 2: passkeys, one at a time.
+                progress(ProgressEvent::PasskeyRequested { name: name(i) });
+                let cred = serde_json::from_str::<CreationChallengeResponse>(&begin.creation_options_json)
+                    .map_err(|e| format!("node sent a malformed passkey challenge: {e}"))
+                    .and_then(|opts| auth.register(opts).map_err(|e| format!("passkey registration: {e}")))
+                    .and_then(|cred| serde_json::to_string(&cred).map_err(|e| format!("encoding the credential: {e}")));
+                match cred {
+                    Ok(json) => pending.push((i, client, begin.ceremony_id, json)),
+                    Err(e) => outcome[i] = Some(Err(e)),
+                }
+            }
+        }
+    }
+
+    // Phase 3: finish concurrently.
+    let finished = join_all(pending.into_iter().map(|(i, client, ceremony, json)| {
+        let (info, idx) = plan[i];
+        async move { (i, finish(info, idx, prepared, client, ceremony, json).await) }
+    }))
+    .await;
+    for (i, r) in finished {
+        outcome[i] = Some(r);
+    }
+
+    let mut receipts = BackupReceipts {
+        wallet_id: prepared.wallet_id().to_owned(),
+        epoch: prepared.manifest.epoch(),
+        manifest_hash: prepared.manifest_hash,
+        receipts: Vec::with_capacity(plan.len()),
+    };
+    let mut failed = Vec::new();
+    for (i, r) in outcome.into_iter().enumerate() {
+        let (info, share_index) = plan[i];
+        match r.unwrap_or_else(|| Err("not attempted".into())) {
+            Ok(receipt) => {
+                progress(ProgressEvent::TrusteeDone { name: info.name.clone(), share_index });
+                receipts.receipts.push(TrusteeReceipt {
+                    name: info.name.clone(),
+                    node_id: info.node_id.clone(),
+                    share_index,
+                    receipt,
+                });
+            }
+            Err(reason) => {
+                progress(ProgressEvent::TrusteeFailed { name: info.name.clone(), reason: reason.clone() });
+                failed.push((info.name.clone(), reason));
+            }
+        }
+    }
+    if failed.is_empty() { Ok(receipts) } else { Err(BackupError::Incomplete { failed, receipts }) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trustees::{Role, TlsFiles};
+    use dlocker_proto::keys::node_id;
+    use k256::SecretKey;
+    use k256::elliptic_curve::Generate;
+
+    fn set(n: usize) -> (TrusteeSet, Vec<SecretKey>) {
+        let keys: Vec<SecretKey> = (0..n).map(|_| SecretKey::generate_from_rng(&mut rand::rng())).collect();
+        let infos = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| TrusteeInfo {
+                name: format!("t{}", i + 1),
+                endpoint: format!("http://127.0.0.1:{}", 7101 + i),
+                public_key: k.public_key(),
+                node_id: node_id(&k.public_key()),
+                role: if i == 1 { Role::Bank } else { Role::Trustee },
+                tls: TlsFiles::default(),
+            })
+            .collect();
+        (TrusteeSet::new(infos).expect("valid set"), keys)
+    }
+
+    const POLICY: BackupPolicy = BackupPolicy { threshold: 3, recovery_delay_secs: 60 };
+
+    /// Apps spawn these on multi-threaded runtimes: the futures must stay `Send`.
+    #[allow(dead_code)]
+    fn futures_are_send(set: &TrusteeSet, p: &PreparedBackup, auth: &mut crate::SoftwareAuthenticator) {
+        fn is_send<T: Send>(_: T) {}
+        is_send(backup(set, p, "user", auth, &|_| {}));
+        is_send(crate::verify_backup(set, p.manifest()));
+    }
+
+    #[test]
+    fn prepared_backup_is_consistent() {
+        let (set, keys) = set(5);
+        let p = PreparedBackup::new(&set, "wallet-1", b"seed words", POLICY).expect("prepare");
+        let m = p.manifest();
+        assert_eq!(Manifest::decode(p.manifest_bytes()).expect("decodes"), *m);
+        assert_eq!(m.hash(), p.manifest_hash());
+        assert_eq!((m.epoch(), m.threshold(), m.trustees().len()), (1, 3, 5));
+        assert_eq!(m.bank_node_id(), set.trustees()[1].node_id);
+        assert_eq!(m.recovery_delay_secs(), 60);
+        assert!(m.previous().is_none());
+        assert_eq!(m.blob_hash(), &dlocker_proto::blob::hash(p.blob()));
+        for (i, (entry, info)) in m.trustees().iter().zip(set.trustees()).enumerate() {
+            assert_eq!(usize::from(entry.share_index), i + 1);
+            assert_eq!(entry.node_id, info.node_id);
+            let share = p.share(entry.share_index).expect("share");
+            m.commitments().verify(share).expect("share verifies");
+            // The envelope we would send opens for that trustee only.
+            let ctx = EnvelopeContext {
+                wallet_id: "wallet-1",
+                epoch: 1,
+                share_index: entry.share_index,
+                recipient: &info.public_key,
+            };
+            let env = ShareEnvelope::seal(share, &ctx).expect("seal");
+            assert!(env.open(&ctx, &keys[i]).is_ok());
+        }
+        // C_0 = k·G, and the blob opens under k.
+        let k = dlocker_proto::share::combine(&p.shares[2..], m.commitments()).expect("combine");
+        assert_eq!(dlocker_proto::blob::open(&k, "wallet-1", p.blob()).expect("open").expose(), b"seed words");
+    }
+
+    #[test]
+    fn each_backup_has_a_fresh_secret() {
+        let (set, _) = set(3);
+        let policy = BackupPolicy { threshold: 2, recovery_delay_secs: 0 };
+        let a = PreparedBackup::new(&set, "w", b"same data", policy).expect("a");
+        let b = PreparedBackup::new(&set, "w", b"same data", policy).expect("b");
+        assert_ne!(a.manifest().commitments().secret_commitment(), b.manifest().commitments().secret_commitment());
+    }
+
+    #[test]
+    fn debug_is_redacted() {
+        let (set, _) = set(3);
+        let p = PreparedBackup::new(
+            &set,
+            "w",
+            b"correct horse battery staple",
+            BackupPolicy { threshold: 2, recovery_delay_secs: 0 },
+        )
+        .expect("prepare");
+        let dbg = format!("{p:?}");
+        assert!(dbg.contains("REDACTED"));
+        assert!(!dbg.contains("horse"));
+        let k_hex = hex::encode(p.secret().to_bytes().as_ref());
+        assert!(!dbg.contains(&k_hex));
+        for s in &p.shares {
+            assert!(!dbg.contains(&hex::encode(s.value().to_bytes().as_ref())));
+        }
+    }
+
+    #[test]
+    fn refuses_bad_input() {
+        let (set, _) = set(3);
+        let ok = BackupPolicy { threshold: 2, recovery_delay_secs: 0 };
+        assert!(matches!(PreparedBackup::new(&set, "", b"x", ok), Err(BackupError::InvalidWalletId(_))));
+        assert!(matches!(PreparedBackup::new(&set, "a b", b"x", ok), Err(BackupError::InvalidWalletId(_))));
+        for t in [0, 1, 4] {
+            let p = BackupPolicy { threshold: t, recovery_delay_secs: 0 };
+            assert!(matches!(PreparedBackup::new(&set, "w", b"x", p), Err(BackupError::InvalidPolicy(_))));
+        }
+        let big = vec![0u8; MAX_WALLET_DATA_LEN + 1];
+        assert!(matches!(PreparedBackup::new(&set, "w", &big, ok), Err(BackupError::WalletDataTooLarge { .. })));
+        assert!(PreparedBackup::new(&set, "w", &big[1..], ok).is_ok());
+    }
+
+    #[test]
+    fn plan_requires_the_same_trustees() {
+        let (a, _) = set(3);
+        let (b, _) = set(3);
+        let p =
+            PreparedBackup::new(&a, "w", b"x", BackupPolicy { threshold: 2, recovery_delay_secs: 0 }).expect("prepare");
+        assert!(plan(&a, &p).is_ok());
+        assert!(matches!(plan(&b, &p), Err(BackupError::TrusteesMismatch(_))));
+    }
+
+    #[test]
+    fn receipt_checks() {
+        let (set, keys) = set(3);
+        let p = PreparedBackup::new(&set, "w", b"x", BackupPolicy { threshold: 2, recovery_delay_secs: 0 })
+            .expect("prepare");
+        let info = &set.trustees()[0];
+        let body = Receipt {
+            node_id: info.node_id.clone(),
+            wallet_id: "w".into(),
+            epoch: 1,
+            share_index: 1,
+            manifest_hash: p.manifest_hash(),
+            issued_at: 1,
+        };
+        let sk = |k: &SecretKey| k256::ecdsa::SigningKey::from(k.clone());
+        let good = Signed::sign(body.clone(), &sk(&keys[0])).encode();
+        assert!(verify_receipt(info, 1, p.manifest(), p.manifest_hash(), &good).is_ok());
+        assert!(verify_receipt(info, 2, p.manifest(), p.manifest_hash(), &good).is_err());
+        let other_signer = Signed::sign(body.clone(), &sk(&keys[1])).encode();
+        assert!(verify_receipt(info, 1, p.manifest(), p.manifest_hash(), &other_signer).is_err());
+        let wrong_hash = Signed::sign(Receipt { manifest_hash: ManifestHash([0; 32]), ..body }, &sk(&keys[0])).encode();
+        assert!(verify_receipt(info, 1, p.manifest(), p.manifest_hash(), &wrong_hash).is_err());
+    }
+}

@@ -1,0 +1,135 @@
+//! One error enum per operation. Each variant says what went wrong *and* what the caller can do
+//! about it; none of them ever carries a secret (a share, `k`, the wallet data or an assertion).
+
+use crate::backup::BackupReceipts;
+use std::path::PathBuf;
+
+/// The trustees file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TrusteesError {
+    /// The file could not be read: check the path and permissions.
+    #[error("cannot read trustees file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown/missing fields: fix the file.
+    #[error("trustees file is not valid: {0}")]
+    Syntax(String),
+    /// The file parsed but describes an unusable set of trustees: fix the named entry.
+    #[error("trustees file is not valid: {0}")]
+    Invalid(String),
+}
+
+/// A trustee node could not be reached or could not be trusted.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The endpoint is not a usable `http://` or `https://` URL: fix the trustees file.
+    #[error("invalid endpoint {endpoint:?}: {reason}")]
+    InvalidEndpoint {
+        /// The endpoint as given.
+        endpoint: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// The TLS settings could not be loaded (missing or bad PEM): fix the paths in the trustees file.
+    #[error("TLS configuration for {endpoint}: {reason}")]
+    Tls {
+        /// The endpoint.
+        endpoint: String,
+        /// Why.
+        reason: String,
+    },
+    /// The node did not answer (down, wrong address, firewall, TLS handshake failed): retry later
+    /// or check that the node is running.
+    #[error("cannot reach {endpoint}: {reason}")]
+    Unreachable {
+        /// The endpoint.
+        endpoint: String,
+        /// Why.
+        reason: String,
+    },
+    /// The node answered with a different identity key than the one pinned in the trustees
+    /// file. Do NOT use this node: either the file is stale or something is impersonating it.
+    #[error("node {name} at {endpoint} presents key {presented}, not the pinned key {pinned}")]
+    KeyMismatch {
+        /// Trustee name from the file.
+        name: String,
+        /// The endpoint.
+        endpoint: String,
+        /// Pinned key (abbreviated hex).
+        pinned: String,
+        /// Presented key (abbreviated hex).
+        presented: String,
+    },
+    /// The node answered `GetInfo` with something unusable.
+    #[error("node at {endpoint} sent an invalid descriptor: {reason}")]
+    BadDescriptor {
+        /// The endpoint.
+        endpoint: String,
+        /// Why.
+        reason: String,
+    },
+    /// The node answered `GetInfo` with an error status.
+    #[error("node at {endpoint} refused GetInfo: {reason}")]
+    Rpc {
+        /// The endpoint.
+        endpoint: String,
+        /// The status, described.
+        reason: String,
+    },
+}
+
+/// The passkey ceremony failed on the owner's side.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// The node's challenge could not be parsed: the node and SDK disagree on the format.
+    #[error("malformed passkey challenge: {0}")]
+    MalformedChallenge(String),
+    /// The authenticator refused or failed (user cancelled, no matching credential, ...):
+    /// ask the owner to try again.
+    #[error("authenticator failed: {0}")]
+    Authenticator(String),
+}
+
+/// A backup could not be prepared or did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    /// The wallet id is not acceptable (1–64 characters from `A-Z a-z 0-9 . _ : -`).
+    #[error("invalid wallet id: {0}")]
+    InvalidWalletId(String),
+    /// The threshold does not fit the trustee set (need 2 ≤ t ≤ n ≤ 32): choose another policy.
+    #[error("invalid policy: {0}")]
+    InvalidPolicy(String),
+    /// The wallet data is larger than trustees accept: store less (or a key to it).
+    #[error("wallet data is {len} bytes; at most {max} bytes can be backed up")]
+    WalletDataTooLarge {
+        /// Given length.
+        len: usize,
+        /// Limit.
+        max: usize,
+    },
+    /// The prepared backup was made for a different trustee set than the one given.
+    #[error("the prepared backup does not match this trustee set: {0}")]
+    TrusteesMismatch(String),
+    /// Internal failure building the backup (a bug, not an input problem).
+    #[error("could not build the backup: {0}")]
+    Internal(String),
+    /// Some trustees did not receipt the deposit. The backup does NOT count yet. Call
+    /// [`crate::backup`] again with the same `PreparedBackup` once the failures are fixed:
+    /// trustees that already hold it return their stored receipt.
+    #[error("backup incomplete: {} of {} trustees failed ({})", failed.len(), failed.len() + receipts.receipts.len(), describe_failed(failed))]
+    Incomplete {
+        /// `(trustee name, reason)` for every trustee that failed.
+        failed: Vec<(String, String)>,
+        /// The verified receipts collected so far.
+        receipts: BackupReceipts,
+    },
+}
+
+fn describe_failed(failed: &[(String, String)]) -> String {
+    failed.iter().map(|(n, r)| format!("{n}: {r}")).collect::<Vec<_>>().join("; ")
+}

@@ -1,0 +1,42 @@
+//! dLocker client SDK: what a wallet app links to back up a wallet secret across independent
+//! trustee nodes, check the backup is still healthy and (next) recover it.
+//!
+//! The surface is small on purpose:
+//! - [`TrusteeSet`]: the trustees and their *pinned* identity keys (a TOML file);
+//! - [`PreparedBackup::new`] + [`backup`]: split a fresh random secret `t`-of-`n`, encrypt the
+//!   wallet data under it, deposit one share per trustee, collect verified receipts;
+//! - [`verify_backup`]: every trustee proves it still holds a good share;
+//! - [`OwnerAuthenticator`]: the owner's passkey, supplied by the app
+//!   ([`SoftwareAuthenticator`] is for tests and demos only).
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use dlocker_sdk::{BackupPolicy, PreparedBackup, SoftwareAuthenticator, TrusteeSet};
+//! let trustees = TrusteeSet::load("trustees.toml")?;
+//! let policy = BackupPolicy { threshold: 3, recovery_delay_secs: 86_400 };
+//! let prepared = PreparedBackup::new(&trustees, "wallet-42", b"seed words", policy)?;
+//! let mut auth = SoftwareAuthenticator::new(); // a platform passkey in a real app
+//! let receipts = dlocker_sdk::backup(&trustees, &prepared, "alice", &mut auth, &|_| {}).await?;
+//! assert_eq!(receipts.receipts.len(), trustees.len());
+//! let report = dlocker_sdk::verify_backup(&trustees, prepared.manifest()).await;
+//! assert!(report.all_healthy());
+//! # Ok(()) }
+//! ```
+#![warn(missing_docs)]
+
+pub mod authenticator;
+pub mod backup;
+pub mod error;
+pub mod transport;
+pub mod trustees;
+pub mod verify;
+
+pub use authenticator::{OwnerAuthenticator, SoftwareAuthenticator};
+pub use backup::{BackupPolicy, BackupReceipts, PreparedBackup, ProgressEvent, TrusteeReceipt, backup};
+pub use error::{AuthError, BackupError, ConnectError, TrusteesError};
+pub use transport::{NodeInfo, connect, node_info};
+pub use trustees::{Role, TlsFiles, TrusteeInfo, TrusteeSet};
+pub use verify::{ShareStatus, TrusteeHealth, VerifyReport, verify_backup};
+
+/// The protocol crate, re-exported so apps use the same `Manifest` and key types.
+pub use dlocker_proto as proto;

@@ -1,0 +1,200 @@
+//! Reaching trustee nodes: gRPC channels with timeouts and (m)TLS, and the pinned-key check.
+//!
+//! The `GetInfo` key check is an early, clear failure for a stale trustees file or a node that is
+//! not who it should be. It is not what makes the protocol safe on a plaintext channel: that is
+//! sealing shares to, and verifying receipts and proofs against, the *pinned* keys.
+
+use crate::error::ConnectError;
+use crate::trustees::{TlsFiles, TrusteeInfo, check_endpoint};
+use dlocker_proto::keys::{decode_public_key, node_id, public_key_hex};
+use dlocker_proto::pb::trustee_client::TrusteeClient;
+use dlocker_proto::pb::{GetInfoRequest, NodeDescriptor};
+use k256::PublicKey;
+use serde::Serialize;
+use std::time::Duration;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tonic::{Code, Status};
+
+/// How long to wait for a TCP (and TLS) connection.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long any single RPC may take.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest message the SDK accepts from a node (matches the node's default bound).
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
+/// A trustee client whose identity key has been checked against the pinned key.
+pub type Client = TrusteeClient<Channel>;
+
+/// A node's self-description, as `GetInfo` returns it (NOT trusted: compare with a pinned key).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeInfo {
+    /// Node id (derived from the key by the node; re-derived and checked here).
+    pub node_id: String,
+    /// Display name.
+    pub name: String,
+    /// Advertised endpoint.
+    pub endpoint: String,
+    /// Identity key (hex, SEC1 compressed).
+    pub public_key: String,
+    /// `"trustee"` or `"bank"`.
+    pub role: String,
+    /// Protocol version, e.g. `dlocker/v1`.
+    pub protocol_version: String,
+    /// Bank approval key (hex), bank nodes only.
+    pub bank_approval_key: Option<String>,
+}
+
+impl NodeInfo {
+    fn from_descriptor(endpoint: &str, d: NodeDescriptor) -> Result<(Self, PublicKey), ConnectError> {
+        let bad =
+            |reason: &str| ConnectError::BadDescriptor { endpoint: endpoint.to_owned(), reason: reason.to_owned() };
+        let key =
+            decode_public_key(&d.public_key).map_err(|_| bad("public key is not a SEC1 compressed secp256k1 point"))?;
+        if d.node_id != node_id(&key) {
+            return Err(bad("node id does not match its public key"));
+        }
+        let bank_approval_key = if d.bank_approval_key.is_empty() {
+            None
+        } else {
+            Some(public_key_hex(&decode_public_key(&d.bank_approval_key).map_err(|_| bad("bank approval key"))?))
+        };
+        let info = Self {
+            node_id: d.node_id,
+            name: d.name,
+            endpoint: d.endpoint,
+            public_key: public_key_hex(&key),
+            role: d.role,
+            protocol_version: d.protocol_version,
+            bank_approval_key,
+        };
+        Ok((info, key))
+    }
+}
+
+/// Describes a gRPC status for a person: the code's name and the node's message.
+pub fn describe_status(s: &Status) -> String {
+    let what = match s.code() {
+        Code::Unavailable => "node unavailable",
+        Code::DeadlineExceeded => "timed out",
+        Code::InvalidArgument => "rejected (invalid argument)",
+        Code::NotFound => "not found",
+        Code::AlreadyExists => "already exists",
+        Code::PermissionDenied => "permission denied",
+        Code::Unauthenticated => "unauthenticated",
+        Code::FailedPrecondition => "not possible yet",
+        Code::ResourceExhausted => "limit exceeded",
+        Code::DataLoss => "data loss",
+        Code::Unimplemented => "not supported by this node",
+        Code::Cancelled => "cancelled",
+        _ => "error",
+    };
+    let msg = s.message().lines().next().unwrap_or("").trim();
+    if msg.is_empty() { what.to_owned() } else { format!("{what}: {msg}") }
+}
+
+fn read_pem(endpoint: &str, what: &str, path: &std::path::Path) -> Result<Vec<u8>, ConnectError> {
+    std::fs::read(path).map_err(|e| ConnectError::Tls {
+        endpoint: endpoint.to_owned(),
+        reason: format!("cannot read {what} {}: {e}", path.display()),
+    })
+}
+
+/// Opens a channel to `endpoint` (connect and request timeouts; TLS for `https://`).
+/// Does not check who answers: use [`connect`] for that.
+pub async fn open_channel(endpoint: &str, tls: &TlsFiles) -> Result<Channel, ConnectError> {
+    let invalid = |reason: String| ConnectError::InvalidEndpoint { endpoint: endpoint.to_owned(), reason };
+    let url = check_endpoint(endpoint).map_err(invalid)?;
+    let mut ep = Endpoint::from_shared(endpoint.to_owned())
+        .map_err(|e| invalid(e.to_string()))?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(REQUEST_TIMEOUT)
+        .tcp_nodelay(true);
+    if url.scheme() == "https" {
+        let mut cfg = ClientTlsConfig::new();
+        if let Some(host) = url.host_str() {
+            cfg = cfg.domain_name(host.trim_start_matches('[').trim_end_matches(']'));
+        }
+        match &tls.ca_cert {
+            Some(ca) => cfg = cfg.ca_certificate(Certificate::from_pem(read_pem(endpoint, "CA certificate", ca)?)),
+            None => {
+                return Err(ConnectError::Tls {
+                    endpoint: endpoint.to_owned(),
+                    reason: "https endpoint without ca_cert (set ca_cert in the trustees file)".into(),
+                });
+            }
+        }
+        if let (Some(cert), Some(key)) = (&tls.client_cert, &tls.client_key) {
+            let cert = read_pem(endpoint, "client certificate", cert)?;
+            let key = read_pem(endpoint, "client key", key)?;
+            cfg = cfg.identity(Identity::from_pem(cert, key));
+        }
+        ep = ep
+            .tls_config(cfg)
+            .map_err(|e| ConnectError::Tls { endpoint: endpoint.to_owned(), reason: e.to_string() })?;
+    }
+    ep.connect().await.map_err(|e| ConnectError::Unreachable { endpoint: endpoint.to_owned(), reason: error_chain(&e) })
+}
+
+/// The innermost message of an error chain ("Connection refused", not "transport error").
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let t = s.to_string();
+        if !t.trim().is_empty() {
+            msg = t;
+        }
+        cur = s.source();
+    }
+    msg
+}
+
+/// `02f95a8a…b51c`: enough of a key to tell two apart in a message.
+fn abbreviate(hex: &str) -> String {
+    match (hex.get(..8), hex.get(hex.len().saturating_sub(4)..)) {
+        (Some(a), Some(b)) if hex.len() > 12 => format!("{a}…{b}"),
+        _ => hex.to_owned(),
+    }
+}
+
+pub(crate) fn client(channel: Channel) -> Client {
+    TrusteeClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+}
+
+async fn get_info(client: &mut Client, endpoint: &str) -> Result<(NodeInfo, PublicKey), ConnectError> {
+    let d = client.get_info(GetInfoRequest {}).await.map_err(|s| match s.code() {
+        Code::Unavailable | Code::DeadlineExceeded => {
+            ConnectError::Unreachable { endpoint: endpoint.to_owned(), reason: describe_status(&s) }
+        }
+        _ => ConnectError::Rpc { endpoint: endpoint.to_owned(), reason: describe_status(&s) },
+    })?;
+    NodeInfo::from_descriptor(endpoint, d.into_inner())
+}
+
+/// Connects to a trustee and checks that it presents the pinned identity key.
+pub async fn connect(info: &TrusteeInfo) -> Result<Client, ConnectError> {
+    let mut c = client(open_channel(&info.endpoint, &info.tls).await?);
+    let (_, key) = get_info(&mut c, &info.endpoint).await?;
+    if key != info.public_key {
+        return Err(ConnectError::KeyMismatch {
+            name: info.name.clone(),
+            endpoint: info.endpoint.clone(),
+            pinned: abbreviate(&public_key_hex(&info.public_key)),
+            presented: abbreviate(&public_key_hex(&key)),
+        });
+    }
+    Ok(c)
+}
+
+/// Asks a node who it is, without any pinning (for display by operators).
+pub async fn node_info(endpoint: &str) -> Result<NodeInfo, ConnectError> {
+    node_info_with_tls(endpoint, &TlsFiles::default()).await
+}
+
+/// [`node_info`] for an `https://` endpoint with TLS settings.
+pub async fn node_info_with_tls(endpoint: &str, tls: &TlsFiles) -> Result<NodeInfo, ConnectError> {
+    let mut c = client(open_channel(endpoint, tls).await?);
+    get_info(&mut c, endpoint).await.map(|(i, _)| i)
+}

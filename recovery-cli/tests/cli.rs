@@ -1,0 +1,105 @@
+//! Runs the real `dlocker` binary.
+
+use std::process::Command;
+
+fn dlocker() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_dlocker"));
+    c.env_remove("RUST_LOG");
+    c
+}
+
+#[test]
+fn demo_backs_up_and_verifies_on_a_local_cluster() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("demo");
+    let out = dlocker().args(["demo", "--dir"]).arg(&dir).output().expect("run dlocker demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "demo failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    for line in [
+        "[1/6] Starting 5 trustee nodes",
+        "all 5 nodes serving and presenting their pinned keys",
+        "5 of 5 receipts verified",
+        "5 of 5 trustees healthy, threshold 3 — recoverable",
+        "5 nodes stopped cleanly",
+        "Demo complete",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
+    }
+    // The demo leaves a usable trustees file and manifest behind.
+    let trustees = std::fs::read_to_string(dir.join("trustees.toml")).expect("trustees file");
+    assert_eq!(trustees.lines().filter(|l| *l == "[[trustee]]").count(), 5);
+    let manifests: Vec<_> = std::fs::read_dir(&dir)
+        .expect("read dir")
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "manifest"))
+        .collect();
+    assert_eq!(manifests.len(), 1);
+
+    // A second demo into the same directory refuses to overwrite node data.
+    let again = dlocker().args(["demo", "--dir"]).arg(&dir).output().expect("run again");
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).starts_with("error: "));
+
+    // With the demo's nodes stopped, verification fails, naming the trustees, in one error line.
+    let manifest = manifests[0].path();
+    let out = dlocker()
+        .args(["backup", "verify", "--trustees"])
+        .arg(dir.join("trustees.toml"))
+        .arg("--manifest")
+        .arg(&manifest)
+        .arg("--json")
+        .output()
+        .expect("run verify");
+    assert!(!out.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
+    assert_eq!(report["entries"].as_array().map(Vec::len), Some(5));
+    assert_eq!(report["entries"][0]["status"], "unhealthy");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().filter(|l| l.starts_with("error: ")).count(), 1, "{stderr}");
+    assert!(stderr.contains("5 of 5 trustees unhealthy"), "{stderr}");
+}
+
+#[test]
+fn demo_json_summary() {
+    let out = dlocker().args(["demo", "--nodes", "3", "--threshold", "2", "--json"]).output().expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is only the JSON summary");
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["nodes"], 3);
+    assert_eq!(v["receipts"].as_array().map(Vec::len), Some(3));
+    assert_eq!(v["verify"]["entries"][2]["status"], "healthy");
+    assert!(v["dir"].is_null(), "temporary directory is removed without --keep");
+}
+
+#[test]
+fn node_info_on_a_dead_port_fails_with_one_error_line() {
+    let out = dlocker().args(["node", "info", "--node", "http://127.0.0.1:1"]).output().expect("run");
+    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(lines[0].starts_with("error: cannot reach http://127.0.0.1:1"), "{stderr}");
+    assert_eq!(lines.iter().filter(|l| l.starts_with("error:")).count(), 1, "{stderr}");
+    assert!(lines.len() <= 2 && lines.get(1).is_none_or(|l| l.starts_with("hint: ")), "{stderr}");
+}
+
+#[test]
+fn bad_inputs_fail_cleanly() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let bad = tmp.path().join("trustees.toml");
+    std::fs::write(&bad, "[[trustee]]\nname = \"x\"\n").expect("write");
+    for args in [
+        vec!["cluster", "health", "--trustees", bad.to_str().unwrap_or_default()],
+        vec!["cluster", "health", "--trustees", "/nonexistent/trustees.toml"],
+        vec!["node", "info", "--node", "ftp://example"],
+        vec!["demo", "--nodes", "2", "--threshold", "3"],
+    ] {
+        let out = dlocker().args(&args).output().expect("run");
+        assert!(!out.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().filter(|l| l.starts_with("error:")).count(), 1, "{args:?}: {stderr}");
+    }
+}

@@ -1,0 +1,738 @@
+//! Node configuration: `DIR/config.toml`.
+//!
+//! The file is parsed into [`RawConfig`] (plain serde, unknown keys refused) and converted once,
+//! with every check, into the typed [`NodeConfig`] the rest of the node uses. Nothing downstream
+//! re-validates: if a `NodeConfig` exists, its values are usable.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use url::Url;
+
+/// The config file's name inside the data directory.
+pub const CONFIG_FILE: &str = "config.toml";
+
+/// Defaults, shared by `init` and by optional keys that an older config may lack.
+pub mod defaults {
+    /// Largest gRPC message accepted (256 KiB).
+    pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+    /// Largest encrypted wallet blob accepted (64 KiB).
+    pub const MAX_BLOB_BYTES: usize = 64 * 1024;
+    /// Longest WebAuthn user name.
+    pub const MAX_USER_NAME_LEN: usize = 64;
+    /// How long a passkey ceremony stays open.
+    pub const CEREMONY_TTL_SECS: u64 = 300;
+    /// Most passkey ceremonies open at once (each costs a little disk until it expires).
+    pub const MAX_PENDING_CEREMONIES: usize = 10_000;
+    /// Most trustees in a manifest this node accepts.
+    pub const MAX_TRUSTEES: usize = dlocker_proto::MAX_TRUSTEES;
+    /// WebAuthn relying party id.
+    pub const RP_ID: &str = "localhost";
+    /// WebAuthn relying party display name.
+    pub const RP_NAME: &str = "dLocker";
+    /// WebAuthn allowed origin.
+    pub const ORIGIN: &str = "https://localhost";
+}
+
+/// Longest node display name.
+pub const MAX_NAME_LEN: usize = 64;
+/// The gRPC message size must leave this much room around the largest blob (manifest, envelope,
+/// credential JSON, protobuf framing).
+pub const MESSAGE_OVERHEAD_BYTES: usize = 32 * 1024;
+
+/// Why a config was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Not valid TOML for this schema.
+    #[error("{path} is not a valid node config: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        message: String,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("config: {field}: {reason}")]
+    Invalid {
+        /// The key, e.g. `limits.max_blob_bytes`.
+        field: &'static str,
+        /// What is wrong and what is allowed.
+        reason: String,
+    },
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field,
+        reason: reason.into(),
+    }
+}
+
+/// A node's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// An independent trustee institution.
+    Trustee,
+    /// The bank's own node (issue #3 adds the approval key and staff service).
+    Bank,
+}
+
+impl Role {
+    /// The wire and config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Trustee => "trustee",
+            Role::Bank => "bank",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "trustee" => Ok(Role::Trustee),
+            "bank" => Ok(Role::Bank),
+            _ => Err(invalid(
+                "node.role",
+                format!("{s:?} is not \"trustee\" or \"bank\""),
+            )),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw (as written in the file)
+
+/// `config.toml` as written: plain values, no checks beyond types.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// `[node]`
+    pub node: RawNode,
+    /// `[limits]` (every key optional)
+    #[serde(default)]
+    pub limits: RawLimits,
+    /// `[webauthn]`
+    pub webauthn: RawWebauthn,
+    /// `[tls]` (absent = plaintext h2c)
+    #[serde(default)]
+    pub tls: Option<RawTls>,
+}
+
+/// `[node]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNode {
+    /// Display name.
+    pub name: String,
+    /// `"trustee"` or `"bank"`.
+    pub role: String,
+    /// Socket address to bind.
+    pub listen: String,
+    /// Advertised endpoint URL.
+    pub endpoint: String,
+}
+
+/// `[limits]`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    /// Largest gRPC message.
+    pub max_message_bytes: Option<usize>,
+    /// Largest wallet blob.
+    pub max_blob_bytes: Option<usize>,
+    /// Longest WebAuthn user name.
+    pub max_user_name_len: Option<usize>,
+    /// Passkey ceremony lifetime.
+    pub ceremony_ttl_secs: Option<u64>,
+    /// Most open ceremonies.
+    pub max_pending_ceremonies: Option<usize>,
+    /// Most trustees per manifest.
+    pub max_trustees: Option<usize>,
+}
+
+/// `[webauthn]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWebauthn {
+    /// Relying party id.
+    pub rp_id: String,
+    /// Relying party name.
+    #[serde(default)]
+    pub rp_name: Option<String>,
+    /// Allowed origins.
+    pub origins: Vec<String>,
+}
+
+/// `[tls]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    /// PEM certificate chain (relative to the data directory unless absolute).
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+    /// PEM CA bundle; when set, clients must present a certificate it signed.
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Typed
+
+/// A validated node configuration.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// The data directory it was loaded from (TLS paths are resolved against it).
+    pub data_dir: PathBuf,
+    /// Display name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// Bind address.
+    pub listen: SocketAddr,
+    /// Advertised endpoint as configured, without a trailing `/` (`http://` without TLS,
+    /// `https://` with).
+    pub endpoint: String,
+    /// Input bounds.
+    pub limits: Limits,
+    /// Passkey relying party.
+    pub webauthn: WebauthnSettings,
+    /// TLS, when configured.
+    pub tls: Option<TlsSettings>,
+}
+
+/// Input bounds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest gRPC message (decoding limit).
+    pub max_message_bytes: usize,
+    /// Largest encrypted wallet blob.
+    pub max_blob_bytes: usize,
+    /// Longest WebAuthn user name (bytes).
+    pub max_user_name_len: usize,
+    /// Passkey ceremony lifetime.
+    pub ceremony_ttl_secs: u64,
+    /// Most open ceremonies.
+    pub max_pending_ceremonies: usize,
+    /// Most trustees in a manifest.
+    pub max_trustees: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: defaults::MAX_MESSAGE_BYTES,
+            max_blob_bytes: defaults::MAX_BLOB_BYTES,
+            max_user_name_len: defaults::MAX_USER_NAME_LEN,
+            ceremony_ttl_secs: defaults::CEREMONY_TTL_SECS,
+            max_pending_ceremonies: defaults::MAX_PENDING_CEREMONIES,
+            max_trustees: defaults::MAX_TRUSTEES,
+        }
+    }
+}
+
+/// The WebAuthn relying party.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebauthnSettings {
+    /// Relying party id (a registrable domain of every origin).
+    pub rp_id: String,
+    /// Display name.
+    pub rp_name: String,
+    /// Allowed origins (at least one).
+    pub origins: Vec<Url>,
+}
+
+/// TLS files, resolved to absolute paths.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// Certificate chain (PEM).
+    pub cert: PathBuf,
+    /// Private key (PEM).
+    pub key: PathBuf,
+    /// Client CA (PEM); `Some` means mutual TLS is required.
+    pub client_ca: Option<PathBuf>,
+}
+
+impl NodeConfig {
+    /// Loads and validates `dir/config.toml`.
+    pub fn load(dir: &Path) -> Result<NodeConfig, ConfigError> {
+        let path = dir.join(CONFIG_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        Self::from_toml(&text, dir).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse { path, message },
+            other => other,
+        })
+    }
+
+    /// Parses and validates config text; `dir` anchors relative paths.
+    pub fn from_toml(text: &str, dir: &Path) -> Result<NodeConfig, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: dir.join(CONFIG_FILE),
+            message: e.message().to_owned(),
+        })?;
+        let mut cfg = NodeConfig::try_from(raw)?;
+        cfg.data_dir = dir.to_path_buf();
+        if let Some(tls) = &mut cfg.tls {
+            tls.cert = dir.join(&tls.cert);
+            tls.key = dir.join(&tls.key);
+            tls.client_ca = tls.client_ca.as_ref().map(|p| dir.join(p));
+        }
+        Ok(cfg)
+    }
+
+    /// Where the sled database lives.
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("db")
+    }
+}
+
+impl TryFrom<RawConfig> for NodeConfig {
+    type Error = ConfigError;
+
+    fn try_from(raw: RawConfig) -> Result<Self, Self::Error> {
+        let name = raw.node.name.trim().to_owned();
+        if name.is_empty() || name.len() > MAX_NAME_LEN || name.chars().any(char::is_control) {
+            return Err(invalid(
+                "node.name",
+                format!("must be 1–{MAX_NAME_LEN} printable characters"),
+            ));
+        }
+        let role: Role = raw.node.role.parse()?;
+        let listen: SocketAddr = raw.node.listen.parse().map_err(|_| {
+            invalid(
+                "node.listen",
+                format!(
+                    "{:?} is not a socket address like 127.0.0.1:7101",
+                    raw.node.listen
+                ),
+            )
+        })?;
+        let endpoint = Url::parse(&raw.node.endpoint).map_err(|e| {
+            invalid(
+                "node.endpoint",
+                format!("{:?} is not a URL: {e}", raw.node.endpoint),
+            )
+        })?;
+        let want_scheme = if raw.tls.is_some() { "https" } else { "http" };
+        if endpoint.scheme() != want_scheme {
+            return Err(invalid(
+                "node.endpoint",
+                format!(
+                    "must use {want_scheme}:// because TLS is {}",
+                    if raw.tls.is_some() { "on" } else { "off" }
+                ),
+            ));
+        }
+        if endpoint.host_str().is_none() || endpoint.port_or_known_default().is_none() {
+            return Err(invalid(
+                "node.endpoint",
+                "needs a host and port, e.g. http://127.0.0.1:7101",
+            ));
+        }
+        let endpoint = raw.node.endpoint.trim().trim_end_matches('/').to_owned();
+
+        let limits = limits_from(&raw.limits)?;
+        let webauthn = webauthn_from(raw.webauthn)?;
+        let tls = raw.tls.map(|t| TlsSettings {
+            cert: t.cert,
+            key: t.key,
+            client_ca: t.client_ca,
+        });
+
+        Ok(NodeConfig {
+            data_dir: PathBuf::new(),
+            name,
+            role,
+            listen,
+            endpoint,
+            limits,
+            webauthn,
+            tls,
+        })
+    }
+}
+
+fn in_range<T: PartialOrd + std::fmt::Display + Copy>(
+    field: &'static str,
+    value: Option<T>,
+    default: T,
+    min: T,
+    max: T,
+) -> Result<T, ConfigError> {
+    let v = value.unwrap_or(default);
+    if v < min || v > max {
+        return Err(invalid(field, format!("{v} is outside {min}..={max}")));
+    }
+    Ok(v)
+}
+
+fn limits_from(raw: &RawLimits) -> Result<Limits, ConfigError> {
+    let max_message_bytes = in_range(
+        "limits.max_message_bytes",
+        raw.max_message_bytes,
+        defaults::MAX_MESSAGE_BYTES,
+        MESSAGE_OVERHEAD_BYTES + 1,
+        64 * 1024 * 1024,
+    )?;
+    let max_blob_bytes = in_range(
+        "limits.max_blob_bytes",
+        raw.max_blob_bytes,
+        defaults::MAX_BLOB_BYTES,
+        1,
+        48 * 1024 * 1024,
+    )?;
+    if max_blob_bytes + MESSAGE_OVERHEAD_BYTES > max_message_bytes {
+        return Err(invalid(
+            "limits.max_blob_bytes",
+            format!(
+                "{max_blob_bytes} does not fit in max_message_bytes {max_message_bytes} (leave {MESSAGE_OVERHEAD_BYTES} bytes for the rest of the request)"
+            ),
+        ));
+    }
+    Ok(Limits {
+        max_message_bytes,
+        max_blob_bytes,
+        max_user_name_len: in_range(
+            "limits.max_user_name_len",
+            raw.max_user_name_len,
+            defaults::MAX_USER_NAME_LEN,
+            1,
+            256,
+        )?,
+        ceremony_ttl_secs: in_range(
+            "limits.ceremony_ttl_secs",
+            raw.ceremony_ttl_secs,
+            defaults::CEREMONY_TTL_SECS,
+            30,
+            3600,
+        )?,
+        max_pending_ceremonies: in_range(
+            "limits.max_pending_ceremonies",
+            raw.max_pending_ceremonies,
+            defaults::MAX_PENDING_CEREMONIES,
+            1,
+            1_000_000,
+        )?,
+        max_trustees: in_range(
+            "limits.max_trustees",
+            raw.max_trustees,
+            defaults::MAX_TRUSTEES,
+            1,
+            dlocker_proto::MAX_TRUSTEES,
+        )?,
+    })
+}
+
+/// Whether `origin` may be used with relying party id `rp_id` (the WebAuthn rule: the origin's
+/// host is the rp id or a subdomain of it).
+pub fn origin_matches_rp_id(origin: &Url, rp_id: &str) -> bool {
+    origin
+        .domain()
+        .map(|d| d == rp_id || d.ends_with(&format!(".{rp_id}")))
+        .unwrap_or(false)
+}
+
+fn webauthn_from(raw: RawWebauthn) -> Result<WebauthnSettings, ConfigError> {
+    let rp_id = raw.rp_id.trim().to_owned();
+    if rp_id.is_empty()
+        || rp_id.len() > 253
+        || !rp_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+    {
+        return Err(invalid(
+            "webauthn.rp_id",
+            "must be a domain name such as \"bank.example\"",
+        ));
+    }
+    let rp_name = raw.rp_name.unwrap_or_else(|| defaults::RP_NAME.to_owned());
+    if rp_name.is_empty() || rp_name.len() > MAX_NAME_LEN || rp_name.chars().any(char::is_control) {
+        return Err(invalid(
+            "webauthn.rp_name",
+            format!("must be 1–{MAX_NAME_LEN} printable characters"),
+        ));
+    }
+    if raw.origins.is_empty() {
+        return Err(invalid(
+            "webauthn.origins",
+            "list at least one origin, e.g. \"https://bank.example\"",
+        ));
+    }
+    let mut origins = Vec::with_capacity(raw.origins.len());
+    for o in &raw.origins {
+        let url = Url::parse(o)
+            .map_err(|e| invalid("webauthn.origins", format!("{o:?} is not a URL: {e}")))?;
+        if !matches!(url.scheme(), "https" | "http") {
+            return Err(invalid(
+                "webauthn.origins",
+                format!("{o:?} must be an https:// origin"),
+            ));
+        }
+        if !origin_matches_rp_id(&url, &rp_id) {
+            return Err(invalid(
+                "webauthn.origins",
+                format!("{o:?} is not on rp_id {rp_id:?} or a subdomain of it"),
+            ));
+        }
+        origins.push(url);
+    }
+    Ok(WebauthnSettings {
+        rp_id,
+        rp_name,
+        origins,
+    })
+}
+
+/// Renders a documented `config.toml`, as `trustee-node init` writes it.
+pub fn render_config_toml(
+    name: &str,
+    role: Role,
+    listen: SocketAddr,
+    endpoint: &str,
+    rp_id: &str,
+    origins: &[String],
+) -> String {
+    // Values go through toml's own string encoding so a name with quotes stays valid TOML.
+    let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
+    let origins = origins.iter().map(|o| q(o)).collect::<Vec<_>>().join(", ");
+    format!(
+        r#"# dLocker trustee node configuration, written by `trustee-node init`.
+# Paths are relative to this file's directory. Restart the node after editing.
+
+[node]
+# Display name, shown by GetInfo and in the trustees file.
+name = {name}
+# "trustee" (an independent institution) or "bank" (the bank's own node).
+role = {role}
+# Socket address to bind.
+listen = {listen}
+# The URL clients use to reach this node, advertised by GetInfo.
+# Use https:// when the [tls] section is enabled, http:// otherwise.
+endpoint = {endpoint}
+
+[limits]
+# Largest gRPC request accepted, in bytes.
+max_message_bytes = {mmb}
+# Largest encrypted wallet blob accepted at enrollment, in bytes
+# (must leave {overhead} bytes of max_message_bytes for the rest of the request).
+max_blob_bytes = {mbb}
+# Longest WebAuthn user name, in bytes.
+max_user_name_len = {mun}
+# Seconds a passkey ceremony (BeginEnrollment -> FinishEnrollment) stays valid.
+ceremony_ttl_secs = {ttl}
+# Most passkey ceremonies open at once; BeginEnrollment is refused beyond this.
+max_pending_ceremonies = {mpc}
+# Most trustees a manifest may list.
+max_trustees = {mt}
+
+[webauthn]
+# Relying party id: the wallet provider's domain. Changing it invalidates registered passkeys.
+rp_id = {rp_id}
+rp_name = {rp_name}
+# Origins the wallet app's passkey ceremonies come from; each must be on rp_id.
+origins = [{origins}]
+
+# TLS (rustls). Absent = plaintext HTTP/2, for loopback and tests only.
+# [tls]
+# cert = "tls/node.crt"              # PEM certificate chain
+# key = "tls/node.key"               # PEM private key
+# client_ca = "tls/clients-ca.crt"   # optional: require client certificates signed by this CA
+"#,
+        name = q(name),
+        role = q(role.as_str()),
+        listen = q(&listen.to_string()),
+        endpoint = q(endpoint),
+        mmb = defaults::MAX_MESSAGE_BYTES,
+        overhead = MESSAGE_OVERHEAD_BYTES,
+        mbb = defaults::MAX_BLOB_BYTES,
+        mun = defaults::MAX_USER_NAME_LEN,
+        ttl = defaults::CEREMONY_TTL_SECS,
+        mpc = defaults::MAX_PENDING_CEREMONIES,
+        mt = defaults::MAX_TRUSTEES,
+        rp_id = q(rp_id),
+        rp_name = q(defaults::RP_NAME),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rendered() -> String {
+        render_config_toml(
+            "bank \"one\"",
+            Role::Bank,
+            "127.0.0.1:7101".parse().expect("addr"),
+            "http://127.0.0.1:7101",
+            "localhost",
+            &["https://localhost".to_owned()],
+        )
+    }
+
+    #[test]
+    fn rendered_config_parses_back() {
+        let dir = Path::new("/data/node");
+        let cfg = NodeConfig::from_toml(&rendered(), dir).expect("valid");
+        assert_eq!(cfg.name, "bank \"one\"");
+        assert_eq!(cfg.role, Role::Bank);
+        assert_eq!(cfg.listen.port(), 7101);
+        assert_eq!(cfg.endpoint, "http://127.0.0.1:7101");
+        assert_eq!(cfg.limits, Limits::default());
+        assert_eq!(cfg.webauthn.rp_id, "localhost");
+        assert_eq!(cfg.webauthn.origins.len(), 1);
+        assert!(cfg.tls.is_none());
+        assert_eq!(cfg.db_path(), dir.join("db"));
+    }
+
+    fn with(edit: impl Fn(&mut toml::Table)) -> Result<NodeConfig, ConfigError> {
+        let mut t: toml::Table = toml::from_str(&rendered()).expect("toml");
+        edit(&mut t);
+        NodeConfig::from_toml(&toml::to_string(&t).expect("ser"), Path::new("/d"))
+    }
+
+    fn set(t: &mut toml::Table, section: &str, key: &str, v: toml::Value) {
+        if let Some(toml::Value::Table(s)) = t.get_mut(section) {
+            s.insert(key.to_owned(), v);
+        } else {
+            let mut s = toml::Table::new();
+            s.insert(key.to_owned(), v);
+            t.insert(section.to_owned(), toml::Value::Table(s));
+        }
+    }
+
+    fn field_of(r: Result<NodeConfig, ConfigError>) -> String {
+        match r {
+            Err(ConfigError::Invalid { field, .. }) => field.to_owned(),
+            Err(e) => format!("other: {e}"),
+            Ok(_) => "accepted".to_owned(),
+        }
+    }
+
+    #[test]
+    fn invalid_values_are_refused_with_their_key() {
+        use toml::Value::{Array, Integer, String as S};
+        assert_eq!(
+            field_of(with(|t| set(t, "node", "listen", S("localhost".into())))),
+            "node.listen"
+        );
+        assert_eq!(
+            field_of(with(|t| set(t, "node", "role", S("admin".into())))),
+            "node.role"
+        );
+        assert_eq!(
+            field_of(with(|t| set(t, "node", "name", S("".into())))),
+            "node.name"
+        );
+        assert_eq!(
+            field_of(with(|t| set(t, "node", "endpoint", S("ftp://x".into())))),
+            "node.endpoint"
+        );
+        assert_eq!(
+            field_of(with(|t| set(t, "limits", "max_blob_bytes", Integer(0)))),
+            "limits.max_blob_bytes"
+        );
+        assert_eq!(
+            field_of(with(|t| set(
+                t,
+                "limits",
+                "max_blob_bytes",
+                Integer(300 * 1024)
+            ))),
+            "limits.max_blob_bytes",
+            "a blob larger than a message is refused"
+        );
+        assert_eq!(
+            field_of(with(|t| set(t, "limits", "ceremony_ttl_secs", Integer(5)))),
+            "limits.ceremony_ttl_secs"
+        );
+        assert_eq!(
+            field_of(with(|t| set(t, "limits", "max_trustees", Integer(33)))),
+            "limits.max_trustees"
+        );
+        assert_eq!(
+            field_of(with(|t| set(
+                t,
+                "webauthn",
+                "origins",
+                Array(vec![S("https://evil.example".into())])
+            ))),
+            "webauthn.origins"
+        );
+        assert_eq!(
+            field_of(with(|t| set(t, "webauthn", "origins", Array(vec![])))),
+            "webauthn.origins"
+        );
+        assert_eq!(
+            field_of(with(|t| set(t, "webauthn", "rp_id", S("a b".into())))),
+            "webauthn.rp_id"
+        );
+        // TLS on needs an https endpoint.
+        assert_eq!(
+            field_of(with(|t| set(t, "tls", "cert", S("c.pem".into())))),
+            "other: /d/config.toml is not a valid node config: missing field `key`"
+        );
+        let r = with(|t| {
+            set(t, "tls", "cert", S("c.pem".into()));
+            set(t, "tls", "key", S("k.pem".into()));
+        });
+        assert_eq!(field_of(r), "node.endpoint");
+    }
+
+    #[test]
+    fn unknown_keys_and_tls_paths() {
+        assert!(matches!(
+            with(|t| set(t, "limits", "max_blobs", toml::Value::Integer(1))),
+            Err(ConfigError::Parse { .. })
+        ));
+        let cfg = with(|t| {
+            use toml::Value::String as S;
+            set(t, "node", "endpoint", S("https://node.example:7101".into()));
+            set(t, "tls", "cert", S("tls/node.crt".into()));
+            set(t, "tls", "key", S("/abs/node.key".into()));
+            set(t, "tls", "client_ca", S("tls/ca.crt".into()));
+        })
+        .expect("valid");
+        let tls = cfg.tls.expect("tls");
+        assert_eq!(tls.cert, Path::new("/d/tls/node.crt"));
+        assert_eq!(tls.key, Path::new("/abs/node.key"));
+        assert_eq!(tls.client_ca.as_deref(), Some(Path::new("/d/tls/ca.crt")));
+    }
+
+    #[test]
+    fn missing_limits_take_defaults() {
+        let text = r#"
+[node]
+name = "t"
+role = "trustee"
+listen = "127.0.0.1:1"
+endpoint = "http://127.0.0.1:1"
+[webauthn]
+rp_id = "bank.example"
+origins = ["https://app.bank.example"]
+"#;
+        let cfg = NodeConfig::from_toml(text, Path::new("/d")).expect("valid");
+        assert_eq!(cfg.limits, Limits::default());
+        assert_eq!(cfg.webauthn.rp_name, "dLocker");
+    }
+}

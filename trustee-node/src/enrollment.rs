@@ -1,0 +1,432 @@
+//! Deposit of a share: `BeginEnrollment` (a passkey creation challenge) and `FinishEnrollment`
+//! (verify everything, store atomically and durably, sign a receipt).
+//!
+//! FinishEnrollment checks, in order, and writes nothing unless all pass:
+//! ceremony open → sizes → manifest decodes → same wallet as the ceremony → manifest lists this
+//! node with its key → blob hash → envelope opens for this node and context → share matches the
+//! Feldman commitments → WebAuthn registration verifies → no conflicting deposit. Then the share
+//! is re-sealed under the storage key and share, manifest, passkey, blob and receipt are stored in
+//! one transaction and flushed before the receipt is returned.
+//!
+//! Idempotence: a deposit of the same manifest and share for an enrolled wallet returns the
+//! receipt stored the first time (byte for byte); a different one is refused as a conflict.
+
+use crate::at_rest::{self, ShareRecordId};
+use crate::error::NodeError;
+use crate::node::Node;
+use crate::storage::{CeremonyRecord, CeremonyState, CommitOutcome, WalletMeta, WalletRecord};
+use crate::wallet::WalletId;
+use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
+use dlocker_proto::manifest::{Manifest, ManifestHash};
+use dlocker_proto::share::Share;
+use dlocker_proto::statement::{Receipt, Signed};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq as _;
+use webauthn_rs::prelude::{PasskeyRegistration, RegisterPublicKeyCredential, Uuid};
+
+/// Largest WebAuthn credential JSON accepted (a `none`-attestation registration is ~1 KiB).
+pub const MAX_CREDENTIAL_JSON_BYTES: usize = 16 * 1024;
+/// Largest encoded manifest accepted (32 trustees encode to under 4 KiB).
+pub const MAX_MANIFEST_BYTES: usize = 8 * 1024;
+/// Largest encoded share envelope accepted (a valid one is 100 bytes).
+pub const MAX_ENVELOPE_BYTES: usize = 256;
+/// Longest ceremony id (a UUID is 36 characters).
+pub const MAX_CEREMONY_ID_LEN: usize = 64;
+
+/// Label of the WebAuthn user handle derivation.
+const USER_HANDLE_LABEL: &[u8] = b"dlocker/webauthn-user/v1";
+
+/// `BeginEnrollment`, parsed.
+#[derive(Debug, Clone)]
+pub struct BeginEnrollment {
+    /// The wallet.
+    pub wallet_id: WalletId,
+    /// Shown by the authenticator only.
+    pub user_name: String,
+}
+
+/// What `BeginEnrollment` returns.
+#[derive(Debug, Clone)]
+pub struct EnrollmentChallenge {
+    /// The ceremony to finish.
+    pub ceremony_id: String,
+    /// `CreationChallengeResponse` as JSON.
+    pub creation_options_json: String,
+    /// Unix seconds.
+    pub expires_at: u64,
+}
+
+/// `FinishEnrollment`, as received (checked by [`Node::finish_enrollment`] in the documented order).
+#[derive(Clone)]
+pub struct FinishEnrollment {
+    /// The ceremony.
+    pub ceremony_id: String,
+    /// `RegisterPublicKeyCredential` as JSON.
+    pub credential_json: String,
+    /// Canonical manifest.
+    pub manifest: Vec<u8>,
+    /// This node's share envelope.
+    pub share_envelope: Vec<u8>,
+    /// Encrypted wallet blob.
+    pub blob: Vec<u8>,
+}
+
+impl std::fmt::Debug for FinishEnrollment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FinishEnrollment")
+            .field("ceremony_id", &self.ceremony_id)
+            .field(
+                "credential_json",
+                &format_args!("{} bytes", self.credential_json.len()),
+            )
+            .field("manifest", &format_args!("{} bytes", self.manifest.len()))
+            .field(
+                "share_envelope",
+                &format_args!("{} bytes", self.share_envelope.len()),
+            )
+            .field("blob", &format_args!("{} bytes", self.blob.len()))
+            .finish()
+    }
+}
+
+/// The WebAuthn user handle for a wallet: a UUID from `SHA-256(label ‖ wallet_id)`, so the same
+/// wallet always has the same handle and no wallet id is sent to the authenticator.
+pub fn user_handle(wallet_id: &WalletId) -> Uuid {
+    let d = Sha256::new()
+        .chain_update(USER_HANDLE_LABEL)
+        .chain_update(wallet_id.as_str().as_bytes())
+        .finalize();
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&d[..16]);
+    uuid::Builder::from_custom_bytes(b).into_uuid()
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    hex::encode(Sha256::digest(b))
+}
+
+fn internal(what: &str, e: impl std::fmt::Display) -> NodeError {
+    NodeError::Internal(format!("{what}: {e}"))
+}
+
+/// A deposit that passed every check except the WebAuthn one.
+struct VerifiedDeposit {
+    manifest: Manifest,
+    manifest_hash: ManifestHash,
+    share: Share,
+}
+
+impl Node {
+    /// Starts a passkey registration for `req.wallet_id` and persists the ceremony.
+    pub async fn begin_enrollment(
+        &self,
+        req: BeginEnrollment,
+    ) -> Result<EnrollmentChallenge, NodeError> {
+        let limits = &self.config.limits;
+        let name = req.user_name.trim();
+        if name.is_empty()
+            || name.len() > limits.max_user_name_len
+            || name.chars().any(char::is_control)
+        {
+            return Err(NodeError::invalid(
+                "user_name",
+                format!(
+                    "must be 1–{} bytes of printable text",
+                    limits.max_user_name_len
+                ),
+            ));
+        }
+        if self.store.ceremony_count()? >= limits.max_pending_ceremonies {
+            return Err(NodeError::Busy);
+        }
+        let (ccr, registration) = self
+            .webauthn
+            .start_passkey_registration(user_handle(&req.wallet_id), name, name, None)
+            .map_err(|e| internal("start passkey registration", e))?;
+        let now = self.now();
+        let expires_at = now.saturating_add(limits.ceremony_ttl_secs);
+        let ceremony_id = Uuid::new_v4().hyphenated().to_string();
+        let record = CeremonyRecord {
+            wallet_id: req.wallet_id.as_str().to_owned(),
+            created_at: now,
+            expires_at,
+            state: CeremonyState::Pending {
+                registration: serde_json::to_string(&registration)
+                    .map_err(|e| internal("serialise ceremony", e))?,
+            },
+        };
+        self.store.put_ceremony(&ceremony_id, &record)?;
+        self.store.flush().await?;
+        let creation_options_json =
+            serde_json::to_string(&ccr).map_err(|e| internal("serialise options", e))?;
+        tracing::info!(wallet = %req.wallet_id.log_tag(), ceremony = %ceremony_id, "enrollment begun");
+        Ok(EnrollmentChallenge {
+            ceremony_id,
+            creation_options_json,
+            expires_at,
+        })
+    }
+
+    /// Verifies and stores a deposit; returns the encoded signed receipt.
+    pub async fn finish_enrollment(&self, req: FinishEnrollment) -> Result<Vec<u8>, NodeError> {
+        // 1. The ceremony. A malformed id cannot name a ceremony: NOT_FOUND like any unknown id.
+        if req.ceremony_id.len() > MAX_CEREMONY_ID_LEN {
+            return Err(NodeError::CeremonyNotFound);
+        }
+        let ceremony_id = Uuid::parse_str(&req.ceremony_id)
+            .map_err(|_| NodeError::CeremonyNotFound)?
+            .hyphenated()
+            .to_string();
+        let ceremony = self
+            .store
+            .ceremony(&ceremony_id)?
+            .ok_or(NodeError::CeremonyNotFound)?;
+        let now = self.now();
+        if ceremony.expires_at <= now {
+            return Err(NodeError::CeremonyExpired {
+                ago_secs: now - ceremony.expires_at,
+            });
+        }
+        let wallet_id = WalletId::parse(ceremony.wallet_id.clone())
+            .map_err(|_| internal("stored ceremony", "invalid wallet id"))?;
+
+        // 2. Sizes.
+        self.check_sizes(&req)?;
+
+        let credential_sha256 = sha256_hex(req.credential_json.as_bytes());
+        let registration = match &ceremony.state {
+            CeremonyState::Pending { registration } => Some(registration),
+            // The very same request again (its response was lost): answer from storage below.
+            CeremonyState::Completed {
+                credential_sha256: done,
+            } if *done == credential_sha256 => None,
+            CeremonyState::Completed { .. } => return Err(NodeError::CeremonyUsed),
+        };
+
+        // 3–7. Manifest, membership, blob, envelope, commitments.
+        let deposit = self.verify_deposit(&wallet_id, &req)?;
+        let index = self.share_index_in(&deposit.manifest)?;
+
+        // 8. The passkey (skipped only for the replay of a completed ceremony, whose passkey is
+        // already stored).
+        let passkey_json = match registration {
+            Some(reg_json) => Some(self.verify_credential(&req.credential_json, reg_json)?),
+            None => None,
+        };
+
+        let completed = CeremonyRecord {
+            state: CeremonyState::Completed { credential_sha256 },
+            ..ceremony
+        };
+
+        // 9. An existing deposit: identical → its receipt; different → conflict.
+        if let Some(existing) = self.store.wallet(wallet_id.as_str())? {
+            let receipt = self.same_deposit(&wallet_id, &existing, &deposit)?;
+            // Consume the ceremony so its challenge cannot be used again.
+            self.store.put_ceremony(&ceremony_id, &completed)?;
+            self.store.flush().await?;
+            tracing::info!(wallet = %wallet_id.log_tag(), "identical deposit retried; returned stored receipt");
+            return Ok(receipt);
+        }
+        let Some(passkey_json) = passkey_json else {
+            // A completed ceremony whose wallet record is gone cannot be replayed.
+            return Err(NodeError::CeremonyUsed);
+        };
+
+        // 10. Seal, sign, store atomically, flush.
+        let node_id = self.identity.node_id();
+        let record_id = ShareRecordId {
+            node_id,
+            wallet_id: wallet_id.as_str(),
+            epoch: deposit.manifest.epoch(),
+            share_index: index,
+        };
+        let sealed_share = at_rest::seal_share(&self.storage_key, &record_id, &deposit.share)
+            .map_err(|e| internal("seal share", e))?;
+        let receipt = Signed::sign(
+            Receipt {
+                node_id: node_id.to_owned(),
+                wallet_id: wallet_id.as_str().to_owned(),
+                epoch: deposit.manifest.epoch(),
+                share_index: index,
+                manifest_hash: deposit.manifest_hash,
+                issued_at: now,
+            },
+            &self.identity.signing_key(),
+        )
+        .encode();
+        let record = WalletRecord {
+            meta: WalletMeta {
+                epoch: deposit.manifest.epoch(),
+                share_index: index,
+                manifest_hash: hex::encode(deposit.manifest_hash.0),
+                enrolled_at: now,
+                blob_size: req.blob.len() as u64,
+            },
+            sealed_share,
+            manifest: req.manifest,
+            passkey_json,
+            blob: req.blob,
+            receipt,
+        };
+        let receipt = match self.store.commit_enrollment(
+            wallet_id.as_str(),
+            &record,
+            &ceremony_id,
+            &completed,
+        )? {
+            CommitOutcome::Stored => record.receipt,
+            // Lost a race with a concurrent deposit for the same wallet.
+            CommitOutcome::AlreadyPresent(existing) => {
+                self.same_deposit(&wallet_id, &existing, &deposit)?
+            }
+        };
+        self.store.flush().await?;
+        tracing::info!(
+            wallet = %wallet_id.log_tag(),
+            epoch = deposit.manifest.epoch(),
+            share_index = index,
+            "share deposited"
+        );
+        Ok(receipt)
+    }
+
+    fn check_sizes(&self, req: &FinishEnrollment) -> Result<(), NodeError> {
+        let max_blob = self.config.limits.max_blob_bytes;
+        if req.blob.len() > max_blob {
+            return Err(NodeError::TooLarge {
+                what: "blob",
+                size: req.blob.len(),
+                max: max_blob,
+            });
+        }
+        let bounded = [
+            (
+                "credential_json",
+                req.credential_json.len(),
+                MAX_CREDENTIAL_JSON_BYTES,
+            ),
+            ("manifest_encoded", req.manifest.len(), MAX_MANIFEST_BYTES),
+            (
+                "share_envelope_encoded",
+                req.share_envelope.len(),
+                MAX_ENVELOPE_BYTES,
+            ),
+        ];
+        for (field, len, max) in bounded {
+            if len > max {
+                return Err(NodeError::invalid(
+                    field,
+                    format!("{len} bytes; at most {max}"),
+                ));
+            }
+        }
+        if req.credential_json.is_empty() {
+            return Err(NodeError::invalid("credential_json", "empty"));
+        }
+        Ok(())
+    }
+
+    fn share_index_in(&self, manifest: &Manifest) -> Result<u16, NodeError> {
+        match manifest.trustee(self.identity.node_id()) {
+            Some(e) if e.public_key == *self.identity.public_key() => Ok(e.share_index),
+            _ => Err(NodeError::NotATrustee),
+        }
+    }
+
+    fn verify_deposit(
+        &self,
+        wallet_id: &WalletId,
+        req: &FinishEnrollment,
+    ) -> Result<VerifiedDeposit, NodeError> {
+        let manifest = Manifest::decode(&req.manifest).map_err(NodeError::BadManifest)?;
+        let max_trustees = self.config.limits.max_trustees;
+        if manifest.trustees().len() > max_trustees {
+            return Err(NodeError::invalid(
+                "manifest_encoded",
+                format!(
+                    "lists {} trustees; this node accepts at most {max_trustees}",
+                    manifest.trustees().len()
+                ),
+            ));
+        }
+        if manifest.wallet_id() != wallet_id.as_str() {
+            return Err(NodeError::WalletMismatch);
+        }
+        let index = self.share_index_in(&manifest)?;
+        if dlocker_proto::blob::hash(&req.blob) != *manifest.blob_hash() {
+            return Err(NodeError::BlobHashMismatch);
+        }
+        let envelope =
+            ShareEnvelope::decode(&req.share_envelope).map_err(|_| NodeError::EnvelopeRejected)?;
+        let ctx = EnvelopeContext {
+            wallet_id: wallet_id.as_str(),
+            epoch: manifest.epoch(),
+            share_index: index,
+            recipient: self.identity.public_key(),
+        };
+        let share = envelope
+            .open(&ctx, self.identity.secret_key())
+            .map_err(|_| NodeError::EnvelopeRejected)?;
+        manifest
+            .commitments()
+            .verify(&share)
+            .map_err(|_| NodeError::ShareRejected)?;
+        let manifest_hash = manifest.hash();
+        Ok(VerifiedDeposit {
+            manifest,
+            manifest_hash,
+            share,
+        })
+    }
+
+    /// Runs the WebAuthn registration check; returns the passkey to store, as JSON.
+    fn verify_credential(
+        &self,
+        credential_json: &str,
+        registration_json: &str,
+    ) -> Result<Vec<u8>, NodeError> {
+        let credential: RegisterPublicKeyCredential =
+            serde_json::from_str(credential_json).map_err(|_| NodeError::CredentialRejected)?;
+        let registration: PasskeyRegistration = serde_json::from_str(registration_json)
+            .map_err(|e| internal("stored ceremony state", e))?;
+        let passkey = self
+            .webauthn
+            .finish_passkey_registration(&credential, &registration)
+            .map_err(|e| {
+                tracing::debug!(error = %e, "passkey registration refused");
+                NodeError::CredentialRejected
+            })?;
+        serde_json::to_vec(&passkey).map_err(|e| internal("serialise passkey", e))
+    }
+
+    /// For an enrolled wallet: the stored receipt if `deposit` is the same manifest and share,
+    /// otherwise a conflict.
+    fn same_deposit(
+        &self,
+        wallet_id: &WalletId,
+        existing: &WalletRecord,
+        deposit: &VerifiedDeposit,
+    ) -> Result<Vec<u8>, NodeError> {
+        if existing.meta.manifest_hash != hex::encode(deposit.manifest_hash.0) {
+            return Err(NodeError::Conflict);
+        }
+        let id = ShareRecordId {
+            node_id: self.identity.node_id(),
+            wallet_id: wallet_id.as_str(),
+            epoch: existing.meta.epoch,
+            share_index: existing.meta.share_index,
+        };
+        let stored = at_rest::open_share(&self.storage_key, &id, &existing.sealed_share).map_err(|_| {
+            tracing::error!(wallet = %wallet_id.log_tag(), "stored share failed its integrity check");
+            NodeError::StoredShareCorrupt
+        })?;
+        let same = stored.index() == deposit.share.index()
+            && bool::from(stored.value().ct_eq(deposit.share.value()));
+        if same {
+            Ok(existing.receipt.clone())
+        } else {
+            Err(NodeError::Conflict)
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! `trustee-node init`: creates a node's data directory (keys and a documented config).
+//!
+//! Everything is validated before anything is written, and nothing existing is ever
+//! overwritten: a node's identity key is its identity, and losing its storage key loses every
+//! share it holds.
+
+use crate::config::{self, CONFIG_FILE, ConfigError, NodeConfig, Role};
+pub use crate::descriptor::NodeDescriptorInfo;
+use crate::keys::{FileKeyProvider, KeyError};
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// What `init` needs.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    /// The data directory (created if missing).
+    pub data_dir: PathBuf,
+    /// Display name.
+    pub name: String,
+    /// Bind address.
+    pub listen: SocketAddr,
+    /// Role.
+    pub role: Role,
+    /// Advertised endpoint; defaults to `http://<listen>`.
+    pub endpoint: Option<String>,
+    /// WebAuthn relying party id.
+    pub rp_id: String,
+    /// WebAuthn allowed origins.
+    pub origins: Vec<String>,
+}
+
+impl InitOptions {
+    /// Options with the default relying party (`localhost`, `https://localhost`).
+    pub fn new(data_dir: PathBuf, name: impl Into<String>, listen: SocketAddr, role: Role) -> Self {
+        Self {
+            data_dir,
+            name: name.into(),
+            listen,
+            role,
+            endpoint: None,
+            rp_id: config::defaults::RP_ID.to_owned(),
+            origins: vec![config::defaults::ORIGIN.to_owned()],
+        }
+    }
+}
+
+/// Why `init` refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    /// The directory already holds a node.
+    #[error("{0} already holds a trustee node (config or keys exist); refusing to overwrite it")]
+    AlreadyInitialised(PathBuf),
+    /// The listen address cannot be advertised as-is.
+    #[error(
+        "listen address {0} is not reachable by clients; pass --endpoint with the URL they should use"
+    )]
+    NeedEndpoint(SocketAddr),
+    /// The options make an invalid config.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Creating keys failed.
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    /// Writing failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// Initialises a node in `opts.data_dir`; returns its descriptor.
+pub fn init_node(opts: &InitOptions) -> Result<NodeDescriptorInfo, InitError> {
+    let dir = &opts.data_dir;
+    let config_path = dir.join(CONFIG_FILE);
+    let keys = FileKeyProvider::new(dir);
+    if config_path.exists() || keys.any_exists() {
+        return Err(InitError::AlreadyInitialised(dir.clone()));
+    }
+    let endpoint = match &opts.endpoint {
+        Some(e) => e.clone(),
+        None if opts.listen.ip().is_unspecified() => {
+            return Err(InitError::NeedEndpoint(opts.listen));
+        }
+        None => format!("http://{}", opts.listen),
+    };
+    let text = config::render_config_toml(
+        &opts.name,
+        opts.role,
+        opts.listen,
+        &endpoint,
+        &opts.rp_id,
+        &opts.origins,
+    );
+    // Validate exactly what will be written.
+    let cfg = NodeConfig::from_toml(&text, dir)?;
+
+    // The data directory holds the database and keys: owner-only.
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        b.mode(0o700);
+    }
+    b.create(dir).map_err(|source| InitError::Io {
+        path: dir.clone(),
+        source,
+    })?;
+    let (identity, _storage) = keys.create()?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&config_path)
+        .map_err(|source| InitError::Io {
+            path: config_path.clone(),
+            source,
+        })?;
+    f.write_all(text.as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(|source| InitError::Io {
+            path: config_path.clone(),
+            source,
+        })?;
+    Ok(NodeDescriptorInfo::new(&cfg, &identity))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_then_refuse_and_describe() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("node1");
+        let opts = InitOptions::new(
+            dir.clone(),
+            "bank",
+            "127.0.0.1:7101".parse().expect("addr"),
+            Role::Bank,
+        );
+        let d = init_node(&opts).expect("init");
+        assert_eq!(d.endpoint, "http://127.0.0.1:7101");
+        assert_eq!(d.role, "bank");
+        assert_eq!(NodeDescriptorInfo::load(&dir).expect("load"), d);
+        assert!(matches!(
+            init_node(&opts),
+            Err(InitError::AlreadyInitialised(_))
+        ));
+    }
+
+    #[test]
+    fn bad_options_write_nothing() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("n");
+        let mut opts = InitOptions::new(
+            dir.clone(),
+            "t",
+            "0.0.0.0:7101".parse().expect("addr"),
+            Role::Trustee,
+        );
+        assert!(matches!(init_node(&opts), Err(InitError::NeedEndpoint(_))));
+        opts.endpoint = Some("http://node.example:7101".into());
+        opts.origins = vec!["https://elsewhere.example".into()];
+        assert!(matches!(init_node(&opts), Err(InitError::Config(_))));
+        assert!(!dir.exists());
+    }
+}

@@ -1,0 +1,39 @@
+//! The dLocker trustee node.
+//!
+//! A trustee holds one verified share of each wallet it serves, with the wallet's manifest,
+//! encrypted blob and the owner's passkey, and proves on request that it still holds the share.
+//!
+//! Modules:
+//! - [`config`]: `config.toml` → validated [`config::NodeConfig`];
+//! - [`keys`]: identity and storage keys behind [`keys::KeyProvider`];
+//! - [`init`]: `trustee-node init`;
+//! - [`storage`]: the [`storage::Store`] trait and [`storage::SledStore`]; [`at_rest`] seals shares;
+//! - [`node`]: the shared [`node::Node`] state; request logic lives in [`enrollment`] and
+//!   [`custody`] as `impl Node` blocks;
+//! - [`service`]: the gRPC `Trustee` service; [`error`]: the one error → status mapping;
+//! - [`server`]: [`server::serve`] / [`server::spawn`].
+//!
+//! ```no_run
+//! # async fn demo(dir: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+//! let node = trustee_node::server::spawn(dir).await?;
+//! println!("serving on {}", node.local_addr());
+//! node.shutdown().await?;
+//! # Ok(()) }
+//! ```
+#![warn(missing_docs)]
+
+pub mod at_rest;
+pub mod config;
+pub mod custody;
+pub mod descriptor;
+pub mod enrollment;
+pub mod error;
+pub mod init;
+pub mod keys;
+pub mod node;
+pub mod server;
+pub mod service;
+pub mod storage;
+pub mod wallet;
+
+pub use error::NodeError;

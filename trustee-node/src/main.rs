@@ -1,0 +1,183 @@
+//! `trustee-node`: initialise, serve and describe a dLocker trustee node.
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use trustee_node::config::Role;
+use trustee_node::descriptor::NodeDescriptorInfo;
+use trustee_node::init::{InitOptions, init_node};
+
+#[derive(Parser)]
+#[command(name = "trustee-node", version, about = "dLocker trustee node")]
+struct Cli {
+    /// Log format.
+    #[arg(long, value_enum, global = true, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum RoleArg {
+    Trustee,
+    Bank,
+}
+
+impl From<RoleArg> for Role {
+    fn from(r: RoleArg) -> Role {
+        match r {
+            RoleArg::Trustee => Role::Trustee,
+            RoleArg::Bank => Role::Bank,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create keys and a documented config.toml in a new data directory.
+    Init {
+        /// Data directory (created if missing; refused if it already holds a node).
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// Socket address to listen on, e.g. 127.0.0.1:7101.
+        #[arg(long)]
+        listen: SocketAddr,
+        /// Role of the node.
+        #[arg(long, value_enum, default_value_t = RoleArg::Trustee)]
+        role: RoleArg,
+        /// URL clients use to reach the node (default http://<listen>).
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// WebAuthn relying party id.
+        #[arg(long, default_value = trustee_node::config::defaults::RP_ID)]
+        rp_id: String,
+        /// WebAuthn allowed origin (repeatable).
+        #[arg(long = "origin", default_value = trustee_node::config::defaults::ORIGIN)]
+        origins: Vec<String>,
+    },
+    /// Serve the node until SIGTERM or Ctrl-C.
+    Serve {
+        /// Data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+    /// Print the node's descriptor (from disk, without serving).
+    Show {
+        /// Data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("Ctrl-C received; shutting down"),
+        () = term => tracing::info!("SIGTERM received; shutting down"),
+    }
+}
+
+fn print_descriptor(d: &NodeDescriptorInfo, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(d)?);
+    } else {
+        println!("name        {}", d.name);
+        println!("role        {}", d.role);
+        println!("node_id     {}", d.node_id);
+        println!("endpoint    {}", d.endpoint);
+        println!("public_key  {}", d.public_key);
+    }
+    Ok(())
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Init {
+            data_dir,
+            name,
+            listen,
+            role,
+            endpoint,
+            rp_id,
+            origins,
+        } => {
+            let opts = InitOptions {
+                data_dir: data_dir.clone(),
+                name,
+                listen,
+                role: role.into(),
+                endpoint,
+                rp_id,
+                origins,
+            };
+            let d = init_node(&opts).context("init failed")?;
+            println!("initialised trustee node in {}", data_dir.display());
+            print_descriptor(&d, false)
+        }
+        Command::Serve { data_dir } => trustee_node::server::serve(&data_dir, shutdown_signal())
+            .await
+            .with_context(|| format!("serving {}", data_dir.display())),
+        Command::Show { data_dir, json } => {
+            let d = NodeDescriptorInfo::load(&data_dir)
+                .with_context(|| format!("reading {}", data_dir.display()))?;
+            print_descriptor(&d, json)
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("trustee-node: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

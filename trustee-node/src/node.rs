@@ -1,0 +1,122 @@
+//! The node's state: configuration, keys, storage, the WebAuthn relying party and a clock.
+//!
+//! Request logic lives in `impl Node` blocks in the module of each feature ([`crate::enrollment`],
+//! [`crate::custody`]); later features (recovery sessions, staff service, audit log, events)
+//! add their own modules and, where needed, fields here.
+
+use crate::config::NodeConfig;
+use crate::descriptor::NodeDescriptorInfo;
+use crate::keys::{IdentityKey, KeyError, KeyProvider, StorageKey};
+use crate::storage::{Store, StoreError};
+use std::sync::Arc;
+use std::time::Duration;
+use webauthn_rs::{Webauthn, WebauthnBuilder};
+
+/// Wall-clock time in Unix seconds; injected so tests can move time.
+pub trait Clock: Send + Sync {
+    /// Now, in Unix seconds.
+    fn now(&self) -> u64;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> u64 {
+        dlocker_proto::time::unix_now()
+    }
+}
+
+/// Why a node could not be assembled.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// A key could not be loaded.
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    /// The database could not be opened.
+    #[error("cannot open the database: {0}")]
+    Store(#[from] StoreError),
+    /// The WebAuthn relying party settings were refused by webauthn-rs.
+    #[error("webauthn settings refused: {0}")]
+    Webauthn(String),
+}
+
+/// A running node's state, shared by every request handler.
+pub struct Node {
+    pub(crate) config: NodeConfig,
+    pub(crate) identity: IdentityKey,
+    pub(crate) storage_key: StorageKey,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) webauthn: Webauthn,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("name", &self.config.name)
+            .field("node_id", &self.identity.node_id())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds the WebAuthn relying party from validated settings.
+pub fn build_webauthn(config: &NodeConfig) -> Result<Webauthn, SetupError> {
+    let w = &config.webauthn;
+    let (first, rest) = w
+        .origins
+        .split_first()
+        .ok_or_else(|| SetupError::Webauthn("no allowed origin".into()))?;
+    let mut b = WebauthnBuilder::new(&w.rp_id, first)
+        .map_err(|e| SetupError::Webauthn(e.to_string()))?
+        .rp_name(&w.rp_name)
+        .timeout(Duration::from_secs(config.limits.ceremony_ttl_secs));
+    for o in rest {
+        b = b.append_allowed_origin(o);
+    }
+    b.build().map_err(|e| SetupError::Webauthn(e.to_string()))
+}
+
+impl Node {
+    /// Assembles a node from its parts.
+    pub fn new(
+        config: NodeConfig,
+        keys: &dyn KeyProvider,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, SetupError> {
+        let identity = keys.identity_key()?;
+        let storage_key = keys.storage_key()?;
+        let webauthn = build_webauthn(&config)?;
+        Ok(Self {
+            config,
+            identity,
+            storage_key,
+            store,
+            webauthn,
+            clock,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+    /// The identity key.
+    pub fn identity(&self) -> &IdentityKey {
+        &self.identity
+    }
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+    /// Now, by the node's clock.
+    pub fn now(&self) -> u64 {
+        self.clock.now()
+    }
+    /// The node's public descriptor.
+    pub fn descriptor(&self) -> NodeDescriptorInfo {
+        NodeDescriptorInfo::new(&self.config, &self.identity)
+    }
+}

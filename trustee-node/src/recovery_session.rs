@@ -1,0 +1,441 @@
+//! The recovery session: an explicit, persisted state machine.
+//!
+//! ```text
+//!            authenticate_owner            release (approval + delay checked)
+//!   Open ─────────────────────▶ OwnerAuthenticated ─────────────────────▶ Released
+//!     │                              │
+//!     └──────── cancel ──────────────┴──────▶ Cancelled        (any state) ──▶ Expired (by time)
+//! ```
+//!
+//! Transitions are functions of `(state, event, now)` returning the next state or a
+//! [`SessionError`] that says exactly which check failed. A share can only be released through
+//! [`RecoverySession::authorize_release`], which returns a [`ReleaseAuthorized`] token: it
+//! carries the proof that the owner authenticated in this session, that a valid bank approval for
+//! this wallet and this `R` was presented, and that the delay passed. The node's release code
+//! takes that token, so "release before checking" does not compile.
+
+use dlocker_proto::keys::{decode_public_key, encode_public_key};
+use dlocker_proto::statement::{BankApproval, BankCancellation, Signed, StatementError};
+use k256::PublicKey;
+use serde::{Deserialize, Serialize};
+
+/// Who cancelled a session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "by", rename_all = "snake_case")]
+pub enum Canceller {
+    /// The owner, with a passkey assertion.
+    Owner,
+    /// The bank, on a staff member's signed request.
+    Bank {
+        /// The staff member.
+        staff_id: String,
+    },
+}
+
+impl std::fmt::Display for Canceller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Owner => f.write_str("owner"),
+            Self::Bank { staff_id } => write!(f, "bank staff {staff_id}"),
+        }
+    }
+}
+
+/// Where a session is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum SessionState {
+    /// Waiting for the owner's passkey.
+    Open,
+    /// The owner's passkey verified in this session.
+    OwnerAuthenticated {
+        /// Unix seconds.
+        at: u64,
+    },
+    /// The share was released to `R` (the client may fetch it again until expiry).
+    Released {
+        /// Unix seconds.
+        at: u64,
+    },
+    /// Cancelled; never releases.
+    Cancelled {
+        /// Unix seconds.
+        at: u64,
+        /// Who.
+        by: Canceller,
+    },
+}
+
+/// Why a transition was refused. Each check has its own variant and message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    /// The session expired.
+    #[error("recovery session expired at {expires_at}; open a new one")]
+    Expired {
+        /// Unix seconds.
+        expires_at: u64,
+    },
+    /// The session was cancelled.
+    #[error("recovery session was cancelled by {by}")]
+    Cancelled {
+        /// Who.
+        by: Canceller,
+    },
+    /// The share was already released in this session.
+    #[error("the share was already released in this session")]
+    AlreadyReleased,
+    /// The owner has not proved their passkey in this session.
+    #[error("the owner has not authenticated with their passkey in this session")]
+    OwnerNotAuthenticated,
+    /// The owner already authenticated.
+    #[error("the owner already authenticated in this session")]
+    AlreadyAuthenticated,
+    /// The approval is not a valid statement.
+    #[error("bank approval is malformed: {0}")]
+    ApprovalMalformed(String),
+    /// Signed by a key this node does not accept.
+    #[error("bank approval is signed by a key this node does not accept")]
+    ApprovalUnknownSigner,
+    /// For another wallet.
+    #[error("bank approval is for another wallet")]
+    ApprovalWrongWallet,
+    /// For another device key `R`.
+    #[error("bank approval is for another device key (session key R)")]
+    ApprovalWrongSessionKey,
+    /// Past its expiry.
+    #[error("bank approval expired at {expires_at}; ask the bank for a new one")]
+    ApprovalExpired {
+        /// Unix seconds.
+        expires_at: u64,
+    },
+    /// Issued in the future (clock skew or forgery).
+    #[error("bank approval is not valid yet (issued at {issued_at})")]
+    ApprovalNotYetValid {
+        /// Unix seconds.
+        issued_at: u64,
+    },
+    /// The waiting period is still running.
+    #[error("recovery delay has not passed: release not before {release_not_before} ({remaining_secs} s left)")]
+    DelayNotPassed {
+        /// Unix seconds.
+        release_not_before: u64,
+        /// Seconds left.
+        remaining_secs: u64,
+    },
+    /// A bank cancellation for another recovery.
+    #[error("bank cancellation is for another wallet or device key")]
+    CancellationMismatch,
+    /// The cancellation is not a valid statement or not from an accepted key.
+    #[error("bank cancellation is invalid: {0}")]
+    CancellationInvalid(String),
+}
+
+/// Allowed clock skew for statements issued "now" by another node.
+pub const CLOCK_SKEW_SECS: u64 = 300;
+
+/// A recovery session as persisted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoverySession {
+    /// Random id (hex).
+    pub id: String,
+    /// The wallet.
+    pub wallet_id: String,
+    /// `R`, SEC1 compressed, hex.
+    pub session_key_hex: String,
+    /// The epoch whose share this session may release.
+    pub epoch: u64,
+    /// Unix seconds.
+    pub opened_at: u64,
+    /// Unix seconds.
+    pub release_not_before: u64,
+    /// Unix seconds.
+    pub expires_at: u64,
+    /// Where the session is.
+    pub state: SessionState,
+    /// Bank node only: staff ids who approved (distinct).
+    #[serde(default)]
+    pub approvals: Vec<String>,
+    /// Bank node only: the signed approval once the policy held.
+    #[serde(default)]
+    pub bank_approval: Option<Vec<u8>>,
+}
+
+/// Proof that a bank approval was checked for a session (constructed only here).
+#[derive(Debug)]
+pub struct VerifiedApproval {
+    approvers: Vec<String>,
+}
+
+impl VerifiedApproval {
+    /// The staff who approved.
+    pub fn approvers(&self) -> &[String] {
+        &self.approvers
+    }
+}
+
+/// Proof that every release check passed; required by the node's release code.
+#[derive(Debug)]
+pub struct ReleaseAuthorized {
+    _private: (),
+    /// The approval it was checked against.
+    pub approval: VerifiedApproval,
+}
+
+impl RecoverySession {
+    /// A new session in state `Open`.
+    pub fn open(id: String, wallet_id: String, session_key: &PublicKey, epoch: u64, now: u64, delay_secs: u64, ttl_secs: u64) -> Self {
+        let release_not_before = now.saturating_add(delay_secs);
+        Self {
+            id,
+            wallet_id,
+            session_key_hex: hex::encode(encode_public_key(session_key)),
+            epoch,
+            opened_at: now,
+            release_not_before,
+            expires_at: release_not_before.saturating_add(ttl_secs),
+            state: SessionState::Open,
+            approvals: Vec::new(),
+            bank_approval: None,
+        }
+    }
+
+    /// `R`.
+    pub fn session_key(&self) -> Option<PublicKey> {
+        hex::decode(&self.session_key_hex).ok().and_then(|b| decode_public_key(&b).ok())
+    }
+
+    /// Expired sessions are dead whatever their state says.
+    pub fn is_expired(&self, now: u64) -> bool {
+        now >= self.expires_at
+    }
+
+    /// Open or owner-authenticated, and unexpired: blocks another session for the wallet.
+    pub fn is_live(&self, now: u64) -> bool {
+        !self.is_expired(now) && matches!(self.state, SessionState::Open | SessionState::OwnerAuthenticated { .. })
+    }
+
+    /// A state name for status reports.
+    pub fn state_name(&self, now: u64) -> &'static str {
+        match (&self.state, self.is_expired(now)) {
+            (SessionState::Cancelled { .. }, _) => "cancelled",
+            (_, true) => "expired",
+            (SessionState::Open, false) => "open",
+            (SessionState::OwnerAuthenticated { .. }, false) => "owner_authenticated",
+            (SessionState::Released { .. }, false) => "released",
+        }
+    }
+
+    fn check_active(&self, now: u64) -> Result<(), SessionError> {
+        if let SessionState::Cancelled { by, .. } = &self.state {
+            return Err(SessionError::Cancelled { by: by.clone() });
+        }
+        if self.is_expired(now) {
+            return Err(SessionError::Expired { expires_at: self.expires_at });
+        }
+        Ok(())
+    }
+
+    /// Whether a passkey assertion may be tried now.
+    pub fn can_authenticate(&self, now: u64) -> Result<(), SessionError> {
+        self.check_active(now)?;
+        match self.state {
+            SessionState::Open => Ok(()),
+            SessionState::OwnerAuthenticated { .. } => Err(SessionError::AlreadyAuthenticated),
+            SessionState::Released { .. } => Err(SessionError::AlreadyReleased),
+            SessionState::Cancelled { .. } => Ok(()), // unreachable: check_active refused it
+        }
+    }
+
+    /// Open → OwnerAuthenticated, after the node verified the assertion.
+    pub fn owner_authenticated(mut self, now: u64) -> Result<Self, SessionError> {
+        self.can_authenticate(now)?;
+        self.state = SessionState::OwnerAuthenticated { at: now };
+        Ok(self)
+    }
+
+    /// Every release check, in order: active (not cancelled/expired), owner authenticated, bank
+    /// approval (valid signature under an accepted key, this wallet, this `R`, unexpired), delay.
+    pub fn authorize_release(&self, approval: &[u8], accepted_bank_keys: &[PublicKey], now: u64) -> Result<ReleaseAuthorized, SessionError> {
+        self.check_active(now)?;
+        match self.state {
+            SessionState::OwnerAuthenticated { .. } | SessionState::Released { .. } => {}
+            _ => return Err(SessionError::OwnerNotAuthenticated),
+        }
+        let approval = self.verify_approval(approval, accepted_bank_keys, now)?;
+        if now < self.release_not_before {
+            return Err(SessionError::DelayNotPassed {
+                release_not_before: self.release_not_before,
+                remaining_secs: self.release_not_before - now,
+            });
+        }
+        Ok(ReleaseAuthorized { _private: (), approval })
+    }
+
+    fn verify_approval(&self, bytes: &[u8], accepted: &[PublicKey], now: u64) -> Result<VerifiedApproval, SessionError> {
+        let signed = Signed::<BankApproval>::decode_trusted(bytes, accepted).map_err(|e| match e {
+            StatementError::UntrustedSigner => SessionError::ApprovalUnknownSigner,
+            other => SessionError::ApprovalMalformed(other.to_string()),
+        })?;
+        let a = signed.body();
+        if a.wallet_id != self.wallet_id {
+            return Err(SessionError::ApprovalWrongWallet);
+        }
+        if Some(a.session_key) != self.session_key() {
+            return Err(SessionError::ApprovalWrongSessionKey);
+        }
+        if now >= a.expires_at {
+            return Err(SessionError::ApprovalExpired { expires_at: a.expires_at });
+        }
+        if a.issued_at > now.saturating_add(CLOCK_SKEW_SECS) {
+            return Err(SessionError::ApprovalNotYetValid { issued_at: a.issued_at });
+        }
+        Ok(VerifiedApproval { approvers: a.approvers.clone() })
+    }
+
+    /// OwnerAuthenticated/Released → Released, given the token.
+    pub fn released(mut self, _token: &ReleaseAuthorized, now: u64) -> Self {
+        if !matches!(self.state, SessionState::Released { .. }) {
+            self.state = SessionState::Released { at: now };
+        }
+        self
+    }
+
+    /// Whether the session may still be cancelled (before release, while active).
+    pub fn can_cancel(&self, now: u64) -> Result<(), SessionError> {
+        self.check_active(now)?;
+        if matches!(self.state, SessionState::Released { .. }) {
+            return Err(SessionError::AlreadyReleased);
+        }
+        Ok(())
+    }
+
+    /// Checks a bank cancellation for this session.
+    pub fn verify_cancellation(&self, bytes: &[u8], accepted_bank_keys: &[PublicKey]) -> Result<Canceller, SessionError> {
+        let signed = Signed::<BankCancellation>::decode_trusted(bytes, accepted_bank_keys)
+            .map_err(|e| SessionError::CancellationInvalid(e.to_string()))?;
+        let c = signed.body();
+        if c.wallet_id != self.wallet_id || Some(c.session_key) != self.session_key() {
+            return Err(SessionError::CancellationMismatch);
+        }
+        Ok(Canceller::Bank { staff_id: c.staff_id.clone() })
+    }
+
+    /// Any active, unreleased state → Cancelled.
+    pub fn cancelled(mut self, by: Canceller, now: u64) -> Result<Self, SessionError> {
+        self.can_cancel(now)?;
+        self.state = SessionState::Cancelled { at: now, by };
+        Ok(self)
+    }
+
+    /// Bank node: records a distinct staff approval; returns true when it was new.
+    pub fn add_approval(&mut self, staff_id: &str, now: u64) -> Result<bool, SessionError> {
+        self.can_cancel(now)?;
+        if self.approvals.iter().any(|a| a == staff_id) {
+            return Ok(false);
+        }
+        self.approvals.push(staff_id.to_owned());
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k256::ecdsa::SigningKey;
+    use k256::elliptic_curve::Generate;
+    use k256::SecretKey;
+
+    fn key() -> SigningKey {
+        SigningKey::generate_from_rng(&mut rand::rng())
+    }
+
+    fn approval(bank: &SigningKey, wallet: &str, r: &PublicKey, issued_at: u64, expires_at: u64) -> Vec<u8> {
+        Signed::sign(
+            BankApproval {
+                bank_node_id: "ab".repeat(16),
+                wallet_id: wallet.into(),
+                session_key: *r,
+                issued_at,
+                expires_at,
+                approvers: vec!["alice".into()],
+            },
+            bank,
+        )
+        .encode()
+    }
+
+    #[test]
+    fn happy_path_and_each_refusal() {
+        let bank = key();
+        let accepted = [PublicKey::from(bank.verifying_key())];
+        let r = SecretKey::generate_from_rng(&mut rand::rng()).public_key();
+        let s = RecoverySession::open("s1".into(), "w".into(), &r, 1, 1000, 60, 3600);
+        let good = approval(&bank, "w", &r, 1000, 5000);
+
+        assert_eq!(s.authorize_release(&good, &accepted, 2000).err(), Some(SessionError::OwnerNotAuthenticated));
+        let s = s.owner_authenticated(1001).expect("auth");
+        assert_eq!(s.clone().owner_authenticated(1002).err(), Some(SessionError::AlreadyAuthenticated));
+        assert_eq!(
+            s.authorize_release(&good, &accepted, 1010).err(),
+            Some(SessionError::DelayNotPassed { release_not_before: 1060, remaining_secs: 50 })
+        );
+        let other_r = SecretKey::generate_from_rng(&mut rand::rng()).public_key();
+        assert_eq!(
+            s.authorize_release(&approval(&bank, "w", &other_r, 1000, 5000), &accepted, 2000).err(),
+            Some(SessionError::ApprovalWrongSessionKey)
+        );
+        assert_eq!(
+            s.authorize_release(&approval(&bank, "w2", &r, 1000, 5000), &accepted, 2000).err(),
+            Some(SessionError::ApprovalWrongWallet)
+        );
+        assert_eq!(
+            s.authorize_release(&approval(&bank, "w", &r, 1000, 1500), &accepted, 2000).err(),
+            Some(SessionError::ApprovalExpired { expires_at: 1500 })
+        );
+        assert_eq!(
+            s.authorize_release(&approval(&key(), "w", &r, 1000, 5000), &accepted, 2000).err(),
+            Some(SessionError::ApprovalUnknownSigner)
+        );
+        assert!(matches!(s.authorize_release(b"junk", &accepted, 2000), Err(SessionError::ApprovalMalformed(_))));
+        let token = s.authorize_release(&good, &accepted, 2000).expect("authorized");
+        let s = s.released(&token, 2000);
+        assert_eq!(s.state_name(2000), "released");
+        assert_eq!(s.clone().cancelled(Canceller::Owner, 2001).err(), Some(SessionError::AlreadyReleased));
+        assert_eq!(s.state_name(1060 + 3600), "expired");
+        assert!(matches!(s.authorize_release(&good, &accepted, 1060 + 3600), Err(SessionError::Expired { .. })));
+    }
+
+    #[test]
+    fn cancelled_never_releases() {
+        let bank = key();
+        let accepted = [PublicKey::from(bank.verifying_key())];
+        let r = SecretKey::generate_from_rng(&mut rand::rng()).public_key();
+        let s = RecoverySession::open("s1".into(), "w".into(), &r, 1, 1000, 0, 3600)
+            .owner_authenticated(1000)
+            .expect("auth");
+        let cancel = Signed::sign(
+            BankCancellation { bank_node_id: "ab".repeat(16), wallet_id: "w".into(), session_key: r, staff_id: "bob".into(), issued_at: 1000 },
+            &bank,
+        )
+        .encode();
+        let by = s.verify_cancellation(&cancel, &accepted).expect("valid");
+        assert!(s.verify_cancellation(&cancel, &[PublicKey::from(key().verifying_key())]).is_err());
+        let s = s.cancelled(by, 1001).expect("cancel");
+        let good = approval(&bank, "w", &r, 1000, 5000);
+        assert_eq!(
+            s.authorize_release(&good, &accepted, 2000).err(),
+            Some(SessionError::Cancelled { by: Canceller::Bank { staff_id: "bob".into() } })
+        );
+        assert!(!s.is_live(1002));
+    }
+
+    #[test]
+    fn approvals_are_distinct() {
+        let r = SecretKey::generate_from_rng(&mut rand::rng()).public_key();
+        let mut s = RecoverySession::open("s1".into(), "w".into(), &r, 1, 1000, 0, 3600);
+        assert_eq!(s.add_approval("alice", 1000), Ok(true));
+        assert_eq!(s.add_approval("alice", 1001), Ok(false));
+        assert_eq!(s.add_approval("bob", 1002), Ok(true));
+        assert_eq!(s.approvals, vec!["alice".to_owned(), "bob".to_owned()]);
+    }
+}

@@ -1,0 +1,250 @@
+//! Serving a node: `Config → Node → spawn/serve`, with health, reflection, limits, optional
+//! (m)TLS and graceful shutdown that flushes the database.
+
+use crate::config::{ConfigError, NodeConfig, TlsSettings};
+use crate::descriptor::NodeDescriptorInfo;
+use crate::keys::FileKeyProvider;
+use crate::node::{Node, SetupError, SystemClock};
+use crate::service::TrusteeService;
+use crate::storage::{SledStore, StoreError};
+use dlocker_proto::pb::trustee_server::TrusteeServer;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+
+/// Longest a single request may run before the server cancels it.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Concurrent requests per connection.
+pub const CONCURRENCY_PER_CONNECTION: usize = 64;
+/// Concurrent HTTP/2 streams per connection.
+pub const MAX_CONCURRENT_STREAMS: u32 = 128;
+/// How often expired ceremonies are swept.
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+/// Deadline for the TLS handshake.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a node could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The config is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Keys, database or WebAuthn settings.
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    /// The TLS files could not be read or used.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The gRPC server failed.
+    #[error("gRPC server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// Reflection could not be set up.
+    #[error("reflection: {0}")]
+    Reflection(String),
+    /// The final flush failed: recent writes may not be durable.
+    #[error("flushing the database at shutdown: {0}")]
+    Flush(StoreError),
+    /// The server task ended abnormally.
+    #[error("server task failed: {0}")]
+    Task(String),
+}
+
+/// Loads a node's config and keys and opens its database.
+pub fn open_node(dir: &Path) -> Result<Arc<Node>, ServeError> {
+    let config = NodeConfig::load(dir)?;
+    let store = Arc::new(SledStore::open(&config.db_path()).map_err(SetupError::Store)?);
+    let node = Node::new(
+        config,
+        &FileKeyProvider::new(dir),
+        store,
+        Arc::new(SystemClock),
+    )?;
+    Ok(Arc::new(node))
+}
+
+fn read_pem(path: &PathBuf) -> Result<Vec<u8>, ServeError> {
+    std::fs::read(path).map_err(|e| ServeError::Tls(format!("cannot read {}: {e}", path.display())))
+}
+
+fn tls_config(tls: &TlsSettings) -> Result<ServerTlsConfig, ServeError> {
+    let identity = Identity::from_pem(read_pem(&tls.cert)?, read_pem(&tls.key)?);
+    let mut cfg = ServerTlsConfig::new()
+        .identity(identity)
+        .timeout(TLS_HANDSHAKE_TIMEOUT);
+    if let Some(ca) = &tls.client_ca {
+        cfg = cfg.client_ca_root(Certificate::from_pem(read_pem(ca)?));
+    }
+    Ok(cfg)
+}
+
+/// Serves `node` on `listener` until `shutdown` resolves, then flushes the database.
+pub async fn run(
+    node: Arc<Node>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let config = node.config().clone();
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<TrusteeServer<TrusteeService>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(dlocker_proto::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| ServeError::Reflection(e.to_string()))?;
+    let trustee = TrusteeServer::new(TrusteeService::new(node.clone()))
+        .max_decoding_message_size(config.limits.max_message_bytes)
+        .max_encoding_message_size(config.limits.max_message_bytes);
+
+    let mut builder = Server::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .concurrency_limit_per_connection(CONCURRENCY_PER_CONNECTION)
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .tcp_nodelay(true);
+    if let Some(tls) = &config.tls {
+        builder = builder.tls_config(tls_config(tls)?)?;
+    }
+
+    let local = listener.local_addr().map_err(|source| ServeError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let sweeper = tokio::spawn(sweep_ceremonies(node.clone()));
+    tracing::info!(
+        name = %config.name,
+        node_id = %node.identity().node_id(),
+        role = %config.role,
+        listen = %local,
+        endpoint = %config.endpoint,
+        tls = config.tls.is_some(),
+        mtls = config.tls.as_ref().is_some_and(|t| t.client_ca.is_some()),
+        "trustee node serving"
+    );
+    let served = builder
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(trustee)
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
+        .await;
+    sweeper.abort();
+    // Wait for the abort so the sweeper's handle on the database is gone when we return.
+    let _ = sweeper.await;
+    // Acknowledged writes were flushed already; this covers the ceremony sweeps.
+    let flushed = node.store().flush().await;
+    tracing::info!("trustee node stopped");
+    served?;
+    flushed.map_err(ServeError::Flush)
+}
+
+async fn sweep_ceremonies(node: Arc<Node>) {
+    let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+    loop {
+        tick.tick().await;
+        match node.store().remove_expired_ceremonies(node.now()) {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(removed = n, "swept expired ceremonies"),
+            Err(e) => tracing::warn!(error = %e, "sweeping expired ceremonies failed"),
+        }
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })
+}
+
+/// Runs the node in `dir` until `shutdown` resolves; flushes the database before returning.
+pub async fn serve(
+    dir: &Path,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let node = open_node(dir)?;
+    let listener = bind(node.config().listen).await?;
+    run(node, listener, shutdown).await
+}
+
+/// A node serving in the background of this process (tests, the demo).
+///
+/// Dropping it also stops the server (the shutdown signal fires when its sender is dropped), but
+/// only [`RunningNode::shutdown`] waits for the final flush and reports errors.
+#[derive(Debug)]
+pub struct RunningNode {
+    local_addr: SocketAddr,
+    descriptor: NodeDescriptorInfo,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), ServeError>>,
+}
+
+impl RunningNode {
+    /// The address actually bound (useful when the config says port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+    /// The node's descriptor (its `endpoint` is the configured one).
+    pub fn descriptor(&self) -> &NodeDescriptorInfo {
+        &self.descriptor
+    }
+    /// `http://<local_addr>` (or `https://` with TLS).
+    pub fn url(&self) -> String {
+        let scheme = if self.descriptor.endpoint.starts_with("https://") {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.local_addr)
+    }
+    /// Stops the server gracefully, waits for it, and returns once the database is flushed and
+    /// closed (the data directory can be served again afterwards).
+    pub async fn shutdown(mut self) -> Result<(), ServeError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match (&mut self.task).await {
+            Ok(r) => r,
+            Err(e) => Err(ServeError::Task(e.to_string())),
+        }
+    }
+}
+
+/// Starts the node in `dir` on a background task; returns once it is listening.
+pub async fn spawn(dir: &Path) -> Result<RunningNode, ServeError> {
+    let node = open_node(dir)?;
+    let listener = bind(node.config().listen).await?;
+    spawn_on(node, listener)
+}
+
+/// Starts `node` on an already bound listener.
+pub fn spawn_on(node: Arc<Node>, listener: TcpListener) -> Result<RunningNode, ServeError> {
+    let local_addr = listener.local_addr().map_err(|source| ServeError::Bind {
+        addr: node.config().listen,
+        source,
+    })?;
+    let descriptor = node.descriptor();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(run(node, listener, async move {
+        let _ = stopped.await;
+    }));
+    Ok(RunningNode {
+        local_addr,
+        descriptor,
+        stop: Some(stop),
+        task,
+    })
+}

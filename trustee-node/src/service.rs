@@ -1,0 +1,146 @@
+//! The `dlocker.v1.Trustee` gRPC service: thin handlers that turn protobuf into domain types at
+//! the edge, call the node's logic, and map errors through [`NodeError`]'s one `Status` mapping.
+
+use crate::enrollment::{BeginEnrollment, FinishEnrollment};
+use crate::error::NodeError;
+use crate::node::Node;
+use crate::wallet::WalletId;
+use dlocker_proto::pb;
+use dlocker_proto::pb::trustee_server::Trustee;
+use dlocker_proto::schnorr::NONCE_LEN;
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+/// The Trustee service over a shared [`Node`].
+#[derive(Debug, Clone)]
+pub struct TrusteeService {
+    node: Arc<Node>,
+}
+
+impl TrusteeService {
+    /// A service for `node`.
+    pub fn new(node: Arc<Node>) -> Self {
+        Self { node }
+    }
+}
+
+impl TryFrom<pb::BeginEnrollmentRequest> for BeginEnrollment {
+    type Error = NodeError;
+    fn try_from(r: pb::BeginEnrollmentRequest) -> Result<Self, NodeError> {
+        Ok(Self {
+            wallet_id: WalletId::parse(r.wallet_id)?,
+            user_name: r.user_name,
+        })
+    }
+}
+
+impl From<pb::FinishEnrollmentRequest> for FinishEnrollment {
+    fn from(r: pb::FinishEnrollmentRequest) -> Self {
+        Self {
+            ceremony_id: r.ceremony_id,
+            credential_json: r.credential_json,
+            manifest: r.manifest_encoded,
+            share_envelope: r.share_envelope_encoded,
+            blob: r.blob,
+        }
+    }
+}
+
+/// A parsed `ProveShare` request.
+#[derive(Debug, Clone)]
+pub struct ProveShareParams {
+    /// The wallet.
+    pub wallet_id: WalletId,
+    /// The verifier's nonce.
+    pub nonce: [u8; NONCE_LEN],
+}
+
+impl TryFrom<pb::ProveShareRequest> for ProveShareParams {
+    type Error = NodeError;
+    fn try_from(r: pb::ProveShareRequest) -> Result<Self, NodeError> {
+        let wallet_id = WalletId::parse(r.wallet_id)?;
+        let nonce = <[u8; NONCE_LEN]>::try_from(r.nonce.as_slice()).map_err(|_| {
+            NodeError::invalid("nonce", format!("must be exactly {NONCE_LEN} bytes"))
+        })?;
+        Ok(Self { wallet_id, nonce })
+    }
+}
+
+#[tonic::async_trait]
+impl Trustee for TrusteeService {
+    async fn get_info(
+        &self,
+        _req: Request<pb::GetInfoRequest>,
+    ) -> Result<Response<pb::NodeDescriptor>, Status> {
+        let node = &self.node;
+        Ok(Response::new(pb::NodeDescriptor {
+            node_id: node.identity().node_id().to_owned(),
+            name: node.config().name.clone(),
+            endpoint: node.config().endpoint.clone(),
+            public_key: dlocker_proto::keys::encode_public_key(node.identity().public_key())
+                .to_vec(),
+            role: node.config().role.as_str().to_owned(),
+            protocol_version: dlocker_proto::PROTOCOL_VERSION.to_owned(),
+            // Issue #3 sets this on bank nodes.
+            bank_approval_key: Vec::new(),
+        }))
+    }
+
+    async fn begin_enrollment(
+        &self,
+        req: Request<pb::BeginEnrollmentRequest>,
+    ) -> Result<Response<pb::BeginEnrollmentResponse>, Status> {
+        let req = BeginEnrollment::try_from(req.into_inner())?;
+        let c = self.node.begin_enrollment(req).await?;
+        Ok(Response::new(pb::BeginEnrollmentResponse {
+            ceremony_id: c.ceremony_id,
+            creation_options_json: c.creation_options_json,
+            expires_at: c.expires_at,
+        }))
+    }
+
+    async fn finish_enrollment(
+        &self,
+        req: Request<pb::FinishEnrollmentRequest>,
+    ) -> Result<Response<pb::FinishEnrollmentResponse>, Status> {
+        let receipt = self.node.finish_enrollment(req.into_inner().into()).await?;
+        Ok(Response::new(pb::FinishEnrollmentResponse {
+            receipt_encoded: receipt,
+        }))
+    }
+
+    async fn get_backup_status(
+        &self,
+        req: Request<pb::GetBackupStatusRequest>,
+    ) -> Result<Response<pb::GetBackupStatusResponse>, Status> {
+        let wallet_id = WalletId::parse(req.into_inner().wallet_id)?;
+        let s = self.node.backup_status(&wallet_id)?;
+        Ok(Response::new(pb::GetBackupStatusResponse {
+            wallet_id: s.wallet_id.as_str().to_owned(),
+            epoch: s.epoch,
+            share_index: u32::from(s.share_index),
+            manifest_hash: s.manifest_hash.to_vec(),
+            enrolled_at: s.enrolled_at,
+            blob_size: s.blob_size,
+            receipt_encoded: s.receipt,
+        }))
+    }
+
+    async fn prove_share(
+        &self,
+        req: Request<pb::ProveShareRequest>,
+    ) -> Result<Response<pb::ProveShareResponse>, Status> {
+        let p = ProveShareParams::try_from(req.into_inner())?;
+        let proof = self.node.prove_share(&p.wallet_id, &p.nonce)?;
+        Ok(Response::new(pb::ProveShareResponse {
+            epoch: proof.epoch,
+            share_index: u32::from(proof.share_index),
+            manifest_hash: proof.manifest_hash.to_vec(),
+            proof_encoded: proof.proof,
+        }))
+    }
+}
+
+#[cfg(test)]
+#[path = "service_tests.rs"]
+mod tests;

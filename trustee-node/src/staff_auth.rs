@@ -1,0 +1,214 @@
+//! Staff request authentication on the bank node: signature by a configured staff key with the
+//! role for the action, addressed to this node, fresh, and never seen before.
+
+use dlocker_proto::statement::{Signed, StaffAction, StaffRequest, StatementError};
+use k256::PublicKey;
+use serde::{Deserialize, Serialize};
+
+/// The sled tree remembering used staff request nonces.
+pub const STAFF_NONCES_TREE: &str = "staff_nonces";
+
+/// What a staff member may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StaffRole {
+    /// List recoveries.
+    Viewer,
+    /// Approve recoveries (implies viewer).
+    Approver,
+    /// Cancel recoveries (implies viewer).
+    Canceller,
+}
+
+impl StaffRole {
+    fn permits(self, action: StaffAction) -> bool {
+        matches!(
+            (self, action),
+            (_, StaffAction::ListRecoveries)
+                | (Self::Approver, StaffAction::ApproveRecovery)
+                | (Self::Canceller, StaffAction::CancelRecovery)
+        )
+    }
+}
+
+/// A staff member from the bank config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaffMember {
+    /// Staff id (appears in approvals and audit).
+    pub id: String,
+    /// Their request-signing key.
+    pub public_key: PublicKey,
+    /// Their roles.
+    pub roles: Vec<StaffRole>,
+}
+
+/// Why a staff request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum StaffAuthError {
+    /// Not a valid signed statement.
+    #[error("staff request is malformed or its signature is invalid")]
+    Invalid,
+    /// Signed by a key not in the staff list.
+    #[error("staff request is signed by an unknown key")]
+    UnknownStaff,
+    /// The staff member lacks the role.
+    #[error("staff member {staff_id} may not {action}")]
+    Forbidden {
+        /// Who.
+        staff_id: String,
+        /// What.
+        action: &'static str,
+    },
+    /// Signed for another action than the RPC called.
+    #[error("staff request is for {got}, not {expected}")]
+    WrongAction {
+        /// Expected.
+        expected: &'static str,
+        /// Found.
+        got: &'static str,
+    },
+    /// Addressed to another node.
+    #[error("staff request is addressed to another bank node")]
+    WrongNode,
+    /// Outside the allowed clock skew.
+    #[error("staff request timestamp is outside the allowed window of {skew_secs} s; check the clock and sign a new request")]
+    Stale {
+        /// The window.
+        skew_secs: u64,
+    },
+    /// The nonce was used before.
+    #[error("staff request was already used (replay rejected); sign a new request")]
+    Replayed,
+    /// Storage failed.
+    #[error("staff nonce storage: {0}")]
+    Storage(#[from] sled::Error),
+}
+
+/// A staff request that passed every check.
+#[derive(Debug)]
+pub struct VerifiedStaffRequest {
+    /// The staff member.
+    pub staff_id: String,
+    /// What they asked.
+    pub request: StaffRequest,
+}
+
+/// Checks staff requests.
+#[derive(Debug)]
+pub struct StaffGate {
+    staff: Vec<StaffMember>,
+    node_id: String,
+    skew_secs: u64,
+    nonces: sled::Tree,
+}
+
+impl StaffGate {
+    /// A gate over `staff` for the bank node `node_id`.
+    pub fn new(db: &sled::Db, staff: Vec<StaffMember>, node_id: String, skew_secs: u64) -> Result<Self, StaffAuthError> {
+        Ok(Self { staff, node_id, skew_secs, nonces: db.open_tree(STAFF_NONCES_TREE)? })
+    }
+
+    /// Verifies `bytes` as a request for `action` and consumes its nonce (durably: the caller
+    /// flushes before acting).
+    pub fn check(&self, bytes: &[u8], action: StaffAction, now: u64) -> Result<VerifiedStaffRequest, StaffAuthError> {
+        let signed = Signed::<StaffRequest>::decode(bytes).map_err(|e| match e {
+            StatementError::UntrustedSigner => StaffAuthError::UnknownStaff,
+            _ => StaffAuthError::Invalid,
+        })?;
+        let member = self
+            .staff
+            .iter()
+            .find(|m| m.public_key == *signed.signer())
+            .ok_or(StaffAuthError::UnknownStaff)?;
+        let req = signed.body().clone();
+        if req.action != action {
+            return Err(StaffAuthError::WrongAction { expected: action.name(), got: req.action.name() });
+        }
+        if !member.roles.iter().any(|r| r.permits(action)) {
+            return Err(StaffAuthError::Forbidden { staff_id: member.id.clone(), action: action.name() });
+        }
+        if req.node_id != self.node_id {
+            return Err(StaffAuthError::WrongNode);
+        }
+        if req.timestamp.abs_diff(now) > self.skew_secs {
+            return Err(StaffAuthError::Stale { skew_secs: self.skew_secs });
+        }
+        // Atomic insert-if-absent: two concurrent uses of one nonce cannot both pass.
+        let fresh = self
+            .nonces
+            .compare_and_swap(req.nonce, None::<&[u8]>, Some(&req.timestamp.to_be_bytes()[..]))?
+            .is_ok();
+        if !fresh {
+            return Err(StaffAuthError::Replayed);
+        }
+        self.prune(now)?;
+        Ok(VerifiedStaffRequest { staff_id: member.id.clone(), request: req })
+    }
+
+    // Nonces older than twice the window can never be replayed (the timestamp check refuses
+    // them first), so they are dropped to keep the tree small.
+    fn prune(&self, now: u64) -> Result<(), StaffAuthError> {
+        let horizon = now.saturating_sub(2 * self.skew_secs);
+        for item in self.nonces.iter().take(64) {
+            let (k, v) = item?;
+            let ts = <[u8; 8]>::try_from(&v[..]).map(u64::from_be_bytes).unwrap_or(0);
+            if ts < horizon {
+                self.nonces.remove(k)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k256::ecdsa::SigningKey;
+    use k256::elliptic_curve::Generate;
+
+    fn req(key: &SigningKey, node: &str, action: StaffAction, ts: u64, nonce: u8) -> Vec<u8> {
+        Signed::sign(StaffRequest { node_id: node.into(), action, target: "s1".into(), timestamp: ts, nonce: [nonce; 16] }, key).encode()
+    }
+
+    #[test]
+    fn checks_role_node_time_and_replay() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = sled::open(dir.path()).expect("db");
+        let alice = SigningKey::generate_from_rng(&mut rand::rng());
+        let viewer = SigningKey::generate_from_rng(&mut rand::rng());
+        let gate = StaffGate::new(
+            &db,
+            vec![
+                StaffMember { id: "alice".into(), public_key: PublicKey::from(alice.verifying_key()), roles: vec![StaffRole::Approver] },
+                StaffMember { id: "vic".into(), public_key: PublicKey::from(viewer.verifying_key()), roles: vec![StaffRole::Viewer] },
+            ],
+            "bank".into(),
+            300,
+        )
+        .expect("gate");
+        let ok = req(&alice, "bank", StaffAction::ApproveRecovery, 1000, 1);
+        assert_eq!(gate.check(&ok, StaffAction::ApproveRecovery, 1000).expect("ok").staff_id, "alice");
+        assert!(matches!(gate.check(&ok, StaffAction::ApproveRecovery, 1001), Err(StaffAuthError::Replayed)));
+        assert!(matches!(
+            gate.check(&req(&viewer, "bank", StaffAction::ApproveRecovery, 1000, 2), StaffAction::ApproveRecovery, 1000),
+            Err(StaffAuthError::Forbidden { .. })
+        ));
+        assert!(matches!(
+            gate.check(&req(&alice, "other", StaffAction::ApproveRecovery, 1000, 3), StaffAction::ApproveRecovery, 1000),
+            Err(StaffAuthError::WrongNode)
+        ));
+        assert!(matches!(
+            gate.check(&req(&alice, "bank", StaffAction::ApproveRecovery, 100, 4), StaffAction::ApproveRecovery, 1000),
+            Err(StaffAuthError::Stale { .. })
+        ));
+        let stranger = SigningKey::generate_from_rng(&mut rand::rng());
+        assert!(matches!(
+            gate.check(&req(&stranger, "bank", StaffAction::ApproveRecovery, 1000, 5), StaffAction::ApproveRecovery, 1000),
+            Err(StaffAuthError::UnknownStaff)
+        ));
+        assert!(matches!(
+            gate.check(&req(&alice, "bank", StaffAction::ApproveRecovery, 1000, 6), StaffAction::CancelRecovery, 1000),
+            Err(StaffAuthError::WrongAction { .. })
+        ));
+    }
+}

@@ -1,0 +1,537 @@
+//! Durable storage: a small [`Store`] trait and its sled implementation.
+//!
+//! Layout (sled trees; wallet trees are keyed by the wallet id's UTF-8 bytes):
+//!
+//! | tree | key | value |
+//! |---|---|---|
+//! | [`CEREMONIES_TREE`] | ceremony id (UUID text) | [`CeremonyRecord`] as JSON |
+//! | [`WALLETS_TREE`] | wallet id | [`WalletMeta`] as JSON (presence = wallet enrolled) |
+//! | [`SHARES_TREE`] | wallet id | the share sealed under the storage key ([`crate::at_rest`]) |
+//! | [`MANIFESTS_TREE`] | wallet id | the manifest, canonical encoding |
+//! | [`PASSKEYS_TREE`] | wallet id | the owner's `webauthn_rs::Passkey` as JSON |
+//! | [`BLOBS_TREE`] | wallet id | the encrypted wallet blob |
+//! | [`RECEIPTS_TREE`] | wallet id | the signed receipt, canonical encoding |
+//!
+//! A deposit touches all wallet trees and the ceremony in ONE sled transaction; reads of a
+//! wallet go through a transaction too, so nobody sees half a deposit. Callers flush
+//! ([`Store::flush`]) before acknowledging a write.
+//!
+//! Tests that need to corrupt a stored share open the database with sled while the node is
+//! stopped and flip a byte of `SHARES_TREE[wallet_id]`; there is deliberately no server-side hook.
+
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use sled::Transactional as _;
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use std::path::Path;
+
+/// Open passkey ceremonies.
+pub const CEREMONIES_TREE: &str = "ceremonies";
+/// Per-wallet metadata; a key here means the wallet is enrolled.
+pub const WALLETS_TREE: &str = "wallets";
+/// Sealed shares.
+pub const SHARES_TREE: &str = "shares";
+/// Manifests.
+pub const MANIFESTS_TREE: &str = "manifests";
+/// Owner passkeys.
+pub const PASSKEYS_TREE: &str = "passkeys";
+/// Encrypted wallet blobs.
+pub const BLOBS_TREE: &str = "blobs";
+/// Signed receipts.
+pub const RECEIPTS_TREE: &str = "receipts";
+
+/// The key of a wallet's records in every wallet tree.
+pub fn wallet_key(wallet_id: &str) -> &[u8] {
+    wallet_id.as_bytes()
+}
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed.
+    #[error("database error: {0}")]
+    Db(#[from] sled::Error),
+    /// A stored record does not decode, or a deposit is incomplete.
+    #[error("corrupt record in {tree}: {reason}")]
+    Corrupt {
+        /// The tree.
+        tree: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl From<TransactionError<StoreError>> for StoreError {
+    fn from(e: TransactionError<StoreError>) -> Self {
+        match e {
+            TransactionError::Abort(e) => e,
+            TransactionError::Storage(e) => StoreError::Db(e),
+        }
+    }
+}
+
+/// A passkey ceremony in progress, or finished.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CeremonyRecord {
+    /// The wallet the passkey is for.
+    pub wallet_id: String,
+    /// Unix seconds.
+    pub created_at: u64,
+    /// Unix seconds; refused from then on and swept later.
+    pub expires_at: u64,
+    /// Where the ceremony is.
+    pub state: CeremonyState,
+}
+
+/// The state of a ceremony.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CeremonyState {
+    /// Waiting for FinishEnrollment: the serialised `webauthn_rs::PasskeyRegistration`.
+    Pending {
+        /// JSON of the registration state (server-side secret: holds the challenge).
+        registration: String,
+    },
+    /// FinishEnrollment succeeded; kept until expiry so an identical retry of that very request
+    /// gets the stored receipt instead of NOT_FOUND.
+    Completed {
+        /// SHA-256 (hex) of the credential JSON that completed it.
+        credential_sha256: String,
+    },
+}
+
+impl std::fmt::Debug for CeremonyState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CeremonyState::Pending { .. } => f.write_str("Pending { registration: REDACTED }"),
+            CeremonyState::Completed { credential_sha256 } => {
+                write!(f, "Completed {{ credential_sha256: {credential_sha256} }}")
+            }
+        }
+    }
+}
+
+/// What the node holds for a wallet, without the large or sealed parts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WalletMeta {
+    /// Epoch.
+    pub epoch: u64,
+    /// This node's share index.
+    pub share_index: u16,
+    /// Manifest hash (hex).
+    pub manifest_hash: String,
+    /// Unix seconds.
+    pub enrolled_at: u64,
+    /// Size of the stored blob.
+    pub blob_size: u64,
+}
+
+/// Everything stored for one enrolled wallet.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WalletRecord {
+    /// Metadata.
+    pub meta: WalletMeta,
+    /// The share sealed under the storage key.
+    pub sealed_share: Vec<u8>,
+    /// The manifest (canonical encoding).
+    pub manifest: Vec<u8>,
+    /// The owner's passkey (JSON).
+    pub passkey_json: Vec<u8>,
+    /// The encrypted wallet blob.
+    pub blob: Vec<u8>,
+    /// The signed receipt (canonical encoding).
+    pub receipt: Vec<u8>,
+}
+
+impl std::fmt::Debug for WalletRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WalletRecord")
+            .field("meta", &self.meta)
+            .field(
+                "sealed_share",
+                &format_args!("{} bytes", self.sealed_share.len()),
+            )
+            .field("manifest", &format_args!("{} bytes", self.manifest.len()))
+            .field(
+                "passkey_json",
+                &format_args!("{} bytes", self.passkey_json.len()),
+            )
+            .field("blob", &format_args!("{} bytes", self.blob.len()))
+            .field("receipt", &format_args!("{} bytes", self.receipt.len()))
+            .finish()
+    }
+}
+
+/// What [`Store::commit_enrollment`] did.
+#[derive(Debug)]
+pub enum CommitOutcome {
+    /// The record was written (and the ceremony updated) atomically.
+    Stored,
+    /// A record for the wallet already existed; nothing was written. It is returned so the
+    /// caller can tell an identical retry from a conflict.
+    AlreadyPresent(Box<WalletRecord>),
+}
+
+/// The node's storage. Small on purpose: each method is one atomic step.
+pub trait Store: Send + Sync {
+    /// Writes a ceremony record.
+    fn put_ceremony(&self, id: &str, record: &CeremonyRecord) -> Result<(), StoreError>;
+    /// Reads a ceremony record.
+    fn ceremony(&self, id: &str) -> Result<Option<CeremonyRecord>, StoreError>;
+    /// How many ceremony records exist (pending or completed, until swept).
+    fn ceremony_count(&self) -> Result<usize, StoreError>;
+    /// Deletes ceremonies whose `expires_at <= now`; returns how many.
+    fn remove_expired_ceremonies(&self, now: u64) -> Result<usize, StoreError>;
+    /// Everything stored for a wallet, read atomically.
+    fn wallet(&self, wallet_id: &str) -> Result<Option<WalletRecord>, StoreError>;
+    /// In one transaction: if the wallet has no record, writes `record` into every wallet tree
+    /// and `ceremony` under `ceremony_id`; otherwise writes nothing and returns the existing
+    /// record.
+    fn commit_enrollment(
+        &self,
+        wallet_id: &str,
+        record: &WalletRecord,
+        ceremony_id: &str,
+        ceremony: &CeremonyRecord,
+    ) -> Result<CommitOutcome, StoreError>;
+    /// Makes every write so far durable.
+    fn flush(&self) -> BoxFuture<'_, Result<(), StoreError>>;
+}
+
+/// The sled-backed store.
+#[derive(Clone)]
+pub struct SledStore {
+    db: sled::Db,
+    ceremonies: sled::Tree,
+    wallets: sled::Tree,
+    shares: sled::Tree,
+    manifests: sled::Tree,
+    passkeys: sled::Tree,
+    blobs: sled::Tree,
+    receipts: sled::Tree,
+}
+
+impl std::fmt::Debug for SledStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledStore").finish_non_exhaustive()
+    }
+}
+
+fn corrupt(tree: &'static str, reason: impl Into<String>) -> StoreError {
+    StoreError::Corrupt {
+        tree,
+        reason: reason.into(),
+    }
+}
+
+fn to_json<T: Serialize>(tree: &'static str, v: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(v).map_err(|e| corrupt(tree, e.to_string()))
+}
+
+fn from_json<T: for<'de> Deserialize<'de>>(
+    tree: &'static str,
+    bytes: &[u8],
+) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| corrupt(tree, e.to_string()))
+}
+
+type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+
+/// Reads a wallet inside a transaction over (wallets, shares, manifests, passkeys, blobs, receipts).
+fn read_wallet_tx(trees: [&TransactionalTree; 6], key: &[u8]) -> TxResult<Option<WalletRecord>> {
+    let [w, s, m, p, b, r] = trees;
+    let Some(meta) = w.get(key)? else {
+        return Ok(None);
+    };
+    let meta: WalletMeta =
+        from_json(WALLETS_TREE, &meta).map_err(ConflictableTransactionError::Abort)?;
+    let need = |t: &TransactionalTree, name: &'static str| -> TxResult<Vec<u8>> {
+        t.get(key)?.map(|v| v.to_vec()).ok_or_else(|| {
+            ConflictableTransactionError::Abort(corrupt(name, "missing part of an enrolled wallet"))
+        })
+    };
+    Ok(Some(WalletRecord {
+        meta,
+        sealed_share: need(s, SHARES_TREE)?,
+        manifest: need(m, MANIFESTS_TREE)?,
+        passkey_json: need(p, PASSKEYS_TREE)?,
+        blob: need(b, BLOBS_TREE)?,
+        receipt: need(r, RECEIPTS_TREE)?,
+    }))
+}
+
+impl SledStore {
+    /// Opens (creating if needed) the database at `path`, e.g. `DIR/db`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new().path(path).open()?;
+        Ok(Self {
+            ceremonies: db.open_tree(CEREMONIES_TREE)?,
+            wallets: db.open_tree(WALLETS_TREE)?,
+            shares: db.open_tree(SHARES_TREE)?,
+            manifests: db.open_tree(MANIFESTS_TREE)?,
+            passkeys: db.open_tree(PASSKEYS_TREE)?,
+            blobs: db.open_tree(BLOBS_TREE)?,
+            receipts: db.open_tree(RECEIPTS_TREE)?,
+            db,
+        })
+    }
+
+    /// The underlying database (issue #3 modules add their own trees through it).
+    pub fn db(&self) -> &sled::Db {
+        &self.db
+    }
+}
+
+impl Store for SledStore {
+    fn put_ceremony(&self, id: &str, record: &CeremonyRecord) -> Result<(), StoreError> {
+        self.ceremonies
+            .insert(id.as_bytes(), to_json(CEREMONIES_TREE, record)?)?;
+        Ok(())
+    }
+
+    fn ceremony(&self, id: &str) -> Result<Option<CeremonyRecord>, StoreError> {
+        self.ceremonies
+            .get(id.as_bytes())?
+            .map(|v| from_json(CEREMONIES_TREE, &v))
+            .transpose()
+    }
+
+    fn ceremony_count(&self) -> Result<usize, StoreError> {
+        Ok(self.ceremonies.len())
+    }
+
+    fn remove_expired_ceremonies(&self, now: u64) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        for item in self.ceremonies.iter() {
+            let (k, v) = item?;
+            // An undecodable record is garbage either way; sweep it too.
+            let expired = from_json::<CeremonyRecord>(CEREMONIES_TREE, &v)
+                .map(|c| c.expires_at <= now)
+                .unwrap_or(true);
+            // compare_and_swap: only remove the exact value we judged, never a fresher write.
+            if expired
+                && self
+                    .ceremonies
+                    .compare_and_swap(&k, Some(&v), None as Option<&[u8]>)?
+                    .is_ok()
+            {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    fn wallet(&self, wallet_id: &str) -> Result<Option<WalletRecord>, StoreError> {
+        let key = wallet_key(wallet_id);
+        let rec = (
+            &self.wallets,
+            &self.shares,
+            &self.manifests,
+            &self.passkeys,
+            &self.blobs,
+            &self.receipts,
+        )
+            .transaction(|(w, s, m, p, b, r)| read_wallet_tx([w, s, m, p, b, r], key))?;
+        Ok(rec)
+    }
+
+    fn commit_enrollment(
+        &self,
+        wallet_id: &str,
+        record: &WalletRecord,
+        ceremony_id: &str,
+        ceremony: &CeremonyRecord,
+    ) -> Result<CommitOutcome, StoreError> {
+        let key = wallet_key(wallet_id);
+        let meta = to_json(WALLETS_TREE, &record.meta)?;
+        let ceremony_bytes = to_json(CEREMONIES_TREE, ceremony)?;
+        let outcome = (
+            &self.ceremonies,
+            &self.wallets,
+            &self.shares,
+            &self.manifests,
+            &self.passkeys,
+            &self.blobs,
+            &self.receipts,
+        )
+            .transaction(|(c, w, s, m, p, b, r)| {
+                if let Some(existing) = read_wallet_tx([w, s, m, p, b, r], key)? {
+                    return Ok(CommitOutcome::AlreadyPresent(Box::new(existing)));
+                }
+                w.insert(key, meta.as_slice())?;
+                s.insert(key, record.sealed_share.as_slice())?;
+                m.insert(key, record.manifest.as_slice())?;
+                p.insert(key, record.passkey_json.as_slice())?;
+                b.insert(key, record.blob.as_slice())?;
+                r.insert(key, record.receipt.as_slice())?;
+                c.insert(ceremony_id.as_bytes(), ceremony_bytes.as_slice())?;
+                Ok(CommitOutcome::Stored)
+            })?;
+        Ok(outcome)
+    }
+
+    fn flush(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.db.flush_async().await?;
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(tag: u8) -> WalletRecord {
+        WalletRecord {
+            meta: WalletMeta {
+                epoch: 1,
+                share_index: u16::from(tag),
+                manifest_hash: hex::encode([tag; 32]),
+                enrolled_at: 100,
+                blob_size: 3,
+            },
+            sealed_share: vec![tag; 63],
+            manifest: vec![tag; 10],
+            passkey_json: br#"{"k":1}"#.to_vec(),
+            blob: vec![tag; 3],
+            receipt: vec![tag; 20],
+        }
+    }
+
+    fn ceremony(expires_at: u64, done: bool) -> CeremonyRecord {
+        CeremonyRecord {
+            wallet_id: "w1".into(),
+            created_at: 1,
+            expires_at,
+            state: if done {
+                CeremonyState::Completed {
+                    credential_sha256: "00".into(),
+                }
+            } else {
+                CeremonyState::Pending {
+                    registration: "{}".into(),
+                }
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn commit_is_all_or_nothing_and_durable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("db");
+        {
+            let store = SledStore::open(&path).expect("open");
+            store.put_ceremony("c1", &ceremony(10, false)).expect("put");
+            assert!(store.wallet("w1").expect("read").is_none());
+
+            let out = store
+                .commit_enrollment("w1", &record(1), "c1", &ceremony(10, true))
+                .expect("commit");
+            assert!(matches!(out, CommitOutcome::Stored));
+            // A second commit, even of a different record, writes nothing and reports the first.
+            store.put_ceremony("c2", &ceremony(10, false)).expect("put");
+            match store
+                .commit_enrollment("w1", &record(2), "c2", &ceremony(10, true))
+                .expect("commit")
+            {
+                CommitOutcome::AlreadyPresent(existing) => assert_eq!(*existing, record(1)),
+                CommitOutcome::Stored => panic!("overwrote an enrolled wallet"),
+            }
+            assert!(matches!(
+                store.ceremony("c2").expect("read").map(|c| c.state),
+                Some(CeremonyState::Pending { .. })
+            ));
+            assert!(matches!(
+                store.ceremony("c1").expect("read").map(|c| c.state),
+                Some(CeremonyState::Completed { .. })
+            ));
+            store.flush().await.expect("flush");
+        }
+        // Reopen: everything is there.
+        let store = SledStore::open(&path).expect("reopen");
+        assert_eq!(store.wallet("w1").expect("read"), Some(record(1)));
+    }
+
+    #[test]
+    fn concurrent_commits_never_mix_records() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SledStore::open(&dir.path().join("db")).expect("open");
+        for round in 0..20u8 {
+            let wallet = format!("w{round}");
+            let handles: Vec<_> = (1..=4u8)
+                .map(|tag| {
+                    let s = store.clone();
+                    let wallet = wallet.clone();
+                    std::thread::spawn(move || {
+                        s.commit_enrollment(
+                            &wallet,
+                            &record(tag),
+                            &format!("c{tag}"),
+                            &ceremony(9, true),
+                        )
+                        .map(|o| matches!(o, CommitOutcome::Stored))
+                    })
+                })
+                .collect();
+            let stored: Vec<bool> = handles
+                .into_iter()
+                .map(|h| h.join().expect("join").expect("commit"))
+                .collect();
+            assert_eq!(
+                stored.iter().filter(|s| **s).count(),
+                1,
+                "exactly one writer wins"
+            );
+            let got = store.wallet(&wallet).expect("read").expect("present");
+            let tag = got.sealed_share[0];
+            assert_eq!(
+                got,
+                record(tag),
+                "every tree holds the same writer's record"
+            );
+        }
+    }
+
+    #[test]
+    fn missing_part_is_reported_as_corruption() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SledStore::open(&dir.path().join("db")).expect("open");
+        store
+            .commit_enrollment("w1", &record(1), "c", &ceremony(9, true))
+            .expect("commit");
+        store
+            .db()
+            .open_tree(BLOBS_TREE)
+            .expect("tree")
+            .remove(wallet_key("w1"))
+            .expect("remove");
+        assert!(matches!(
+            store.wallet("w1"),
+            Err(StoreError::Corrupt {
+                tree: BLOBS_TREE,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn sweep_removes_only_expired() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SledStore::open(&dir.path().join("db")).expect("open");
+        store
+            .put_ceremony("old", &ceremony(10, false))
+            .expect("put");
+        store
+            .put_ceremony("done", &ceremony(10, true))
+            .expect("put");
+        store
+            .put_ceremony("new", &ceremony(100, false))
+            .expect("put");
+        assert_eq!(store.ceremony_count().expect("count"), 3);
+        assert_eq!(store.remove_expired_ceremonies(50).expect("sweep"), 2);
+        assert!(store.ceremony("old").expect("read").is_none());
+        assert!(store.ceremony("new").expect("read").is_some());
+        assert_eq!(store.ceremony_count().expect("count"), 1);
+    }
+}

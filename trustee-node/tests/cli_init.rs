@@ -1,0 +1,65 @@
+//! The `trustee-node` binary: `init` creates a node once and refuses a second time; `show`
+//! prints the same descriptor.
+
+use std::process::Command;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_trustee-node"))
+}
+
+#[test]
+fn init_once_then_refuse_and_show() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("bank");
+    let init = |name: &str| {
+        bin()
+            .args(["init", "--data-dir"])
+            .arg(&dir)
+            .args([
+                "--name",
+                name,
+                "--listen",
+                "127.0.0.1:7101",
+                "--role",
+                "bank",
+            ])
+            .output()
+            .expect("run trustee-node")
+    };
+    let first = init("bank");
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let out = String::from_utf8_lossy(&first.stdout).to_string();
+    assert!(out.contains("node_id"), "{out}");
+    assert!(dir.join("config.toml").exists());
+    assert!(dir.join("keys/identity.key").exists());
+    assert!(dir.join("keys/storage.key").exists());
+
+    let second = init("other");
+    assert!(!second.status.success());
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(err.contains("refusing to overwrite"), "{err}");
+
+    let show = bin()
+        .args(["show", "--json", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .expect("run show");
+    assert!(
+        show.status.success(),
+        "{}",
+        String::from_utf8_lossy(&show.stderr)
+    );
+    let d: serde_json::Value = serde_json::from_slice(&show.stdout).expect("json");
+    assert_eq!(d["name"], "bank");
+    assert_eq!(d["role"], "bank");
+    assert_eq!(d["endpoint"], "http://127.0.0.1:7101");
+    assert!(
+        out.contains(d["node_id"].as_str().expect("node_id")),
+        "init and show agree"
+    );
+    assert_eq!(d["public_key"].as_str().map(str::len), Some(66));
+}
