@@ -1,0 +1,100 @@
+//! Micro-benchmarks of every protocol primitive.
+//!
+//! `cargo bench -p dlocker-proto --bench primitives`
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
+use dlocker_proto::keys::node_id;
+use dlocker_proto::manifest::{Manifest, ManifestParts, TrusteeEntry};
+use dlocker_proto::schnorr::{PossessionProof, ProofContext};
+use dlocker_proto::secret::SecretScalar;
+use dlocker_proto::share::{combine, split};
+use dlocker_proto::statement::{Receipt, Signed};
+use k256::ecdsa::SigningKey;
+use k256::elliptic_curve::Generate;
+use k256::SecretKey;
+use std::hint::black_box;
+
+fn sharing(c: &mut Criterion) {
+    let mut g = c.benchmark_group("vss");
+    for n in [3usize, 5, 10, 20] {
+        let t = n / 2 + 1;
+        let k = SecretScalar::random();
+        g.bench_with_input(BenchmarkId::new("split", format!("{t}-of-{n}")), &n, |b, &n| {
+            b.iter(|| split(black_box(&k), t, n).expect("split"))
+        });
+        let (shares, comms) = split(&k, t, n).expect("split");
+        g.bench_with_input(BenchmarkId::new("verify_share", format!("{t}-of-{n}")), &n, |b, _| {
+            b.iter(|| comms.verify(black_box(&shares[n - 1])).expect("verify"))
+        });
+        g.bench_with_input(BenchmarkId::new("combine_verified", format!("{t}-of-{n}")), &n, |b, _| {
+            b.iter(|| combine(black_box(&shares[..t]), &comms).expect("combine"))
+        });
+    }
+    g.finish();
+}
+
+fn envelope(c: &mut Criterion) {
+    let node = SecretKey::generate_from_rng(&mut rand::rng());
+    let pk = node.public_key();
+    let (shares, _) = split(&SecretScalar::random(), 3, 5).expect("split");
+    let ctx = EnvelopeContext { wallet_id: "bench-wallet", epoch: 1, share_index: 1, recipient: &pk };
+    c.bench_function("envelope/seal", |b| b.iter(|| ShareEnvelope::seal(black_box(&shares[0]), &ctx).expect("seal")));
+    let env = ShareEnvelope::seal(&shares[0], &ctx).expect("seal");
+    c.bench_function("envelope/open", |b| b.iter(|| env.open(black_box(&ctx), &node).expect("open")));
+}
+
+fn statements(c: &mut Criterion) {
+    let key = SigningKey::generate_from_rng(&mut rand::rng());
+    let receipt = Receipt {
+        node_id: "ab".repeat(16),
+        wallet_id: "bench-wallet".into(),
+        epoch: 1,
+        share_index: 1,
+        manifest_hash: dlocker_proto::manifest::ManifestHash([1; 32]),
+        issued_at: 1,
+    };
+    c.bench_function("statement/sign", |b| b.iter(|| Signed::sign(black_box(receipt.clone()), &key)));
+    let enc = Signed::sign(receipt, &key).encode();
+    c.bench_function("statement/decode_verify", |b| b.iter(|| Signed::<Receipt>::decode(black_box(&enc)).expect("ok")));
+}
+
+fn schnorr(c: &mut Criterion) {
+    let (shares, comms) = split(&SecretScalar::random(), 3, 5).expect("split");
+    let node = SecretKey::generate_from_rng(&mut rand::rng()).public_key();
+    let nonce = [9u8; 32];
+    let ctx = ProofContext { wallet_id: "bench-wallet", epoch: 1, share_index: 2, node_key: &node, nonce: &nonce };
+    c.bench_function("schnorr/prove", |b| b.iter(|| PossessionProof::prove(black_box(&shares[1]), &ctx).expect("prove")));
+    let proof = PossessionProof::prove(&shares[1], &ctx).expect("prove");
+    let p = comms.expected_public_share(2);
+    c.bench_function("schnorr/verify", |b| b.iter(|| proof.verify(black_box(&p), &ctx).expect("verify")));
+}
+
+fn manifest(c: &mut Criterion) {
+    let (_, commitments) = split(&SecretScalar::random(), 3, 5).expect("split");
+    let trustees: Vec<TrusteeEntry> = (1..=5u16)
+        .map(|i| {
+            let pk = SecretKey::generate_from_rng(&mut rand::rng()).public_key();
+            TrusteeEntry { share_index: i, node_id: node_id(&pk), public_key: pk }
+        })
+        .collect();
+    let m = Manifest::new(ManifestParts {
+        wallet_id: "bench-wallet".into(),
+        epoch: 1,
+        threshold: 3,
+        bank_node_id: trustees[0].node_id.clone(),
+        trustees,
+        commitments,
+        recovery_delay_secs: 0,
+        blob_hash: [0; 32],
+        created_at: 0,
+        previous: None,
+    })
+    .expect("manifest");
+    c.bench_function("manifest/hash", |b| b.iter(|| black_box(&m).hash()));
+    let enc = m.encode();
+    c.bench_function("manifest/decode_validate", |b| b.iter(|| Manifest::decode(black_box(&enc)).expect("decode")));
+}
+
+criterion_group!(benches, sharing, envelope, statements, schnorr, manifest);
+criterion_main!(benches);
