@@ -76,7 +76,9 @@ pub struct AuditLog {
 
 impl std::fmt::Debug for AuditLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuditLog").field("tag_key", &"REDACTED").finish_non_exhaustive()
+        f.debug_struct("AuditLog")
+            .field("tag_key", &"REDACTED")
+            .finish_non_exhaustive()
     }
 }
 
@@ -88,12 +90,17 @@ impl AuditLog {
             None => (0, [0u8; 32]),
             Some((k, v)) => {
                 let seq = seq_of(&k);
-                let e: StoredEntry = serde_json::from_slice(&v).map_err(|_| AuditError::Corrupt(seq))?;
+                let e: StoredEntry =
+                    serde_json::from_slice(&v).map_err(|_| AuditError::Corrupt(seq))?;
                 let (_, h) = e.to_record().ok_or(AuditError::Corrupt(seq))?;
                 (e.seq, h)
             }
         };
-        Ok(Self { tree, tag_key, head: Mutex::new(head) })
+        Ok(Self {
+            tree,
+            tag_key,
+            head: Mutex::new(head),
+        })
     }
 
     /// `HMAC-SHA256(audit key, label ‖ wallet id)`, hex.
@@ -106,7 +113,13 @@ impl AuditLog {
     }
 
     /// Appends an entry (not yet flushed: the caller flushes with the state change it records).
-    pub fn append(&self, at: u64, kind: &str, wallet_id: Option<&str>, detail: &str) -> Result<u64, AuditError> {
+    pub fn append(
+        &self,
+        at: u64,
+        kind: &str,
+        wallet_id: Option<&str>,
+        detail: &str,
+    ) -> Result<u64, AuditError> {
         let wallet_tag = wallet_id.map(|w| self.wallet_tag(w)).unwrap_or_default();
         let mut head = self.head.lock().unwrap_or_else(|p| p.into_inner());
         let rec = AuditRecord {
@@ -152,7 +165,15 @@ impl AuditLog {
     /// A checkpoint of the current head signed with the node's identity key.
     pub fn checkpoint(&self, node_id: &str, key: &SigningKey, now: u64) -> Signed<AuditCheckpoint> {
         let (seq, head_hash) = self.head();
-        Signed::sign(AuditCheckpoint { node_id: node_id.to_owned(), seq, head_hash, at: now }, key)
+        Signed::sign(
+            AuditCheckpoint {
+                node_id: node_id.to_owned(),
+                seq,
+                head_hash,
+                at: now,
+            },
+            key,
+        )
     }
 }
 
@@ -176,11 +197,14 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = sled::open(dir.path()).expect("db");
         let log = AuditLog::open(&db, Zeroizing::new([7; 32])).expect("open");
-        log.append(1, "enrollment", Some("wallet-1"), "epoch 1").expect("append");
-        log.append(2, "recovery_opened", Some("wallet-1"), "session s1").expect("append");
+        log.append(1, "enrollment", Some("wallet-1"), "epoch 1")
+            .expect("append");
+        log.append(2, "recovery_opened", Some("wallet-1"), "session s1")
+            .expect("append");
         drop(log);
         let log = AuditLog::open(&db, Zeroizing::new([7; 32])).expect("reopen");
-        log.append(3, "release", Some("wallet-1"), "").expect("append");
+        log.append(3, "release", Some("wallet-1"), "")
+            .expect("append");
         let entries = log.entries(1, 100).expect("entries");
         assert_eq!(entries.len(), 3);
         assert!(!entries[0].wallet_tag.contains("wallet"));
@@ -188,7 +212,10 @@ mod tests {
         let key = SigningKey::generate_from_rng(&mut rand::rng());
         let cp = log.checkpoint("node", &key, 4);
         let recs: Vec<_> = entries.iter().filter_map(StoredEntry::to_record).collect();
-        assert_eq!(verify_chain(&recs, cp.body().seq, &cp.body().head_hash), Ok(()));
+        assert_eq!(
+            verify_chain(&recs, cp.body().seq, &cp.body().head_hash),
+            Ok(())
+        );
         let mut tampered = recs.clone();
         tampered[1].0.detail = "session s2".into();
         assert!(verify_chain(&tampered, cp.body().seq, &cp.body().head_hash).is_err());

@@ -33,6 +33,22 @@ pub mod defaults {
     pub const RP_NAME: &str = "dLocker";
     /// WebAuthn allowed origin.
     pub const ORIGIN: &str = "https://localhost";
+    /// Shortest recovery delay this node applies, whatever the manifest says.
+    pub const DELAY_FLOOR_SECS: u64 = 0;
+    /// Longest recovery delay this node applies (30 days).
+    pub const DELAY_CEILING_SECS: u64 = 30 * 24 * 3600;
+    /// A session expires this long after its release time.
+    pub const SESSION_TTL_SECS: u64 = 24 * 3600;
+    /// Failed passkey assertions per wallet before recovery locks.
+    pub const MAX_FAILED_ASSERTIONS: u32 = 5;
+    /// How long a lock lasts.
+    pub const LOCKOUT_SECS: u64 = 900;
+    /// Distinct staff approvals needed for a bank approval.
+    pub const APPROVALS_REQUIRED: u32 = 1;
+    /// Lifetime of a bank approval.
+    pub const APPROVAL_TTL_SECS: u64 = 3600;
+    /// Allowed clock difference for staff requests.
+    pub const STAFF_REQUEST_SKEW_SECS: u64 = 300;
 }
 
 /// Longest node display name.
@@ -134,6 +150,58 @@ pub struct RawConfig {
     /// `[tls]` (absent = plaintext h2c)
     #[serde(default)]
     pub tls: Option<RawTls>,
+    /// `[recovery]` (every key optional)
+    #[serde(default)]
+    pub recovery: RawRecovery,
+    /// `[bank]` (bank role only; every key optional)
+    #[serde(default)]
+    pub bank: Option<RawBank>,
+}
+
+/// `[recovery]`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRecovery {
+    /// Shortest delay applied.
+    pub delay_floor_secs: Option<u64>,
+    /// Longest delay applied.
+    pub delay_ceiling_secs: Option<u64>,
+    /// Session lifetime after the release time.
+    pub session_ttl_secs: Option<u64>,
+    /// Failed assertions before a lock.
+    pub max_failed_assertions: Option<u32>,
+    /// Lock duration.
+    pub lockout_secs: Option<u64>,
+    /// Accepted bank approval keys (hex SEC1).
+    #[serde(default)]
+    pub bank_approval_keys: Vec<String>,
+}
+
+/// `[bank]`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBank {
+    /// Distinct staff approvals needed.
+    pub approvals_required: Option<u32>,
+    /// Approval lifetime.
+    pub approval_ttl_secs: Option<u64>,
+    /// Allowed staff request clock skew.
+    pub staff_request_skew_secs: Option<u64>,
+    /// `[[bank.staff]]`
+    #[serde(default)]
+    pub staff: Vec<RawStaff>,
+}
+
+/// `[[bank.staff]]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStaff {
+    /// Staff id.
+    pub id: String,
+    /// Hex SEC1 k256 key.
+    pub public_key: String,
+    /// `viewer`, `approver`, `canceller`.
+    pub roles: Vec<String>,
 }
 
 /// `[node]`
@@ -217,6 +285,60 @@ pub struct NodeConfig {
     pub webauthn: WebauthnSettings,
     /// TLS, when configured.
     pub tls: Option<TlsSettings>,
+    /// Recovery rules.
+    pub recovery: RecoverySettings,
+    /// Bank settings; `Some` exactly when `role` is bank.
+    pub bank: Option<BankSettings>,
+}
+
+/// Recovery rules every node enforces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoverySettings {
+    /// Shortest delay applied.
+    pub delay_floor_secs: u64,
+    /// Longest delay applied.
+    pub delay_ceiling_secs: u64,
+    /// Session lifetime after the release time.
+    pub session_ttl_secs: u64,
+    /// Failed assertions per wallet before a lock.
+    pub max_failed_assertions: u32,
+    /// Lock duration.
+    pub lockout_secs: u64,
+    /// Bank approval keys whose approvals and cancellations this node accepts.
+    pub bank_approval_keys: Vec<k256::PublicKey>,
+}
+
+impl Default for RecoverySettings {
+    fn default() -> Self {
+        Self {
+            delay_floor_secs: defaults::DELAY_FLOOR_SECS,
+            delay_ceiling_secs: defaults::DELAY_CEILING_SECS,
+            session_ttl_secs: defaults::SESSION_TTL_SECS,
+            max_failed_assertions: defaults::MAX_FAILED_ASSERTIONS,
+            lockout_secs: defaults::LOCKOUT_SECS,
+            bank_approval_keys: Vec::new(),
+        }
+    }
+}
+
+impl RecoverySettings {
+    /// The delay this node applies for a manifest's `recovery_delay_secs`.
+    pub fn clamp_delay(&self, manifest_delay: u64) -> u64 {
+        manifest_delay.clamp(self.delay_floor_secs, self.delay_ceiling_secs)
+    }
+}
+
+/// The bank node's approval policy and staff.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BankSettings {
+    /// Distinct staff approvals needed ("four eyes" = 2).
+    pub approvals_required: u32,
+    /// Lifetime of a signed approval.
+    pub approval_ttl_secs: u64,
+    /// Allowed staff request clock skew.
+    pub staff_request_skew_secs: u64,
+    /// Staff members.
+    pub staff: Vec<crate::staff_auth::StaffMember>,
 }
 
 /// Input bounds.
@@ -359,6 +481,17 @@ impl TryFrom<RawConfig> for NodeConfig {
             key: t.key,
             client_ca: t.client_ca,
         });
+        let recovery = recovery_from(&raw.recovery)?;
+        let bank = match (role, raw.bank) {
+            (Role::Bank, b) => Some(bank_from(&b.unwrap_or_default())?),
+            (Role::Trustee, None) => None,
+            (Role::Trustee, Some(_)) => {
+                return Err(invalid(
+                    "bank",
+                    "only a node with role = \"bank\" has a [bank] section",
+                ));
+            }
+        };
 
         Ok(NodeConfig {
             data_dir: PathBuf::new(),
@@ -369,8 +502,185 @@ impl TryFrom<RawConfig> for NodeConfig {
             limits,
             webauthn,
             tls,
+            recovery,
+            bank,
         })
     }
+}
+
+/// Longest staff id (it appears in signed approvals).
+pub const MAX_STAFF_ID_LEN: usize = dlocker_proto::statement::MAX_ID_LEN;
+/// Most staff members and accepted bank keys.
+pub const MAX_LIST_LEN: usize = 256;
+
+/// Parses a hex SEC1 k256 public key from the config.
+pub fn parse_public_key(
+    field: &'static str,
+    hex_key: &str,
+) -> Result<k256::PublicKey, ConfigError> {
+    dlocker_proto::keys::public_key_from_hex(hex_key.trim()).map_err(|_| {
+        invalid(
+            field,
+            format!("{hex_key:?} is not a hex SEC1 secp256k1 public key"),
+        )
+    })
+}
+
+/// Whether `id` is a usable staff id.
+pub fn valid_staff_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_STAFF_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._@-".contains(&b))
+}
+
+fn recovery_from(raw: &RawRecovery) -> Result<RecoverySettings, ConfigError> {
+    let year = 366 * 24 * 3600;
+    let delay_floor_secs = in_range(
+        "recovery.delay_floor_secs",
+        raw.delay_floor_secs,
+        defaults::DELAY_FLOOR_SECS,
+        0,
+        year,
+    )?;
+    let delay_ceiling_secs = in_range(
+        "recovery.delay_ceiling_secs",
+        raw.delay_ceiling_secs,
+        defaults::DELAY_CEILING_SECS,
+        0,
+        year,
+    )?;
+    if delay_ceiling_secs < delay_floor_secs {
+        return Err(invalid(
+            "recovery.delay_ceiling_secs",
+            format!("{delay_ceiling_secs} is below delay_floor_secs {delay_floor_secs}"),
+        ));
+    }
+    if raw.bank_approval_keys.len() > MAX_LIST_LEN {
+        return Err(invalid(
+            "recovery.bank_approval_keys",
+            format!("at most {MAX_LIST_LEN} keys"),
+        ));
+    }
+    let mut keys = Vec::new();
+    for k in &raw.bank_approval_keys {
+        let pk = parse_public_key("recovery.bank_approval_keys", k)?;
+        if !keys.contains(&pk) {
+            keys.push(pk);
+        }
+    }
+    Ok(RecoverySettings {
+        delay_floor_secs,
+        delay_ceiling_secs,
+        session_ttl_secs: in_range(
+            "recovery.session_ttl_secs",
+            raw.session_ttl_secs,
+            defaults::SESSION_TTL_SECS,
+            60,
+            year,
+        )?,
+        max_failed_assertions: in_range(
+            "recovery.max_failed_assertions",
+            raw.max_failed_assertions,
+            defaults::MAX_FAILED_ASSERTIONS,
+            1,
+            1000,
+        )?,
+        lockout_secs: in_range(
+            "recovery.lockout_secs",
+            raw.lockout_secs,
+            defaults::LOCKOUT_SECS,
+            1,
+            year,
+        )?,
+        bank_approval_keys: keys,
+    })
+}
+
+/// Parses a staff role name.
+pub fn parse_staff_role(s: &str) -> Result<crate::staff_auth::StaffRole, ConfigError> {
+    use crate::staff_auth::StaffRole;
+    match s.trim() {
+        "viewer" => Ok(StaffRole::Viewer),
+        "approver" => Ok(StaffRole::Approver),
+        "canceller" => Ok(StaffRole::Canceller),
+        other => Err(invalid(
+            "bank.staff.roles",
+            format!("{other:?} is not viewer, approver or canceller"),
+        )),
+    }
+}
+
+fn bank_from(raw: &RawBank) -> Result<BankSettings, ConfigError> {
+    if raw.staff.len() > MAX_LIST_LEN {
+        return Err(invalid(
+            "bank.staff",
+            format!("at most {MAX_LIST_LEN} staff members"),
+        ));
+    }
+    let mut staff: Vec<crate::staff_auth::StaffMember> = Vec::new();
+    for m in &raw.staff {
+        if !valid_staff_id(&m.id) {
+            return Err(invalid(
+                "bank.staff.id",
+                format!(
+                    "{:?} must be 1–{MAX_STAFF_ID_LEN} characters of A-Z a-z 0-9 . _ @ -",
+                    m.id
+                ),
+            ));
+        }
+        let public_key = parse_public_key("bank.staff.public_key", &m.public_key)?;
+        if staff
+            .iter()
+            .any(|s| s.id == m.id || s.public_key == public_key)
+        {
+            return Err(invalid(
+                "bank.staff",
+                format!("staff {:?}: each id and each key may appear once", m.id),
+            ));
+        }
+        if m.roles.is_empty() {
+            return Err(invalid(
+                "bank.staff.roles",
+                format!("staff {:?} has no role", m.id),
+            ));
+        }
+        let roles = m
+            .roles
+            .iter()
+            .map(|r| parse_staff_role(r))
+            .collect::<Result<Vec<_>, _>>()?;
+        staff.push(crate::staff_auth::StaffMember {
+            id: m.id.clone(),
+            public_key,
+            roles,
+        });
+    }
+    Ok(BankSettings {
+        approvals_required: in_range(
+            "bank.approvals_required",
+            raw.approvals_required,
+            defaults::APPROVALS_REQUIRED,
+            1,
+            16,
+        )?,
+        approval_ttl_secs: in_range(
+            "bank.approval_ttl_secs",
+            raw.approval_ttl_secs,
+            defaults::APPROVAL_TTL_SECS,
+            60,
+            7 * 24 * 3600,
+        )?,
+        staff_request_skew_secs: in_range(
+            "bank.staff_request_skew_secs",
+            raw.staff_request_skew_secs,
+            defaults::STAFF_REQUEST_SKEW_SECS,
+            5,
+            3600,
+        )?,
+        staff,
+    })
 }
 
 fn in_range<T: PartialOrd + std::fmt::Display + Copy>(
@@ -558,7 +868,22 @@ origins = [{origins}]
 # cert = "tls/node.crt"              # PEM certificate chain
 # key = "tls/node.key"               # PEM private key
 # client_ca = "tls/clients-ca.crt"   # optional: require client certificates signed by this CA
-"#,
+
+[recovery]
+# The node never releases a share sooner than this many seconds after a recovery opens...
+delay_floor_secs = {floor}
+# ...nor waits longer than this, whatever the wallet's manifest says.
+delay_ceiling_secs = {ceiling}
+# A recovery session expires this many seconds after its release time.
+session_ttl_secs = {sttl}
+# Failed passkey assertions per wallet before recovery locks for lockout_secs.
+max_failed_assertions = {mfa}
+lockout_secs = {lockout}
+# Bank approval public keys (hex SEC1) whose approvals and cancellations this node accepts.
+# Add one with `trustee-node config accept-bank-key --data-dir DIR HEX`. A bank node also
+# accepts its own key (keys/bank-approval.key) without listing it.
+bank_approval_keys = []
+{bank}"#,
         name = q(name),
         role = q(role.as_str()),
         listen = q(&listen.to_string()),
@@ -572,7 +897,206 @@ origins = [{origins}]
         mt = defaults::MAX_TRUSTEES,
         rp_id = q(rp_id),
         rp_name = q(defaults::RP_NAME),
+        floor = defaults::DELAY_FLOOR_SECS,
+        ceiling = defaults::DELAY_CEILING_SECS,
+        sttl = defaults::SESSION_TTL_SECS,
+        mfa = defaults::MAX_FAILED_ASSERTIONS,
+        lockout = defaults::LOCKOUT_SECS,
+        bank = if role == Role::Bank {
+            bank_section()
+        } else {
+            String::new()
+        },
     )
+}
+
+fn bank_section() -> String {
+    format!(
+        r#"
+# Staff members allowed to sign requests follow this section as [[bank.staff]] tables. Add one with
+# `trustee-node config add-staff --data-dir DIR --id ID --public-key HEX --roles approver,canceller`
+# (or `init --staff ID=HEX[:role,role]`). Roles: viewer (list), approver, canceller. E.g.:
+#   [[bank.staff]]
+#   id = "alice"
+#   public_key = "02..."
+#   roles = ["approver", "canceller"]
+[bank]
+# Distinct staff approvals needed before this node signs a bank approval ("four eyes" = 2).
+approvals_required = {ar}
+# Seconds a signed bank approval stays valid.
+approval_ttl_secs = {ttl}
+# Allowed difference between a staff request's timestamp and this node's clock.
+staff_request_skew_secs = {skew}
+"#,
+        ar = defaults::APPROVALS_REQUIRED,
+        ttl = defaults::APPROVAL_TTL_SECS,
+        skew = defaults::STAFF_REQUEST_SKEW_SECS,
+    )
+}
+
+/// Edits of `config.toml` that keep its comments (`trustee-node config ...` and `init` flags).
+/// Every edit is validated as a whole config before the file is replaced.
+pub mod edit {
+    use super::{CONFIG_FILE, ConfigError, NodeConfig, invalid, parse_public_key, valid_staff_id};
+    use crate::staff_auth::StaffRole;
+    use std::path::Path;
+    use toml_edit::{Array, ArrayOfTables, DocumentMut, Item, Table, value};
+
+    /// A config file being edited.
+    #[derive(Debug, Clone)]
+    pub struct ConfigDoc(DocumentMut);
+
+    impl ConfigDoc {
+        /// Parses config text.
+        pub fn parse(text: &str, dir: &Path) -> Result<Self, ConfigError> {
+            text.parse::<DocumentMut>()
+                .map(Self)
+                .map_err(|e| ConfigError::Parse {
+                    path: dir.join(CONFIG_FILE),
+                    message: e.to_string(),
+                })
+        }
+
+        /// Reads `dir/config.toml`.
+        pub fn load(dir: &Path) -> Result<Self, ConfigError> {
+            let path = dir.join(CONFIG_FILE);
+            let text = std::fs::read_to_string(&path)
+                .map_err(|source| ConfigError::Read { path, source })?;
+            Self::parse(&text, dir)
+        }
+
+        /// Validates the edited config and atomically replaces `dir/config.toml`.
+        pub fn save(&self, dir: &Path) -> Result<NodeConfig, ConfigError> {
+            let text = self.to_string();
+            let cfg = NodeConfig::from_toml(&text, dir)?;
+            let path = dir.join(CONFIG_FILE);
+            let tmp = dir.join(format!("{CONFIG_FILE}.tmp"));
+            let write = |p: &Path| -> std::io::Result<()> {
+                use std::io::Write as _;
+                let mut f = std::fs::File::create(p)?;
+                f.write_all(text.as_bytes())?;
+                f.sync_all()
+            };
+            write(&tmp)
+                .and_then(|()| std::fs::rename(&tmp, &path))
+                .map_err(|source| ConfigError::Read { path, source })?;
+            Ok(cfg)
+        }
+
+        fn section(&mut self, name: &'static str) -> Result<&mut Table, ConfigError> {
+            if !self.0.contains_key(name) {
+                self.0.insert(name, Item::Table(Table::new()));
+            }
+            self.0[name]
+                .as_table_mut()
+                .ok_or_else(|| invalid(name, "is not a table"))
+        }
+
+        /// Adds `hex_key` to `recovery.bank_approval_keys`; false if it was already there.
+        pub fn accept_bank_key(&mut self, hex_key: &str) -> Result<bool, ConfigError> {
+            let key = parse_public_key("recovery.bank_approval_keys", hex_key)?;
+            let rec = self.section("recovery")?;
+            if !rec.contains_key("bank_approval_keys") {
+                rec.insert("bank_approval_keys", value(Array::new()));
+            }
+            let arr = rec["bank_approval_keys"]
+                .as_array_mut()
+                .ok_or_else(|| invalid("recovery.bank_approval_keys", "is not a list"))?;
+            let present = arr.iter().filter_map(|v| v.as_str()).any(|s| {
+                dlocker_proto::keys::public_key_from_hex(s.trim())
+                    .map(|k| k == key)
+                    .unwrap_or(false)
+            });
+            if !present {
+                arr.push(dlocker_proto::keys::public_key_hex(&key));
+            }
+            Ok(!present)
+        }
+
+        /// Appends a `[[bank.staff]]` entry (validation on save refuses duplicate ids or keys).
+        pub fn add_staff(
+            &mut self,
+            id: &str,
+            hex_key: &str,
+            roles: &[StaffRole],
+        ) -> Result<(), ConfigError> {
+            if !valid_staff_id(id) {
+                return Err(invalid(
+                    "bank.staff.id",
+                    format!(
+                        "{id:?} must be 1–{} characters of A-Z a-z 0-9 . _ @ -",
+                        super::MAX_STAFF_ID_LEN
+                    ),
+                ));
+            }
+            let key = parse_public_key("bank.staff.public_key", hex_key)?;
+            if roles.is_empty() {
+                return Err(invalid("bank.staff.roles", "give at least one role"));
+            }
+            let role = self
+                .0
+                .get("node")
+                .and_then(|n| n.get("role"))
+                .and_then(|r| r.as_str())
+                .unwrap_or_default();
+            if role != "bank" {
+                return Err(invalid(
+                    "bank.staff",
+                    "staff can only be added to a node with role = \"bank\"",
+                ));
+            }
+            let bank = self.section("bank")?;
+            if !bank.contains_key("staff") {
+                bank.insert("staff", Item::ArrayOfTables(ArrayOfTables::new()));
+            }
+            let staff = bank["staff"]
+                .as_array_of_tables_mut()
+                .ok_or_else(|| invalid("bank.staff", "is not a list of [[bank.staff]] tables"))?;
+            let mut t = Table::new();
+            t.insert("id", value(id));
+            t.insert(
+                "public_key",
+                value(dlocker_proto::keys::public_key_hex(&key)),
+            );
+            let mut r = Array::new();
+            for role in roles {
+                r.push(match role {
+                    StaffRole::Viewer => "viewer",
+                    StaffRole::Approver => "approver",
+                    StaffRole::Canceller => "canceller",
+                });
+            }
+            t.insert("roles", value(r));
+            staff.push(t);
+            Ok(())
+        }
+
+        /// Sets an integer key, e.g. (`bank`, `approvals_required`, 2).
+        pub fn set_integer(
+            &mut self,
+            section: &'static str,
+            key: &str,
+            v: u64,
+        ) -> Result<(), ConfigError> {
+            let v =
+                i64::try_from(v).map_err(|_| invalid(section, format!("{key} is too large")))?;
+            let t = self.section(section)?;
+            // Assigning through the index keeps the key's comments; insert would drop them.
+            match t.get_mut(key) {
+                Some(item) => *item = value(v),
+                None => {
+                    t.insert(key, value(v));
+                }
+            }
+            Ok(())
+        }
+    }
+
+    impl std::fmt::Display for ConfigDoc {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            self.0.fmt(f)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -18,6 +18,10 @@ pub struct NodeDescriptorInfo {
     pub endpoint: String,
     /// SEC1 compressed identity key, hex.
     pub public_key: String,
+    /// Bank nodes: the bank approval public key (hex) that trustees list in
+    /// `recovery.bank_approval_keys`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bank_approval_key: Option<String>,
 }
 
 /// Why a descriptor could not be read from disk.
@@ -40,13 +44,27 @@ impl NodeDescriptorInfo {
             role: config.role.as_str().to_owned(),
             endpoint: config.endpoint.clone(),
             public_key: identity.public_key_hex(),
+            bank_approval_key: None,
         }
+    }
+
+    /// With the bank approval key set.
+    pub fn with_bank_key(mut self, key: Option<&k256::PublicKey>) -> Self {
+        self.bank_approval_key = key.map(dlocker_proto::keys::public_key_hex);
+        self
     }
 
     /// Reads a node's descriptor from its data directory without starting it.
     pub fn load(dir: &Path) -> Result<Self, DescribeError> {
         let config = NodeConfig::load(dir)?;
-        let identity = FileKeyProvider::new(dir).identity_key()?;
-        Ok(Self::new(&config, &identity))
+        let keys = FileKeyProvider::new(dir);
+        let identity = keys.identity_key()?;
+        let bank = match config.role {
+            crate::config::Role::Bank if keys.bank_approval_path().exists() => {
+                Some(*keys.bank_approval_key()?.public_key())
+            }
+            _ => None,
+        };
+        Ok(Self::new(&config, &identity).with_bank_key(bank.as_ref()))
     }
 }

@@ -269,19 +269,29 @@ impl Node {
             blob: req.blob,
             receipt,
         };
+        let mut events = Vec::new();
         let receipt = match self.store.commit_enrollment(
             wallet_id.as_str(),
             &record,
             &ceremony_id,
             &completed,
         )? {
-            CommitOutcome::Stored => record.receipt,
+            CommitOutcome::Stored => {
+                events.push(self.record(
+                    now,
+                    "enrollment",
+                    wallet_id.as_str(),
+                    "",
+                    &format!("epoch {} share index {index}", deposit.manifest.epoch()),
+                )?);
+                record.receipt
+            }
             // Lost a race with a concurrent deposit for the same wallet.
             CommitOutcome::AlreadyPresent(existing) => {
                 self.same_deposit(&wallet_id, &existing, &deposit)?
             }
         };
-        self.store.flush().await?;
+        self.commit(events).await?;
         tracing::info!(
             wallet = %wallet_id.log_tag(),
             epoch = deposit.manifest.epoch(),

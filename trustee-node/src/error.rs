@@ -4,6 +4,10 @@
 //! failed inside an envelope or a sealed record is nobody's business), and internal failures
 //! reach the caller as a generic message while the detail goes to the log.
 
+use crate::audit_log::AuditError;
+use crate::events::EventError;
+use crate::recovery_session::SessionError;
+use crate::staff_auth::StaffAuthError;
 use crate::storage::StoreError;
 use tonic::{Code, Status};
 
@@ -73,6 +77,56 @@ pub enum NodeError {
     /// The stored share failed to open (tampering or a wrong storage key).
     #[error("stored share failed its integrity check")]
     StoredShareCorrupt,
+    /// No such recovery session (never existed, or another node's id).
+    #[error("no such recovery session; open one with OpenRecovery")]
+    SessionNotFound,
+    /// A live session already exists for the wallet.
+    #[error("a recovery session is already open ({session_id}); cancel it first")]
+    SessionAlreadyOpen {
+        /// The live session.
+        session_id: String,
+    },
+    /// Too many failed passkey assertions: recovery is locked.
+    #[error(
+        "recovery is locked after {failures} failed passkey attempts until {until} ({remaining_secs} s left)"
+    )]
+    WalletLocked {
+        /// The limit that was reached.
+        failures: u32,
+        /// Unix seconds.
+        until: u64,
+        /// Seconds left.
+        remaining_secs: u64,
+    },
+    /// The passkey assertion did not verify.
+    #[error("passkey assertion rejected ({attempts_left} attempts left)")]
+    AssertionRejected {
+        /// Attempts before recovery locks.
+        attempts_left: u32,
+    },
+    /// A recovery-session rule refused the request.
+    #[error("{0}")]
+    Session(#[from] SessionError),
+    /// Owner cancellation needs BeginOwnerCancel's challenge first.
+    #[error("no owner cancellation challenge for this session; call BeginOwnerCancel first")]
+    CancelNotBegun,
+    /// The bank's staff policy does not hold yet.
+    #[error("awaiting bank approval ({approvers} of {required} staff)")]
+    AwaitingApproval {
+        /// Distinct staff approvals so far.
+        approvers: usize,
+        /// Needed.
+        required: u32,
+    },
+    /// A staff request was refused.
+    #[error("{0}")]
+    Staff(#[from] StaffAuthError),
+    /// The audit log failed.
+    #[error("audit log: {0}")]
+    Audit(#[from] AuditError),
+    /// The event outbox failed.
+    #[error("event outbox: {0}")]
+    Events(#[from] EventError),
     /// Storage failed.
     #[error("storage: {0}")]
     Storage(#[from] StoreError),
@@ -106,7 +160,43 @@ impl NodeError {
             NodeError::CeremonyExpired { .. } | NodeError::CeremonyUsed => Code::FailedPrecondition,
             NodeError::Conflict => Code::AlreadyExists,
             NodeError::StoredShareCorrupt => Code::DataLoss,
-            NodeError::Storage(_) | NodeError::Internal(_) => Code::Internal,
+            NodeError::SessionNotFound => Code::NotFound,
+            NodeError::SessionAlreadyOpen { .. } => Code::AlreadyExists,
+            NodeError::WalletLocked { .. } => Code::PermissionDenied,
+            NodeError::AssertionRejected { .. } => Code::Unauthenticated,
+            NodeError::CancelNotBegun | NodeError::AwaitingApproval { .. } => {
+                Code::FailedPrecondition
+            }
+            NodeError::Session(e) => match e {
+                SessionError::Expired { .. }
+                | SessionError::Cancelled { .. }
+                | SessionError::AlreadyReleased
+                | SessionError::AlreadyAuthenticated
+                | SessionError::DelayNotPassed { .. } => Code::FailedPrecondition,
+                SessionError::ApprovalMalformed(_) => Code::InvalidArgument,
+                SessionError::OwnerNotAuthenticated
+                | SessionError::ApprovalUnknownSigner
+                | SessionError::ApprovalWrongWallet
+                | SessionError::ApprovalWrongSessionKey
+                | SessionError::ApprovalExpired { .. }
+                | SessionError::ApprovalNotYetValid { .. }
+                | SessionError::CancellationMismatch
+                | SessionError::CancellationInvalid(_) => Code::PermissionDenied,
+            },
+            NodeError::Staff(e) => match e {
+                StaffAuthError::Invalid => Code::InvalidArgument,
+                StaffAuthError::UnknownStaff
+                | StaffAuthError::Forbidden { .. }
+                | StaffAuthError::WrongAction { .. }
+                | StaffAuthError::WrongNode
+                | StaffAuthError::Replayed => Code::PermissionDenied,
+                StaffAuthError::Stale { .. } => Code::Unauthenticated,
+                StaffAuthError::Storage(_) => Code::Internal,
+            },
+            NodeError::Storage(_)
+            | NodeError::Audit(_)
+            | NodeError::Events(_)
+            | NodeError::Internal(_) => Code::Internal,
         }
     }
 }
@@ -115,7 +205,11 @@ impl From<NodeError> for Status {
     fn from(e: NodeError) -> Status {
         let code = e.code();
         match &e {
-            NodeError::Storage(_) | NodeError::Internal(_) => {
+            NodeError::Storage(_)
+            | NodeError::Audit(_)
+            | NodeError::Events(_)
+            | NodeError::Staff(StaffAuthError::Storage(_))
+            | NodeError::Internal(_) => {
                 tracing::error!(error = %e, "internal error");
                 Status::new(
                     code,
@@ -168,6 +262,71 @@ mod tests {
             (NodeError::WalletNotFound, Code::NotFound),
             (NodeError::StoredShareCorrupt, Code::DataLoss),
             (NodeError::Internal("secret detail".into()), Code::Internal),
+            (NodeError::SessionNotFound, Code::NotFound),
+            (
+                NodeError::SessionAlreadyOpen {
+                    session_id: "s".into(),
+                },
+                Code::AlreadyExists,
+            ),
+            (
+                NodeError::WalletLocked {
+                    failures: 5,
+                    until: 9,
+                    remaining_secs: 3,
+                },
+                Code::PermissionDenied,
+            ),
+            (
+                NodeError::AssertionRejected { attempts_left: 2 },
+                Code::Unauthenticated,
+            ),
+            (
+                NodeError::Session(SessionError::DelayNotPassed {
+                    release_not_before: 10,
+                    remaining_secs: 5,
+                }),
+                Code::FailedPrecondition,
+            ),
+            (
+                NodeError::Session(SessionError::OwnerNotAuthenticated),
+                Code::PermissionDenied,
+            ),
+            (
+                NodeError::Session(SessionError::ApprovalWrongSessionKey),
+                Code::PermissionDenied,
+            ),
+            (
+                NodeError::Session(SessionError::ApprovalMalformed("x".into())),
+                Code::InvalidArgument,
+            ),
+            (
+                NodeError::Session(SessionError::Cancelled {
+                    by: crate::recovery_session::Canceller::Owner,
+                }),
+                Code::FailedPrecondition,
+            ),
+            (NodeError::CancelNotBegun, Code::FailedPrecondition),
+            (
+                NodeError::AwaitingApproval {
+                    approvers: 1,
+                    required: 2,
+                },
+                Code::FailedPrecondition,
+            ),
+            (
+                NodeError::Staff(StaffAuthError::Replayed),
+                Code::PermissionDenied,
+            ),
+            (
+                NodeError::Staff(StaffAuthError::Stale { skew_secs: 300 }),
+                Code::Unauthenticated,
+            ),
+            (
+                NodeError::Staff(StaffAuthError::Invalid),
+                Code::InvalidArgument,
+            ),
+            (NodeError::Audit(AuditError::Corrupt(3)), Code::Internal),
             (
                 NodeError::Storage(StoreError::Corrupt {
                     tree: "shares",

@@ -54,15 +54,28 @@ impl EventOutbox {
     pub fn open(db: &sled::Db) -> Result<Self, EventError> {
         let tree = db.open_tree(EVENTS_TREE)?;
         let last = match tree.last()? {
-            Some((k, _)) => <[u8; 8]>::try_from(&k[..]).map(u64::from_be_bytes).unwrap_or(0),
+            Some((k, _)) => <[u8; 8]>::try_from(&k[..])
+                .map(u64::from_be_bytes)
+                .unwrap_or(0),
             None => 0,
         };
         let (live, _) = broadcast::channel(1024);
-        Ok(Self { tree, last: Mutex::new(last), live })
+        Ok(Self {
+            tree,
+            last: Mutex::new(last),
+            live,
+        })
     }
 
     /// Appends an event (not yet flushed, not yet announced).
-    pub fn append(&self, at: u64, kind: &str, wallet_id: &str, session_id: &str, detail: &str) -> Result<StoredEvent, EventError> {
+    pub fn append(
+        &self,
+        at: u64,
+        kind: &str,
+        wallet_id: &str,
+        session_id: &str,
+        detail: &str,
+    ) -> Result<StoredEvent, EventError> {
         let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
         let ev = StoredEvent {
             seq: *last + 1,
@@ -89,9 +102,15 @@ impl EventOutbox {
     /// Stored events with `seq > cursor`, at most `limit`.
     pub fn since(&self, cursor: u64, limit: usize) -> Result<Vec<StoredEvent>, EventError> {
         let mut out = Vec::new();
-        for item in self.tree.range((cursor.saturating_add(1)).to_be_bytes()..).take(limit) {
+        for item in self
+            .tree
+            .range((cursor.saturating_add(1)).to_be_bytes()..)
+            .take(limit)
+        {
             let (k, v) = item?;
-            let seq = <[u8; 8]>::try_from(&k[..]).map(u64::from_be_bytes).unwrap_or(0);
+            let seq = <[u8; 8]>::try_from(&k[..])
+                .map(u64::from_be_bytes)
+                .unwrap_or(0);
             out.push(serde_json::from_slice(&v).map_err(|_| EventError::Corrupt(seq))?);
         }
         Ok(out)
@@ -114,15 +133,21 @@ mod tests {
             let db = sled::open(dir.path()).expect("db");
             let o = EventOutbox::open(&db).expect("open");
             for i in 0..5 {
-                o.append(i, "recovery_opened", "w", &format!("s{i}"), "").expect("append");
+                o.append(i, "recovery_opened", "w", &format!("s{i}"), "")
+                    .expect("append");
             }
             db.flush().expect("flush");
         }
         let db = sled::open(dir.path()).expect("db");
         let o = EventOutbox::open(&db).expect("reopen");
-        let ev = o.append(9, "share_released", "w", "s9", "").expect("append");
+        let ev = o
+            .append(9, "share_released", "w", "s9", "")
+            .expect("append");
         assert_eq!(ev.seq, 6);
         let after = o.since(3, 100).expect("since");
-        assert_eq!(after.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![4, 5, 6]);
+        assert_eq!(
+            after.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![4, 5, 6]
+        );
     }
 }

@@ -4,9 +4,11 @@
 //! overwritten: a node's identity key is its identity, and losing its storage key loses every
 //! share it holds.
 
+use crate::config::edit::ConfigDoc;
 use crate::config::{self, CONFIG_FILE, ConfigError, NodeConfig, Role};
 pub use crate::descriptor::NodeDescriptorInfo;
 use crate::keys::{FileKeyProvider, KeyError};
+use crate::staff_auth::StaffRole;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -28,6 +30,51 @@ pub struct InitOptions {
     pub rp_id: String,
     /// WebAuthn allowed origins.
     pub origins: Vec<String>,
+    /// Bank approval public keys (hex) this node accepts.
+    pub accept_bank_keys: Vec<String>,
+    /// Bank role: staff members.
+    pub staff: Vec<StaffSpec>,
+    /// Bank role: distinct staff approvals needed.
+    pub approvals_required: Option<u32>,
+    /// `recovery.delay_floor_secs`.
+    pub recovery_delay_floor_secs: Option<u64>,
+}
+
+/// A staff member for `init --staff ID=HEX[:role,role]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaffSpec {
+    /// Staff id.
+    pub id: String,
+    /// Hex SEC1 public key.
+    pub public_key: String,
+    /// Roles (default approver + canceller).
+    pub roles: Vec<StaffRole>,
+}
+
+impl std::str::FromStr for StaffSpec {
+    type Err = ConfigError;
+    /// `ID=HEX` or `ID=HEX:role,role`.
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        let bad = || ConfigError::Invalid {
+            field: "bank.staff",
+            reason: format!("{s:?} is not ID=PUBLIC_KEY_HEX[:role,role]"),
+        };
+        let (id, rest) = s.split_once('=').ok_or_else(bad)?;
+        let (key, roles) = match rest.split_once(':') {
+            Some((k, r)) => (
+                k,
+                r.split(',')
+                    .map(config::parse_staff_role)
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+            None => (rest, vec![StaffRole::Approver, StaffRole::Canceller]),
+        };
+        Ok(Self {
+            id: id.trim().to_owned(),
+            public_key: key.trim().to_owned(),
+            roles,
+        })
+    }
 }
 
 impl InitOptions {
@@ -41,6 +88,10 @@ impl InitOptions {
             endpoint: None,
             rp_id: config::defaults::RP_ID.to_owned(),
             origins: vec![config::defaults::ORIGIN.to_owned()],
+            accept_bank_keys: Vec::new(),
+            staff: Vec::new(),
+            approvals_required: None,
+            recovery_delay_floor_secs: None,
         }
     }
 }
@@ -95,6 +146,26 @@ pub fn init_node(opts: &InitOptions) -> Result<NodeDescriptorInfo, InitError> {
         &opts.rp_id,
         &opts.origins,
     );
+    let mut doc = ConfigDoc::parse(&text, dir)?;
+    for k in &opts.accept_bank_keys {
+        doc.accept_bank_key(k)?;
+    }
+    if opts.role != Role::Bank && (!opts.staff.is_empty() || opts.approvals_required.is_some()) {
+        return Err(InitError::Config(ConfigError::Invalid {
+            field: "bank",
+            reason: "--staff and --approvals-required need --role bank".into(),
+        }));
+    }
+    for s in &opts.staff {
+        doc.add_staff(&s.id, &s.public_key, &s.roles)?;
+    }
+    if let Some(m) = opts.approvals_required {
+        doc.set_integer("bank", "approvals_required", u64::from(m))?;
+    }
+    if let Some(f) = opts.recovery_delay_floor_secs {
+        doc.set_integer("recovery", "delay_floor_secs", f)?;
+    }
+    let text = doc.to_string();
     // Validate exactly what will be written.
     let cfg = NodeConfig::from_toml(&text, dir)?;
 
@@ -111,6 +182,11 @@ pub fn init_node(opts: &InitOptions) -> Result<NodeDescriptorInfo, InitError> {
         source,
     })?;
     let (identity, _storage) = keys.create()?;
+    keys.ensure_audit_key()?;
+    let bank_key = match opts.role {
+        Role::Bank => Some(keys.ensure_bank_approval_key()?),
+        Role::Trustee => None,
+    };
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -125,7 +201,7 @@ pub fn init_node(opts: &InitOptions) -> Result<NodeDescriptorInfo, InitError> {
             path: config_path.clone(),
             source,
         })?;
-    Ok(NodeDescriptorInfo::new(&cfg, &identity))
+    Ok(NodeDescriptorInfo::new(&cfg, &identity).with_bank_key(bank_key.as_ref()))
 }
 
 #[cfg(test)]

@@ -7,7 +7,9 @@
 //!   opens the share envelopes clients seal to this node;
 //! - **storage key** (`keys/storage.key`): 32 random bytes; AES-256-GCM key for shares at rest.
 //!
-//! Both are hex in files created with mode 0600. [`KeyProvider`] is the seam for other backends.
+//! Also `keys/audit.key` (32 random bytes, HMAC key for audit wallet tags) on every node and
+//! `keys/bank-approval.key` (secp256k1, signs bank approvals and cancellations) on the bank node.
+//! All are hex in files created with mode 0600. [`KeyProvider`] is the seam for other backends.
 
 use dlocker_proto::keys::{node_id, public_key_hex};
 use k256::ecdsa::SigningKey;
@@ -24,6 +26,10 @@ pub const KEYS_DIR: &str = "keys";
 pub const IDENTITY_KEY_FILE: &str = "identity.key";
 /// Storage key file name.
 pub const STORAGE_KEY_FILE: &str = "storage.key";
+/// Audit key file name (HMAC key for wallet tags in the audit log).
+pub const AUDIT_KEY_FILE: &str = "audit.key";
+/// Bank approval key file name (bank role only; separate from the identity key).
+pub const BANK_APPROVAL_KEY_FILE: &str = "bank-approval.key";
 
 /// Why a key could not be created or loaded. Never contains key material.
 #[derive(Debug, thiserror::Error)]
@@ -144,6 +150,40 @@ impl StorageKey {
     }
 }
 
+/// The bank approval key (secp256k1): signs `BankApproval` and `BankCancellation`. Kept apart
+/// from the identity key so it can live in an HSM operated by the bank's approval process.
+#[derive(Clone)]
+pub struct BankApprovalKey {
+    secret: SecretKey,
+    public: PublicKey,
+}
+
+impl std::fmt::Debug for BankApprovalKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "BankApprovalKey {{ public: {}, secret: REDACTED }}",
+            public_key_hex(&self.public)
+        )
+    }
+}
+
+impl BankApprovalKey {
+    /// Wraps a secret key.
+    pub fn from_secret(secret: SecretKey) -> Self {
+        let public = secret.public_key();
+        Self { secret, public }
+    }
+    /// An ECDSA signing key.
+    pub fn signing_key(&self) -> SigningKey {
+        SigningKey::from(&self.secret)
+    }
+    /// The public key.
+    pub fn public_key(&self) -> &PublicKey {
+        &self.public
+    }
+}
+
 /// Where the node's keys come from. The file implementation is the default; a KMS or HSM backend
 /// implements the same trait.
 pub trait KeyProvider: Send + Sync {
@@ -151,6 +191,10 @@ pub trait KeyProvider: Send + Sync {
     fn identity_key(&self) -> Result<IdentityKey, KeyError>;
     /// The at-rest storage key.
     fn storage_key(&self) -> Result<StorageKey, KeyError>;
+    /// The audit key (HMAC key for wallet tags).
+    fn audit_key(&self) -> Result<Zeroizing<[u8; 32]>, KeyError>;
+    /// The bank approval key (bank role only).
+    fn bank_approval_key(&self) -> Result<BankApprovalKey, KeyError>;
 }
 
 /// Keys in hex files under `DIR/keys/`.
@@ -174,9 +218,47 @@ impl FileKeyProvider {
     pub fn storage_path(&self) -> PathBuf {
         self.dir.join(STORAGE_KEY_FILE)
     }
-    /// Whether either key file exists.
+    /// The audit key file.
+    pub fn audit_path(&self) -> PathBuf {
+        self.dir.join(AUDIT_KEY_FILE)
+    }
+    /// The bank approval key file.
+    pub fn bank_approval_path(&self) -> PathBuf {
+        self.dir.join(BANK_APPROVAL_KEY_FILE)
+    }
+    /// Whether any key file exists.
     pub fn any_exists(&self) -> bool {
-        self.identity_path().exists() || self.storage_path().exists()
+        self.identity_path().exists()
+            || self.storage_path().exists()
+            || self.audit_path().exists()
+            || self.bank_approval_path().exists()
+    }
+
+    /// Creates the audit key if missing (data directories made before the audit log existed).
+    pub fn ensure_audit_key(&self) -> Result<bool, KeyError> {
+        if self.audit_path().exists() {
+            return Ok(false);
+        }
+        create_private_dir(&self.dir)?;
+        let key: Zeroizing<[u8; 32]> = Zeroizing::new(rand::rng().random());
+        write_secret_file(
+            &self.audit_path(),
+            &Zeroizing::new(hex::encode(key.as_ref())),
+        )?;
+        Ok(true)
+    }
+
+    /// Creates the bank approval key if missing; returns its public key.
+    pub fn ensure_bank_approval_key(&self) -> Result<PublicKey, KeyError> {
+        if !self.bank_approval_path().exists() {
+            create_private_dir(&self.dir)?;
+            let secret = SecretKey::generate_from_rng(&mut rand::rng());
+            write_secret_file(
+                &self.bank_approval_path(),
+                &Zeroizing::new(hex::encode(secret.to_bytes())),
+            )?;
+        }
+        Ok(*self.bank_approval_key()?.public_key())
     }
 
     /// Creates both keys; refuses to overwrite an existing file.
@@ -212,6 +294,25 @@ impl KeyProvider for FileKeyProvider {
     fn storage_key(&self) -> Result<StorageKey, KeyError> {
         let bytes = read_secret_hex(&self.storage_path(), "storage key", "64 hex characters")?;
         Ok(StorageKey::from_bytes(*bytes))
+    }
+
+    fn audit_key(&self) -> Result<Zeroizing<[u8; 32]>, KeyError> {
+        read_secret_hex(&self.audit_path(), "audit key", "64 hex characters")
+    }
+
+    fn bank_approval_key(&self) -> Result<BankApprovalKey, KeyError> {
+        let path = self.bank_approval_path();
+        let bytes = read_secret_hex(
+            &path,
+            "bank approval key",
+            "64 hex characters of a secp256k1 secret",
+        )?;
+        let secret = SecretKey::from_slice(bytes.as_ref()).map_err(|_| KeyError::Malformed {
+            path,
+            what: "bank approval key",
+            expected: "a non-zero secp256k1 scalar",
+        })?;
+        Ok(BankApprovalKey::from_secret(secret))
     }
 }
 

@@ -11,7 +11,11 @@
 //! - [`node`]: the shared [`node::Node`] state; request logic lives in [`enrollment`] and
 //!   [`custody`] as `impl Node` blocks;
 //! - [`service`]: the gRPC `Trustee` service; [`error`]: the one error → status mapping;
-//! - [`server`]: [`server::serve`] / [`server::spawn`].
+//! - [`server`]: [`server::serve`] / [`server::spawn`];
+//! - recovery (issue #3): [`recovery_session`] (the persisted state machine and its
+//!   `ReleaseAuthorized` token), [`recovery`] (open / authenticate / release / cancel, attempt
+//!   limits) and its gRPC service [`recovery_service`]; the bank's [`staff`] service behind
+//!   [`staff_auth`]; the hash-chained [`audit_log`] and the durable [`events`] outbox.
 //!
 //! ```no_run
 //! # async fn demo(dir: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
@@ -23,16 +27,23 @@
 #![warn(missing_docs)]
 
 pub mod at_rest;
+pub mod audit_log;
 pub mod config;
 pub mod custody;
 pub mod descriptor;
 pub mod enrollment;
 pub mod error;
+pub mod events;
 pub mod init;
 pub mod keys;
 pub mod node;
+pub mod recovery;
+pub mod recovery_service;
+pub mod recovery_session;
 pub mod server;
 pub mod service;
+pub mod staff;
+pub mod staff_auth;
 pub mod storage;
 pub mod wallet;
 

@@ -5,8 +5,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use trustee_node::config::Role;
+use trustee_node::config::edit::ConfigDoc;
 use trustee_node::descriptor::NodeDescriptorInfo;
-use trustee_node::init::{InitOptions, init_node};
+use trustee_node::init::{InitOptions, StaffSpec, init_node};
 
 #[derive(Parser)]
 #[command(name = "trustee-node", version, about = "dLocker trustee node")]
@@ -64,6 +65,24 @@ enum Command {
         /// WebAuthn allowed origin (repeatable).
         #[arg(long = "origin", default_value = trustee_node::config::defaults::ORIGIN)]
         origins: Vec<String>,
+        /// Bank approval public key (hex) this node accepts (repeatable).
+        #[arg(long = "accept-bank-key", value_name = "HEX")]
+        accept_bank_keys: Vec<String>,
+        /// Bank role: a staff member, ID=PUBLIC_KEY_HEX[:role,role] (roles: viewer, approver,
+        /// canceller; default approver,canceller). Repeatable.
+        #[arg(long = "staff", value_name = "ID=HEX[:ROLES]")]
+        staff: Vec<StaffSpec>,
+        /// Bank role: distinct staff approvals needed (2 = "four eyes").
+        #[arg(long)]
+        approvals_required: Option<u32>,
+        /// Shortest recovery delay this node applies, in seconds.
+        #[arg(long)]
+        recovery_delay_floor: Option<u64>,
+    },
+    /// Edit config.toml (restart the node afterwards).
+    Config {
+        #[command(subcommand)]
+        edit: ConfigEdit,
     },
     /// Serve the node until SIGTERM or Ctrl-C.
     Serve {
@@ -79,6 +98,33 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigEdit {
+    /// Accept approvals and cancellations signed by this bank approval key.
+    AcceptBankKey {
+        /// Data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The bank approval public key, hex SEC1.
+        key: String,
+    },
+    /// Add a staff member (bank role).
+    AddStaff {
+        /// Data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Staff id (appears in approvals and the audit log).
+        #[arg(long)]
+        id: String,
+        /// The staff member's public key, hex SEC1 (`dlocker staff keygen` prints it).
+        #[arg(long)]
+        public_key: String,
+        /// Comma-separated roles: viewer, approver, canceller.
+        #[arg(long, default_value = "approver,canceller")]
+        roles: String,
     },
 }
 
@@ -130,6 +176,9 @@ fn print_descriptor(d: &NodeDescriptorInfo, json: bool) -> anyhow::Result<()> {
         println!("node_id     {}", d.node_id);
         println!("endpoint    {}", d.endpoint);
         println!("public_key  {}", d.public_key);
+        if let Some(k) = &d.bank_approval_key {
+            println!("bank_approval_key  {k}");
+        }
     }
     Ok(())
 }
@@ -144,6 +193,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             endpoint,
             rp_id,
             origins,
+            accept_bank_keys,
+            staff,
+            approvals_required,
+            recovery_delay_floor,
         } => {
             let opts = InitOptions {
                 data_dir: data_dir.clone(),
@@ -153,11 +206,43 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 endpoint,
                 rp_id,
                 origins,
+                accept_bank_keys,
+                staff,
+                approvals_required,
+                recovery_delay_floor_secs: recovery_delay_floor,
             };
             let d = init_node(&opts).context("init failed")?;
             println!("initialised trustee node in {}", data_dir.display());
             print_descriptor(&d, false)
         }
+        Command::Config { edit } => match edit {
+            ConfigEdit::AcceptBankKey { data_dir, key } => {
+                let mut doc = ConfigDoc::load(&data_dir)?;
+                if doc.accept_bank_key(&key)? {
+                    doc.save(&data_dir)?;
+                    println!("accepted bank approval key {key}; restart the node to apply");
+                } else {
+                    println!("bank approval key {key} was already accepted");
+                }
+                Ok(())
+            }
+            ConfigEdit::AddStaff {
+                data_dir,
+                id,
+                public_key,
+                roles,
+            } => {
+                let roles = roles
+                    .split(',')
+                    .map(trustee_node::config::parse_staff_role)
+                    .collect::<Result<Vec<_>, _>>()?;
+                let mut doc = ConfigDoc::load(&data_dir)?;
+                doc.add_staff(&id, &public_key, &roles)?;
+                doc.save(&data_dir)?;
+                println!("added staff member {id}; restart the node to apply");
+                Ok(())
+            }
+        },
         Command::Serve { data_dir } => trustee_node::server::serve(&data_dir, shutdown_signal())
             .await
             .with_context(|| format!("serving {}", data_dir.display())),

@@ -4,10 +4,15 @@
 //! [`crate::custody`]); later features (recovery sessions, staff service, audit log, events)
 //! add their own modules and, where needed, fields here.
 
-use crate::config::NodeConfig;
+use crate::audit_log::{AuditError, AuditLog};
+use crate::config::{NodeConfig, Role};
 use crate::descriptor::NodeDescriptorInfo;
-use crate::keys::{IdentityKey, KeyError, KeyProvider, StorageKey};
-use crate::storage::{Store, StoreError};
+use crate::events::{EventError, EventOutbox};
+use crate::keys::{BankApprovalKey, IdentityKey, KeyError, KeyProvider, StorageKey};
+use crate::recovery::RecoveryTrees;
+use crate::staff_auth::{StaffAuthError, StaffGate};
+use crate::storage::{SledStore, Store, StoreError};
+use k256::PublicKey;
 use std::sync::Arc;
 use std::time::Duration;
 use webauthn_rs::{Webauthn, WebauthnBuilder};
@@ -40,6 +45,15 @@ pub enum SetupError {
     /// The WebAuthn relying party settings were refused by webauthn-rs.
     #[error("webauthn settings refused: {0}")]
     Webauthn(String),
+    /// The audit log could not be opened.
+    #[error("cannot open the audit log: {0}")]
+    Audit(#[from] AuditError),
+    /// The event outbox could not be opened.
+    #[error("cannot open the event outbox: {0}")]
+    Events(#[from] EventError),
+    /// The staff nonce store could not be opened.
+    #[error("cannot open the staff nonce store: {0}")]
+    Staff(#[from] StaffAuthError),
 }
 
 /// A running node's state, shared by every request handler.
@@ -50,6 +64,17 @@ pub struct Node {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) webauthn: Webauthn,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) audit: AuditLog,
+    pub(crate) events: EventOutbox,
+    pub(crate) recovery: RecoveryTrees,
+    /// Bank role only.
+    pub(crate) staff_gate: Option<StaffGate>,
+    /// Bank role only.
+    pub(crate) bank_key: Option<BankApprovalKey>,
+    /// Configured keys plus, on the bank node, its own.
+    pub(crate) accepted_bank_keys: Vec<PublicKey>,
+    /// Serialises read-modify-write of recovery state (sessions, lockouts, passkey counters).
+    pub(crate) recovery_lock: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Node {
@@ -83,12 +108,33 @@ impl Node {
     pub fn new(
         config: NodeConfig,
         keys: &dyn KeyProvider,
-        store: Arc<dyn Store>,
+        store: Arc<SledStore>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, SetupError> {
         let identity = keys.identity_key()?;
         let storage_key = keys.storage_key()?;
         let webauthn = build_webauthn(&config)?;
+        let db = store.db().clone();
+        let audit = AuditLog::open(&db, keys.audit_key()?)?;
+        let events = EventOutbox::open(&db)?;
+        let recovery = RecoveryTrees::open(&db).map_err(SetupError::Store)?;
+        let mut accepted_bank_keys = config.recovery.bank_approval_keys.clone();
+        let (staff_gate, bank_key) = match (config.role, &config.bank) {
+            (Role::Bank, Some(bank)) => {
+                let key = keys.bank_approval_key()?;
+                if !accepted_bank_keys.contains(key.public_key()) {
+                    accepted_bank_keys.push(*key.public_key());
+                }
+                let gate = StaffGate::new(
+                    &db,
+                    bank.staff.clone(),
+                    identity.node_id().to_owned(),
+                    bank.staff_request_skew_secs,
+                )?;
+                (Some(gate), Some(key))
+            }
+            _ => (None, None),
+        };
         Ok(Self {
             config,
             identity,
@@ -96,7 +142,29 @@ impl Node {
             store,
             webauthn,
             clock,
+            audit,
+            events,
+            recovery,
+            staff_gate,
+            bank_key,
+            accepted_bank_keys,
+            recovery_lock: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// The bank approval public key (bank role).
+    pub fn bank_approval_key(&self) -> Option<&PublicKey> {
+        self.bank_key.as_ref().map(|k| k.public_key())
+    }
+
+    /// The audit log.
+    pub fn audit_log(&self) -> &AuditLog {
+        &self.audit
+    }
+
+    /// The event outbox.
+    pub fn events(&self) -> &EventOutbox {
+        &self.events
     }
 
     /// The configuration.
@@ -118,5 +186,6 @@ impl Node {
     /// The node's public descriptor.
     pub fn descriptor(&self) -> NodeDescriptorInfo {
         NodeDescriptorInfo::new(&self.config, &self.identity)
+            .with_bank_key(self.bank_approval_key())
     }
 }

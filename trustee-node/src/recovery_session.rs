@@ -115,7 +115,9 @@ pub enum SessionError {
         issued_at: u64,
     },
     /// The waiting period is still running.
-    #[error("recovery delay has not passed: release not before {release_not_before} ({remaining_secs} s left)")]
+    #[error(
+        "recovery delay has not passed: release not before {release_not_before} ({remaining_secs} s left)"
+    )]
     DelayNotPassed {
         /// Unix seconds.
         release_not_before: u64,
@@ -174,6 +176,9 @@ impl VerifiedApproval {
 }
 
 /// Proof that every release check passed; required by the node's release code.
+// The private field makes the token constructible only in this module (non_exhaustive would
+// still allow it anywhere in the crate).
+#[allow(clippy::manual_non_exhaustive)]
 #[derive(Debug)]
 pub struct ReleaseAuthorized {
     _private: (),
@@ -183,7 +188,15 @@ pub struct ReleaseAuthorized {
 
 impl RecoverySession {
     /// A new session in state `Open`.
-    pub fn open(id: String, wallet_id: String, session_key: &PublicKey, epoch: u64, now: u64, delay_secs: u64, ttl_secs: u64) -> Self {
+    pub fn open(
+        id: String,
+        wallet_id: String,
+        session_key: &PublicKey,
+        epoch: u64,
+        now: u64,
+        delay_secs: u64,
+        ttl_secs: u64,
+    ) -> Self {
         let release_not_before = now.saturating_add(delay_secs);
         Self {
             id,
@@ -201,7 +214,9 @@ impl RecoverySession {
 
     /// `R`.
     pub fn session_key(&self) -> Option<PublicKey> {
-        hex::decode(&self.session_key_hex).ok().and_then(|b| decode_public_key(&b).ok())
+        hex::decode(&self.session_key_hex)
+            .ok()
+            .and_then(|b| decode_public_key(&b).ok())
     }
 
     /// Expired sessions are dead whatever their state says.
@@ -211,7 +226,11 @@ impl RecoverySession {
 
     /// Open or owner-authenticated, and unexpired: blocks another session for the wallet.
     pub fn is_live(&self, now: u64) -> bool {
-        !self.is_expired(now) && matches!(self.state, SessionState::Open | SessionState::OwnerAuthenticated { .. })
+        !self.is_expired(now)
+            && matches!(
+                self.state,
+                SessionState::Open | SessionState::OwnerAuthenticated { .. }
+            )
     }
 
     /// A state name for status reports.
@@ -230,7 +249,9 @@ impl RecoverySession {
             return Err(SessionError::Cancelled { by: by.clone() });
         }
         if self.is_expired(now) {
-            return Err(SessionError::Expired { expires_at: self.expires_at });
+            return Err(SessionError::Expired {
+                expires_at: self.expires_at,
+            });
         }
         Ok(())
     }
@@ -255,7 +276,12 @@ impl RecoverySession {
 
     /// Every release check, in order: active (not cancelled/expired), owner authenticated, bank
     /// approval (valid signature under an accepted key, this wallet, this `R`, unexpired), delay.
-    pub fn authorize_release(&self, approval: &[u8], accepted_bank_keys: &[PublicKey], now: u64) -> Result<ReleaseAuthorized, SessionError> {
+    pub fn authorize_release(
+        &self,
+        approval: &[u8],
+        accepted_bank_keys: &[PublicKey],
+        now: u64,
+    ) -> Result<ReleaseAuthorized, SessionError> {
         self.check_active(now)?;
         match self.state {
             SessionState::OwnerAuthenticated { .. } | SessionState::Released { .. } => {}
@@ -268,14 +294,23 @@ impl RecoverySession {
                 remaining_secs: self.release_not_before - now,
             });
         }
-        Ok(ReleaseAuthorized { _private: (), approval })
+        Ok(ReleaseAuthorized {
+            _private: (),
+            approval,
+        })
     }
 
-    fn verify_approval(&self, bytes: &[u8], accepted: &[PublicKey], now: u64) -> Result<VerifiedApproval, SessionError> {
-        let signed = Signed::<BankApproval>::decode_trusted(bytes, accepted).map_err(|e| match e {
-            StatementError::UntrustedSigner => SessionError::ApprovalUnknownSigner,
-            other => SessionError::ApprovalMalformed(other.to_string()),
-        })?;
+    fn verify_approval(
+        &self,
+        bytes: &[u8],
+        accepted: &[PublicKey],
+        now: u64,
+    ) -> Result<VerifiedApproval, SessionError> {
+        let signed =
+            Signed::<BankApproval>::decode_trusted(bytes, accepted).map_err(|e| match e {
+                StatementError::UntrustedSigner => SessionError::ApprovalUnknownSigner,
+                other => SessionError::ApprovalMalformed(other.to_string()),
+            })?;
         let a = signed.body();
         if a.wallet_id != self.wallet_id {
             return Err(SessionError::ApprovalWrongWallet);
@@ -284,12 +319,18 @@ impl RecoverySession {
             return Err(SessionError::ApprovalWrongSessionKey);
         }
         if now >= a.expires_at {
-            return Err(SessionError::ApprovalExpired { expires_at: a.expires_at });
+            return Err(SessionError::ApprovalExpired {
+                expires_at: a.expires_at,
+            });
         }
         if a.issued_at > now.saturating_add(CLOCK_SKEW_SECS) {
-            return Err(SessionError::ApprovalNotYetValid { issued_at: a.issued_at });
+            return Err(SessionError::ApprovalNotYetValid {
+                issued_at: a.issued_at,
+            });
         }
-        Ok(VerifiedApproval { approvers: a.approvers.clone() })
+        Ok(VerifiedApproval {
+            approvers: a.approvers.clone(),
+        })
     }
 
     /// OwnerAuthenticated/Released → Released, given the token.
@@ -310,14 +351,20 @@ impl RecoverySession {
     }
 
     /// Checks a bank cancellation for this session.
-    pub fn verify_cancellation(&self, bytes: &[u8], accepted_bank_keys: &[PublicKey]) -> Result<Canceller, SessionError> {
+    pub fn verify_cancellation(
+        &self,
+        bytes: &[u8],
+        accepted_bank_keys: &[PublicKey],
+    ) -> Result<Canceller, SessionError> {
         let signed = Signed::<BankCancellation>::decode_trusted(bytes, accepted_bank_keys)
             .map_err(|e| SessionError::CancellationInvalid(e.to_string()))?;
         let c = signed.body();
         if c.wallet_id != self.wallet_id || Some(c.session_key) != self.session_key() {
             return Err(SessionError::CancellationMismatch);
         }
-        Ok(Canceller::Bank { staff_id: c.staff_id.clone() })
+        Ok(Canceller::Bank {
+            staff_id: c.staff_id.clone(),
+        })
     }
 
     /// Any active, unreleased state → Cancelled.
@@ -341,15 +388,21 @@ impl RecoverySession {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k256::SecretKey;
     use k256::ecdsa::SigningKey;
     use k256::elliptic_curve::Generate;
-    use k256::SecretKey;
 
     fn key() -> SigningKey {
         SigningKey::generate_from_rng(&mut rand::rng())
     }
 
-    fn approval(bank: &SigningKey, wallet: &str, r: &PublicKey, issued_at: u64, expires_at: u64) -> Vec<u8> {
+    fn approval(
+        bank: &SigningKey,
+        wallet: &str,
+        r: &PublicKey,
+        issued_at: u64,
+        expires_at: u64,
+    ) -> Vec<u8> {
         Signed::sign(
             BankApproval {
                 bank_node_id: "ab".repeat(16),
@@ -372,37 +425,61 @@ mod tests {
         let s = RecoverySession::open("s1".into(), "w".into(), &r, 1, 1000, 60, 3600);
         let good = approval(&bank, "w", &r, 1000, 5000);
 
-        assert_eq!(s.authorize_release(&good, &accepted, 2000).err(), Some(SessionError::OwnerNotAuthenticated));
+        assert_eq!(
+            s.authorize_release(&good, &accepted, 2000).err(),
+            Some(SessionError::OwnerNotAuthenticated)
+        );
         let s = s.owner_authenticated(1001).expect("auth");
-        assert_eq!(s.clone().owner_authenticated(1002).err(), Some(SessionError::AlreadyAuthenticated));
+        assert_eq!(
+            s.clone().owner_authenticated(1002).err(),
+            Some(SessionError::AlreadyAuthenticated)
+        );
         assert_eq!(
             s.authorize_release(&good, &accepted, 1010).err(),
-            Some(SessionError::DelayNotPassed { release_not_before: 1060, remaining_secs: 50 })
+            Some(SessionError::DelayNotPassed {
+                release_not_before: 1060,
+                remaining_secs: 50
+            })
         );
         let other_r = SecretKey::generate_from_rng(&mut rand::rng()).public_key();
         assert_eq!(
-            s.authorize_release(&approval(&bank, "w", &other_r, 1000, 5000), &accepted, 2000).err(),
+            s.authorize_release(&approval(&bank, "w", &other_r, 1000, 5000), &accepted, 2000)
+                .err(),
             Some(SessionError::ApprovalWrongSessionKey)
         );
         assert_eq!(
-            s.authorize_release(&approval(&bank, "w2", &r, 1000, 5000), &accepted, 2000).err(),
+            s.authorize_release(&approval(&bank, "w2", &r, 1000, 5000), &accepted, 2000)
+                .err(),
             Some(SessionError::ApprovalWrongWallet)
         );
         assert_eq!(
-            s.authorize_release(&approval(&bank, "w", &r, 1000, 1500), &accepted, 2000).err(),
+            s.authorize_release(&approval(&bank, "w", &r, 1000, 1500), &accepted, 2000)
+                .err(),
             Some(SessionError::ApprovalExpired { expires_at: 1500 })
         );
         assert_eq!(
-            s.authorize_release(&approval(&key(), "w", &r, 1000, 5000), &accepted, 2000).err(),
+            s.authorize_release(&approval(&key(), "w", &r, 1000, 5000), &accepted, 2000)
+                .err(),
             Some(SessionError::ApprovalUnknownSigner)
         );
-        assert!(matches!(s.authorize_release(b"junk", &accepted, 2000), Err(SessionError::ApprovalMalformed(_))));
-        let token = s.authorize_release(&good, &accepted, 2000).expect("authorized");
+        assert!(matches!(
+            s.authorize_release(b"junk", &accepted, 2000),
+            Err(SessionError::ApprovalMalformed(_))
+        ));
+        let token = s
+            .authorize_release(&good, &accepted, 2000)
+            .expect("authorized");
         let s = s.released(&token, 2000);
         assert_eq!(s.state_name(2000), "released");
-        assert_eq!(s.clone().cancelled(Canceller::Owner, 2001).err(), Some(SessionError::AlreadyReleased));
+        assert_eq!(
+            s.clone().cancelled(Canceller::Owner, 2001).err(),
+            Some(SessionError::AlreadyReleased)
+        );
         assert_eq!(s.state_name(1060 + 3600), "expired");
-        assert!(matches!(s.authorize_release(&good, &accepted, 1060 + 3600), Err(SessionError::Expired { .. })));
+        assert!(matches!(
+            s.authorize_release(&good, &accepted, 1060 + 3600),
+            Err(SessionError::Expired { .. })
+        ));
     }
 
     #[test]
@@ -414,17 +491,30 @@ mod tests {
             .owner_authenticated(1000)
             .expect("auth");
         let cancel = Signed::sign(
-            BankCancellation { bank_node_id: "ab".repeat(16), wallet_id: "w".into(), session_key: r, staff_id: "bob".into(), issued_at: 1000 },
+            BankCancellation {
+                bank_node_id: "ab".repeat(16),
+                wallet_id: "w".into(),
+                session_key: r,
+                staff_id: "bob".into(),
+                issued_at: 1000,
+            },
             &bank,
         )
         .encode();
         let by = s.verify_cancellation(&cancel, &accepted).expect("valid");
-        assert!(s.verify_cancellation(&cancel, &[PublicKey::from(key().verifying_key())]).is_err());
+        assert!(
+            s.verify_cancellation(&cancel, &[PublicKey::from(key().verifying_key())])
+                .is_err()
+        );
         let s = s.cancelled(by, 1001).expect("cancel");
         let good = approval(&bank, "w", &r, 1000, 5000);
         assert_eq!(
             s.authorize_release(&good, &accepted, 2000).err(),
-            Some(SessionError::Cancelled { by: Canceller::Bank { staff_id: "bob".into() } })
+            Some(SessionError::Cancelled {
+                by: Canceller::Bank {
+                    staff_id: "bob".into()
+                }
+            })
         );
         assert!(!s.is_live(1002));
     }

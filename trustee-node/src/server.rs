@@ -5,8 +5,12 @@ use crate::config::{ConfigError, NodeConfig, TlsSettings};
 use crate::descriptor::NodeDescriptorInfo;
 use crate::keys::FileKeyProvider;
 use crate::node::{Node, SetupError, SystemClock};
+use crate::recovery_service::RecoveryService;
 use crate::service::TrusteeService;
+use crate::staff::StaffService;
 use crate::storage::{SledStore, StoreError};
+use dlocker_proto::pb::recovery_server::RecoveryServer;
+use dlocker_proto::pb::staff_server::StaffServer;
 use dlocker_proto::pb::trustee_server::TrusteeServer;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -67,13 +71,17 @@ pub enum ServeError {
 /// Loads a node's config and keys and opens its database.
 pub fn open_node(dir: &Path) -> Result<Arc<Node>, ServeError> {
     let config = NodeConfig::load(dir)?;
+    let keys = FileKeyProvider::new(dir);
+    // Data directories made before the audit log / bank approval key existed get them now.
+    if keys.ensure_audit_key().map_err(SetupError::Keys)? {
+        tracing::warn!("created keys/audit.key (missing from this data directory)");
+    }
+    if config.role == crate::config::Role::Bank && !keys.bank_approval_path().exists() {
+        keys.ensure_bank_approval_key().map_err(SetupError::Keys)?;
+        tracing::warn!("created keys/bank-approval.key (missing from this data directory)");
+    }
     let store = Arc::new(SledStore::open(&config.db_path()).map_err(SetupError::Store)?);
-    let node = Node::new(
-        config,
-        &FileKeyProvider::new(dir),
-        store,
-        Arc::new(SystemClock),
-    )?;
+    let node = Node::new(config, &keys, store, Arc::new(SystemClock))?;
     Ok(Arc::new(node))
 }
 
@@ -109,6 +117,15 @@ pub async fn run(
     let trustee = TrusteeServer::new(TrusteeService::new(node.clone()))
         .max_decoding_message_size(config.limits.max_message_bytes)
         .max_encoding_message_size(config.limits.max_message_bytes);
+    let recovery = RecoveryServer::new(RecoveryService::new(node.clone()))
+        .max_decoding_message_size(config.limits.max_message_bytes)
+        .max_encoding_message_size(config.limits.max_message_bytes);
+    // The Staff service exists only on the bank node (elsewhere: UNIMPLEMENTED).
+    let staff = (config.role == crate::config::Role::Bank).then(|| {
+        StaffServer::new(StaffService::new(node.clone()))
+            .max_decoding_message_size(config.limits.max_message_bytes)
+            .max_encoding_message_size(config.limits.max_message_bytes)
+    });
 
     let mut builder = Server::builder()
         .timeout(REQUEST_TIMEOUT)
@@ -140,6 +157,8 @@ pub async fn run(
         .add_service(health_service)
         .add_service(reflection)
         .add_service(trustee)
+        .add_service(recovery)
+        .add_optional_service(staff)
         .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
         .await;
     sweeper.abort();

@@ -81,8 +81,10 @@ impl Trustee for TrusteeService {
                 .to_vec(),
             role: node.config().role.as_str().to_owned(),
             protocol_version: dlocker_proto::PROTOCOL_VERSION.to_owned(),
-            // Issue #3 sets this on bank nodes.
-            bank_approval_key: Vec::new(),
+            bank_approval_key: node
+                .bank_approval_key()
+                .map(|k| dlocker_proto::keys::encode_public_key(k).to_vec())
+                .unwrap_or_default(),
         }))
     }
 
@@ -143,4 +145,4 @@ impl Trustee for TrusteeService {
 
 #[cfg(test)]
 #[path = "service_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -30,19 +30,19 @@ use webauthn_authenticator_rs::WebauthnAuthenticator as _;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 use webauthn_rs::prelude::{CreationChallengeResponse, Url};
 
-const ORIGIN: &str = "https://localhost";
+pub(crate) const ORIGIN: &str = "https://localhost";
 
 /// A backup prepared the way the SDK does it, for a 2-of-3 set whose first trustee (the bank)
 /// is the node under test.
-struct Backup {
-    manifest: Manifest,
-    shares: Vec<Share>,
-    blob: Vec<u8>,
-    node_key: PublicKey,
+pub(crate) struct Backup {
+    pub(crate) manifest: Manifest,
+    pub(crate) shares: Vec<Share>,
+    pub(crate) blob: Vec<u8>,
+    pub(crate) node_key: PublicKey,
 }
 
 impl Backup {
-    fn new(wallet: &str, node_key: PublicKey) -> Self {
+    pub(crate) fn new(wallet: &str, node_key: PublicKey) -> Self {
         let (shares, commitments) = split(&SecretScalar::random(), 2, 3).expect("split");
         let mut keys = vec![node_key];
         keys.extend((0..2).map(|_| SecretKey::generate_from_rng(&mut rand::rng()).public_key()));
@@ -87,7 +87,11 @@ impl Backup {
         ShareEnvelope::seal(share, &ctx).expect("seal").encode()
     }
 
-    fn request(&self, ceremony_id: &str, credential_json: &str) -> pb::FinishEnrollmentRequest {
+    pub(crate) fn request(
+        &self,
+        ceremony_id: &str,
+        credential_json: &str,
+    ) -> pb::FinishEnrollmentRequest {
         pb::FinishEnrollmentRequest {
             ceremony_id: ceremony_id.into(),
             credential_json: credential_json.into(),
@@ -120,7 +124,7 @@ async fn client(node: &RunningNode) -> TrusteeClient<Channel> {
 }
 
 /// BeginEnrollment, then the software passkey's registration response.
-async fn begin(
+pub(crate) async fn begin(
     c: &mut TrusteeClient<Channel>,
     auth: &mut SoftPasskey,
     wallet: &str,

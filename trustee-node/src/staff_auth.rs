@@ -71,7 +71,9 @@ pub enum StaffAuthError {
     #[error("staff request is addressed to another bank node")]
     WrongNode,
     /// Outside the allowed clock skew.
-    #[error("staff request timestamp is outside the allowed window of {skew_secs} s; check the clock and sign a new request")]
+    #[error(
+        "staff request timestamp is outside the allowed window of {skew_secs} s; check the clock and sign a new request"
+    )]
     Stale {
         /// The window.
         skew_secs: u64,
@@ -104,13 +106,28 @@ pub struct StaffGate {
 
 impl StaffGate {
     /// A gate over `staff` for the bank node `node_id`.
-    pub fn new(db: &sled::Db, staff: Vec<StaffMember>, node_id: String, skew_secs: u64) -> Result<Self, StaffAuthError> {
-        Ok(Self { staff, node_id, skew_secs, nonces: db.open_tree(STAFF_NONCES_TREE)? })
+    pub fn new(
+        db: &sled::Db,
+        staff: Vec<StaffMember>,
+        node_id: String,
+        skew_secs: u64,
+    ) -> Result<Self, StaffAuthError> {
+        Ok(Self {
+            staff,
+            node_id,
+            skew_secs,
+            nonces: db.open_tree(STAFF_NONCES_TREE)?,
+        })
     }
 
     /// Verifies `bytes` as a request for `action` and consumes its nonce (durably: the caller
     /// flushes before acting).
-    pub fn check(&self, bytes: &[u8], action: StaffAction, now: u64) -> Result<VerifiedStaffRequest, StaffAuthError> {
+    pub fn check(
+        &self,
+        bytes: &[u8],
+        action: StaffAction,
+        now: u64,
+    ) -> Result<VerifiedStaffRequest, StaffAuthError> {
         let signed = Signed::<StaffRequest>::decode(bytes).map_err(|e| match e {
             StatementError::UntrustedSigner => StaffAuthError::UnknownStaff,
             _ => StaffAuthError::Invalid,
@@ -122,27 +139,42 @@ impl StaffGate {
             .ok_or(StaffAuthError::UnknownStaff)?;
         let req = signed.body().clone();
         if req.action != action {
-            return Err(StaffAuthError::WrongAction { expected: action.name(), got: req.action.name() });
+            return Err(StaffAuthError::WrongAction {
+                expected: action.name(),
+                got: req.action.name(),
+            });
         }
         if !member.roles.iter().any(|r| r.permits(action)) {
-            return Err(StaffAuthError::Forbidden { staff_id: member.id.clone(), action: action.name() });
+            return Err(StaffAuthError::Forbidden {
+                staff_id: member.id.clone(),
+                action: action.name(),
+            });
         }
         if req.node_id != self.node_id {
             return Err(StaffAuthError::WrongNode);
         }
         if req.timestamp.abs_diff(now) > self.skew_secs {
-            return Err(StaffAuthError::Stale { skew_secs: self.skew_secs });
+            return Err(StaffAuthError::Stale {
+                skew_secs: self.skew_secs,
+            });
         }
         // Atomic insert-if-absent: two concurrent uses of one nonce cannot both pass.
         let fresh = self
             .nonces
-            .compare_and_swap(req.nonce, None::<&[u8]>, Some(&req.timestamp.to_be_bytes()[..]))?
+            .compare_and_swap(
+                req.nonce,
+                None::<&[u8]>,
+                Some(&req.timestamp.to_be_bytes()[..]),
+            )?
             .is_ok();
         if !fresh {
             return Err(StaffAuthError::Replayed);
         }
         self.prune(now)?;
-        Ok(VerifiedStaffRequest { staff_id: member.id.clone(), request: req })
+        Ok(VerifiedStaffRequest {
+            staff_id: member.id.clone(),
+            request: req,
+        })
     }
 
     // Nonces older than twice the window can never be replayed (the timestamp check refuses
@@ -151,7 +183,9 @@ impl StaffGate {
         let horizon = now.saturating_sub(2 * self.skew_secs);
         for item in self.nonces.iter().take(64) {
             let (k, v) = item?;
-            let ts = <[u8; 8]>::try_from(&v[..]).map(u64::from_be_bytes).unwrap_or(0);
+            let ts = <[u8; 8]>::try_from(&v[..])
+                .map(u64::from_be_bytes)
+                .unwrap_or(0);
             if ts < horizon {
                 self.nonces.remove(k)?;
             }
@@ -167,7 +201,17 @@ mod tests {
     use k256::elliptic_curve::Generate;
 
     fn req(key: &SigningKey, node: &str, action: StaffAction, ts: u64, nonce: u8) -> Vec<u8> {
-        Signed::sign(StaffRequest { node_id: node.into(), action, target: "s1".into(), timestamp: ts, nonce: [nonce; 16] }, key).encode()
+        Signed::sign(
+            StaffRequest {
+                node_id: node.into(),
+                action,
+                target: "s1".into(),
+                timestamp: ts,
+                nonce: [nonce; 16],
+            },
+            key,
+        )
+        .encode()
     }
 
     #[test]
@@ -179,35 +223,71 @@ mod tests {
         let gate = StaffGate::new(
             &db,
             vec![
-                StaffMember { id: "alice".into(), public_key: PublicKey::from(alice.verifying_key()), roles: vec![StaffRole::Approver] },
-                StaffMember { id: "vic".into(), public_key: PublicKey::from(viewer.verifying_key()), roles: vec![StaffRole::Viewer] },
+                StaffMember {
+                    id: "alice".into(),
+                    public_key: PublicKey::from(alice.verifying_key()),
+                    roles: vec![StaffRole::Approver],
+                },
+                StaffMember {
+                    id: "vic".into(),
+                    public_key: PublicKey::from(viewer.verifying_key()),
+                    roles: vec![StaffRole::Viewer],
+                },
             ],
             "bank".into(),
             300,
         )
         .expect("gate");
         let ok = req(&alice, "bank", StaffAction::ApproveRecovery, 1000, 1);
-        assert_eq!(gate.check(&ok, StaffAction::ApproveRecovery, 1000).expect("ok").staff_id, "alice");
-        assert!(matches!(gate.check(&ok, StaffAction::ApproveRecovery, 1001), Err(StaffAuthError::Replayed)));
+        assert_eq!(
+            gate.check(&ok, StaffAction::ApproveRecovery, 1000)
+                .expect("ok")
+                .staff_id,
+            "alice"
+        );
         assert!(matches!(
-            gate.check(&req(&viewer, "bank", StaffAction::ApproveRecovery, 1000, 2), StaffAction::ApproveRecovery, 1000),
+            gate.check(&ok, StaffAction::ApproveRecovery, 1001),
+            Err(StaffAuthError::Replayed)
+        ));
+        assert!(matches!(
+            gate.check(
+                &req(&viewer, "bank", StaffAction::ApproveRecovery, 1000, 2),
+                StaffAction::ApproveRecovery,
+                1000
+            ),
             Err(StaffAuthError::Forbidden { .. })
         ));
         assert!(matches!(
-            gate.check(&req(&alice, "other", StaffAction::ApproveRecovery, 1000, 3), StaffAction::ApproveRecovery, 1000),
+            gate.check(
+                &req(&alice, "other", StaffAction::ApproveRecovery, 1000, 3),
+                StaffAction::ApproveRecovery,
+                1000
+            ),
             Err(StaffAuthError::WrongNode)
         ));
         assert!(matches!(
-            gate.check(&req(&alice, "bank", StaffAction::ApproveRecovery, 100, 4), StaffAction::ApproveRecovery, 1000),
+            gate.check(
+                &req(&alice, "bank", StaffAction::ApproveRecovery, 100, 4),
+                StaffAction::ApproveRecovery,
+                1000
+            ),
             Err(StaffAuthError::Stale { .. })
         ));
         let stranger = SigningKey::generate_from_rng(&mut rand::rng());
         assert!(matches!(
-            gate.check(&req(&stranger, "bank", StaffAction::ApproveRecovery, 1000, 5), StaffAction::ApproveRecovery, 1000),
+            gate.check(
+                &req(&stranger, "bank", StaffAction::ApproveRecovery, 1000, 5),
+                StaffAction::ApproveRecovery,
+                1000
+            ),
             Err(StaffAuthError::UnknownStaff)
         ));
         assert!(matches!(
-            gate.check(&req(&alice, "bank", StaffAction::ApproveRecovery, 1000, 6), StaffAction::CancelRecovery, 1000),
+            gate.check(
+                &req(&alice, "bank", StaffAction::ApproveRecovery, 1000, 6),
+                StaffAction::CancelRecovery,
+                1000
+            ),
             Err(StaffAuthError::WrongAction { .. })
         ));
     }

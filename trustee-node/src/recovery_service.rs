@@ -1,0 +1,283 @@
+//! The `dlocker.v1.Recovery` gRPC service: thin handlers over [`crate::recovery`], plus the
+//! audit log and the event stream.
+
+use crate::error::NodeError;
+use crate::events::StoredEvent;
+use crate::node::Node;
+use crate::recovery::{CancelAuthority, MAX_AUDIT_PAGE, parse_session_key};
+use crate::recovery_session::SessionState;
+use crate::wallet::WalletId;
+use dlocker_proto::pb;
+use dlocker_proto::pb::recovery_server::Recovery;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+/// Events read from storage per batch while catching up.
+const EVENT_BATCH: usize = 256;
+
+/// The Recovery service over a shared [`Node`].
+#[derive(Debug, Clone)]
+pub struct RecoveryService {
+    node: Arc<Node>,
+}
+
+impl RecoveryService {
+    /// A service for `node`.
+    pub fn new(node: Arc<Node>) -> Self {
+        Self { node }
+    }
+}
+
+fn event_pb(e: StoredEvent) -> pb::Event {
+    pb::Event {
+        seq: e.seq,
+        at: e.at,
+        kind: e.kind,
+        wallet_id: e.wallet_id,
+        session_id: e.session_id,
+        detail: e.detail,
+    }
+}
+
+/// Sends stored events after `cursor`, then live ones, until the client goes away. Subscribes
+/// before reading the backlog and skips what was sent, so nothing falls between the two; after a
+/// broadcast lag it re-reads from storage.
+async fn pump_events(
+    node: Arc<Node>,
+    mut cursor: u64,
+    tx: mpsc::Sender<Result<pb::Event, Status>>,
+) {
+    let mut live = node.events().subscribe();
+    let catch_up = |cursor: &mut u64| -> Result<Vec<StoredEvent>, NodeError> {
+        let batch = node.events().since(*cursor, EVENT_BATCH)?;
+        if let Some(last) = batch.last() {
+            *cursor = last.seq;
+        }
+        Ok(batch)
+    };
+    loop {
+        // Backlog (also after a lag or a gap).
+        loop {
+            let batch = match catch_up(&mut cursor) {
+                Ok(b) => b,
+                Err(e) => {
+                    let _ = tx.send(Err(e.into())).await;
+                    return;
+                }
+            };
+            if batch.is_empty() {
+                break;
+            }
+            for e in batch {
+                if tx.send(Ok(event_pb(e))).await.is_err() {
+                    return;
+                }
+            }
+        }
+        // Live.
+        loop {
+            let next = tokio::select! {
+                () = tx.closed() => return,
+                r = live.recv() => r,
+            };
+            match next {
+                Ok(e) if e.seq <= cursor => continue,
+                Ok(e) if e.seq == cursor + 1 => {
+                    cursor = e.seq;
+                    if tx.send(Ok(event_pb(e))).await.is_err() {
+                        return;
+                    }
+                }
+                // A gap (announced out of order) or a lag: read it from storage.
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => break,
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    }
+}
+
+fn status_pb(node: &Node, s: crate::recovery_session::RecoverySession) -> pb::RecoverySession {
+    let now = node.now();
+    let approved = s.bank_approval.is_some();
+    pb::RecoverySession {
+        state: s.state_name(now).to_owned(),
+        owner_authenticated: matches!(
+            s.state,
+            SessionState::OwnerAuthenticated { .. } | SessionState::Released { .. }
+        ),
+        cancelled_by: match &s.state {
+            SessionState::Cancelled { by, .. } => by.to_string(),
+            _ => String::new(),
+        },
+        session_key: s
+            .session_key()
+            .map(|k| dlocker_proto::keys::encode_public_key(&k).to_vec())
+            .unwrap_or_default(),
+        session_id: s.id,
+        wallet_id: s.wallet_id,
+        opened_at: s.opened_at,
+        release_not_before: s.release_not_before,
+        expires_at: s.expires_at,
+        approvers: s.approvals,
+        approvals_required: node.approvals_required(),
+        approved,
+    }
+}
+
+#[tonic::async_trait]
+impl Recovery for RecoveryService {
+    async fn open_recovery(
+        &self,
+        req: Request<pb::OpenRecoveryRequest>,
+    ) -> Result<Response<pb::OpenRecoveryResponse>, Status> {
+        let req = req.into_inner();
+        let wallet_id = WalletId::parse(req.wallet_id)?;
+        let r = parse_session_key(&req.session_key)?;
+        let o = self.node.open_recovery(&wallet_id, &r).await?;
+        Ok(Response::new(pb::OpenRecoveryResponse {
+            session_id: o.session_id,
+            request_options_json: o.request_options_json,
+            release_not_before: o.release_not_before,
+            expires_at: o.expires_at,
+            manifest_encoded: o.manifest,
+        }))
+    }
+
+    async fn authenticate_owner(
+        &self,
+        req: Request<pb::AuthenticateOwnerRequest>,
+    ) -> Result<Response<pb::AuthenticateOwnerResponse>, Status> {
+        let req = req.into_inner();
+        let t = self
+            .node
+            .authenticate_owner(&req.session_id, &req.assertion_json)
+            .await?;
+        Ok(Response::new(pb::AuthenticateOwnerResponse {
+            release_not_before: t,
+        }))
+    }
+
+    async fn release_share(
+        &self,
+        req: Request<pb::ReleaseShareRequest>,
+    ) -> Result<Response<pb::ReleaseShareResponse>, Status> {
+        let req = req.into_inner();
+        let r = self
+            .node
+            .release_share(&req.session_id, &req.bank_approval_encoded)
+            .await?;
+        Ok(Response::new(pb::ReleaseShareResponse {
+            share_envelope_encoded: r.envelope,
+            manifest_encoded: r.manifest,
+            release_encoded: r.release,
+            blob: r.blob,
+        }))
+    }
+
+    async fn begin_owner_cancel(
+        &self,
+        req: Request<pb::BeginOwnerCancelRequest>,
+    ) -> Result<Response<pb::BeginOwnerCancelResponse>, Status> {
+        let json = self
+            .node
+            .begin_owner_cancel(&req.into_inner().session_id)
+            .await?;
+        Ok(Response::new(pb::BeginOwnerCancelResponse {
+            request_options_json: json,
+        }))
+    }
+
+    async fn cancel_recovery(
+        &self,
+        req: Request<pb::CancelRecoveryRequest>,
+    ) -> Result<Response<pb::CancelRecoveryResponse>, Status> {
+        use pb::cancel_recovery_request::Authority;
+        let req = req.into_inner();
+        let authority = match req.authority {
+            Some(Authority::OwnerAssertionJson(j)) => CancelAuthority::Owner(j),
+            Some(Authority::BankCancellationEncoded(b)) => CancelAuthority::Bank(b),
+            None => {
+                return Err(NodeError::invalid(
+                    "authority",
+                    "give owner_assertion_json or bank_cancellation_encoded",
+                )
+                .into());
+            }
+        };
+        self.node
+            .cancel_recovery(&req.session_id, authority)
+            .await?;
+        Ok(Response::new(pb::CancelRecoveryResponse {}))
+    }
+
+    async fn get_recovery_status(
+        &self,
+        req: Request<pb::GetRecoveryStatusRequest>,
+    ) -> Result<Response<pb::RecoverySession>, Status> {
+        let s = self.node.recovery_status(&req.into_inner().session_id)?;
+        Ok(Response::new(status_pb(&self.node, s)))
+    }
+
+    async fn get_audit_log(
+        &self,
+        req: Request<pb::GetAuditLogRequest>,
+    ) -> Result<Response<pb::GetAuditLogResponse>, Status> {
+        let req = req.into_inner();
+        let limit = match req.limit as usize {
+            0 => MAX_AUDIT_PAGE,
+            n => n.min(MAX_AUDIT_PAGE),
+        };
+        let node = &self.node;
+        // Checkpoint first: every entry it covers is already stored, so the page (cut at the
+        // checkpoint) always verifies against it.
+        let checkpoint = node.audit_log().checkpoint(
+            node.identity().node_id(),
+            &node.identity().signing_key(),
+            node.now(),
+        );
+        let head_seq = checkpoint.body().seq;
+        let checkpoint = checkpoint.encode();
+        let entries = node
+            .audit_log()
+            .entries(req.from_seq, limit)
+            .map_err(NodeError::from)?
+            .into_iter()
+            // Entries appended after the checkpoint are left for the next call.
+            .filter(|e| e.seq <= head_seq)
+            .map(|e| pb::AuditEntry {
+                prev_hash: hex::decode(&e.prev_hash).unwrap_or_default(),
+                hash: hex::decode(&e.hash).unwrap_or_default(),
+                seq: e.seq,
+                at: e.at,
+                kind: e.kind,
+                wallet_tag: e.wallet_tag,
+                detail: e.detail,
+            })
+            .collect();
+        Ok(Response::new(pb::GetAuditLogResponse {
+            entries,
+            checkpoint_encoded: checkpoint,
+        }))
+    }
+
+    type WatchEventsStream =
+        Pin<Box<dyn Stream<Item = Result<pb::Event, Status>> + Send + 'static>>;
+
+    async fn watch_events(
+        &self,
+        req: Request<pb::WatchEventsRequest>,
+    ) -> Result<Response<Self::WatchEventsStream>, Status> {
+        let cursor = req.into_inner().cursor;
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(pump_events(self.node.clone(), cursor, tx));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+#[cfg(test)]
+#[path = "recovery_tests.rs"]
+mod tests;

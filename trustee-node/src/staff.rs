@@ -1,0 +1,326 @@
+//! The bank node's `Staff` service: list, approve and cancel recoveries on signed staff
+//! requests, and hand the SDK the bank approval once the staff policy holds.
+//!
+//! Only registered on a node with role `bank`. Every call but `GetApproval` carries a
+//! `StaffRequest` checked by [`crate::staff_auth::StaffGate`] (key, role, node, freshness,
+//! single-use nonce). The bank approval key signs a `BankApproval` only when
+//! `bank.approvals_required` distinct staff members approved the session.
+
+use crate::config::BankSettings;
+use crate::error::NodeError;
+use crate::node::Node;
+use crate::recovery::{
+    MAX_LISTED_RECOVERIES, MAX_STATEMENT_BYTES, StoredSession, parse_session_key,
+};
+use crate::recovery_session::{Canceller, RecoverySession, SessionError, SessionState};
+use crate::staff_auth::VerifiedStaffRequest;
+use crate::wallet::WalletId;
+use dlocker_proto::pb;
+use dlocker_proto::pb::staff_server::Staff;
+use dlocker_proto::statement::{BankApproval, BankCancellation, Signed, StaffAction};
+use k256::PublicKey;
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+/// The approval state of a session after `ApproveRecovery`.
+#[derive(Debug, Clone)]
+pub struct ApprovalState {
+    /// Distinct staff who approved.
+    pub approvers: Vec<String>,
+    /// Needed.
+    pub approvals_required: u32,
+    /// The signed approval once the policy holds.
+    pub bank_approval: Option<Vec<u8>>,
+}
+
+fn approval_live(bytes: &[u8], now: u64) -> bool {
+    Signed::<BankApproval>::decode(bytes)
+        .map(|s| now < s.body().expires_at)
+        .unwrap_or(false)
+}
+
+impl Node {
+    fn bank(&self) -> Result<&BankSettings, NodeError> {
+        self.config
+            .bank
+            .as_ref()
+            .ok_or_else(|| NodeError::Internal("staff call on a node without the bank role".into()))
+    }
+
+    /// Approvals required on this node (0 when it is not the bank).
+    pub fn approvals_required(&self) -> u32 {
+        self.config
+            .bank
+            .as_ref()
+            .map_or(0, |b| b.approvals_required)
+    }
+
+    fn staff_check(
+        &self,
+        bytes: &[u8],
+        action: StaffAction,
+        now: u64,
+    ) -> Result<VerifiedStaffRequest, NodeError> {
+        if bytes.len() > MAX_STATEMENT_BYTES {
+            return Err(NodeError::invalid(
+                "staff_request_encoded",
+                format!("{} bytes; at most {MAX_STATEMENT_BYTES}", bytes.len()),
+            ));
+        }
+        let gate = self.staff_gate.as_ref().ok_or_else(|| {
+            NodeError::Internal("staff call on a node without the bank role".into())
+        })?;
+        let v = gate.check(bytes, action, now).inspect_err(|e| {
+            tracing::warn!(action = action.name(), error = %e, "staff request refused");
+        })?;
+        Ok(v)
+    }
+
+    fn approved(&self, s: &RecoverySession, now: u64) -> bool {
+        s.bank_approval
+            .as_deref()
+            .is_some_and(|b| approval_live(b, now))
+    }
+
+    /// `ListRecoveries`: live sessions on this node.
+    pub async fn staff_list(&self, request: &[u8]) -> Result<Vec<RecoverySession>, NodeError> {
+        let now = self.now();
+        self.staff_check(request, StaffAction::ListRecoveries, now)?;
+        // The nonce is spent: make that durable before answering.
+        self.commit(Vec::new()).await?;
+        let mut out: Vec<RecoverySession> = self
+            .sessions(usize::MAX)?
+            .into_iter()
+            .map(|s| s.session)
+            .filter(|s| s.is_live(now))
+            .take(MAX_LISTED_RECOVERIES)
+            .collect();
+        out.sort_by_key(|s| s.opened_at);
+        Ok(out)
+    }
+
+    /// `ApproveRecovery`.
+    pub async fn staff_approve(&self, request: &[u8]) -> Result<ApprovalState, NodeError> {
+        let _guard = self.recovery_lock.lock().await;
+        let now = self.now();
+        let v = self.staff_check(request, StaffAction::ApproveRecovery, now)?;
+        let bank = self.bank()?.clone();
+        let bank_key = self
+            .bank_key
+            .as_ref()
+            .ok_or_else(|| NodeError::Internal("no bank approval key".into()))?;
+        let mut st: StoredSession = self.load_session(&v.request.target)?;
+        let added = st.session.add_approval(&v.staff_id, now)?;
+        let mut events = Vec::new();
+        let count = st.session.approvals.len();
+        if added {
+            events.push(self.record(
+                now,
+                "recovery_approved",
+                &st.session.wallet_id,
+                &st.session.id,
+                &format!(
+                    "staff {} ({count} of {})",
+                    v.staff_id, bank.approvals_required
+                ),
+            )?);
+        }
+        let holds = count >= bank.approvals_required as usize;
+        if holds && !self.approved(&st.session, now) {
+            let r = st
+                .session
+                .session_key()
+                .ok_or_else(|| NodeError::Internal("stored session key".into()))?;
+            let approval = Signed::sign(
+                BankApproval {
+                    bank_node_id: self.identity.node_id().to_owned(),
+                    wallet_id: st.session.wallet_id.clone(),
+                    session_key: r,
+                    issued_at: now,
+                    expires_at: now.saturating_add(bank.approval_ttl_secs),
+                    approvers: st.session.approvals.clone(),
+                },
+                &bank_key.signing_key(),
+            )
+            .encode();
+            st.session.bank_approval = Some(approval);
+            tracing::info!(session = %st.session.id, approvers = count, "bank approval signed");
+        }
+        self.save_session(&st)?;
+        self.commit(events).await?;
+        Ok(ApprovalState {
+            approvers: st.session.approvals.clone(),
+            approvals_required: bank.approvals_required,
+            bank_approval: if holds {
+                st.session.bank_approval
+            } else {
+                None
+            },
+        })
+    }
+
+    /// Staff `CancelRecovery`: cancels the bank's session and returns a `BankCancellation` for the
+    /// other trustees. Asking again for a session already cancelled re-issues the statement.
+    pub async fn staff_cancel(&self, request: &[u8]) -> Result<Vec<u8>, NodeError> {
+        let _guard = self.recovery_lock.lock().await;
+        let now = self.now();
+        let v = self.staff_check(request, StaffAction::CancelRecovery, now)?;
+        let bank_key = self
+            .bank_key
+            .as_ref()
+            .ok_or_else(|| NodeError::Internal("no bank approval key".into()))?;
+        let mut st = self.load_session(&v.request.target)?;
+        let mut events = Vec::new();
+        if !matches!(st.session.state, SessionState::Cancelled { .. }) {
+            let by = Canceller::Bank {
+                staff_id: v.staff_id.clone(),
+            };
+            st.session = st.session.clone().cancelled(by.clone(), now)?;
+            self.save_session(&st)?;
+            events.push(self.record(
+                now,
+                "recovery_cancelled",
+                &st.session.wallet_id,
+                &st.session.id,
+                &format!("by {by}"),
+            )?);
+        }
+        let r = st
+            .session
+            .session_key()
+            .ok_or_else(|| NodeError::Internal("stored session key".into()))?;
+        let cancellation = Signed::sign(
+            BankCancellation {
+                bank_node_id: self.identity.node_id().to_owned(),
+                wallet_id: st.session.wallet_id.clone(),
+                session_key: r,
+                staff_id: v.staff_id,
+                issued_at: now,
+            },
+            &bank_key.signing_key(),
+        )
+        .encode();
+        self.commit(events).await?;
+        tracing::info!(session = %st.session.id, "recovery cancelled by bank staff");
+        Ok(cancellation)
+    }
+
+    /// `GetApproval(wallet, R)`: the stored, unexpired approval of the bank's session.
+    pub fn get_approval(&self, wallet_id: &WalletId, r: &PublicKey) -> Result<Vec<u8>, NodeError> {
+        let now = self.now();
+        let st = self
+            .session_for_wallet(wallet_id.as_str())?
+            .filter(|s| s.session.session_key().as_ref() == Some(r))
+            .ok_or(NodeError::SessionNotFound)?;
+        if let SessionState::Cancelled { by, .. } = &st.session.state {
+            return Err(SessionError::Cancelled { by: by.clone() }.into());
+        }
+        if st.session.is_expired(now) {
+            return Err(SessionError::Expired {
+                expires_at: st.session.expires_at,
+            }
+            .into());
+        }
+        match st.session.bank_approval {
+            Some(a) if approval_live(&a, now) => Ok(a),
+            _ => Err(NodeError::AwaitingApproval {
+                approvers: st.session.approvals.len(),
+                required: self.approvals_required(),
+            }),
+        }
+    }
+}
+
+/// The `Staff` gRPC service (bank role only).
+#[derive(Debug, Clone)]
+pub struct StaffService {
+    node: Arc<Node>,
+}
+
+impl StaffService {
+    /// A service for `node`.
+    pub fn new(node: Arc<Node>) -> Self {
+        Self { node }
+    }
+}
+
+fn pending(s: RecoverySession, required: u32, approved: bool, now: u64) -> pb::PendingRecovery {
+    pb::PendingRecovery {
+        state: s.state_name(now).to_owned(),
+        session_key: s
+            .session_key()
+            .map(|k| dlocker_proto::keys::encode_public_key(&k).to_vec())
+            .unwrap_or_default(),
+        session_id: s.id,
+        wallet_id: s.wallet_id,
+        opened_at: s.opened_at,
+        release_not_before: s.release_not_before,
+        approvers: s.approvals,
+        approvals_required: required,
+        approved,
+    }
+}
+
+#[tonic::async_trait]
+impl Staff for StaffService {
+    async fn list_recoveries(
+        &self,
+        req: Request<pb::ListRecoveriesRequest>,
+    ) -> Result<Response<pb::ListRecoveriesResponse>, Status> {
+        let node = &self.node;
+        let sessions = node
+            .staff_list(&req.into_inner().staff_request_encoded)
+            .await?;
+        let now = node.now();
+        let required = node.approvals_required();
+        let recoveries = sessions
+            .into_iter()
+            .map(|s| {
+                let approved = node.approved(&s, now);
+                pending(s, required, approved, now)
+            })
+            .collect();
+        Ok(Response::new(pb::ListRecoveriesResponse { recoveries }))
+    }
+
+    async fn approve_recovery(
+        &self,
+        req: Request<pb::ApproveRecoveryRequest>,
+    ) -> Result<Response<pb::ApproveRecoveryResponse>, Status> {
+        let a = self
+            .node
+            .staff_approve(&req.into_inner().staff_request_encoded)
+            .await?;
+        Ok(Response::new(pb::ApproveRecoveryResponse {
+            approvers: a.approvers,
+            approvals_required: a.approvals_required,
+            bank_approval_encoded: a.bank_approval.unwrap_or_default(),
+        }))
+    }
+
+    async fn cancel_recovery(
+        &self,
+        req: Request<pb::StaffCancelRequest>,
+    ) -> Result<Response<pb::StaffCancelResponse>, Status> {
+        let c = self
+            .node
+            .staff_cancel(&req.into_inner().staff_request_encoded)
+            .await?;
+        Ok(Response::new(pb::StaffCancelResponse {
+            bank_cancellation_encoded: c,
+        }))
+    }
+
+    async fn get_approval(
+        &self,
+        req: Request<pb::GetApprovalRequest>,
+    ) -> Result<Response<pb::GetApprovalResponse>, Status> {
+        let req = req.into_inner();
+        let wallet_id = WalletId::parse(req.wallet_id)?;
+        let r = parse_session_key(&req.session_key)?;
+        let a = self.node.get_approval(&wallet_id, &r)?;
+        Ok(Response::new(pb::GetApprovalResponse {
+            bank_approval_encoded: a,
+        }))
+    }
+}
