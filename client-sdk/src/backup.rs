@@ -140,7 +140,7 @@ impl PreparedBackup {
     pub(crate) fn secret(&self) -> &SecretScalar {
         &self.k
     }
-    fn share(&self, index: u16) -> Option<&Share> {
+    pub(crate) fn share(&self, index: u16) -> Option<&Share> {
         self.shares.iter().find(|s| s.index() == index)
     }
 }

@@ -1,11 +1,14 @@
 //! dLocker client SDK: what a wallet app links to back up a wallet secret across independent
-//! trustee nodes, check the backup is still healthy and (next) recover it.
+//! trustee nodes, check the backup is still healthy and recover it on a new device.
 //!
 //! The surface is small on purpose:
 //! - [`TrusteeSet`]: the trustees and their *pinned* identity keys (a TOML file);
 //! - [`PreparedBackup::new`] + [`backup`]: split a fresh random secret `t`-of-`n`, encrypt the
 //!   wallet data under it, deposit one share per trustee, collect verified receipts;
 //! - [`verify_backup`]: every trustee proves it still holds a good share;
+//! - [`recover`]: bank approval + owner passkey + waiting period, every share verified, lying
+//!   trustees named; [`cancel_recovery`] / [`present_bank_cancellation`] stop one;
+//! - [`StaffClient`] / [`StaffKey`]: bank staff list, approve and cancel recoveries;
 //! - [`OwnerAuthenticator`]: the owner's passkey, supplied by the app
 //!   ([`SoftwareAuthenticator`] is for tests and demos only).
 //!
@@ -27,6 +30,8 @@
 pub mod authenticator;
 pub mod backup;
 pub mod error;
+pub mod recover;
+pub mod staff;
 pub mod transport;
 pub mod trustees;
 pub mod verify;
@@ -34,6 +39,11 @@ pub mod verify;
 pub use authenticator::{OwnerAuthenticator, SoftwareAuthenticator};
 pub use backup::{BackupPolicy, BackupReceipts, PreparedBackup, ProgressEvent, TrusteeReceipt, backup};
 pub use error::{AuthError, BackupError, ConnectError, TrusteesError};
+pub use recover::{
+    CancelOutcome, RecoverError, RecoverEvent, RecoverOptions, Recovered, RecoveryHandle, TrusteeSession,
+    cancel_recovery, present_bank_cancellation, recover,
+};
+pub use staff::{StaffClient, StaffError, StaffKey};
 pub use transport::{NodeInfo, connect, node_info};
 pub use trustees::{Role, TlsFiles, TrusteeInfo, TrusteeSet};
 pub use verify::{ShareStatus, TrusteeHealth, VerifyReport, verify_backup};

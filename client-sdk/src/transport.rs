@@ -7,6 +7,8 @@
 use crate::error::ConnectError;
 use crate::trustees::{TlsFiles, TrusteeInfo, check_endpoint};
 use dlocker_proto::keys::{decode_public_key, node_id, public_key_hex};
+use dlocker_proto::pb::recovery_client::RecoveryClient;
+use dlocker_proto::pb::staff_client::StaffClient as StaffRpcClient;
 use dlocker_proto::pb::trustee_client::TrusteeClient;
 use dlocker_proto::pb::{GetInfoRequest, NodeDescriptor};
 use k256::PublicKey;
@@ -175,7 +177,14 @@ async fn get_info(client: &mut Client, endpoint: &str) -> Result<(NodeInfo, Publ
 
 /// Connects to a trustee and checks that it presents the pinned identity key.
 pub async fn connect(info: &TrusteeInfo) -> Result<Client, ConnectError> {
-    let mut c = client(open_channel(&info.endpoint, &info.tls).await?);
+    connect_channel(info).await.map(client)
+}
+
+/// A channel to a trustee whose `GetInfo` key was checked against the pinned key; the
+/// `Recovery` and `Staff` services are served on the same endpoint.
+pub async fn connect_channel(info: &TrusteeInfo) -> Result<Channel, ConnectError> {
+    let channel = open_channel(&info.endpoint, &info.tls).await?;
+    let mut c = client(channel.clone());
     let (_, key) = get_info(&mut c, &info.endpoint).await?;
     if key != info.public_key {
         return Err(ConnectError::KeyMismatch {
@@ -185,7 +194,21 @@ pub async fn connect(info: &TrusteeInfo) -> Result<Client, ConnectError> {
             presented: abbreviate(&public_key_hex(&key)),
         });
     }
-    Ok(c)
+    Ok(channel)
+}
+
+/// A `Recovery` service client on a checked channel.
+pub fn recovery_client(channel: Channel) -> RecoveryClient<Channel> {
+    RecoveryClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+}
+
+/// A `Staff` service client on a checked channel (bank node only).
+pub fn staff_client(channel: Channel) -> StaffRpcClient<Channel> {
+    StaffRpcClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
 }
 
 /// Asks a node who it is, without any pinning (for display by operators).

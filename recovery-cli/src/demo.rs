@@ -10,16 +10,20 @@ use crate::output::{hinted, print_json, progress, short, table};
 use anyhow::Context as _;
 use clap::Args;
 use dlocker_sdk::{
-    BackupPolicy, BackupReceipts, PreparedBackup, ProgressEvent, Role, SoftwareAuthenticator, TlsFiles, TrusteeInfo,
-    TrusteeSet, VerifyReport,
+    BackupPolicy, BackupReceipts, PreparedBackup, ProgressEvent, RecoverEvent, RecoverOptions, Role,
+    SoftwareAuthenticator, StaffClient, StaffKey, TlsFiles, TrusteeInfo, TrusteeSet, VerifyReport,
 };
+use sha2::{Digest as _, Sha256};
+use std::time::Duration;
 use rand::RngExt as _;
 use serde::Serialize;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use trustee_node::config::Role as NodeRole;
-use trustee_node::init::{InitOptions, init_node};
+use trustee_node::config::edit::ConfigDoc;
+use trustee_node::init::{InitOptions, StaffSpec, init_node};
+use trustee_node::staff_auth::StaffRole;
 use trustee_node::server::{RunningNode, spawn};
 
 #[derive(Debug, Args)]
@@ -30,8 +34,9 @@ pub(crate) struct DemoArgs {
     /// Shares needed to recover (at least 2: no single node may rebuild the secret).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(2..=32))]
     threshold: u16,
-    /// Recovery delay written into the manifest, in seconds.
-    #[arg(long, default_value_t = 0, value_name = "SECS")]
+    /// Recovery delay written into the manifest, in seconds (the waiting period before any
+    /// trustee releases a share; days in production).
+    #[arg(long, default_value_t = 3, value_name = "SECS")]
     recovery_delay: u64,
     /// Directory for the nodes' data and the trustees file (kept afterwards). Default: a
     /// temporary directory, removed at the end unless --keep.
@@ -43,6 +48,7 @@ pub(crate) struct DemoArgs {
 }
 
 /// Prints the walk-through: to stdout normally, to stderr under `--json` (stdout is the summary).
+#[derive(Debug, Clone, Copy)]
 struct Narrator {
     json: bool,
 }
@@ -60,7 +66,10 @@ impl Narrator {
     }
 }
 
-const STEPS: usize = 6;
+const STEPS: usize = 8;
+
+/// The demo's bank staff member.
+const STAFF_ID: &str = "alice";
 
 #[derive(Serialize)]
 struct ReceiptJson {
@@ -82,7 +91,21 @@ struct DemoSummary {
     manifest_hash: String,
     receipts: Vec<ReceiptJson>,
     verify: VerifyReport,
+    recovery: RecoveryJson,
     elapsed_ms: u128,
+}
+
+#[derive(Serialize)]
+struct RecoveryJson {
+    sessions: Vec<dlocker_sdk::TrusteeSession>,
+    approvers: Vec<String>,
+    used: Vec<String>,
+    faulty: Vec<(String, String)>,
+    unavailable: Vec<(String, String)>,
+    data_sha256: String,
+    matches_original: bool,
+    elapsed_ms: u128,
+    waiting_ms: u128,
 }
 
 /// A small word list: the demo secret only has to look like a seed phrase.
@@ -129,9 +152,18 @@ fn prepare_dir(args: &DemoArgs) -> anyhow::Result<(PathBuf, Option<tempfile::Tem
 }
 
 /// Initialises and starts `n` nodes; returns them (started ones, even on error, via `running`).
-async fn start_cluster(dir: &Path, n: usize, running: &mut Vec<RunningNode>) -> anyhow::Result<TrusteeSet> {
+///
+/// The bank node (first) lists `staff_public_key` as staff (approver, canceller; one approval
+/// required) and every node, the bank included, accepts the bank's approval key.
+async fn start_cluster(
+    dir: &Path,
+    n: usize,
+    staff_public_key: &str,
+    running: &mut Vec<RunningNode>,
+) -> anyhow::Result<TrusteeSet> {
     let addrs = free_ports(n)?;
     let mut infos = Vec::with_capacity(n);
+    let mut bank_approval_key: Option<String> = None;
     for (i, addr) in addrs.into_iter().enumerate() {
         let (name, role) = if i == 0 {
             ("bank".to_owned(), NodeRole::Bank)
@@ -139,8 +171,25 @@ async fn start_cluster(dir: &Path, n: usize, running: &mut Vec<RunningNode>) -> 
             (format!("trustee-{}", i + 1), NodeRole::Trustee)
         };
         let node_dir = dir.join(format!("node-{}", i + 1));
-        let desc = init_node(&InitOptions::new(node_dir.clone(), name.clone(), addr, role))
-            .with_context(|| format!("initialising node {name} in {}", node_dir.display()))?;
+        let mut opts = InitOptions::new(node_dir.clone(), name.clone(), addr, role);
+        if i == 0 {
+            opts.staff = vec![StaffSpec {
+                id: STAFF_ID.to_owned(),
+                public_key: staff_public_key.to_owned(),
+                roles: vec![StaffRole::Approver, StaffRole::Canceller],
+            }];
+            opts.approvals_required = Some(1);
+        }
+        opts.accept_bank_keys = bank_approval_key.iter().cloned().collect();
+        let desc = init_node(&opts).with_context(|| format!("initialising node {name} in {}", node_dir.display()))?;
+        if i == 0 {
+            let key = desc.bank_approval_key.clone().context("the bank node reported no bank approval key")?;
+            // The bank is also a trustee of its customers' wallets: it checks its own approvals.
+            let mut doc = ConfigDoc::load(&node_dir)?;
+            doc.accept_bank_key(&key)?;
+            doc.save(&node_dir)?;
+            bank_approval_key = Some(key);
+        }
         let node = spawn(&node_dir).await.with_context(|| format!("starting node {name} on {addr}"))?;
         let endpoint = node.url();
         running.push(node);
@@ -185,14 +234,16 @@ struct Outcome {
     manifest_file: PathBuf,
     receipts: BackupReceipts,
     verify: VerifyReport,
+    recovery: RecoveryJson,
 }
 
-/// Steps 2–5, against a running cluster.
+/// Steps 2–7, against a running cluster.
 async fn walk_through(
     say: &Narrator,
     args: &DemoArgs,
     dir: &Path,
     set: &TrusteeSet,
+    staff_key: StaffKey,
     json: bool,
 ) -> anyhow::Result<Outcome> {
     let n = set.len();
@@ -248,13 +299,137 @@ async fn walk_through(
         print_report(&report);
     }
     require_verified(&report)?;
+    let manifest_hash = prepared.manifest_hash().to_string();
 
-    Ok(Outcome {
-        wallet_id,
-        manifest_hash: prepared.manifest_hash().to_string(),
-        manifest_file,
-        receipts,
-        verify: report,
+    say.step(6, STEPS, "The customer loses the phone");
+    let original_sha256: [u8; 32] = Sha256::digest(seed.as_slice()).into();
+    // Everything the old device held is gone: the wallet data and the backup's secret k.
+    drop(seed);
+    drop(prepared);
+    say.say(format!(
+        "  wallet data and secret k dropped from this device (only their SHA-256 {} is kept, to compare)",
+        short(&hex::encode(original_sha256))
+    ));
+    say.say("  the passkey survives: it lives in the customer's cloud keychain / other device");
+    say.say("  (the demo's software authenticator stands in for it)");
+
+    say.step(
+        7,
+        STEPS,
+        &format!(
+            "Recovering on a new device: sessions, passkey, bank approval by staff, a {} s waiting period, release",
+            args.recovery_delay
+        ),
+    );
+    let recovery = recover_on_new_device(say, set, &wallet_id, staff_key, &mut auth, &original_sha256).await?;
+
+    Ok(Outcome { wallet_id, manifest_hash, manifest_file, receipts, verify: report, recovery })
+}
+
+/// Step 7: `dlocker_sdk::recover`, with bank staff approving from another task as soon as the
+/// SDK starts polling the bank.
+async fn recover_on_new_device(
+    say: &Narrator,
+    set: &TrusteeSet,
+    wallet_id: &str,
+    staff_key: StaffKey,
+    auth: &mut SoftwareAuthenticator,
+    original_sha256: &[u8; 32],
+) -> anyhow::Result<RecoveryJson> {
+    let say = *say;
+    let started = Instant::now();
+    let staff = StaffClient::new(staff_key, set.bank());
+    let (to_staff, mut staff_inbox) = tokio::sync::mpsc::unbounded_channel::<String>();
+    // Bank support: verifies the customer out of band (here: instantly), then approves.
+    let staff_task = tokio::spawn(async move {
+        let Some(session) = staff_inbox.recv().await else {
+            return Ok(Vec::new());
+        };
+        say.say(format!("  bank staff {STAFF_ID} checks the customer out of band and approves bank session {session}"));
+        let st = staff.approve(&session).await?;
+        say.say(format!(
+            "  approved by {} ({} of {} required): the bank signs its approval for this wallet and this device key R",
+            st.approvers.join(", "),
+            st.approvers.len(),
+            st.approvals_required
+        ));
+        Ok::<_, dlocker_sdk::StaffError>(st.approvers)
+    });
+    let waiting_since = std::sync::Mutex::new(None::<Instant>);
+    let on_event = |e: RecoverEvent| match e {
+        RecoverEvent::SessionOpened { name, session_id, release_not_before } => {
+            say.say(format!("  session opened at {name:<11} {session_id} (release not before {release_not_before})"))
+        }
+        RecoverEvent::TrusteeFailed { name, reason } => say.say(format!("  {name}: FAILED: {reason}")),
+        RecoverEvent::SessionsOpened { handle, manifest_hash } => say.say(format!(
+            "  {} sessions open towards a fresh device key R {}; manifest {} agreed by the trustees",
+            handle.sessions.len(),
+            short(&handle.session_key),
+            short(&manifest_hash.to_string())
+        )),
+        RecoverEvent::PasskeyRequested { .. } => {}
+        RecoverEvent::OwnerAuthenticated { name } => say.say(format!("  passkey assertion accepted by {name}")),
+        RecoverEvent::AwaitingApproval { bank_session_id } => {
+            say.say("  waiting for the bank's approval (the SDK polls the bank)");
+            let _ = to_staff.send(bank_session_id);
+        }
+        RecoverEvent::ApprovalPending { status } => say.say(format!("  bank: {status}")),
+        RecoverEvent::Approved { approvers, expires_at } => say.say(format!(
+            "  bank approval received (approvers: {}; valid until {expires_at})",
+            approvers.join(", ")
+        )),
+        RecoverEvent::Waiting { seconds_left } => {
+            if let Ok(mut w) = waiting_since.lock() {
+                w.get_or_insert_with(Instant::now);
+            }
+            say.say(format!("  waiting period: {seconds_left} s left (the owner or the bank could still cancel)"))
+        }
+        RecoverEvent::ShareVerified { name, share_index } => say.say(format!(
+            "  {name:<11} released share {share_index}: signed release, opens with R, matches the commitments"
+        )),
+        RecoverEvent::ShareRejected { name, reason } => say.say(format!("  {name:<11} share REJECTED: {reason}")),
+    };
+    let opts = RecoverOptions {
+        poll_interval: Duration::from_millis(250),
+        approval_timeout: Duration::from_secs(60),
+        cancel: None,
+        progress: &on_event,
+    };
+    let result = dlocker_sdk::recover(set, wallet_id, auth, opts).await;
+    let recovered = result.map_err(|e| hinted(e.to_string(), "run with RUST_LOG=info to see the nodes' logs"))?;
+    let approvers = match staff_task.await {
+        Ok(Ok(a)) => a,
+        Ok(Err(e)) => return Err(hinted(e.to_string(), "the bank refused the demo staff key")),
+        Err(e) => return Err(anyhow::anyhow!("staff task failed: {e}")),
+    };
+    let elapsed = started.elapsed();
+    let waiting = waiting_since.lock().ok().and_then(|w| *w).map(|w| w.elapsed()).unwrap_or_default();
+    let sha: [u8; 32] = Sha256::digest(recovered.data().expose()).into();
+    let matches = sha == *original_sha256;
+    say.say(format!(
+        "  combined exactly {} shares ({}), checked k·G = C_0 and the blob hash, decrypted the wallet",
+        recovered.used.len(),
+        recovered.used.join(", ")
+    ));
+    if !matches {
+        return Err(anyhow::anyhow!("the recovered wallet data does NOT match the original"));
+    }
+    say.say(format!(
+        "  recovered data SHA-256 {} equals the original's: the wallet is back ({:.1} s, of which {:.1} s waiting period)",
+        short(&hex::encode(sha)),
+        elapsed.as_secs_f64(),
+        waiting.as_secs_f64()
+    ));
+    Ok(RecoveryJson {
+        sessions: recovered.handle.sessions.clone(),
+        approvers,
+        used: recovered.used.clone(),
+        faulty: recovered.faulty.clone(),
+        unavailable: recovered.unavailable.clone(),
+        data_sha256: hex::encode(sha),
+        matches_original: matches,
+        elapsed_ms: elapsed.as_millis(),
+        waiting_ms: waiting.as_millis(),
     })
 }
 
@@ -278,7 +453,16 @@ pub(crate) async fn run(args: DemoArgs, json: bool) -> anyhow::Result<()> {
         &format!("Starting {n} trustee nodes in-process (real gRPC servers on 127.0.0.1, sled storage)"),
     );
     let mut running = Vec::new();
-    let cluster = start_cluster(&dir, n, &mut running).await;
+    let staff_key = StaffKey::generate();
+    let staff_key_file = dir.join(format!("staff-{STAFF_ID}.key"));
+    staff_key.save(&staff_key_file).with_context(|| format!("writing {}", staff_key_file.display()))?;
+    say.say(format!(
+        "  bank staff key for {STAFF_ID} generated (public key {}, secret in {}, mode 0600)",
+        short(&staff_key.public_key_hex()),
+        staff_key_file.display()
+    ));
+    say.say(format!("  the bank node lists {STAFF_ID} as approver and canceller (1 approval required); every node accepts the bank's approval key"));
+    let cluster = start_cluster(&dir, n, &staff_key.public_key_hex(), &mut running).await;
     let result = match cluster {
         Ok(set) => {
             let trustees_file = dir.join("trustees.toml");
@@ -305,7 +489,7 @@ pub(crate) async fn run(args: DemoArgs, json: bool) -> anyhow::Result<()> {
                         println!("{t}");
                     }
                     say.say(format!("  trustees file (pins each node's key): {}", trustees_file.display()));
-                    walk_through(&say, &args, &dir, &set, json).await.map(|o| (o, trustees_file))
+                    walk_through(&say, &args, &dir, &set, staff_key, json).await.map(|o| (o, trustees_file))
                 }
                 Err(e) => Err(e),
             }
@@ -314,7 +498,7 @@ pub(crate) async fn run(args: DemoArgs, json: bool) -> anyhow::Result<()> {
     };
 
     // Always stop what was started, even when a step failed.
-    say.step(6, STEPS, "Stopping the cluster (graceful shutdown, databases flushed)");
+    say.step(8, STEPS, "Stopping the cluster (graceful shutdown, databases flushed)");
     let stopped = stop_cluster(running).await;
     match &stopped {
         Ok(count) => say.say(format!("  {count} nodes stopped cleanly")),
@@ -329,7 +513,7 @@ pub(crate) async fn run(args: DemoArgs, json: bool) -> anyhow::Result<()> {
         None => Some(dir.clone()),
     };
     say.say(format!(
-        "\nDemo complete: wallet {} is backed up {}-of-{n} and all {n} trustees proved they hold their shares ({:.1}s).",
+        "\nDemo complete: wallet {} was backed up {}-of-{n}, verified at all {n} trustees, lost, and recovered with the bank's approval, the owner's passkey and the waiting period ({:.1}s).",
         outcome.wallet_id,
         args.threshold,
         started.elapsed().as_secs_f64()
@@ -366,6 +550,7 @@ pub(crate) async fn run(args: DemoArgs, json: bool) -> anyhow::Result<()> {
                 })
                 .collect(),
             verify: outcome.verify,
+            recovery: outcome.recovery,
             elapsed_ms: started.elapsed().as_millis(),
         })?;
     }

@@ -3,11 +3,13 @@
 //! Every command prints a human table by default and JSON with `--json`; on failure it exits
 //! non-zero with one `error:` line (and a `hint:` line when there is a next step to suggest).
 
+mod audit;
 mod backup;
 mod cluster;
 mod demo;
 mod node;
 mod output;
+mod staff;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -33,7 +35,20 @@ enum Command {
     /// Work with wallet backups.
     #[command(subcommand)]
     Backup(backup::BackupCommand),
-    /// Start a local in-process cluster and walk through a backup with verification.
+    /// Bank staff keys.
+    #[command(subcommand)]
+    Staff(staff::StaffCommand),
+    /// Bank staff: list, approve and cancel recoveries.
+    #[command(subcommand)]
+    Recoveries(staff::RecoveriesCommand),
+    /// A node's hash-chained audit log.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
+    /// A node's event outbox (for notifiers).
+    #[command(subcommand)]
+    Events(audit::EventsCommand),
+    /// Start a local in-process cluster and walk through backup, verification, device loss and
+    /// recovery (bank approval by a staff key, passkey, waiting period).
     Demo(demo::DemoArgs),
 }
 
@@ -51,6 +66,10 @@ async fn main() -> ExitCode {
         Command::Node(c) => node::run(c, cli.json).await,
         Command::Cluster(c) => cluster::run(c, cli.json).await,
         Command::Backup(c) => backup::run(c, cli.json).await,
+        Command::Staff(c) => staff::run_staff(c, cli.json).await,
+        Command::Recoveries(c) => staff::run_recoveries(c, cli.json).await,
+        Command::Audit(c) => audit::run_audit(c, cli.json).await,
+        Command::Events(c) => audit::run_events(c, cli.json).await,
         Command::Demo(a) => demo::run(a, cli.json).await,
     };
     match result {

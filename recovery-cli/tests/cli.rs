@@ -17,10 +17,20 @@ fn demo_backs_up_and_verifies_on_a_local_cluster() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "demo failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
     for line in [
-        "[1/6] Starting 5 trustee nodes",
+        "[1/8] Starting 5 trustee nodes",
+        "bank staff key for alice generated",
         "all 5 nodes serving and presenting their pinned keys",
         "5 of 5 receipts verified",
         "5 of 5 trustees healthy, threshold 3 — recoverable",
+        "[6/8] The customer loses the phone",
+        "[7/8] Recovering on a new device",
+        "session opened at bank",
+        "passkey assertion accepted by trustee-5",
+        "approved by alice (1 of 1 required)",
+        "waiting period: 1 s left",
+        "released share 3: signed release, opens with R, matches the commitments",
+        "combined exactly 3 shares",
+        "equals the original's: the wallet is back",
         "5 nodes stopped cleanly",
         "Demo complete",
     ] {
@@ -70,6 +80,10 @@ fn demo_json_summary() {
     assert_eq!(v["receipts"].as_array().map(Vec::len), Some(3));
     assert_eq!(v["verify"]["entries"][2]["status"], "healthy");
     assert!(v["dir"].is_null(), "temporary directory is removed without --keep");
+    assert_eq!(v["recovery"]["matches_original"], true);
+    assert_eq!(v["recovery"]["approvers"][0], "alice");
+    assert_eq!(v["recovery"]["used"].as_array().map(Vec::len), Some(2));
+    assert_eq!(v["recovery"]["sessions"].as_array().map(Vec::len), Some(3));
 }
 
 #[test]
@@ -102,4 +116,28 @@ fn bad_inputs_fail_cleanly() {
         assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
         assert_eq!(stderr.lines().filter(|l| l.starts_with("error:")).count(), 1, "{args:?}: {stderr}");
     }
+}
+
+#[test]
+fn staff_keygen_writes_a_private_key_once() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let key = tmp.path().join("alice.key");
+    let out = dlocker().args(["staff", "keygen", "--out"]).arg(&key).arg("--json").output().expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let public = v["public_key"].as_str().expect("public key");
+    assert_eq!(public.len(), 66);
+    let secret = std::fs::read_to_string(&key).expect("key file");
+    assert_eq!(secret.trim().len(), 64);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(secret.trim()), "the secret is never printed");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(std::fs::metadata(&key).expect("meta").permissions().mode() & 0o777, 0o600);
+    }
+    let again = dlocker().args(["staff", "keygen", "--out"]).arg(&key).output().expect("run");
+    assert!(!again.status.success());
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(stderr.starts_with("error: ") && stderr.contains("hint: "), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&key).expect("unchanged"), secret);
 }

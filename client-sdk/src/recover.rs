@@ -1,0 +1,1060 @@
+//! Recovery on a new device: the wallet comes back only when the bank approves AND the owner's
+//! passkey signs, after the waiting period — each trustee checks all of it on its own.
+//!
+//! [`recover`] makes a fresh session key `R`, opens a session at every trustee concurrently,
+//! picks the manifest at least `t` trustees agree on (and that lists exactly the *pinned* keys),
+//! answers one passkey challenge per trustee, polls the bank for its approval, waits out the delay
+//! (progress and cancel through [`RecoverOptions`]), asks every trustee to release, and verifies
+//! each release: signed by the pinned key, for this wallet, manifest, share and `R`; the envelope
+//! opens with `R`; the share matches the manifest commitments. A trustee whose share fails is
+//! *named* ([`Recovered::faulty`]); exactly `t` good shares are combined (checking `k·G = C_0`),
+//! the blob's hash is checked against the manifest and the blob decrypted.
+//!
+//! Up to `n − t` trustees may be down or lying. With fewer than `t` good ones,
+//! [`RecoverError::NotEnoughTrustees`] names every trustee that failed and why.
+
+use crate::authenticator::OwnerAuthenticator;
+use crate::error::AuthError;
+use crate::transport::{connect_channel, describe_status, recovery_client, staff_client};
+use crate::trustees::{TrusteeInfo, TrusteeSet};
+use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
+use dlocker_proto::keys::{encode_public_key, public_key_from_hex, public_key_hex};
+use dlocker_proto::manifest::{Manifest, ManifestHash, TrusteeEntry, validate_wallet_id};
+use dlocker_proto::pb::{
+    AuthenticateOwnerRequest, BeginOwnerCancelRequest, CancelRecoveryRequest, GetApprovalRequest,
+    OpenRecoveryRequest, ReleaseShareRequest, ReleaseShareResponse, cancel_recovery_request,
+};
+use dlocker_proto::secret::{SecretBytes, SecretScalar};
+use dlocker_proto::share::Share;
+use dlocker_proto::statement::{BankApproval, BankCancellation, ShareRelease, Signed};
+use futures::future::join_all;
+use k256::{PublicKey, SecretKey};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tokio::sync::watch;
+use tonic::Code;
+use tonic::transport::Channel;
+use webauthn_rs::prelude::RequestChallengeResponse;
+
+/// `(trustee name, reason)`.
+pub type Failure = (String, String);
+
+/// One trustee's open recovery session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrusteeSession {
+    /// Trustee name (trustees file).
+    pub name: String,
+    /// Node id.
+    pub node_id: String,
+    /// The session id this trustee assigned.
+    pub session_id: String,
+    /// Unix seconds before which this trustee will not release.
+    pub release_not_before: u64,
+}
+
+/// What a later [`cancel_recovery`] or [`present_bank_cancellation`] needs to know about a
+/// recovery: the wallet, the new device's session key `R` (public) and each trustee's session id.
+/// Nothing in it is secret; apps may persist it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoveryHandle {
+    /// The wallet.
+    pub wallet_id: String,
+    /// `R`, hex SEC1 compressed.
+    pub session_key: String,
+    /// One entry per trustee where a session is open.
+    pub sessions: Vec<TrusteeSession>,
+}
+
+impl RecoveryHandle {
+    /// The session id at the named trustee.
+    pub fn session_at(&self, name: &str) -> Option<&str> {
+        self.sessions.iter().find(|s| s.name == name).map(|s| s.session_id.as_str())
+    }
+}
+
+/// What [`recover`] is doing, in order. A test or app can act on `AwaitingApproval` (e.g. have
+/// staff approve `bank_session_id`) while `recover` polls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecoverEvent {
+    /// A session opened at a trustee.
+    SessionOpened {
+        /// Trustee.
+        name: String,
+        /// Its session id.
+        session_id: String,
+        /// Unix seconds.
+        release_not_before: u64,
+    },
+    /// A trustee could not open a session (down, refused, ...).
+    TrusteeFailed {
+        /// Trustee.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// All opens are done and the manifest is chosen. Keep `handle` to cancel later.
+    SessionsOpened {
+        /// Session ids per trustee.
+        handle: RecoveryHandle,
+        /// The manifest ≥ t trustees agreed on.
+        manifest_hash: ManifestHash,
+    },
+    /// The authenticator is being asked for a passkey assertion for this trustee.
+    PasskeyRequested {
+        /// Trustee.
+        name: String,
+    },
+    /// The trustee accepted the owner's passkey assertion.
+    OwnerAuthenticated {
+        /// Trustee.
+        name: String,
+    },
+    /// Polling the bank for its approval; staff approve the bank's session `bank_session_id`.
+    AwaitingApproval {
+        /// The bank node's session id (what `dlocker recoveries approve` takes).
+        bank_session_id: String,
+    },
+    /// The bank's answer changed while waiting (e.g. "awaiting bank approval (1 of 2 staff)").
+    ApprovalPending {
+        /// The bank's message.
+        status: String,
+    },
+    /// The bank approval arrived.
+    Approved {
+        /// Staff ids that approved.
+        approvers: Vec<String>,
+        /// Unix seconds.
+        expires_at: u64,
+    },
+    /// Waiting out the recovery delay (about once a second).
+    Waiting {
+        /// Seconds until the last trustee's `release_not_before`.
+        seconds_left: u64,
+    },
+    /// A trustee released a share that verified.
+    ShareVerified {
+        /// Trustee.
+        name: String,
+        /// Share index.
+        share_index: u16,
+    },
+    /// A trustee's release failed or did not verify.
+    ShareRejected {
+        /// Trustee.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+fn no_progress(_: RecoverEvent) {}
+
+/// How [`recover`] waits, reports and stops.
+pub struct RecoverOptions<'a> {
+    /// How often to poll the bank for its approval (and retry early releases).
+    pub poll_interval: Duration,
+    /// Give up waiting for the bank's approval after this long.
+    pub approval_timeout: Duration,
+    /// When this becomes `true`, `recover` stops waiting and returns [`RecoverError::Cancelled`]
+    /// (the sessions stay open: call [`cancel_recovery`] to close them).
+    pub cancel: Option<watch::Receiver<bool>>,
+    /// Progress callback.
+    pub progress: &'a (dyn Fn(RecoverEvent) + Sync),
+}
+
+impl Default for RecoverOptions<'_> {
+    fn default() -> Self {
+        Self {
+            poll_interval: Duration::from_secs(2),
+            approval_timeout: Duration::from_secs(24 * 3600),
+            cancel: None,
+            progress: &no_progress,
+        }
+    }
+}
+
+impl std::fmt::Debug for RecoverOptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecoverOptions")
+            .field("poll_interval", &self.poll_interval)
+            .field("approval_timeout", &self.approval_timeout)
+            .field("cancellable", &self.cancel.is_some())
+            .finish()
+    }
+}
+
+/// A recovered wallet. `Debug` never shows the data or the secret.
+#[derive(Debug)]
+pub struct Recovered {
+    data: SecretBytes,
+    secret: SecretScalar,
+    /// The manifest recovered against.
+    pub manifest: Manifest,
+    /// The sessions used (all are `released` now).
+    pub handle: RecoveryHandle,
+    /// Trustees whose shares were combined.
+    pub used: Vec<String>,
+    /// Trustees that answered with something that did not verify (a bad share, a bad
+    /// signature, another manifest): investigate these.
+    pub faulty: Vec<Failure>,
+    /// Trustees that could not be used (down, refused, passkey rejected).
+    pub unavailable: Vec<Failure>,
+}
+
+impl Recovered {
+    /// The wallet data.
+    pub fn data(&self) -> &SecretBytes {
+        &self.data
+    }
+    /// The wallet's shared secret `k` (to re-split it to a new epoch).
+    pub fn secret(&self) -> &SecretScalar {
+        &self.secret
+    }
+}
+
+/// Why a recovery did not complete. No variant carries a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum RecoverError {
+    /// The wallet id is not acceptable.
+    #[error("invalid wallet id: {0}")]
+    InvalidWalletId(String),
+    /// Fewer than `t` trustees can take part at this stage: fix or wait for the named ones.
+    #[error("{stage}: only {available} of the {needed} trustees needed are usable ({})", describe(failed))]
+    NotEnoughTrustees {
+        /// Where it stopped (e.g. "opening sessions").
+        stage: &'static str,
+        /// `t`.
+        needed: usize,
+        /// How many are usable.
+        available: usize,
+        /// Every trustee that failed, and why.
+        failed: Vec<Failure>,
+    },
+    /// No manifest was returned by `t` trustees, or it does not match the pinned trustees.
+    #[error("no trustworthy manifest: {reason} ({})", describe(failed))]
+    NoTrustedManifest {
+        /// Why.
+        reason: String,
+        /// Trustees that failed, and why.
+        failed: Vec<Failure>,
+    },
+    /// The bank could not be asked for its approval (down, or not a bank node).
+    #[error("cannot get the bank approval from {bank}: {reason}")]
+    Bank {
+        /// The bank trustee.
+        bank: String,
+        /// Why.
+        reason: String,
+    },
+    /// The bank did not approve in time: ask staff to approve `bank_session_id`, then recover
+    /// again (cancel the open sessions first with [`cancel_recovery`]).
+    #[error("bank approval did not arrive within {waited_secs} s ({last_status}); bank session {bank_session_id}")]
+    ApprovalTimeout {
+        /// How long was waited.
+        waited_secs: u64,
+        /// The bank's last answer.
+        last_status: String,
+        /// The bank's session id.
+        bank_session_id: String,
+        /// Sessions to cancel.
+        handle: Box<RecoveryHandle>,
+    },
+    /// The caller cancelled; the sessions are still open (use `handle` with [`cancel_recovery`]).
+    #[error("recovery cancelled by the caller")]
+    Cancelled {
+        /// Sessions to cancel.
+        handle: Box<RecoveryHandle>,
+    },
+    /// `t` shares verified but the result does not decrypt the blob (should be impossible:
+    /// every trustee agreed on the manifest; report it).
+    #[error("recovered secret does not open the wallet blob: {0}")]
+    Blob(String),
+}
+
+fn describe(failed: &[Failure]) -> String {
+    if failed.is_empty() {
+        return "no failures recorded".into();
+    }
+    failed.iter().map(|(n, r)| format!("{n}: {r}")).collect::<Vec<_>>().join("; ")
+}
+
+/// One trustee's answer to `OpenRecovery`.
+#[derive(Debug, Clone)]
+pub(crate) struct Opened {
+    pub(crate) session_id: String,
+    pub(crate) request_options_json: String,
+    pub(crate) release_not_before: u64,
+    pub(crate) manifest_encoded: Vec<u8>,
+}
+
+/// Picks the manifest returned by the most trustees, requiring at least its threshold of them,
+/// and checks it against the pinned set: this wallet, every manifest trustee pinned with the same
+/// key, the bank the set's bank. Returns it with the names of trustees that returned another one.
+pub(crate) fn select_manifest(
+    wallet_id: &str,
+    set: &TrusteeSet,
+    opened: &[(&TrusteeInfo, &[u8])],
+) -> Result<(Manifest, Vec<Failure>), RecoverError> {
+    let mut votes: BTreeMap<[u8; 32], (Manifest, Vec<&str>)> = BTreeMap::new();
+    let mut failed = Vec::new();
+    for (info, bytes) in opened {
+        match Manifest::decode(bytes) {
+            Ok(m) => votes.entry(m.hash().0).or_insert_with(|| (m, Vec::new())).1.push(info.name.as_str()),
+            Err(e) => failed.push((info.name.clone(), format!("returned a malformed manifest: {e}"))),
+        }
+    }
+    let Some((best_hash, (manifest, voters))) = votes.iter().max_by_key(|(_, (_, v))| v.len()) else {
+        return Err(RecoverError::NoTrustedManifest { reason: "no trustee returned a manifest".into(), failed });
+    };
+    let best_hash = *best_hash;
+    let t = usize::from(manifest.threshold());
+    if voters.len() < t {
+        // Too few trustees answered alike: the caller adds the ones that did not answer at all.
+        return Err(RecoverError::NotEnoughTrustees {
+            stage: "opening sessions",
+            needed: t,
+            available: voters.len(),
+            failed,
+        });
+    }
+    let bad = |reason: String| Err(RecoverError::NoTrustedManifest { reason, failed: failed.clone() });
+    if manifest.wallet_id() != wallet_id {
+        return bad(format!("the manifest is for wallet {:?}", manifest.wallet_id()));
+    }
+    for e in manifest.trustees() {
+        match set.by_node_id(&e.node_id) {
+            Some(info) if info.public_key == e.public_key => {}
+            Some(info) => return bad(format!("the manifest pins another key for {}", info.name)),
+            None => return bad(format!("the manifest lists node {} which is not in the trustees file", e.node_id)),
+        }
+    }
+    if manifest.bank_node_id() != set.bank().node_id {
+        return bad("the manifest names another bank than the trustees file".into());
+    }
+    for (hash, (_, names)) in &votes {
+        if *hash != best_hash {
+            for n in names {
+                failed.push(((*n).to_owned(), "returned a different manifest than the other trustees".into()));
+            }
+        }
+    }
+    Ok((manifest.clone(), failed))
+}
+
+/// A verified release: the share and the blob the trustee sent.
+#[derive(Debug)]
+pub(crate) struct GoodShare {
+    pub(crate) share: Share,
+    pub(crate) blob: Vec<u8>,
+}
+
+/// Checks one trustee's release: statement signed by the pinned key and about this node, wallet,
+/// epoch, share index, manifest and `R` and these envelope bytes; the envelope opens with `R`;
+/// the share matches the commitments. The error says which check failed (never the share).
+pub(crate) fn check_release(
+    info: &TrusteeInfo,
+    entry: &TrusteeEntry,
+    manifest: &Manifest,
+    r: &SecretKey,
+    resp: &ReleaseShareResponse,
+) -> Result<GoodShare, String> {
+    let r_pub = r.public_key();
+    let release = Signed::<ShareRelease>::decode_trusted(&resp.release_encoded, &[info.public_key])
+        .map_err(|e| format!("release statement not accepted: {e}"))?;
+    let b = release.body();
+    let wrong = |what: &str| Err(format!("release statement is for the wrong {what}"));
+    if b.node_id != info.node_id {
+        return wrong("node");
+    }
+    if b.wallet_id != manifest.wallet_id() {
+        return wrong("wallet");
+    }
+    if b.epoch != manifest.epoch() {
+        return wrong("epoch");
+    }
+    if b.share_index != entry.share_index {
+        return wrong("share index");
+    }
+    if b.manifest_hash != manifest.hash() {
+        return wrong("manifest");
+    }
+    if b.session_key != r_pub {
+        return wrong("session key");
+    }
+    let env_hash: [u8; 32] = Sha256::digest(&resp.share_envelope_encoded).into();
+    if b.envelope_hash != env_hash {
+        return Err("release statement does not cover the envelope sent".into());
+    }
+    let ctx = EnvelopeContext {
+        wallet_id: manifest.wallet_id(),
+        epoch: manifest.epoch(),
+        share_index: entry.share_index,
+        recipient: &r_pub,
+    };
+    let share = ShareEnvelope::decode(&resp.share_envelope_encoded)
+        .and_then(|env| env.open(&ctx, r))
+        .map_err(|e| format!("share envelope: {e}"))?;
+    manifest
+        .commitments()
+        .verify(&share)
+        .map_err(|_| "returned a bad share: it does not match the manifest commitments".to_owned())?;
+    Ok(GoodShare { share, blob: resp.blob.clone() })
+}
+
+/// Combines exactly `t` verified shares (first in manifest order), finds a blob whose hash the
+/// manifest records, and decrypts it.
+pub(crate) fn assemble(
+    manifest: &Manifest,
+    good: &[(String, GoodShare)],
+    failed: &[Failure],
+) -> Result<(SecretScalar, SecretBytes, Vec<String>), RecoverError> {
+    let t = usize::from(manifest.threshold());
+    if good.len() < t {
+        return Err(RecoverError::NotEnoughTrustees {
+            stage: "releasing shares",
+            needed: t,
+            available: good.len(),
+            failed: failed.to_vec(),
+        });
+    }
+    let chosen = &good[..t];
+    let shares: Vec<Share> = chosen.iter().map(|(_, g)| g.share.clone()).collect();
+    let k = dlocker_proto::share::combine(&shares, manifest.commitments())
+        .map_err(|e| RecoverError::Blob(format!("combining verified shares: {e}")))?;
+    let blob = good
+        .iter()
+        .map(|(_, g)| &g.blob)
+        .find(|b| dlocker_proto::blob::hash(b) == *manifest.blob_hash())
+        .ok_or_else(|| RecoverError::Blob("no trustee returned the blob the manifest records".into()))?;
+    let data = dlocker_proto::blob::open(&k, manifest.wallet_id(), blob).map_err(|e| RecoverError::Blob(e.to_string()))?;
+    Ok((k, data, chosen.iter().map(|(n, _)| n.clone()).collect()))
+}
+
+/// Sleeps `d`; returns `true` if `cancel` became true meanwhile.
+async fn sleep_or_cancel(d: Duration, cancel: &mut Option<watch::Receiver<bool>>) -> bool {
+    match cancel {
+        None => {
+            tokio::time::sleep(d).await;
+            false
+        }
+        Some(rx) => {
+            if *rx.borrow() {
+                return true;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(d) => false,
+                changed = rx.changed() => match changed {
+                    Ok(()) => *rx.borrow(),
+                    // The sender is gone: nobody can cancel any more.
+                    Err(_) => { tokio::time::sleep(d).await; false }
+                },
+            }
+        }
+    }
+}
+
+struct Participant<'a> {
+    info: &'a TrusteeInfo,
+    channel: Channel,
+    opened: Opened,
+}
+
+async fn open_one(info: &TrusteeInfo, wallet_id: &str, r_pub: &PublicKey) -> Result<(Channel, Opened), String> {
+    let channel = connect_channel(info).await.map_err(|e| e.to_string())?;
+    let resp = recovery_client(channel.clone())
+        .open_recovery(OpenRecoveryRequest {
+            wallet_id: wallet_id.to_owned(),
+            session_key: encode_public_key(r_pub).to_vec(),
+        })
+        .await
+        .map_err(|s| format!("OpenRecovery: {}", describe_status(&s)))?
+        .into_inner();
+    Ok((
+        channel,
+        Opened {
+            session_id: resp.session_id,
+            request_options_json: resp.request_options_json,
+            release_not_before: resp.release_not_before,
+            manifest_encoded: resp.manifest_encoded,
+        },
+    ))
+}
+
+fn passkey_assertion(auth: &mut dyn OwnerAuthenticator, options_json: &str) -> Result<String, String> {
+    let opts = serde_json::from_str::<RequestChallengeResponse>(options_json)
+        .map_err(|e| AuthError::MalformedChallenge(e.to_string()).to_string())?;
+    let cred = auth.authenticate(opts).map_err(|e| format!("passkey: {e}"))?;
+    serde_json::to_string(&cred).map_err(|e| format!("encoding the assertion: {e}"))
+}
+
+/// Recovers `wallet_id` from `trustees` on this (new) device. See the module docs for every step
+/// and check. Sessions stay open on error; `RecoverEvent::SessionsOpened` (and the `Cancelled` /
+/// `ApprovalTimeout` errors) carry the [`RecoveryHandle`] to cancel them with.
+pub async fn recover(
+    trustees: &TrusteeSet,
+    wallet_id: &str,
+    auth: &mut dyn OwnerAuthenticator,
+    mut opts: RecoverOptions<'_>,
+) -> Result<Recovered, RecoverError> {
+    use k256::elliptic_curve::Generate as _;
+    validate_wallet_id(wallet_id).map_err(|e| RecoverError::InvalidWalletId(e.to_string()))?;
+    let progress = opts.progress;
+    // A fresh R per recovery: an approval or release for one device is useless to another.
+    let r = SecretKey::generate_from_rng(&mut rand::rng());
+    let r_pub = r.public_key();
+
+    // 1. Open sessions everywhere, concurrently.
+    let results = join_all(trustees.trustees().iter().map(|info| {
+        let r_pub = &r_pub;
+        async move { (info, open_one(info, wallet_id, r_pub).await) }
+    }))
+    .await;
+    let mut unavailable: Vec<Failure> = Vec::new();
+    let mut participants = Vec::new();
+    for (info, res) in results {
+        match res {
+            Ok((channel, opened)) => {
+                progress(RecoverEvent::SessionOpened {
+                    name: info.name.clone(),
+                    session_id: opened.session_id.clone(),
+                    release_not_before: opened.release_not_before,
+                });
+                participants.push(Participant { info, channel, opened });
+            }
+            Err(reason) => {
+                progress(RecoverEvent::TrusteeFailed { name: info.name.clone(), reason: reason.clone() });
+                unavailable.push((info.name.clone(), reason));
+            }
+        }
+    }
+    let handle = RecoveryHandle {
+        wallet_id: wallet_id.to_owned(),
+        session_key: public_key_hex(&r_pub),
+        sessions: participants
+            .iter()
+            .map(|p| TrusteeSession {
+                name: p.info.name.clone(),
+                node_id: p.info.node_id.clone(),
+                session_id: p.opened.session_id.clone(),
+                release_not_before: p.opened.release_not_before,
+            })
+            .collect(),
+    };
+
+    // 2. The manifest ≥ t trustees agree on, checked against the pinned keys.
+    let votes: Vec<(&TrusteeInfo, &[u8])> =
+        participants.iter().map(|p| (p.info, p.opened.manifest_encoded.as_slice())).collect();
+    let (manifest, mut faulty) = match select_manifest(wallet_id, trustees, &votes) {
+        Ok(x) => x,
+        Err(RecoverError::NoTrustedManifest { reason, mut failed }) => {
+            failed.extend(unavailable);
+            return Err(RecoverError::NoTrustedManifest { reason, failed });
+        }
+        Err(RecoverError::NotEnoughTrustees { stage, needed, available, mut failed }) => {
+            failed.extend(unavailable);
+            return Err(RecoverError::NotEnoughTrustees { stage, needed, available, failed });
+        }
+        Err(e) => return Err(e),
+    };
+    progress(RecoverEvent::SessionsOpened { handle: handle.clone(), manifest_hash: manifest.hash() });
+    let t = usize::from(manifest.threshold());
+    let faulty_names: Vec<String> = faulty.iter().map(|(n, _)| n.clone()).collect();
+    participants.retain(|p| !faulty_names.contains(&p.info.name) && manifest.trustee(&p.info.node_id).is_some());
+    let not_enough = |stage, available, unavailable: &[Failure], faulty: &[Failure]| RecoverError::NotEnoughTrustees {
+        stage,
+        needed: t,
+        available,
+        failed: faulty.iter().chain(unavailable).cloned().collect(),
+    };
+    if participants.len() < t {
+        return Err(not_enough("opening sessions", participants.len(), &unavailable, &faulty));
+    }
+
+    // 3. One passkey assertion per trustee (sequential: the authenticator may prompt a person).
+    let mut authenticated = Vec::new();
+    for p in participants {
+        progress(RecoverEvent::PasskeyRequested { name: p.info.name.clone() });
+        let res = match passkey_assertion(auth, &p.opened.request_options_json) {
+            Ok(json) => recovery_client(p.channel.clone())
+                .authenticate_owner(AuthenticateOwnerRequest {
+                    session_id: p.opened.session_id.clone(),
+                    assertion_json: json,
+                })
+                .await
+                .map(|r| r.into_inner().release_not_before)
+                .map_err(|s| format!("AuthenticateOwner: {}", describe_status(&s))),
+            Err(e) => Err(e),
+        };
+        match res {
+            Ok(rnb) => {
+                progress(RecoverEvent::OwnerAuthenticated { name: p.info.name.clone() });
+                let mut p = p;
+                p.opened.release_not_before = p.opened.release_not_before.max(rnb);
+                authenticated.push(p);
+            }
+            Err(reason) => {
+                progress(RecoverEvent::TrusteeFailed { name: p.info.name.clone(), reason: reason.clone() });
+                unavailable.push((p.info.name.clone(), reason));
+            }
+        }
+    }
+    if authenticated.len() < t {
+        return Err(not_enough("authenticating the owner", authenticated.len(), &unavailable, &faulty));
+    }
+
+    // 4. The bank's approval for (wallet, R).
+    let bank = trustees.bank();
+    let bank_session_id = handle.session_at(&bank.name).unwrap_or_default().to_owned();
+    let approval = await_approval(bank, wallet_id, &r_pub, &bank_session_id, &handle, &mut opts).await?;
+
+    // 5. The delay: wait for the last trustee's release_not_before (+1 s for clock rounding).
+    let not_before = authenticated.iter().map(|p| p.opened.release_not_before).max().unwrap_or(0);
+    loop {
+        let now = dlocker_proto::time::unix_now();
+        if now > not_before {
+            break;
+        }
+        let left = not_before + 1 - now;
+        progress(RecoverEvent::Waiting { seconds_left: left });
+        if sleep_or_cancel(Duration::from_secs(1), &mut opts.cancel).await {
+            return Err(RecoverError::Cancelled { handle: Box::new(handle) });
+        }
+    }
+
+    // 6. Release everywhere, concurrently; retry "not yet" answers a few times (clock skew).
+    let mut good: Vec<(String, GoodShare)> = Vec::new();
+    let mut pending: Vec<Participant<'_>> = authenticated;
+    for attempt in 0..3 {
+        let answers = join_all(pending.into_iter().map(|p| {
+            let approval = approval.clone();
+            async move {
+                let resp = recovery_client(p.channel.clone())
+                    .release_share(ReleaseShareRequest {
+                        session_id: p.opened.session_id.clone(),
+                        bank_approval_encoded: approval,
+                    })
+                    .await;
+                (p, resp)
+            }
+        }))
+        .await;
+        pending = Vec::new();
+        for (p, resp) in answers {
+            let name = p.info.name.clone();
+            match resp {
+                Ok(resp) => {
+                    let entry = manifest.trustee(&p.info.node_id);
+                    let checked = entry
+                        .ok_or_else(|| "not in the manifest".to_owned())
+                        .and_then(|e| check_release(p.info, e, &manifest, &r, &resp.into_inner()).map(|g| (e, g)));
+                    match checked {
+                        Ok((e, g)) => {
+                            progress(RecoverEvent::ShareVerified { name: name.clone(), share_index: e.share_index });
+                            good.push((name, g));
+                        }
+                        Err(reason) => {
+                            progress(RecoverEvent::ShareRejected { name: name.clone(), reason: reason.clone() });
+                            faulty.push((name, reason));
+                        }
+                    }
+                }
+                Err(s) if s.code() == Code::FailedPrecondition && attempt < 2 && s.message().contains("left") => {
+                    pending.push(p);
+                }
+                Err(s) => {
+                    let reason = format!("ReleaseShare: {}", describe_status(&s));
+                    progress(RecoverEvent::ShareRejected { name: name.clone(), reason: reason.clone() });
+                    unavailable.push((name, reason));
+                }
+            }
+        }
+        if pending.is_empty() || good.len() >= t {
+            break;
+        }
+        if sleep_or_cancel(opts.poll_interval, &mut opts.cancel).await {
+            return Err(RecoverError::Cancelled { handle: Box::new(handle) });
+        }
+    }
+    for p in pending {
+        unavailable.push((p.info.name.clone(), "ReleaseShare: the delay has not passed at this trustee".into()));
+    }
+    // Manifest order, so the same trustees are preferred each time.
+    good.sort_by_key(|(n, _)| trustees.trustees().iter().position(|i| &i.name == n));
+
+    // 7. Combine exactly t, check C_0 and the blob hash, decrypt.
+    let all_failed: Vec<Failure> = faulty.iter().chain(&unavailable).cloned().collect();
+    let (secret, data, used) = assemble(&manifest, &good, &all_failed)?;
+    Ok(Recovered { data, secret, manifest, handle, used, faulty, unavailable })
+}
+
+async fn await_approval(
+    bank: &TrusteeInfo,
+    wallet_id: &str,
+    r_pub: &PublicKey,
+    bank_session_id: &str,
+    handle: &RecoveryHandle,
+    opts: &mut RecoverOptions<'_>,
+) -> Result<Vec<u8>, RecoverError> {
+    let bank_err = |reason: String| RecoverError::Bank { bank: bank.name.clone(), reason };
+    if bank_session_id.is_empty() {
+        return Err(bank_err("no recovery session is open at the bank, so it cannot approve".into()));
+    }
+    (opts.progress)(RecoverEvent::AwaitingApproval { bank_session_id: bank_session_id.to_owned() });
+    let started = tokio::time::Instant::now();
+    let mut last_status = String::new();
+    loop {
+        let answer = match connect_channel(bank).await {
+            Ok(ch) => staff_client(ch)
+                .get_approval(GetApprovalRequest {
+                    wallet_id: wallet_id.to_owned(),
+                    session_key: encode_public_key(r_pub).to_vec(),
+                })
+                .await
+                .map(|r| r.into_inner().bank_approval_encoded),
+            Err(e) => Err(tonic::Status::unavailable(e.to_string())),
+        };
+        match answer {
+            Ok(bytes) => {
+                let approval = check_approval(&bytes, &bank.node_id, wallet_id, r_pub).map_err(bank_err)?;
+                (opts.progress)(RecoverEvent::Approved {
+                    approvers: approval.approvers.clone(),
+                    expires_at: approval.expires_at,
+                });
+                return Ok(bytes);
+            }
+            Err(s) if matches!(s.code(), Code::FailedPrecondition | Code::Unavailable | Code::DeadlineExceeded) => {
+                let status = describe_status(&s);
+                if status != last_status {
+                    (opts.progress)(RecoverEvent::ApprovalPending { status: status.clone() });
+                    last_status = status;
+                }
+            }
+            Err(s) => return Err(bank_err(format!("GetApproval: {}", describe_status(&s)))),
+        }
+        if started.elapsed() >= opts.approval_timeout {
+            return Err(RecoverError::ApprovalTimeout {
+                waited_secs: started.elapsed().as_secs(),
+                last_status,
+                bank_session_id: bank_session_id.to_owned(),
+                handle: Box::new(handle.clone()),
+            });
+        }
+        if sleep_or_cancel(opts.poll_interval, &mut opts.cancel).await {
+            return Err(RecoverError::Cancelled { handle: Box::new(handle.clone()) });
+        }
+    }
+}
+
+/// Sanity checks on the bank's approval before handing it to the trustees (which verify its
+/// signature against the bank keys they are configured with; the SDK does not pin that key).
+pub(crate) fn check_approval(
+    bytes: &[u8],
+    bank_node_id: &str,
+    wallet_id: &str,
+    r_pub: &PublicKey,
+) -> Result<BankApproval, String> {
+    let signed = Signed::<BankApproval>::decode(bytes).map_err(|e| format!("bank approval: {e}"))?;
+    let a = signed.body();
+    if a.bank_node_id != bank_node_id || a.wallet_id != wallet_id || a.session_key != *r_pub {
+        return Err("the bank's approval is for another bank, wallet or device".into());
+    }
+    if a.expires_at <= dlocker_proto::time::unix_now() {
+        return Err("the bank's approval has already expired".into());
+    }
+    Ok(a.clone())
+}
+
+/// Per-trustee result of a cancellation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CancelOutcome {
+    /// Trustee.
+    pub name: String,
+    /// `None` when cancelled; the reason otherwise.
+    pub error: Option<String>,
+}
+
+/// The owner cancels a recovery: at every trustee in `handle`, `BeginOwnerCancel` → passkey →
+/// `CancelRecovery`. Returns one outcome per session.
+pub async fn cancel_recovery(
+    trustees: &TrusteeSet,
+    handle: &RecoveryHandle,
+    auth: &mut dyn OwnerAuthenticator,
+) -> Vec<CancelOutcome> {
+    let mut out = Vec::with_capacity(handle.sessions.len());
+    for s in &handle.sessions {
+        let res = cancel_one_owner(trustees, s, auth).await;
+        out.push(CancelOutcome { name: s.name.clone(), error: res.err() });
+    }
+    out
+}
+
+async fn cancel_one_owner(
+    trustees: &TrusteeSet,
+    s: &TrusteeSession,
+    auth: &mut dyn OwnerAuthenticator,
+) -> Result<(), String> {
+    let info = trustees.by_name(&s.name).ok_or("not in the trustees file")?;
+    let mut c = recovery_client(connect_channel(info).await.map_err(|e| e.to_string())?);
+    let begin = c
+        .begin_owner_cancel(BeginOwnerCancelRequest { session_id: s.session_id.clone() })
+        .await
+        .map_err(|st| format!("BeginOwnerCancel: {}", describe_status(&st)))?
+        .into_inner();
+    let json = passkey_assertion(auth, &begin.request_options_json)?;
+    c.cancel_recovery(CancelRecoveryRequest {
+        session_id: s.session_id.clone(),
+        authority: Some(cancel_recovery_request::Authority::OwnerAssertionJson(json)),
+    })
+    .await
+    .map_err(|st| format!("CancelRecovery: {}", describe_status(&st)))?;
+    Ok(())
+}
+
+/// Presents the bank's signed cancellation (from `StaffClient::cancel`) to every trustee.
+/// Session ids come from `handle` when known; otherwise the session id is left empty and the
+/// trustee finds its live session by the cancellation's wallet and `R`.
+pub async fn present_bank_cancellation(
+    trustees: &TrusteeSet,
+    handle: Option<&RecoveryHandle>,
+    cancellation: &[u8],
+) -> Vec<CancelOutcome> {
+    let invalid = Signed::<BankCancellation>::decode(cancellation).err().map(|e| e.to_string());
+    let invalid = invalid.as_deref();
+    join_all(trustees.trustees().iter().map(|info| async move {
+        let res = async {
+            if let Some(e) = invalid {
+                return Err(format!("not a valid bank cancellation: {e}"));
+            }
+            let session_id = handle.and_then(|h| h.session_at(&info.name)).unwrap_or_default().to_owned();
+            let mut c = recovery_client(connect_channel(info).await.map_err(|e| e.to_string())?);
+            c.cancel_recovery(CancelRecoveryRequest {
+                session_id,
+                authority: Some(cancel_recovery_request::Authority::BankCancellationEncoded(cancellation.to_vec())),
+            })
+            .await
+            .map_err(|st| format!("CancelRecovery: {}", describe_status(&st)))?;
+            Ok(())
+        }
+        .await;
+        CancelOutcome { name: info.name.clone(), error: res.err() }
+    }))
+    .await
+}
+
+/// Parses a handle's `R` (for callers that stored the handle).
+pub fn handle_session_key(handle: &RecoveryHandle) -> Result<PublicKey, String> {
+    public_key_from_hex(&handle.session_key).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Apps spawn these on multi-threaded runtimes: the futures must stay `Send`.
+    #[allow(dead_code)]
+    fn futures_are_send(set: &TrusteeSet, auth: &mut crate::SoftwareAuthenticator, h: &RecoveryHandle) {
+        fn is_send<T: Send>(_: T) {}
+        is_send(recover(set, "w", auth, RecoverOptions::default()));
+        is_send(cancel_recovery(set, h, auth));
+        is_send(present_bank_cancellation(set, Some(h), &[]));
+    }
+    use crate::backup::{BackupPolicy, PreparedBackup};
+    use crate::trustees::{Role, TlsFiles};
+    use dlocker_proto::keys::node_id;
+    use k256::elliptic_curve::Generate;
+
+    fn set(n: usize) -> (TrusteeSet, Vec<SecretKey>) {
+        let keys: Vec<SecretKey> = (0..n).map(|_| SecretKey::generate_from_rng(&mut rand::rng())).collect();
+        let infos = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| TrusteeInfo {
+                name: format!("t{}", i + 1),
+                endpoint: format!("http://127.0.0.1:{}", 7101 + i),
+                public_key: k.public_key(),
+                node_id: node_id(&k.public_key()),
+                role: if i == 0 { Role::Bank } else { Role::Trustee },
+                tls: TlsFiles::default(),
+            })
+            .collect();
+        (TrusteeSet::new(infos).expect("set"), keys)
+    }
+
+    fn prepared(set: &TrusteeSet) -> PreparedBackup {
+        PreparedBackup::new(set, "w1", b"seed words", BackupPolicy { threshold: 3, recovery_delay_secs: 0 })
+            .expect("prepare")
+    }
+
+    /// What an honest trustee `i` (0-based) would answer to ReleaseShare.
+    fn release(p: &PreparedBackup, set: &TrusteeSet, keys: &[SecretKey], i: usize, r: &PublicKey) -> ReleaseShareResponse {
+        let m = p.manifest();
+        let entry = &m.trustees()[i];
+        let share = p.share(entry.share_index).expect("share");
+        let ctx = EnvelopeContext { wallet_id: m.wallet_id(), epoch: m.epoch(), share_index: entry.share_index, recipient: r };
+        let env = ShareEnvelope::seal(share, &ctx).expect("seal").encode();
+        let body = ShareRelease {
+            node_id: set.trustees()[i].node_id.clone(),
+            wallet_id: m.wallet_id().into(),
+            epoch: m.epoch(),
+            share_index: entry.share_index,
+            manifest_hash: m.hash(),
+            session_key: *r,
+            envelope_hash: Sha256::digest(&env).into(),
+            released_at: 1,
+        };
+        let sk = k256::ecdsa::SigningKey::from(keys[i].clone());
+        ReleaseShareResponse {
+            share_envelope_encoded: env,
+            manifest_encoded: p.manifest_bytes().to_vec(),
+            release_encoded: Signed::sign(body, &sk).encode(),
+            blob: p.blob().to_vec(),
+        }
+    }
+
+    #[test]
+    fn manifest_needs_threshold_agreement_and_pinned_keys() {
+        let (s, _) = set(5);
+        let p = prepared(&s);
+        let (other_set, _) = set(5);
+        let other = prepared(&other_set); // lists keys that are not pinned
+        let good = p.manifest_bytes();
+        let bad = other.manifest_bytes();
+        let ts = s.trustees();
+        // 3 agree, one sends another manifest, one garbage: the 3 win, the others are named.
+        let votes: Vec<(&TrusteeInfo, &[u8])> = vec![(&ts[0], good), (&ts[1], bad), (&ts[2], good), (&ts[3], b"junk"), (&ts[4], good)];
+        let (m, failed) = select_manifest("w1", &s, &votes).expect("selected");
+        assert_eq!(m.hash(), p.manifest_hash());
+        let names: Vec<&str> = failed.iter().map(|(n, _)| n.as_str()).collect();
+        assert!(names.contains(&"t2") && names.contains(&"t4") && names.len() == 2, "{failed:?}");
+        // Only 2 agree: below t = 3.
+        let votes: Vec<(&TrusteeInfo, &[u8])> = vec![(&ts[0], good), (&ts[1], bad), (&ts[2], good)];
+        assert!(matches!(
+            select_manifest("w1", &s, &votes),
+            Err(RecoverError::NotEnoughTrustees { needed: 3, available: 2, .. })
+        ));
+        // Three trustees agreeing on a manifest with unpinned keys is still refused.
+        let votes: Vec<(&TrusteeInfo, &[u8])> = vec![(&ts[0], bad), (&ts[1], bad), (&ts[2], bad)];
+        let err = select_manifest("w1", &s, &votes).expect_err("unpinned");
+        assert!(err.to_string().contains("not in the trustees file"), "{err}");
+        // Another wallet's manifest is refused.
+        let votes: Vec<(&TrusteeInfo, &[u8])> = vec![(&ts[0], good), (&ts[1], good), (&ts[2], good)];
+        assert!(select_manifest("w2", &s, &votes).is_err());
+    }
+
+    #[test]
+    fn releases_are_verified_and_bad_shares_named() {
+        let (s, keys) = set(5);
+        let p = prepared(&s);
+        let m = p.manifest();
+        let r = SecretKey::generate_from_rng(&mut rand::rng());
+        let r_pub = r.public_key();
+        let check = |i: usize, resp: &ReleaseShareResponse| check_release(&s.trustees()[i], &m.trustees()[i], m, &r, resp);
+
+        let mut good = Vec::new();
+        for i in 0..5 {
+            let g = check(i, &release(&p, &s, &keys, i, &r_pub)).expect("honest release verifies");
+            good.push((s.trustees()[i].name.clone(), g));
+        }
+
+        // A trustee that releases ANOTHER valid-looking share (its index, wrong value) — correctly
+        // signed and sealed to R — is caught by the commitments.
+        let lying = {
+            let entry = &m.trustees()[1];
+            let fake = Share::new(entry.share_index, SecretScalar::random()).expect("share");
+            let ctx = EnvelopeContext { wallet_id: "w1", epoch: 1, share_index: entry.share_index, recipient: &r_pub };
+            let env = ShareEnvelope::seal(&fake, &ctx).expect("seal").encode();
+            let mut resp = release(&p, &s, &keys, 1, &r_pub);
+            let body = ShareRelease {
+                node_id: s.trustees()[1].node_id.clone(),
+                wallet_id: "w1".into(),
+                epoch: 1,
+                share_index: entry.share_index,
+                manifest_hash: m.hash(),
+                session_key: r_pub,
+                envelope_hash: Sha256::digest(&env).into(),
+                released_at: 1,
+            };
+            resp.release_encoded = Signed::sign(body, &k256::ecdsa::SigningKey::from(keys[1].clone())).encode();
+            resp.share_envelope_encoded = env;
+            resp
+        };
+        let err = check(1, &lying).expect_err("bad share");
+        assert!(err.contains("bad share"), "{err}");
+
+        // Signed by another trustee's key; envelope swapped; sealed to another R.
+        let mut resp = release(&p, &s, &keys, 2, &r_pub);
+        resp.release_encoded = release(&p, &s, &keys, 3, &r_pub).release_encoded;
+        assert!(check(2, &resp).expect_err("wrong signer").contains("not accepted"));
+        let mut resp = release(&p, &s, &keys, 2, &r_pub);
+        resp.share_envelope_encoded = release(&p, &s, &keys, 2, &r_pub).share_envelope_encoded;
+        assert!(check(2, &resp).expect_err("swapped").contains("envelope"));
+        let other_r = SecretKey::generate_from_rng(&mut rand::rng()).public_key();
+        assert!(check(2, &release(&p, &s, &keys, 2, &other_r)).expect_err("other R").contains("session key"));
+
+        // Exactly t good shares suffice, whichever they are; t−1 do not, and the failures are named.
+        let (k, data, used) = assemble(m, &good[2..], &[]).expect("assemble");
+        assert_eq!(data.expose(), b"seed words");
+        assert_eq!(used, vec!["t3", "t4", "t5"]);
+        assert_eq!(k.to_bytes(), assemble(m, &good[..3], &[]).expect("again").0.to_bytes());
+        let failed = vec![("t1".to_owned(), "down".to_owned()), ("t2".to_owned(), err.clone()), ("t3".to_owned(), "down".to_owned())];
+        match assemble(m, &good[3..], &failed) {
+            Err(e @ RecoverError::NotEnoughTrustees { needed: 3, available: 2, .. }) => {
+                let msg = e.to_string();
+                assert!(msg.contains("t1: down") && msg.contains("t2: returned a bad share") && msg.contains("t3"), "{msg}");
+            }
+            other => panic!("expected NotEnoughTrustees, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn approval_sanity_checks() {
+        let bank_key = k256::ecdsa::SigningKey::generate_from_rng(&mut rand::rng());
+        let r = SecretKey::generate_from_rng(&mut rand::rng()).public_key();
+        let now = dlocker_proto::time::unix_now();
+        let a = BankApproval {
+            bank_node_id: "ab".repeat(16),
+            wallet_id: "w1".into(),
+            session_key: r,
+            issued_at: now,
+            expires_at: now + 60,
+            approvers: vec!["alice".into()],
+        };
+        let enc = Signed::sign(a.clone(), &bank_key).encode();
+        assert_eq!(check_approval(&enc, &"ab".repeat(16), "w1", &r).expect("ok").approvers, vec!["alice"]);
+        assert!(check_approval(&enc, &"ab".repeat(16), "w2", &r).is_err());
+        let other = SecretKey::generate_from_rng(&mut rand::rng()).public_key();
+        assert!(check_approval(&enc, &"ab".repeat(16), "w1", &other).is_err());
+        let expired = Signed::sign(BankApproval { expires_at: now - 1, ..a }, &bank_key).encode();
+        assert!(check_approval(&expired, &"ab".repeat(16), "w1", &r).expect_err("expired").contains("expired"));
+    }
+
+    #[test]
+    fn debug_of_recovered_hides_secrets() {
+        let (s, keys) = set(3);
+        let p = PreparedBackup::new(&s, "w1", b"seed words", BackupPolicy { threshold: 2, recovery_delay_secs: 0 })
+            .expect("prepare");
+        let r = SecretKey::generate_from_rng(&mut rand::rng());
+        let good: Vec<(String, GoodShare)> = (0..2)
+            .map(|i| {
+                let resp = release(&p, &s, &keys, i, &r.public_key());
+                (s.trustees()[i].name.clone(), check_release(&s.trustees()[i], &p.manifest().trustees()[i], p.manifest(), &r, &resp).expect("ok"))
+            })
+            .collect();
+        let (secret, data, used) = assemble(p.manifest(), &good, &[]).expect("assemble");
+        let rec = Recovered {
+            data,
+            secret,
+            manifest: p.manifest().clone(),
+            handle: RecoveryHandle { wallet_id: "w1".into(), session_key: String::new(), sessions: vec![] },
+            used,
+            faulty: vec![],
+            unavailable: vec![],
+        };
+        let dbg = format!("{rec:?}");
+        assert!(!dbg.contains("seed words") && dbg.contains("REDACTED"), "{dbg}");
+        assert!(!dbg.contains(&hex::encode(rec.secret().to_bytes().as_ref())));
+    }
+}
+

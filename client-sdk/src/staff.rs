@@ -1,0 +1,332 @@
+//! Bank staff: a staff signing key and a client for the bank node's `Staff` service.
+//!
+//! Every call signs a fresh [`StaffRequest`] (the bank's pinned node id, the time now, a random
+//! 16-byte nonce), so the bank can refuse stale and replayed requests. The bank knows staff by
+//! their public key (listed with roles in its config).
+
+use crate::error::ConnectError;
+use crate::transport::{connect_channel, describe_status, staff_client};
+use crate::trustees::TrusteeInfo;
+use dlocker_proto::keys::public_key_hex;
+use dlocker_proto::pb::{ApproveRecoveryRequest, ListRecoveriesRequest, StaffCancelRequest};
+use dlocker_proto::statement::{BankApproval, BankCancellation, Signed, StaffAction, StaffRequest};
+use k256::PublicKey;
+use k256::ecdsa::SigningKey;
+use rand::RngExt as _;
+use serde::Serialize;
+use std::path::Path;
+use zeroize::Zeroizing;
+
+/// A staff member's request-signing key. `Debug` prints `REDACTED`; the key is zeroed on drop
+/// (`SigningKey` zeroizes itself).
+pub struct StaffKey(SigningKey);
+
+impl std::fmt::Debug for StaffKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StaffKey {{ public_key: {}, secret: REDACTED }}", self.public_key_hex())
+    }
+}
+
+/// Why a staff key file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StaffKeyError {
+    /// Reading or writing the file failed.
+    #[error("staff key file {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file does not hold 64 hex characters of a valid secp256k1 secret.
+    #[error("staff key file {0} does not hold a valid key (64 hex characters)")]
+    Invalid(String),
+}
+
+impl StaffKey {
+    /// A fresh random key.
+    pub fn generate() -> Self {
+        use k256::elliptic_curve::Generate as _;
+        Self(SigningKey::generate_from_rng(&mut rand::rng()))
+    }
+    /// Parses 64 hex characters.
+    pub fn from_hex(s: &str) -> Option<Self> {
+        let bytes = Zeroizing::new(hex::decode(s.trim()).ok()?);
+        SigningKey::from_slice(&bytes).ok().map(Self)
+    }
+    /// The secret as hex (zeroed when dropped). Only for writing the key file.
+    pub fn to_hex(&self) -> Zeroizing<String> {
+        Zeroizing::new(hex::encode(self.0.to_bytes()))
+    }
+    /// The public key (what the bank config lists).
+    pub fn public_key(&self) -> PublicKey {
+        PublicKey::from(self.0.verifying_key())
+    }
+    /// The public key as hex SEC1 compressed.
+    pub fn public_key_hex(&self) -> String {
+        public_key_hex(&self.public_key())
+    }
+    /// Reads a key file (hex).
+    pub fn load(path: &Path) -> Result<Self, StaffKeyError> {
+        let text = Zeroizing::new(
+            std::fs::read_to_string(path)
+                .map_err(|source| StaffKeyError::Io { path: path.display().to_string(), source })?,
+        );
+        Self::from_hex(&text).ok_or_else(|| StaffKeyError::Invalid(path.display().to_string()))
+    }
+    /// Writes a NEW key file (hex, mode 0600); refuses to overwrite an existing file.
+    pub fn save(&self, path: &Path) -> Result<(), StaffKeyError> {
+        use std::io::Write as _;
+        let io = |source| StaffKeyError::Io { path: path.display().to_string(), source };
+        let mut o = std::fs::OpenOptions::new();
+        o.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            o.mode(0o600);
+        }
+        let mut f = o.open(path).map_err(io)?;
+        let hex = self.to_hex();
+        f.write_all(hex.as_bytes()).and_then(|()| f.write_all(b"\n")).and_then(|()| f.sync_all()).map_err(io)
+    }
+    /// Signs a staff request (pure; [`StaffClient`] supplies the time and nonce).
+    pub fn sign_request(&self, request: StaffRequest) -> Vec<u8> {
+        Signed::sign(request, &self.0).encode()
+    }
+}
+
+/// Builds a fresh request for `bank_node_id`: the time now and a random nonce.
+pub fn new_request(bank_node_id: &str, action: StaffAction, target: &str) -> StaffRequest {
+    StaffRequest {
+        node_id: bank_node_id.to_owned(),
+        action,
+        target: target.to_owned(),
+        timestamp: dlocker_proto::time::unix_now(),
+        nonce: rand::rng().random(),
+    }
+}
+
+/// Why a staff call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StaffError {
+    /// The bank node could not be reached or is not the pinned node.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// The bank refused the request; `code` says how (permission, not found, ...).
+    #[error("{bank} refused {action}: {message}")]
+    Refused {
+        /// The bank trustee.
+        bank: String,
+        /// The action.
+        action: &'static str,
+        /// The gRPC code.
+        code: tonic::Code,
+        /// The bank's message.
+        message: String,
+    },
+    /// The bank answered with something that does not verify.
+    #[error("{bank} sent an invalid answer to {action}: {reason}")]
+    BadAnswer {
+        /// The bank trustee.
+        bank: String,
+        /// The action.
+        action: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A recovery as the bank sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PendingRecovery {
+    /// The bank's session id (what approve/cancel take).
+    pub session_id: String,
+    /// The wallet.
+    pub wallet_id: String,
+    /// The new device's `R` (hex).
+    pub session_key: String,
+    /// Unix seconds.
+    pub opened_at: u64,
+    /// Unix seconds.
+    pub release_not_before: u64,
+    /// Session state.
+    pub state: String,
+    /// Staff who approved so far.
+    pub approvers: Vec<String>,
+    /// Distinct approvals the bank's policy requires.
+    pub approvals_required: u32,
+    /// Whether the policy holds (the approval is signed).
+    pub approved: bool,
+}
+
+/// The state after an approval.
+#[derive(Debug, Clone)]
+pub struct ApprovalState {
+    /// Staff who approved so far.
+    pub approvers: Vec<String>,
+    /// Required.
+    pub approvals_required: u32,
+    /// The signed approval, once the policy holds.
+    pub approval: Option<Signed<BankApproval>>,
+}
+
+/// A bank cancellation issued by staff, to present to every trustee
+/// ([`crate::recover::present_bank_cancellation`]).
+#[derive(Debug, Clone)]
+pub struct IssuedCancellation {
+    /// The statement.
+    pub statement: Signed<BankCancellation>,
+    /// Its canonical bytes.
+    pub encoded: Vec<u8>,
+}
+
+/// A staff member's client for the bank node.
+#[derive(Debug)]
+pub struct StaffClient {
+    key: StaffKey,
+    bank: TrusteeInfo,
+}
+
+impl StaffClient {
+    /// A client for `bank` (its key pinned from the trustees file) signing with `key`.
+    pub fn new(key: StaffKey, bank: &TrusteeInfo) -> Self {
+        Self { key, bank: bank.clone() }
+    }
+
+    /// The staff public key (hex).
+    pub fn public_key_hex(&self) -> String {
+        self.key.public_key_hex()
+    }
+
+    fn signed(&self, action: StaffAction, target: &str) -> Vec<u8> {
+        self.key.sign_request(new_request(&self.bank.node_id, action, target))
+    }
+
+    fn refused(&self, action: StaffAction, s: &tonic::Status) -> StaffError {
+        StaffError::Refused {
+            bank: self.bank.name.clone(),
+            action: action.name(),
+            code: s.code(),
+            message: describe_status(s),
+        }
+    }
+
+    fn bad(&self, action: StaffAction, reason: String) -> StaffError {
+        StaffError::BadAnswer { bank: self.bank.name.clone(), action: action.name(), reason }
+    }
+
+    /// Live recoveries at the bank.
+    pub async fn list_recoveries(&self) -> Result<Vec<PendingRecovery>, StaffError> {
+        let action = StaffAction::ListRecoveries;
+        let mut c = staff_client(connect_channel(&self.bank).await?);
+        let resp = c
+            .list_recoveries(ListRecoveriesRequest { staff_request_encoded: self.signed(action, "") })
+            .await
+            .map_err(|s| self.refused(action, &s))?
+            .into_inner();
+        Ok(resp
+            .recoveries
+            .into_iter()
+            .map(|r| PendingRecovery {
+                session_id: r.session_id,
+                wallet_id: r.wallet_id,
+                session_key: hex::encode(&r.session_key),
+                opened_at: r.opened_at,
+                release_not_before: r.release_not_before,
+                state: r.state,
+                approvers: r.approvers,
+                approvals_required: r.approvals_required,
+                approved: r.approved,
+            })
+            .collect())
+    }
+
+    /// Approves the bank's session `session_id`. Once enough distinct staff approved, the
+    /// answer carries the signed approval (checked to be from this bank).
+    pub async fn approve(&self, session_id: &str) -> Result<ApprovalState, StaffError> {
+        let action = StaffAction::ApproveRecovery;
+        let mut c = staff_client(connect_channel(&self.bank).await?);
+        let resp = c
+            .approve_recovery(ApproveRecoveryRequest { staff_request_encoded: self.signed(action, session_id) })
+            .await
+            .map_err(|s| self.refused(action, &s))?
+            .into_inner();
+        let approval = if resp.bank_approval_encoded.is_empty() {
+            None
+        } else {
+            let a = Signed::<BankApproval>::decode(&resp.bank_approval_encoded)
+                .map_err(|e| self.bad(action, e.to_string()))?;
+            if a.body().bank_node_id != self.bank.node_id {
+                return Err(self.bad(action, "approval names another bank".into()));
+            }
+            Some(a)
+        };
+        Ok(ApprovalState { approvers: resp.approvers, approvals_required: resp.approvals_required, approval })
+    }
+
+    /// Cancels the bank's session `session_id` and returns the signed cancellation to present
+    /// to every other trustee.
+    pub async fn cancel(&self, session_id: &str) -> Result<IssuedCancellation, StaffError> {
+        let action = StaffAction::CancelRecovery;
+        let mut c = staff_client(connect_channel(&self.bank).await?);
+        let resp = c
+            .cancel_recovery(StaffCancelRequest { staff_request_encoded: self.signed(action, session_id) })
+            .await
+            .map_err(|s| self.refused(action, &s))?
+            .into_inner();
+        let statement = Signed::<BankCancellation>::decode(&resp.bank_cancellation_encoded)
+            .map_err(|e| self.bad(action, e.to_string()))?;
+        if statement.body().bank_node_id != self.bank.node_id {
+            return Err(self.bad(action, "cancellation names another bank".into()));
+        }
+        Ok(IssuedCancellation { statement, encoded: resp.bank_cancellation_encoded })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_is_redacted_and_round_trips() {
+        let k = StaffKey::generate();
+        let secret_hex = k.to_hex();
+        let dbg = format!("{k:?}");
+        assert!(dbg.contains("REDACTED"));
+        assert!(dbg.contains(&k.public_key_hex()));
+        assert!(!dbg.contains(secret_hex.as_str()));
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("staff.key");
+        k.save(&path).expect("save");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let back = StaffKey::load(&path).expect("load");
+        assert_eq!(back.public_key(), k.public_key());
+        // Never overwrites.
+        assert!(matches!(StaffKey::generate().save(&path), Err(StaffKeyError::Io { .. })));
+        std::fs::write(&path, "zz").expect("write");
+        assert!(matches!(StaffKey::load(&path), Err(StaffKeyError::Invalid(_))));
+        assert!(StaffKey::from_hex(&"00".repeat(32)).is_none());
+    }
+
+    #[test]
+    fn requests_are_fresh_signed_and_addressed() {
+        let k = StaffKey::generate();
+        let a = new_request("ab".repeat(16).as_str(), StaffAction::ApproveRecovery, "session-1");
+        let b = new_request("ab".repeat(16).as_str(), StaffAction::ApproveRecovery, "session-1");
+        assert_ne!(a.nonce, b.nonce);
+        assert!(a.timestamp.abs_diff(dlocker_proto::time::unix_now()) <= 1);
+        let enc = k.sign_request(a.clone());
+        let back = Signed::<StaffRequest>::decode_trusted(&enc, &[k.public_key()]).expect("verifies");
+        assert_eq!(back.body(), &a);
+        assert_eq!(back.body().node_id, "ab".repeat(16));
+        assert_eq!(back.body().target, "session-1");
+        assert_eq!(back.body().action, StaffAction::ApproveRecovery);
+    }
+}
