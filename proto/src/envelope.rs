@@ -84,16 +84,19 @@ fn cipher(key: &[u8; 32]) -> Aes256Gcm {
 }
 
 impl ShareEnvelope {
-    /// Seals `share` to `ctx.recipient`.
+    /// Seals `share` to `ctx.recipient` under a fresh ephemeral key and nonce.
     pub fn seal(share: &Share, ctx: &EnvelopeContext<'_>) -> Result<Self, EnvelopeError> {
+        let eph = <SecretKey as k256::elliptic_curve::Generate>::generate_from_rng(&mut rand::rng());
+        Self::seal_with(share, ctx, &eph, rand::rng().random())
+    }
+
+    fn seal_with(share: &Share, ctx: &EnvelopeContext<'_>, eph: &SecretKey, nonce: [u8; 12]) -> Result<Self, EnvelopeError> {
         if share.index() != ctx.share_index {
             return Err(EnvelopeError::Malformed(DecodeError::Invalid("share index does not match context")));
         }
-        let eph = <k256::ecdh::EphemeralSecret as k256::elliptic_curve::Generate>::generate_from_rng(&mut rand::rng());
         let ephemeral = eph.public_key();
-        let shared = eph.diffie_hellman(ctx.recipient);
+        let shared = k256::ecdh::diffie_hellman(eph.to_nonzero_scalar(), ctx.recipient.as_affine());
         let key = derive_key(shared.raw_secret_bytes(), &ephemeral, ctx.recipient);
-        let nonce: [u8; 12] = rand::rng().random();
         let plaintext = share.encode();
         let aad = ctx.aad();
         let ciphertext = cipher(&key)
@@ -150,7 +153,8 @@ impl ShareEnvelope {
         Ok(Self { ephemeral, nonce, ciphertext })
     }
 
-    /// Builds an envelope from explicit parts (test vectors only).
+    /// Builds an envelope from explicit parts (test vectors only: a nonce or ephemeral key
+    /// must never be reused).
     #[doc(hidden)]
     pub fn seal_deterministic(
         share: &Share,
@@ -158,15 +162,7 @@ impl ShareEnvelope {
         ephemeral_secret: &SecretKey,
         nonce: [u8; 12],
     ) -> Result<Self, EnvelopeError> {
-        let ephemeral = ephemeral_secret.public_key();
-        let shared = k256::ecdh::diffie_hellman(ephemeral_secret.to_nonzero_scalar(), ctx.recipient.as_affine());
-        let key = derive_key(shared.raw_secret_bytes(), &ephemeral, ctx.recipient);
-        let plaintext = share.encode();
-        let aad = ctx.aad();
-        let ciphertext = cipher(&key)
-            .encrypt((&nonce).into(), Payload { msg: &plaintext, aad: &aad })
-            .map_err(|_| EnvelopeError::Open)?;
-        Ok(Self { ephemeral, nonce, ciphertext })
+        Self::seal_with(share, ctx, ephemeral_secret, nonce)
     }
 }
 
