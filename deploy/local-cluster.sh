@@ -1,0 +1,224 @@
+#!/usr/bin/env bash
+# A local dLocker cluster: N real trustee-node servers on 127.0.0.1, the first with the bank role.
+#
+#   deploy/local-cluster.sh up [N]   initialise (first time) and start N nodes (default 5)
+#   deploy/local-cluster.sh status   show each node and, if any run, `dlocker cluster health`
+#   deploy/local-cluster.sh down     stop the nodes cleanly (SIGTERM, then wait); data is kept
+#
+# Environment:
+#   DLOCKER_CLUSTER_DIR  where nodes live (default .dlocker-cluster in the current directory)
+#   DLOCKER_BASE_PORT    port of the first node (default 7101; node i listens on BASE+i-1)
+#   DLOCKER_BIN_DIR      where trustee-node and dlocker are (default <target dir>/debug; built
+#                        with `cargo build --bins` only if missing)
+#   RUST_LOG             node log filter (default info)
+#
+# Layout: $DLOCKER_CLUSTER_DIR/<name>/ is a node data directory (config.toml, keys/, db/) with its
+# log (node.log) and pid file (node.pid); $DLOCKER_CLUSTER_DIR/trustees.toml lists the running
+# nodes with their pinned public keys, for the SDK and the CLI:
+#   dlocker cluster health --trustees "$DLOCKER_CLUSTER_DIR/trustees.toml"
+# `up` after `down` restarts the same nodes with their data. To start afresh: `down`, then delete
+# the cluster directory.
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CLUSTER_DIR="${DLOCKER_CLUSTER_DIR:-.dlocker-cluster}"
+BASE_PORT="${DLOCKER_BASE_PORT:-7101}"
+BIN_DIR="${DLOCKER_BIN_DIR:-${CARGO_TARGET_DIR:-$REPO_ROOT/target}/debug}"
+NODE_BIN="$BIN_DIR/trustee-node"
+CLI_BIN="$BIN_DIR/dlocker"
+READY_TIMEOUT_SECS=60
+STOP_TIMEOUT_SECS=30
+
+die() { echo "local-cluster: $*" >&2; exit 1; }
+say() { echo "local-cluster: $*"; }
+
+usage() {
+  sed -n '2,6p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  exit "${1:-2}"
+}
+
+# Node i (1-based): the bank first, then trustee-2, trustee-3, ...
+node_name() { if [[ "$1" -eq 1 ]]; then echo bank; else echo "trustee-$1"; fi; }
+node_role() { if [[ "$1" -eq 1 ]]; then echo bank; else echo trustee; fi; }
+
+abs_cluster_dir() {
+  mkdir -p "$CLUSTER_DIR"
+  CLUSTER_DIR="$(cd "$CLUSTER_DIR" && pwd)"
+}
+
+ensure_binaries() {
+  if [[ ! -x "$NODE_BIN" || ! -x "$CLI_BIN" ]]; then
+    if [[ -n "${DLOCKER_BIN_DIR:-}" ]]; then
+      die "DLOCKER_BIN_DIR=$DLOCKER_BIN_DIR does not hold trustee-node and dlocker"
+    fi
+    say "binaries missing in $BIN_DIR; running cargo build --bins"
+    (cd "$REPO_ROOT" && cargo build --bins)
+  fi
+  [[ -x "$NODE_BIN" ]] || die "$NODE_BIN not found after building"
+  [[ -x "$CLI_BIN" ]] || die "$CLI_BIN not found after building"
+}
+
+is_running() { # pid file
+  [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null
+}
+
+# A string field from `trustee-node show --json` (flat object of strings; no jq needed).
+json_field() { # json key
+  printf '%s' "$1" | tr -d '\n' | sed -n "s/.*\"$2\"[[:space:]]*:[[:space:]]*\"\([^\"]*\)\".*/\1/p"
+}
+
+port_open() { # port
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+cmd_up() {
+  local n="${1:-5}"
+  [[ "$n" =~ ^[0-9]+$ && "$n" -ge 1 && "$n" -le 32 ]] || die "N must be 1..32, got '$n'"
+  [[ "$BASE_PORT" =~ ^[0-9]+$ && $((BASE_PORT + n - 1)) -le 65535 ]] || die "bad DLOCKER_BASE_PORT '$BASE_PORT'"
+  ensure_binaries
+  abs_cluster_dir
+
+  local trustees="$CLUSTER_DIR/trustees.toml.tmp"
+  {
+    echo "# dLocker trustees file, written by deploy/local-cluster.sh."
+    echo "# Public keys are pinned: the SDK refuses a node whose GetInfo key differs."
+  } >"$trustees"
+
+  local i
+  for ((i = 1; i <= n; i++)); do
+    local name role dir port
+    name="$(node_name "$i")"
+    role="$(node_role "$i")"
+    dir="$CLUSTER_DIR/$name"
+    port=$((BASE_PORT + i - 1))
+    if [[ ! -f "$dir/config.toml" ]]; then
+      "$NODE_BIN" init --data-dir "$dir" --name "$name" --listen "127.0.0.1:$port" --role "$role" >/dev/null
+      say "initialised $name in $dir"
+    fi
+    if is_running "$dir/node.pid"; then
+      say "$name already running (pid $(cat "$dir/node.pid"))"
+    else
+      RUST_LOG="${RUST_LOG:-info}" nohup "$NODE_BIN" serve --data-dir "$dir" >>"$dir/node.log" 2>&1 </dev/null &
+      echo $! >"$dir/node.pid"
+      say "started $name (pid $!), log $dir/node.log"
+    fi
+    local info endpoint pk
+    info="$("$NODE_BIN" show --data-dir "$dir" --json)"
+    endpoint="$(json_field "$info" endpoint)"
+    pk="$(json_field "$info" public_key)"
+    [[ -n "$endpoint" && -n "$pk" ]] || die "could not read endpoint/public_key from trustee-node show --json: $info"
+    {
+      echo
+      echo "[[trustee]]"
+      echo "name = \"$name\""
+      echo "endpoint = \"$endpoint\""
+      echo "public_key = \"$pk\""
+      echo "role = \"$role\""
+    } >>"$trustees"
+  done
+  mv "$trustees" "$CLUSTER_DIR/trustees.toml"
+
+  # Readiness: each process alive and its port open, then the CLI's health table.
+  local deadline=$((SECONDS + READY_TIMEOUT_SECS))
+  for ((i = 1; i <= n; i++)); do
+    local name dir port
+    name="$(node_name "$i")"
+    dir="$CLUSTER_DIR/$name"
+    port=$((BASE_PORT + i - 1))
+    until port_open "$port"; do
+      if ! is_running "$dir/node.pid"; then
+        tail -n 20 "$dir/node.log" >&2 || true
+        die "$name exited during startup (log above: $dir/node.log)"
+      fi
+      ((SECONDS < deadline)) || die "$name did not open port $port within ${READY_TIMEOUT_SECS}s (see $dir/node.log)"
+      sleep 0.2
+    done
+  done
+  until "$CLI_BIN" cluster health --trustees "$CLUSTER_DIR/trustees.toml" >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || {
+      "$CLI_BIN" cluster health --trustees "$CLUSTER_DIR/trustees.toml" || true
+      die "cluster not healthy within ${READY_TIMEOUT_SECS}s"
+    }
+    sleep 0.5
+  done
+  "$CLI_BIN" cluster health --trustees "$CLUSTER_DIR/trustees.toml"
+  say "$n nodes up; trustees file: $CLUSTER_DIR/trustees.toml"
+}
+
+pid_files() {
+  shopt -s nullglob
+  PID_FILES=("$CLUSTER_DIR"/*/node.pid)
+  shopt -u nullglob
+}
+
+cmd_down() {
+  [[ -d "$CLUSTER_DIR" ]] || { say "no cluster at $CLUSTER_DIR"; return 0; }
+  abs_cluster_dir
+  pid_files
+  local f
+  for f in "${PID_FILES[@]}"; do
+    local name pid
+    name="$(basename "$(dirname "$f")")"
+    pid="$(cat "$f")"
+    if kill -0 "$pid" 2>/dev/null; then
+      kill -TERM "$pid"
+      local deadline=$((SECONDS + STOP_TIMEOUT_SECS))
+      while kill -0 "$pid" 2>/dev/null; do
+        if ((SECONDS >= deadline)); then
+          echo "local-cluster: $name (pid $pid) ignored SIGTERM for ${STOP_TIMEOUT_SECS}s; killing" >&2
+          kill -KILL "$pid" 2>/dev/null || true
+          break
+        fi
+        sleep 0.1
+      done
+      say "stopped $name (pid $pid)"
+    else
+      say "$name was not running"
+    fi
+    rm -f "$f"
+  done
+}
+
+cmd_status() {
+  [[ -d "$CLUSTER_DIR" ]] || { say "no cluster at $CLUSTER_DIR"; return 0; }
+  abs_cluster_dir
+  local any=0 d
+  printf '%-12s %-8s %-8s %s\n' NODE STATE PID ENDPOINT
+  shopt -s nullglob
+  for d in "$CLUSTER_DIR"/*/; do
+    d="${d%/}"
+    [[ -f "$d/config.toml" ]] || continue
+    local name state pid endpoint info
+    name="$(basename "$d")"
+    info="$("$NODE_BIN" show --data-dir "$d" --json 2>/dev/null || true)"
+    endpoint="$(json_field "$info" endpoint)"
+    if is_running "$d/node.pid"; then
+      state=running
+      pid="$(cat "$d/node.pid")"
+      any=1
+    else
+      state=stopped
+      pid=-
+    fi
+    printf '%-12s %-8s %-8s %s\n' "$name" "$state" "$pid" "${endpoint:-?}"
+  done
+  shopt -u nullglob
+  if ((any)) && [[ -f "$CLUSTER_DIR/trustees.toml" ]]; then
+    echo
+    "$CLI_BIN" cluster health --trustees "$CLUSTER_DIR/trustees.toml"
+  fi
+}
+
+main() {
+  local cmd="${1:-}"
+  shift || true
+  case "$cmd" in
+    up) cmd_up "$@" ;;
+    down) cmd_down ;;
+    status) [[ -x "$NODE_BIN" && -x "$CLI_BIN" ]] || ensure_binaries; cmd_status ;;
+    -h | --help | help) usage 0 ;;
+    *) usage 2 ;;
+  esac
+}
+
+main "$@"

@@ -1,0 +1,585 @@
+//! A cluster set up for recovery (issue #3): five real `trustee-node` processes, node 0 the bank
+//! with staff keys and an approval policy, every node accepting the bank's approval key.
+//!
+//! Set-up order matters and is what an operator does: `trustee-node init --role bank --staff …`
+//! first, read the bank approval key with `trustee-node show --json`, then init every other node
+//! with `--accept-bank-key`. Extra staff are added with `trustee-node config add-staff`, and
+//! settings without an init flag (lockout, …) by editing `config.toml` before the first start.
+//! The processes themselves are run by [`Cluster`] (adopted directories), so restart, stop and
+//! kill work as in the other tests.
+//!
+//! Besides the SDK, tests drive the nodes with raw gRPC through the helpers here: open a session
+//! with a chosen `R`, answer its passkey challenge, approve as staff, craft bank statements with
+//! the bank's approval key read from its data directory (or with a key nobody accepts), and
+//! tamper with a stopped node's database (shares, audit log).
+
+use crate::bins::{cli_command, node_command};
+use crate::cluster::{Cluster, free_ports, node_name, show};
+use dlocker_proto::keys::{encode_public_key, public_key_from_hex};
+use dlocker_proto::pb::recovery_client::RecoveryClient;
+use dlocker_proto::pb::staff_client::StaffClient as RawStaffClient;
+use dlocker_proto::pb::{
+    AuthenticateOwnerRequest, OpenRecoveryRequest, OpenRecoveryResponse, ReleaseShareRequest,
+    ReleaseShareResponse,
+};
+use dlocker_proto::statement::{BankApproval, Signed};
+use dlocker_sdk::{
+    BackupPolicy, OwnerAuthenticator, PreparedBackup, SoftwareAuthenticator, StaffClient, StaffKey,
+};
+use k256::ecdsa::SigningKey;
+use k256::{PublicKey, SecretKey};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+use tonic::transport::Channel;
+use trustee_node::keys::{FileKeyProvider, KeyProvider as _};
+use webauthn_authenticator_rs::prelude::RequestChallengeResponse;
+
+/// Number of nodes (node 0 is the bank).
+pub const NODES: usize = 5;
+/// Backup threshold used by the recovery tests: 3-of-5, the bank one of the five.
+pub const THRESHOLD: u16 = 3;
+
+/// One staff member: id, signing key, and the key file the CLI reads.
+pub struct Staff {
+    /// Staff id (as in the bank config and in approvals).
+    pub id: String,
+    /// The signing key.
+    pub key: StaffKey,
+    /// `ROOT/staff-ID.key` (mode 0600), for `dlocker recoveries … --key`.
+    pub key_file: PathBuf,
+}
+
+/// What to configure.
+#[derive(Debug, Clone)]
+pub struct RecoverySpec {
+    /// Staff ids with roles (`approver,canceller`, `viewer`, …). The first is given to
+    /// `init --staff`, the rest are added with `trustee-node config add-staff`.
+    pub staff: Vec<(String, String)>,
+    /// `init --approvals-required` (bank).
+    pub approvals_required: Option<u32>,
+    /// `init --recovery-delay-floor` (every node).
+    pub delay_floor: Option<u64>,
+    /// Extra `[recovery]` settings written into every node's `config.toml` before the first start.
+    pub recovery: Vec<(String, i64)>,
+}
+
+impl Default for RecoverySpec {
+    fn default() -> Self {
+        Self {
+            staff: vec![("alice".into(), "approver,canceller".into())],
+            approvals_required: None,
+            delay_floor: Some(0),
+            recovery: Vec::new(),
+        }
+    }
+}
+
+/// Five real nodes ready for recovery. Derefs to the underlying [`Cluster`].
+pub struct RecoveryCluster {
+    // Declared first so the nodes are killed before the directory is removed.
+    cluster: Cluster,
+    /// Staff members, in [`RecoverySpec::staff`] order.
+    pub staff: Vec<Staff>,
+    /// The bank approval public key (from `trustee-node show --json`).
+    pub bank_approval_key: PublicKey,
+    _root: Option<tempfile::TempDir>,
+    root_path: PathBuf,
+}
+
+impl std::ops::Deref for RecoveryCluster {
+    type Target = Cluster;
+    fn deref(&self) -> &Cluster {
+        &self.cluster
+    }
+}
+
+impl std::ops::DerefMut for RecoveryCluster {
+    fn deref_mut(&mut self) -> &mut Cluster {
+        &mut self.cluster
+    }
+}
+
+fn run_checked(cmd: &mut Command, what: &str) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: could not run: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `bank_approval_key` from `trustee-node show --json`.
+pub fn show_bank_approval_key(dir: &Path) -> PublicKey {
+    let out = run_checked(
+        node_command()
+            .arg("show")
+            .arg("--data-dir")
+            .arg(dir)
+            .arg("--json"),
+        "trustee-node show --json (bank)",
+    );
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("show --json is JSON");
+    let hex = v
+        .get("bank_approval_key")
+        .and_then(|x| x.as_str())
+        .unwrap_or_else(|| panic!("the bank's `show --json` has no bank_approval_key: {out}"));
+    public_key_from_hex(hex).expect("bank_approval_key is a SEC1 key")
+}
+
+/// Sets `[section] key = value` in a stopped node's `config.toml`.
+pub fn set_config_value(dir: &Path, section: &str, key: &str, value: toml::Value) {
+    let path = dir.join("config.toml");
+    let text = std::fs::read_to_string(&path).expect("read config.toml");
+    let mut doc: toml::Table = toml::from_str(&text).expect("config.toml parses");
+    let table = doc
+        .entry(section.to_owned())
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+        .as_table_mut()
+        .unwrap_or_else(|| panic!("[{section}] is not a table"));
+    table.insert(key.to_owned(), value);
+    std::fs::write(&path, toml::to_string(&doc).expect("serialise config"))
+        .expect("write config.toml");
+}
+
+impl RecoveryCluster {
+    /// Initialises and starts the five nodes as `spec` says; returns when all answer health.
+    pub async fn start(spec: RecoverySpec) -> Self {
+        let mut c = Self::init(spec);
+        c.cluster.start_all().await;
+        c
+    }
+
+    /// Initialises the five nodes without starting them.
+    pub fn init(spec: RecoverySpec) -> Self {
+        let (root, root_path) = if std::env::var_os("DLOCKER_KEEP_TEST_DIRS").is_some() {
+            let p = tempfile::Builder::new()
+                .prefix("dlocker-rec-")
+                .tempdir()
+                .expect("tempdir")
+                .keep();
+            eprintln!("recovery cluster directory (kept): {}", p.display());
+            (None, p)
+        } else {
+            let t = tempfile::Builder::new()
+                .prefix("dlocker-rec-")
+                .tempdir()
+                .expect("tempdir");
+            let p = t.path().to_path_buf();
+            (Some(t), p)
+        };
+        let ports = free_ports(NODES);
+        let staff: Vec<Staff> = spec
+            .staff
+            .iter()
+            .map(|(id, _)| {
+                let key = StaffKey::generate();
+                let key_file = root_path.join(format!("staff-{id}.key"));
+                key.save(&key_file).expect("save staff key");
+                Staff {
+                    id: id.clone(),
+                    key,
+                    key_file,
+                }
+            })
+            .collect();
+        let mut dirs = Vec::with_capacity(NODES);
+        let mut bank_key = None;
+        for (i, port) in ports.into_iter().enumerate() {
+            let name = node_name(i);
+            let dir = root_path.join(&name);
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            let mut cmd = node_command();
+            cmd.arg("init")
+                .arg("--data-dir")
+                .arg(&dir)
+                .args(["--name", &name, "--listen", &addr.to_string()])
+                .args(["--endpoint", &format!("http://{addr}")]);
+            if let Some(f) = spec.delay_floor {
+                cmd.args(["--recovery-delay-floor", &f.to_string()]);
+            }
+            if i == 0 {
+                cmd.args(["--role", "bank"]);
+                if let (Some(s), Some((_, roles))) = (staff.first(), spec.staff.first()) {
+                    cmd.args([
+                        "--staff",
+                        &format!("{}={}:{roles}", s.id, s.key.public_key_hex()),
+                    ]);
+                }
+                if let Some(m) = spec.approvals_required {
+                    cmd.args(["--approvals-required", &m.to_string()]);
+                }
+            } else {
+                cmd.args(["--role", "trustee"]);
+                let k: &PublicKey = bank_key.as_ref().expect("bank initialised first");
+                cmd.args(["--accept-bank-key", &dlocker_proto::keys::public_key_hex(k)]);
+            }
+            run_checked(&mut cmd, &format!("trustee-node init ({name})"));
+            if i == 0 {
+                bank_key = Some(show_bank_approval_key(&dir));
+                for (s, (_, roles)) in staff.iter().zip(&spec.staff).skip(1) {
+                    run_checked(
+                        node_command()
+                            .args(["config", "add-staff", "--data-dir"])
+                            .arg(&dir)
+                            .args([
+                                "--id",
+                                &s.id,
+                                "--public-key",
+                                &s.key.public_key_hex(),
+                                "--roles",
+                                roles,
+                            ]),
+                        "trustee-node config add-staff",
+                    );
+                }
+            }
+            for (k, v) in &spec.recovery {
+                set_config_value(&dir, "recovery", k, toml::Value::Integer(*v));
+            }
+            let d = show(&dir);
+            assert_eq!(d.name, name);
+            dirs.push(dir);
+        }
+        let cluster = Cluster::adopt(&dirs);
+        let bank_approval_key = bank_key.expect("bank key");
+        Self {
+            cluster,
+            staff,
+            bank_approval_key,
+            _root: root,
+            root_path,
+        }
+    }
+
+    /// The cluster's temporary directory.
+    pub fn root_dir(&self) -> &Path {
+        &self.root_path
+    }
+
+    /// SDK staff client for staff member `i`.
+    pub fn staff_client(&self, i: usize) -> StaffClient {
+        let trustees = self.cluster.trustees();
+        let key = StaffKey::from_hex(&self.staff[i].key.to_hex()).expect("staff key round trip");
+        StaffClient::new(key, trustees.bank())
+    }
+
+    /// Backs up `data` for a fresh wallet through the SDK (3-of-5, `delay_secs` recovery delay);
+    /// returns the wallet id, the prepared backup and the owner's passkey.
+    pub async fn backup(
+        &self,
+        prefix: &str,
+        data: &[u8],
+        delay_secs: u64,
+    ) -> (String, PreparedBackup, SoftwareAuthenticator) {
+        let trustees = self.cluster.trustees();
+        let wallet = crate::craft::wallet_id(prefix);
+        let prepared = PreparedBackup::new(
+            &trustees,
+            &wallet,
+            data,
+            BackupPolicy {
+                threshold: THRESHOLD,
+                recovery_delay_secs: delay_secs,
+            },
+        )
+        .expect("prepare backup");
+        let mut auth = SoftwareAuthenticator::new();
+        dlocker_sdk::backup(&trustees, &prepared, "alice", &mut auth, &|_| {})
+            .await
+            .expect("backup on 5 nodes");
+        (wallet, prepared, auth)
+    }
+
+    /// A channel to node `i`.
+    pub async fn chan(&self, i: usize) -> Channel {
+        let n = self.cluster.node(i);
+        n.channel()
+            .await
+            .unwrap_or_else(|e| panic!("connect to {}: {e:?}", n.name))
+    }
+
+    /// Raw `Recovery` client for node `i`.
+    pub async fn recovery(&self, i: usize) -> RecoveryClient<Channel> {
+        RecoveryClient::new(self.chan(i).await)
+    }
+
+    /// Raw `Staff` client for node `i`.
+    pub async fn raw_staff(&self, i: usize) -> RawStaffClient<Channel> {
+        RawStaffClient::new(self.chan(i).await)
+    }
+
+    /// `OpenRecovery(wallet, R)` at node `i`.
+    pub async fn open(
+        &self,
+        i: usize,
+        wallet: &str,
+        r: &PublicKey,
+    ) -> Result<OpenRecoveryResponse, tonic::Status> {
+        self.recovery(i)
+            .await
+            .open_recovery(OpenRecoveryRequest {
+                wallet_id: wallet.to_owned(),
+                session_key: encode_public_key(r).to_vec(),
+            })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// `OpenRecovery` then a genuine passkey assertion at node `i`; panics on refusal.
+    pub async fn open_and_authenticate(
+        &self,
+        i: usize,
+        wallet: &str,
+        r: &PublicKey,
+        auth: &mut SoftwareAuthenticator,
+    ) -> OpenRecoveryResponse {
+        let name = &self.cluster.node(i).name;
+        let opened = self
+            .open(i, wallet, r)
+            .await
+            .unwrap_or_else(|s| panic!("OpenRecovery at {name}: {s:?}"));
+        let assertion = assertion(auth, &opened.request_options_json);
+        self.authenticate(i, &opened.session_id, &assertion)
+            .await
+            .unwrap_or_else(|s| panic!("AuthenticateOwner at {name}: {s:?}"));
+        opened
+    }
+
+    /// `AuthenticateOwner` at node `i`.
+    pub async fn authenticate(
+        &self,
+        i: usize,
+        session_id: &str,
+        assertion_json: &str,
+    ) -> Result<u64, tonic::Status> {
+        self.recovery(i)
+            .await
+            .authenticate_owner(AuthenticateOwnerRequest {
+                session_id: session_id.to_owned(),
+                assertion_json: assertion_json.to_owned(),
+            })
+            .await
+            .map(|r| r.into_inner().release_not_before)
+    }
+
+    /// `ReleaseShare` at node `i`.
+    pub async fn release(
+        &self,
+        i: usize,
+        session_id: &str,
+        approval: &[u8],
+    ) -> Result<ReleaseShareResponse, tonic::Status> {
+        self.recovery(i)
+            .await
+            .release_share(ReleaseShareRequest {
+                session_id: session_id.to_owned(),
+                bank_approval_encoded: approval.to_vec(),
+            })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// The bank's approval signing key, read from its data directory (`keys/bank-approval.key`).
+    pub fn bank_signing_key(&self) -> SigningKey {
+        FileKeyProvider::new(self.cluster.data_dir(0))
+            .bank_approval_key()
+            .expect("read the bank approval key")
+            .signing_key()
+    }
+
+    /// The bank node's id.
+    pub fn bank_node_id(&self) -> String {
+        self.cluster.node(0).node_id.clone()
+    }
+
+    /// The SDK's `recover()` for `wallet`, with staff member 0 approving the bank session as soon
+    /// as the SDK reports it (as a human would, after checking the customer out of band).
+    /// `progress` sees every event.
+    pub async fn recover_with_approval(
+        &self,
+        wallet: &str,
+        auth: &mut SoftwareAuthenticator,
+        progress: &(dyn Fn(&RecoverEvent) + Sync),
+    ) -> Result<Recovered, RecoverError> {
+        let trustees = self.cluster.trustees();
+        let staff = self.staff_client(0);
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let cb = |e: RecoverEvent| {
+            if let RecoverEvent::AwaitingApproval { bank_session_id } = &e {
+                let _ = tx.send(bank_session_id.clone());
+            }
+            progress(&e);
+        };
+        let opts = RecoverOptions {
+            poll_interval: Duration::from_millis(200),
+            approval_timeout: Duration::from_secs(120),
+            cancel: None,
+            progress: &cb,
+        };
+        let rec = dlocker_sdk::recover(&trustees, wallet, auth, opts);
+        tokio::pin!(rec);
+        loop {
+            tokio::select! {
+                res = &mut rec => return res,
+                Some(sid) = rx.recv() => {
+                    staff.approve(&sid).await.unwrap_or_else(|e| panic!("staff approve {sid}: {e}"));
+                }
+            }
+        }
+    }
+
+    /// Runs `dlocker` with `args` and returns its output (not checked).
+    pub fn dlocker(&self, args: &[&str]) -> Output {
+        cli_command().args(args).output().expect("run dlocker")
+    }
+}
+
+/// A fresh device session key `R`.
+pub fn session_key() -> SecretKey {
+    use k256::elliptic_curve::Generate as _;
+    SecretKey::generate_from_rng(&mut rand::rng())
+}
+
+/// The owner's genuine passkey assertion (JSON) for a request challenge (JSON).
+pub fn assertion(auth: &mut SoftwareAuthenticator, request_options_json: &str) -> String {
+    let options: RequestChallengeResponse =
+        serde_json::from_str(request_options_json).expect("request options are webauthn JSON");
+    let cred = auth.authenticate(options).expect("software passkey signs");
+    serde_json::to_string(&cred).expect("assertion JSON")
+}
+
+/// A genuine assertion with its signature damaged: a wrong passkey answer.
+pub fn wrong_assertion(auth: &mut SoftwareAuthenticator, request_options_json: &str) -> String {
+    let mut v: serde_json::Value =
+        serde_json::from_str(&assertion(auth, request_options_json)).expect("JSON");
+    let sig = v
+        .pointer_mut("/response/signature")
+        .and_then(|s| s.as_str().map(str::to_owned))
+        .expect("assertion has response.signature");
+    // Change a character in the middle of the base64url signature.
+    let mut chars: Vec<char> = sig.chars().collect();
+    let mid = chars.len() / 2;
+    chars[mid] = if chars[mid] == 'A' { 'B' } else { 'A' };
+    *v.pointer_mut("/response/signature").expect("signature") =
+        serde_json::Value::String(chars.into_iter().collect());
+    serde_json::to_string(&v).expect("JSON")
+}
+
+/// A `BankApproval` signed by `key` (the real bank key, or one nobody accepts).
+pub fn craft_approval(
+    key: &SigningKey,
+    bank_node_id: &str,
+    wallet: &str,
+    r: &PublicKey,
+    issued_at: u64,
+    expires_at: u64,
+) -> Vec<u8> {
+    Signed::sign(
+        BankApproval {
+            bank_node_id: bank_node_id.to_owned(),
+            wallet_id: wallet.to_owned(),
+            session_key: *r,
+            issued_at,
+            expires_at,
+            approvers: vec!["alice".into()],
+        },
+        key,
+    )
+    .encode()
+}
+
+/// Polls `f` every 200 ms until it returns `Some`, for at most `limit` (a readiness wait; the
+/// caller's message says what it waited for).
+pub async fn wait_for<T, F, Fut>(limit: Duration, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "gave up after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Replaces the share a stopped node holds for `wallet` by a *different* share with the same
+/// index, sealed correctly under the node's storage key: the node will release it without
+/// noticing, and only the client's check against the manifest commitments can catch it.
+pub fn plant_wrong_share(dir: &Path, node_id: &str, wallet: &str, epoch: u64, share_index: u16) {
+    use dlocker_proto::secret::SecretScalar;
+    use dlocker_proto::share::Share;
+    use trustee_node::at_rest::{ShareRecordId, seal_share};
+    use trustee_node::storage::{SHARES_TREE, wallet_key};
+    let key = FileKeyProvider::new(dir)
+        .storage_key()
+        .expect("storage key");
+    let bad = Share::new(share_index, SecretScalar::random()).expect("share");
+    let id = ShareRecordId {
+        node_id,
+        wallet_id: wallet,
+        epoch,
+        share_index,
+    };
+    let sealed = seal_share(&key, &id, &bad).expect("seal");
+    let db = sled::open(dir.join("db")).expect("open the stopped node's db");
+    let tree = db.open_tree(SHARES_TREE).expect("shares tree");
+    assert!(
+        tree.get(wallet_key(wallet)).expect("read").is_some(),
+        "the node holds a share for the wallet"
+    );
+    tree.insert(wallet_key(wallet), sealed).expect("write");
+    db.flush().expect("flush");
+}
+
+/// Flips one bit of the at-rest record of `wallet` on a stopped node (it then fails to unseal).
+pub fn flip_stored_share_bit(dir: &Path, wallet: &str) {
+    use trustee_node::storage::{SHARES_TREE, wallet_key};
+    let db = sled::open(dir.join("db")).expect("open the stopped node's db");
+    let tree = db.open_tree(SHARES_TREE).expect("shares tree");
+    let mut rec = tree
+        .get(wallet_key(wallet))
+        .expect("read")
+        .expect("a stored share")
+        .to_vec();
+    let last = rec.len() - 1;
+    rec[last] ^= 1;
+    tree.insert(wallet_key(wallet), rec).expect("write");
+    db.flush().expect("flush");
+}
+
+/// Rewrites the `detail` of the first audit entry of `kind` on a stopped node (leaving its
+/// recorded hashes alone, as a careless forger would); returns its sequence number.
+pub fn tamper_audit_entry(dir: &Path, kind: &str) -> u64 {
+    use trustee_node::audit_log::AUDIT_TREE;
+    let db = sled::open(dir.join("db")).expect("open the stopped node's db");
+    let tree = db.open_tree(AUDIT_TREE).expect("audit tree");
+    for item in tree.iter() {
+        let (k, v) = item.expect("read audit entry");
+        let mut e: serde_json::Value = serde_json::from_slice(&v).expect("audit entries are JSON");
+        if e.get("kind").and_then(|x| x.as_str()) == Some(kind) {
+            let seq = e
+                .get("seq")
+                .and_then(serde_json::Value::as_u64)
+                .expect("seq");
+            e["detail"] = serde_json::Value::String("nothing happened here".into());
+            tree.insert(k, serde_json::to_vec(&e).expect("JSON"))
+                .expect("write");
+            db.flush().expect("flush");
+            return seq;
+        }
+    }
+    panic!("no audit entry of kind {kind:?}");
+}

@@ -1,0 +1,179 @@
+//! `deploy/local-cluster.sh up 3 / status / down` in a temporary directory on random ports, and
+//! the trustees file it writes is usable by the SDK.
+
+use dlocker_integration_tests::bins::{TRUSTEE_NODE, workspace_root};
+use dlocker_integration_tests::{bin_path, craft};
+use dlocker_sdk::{BackupPolicy, PreparedBackup, SoftwareAuthenticator, TrusteeSet};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// `n` consecutive free loopback ports (the script numbers nodes from a base port).
+fn consecutive_free_ports(n: u16) -> u16 {
+    for _ in 0..200 {
+        // Below Linux's ephemeral range (32768+), so other tests' nodes and outgoing
+        // connections do not take these ports between this check and the script's start.
+        let base = 20_000 + (rand::random::<u16>() % 12_000);
+        let held: Vec<_> = (0..n)
+            .map_while(|i| TcpListener::bind(("127.0.0.1", base + i)).ok())
+            .collect();
+        if held.len() == usize::from(n) {
+            return base;
+        }
+    }
+    panic!("no {n} consecutive free ports found");
+}
+
+struct Script {
+    dir: PathBuf,
+    base: u16,
+}
+
+impl Script {
+    fn run(&self, args: &[&str]) -> Output {
+        let bin_dir = bin_path(TRUSTEE_NODE)
+            .parent()
+            .expect("bin dir")
+            .to_path_buf();
+        Command::new("bash")
+            .arg(workspace_root().join("deploy/local-cluster.sh"))
+            .args(args)
+            .env("DLOCKER_CLUSTER_DIR", &self.dir)
+            .env("DLOCKER_BASE_PORT", self.base.to_string())
+            .env("DLOCKER_BIN_DIR", bin_dir)
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("run bash deploy/local-cluster.sh")
+    }
+
+    fn run_ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success(),
+            "local-cluster.sh {args:?} failed ({}):\n{text}",
+            out.status
+        );
+        text
+    }
+}
+
+impl Drop for Script {
+    fn drop(&mut self) {
+        // Never leave nodes running, even when an assertion failed.
+        let _ = self.run(&["down"]);
+    }
+}
+
+/// Whether a process runs (the shell's `kill -0`, so no procps is needed).
+fn alive(pid: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", "kill -0 \"$1\" 2>/dev/null", "sh", pid.trim()])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn pid_alive(pid_file: &Path) -> Option<bool> {
+    Some(alive(&std::fs::read_to_string(pid_file).ok()?))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_cluster_up_status_down() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let script = Script {
+        dir: tmp.path().join("cluster"),
+        base: consecutive_free_ports(3),
+    };
+
+    let up = script.run_ok(&["up", "3"]);
+    assert!(up.contains("3 nodes up"), "up output:\n{up}");
+
+    let trustees = TrusteeSet::load(script.dir.join("trustees.toml"))
+        .expect("the script's trustees file loads");
+    assert_eq!(trustees.len(), 3);
+    assert_eq!(trustees.trustees()[0].name, "bank");
+    assert_eq!(trustees.bank().name, "bank");
+    for (i, t) in trustees.trustees().iter().enumerate() {
+        assert_eq!(
+            t.endpoint,
+            format!("http://127.0.0.1:{}", script.base + i as u16)
+        );
+        assert!(
+            pid_alive(&script.dir.join(&t.name).join("node.pid")) == Some(true),
+            "{} has a live pid",
+            t.name
+        );
+        assert!(
+            script.dir.join(&t.name).join("node.log").is_file(),
+            "{} logs into the cluster dir",
+            t.name
+        );
+    }
+
+    let status = script.run_ok(&["status"]);
+    assert_eq!(status.matches("running").count(), 3, "status:\n{status}");
+
+    // The cluster is usable: a 2-of-3 backup through the SDK, verified.
+    let wallet = craft::wallet_id("script");
+    let prepared = PreparedBackup::new(
+        &trustees,
+        &wallet,
+        b"seed",
+        BackupPolicy {
+            threshold: 2,
+            recovery_delay_secs: 0,
+        },
+    )
+    .expect("prepare");
+    dlocker_sdk::backup(
+        &trustees,
+        &prepared,
+        "alice",
+        &mut SoftwareAuthenticator::new(),
+        &|_| {},
+    )
+    .await
+    .expect("backup against the script's cluster");
+    assert!(
+        dlocker_sdk::verify_backup(&trustees, prepared.manifest())
+            .await
+            .all_healthy()
+    );
+
+    let pids: Vec<PathBuf> = trustees
+        .trustees()
+        .iter()
+        .map(|t| script.dir.join(&t.name).join("node.pid"))
+        .collect();
+    let pid_values: Vec<String> = pids
+        .iter()
+        .map(|p| std::fs::read_to_string(p).expect("pid"))
+        .collect();
+    let down = script.run_ok(&["down"]);
+    assert_eq!(down.matches("stopped").count(), 3, "down:\n{down}");
+    for (p, v) in pids.iter().zip(&pid_values) {
+        assert!(!p.exists(), "down removes {}", p.display());
+        assert!(!alive(v), "process {} still alive after down", v.trim());
+    }
+    let status = script.run_ok(&["status"]);
+    assert_eq!(
+        status.matches("stopped").count(),
+        3,
+        "status after down:\n{status}"
+    );
+
+    // `up` again restarts the same nodes with their data: the backup still verifies.
+    script.run_ok(&["up", "3"]);
+    let again = TrusteeSet::load(script.dir.join("trustees.toml")).expect("trustees");
+    assert_eq!(again, trustees, "same nodes, same keys");
+    assert!(
+        dlocker_sdk::verify_backup(&trustees, prepared.manifest())
+            .await
+            .all_healthy()
+    );
+    script.run_ok(&["down"]);
+}

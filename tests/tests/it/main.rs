@@ -1,0 +1,18 @@
+//! dLocker workspace integration tests: real `trustee-node` processes on loopback, driven through
+//! raw gRPC, the SDK, the `dlocker` CLI and `deploy/local-cluster.sh`.
+//!
+//! One test binary (modules below) so the workspace links it once. Every test makes its own
+//! cluster in its own temporary directory on its own ports, so they run in parallel.
+
+mod backup_durability;
+mod cli;
+mod corrupted_share;
+mod deposit_rejections;
+mod example_config;
+mod idempotency;
+mod local_cluster_script;
+mod recovery_cancel;
+mod recovery_happy;
+mod recovery_refusals;
+mod recovery_staff;
+mod tls;

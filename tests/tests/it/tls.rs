@@ -1,0 +1,151 @@
+//! TLS and mutual TLS: a node configured with a `[tls]` section answers https calls from the
+//! SDK and the CLI when its CA is pinned, and refuses plaintext and unpinned clients.
+
+use dlocker_integration_tests::{Cluster, cli_command, craft};
+use dlocker_sdk::{BackupPolicy, PreparedBackup, SoftwareAuthenticator, TlsFiles};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_and_mtls_nodes_serve_the_sdk_and_refuse_plaintext() {
+    // Node 0: plaintext bank. Node 1: TLS. Node 2: mutual TLS.
+    let mut cluster = Cluster::init(3, &[1], &[2]);
+    cluster.start_all().await; // readiness already goes over TLS with the pinned CA
+    let tls_node = cluster.node(1);
+    assert!(tls_node.endpoint.starts_with("https://"));
+
+    // SDK GetInfo with the CA pinned.
+    let pinned = TlsFiles {
+        ca_cert: Some(tls_node.tls.as_ref().expect("tls").ca_cert.clone()),
+        ..TlsFiles::default()
+    };
+    let info = dlocker_sdk::transport::node_info_with_tls(&tls_node.endpoint, &pinned)
+        .await
+        .unwrap_or_else(|e| panic!("https GetInfo with the CA pinned: {e}"));
+    assert_eq!(info.node_id, tls_node.node_id);
+    assert_eq!(info.public_key, tls_node.public_key_hex());
+    assert!(
+        info.endpoint.starts_with("https://"),
+        "advertises https: {}",
+        info.endpoint
+    );
+
+    // Plaintext to the TLS port fails; TLS without the private CA pinned fails.
+    let plain = tls_node.endpoint.replacen("https://", "http://", 1);
+    assert!(
+        dlocker_sdk::node_info(&plain).await.is_err(),
+        "plaintext h2c to a TLS node must fail"
+    );
+    assert!(
+        dlocker_sdk::node_info(&tls_node.endpoint).await.is_err(),
+        "an unpinned CA must not be trusted"
+    );
+
+    // Mutual TLS: the CA alone is not enough, the client certificate is required.
+    let mtls_node = cluster.node(2);
+    let mt = mtls_node.tls.as_ref().expect("tls");
+    let client = mt.client.as_ref().expect("client cert");
+    let ca_only = TlsFiles {
+        ca_cert: Some(mt.ca_cert.clone()),
+        ..TlsFiles::default()
+    };
+    assert!(
+        dlocker_sdk::transport::node_info_with_tls(&mtls_node.endpoint, &ca_only)
+            .await
+            .is_err(),
+        "an mTLS node must refuse a client without a certificate"
+    );
+    let with_cert = TlsFiles {
+        ca_cert: Some(mt.ca_cert.clone()),
+        client_cert: Some(client.cert.clone()),
+        client_key: Some(client.key.clone()),
+    };
+    let info = dlocker_sdk::transport::node_info_with_tls(&mtls_node.endpoint, &with_cert)
+        .await
+        .unwrap_or_else(|e| panic!("mTLS GetInfo with a client certificate: {e}"));
+    assert_eq!(info.node_id, mtls_node.node_id);
+
+    // A whole backup and verification across plaintext, TLS and mTLS nodes.
+    let trustees = cluster.trustees();
+    let wallet = craft::wallet_id("tls");
+    let prepared = PreparedBackup::new(
+        &trustees,
+        &wallet,
+        b"seed",
+        BackupPolicy {
+            threshold: 2,
+            recovery_delay_secs: 0,
+        },
+    )
+    .expect("prepare");
+    let receipts = dlocker_sdk::backup(
+        &trustees,
+        &prepared,
+        "alice",
+        &mut SoftwareAuthenticator::new(),
+        &|_| {},
+    )
+    .await
+    .unwrap_or_else(|e| panic!("backup over TLS/mTLS: {e}"));
+    assert_eq!(receipts.receipts.len(), 3);
+    let report = dlocker_sdk::verify_backup(&trustees, prepared.manifest()).await;
+    assert!(report.all_healthy(), "{report:?}");
+
+    // The CLI, pointed at one TLS node: works with --ca-cert, fails without it and in plaintext.
+    let tls_node = cluster.node(1);
+    let ca = tls_node.tls.as_ref().expect("tls").ca_cert.clone();
+    let out = cli_command()
+        .args([
+            "node",
+            "info",
+            "--json",
+            "--node",
+            &tls_node.endpoint,
+            "--ca-cert",
+        ])
+        .arg(&ca)
+        .output()
+        .expect("run dlocker");
+    assert!(
+        out.status.success(),
+        "node info over TLS: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["node_id"], tls_node.node_id.as_str());
+    let unpinned = cli_command()
+        .args(["node", "info", "--node", &tls_node.endpoint])
+        .output()
+        .expect("run");
+    assert!(
+        !unpinned.status.success(),
+        "node info over TLS without the CA must fail"
+    );
+    let plaintext = cli_command()
+        .args(["node", "info", "--node", &plain])
+        .output()
+        .expect("run");
+    assert!(
+        !plaintext.status.success(),
+        "plaintext node info to a TLS node must fail"
+    );
+
+    // The CLI reads the same trustees file (ca_cert, client_cert, client_key) and reports all healthy.
+    let file = cluster.write_trustees();
+    let out = cli_command()
+        .args(["cluster", "health", "--trustees"])
+        .arg(&file)
+        .output()
+        .expect("run dlocker");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "cluster health over TLS failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for n in cluster.nodes() {
+        assert!(
+            stdout.contains(&n.name),
+            "health table lists {}:\n{stdout}",
+            n.name
+        );
+    }
+}
