@@ -52,8 +52,27 @@ enum Command {
     Demo(demo::DemoArgs),
 }
 
+/// `dlocker … | head` closes stdout early; `println!` then panics. A reader that stopped reading
+/// is not an error of ours, so end quietly like other Unix tools instead of printing a panic.
+fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.contains("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
+    quiet_on_broken_pipe();
     // Logs (including the demo's in-process nodes) only when asked for: stdout is for results.
     if std::env::var_os("RUST_LOG").is_some() {
         let _ = tracing_subscriber::fmt()
