@@ -23,6 +23,7 @@ use dlocker_proto::pb::{
     ReleaseShareResponse,
 };
 use dlocker_proto::statement::{BankApproval, Signed};
+use dlocker_sdk::recover::{RecoverError, RecoverEvent, RecoverOptions, Recovered};
 use dlocker_sdk::{
     BackupPolicy, OwnerAuthenticator, PreparedBackup, SoftwareAuthenticator, StaffClient, StaffKey,
 };

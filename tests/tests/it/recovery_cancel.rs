@@ -25,7 +25,13 @@ async fn approved_recovery(
             release_not_before: o.release_not_before,
         });
     }
-    let approval = rc.staff_client(0).approve(&sessions[0].session_id).await.expect("approve").approval.expect("approval");
+    let approval = rc
+        .staff_client(0)
+        .approve(&sessions[0].session_id)
+        .await
+        .expect("approve")
+        .approval
+        .expect("approval");
     let handle = RecoveryHandle {
         wallet_id: wallet.to_owned(),
         session_key: dlocker_proto::keys::public_key_hex(&r),
@@ -38,7 +44,9 @@ async fn state(rc: &RecoveryCluster, i: usize, sid: &str) -> (String, String) {
     let s = rc
         .recovery(i)
         .await
-        .get_recovery_status(GetRecoveryStatusRequest { session_id: sid.to_owned() })
+        .get_recovery_status(GetRecoveryStatusRequest {
+            session_id: sid.to_owned(),
+        })
         .await
         .expect("status")
         .into_inner();
@@ -58,19 +66,42 @@ async fn release_refused_after_owner_cancel() {
     let outcomes = dlocker_sdk::cancel_recovery(&trustees, &partial, &mut auth).await;
     assert_eq!(outcomes.len(), 4);
     for o in &outcomes {
-        assert!(o.error.is_none(), "owner cancel at {}: {:?}", o.name, o.error);
+        assert!(
+            o.error.is_none(),
+            "owner cancel at {}: {:?}",
+            o.name,
+            o.error
+        );
     }
     for i in 0..4 {
         let sid = &handle.sessions[i].session_id;
-        let err = rc.release(i, sid, &approval).await.expect_err("released after an owner cancel");
-        assert_eq!(err.code(), Code::FailedPrecondition, "{}: {err:?}", rc.node(i).name);
-        assert!(err.message().contains("cancelled"), "{}: {err:?}", rc.node(i).name);
+        let err = rc
+            .release(i, sid, &approval)
+            .await
+            .expect_err("released after an owner cancel");
+        assert_eq!(
+            err.code(),
+            Code::FailedPrecondition,
+            "{}: {err:?}",
+            rc.node(i).name
+        );
+        assert!(
+            err.message().contains("cancelled"),
+            "{}: {err:?}",
+            rc.node(i).name
+        );
         let (st, by) = state(&rc, i, sid).await;
         assert_eq!(st, "cancelled");
-        assert!(by.contains("owner"), "{}: cancelled_by {by:?}", rc.node(i).name);
+        assert!(
+            by.contains("owner"),
+            "{}: cancelled_by {by:?}",
+            rc.node(i).name
+        );
     }
     // Control: the same approval, passkey and (zero) delay release at the uncancelled trustee.
-    rc.release(4, &handle.sessions[4].session_id, &approval).await.expect("the control trustee releases");
+    rc.release(4, &handle.sessions[4].session_id, &approval)
+        .await
+        .expect("the control trustee releases");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -79,16 +110,26 @@ async fn release_refused_after_staff_cancel_presented_at_every_trustee() {
     let (wallet, _p, mut auth) = rc.backup("scancel", b"seed", 0).await;
     let (handle, approval) = approved_recovery(&rc, &wallet, &mut auth).await;
 
-    let issued = rc.staff_client(0).cancel(&handle.sessions[0].session_id).await.expect("staff cancel");
+    let issued = rc
+        .staff_client(0)
+        .cancel(&handle.sessions[0].session_id)
+        .await
+        .expect("staff cancel");
     assert_eq!(issued.statement.body().wallet_id, wallet);
-    assert_eq!(issued.statement.signer(), &rc.bank_approval_key, "signed with the bank approval key");
+    assert_eq!(
+        issued.statement.signer(),
+        &rc.bank_approval_key,
+        "signed with the bank approval key"
+    );
 
     // Raw, at trustee-2, with its session id.
     rc.recovery(1)
         .await
         .cancel_recovery(CancelRecoveryRequest {
             session_id: handle.sessions[1].session_id.clone(),
-            authority: Some(cancel_recovery_request::Authority::BankCancellationEncoded(issued.encoded.clone())),
+            authority: Some(cancel_recovery_request::Authority::BankCancellationEncoded(
+                issued.encoded.clone(),
+            )),
         })
         .await
         .expect("trustee-2 accepts the bank cancellation");
@@ -103,32 +144,58 @@ async fn release_refused_after_staff_cancel_presented_at_every_trustee() {
     let outcomes = dlocker_sdk::present_bank_cancellation(&subset, None, &issued.encoded).await;
     for o in &outcomes {
         if o.name == "trustee-3" || o.name == "trustee-4" {
-            assert!(o.error.is_none(), "bank cancellation at {}: {:?}", o.name, o.error);
+            assert!(
+                o.error.is_none(),
+                "bank cancellation at {}: {:?}",
+                o.name,
+                o.error
+            );
         }
     }
 
     for i in 0..4 {
         let sid = &handle.sessions[i].session_id;
-        let err = rc.release(i, sid, &approval).await.expect_err("released after a staff cancel");
-        assert_eq!(err.code(), Code::FailedPrecondition, "{}: {err:?}", rc.node(i).name);
-        assert!(err.message().contains("cancelled"), "{}: {err:?}", rc.node(i).name);
+        let err = rc
+            .release(i, sid, &approval)
+            .await
+            .expect_err("released after a staff cancel");
+        assert_eq!(
+            err.code(),
+            Code::FailedPrecondition,
+            "{}: {err:?}",
+            rc.node(i).name
+        );
+        assert!(
+            err.message().contains("cancelled"),
+            "{}: {err:?}",
+            rc.node(i).name
+        );
         let (st, by) = state(&rc, i, sid).await;
         assert_eq!(st, "cancelled", "{}", rc.node(i).name);
-        assert!(by.contains("alice") || by.contains("bank"), "{}: cancelled_by {by:?}", rc.node(i).name);
+        assert!(
+            by.contains("alice") || by.contains("bank"),
+            "{}: cancelled_by {by:?}",
+            rc.node(i).name
+        );
     }
     // A cancellation signed by a key the trustees do not accept is refused.
     let rogue = k256::ecdsa::SigningKey::from(session_key());
-    let forged = dlocker_proto::statement::Signed::sign(issued.statement.body().clone(), &rogue).encode();
+    let forged =
+        dlocker_proto::statement::Signed::sign(issued.statement.body().clone(), &rogue).encode();
     let err = rc
         .recovery(4)
         .await
         .cancel_recovery(CancelRecoveryRequest {
             session_id: handle.sessions[4].session_id.clone(),
-            authority: Some(cancel_recovery_request::Authority::BankCancellationEncoded(forged)),
+            authority: Some(cancel_recovery_request::Authority::BankCancellationEncoded(
+                forged,
+            )),
         })
         .await
         .expect_err("a forged bank cancellation");
     assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
     // Control: trustee-5 was never cancelled and releases.
-    rc.release(4, &handle.sessions[4].session_id, &approval).await.expect("the control trustee releases");
+    rc.release(4, &handle.sessions[4].session_id, &approval)
+        .await
+        .expect("the control trustee releases");
 }

@@ -32,46 +32,100 @@ async fn happy_path_recovers_the_exact_blob() {
     };
     let staff = rc.staff_client(0);
     let started = Instant::now();
-    let (recovered, approved) = tokio::join!(dlocker_sdk::recover(&trustees, &wallet, &mut auth, opts), async {
-        let session = rx.recv().await.expect("the SDK reports the bank session to approve");
-        let listed = staff.list_recoveries().await.expect("staff list recoveries");
-        assert!(
-            listed.iter().any(|p| p.session_id == session && p.wallet_id == wallet),
-            "the bank lists the pending recovery: {listed:?}"
-        );
-        staff.approve(&session).await.expect("staff approve")
-    });
+    let (recovered, approved) = tokio::join!(
+        dlocker_sdk::recover(&trustees, &wallet, &mut auth, opts),
+        async {
+            let session = rx
+                .recv()
+                .await
+                .expect("the SDK reports the bank session to approve");
+            let listed = staff
+                .list_recoveries()
+                .await
+                .expect("staff list recoveries");
+            assert!(
+                listed
+                    .iter()
+                    .any(|p| p.session_id == session && p.wallet_id == wallet),
+                "the bank lists the pending recovery: {listed:?}"
+            );
+            staff.approve(&session).await.expect("staff approve")
+        }
+    );
     let finished = Instant::now();
     let recovered = recovered.expect("recovery succeeds");
-    assert!(approved.approval.is_some(), "one approval is the default policy");
+    assert!(
+        approved.approval.is_some(),
+        "one approval is the default policy"
+    );
 
-    assert_eq!(recovered.data().expose(), data.as_slice(), "the exact wallet data comes back");
-    assert_eq!(recovered.manifest.hash(), prepared.manifest().hash(), "recovered against the backup's manifest");
-    assert!(recovered.faulty.is_empty(), "no trustee lied: {:?}", recovered.faulty);
-    assert!(recovered.unavailable.is_empty(), "every trustee took part: {:?}", recovered.unavailable);
-    assert_eq!(recovered.used.len(), usize::from(prepared.manifest().threshold()), "exactly t shares combined");
+    assert_eq!(
+        recovered.data().expose(),
+        data.as_slice(),
+        "the exact wallet data comes back"
+    );
+    assert_eq!(
+        recovered.manifest.hash(),
+        prepared.manifest().hash(),
+        "recovered against the backup's manifest"
+    );
+    assert!(
+        recovered.faulty.is_empty(),
+        "no trustee lied: {:?}",
+        recovered.faulty
+    );
+    assert!(
+        recovered.unavailable.is_empty(),
+        "every trustee took part: {:?}",
+        recovered.unavailable
+    );
+    assert_eq!(
+        recovered.used.len(),
+        usize::from(prepared.manifest().threshold()),
+        "exactly t shares combined"
+    );
     assert_eq!(recovered.handle.sessions.len(), 5);
 
     // Every trustee recorded the release; none is left with a live session.
     for i in 0..5 {
-        let sid = recovered.handle.session_at(&rc.node(i).name).expect("session at every trustee");
+        let sid = recovered
+            .handle
+            .session_at(&rc.node(i).name)
+            .expect("session at every trustee");
         let st = rc
             .recovery(i)
             .await
-            .get_recovery_status(dlocker_proto::pb::GetRecoveryStatusRequest { session_id: sid.to_owned() })
+            .get_recovery_status(dlocker_proto::pb::GetRecoveryStatusRequest {
+                session_id: sid.to_owned(),
+            })
             .await
             .expect("status")
             .into_inner();
-        assert!(st.owner_authenticated, "{}: owner authenticated", rc.node(i).name);
-        assert_eq!(st.state, "released", "{}: the SDK released at every trustee", rc.node(i).name);
+        assert!(
+            st.owner_authenticated,
+            "{}: owner authenticated",
+            rc.node(i).name
+        );
+        assert_eq!(
+            st.state,
+            "released",
+            "{}: the SDK released at every trustee",
+            rc.node(i).name
+        );
     }
 
     // Latency, excluding the waiting period (printed for the closing note; never asserted).
     let marks = marks.into_inner().expect("marks");
-    let at = |pred: &dyn Fn(&RecoverEvent) -> bool| marks.iter().find(|(_, e)| pred(e)).map(|(t, _)| *t);
-    let awaiting = at(&|e| matches!(e, RecoverEvent::AwaitingApproval { .. })).expect("awaiting event");
+    let at =
+        |pred: &dyn Fn(&RecoverEvent) -> bool| marks.iter().find(|(_, e)| pred(e)).map(|(t, _)| *t);
+    let awaiting =
+        at(&|e| matches!(e, RecoverEvent::AwaitingApproval { .. })).expect("awaiting event");
     let approved_at = at(&|e| matches!(e, RecoverEvent::Approved { .. })).expect("approved event");
-    let last_wait = marks.iter().rev().find(|(_, e)| matches!(e, RecoverEvent::Waiting { .. })).map(|(t, _)| *t);
+    let last_wait = marks
+        .iter()
+        .rev()
+        .find(|(_, e)| matches!(e, RecoverEvent::Waiting { .. }))
+        .map(|(t, _)| *t);
     // The SDK sleeps 1 s after each Waiting event, then releases.
     let release_start = last_wait.map_or(approved_at, |t| t + Duration::from_secs(1));
     let open_auth = awaiting - started;

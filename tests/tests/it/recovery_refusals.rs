@@ -11,12 +11,21 @@ use dlocker_proto::time::unix_now;
 use k256::ecdsa::SigningKey;
 use tonic::Code;
 
-fn refused(res: Result<dlocker_proto::pb::ReleaseShareResponse, tonic::Status>, code: Code, needle: &str, what: &str) {
+fn refused(
+    res: Result<dlocker_proto::pb::ReleaseShareResponse, tonic::Status>,
+    code: Code,
+    needle: &str,
+    what: &str,
+) {
     match res {
         Ok(_) => panic!("{what}: the share was released"),
         Err(s) => {
             assert_eq!(s.code(), code, "{what}: {s:?}");
-            assert!(s.message().contains(needle), "{what}: message {:?} should mention {needle:?}", s.message());
+            assert!(
+                s.message().contains(needle),
+                "{what}: message {:?} should mention {needle:?}",
+                s.message()
+            );
         }
     }
 }
@@ -34,22 +43,35 @@ async fn release_refused_unless_passkey_approval_and_delay_all_hold() {
     let mut sessions = Vec::new();
     for i in 0..5 {
         let o = rc.open(i, &wallet, &r_pub).await.expect("OpenRecovery");
-        assert!(o.release_not_before >= now + 3600, "{}: the manifest's delay applies", rc.node(i).name);
+        assert!(
+            o.release_not_before >= now + 3600,
+            "{}: the manifest's delay applies",
+            rc.node(i).name
+        );
         sessions.push(o);
     }
     // A second session for the same wallet is refused while this one is live.
     let other = session_key().public_key();
-    let dup = rc.open(1, &wallet, &other).await.expect_err("one open session per wallet");
+    let dup = rc
+        .open(1, &wallet, &other)
+        .await
+        .expect_err("one open session per wallet");
     assert_eq!(dup.code(), Code::AlreadyExists, "{dup:?}");
 
     // The bank approves this session (the genuine approval for R).
-    let approval = rc.staff_client(0).approve(&sessions[0].session_id).await.expect("approve").approval.expect("approval");
+    let approval = rc
+        .staff_client(0)
+        .approve(&sessions[0].session_id)
+        .await
+        .expect("approve")
+        .approval
+        .expect("approval");
     let approval = approval.encode();
 
     // 1. Without passkey: a valid approval is not enough.
-    for i in 0..5 {
+    for (i, s) in sessions.iter().enumerate() {
         refused(
-            rc.release(i, &sessions[i].session_id, &approval).await,
+            rc.release(i, &s.session_id, &approval).await,
             Code::PermissionDenied,
             "passkey",
             &format!("{}: release without passkey", rc.node(i).name),
@@ -57,19 +79,27 @@ async fn release_refused_unless_passkey_approval_and_delay_all_hold() {
     }
     for (i, s) in sessions.iter().enumerate() {
         let a = assertion(&mut auth, &s.request_options_json);
-        rc.authenticate(i, &s.session_id, &a).await.unwrap_or_else(|e| panic!("{}: passkey: {e:?}", rc.node(i).name));
+        rc.authenticate(i, &s.session_id, &a)
+            .await
+            .unwrap_or_else(|e| panic!("{}: passkey: {e:?}", rc.node(i).name));
     }
 
     // 2. Without approval.
-    for i in 0..5 {
-        let res = rc.release(i, &sessions[i].session_id, &[]).await;
-        let err = res.err().unwrap_or_else(|| panic!("{}: released without approval", rc.node(i).name));
+    for (i, s) in sessions.iter().enumerate() {
+        let res = rc.release(i, &s.session_id, &[]).await;
+        let err = res
+            .err()
+            .unwrap_or_else(|| panic!("{}: released without approval", rc.node(i).name));
         assert!(
             matches!(err.code(), Code::InvalidArgument | Code::PermissionDenied),
             "{}: release without approval: {err:?}",
             rc.node(i).name
         );
-        assert!(err.message().contains("approval"), "{}: {err:?}", rc.node(i).name);
+        assert!(
+            err.message().contains("approval"),
+            "{}: {err:?}",
+            rc.node(i).name
+        );
     }
 
     let bank_key = rc.bank_signing_key();
@@ -83,16 +113,48 @@ async fn release_refused_unless_passkey_approval_and_delay_all_hold() {
     let rogue = SigningKey::from(session_key());
     let unknown = craft_approval(&rogue, &bank_id, &wallet, &r_pub, now, now + 600);
     // 6. Another wallet.
-    let other_wallet = craft_approval(&bank_key, &bank_id, "some-other-wallet", &r_pub, now, now + 600);
-    for i in 0..5 {
+    let other_wallet = craft_approval(
+        &bank_key,
+        &bank_id,
+        "some-other-wallet",
+        &r_pub,
+        now,
+        now + 600,
+    );
+    for (i, s) in sessions.iter().enumerate() {
         let n = &rc.node(i).name;
-        let sid = &sessions[i].session_id;
-        refused(rc.release(i, sid, &for_other_r).await, Code::PermissionDenied, "another device key", &format!("{n}: approval for another R"));
-        refused(rc.release(i, sid, &expired).await, Code::PermissionDenied, "expired", &format!("{n}: expired approval"));
-        refused(rc.release(i, sid, &unknown).await, Code::PermissionDenied, "does not accept", &format!("{n}: unknown signer"));
-        refused(rc.release(i, sid, &other_wallet).await, Code::PermissionDenied, "another wallet", &format!("{n}: other wallet"));
+        let sid = &s.session_id;
+        refused(
+            rc.release(i, sid, &for_other_r).await,
+            Code::PermissionDenied,
+            "another device key",
+            &format!("{n}: approval for another R"),
+        );
+        refused(
+            rc.release(i, sid, &expired).await,
+            Code::PermissionDenied,
+            "expired",
+            &format!("{n}: expired approval"),
+        );
+        refused(
+            rc.release(i, sid, &unknown).await,
+            Code::PermissionDenied,
+            "does not accept",
+            &format!("{n}: unknown signer"),
+        );
+        refused(
+            rc.release(i, sid, &other_wallet).await,
+            Code::PermissionDenied,
+            "another wallet",
+            &format!("{n}: other wallet"),
+        );
         // 7. Everything right but the delay: FAILED_PRECONDITION with the time left.
-        refused(rc.release(i, sid, &approval).await, Code::FailedPrecondition, "s left", &format!("{n}: before the delay"));
+        refused(
+            rc.release(i, sid, &approval).await,
+            Code::FailedPrecondition,
+            "s left",
+            &format!("{n}: before the delay"),
+        );
     }
 
     // The genuine approval replayed onto another device: the owner cancels at trustee-5, a new
@@ -100,20 +162,26 @@ async fn release_refused_unless_passkey_approval_and_delay_all_hold() {
     let i = 4;
     let mut c = rc.recovery(i).await;
     let begin = c
-        .begin_owner_cancel(BeginOwnerCancelRequest { session_id: sessions[i].session_id.clone() })
+        .begin_owner_cancel(BeginOwnerCancelRequest {
+            session_id: sessions[i].session_id.clone(),
+        })
         .await
         .expect("BeginOwnerCancel")
         .into_inner();
     c.cancel_recovery(CancelRecoveryRequest {
         session_id: sessions[i].session_id.clone(),
-        authority: Some(cancel_recovery_request::Authority::OwnerAssertionJson(assertion(
-            &mut auth,
-            &begin.request_options_json,
-        ))),
+        authority: Some(cancel_recovery_request::Authority::OwnerAssertionJson(
+            assertion(&mut auth, &begin.request_options_json),
+        )),
     })
     .await
     .expect("owner cancel");
     let r2 = session_key().public_key();
     let s2 = rc.open_and_authenticate(i, &wallet, &r2, &mut auth).await;
-    refused(rc.release(i, &s2.session_id, &approval).await, Code::PermissionDenied, "another device key", "approval for R replayed for R2");
+    refused(
+        rc.release(i, &s2.session_id, &approval).await,
+        Code::PermissionDenied,
+        "another device key",
+        "approval for R replayed for R2",
+    );
 }

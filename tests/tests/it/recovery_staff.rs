@@ -18,7 +18,12 @@ fn json_out(out: &std::process::Output, what: &str) -> serde_json::Value {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{what}: not JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -41,7 +46,16 @@ async fn four_eyes_needs_two_distinct_staff() {
     let t2 = rc.open_and_authenticate(1, &wallet, &r, &mut auth).await;
     let key = |i: usize| rc.staff[i].key_file.to_str().expect("utf-8").to_owned();
     let approve = |i: usize| {
-        rc.dlocker(&["--json", "recoveries", "approve", &bank.session_id, "--trustees", tf, "--key", &key(i)])
+        rc.dlocker(&[
+            "--json",
+            "recoveries",
+            "approve",
+            &bank.session_id,
+            "--trustees",
+            tf,
+            "--key",
+            &key(i),
+        ])
     };
     let get_approval = || async {
         rc.raw_staff(0)
@@ -55,26 +69,46 @@ async fn four_eyes_needs_two_distinct_staff() {
 
     // The pending recovery is listed for staff.
     let listed = json_out(
-        &rc.dlocker(&["--json", "recoveries", "list", "--trustees", tf, "--key", &key(2)]),
+        &rc.dlocker(&[
+            "--json",
+            "recoveries",
+            "list",
+            "--trustees",
+            tf,
+            "--key",
+            &key(2),
+        ]),
         "recoveries list (viewer)",
     );
-    assert!(listed.to_string().contains(&bank.session_id), "listed: {listed}");
+    assert!(
+        listed.to_string().contains(&bank.session_id),
+        "listed: {listed}"
+    );
 
     // A viewer cannot approve.
     let out = approve(2);
-    assert!(!out.status.success(), "a viewer approved: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        !out.status.success(),
+        "a viewer approved: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 
     // One staff approval: recorded, no approval signed.
     let a1 = json_out(&approve(0), "alice approves");
     assert_eq!(a1["approved"], false, "{a1}");
     assert_eq!(a1["approvals_required"], 2, "{a1}");
-    let pending = get_approval().await.expect_err("no approval after one of two");
+    let pending = get_approval()
+        .await
+        .expect_err("no approval after one of two");
     assert_eq!(pending.code(), Code::FailedPrecondition, "{pending:?}");
     assert!(pending.message().contains("1 of 2"), "{pending:?}");
 
     // The same staff member again (a fresh, validly signed request) is still one.
     let a1b = json_out(&approve(0), "alice approves again");
-    assert_eq!(a1b["approved"], false, "the same staff twice is not two: {a1b}");
+    assert_eq!(
+        a1b["approved"], false,
+        "the same staff twice is not two: {a1b}"
+    );
     assert_eq!(a1b["approvers"].as_array().map(Vec::len), Some(1), "{a1b}");
     let still = get_approval().await.expect_err("still no approval");
     assert!(still.message().contains("1 of 2"), "{still:?}");
@@ -82,26 +116,50 @@ async fn four_eyes_needs_two_distinct_staff() {
     // A second, distinct staff member: the policy holds and the bank signs.
     let a2 = json_out(&approve(1), "bob approves");
     assert_eq!(a2["approved"], true, "{a2}");
-    let approval = get_approval().await.expect("approval after two").into_inner().bank_approval_encoded;
-    let signed = dlocker_proto::statement::Signed::<dlocker_proto::statement::BankApproval>::decode(&approval).expect("decodes");
+    let approval = get_approval()
+        .await
+        .expect("approval after two")
+        .into_inner()
+        .bank_approval_encoded;
+    let signed =
+        dlocker_proto::statement::Signed::<dlocker_proto::statement::BankApproval>::decode(
+            &approval,
+        )
+        .expect("decodes");
     let mut approvers = signed.body().approvers.clone();
     approvers.sort();
     assert_eq!(approvers, vec!["alice".to_owned(), "bob".to_owned()]);
     // It works at a trustee (delay 0, passkey done).
-    rc.release(1, &t2.session_id, &approval).await.expect("release with the four-eyes approval");
+    rc.release(1, &t2.session_id, &approval)
+        .await
+        .expect("release with the four-eyes approval");
 
     // `dlocker staff keygen` writes a key whose public key it prints.
     let kf = rc.root_dir().join("new-staff.key");
     let out = json_out(
-        &rc.dlocker(&["--json", "staff", "keygen", "--out", kf.to_str().expect("utf-8")]),
+        &rc.dlocker(&[
+            "--json",
+            "staff",
+            "keygen",
+            "--out",
+            kf.to_str().expect("utf-8"),
+        ]),
         "staff keygen",
     );
     let k = StaffKey::load(&kf).expect("load the generated key");
     assert_eq!(out["public_key"], k.public_key_hex());
 }
 
-async fn approve(rc: &RecoveryCluster, bytes: Vec<u8>) -> Result<tonic::Response<dlocker_proto::pb::ApproveRecoveryResponse>, tonic::Status> {
-    rc.raw_staff(0).await.approve_recovery(ApproveRecoveryRequest { staff_request_encoded: bytes }).await
+async fn approve(
+    rc: &RecoveryCluster,
+    bytes: Vec<u8>,
+) -> Result<tonic::Response<dlocker_proto::pb::ApproveRecoveryResponse>, tonic::Status> {
+    rc.raw_staff(0)
+        .await
+        .approve_recovery(ApproveRecoveryRequest {
+            staff_request_encoded: bytes,
+        })
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -114,47 +172,77 @@ async fn replayed_stale_misaddressed_and_unknown_staff_requests_are_rejected() {
     let bank_id = rc.bank_node_id();
 
     // A signed approve request, used once: fine.
-    let req = key.sign_request(new_request(&bank_id, StaffAction::ApproveRecovery, &bank.session_id));
-    approve(&rc, req.clone()).await.expect("the first use is accepted");
+    let req = key.sign_request(new_request(
+        &bank_id,
+        StaffAction::ApproveRecovery,
+        &bank.session_id,
+    ));
+    approve(&rc, req.clone())
+        .await
+        .expect("the first use is accepted");
     // The very same bytes again: a replay.
-    let err = approve(&rc, req.clone()).await.expect_err("replay accepted");
+    let err = approve(&rc, req.clone())
+        .await
+        .expect_err("replay accepted");
     assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
     assert!(err.message().contains("replay"), "{err:?}");
     // Listing requests are single-use too.
     let list = key.sign_request(new_request(&bank_id, StaffAction::ListRecoveries, ""));
     rc.raw_staff(0)
         .await
-        .list_recoveries(ListRecoveriesRequest { staff_request_encoded: list.clone() })
+        .list_recoveries(ListRecoveriesRequest {
+            staff_request_encoded: list.clone(),
+        })
         .await
         .expect("list");
     let err = rc
         .raw_staff(0)
         .await
-        .list_recoveries(ListRecoveriesRequest { staff_request_encoded: list })
+        .list_recoveries(ListRecoveriesRequest {
+            staff_request_encoded: list,
+        })
         .await
         .expect_err("replayed list accepted");
     assert!(err.message().contains("replay"), "{err:?}");
 
     // Still a replay after the bank restarts (the spent nonce is durable).
     rc.restart(0).await;
-    let err = approve(&rc, req).await.expect_err("replay accepted after a restart");
+    let err = approve(&rc, req)
+        .await
+        .expect_err("replay accepted after a restart");
     assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
     assert!(err.message().contains("replay"), "{err:?}");
 
     // Stale: signed an hour ago.
-    let mut stale: StaffRequest = new_request(&bank_id, StaffAction::ApproveRecovery, &bank.session_id);
+    let mut stale: StaffRequest =
+        new_request(&bank_id, StaffAction::ApproveRecovery, &bank.session_id);
     stale.timestamp -= 3600;
-    let err = approve(&rc, key.sign_request(stale)).await.expect_err("stale request accepted");
+    let err = approve(&rc, key.sign_request(stale))
+        .await
+        .expect_err("stale request accepted");
     assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
     // Addressed to another node.
-    let other = new_request(&rc.node(1).node_id, StaffAction::ApproveRecovery, &bank.session_id);
-    let err = approve(&rc, key.sign_request(other)).await.expect_err("misaddressed request accepted");
+    let other = new_request(
+        &rc.node(1).node_id,
+        StaffAction::ApproveRecovery,
+        &bank.session_id,
+    );
+    let err = approve(&rc, key.sign_request(other))
+        .await
+        .expect_err("misaddressed request accepted");
     assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
     // Signed by a key the bank does not list.
     let stranger = StaffKey::generate();
-    let err = approve(&rc, stranger.sign_request(new_request(&bank_id, StaffAction::ApproveRecovery, &bank.session_id)))
-        .await
-        .expect_err("unknown staff accepted");
+    let err = approve(
+        &rc,
+        stranger.sign_request(new_request(
+            &bank_id,
+            StaffAction::ApproveRecovery,
+            &bank.session_id,
+        )),
+    )
+    .await
+    .expect_err("unknown staff accepted");
     assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
     assert!(err.message().contains("unknown"), "{err:?}");
     // A non-bank node has no Staff service.
@@ -162,7 +250,11 @@ async fn replayed_stale_misaddressed_and_unknown_staff_requests_are_rejected() {
         .raw_staff(1)
         .await
         .approve_recovery(ApproveRecoveryRequest {
-            staff_request_encoded: key.sign_request(new_request(&rc.node(1).node_id, StaffAction::ApproveRecovery, "x")),
+            staff_request_encoded: key.sign_request(new_request(
+                &rc.node(1).node_id,
+                StaffAction::ApproveRecovery,
+                "x",
+            )),
         })
         .await
         .expect_err("a trustee answered a staff request");
