@@ -8,6 +8,9 @@
 //! - [`verify_backup`]: every trustee proves it still holds a good share;
 //! - [`recover`]: bank approval + owner passkey + waiting period, every share verified, lying
 //!   trustees named; [`cancel_recovery`] / [`present_bank_cancellation`] stop one;
+//! - [`rotate`]: re-split the wallet into a new epoch (refresh shares, change the threshold,
+//!   replace trustees) in two phases that can be resumed or rolled back from any interruption
+//!   ([`resume_rotation`], [`rollback_rotation`]); [`epoch_status`] shows each trustee's epochs;
 //! - [`StaffClient`] / [`StaffKey`]: bank staff list, approve and cancel recoveries;
 //! - [`OwnerAuthenticator`]: the owner's passkey, supplied by the app
 //!   ([`SoftwareAuthenticator`] is for tests and demos only).
@@ -29,8 +32,10 @@
 
 pub mod authenticator;
 pub mod backup;
+pub mod documents;
 pub mod error;
 pub mod recover;
+pub mod rotate;
 pub mod staff;
 pub mod transport;
 pub mod trustees;
@@ -42,6 +47,10 @@ pub use error::{AuthError, BackupError, ConnectError, TrusteesError};
 pub use recover::{
     CancelOutcome, RecoverError, RecoverEvent, RecoverOptions, Recovered, RecoveryHandle, TrusteeSession,
     cancel_recovery, present_bank_cancellation, recover,
+};
+pub use rotate::{
+    RotateError, RotateEvent, RotateOptions, RotationPhase, RotationRecord, RotationSource, RotationStep,
+    epoch_status, resume_rotation, rollback_rotation, rotate,
 };
 pub use staff::{StaffClient, StaffError, StaffKey};
 pub use transport::{NodeInfo, connect, node_info};

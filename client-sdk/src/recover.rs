@@ -12,6 +12,13 @@
 //!
 //! Up to `n − t` trustees may be down or lying. With fewer than `t` good ones,
 //! [`RecoverError::NotEnoughTrustees`] names every trustee that failed and why.
+//!
+//! In the middle of a rotation ([`crate::rotate`]) trustees may answer with different epochs of
+//! the wallet: the newest epoch whose threshold of trustees hold it *active* is used; when none
+//! has (some trustees committed the new epoch, the others still hold it staged), staged shares
+//! count too and are released with `Epochs.ReleaseStagedShare`. Trustees holding another epoch
+//! are reported as unavailable, not faulty. Sessions opened but not used are closed again (owner
+//! cancellation, [`Recovered::closed`]): an open session blocks a rotation at that trustee.
 
 use crate::authenticator::OwnerAuthenticator;
 use crate::error::AuthError;
@@ -20,6 +27,7 @@ use crate::trustees::{TrusteeInfo, TrusteeSet};
 use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
 use dlocker_proto::keys::{encode_public_key, public_key_from_hex, public_key_hex};
 use dlocker_proto::manifest::{Manifest, ManifestHash, TrusteeEntry, validate_wallet_id};
+use dlocker_proto::pb::epochs_client::EpochsClient;
 use dlocker_proto::pb::{
     AuthenticateOwnerRequest, BeginOwnerCancelRequest, CancelRecoveryRequest, GetApprovalRequest,
     OpenRecoveryRequest, ReleaseShareRequest, ReleaseShareResponse, cancel_recovery_request,
@@ -199,8 +207,11 @@ pub struct Recovered {
     /// Trustees that answered with something that did not verify (a bad share, a bad
     /// signature, another manifest): investigate these.
     pub faulty: Vec<Failure>,
-    /// Trustees that could not be used (down, refused, passkey rejected).
+    /// Trustees that could not be used (down, refused, passkey rejected, another epoch).
     pub unavailable: Vec<Failure>,
+    /// Trustees whose session this recovery opened but did not use, closed again (owner
+    /// cancellation) so it does not block a later rotation there.
+    pub closed: Vec<String>,
 }
 
 impl Recovered {
@@ -287,16 +298,25 @@ pub(crate) struct Opened {
     pub(crate) request_options_json: String,
     pub(crate) release_not_before: u64,
     pub(crate) manifest_encoded: Vec<u8>,
+    /// A successor manifest the trustee holds staged (a rotation in progress); may be empty.
+    pub(crate) staged_manifest_encoded: Vec<u8>,
 }
 
-/// Picks the manifest returned by the most trustees, requiring at least its threshold of them,
-/// and checks it against the pinned set: this wallet, every manifest trustee pinned with the same
-/// key, the bank the set's bank. Returns it with the names of trustees that returned another one.
+/// The manifest chosen, the trustees that returned another manifest of the same epoch or garbage
+/// (`faulty`), and those that hold another epoch of the wallet (a rotation in progress: not
+/// faulty, just not usable for this epoch).
+pub(crate) type Selected = (Manifest, Vec<Failure>, Vec<Failure>);
+
+/// Picks the manifest to recover: among the manifests returned by at least their own threshold
+/// of trustees, the newest epoch (after a partial rotation both epochs may qualify; the newer one
+/// is where the wallet is going), otherwise the one returned by the most trustees (for the error).
+/// Checks it against the pinned set: this wallet, every manifest trustee pinned with the same
+/// key, the bank the set's bank.
 pub(crate) fn select_manifest(
     wallet_id: &str,
     set: &TrusteeSet,
     opened: &[(&TrusteeInfo, &[u8])],
-) -> Result<(Manifest, Vec<Failure>), RecoverError> {
+) -> Result<Selected, RecoverError> {
     let mut votes: BTreeMap<[u8; 32], (Manifest, Vec<&str>)> = BTreeMap::new();
     let mut failed = Vec::new();
     for (info, bytes) in opened {
@@ -305,7 +325,12 @@ pub(crate) fn select_manifest(
             Err(e) => failed.push((info.name.clone(), format!("returned a malformed manifest: {e}"))),
         }
     }
-    let Some((best_hash, (manifest, voters))) = votes.iter().max_by_key(|(_, (_, v))| v.len()) else {
+    let qualified = votes
+        .iter()
+        .filter(|(_, (m, v))| v.len() >= usize::from(m.threshold()))
+        .max_by_key(|(_, (m, v))| (m.epoch(), v.len()));
+    let Some((best_hash, (manifest, voters))) = qualified.or_else(|| votes.iter().max_by_key(|(_, (_, v))| v.len()))
+    else {
         return Err(RecoverError::NoTrustedManifest { reason: "no trustee returned a manifest".into(), failed });
     };
     let best_hash = *best_hash;
@@ -333,14 +358,26 @@ pub(crate) fn select_manifest(
     if manifest.bank_node_id() != set.bank().node_id {
         return bad("the manifest names another bank than the trustees file".into());
     }
-    for (hash, (_, names)) in &votes {
+    let mut other_epoch = Vec::new();
+    for (hash, (m, names)) in &votes {
         if *hash != best_hash {
             for n in names {
-                failed.push(((*n).to_owned(), "returned a different manifest than the other trustees".into()));
+                if m.wallet_id() == wallet_id && m.epoch() != manifest.epoch() {
+                    other_epoch.push((
+                        (*n).to_owned(),
+                        format!(
+                            "holds epoch {} of this wallet, not epoch {} (a rotation is in progress)",
+                            m.epoch(),
+                            manifest.epoch()
+                        ),
+                    ));
+                } else {
+                    failed.push(((*n).to_owned(), "returned a different manifest than the other trustees".into()));
+                }
             }
         }
     }
-    Ok((manifest.clone(), failed))
+    Ok((manifest.clone(), failed, other_epoch))
 }
 
 /// A verified release: the share and the blob the trustee sent.
@@ -459,6 +496,8 @@ struct Participant<'a> {
     info: &'a TrusteeInfo,
     channel: Channel,
     opened: Opened,
+    /// The chosen manifest is this trustee's staged epoch (released by `ReleaseStagedShare`).
+    staged: bool,
 }
 
 async fn open_one(info: &TrusteeInfo, wallet_id: &str, r_pub: &PublicKey) -> Result<(Channel, Opened), String> {
@@ -478,6 +517,7 @@ async fn open_one(info: &TrusteeInfo, wallet_id: &str, r_pub: &PublicKey) -> Res
             request_options_json: resp.request_options_json,
             release_not_before: resp.release_not_before,
             manifest_encoded: resp.manifest_encoded,
+            staged_manifest_encoded: resp.staged_manifest_encoded,
         },
     ))
 }
@@ -521,7 +561,7 @@ pub async fn recover(
                     session_id: opened.session_id.clone(),
                     release_not_before: opened.release_not_before,
                 });
-                participants.push(Participant { info, channel, opened });
+                participants.push(Participant { info, channel, opened, staged: false });
             }
             Err(reason) => {
                 progress(RecoverEvent::TrusteeFailed { name: info.name.clone(), reason: reason.clone() });
@@ -543,11 +583,49 @@ pub async fn recover(
             .collect(),
     };
 
-    // 2. The manifest ≥ t trustees agree on, checked against the pinned keys.
+    // 2. The manifest ≥ t trustees agree on, checked against the pinned keys: the newest epoch
+    // with its threshold of ACTIVE shares; in the middle of a rotation where no epoch has that
+    // (commits done at some trustees, the rest only staged), staged shares count too.
     let votes: Vec<(&TrusteeInfo, &[u8])> =
         participants.iter().map(|p| (p.info, p.opened.manifest_encoded.as_slice())).collect();
-    let (manifest, mut faulty) = match select_manifest(wallet_id, trustees, &votes) {
-        Ok(x) => x,
+    let selected = match select_manifest(wallet_id, trustees, &votes) {
+        Err(e @ RecoverError::NotEnoughTrustees { .. }) => {
+            let mut with_staged = votes.clone();
+            with_staged.extend(
+                participants
+                    .iter()
+                    .filter(|p| !p.opened.staged_manifest_encoded.is_empty())
+                    .map(|p| (p.info, p.opened.staged_manifest_encoded.as_slice())),
+            );
+            select_manifest(wallet_id, trustees, &with_staged).or(Err(e))
+        }
+        other => other,
+    };
+    let (manifest, mut faulty) = match selected {
+        Ok((m, _, _)) => {
+            // Who holds it, and how; everyone else is named (another epoch is not a fault).
+            let chosen = m.hash();
+            let mut faulty = Vec::new();
+            for p in &mut participants {
+                let staged = Manifest::decode(&p.opened.staged_manifest_encoded).ok();
+                match Manifest::decode(&p.opened.manifest_encoded) {
+                    Ok(a) if a.hash() == chosen => {}
+                    _ if staged.as_ref().is_some_and(|s| s.hash() == chosen) => p.staged = true,
+                    Ok(a) if a.wallet_id() == wallet_id && a.epoch() != m.epoch() => unavailable.push((
+                        p.info.name.clone(),
+                        format!(
+                            "holds epoch {} of this wallet, not epoch {} (a rotation is in progress)",
+                            a.epoch(),
+                            m.epoch()
+                        ),
+                    )),
+                    Ok(_) => faulty
+                        .push((p.info.name.clone(), "returned a different manifest than the other trustees".to_owned())),
+                    Err(e) => faulty.push((p.info.name.clone(), format!("returned a malformed manifest: {e}"))),
+                }
+            }
+            (m, faulty)
+        }
         Err(RecoverError::NoTrustedManifest { reason, mut failed }) => {
             failed.extend(unavailable);
             return Err(RecoverError::NoTrustedManifest { reason, failed });
@@ -560,8 +638,8 @@ pub async fn recover(
     };
     progress(RecoverEvent::SessionsOpened { handle: handle.clone(), manifest_hash: manifest.hash() });
     let t = usize::from(manifest.threshold());
-    let faulty_names: Vec<String> = faulty.iter().map(|(n, _)| n.clone()).collect();
-    participants.retain(|p| !faulty_names.contains(&p.info.name) && manifest.trustee(&p.info.node_id).is_some());
+    let excluded: Vec<String> = faulty.iter().chain(&unavailable).map(|(n, _)| n.clone()).collect();
+    participants.retain(|p| !excluded.contains(&p.info.name) && manifest.trustee(&p.info.node_id).is_some());
     let not_enough = |stage, available, unavailable: &[Failure], faulty: &[Failure]| RecoverError::NotEnoughTrustees {
         stage,
         needed: t,
@@ -625,17 +703,21 @@ pub async fn recover(
 
     // 6. Release everywhere, concurrently; retry "not yet" answers a few times (clock skew).
     let mut good: Vec<(String, GoodShare)> = Vec::new();
+    let mut released: Vec<String> = Vec::new();
     let mut pending: Vec<Participant<'_>> = authenticated;
     for attempt in 0..3 {
         let answers = join_all(pending.into_iter().map(|p| {
             let approval = approval.clone();
             async move {
-                let resp = recovery_client(p.channel.clone())
-                    .release_share(ReleaseShareRequest {
-                        session_id: p.opened.session_id.clone(),
-                        bank_approval_encoded: approval,
-                    })
-                    .await;
+                let req = ReleaseShareRequest { session_id: p.opened.session_id.clone(), bank_approval_encoded: approval };
+                let resp = if p.staged {
+                    EpochsClient::new(p.channel.clone())
+                        .max_decoding_message_size(crate::transport::MAX_MESSAGE_BYTES)
+                        .release_staged_share(req)
+                        .await
+                } else {
+                    recovery_client(p.channel.clone()).release_share(req).await
+                };
                 (p, resp)
             }
         }))
@@ -645,6 +727,7 @@ pub async fn recover(
             let name = p.info.name.clone();
             match resp {
                 Ok(resp) => {
+                    released.push(name.clone());
                     let entry = manifest.trustee(&p.info.node_id);
                     let checked = entry
                         .ok_or_else(|| "not in the manifest".to_owned())
@@ -686,7 +769,18 @@ pub async fn recover(
     // 7. Combine exactly t, check C_0 and the blob hash, decrypt.
     let all_failed: Vec<Failure> = faulty.iter().chain(&unavailable).cloned().collect();
     let (secret, data, used) = assemble(&manifest, &good, &all_failed)?;
-    Ok(Recovered { data, secret, manifest, handle, used, faulty, unavailable })
+
+    // 8. Sessions this recovery opened but did not release (another epoch, the bank's when it
+    // holds another epoch, a refused passkey) stay open until they expire, and an open session
+    // blocks a rotation at that trustee: close them with the owner's passkey (best effort).
+    let mut closed = Vec::new();
+    for s in handle.sessions.iter().filter(|s| !released.contains(&s.name)) {
+        match cancel_one_owner(trustees, s, auth).await {
+            Ok(()) => closed.push(s.name.clone()),
+            Err(e) => tracing::debug!(trustee = %s.name, error = %e, "could not close an unused recovery session"),
+        }
+    }
+    Ok(Recovered { data, secret, manifest, handle, used, faulty, unavailable, closed })
 }
 
 async fn await_approval(
@@ -924,7 +1018,7 @@ mod tests {
         let ts = s.trustees();
         // 3 agree, one sends another manifest, one garbage: the 3 win, the others are named.
         let votes: Vec<(&TrusteeInfo, &[u8])> = vec![(&ts[0], good), (&ts[1], bad), (&ts[2], good), (&ts[3], b"junk"), (&ts[4], good)];
-        let (m, failed) = select_manifest("w1", &s, &votes).expect("selected");
+        let (m, failed, _) = select_manifest("w1", &s, &votes).expect("selected");
         assert_eq!(m.hash(), p.manifest_hash());
         let names: Vec<&str> = failed.iter().map(|(n, _)| n.as_str()).collect();
         assert!(names.contains(&"t2") && names.contains(&"t4") && names.len() == 2, "{failed:?}");
@@ -1051,6 +1145,7 @@ mod tests {
             used,
             faulty: vec![],
             unavailable: vec![],
+            closed: vec![],
         };
         let dbg = format!("{rec:?}");
         assert!(!dbg.contains("seed words") && dbg.contains("REDACTED"), "{dbg}");

@@ -9,7 +9,7 @@ use dlocker_proto::manifest::{Manifest, ManifestParts, TrusteeEntry};
 use dlocker_proto::schnorr::{PossessionProof, ProofContext};
 use dlocker_proto::secret::SecretScalar;
 use dlocker_proto::share::{combine, split};
-use dlocker_proto::statement::{Receipt, Signed};
+use dlocker_proto::statement::{BankApproval, Receipt, Signed, StaffAction, StaffRequest};
 use k256::ecdsa::SigningKey;
 use k256::elliptic_curve::Generate;
 use k256::SecretKey;
@@ -57,6 +57,59 @@ fn statements(c: &mut Criterion) {
     c.bench_function("statement/sign", |b| b.iter(|| Signed::sign(black_box(receipt.clone()), &key)));
     let enc = Signed::sign(receipt, &key).encode();
     c.bench_function("statement/decode_verify", |b| b.iter(|| Signed::<Receipt>::decode(black_box(&enc)).expect("ok")));
+    let pk = k256::PublicKey::from(key.verifying_key());
+    c.bench_function("statement/decode_verify_trusted", |b| {
+        b.iter(|| Signed::<Receipt>::decode_trusted(black_box(&enc), &[pk]).expect("ok"))
+    });
+}
+
+/// The recovery statements: the bank's approval (signed by the bank, checked by every trustee)
+/// and a staff request (signed by staff, checked by the bank).
+fn approvals(c: &mut Criterion) {
+    let bank = SigningKey::generate_from_rng(&mut rand::rng());
+    let bank_pk = k256::PublicKey::from(bank.verifying_key());
+    let r = SecretKey::generate_from_rng(&mut rand::rng()).public_key();
+    let approval = BankApproval {
+        bank_node_id: "ab".repeat(16),
+        wallet_id: "bench-wallet".into(),
+        session_key: r,
+        issued_at: 1,
+        expires_at: 2,
+        approvers: vec!["alice".into(), "bob".into()],
+    };
+    c.bench_function("approval/sign", |b| b.iter(|| Signed::sign(black_box(approval.clone()), &bank)));
+    let enc = Signed::sign(approval, &bank).encode();
+    c.bench_function("approval/decode_verify_trusted", |b| {
+        b.iter(|| Signed::<BankApproval>::decode_trusted(black_box(&enc), &[bank_pk]).expect("ok"))
+    });
+    let staff = SigningKey::generate_from_rng(&mut rand::rng());
+    let request = StaffRequest {
+        node_id: "ab".repeat(16),
+        action: StaffAction::ApproveRecovery,
+        target: "0123456789abcdef0123456789abcdef".into(),
+        timestamp: 1,
+        nonce: [7; 16],
+    };
+    c.bench_function("staff_request/sign", |b| b.iter(|| Signed::sign(black_box(request.clone()), &staff)));
+    let enc = Signed::sign(request, &staff).encode();
+    c.bench_function("staff_request/decode_verify", |b| {
+        b.iter(|| Signed::<StaffRequest>::decode(black_box(&enc)).expect("ok"))
+    });
+}
+
+/// The encrypted wallet blob (64 bytes of data, and the 64 KiB maximum).
+fn blob(c: &mut Criterion) {
+    let k = SecretScalar::random();
+    for len in [64usize, 64 * 1024 - 29] {
+        let data = vec![7u8; len];
+        c.bench_with_input(BenchmarkId::new("blob/seal", len), &len, |b, _| {
+            b.iter(|| dlocker_proto::blob::seal(black_box(&k), "bench-wallet", &data))
+        });
+        let sealed = dlocker_proto::blob::seal(&k, "bench-wallet", &data);
+        c.bench_with_input(BenchmarkId::new("blob/open", len), &len, |b, _| {
+            b.iter(|| dlocker_proto::blob::open(black_box(&k), "bench-wallet", &sealed).expect("open"))
+        });
+    }
 }
 
 fn schnorr(c: &mut Criterion) {
@@ -96,5 +149,5 @@ fn manifest(c: &mut Criterion) {
     c.bench_function("manifest/decode_validate", |b| b.iter(|| Manifest::decode(black_box(&enc)).expect("decode")));
 }
 
-criterion_group!(benches, sharing, envelope, statements, schnorr, manifest);
+criterion_group!(benches, sharing, envelope, statements, approvals, blob, schnorr, manifest);
 criterion_main!(benches);

@@ -12,7 +12,7 @@ use dlocker_proto::manifest::{Manifest, ManifestParts, TrusteeEntry};
 use dlocker_proto::schnorr::{PossessionProof, ProofContext};
 use dlocker_proto::secret::SecretScalar;
 use dlocker_proto::share::{Commitments, Share};
-use dlocker_proto::statement::{BankApproval, Receipt, Signed};
+use dlocker_proto::statement::{BankApproval, CommitReceipt, Receipt, RetireReceipt, Signed, StageReceipt};
 use dlocker_proto::blob;
 use k256::ecdsa::SigningKey;
 use k256::{ProjectivePoint, PublicKey, Scalar, SecretKey};
@@ -199,6 +199,61 @@ fn main() {
         "blob": hex::encode(&b),
         "hash": hex::encode(blob::hash(&b)),
     }));
+
+    // Epoch rotation statements (kinds 7, 8, 9), about a successor of the manifest above.
+    let next_hash = dlocker_proto::manifest::ManifestHash(Sha256::digest(b"dlocker test vector/epoch-2").into());
+    let epoch_case = |kind: &str, expect: &str, description: &str, statement: &[u8]| {
+        json!({
+            "kind": kind, "expect": expect, "description": description,
+            "signer_secret": hex::encode(node.to_bytes()),
+            "signer_public": hex::encode(encode_public_key(&pk)),
+            "manifest_hash": next_hash.to_string(),
+            "statement": hex::encode(statement),
+        })
+    };
+    let stage = Signed::sign(
+        StageReceipt {
+            node_id: node_id(&pk),
+            wallet_id: "wallet-vector-1".into(),
+            epoch: 2,
+            share_index: 1,
+            manifest_hash: next_hash,
+            previous_manifest_hash: m.hash(),
+            staged_at: 1_767_400_000,
+            expires_at: 1_768_004_800,
+        },
+        &signer,
+    )
+    .encode();
+    write(&dir, "statement-stage-receipt-valid", epoch_case("stage-receipt", "ok", "node2 staged epoch 2 (share 1) beside epoch 1", &stage));
+    let commit = Signed::sign(
+        CommitReceipt {
+            node_id: node_id(&pk),
+            wallet_id: "wallet-vector-1".into(),
+            epoch: 2,
+            share_index: 1,
+            manifest_hash: next_hash,
+            erased: Some(m.hash()),
+            committed_at: 1_767_400_100,
+        },
+        &signer,
+    )
+    .encode();
+    write(&dir, "statement-commit-receipt-valid", epoch_case("commit-receipt", "ok", "node2 committed epoch 2 and erased its epoch-1 share", &commit));
+    write(&dir, "statement-commit-receipt-as-stage-kind", epoch_case("stage-receipt", "error", "a commit receipt is never accepted as a stage receipt", &commit));
+    let retire = Signed::sign(
+        RetireReceipt {
+            node_id: node_id(&pk),
+            wallet_id: "wallet-vector-1".into(),
+            retired_epoch: 1,
+            retired_manifest_hash: m.hash(),
+            successor_manifest_hash: next_hash,
+            retired_at: 1_767_400_200,
+        },
+        &signer,
+    )
+    .encode();
+    write(&dir, "statement-retire-receipt-valid", epoch_case("retire-receipt", "ok", "node2 left the wallet: epoch-1 data erased, successor named", &retire));
 
     // Possession proof (randomised: the vector pins verification, not generation).
     let pnonce = [3u8; 32];

@@ -24,3 +24,7 @@ pub const AUDIT_ENTRY: &[u8] = b"dlocker/audit/v1";
 pub const AT_REST_SHARE: &[u8] = b"dlocker/at-rest/share/v1";
 /// HMAC label for anonymised wallet tags in the audit log.
 pub const WALLET_TAG: &[u8] = b"dlocker/wallet-tag/v1";
+/// HKDF info for the key sealing a client's rotation record (its secret part).
+pub const ROTATION_RECORD_KEY: &[u8] = b"dlocker/rotation-record/key/v1";
+/// Prefix of a sealed rotation record's associated data.
+pub const ROTATION_RECORD_AAD: &[u8] = b"dlocker/rotation-record/aad/v1";

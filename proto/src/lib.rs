@@ -8,7 +8,8 @@
 //! - [`blob`]: the wallet blob encrypted under a key derived from the shared secret;
 //! - [`manifest`]: the public description of a backup and its canonical hash;
 //! - [`statement`]: domain-separated ECDSA signed statements (receipts, approvals, ...);
-//! - [`schnorr`]: proof that a trustee still holds its share.
+//! - [`schnorr`]: proof that a trustee still holds its share;
+//! - [`record`]: sealing of a client's rotation record under a key derived from `k`.
 //!
 //! The formats are specified in `docs/protocol.md` and pinned by the files in `test-vectors/`.
 #![warn(missing_docs)]
@@ -20,6 +21,7 @@ pub mod envelope;
 pub mod keys;
 pub mod labels;
 pub mod manifest;
+pub mod record;
 pub mod schnorr;
 pub mod secret;
 pub mod share;

@@ -1,4 +1,5 @@
-//! Signed statements: receipts, bank approvals, staff requests, audit checkpoints, releases.
+//! Signed statements: receipts, bank approvals, staff requests, audit checkpoints, releases, and
+//! the epoch-rotation receipts (stage, commit, retire).
 //!
 //! A statement is a typed body with a kind byte, signed with ECDSA over secp256k1 (SHA-256,
 //! low-S, RFC 6979) on the *signing input*
@@ -42,7 +43,8 @@ pub enum StatementError {
 
 /// A statement body: its kind byte and canonical encoding.
 pub trait StatementBody: Sized {
-    /// The kind byte (unique per body type).
+    /// The kind byte (unique per body type; 0x40–0x4f belong to the document locker's
+    /// requests in `dlocker-locker`).
     const KIND: u8;
     /// A name for errors.
     const NAME: &'static str;
@@ -254,6 +256,17 @@ pub enum StaffAction {
     ApproveRecovery,
     /// Cancel the recovery session named by `target`.
     CancelRecovery,
+    // Codes 16–31 belong to the document locker (issue #5).
+    /// List the locker's issuers and requesters.
+    ListRegistry,
+    /// Approve the issuer named by `target`.
+    ApproveIssuer,
+    /// Suspend the issuer named by `target`.
+    SuspendIssuer,
+    /// Approve the requester named by `target`.
+    ApproveRequester,
+    /// Suspend the requester named by `target`.
+    SuspendRequester,
 }
 
 impl StaffAction {
@@ -262,6 +275,11 @@ impl StaffAction {
             Self::ListRecoveries => 1,
             Self::ApproveRecovery => 2,
             Self::CancelRecovery => 3,
+            Self::ListRegistry => 16,
+            Self::ApproveIssuer => 17,
+            Self::SuspendIssuer => 18,
+            Self::ApproveRequester => 19,
+            Self::SuspendRequester => 20,
         }
     }
     fn from_code(c: u8) -> Result<Self, DecodeError> {
@@ -269,6 +287,11 @@ impl StaffAction {
             1 => Ok(Self::ListRecoveries),
             2 => Ok(Self::ApproveRecovery),
             3 => Ok(Self::CancelRecovery),
+            16 => Ok(Self::ListRegistry),
+            17 => Ok(Self::ApproveIssuer),
+            18 => Ok(Self::SuspendIssuer),
+            19 => Ok(Self::ApproveRequester),
+            20 => Ok(Self::SuspendRequester),
             _ => Err(DecodeError::Invalid("staff action")),
         }
     }
@@ -278,6 +301,11 @@ impl StaffAction {
             Self::ListRecoveries => "list_recoveries",
             Self::ApproveRecovery => "approve_recovery",
             Self::CancelRecovery => "cancel_recovery",
+            Self::ListRegistry => "list_registry",
+            Self::ApproveIssuer => "approve_issuer",
+            Self::SuspendIssuer => "suspend_issuer",
+            Self::ApproveRequester => "approve_requester",
+            Self::SuspendRequester => "suspend_requester",
         }
     }
 }
@@ -434,6 +462,165 @@ impl StatementBody for BankCancellation {
     }
 }
 
+fn read_optional_hash(r: &mut Reader<'_>) -> Result<Option<ManifestHash>, DecodeError> {
+    match r.u8()? {
+        0 => Ok(None),
+        1 => Ok(Some(read_hash(r)?)),
+        _ => Err(DecodeError::Invalid("optional hash flag")),
+    }
+}
+
+fn write_optional_hash(w: &mut Writer, h: Option<&ManifestHash>) {
+    match h {
+        None => w.u8(0),
+        Some(h) => w.u8(1).fixed(&h.0),
+    };
+}
+
+/// A trustee's receipt for a *staged* epoch (rotation phase 1): it durably holds a verified share
+/// of the successor manifest beside its active epoch, until `expires_at` unless committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageReceipt {
+    /// The trustee.
+    pub node_id: String,
+    /// The wallet.
+    pub wallet_id: String,
+    /// The staged epoch.
+    pub epoch: u64,
+    /// The share index held in the staged epoch.
+    pub share_index: u16,
+    /// The staged manifest.
+    pub manifest_hash: ManifestHash,
+    /// The manifest it succeeds (the staged manifest's `previous`).
+    pub previous_manifest_hash: ManifestHash,
+    /// Unix seconds.
+    pub staged_at: u64,
+    /// Unix seconds; the staged epoch is dropped from then on unless committed.
+    pub expires_at: u64,
+}
+
+impl StatementBody for StageReceipt {
+    const KIND: u8 = 7;
+    const NAME: &'static str = "stage receipt";
+    fn encode_body(&self, w: &mut Writer) {
+        w.str(&self.node_id)
+            .str(&self.wallet_id)
+            .u64(self.epoch)
+            .u16(self.share_index)
+            .fixed(&self.manifest_hash.0)
+            .fixed(&self.previous_manifest_hash.0)
+            .u64(self.staged_at)
+            .u64(self.expires_at);
+    }
+    fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            node_id: r.str("node id", NODE_ID_LEN)?.to_owned(),
+            wallet_id: r.str("wallet id", MAX_WALLET_ID_LEN)?.to_owned(),
+            epoch: r.u64()?,
+            share_index: r.u16()?,
+            manifest_hash: read_hash(r)?,
+            previous_manifest_hash: read_hash(r)?,
+            staged_at: r.u64()?,
+            expires_at: r.u64()?,
+        })
+    }
+}
+
+/// A trustee's statement that it committed an epoch (rotation phase 2): the manifest is now its
+/// active epoch and the share of the epoch it replaced (`erased`) is gone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitReceipt {
+    /// The trustee.
+    pub node_id: String,
+    /// The wallet.
+    pub wallet_id: String,
+    /// The epoch now active.
+    pub epoch: u64,
+    /// The share index held.
+    pub share_index: u16,
+    /// The manifest now active.
+    pub manifest_hash: ManifestHash,
+    /// The manifest whose share was erased (none for a trustee new to the wallet).
+    pub erased: Option<ManifestHash>,
+    /// Unix seconds.
+    pub committed_at: u64,
+}
+
+impl StatementBody for CommitReceipt {
+    const KIND: u8 = 8;
+    const NAME: &'static str = "commit receipt";
+    fn encode_body(&self, w: &mut Writer) {
+        w.str(&self.node_id)
+            .str(&self.wallet_id)
+            .u64(self.epoch)
+            .u16(self.share_index)
+            .fixed(&self.manifest_hash.0);
+        write_optional_hash(w, self.erased.as_ref());
+        w.u64(self.committed_at);
+    }
+    fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            node_id: r.str("node id", NODE_ID_LEN)?.to_owned(),
+            wallet_id: r.str("wallet id", MAX_WALLET_ID_LEN)?.to_owned(),
+            epoch: r.u64()?,
+            share_index: r.u16()?,
+            manifest_hash: read_hash(r)?,
+            erased: read_optional_hash(r)?,
+            committed_at: r.u64()?,
+        })
+    }
+}
+
+/// A trustee's statement that it left a wallet's trustee set: it erased everything it held for
+/// the wallet (share, manifest, passkey, blob) after being shown the successor manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetireReceipt {
+    /// The trustee.
+    pub node_id: String,
+    /// The wallet.
+    pub wallet_id: String,
+    /// The epoch it held until now.
+    pub retired_epoch: u64,
+    /// The manifest whose share it erased.
+    pub retired_manifest_hash: ManifestHash,
+    /// The successor manifest (which does not list this trustee).
+    pub successor_manifest_hash: ManifestHash,
+    /// Unix seconds.
+    pub retired_at: u64,
+}
+
+impl StatementBody for RetireReceipt {
+    const KIND: u8 = 9;
+    const NAME: &'static str = "retire receipt";
+    fn encode_body(&self, w: &mut Writer) {
+        w.str(&self.node_id)
+            .str(&self.wallet_id)
+            .u64(self.retired_epoch)
+            .fixed(&self.retired_manifest_hash.0)
+            .fixed(&self.successor_manifest_hash.0)
+            .u64(self.retired_at);
+    }
+    fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            node_id: r.str("node id", NODE_ID_LEN)?.to_owned(),
+            wallet_id: r.str("wallet id", MAX_WALLET_ID_LEN)?.to_owned(),
+            retired_epoch: r.u64()?,
+            retired_manifest_hash: read_hash(r)?,
+            successor_manifest_hash: read_hash(r)?,
+            retired_at: r.u64()?,
+        })
+    }
+}
+
+/// Reads the kind byte of an encoded statement without verifying it (to dispatch a list that
+/// may mix kinds; the chosen type's `decode` then checks everything).
+pub fn peek_kind(bytes: &[u8]) -> Option<u8> {
+    match bytes {
+        [VERSION, kind, ..] => Some(*kind),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -473,6 +660,50 @@ mod tests {
         assert!(Signed::<Receipt>::decode(&long).is_err());
         // A receipt is never accepted as another kind of statement.
         assert!(matches!(Signed::<BankApproval>::decode(&enc), Err(StatementError::WrongKind { .. })));
+    }
+
+    #[test]
+    fn epoch_statements_round_trip_and_stay_apart() {
+        let key = SigningKey::generate_from_rng(&mut rand::rng());
+        let stage = StageReceipt {
+            node_id: "ab".repeat(16),
+            wallet_id: "w".into(),
+            epoch: 2,
+            share_index: 3,
+            manifest_hash: ManifestHash([4; 32]),
+            previous_manifest_hash: ManifestHash([5; 32]),
+            staged_at: 6,
+            expires_at: 7,
+        };
+        let enc = Signed::sign(stage.clone(), &key).encode();
+        assert_eq!(peek_kind(&enc), Some(StageReceipt::KIND));
+        assert_eq!(Signed::<StageReceipt>::decode(&enc).expect("ok").body(), &stage);
+        assert!(matches!(Signed::<CommitReceipt>::decode(&enc), Err(StatementError::WrongKind { .. })));
+        for erased in [None, Some(ManifestHash([5; 32]))] {
+            let commit = CommitReceipt {
+                node_id: "ab".repeat(16),
+                wallet_id: "w".into(),
+                epoch: 2,
+                share_index: 3,
+                manifest_hash: ManifestHash([4; 32]),
+                erased,
+                committed_at: 8,
+            };
+            let enc = Signed::sign(commit.clone(), &key).encode();
+            assert_eq!(Signed::<CommitReceipt>::decode(&enc).expect("ok").body(), &commit);
+            assert!(matches!(Signed::<Receipt>::decode(&enc), Err(StatementError::WrongKind { .. })));
+        }
+        let retire = RetireReceipt {
+            node_id: "ab".repeat(16),
+            wallet_id: "w".into(),
+            retired_epoch: 1,
+            retired_manifest_hash: ManifestHash([5; 32]),
+            successor_manifest_hash: ManifestHash([4; 32]),
+            retired_at: 9,
+        };
+        let enc = Signed::sign(retire.clone(), &key).encode();
+        assert_eq!(Signed::<RetireReceipt>::decode(&enc).expect("ok").body(), &retire);
+        assert_eq!(peek_kind(b""), None);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use dlocker_proto::manifest::Manifest;
 use dlocker_proto::schnorr::{PossessionProof, ProofContext};
 use dlocker_proto::secret::SecretScalar;
 use dlocker_proto::share::Share;
-use dlocker_proto::statement::{BankApproval, Receipt, Signed};
+use dlocker_proto::statement::{BankApproval, CommitReceipt, Receipt, RetireReceipt, Signed, StageReceipt, StatementBody};
 use k256::SecretKey;
 use serde_json::Value;
 use std::path::Path;
@@ -78,6 +78,9 @@ fn run(v: &Value) -> Result<(), String> {
             assert_eq!(Signed::sign(st.body().clone(), &key).encode(), h(v, "statement"));
             Ok(())
         }
+        "stage-receipt" => epoch_statement::<StageReceipt>(v, |b| b.manifest_hash.to_string()),
+        "commit-receipt" => epoch_statement::<CommitReceipt>(v, |b| b.manifest_hash.to_string()),
+        "retire-receipt" => epoch_statement::<RetireReceipt>(v, |b| b.successor_manifest_hash.to_string()),
         "blob" => {
             let kb: [u8; 32] = h(v, "k").try_into().expect("k");
             let k = SecretScalar::from_bytes(&kb).expect("k");
@@ -102,6 +105,17 @@ fn run(v: &Value) -> Result<(), String> {
         }
         other => panic!("unknown vector kind {other:?}"),
     }
+}
+
+/// An epoch-rotation statement: decodes under the pinned signer, names the expected manifest, and
+/// re-signs to the same bytes.
+fn epoch_statement<T: StatementBody + Clone>(v: &Value, manifest_of: impl Fn(&T) -> String) -> Result<(), String> {
+    let pk = decode_public_key(&h(v, "signer_public")).expect("key");
+    let st = Signed::<T>::decode_trusted(&h(v, "statement"), &[pk]).map_err(|e| e.to_string())?;
+    assert_eq!(manifest_of(st.body()), s(v, "manifest_hash"));
+    let key = k256::ecdsa::SigningKey::from_slice(&h(v, "signer_secret")).expect("key");
+    assert_eq!(Signed::sign(st.body().clone(), &key).encode(), h(v, "statement"));
+    Ok(())
 }
 
 #[test]

@@ -4,13 +4,16 @@ use crate::cluster::load_trustees;
 use crate::output::{hinted, print_json, progress, short, table};
 use clap::{Args, Subcommand};
 use dlocker_proto::manifest::Manifest;
+use dlocker_sdk::rotate::{TrusteeEpochs, epoch_status};
 use dlocker_sdk::verify::verify_backup_with_progress;
 use dlocker_sdk::{ShareStatus, TrusteeSet, VerifyReport};
+use serde::Serialize;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum BackupCommand {
-    /// Ask every trustee to prove (without revealing it) that it still holds a valid share.
+    /// Ask every trustee to prove (without revealing it) that it still holds a valid share, and
+    /// show the epochs (active and staged) every trustee in the file holds for the wallet.
     Verify(VerifyArgs),
 }
 
@@ -77,6 +80,37 @@ pub(crate) fn print_report(r: &VerifyReport) {
     );
 }
 
+/// Every trustee's epochs of the wallet (`GetBackupStatus`): active and staged, marking the
+/// manifest being verified.
+pub(crate) fn print_epochs(manifest: &Manifest, epochs: &[TrusteeEpochs]) {
+    let current = manifest.hash().to_string();
+    let mut t = table(&["Trustee", "Node id", "Active epoch", "Share", "Manifest", "Staged epoch", "Staged until (unix)"]);
+    for e in epochs {
+        let (active, share, hash) = match (&e.active, &e.error) {
+            (_, Some(err)) => ("?".to_owned(), String::new(), err.clone()),
+            (Some((epoch, index, h)), None) => {
+                let mark = if *h == current { " (this manifest)" } else { "" };
+                (epoch.to_string(), index.to_string(), format!("{}{mark}", short(h)))
+            }
+            (None, None) => ("—".to_owned(), String::new(), "holds nothing active".to_owned()),
+        };
+        let (staged, until) = match &e.staged {
+            Some((epoch, index, h, expires_at)) => (format!("{epoch} (share {index}, {})", short(h)), expires_at.to_string()),
+            None => ("—".to_owned(), String::new()),
+        };
+        t.add_row(vec![e.name.clone(), short(&e.node_id), active, share, hash, staged, until]);
+    }
+    println!("{t}");
+}
+
+/// The JSON of `backup verify`: the report plus every trustee's epochs.
+#[derive(Serialize)]
+struct VerifyJson<'a> {
+    #[serde(flatten)]
+    report: &'a VerifyReport,
+    epochs: &'a [TrusteeEpochs],
+}
+
 /// Fails unless every trustee is healthy.
 pub(crate) fn require_healthy(r: &VerifyReport) -> anyhow::Result<()> {
     if r.all_healthy() {
@@ -104,10 +138,13 @@ pub(crate) async fn run(cmd: BackupCommand, json: bool) -> anyhow::Result<()> {
             let set = load_trustees(&a.trustees)?;
             let manifest = read_manifest(&a.manifest)?;
             let report = verify(&set, &manifest, json).await;
+            let epochs = epoch_status(&set, manifest.wallet_id()).await;
             if json {
-                print_json(&report)?;
+                print_json(&VerifyJson { report: &report, epochs: &epochs })?;
             } else {
                 print_report(&report);
+                println!("Epochs of wallet {} at every trustee in the file:", manifest.wallet_id());
+                print_epochs(&manifest, &epochs);
             }
             require_healthy(&report)
         }

@@ -4,7 +4,7 @@
 //! directory) are started in-process; the customer side is the SDK with a software passkey.
 //! The demo never prints the wallet secret.
 
-use crate::backup::{print_report, require_healthy as require_verified, verify};
+use crate::backup::{print_epochs, print_report, require_healthy as require_verified, verify};
 use crate::cluster::{print_health, probe_all, require_healthy};
 use crate::output::{hinted, print_json, progress, short, table};
 use anyhow::Context as _;
@@ -66,7 +66,7 @@ impl Narrator {
     }
 }
 
-const STEPS: usize = 8;
+const STEPS: usize = 10;
 
 /// The demo's bank staff member.
 const STAFF_ID: &str = "alice";
@@ -92,6 +92,22 @@ struct DemoSummary {
     receipts: Vec<ReceiptJson>,
     verify: VerifyReport,
     recovery: RecoveryJson,
+    rotation: RotationJson,
+    elapsed_ms: u128,
+}
+
+#[derive(Serialize)]
+struct RotationJson {
+    from_epoch: u64,
+    to_epoch: u64,
+    threshold: u16,
+    trustees: Vec<String>,
+    retired: Vec<String>,
+    new_k: bool,
+    manifest_hash: String,
+    previous_manifest_hash: String,
+    verify: VerifyReport,
+    epochs: Vec<dlocker_sdk::rotate::TrusteeEpochs>,
     elapsed_ms: u128,
 }
 
@@ -176,7 +192,7 @@ async fn start_cluster(
             opts.staff = vec![StaffSpec {
                 id: STAFF_ID.to_owned(),
                 public_key: staff_public_key.to_owned(),
-                roles: vec![StaffRole::Approver, StaffRole::Canceller],
+                roles: vec![StaffRole::Approver, StaffRole::Canceller, StaffRole::Operator],
             }];
             opts.approvals_required = Some(1);
         }
@@ -235,9 +251,10 @@ struct Outcome {
     receipts: BackupReceipts,
     verify: VerifyReport,
     recovery: RecoveryJson,
+    rotation: RotationJson,
 }
 
-/// Steps 2–7, against a running cluster.
+/// Steps 2–9, against a running cluster.
 async fn walk_through(
     say: &Narrator,
     args: &DemoArgs,
@@ -321,9 +338,136 @@ async fn walk_through(
             args.recovery_delay
         ),
     );
-    let recovery = recover_on_new_device(say, set, &wallet_id, staff_key, &mut auth, &original_sha256).await?;
+    let (recovery, recovered) =
+        recover_on_new_device(say, set, &wallet_id, staff_key, &mut auth, &original_sha256).await?;
 
-    Ok(Outcome { wallet_id, manifest_hash, manifest_file, receipts, verify: report, recovery })
+    let rotation = rotate_after_recovery(say, dir, set, &recovered, &manifest_file, &mut auth, json).await?;
+    crate::docs::demo_documents(&|l: &str| say.say(l), dir, set, &wallet_id, &mut auth).await?;
+
+    Ok(Outcome { wallet_id, manifest_hash, manifest_file, receipts, verify: report, recovery, rotation })
+}
+
+/// The trustees of the demo's epoch 2: the bank, trustee-2, then every other one (with 5 nodes:
+/// bank, trustee-2, trustee-4; trustee-3 and trustee-5 leave).
+fn epoch2_members(n: usize) -> Vec<usize> {
+    (0..n).filter(|i| *i < 2 || i % 2 == 1).collect()
+}
+
+/// Steps 8–9: right after the recovery, the customer refreshes the backup with a NEW secret k
+/// (the lost phone's copy of k becomes useless) and a smaller trustee set, then verifies it.
+async fn rotate_after_recovery(
+    say: &Narrator,
+    dir: &Path,
+    set: &TrusteeSet,
+    recovered: &dlocker_sdk::Recovered,
+    manifest_file: &Path,
+    auth: &mut SoftwareAuthenticator,
+    json: bool,
+) -> anyhow::Result<RotationJson> {
+    use dlocker_sdk::rotate::{RotateEvent, RotateOptions, RotationSource, RotationStep, rotate};
+    let started = Instant::now();
+    let members = epoch2_members(set.len());
+    let new_set = TrusteeSet::new(members.iter().map(|&i| set.trustees()[i].clone()).collect())?;
+    let old = recovered.manifest.clone();
+    let names: Vec<String> = new_set.trustees().iter().map(|t| t.name.clone()).collect();
+    say.step(
+        8,
+        STEPS,
+        &format!(
+            "Rotating the recovered wallet to epoch {}: {}-of-{} → 2-of-{} over {}, with a NEW secret k",
+            old.epoch() + 1,
+            old.threshold(),
+            old.trustees().len(),
+            new_set.len(),
+            names.join(", ")
+        ),
+    );
+    say.say("  a fresh k makes the lost phone's copy useless; the wallet blob is re-encrypted under it");
+    let say2 = *say;
+    let step_name = |s: &RotationStep| s.to_string();
+    let on_event = |e: RotateEvent| match e {
+        RotateEvent::Planned { leaving, joining, window_safe, .. } => say2.say(format!(
+            "  planned: {} leave, {} join; {}",
+            if leaving.is_empty() { "none".to_owned() } else { leaving.join(", ") },
+            if joining.is_empty() { "none".to_owned() } else { joining.join(", ") },
+            if window_safe {
+                "at every moment one epoch has its threshold of active shares"
+            } else {
+                "between commits the staged shares are needed: resume before they expire"
+            }
+        )),
+        RotateEvent::Staged { name, share_index, expires_at } => say2.say(format!(
+            "  phase 1: {name:<11} staged share {share_index} of epoch 2 beside epoch 1 (verified like a deposit; expires at {expires_at} unless committed)"
+        )),
+        RotateEvent::Committed { name, share_index } => say2.say(format!(
+            "  phase 2: {name:<11} committed epoch 2 (share {share_index}) and erased its epoch-1 share"
+        )),
+        RotateEvent::Retired { name } => {
+            say2.say(format!("  retire:  {name:<11} left the wallet and erased everything it held for it"))
+        }
+        RotateEvent::Failed { step, reason } => say2.say(format!("  {}: FAILED: {reason}", step_name(&step))),
+        RotateEvent::PasskeyRequested { .. } | RotateEvent::AlreadyDone { .. } | RotateEvent::Abandoned { .. } => {}
+    };
+    let record_file = dir.join(format!("{}.rotation.json", old.wallet_id()));
+    let opts = RotateOptions::new("demo-customer").record_path(&record_file).progress(&on_event);
+    let policy = BackupPolicy { threshold: 2, recovery_delay_secs: old.recovery_delay_secs() };
+    let source = RotationSource::from_recovered(recovered);
+    let record = rotate(set, &new_set, &source, policy, true, auth, &opts).await.map_err(|e| {
+        hinted(
+            e.to_string(),
+            format!("the wallet still recovers; resume with the rotation record {}", record_file.display()),
+        )
+    })?;
+    let m2 = record.manifest()?;
+    std::fs::write(manifest_file, record.manifest_bytes()?)
+        .with_context(|| format!("writing {}", manifest_file.display()))?;
+    let retired: Vec<String> = record
+        .trustees
+        .iter()
+        .filter(|t| t.role == dlocker_sdk::rotate::TrusteeRole::Leaving)
+        .map(|t| t.name.clone())
+        .collect();
+    say.say(format!(
+        "  epoch {} manifest {} names epoch {}'s {} as previous: a verifiable history",
+        m2.epoch(),
+        short(&m2.hash().to_string()),
+        old.epoch(),
+        short(&old.hash().to_string())
+    ));
+    say.say(format!(
+        "  manifest file {} now holds epoch {}; rotation record (no share in the clear) in {}",
+        manifest_file.display(),
+        m2.epoch(),
+        record_file.display()
+    ));
+
+    say.step(9, STEPS, "Verifying epoch 2: its trustees prove possession; every trustee reports its epochs");
+    let report = verify(&new_set, &m2, json).await;
+    let epochs = dlocker_sdk::epoch_status(set, m2.wallet_id()).await;
+    if !json {
+        print_report(&report);
+        print_epochs(&m2, &epochs);
+    }
+    require_verified(&report)?;
+    say.say(format!(
+        "  {} hold epoch {} and nothing staged; {} hold nothing of the wallet any more",
+        names.join(", "),
+        m2.epoch(),
+        if retired.is_empty() { "no trustee left, so none".to_owned() } else { retired.join(", ") }
+    ));
+    Ok(RotationJson {
+        from_epoch: old.epoch(),
+        to_epoch: m2.epoch(),
+        threshold: m2.threshold(),
+        trustees: names,
+        retired,
+        new_k: record.new_k,
+        manifest_hash: m2.hash().to_string(),
+        previous_manifest_hash: old.hash().to_string(),
+        verify: report,
+        epochs,
+        elapsed_ms: started.elapsed().as_millis(),
+    })
 }
 
 /// Step 7: `dlocker_sdk::recover`, with bank staff approving from another task as soon as the
@@ -335,7 +479,7 @@ async fn recover_on_new_device(
     staff_key: StaffKey,
     auth: &mut SoftwareAuthenticator,
     original_sha256: &[u8; 32],
-) -> anyhow::Result<RecoveryJson> {
+) -> anyhow::Result<(RecoveryJson, dlocker_sdk::Recovered)> {
     let say = *say;
     let started = Instant::now();
     let staff = StaffClient::new(staff_key, set.bank());
@@ -420,17 +564,20 @@ async fn recover_on_new_device(
         elapsed.as_secs_f64(),
         waiting.as_secs_f64()
     ));
-    Ok(RecoveryJson {
-        sessions: recovered.handle.sessions.clone(),
-        approvers,
-        used: recovered.used.clone(),
-        faulty: recovered.faulty.clone(),
-        unavailable: recovered.unavailable.clone(),
-        data_sha256: hex::encode(sha),
-        matches_original: matches,
-        elapsed_ms: elapsed.as_millis(),
-        waiting_ms: waiting.as_millis(),
-    })
+    Ok((
+        RecoveryJson {
+            sessions: recovered.handle.sessions.clone(),
+            approvers,
+            used: recovered.used.clone(),
+            faulty: recovered.faulty.clone(),
+            unavailable: recovered.unavailable.clone(),
+            data_sha256: hex::encode(sha),
+            matches_original: matches,
+            elapsed_ms: elapsed.as_millis(),
+            waiting_ms: waiting.as_millis(),
+        },
+        recovered,
+    ))
 }
 
 pub(crate) async fn run(args: DemoArgs, json: bool) -> anyhow::Result<()> {
@@ -498,7 +645,7 @@ pub(crate) async fn run(args: DemoArgs, json: bool) -> anyhow::Result<()> {
     };
 
     // Always stop what was started, even when a step failed.
-    say.step(8, STEPS, "Stopping the cluster (graceful shutdown, databases flushed)");
+    say.step(10, STEPS, "Stopping the cluster (graceful shutdown, databases flushed)");
     let stopped = stop_cluster(running).await;
     match &stopped {
         Ok(count) => say.say(format!("  {count} nodes stopped cleanly")),
@@ -513,9 +660,12 @@ pub(crate) async fn run(args: DemoArgs, json: bool) -> anyhow::Result<()> {
         None => Some(dir.clone()),
     };
     say.say(format!(
-        "\nDemo complete: wallet {} was backed up {}-of-{n}, verified at all {n} trustees, lost, and recovered with the bank's approval, the owner's passkey and the waiting period ({:.1}s).",
+        "\nDemo complete: wallet {} was backed up {}-of-{n}, verified at all {n} trustees, lost, recovered with the bank's approval, the owner's passkey and the waiting period, then rotated to epoch {} ({}-of-{} with a new k) ({:.1}s).",
         outcome.wallet_id,
         args.threshold,
+        outcome.rotation.to_epoch,
+        outcome.rotation.threshold,
+        outcome.rotation.trustees.len(),
         started.elapsed().as_secs_f64()
     ));
     match &kept_dir {
@@ -551,6 +701,7 @@ pub(crate) async fn run(args: DemoArgs, json: bool) -> anyhow::Result<()> {
                 .collect(),
             verify: outcome.verify,
             recovery: outcome.recovery,
+            rotation: outcome.rotation,
             elapsed_ms: started.elapsed().as_millis(),
         })?;
     }

@@ -7,6 +7,7 @@ mod audit;
 mod backup;
 mod cluster;
 mod demo;
+mod docs;
 mod node;
 mod output;
 mod staff;
@@ -47,9 +48,19 @@ enum Command {
     /// A node's event outbox (for notifiers).
     #[command(subcommand)]
     Events(audit::EventsCommand),
-    /// Start a local in-process cluster and walk through backup, verification, device loss and
-    /// recovery (bank approval by a staff key, passkey, waiting period).
+    /// Start a local in-process cluster and walk through backup, verification, device loss,
+    /// recovery (bank approval by a staff key, passkey, waiting period) and a rotation to a new
+    /// epoch (new secret, smaller trustee set).
     Demo(demo::DemoArgs),
+    /// The document locker: a holder's documents and consents, fetch, verify, status lists.
+    #[command(subcommand)]
+    Docs(docs::DocsCommand),
+    /// The locker's operator: list, approve and suspend issuers.
+    #[command(subcommand)]
+    Issuers(docs::RegistryCommand),
+    /// The locker's operator: list, approve and suspend requesters.
+    #[command(subcommand)]
+    Requesters(docs::RegistryCommand),
 }
 
 /// `dlocker … | head` closes stdout early; `println!` then panics. A reader that stopped reading
@@ -90,6 +101,9 @@ async fn main() -> ExitCode {
         Command::Audit(c) => audit::run_audit(c, cli.json).await,
         Command::Events(c) => audit::run_events(c, cli.json).await,
         Command::Demo(a) => demo::run(a, cli.json).await,
+        Command::Docs(c) => docs::run_docs(c, cli.json).await,
+        Command::Issuers(c) => docs::run_registry(c, true, cli.json).await,
+        Command::Requesters(c) => docs::run_registry(c, false, cli.json).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

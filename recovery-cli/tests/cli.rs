@@ -17,13 +17,13 @@ fn demo_backs_up_and_verifies_on_a_local_cluster() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "demo failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
     for line in [
-        "[1/8] Starting 5 trustee nodes",
+        "[1/10] Starting 5 trustee nodes",
         "bank staff key for alice generated",
         "all 5 nodes serving and presenting their pinned keys",
         "5 of 5 receipts verified",
         "5 of 5 trustees healthy, threshold 3 — recoverable",
-        "[6/8] The customer loses the phone",
-        "[7/8] Recovering on a new device",
+        "[6/10] The customer loses the phone",
+        "[7/10] Recovering on a new device",
         "session opened at bank",
         "passkey assertion accepted by trustee-5",
         "approved by alice (1 of 1 required)",
@@ -31,6 +31,12 @@ fn demo_backs_up_and_verifies_on_a_local_cluster() {
         "released share 3: signed release, opens with R, matches the commitments",
         "combined exactly 3 shares",
         "equals the original's: the wallet is back",
+        "[8/10] Rotating the recovered wallet to epoch 2: 3-of-5 → 2-of-3 over bank, trustee-2, trustee-4, with a NEW secret k",
+        "trustee-4   committed epoch 2 (share 3) and erased its epoch-1 share",
+        "retire:  trustee-5   left the wallet and erased everything it held for it",
+        "names epoch 1's",
+        "3 of 3 trustees healthy, threshold 2 — recoverable",
+        "trustee-3, trustee-5 hold nothing of the wallet any more",
         "5 nodes stopped cleanly",
         "Demo complete",
     ] {
@@ -51,7 +57,8 @@ fn demo_backs_up_and_verifies_on_a_local_cluster() {
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).starts_with("error: "));
 
-    // With the demo's nodes stopped, verification fails, naming the trustees, in one error line.
+    // With the demo's nodes stopped, verification (of epoch 2, the manifest file's content after
+    // the rotation) fails, naming the trustees, in one error line.
     let manifest = manifests[0].path();
     let out = dlocker()
         .args(["backup", "verify", "--trustees"])
@@ -63,11 +70,13 @@ fn demo_backs_up_and_verifies_on_a_local_cluster() {
         .expect("run verify");
     assert!(!out.status.success());
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
-    assert_eq!(report["entries"].as_array().map(Vec::len), Some(5));
+    assert_eq!(report["entries"].as_array().map(Vec::len), Some(3));
+    assert_eq!(report["epoch"], 2);
+    assert_eq!(report["epochs"].as_array().map(Vec::len), Some(5), "every trustee's epochs are listed");
     assert_eq!(report["entries"][0]["status"], "unhealthy");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.lines().filter(|l| l.starts_with("error: ")).count(), 1, "{stderr}");
-    assert!(stderr.contains("5 of 5 trustees unhealthy"), "{stderr}");
+    assert!(stderr.contains("3 of 3 trustees unhealthy"), "{stderr}");
 }
 
 #[test]
@@ -84,6 +93,11 @@ fn demo_json_summary() {
     assert_eq!(v["recovery"]["approvers"][0], "alice");
     assert_eq!(v["recovery"]["used"].as_array().map(Vec::len), Some(2));
     assert_eq!(v["recovery"]["sessions"].as_array().map(Vec::len), Some(3));
+    // Then rotated to epoch 2 over bank and trustee-2 (trustee-3 leaves), with a new k.
+    assert_eq!(v["rotation"]["to_epoch"], 2);
+    assert_eq!(v["rotation"]["new_k"], true);
+    assert_eq!(v["rotation"]["retired"][0], "trustee-3");
+    assert_eq!(v["rotation"]["verify"]["entries"].as_array().map(Vec::len), Some(2));
 }
 
 #[test]

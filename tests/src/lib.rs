@@ -5,15 +5,19 @@
 //! `trustee-node serve` as child processes, waits for `grpc.health.v1` to answer, and can stop
 //! (SIGTERM), kill (SIGKILL) and restart each one on the same port and data directory.
 //! [`craft`] builds deposits by hand from `dlocker-proto` so a test can send the exact bad input
-//! it wants over raw gRPC; [`tls`] makes throwaway certificates with `rcgen`.
+//! it wants over raw gRPC; [`tls`] makes throwaway certificates with `rcgen`. [`rotation`] sets up
+//! clusters for epoch rotation (issue #4).
 //!
 //! Each cluster lives in its own temporary directory on ports the OS handed out, so tests run in
 //! parallel. Dropping a [`Cluster`] kills its nodes.
 
 pub mod bins;
 pub mod cluster;
+pub mod crash;
 pub mod craft;
+pub mod locker;
 pub mod recovery_cluster;
+pub mod rotation;
 pub mod tls;
 
 pub use bins::{bin_path, cli_command, node_command};

@@ -49,6 +49,8 @@ pub mod defaults {
     pub const APPROVAL_TTL_SECS: u64 = 3600;
     /// Allowed clock difference for staff requests.
     pub const STAFF_REQUEST_SKEW_SECS: u64 = 300;
+    /// How long a staged epoch (rotation phase 1) waits for its commit before it is dropped.
+    pub const STAGED_EPOCH_TTL_SECS: u64 = 7 * 24 * 3600;
 }
 
 /// Longest node display name.
@@ -156,6 +158,20 @@ pub struct RawConfig {
     /// `[bank]` (bank role only; every key optional)
     #[serde(default)]
     pub bank: Option<RawBank>,
+    /// `[epochs]` (every key optional)
+    #[serde(default)]
+    pub epochs: RawEpochs,
+    /// `[locker]` (the document locker; absent = disabled)
+    #[serde(default)]
+    pub locker: crate::locker_host::RawLocker,
+}
+
+/// `[epochs]`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEpochs {
+    /// Lifetime of a staged epoch that is not committed.
+    pub staged_ttl_secs: Option<u64>,
 }
 
 /// `[recovery]`
@@ -289,6 +305,25 @@ pub struct NodeConfig {
     pub recovery: RecoverySettings,
     /// Bank settings; `Some` exactly when `role` is bank.
     pub bank: Option<BankSettings>,
+    /// Epoch rotation settings.
+    pub epochs: EpochSettings,
+    /// The document locker (`[locker]`).
+    pub locker: crate::locker_host::LockerConfig,
+}
+
+/// Epoch rotation settings (`[epochs]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EpochSettings {
+    /// A staged epoch not committed within this many seconds is dropped.
+    pub staged_ttl_secs: u64,
+}
+
+impl Default for EpochSettings {
+    fn default() -> Self {
+        Self {
+            staged_ttl_secs: defaults::STAGED_EPOCH_TTL_SECS,
+        }
+    }
 }
 
 /// Recovery rules every node enforces.
@@ -493,7 +528,9 @@ impl TryFrom<RawConfig> for NodeConfig {
             }
         };
 
+        let locker = crate::locker_host::locker_config(&raw.locker)?;
         Ok(NodeConfig {
+            locker,
             data_dir: PathBuf::new(),
             name,
             role,
@@ -504,6 +541,15 @@ impl TryFrom<RawConfig> for NodeConfig {
             tls,
             recovery,
             bank,
+            epochs: EpochSettings {
+                staged_ttl_secs: in_range(
+                    "epochs.staged_ttl_secs",
+                    raw.epochs.staged_ttl_secs,
+                    defaults::STAGED_EPOCH_TTL_SECS,
+                    1,
+                    366 * 24 * 3600,
+                )?,
+            },
         })
     }
 }
@@ -605,9 +651,10 @@ pub fn parse_staff_role(s: &str) -> Result<crate::staff_auth::StaffRole, ConfigE
         "viewer" => Ok(StaffRole::Viewer),
         "approver" => Ok(StaffRole::Approver),
         "canceller" => Ok(StaffRole::Canceller),
+        "operator" => Ok(StaffRole::Operator),
         other => Err(invalid(
             "bank.staff.roles",
-            format!("{other:?} is not viewer, approver or canceller"),
+            format!("{other:?} is not viewer, approver, canceller or operator"),
         )),
     }
 }
@@ -883,6 +930,11 @@ lockout_secs = {lockout}
 # Add one with `trustee-node config accept-bank-key --data-dir DIR HEX`. A bank node also
 # accepts its own key (keys/bank-approval.key) without listing it.
 bank_approval_keys = []
+
+[epochs]
+# Seconds a staged epoch (phase 1 of a share refresh / trustee rotation) waits for the owner's
+# commit before this node drops it. The wallet's active epoch is never affected by expiry.
+staged_ttl_secs = {staged_ttl}
 {bank}"#,
         name = q(name),
         role = q(role.as_str()),
@@ -902,6 +954,7 @@ bank_approval_keys = []
         sttl = defaults::SESSION_TTL_SECS,
         mfa = defaults::MAX_FAILED_ASSERTIONS,
         lockout = defaults::LOCKOUT_SECS,
+        staged_ttl = defaults::STAGED_EPOCH_TTL_SECS,
         bank = if role == Role::Bank {
             bank_section()
         } else {
@@ -915,7 +968,8 @@ fn bank_section() -> String {
         r#"
 # Staff members allowed to sign requests follow this section as [[bank.staff]] tables. Add one with
 # `trustee-node config add-staff --data-dir DIR --id ID --public-key HEX --roles approver,canceller`
-# (or `init --staff ID=HEX[:role,role]`). Roles: viewer (list), approver, canceller. E.g.:
+# (or `init --staff ID=HEX[:role,role]`). Roles: viewer (list), approver, canceller,
+# operator (document locker: approve and suspend issuers and requesters). E.g.:
 #   [[bank.staff]]
 #   id = "alice"
 #   public_key = "02..."
@@ -927,10 +981,11 @@ approvals_required = {ar}
 approval_ttl_secs = {ttl}
 # Allowed difference between a staff request's timestamp and this node's clock.
 staff_request_skew_secs = {skew}
-"#,
+{locker}"#,
         ar = defaults::APPROVALS_REQUIRED,
         ttl = defaults::APPROVAL_TTL_SECS,
         skew = defaults::STAFF_REQUEST_SKEW_SECS,
+        locker = crate::locker_host::LOCKER_SECTION,
     )
 }
 
@@ -1064,6 +1119,7 @@ pub mod edit {
                     StaffRole::Viewer => "viewer",
                     StaffRole::Approver => "approver",
                     StaffRole::Canceller => "canceller",
+                    StaffRole::Operator => "operator",
                 });
             }
             t.insert("roles", value(r));

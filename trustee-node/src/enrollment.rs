@@ -109,11 +109,12 @@ fn internal(what: &str, e: impl std::fmt::Display) -> NodeError {
     NodeError::Internal(format!("{what}: {e}"))
 }
 
-/// A deposit that passed every check except the WebAuthn one.
-struct VerifiedDeposit {
-    manifest: Manifest,
-    manifest_hash: ManifestHash,
-    share: Share,
+/// A deposit that passed every check except the WebAuthn one (also used by `StageEpoch`, which
+/// verifies a staged epoch exactly like a deposit).
+pub(crate) struct VerifiedDeposit {
+    pub(crate) manifest: Manifest,
+    pub(crate) manifest_hash: ManifestHash,
+    pub(crate) share: Share,
 }
 
 impl Node {
@@ -219,6 +220,9 @@ impl Node {
             ..ceremony
         };
 
+        // A wallet this node is joining through a staged epoch (rotation) is not open to enrollment.
+        self.refuse_enrollment_while_joining(&wallet_id)?;
+
         // 9. An existing deposit: identical → its receipt; different → conflict.
         if let Some(existing) = self.store.wallet(wallet_id.as_str())? {
             let receipt = self.same_deposit(&wallet_id, &existing, &deposit)?;
@@ -301,7 +305,7 @@ impl Node {
         Ok(receipt)
     }
 
-    fn check_sizes(&self, req: &FinishEnrollment) -> Result<(), NodeError> {
+    pub(crate) fn check_sizes(&self, req: &FinishEnrollment) -> Result<(), NodeError> {
         let max_blob = self.config.limits.max_blob_bytes;
         if req.blob.len() > max_blob {
             return Err(NodeError::TooLarge {
@@ -337,14 +341,14 @@ impl Node {
         Ok(())
     }
 
-    fn share_index_in(&self, manifest: &Manifest) -> Result<u16, NodeError> {
+    pub(crate) fn share_index_in(&self, manifest: &Manifest) -> Result<u16, NodeError> {
         match manifest.trustee(self.identity.node_id()) {
             Some(e) if e.public_key == *self.identity.public_key() => Ok(e.share_index),
             _ => Err(NodeError::NotATrustee),
         }
     }
 
-    fn verify_deposit(
+    pub(crate) fn verify_deposit(
         &self,
         wallet_id: &WalletId,
         req: &FinishEnrollment,
@@ -391,7 +395,7 @@ impl Node {
     }
 
     /// Runs the WebAuthn registration check; returns the passkey to store, as JSON.
-    fn verify_credential(
+    pub(crate) fn verify_credential(
         &self,
         credential_json: &str,
         registration_json: &str,

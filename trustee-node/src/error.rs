@@ -121,6 +121,9 @@ pub enum NodeError {
     /// A staff request was refused.
     #[error("{0}")]
     Staff(#[from] StaffAuthError),
+    /// An epoch (rotation) rule refused the request.
+    #[error("{0}")]
+    Epoch(#[from] crate::epoch::EpochError),
     /// The audit log failed.
     #[error("audit log: {0}")]
     Audit(#[from] AuditError),
@@ -193,6 +196,7 @@ impl NodeError {
                 StaffAuthError::Stale { .. } => Code::Unauthenticated,
                 StaffAuthError::Storage(_) => Code::Internal,
             },
+            NodeError::Epoch(e) => crate::epoch::status_code(e),
             NodeError::Storage(_)
             | NodeError::Audit(_)
             | NodeError::Events(_)

@@ -15,7 +15,9 @@
 //! - recovery (issue #3): [`recovery_session`] (the persisted state machine and its
 //!   `ReleaseAuthorized` token), [`recovery`] (open / authenticate / release / cancel, attempt
 //!   limits) and its gRPC service [`recovery_service`]; the bank's [`staff`] service behind
-//!   [`staff_auth`]; the hash-chained [`audit_log`] and the durable [`events`] outbox.
+//!   [`staff_auth`]; the hash-chained [`audit_log`] and the durable [`events`] outbox;
+//! - epochs (issue #4): [`epoch`] (the persisted per-wallet epoch state machine), [`rotation`]
+//!   (stage / commit / abandon / retire, expiry) and its gRPC service [`rotation_service`].
 //!
 //! ```no_run
 //! # async fn demo(dir: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
@@ -28,18 +30,23 @@
 
 pub mod at_rest;
 pub mod audit_log;
+pub mod bulk;
 pub mod config;
 pub mod custody;
 pub mod descriptor;
 pub mod enrollment;
+pub mod epoch;
 pub mod error;
 pub mod events;
 pub mod init;
 pub mod keys;
+pub mod locker_host;
 pub mod node;
 pub mod recovery;
 pub mod recovery_service;
 pub mod recovery_session;
+pub mod rotation;
+pub mod rotation_service;
 pub mod server;
 pub mod service;
 pub mod staff;

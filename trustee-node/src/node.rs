@@ -75,6 +75,10 @@ pub struct Node {
     pub(crate) accepted_bank_keys: Vec<PublicKey>,
     /// Serialises read-modify-write of recovery state (sessions, lockouts, passkey counters).
     pub(crate) recovery_lock: tokio::sync::Mutex<()>,
+    /// The database (the document locker keeps its own tree in it).
+    pub(crate) db: sled::Db,
+    /// Epoch rotation trees (issue #4; transitions also hold `recovery_lock`).
+    pub(crate) epoch_trees: crate::rotation::EpochTrees,
 }
 
 impl std::fmt::Debug for Node {
@@ -118,6 +122,7 @@ impl Node {
         let audit = AuditLog::open(&db, keys.audit_key()?)?;
         let events = EventOutbox::open(&db)?;
         let recovery = RecoveryTrees::open(&db).map_err(SetupError::Store)?;
+        let epoch_trees = crate::rotation::EpochTrees::open(&db).map_err(SetupError::Store)?;
         let mut accepted_bank_keys = config.recovery.bank_approval_keys.clone();
         let (staff_gate, bank_key) = match (config.role, &config.bank) {
             (Role::Bank, Some(bank)) => {
@@ -149,6 +154,8 @@ impl Node {
             bank_key,
             accepted_bank_keys,
             recovery_lock: tokio::sync::Mutex::new(()),
+            db: db.clone(),
+            epoch_trees,
         })
     }
 

@@ -326,7 +326,7 @@ impl Node {
         }
     }
 
-    fn check_lock(&self, wallet_id: &str, now: u64) -> Result<(), NodeError> {
+    pub(crate) fn check_lock(&self, wallet_id: &str, now: u64) -> Result<(), NodeError> {
         let l = self.lockout(wallet_id)?;
         if now < l.locked_until {
             return Err(NodeError::WalletLocked {
@@ -338,19 +338,19 @@ impl Node {
         Ok(())
     }
 
-    fn wallet_record(&self, wallet_id: &str) -> Result<WalletRecord, NodeError> {
+    pub(crate) fn wallet_record(&self, wallet_id: &str) -> Result<WalletRecord, NodeError> {
         self.store
             .wallet(wallet_id)?
             .ok_or(NodeError::WalletNotFound)
     }
 
-    fn stored_passkey(rec: &WalletRecord) -> Result<Passkey, NodeError> {
+    pub(crate) fn stored_passkey(rec: &WalletRecord) -> Result<Passkey, NodeError> {
         serde_json::from_slice(&rec.passkey_json).map_err(|e| corrupt(PASSKEYS_TREE, e))
     }
 
     /// Counts a failed assertion durably, locking the wallet at the limit; returns the error
     /// for the caller.
-    async fn assertion_failed(
+    pub(crate) async fn assertion_failed(
         &self,
         wallet_id: &str,
         session_id: &str,
@@ -412,7 +412,7 @@ impl Node {
 
     /// Verifies an assertion JSON against a stored `PasskeyAuthentication`; on success returns
     /// the updated passkey to store (if its counter or flags changed).
-    fn verify_assertion(
+    pub(crate) fn verify_assertion(
         &self,
         rec: &WalletRecord,
         assertion_json: &str,
@@ -591,10 +591,13 @@ impl Node {
         let wallet = st.session.wallet_id.clone();
         let rec = self.wallet_record(&wallet)?;
         if rec.meta.epoch != st.session.epoch {
-            return Err(internal(
-                "release",
-                "the stored epoch differs from the session's",
-            ));
+            // A rotation committed a new epoch after this session released (rotation waits for
+            // live sessions): the session's share is gone.
+            return Err(crate::epoch::EpochError::SessionEpochReplaced {
+                session_epoch: st.session.epoch,
+                active: rec.meta.epoch,
+            }
+            .into());
         }
         let r = st
             .session

@@ -138,12 +138,15 @@ impl Recovery for RecoveryService {
         let wallet_id = WalletId::parse(req.wallet_id)?;
         let r = parse_session_key(&req.session_key)?;
         let o = self.node.open_recovery(&wallet_id, &r).await?;
+        // Epochs: a staged successor is offered too (released by Epochs.ReleaseStagedShare).
+        let staged_manifest_encoded = self.node.staged_manifest(&wallet_id)?.unwrap_or_default();
         Ok(Response::new(pb::OpenRecoveryResponse {
             session_id: o.session_id,
             request_options_json: o.request_options_json,
             release_not_before: o.release_not_before,
             expires_at: o.expires_at,
             manifest_encoded: o.manifest,
+            staged_manifest_encoded,
         }))
     }
 

@@ -142,7 +142,16 @@ pub async fn run(
         addr: config.listen,
         source,
     })?;
+    // The document locker (issue #5), when `[locker] enabled = true`.
+    let documents = crate::locker_host::document_service(&node)?;
     let sweeper = tokio::spawn(sweep_ceremonies(node.clone()));
+    // Epochs (issue #4): the rotation service and the sweeper of expired staged epochs.
+    let epochs = dlocker_proto::pb::epochs_server::EpochsServer::new(
+        crate::rotation_service::EpochsService::new(node.clone()),
+    )
+    .max_decoding_message_size(config.limits.max_message_bytes)
+    .max_encoding_message_size(config.limits.max_message_bytes);
+    let epoch_sweeper = crate::rotation::spawn_sweeper(node.clone());
     tracing::info!(
         name = %config.name,
         node_id = %node.identity().node_id(),
@@ -159,9 +168,18 @@ pub async fn run(
         .add_service(trustee)
         .add_service(recovery)
         .add_optional_service(staff)
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
+        .add_optional_service(documents)
+        .add_service(epochs)
+        // `Server::tcp_nodelay` is ignored for a caller-supplied incoming: set it here, or Nagle
+        // holds back the second segment of a response until the client's delayed ACK (~40 ms).
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            shutdown,
+        )
         .await;
     sweeper.abort();
+    epoch_sweeper.abort();
+    let _ = epoch_sweeper.await;
     // Wait for the abort so the sweeper's handle on the database is gone when we return.
     let _ = sweeper.await;
     // Acknowledged writes were flushed already; this covers the ceremony sweeps.

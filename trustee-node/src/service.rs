@@ -116,7 +116,23 @@ impl Trustee for TrusteeService {
         req: Request<pb::GetBackupStatusRequest>,
     ) -> Result<Response<pb::GetBackupStatusResponse>, Status> {
         let wallet_id = WalletId::parse(req.into_inner().wallet_id)?;
-        let s = self.node.backup_status(&wallet_id)?;
+        // Epochs: a staged successor is reported beside the active epoch, or alone on a node
+        // joining the wallet (epoch 0: nothing active yet).
+        let staged = self
+            .node
+            .staged_status(&wallet_id)?
+            .map(crate::rotation_service::staged_pb);
+        let s = match self.node.backup_status(&wallet_id) {
+            Ok(s) => s,
+            Err(NodeError::WalletNotFound) if staged.is_some() => {
+                return Ok(Response::new(pb::GetBackupStatusResponse {
+                    wallet_id: wallet_id.as_str().to_owned(),
+                    staged,
+                    ..Default::default()
+                }));
+            }
+            Err(e) => return Err(e.into()),
+        };
         Ok(Response::new(pb::GetBackupStatusResponse {
             wallet_id: s.wallet_id.as_str().to_owned(),
             epoch: s.epoch,
@@ -125,6 +141,7 @@ impl Trustee for TrusteeService {
             enrolled_at: s.enrolled_at,
             blob_size: s.blob_size,
             receipt_encoded: s.receipt,
+            staged,
         }))
     }
 

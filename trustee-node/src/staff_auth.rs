@@ -18,15 +18,24 @@ pub enum StaffRole {
     Approver,
     /// Cancel recoveries (implies viewer).
     Canceller,
+    /// Document locker operator: approve and suspend issuers and requesters (implies viewer).
+    Operator,
 }
 
 impl StaffRole {
     fn permits(self, action: StaffAction) -> bool {
         matches!(
             (self, action),
-            (_, StaffAction::ListRecoveries)
+            (_, StaffAction::ListRecoveries | StaffAction::ListRegistry)
                 | (Self::Approver, StaffAction::ApproveRecovery)
                 | (Self::Canceller, StaffAction::CancelRecovery)
+                | (
+                    Self::Operator,
+                    StaffAction::ApproveIssuer
+                        | StaffAction::SuspendIssuer
+                        | StaffAction::ApproveRequester
+                        | StaffAction::SuspendRequester
+                )
         )
     }
 }

@@ -16,6 +16,17 @@
 //! wallet go through a transaction too, so nobody sees half a deposit. Callers flush
 //! ([`Store::flush`]) before acknowledging a write.
 //!
+//! Group commit: [`SledStore`]'s flush lets concurrent callers share one sled flush. A caller
+//! returns only after a flush that *started after its call* has completed, so its writes are
+//! durable; callers that arrive while a flush is running wait for it, then one of them flushes
+//! for all of them. A flush is never skipped, only shared.
+//!
+//! The flush itself is sled's blocking `flush` on a tokio blocking thread, not `flush_async`:
+//! sled 0.34 runs `flush_async` on its global thread pool, where the flush waits for a log write
+//! queued to that same pool, so about seven concurrent calls in one process (several nodes in
+//! one test process count together) block every pool thread and the process hangs (found by
+//! `dlocker-bench`; see docs/performance.md).
+//!
 //! Tests that need to corrupt a stored share open the database with sled while the node is
 //! stopped and flip a byte of `SHARES_TREE[wallet_id]`; there is deliberately no server-side hook.
 
@@ -198,10 +209,42 @@ pub trait Store: Send + Sync {
     fn flush(&self) -> BoxFuture<'_, Result<(), StoreError>>;
 }
 
+/// Shared flushes (see the module docs).
+#[derive(Debug, Default)]
+struct GroupCommit {
+    /// How many flushes have started; a flush's number is the value after its start.
+    started: std::sync::atomic::AtomicU64,
+    /// The number of the last flush that completed successfully. Held while flushing, so one
+    /// flush runs at a time and the others queue behind it.
+    completed: tokio::sync::Mutex<u64>,
+}
+
+impl GroupCommit {
+    async fn flush(&self, db: &sled::Db) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        // Every write of this caller happened before this load.
+        let arrived = self.started.load(SeqCst);
+        let mut completed = self.completed.lock().await;
+        // Flush number `arrived + 1` or later started after the load above, so it covered
+        // this caller's writes.
+        if *completed > arrived {
+            return Ok(());
+        }
+        let number = self.started.fetch_add(1, SeqCst) + 1;
+        let db = db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(|e| sled::Error::ReportableBug(format!("flush task failed: {e}")))??;
+        *completed = number;
+        Ok(())
+    }
+}
+
 /// The sled-backed store.
 #[derive(Clone)]
 pub struct SledStore {
     db: sled::Db,
+    group: std::sync::Arc<GroupCommit>,
     ceremonies: sled::Tree,
     wallets: sled::Tree,
     shares: sled::Tree,
@@ -265,6 +308,7 @@ impl SledStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let db = sled::Config::new().path(path).open()?;
         Ok(Self {
+            group: std::sync::Arc::default(),
             ceremonies: db.open_tree(CEREMONIES_TREE)?,
             wallets: db.open_tree(WALLETS_TREE)?,
             shares: db.open_tree(SHARES_TREE)?,
@@ -371,10 +415,7 @@ impl Store for SledStore {
     }
 
     fn flush(&self) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(async move {
-            self.db.flush_async().await?;
-            Ok(())
-        })
+        Box::pin(self.group.flush(&self.db))
     }
 }
 
@@ -490,6 +531,42 @@ mod tests {
                 record(tag),
                 "every tree holds the same writer's record"
             );
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_flushes_are_shared_and_every_write_is_durable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("db");
+        let writers = 64u32;
+        {
+            let store = SledStore::open(&path).expect("open");
+            let tasks: Vec<_> = (0..writers)
+                .map(|i| {
+                    let s = store.clone();
+                    tokio::spawn(async move {
+                        let id = format!("c{i}");
+                        s.put_ceremony(&id, &ceremony(u64::from(i), false))?;
+                        s.flush().await
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await.expect("join").expect("flush");
+            }
+            let flushes = store
+                .group
+                .started
+                .load(std::sync::atomic::Ordering::SeqCst);
+            assert!(
+                (1..=u64::from(writers)).contains(&flushes),
+                "{flushes} flushes for {writers} callers"
+            );
+        }
+        let store = SledStore::open(&path).expect("reopen");
+        for i in 0..writers {
+            let c = store.ceremony(&format!("c{i}")).expect("read");
+            assert_eq!(c.map(|c| c.expires_at), Some(u64::from(i)), "write {i} lost");
         }
     }
 

@@ -1,0 +1,386 @@
+//! A cluster set up for epoch rotation (issue #4): `n` real `trustee-node` processes, node 0 the
+//! bank with one staff member, every node accepting the bank's approval key, recovery delay floor
+//! 0, and `[epochs] staged_ttl_secs` as the test asks (short, to watch a staged epoch expire).
+//!
+//! Set-up is the operator's order, as in [`crate::recovery_cluster`]: init the bank with
+//! `--staff`, read its approval key with `trustee-node show --json`, init every other node with
+//! `--accept-bank-key`, edit `config.toml` before the first start. The processes are run by
+//! [`Cluster`] (adopted directories), so stop, kill and restart work as everywhere else.
+//!
+//! The SDK sees trustees files for any subset of nodes ([`RotationCluster::set`]): the old set,
+//! the new set, and all nodes (what a recovering device uses while a rotation may be half done).
+
+use crate::bins::node_command;
+use crate::cluster::{Cluster, free_ports, node_name, show};
+use crate::recovery_cluster::{Staff, set_config_value, show_bank_approval_key};
+use dlocker_proto::manifest::Manifest;
+use dlocker_sdk::recover::{RecoverError, RecoverEvent, RecoverOptions, Recovered};
+use dlocker_sdk::rotate::{RotateOptions, RotationRecord, RotationSource, RotationStep};
+use dlocker_sdk::{
+    BackupPolicy, PreparedBackup, SoftwareAuthenticator, StaffClient, StaffKey, TrusteeSet,
+};
+use k256::PublicKey;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// Run a command, panicking with its output when it fails.
+fn run_checked(cmd: &mut Command, what: &str) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: could not run: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Real nodes ready for backup, recovery and rotation. Derefs to the underlying [`Cluster`].
+pub struct RotationCluster {
+    // Declared first so the nodes are killed before the directory is removed.
+    cluster: Cluster,
+    /// The bank's staff member (approver, canceller).
+    pub staff: Staff,
+    /// The bank approval public key.
+    pub bank_approval_key: PublicKey,
+    _root: Option<tempfile::TempDir>,
+    root_path: PathBuf,
+}
+
+impl std::ops::Deref for RotationCluster {
+    type Target = Cluster;
+    fn deref(&self) -> &Cluster {
+        &self.cluster
+    }
+}
+
+impl std::ops::DerefMut for RotationCluster {
+    fn deref_mut(&mut self) -> &mut Cluster {
+        &mut self.cluster
+    }
+}
+
+impl RotationCluster {
+    /// Initialises and starts `n` nodes; `staged_ttl_secs` goes into every node's `[epochs]`.
+    pub async fn start(n: usize, staged_ttl_secs: Option<u64>) -> Self {
+        let mut c = Self::init(n, staged_ttl_secs);
+        c.cluster.start_all().await;
+        c
+    }
+
+    /// Initialises `n` nodes without starting them.
+    pub fn init(n: usize, staged_ttl_secs: Option<u64>) -> Self {
+        let (root, root_path) = if std::env::var_os("DLOCKER_KEEP_TEST_DIRS").is_some() {
+            let p = tempfile::Builder::new()
+                .prefix("dlocker-rot-")
+                .tempdir()
+                .expect("tempdir")
+                .keep();
+            eprintln!("rotation cluster directory (kept): {}", p.display());
+            (None, p)
+        } else {
+            let t = tempfile::Builder::new()
+                .prefix("dlocker-rot-")
+                .tempdir()
+                .expect("tempdir");
+            let p = t.path().to_path_buf();
+            (Some(t), p)
+        };
+        let key = StaffKey::generate();
+        let key_file = root_path.join("staff-alice.key");
+        key.save(&key_file).expect("save staff key");
+        let staff = Staff {
+            id: "alice".into(),
+            key,
+            key_file,
+        };
+        let ports = free_ports(n);
+        let mut dirs = Vec::with_capacity(n);
+        let mut bank_key: Option<PublicKey> = None;
+        for (i, port) in ports.into_iter().enumerate() {
+            let name = node_name(i);
+            let dir = root_path.join(&name);
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            let mut cmd = node_command();
+            cmd.arg("init")
+                .arg("--data-dir")
+                .arg(&dir)
+                .args(["--name", &name, "--listen", &addr.to_string()])
+                .args(["--endpoint", &format!("http://{addr}")])
+                .args(["--recovery-delay-floor", "0"]);
+            if i == 0 {
+                cmd.args(["--role", "bank"]).args([
+                    "--staff",
+                    &format!("alice={}:approver,canceller", staff.key.public_key_hex()),
+                ]);
+            } else {
+                let k = bank_key.as_ref().expect("bank initialised first");
+                cmd.args(["--role", "trustee"])
+                    .args(["--accept-bank-key", &dlocker_proto::keys::public_key_hex(k)]);
+            }
+            run_checked(&mut cmd, &format!("trustee-node init ({name})"));
+            if i == 0 {
+                bank_key = Some(show_bank_approval_key(&dir));
+            }
+            if let Some(ttl) = staged_ttl_secs {
+                set_config_value(
+                    &dir,
+                    "epochs",
+                    "staged_ttl_secs",
+                    toml::Value::Integer(i64::try_from(ttl).expect("ttl fits")),
+                );
+            }
+            assert_eq!(show(&dir).name, name);
+            dirs.push(dir);
+        }
+        Self {
+            cluster: Cluster::adopt(&dirs),
+            staff,
+            bank_approval_key: bank_key.expect("bank key"),
+            _root: root,
+            root_path,
+        }
+    }
+
+    /// The cluster's temporary directory.
+    pub fn root_dir(&self) -> &Path {
+        &self.root_path
+    }
+
+    /// The SDK's trustee set of the nodes at `indices` (in that order: share `i` to the `i`-th).
+    pub fn set(&self, indices: &[usize]) -> TrusteeSet {
+        TrusteeSet::from_toml(&self.cluster.trustees_toml_for(indices))
+            .unwrap_or_else(|e| panic!("SDK refused the harness trustees file: {e}"))
+    }
+
+    /// Every node (what a recovering device uses).
+    pub fn all(&self) -> TrusteeSet {
+        self.set(&(0..self.cluster.len()).collect::<Vec<_>>())
+    }
+
+    /// Backs up `data` for a fresh wallet over the nodes at `indices`, `threshold`-of-n, no delay;
+    /// returns the wallet id, the prepared backup and the owner's passkey.
+    pub async fn backup(
+        &self,
+        prefix: &str,
+        indices: &[usize],
+        threshold: u16,
+        data: &[u8],
+    ) -> (String, PreparedBackup, SoftwareAuthenticator) {
+        let set = self.set(indices);
+        let wallet = crate::craft::wallet_id(prefix);
+        let prepared = PreparedBackup::new(
+            &set,
+            &wallet,
+            data,
+            BackupPolicy {
+                threshold,
+                recovery_delay_secs: 0,
+            },
+        )
+        .expect("prepare backup");
+        let mut auth = SoftwareAuthenticator::new();
+        dlocker_sdk::backup(&set, &prepared, "alice", &mut auth, &|_| {})
+            .await
+            .expect("backup");
+        (wallet, prepared, auth)
+    }
+
+    /// The SDK's staff client for the bank.
+    pub fn staff_client(&self) -> StaffClient {
+        let key = StaffKey::from_hex(&self.staff.key.to_hex()).expect("staff key round trip");
+        StaffClient::new(key, self.all().bank())
+    }
+
+    /// `recover()` over every node, staff approving the bank session as soon as the SDK reports it.
+    pub async fn recover(
+        &self,
+        wallet: &str,
+        auth: &mut SoftwareAuthenticator,
+    ) -> Result<Recovered, RecoverError> {
+        let trustees = self.all();
+        let staff = self.staff_client();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let cb = |e: RecoverEvent| {
+            if let RecoverEvent::AwaitingApproval { bank_session_id } = &e {
+                let _ = tx.send(bank_session_id.clone());
+            }
+        };
+        let opts = RecoverOptions {
+            poll_interval: Duration::from_millis(200),
+            approval_timeout: Duration::from_secs(120),
+            cancel: None,
+            progress: &cb,
+        };
+        let rec = dlocker_sdk::recover(&trustees, wallet, auth, opts);
+        tokio::pin!(rec);
+        loop {
+            tokio::select! {
+                res = &mut rec => return res,
+                Some(sid) = rx.recv() => {
+                    staff.approve(&sid).await.unwrap_or_else(|e| panic!("staff approve {sid}: {e}"));
+                }
+            }
+        }
+    }
+
+    /// Recovers `wallet` and checks the data; returns the epoch recovered from and the recovery.
+    pub async fn recover_expecting(
+        &self,
+        wallet: &str,
+        auth: &mut SoftwareAuthenticator,
+        data: &[u8],
+    ) -> (u64, Recovered) {
+        let r = self
+            .recover(wallet, auth)
+            .await
+            .unwrap_or_else(|e| panic!("recovery of {wallet} failed: {e}"));
+        assert_eq!(
+            r.data().expose(),
+            data,
+            "the recovered data is the original"
+        );
+        (r.manifest.epoch(), r)
+    }
+
+    /// A node's active and staged epochs for `wallet` (via `GetBackupStatus`): `(active, staged)`,
+    /// 0 for none; `None` when the node holds nothing.
+    pub async fn epochs_at(&self, i: usize, wallet: &str) -> Option<(u64, u64)> {
+        let mut c = self.cluster.node(i).client().await;
+        match c
+            .get_backup_status(dlocker_proto::pb::GetBackupStatusRequest {
+                wallet_id: wallet.to_owned(),
+            })
+            .await
+        {
+            Ok(r) => {
+                let r = r.into_inner();
+                Some((r.epoch, r.staged.map(|s| s.epoch).unwrap_or(0)))
+            }
+            Err(s) if s.code() == tonic::Code::NotFound => None,
+            Err(s) => panic!("GetBackupStatus at {}: {s:?}", self.cluster.node(i).name),
+        }
+    }
+}
+
+/// Options that stop before the `n`-th network step (0-based count of steps offered), like a
+/// client killed at that point; also records every step offered in `seen`.
+pub struct StopAfter {
+    n: usize,
+    seen: std::sync::Mutex<Vec<RotationStep>>,
+}
+
+impl StopAfter {
+    /// Stop before step number `n` (so `n` steps are taken).
+    pub fn new(n: usize) -> Self {
+        Self {
+            n,
+            seen: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+    /// Never stop.
+    pub fn never() -> Self {
+        Self::new(usize::MAX)
+    }
+    /// The hook for [`RotateOptions::interrupt`].
+    pub fn hook(&self, step: &RotationStep) -> bool {
+        let mut seen = self.seen.lock().expect("lock");
+        seen.push(step.clone());
+        seen.len() > self.n
+    }
+    /// Steps offered so far.
+    pub fn seen(&self) -> Vec<RotationStep> {
+        self.seen.lock().expect("lock").clone()
+    }
+}
+
+/// The source of a rotation on the live device that made the backup.
+pub fn source(prepared: &PreparedBackup) -> RotationSource {
+    RotationSource::from_prepared(prepared).expect("rotation source")
+}
+
+/// Default rotation options with a record file in `dir` and an interrupt hook.
+pub fn options<'a>(
+    dir: &Path,
+    wallet: &str,
+    hook: &'a (dyn Fn(&RotationStep) -> bool + Sync),
+) -> RotateOptions<'a> {
+    RotateOptions::new("alice")
+        .record_path(dir.join(format!("{wallet}.rotation.json")))
+        .interrupt(hook)
+}
+
+/// The record a previous run left in `dir` (what a restarted app loads).
+pub fn load_record(dir: &Path, wallet: &str) -> RotationRecord {
+    RotationRecord::load(&dir.join(format!("{wallet}.rotation.json")))
+        .expect("load the rotation record")
+}
+
+/// What a stopped node's database holds for `wallet`: `None` when nothing is in the shares tree,
+/// else whether the stored share opens as epoch `epoch`'s record (at-rest AAD names the epoch).
+pub fn stored_share_epoch(
+    dir: &Path,
+    node_id: &str,
+    wallet: &str,
+    manifests: &[&Manifest],
+) -> Option<u64> {
+    use trustee_node::at_rest::{ShareRecordId, open_share};
+    use trustee_node::keys::{FileKeyProvider, KeyProvider as _};
+    use trustee_node::storage::{SHARES_TREE, wallet_key};
+    let key = FileKeyProvider::new(dir)
+        .storage_key()
+        .expect("storage key");
+    let db = sled::open(dir.join("db")).expect("open the stopped node's db");
+    let sealed = db
+        .open_tree(SHARES_TREE)
+        .expect("tree")
+        .get(wallet_key(wallet))
+        .expect("read")?;
+    for m in manifests {
+        if let Some(e) = m.trustee(node_id) {
+            let id = ShareRecordId {
+                node_id,
+                wallet_id: wallet,
+                epoch: m.epoch(),
+                share_index: e.share_index,
+            };
+            if open_share(&key, &id, &sealed).is_ok() {
+                return Some(m.epoch());
+            }
+        }
+    }
+    Some(0)
+}
+
+/// Whether a stopped node's database still names `wallet` in any of the per-wallet trees.
+pub fn db_mentions_wallet(dir: &Path, wallet: &str) -> Vec<String> {
+    use trustee_node::storage::wallet_key;
+    let db = sled::open(dir.join("db")).expect("open the stopped node's db");
+    let mut found = Vec::new();
+    for name in [
+        trustee_node::storage::WALLETS_TREE,
+        trustee_node::storage::SHARES_TREE,
+        trustee_node::storage::MANIFESTS_TREE,
+        trustee_node::storage::PASSKEYS_TREE,
+        trustee_node::storage::BLOBS_TREE,
+        trustee_node::storage::RECEIPTS_TREE,
+        trustee_node::rotation::EPOCHS_TREE,
+        trustee_node::rotation::STAGED_TREE,
+    ] {
+        if db
+            .open_tree(name)
+            .expect("tree")
+            .get(wallet_key(wallet))
+            .expect("read")
+            .is_some()
+        {
+            found.push(name.to_owned());
+        }
+    }
+    found
+}

@@ -1,0 +1,424 @@
+//! The document locker on this node (issue #5).
+//!
+//! With `[locker] enabled = true` (normally on the bank's node) the node serves
+//! `dlocker_locker`'s `DocumentService` over its own database, and is the locker's host:
+//!
+//! * its clock and its hash-chained audit log (holders appear as the keyed wallet tag);
+//! * its bank staff, checked by the same [`crate::staff_auth::StaffGate`] (the `operator` role
+//!   approves and suspends issuers and requesters);
+//! * the bank approval keys it accepts (a re-issue needs an approval bound to the new key);
+//! * the wallet owner's passkey registered at enrollment, with the same lock-out as recovery;
+//! * its identity key, which signs status lists, and a sealing key for hosted issuer keys
+//!   derived from its storage key.
+//!
+//! ```toml
+//! [locker]
+//! enabled = true
+//! # max_upload_bytes = 65536        # largest self-attested file
+//! # max_uploads_per_holder = 16
+//! # pull_timeout_secs = 10          # issuer repositories (pull)
+//! # status_list_ttl_secs = 300      # validity of a served status list credential
+//! ```
+
+use crate::config::ConfigError;
+use crate::error::NodeError;
+use crate::node::Node;
+use crate::recovery::{LOCKOUTS_TREE, MAX_STATEMENT_BYTES};
+use crate::server::ServeError;
+use crate::storage::{PASSKEYS_TREE, StoreError, wallet_key};
+use crate::wallet::WalletId;
+use dlocker_locker::server::{
+    DocumentServiceImpl, Locker, LockerHost, LockerKeys, LockerSettings, OwnerAssertionStart,
+    sealing,
+};
+use dlocker_proto::pb::document_service_server::DocumentServiceServer;
+use dlocker_proto::statement::StaffAction;
+use futures::future::BoxFuture;
+use k256::PublicKey;
+use serde::{Deserialize, Serialize};
+use sled::Transactional as _;
+use sled::transaction::ConflictableTransactionError;
+use std::sync::Arc;
+use tonic::Status;
+
+/// `[locker]` as written (every key optional; absent = disabled).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLocker {
+    /// Serve the DocumentService.
+    pub enabled: Option<bool>,
+    /// Largest self-attested file.
+    pub max_upload_bytes: Option<usize>,
+    /// Most uploads per holder.
+    pub max_uploads_per_holder: Option<usize>,
+    /// Timeout for issuer repositories.
+    pub pull_timeout_secs: Option<u64>,
+    /// Validity of a served status list credential.
+    pub status_list_ttl_secs: Option<u64>,
+}
+
+/// Validated `[locker]` settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockerConfig {
+    /// Whether the node serves the DocumentService.
+    pub enabled: bool,
+    /// Largest self-attested file.
+    pub max_upload_bytes: usize,
+    /// Most uploads per holder.
+    pub max_uploads_per_holder: usize,
+    /// Timeout for issuer repositories.
+    pub pull_timeout_secs: u64,
+    /// Validity of a served status list credential.
+    pub status_list_ttl_secs: u64,
+}
+
+fn in_range<T: PartialOrd + std::fmt::Display + Copy>(
+    field: &'static str,
+    v: Option<T>,
+    default: T,
+    min: T,
+    max: T,
+) -> Result<T, ConfigError> {
+    let v = v.unwrap_or(default);
+    if v < min || v > max {
+        return Err(ConfigError::Invalid {
+            field,
+            reason: format!("{v} is outside {min}..={max}"),
+        });
+    }
+    Ok(v)
+}
+
+/// Checks `[locker]`.
+pub fn locker_config(raw: &RawLocker) -> Result<LockerConfig, ConfigError> {
+    let d = LockerSettings::new("");
+    Ok(LockerConfig {
+        enabled: raw.enabled.unwrap_or(false),
+        // A self-attested file travels base64url inside a JWS inside the request: keep it well
+        // inside the gRPC message limit.
+        max_upload_bytes: in_range(
+            "locker.max_upload_bytes",
+            raw.max_upload_bytes,
+            d.max_upload_bytes,
+            1,
+            64 * 1024,
+        )?,
+        max_uploads_per_holder: in_range(
+            "locker.max_uploads_per_holder",
+            raw.max_uploads_per_holder,
+            d.max_uploads_per_holder,
+            0,
+            d.max_documents_per_holder,
+        )?,
+        pull_timeout_secs: in_range(
+            "locker.pull_timeout_secs",
+            raw.pull_timeout_secs,
+            d.pull_timeout_secs,
+            1,
+            25,
+        )?,
+        status_list_ttl_secs: in_range(
+            "locker.status_list_ttl_secs",
+            raw.status_list_ttl_secs,
+            d.status_list_ttl_secs,
+            10,
+            7 * 24 * 3600,
+        )?,
+    })
+}
+
+/// The `[locker]` section `trustee-node init` writes for a bank node.
+pub const LOCKER_SECTION: &str = r#"
+[locker]
+# The document locker (DocumentService): issuers approved by the operator, verifiable
+# credentials bound to the holder's wallet key, consent-gated fetch, re-issue after recovery.
+# Normally enabled on the bank's node only. Optional keys: max_upload_bytes (65536),
+# max_uploads_per_holder (16), pull_timeout_secs (10), status_list_ttl_secs (300).
+enabled = true
+"#;
+
+/// The node as the locker's host.
+#[derive(Debug, Clone)]
+pub struct NodeLockerHost {
+    node: Arc<Node>,
+}
+
+fn status(e: NodeError) -> Status {
+    Status::from(e)
+}
+
+impl LockerHost for NodeLockerHost {
+    fn now(&self) -> u64 {
+        self.node.now()
+    }
+
+    fn audit(
+        &self,
+        now: u64,
+        kind: &str,
+        holder: Option<&str>,
+        detail: &str,
+    ) -> Result<(), String> {
+        self.node
+            .audit
+            .append(now, kind, holder, detail)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    fn check_staff(&self, request: &[u8], action: StaffAction, now: u64) -> Result<String, Status> {
+        if request.len() > MAX_STATEMENT_BYTES {
+            return Err(Status::invalid_argument(format!(
+                "staff_request_encoded: at most {MAX_STATEMENT_BYTES} bytes"
+            )));
+        }
+        let gate = self.node.staff_gate.as_ref().ok_or_else(|| {
+            Status::failed_precondition(
+                "this node has no bank staff: the locker's operator actions need role = \"bank\"",
+            )
+        })?;
+        gate.check(request, action, now)
+            .map(|v| v.staff_id)
+            .map_err(|e| {
+                tracing::warn!(action = action.name(), error = %e, "locker staff request refused");
+                status(NodeError::Staff(e))
+            })
+    }
+
+    fn accepted_bank_keys(&self) -> Vec<PublicKey> {
+        self.node.accepted_bank_keys.clone()
+    }
+
+    fn begin_owner_assertion<'a>(
+        &'a self,
+        holder: &'a str,
+    ) -> BoxFuture<'a, Result<OwnerAssertionStart, Status>> {
+        Box::pin(async move {
+            let node = &self.node;
+            let wallet = WalletId::parse(holder.to_owned()).map_err(status)?;
+            let _guard = node.recovery_lock.lock().await;
+            let now = node.now();
+            let rec = node.wallet_record(wallet.as_str()).map_err(status)?;
+            node.check_lock(wallet.as_str(), now).map_err(status)?;
+            let passkey = Node::stored_passkey(&rec).map_err(status)?;
+            let (rcr, state) = node
+                .webauthn
+                .start_passkey_authentication(&[passkey])
+                .map_err(|e| {
+                    status(NodeError::Internal(format!(
+                        "start passkey authentication: {e}"
+                    )))
+                })?;
+            let json = |v: Result<String, serde_json::Error>| {
+                v.map_err(|e| status(NodeError::Internal(format!("serialise passkey state: {e}"))))
+            };
+            Ok(OwnerAssertionStart {
+                request_options_json: json(serde_json::to_string(&rcr))?,
+                state_json: json(serde_json::to_string(&state))?,
+            })
+        })
+    }
+
+    fn finish_owner_assertion<'a>(
+        &'a self,
+        holder: &'a str,
+        state_json: &'a str,
+        assertion_json: &'a str,
+    ) -> BoxFuture<'a, Result<(), Status>> {
+        Box::pin(async move {
+            let node = &self.node;
+            let wallet = WalletId::parse(holder.to_owned()).map_err(status)?;
+            let wallet = wallet.as_str();
+            let _guard = node.recovery_lock.lock().await;
+            let now = node.now();
+            node.check_lock(wallet, now).map_err(status)?;
+            let rec = node.wallet_record(wallet).map_err(status)?;
+            match node
+                .verify_assertion(&rec, assertion_json, state_json)
+                .map_err(status)?
+            {
+                Ok(updated) => {
+                    self.owner_verified(wallet, updated).map_err(status)?;
+                    let ev = node
+                        .record(now, "owner_authenticated", wallet, "", "document locker")
+                        .map_err(status)?;
+                    node.commit(vec![ev]).await.map_err(status)?;
+                    Ok(())
+                }
+                Err(()) => Err(status(
+                    node.assertion_failed(wallet, "", now, "document locker")
+                        .await,
+                )),
+            }
+        })
+    }
+}
+
+impl NodeLockerHost {
+    /// A success resets the failure count and stores the passkey's new counter, in one
+    /// transaction (as recovery does).
+    fn owner_verified(&self, wallet: &str, updated: Option<Vec<u8>>) -> Result<(), NodeError> {
+        let db = &self.node.db;
+        let passkeys = db.open_tree(PASSKEYS_TREE).map_err(StoreError::from)?;
+        let lockouts = db.open_tree(LOCKOUTS_TREE).map_err(StoreError::from)?;
+        (&passkeys, &lockouts)
+            .transaction(|(p, l)| {
+                l.remove(wallet_key(wallet))?;
+                if let Some(pk) = &updated {
+                    p.insert(wallet_key(wallet), pk.as_slice())?;
+                }
+                Ok::<(), ConflictableTransactionError<StoreError>>(())
+            })
+            .map_err(StoreError::from)?;
+        Ok(())
+    }
+}
+
+/// The `DocumentService` for `node`, when `[locker] enabled = true`.
+pub fn document_service(
+    node: &Arc<Node>,
+) -> Result<Option<DocumentServiceServer<DocumentServiceImpl>>, ServeError> {
+    let cfg = &node.config().locker;
+    if !cfg.enabled {
+        return Ok(None);
+    }
+    let mut settings = LockerSettings::new(&node.config().endpoint);
+    settings.max_upload_bytes = cfg.max_upload_bytes;
+    settings.max_uploads_per_holder = cfg.max_uploads_per_holder;
+    settings.pull_timeout_secs = cfg.pull_timeout_secs;
+    settings.status_list_ttl_secs = cfg.status_list_ttl_secs;
+    let keys = LockerKeys {
+        locker_id: node.identity().node_id().to_owned(),
+        status_key: node.identity().signing_key(),
+        sealing_key: sealing::derive_sealing_key(node.storage_key.expose()),
+    };
+    let host = Arc::new(NodeLockerHost { node: node.clone() });
+    let locker = Locker::open(&node.db, host, keys, settings).map_err(|e| {
+        ServeError::Setup(crate::node::SetupError::Store(StoreError::Corrupt {
+            tree: dlocker_locker::server::store::LOCKER_TREE,
+            reason: e.to_string(),
+        }))
+    })?;
+    tracing::info!(locker_id = %locker.locker_id(), "document locker enabled");
+    Ok(Some(locker.service(node.config().limits.max_message_bytes)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::staff_auth::{StaffAuthError, StaffGate, StaffMember, StaffRole};
+    use dlocker_proto::statement::{Signed, StaffRequest};
+    use k256::ecdsa::SigningKey;
+    use k256::elliptic_curve::Generate;
+
+    #[test]
+    fn locker_section_defaults_and_bounds() {
+        let c = locker_config(&RawLocker::default()).expect("defaults");
+        assert!(!c.enabled, "absent means disabled");
+        assert_eq!(c.max_upload_bytes, 64 * 1024);
+        let on = locker_config(&RawLocker {
+            enabled: Some(true),
+            ..RawLocker::default()
+        })
+        .expect("enabled");
+        assert!(on.enabled);
+        for bad in [
+            RawLocker {
+                max_upload_bytes: Some(10 * 1024 * 1024),
+                ..RawLocker::default()
+            },
+            RawLocker {
+                pull_timeout_secs: Some(0),
+                ..RawLocker::default()
+            },
+        ] {
+            assert!(locker_config(&bad).is_err());
+        }
+        let parsed: crate::config::RawConfig = toml::from_str(&format!(
+            "[node]\nname='b'\nrole='bank'\nlisten='127.0.0.1:1'\nendpoint='http://127.0.0.1:1'\n[webauthn]\nrp_id='localhost'\norigins=['https://localhost']\n{LOCKER_SECTION}"
+        ))
+        .expect("the section init writes parses");
+        assert_eq!(parsed.locker.enabled, Some(true));
+    }
+
+    #[test]
+    fn only_operators_decide_the_registry() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = sled::open(dir.path()).expect("db");
+        let op = SigningKey::generate_from_rng(&mut rand::rng());
+        let approver = SigningKey::generate_from_rng(&mut rand::rng());
+        let gate = StaffGate::new(
+            &db,
+            vec![
+                StaffMember {
+                    id: "olivia".into(),
+                    public_key: PublicKey::from(op.verifying_key()),
+                    roles: vec![StaffRole::Operator],
+                },
+                StaffMember {
+                    id: "alice".into(),
+                    public_key: PublicKey::from(approver.verifying_key()),
+                    roles: vec![StaffRole::Approver],
+                },
+            ],
+            "bank".into(),
+            300,
+        )
+        .expect("gate");
+        let req = |k: &SigningKey, action, nonce| {
+            Signed::sign(
+                StaffRequest {
+                    node_id: "bank".into(),
+                    action,
+                    target: "in.gov.transport".into(),
+                    timestamp: 1000,
+                    nonce: [nonce; 16],
+                },
+                k,
+            )
+            .encode()
+        };
+        for (i, a) in [
+            StaffAction::ApproveIssuer,
+            StaffAction::SuspendIssuer,
+            StaffAction::ApproveRequester,
+            StaffAction::SuspendRequester,
+            StaffAction::ListRegistry,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            assert!(
+                gate.check(&req(&op, a, i as u8), a, 1000).is_ok(),
+                "{}",
+                a.name()
+            );
+        }
+        assert!(matches!(
+            gate.check(
+                &req(&approver, StaffAction::ApproveIssuer, 50),
+                StaffAction::ApproveIssuer,
+                1000
+            ),
+            Err(StaffAuthError::Forbidden { .. })
+        ));
+        // Every staff member may list the registry, as they may list recoveries.
+        assert!(
+            gate.check(
+                &req(&approver, StaffAction::ListRegistry, 51),
+                StaffAction::ListRegistry,
+                1000
+            )
+            .is_ok()
+        );
+        // And an operator approves no recovery.
+        assert!(matches!(
+            gate.check(
+                &req(&op, StaffAction::ApproveRecovery, 52),
+                StaffAction::ApproveRecovery,
+                1000
+            ),
+            Err(StaffAuthError::Forbidden { .. })
+        ));
+    }
+}

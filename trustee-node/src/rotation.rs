@@ -1,0 +1,1564 @@
+//! Epochs at a trustee: stage a successor epoch, commit it, abandon it, retire from a wallet.
+//!
+//! The state machine is [`crate::epoch::EpochState`]; this module persists it and moves the data.
+//!
+//! Storage (sled trees beside the enrollment trees of [`crate::storage`]):
+//!
+//! | tree | key | value |
+//! |---|---|---|
+//! | [`EPOCHS_TREE`] | wallet id | [`EpochState`] as JSON (absent = enrolled and never rotated, or unknown) |
+//! | [`STAGED_TREE`] | wallet id | the staged epoch's record: share sealed at rest, manifest, blob, stage receipt, and for a joining node its passkey (codec-encoded) |
+//! | [`EPOCH_CHALLENGES_TREE`] | challenge id | an owner passkey challenge bound to wallet, action and manifest hash (JSON) |
+//! | [`RETIRED_TREE`] | the audit log's wallet tag (an HMAC, not the wallet id) | the `RetireReceipt` issued, so a retried retire gets the same answer |
+//!
+//! The active epoch always lives in the enrollment trees, so recovery and proofs read one place.
+//! Every change is ONE sled transaction over all trees it touches: a commit moves the staged
+//! share, manifest, blob (and, for a joining node, passkey) into the enrollment trees — the
+//! previous epoch's sealed share is overwritten in that same transaction, never left behind —
+//! removes the staged record and writes the new state. Then the audit entry and event are
+//! appended and the database is flushed before the caller hears about it.
+//!
+//! Rules every node enforces on its own:
+//! - a staged epoch is verified exactly like a deposit (bad share → `INVALID_ARGUMENT`, nothing
+//!   stored), must be the active epoch's successor (epoch e+1, `previous` = hash of e), and is
+//!   authorised by the owner's passkey (an assertion; a registration on a node new to the wallet);
+//! - at most one active and one staged epoch; a staged epoch expires after
+//!   `[epochs] staged_ttl_secs` (the sweeper and every request for the wallet drop it);
+//! - a commit needs the owner's assertion and evidence (signed receipts) that at least the new
+//!   manifest's threshold of its trustees hold the new epoch, so no node erases its share of e
+//!   before e+1 is recoverable without it; retirement needs commit receipts from the successor's
+//!   threshold and a successor whose `previous` is this node's active manifest and that does not
+//!   list this node;
+//! - rotation and recovery exclude each other: while a recovery session is live (open or owner
+//!   authenticated) on the wallet, stage, commit and retire are refused (`FAILED_PRECONDITION`).
+//!   Recovery is never refused because of a rotation: it always uses the active epoch, so a device
+//!   lost in the middle of a rotation still recovers.
+//! - Serialised with recovery by `Node::recovery_lock`.
+
+use crate::at_rest::{self, ShareRecordId};
+use crate::enrollment::FinishEnrollment;
+use crate::epoch::{ActiveEpoch, EpochAction, EpochError, EpochState, StagedEpoch};
+use crate::error::NodeError;
+use crate::node::Node;
+use crate::recovery::{LOCKOUTS_TREE, MAX_STATEMENT_BYTES, SESSION_INDEX_TREE, SESSIONS_TREE};
+use crate::storage::{
+    BLOBS_TREE, CEREMONIES_TREE, CeremonyRecord, CeremonyState, MANIFESTS_TREE, PASSKEYS_TREE,
+    RECEIPTS_TREE, SHARES_TREE, StoreError, WALLETS_TREE, WalletMeta, wallet_key,
+};
+use crate::wallet::WalletId;
+use dlocker_proto::codec::{Reader, Writer};
+use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
+use dlocker_proto::manifest::{Manifest, ManifestHash};
+use dlocker_proto::schnorr::{NONCE_LEN, PossessionProof, ProofContext};
+use dlocker_proto::statement::{
+    CommitReceipt, Receipt, RetireReceipt, ShareRelease, Signed, StageReceipt, StatementBody,
+    peek_kind,
+};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sled::Transactional as _;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+use webauthn_rs::prelude::{Passkey, PasskeyAuthentication, PublicKeyCredential, Uuid};
+
+/// Wallet id → [`EpochState`] (JSON).
+pub const EPOCHS_TREE: &str = "epochs";
+/// Wallet id → the staged epoch's record.
+pub const STAGED_TREE: &str = "epoch_staged";
+/// Challenge id → an owner passkey challenge for an epoch action.
+pub const EPOCH_CHALLENGES_TREE: &str = "epoch_challenges";
+/// Wallet tag (HMAC) → the `RetireReceipt` of a wallet this node left.
+pub const RETIRED_TREE: &str = "epoch_retired";
+
+/// Most statements accepted as quorum evidence in one request.
+pub const MAX_QUORUM_STATEMENTS: usize = dlocker_proto::MAX_TRUSTEES * 2;
+/// Longest challenge id (a UUID is 36 characters).
+pub const MAX_CHALLENGE_ID_LEN: usize = 64;
+
+const STAGED_RECORD_VERSION: u8 = 1;
+/// Bounds when decoding a stored staged record (it was bounded on the way in).
+const MAX_STORED_BLOB: usize = 64 * 1024 * 1024;
+const MAX_STORED_PASSKEY: usize = 256 * 1024;
+
+/// The trees one epoch transaction may touch, by position in [`EpochTrees`].
+#[derive(Debug, Clone, Copy)]
+enum T {
+    Epochs,
+    Staged,
+    Wallets,
+    Shares,
+    Manifests,
+    Passkeys,
+    Blobs,
+    Receipts,
+    Lockouts,
+    SessionIndex,
+    Sessions,
+    Retired,
+    Ceremonies,
+    Challenges,
+}
+
+const TREE_NAMES: [&str; 14] = [
+    EPOCHS_TREE,
+    STAGED_TREE,
+    WALLETS_TREE,
+    SHARES_TREE,
+    MANIFESTS_TREE,
+    PASSKEYS_TREE,
+    BLOBS_TREE,
+    RECEIPTS_TREE,
+    LOCKOUTS_TREE,
+    SESSION_INDEX_TREE,
+    SESSIONS_TREE,
+    RETIRED_TREE,
+    CEREMONIES_TREE,
+    EPOCH_CHALLENGES_TREE,
+];
+
+/// Handles on every tree epoch transitions touch (the enrollment and recovery trees included).
+#[derive(Clone)]
+pub struct EpochTrees {
+    trees: Vec<sled::Tree>,
+}
+
+impl std::fmt::Debug for EpochTrees {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EpochTrees").finish_non_exhaustive()
+    }
+}
+
+impl EpochTrees {
+    /// Opens (creating) the trees in `db`.
+    pub fn open(db: &sled::Db) -> Result<Self, StoreError> {
+        let trees = TREE_NAMES
+            .iter()
+            .map(|n| db.open_tree(n))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self { trees })
+    }
+
+    fn t(&self, t: T) -> &sled::Tree {
+        &self.trees[t as usize]
+    }
+}
+
+/// One atomic change: puts and removes over the epoch trees, optionally requiring that the
+/// wallet is not enrolled (a joining node must not overwrite a deposit that raced it).
+#[derive(Default)]
+struct Plan {
+    ops: Vec<(T, Vec<u8>, Option<Vec<u8>>)>,
+    require_not_enrolled: Option<Vec<u8>>,
+}
+
+impl Plan {
+    fn put(&mut self, t: T, key: &[u8], value: Vec<u8>) {
+        self.ops.push((t, key.to_vec(), Some(value)));
+    }
+    fn remove(&mut self, t: T, key: &[u8]) {
+        self.ops.push((t, key.to_vec(), None));
+    }
+}
+
+/// The staged epoch's data, as stored.
+#[derive(Clone)]
+struct StagedRecord {
+    sealed_share: Vec<u8>,
+    manifest: Vec<u8>,
+    blob: Vec<u8>,
+    stage_receipt: Vec<u8>,
+    /// A joining node's passkey (JSON); `None` when the wallet's active passkey applies.
+    passkey_json: Option<Vec<u8>>,
+}
+
+impl StagedRecord {
+    fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.u8(STAGED_RECORD_VERSION)
+            .bytes(&self.sealed_share)
+            .bytes(&self.manifest)
+            .bytes(&self.blob)
+            .bytes(&self.stage_receipt);
+        match &self.passkey_json {
+            None => w.u8(0),
+            Some(p) => w.u8(1).bytes(p),
+        };
+        w.finish()
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, NodeError> {
+        let bad = |e: dlocker_proto::DecodeError| corrupt(STAGED_TREE, e);
+        let mut r = Reader::new(bytes);
+        if r.u8().map_err(bad)? != STAGED_RECORD_VERSION {
+            return Err(corrupt(STAGED_TREE, "record version"));
+        }
+        let sealed_share = r.bytes("sealed share", 256).map_err(bad)?.to_vec();
+        let manifest = r.bytes("manifest", 64 * 1024).map_err(bad)?.to_vec();
+        let blob = r.bytes("blob", MAX_STORED_BLOB).map_err(bad)?.to_vec();
+        let stage_receipt = r.bytes("stage receipt", 16 * 1024).map_err(bad)?.to_vec();
+        let passkey_json = match r.u8().map_err(bad)? {
+            0 => None,
+            1 => Some(
+                r.bytes("passkey", MAX_STORED_PASSKEY)
+                    .map_err(bad)?
+                    .to_vec(),
+            ),
+            _ => return Err(corrupt(STAGED_TREE, "passkey flag")),
+        };
+        r.finish().map_err(bad)?;
+        Ok(Self {
+            sealed_share,
+            manifest,
+            blob,
+            stage_receipt,
+            passkey_json,
+        })
+    }
+}
+
+/// An owner passkey challenge for one epoch action.
+#[derive(Clone, Serialize, Deserialize)]
+struct EpochChallenge {
+    wallet_id: String,
+    action: EpochAction,
+    /// Hex.
+    manifest_hash: String,
+    /// `PasskeyAuthentication` JSON (server-side secret: holds the challenge).
+    auth_state: String,
+    expires_at: u64,
+}
+
+/// The owner's passkey assertion answering a `BeginEpochAction` challenge.
+#[derive(Clone)]
+pub struct OwnerAssertion {
+    /// The challenge.
+    pub challenge_id: String,
+    /// `PublicKeyCredential` JSON.
+    pub assertion_json: String,
+}
+
+impl std::fmt::Debug for OwnerAssertion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OwnerAssertion")
+            .field("challenge_id", &self.challenge_id)
+            .field("assertion_json", &"REDACTED")
+            .finish()
+    }
+}
+
+/// Who authorises a stage.
+#[derive(Debug, Clone)]
+pub enum StageAuthority {
+    /// A node holding the wallet: the owner's assertion.
+    Owner(OwnerAssertion),
+    /// A node new to the wallet: a passkey registration (BeginEnrollment's ceremony).
+    Registration {
+        /// The ceremony.
+        ceremony_id: String,
+        /// `RegisterPublicKeyCredential` JSON.
+        credential_json: String,
+    },
+}
+
+/// `StageEpoch`, as received.
+#[derive(Clone)]
+pub struct StageEpoch {
+    /// Canonical successor manifest.
+    pub manifest: Vec<u8>,
+    /// This node's share envelope for the staged epoch.
+    pub share_envelope: Vec<u8>,
+    /// The staged epoch's blob.
+    pub blob: Vec<u8>,
+    /// The owner's authority.
+    pub authority: Option<StageAuthority>,
+}
+
+impl std::fmt::Debug for StageEpoch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StageEpoch")
+            .field("manifest", &format_args!("{} bytes", self.manifest.len()))
+            .field(
+                "share_envelope",
+                &format_args!("{} bytes", self.share_envelope.len()),
+            )
+            .field("blob", &format_args!("{} bytes", self.blob.len()))
+            .field("authority", &self.authority.as_ref().map(|_| "REDACTED"))
+            .finish()
+    }
+}
+
+/// `CommitEpoch`, parsed.
+#[derive(Debug, Clone)]
+pub struct CommitEpoch {
+    /// The wallet.
+    pub wallet_id: WalletId,
+    /// The staged manifest.
+    pub manifest_hash: ManifestHash,
+    /// The owner's assertion.
+    pub owner: Option<OwnerAssertion>,
+    /// Receipts of the staged manifest's trustees.
+    pub quorum: Vec<Vec<u8>>,
+}
+
+/// `AbandonEpoch`, parsed.
+#[derive(Debug, Clone)]
+pub struct AbandonEpoch {
+    /// The wallet.
+    pub wallet_id: WalletId,
+    /// The staged manifest.
+    pub manifest_hash: ManifestHash,
+    /// The owner's assertion.
+    pub owner: Option<OwnerAssertion>,
+}
+
+/// `RetireWallet`, parsed.
+#[derive(Debug, Clone)]
+pub struct RetireWallet {
+    /// The wallet.
+    pub wallet_id: WalletId,
+    /// The successor manifest (canonical).
+    pub successor: Vec<u8>,
+    /// Commit receipts of the successor's trustees.
+    pub commit_receipts: Vec<Vec<u8>>,
+    /// The owner's assertion.
+    pub owner: Option<OwnerAssertion>,
+}
+
+/// What `BeginEpochAction` returns.
+#[derive(Debug, Clone)]
+pub struct EpochChallengeIssued {
+    /// The challenge.
+    pub challenge_id: String,
+    /// `RequestChallengeResponse` JSON.
+    pub request_options_json: String,
+    /// Unix seconds.
+    pub expires_at: u64,
+}
+
+/// A staged epoch as `GetBackupStatus` reports it.
+#[derive(Debug, Clone)]
+pub struct StagedStatus {
+    /// Epoch.
+    pub epoch: u64,
+    /// This node's share index in it.
+    pub share_index: u16,
+    /// Manifest hash.
+    pub manifest_hash: [u8; 32],
+    /// Unix seconds.
+    pub staged_at: u64,
+    /// Unix seconds.
+    pub expires_at: u64,
+    /// The signed `StageReceipt`.
+    pub stage_receipt: Vec<u8>,
+}
+
+fn corrupt(tree: &'static str, e: impl std::fmt::Display) -> NodeError {
+    NodeError::Storage(StoreError::Corrupt {
+        tree,
+        reason: e.to_string(),
+    })
+}
+
+fn internal(what: &str, e: impl std::fmt::Display) -> NodeError {
+    NodeError::Internal(format!("{what}: {e}"))
+}
+
+fn hash_from_hex(tree: &'static str, h: &str) -> Result<ManifestHash, NodeError> {
+    let mut b = [0u8; 32];
+    hex::decode_to_slice(h, &mut b).map_err(|e| corrupt(tree, e))?;
+    Ok(ManifestHash(b))
+}
+
+fn to_json<T: Serialize>(tree: &'static str, v: &T) -> Result<Vec<u8>, NodeError> {
+    serde_json::to_vec(v).map_err(|e| corrupt(tree, e))
+}
+
+fn short(h: &str) -> &str {
+    h.get(..12).unwrap_or(h)
+}
+
+/// Checks statement list bounds.
+pub fn check_statements(field: &'static str, list: &[Vec<u8>]) -> Result<(), NodeError> {
+    if list.len() > MAX_QUORUM_STATEMENTS {
+        return Err(NodeError::invalid(
+            field,
+            format!("at most {MAX_QUORUM_STATEMENTS} statements"),
+        ));
+    }
+    if list.iter().any(|s| s.len() > MAX_STATEMENT_BYTES) {
+        return Err(NodeError::invalid(
+            field,
+            format!("a statement is larger than {MAX_STATEMENT_BYTES} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+/// Which statements count as evidence that a trustee holds an epoch.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Evidence {
+    /// Staged or committed (before a commit).
+    StagedOrCommitted,
+    /// Committed only (before a retirement).
+    Committed,
+}
+
+/// The node id of the manifest trustee that validly signed `bytes` about `manifest` (a stage
+/// receipt, a commit receipt or an enrollment receipt, as `evidence` allows), if any.
+fn evidence_signer(
+    manifest: &Manifest,
+    hash: &ManifestHash,
+    bytes: &[u8],
+    evidence: Evidence,
+) -> Option<String> {
+    fn check<B: StatementBody>(
+        manifest: &Manifest,
+        bytes: &[u8],
+        fields: impl Fn(&B) -> (&str, &str, u64, u16, ManifestHash),
+        hash: &ManifestHash,
+    ) -> Option<String> {
+        let signed = Signed::<B>::decode(bytes).ok()?;
+        let (node_id, wallet_id, epoch, index, h) = fields(signed.body());
+        let entry = manifest.trustee(node_id)?;
+        (entry.public_key == *signed.signer()
+            && wallet_id == manifest.wallet_id()
+            && epoch == manifest.epoch()
+            && index == entry.share_index
+            && h == *hash)
+            .then(|| node_id.to_owned())
+    }
+    match (peek_kind(bytes)?, evidence) {
+        (StageReceipt::KIND, Evidence::StagedOrCommitted) => check::<StageReceipt>(
+            manifest,
+            bytes,
+            |b| {
+                (
+                    &b.node_id,
+                    &b.wallet_id,
+                    b.epoch,
+                    b.share_index,
+                    b.manifest_hash,
+                )
+            },
+            hash,
+        ),
+        (CommitReceipt::KIND, _) => check::<CommitReceipt>(
+            manifest,
+            bytes,
+            |b| {
+                (
+                    &b.node_id,
+                    &b.wallet_id,
+                    b.epoch,
+                    b.share_index,
+                    b.manifest_hash,
+                )
+            },
+            hash,
+        ),
+        (Receipt::KIND, _) => check::<Receipt>(
+            manifest,
+            bytes,
+            |b| {
+                (
+                    &b.node_id,
+                    &b.wallet_id,
+                    b.epoch,
+                    b.share_index,
+                    b.manifest_hash,
+                )
+            },
+            hash,
+        ),
+        _ => None,
+    }
+}
+
+impl Node {
+    fn et(&self) -> &EpochTrees {
+        &self.epoch_trees
+    }
+
+    fn apply(&self, plan: Plan) -> Result<(), NodeError> {
+        let trees: Vec<&sled::Tree> = self.et().trees.iter().collect();
+        trees
+            .as_slice()
+            .transaction(|tx| {
+                if let Some(key) = &plan.require_not_enrolled
+                    && tx[T::Wallets as usize].get(key)?.is_some()
+                {
+                    return Err(ConflictableTransactionError::Abort(()));
+                }
+                for (t, key, value) in &plan.ops {
+                    let tree = &tx[*t as usize];
+                    match value {
+                        Some(v) => {
+                            tree.insert(key.as_slice(), v.as_slice())?;
+                        }
+                        None => {
+                            tree.remove(key.as_slice())?;
+                        }
+                    }
+                }
+                Ok(())
+            })
+            .map_err(|e: TransactionError<()>| match e {
+                TransactionError::Abort(()) => NodeError::Conflict,
+                TransactionError::Storage(e) => NodeError::Storage(StoreError::Db(e)),
+            })
+    }
+
+    /// The wallet's epoch state: persisted, or derived from an enrolled, never rotated wallet.
+    pub fn epoch_state(&self, wallet_id: &str) -> Result<Option<EpochState>, NodeError> {
+        let key = wallet_key(wallet_id);
+        if let Some(v) = self.et().t(T::Epochs).get(key).map_err(StoreError::from)? {
+            return serde_json::from_slice(&v)
+                .map(Some)
+                .map_err(|e| corrupt(EPOCHS_TREE, e));
+        }
+        match self.et().t(T::Wallets).get(key).map_err(StoreError::from)? {
+            Some(v) => {
+                let meta: WalletMeta =
+                    serde_json::from_slice(&v).map_err(|e| corrupt(WALLETS_TREE, e))?;
+                Ok(Some(EpochState::active_from_meta(
+                    meta.epoch,
+                    &meta.manifest_hash,
+                    meta.share_index,
+                )))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn staged_record(&self, wallet_id: &str) -> Result<StagedRecord, NodeError> {
+        let v = self
+            .et()
+            .t(T::Staged)
+            .get(wallet_key(wallet_id))
+            .map_err(StoreError::from)?
+            .ok_or_else(|| corrupt(STAGED_TREE, "staged epoch without its record"))?;
+        StagedRecord::decode(&v)
+    }
+
+    /// Drops the wallet's staged epoch if it expired; returns the state after that.
+    async fn expire_if_due(
+        &self,
+        wallet_id: &str,
+        now: u64,
+    ) -> Result<Option<EpochState>, NodeError> {
+        let Some(state) = self.epoch_state(wallet_id)? else {
+            return Ok(None);
+        };
+        let (after, expired) = state.expire(now);
+        if let Some(x) = expired {
+            let key = wallet_key(wallet_id);
+            let mut plan = Plan::default();
+            plan.remove(T::Staged, key);
+            match &after {
+                Some(s) => plan.put(T::Epochs, key, to_json(EPOCHS_TREE, s)?),
+                None => plan.remove(T::Epochs, key),
+            }
+            self.apply(plan)?;
+            let ev = self.record(
+                now,
+                "epoch_expired",
+                wallet_id,
+                "",
+                &format!(
+                    "staged epoch {} expired at {} uncommitted; its share is erased",
+                    x.epoch, x.expires_at
+                ),
+            )?;
+            self.commit(vec![ev]).await?;
+            tracing::info!(wallet = %log_tag(wallet_id), epoch = x.epoch, "staged epoch expired");
+        }
+        Ok(after)
+    }
+
+    fn refuse_during_recovery(&self, wallet_id: &str, now: u64) -> Result<(), NodeError> {
+        if let Some(s) = self.session_for_wallet(wallet_id)?
+            && s.session.is_live(now)
+        {
+            return Err(EpochError::RecoveryInProgress {
+                session_id: s.session.id,
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    fn check_not_locked(&self, wallet_id: &str, now: u64) -> Result<(), NodeError> {
+        let l = self.lockout(wallet_id)?;
+        if now < l.locked_until {
+            return Err(NodeError::WalletLocked {
+                failures: self.config.recovery.max_failed_assertions,
+                until: l.locked_until,
+                remaining_secs: l.locked_until - now,
+            });
+        }
+        Ok(())
+    }
+
+    /// Refuses `FinishEnrollment` for a wallet this node is joining through a staged epoch.
+    pub(crate) fn refuse_enrollment_while_joining(
+        &self,
+        wallet_id: &WalletId,
+    ) -> Result<(), NodeError> {
+        match self.epoch_state(wallet_id.as_str())? {
+            Some(EpochState::Joining { .. }) => Err(NodeError::Conflict),
+            _ => Ok(()),
+        }
+    }
+
+    /// The owner's passkey for `state`: the wallet's, or a joining node's staged one.
+    fn owner_passkey(&self, wallet_id: &str, state: &EpochState) -> Result<Passkey, NodeError> {
+        let json = match state {
+            EpochState::Joining { .. } => self
+                .staged_record(wallet_id)?
+                .passkey_json
+                .ok_or_else(|| corrupt(STAGED_TREE, "joining node without a passkey"))?,
+            _ => self
+                .et()
+                .t(T::Passkeys)
+                .get(wallet_key(wallet_id))
+                .map_err(StoreError::from)?
+                .ok_or_else(|| corrupt(PASSKEYS_TREE, "enrolled wallet without a passkey"))?
+                .to_vec(),
+        };
+        serde_json::from_slice(&json).map_err(|e| corrupt(PASSKEYS_TREE, e))
+    }
+
+    /// `BeginEpochAction`: a passkey challenge bound to (wallet, action, manifest hash).
+    pub async fn begin_epoch_action(
+        &self,
+        wallet_id: &WalletId,
+        action: EpochAction,
+        manifest_hash: &ManifestHash,
+    ) -> Result<EpochChallengeIssued, NodeError> {
+        let _guard = self.recovery_lock.lock().await;
+        let now = self.now();
+        let wallet = wallet_id.as_str();
+        let state = self
+            .expire_if_due(wallet, now)
+            .await?
+            .ok_or(NodeError::WalletNotFound)?;
+        self.check_not_locked(wallet, now)?;
+        if self.et().t(T::Challenges).len() >= self.config.limits.max_pending_ceremonies {
+            return Err(NodeError::Busy);
+        }
+        let passkey = self.owner_passkey(wallet, &state)?;
+        let (rcr, auth_state) = self
+            .webauthn
+            .start_passkey_authentication(&[passkey])
+            .map_err(|e| internal("start passkey authentication", e))?;
+        let challenge_id = Uuid::new_v4().hyphenated().to_string();
+        let expires_at = now.saturating_add(self.config.limits.ceremony_ttl_secs);
+        let challenge = EpochChallenge {
+            wallet_id: wallet.to_owned(),
+            action,
+            manifest_hash: hex::encode(manifest_hash.0),
+            auth_state: serde_json::to_string(&auth_state)
+                .map_err(|e| internal("serialise challenge", e))?,
+            expires_at,
+        };
+        self.et()
+            .t(T::Challenges)
+            .insert(
+                challenge_id.as_bytes(),
+                to_json(EPOCH_CHALLENGES_TREE, &challenge)?,
+            )
+            .map_err(StoreError::from)?;
+        self.store.flush().await?;
+        Ok(EpochChallengeIssued {
+            challenge_id,
+            request_options_json: serde_json::to_string(&rcr)
+                .map_err(|e| internal("serialise options", e))?,
+            expires_at,
+        })
+    }
+
+    /// Consumes the challenge and verifies the owner's assertion for (wallet, action, hash)
+    /// against the passkey `state` names. A wrong assertion counts towards the wallet's lock.
+    /// Returns the passkey to store back when its counter changed.
+    async fn verify_owner(
+        &self,
+        wallet_id: &str,
+        owner: Option<&OwnerAssertion>,
+        action: EpochAction,
+        manifest_hash: &str,
+        state: &EpochState,
+        now: u64,
+    ) -> Result<Option<Vec<u8>>, NodeError> {
+        let owner = owner.ok_or(EpochError::OwnerAssertionRequired {
+            action: action.name(),
+        })?;
+        if owner.assertion_json.len() > crate::recovery::MAX_ASSERTION_JSON_BYTES {
+            return Err(NodeError::invalid(
+                "owner.assertion_json",
+                format!(
+                    "at most {} bytes",
+                    crate::recovery::MAX_ASSERTION_JSON_BYTES
+                ),
+            ));
+        }
+        if owner.challenge_id.len() > MAX_CHALLENGE_ID_LEN {
+            return Err(EpochError::ChallengeNotFound.into());
+        }
+        let id = Uuid::parse_str(&owner.challenge_id)
+            .map_err(|_| EpochError::ChallengeNotFound)?
+            .hyphenated()
+            .to_string();
+        // Single use: removed before checking, so a wrong answer cannot be retried against it.
+        let bytes = self
+            .et()
+            .t(T::Challenges)
+            .remove(id.as_bytes())
+            .map_err(StoreError::from)?
+            .ok_or(EpochError::ChallengeNotFound)?;
+        let ch: EpochChallenge =
+            serde_json::from_slice(&bytes).map_err(|e| corrupt(EPOCH_CHALLENGES_TREE, e))?;
+        if ch.expires_at <= now {
+            return Err(EpochError::ChallengeExpired {
+                ago_secs: now - ch.expires_at,
+            }
+            .into());
+        }
+        if ch.wallet_id != wallet_id || ch.action != action || ch.manifest_hash != manifest_hash {
+            return Err(EpochError::ChallengeMismatch.into());
+        }
+        self.check_not_locked(wallet_id, now)?;
+        let cred: PublicKeyCredential =
+            serde_json::from_str(&owner.assertion_json).map_err(|_| {
+                NodeError::invalid(
+                    "owner.assertion_json",
+                    "not a WebAuthn assertion (PublicKeyCredential JSON)",
+                )
+            })?;
+        let auth_state: PasskeyAuthentication =
+            serde_json::from_str(&ch.auth_state).map_err(|e| corrupt(EPOCH_CHALLENGES_TREE, e))?;
+        match self
+            .webauthn
+            .finish_passkey_authentication(&cred, &auth_state)
+        {
+            Ok(result) => {
+                let mut passkey = self.owner_passkey(wallet_id, state)?;
+                match passkey.update_credential(&result) {
+                    Some(true) => Ok(Some(
+                        serde_json::to_vec(&passkey)
+                            .map_err(|e| internal("serialise passkey", e))?,
+                    )),
+                    _ => Ok(None),
+                }
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "epoch passkey assertion refused");
+                Err(self
+                    .assertion_failed(wallet_id, "", now, &format!("epoch {}", action.name()))
+                    .await)
+            }
+        }
+    }
+
+    /// Checks a passkey registration for a node new to the wallet (BeginEnrollment's ceremony);
+    /// returns the ceremony id, its completed record and the passkey JSON.
+    fn verify_registration(
+        &self,
+        wallet_id: &WalletId,
+        ceremony_id: &str,
+        credential_json: &str,
+        now: u64,
+    ) -> Result<(String, CeremonyRecord, Vec<u8>), NodeError> {
+        if ceremony_id.len() > crate::enrollment::MAX_CEREMONY_ID_LEN {
+            return Err(NodeError::CeremonyNotFound);
+        }
+        let id = Uuid::parse_str(ceremony_id)
+            .map_err(|_| NodeError::CeremonyNotFound)?
+            .hyphenated()
+            .to_string();
+        let ceremony = self
+            .store
+            .ceremony(&id)?
+            .ok_or(NodeError::CeremonyNotFound)?;
+        if ceremony.expires_at <= now {
+            return Err(NodeError::CeremonyExpired {
+                ago_secs: now - ceremony.expires_at,
+            });
+        }
+        if ceremony.wallet_id != wallet_id.as_str() {
+            return Err(NodeError::WalletMismatch);
+        }
+        let CeremonyState::Pending { registration } = &ceremony.state else {
+            return Err(NodeError::CeremonyUsed);
+        };
+        let passkey = self.verify_credential(credential_json, registration)?;
+        let completed = CeremonyRecord {
+            state: CeremonyState::Completed {
+                credential_sha256: hex::encode(Sha256::digest(credential_json.as_bytes())),
+            },
+            ..ceremony
+        };
+        Ok((id, completed, passkey))
+    }
+
+    /// At least `manifest.threshold()` distinct trustees of `manifest` show (signed receipts)
+    /// that they hold it; `own` counts this node when it holds it too.
+    fn check_quorum(
+        &self,
+        manifest: &Manifest,
+        statements: &[Vec<u8>],
+        evidence: Evidence,
+        own: bool,
+        what: &'static str,
+    ) -> Result<(), NodeError> {
+        let hash = manifest.hash();
+        let mut holders: BTreeSet<String> = statements
+            .iter()
+            .filter_map(|s| evidence_signer(manifest, &hash, s, evidence))
+            .collect();
+        if own {
+            holders.insert(self.identity.node_id().to_owned());
+        }
+        let need = usize::from(manifest.threshold());
+        if holders.len() < need {
+            return Err(EpochError::QuorumNotMet {
+                epoch: manifest.epoch(),
+                have: holders.len(),
+                need,
+                what,
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    /// `StageEpoch`: verified like a deposit, authorised by the owner, stored beside the active
+    /// epoch in one transaction and flushed; returns the signed `StageReceipt`.
+    pub async fn stage_epoch(&self, req: StageEpoch) -> Result<Vec<u8>, NodeError> {
+        let authority = req
+            .authority
+            .clone()
+            .ok_or(EpochError::OwnerAssertionRequired { action: "stage" })?;
+        let credential_json = match &authority {
+            StageAuthority::Owner(a) => a.assertion_json.clone(),
+            StageAuthority::Registration {
+                credential_json, ..
+            } => credential_json.clone(),
+        };
+        let as_deposit = FinishEnrollment {
+            ceremony_id: String::new(),
+            credential_json,
+            manifest: req.manifest,
+            share_envelope: req.share_envelope,
+            blob: req.blob,
+        };
+        self.check_sizes(&as_deposit)?;
+        let manifest = Manifest::decode(&as_deposit.manifest).map_err(NodeError::BadManifest)?;
+        let wallet_id = WalletId::parse(manifest.wallet_id().to_owned())?;
+        let wallet = wallet_id.as_str();
+        let key = wallet_key(wallet);
+
+        let _guard = self.recovery_lock.lock().await;
+        let now = self.now();
+        let current = self.expire_if_due(wallet, now).await?;
+        self.refuse_during_recovery(wallet, now)?;
+        // Exactly the deposit checks: membership, blob hash, envelope, commitments.
+        let deposit = self.verify_deposit(&wallet_id, &as_deposit)?;
+        let index = self.share_index_in(&deposit.manifest)?;
+        let previous = *deposit.manifest.previous().ok_or(EpochError::NoPrevious)?;
+        let hash_hex = hex::encode(deposit.manifest_hash.0);
+        let epoch = deposit.manifest.epoch();
+        let expires_at = now.saturating_add(self.config.epochs.staged_ttl_secs);
+        let (next, refreshed) = EpochState::stage(
+            current.clone(),
+            StagedEpoch {
+                epoch,
+                manifest_hash: hash_hex.clone(),
+                previous: hex::encode(previous.0),
+                share_index: index,
+                staged_at: now,
+                expires_at,
+            },
+        )?;
+
+        let mut plan = Plan::default();
+        let existing = if refreshed {
+            Some(self.staged_record(wallet)?)
+        } else {
+            None
+        };
+        // The owner's authority; what it changes.
+        let mut staged_passkey = existing.as_ref().and_then(|r| r.passkey_json.clone());
+        match (&current, &authority) {
+            (
+                None,
+                StageAuthority::Registration {
+                    ceremony_id,
+                    credential_json,
+                },
+            ) => {
+                let (cid, completed, passkey) =
+                    self.verify_registration(&wallet_id, ceremony_id, credential_json, now)?;
+                plan.put(
+                    T::Ceremonies,
+                    cid.as_bytes(),
+                    to_json(CEREMONIES_TREE, &completed)?,
+                );
+                staged_passkey = Some(passkey);
+                plan.require_not_enrolled = Some(key.to_vec());
+            }
+            (None, StageAuthority::Owner(_)) => return Err(NodeError::WalletNotFound),
+            (
+                Some(EpochState::Joining { .. }),
+                StageAuthority::Registration {
+                    ceremony_id,
+                    credential_json,
+                },
+            ) => {
+                // The very same stage again (refreshed): the first passkey stays.
+                let (cid, completed, _) =
+                    self.verify_registration(&wallet_id, ceremony_id, credential_json, now)?;
+                plan.put(
+                    T::Ceremonies,
+                    cid.as_bytes(),
+                    to_json(CEREMONIES_TREE, &completed)?,
+                );
+            }
+            (Some(_), StageAuthority::Registration { .. }) => {
+                return Err(EpochError::RegistrationNotAllowed.into());
+            }
+            (Some(state), StageAuthority::Owner(a)) => {
+                let updated = self
+                    .verify_owner(wallet, Some(a), EpochAction::Stage, &hash_hex, state, now)
+                    .await?;
+                if let Some(p) = updated {
+                    match state {
+                        EpochState::Joining { .. } => staged_passkey = Some(p),
+                        _ => plan.put(T::Passkeys, key, p),
+                    }
+                }
+                plan.remove(T::Lockouts, key);
+            }
+        }
+
+        let staged = next
+            .staged()
+            .ok_or_else(|| internal("stage", "no staged epoch after staging"))?
+            .clone();
+        let node_id = self.identity.node_id();
+        let sealed_share = match &existing {
+            Some(r) => r.sealed_share.clone(),
+            None => at_rest::seal_share(
+                &self.storage_key,
+                &ShareRecordId {
+                    node_id,
+                    wallet_id: wallet,
+                    epoch,
+                    share_index: index,
+                },
+                &deposit.share,
+            )
+            .map_err(|e| internal("seal share", e))?,
+        };
+        let receipt = Signed::sign(
+            StageReceipt {
+                node_id: node_id.to_owned(),
+                wallet_id: wallet.to_owned(),
+                epoch,
+                share_index: index,
+                manifest_hash: deposit.manifest_hash,
+                previous_manifest_hash: previous,
+                staged_at: staged.staged_at,
+                expires_at: staged.expires_at,
+            },
+            &self.identity.signing_key(),
+        )
+        .encode();
+        let record = StagedRecord {
+            sealed_share,
+            manifest: as_deposit.manifest,
+            blob: as_deposit.blob,
+            stage_receipt: receipt.clone(),
+            passkey_json: staged_passkey,
+        };
+        plan.put(T::Staged, key, record.encode());
+        plan.put(T::Epochs, key, to_json(EPOCHS_TREE, &next)?);
+        self.apply(plan)?;
+        let beside = match next.active() {
+            Some(a) => format!("beside active epoch {}", a.epoch),
+            None => "joining the wallet".to_owned(),
+        };
+        let ev = self.record(
+            now,
+            "epoch_staged",
+            wallet,
+            "",
+            &format!(
+                "epoch {epoch} (share index {index}, manifest {}) {}{beside}; expires at {}",
+                short(&hash_hex),
+                if refreshed {
+                    "staged again "
+                } else {
+                    "staged "
+                },
+                staged.expires_at
+            ),
+        )?;
+        self.commit(vec![ev]).await?;
+        tracing::info!(wallet = %wallet_id.log_tag(), epoch, share_index = index, refreshed, "epoch staged");
+        Ok(receipt)
+    }
+
+    fn commit_receipt(&self, wallet_id: &str, active: &ActiveEpoch) -> Result<Vec<u8>, NodeError> {
+        Ok(Signed::sign(
+            CommitReceipt {
+                node_id: self.identity.node_id().to_owned(),
+                wallet_id: wallet_id.to_owned(),
+                epoch: active.epoch,
+                share_index: active.share_index,
+                manifest_hash: hash_from_hex(EPOCHS_TREE, &active.manifest_hash)?,
+                erased: active
+                    .erased
+                    .as_deref()
+                    .map(|h| hash_from_hex(EPOCHS_TREE, h))
+                    .transpose()?,
+                committed_at: active.committed_at.unwrap_or_default(),
+            },
+            &self.identity.signing_key(),
+        )
+        .encode())
+    }
+
+    /// `CommitEpoch`: the staged epoch becomes active and the previous epoch's share is erased,
+    /// in one transaction, flushed before the `CommitReceipt` is returned. A retry after success
+    /// returns the same receipt.
+    pub async fn commit_epoch(&self, req: CommitEpoch) -> Result<Vec<u8>, NodeError> {
+        check_statements("quorum_encoded", &req.quorum)?;
+        let wallet = req.wallet_id.as_str();
+        let key = wallet_key(wallet);
+        let hash_hex = hex::encode(req.manifest_hash.0);
+        let _guard = self.recovery_lock.lock().await;
+        let now = self.now();
+        let state = self
+            .expire_if_due(wallet, now)
+            .await?
+            .ok_or(NodeError::WalletNotFound)?;
+        if state.is_committed(&hash_hex)
+            && let Some(active) = state.active()
+        {
+            return self.commit_receipt(wallet, active);
+        }
+        if req.owner.is_none() {
+            return Err(EpochError::OwnerAssertionRequired { action: "commit" }.into());
+        }
+        self.refuse_during_recovery(wallet, now)?;
+        let staged = state.staged_for(&hash_hex, now)?.clone();
+        let record = self.staged_record(wallet)?;
+        let manifest = Manifest::decode(&record.manifest).map_err(|e| corrupt(STAGED_TREE, e))?;
+        self.check_quorum(
+            &manifest,
+            &req.quorum,
+            Evidence::StagedOrCommitted,
+            true,
+            "send the stage receipts of the other trustees of the new epoch",
+        )?;
+        let updated = self
+            .verify_owner(
+                wallet,
+                req.owner.as_ref(),
+                EpochAction::Commit,
+                &hash_hex,
+                &state,
+                now,
+            )
+            .await?;
+        let joining = matches!(state, EpochState::Joining { .. });
+        let (next, erased) = state.commit(&hash_hex, now)?;
+        let active = next
+            .active()
+            .ok_or_else(|| internal("commit", "no active epoch after commit"))?
+            .clone();
+
+        let receipt = Signed::sign(
+            Receipt {
+                node_id: self.identity.node_id().to_owned(),
+                wallet_id: wallet.to_owned(),
+                epoch: staged.epoch,
+                share_index: staged.share_index,
+                manifest_hash: req.manifest_hash,
+                issued_at: now,
+            },
+            &self.identity.signing_key(),
+        )
+        .encode();
+        let meta = WalletMeta {
+            epoch: staged.epoch,
+            share_index: staged.share_index,
+            manifest_hash: hash_hex.clone(),
+            enrolled_at: now,
+            blob_size: record.blob.len() as u64,
+        };
+        let mut plan = Plan::default();
+        plan.put(T::Wallets, key, to_json(WALLETS_TREE, &meta)?);
+        // Overwrites the previous epoch's sealed share: erased in this very transaction.
+        plan.put(T::Shares, key, record.sealed_share.clone());
+        plan.put(T::Manifests, key, record.manifest.clone());
+        plan.put(T::Blobs, key, record.blob.clone());
+        plan.put(T::Receipts, key, receipt);
+        if joining {
+            let passkey = updated
+                .or(record.passkey_json.clone())
+                .ok_or_else(|| corrupt(STAGED_TREE, "joining node without a passkey"))?;
+            plan.put(T::Passkeys, key, passkey);
+            plan.require_not_enrolled = Some(key.to_vec());
+        } else if let Some(p) = updated {
+            plan.put(T::Passkeys, key, p);
+        }
+        plan.remove(T::Staged, key);
+        plan.remove(T::Lockouts, key);
+        plan.put(T::Epochs, key, to_json(EPOCHS_TREE, &next)?);
+        self.apply(plan)?;
+        let detail = match &erased {
+            Some(e) => format!(
+                "epoch {} active (share index {}, manifest {}); the share of epoch {} is erased",
+                active.epoch,
+                active.share_index,
+                short(&hash_hex),
+                e.epoch
+            ),
+            None => format!(
+                "epoch {} active (share index {}, manifest {}); joined the wallet",
+                active.epoch,
+                active.share_index,
+                short(&hash_hex)
+            ),
+        };
+        let ev = self.record(now, "epoch_committed", wallet, "", &detail)?;
+        self.commit(vec![ev]).await?;
+        tracing::info!(wallet = %req.wallet_id.log_tag(), epoch = active.epoch, "epoch committed");
+        self.commit_receipt(wallet, &active)
+    }
+
+    /// `AbandonEpoch`: drops the staged epoch (rollback). `Ok(false)` when nothing is staged under
+    /// that hash any more (abandoned or expired already).
+    pub async fn abandon_epoch(&self, req: AbandonEpoch) -> Result<bool, NodeError> {
+        let wallet = req.wallet_id.as_str();
+        let key = wallet_key(wallet);
+        let hash_hex = hex::encode(req.manifest_hash.0);
+        let _guard = self.recovery_lock.lock().await;
+        let now = self.now();
+        let state = self
+            .expire_if_due(wallet, now)
+            .await?
+            .ok_or(NodeError::WalletNotFound)?;
+        let next = match state.clone().abandon(&hash_hex) {
+            Ok(next) => next,
+            Err(EpochError::NotStaged) => return Ok(false),
+            Err(e) => return Err(e.into()),
+        };
+        let updated = self
+            .verify_owner(
+                wallet,
+                req.owner.as_ref(),
+                EpochAction::Abandon,
+                &hash_hex,
+                &state,
+                now,
+            )
+            .await?;
+        let mut plan = Plan::default();
+        plan.remove(T::Staged, key);
+        plan.remove(T::Lockouts, key);
+        match &next {
+            Some(s) => {
+                plan.put(T::Epochs, key, to_json(EPOCHS_TREE, s)?);
+                if let Some(p) = updated {
+                    plan.put(T::Passkeys, key, p);
+                }
+            }
+            None => plan.remove(T::Epochs, key),
+        }
+        self.apply(plan)?;
+        let epoch = state.staged().map(|s| s.epoch).unwrap_or_default();
+        let ev = self.record(
+            now,
+            "epoch_abandoned",
+            wallet,
+            "",
+            &format!("staged epoch {epoch} abandoned by the owner; its share is erased"),
+        )?;
+        self.commit(vec![ev]).await?;
+        tracing::info!(wallet = %req.wallet_id.log_tag(), epoch, "staged epoch abandoned");
+        Ok(true)
+    }
+
+    /// `RetireWallet`: a trustee leaving the set erases everything it holds for the wallet.
+    pub async fn retire_wallet(&self, req: RetireWallet) -> Result<Vec<u8>, NodeError> {
+        check_statements("commit_receipts_encoded", &req.commit_receipts)?;
+        if req.successor.len() > crate::enrollment::MAX_MANIFEST_BYTES {
+            return Err(NodeError::invalid(
+                "successor_manifest_encoded",
+                format!("at most {} bytes", crate::enrollment::MAX_MANIFEST_BYTES),
+            ));
+        }
+        let successor = Manifest::decode(&req.successor).map_err(NodeError::BadManifest)?;
+        let wallet = req.wallet_id.as_str();
+        if successor.wallet_id() != wallet {
+            return Err(NodeError::WalletMismatch);
+        }
+        let successor_hash = successor.hash();
+        let successor_hex = hex::encode(successor_hash.0);
+        let key = wallet_key(wallet);
+        let tag = self.audit.wallet_tag(wallet);
+        let _guard = self.recovery_lock.lock().await;
+        let now = self.now();
+        let Some(state) = self.expire_if_due(wallet, now).await? else {
+            // Retired already (a retry whose answer was lost): the same receipt.
+            if let Some(r) = self
+                .et()
+                .t(T::Retired)
+                .get(tag.as_bytes())
+                .map_err(StoreError::from)?
+                && Signed::<RetireReceipt>::decode(&r)
+                    .is_ok_and(|s| s.body().successor_manifest_hash == successor_hash)
+            {
+                return Ok(r.to_vec());
+            }
+            return Err(NodeError::WalletNotFound);
+        };
+        self.refuse_during_recovery(wallet, now)?;
+        let active = state.clone().retire()?;
+        if successor.trustee(self.identity.node_id()).is_some() {
+            return Err(EpochError::Successor(
+                "it lists this node, which must commit it instead of retiring",
+            )
+            .into());
+        }
+        if successor.previous().map(|h| hex::encode(h.0)) != Some(active.manifest_hash.clone()) {
+            return Err(EpochError::Successor(
+                "its previous manifest is not the one this node holds",
+            )
+            .into());
+        }
+        self.check_quorum(
+            &successor,
+            &req.commit_receipts,
+            Evidence::Committed,
+            false,
+            "send the commit receipts of the new epoch's trustees",
+        )?;
+        self.verify_owner(
+            wallet,
+            req.owner.as_ref(),
+            EpochAction::Retire,
+            &successor_hex,
+            &state,
+            now,
+        )
+        .await?;
+        let receipt = Signed::sign(
+            RetireReceipt {
+                node_id: self.identity.node_id().to_owned(),
+                wallet_id: wallet.to_owned(),
+                retired_epoch: active.epoch,
+                retired_manifest_hash: hash_from_hex(EPOCHS_TREE, &active.manifest_hash)?,
+                successor_manifest_hash: successor_hash,
+                retired_at: now,
+            },
+            &self.identity.signing_key(),
+        )
+        .encode();
+        let mut plan = Plan::default();
+        for t in [
+            T::Wallets,
+            T::Shares,
+            T::Manifests,
+            T::Passkeys,
+            T::Blobs,
+            T::Receipts,
+            T::Epochs,
+            T::Staged,
+            T::Lockouts,
+            T::SessionIndex,
+        ] {
+            plan.remove(t, key);
+        }
+        // Finished sessions name the wallet too.
+        for item in self.et().t(T::Sessions).iter() {
+            let (k, v) = item.map_err(StoreError::from)?;
+            let of_wallet = serde_json::from_slice::<serde_json::Value>(&v)
+                .ok()
+                .and_then(|j| {
+                    j.pointer("/session/wallet_id")
+                        .and_then(|w| w.as_str().map(|w| w == wallet))
+                })
+                .unwrap_or(false);
+            if of_wallet {
+                plan.remove(T::Sessions, &k);
+            }
+        }
+        plan.put(T::Retired, tag.as_bytes(), receipt.clone());
+        self.apply(plan)?;
+        let ev = self.record(
+            now,
+            "wallet_retired",
+            wallet,
+            "",
+            &format!(
+                "left the wallet: epoch {} erased (share, manifest, passkey, blob); successor manifest {}",
+                active.epoch,
+                short(&successor_hex)
+            ),
+        )?;
+        self.commit(vec![ev]).await?;
+        tracing::info!(wallet = %req.wallet_id.log_tag(), epoch = active.epoch, "retired from the wallet");
+        Ok(receipt)
+    }
+
+    /// The staged epoch, if one is pending (unexpired), for `GetBackupStatus`.
+    pub fn staged_status(&self, wallet_id: &WalletId) -> Result<Option<StagedStatus>, NodeError> {
+        let now = self.now();
+        let Some(state) = self.epoch_state(wallet_id.as_str())? else {
+            return Ok(None);
+        };
+        match state.staged() {
+            Some(s) if !s.is_expired(now) => {
+                let record = self.staged_record(wallet_id.as_str())?;
+                Ok(Some(StagedStatus {
+                    epoch: s.epoch,
+                    share_index: s.share_index,
+                    manifest_hash: hash_from_hex(EPOCHS_TREE, &s.manifest_hash)?.0,
+                    staged_at: s.staged_at,
+                    expires_at: s.expires_at,
+                    stage_receipt: record.stage_receipt,
+                }))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// The staged (unexpired) epoch's manifest, offered by `OpenRecovery` beside the active one.
+    pub fn staged_manifest(&self, wallet_id: &WalletId) -> Result<Option<Vec<u8>>, NodeError> {
+        let now = self.now();
+        match self.epoch_state(wallet_id.as_str())? {
+            Some(state) if state.staged().is_some_and(|s| !s.is_expired(now)) => {
+                Ok(Some(self.staged_record(wallet_id.as_str())?.manifest))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// `Epochs.ReleaseStagedShare`: the staged epoch's share, released under a recovery session
+    /// exactly like `ReleaseShare` (the session's `ReleaseAuthorized` token: owner authenticated,
+    /// bank approval for this wallet and `R`, delay passed), sealed to `R` in the staged epoch's
+    /// context, with a `ShareRelease` naming the staged manifest.
+    pub async fn release_staged_share(
+        &self,
+        session_id: &str,
+        bank_approval: &[u8],
+    ) -> Result<crate::recovery::ReleasedShare, NodeError> {
+        if bank_approval.len() > MAX_STATEMENT_BYTES {
+            return Err(NodeError::invalid(
+                "bank_approval_encoded",
+                format!("at most {MAX_STATEMENT_BYTES} bytes"),
+            ));
+        }
+        let _guard = self.recovery_lock.lock().await;
+        let now = self.now();
+        let mut st = self.load_session(session_id)?;
+        let token = st
+            .session
+            .authorize_release(bank_approval, &self.accepted_bank_keys, now)?;
+        let wallet = st.session.wallet_id.clone();
+        let state = self
+            .expire_if_due(&wallet, now)
+            .await?
+            .ok_or(NodeError::WalletNotFound)?;
+        let staged = match state.staged() {
+            Some(s) if state.active().is_some_and(|a| a.epoch == st.session.epoch) => s.clone(),
+            _ => return Err(EpochError::NotStaged.into()),
+        };
+        let r = st
+            .session
+            .session_key()
+            .ok_or_else(|| corrupt(SESSIONS_TREE, "session key"))?;
+        let record = self.staged_record(&wallet)?;
+        let id = ShareRecordId {
+            node_id: self.identity.node_id(),
+            wallet_id: &wallet,
+            epoch: staged.epoch,
+            share_index: staged.share_index,
+        };
+        let share =
+            at_rest::open_share(&self.storage_key, &id, &record.sealed_share).map_err(|_| {
+                tracing::error!(session = %session_id, "staged share failed its integrity check");
+                NodeError::StoredShareCorrupt
+            })?;
+        let envelope = ShareEnvelope::seal(
+            &share,
+            &EnvelopeContext {
+                wallet_id: &wallet,
+                epoch: staged.epoch,
+                share_index: staged.share_index,
+                recipient: &r,
+            },
+        )
+        .map_err(|e| internal("seal share to R", e))?
+        .encode();
+        let release = Signed::sign(
+            ShareRelease {
+                node_id: self.identity.node_id().to_owned(),
+                wallet_id: wallet.clone(),
+                epoch: staged.epoch,
+                share_index: staged.share_index,
+                manifest_hash: hash_from_hex(EPOCHS_TREE, &staged.manifest_hash)?,
+                session_key: r,
+                envelope_hash: Sha256::digest(&envelope).into(),
+                released_at: now,
+            },
+            &self.identity.signing_key(),
+        )
+        .encode();
+        st.session = st.session.clone().released(&token, now);
+        self.save_session(&st)?;
+        let ev = self.record(
+            now,
+            "share_released",
+            &wallet,
+            session_id,
+            &format!(
+                "staged epoch {} share; approved by {}",
+                staged.epoch,
+                token.approval.approvers().join(",")
+            ),
+        )?;
+        self.commit(vec![ev]).await?;
+        tracing::info!(session = %session_id, epoch = staged.epoch, "staged share released to the session key");
+        Ok(crate::recovery::ReleasedShare {
+            envelope,
+            manifest: record.manifest,
+            release,
+            blob: record.blob,
+        })
+    }
+
+    /// `ProveEpochShare`: a possession proof for the active epoch (`epoch` 0 or its number) or
+    /// the staged one.
+    pub fn prove_epoch_share(
+        &self,
+        wallet_id: &WalletId,
+        nonce: &[u8; NONCE_LEN],
+        epoch: u64,
+    ) -> Result<crate::custody::ShareProof, NodeError> {
+        let now = self.now();
+        let state = self
+            .epoch_state(wallet_id.as_str())?
+            .ok_or(NodeError::WalletNotFound)?;
+        if let Some(a) = state.active()
+            && (epoch == 0 || epoch == a.epoch)
+        {
+            return self.prove_share(wallet_id, nonce);
+        }
+        let staged = match state.staged() {
+            Some(s) if s.epoch == epoch && !s.is_expired(now) => s.clone(),
+            _ => return Err(EpochError::NoSuchEpoch { epoch }.into()),
+        };
+        let record = self.staged_record(wallet_id.as_str())?;
+        let id = ShareRecordId {
+            node_id: self.identity.node_id(),
+            wallet_id: wallet_id.as_str(),
+            epoch: staged.epoch,
+            share_index: staged.share_index,
+        };
+        let share = at_rest::open_share(&self.storage_key, &id, &record.sealed_share).map_err(|_| {
+            tracing::error!(wallet = %wallet_id.log_tag(), epoch = staged.epoch, "staged share failed its integrity check");
+            NodeError::StoredShareCorrupt
+        })?;
+        let ctx = ProofContext {
+            wallet_id: wallet_id.as_str(),
+            epoch: staged.epoch,
+            share_index: staged.share_index,
+            node_key: self.identity.public_key(),
+            nonce,
+        };
+        let proof = PossessionProof::prove(&share, &ctx)
+            .map_err(|e| NodeError::Internal(format!("prove: {e}")))?;
+        Ok(crate::custody::ShareProof {
+            epoch: staged.epoch,
+            share_index: staged.share_index,
+            manifest_hash: hash_from_hex(EPOCHS_TREE, &staged.manifest_hash)?.0,
+            proof: proof.encode(),
+        })
+    }
+
+    /// Drops every expired staged epoch and epoch challenge; returns how many staged epochs.
+    pub async fn sweep_epochs(&self) -> Result<usize, NodeError> {
+        let now = self.now();
+        let mut due = Vec::new();
+        for item in self.et().t(T::Epochs).iter() {
+            let (k, v) = item.map_err(StoreError::from)?;
+            let expired = serde_json::from_slice::<EpochState>(&v)
+                .ok()
+                .and_then(|s| s.staged().map(|x| x.is_expired(now)))
+                .unwrap_or(false);
+            if expired && let Ok(w) = String::from_utf8(k.to_vec()) {
+                due.push(w);
+            }
+        }
+        let mut dropped = 0;
+        for wallet in due {
+            let _guard = self.recovery_lock.lock().await;
+            let before = self.epoch_state(&wallet)?;
+            let after = self.expire_if_due(&wallet, self.now()).await?;
+            if before != after {
+                dropped += 1;
+            }
+        }
+        let challenges = self.et().t(T::Challenges);
+        for item in challenges.iter() {
+            let (k, v) = item.map_err(StoreError::from)?;
+            let expired = serde_json::from_slice::<EpochChallenge>(&v)
+                .map(|c| c.expires_at <= now)
+                .unwrap_or(true);
+            if expired {
+                // Only the value judged: never a fresher write.
+                let _ = challenges
+                    .compare_and_swap(&k, Some(&v), None as Option<&[u8]>)
+                    .map_err(StoreError::from)?;
+            }
+        }
+        Ok(dropped)
+    }
+}
+
+fn log_tag(wallet_id: &str) -> String {
+    WalletId::parse(wallet_id.to_owned())
+        .map(|w| w.log_tag())
+        .unwrap_or_default()
+}
+
+/// How often the epoch sweeper runs: often enough that a staged epoch is erased soon after its
+/// expiry (half its lifetime), at least every second, at most every minute.
+pub fn sweep_interval(staged_ttl_secs: u64) -> Duration {
+    Duration::from_secs((staged_ttl_secs / 2).clamp(1, 60))
+}
+
+/// Runs [`Node::sweep_epochs`] periodically until aborted.
+pub fn spawn_sweeper(node: Arc<Node>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(sweep_interval(node.config().epochs.staged_ttl_secs));
+        loop {
+            tick.tick().await;
+            match node.sweep_epochs().await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(dropped = n, "swept expired staged epochs"),
+                Err(e) => tracing::warn!(error = %e, "sweeping staged epochs failed"),
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+#[path = "rotation_tests.rs"]
+mod tests;

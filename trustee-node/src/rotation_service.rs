@@ -1,0 +1,227 @@
+//! The `dlocker.v1.Epochs` gRPC service: thin handlers over [`crate::rotation`]; protobuf becomes
+//! domain types at the edge (`TryFrom`), errors go through `NodeError`'s one status mapping.
+
+use crate::epoch::EpochAction;
+use crate::error::NodeError;
+use crate::node::Node;
+use crate::rotation::{
+    AbandonEpoch, CommitEpoch, OwnerAssertion, RetireWallet, StageAuthority, StageEpoch,
+    StagedStatus,
+};
+use crate::wallet::WalletId;
+use dlocker_proto::manifest::ManifestHash;
+use dlocker_proto::pb;
+use dlocker_proto::pb::epochs_server::Epochs;
+use dlocker_proto::schnorr::NONCE_LEN;
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+/// The Epochs service over a shared [`Node`].
+#[derive(Debug, Clone)]
+pub struct EpochsService {
+    node: Arc<Node>,
+}
+
+impl EpochsService {
+    /// A service for `node`.
+    pub fn new(node: Arc<Node>) -> Self {
+        Self { node }
+    }
+}
+
+fn manifest_hash(field: &'static str, b: &[u8]) -> Result<ManifestHash, NodeError> {
+    ManifestHash::from_slice(b).map_err(|_| NodeError::invalid(field, "must be 32 bytes"))
+}
+
+fn owner(o: Option<pb::OwnerAssertion>) -> Option<OwnerAssertion> {
+    o.map(|o| OwnerAssertion {
+        challenge_id: o.challenge_id,
+        assertion_json: o.assertion_json,
+    })
+}
+
+/// The action of a `BeginEpochAction` request.
+pub fn parse_action(code: i32) -> Result<EpochAction, NodeError> {
+    match pb::EpochAction::try_from(code) {
+        Ok(pb::EpochAction::Stage) => Ok(EpochAction::Stage),
+        Ok(pb::EpochAction::Commit) => Ok(EpochAction::Commit),
+        Ok(pb::EpochAction::Abandon) => Ok(EpochAction::Abandon),
+        Ok(pb::EpochAction::Retire) => Ok(EpochAction::Retire),
+        _ => Err(NodeError::invalid(
+            "action",
+            "must be STAGE, COMMIT, ABANDON or RETIRE",
+        )),
+    }
+}
+
+impl From<pb::StageEpochRequest> for StageEpoch {
+    fn from(r: pb::StageEpochRequest) -> Self {
+        use pb::stage_epoch_request::Authority;
+        Self {
+            manifest: r.manifest_encoded,
+            share_envelope: r.share_envelope_encoded,
+            blob: r.blob,
+            authority: r.authority.map(|a| match a {
+                Authority::Owner(o) => StageAuthority::Owner(OwnerAssertion {
+                    challenge_id: o.challenge_id,
+                    assertion_json: o.assertion_json,
+                }),
+                Authority::Registration(reg) => StageAuthority::Registration {
+                    ceremony_id: reg.ceremony_id,
+                    credential_json: reg.credential_json,
+                },
+            }),
+        }
+    }
+}
+
+impl TryFrom<pb::CommitEpochRequest> for CommitEpoch {
+    type Error = NodeError;
+    fn try_from(r: pb::CommitEpochRequest) -> Result<Self, NodeError> {
+        Ok(Self {
+            wallet_id: WalletId::parse(r.wallet_id)?,
+            manifest_hash: manifest_hash("manifest_hash", &r.manifest_hash)?,
+            owner: owner(r.owner),
+            quorum: r.quorum_encoded,
+        })
+    }
+}
+
+impl TryFrom<pb::AbandonEpochRequest> for AbandonEpoch {
+    type Error = NodeError;
+    fn try_from(r: pb::AbandonEpochRequest) -> Result<Self, NodeError> {
+        Ok(Self {
+            wallet_id: WalletId::parse(r.wallet_id)?,
+            manifest_hash: manifest_hash("manifest_hash", &r.manifest_hash)?,
+            owner: owner(r.owner),
+        })
+    }
+}
+
+impl TryFrom<pb::RetireWalletRequest> for RetireWallet {
+    type Error = NodeError;
+    fn try_from(r: pb::RetireWalletRequest) -> Result<Self, NodeError> {
+        Ok(Self {
+            wallet_id: WalletId::parse(r.wallet_id)?,
+            successor: r.successor_manifest_encoded,
+            commit_receipts: r.commit_receipts_encoded,
+            owner: owner(r.owner),
+        })
+    }
+}
+
+/// A staged epoch as `GetBackupStatus` carries it.
+pub fn staged_pb(s: StagedStatus) -> pb::StagedEpoch {
+    pb::StagedEpoch {
+        epoch: s.epoch,
+        share_index: u32::from(s.share_index),
+        manifest_hash: s.manifest_hash.to_vec(),
+        staged_at: s.staged_at,
+        expires_at: s.expires_at,
+        stage_receipt_encoded: s.stage_receipt,
+    }
+}
+
+#[tonic::async_trait]
+impl Epochs for EpochsService {
+    async fn begin_epoch_action(
+        &self,
+        req: Request<pb::BeginEpochActionRequest>,
+    ) -> Result<Response<pb::BeginEpochActionResponse>, Status> {
+        let r = req.into_inner();
+        let wallet_id = WalletId::parse(r.wallet_id)?;
+        let action = parse_action(r.action)?;
+        let hash = manifest_hash("manifest_hash", &r.manifest_hash)?;
+        let c = self
+            .node
+            .begin_epoch_action(&wallet_id, action, &hash)
+            .await?;
+        Ok(Response::new(pb::BeginEpochActionResponse {
+            challenge_id: c.challenge_id,
+            request_options_json: c.request_options_json,
+            expires_at: c.expires_at,
+        }))
+    }
+
+    async fn stage_epoch(
+        &self,
+        req: Request<pb::StageEpochRequest>,
+    ) -> Result<Response<pb::StageEpochResponse>, Status> {
+        let receipt = self.node.stage_epoch(req.into_inner().into()).await?;
+        Ok(Response::new(pb::StageEpochResponse {
+            stage_receipt_encoded: receipt,
+        }))
+    }
+
+    async fn commit_epoch(
+        &self,
+        req: Request<pb::CommitEpochRequest>,
+    ) -> Result<Response<pb::CommitEpochResponse>, Status> {
+        let receipt = self
+            .node
+            .commit_epoch(CommitEpoch::try_from(req.into_inner())?)
+            .await?;
+        Ok(Response::new(pb::CommitEpochResponse {
+            commit_receipt_encoded: receipt,
+        }))
+    }
+
+    async fn abandon_epoch(
+        &self,
+        req: Request<pb::AbandonEpochRequest>,
+    ) -> Result<Response<pb::AbandonEpochResponse>, Status> {
+        let abandoned = self
+            .node
+            .abandon_epoch(AbandonEpoch::try_from(req.into_inner())?)
+            .await?;
+        Ok(Response::new(pb::AbandonEpochResponse { abandoned }))
+    }
+
+    async fn retire_wallet(
+        &self,
+        req: Request<pb::RetireWalletRequest>,
+    ) -> Result<Response<pb::RetireWalletResponse>, Status> {
+        let receipt = self
+            .node
+            .retire_wallet(RetireWallet::try_from(req.into_inner())?)
+            .await?;
+        Ok(Response::new(pb::RetireWalletResponse {
+            retire_receipt_encoded: receipt,
+        }))
+    }
+
+    async fn release_staged_share(
+        &self,
+        req: Request<pb::ReleaseShareRequest>,
+    ) -> Result<Response<pb::ReleaseShareResponse>, Status> {
+        let r = req.into_inner();
+        let s = self
+            .node
+            .release_staged_share(&r.session_id, &r.bank_approval_encoded)
+            .await?;
+        Ok(Response::new(pb::ReleaseShareResponse {
+            share_envelope_encoded: s.envelope,
+            manifest_encoded: s.manifest,
+            release_encoded: s.release,
+            blob: s.blob,
+        }))
+    }
+
+    async fn prove_epoch_share(
+        &self,
+        req: Request<pb::ProveEpochShareRequest>,
+    ) -> Result<Response<pb::ProveShareResponse>, Status> {
+        let r = req.into_inner();
+        let wallet_id = WalletId::parse(r.wallet_id)?;
+        let nonce = <[u8; NONCE_LEN]>::try_from(r.nonce.as_slice()).map_err(|_| {
+            NodeError::invalid("nonce", format!("must be exactly {NONCE_LEN} bytes"))
+        })?;
+        let proof = self.node.prove_epoch_share(&wallet_id, &nonce, r.epoch)?;
+        Ok(Response::new(pb::ProveShareResponse {
+            epoch: proof.epoch,
+            share_index: u32::from(proof.share_index),
+            manifest_hash: proof.manifest_hash.to_vec(),
+            proof_encoded: proof.proof,
+        }))
+    }
+}
