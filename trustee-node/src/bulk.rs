@@ -159,3 +159,77 @@ impl Node {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Role;
+    use crate::init::{InitOptions, init_node};
+    use crate::service::tests::Backup;
+    use crate::wallet::WalletId;
+    use dlocker_proto::schnorr::{PossessionProof, ProofContext};
+    use k256::SecretKey;
+    use k256::elliptic_curve::Generate as _;
+
+    #[tokio::test]
+    async fn bulk_deposits_are_stored_like_deposits_and_prove() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path();
+        let mut opts = InitOptions::new(
+            dir.to_path_buf(),
+            "bank",
+            "127.0.0.1:0".parse().expect("addr"),
+            Role::Bank,
+        );
+        opts.endpoint = Some("http://127.0.0.1:7101".into());
+        init_node(&opts).expect("init");
+        let node = crate::server::open_node(dir).expect("open");
+        let key = *node.identity().public_key();
+        let backups: Vec<Backup> = (0..3).map(|i| Backup::new(&format!("bulk-{i}"), key)).collect();
+        let deposits = |bs: &[Backup]| -> Vec<BulkDeposit> {
+            bs.iter()
+                .map(|b| BulkDeposit {
+                    manifest: b.manifest.clone(),
+                    share: b.shares[0].clone(),
+                    blob: b.blob.clone(),
+                    passkey_json: b"{}".to_vec(),
+                })
+                .collect()
+        };
+        let out = node.bulk_deposit(deposits(&backups)).await.expect("bulk");
+        assert_eq!((out.stored, out.already_present), (3, 0));
+        assert!(out.record_bytes > 0);
+        // Loading again writes nothing.
+        let again = node.bulk_deposit(deposits(&backups)).await.expect("bulk");
+        assert_eq!((again.stored, again.already_present), (0, 3));
+        node.bulk_finish().await.expect("finish");
+        assert_eq!(node.store().ceremony_count().expect("count"), 0);
+
+        for b in &backups {
+            let id = WalletId::parse(b.manifest.wallet_id().to_owned()).expect("id");
+            let st = node.backup_status(&id).expect("status");
+            assert_eq!(st.manifest_hash, b.manifest.hash().0);
+            let nonce = [5u8; 32];
+            let proof = node.prove_share(&id, &nonce).expect("prove");
+            let ctx = ProofContext {
+                wallet_id: id.as_str(),
+                epoch: 1,
+                share_index: 1,
+                node_key: &key,
+                nonce: &nonce,
+            };
+            PossessionProof::decode(&proof.proof)
+                .expect("decode")
+                .verify(&b.manifest.commitments().expected_public_share(1), &ctx)
+                .expect("the bulk-loaded share proves");
+        }
+
+        // A manifest that does not list this node is refused.
+        let stranger = SecretKey::generate_from_rng(&mut rand::rng()).public_key();
+        let other = Backup::new("bulk-other", stranger);
+        assert!(matches!(
+            node.bulk_deposit(deposits(std::slice::from_ref(&other))).await,
+            Err(NodeError::NotATrustee)
+        ));
+    }
+}

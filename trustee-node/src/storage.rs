@@ -245,6 +245,13 @@ impl GroupCommit {
 pub struct SledStore {
     db: sled::Db,
     group: std::sync::Arc<GroupCommit>,
+    /// Ceremony records, counted at open, on insert and by each sweep: `sled::Tree::len` walks
+    /// the whole tree, and `BeginEnrollment` asks for the count every time (a completed
+    /// ceremony stays until it expires, so at a few hundred deposits a second the tree holds
+    /// ~10⁵ records and `len` cost tens of ms — found by `dlocker-bench`). Writers that bypass
+    /// [`Store::put_ceremony`] (a completing transaction) only overwrite, or are recounted by
+    /// the next sweep.
+    ceremony_count: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     ceremonies: sled::Tree,
     wallets: sled::Tree,
     shares: sled::Tree,
@@ -307,9 +314,11 @@ impl SledStore {
     /// Opens (creating if needed) the database at `path`, e.g. `DIR/db`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let db = sled::Config::new().path(path).open()?;
+        let ceremonies = db.open_tree(CEREMONIES_TREE)?;
         Ok(Self {
             group: std::sync::Arc::default(),
-            ceremonies: db.open_tree(CEREMONIES_TREE)?,
+            ceremony_count: std::sync::Arc::new(ceremonies.len().into()),
+            ceremonies,
             wallets: db.open_tree(WALLETS_TREE)?,
             shares: db.open_tree(SHARES_TREE)?,
             manifests: db.open_tree(MANIFESTS_TREE)?,
@@ -328,8 +337,13 @@ impl SledStore {
 
 impl Store for SledStore {
     fn put_ceremony(&self, id: &str, record: &CeremonyRecord) -> Result<(), StoreError> {
-        self.ceremonies
+        let previous = self
+            .ceremonies
             .insert(id.as_bytes(), to_json(CEREMONIES_TREE, record)?)?;
+        if previous.is_none() {
+            self.ceremony_count
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         Ok(())
     }
 
@@ -341,11 +355,13 @@ impl Store for SledStore {
     }
 
     fn ceremony_count(&self) -> Result<usize, StoreError> {
-        Ok(self.ceremonies.len())
+        Ok(self
+            .ceremony_count
+            .load(std::sync::atomic::Ordering::Relaxed))
     }
 
     fn remove_expired_ceremonies(&self, now: u64) -> Result<usize, StoreError> {
-        let mut removed = 0;
+        let (mut removed, mut kept) = (0, 0);
         for item in self.ceremonies.iter() {
             let (k, v) = item?;
             // An undecodable record is garbage either way; sweep it too.
@@ -360,8 +376,14 @@ impl Store for SledStore {
                     .is_ok()
             {
                 removed += 1;
+            } else {
+                kept += 1;
             }
         }
+        // Resynchronise the count (a record inserted during the walk may be missed until the
+        // next sweep: the count bounds open ceremonies, it need not be exact to the record).
+        self.ceremony_count
+            .store(kept, std::sync::atomic::Ordering::Relaxed);
         Ok(removed)
     }
 

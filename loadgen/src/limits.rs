@@ -1,0 +1,397 @@
+//! The physical limits, measured in the same run as the load, and the ratios to them.
+//!
+//! (a) A node's durable deposit throughput ÷ the raw throughput of sled (the node's storage
+//!     engine) inserting a record of the same size and flushing it, with the same number of
+//!     concurrent writers, in a database on the same file system.
+//! (b) End-to-end backup latency (sequential, one client) ÷ the crypto work a backup must do
+//!     (split, n envelope seals, the blob seal, n receipt verifications; each measured here) plus
+//!     n loopback gRPC round trips of `GetInfo` (measured on warm channels).
+
+use crate::measure::{NodeCpu, OpSummary, median, time_median_ms};
+use crate::workload;
+use anyhow::Context as _;
+use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
+use dlocker_proto::manifest::ManifestHash;
+use dlocker_proto::pb::GetInfoRequest;
+use dlocker_proto::secret::SecretScalar;
+use dlocker_proto::share::split;
+use dlocker_proto::statement::{Receipt, Signed};
+use dlocker_sdk::{BackupPolicy, OwnerAuthenticator as _, PreparedBackup, SoftwareAuthenticator, TrusteeSet};
+use k256::SecretKey;
+use k256::elliptic_curve::Generate as _;
+use serde::Serialize;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// How the raw baseline flushes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RawFlush {
+    /// `sled::Db::flush` per record, each writer an OS thread. (Not `flush_async`: sled 0.34
+    /// runs it on its own thread pool, where ≥ 7 concurrent calls block every pool thread
+    /// waiting for a log write queued to that same pool — a deadlock.)
+    Sled,
+    /// The node's `Store::flush` (group commit over `flush_async`) per record.
+    GroupCommit,
+}
+
+/// Raw sled: `writers` concurrent writers each inserting a `record_bytes` value under a fresh key
+/// and then flushing (see [`RawFlush`]), `count` records in all (or until `max_time`). Returns
+/// records per second.
+pub(crate) async fn raw_sled(
+    dir: &Path,
+    record_bytes: usize,
+    writers: usize,
+    count: u64,
+    max_time: Duration,
+    how: RawFlush,
+) -> anyhow::Result<f64> {
+    use trustee_node::storage::{SledStore, Store as _};
+    let store = Arc::new(
+        SledStore::open(dir)
+            .with_context(|| format!("opening a raw sled database in {}", dir.display()))?,
+    );
+    let db = store.db().clone();
+    let tree = db.open_tree("raw")?;
+    let value: Arc<[u8]> = vec![0x5a; record_bytes.max(1)].into();
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    if how == RawFlush::Sled {
+        let threads: Vec<_> = (0..writers.max(1))
+            .map(|_| {
+                let (db, tree, value, next) = (db.clone(), tree.clone(), value.clone(), next.clone());
+                std::thread::spawn(move || {
+                    let mut done = 0u64;
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= count || started.elapsed() > max_time {
+                            break;
+                        }
+                        tree.insert(i.to_be_bytes(), &*value)?;
+                        db.flush()?;
+                        done += 1;
+                    }
+                    Ok::<u64, sled::Error>(done)
+                })
+            })
+            .collect();
+        let mut total = 0;
+        for t in threads {
+            total += t.join().map_err(|_| anyhow::anyhow!("a raw sled writer panicked"))??;
+        }
+        let secs = started.elapsed().as_secs_f64();
+        return Ok(if secs > 0.0 { total as f64 / secs } else { 0.0 });
+    }
+    let tasks: Vec<_> = (0..writers.max(1))
+        .map(|_| {
+            let (tree, value, next, store) = (tree.clone(), value.clone(), next.clone(), store.clone());
+            tokio::spawn(async move {
+                let mut done = 0u64;
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= count || started.elapsed() > max_time {
+                        break;
+                    }
+                    tree.insert(i.to_be_bytes(), &*value)?;
+                    store.flush().await?;
+                    done += 1;
+                }
+                Ok::<u64, anyhow::Error>(done)
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.context("a raw sled writer panicked")??;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    Ok(if secs > 0.0 { total as f64 / secs } else { 0.0 })
+}
+
+/// Limit (a).
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct DepositLimit {
+    /// The trustee stormed.
+    pub(crate) node: String,
+    /// Concurrent clients (and raw sled writers).
+    pub(crate) clients: usize,
+    /// The node's deposits (Begin + passkey + Finish, each acknowledged after a flush).
+    pub(crate) deposit: OpSummary,
+    /// Record size used for the raw baseline.
+    pub(crate) record_bytes: usize,
+    /// Raw sled insert+flush per second with `clients` writers.
+    pub(crate) raw_sled_per_s: f64,
+    /// Raw sled insert+flush per second with one writer.
+    pub(crate) raw_sled_single_writer_per_s: f64,
+    /// Raw sled insert + the node's group-commit flush, `clients` writers.
+    pub(crate) raw_sled_group_commit_per_s: f64,
+    /// deposits/s ÷ raw_sled_per_s.
+    pub(crate) ratio_a: f64,
+    /// What the node alone could do if it had every core: cores ÷ node CPU per deposit.
+    pub(crate) node_cpu_bound_per_s: Option<f64>,
+}
+
+/// Measures limit (a) against trustee `at` of `set`: a storm of `count` pre-made deposits from
+/// `clients` clients, then raw sled with the same concurrency and record size.
+#[allow(clippy::too_many_arguments)] // the knobs of one measurement, passed through from the CLI
+pub(crate) async fn deposit_limit(
+    set: &TrusteeSet,
+    cpu: &NodeCpu,
+    at: usize,
+    clients: usize,
+    count: usize,
+    threshold: u16,
+    data_len: usize,
+    scratch: &Path,
+    quiet: bool,
+) -> anyhow::Result<DepositLimit> {
+    let info = set.trustees().get(at).context("no such trustee")?;
+    let keys: Vec<_> = set.trustees().iter().map(|t| t.public_key).collect();
+    let tag = hex::encode(rand::random::<[u8; 4]>());
+    let deps = workload::pre_deposits(&keys, at, threshold, count, data_len, &tag)?;
+    let storm = workload::deposit_storm(info, cpu, deps, clients, quiet).await?;
+    let raw = raw_sled(
+        &scratch.join("raw-sled"),
+        storm.record_bytes,
+        clients,
+        count as u64,
+        Duration::from_secs(30),
+        RawFlush::Sled,
+    )
+    .await?;
+    let raw_group = raw_sled(
+        &scratch.join("raw-sled-group"),
+        storm.record_bytes,
+        clients,
+        count as u64,
+        Duration::from_secs(30),
+        RawFlush::GroupCommit,
+    )
+    .await?;
+    let raw1 = raw_sled(
+        &scratch.join("raw-sled-1"),
+        storm.record_bytes,
+        1,
+        (count as u64).min(2000),
+        Duration::from_secs(15),
+        RawFlush::Sled,
+    )
+    .await?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    Ok(DepositLimit {
+        node: info.name.clone(),
+        clients,
+        ratio_a: if raw > 0.0 { storm.summary.throughput_per_s / raw } else { 0.0 },
+        node_cpu_bound_per_s: storm
+            .summary
+            .node_cpu_ms_per_op
+            .filter(|ms| *ms > 0.0)
+            .map(|ms| cores * 1000.0 / ms),
+        deposit: storm.summary,
+        record_bytes: storm.record_bytes,
+        raw_sled_per_s: raw,
+        raw_sled_single_writer_per_s: raw1,
+        raw_sled_group_commit_per_s: raw_group,
+    })
+}
+
+/// Limit (b).
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct BackupLimit {
+    pub(crate) trustees: usize,
+    pub(crate) threshold: u16,
+    /// Sequential backups (one client) measured.
+    pub(crate) backups: u64,
+    pub(crate) backup_p50_ms: f64,
+    /// Medians of the crypto work a backup must do (client side).
+    pub(crate) split_ms: f64,
+    pub(crate) envelope_seals_ms: f64,
+    pub(crate) blob_seal_ms: f64,
+    pub(crate) receipt_verifications_ms: f64,
+    /// `GetInfo` round trip on a warm channel, median per trustee, summed over the trustees.
+    pub(crate) getinfo_round_trips_ms: f64,
+    /// split + seals + blob + receipts + round trips.
+    pub(crate) floor_ms: f64,
+    /// backup_p50_ms ÷ floor_ms.
+    pub(crate) ratio_b: f64,
+    /// Not in the floor, shown for scale: n software passkey registrations (client), and what
+    /// every trustee does for its deposit (envelope open, share check, receipt signature,
+    /// WebAuthn registration start + finish), summed over the n trustees.
+    pub(crate) passkey_registrations_ms: f64,
+    pub(crate) node_side_crypto_ms: f64,
+}
+
+/// Measures limit (b) on `set`.
+pub(crate) async fn backup_limit(
+    set: &TrusteeSet,
+    threshold: u16,
+    data_len: usize,
+    backups: usize,
+) -> anyhow::Result<BackupLimit> {
+    let n = set.len();
+    let policy = BackupPolicy { threshold, recovery_delay_secs: 0 };
+    let tag = hex::encode(rand::random::<[u8; 4]>());
+    let data = vec![7u8; data_len];
+
+    // End to end, one at a time.
+    let mut lat = Vec::with_capacity(backups);
+    for i in 0..backups.max(1) {
+        let t = Instant::now();
+        let p = PreparedBackup::new(set, &format!("limit-{tag}-{i}"), &data, policy)?;
+        let mut auth = SoftwareAuthenticator::new();
+        dlocker_sdk::backup(set, &p, "bench", &mut auth, &|_| {}).await?;
+        lat.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let backup_p50_ms = median(&mut lat);
+
+    // The crypto work, measured piecewise (median of `reps`).
+    let reps = 50;
+    let k = SecretScalar::random();
+    let t = usize::from(threshold);
+    let split_ms = time_median_ms(reps, || {
+        let _ = split(&k, t, n);
+    });
+    let (shares, commitments) = split(&k, t, n)?;
+    let keys: Vec<SecretKey> = (0..n).map(|_| SecretKey::generate_from_rng(&mut rand::rng())).collect();
+    let envelope_seals_ms = time_median_ms(reps, || {
+        for (s, key) in shares.iter().zip(&keys) {
+            let pk = key.public_key();
+            let ctx = EnvelopeContext { wallet_id: "limit-wallet", epoch: 1, share_index: s.index(), recipient: &pk };
+            let _ = ShareEnvelope::seal(s, &ctx);
+        }
+    });
+    let blob_seal_ms = time_median_ms(reps, || {
+        let _ = dlocker_proto::blob::seal(&k, "limit-wallet", &data);
+    });
+    let receipts: Vec<(Vec<u8>, k256::PublicKey)> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, key)| {
+            let body = Receipt {
+                node_id: dlocker_proto::keys::node_id(&key.public_key()),
+                wallet_id: "limit-wallet".into(),
+                epoch: 1,
+                share_index: u16::try_from(i + 1).unwrap_or(u16::MAX),
+                manifest_hash: ManifestHash([3; 32]),
+                issued_at: 1,
+            };
+            let signing = k256::ecdsa::SigningKey::from(key.clone());
+            (Signed::sign(body, &signing).encode(), key.public_key())
+        })
+        .collect();
+    let receipt_verifications_ms = time_median_ms(reps, || {
+        for (bytes, pk) in &receipts {
+            let _ = Signed::<Receipt>::decode_trusted(bytes, &[*pk]);
+        }
+    });
+
+    // GetInfo round trips on warm channels.
+    let mut getinfo_round_trips_ms = 0.0;
+    for info in set.trustees() {
+        let mut c = dlocker_sdk::connect(info).await?;
+        let mut v = Vec::with_capacity(reps);
+        for _ in 0..reps {
+            let t = Instant::now();
+            c.get_info(GetInfoRequest {}).await.context("GetInfo")?;
+            v.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        getinfo_round_trips_ms += median(&mut v);
+    }
+
+    // For scale: passkeys and the trustees' side.
+    let (passkey_registrations_ms, node_side_crypto_ms) =
+        passkey_and_node_side(&shares, &commitments, &keys)?;
+
+    let floor_ms =
+        split_ms + envelope_seals_ms + blob_seal_ms + receipt_verifications_ms + getinfo_round_trips_ms;
+    Ok(BackupLimit {
+        trustees: n,
+        threshold,
+        backups: lat.len() as u64,
+        backup_p50_ms,
+        split_ms,
+        envelope_seals_ms,
+        blob_seal_ms,
+        receipt_verifications_ms,
+        getinfo_round_trips_ms,
+        floor_ms,
+        ratio_b: if floor_ms > 0.0 { backup_p50_ms / floor_ms } else { 0.0 },
+        passkey_registrations_ms,
+        node_side_crypto_ms,
+    })
+}
+
+/// n passkey registrations with the software authenticator, and the trustees' deposit crypto
+/// summed over n (medians of a few runs).
+fn passkey_and_node_side(
+    shares: &[dlocker_proto::share::Share],
+    commitments: &dlocker_proto::share::Commitments,
+    keys: &[SecretKey],
+) -> anyhow::Result<(f64, f64)> {
+    use webauthn_rs::prelude::{Url, Uuid, WebauthnBuilder};
+    let origin = Url::parse("https://localhost").context("origin")?;
+    let webauthn = WebauthnBuilder::new("localhost", &origin)
+        .and_then(|b| b.build())
+        .map_err(|e| anyhow::anyhow!("webauthn: {e}"))?;
+    let reps = 10;
+    let n = shares.len();
+    let mut reg_ms = Vec::new();
+    let mut node_ms = Vec::new();
+    for _ in 0..reps {
+        let mut auth = SoftwareAuthenticator::new();
+        let mut regs = Vec::with_capacity(n);
+        let mut node_time = Duration::ZERO;
+        let mut client_time = Duration::ZERO;
+        for (s, key) in shares.iter().zip(keys) {
+            let t = Instant::now();
+            let (ccr, reg) = webauthn
+                .start_passkey_registration(Uuid::new_v4(), "bench", "bench", None)
+                .map_err(|e| anyhow::anyhow!("start registration: {e}"))?;
+            node_time += t.elapsed();
+            let t = Instant::now();
+            let cred = auth.register(ccr)?;
+            client_time += t.elapsed();
+            regs.push((reg, cred));
+            // The trustee: open the envelope, check the share, sign the receipt.
+            let pk = key.public_key();
+            let ctx = EnvelopeContext { wallet_id: "limit-wallet", epoch: 1, share_index: s.index(), recipient: &pk };
+            let env = ShareEnvelope::seal(s, &ctx)?;
+            let t = Instant::now();
+            let opened = env.open(&ctx, key)?;
+            commitments.verify(&opened)?;
+            let signing = k256::ecdsa::SigningKey::from(key.clone());
+            let _ = Signed::sign(
+                Receipt {
+                    node_id: String::new(),
+                    wallet_id: "limit-wallet".into(),
+                    epoch: 1,
+                    share_index: s.index(),
+                    manifest_hash: ManifestHash([0; 32]),
+                    issued_at: 1,
+                },
+                &signing,
+            );
+            node_time += t.elapsed();
+        }
+        for (reg, cred) in &regs {
+            let t = Instant::now();
+            webauthn
+                .finish_passkey_registration(cred, reg)
+                .map_err(|e| anyhow::anyhow!("finish registration: {e}"))?;
+            node_time += t.elapsed();
+        }
+        reg_ms.push(client_time.as_secs_f64() * 1000.0);
+        node_ms.push(node_time.as_secs_f64() * 1000.0);
+    }
+    Ok((median(&mut reg_ms), median(&mut node_ms)))
+}
+
+/// Raw sled's flush alone, for the report: how long one insert+flush takes with one writer.
+pub(crate) fn flush_latency_note(single_writer_per_s: f64) -> String {
+    if single_writer_per_s > 0.0 {
+        format!("{:.2} ms per insert+flush with one writer", 1000.0 / single_writer_per_s)
+    } else {
+        "n/a".into()
+    }
+}
