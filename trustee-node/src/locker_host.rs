@@ -152,6 +152,10 @@ impl LockerHost for NodeLockerHost {
         self.node.now()
     }
 
+    fn flush(&self) -> futures::future::BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move { self.node.store().flush().await.map_err(|e| e.to_string()) })
+    }
+
     fn audit(
         &self,
         now: u64,

@@ -80,6 +80,9 @@ pub trait LockerHost: Send + Sync + 'static {
         state_json: &'a str,
         assertion_json: &'a str,
     ) -> BoxFuture<'a, Result<(), Status>>;
+    /// Makes every write to the node's database durable, through the node's shared (group)
+    /// flush: concurrent direct `sled` flushes can exhaust sled's thread pool.
+    fn flush(&self) -> BoxFuture<'_, Result<(), String>>;
 }
 
 /// The locker's keys.
@@ -160,7 +163,6 @@ impl LockerSettings {
 
 /// The document locker.
 pub struct Locker {
-    db: sled::Db,
     store: Store,
     host: Arc<dyn LockerHost>,
     keys: LockerKeys,
@@ -235,7 +237,6 @@ impl Locker {
         settings: LockerSettings,
     ) -> Result<Arc<Self>, LockerError> {
         Ok(Arc::new(Self {
-            db: db.clone(),
             store: Store::open(db)?,
             host,
             keys,
@@ -276,8 +277,7 @@ impl Locker {
     /// Makes every write so far durable (the locker's records and the audit entries share the
     /// node's database).
     async fn durable(&self) -> Result<(), LockerError> {
-        self.db.flush_async().await?;
-        Ok(())
+        self.host.flush().await.map_err(LockerError::Internal)
     }
 
     fn audit(&self, now: u64, kind: &str, holder: Option<&str>, detail: &str) -> Result<(), LockerError> {
