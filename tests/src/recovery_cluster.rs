@@ -64,6 +64,10 @@ pub struct RecoverySpec {
     pub delay_floor: Option<u64>,
     /// Extra `[recovery]` settings written into every node's `config.toml` before the first start.
     pub recovery: Vec<(String, i64)>,
+    /// Any other `[section] key = value` written into every node's `config.toml` likewise.
+    pub config: Vec<(String, String, toml::Value)>,
+    /// How many nodes (node 0 is the bank).
+    pub nodes: usize,
 }
 
 impl Default for RecoverySpec {
@@ -73,11 +77,13 @@ impl Default for RecoverySpec {
             approvals_required: None,
             delay_floor: Some(0),
             recovery: Vec::new(),
+            config: Vec::new(),
+            nodes: NODES,
         }
     }
 }
 
-/// Five real nodes ready for recovery. Derefs to the underlying [`Cluster`].
+/// Real nodes (five by default) ready for recovery. Derefs to the underlying [`Cluster`].
 pub struct RecoveryCluster {
     // Declared first so the nodes are killed before the directory is removed.
     cluster: Cluster,
@@ -102,7 +108,8 @@ impl std::ops::DerefMut for RecoveryCluster {
     }
 }
 
-fn run_checked(cmd: &mut Command, what: &str) -> String {
+/// Runs a command, panicking with its output when it fails.
+pub(crate) fn run_checked(cmd: &mut Command, what: &str) -> String {
     let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("{what}: could not run: {e}"));
@@ -150,14 +157,14 @@ pub fn set_config_value(dir: &Path, section: &str, key: &str, value: toml::Value
 }
 
 impl RecoveryCluster {
-    /// Initialises and starts the five nodes as `spec` says; returns when all answer health.
+    /// Initialises and starts the nodes as `spec` says; returns when all answer health.
     pub async fn start(spec: RecoverySpec) -> Self {
         let mut c = Self::init(spec);
         c.cluster.start_all().await;
         c
     }
 
-    /// Initialises the five nodes without starting them.
+    /// Initialises the nodes without starting them.
     pub fn init(spec: RecoverySpec) -> Self {
         let (root, root_path) = if std::env::var_os("DLOCKER_KEEP_TEST_DIRS").is_some() {
             let p = tempfile::Builder::new()
@@ -175,7 +182,7 @@ impl RecoveryCluster {
             let p = t.path().to_path_buf();
             (Some(t), p)
         };
-        let ports = free_ports(NODES);
+        let ports = free_ports(spec.nodes);
         let staff: Vec<Staff> = spec
             .staff
             .iter()
@@ -190,7 +197,7 @@ impl RecoveryCluster {
                 }
             })
             .collect();
-        let mut dirs = Vec::with_capacity(NODES);
+        let mut dirs = Vec::with_capacity(spec.nodes);
         let mut bank_key = None;
         for (i, port) in ports.into_iter().enumerate() {
             let name = node_name(i);
@@ -243,6 +250,9 @@ impl RecoveryCluster {
             }
             for (k, v) in &spec.recovery {
                 set_config_value(&dir, "recovery", k, toml::Value::Integer(*v));
+            }
+            for (section, k, v) in &spec.config {
+                set_config_value(&dir, section, k, v.clone());
             }
             let d = show(&dir);
             assert_eq!(d.name, name);

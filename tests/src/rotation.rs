@@ -10,58 +10,33 @@
 //! The SDK sees trustees files for any subset of nodes ([`RotationCluster::set`]): the old set,
 //! the new set, and all nodes (what a recovering device uses while a rotation may be half done).
 
-use crate::bins::node_command;
-use crate::cluster::{Cluster, free_ports, node_name, show};
-use crate::recovery_cluster::{Staff, set_config_value, show_bank_approval_key};
+use crate::cluster::Cluster;
+use crate::recovery_cluster::{RecoveryCluster, RecoverySpec};
 use dlocker_proto::manifest::Manifest;
 use dlocker_sdk::recover::{RecoverError, RecoverEvent, RecoverOptions, Recovered};
 use dlocker_sdk::rotate::{RotateOptions, RotationRecord, RotationSource, RotationStep};
 use dlocker_sdk::{
     BackupPolicy, PreparedBackup, SoftwareAuthenticator, StaffClient, StaffKey, TrusteeSet,
 };
-use k256::PublicKey;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
-/// Run a command, panicking with its output when it fails.
-fn run_checked(cmd: &mut Command, what: &str) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{what}: could not run: {e}"));
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Real nodes ready for backup, recovery and rotation. Derefs to the underlying [`Cluster`].
+/// Real nodes ready for backup, recovery and rotation: a [`RecoveryCluster`] of `n` nodes with
+/// one staff member (alice, approver and canceller). Derefs to the underlying [`Cluster`].
 pub struct RotationCluster {
-    // Declared first so the nodes are killed before the directory is removed.
-    cluster: Cluster,
-    /// The bank's staff member (approver, canceller).
-    pub staff: Staff,
-    /// The bank approval public key.
-    pub bank_approval_key: PublicKey,
-    _root: Option<tempfile::TempDir>,
-    root_path: PathBuf,
+    inner: RecoveryCluster,
 }
 
 impl std::ops::Deref for RotationCluster {
     type Target = Cluster;
     fn deref(&self) -> &Cluster {
-        &self.cluster
+        &self.inner
     }
 }
 
 impl std::ops::DerefMut for RotationCluster {
     fn deref_mut(&mut self) -> &mut Cluster {
-        &mut self.cluster
+        &mut self.inner
     }
 }
 
@@ -69,98 +44,36 @@ impl RotationCluster {
     /// Initialises and starts `n` nodes; `staged_ttl_secs` goes into every node's `[epochs]`.
     pub async fn start(n: usize, staged_ttl_secs: Option<u64>) -> Self {
         let mut c = Self::init(n, staged_ttl_secs);
-        c.cluster.start_all().await;
+        c.start_all().await;
         c
     }
 
     /// Initialises `n` nodes without starting them.
     pub fn init(n: usize, staged_ttl_secs: Option<u64>) -> Self {
-        let (root, root_path) = if std::env::var_os("DLOCKER_KEEP_TEST_DIRS").is_some() {
-            let p = tempfile::Builder::new()
-                .prefix("dlocker-rot-")
-                .tempdir()
-                .expect("tempdir")
-                .keep();
-            eprintln!("rotation cluster directory (kept): {}", p.display());
-            (None, p)
-        } else {
-            let t = tempfile::Builder::new()
-                .prefix("dlocker-rot-")
-                .tempdir()
-                .expect("tempdir");
-            let p = t.path().to_path_buf();
-            (Some(t), p)
-        };
-        let key = StaffKey::generate();
-        let key_file = root_path.join("staff-alice.key");
-        key.save(&key_file).expect("save staff key");
-        let staff = Staff {
-            id: "alice".into(),
-            key,
-            key_file,
-        };
-        let ports = free_ports(n);
-        let mut dirs = Vec::with_capacity(n);
-        let mut bank_key: Option<PublicKey> = None;
-        for (i, port) in ports.into_iter().enumerate() {
-            let name = node_name(i);
-            let dir = root_path.join(&name);
-            let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            let mut cmd = node_command();
-            cmd.arg("init")
-                .arg("--data-dir")
-                .arg(&dir)
-                .args(["--name", &name, "--listen", &addr.to_string()])
-                .args(["--endpoint", &format!("http://{addr}")])
-                .args(["--recovery-delay-floor", "0"]);
-            if i == 0 {
-                cmd.args(["--role", "bank"]).args([
-                    "--staff",
-                    &format!("alice={}:approver,canceller", staff.key.public_key_hex()),
-                ]);
-            } else {
-                let k = bank_key.as_ref().expect("bank initialised first");
-                cmd.args(["--role", "trustee"])
-                    .args(["--accept-bank-key", &dlocker_proto::keys::public_key_hex(k)]);
-            }
-            run_checked(&mut cmd, &format!("trustee-node init ({name})"));
-            if i == 0 {
-                bank_key = Some(show_bank_approval_key(&dir));
-            }
-            if let Some(ttl) = staged_ttl_secs {
-                set_config_value(
-                    &dir,
-                    "epochs",
-                    "staged_ttl_secs",
-                    toml::Value::Integer(i64::try_from(ttl).expect("ttl fits")),
-                );
-            }
-            assert_eq!(show(&dir).name, name);
-            dirs.push(dir);
-        }
-        Self {
-            cluster: Cluster::adopt(&dirs),
-            staff,
-            bank_approval_key: bank_key.expect("bank key"),
-            _root: root,
-            root_path,
-        }
+        let config = staged_ttl_secs
+            .map(|ttl| {
+                let ttl = i64::try_from(ttl).expect("ttl fits");
+                ("epochs".to_owned(), "staged_ttl_secs".to_owned(), toml::Value::Integer(ttl))
+            })
+            .into_iter()
+            .collect();
+        Self { inner: RecoveryCluster::init(RecoverySpec { nodes: n, config, ..RecoverySpec::default() }) }
     }
 
     /// The cluster's temporary directory.
     pub fn root_dir(&self) -> &Path {
-        &self.root_path
+        self.inner.root_dir()
     }
 
     /// The SDK's trustee set of the nodes at `indices` (in that order: share `i` to the `i`-th).
     pub fn set(&self, indices: &[usize]) -> TrusteeSet {
-        TrusteeSet::from_toml(&self.cluster.trustees_toml_for(indices))
+        TrusteeSet::from_toml(&self.trustees_toml_for(indices))
             .unwrap_or_else(|e| panic!("SDK refused the harness trustees file: {e}"))
     }
 
     /// Every node (what a recovering device uses).
     pub fn all(&self) -> TrusteeSet {
-        self.set(&(0..self.cluster.len()).collect::<Vec<_>>())
+        self.set(&(0..self.len()).collect::<Vec<_>>())
     }
 
     /// Backs up `data` for a fresh wallet over the nodes at `indices`, `threshold`-of-n, no delay;
@@ -193,7 +106,7 @@ impl RotationCluster {
 
     /// The SDK's staff client for the bank.
     pub fn staff_client(&self) -> StaffClient {
-        let key = StaffKey::from_hex(&self.staff.key.to_hex()).expect("staff key round trip");
+        let key = StaffKey::from_hex(&self.inner.staff[0].key.to_hex()).expect("staff key round trip");
         StaffClient::new(key, self.all().bank())
     }
 
@@ -251,7 +164,7 @@ impl RotationCluster {
     /// A node's active and staged epochs for `wallet` (via `GetBackupStatus`): `(active, staged)`,
     /// 0 for none; `None` when the node holds nothing.
     pub async fn epochs_at(&self, i: usize, wallet: &str) -> Option<(u64, u64)> {
-        let mut c = self.cluster.node(i).client().await;
+        let mut c = self.node(i).client().await;
         match c
             .get_backup_status(dlocker_proto::pb::GetBackupStatusRequest {
                 wallet_id: wallet.to_owned(),
@@ -263,7 +176,7 @@ impl RotationCluster {
                 Some((r.epoch, r.staged.map(|s| s.epoch).unwrap_or(0)))
             }
             Err(s) if s.code() == tonic::Code::NotFound => None,
-            Err(s) => panic!("GetBackupStatus at {}: {s:?}", self.cluster.node(i).name),
+            Err(s) => panic!("GetBackupStatus at {}: {s:?}", self.node(i).name),
         }
     }
 }

@@ -114,6 +114,19 @@ async fn finish(
     }
 }
 
+/// Rotates the wallet OLD → NEW (same `k`), the client stopping where `stop` says.
+async fn start_rotation(
+    rc: &RotationCluster,
+    wallet: &str,
+    prepared: &dlocker_sdk::PreparedBackup,
+    auth: &mut SoftwareAuthenticator,
+    stop: &StopAfter,
+) -> Result<dlocker_sdk::RotationRecord, RotateError> {
+    let hook = |s: &RotationStep| stop.hook(s);
+    let opts = options(rc.root_dir(), wallet, &hook);
+    rotate(&rc.set(&OLD), &rc.set(&NEW), &source(prepared), POLICY, false, auth, &opts).await
+}
+
 fn expect_interrupted(r: Result<dlocker_sdk::RotationRecord, RotateError>, before: &str) {
     match r {
         Err(RotateError::Interrupted { step, .. }) => assert_eq!(step, before),
@@ -165,22 +178,8 @@ async fn failure_matrix_every_step_every_fault() {
     ];
     for (n, recovers_from, how) in kills {
         let (wallet, prepared, mut auth) = rc.backup(&format!("rot-kill{n}"), &OLD, 3, DATA).await;
-        let stop = StopAfter::new(n);
-        let hook = |s: &RotationStep| stop.hook(s);
-        let opts = options(rc.root_dir(), &wallet, &hook);
-        let src = source(&prepared);
-        let r = rotate(
-            &rc.set(&OLD),
-            &rc.set(&NEW),
-            &src,
-            POLICY,
-            false,
-            &mut auth,
-            &opts,
-        )
-        .await;
+        let r = start_rotation(&rc, &wallet, &prepared, &mut auth, &StopAfter::new(n)).await;
         expect_interrupted(r, &steps[n].replace(' ', " at "));
-        drop(opts);
         // The device is lost right now: the wallet recovers.
         let (epoch, recovered) = rc.recover_expecting(&wallet, &mut auth, DATA).await;
         assert_eq!(epoch, recovers_from, "after {n} steps");
@@ -206,23 +205,9 @@ async fn failure_matrix_every_step_every_fault() {
     {
         let (wallet, prepared, mut auth) = rc.backup("rot-f1", &OLD, 3, DATA).await;
         rc.stop(5);
-        let never = StopAfter::never();
-        let hook = |s: &RotationStep| never.hook(s);
-        let opts = options(rc.root_dir(), &wallet, &hook);
-        let src = source(&prepared);
-        let r = rotate(
-            &rc.set(&OLD),
-            &rc.set(&NEW),
-            &src,
-            POLICY,
-            false,
-            &mut auth,
-            &opts,
-        )
-        .await
+        let r = start_rotation(&rc, &wallet, &prepared, &mut auth, &StopAfter::never()).await
         .map(|_| ());
         let why = expect_incomplete(r, RotationPhase::Staging, "trustee-6");
-        drop(opts);
         let (epoch, recovered) = rc.recover_expecting(&wallet, &mut auth, DATA).await;
         rc.start_node(5).await;
         let (final_epoch, outcome) =
@@ -242,23 +227,9 @@ async fn failure_matrix_every_step_every_fault() {
     {
         let (wallet, prepared, mut auth) = rc.backup("rot-f2", &OLD, 3, DATA).await;
         rc.stop(0);
-        let never = StopAfter::never();
-        let hook = |s: &RotationStep| never.hook(s);
-        let opts = options(rc.root_dir(), &wallet, &hook);
-        let src = source(&prepared);
-        let r = rotate(
-            &rc.set(&OLD),
-            &rc.set(&NEW),
-            &src,
-            POLICY,
-            false,
-            &mut auth,
-            &opts,
-        )
-        .await
+        let r = start_rotation(&rc, &wallet, &prepared, &mut auth, &StopAfter::never()).await
         .map(|_| ());
         let why = expect_incomplete(r, RotationPhase::Staging, "bank");
-        drop(opts);
         rc.start_node(0).await;
         let (epoch, recovered) = rc.recover_expecting(&wallet, &mut auth, DATA).await;
         let (final_epoch, outcome) = finish(
@@ -283,22 +254,8 @@ async fn failure_matrix_every_step_every_fault() {
     // holds the staged epoch (durable before the acknowledgement).
     {
         let (wallet, prepared, mut auth) = rc.backup("rot-f3", &OLD, 3, DATA).await;
-        let stop = StopAfter::new(2);
-        let hook = |s: &RotationStep| stop.hook(s);
-        let opts = options(rc.root_dir(), &wallet, &hook);
-        let src = source(&prepared);
-        let r = rotate(
-            &rc.set(&OLD),
-            &rc.set(&NEW),
-            &src,
-            POLICY,
-            false,
-            &mut auth,
-            &opts,
-        )
-        .await;
+        let r = start_rotation(&rc, &wallet, &prepared, &mut auth, &StopAfter::new(2)).await;
         expect_interrupted(r, "stage at trustee-6");
-        drop(opts);
         rc.kill(1);
         rc.start_node(1).await;
         assert_eq!(
@@ -323,22 +280,8 @@ async fn failure_matrix_every_step_every_fault() {
     // its threshold), trustee-2 keeps epoch 1 active and epoch 2 staged.
     {
         let (wallet, prepared, mut auth) = rc.backup("rot-f4", &OLD, 3, DATA).await;
-        let stop = StopAfter::new(3);
-        let hook = |s: &RotationStep| stop.hook(s);
-        let opts = options(rc.root_dir(), &wallet, &hook);
-        let src = source(&prepared);
-        let r = rotate(
-            &rc.set(&OLD),
-            &rc.set(&NEW),
-            &src,
-            POLICY,
-            false,
-            &mut auth,
-            &opts,
-        )
-        .await;
+        let r = start_rotation(&rc, &wallet, &prepared, &mut auth, &StopAfter::new(3)).await;
         expect_interrupted(r, "commit at trustee-6");
-        drop(opts);
         rc.stop(1);
         let mut record = load_record(rc.root_dir(), &wallet);
         let never = StopAfter::never();
@@ -348,7 +291,7 @@ async fn failure_matrix_every_step_every_fault() {
             &mut record,
             &rc.set(&OLD),
             &rc.set(&NEW),
-            src.secret(),
+            source(&prepared).secret(),
             &mut auth,
             &opts,
         )
@@ -384,23 +327,9 @@ async fn failure_matrix_every_step_every_fault() {
     {
         let (wallet, prepared, mut auth) = rc.backup("rot-f5", &OLD, 3, DATA).await;
         rc.stop(2);
-        let never = StopAfter::never();
-        let hook = |s: &RotationStep| never.hook(s);
-        let opts = options(rc.root_dir(), &wallet, &hook);
-        let src = source(&prepared);
-        let r = rotate(
-            &rc.set(&OLD),
-            &rc.set(&NEW),
-            &src,
-            POLICY,
-            false,
-            &mut auth,
-            &opts,
-        )
-        .await
+        let r = start_rotation(&rc, &wallet, &prepared, &mut auth, &StopAfter::never()).await
         .map(|_| ());
         let why = expect_incomplete(r, RotationPhase::Retiring, "trustee-3");
-        drop(opts);
         let (epoch, recovered) = rc.recover_expecting(&wallet, &mut auth, DATA).await;
         rc.start_node(2).await;
         assert_eq!(
