@@ -23,6 +23,7 @@ pub mod labels;
 pub mod manifest;
 pub mod record;
 pub mod schnorr;
+mod sealed_under_k;
 pub mod secret;
 pub mod share;
 pub mod statement;

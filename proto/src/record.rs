@@ -12,15 +12,9 @@
 use crate::codec::{DecodeError, Writer};
 use crate::labels;
 use crate::manifest::ManifestHash;
+use crate::sealed_under_k::{self, OpenError};
 use crate::secret::{SecretBytes, SecretScalar};
-use aes_gcm::Aes256Gcm;
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use hkdf::Hkdf;
 use rand::RngExt as _;
-use sha2::Sha256;
-use zeroize::Zeroizing;
-
-const VERSION: u8 = 1;
 
 /// Why a sealed record did not open.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -33,14 +27,6 @@ pub enum RecordError {
     Decrypt,
 }
 
-fn cipher(k: &SecretScalar, wallet_id: &str) -> Aes256Gcm {
-    let ikm = k.to_bytes();
-    let hk = Hkdf::<Sha256>::new(Some(wallet_id.as_bytes()), ikm.as_ref());
-    let mut key = Zeroizing::new([0u8; 32]);
-    let _ = hk.expand(labels::ROTATION_RECORD_KEY, key.as_mut());
-    Aes256Gcm::new((&*key).into())
-}
-
 fn aad(wallet_id: &str, target: &ManifestHash) -> Vec<u8> {
     let mut w = Writer::new();
     w.fixed(labels::ROTATION_RECORD_AAD).str(wallet_id).fixed(&target.0);
@@ -49,16 +35,8 @@ fn aad(wallet_id: &str, target: &ManifestHash) -> Vec<u8> {
 
 /// Seals `plaintext` under `k` for the rotation of `wallet_id` to the manifest `target`.
 pub fn seal(k: &SecretScalar, wallet_id: &str, target: &ManifestHash, plaintext: &[u8]) -> Vec<u8> {
-    let nonce: [u8; 12] = rand::rng().random();
-    // AES-GCM encryption only fails for inputs over 64 GiB.
-    let ct = cipher(k, wallet_id)
-        .encrypt((&nonce).into(), Payload { msg: plaintext, aad: &aad(wallet_id, target) })
-        .unwrap_or_default();
-    let mut out = Vec::with_capacity(1 + 12 + ct.len());
-    out.push(VERSION);
-    out.extend_from_slice(&nonce);
-    out.extend_from_slice(&ct);
-    out
+    let aad = aad(wallet_id, target);
+    sealed_under_k::seal(k, wallet_id, labels::ROTATION_RECORD_KEY, &aad, plaintext, rand::rng().random())
 }
 
 /// Opens a record sealed by [`seal`] with the same `k`, wallet and target.
@@ -68,20 +46,11 @@ pub fn open(
     target: &ManifestHash,
     sealed: &[u8],
 ) -> Result<SecretBytes, RecordError> {
-    let (&version, rest) = sealed.split_first().ok_or(DecodeError::Truncated)?;
-    if version != VERSION {
-        return Err(DecodeError::UnsupportedVersion(version).into());
-    }
-    if rest.len() < 12 + 16 {
-        return Err(DecodeError::Truncated.into());
-    }
-    let (nonce, ct) = rest.split_at(12);
-    let mut n = [0u8; 12];
-    n.copy_from_slice(nonce);
-    cipher(k, wallet_id)
-        .decrypt((&n).into(), Payload { msg: ct, aad: &aad(wallet_id, target) })
-        .map(SecretBytes::new)
-        .map_err(|_| RecordError::Decrypt)
+    let aad = aad(wallet_id, target);
+    sealed_under_k::open(k, wallet_id, labels::ROTATION_RECORD_KEY, &aad, sealed).map_err(|e| match e {
+        OpenError::Malformed(d) => RecordError::Malformed(d),
+        OpenError::Decrypt => RecordError::Decrypt,
+    })
 }
 
 #[cfg(test)]
