@@ -414,26 +414,10 @@ pub async fn backup(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trustees::{Role, TlsFiles};
-    use dlocker_proto::keys::node_id;
     use k256::SecretKey;
-    use k256::elliptic_curve::Generate;
 
     fn set(n: usize) -> (TrusteeSet, Vec<SecretKey>) {
-        let keys: Vec<SecretKey> = (0..n).map(|_| SecretKey::generate_from_rng(&mut rand::rng())).collect();
-        let infos = keys
-            .iter()
-            .enumerate()
-            .map(|(i, k)| TrusteeInfo {
-                name: format!("t{}", i + 1),
-                endpoint: format!("http://127.0.0.1:{}", 7101 + i),
-                public_key: k.public_key(),
-                node_id: node_id(&k.public_key()),
-                role: if i == 1 { Role::Bank } else { Role::Trustee },
-                tls: TlsFiles::default(),
-            })
-            .collect();
-        (TrusteeSet::new(infos).expect("valid set"), keys)
+        crate::trustees::test_set(n, 1)
     }
 
     const POLICY: BackupPolicy = BackupPolicy { threshold: 3, recovery_delay_secs: 60 };

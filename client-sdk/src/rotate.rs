@@ -1480,26 +1480,6 @@ pub async fn epoch_status(trustees: &TrusteeSet, wallet_id: &str) -> Vec<Trustee
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trustees::{Role, TlsFiles};
-    use dlocker_proto::keys::node_id;
-    use k256::SecretKey;
-    use k256::elliptic_curve::Generate;
-
-    fn infos(n: usize) -> Vec<TrusteeInfo> {
-        (0..n)
-            .map(|i| {
-                let k = SecretKey::generate_from_rng(&mut rand::rng()).public_key();
-                TrusteeInfo {
-                    name: format!("t{}", i + 1),
-                    endpoint: format!("http://127.0.0.1:{}", 7101 + i),
-                    public_key: k,
-                    node_id: node_id(&k),
-                    role: if i == 0 { Role::Bank } else { Role::Trustee },
-                    tls: TlsFiles::default(),
-                }
-            })
-            .collect()
-    }
 
     /// Apps spawn these on multi-threaded runtimes: the futures must stay `Send`.
     #[allow(dead_code)]
@@ -1530,7 +1510,7 @@ mod tests {
 
     #[test]
     fn recovery_picks_the_epoch_with_its_threshold() {
-        let all = infos(6);
+        let all = crate::trustees::test_set(6, 0).0.trustees().to_vec();
         let union = TrusteeSet::new(all.clone()).expect("all");
         let old = TrusteeSet::new(all[..5].to_vec()).expect("old");
         let new = TrusteeSet::new(vec![all[0].clone(), all[1].clone(), all[5].clone()]).expect("new");
@@ -1564,7 +1544,7 @@ mod tests {
 
     #[test]
     fn plan_record_and_secrets() {
-        let all = infos(6);
+        let all = crate::trustees::test_set(6, 0).0.trustees().to_vec();
         let old = TrusteeSet::new(all[..5].to_vec()).expect("old");
         // 2-of-3 over t1 (bank), t2 and the new t6: t3..t5 leave.
         let new = TrusteeSet::new(vec![all[0].clone(), all[1].clone(), all[5].clone()]).expect("new");

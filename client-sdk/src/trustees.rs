@@ -261,6 +261,28 @@ impl TrusteeSet {
     }
 }
 
+/// A trustee set of `n` fresh keys on made-up loopback endpoints, trustee `bank` the bank (for
+/// unit tests that never connect).
+#[cfg(test)]
+pub(crate) fn test_set(n: usize, bank: usize) -> (TrusteeSet, Vec<k256::SecretKey>) {
+    use k256::elliptic_curve::Generate;
+    let keys: Vec<k256::SecretKey> =
+        (0..n).map(|_| k256::SecretKey::generate_from_rng(&mut rand::rng())).collect();
+    let infos = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| TrusteeInfo {
+            name: format!("t{}", i + 1),
+            endpoint: format!("http://127.0.0.1:{}", 7101 + i),
+            public_key: k.public_key(),
+            node_id: dlocker_proto::keys::node_id(&k.public_key()),
+            role: if i == bank { Role::Bank } else { Role::Trustee },
+            tls: TlsFiles::default(),
+        })
+        .collect();
+    (TrusteeSet::new(infos).expect("valid test set"), keys)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -589,18 +589,6 @@ impl Node {
         Ok(())
     }
 
-    fn check_not_locked(&self, wallet_id: &str, now: u64) -> Result<(), NodeError> {
-        let l = self.lockout(wallet_id)?;
-        if now < l.locked_until {
-            return Err(NodeError::WalletLocked {
-                failures: self.config.recovery.max_failed_assertions,
-                until: l.locked_until,
-                remaining_secs: l.locked_until - now,
-            });
-        }
-        Ok(())
-    }
-
     /// Refuses `FinishEnrollment` for a wallet this node is joining through a staged epoch.
     pub(crate) fn refuse_enrollment_while_joining(
         &self,
@@ -644,7 +632,7 @@ impl Node {
             .expire_if_due(wallet, now)
             .await?
             .ok_or(NodeError::WalletNotFound)?;
-        self.check_not_locked(wallet, now)?;
+        self.check_lock(wallet, now)?;
         if self.et().t(T::Challenges).len() >= self.config.limits.max_pending_ceremonies {
             return Err(NodeError::Busy);
         }
@@ -728,7 +716,7 @@ impl Node {
         if ch.wallet_id != wallet_id || ch.action != action || ch.manifest_hash != manifest_hash {
             return Err(EpochError::ChallengeMismatch.into());
         }
-        self.check_not_locked(wallet_id, now)?;
+        self.check_lock(wallet_id, now)?;
         let cred: PublicKeyCredential =
             serde_json::from_str(&owner.assertion_json).map_err(|_| {
                 NodeError::invalid(
