@@ -3,7 +3,10 @@
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
-    let files = ["proto/dlocker/v1/trustee.proto", "proto/dlocker/v1/locker.proto"];
+    let files = [
+        "proto/dlocker/v1/trustee.proto",
+        "proto/dlocker/v1/locker.proto",
+    ];
     for f in &files {
         println!("cargo:rerun-if-changed={f}");
     }

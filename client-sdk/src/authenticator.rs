@@ -6,7 +6,8 @@ use crate::error::AuthError;
 use webauthn_authenticator_rs::WebauthnAuthenticator;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 use webauthn_rs::prelude::{
-    CreationChallengeResponse, PublicKeyCredential, RegisterPublicKeyCredential, RequestChallengeResponse, Url,
+    CreationChallengeResponse, PublicKeyCredential, RegisterPublicKeyCredential,
+    RequestChallengeResponse, Url,
 };
 
 /// Origin the software authenticator claims; trustees must list it in `webauthn.origins`.
@@ -18,9 +19,15 @@ pub const DEFAULT_ORIGIN: &str = "https://localhost";
 /// `authenticate` answers a request challenge at recovery.
 pub trait OwnerAuthenticator: Send {
     /// Creates a passkey for one trustee's challenge.
-    fn register(&mut self, options: CreationChallengeResponse) -> Result<RegisterPublicKeyCredential, AuthError>;
+    fn register(
+        &mut self,
+        options: CreationChallengeResponse,
+    ) -> Result<RegisterPublicKeyCredential, AuthError>;
     /// Signs one trustee's authentication challenge with the passkey registered there.
-    fn authenticate(&mut self, options: RequestChallengeResponse) -> Result<PublicKeyCredential, AuthError>;
+    fn authenticate(
+        &mut self,
+        options: RequestChallengeResponse,
+    ) -> Result<PublicKeyCredential, AuthError>;
 }
 
 /// A software passkey held in memory.
@@ -35,7 +42,11 @@ pub struct SoftwareAuthenticator {
 
 impl std::fmt::Debug for SoftwareAuthenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SoftwareAuthenticator {{ origin: {}, keys: REDACTED }}", self.origin)
+        write!(
+            f,
+            "SoftwareAuthenticator {{ origin: {}, keys: REDACTED }}",
+            self.origin
+        )
     }
 }
 
@@ -49,7 +60,10 @@ impl SoftwareAuthenticator {
     /// A fresh authenticator claiming `origin` (must be allowed by the trustees' config).
     pub fn with_origin(origin: Url) -> Self {
         // `true`: claim user verification, which passkey registration requires.
-        Self { inner: SoftPasskey::new(true), origin }
+        Self {
+            inner: SoftPasskey::new(true),
+            origin,
+        }
     }
 }
 
@@ -60,11 +74,19 @@ impl Default for SoftwareAuthenticator {
 }
 
 impl OwnerAuthenticator for SoftwareAuthenticator {
-    fn register(&mut self, options: CreationChallengeResponse) -> Result<RegisterPublicKeyCredential, AuthError> {
-        self.inner.do_registration(self.origin.clone(), options).map_err(|e| AuthError::Authenticator(format!("{e:?}")))
+    fn register(
+        &mut self,
+        options: CreationChallengeResponse,
+    ) -> Result<RegisterPublicKeyCredential, AuthError> {
+        self.inner
+            .do_registration(self.origin.clone(), options)
+            .map_err(|e| AuthError::Authenticator(format!("{e:?}")))
     }
 
-    fn authenticate(&mut self, options: RequestChallengeResponse) -> Result<PublicKeyCredential, AuthError> {
+    fn authenticate(
+        &mut self,
+        options: RequestChallengeResponse,
+    ) -> Result<PublicKeyCredential, AuthError> {
         self.inner
             .do_authentication(self.origin.clone(), options)
             .map_err(|e| AuthError::Authenticator(format!("{e:?}")))

@@ -10,9 +10,12 @@ use crate::error::BackupError;
 use crate::transport::{Client, connect, describe_status};
 use crate::trustees::{TrusteeInfo, TrusteeSet};
 use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
-use dlocker_proto::manifest::{Manifest, ManifestHash, ManifestParts, TrusteeEntry, validate_wallet_id};
+use dlocker_proto::manifest::{
+    Manifest, ManifestHash, ManifestParts, TrusteeEntry, validate_wallet_id,
+};
 use dlocker_proto::pb::{
-    BeginEnrollmentRequest, BeginEnrollmentResponse, FinishEnrollmentRequest, GetBackupStatusRequest,
+    BeginEnrollmentRequest, BeginEnrollmentResponse, FinishEnrollmentRequest,
+    GetBackupStatusRequest,
 };
 use dlocker_proto::secret::SecretScalar;
 use dlocker_proto::share::{Share, split};
@@ -82,10 +85,14 @@ impl PreparedBackup {
             )));
         }
         if wallet_data.len() > MAX_WALLET_DATA_LEN {
-            return Err(BackupError::WalletDataTooLarge { len: wallet_data.len(), max: MAX_WALLET_DATA_LEN });
+            return Err(BackupError::WalletDataTooLarge {
+                len: wallet_data.len(),
+                max: MAX_WALLET_DATA_LEN,
+            });
         }
         let k = SecretScalar::random();
-        let (shares, commitments) = split(&k, t, n).map_err(|e| BackupError::InvalidPolicy(e.to_string()))?;
+        let (shares, commitments) =
+            split(&k, t, n).map_err(|e| BackupError::InvalidPolicy(e.to_string()))?;
         let blob = dlocker_proto::blob::seal(&k, wallet_id, wallet_data);
         let entries = trustees
             .trustees()
@@ -112,7 +119,14 @@ impl PreparedBackup {
         .map_err(|e| BackupError::Internal(format!("manifest: {e}")))?;
         let manifest_encoded = manifest.encode();
         let manifest_hash = manifest.hash();
-        Ok(Self { k, shares, manifest, manifest_encoded, manifest_hash, blob })
+        Ok(Self {
+            k,
+            shares,
+            manifest,
+            manifest_encoded,
+            manifest_hash,
+            blob,
+        })
     }
 
     /// The manifest (public; keep it with the wallet to verify and recover).
@@ -205,7 +219,10 @@ pub enum ProgressEvent {
 pub type Progress<'a> = &'a (dyn Fn(ProgressEvent) + Sync);
 
 /// Pairs each manifest trustee with its entry in the trustees file, by node id.
-fn plan<'a>(trustees: &'a TrusteeSet, prepared: &PreparedBackup) -> Result<Vec<(&'a TrusteeInfo, u16)>, BackupError> {
+fn plan<'a>(
+    trustees: &'a TrusteeSet,
+    prepared: &PreparedBackup,
+) -> Result<Vec<(&'a TrusteeInfo, u16)>, BackupError> {
     let entries = prepared.manifest.trustees();
     if entries.len() != trustees.len() {
         return Err(BackupError::TrusteesMismatch(format!(
@@ -220,7 +237,12 @@ fn plan<'a>(trustees: &'a TrusteeSet, prepared: &PreparedBackup) -> Result<Vec<(
             trustees
                 .by_node_id(&e.node_id)
                 .map(|info| (info, e.share_index))
-                .ok_or_else(|| BackupError::TrusteesMismatch(format!("node {} is not in the trustee set", e.node_id)))
+                .ok_or_else(|| {
+                    BackupError::TrusteesMismatch(format!(
+                        "node {} is not in the trustee set",
+                        e.node_id
+                    ))
+                })
         })
         .collect()
 }
@@ -270,12 +292,22 @@ async fn start(
 ) -> Result<Step, String> {
     let mut c = connect(info).await.map_err(|e| e.to_string())?;
     let wallet_id = prepared.wallet_id().to_owned();
-    match c.get_backup_status(GetBackupStatusRequest { wallet_id: wallet_id.clone() }).await {
+    match c
+        .get_backup_status(GetBackupStatusRequest {
+            wallet_id: wallet_id.clone(),
+        })
+        .await
+    {
         Ok(st) => {
             let st = st.into_inner();
             if st.manifest_hash.as_slice() == prepared.manifest_hash.0.as_slice() {
-                let r =
-                    verify_receipt(info, share_index, &prepared.manifest, prepared.manifest_hash, &st.receipt_encoded)?;
+                let r = verify_receipt(
+                    info,
+                    share_index,
+                    &prepared.manifest,
+                    prepared.manifest_hash,
+                    &st.receipt_encoded,
+                )?;
                 return Ok(Step::Done(r));
             }
             return Err(format!(
@@ -287,7 +319,10 @@ async fn start(
         Err(s) => return Err(format!("GetBackupStatus: {}", describe_status(&s))),
     }
     let begin = c
-        .begin_enrollment(BeginEnrollmentRequest { wallet_id, user_name: user_name.to_owned() })
+        .begin_enrollment(BeginEnrollmentRequest {
+            wallet_id,
+            user_name: user_name.to_owned(),
+        })
         .await
         .map_err(|s| format!("BeginEnrollment: {}", describe_status(&s)))?
         .into_inner();
@@ -302,7 +337,9 @@ async fn finish(
     ceremony_id: String,
     credential_json: String,
 ) -> Result<Signed<Receipt>, String> {
-    let share = prepared.share(share_index).ok_or("no share for this index")?;
+    let share = prepared
+        .share(share_index)
+        .ok_or("no share for this index")?;
     let ctx = EnvelopeContext {
         wallet_id: prepared.wallet_id(),
         epoch: prepared.manifest.epoch(),
@@ -310,7 +347,8 @@ async fn finish(
         recipient: &info.public_key,
     };
     // Sealed to the PINNED key: only the trustee named in the file can open it.
-    let envelope = ShareEnvelope::seal(share, &ctx).map_err(|e| format!("sealing the share: {e}"))?;
+    let envelope =
+        ShareEnvelope::seal(share, &ctx).map_err(|e| format!("sealing the share: {e}"))?;
     let resp = client
         .finish_enrollment(FinishEnrollmentRequest {
             ceremony_id,
@@ -322,7 +360,13 @@ async fn finish(
         .await
         .map_err(|s| format!("FinishEnrollment: {}", describe_status(&s)))?
         .into_inner();
-    verify_receipt(info, share_index, &prepared.manifest, prepared.manifest_hash, &resp.receipt_encoded)
+    verify_receipt(
+        info,
+        share_index,
+        &prepared.manifest,
+        prepared.manifest_hash,
+        &resp.receipt_encoded,
+    )
 }
 
 /// Deposits `prepared` at every trustee and returns the verified receipts.
@@ -346,7 +390,9 @@ pub async fn backup(
 
     // Phase 1: connect (pinned), skip trustees that already hold this deposit, begin ceremonies.
     let started = join_all(plan.iter().map(|&(info, idx)| {
-        progress(ProgressEvent::TrusteeStarted { name: info.name.clone() });
+        progress(ProgressEvent::TrusteeStarted {
+            name: info.name.clone(),
+        });
         start(info, idx, prepared, user_name)
     }))
     .await;
@@ -361,10 +407,17 @@ pub async fn backup(
                 outcome.push(None);
                 // Phase 2: passkeys, one at a time.
                 progress(ProgressEvent::PasskeyRequested { name: name(i) });
-                let cred = serde_json::from_str::<CreationChallengeResponse>(&begin.creation_options_json)
-                    .map_err(|e| format!("node sent a malformed passkey challenge: {e}"))
-                    .and_then(|opts| auth.register(opts).map_err(|e| format!("passkey registration: {e}")))
-                    .and_then(|cred| serde_json::to_string(&cred).map_err(|e| format!("encoding the credential: {e}")));
+                let cred =
+                    serde_json::from_str::<CreationChallengeResponse>(&begin.creation_options_json)
+                        .map_err(|e| format!("node sent a malformed passkey challenge: {e}"))
+                        .and_then(|opts| {
+                            auth.register(opts)
+                                .map_err(|e| format!("passkey registration: {e}"))
+                        })
+                        .and_then(|cred| {
+                            serde_json::to_string(&cred)
+                                .map_err(|e| format!("encoding the credential: {e}"))
+                        });
                 match cred {
                     Ok(json) => pending.push((i, client, begin.ceremony_id, json)),
                     Err(e) => outcome[i] = Some(Err(e)),
@@ -394,7 +447,10 @@ pub async fn backup(
         let (info, share_index) = plan[i];
         match r.unwrap_or_else(|| Err("not attempted".into())) {
             Ok(receipt) => {
-                progress(ProgressEvent::TrusteeDone { name: info.name.clone(), share_index });
+                progress(ProgressEvent::TrusteeDone {
+                    name: info.name.clone(),
+                    share_index,
+                });
                 receipts.receipts.push(TrusteeReceipt {
                     name: info.name.clone(),
                     node_id: info.node_id.clone(),
@@ -403,12 +459,19 @@ pub async fn backup(
                 });
             }
             Err(reason) => {
-                progress(ProgressEvent::TrusteeFailed { name: info.name.clone(), reason: reason.clone() });
+                progress(ProgressEvent::TrusteeFailed {
+                    name: info.name.clone(),
+                    reason: reason.clone(),
+                });
                 failed.push((info.name.clone(), reason));
             }
         }
     }
-    if failed.is_empty() { Ok(receipts) } else { Err(BackupError::Incomplete { failed, receipts }) }
+    if failed.is_empty() {
+        Ok(receipts)
+    } else {
+        Err(BackupError::Incomplete { failed, receipts })
+    }
 }
 
 #[cfg(test)]
@@ -420,11 +483,18 @@ mod tests {
         crate::trustees::test_set(n, 1)
     }
 
-    const POLICY: BackupPolicy = BackupPolicy { threshold: 3, recovery_delay_secs: 60 };
+    const POLICY: BackupPolicy = BackupPolicy {
+        threshold: 3,
+        recovery_delay_secs: 60,
+    };
 
     /// Apps spawn these on multi-threaded runtimes: the futures must stay `Send`.
     #[allow(dead_code)]
-    fn futures_are_send(set: &TrusteeSet, p: &PreparedBackup, auth: &mut crate::SoftwareAuthenticator) {
+    fn futures_are_send(
+        set: &TrusteeSet,
+        p: &PreparedBackup,
+        auth: &mut crate::SoftwareAuthenticator,
+    ) {
         fn is_send<T: Send>(_: T) {}
         is_send(backup(set, p, "user", auth, &|_| {}));
         is_send(crate::verify_backup(set, p.manifest()));
@@ -459,16 +529,27 @@ mod tests {
         }
         // C_0 = k·G, and the blob opens under k.
         let k = dlocker_proto::share::combine(&p.shares[2..], m.commitments()).expect("combine");
-        assert_eq!(dlocker_proto::blob::open(&k, "wallet-1", p.blob()).expect("open").expose(), b"seed words");
+        assert_eq!(
+            dlocker_proto::blob::open(&k, "wallet-1", p.blob())
+                .expect("open")
+                .expose(),
+            b"seed words"
+        );
     }
 
     #[test]
     fn each_backup_has_a_fresh_secret() {
         let (set, _) = set(3);
-        let policy = BackupPolicy { threshold: 2, recovery_delay_secs: 0 };
+        let policy = BackupPolicy {
+            threshold: 2,
+            recovery_delay_secs: 0,
+        };
         let a = PreparedBackup::new(&set, "w", b"same data", policy).expect("a");
         let b = PreparedBackup::new(&set, "w", b"same data", policy).expect("b");
-        assert_ne!(a.manifest().commitments().secret_commitment(), b.manifest().commitments().secret_commitment());
+        assert_ne!(
+            a.manifest().commitments().secret_commitment(),
+            b.manifest().commitments().secret_commitment()
+        );
     }
 
     #[test]
@@ -478,7 +559,10 @@ mod tests {
             &set,
             "w",
             b"correct horse battery staple",
-            BackupPolicy { threshold: 2, recovery_delay_secs: 0 },
+            BackupPolicy {
+                threshold: 2,
+                recovery_delay_secs: 0,
+            },
         )
         .expect("prepare");
         let dbg = format!("{p:?}");
@@ -494,15 +578,33 @@ mod tests {
     #[test]
     fn refuses_bad_input() {
         let (set, _) = set(3);
-        let ok = BackupPolicy { threshold: 2, recovery_delay_secs: 0 };
-        assert!(matches!(PreparedBackup::new(&set, "", b"x", ok), Err(BackupError::InvalidWalletId(_))));
-        assert!(matches!(PreparedBackup::new(&set, "a b", b"x", ok), Err(BackupError::InvalidWalletId(_))));
+        let ok = BackupPolicy {
+            threshold: 2,
+            recovery_delay_secs: 0,
+        };
+        assert!(matches!(
+            PreparedBackup::new(&set, "", b"x", ok),
+            Err(BackupError::InvalidWalletId(_))
+        ));
+        assert!(matches!(
+            PreparedBackup::new(&set, "a b", b"x", ok),
+            Err(BackupError::InvalidWalletId(_))
+        ));
         for t in [0, 1, 4] {
-            let p = BackupPolicy { threshold: t, recovery_delay_secs: 0 };
-            assert!(matches!(PreparedBackup::new(&set, "w", b"x", p), Err(BackupError::InvalidPolicy(_))));
+            let p = BackupPolicy {
+                threshold: t,
+                recovery_delay_secs: 0,
+            };
+            assert!(matches!(
+                PreparedBackup::new(&set, "w", b"x", p),
+                Err(BackupError::InvalidPolicy(_))
+            ));
         }
         let big = vec![0u8; MAX_WALLET_DATA_LEN + 1];
-        assert!(matches!(PreparedBackup::new(&set, "w", &big, ok), Err(BackupError::WalletDataTooLarge { .. })));
+        assert!(matches!(
+            PreparedBackup::new(&set, "w", &big, ok),
+            Err(BackupError::WalletDataTooLarge { .. })
+        ));
         assert!(PreparedBackup::new(&set, "w", &big[1..], ok).is_ok());
     }
 
@@ -510,17 +612,36 @@ mod tests {
     fn plan_requires_the_same_trustees() {
         let (a, _) = set(3);
         let (b, _) = set(3);
-        let p =
-            PreparedBackup::new(&a, "w", b"x", BackupPolicy { threshold: 2, recovery_delay_secs: 0 }).expect("prepare");
+        let p = PreparedBackup::new(
+            &a,
+            "w",
+            b"x",
+            BackupPolicy {
+                threshold: 2,
+                recovery_delay_secs: 0,
+            },
+        )
+        .expect("prepare");
         assert!(plan(&a, &p).is_ok());
-        assert!(matches!(plan(&b, &p), Err(BackupError::TrusteesMismatch(_))));
+        assert!(matches!(
+            plan(&b, &p),
+            Err(BackupError::TrusteesMismatch(_))
+        ));
     }
 
     #[test]
     fn receipt_checks() {
         let (set, keys) = set(3);
-        let p = PreparedBackup::new(&set, "w", b"x", BackupPolicy { threshold: 2, recovery_delay_secs: 0 })
-            .expect("prepare");
+        let p = PreparedBackup::new(
+            &set,
+            "w",
+            b"x",
+            BackupPolicy {
+                threshold: 2,
+                recovery_delay_secs: 0,
+            },
+        )
+        .expect("prepare");
         let info = &set.trustees()[0];
         let body = Receipt {
             node_id: info.node_id.clone(),
@@ -536,7 +657,14 @@ mod tests {
         assert!(verify_receipt(info, 2, p.manifest(), p.manifest_hash(), &good).is_err());
         let other_signer = Signed::sign(body.clone(), &sk(&keys[1])).encode();
         assert!(verify_receipt(info, 1, p.manifest(), p.manifest_hash(), &other_signer).is_err());
-        let wrong_hash = Signed::sign(Receipt { manifest_hash: ManifestHash([0; 32]), ..body }, &sk(&keys[0])).encode();
+        let wrong_hash = Signed::sign(
+            Receipt {
+                manifest_hash: ManifestHash([0; 32]),
+                ..body
+            },
+            &sk(&keys[0]),
+        )
+        .encode();
         assert!(verify_receipt(info, 1, p.manifest(), p.manifest_hash(), &wrong_hash).is_err());
     }
 }

@@ -34,7 +34,9 @@
 use crate::authenticator::OwnerAuthenticator;
 use crate::error::ConnectError;
 use crate::staff::StaffKey;
-use crate::transport::{MAX_MESSAGE_BYTES, connect_channel, describe_status, recovery_client, staff_client};
+use crate::transport::{
+    MAX_MESSAGE_BYTES, connect_channel, describe_status, recovery_client, staff_client,
+};
 use crate::trustees::TrusteeInfo;
 use dlocker_locker::request::{self, LockerAction, params};
 use dlocker_locker::status_list::{StatusEntry, StatusList};
@@ -55,7 +57,8 @@ use zeroize::Zeroizing;
 
 pub use dlocker_locker::refusal::RefusalCode;
 pub use dlocker_locker::{
-    FormatError, PrincipalKey, b64, datetime, example_issuer, ids, jwk, jws, repository, status_list, vc,
+    FormatError, PrincipalKey, b64, datetime, example_issuer, ids, jwk, jws, repository,
+    status_list, vc,
 };
 
 /// Allowed clock difference when checking validity windows.
@@ -94,7 +97,9 @@ pub enum DocError {
     #[error("passkey: {0}")]
     Passkey(String),
     /// Waiting for the bank's approval timed out.
-    #[error("no bank approval after {waited_secs} s (bank session {bank_session_id}: {last_status})")]
+    #[error(
+        "no bank approval after {waited_secs} s (bank session {bank_session_id}: {last_status})"
+    )]
     ApprovalTimeout {
         /// Seconds waited.
         waited_secs: u64,
@@ -134,10 +139,14 @@ fn refused(action: &'static str) -> impl FnOnce(tonic::Status) -> DocError {
 /// Reads a principal key file (64 hex characters).
 pub fn load_key(path: &Path) -> Result<PrincipalKey, DocError> {
     let text = Zeroizing::new(
-        std::fs::read_to_string(path).map_err(|e| DocError::Invalid(format!("key file {}: {e}", path.display())))?,
+        std::fs::read_to_string(path)
+            .map_err(|e| DocError::Invalid(format!("key file {}: {e}", path.display())))?,
     );
     PrincipalKey::from_hex(&text).ok_or_else(|| {
-        DocError::Invalid(format!("key file {} does not hold a valid key (64 hex characters)", path.display()))
+        DocError::Invalid(format!(
+            "key file {} does not hold a valid key (64 hex characters)",
+            path.display()
+        ))
     })
 }
 
@@ -154,7 +163,10 @@ pub fn save_key(key: &PrincipalKey, path: &Path) -> Result<(), DocError> {
     }
     let mut f = o.open(path).map_err(io)?;
     let hex = key.to_hex();
-    f.write_all(hex.as_bytes()).and_then(|()| f.write_all(b"\n")).and_then(|()| f.sync_all()).map_err(io)
+    f.write_all(hex.as_bytes())
+        .and_then(|()| f.write_all(b"\n"))
+        .and_then(|()| f.sync_all())
+        .map_err(io)
 }
 
 /// The locker node (pinned from the trustees file).
@@ -186,8 +198,10 @@ pub struct IssuerEntry {
 
 impl IssuerEntry {
     fn from_pb(i: pb::IssuerInfo) -> Result<Self, DocError> {
-        let key = decode_public_key(&i.signing_key)
-            .map_err(|_| DocError::BadAnswer { action: "get_issuer", reason: "signing key".into() })?;
+        let key = decode_public_key(&i.signing_key).map_err(|_| DocError::BadAnswer {
+            action: "get_issuer",
+            reason: "signing key".into(),
+        })?;
         Ok(Self {
             issuer_id: i.issuer_id,
             name: i.name,
@@ -308,7 +322,9 @@ impl LockerClient {
         let i = self
             .client()
             .await?
-            .get_issuer(pb::GetIssuerRequest { issuer_id: issuer_id.to_owned() })
+            .get_issuer(pb::GetIssuerRequest {
+                issuer_id: issuer_id.to_owned(),
+            })
             .await
             .map_err(refused("get_issuer"))?
             .into_inner();
@@ -317,11 +333,18 @@ impl LockerClient {
 
     /// An issuer's status list, verified under the locker's PINNED key; returns it with its
     /// signed credential.
-    pub async fn status_list(&self, issuer_id: &str, list: u32) -> Result<(StatusList, String), DocError> {
+    pub async fn status_list(
+        &self,
+        issuer_id: &str,
+        list: u32,
+    ) -> Result<(StatusList, String), DocError> {
         let r = self
             .client()
             .await?
-            .get_status_list(pb::GetStatusListRequest { issuer_id: issuer_id.to_owned(), list })
+            .get_status_list(pb::GetStatusListRequest {
+                issuer_id: issuer_id.to_owned(),
+                list,
+            })
             .await
             .map_err(refused("get_status_list"))?
             .into_inner();
@@ -331,19 +354,32 @@ impl LockerClient {
             dlocker_proto::time::unix_now(),
             VALIDITY_SKEW_SECS,
         )
-        .map_err(|e| DocError::BadAnswer { action: "get_status_list", reason: e.to_string() })?;
+        .map_err(|e| DocError::BadAnswer {
+            action: "get_status_list",
+            reason: e.to_string(),
+        })?;
         if sl.locker_id != self.info.node_id {
-            return Err(DocError::BadAnswer { action: "get_status_list", reason: "issued by another locker".into() });
+            return Err(DocError::BadAnswer {
+                action: "get_status_list",
+                reason: "issued by another locker".into(),
+            });
         }
         Ok((sl, r.credential_jws))
     }
 
     /// The status of `entry` (fetching its list).
     pub async fn status_of(&self, issuer_id: &str, entry: &StatusEntry) -> Result<bool, DocError> {
-        let (_, _, list) = status_list::parse_list_url(&entry.list_url)
-            .ok_or_else(|| DocError::Invalid(format!("{} is not a status list of this locker", entry.list_url)))?;
+        let (_, _, list) = status_list::parse_list_url(&entry.list_url).ok_or_else(|| {
+            DocError::Invalid(format!(
+                "{} is not a status list of this locker",
+                entry.list_url
+            ))
+        })?;
         let (sl, _) = self.status_list(issuer_id, list).await?;
-        sl.is_revoked(entry).map_err(|e| DocError::BadAnswer { action: "status", reason: e.to_string() })
+        sl.is_revoked(entry).map_err(|e| DocError::BadAnswer {
+            action: "status",
+            reason: e.to_string(),
+        })
     }
 
     /// Verifies a credential: structure, issuer (registry state and key), signature, validity
@@ -391,12 +427,19 @@ impl LockerClient {
                         r.issuer_name = i.name.clone();
                     }
                     if i.state != "approved" {
-                        r.problems.push(format!("issuer {id} is {} by the locker's operator", i.state));
+                        r.problems.push(format!(
+                            "issuer {id} is {} by the locker's operator",
+                            i.state
+                        ));
                     }
                     i.key()
                 }
-                Err(DocError::Refused { code: Code::NotFound, .. }) => {
-                    r.problems.push(format!("issuer {id} is not registered at this locker"));
+                Err(DocError::Refused {
+                    code: Code::NotFound,
+                    ..
+                }) => {
+                    r.problems
+                        .push(format!("issuer {id} is not registered at this locker"));
                     None
                 }
                 Err(e) => return Err(e),
@@ -416,7 +459,8 @@ impl LockerClient {
             match self.status_of(c.issuer_id(), entry).await {
                 Ok(true) => {
                     r.status = CredentialStatus::Revoked;
-                    r.problems.push("revoked: its bit is set in the issuer's status list".into());
+                    r.problems
+                        .push("revoked: its bit is set in the issuer's status list".into());
                 }
                 Ok(false) => r.status = CredentialStatus::Valid,
                 Err(e) => r.problems.push(format!("status: {e}")),
@@ -435,16 +479,29 @@ fn fill(r: &mut VerifyReport, c: &Credential) {
     r.holder_id = c.holder_id.clone();
     r.holder_key = dlocker_proto::keys::public_key_hex(&c.holder_key);
     r.holder_key_thumbprint = jwk::Jwk::from_public_key(&c.holder_key).thumbprint();
-    r.status_entry = c.status.as_ref().map(|s| format!("{}#{}", s.list_url, s.index)).unwrap_or_default();
+    r.status_entry = c
+        .status
+        .as_ref()
+        .map(|s| format!("{}#{}", s.list_url, s.index))
+        .unwrap_or_default();
     r.valid_from = c.valid_from;
     r.valid_until = c.valid_until;
     r.claims = c.claims.as_map().clone();
 }
 
-fn passkey_assertion(auth: &mut dyn OwnerAuthenticator, options_json: &str) -> Result<String, DocError> {
-    let opts = serde_json::from_str::<RequestChallengeResponse>(options_json)
-        .map_err(|e| DocError::BadAnswer { action: "passkey challenge", reason: e.to_string() })?;
-    let cred = auth.authenticate(opts).map_err(|e| DocError::Passkey(e.to_string()))?;
+fn passkey_assertion(
+    auth: &mut dyn OwnerAuthenticator,
+    options_json: &str,
+) -> Result<String, DocError> {
+    let opts = serde_json::from_str::<RequestChallengeResponse>(options_json).map_err(|e| {
+        DocError::BadAnswer {
+            action: "passkey challenge",
+            reason: e.to_string(),
+        }
+    })?;
+    let cred = auth
+        .authenticate(opts)
+        .map_err(|e| DocError::Passkey(e.to_string()))?;
     serde_json::to_string(&cred).map_err(|e| DocError::Passkey(e.to_string()))
 }
 
@@ -459,7 +516,11 @@ pub struct HolderClient {
 impl HolderClient {
     /// The wallet `holder_id` (its wallet id at the bank) with its wallet key.
     pub fn new(locker: LockerClient, holder_id: &str, key: PrincipalKey) -> Self {
-        Self { locker, holder_id: holder_id.to_owned(), key }
+        Self {
+            locker,
+            holder_id: holder_id.to_owned(),
+            key,
+        }
     }
 
     /// The wallet key.
@@ -473,11 +534,20 @@ impl HolderClient {
     }
 
     fn sign(&self, action: LockerAction, p: [u8; 32]) -> Vec<u8> {
-        request::sign(self.key.signing_key(), self.locker.locker_id(), action, &self.holder_id, p)
+        request::sign(
+            self.key.signing_key(),
+            self.locker.locker_id(),
+            action,
+            &self.holder_id,
+            p,
+        )
     }
 
     /// Binds the wallet key to the holder: the owner's passkey, and a request signed with the key.
-    pub async fn register(&self, auth: &mut dyn OwnerAuthenticator) -> Result<pb::HolderInfo, DocError> {
+    pub async fn register(
+        &self,
+        auth: &mut dyn OwnerAuthenticator,
+    ) -> Result<pb::HolderInfo, DocError> {
         let mut c = self.locker.client().await?;
         let ch = c
             .begin_owner_challenge(pb::BeginOwnerChallengeRequest {
@@ -513,7 +583,10 @@ impl HolderClient {
             .await?
             .into_iter()
             .next()
-            .ok_or_else(|| DocError::BadAnswer { action: "list_documents", reason: "empty answer".into() })
+            .ok_or_else(|| DocError::BadAnswer {
+                action: "list_documents",
+                reason: "empty answer".into(),
+            })
     }
 
     async fn list(&self, uri: &str) -> Result<Vec<pb::LockerDocument>, DocError> {
@@ -534,10 +607,20 @@ impl HolderClient {
     }
 
     /// Uploads a file as a self-attested document of `doc_type`, signed with the wallet key.
-    pub async fn upload(&self, doc_type: &str, upload: &Upload) -> Result<pb::LockerDocument, DocError> {
-        let uri = ids::DocUri::new(ids::SELF_ISSUER, doc_type).map_err(|e| DocError::Invalid(e.to_string()))?;
-        let jws =
-            vc::self_attest(&self.holder_id, &uri, upload, self.key.signing_key(), dlocker_proto::time::unix_now());
+    pub async fn upload(
+        &self,
+        doc_type: &str,
+        upload: &Upload,
+    ) -> Result<pb::LockerDocument, DocError> {
+        let uri = ids::DocUri::new(ids::SELF_ISSUER, doc_type)
+            .map_err(|e| DocError::Invalid(e.to_string()))?;
+        let jws = vc::self_attest(
+            &self.holder_id,
+            &uri,
+            upload,
+            self.key.signing_key(),
+            dlocker_proto::time::unix_now(),
+        );
         let p = params::upload_document(&self.holder_id, &jws);
         Ok(self
             .locker
@@ -578,7 +661,11 @@ impl HolderClient {
     }
 
     /// Asks `issuer_id` to attest the upload `upload_uri`.
-    pub async fn request_attestation(&self, upload_uri: &str, issuer_id: &str) -> Result<pb::IssuerTask, DocError> {
+    pub async fn request_attestation(
+        &self,
+        upload_uri: &str,
+        issuer_id: &str,
+    ) -> Result<pb::IssuerTask, DocError> {
         let p = params::request_attestation(&self.holder_id, upload_uri, issuer_id);
         Ok(self
             .locker
@@ -703,10 +790,16 @@ pub async fn request_key_approval(
         let last = match ans {
             Ok(r) => {
                 let bytes = r.into_inner().bank_approval_encoded;
-                let signed = Signed::<BankApproval>::decode(&bytes)
-                    .map_err(|e| DocError::BadAnswer { action: "get_approval", reason: e.to_string() })?;
+                let signed =
+                    Signed::<BankApproval>::decode(&bytes).map_err(|e| DocError::BadAnswer {
+                        action: "get_approval",
+                        reason: e.to_string(),
+                    })?;
                 let a = signed.body();
-                if a.wallet_id != wallet_id || a.session_key != *new_key || a.bank_node_id != bank.node_id {
+                if a.wallet_id != wallet_id
+                    || a.session_key != *new_key
+                    || a.bank_node_id != bank.node_id
+                {
                     return Err(DocError::BadAnswer {
                         action: "get_approval",
                         reason: "approval for another wallet, key or bank".into(),
@@ -741,14 +834,18 @@ pub async fn close_key_approval(
 ) -> Result<(), DocError> {
     let mut c = recovery_client(connect_channel(bank).await?);
     let begin = c
-        .begin_owner_cancel(pb::BeginOwnerCancelRequest { session_id: bank_session_id.to_owned() })
+        .begin_owner_cancel(pb::BeginOwnerCancelRequest {
+            session_id: bank_session_id.to_owned(),
+        })
         .await
         .map_err(refused("begin_owner_cancel"))?
         .into_inner();
     let json = passkey_assertion(auth, &begin.request_options_json)?;
     c.cancel_recovery(pb::CancelRecoveryRequest {
         session_id: bank_session_id.to_owned(),
-        authority: Some(pb::cancel_recovery_request::Authority::OwnerAssertionJson(json)),
+        authority: Some(pb::cancel_recovery_request::Authority::OwnerAssertionJson(
+            json,
+        )),
     })
     .await
     .map_err(refused("cancel_recovery"))?;
@@ -777,7 +874,13 @@ pub async fn reissue(
         .into_inner();
     let assertion = passkey_assertion(auth, &ch.request_options_json)?;
     let pk = new_key.public_key();
-    let p = params::reissue(holder_id, &pk, bank_approval, &ch.challenge_id, carry_over_consents);
+    let p = params::reissue(
+        holder_id,
+        &pk,
+        bank_approval,
+        &ch.challenge_id,
+        carry_over_consents,
+    );
     let resp = c
         .reissue(pb::ReissueRequest {
             request_encoded: request::sign(
@@ -799,8 +902,10 @@ pub async fn reissue(
         .into_inner();
     // Every new credential must be bound to the new key.
     for d in &resp.reissued {
-        let (_, cred) = vc::parse(&d.credential_jws)
-            .map_err(|e| DocError::BadAnswer { action: "reissue", reason: e.to_string() })?;
+        let (_, cred) = vc::parse(&d.credential_jws).map_err(|e| DocError::BadAnswer {
+            action: "reissue",
+            reason: e.to_string(),
+        })?;
         if cred.holder_key != pk {
             return Err(DocError::BadAnswer {
                 action: "reissue",
@@ -822,11 +927,21 @@ pub struct IssuerClient {
 impl IssuerClient {
     /// Issuer `issuer_id` signing requests (and, unless hosted, credentials) with `key`.
     pub fn new(locker: LockerClient, issuer_id: &str, key: PrincipalKey) -> Self {
-        Self { locker, issuer_id: issuer_id.to_owned(), key }
+        Self {
+            locker,
+            issuer_id: issuer_id.to_owned(),
+            key,
+        }
     }
 
     fn sign(&self, action: LockerAction, p: [u8; 32]) -> Vec<u8> {
-        request::sign(self.key.signing_key(), self.locker.locker_id(), action, &self.issuer_id, p)
+        request::sign(
+            self.key.signing_key(),
+            self.locker.locker_id(),
+            action,
+            &self.issuer_id,
+            p,
+        )
     }
 
     /// Registers (pending until the operator approves). `hosted`: the locker keeps the signing
@@ -839,7 +954,8 @@ impl IssuerClient {
         pull_endpoint: &str,
     ) -> Result<IssuerEntry, DocError> {
         let pk = self.key.public_key();
-        let p = params::register_issuer(&self.issuer_id, name, doc_types, &pk, hosted, pull_endpoint);
+        let p =
+            params::register_issuer(&self.issuer_id, name, doc_types, &pk, hosted, pull_endpoint);
         let i = self
             .locker
             .client()
@@ -867,7 +983,13 @@ impl IssuerClient {
         claims: &Claims,
         valid_until: u64,
     ) -> Result<pb::LockerDocument, DocError> {
-        let p = params::issue_document(&self.issuer_id, holder_id, doc_type, claims.as_map(), valid_until);
+        let p = params::issue_document(
+            &self.issuer_id,
+            holder_id,
+            doc_type,
+            claims.as_map(),
+            valid_until,
+        );
         Ok(self
             .locker
             .client()
@@ -917,9 +1039,16 @@ impl IssuerClient {
         draft: &pb::DocumentDraft,
         claims: &Claims,
     ) -> Result<pb::LockerDocument, DocError> {
-        let d = dlocker_locker::wire::draft_from_pb(draft)
-            .map_err(|e| DocError::BadAnswer { action: "draft", reason: e.to_string() })?;
-        let jws = vc::issue(&d, claims, self.key.signing_key(), dlocker_proto::time::unix_now());
+        let d = dlocker_locker::wire::draft_from_pb(draft).map_err(|e| DocError::BadAnswer {
+            action: "draft",
+            reason: e.to_string(),
+        })?;
+        let jws = vc::issue(
+            &d,
+            claims,
+            self.key.signing_key(),
+            dlocker_proto::time::unix_now(),
+        );
         let p = params::push_document(&self.issuer_id, &jws);
         Ok(self
             .locker
@@ -963,15 +1092,36 @@ impl IssuerClient {
     ) -> Result<pb::DecideAttestationResponse, DocError> {
         let (jws, claims_sent) = match (grant, hosted, &task.draft) {
             (true, false, Some(draft)) => {
-                let d = dlocker_locker::wire::draft_from_pb(draft)
-                    .map_err(|e| DocError::BadAnswer { action: "draft", reason: e.to_string() })?;
-                (vc::issue(&d, claims, self.key.signing_key(), dlocker_proto::time::unix_now()), BTreeMap::new())
+                let d = dlocker_locker::wire::draft_from_pb(draft).map_err(|e| {
+                    DocError::BadAnswer {
+                        action: "draft",
+                        reason: e.to_string(),
+                    }
+                })?;
+                (
+                    vc::issue(
+                        &d,
+                        claims,
+                        self.key.signing_key(),
+                        dlocker_proto::time::unix_now(),
+                    ),
+                    BTreeMap::new(),
+                )
             }
             (true, true, _) => (String::new(), claims.as_map().clone()),
-            (true, false, None) => return Err(DocError::Invalid("the task has no draft to sign".into())),
+            (true, false, None) => {
+                return Err(DocError::Invalid("the task has no draft to sign".into()));
+            }
             (false, _, _) => (String::new(), BTreeMap::new()),
         };
-        let p = params::decide_attestation(&self.issuer_id, &task.task_id, grant, &jws, &claims_sent, reason);
+        let p = params::decide_attestation(
+            &self.issuer_id,
+            &task.task_id,
+            grant,
+            &jws,
+            &claims_sent,
+            reason,
+        );
         Ok(self
             .locker
             .client()
@@ -1013,7 +1163,11 @@ pub struct Fetched {
 impl RequesterClient {
     /// Requester `requester_id` signing with `key`.
     pub fn new(locker: LockerClient, requester_id: &str, key: PrincipalKey) -> Self {
-        Self { locker, requester_id: requester_id.to_owned(), key }
+        Self {
+            locker,
+            requester_id: requester_id.to_owned(),
+            key,
+        }
     }
 
     /// Registers (pending until the operator approves).
@@ -1042,7 +1196,11 @@ impl RequesterClient {
     }
 
     /// The raw `FetchDocument` answer (not verified here).
-    pub async fn fetch_raw(&self, uri: &str, consent_id: &str) -> Result<pb::FetchDocumentResponse, DocError> {
+    pub async fn fetch_raw(
+        &self,
+        uri: &str,
+        consent_id: &str,
+    ) -> Result<pb::FetchDocumentResponse, DocError> {
         let p = params::fetch_document(&self.requester_id, uri, consent_id);
         Ok(self
             .locker
@@ -1071,7 +1229,10 @@ impl RequesterClient {
         let r = self.fetch_raw(uri, consent_id).await?;
         let report = self.locker.verify(&r.credential_jws).await?;
         if !report.ok {
-            return Err(DocError::BadAnswer { action: "fetch_document", reason: report.problems.join("; ") });
+            return Err(DocError::BadAnswer {
+                action: "fetch_document",
+                reason: report.problems.join("; "),
+            });
         }
         if report.document_uri != uri {
             return Err(DocError::BadAnswer {
@@ -1079,9 +1240,15 @@ impl RequesterClient {
                 reason: "another document was returned".into(),
             });
         }
-        let (_, credential) = vc::parse(&r.credential_jws)
-            .map_err(|e| DocError::BadAnswer { action: "fetch_document", reason: e.to_string() })?;
-        Ok(Fetched { credential_jws: r.credential_jws, credential, report })
+        let (_, credential) = vc::parse(&r.credential_jws).map_err(|e| DocError::BadAnswer {
+            action: "fetch_document",
+            reason: e.to_string(),
+        })?;
+        Ok(Fetched {
+            credential_jws: r.credential_jws,
+            credential,
+            report,
+        })
     }
 }
 
@@ -1099,7 +1266,11 @@ impl OperatorClient {
     }
 
     fn staff_request(&self, action: StaffAction, target: &str) -> Vec<u8> {
-        self.key.sign_request(crate::staff::new_request(self.locker.locker_id(), action, target))
+        self.key.sign_request(crate::staff::new_request(
+            self.locker.locker_id(),
+            action,
+            target,
+        ))
     }
 
     /// Every issuer and requester.
@@ -1114,7 +1285,11 @@ impl OperatorClient {
             .await
             .map_err(refused("list_registry"))?
             .into_inner();
-        let issuers = r.issuers.into_iter().map(IssuerEntry::from_pb).collect::<Result<Vec<_>, _>>()?;
+        let issuers = r
+            .issuers
+            .into_iter()
+            .map(IssuerEntry::from_pb)
+            .collect::<Result<Vec<_>, _>>()?;
         let requesters = r
             .requesters
             .into_iter()
@@ -1129,7 +1304,11 @@ impl OperatorClient {
     }
 
     /// Approves or suspends (`action`) the issuer or requester `id`.
-    pub async fn decide(&self, action: StaffAction, id: &str) -> Result<pb::RegistryDecision, DocError> {
+    pub async fn decide(
+        &self,
+        action: StaffAction,
+        id: &str,
+    ) -> Result<pb::RegistryDecision, DocError> {
         Ok(self
             .locker
             .client()

@@ -131,5 +131,9 @@ pub enum BackupError {
 }
 
 fn describe_failed(failed: &[(String, String)]) -> String {
-    failed.iter().map(|(n, r)| format!("{n}: {r}")).collect::<Vec<_>>().join("; ")
+    failed
+        .iter()
+        .map(|(n, r)| format!("{n}: {r}"))
+        .collect::<Vec<_>>()
+        .join("; ")
 }

@@ -42,15 +42,17 @@ pub mod trustees;
 pub mod verify;
 
 pub use authenticator::{OwnerAuthenticator, SoftwareAuthenticator};
-pub use backup::{BackupPolicy, BackupReceipts, PreparedBackup, ProgressEvent, TrusteeReceipt, backup};
+pub use backup::{
+    BackupPolicy, BackupReceipts, PreparedBackup, ProgressEvent, TrusteeReceipt, backup,
+};
 pub use error::{AuthError, BackupError, ConnectError, TrusteesError};
 pub use recover::{
-    CancelOutcome, RecoverError, RecoverEvent, RecoverOptions, Recovered, RecoveryHandle, TrusteeSession,
-    cancel_recovery, present_bank_cancellation, recover,
+    CancelOutcome, RecoverError, RecoverEvent, RecoverOptions, Recovered, RecoveryHandle,
+    TrusteeSession, cancel_recovery, present_bank_cancellation, recover,
 };
 pub use rotate::{
-    RotateError, RotateEvent, RotateOptions, RotationPhase, RotationRecord, RotationSource, RotationStep,
-    epoch_status, resume_rotation, rollback_rotation, rotate,
+    RotateError, RotateEvent, RotateOptions, RotationPhase, RotationRecord, RotationSource,
+    RotationStep, epoch_status, resume_rotation, rollback_rotation, rotate,
 };
 pub use staff::{StaffClient, StaffError, StaffKey};
 pub use transport::{NodeInfo, connect, node_info};

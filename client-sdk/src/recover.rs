@@ -78,7 +78,10 @@ pub struct RecoveryHandle {
 impl RecoveryHandle {
     /// The session id at the named trustee.
     pub fn session_at(&self, name: &str) -> Option<&str> {
-        self.sessions.iter().find(|s| s.name == name).map(|s| s.session_id.as_str())
+        self.sessions
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.session_id.as_str())
     }
 }
 
@@ -232,7 +235,10 @@ pub enum RecoverError {
     #[error("invalid wallet id: {0}")]
     InvalidWalletId(String),
     /// Fewer than `t` trustees can take part at this stage: fix or wait for the named ones.
-    #[error("{stage}: only {available} of the {needed} trustees needed are usable ({})", describe(failed))]
+    #[error(
+        "{stage}: only {available} of the {needed} trustees needed are usable ({})",
+        describe(failed)
+    )]
     NotEnoughTrustees {
         /// Where it stopped (e.g. "opening sessions").
         stage: &'static str,
@@ -261,7 +267,9 @@ pub enum RecoverError {
     },
     /// The bank did not approve in time: ask staff to approve `bank_session_id`, then recover
     /// again (cancel the open sessions first with [`cancel_recovery`]).
-    #[error("bank approval did not arrive within {waited_secs} s ({last_status}); bank session {bank_session_id}")]
+    #[error(
+        "bank approval did not arrive within {waited_secs} s ({last_status}); bank session {bank_session_id}"
+    )]
     ApprovalTimeout {
         /// How long was waited.
         waited_secs: u64,
@@ -288,7 +296,11 @@ fn describe(failed: &[Failure]) -> String {
     if failed.is_empty() {
         return "no failures recorded".into();
     }
-    failed.iter().map(|(n, r)| format!("{n}: {r}")).collect::<Vec<_>>().join("; ")
+    failed
+        .iter()
+        .map(|(n, r)| format!("{n}: {r}"))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// One trustee's answer to `OpenRecovery`.
@@ -321,17 +333,28 @@ pub(crate) fn select_manifest(
     let mut failed = Vec::new();
     for (info, bytes) in opened {
         match Manifest::decode(bytes) {
-            Ok(m) => votes.entry(m.hash().0).or_insert_with(|| (m, Vec::new())).1.push(info.name.as_str()),
-            Err(e) => failed.push((info.name.clone(), format!("returned a malformed manifest: {e}"))),
+            Ok(m) => votes
+                .entry(m.hash().0)
+                .or_insert_with(|| (m, Vec::new()))
+                .1
+                .push(info.name.as_str()),
+            Err(e) => failed.push((
+                info.name.clone(),
+                format!("returned a malformed manifest: {e}"),
+            )),
         }
     }
     let qualified = votes
         .iter()
         .filter(|(_, (m, v))| v.len() >= usize::from(m.threshold()))
         .max_by_key(|(_, (m, v))| (m.epoch(), v.len()));
-    let Some((best_hash, (manifest, voters))) = qualified.or_else(|| votes.iter().max_by_key(|(_, (_, v))| v.len()))
+    let Some((best_hash, (manifest, voters))) =
+        qualified.or_else(|| votes.iter().max_by_key(|(_, (_, v))| v.len()))
     else {
-        return Err(RecoverError::NoTrustedManifest { reason: "no trustee returned a manifest".into(), failed });
+        return Err(RecoverError::NoTrustedManifest {
+            reason: "no trustee returned a manifest".into(),
+            failed,
+        });
     };
     let best_hash = *best_hash;
     let t = usize::from(manifest.threshold());
@@ -344,15 +367,28 @@ pub(crate) fn select_manifest(
             failed,
         });
     }
-    let bad = |reason: String| Err(RecoverError::NoTrustedManifest { reason, failed: failed.clone() });
+    let bad = |reason: String| {
+        Err(RecoverError::NoTrustedManifest {
+            reason,
+            failed: failed.clone(),
+        })
+    };
     if manifest.wallet_id() != wallet_id {
-        return bad(format!("the manifest is for wallet {:?}", manifest.wallet_id()));
+        return bad(format!(
+            "the manifest is for wallet {:?}",
+            manifest.wallet_id()
+        ));
     }
     for e in manifest.trustees() {
         match set.by_node_id(&e.node_id) {
             Some(info) if info.public_key == e.public_key => {}
             Some(info) => return bad(format!("the manifest pins another key for {}", info.name)),
-            None => return bad(format!("the manifest lists node {} which is not in the trustees file", e.node_id)),
+            None => {
+                return bad(format!(
+                    "the manifest lists node {} which is not in the trustees file",
+                    e.node_id
+                ));
+            }
         }
     }
     if manifest.bank_node_id() != set.bank().node_id {
@@ -372,7 +408,10 @@ pub(crate) fn select_manifest(
                         ),
                     ));
                 } else {
-                    failed.push(((*n).to_owned(), "returned a different manifest than the other trustees".into()));
+                    failed.push((
+                        (*n).to_owned(),
+                        "returned a different manifest than the other trustees".into(),
+                    ));
                 }
             }
         }
@@ -433,11 +472,13 @@ pub(crate) fn check_release(
     let share = ShareEnvelope::decode(&resp.share_envelope_encoded)
         .and_then(|env| env.open(&ctx, r))
         .map_err(|e| format!("share envelope: {e}"))?;
-    manifest
-        .commitments()
-        .verify(&share)
-        .map_err(|_| "returned a bad share: it does not match the manifest commitments".to_owned())?;
-    Ok(GoodShare { share, blob: resp.blob.clone() })
+    manifest.commitments().verify(&share).map_err(|_| {
+        "returned a bad share: it does not match the manifest commitments".to_owned()
+    })?;
+    Ok(GoodShare {
+        share,
+        blob: resp.blob.clone(),
+    })
 }
 
 /// Combines exactly `t` verified shares (first in manifest order), finds a blob whose hash the
@@ -464,8 +505,11 @@ pub(crate) fn assemble(
         .iter()
         .map(|(_, g)| &g.blob)
         .find(|b| dlocker_proto::blob::hash(b) == *manifest.blob_hash())
-        .ok_or_else(|| RecoverError::Blob("no trustee returned the blob the manifest records".into()))?;
-    let data = dlocker_proto::blob::open(&k, manifest.wallet_id(), blob).map_err(|e| RecoverError::Blob(e.to_string()))?;
+        .ok_or_else(|| {
+            RecoverError::Blob("no trustee returned the blob the manifest records".into())
+        })?;
+    let data = dlocker_proto::blob::open(&k, manifest.wallet_id(), blob)
+        .map_err(|e| RecoverError::Blob(e.to_string()))?;
     Ok((k, data, chosen.iter().map(|(n, _)| n.clone()).collect()))
 }
 
@@ -500,7 +544,11 @@ struct Participant<'a> {
     staged: bool,
 }
 
-async fn open_one(info: &TrusteeInfo, wallet_id: &str, r_pub: &PublicKey) -> Result<(Channel, Opened), String> {
+async fn open_one(
+    info: &TrusteeInfo,
+    wallet_id: &str,
+    r_pub: &PublicKey,
+) -> Result<(Channel, Opened), String> {
     let channel = connect_channel(info).await.map_err(|e| e.to_string())?;
     let resp = recovery_client(channel.clone())
         .open_recovery(OpenRecoveryRequest {
@@ -522,10 +570,15 @@ async fn open_one(info: &TrusteeInfo, wallet_id: &str, r_pub: &PublicKey) -> Res
     ))
 }
 
-fn passkey_assertion(auth: &mut dyn OwnerAuthenticator, options_json: &str) -> Result<String, String> {
+fn passkey_assertion(
+    auth: &mut dyn OwnerAuthenticator,
+    options_json: &str,
+) -> Result<String, String> {
     let opts = serde_json::from_str::<RequestChallengeResponse>(options_json)
         .map_err(|e| AuthError::MalformedChallenge(e.to_string()).to_string())?;
-    let cred = auth.authenticate(opts).map_err(|e| format!("passkey: {e}"))?;
+    let cred = auth
+        .authenticate(opts)
+        .map_err(|e| format!("passkey: {e}"))?;
     serde_json::to_string(&cred).map_err(|e| format!("encoding the assertion: {e}"))
 }
 
@@ -561,10 +614,18 @@ pub async fn recover(
                     session_id: opened.session_id.clone(),
                     release_not_before: opened.release_not_before,
                 });
-                participants.push(Participant { info, channel, opened, staged: false });
+                participants.push(Participant {
+                    info,
+                    channel,
+                    opened,
+                    staged: false,
+                });
             }
             Err(reason) => {
-                progress(RecoverEvent::TrusteeFailed { name: info.name.clone(), reason: reason.clone() });
+                progress(RecoverEvent::TrusteeFailed {
+                    name: info.name.clone(),
+                    reason: reason.clone(),
+                });
                 unavailable.push((info.name.clone(), reason));
             }
         }
@@ -586,8 +647,10 @@ pub async fn recover(
     // 2. The manifest ≥ t trustees agree on, checked against the pinned keys: the newest epoch
     // with its threshold of ACTIVE shares; in the middle of a rotation where no epoch has that
     // (commits done at some trustees, the rest only staged), staged shares count too.
-    let votes: Vec<(&TrusteeInfo, &[u8])> =
-        participants.iter().map(|p| (p.info, p.opened.manifest_encoded.as_slice())).collect();
+    let votes: Vec<(&TrusteeInfo, &[u8])> = participants
+        .iter()
+        .map(|p| (p.info, p.opened.manifest_encoded.as_slice()))
+        .collect();
     let selected = match select_manifest(wallet_id, trustees, &votes) {
         Err(e @ RecoverError::NotEnoughTrustees { .. }) => {
             let mut with_staged = votes.clone();
@@ -630,30 +693,58 @@ pub async fn recover(
             failed.extend(unavailable);
             return Err(RecoverError::NoTrustedManifest { reason, failed });
         }
-        Err(RecoverError::NotEnoughTrustees { stage, needed, available, mut failed }) => {
+        Err(RecoverError::NotEnoughTrustees {
+            stage,
+            needed,
+            available,
+            mut failed,
+        }) => {
             failed.extend(unavailable);
-            return Err(RecoverError::NotEnoughTrustees { stage, needed, available, failed });
+            return Err(RecoverError::NotEnoughTrustees {
+                stage,
+                needed,
+                available,
+                failed,
+            });
         }
         Err(e) => return Err(e),
     };
-    progress(RecoverEvent::SessionsOpened { handle: handle.clone(), manifest_hash: manifest.hash() });
+    progress(RecoverEvent::SessionsOpened {
+        handle: handle.clone(),
+        manifest_hash: manifest.hash(),
+    });
     let t = usize::from(manifest.threshold());
-    let excluded: Vec<String> = faulty.iter().chain(&unavailable).map(|(n, _)| n.clone()).collect();
-    participants.retain(|p| !excluded.contains(&p.info.name) && manifest.trustee(&p.info.node_id).is_some());
-    let not_enough = |stage, available, unavailable: &[Failure], faulty: &[Failure]| RecoverError::NotEnoughTrustees {
-        stage,
-        needed: t,
-        available,
-        failed: faulty.iter().chain(unavailable).cloned().collect(),
+    let excluded: Vec<String> = faulty
+        .iter()
+        .chain(&unavailable)
+        .map(|(n, _)| n.clone())
+        .collect();
+    participants.retain(|p| {
+        !excluded.contains(&p.info.name) && manifest.trustee(&p.info.node_id).is_some()
+    });
+    let not_enough = |stage, available, unavailable: &[Failure], faulty: &[Failure]| {
+        RecoverError::NotEnoughTrustees {
+            stage,
+            needed: t,
+            available,
+            failed: faulty.iter().chain(unavailable).cloned().collect(),
+        }
     };
     if participants.len() < t {
-        return Err(not_enough("opening sessions", participants.len(), &unavailable, &faulty));
+        return Err(not_enough(
+            "opening sessions",
+            participants.len(),
+            &unavailable,
+            &faulty,
+        ));
     }
 
     // 3. One passkey assertion per trustee (sequential: the authenticator may prompt a person).
     let mut authenticated = Vec::new();
     for p in participants {
-        progress(RecoverEvent::PasskeyRequested { name: p.info.name.clone() });
+        progress(RecoverEvent::PasskeyRequested {
+            name: p.info.name.clone(),
+        });
         let res = match passkey_assertion(auth, &p.opened.request_options_json) {
             Ok(json) => recovery_client(p.channel.clone())
                 .authenticate_owner(AuthenticateOwnerRequest {
@@ -667,28 +758,50 @@ pub async fn recover(
         };
         match res {
             Ok(rnb) => {
-                progress(RecoverEvent::OwnerAuthenticated { name: p.info.name.clone() });
+                progress(RecoverEvent::OwnerAuthenticated {
+                    name: p.info.name.clone(),
+                });
                 let mut p = p;
                 p.opened.release_not_before = p.opened.release_not_before.max(rnb);
                 authenticated.push(p);
             }
             Err(reason) => {
-                progress(RecoverEvent::TrusteeFailed { name: p.info.name.clone(), reason: reason.clone() });
+                progress(RecoverEvent::TrusteeFailed {
+                    name: p.info.name.clone(),
+                    reason: reason.clone(),
+                });
                 unavailable.push((p.info.name.clone(), reason));
             }
         }
     }
     if authenticated.len() < t {
-        return Err(not_enough("authenticating the owner", authenticated.len(), &unavailable, &faulty));
+        return Err(not_enough(
+            "authenticating the owner",
+            authenticated.len(),
+            &unavailable,
+            &faulty,
+        ));
     }
 
     // 4. The bank's approval for (wallet, R).
     let bank = trustees.bank();
     let bank_session_id = handle.session_at(&bank.name).unwrap_or_default().to_owned();
-    let approval = await_approval(bank, wallet_id, &r_pub, &bank_session_id, &handle, &mut opts).await?;
+    let approval = await_approval(
+        bank,
+        wallet_id,
+        &r_pub,
+        &bank_session_id,
+        &handle,
+        &mut opts,
+    )
+    .await?;
 
     // 5. The delay: wait for the last trustee's release_not_before (+1 s for clock rounding).
-    let not_before = authenticated.iter().map(|p| p.opened.release_not_before).max().unwrap_or(0);
+    let not_before = authenticated
+        .iter()
+        .map(|p| p.opened.release_not_before)
+        .max()
+        .unwrap_or(0);
     loop {
         let now = dlocker_proto::time::unix_now();
         if now > not_before {
@@ -697,7 +810,9 @@ pub async fn recover(
         let left = not_before + 1 - now;
         progress(RecoverEvent::Waiting { seconds_left: left });
         if sleep_or_cancel(Duration::from_secs(1), &mut opts.cancel).await {
-            return Err(RecoverError::Cancelled { handle: Box::new(handle) });
+            return Err(RecoverError::Cancelled {
+                handle: Box::new(handle),
+            });
         }
     }
 
@@ -709,7 +824,10 @@ pub async fn recover(
         let answers = join_all(pending.into_iter().map(|p| {
             let approval = approval.clone();
             async move {
-                let req = ReleaseShareRequest { session_id: p.opened.session_id.clone(), bank_approval_encoded: approval };
+                let req = ReleaseShareRequest {
+                    session_id: p.opened.session_id.clone(),
+                    bank_approval_encoded: approval,
+                };
                 let resp = if p.staged {
                     EpochsClient::new(p.channel.clone())
                         .max_decoding_message_size(crate::transport::MAX_MESSAGE_BYTES)
@@ -731,24 +849,40 @@ pub async fn recover(
                     let entry = manifest.trustee(&p.info.node_id);
                     let checked = entry
                         .ok_or_else(|| "not in the manifest".to_owned())
-                        .and_then(|e| check_release(p.info, e, &manifest, &r, &resp.into_inner()).map(|g| (e, g)));
+                        .and_then(|e| {
+                            check_release(p.info, e, &manifest, &r, &resp.into_inner())
+                                .map(|g| (e, g))
+                        });
                     match checked {
                         Ok((e, g)) => {
-                            progress(RecoverEvent::ShareVerified { name: name.clone(), share_index: e.share_index });
+                            progress(RecoverEvent::ShareVerified {
+                                name: name.clone(),
+                                share_index: e.share_index,
+                            });
                             good.push((name, g));
                         }
                         Err(reason) => {
-                            progress(RecoverEvent::ShareRejected { name: name.clone(), reason: reason.clone() });
+                            progress(RecoverEvent::ShareRejected {
+                                name: name.clone(),
+                                reason: reason.clone(),
+                            });
                             faulty.push((name, reason));
                         }
                     }
                 }
-                Err(s) if s.code() == Code::FailedPrecondition && attempt < 2 && s.message().contains("left") => {
+                Err(s)
+                    if s.code() == Code::FailedPrecondition
+                        && attempt < 2
+                        && s.message().contains("left") =>
+                {
                     pending.push(p);
                 }
                 Err(s) => {
                     let reason = format!("ReleaseShare: {}", describe_status(&s));
-                    progress(RecoverEvent::ShareRejected { name: name.clone(), reason: reason.clone() });
+                    progress(RecoverEvent::ShareRejected {
+                        name: name.clone(),
+                        reason: reason.clone(),
+                    });
                     unavailable.push((name, reason));
                 }
             }
@@ -757,11 +891,16 @@ pub async fn recover(
             break;
         }
         if sleep_or_cancel(opts.poll_interval, &mut opts.cancel).await {
-            return Err(RecoverError::Cancelled { handle: Box::new(handle) });
+            return Err(RecoverError::Cancelled {
+                handle: Box::new(handle),
+            });
         }
     }
     for p in pending {
-        unavailable.push((p.info.name.clone(), "ReleaseShare: the delay has not passed at this trustee".into()));
+        unavailable.push((
+            p.info.name.clone(),
+            "ReleaseShare: the delay has not passed at this trustee".into(),
+        ));
     }
     // Manifest order, so the same trustees are preferred each time.
     good.sort_by_key(|(n, _)| trustees.trustees().iter().position(|i| &i.name == n));
@@ -774,13 +913,28 @@ pub async fn recover(
     // holds another epoch, a refused passkey) stay open until they expire, and an open session
     // blocks a rotation at that trustee: close them with the owner's passkey (best effort).
     let mut closed = Vec::new();
-    for s in handle.sessions.iter().filter(|s| !released.contains(&s.name)) {
+    for s in handle
+        .sessions
+        .iter()
+        .filter(|s| !released.contains(&s.name))
+    {
         match cancel_one_owner(trustees, s, auth).await {
             Ok(()) => closed.push(s.name.clone()),
-            Err(e) => tracing::debug!(trustee = %s.name, error = %e, "could not close an unused recovery session"),
+            Err(e) => {
+                tracing::debug!(trustee = %s.name, error = %e, "could not close an unused recovery session")
+            }
         }
     }
-    Ok(Recovered { data, secret, manifest, handle, used, faulty, unavailable, closed })
+    Ok(Recovered {
+        data,
+        secret,
+        manifest,
+        handle,
+        used,
+        faulty,
+        unavailable,
+        closed,
+    })
 }
 
 async fn await_approval(
@@ -791,11 +945,18 @@ async fn await_approval(
     handle: &RecoveryHandle,
     opts: &mut RecoverOptions<'_>,
 ) -> Result<Vec<u8>, RecoverError> {
-    let bank_err = |reason: String| RecoverError::Bank { bank: bank.name.clone(), reason };
+    let bank_err = |reason: String| RecoverError::Bank {
+        bank: bank.name.clone(),
+        reason,
+    };
     if bank_session_id.is_empty() {
-        return Err(bank_err("no recovery session is open at the bank, so it cannot approve".into()));
+        return Err(bank_err(
+            "no recovery session is open at the bank, so it cannot approve".into(),
+        ));
     }
-    (opts.progress)(RecoverEvent::AwaitingApproval { bank_session_id: bank_session_id.to_owned() });
+    (opts.progress)(RecoverEvent::AwaitingApproval {
+        bank_session_id: bank_session_id.to_owned(),
+    });
     let started = tokio::time::Instant::now();
     let mut last_status = String::new();
     loop {
@@ -811,17 +972,25 @@ async fn await_approval(
         };
         match answer {
             Ok(bytes) => {
-                let approval = check_approval(&bytes, &bank.node_id, wallet_id, r_pub).map_err(bank_err)?;
+                let approval =
+                    check_approval(&bytes, &bank.node_id, wallet_id, r_pub).map_err(bank_err)?;
                 (opts.progress)(RecoverEvent::Approved {
                     approvers: approval.approvers.clone(),
                     expires_at: approval.expires_at,
                 });
                 return Ok(bytes);
             }
-            Err(s) if matches!(s.code(), Code::FailedPrecondition | Code::Unavailable | Code::DeadlineExceeded) => {
+            Err(s)
+                if matches!(
+                    s.code(),
+                    Code::FailedPrecondition | Code::Unavailable | Code::DeadlineExceeded
+                ) =>
+            {
                 let status = describe_status(&s);
                 if status != last_status {
-                    (opts.progress)(RecoverEvent::ApprovalPending { status: status.clone() });
+                    (opts.progress)(RecoverEvent::ApprovalPending {
+                        status: status.clone(),
+                    });
                     last_status = status;
                 }
             }
@@ -836,7 +1005,9 @@ async fn await_approval(
             });
         }
         if sleep_or_cancel(opts.poll_interval, &mut opts.cancel).await {
-            return Err(RecoverError::Cancelled { handle: Box::new(handle.clone()) });
+            return Err(RecoverError::Cancelled {
+                handle: Box::new(handle.clone()),
+            });
         }
     }
 }
@@ -849,7 +1020,8 @@ pub(crate) fn check_approval(
     wallet_id: &str,
     r_pub: &PublicKey,
 ) -> Result<BankApproval, String> {
-    let signed = Signed::<BankApproval>::decode(bytes).map_err(|e| format!("bank approval: {e}"))?;
+    let signed =
+        Signed::<BankApproval>::decode(bytes).map_err(|e| format!("bank approval: {e}"))?;
     let a = signed.body();
     if a.bank_node_id != bank_node_id || a.wallet_id != wallet_id || a.session_key != *r_pub {
         return Err("the bank's approval is for another bank, wallet or device".into());
@@ -879,7 +1051,10 @@ pub async fn cancel_recovery(
     let mut out = Vec::with_capacity(handle.sessions.len());
     for s in &handle.sessions {
         let res = cancel_one_owner(trustees, s, auth).await;
-        out.push(CancelOutcome { name: s.name.clone(), error: res.err() });
+        out.push(CancelOutcome {
+            name: s.name.clone(),
+            error: res.err(),
+        });
     }
     out
 }
@@ -889,10 +1064,14 @@ async fn cancel_one_owner(
     s: &TrusteeSession,
     auth: &mut dyn OwnerAuthenticator,
 ) -> Result<(), String> {
-    let info = trustees.by_name(&s.name).ok_or("not in the trustees file")?;
+    let info = trustees
+        .by_name(&s.name)
+        .ok_or("not in the trustees file")?;
     let mut c = recovery_client(connect_channel(info).await.map_err(|e| e.to_string())?);
     let begin = c
-        .begin_owner_cancel(BeginOwnerCancelRequest { session_id: s.session_id.clone() })
+        .begin_owner_cancel(BeginOwnerCancelRequest {
+            session_id: s.session_id.clone(),
+        })
         .await
         .map_err(|st| format!("BeginOwnerCancel: {}", describe_status(&st)))?
         .into_inner();
@@ -914,25 +1093,35 @@ pub async fn present_bank_cancellation(
     handle: Option<&RecoveryHandle>,
     cancellation: &[u8],
 ) -> Vec<CancelOutcome> {
-    let invalid = Signed::<BankCancellation>::decode(cancellation).err().map(|e| e.to_string());
+    let invalid = Signed::<BankCancellation>::decode(cancellation)
+        .err()
+        .map(|e| e.to_string());
     let invalid = invalid.as_deref();
     join_all(trustees.trustees().iter().map(|info| async move {
         let res = async {
             if let Some(e) = invalid {
                 return Err(format!("not a valid bank cancellation: {e}"));
             }
-            let session_id = handle.and_then(|h| h.session_at(&info.name)).unwrap_or_default().to_owned();
+            let session_id = handle
+                .and_then(|h| h.session_at(&info.name))
+                .unwrap_or_default()
+                .to_owned();
             let mut c = recovery_client(connect_channel(info).await.map_err(|e| e.to_string())?);
             c.cancel_recovery(CancelRecoveryRequest {
                 session_id,
-                authority: Some(cancel_recovery_request::Authority::BankCancellationEncoded(cancellation.to_vec())),
+                authority: Some(cancel_recovery_request::Authority::BankCancellationEncoded(
+                    cancellation.to_vec(),
+                )),
             })
             .await
             .map_err(|st| format!("CancelRecovery: {}", describe_status(&st)))?;
             Ok(())
         }
         .await;
-        CancelOutcome { name: info.name.clone(), error: res.err() }
+        CancelOutcome {
+            name: info.name.clone(),
+            error: res.err(),
+        }
     }))
     .await
 }
@@ -948,7 +1137,11 @@ mod tests {
 
     /// Apps spawn these on multi-threaded runtimes: the futures must stay `Send`.
     #[allow(dead_code)]
-    fn futures_are_send(set: &TrusteeSet, auth: &mut crate::SoftwareAuthenticator, h: &RecoveryHandle) {
+    fn futures_are_send(
+        set: &TrusteeSet,
+        auth: &mut crate::SoftwareAuthenticator,
+        h: &RecoveryHandle,
+    ) {
         fn is_send<T: Send>(_: T) {}
         is_send(recover(set, "w", auth, RecoverOptions::default()));
         is_send(cancel_recovery(set, h, auth));
@@ -962,16 +1155,35 @@ mod tests {
     }
 
     fn prepared(set: &TrusteeSet) -> PreparedBackup {
-        PreparedBackup::new(set, "w1", b"seed words", BackupPolicy { threshold: 3, recovery_delay_secs: 0 })
-            .expect("prepare")
+        PreparedBackup::new(
+            set,
+            "w1",
+            b"seed words",
+            BackupPolicy {
+                threshold: 3,
+                recovery_delay_secs: 0,
+            },
+        )
+        .expect("prepare")
     }
 
     /// What an honest trustee `i` (0-based) would answer to ReleaseShare.
-    fn release(p: &PreparedBackup, set: &TrusteeSet, keys: &[SecretKey], i: usize, r: &PublicKey) -> ReleaseShareResponse {
+    fn release(
+        p: &PreparedBackup,
+        set: &TrusteeSet,
+        keys: &[SecretKey],
+        i: usize,
+        r: &PublicKey,
+    ) -> ReleaseShareResponse {
         let m = p.manifest();
         let entry = &m.trustees()[i];
         let share = p.share(entry.share_index).expect("share");
-        let ctx = EnvelopeContext { wallet_id: m.wallet_id(), epoch: m.epoch(), share_index: entry.share_index, recipient: r };
+        let ctx = EnvelopeContext {
+            wallet_id: m.wallet_id(),
+            epoch: m.epoch(),
+            share_index: entry.share_index,
+            recipient: r,
+        };
         let env = ShareEnvelope::seal(share, &ctx).expect("seal").encode();
         let body = ShareRelease {
             node_id: set.trustees()[i].node_id.clone(),
@@ -1002,23 +1214,40 @@ mod tests {
         let bad = other.manifest_bytes();
         let ts = s.trustees();
         // 3 agree, one sends another manifest, one garbage: the 3 win, the others are named.
-        let votes: Vec<(&TrusteeInfo, &[u8])> = vec![(&ts[0], good), (&ts[1], bad), (&ts[2], good), (&ts[3], b"junk"), (&ts[4], good)];
+        let votes: Vec<(&TrusteeInfo, &[u8])> = vec![
+            (&ts[0], good),
+            (&ts[1], bad),
+            (&ts[2], good),
+            (&ts[3], b"junk"),
+            (&ts[4], good),
+        ];
         let (m, failed, _) = select_manifest("w1", &s, &votes).expect("selected");
         assert_eq!(m.hash(), p.manifest_hash());
         let names: Vec<&str> = failed.iter().map(|(n, _)| n.as_str()).collect();
-        assert!(names.contains(&"t2") && names.contains(&"t4") && names.len() == 2, "{failed:?}");
+        assert!(
+            names.contains(&"t2") && names.contains(&"t4") && names.len() == 2,
+            "{failed:?}"
+        );
         // Only 2 agree: below t = 3.
         let votes: Vec<(&TrusteeInfo, &[u8])> = vec![(&ts[0], good), (&ts[1], bad), (&ts[2], good)];
         assert!(matches!(
             select_manifest("w1", &s, &votes),
-            Err(RecoverError::NotEnoughTrustees { needed: 3, available: 2, .. })
+            Err(RecoverError::NotEnoughTrustees {
+                needed: 3,
+                available: 2,
+                ..
+            })
         ));
         // Three trustees agreeing on a manifest with unpinned keys is still refused.
         let votes: Vec<(&TrusteeInfo, &[u8])> = vec![(&ts[0], bad), (&ts[1], bad), (&ts[2], bad)];
         let err = select_manifest("w1", &s, &votes).expect_err("unpinned");
-        assert!(err.to_string().contains("not in the trustees file"), "{err}");
+        assert!(
+            err.to_string().contains("not in the trustees file"),
+            "{err}"
+        );
         // Another wallet's manifest is refused.
-        let votes: Vec<(&TrusteeInfo, &[u8])> = vec![(&ts[0], good), (&ts[1], good), (&ts[2], good)];
+        let votes: Vec<(&TrusteeInfo, &[u8])> =
+            vec![(&ts[0], good), (&ts[1], good), (&ts[2], good)];
         assert!(select_manifest("w2", &s, &votes).is_err());
     }
 
@@ -1029,7 +1258,9 @@ mod tests {
         let m = p.manifest();
         let r = SecretKey::generate_from_rng(&mut rand::rng());
         let r_pub = r.public_key();
-        let check = |i: usize, resp: &ReleaseShareResponse| check_release(&s.trustees()[i], &m.trustees()[i], m, &r, resp);
+        let check = |i: usize, resp: &ReleaseShareResponse| {
+            check_release(&s.trustees()[i], &m.trustees()[i], m, &r, resp)
+        };
 
         let mut good = Vec::new();
         for i in 0..5 {
@@ -1042,7 +1273,12 @@ mod tests {
         let lying = {
             let entry = &m.trustees()[1];
             let fake = Share::new(entry.share_index, SecretScalar::random()).expect("share");
-            let ctx = EnvelopeContext { wallet_id: "w1", epoch: 1, share_index: entry.share_index, recipient: &r_pub };
+            let ctx = EnvelopeContext {
+                wallet_id: "w1",
+                epoch: 1,
+                share_index: entry.share_index,
+                recipient: &r_pub,
+            };
             let env = ShareEnvelope::seal(&fake, &ctx).expect("seal").encode();
             let mut resp = release(&p, &s, &keys, 1, &r_pub);
             let body = ShareRelease {
@@ -1055,7 +1291,8 @@ mod tests {
                 envelope_hash: Sha256::digest(&env).into(),
                 released_at: 1,
             };
-            resp.release_encoded = Signed::sign(body, &k256::ecdsa::SigningKey::from(keys[1].clone())).encode();
+            resp.release_encoded =
+                Signed::sign(body, &k256::ecdsa::SigningKey::from(keys[1].clone())).encode();
             resp.share_envelope_encoded = env;
             resp
         };
@@ -1065,23 +1302,49 @@ mod tests {
         // Signed by another trustee's key; envelope swapped; sealed to another R.
         let mut resp = release(&p, &s, &keys, 2, &r_pub);
         resp.release_encoded = release(&p, &s, &keys, 3, &r_pub).release_encoded;
-        assert!(check(2, &resp).expect_err("wrong signer").contains("not accepted"));
+        assert!(
+            check(2, &resp)
+                .expect_err("wrong signer")
+                .contains("not accepted")
+        );
         let mut resp = release(&p, &s, &keys, 2, &r_pub);
         resp.share_envelope_encoded = release(&p, &s, &keys, 2, &r_pub).share_envelope_encoded;
         assert!(check(2, &resp).expect_err("swapped").contains("envelope"));
         let other_r = SecretKey::generate_from_rng(&mut rand::rng()).public_key();
-        assert!(check(2, &release(&p, &s, &keys, 2, &other_r)).expect_err("other R").contains("session key"));
+        assert!(
+            check(2, &release(&p, &s, &keys, 2, &other_r))
+                .expect_err("other R")
+                .contains("session key")
+        );
 
         // Exactly t good shares suffice, whichever they are; t−1 do not, and the failures are named.
         let (k, data, used) = assemble(m, &good[2..], &[]).expect("assemble");
         assert_eq!(data.expose(), b"seed words");
         assert_eq!(used, vec!["t3", "t4", "t5"]);
-        assert_eq!(k.to_bytes(), assemble(m, &good[..3], &[]).expect("again").0.to_bytes());
-        let failed = vec![("t1".to_owned(), "down".to_owned()), ("t2".to_owned(), err.clone()), ("t3".to_owned(), "down".to_owned())];
+        assert_eq!(
+            k.to_bytes(),
+            assemble(m, &good[..3], &[]).expect("again").0.to_bytes()
+        );
+        let failed = vec![
+            ("t1".to_owned(), "down".to_owned()),
+            ("t2".to_owned(), err.clone()),
+            ("t3".to_owned(), "down".to_owned()),
+        ];
         match assemble(m, &good[3..], &failed) {
-            Err(e @ RecoverError::NotEnoughTrustees { needed: 3, available: 2, .. }) => {
+            Err(
+                e @ RecoverError::NotEnoughTrustees {
+                    needed: 3,
+                    available: 2,
+                    ..
+                },
+            ) => {
                 let msg = e.to_string();
-                assert!(msg.contains("t1: down") && msg.contains("t2: returned a bad share") && msg.contains("t3"), "{msg}");
+                assert!(
+                    msg.contains("t1: down")
+                        && msg.contains("t2: returned a bad share")
+                        && msg.contains("t3"),
+                    "{msg}"
+                );
             }
             other => panic!("expected NotEnoughTrustees, got {other:?}"),
         }
@@ -1101,24 +1364,58 @@ mod tests {
             approvers: vec!["alice".into()],
         };
         let enc = Signed::sign(a.clone(), &bank_key).encode();
-        assert_eq!(check_approval(&enc, &"ab".repeat(16), "w1", &r).expect("ok").approvers, vec!["alice"]);
+        assert_eq!(
+            check_approval(&enc, &"ab".repeat(16), "w1", &r)
+                .expect("ok")
+                .approvers,
+            vec!["alice"]
+        );
         assert!(check_approval(&enc, &"ab".repeat(16), "w2", &r).is_err());
         let other = SecretKey::generate_from_rng(&mut rand::rng()).public_key();
         assert!(check_approval(&enc, &"ab".repeat(16), "w1", &other).is_err());
-        let expired = Signed::sign(BankApproval { expires_at: now - 1, ..a }, &bank_key).encode();
-        assert!(check_approval(&expired, &"ab".repeat(16), "w1", &r).expect_err("expired").contains("expired"));
+        let expired = Signed::sign(
+            BankApproval {
+                expires_at: now - 1,
+                ..a
+            },
+            &bank_key,
+        )
+        .encode();
+        assert!(
+            check_approval(&expired, &"ab".repeat(16), "w1", &r)
+                .expect_err("expired")
+                .contains("expired")
+        );
     }
 
     #[test]
     fn debug_of_recovered_hides_secrets() {
         let (s, keys) = set(3);
-        let p = PreparedBackup::new(&s, "w1", b"seed words", BackupPolicy { threshold: 2, recovery_delay_secs: 0 })
-            .expect("prepare");
+        let p = PreparedBackup::new(
+            &s,
+            "w1",
+            b"seed words",
+            BackupPolicy {
+                threshold: 2,
+                recovery_delay_secs: 0,
+            },
+        )
+        .expect("prepare");
         let r = SecretKey::generate_from_rng(&mut rand::rng());
         let good: Vec<(String, GoodShare)> = (0..2)
             .map(|i| {
                 let resp = release(&p, &s, &keys, i, &r.public_key());
-                (s.trustees()[i].name.clone(), check_release(&s.trustees()[i], &p.manifest().trustees()[i], p.manifest(), &r, &resp).expect("ok"))
+                (
+                    s.trustees()[i].name.clone(),
+                    check_release(
+                        &s.trustees()[i],
+                        &p.manifest().trustees()[i],
+                        p.manifest(),
+                        &r,
+                        &resp,
+                    )
+                    .expect("ok"),
+                )
             })
             .collect();
         let (secret, data, used) = assemble(p.manifest(), &good, &[]).expect("assemble");
@@ -1126,15 +1423,21 @@ mod tests {
             data,
             secret,
             manifest: p.manifest().clone(),
-            handle: RecoveryHandle { wallet_id: "w1".into(), session_key: String::new(), sessions: vec![] },
+            handle: RecoveryHandle {
+                wallet_id: "w1".into(),
+                session_key: String::new(),
+                sessions: vec![],
+            },
             used,
             faulty: vec![],
             unavailable: vec![],
             closed: vec![],
         };
         let dbg = format!("{rec:?}");
-        assert!(!dbg.contains("seed words") && dbg.contains("REDACTED"), "{dbg}");
+        assert!(
+            !dbg.contains("seed words") && dbg.contains("REDACTED"),
+            "{dbg}"
+        );
         assert!(!dbg.contains(&hex::encode(rec.secret().to_bytes().as_ref())));
     }
 }
-

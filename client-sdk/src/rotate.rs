@@ -46,9 +46,9 @@ use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
 use dlocker_proto::manifest::{Manifest, ManifestHash, ManifestParts, TrusteeEntry};
 use dlocker_proto::pb::epochs_client::EpochsClient;
 use dlocker_proto::pb::{
-    AbandonEpochRequest, BeginEnrollmentRequest, BeginEpochActionRequest, CommitEpochRequest, EpochAction,
-    GetBackupStatusRequest, GetBackupStatusResponse, OwnerAssertion, PasskeyRegistration, RetireWalletRequest,
-    StageEpochRequest, stage_epoch_request,
+    AbandonEpochRequest, BeginEnrollmentRequest, BeginEpochActionRequest, CommitEpochRequest,
+    EpochAction, GetBackupStatusRequest, GetBackupStatusResponse, OwnerAssertion,
+    PasskeyRegistration, RetireWalletRequest, StageEpochRequest, stage_epoch_request,
 };
 use dlocker_proto::secret::{SecretBytes, SecretScalar};
 use dlocker_proto::share::{Share, split};
@@ -83,7 +83,11 @@ impl std::fmt::Debug for RotationSource {
 
 impl RotationSource {
     /// From the parts; refuses a `k` that is not the manifest's secret (`k·G ≠ C_0`).
-    pub fn new(manifest: Manifest, k: SecretScalar, data: SecretBytes) -> Result<Self, RotateError> {
+    pub fn new(
+        manifest: Manifest,
+        k: SecretScalar,
+        data: SecretBytes,
+    ) -> Result<Self, RotateError> {
         let image = k256::ProjectivePoint::GENERATOR * k.expose();
         if image != manifest.commitments().secret_commitment().to_projective() {
             return Err(RotateError::WrongSecret);
@@ -93,7 +97,11 @@ impl RotationSource {
 
     /// Right after a recovery: the recovered manifest, secret and data.
     pub fn from_recovered(r: &Recovered) -> Self {
-        Self { manifest: r.manifest.clone(), k: r.secret().clone(), data: r.data().clone() }
+        Self {
+            manifest: r.manifest.clone(),
+            k: r.secret().clone(),
+            data: r.data().clone(),
+        }
     }
 
     /// On the device that made the backup.
@@ -247,7 +255,9 @@ impl RotationRecord {
     }
     /// Whether any trustee of e+1 committed (or may have: its commit's answer was lost).
     pub fn any_commit(&self) -> bool {
-        self.trustees.iter().any(|t| t.commit_attempted || t.commit_receipt.is_some())
+        self.trustees
+            .iter()
+            .any(|t| t.commit_attempted || t.commit_receipt.is_some())
     }
     /// The progress of the named trustee.
     pub fn trustee(&self, name: &str) -> Option<&TrusteeProgress> {
@@ -258,8 +268,12 @@ impl RotationRecord {
     fn shares(&self, k: &SecretScalar) -> Result<Vec<Share>, RotateError> {
         let target = self.manifest()?.hash();
         for s in &self.sealed {
-            let Ok(bytes) = hex::decode(&s.sealed) else { continue };
-            let Ok(plain) = dlocker_proto::record::open(k, &self.wallet_id, &target, &bytes) else { continue };
+            let Ok(bytes) = hex::decode(&s.sealed) else {
+                continue;
+            };
+            let Ok(plain) = dlocker_proto::record::open(k, &self.wallet_id, &target, &bytes) else {
+                continue;
+            };
             return decode_shares(plain.expose());
         }
         Err(RotateError::WrongSecret)
@@ -276,7 +290,8 @@ impl RotationRecord {
 
     /// Writes the record as JSON (mode 0600; replaced atomically).
     pub fn save(&self, path: &Path) -> Result<(), RotateError> {
-        let text = serde_json::to_string_pretty(self).map_err(|e| RotateError::Record(e.to_string()))?;
+        let text =
+            serde_json::to_string_pretty(self).map_err(|e| RotateError::Record(e.to_string()))?;
         let tmp = path.with_extension("tmp");
         write_private(&tmp, text.as_bytes())
             .and_then(|()| std::fs::rename(&tmp, path))
@@ -287,15 +302,21 @@ impl RotationRecord {
     pub fn load(path: &Path) -> Result<Self, RotateError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| RotateError::Record(format!("reading {}: {e}", path.display())))?;
-        let r: Self = serde_json::from_str(&text)
-            .map_err(|e| RotateError::Record(format!("{} is not a rotation record: {e}", path.display())))?;
+        let r: Self = serde_json::from_str(&text).map_err(|e| {
+            RotateError::Record(format!("{} is not a rotation record: {e}", path.display()))
+        })?;
         if r.format != RECORD_FORMAT {
-            return Err(RotateError::Record(format!("unsupported record format {}", r.format)));
+            return Err(RotateError::Record(format!(
+                "unsupported record format {}",
+                r.format
+            )));
         }
         // Both manifests must decode and chain.
         let (from, to) = (r.previous_manifest()?, r.manifest()?);
         if to.previous() != Some(&from.hash()) || to.wallet_id() != r.wallet_id {
-            return Err(RotateError::Record("the record's manifests do not chain".into()));
+            return Err(RotateError::Record(
+                "the record's manifests do not chain".into(),
+            ));
         }
         Ok(r)
     }
@@ -321,7 +342,9 @@ fn decode_manifest(h: &str) -> Result<Manifest, RotateError> {
 }
 
 fn encode_shares(shares: &[Share]) -> zeroize::Zeroizing<Vec<u8>> {
-    let mut out = zeroize::Zeroizing::new(Vec::with_capacity(shares.len() * dlocker_proto::share::SHARE_LEN));
+    let mut out = zeroize::Zeroizing::new(Vec::with_capacity(
+        shares.len() * dlocker_proto::share::SHARE_LEN,
+    ));
     for s in shares {
         out.extend_from_slice(&s.encode());
     }
@@ -331,9 +354,14 @@ fn encode_shares(shares: &[Share]) -> zeroize::Zeroizing<Vec<u8>> {
 fn decode_shares(bytes: &[u8]) -> Result<Vec<Share>, RotateError> {
     let n = dlocker_proto::share::SHARE_LEN;
     if bytes.is_empty() || !bytes.len().is_multiple_of(n) {
-        return Err(RotateError::Record("sealed shares have the wrong length".into()));
+        return Err(RotateError::Record(
+            "sealed shares have the wrong length".into(),
+        ));
     }
-    bytes.chunks(n).map(|c| Share::decode(c).map_err(|e| RotateError::Record(format!("sealed share: {e}")))).collect()
+    bytes
+        .chunks(n)
+        .map(|c| Share::decode(c).map_err(|e| RotateError::Record(format!("sealed share: {e}"))))
+        .collect()
 }
 
 /// Why a rotation step did not complete. No variant carries a secret.
@@ -386,7 +414,11 @@ pub enum RotateError {
 }
 
 fn describe(failed: &[(String, String)]) -> String {
-    failed.iter().map(|(n, r)| format!("{n}: {r}")).collect::<Vec<_>>().join("; ")
+    failed
+        .iter()
+        .map(|(n, r)| format!("{n}: {r}"))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// A network step of a rotation (what the interrupt hook is asked about).
@@ -509,7 +541,12 @@ impl std::fmt::Debug for RotateOptions<'_> {
 impl<'a> RotateOptions<'a> {
     /// Options with `user_name`, no record file, no progress, no interrupt.
     pub fn new(user_name: impl Into<String>) -> Self {
-        Self { user_name: user_name.into(), record_path: None, progress: &no_progress, interrupt: None }
+        Self {
+            user_name: user_name.into(),
+            record_path: None,
+            progress: &no_progress,
+            interrupt: None,
+        }
     }
     /// Persist the record at `path` after every step.
     pub fn record_path(mut self, path: impl Into<PathBuf>) -> Self {
@@ -578,8 +615,13 @@ pub fn prepare_rotation(
             )));
         }
     }
-    let k = if new_k { SecretScalar::random() } else { source.k.clone() };
-    let (shares, commitments) = split(&k, t, n).map_err(|e| RotateError::InvalidPolicy(e.to_string()))?;
+    let k = if new_k {
+        SecretScalar::random()
+    } else {
+        source.k.clone()
+    };
+    let (shares, commitments) =
+        split(&k, t, n).map_err(|e| RotateError::InvalidPolicy(e.to_string()))?;
     let blob = dlocker_proto::blob::seal(&k, &wallet_id, source.data.expose());
     let entries: Vec<TrusteeEntry> = new
         .trustees()
@@ -609,7 +651,9 @@ pub fn prepare_rotation(
     let plain = encode_shares(&shares);
     let mut sealed = vec![SealedShares {
         under_epoch: current.epoch(),
-        sealed: hex::encode(dlocker_proto::record::seal(&source.k, &wallet_id, &target, &plain)),
+        sealed: hex::encode(dlocker_proto::record::seal(
+            &source.k, &wallet_id, &target, &plain,
+        )),
     }];
     if new_k {
         sealed.push(SealedShares {
@@ -624,7 +668,11 @@ pub fn prepare_rotation(
         .map(|(info, s)| TrusteeProgress {
             name: info.name.clone(),
             node_id: info.node_id.clone(),
-            role: if current.trustee(&info.node_id).is_some() { TrusteeRole::Continuing } else { TrusteeRole::Joining },
+            role: if current.trustee(&info.node_id).is_some() {
+                TrusteeRole::Continuing
+            } else {
+                TrusteeRole::Joining
+            },
             share_index: Some(s.index()),
             stage_receipt: None,
             staged_expires_at: None,
@@ -636,7 +684,10 @@ pub fn prepare_rotation(
         .collect();
     for e in current.trustees() {
         if to.trustee(&e.node_id).is_none() {
-            let name = old.by_node_id(&e.node_id).map(|i| i.name.clone()).unwrap_or_else(|| e.node_id.clone());
+            let name = old
+                .by_node_id(&e.node_id)
+                .map(|i| i.name.clone())
+                .unwrap_or_else(|| e.node_id.clone());
             trustees.push(TrusteeProgress {
                 name,
                 node_id: e.node_id.clone(),
@@ -691,8 +742,17 @@ pub fn window_safe(record: &RotationRecord) -> Result<bool, RotateError> {
 
 /// Trustees of e+1 in commit order: joining first (they lose nothing), then continuing.
 fn commit_order(record: &RotationRecord) -> Vec<usize> {
-    let idx = |role| record.trustees.iter().enumerate().filter(move |(_, t)| t.role == role).map(|(i, _)| i);
-    idx(TrusteeRole::Joining).chain(idx(TrusteeRole::Continuing)).collect()
+    let idx = |role| {
+        record
+            .trustees
+            .iter()
+            .enumerate()
+            .filter(move |(_, t)| t.role == role)
+            .map(|(i, _)| i)
+    };
+    idx(TrusteeRole::Joining)
+        .chain(idx(TrusteeRole::Continuing))
+        .collect()
 }
 
 /// Rotates the wallet of `source` from its epoch e (held by `old`) to epoch e+1 over `new` with
@@ -726,7 +786,12 @@ pub async fn rotate(
 }
 
 fn names(record: &RotationRecord, f: impl Fn(&TrusteeProgress) -> bool) -> Vec<String> {
-    record.trustees.iter().filter(|t| f(t)).map(|t| t.name.clone()).collect()
+    record
+        .trustees
+        .iter()
+        .filter(|t| f(t))
+        .map(|t| t.name.clone())
+        .collect()
 }
 
 fn persist(record: &mut RotationRecord, opts: &RotateOptions<'_>) -> Result<(), RotateError> {
@@ -750,7 +815,9 @@ pub async fn resume_rotation(
     opts: &RotateOptions<'_>,
 ) -> Result<(), RotateError> {
     if record.phase == RotationPhase::RolledBack {
-        return Err(RotateError::Record("this rotation was rolled back; start a new one".into()));
+        return Err(RotateError::Record(
+            "this rotation was rolled back; start a new one".into(),
+        ));
     }
     let shares = record.shares(secret)?;
     let mut ctx = Ctx::new(record, old, new, shares, auth, opts)?;
@@ -794,7 +861,11 @@ struct Observed {
 impl From<GetBackupStatusResponse> for Observed {
     fn from(s: GetBackupStatusResponse) -> Self {
         let active = (s.epoch != 0)
-            .then(|| <[u8; 32]>::try_from(s.manifest_hash.as_slice()).ok().map(|h| (s.epoch, h, s.receipt_encoded)))
+            .then(|| {
+                <[u8; 32]>::try_from(s.manifest_hash.as_slice())
+                    .ok()
+                    .map(|h| (s.epoch, h, s.receipt_encoded))
+            })
             .flatten();
         let staged = s.staged.and_then(|st| {
             <[u8; 32]>::try_from(st.manifest_hash.as_slice())
@@ -810,7 +881,12 @@ async fn open_channel(info: &TrusteeInfo) -> Result<Channel, String> {
 }
 
 async fn observe(ch: &Channel, wallet_id: &str) -> Result<Option<Observed>, String> {
-    match client(ch.clone()).get_backup_status(GetBackupStatusRequest { wallet_id: wallet_id.to_owned() }).await {
+    match client(ch.clone())
+        .get_backup_status(GetBackupStatusRequest {
+            wallet_id: wallet_id.to_owned(),
+        })
+        .await
+    {
         Ok(r) => Ok(Some(r.into_inner().into())),
         Err(s) if s.code() == Code::NotFound => Ok(None),
         Err(s) => Err(format!("GetBackupStatus: {}", status_to_string(&s))),
@@ -849,8 +925,13 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
             let info = new
                 .by_node_id(&t.node_id)
                 .or_else(|| old.by_node_id(&t.node_id))
-                .ok_or_else(|| RotateError::TrusteesMismatch(format!("{} is in neither trustees file", t.name)))?;
-            let pinned = to.trustee(&t.node_id).or_else(|| from.trustee(&t.node_id)).map(|e| e.public_key);
+                .ok_or_else(|| {
+                    RotateError::TrusteesMismatch(format!("{} is in neither trustees file", t.name))
+                })?;
+            let pinned = to
+                .trustee(&t.node_id)
+                .or_else(|| from.trustee(&t.node_id))
+                .map(|e| e.public_key);
             if pinned != Some(info.public_key) {
                 return Err(RotateError::TrusteesMismatch(format!(
                     "{} is pinned to another key than the manifest's",
@@ -882,13 +963,18 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
 
     fn check_interrupt(&self, step: &RotationStep) -> Result<(), RotateError> {
         if self.opts.interrupt.is_some_and(|f| f(step)) {
-            return Err(RotateError::Interrupted { step: step.to_string(), record: Box::new(self.record.clone()) });
+            return Err(RotateError::Interrupted {
+                step: step.to_string(),
+                record: Box::new(self.record.clone()),
+            });
         }
         Ok(())
     }
 
     fn epochs(ch: Channel) -> EpochsClient<Channel> {
-        EpochsClient::new(ch).max_decoding_message_size(MAX_MESSAGE_BYTES).max_encoding_message_size(MAX_MESSAGE_BYTES)
+        EpochsClient::new(ch)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
     }
 
     /// BeginEpochAction + the owner's assertion.
@@ -911,15 +997,21 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
         self.progress(RotateEvent::PasskeyRequested { step: step.clone() });
         let opts = serde_json::from_str::<RequestChallengeResponse>(&c.request_options_json)
             .map_err(|e| format!("node sent a malformed passkey challenge: {e}"))?;
-        let cred = self.auth.authenticate(opts).map_err(|e| format!("passkey: {e}"))?;
+        let cred = self
+            .auth
+            .authenticate(opts)
+            .map_err(|e| format!("passkey: {e}"))?;
         Ok(OwnerAssertion {
             challenge_id: c.challenge_id,
-            assertion_json: serde_json::to_string(&cred).map_err(|e| format!("encoding the assertion: {e}"))?,
+            assertion_json: serde_json::to_string(&cred)
+                .map_err(|e| format!("encoding the assertion: {e}"))?,
         })
     }
 
     fn entry(&self, i: usize) -> Result<&TrusteeEntry, String> {
-        self.to.trustee(&self.record.trustees[i].node_id).ok_or_else(|| "not a trustee of the new epoch".to_owned())
+        self.to
+            .trustee(&self.record.trustees[i].node_id)
+            .ok_or_else(|| "not a trustee of the new epoch".to_owned())
     }
 
     fn verify_stage_receipt(&self, i: usize, bytes: &[u8]) -> Result<u64, String> {
@@ -935,7 +1027,9 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
             || b.manifest_hash != self.to.hash()
             || b.previous_manifest_hash != self.from.hash()
         {
-            return Err("stage receipt is for another node, wallet, epoch, share or manifest".into());
+            return Err(
+                "stage receipt is for another node, wallet, epoch, share or manifest".into(),
+            );
         }
         Ok(b.expires_at)
     }
@@ -944,7 +1038,8 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
     fn verify_active_receipt(&self, i: usize, bytes: &[u8]) -> Result<(), String> {
         let info = &self.infos[i];
         let entry = self.entry(i)?;
-        crate::backup::verify_receipt(info, entry.share_index, &self.to, self.to.hash(), bytes).map(|_| ())
+        crate::backup::verify_receipt(info, entry.share_index, &self.to, self.to.hash(), bytes)
+            .map(|_| ())
     }
 
     // ----- phase 1 -----------------------------------------------------------------------
@@ -952,7 +1047,9 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
     async fn stage_all(&mut self) -> Result<(), RotateError> {
         let mut failed = Vec::new();
         for i in 0..self.record.trustees.len() {
-            if self.record.trustees[i].role == TrusteeRole::Leaving || self.record.trustees[i].stage_receipt.is_some() {
+            if self.record.trustees[i].role == TrusteeRole::Leaving
+                || self.record.trustees[i].stage_receipt.is_some()
+            {
                 continue;
             }
             if let Err(reason) = self.stage_one(i, false).await? {
@@ -972,21 +1069,33 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
 
     /// Stages at trustee `i` (again with `refresh`, which renews the expiry). The outer error
     /// stops the rotation (interrupt, record); the inner one is this trustee's failure.
-    async fn stage_one(&mut self, i: usize, refresh: bool) -> Result<Result<(), String>, RotateError> {
+    async fn stage_one(
+        &mut self,
+        i: usize,
+        refresh: bool,
+    ) -> Result<Result<(), String>, RotateError> {
         let name = self.record.trustees[i].name.clone();
         let step = RotationStep::Stage(name.clone());
         let res = self.try_stage(i, refresh, &step).await;
         match res {
             Err(StepError::Stop(e)) => Err(e),
             Err(StepError::Failed(reason)) => {
-                self.progress(RotateEvent::Failed { step, reason: reason.clone() });
+                self.progress(RotateEvent::Failed {
+                    step,
+                    reason: reason.clone(),
+                });
                 Ok(Err(reason))
             }
             Ok(()) => Ok(Ok(())),
         }
     }
 
-    async fn try_stage(&mut self, i: usize, refresh: bool, step: &RotationStep) -> Result<(), StepError> {
+    async fn try_stage(
+        &mut self,
+        i: usize,
+        refresh: bool,
+        step: &RotationStep,
+    ) -> Result<(), StepError> {
         let ch = open_channel(&self.infos[i]).await?;
         let h_new = self.to.hash();
         let obs = observe(&ch, &self.record.wallet_id).await?;
@@ -1021,7 +1130,9 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
             }
             if role == TrusteeRole::Continuing
                 && o.staged.is_none()
-                && o.active.as_ref().is_none_or(|(_, h, _)| *h != self.from.hash().0)
+                && o.active
+                    .as_ref()
+                    .is_none_or(|(_, h, _)| *h != self.from.hash().0)
             {
                 let epoch = o.active.as_ref().map(|a| a.0).unwrap_or_default();
                 return Err(StepError::Failed(format!(
@@ -1052,7 +1163,9 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
         .encode();
         let holds_wallet = obs.is_some();
         let authority = if holds_wallet {
-            stage_epoch_request::Authority::Owner(self.owner(&ch, EpochAction::Stage, &h_new, step).await?)
+            stage_epoch_request::Authority::Owner(
+                self.owner(&ch, EpochAction::Stage, &h_new, step).await?,
+            )
         } else {
             // New to the wallet: register the owner's passkey there.
             let begin = client(ch.clone())
@@ -1064,12 +1177,17 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
                 .map_err(|s| format!("BeginEnrollment: {}", status_to_string(&s)))?
                 .into_inner();
             self.progress(RotateEvent::PasskeyRequested { step: step.clone() });
-            let opts = serde_json::from_str::<CreationChallengeResponse>(&begin.creation_options_json)
-                .map_err(|e| format!("node sent a malformed passkey challenge: {e}"))?;
-            let cred = self.auth.register(opts).map_err(|e| format!("passkey registration: {e}"))?;
+            let opts =
+                serde_json::from_str::<CreationChallengeResponse>(&begin.creation_options_json)
+                    .map_err(|e| format!("node sent a malformed passkey challenge: {e}"))?;
+            let cred = self
+                .auth
+                .register(opts)
+                .map_err(|e| format!("passkey registration: {e}"))?;
             stage_epoch_request::Authority::Registration(PasskeyRegistration {
                 ceremony_id: begin.ceremony_id,
-                credential_json: serde_json::to_string(&cred).map_err(|e| format!("encoding the credential: {e}"))?,
+                credential_json: serde_json::to_string(&cred)
+                    .map_err(|e| format!("encoding the credential: {e}"))?,
             })
         };
         let resp = Self::epochs(ch)
@@ -1087,7 +1205,11 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
         t.stage_receipt = Some(hex::encode(&resp.stage_receipt_encoded));
         t.staged_expires_at = Some(expires_at);
         let name = t.name.clone();
-        self.progress(RotateEvent::Staged { name, share_index: entry.share_index, expires_at });
+        self.progress(RotateEvent::Staged {
+            name,
+            share_index: entry.share_index,
+            expires_at,
+        });
         self.save()?;
         Ok(())
     }
@@ -1113,8 +1235,12 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
             let mut failed = Vec::new();
             for &i in &order {
                 let t = &self.record.trustees[i];
-                let Some(expires_at) = t.staged_expires_at else { continue };
-                let ttl = expires_at.saturating_sub(self.record.created_at.min(now)).max(1);
+                let Some(expires_at) = t.staged_expires_at else {
+                    continue;
+                };
+                let ttl = expires_at
+                    .saturating_sub(self.record.created_at.min(now))
+                    .max(1);
                 let margin = (ttl / 4).min(300);
                 if expires_at.saturating_sub(now) <= margin
                     && let Err(reason) = self.stage_one(i, true).await?
@@ -1141,7 +1267,10 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
                 Ok(()) => {}
                 Err(StepError::Stop(e)) => return Err(e),
                 Err(StepError::Failed(reason)) => {
-                    self.progress(RotateEvent::Failed { step, reason: reason.clone() });
+                    self.progress(RotateEvent::Failed {
+                        step,
+                        reason: reason.clone(),
+                    });
                     failed.push((name, reason));
                 }
             }
@@ -1160,7 +1289,9 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
     async fn try_commit(&mut self, i: usize, step: &RotationStep) -> Result<(), StepError> {
         let ch = open_channel(&self.infos[i]).await?;
         let h_new = self.to.hash();
-        let obs = observe(&ch, &self.record.wallet_id).await?.unwrap_or_default();
+        let obs = observe(&ch, &self.record.wallet_id)
+            .await?
+            .unwrap_or_default();
         if let Some((_, h, receipt)) = &obs.active
             && *h == h_new.0
         {
@@ -1193,8 +1324,11 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
             .into_inner();
         let info = &self.infos[i];
         let entry = self.entry(i)?.clone();
-        let c = Signed::<CommitReceipt>::decode_trusted(&resp.commit_receipt_encoded, &[info.public_key])
-            .map_err(|e| format!("commit receipt not accepted: {e}"))?;
+        let c = Signed::<CommitReceipt>::decode_trusted(
+            &resp.commit_receipt_encoded,
+            &[info.public_key],
+        )
+        .map_err(|e| format!("commit receipt not accepted: {e}"))?;
         let b = c.body();
         if b.node_id != info.node_id
             || b.wallet_id != self.to.wallet_id()
@@ -1209,7 +1343,10 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
         let t = &mut self.record.trustees[i];
         t.commit_receipt = Some(hex::encode(&resp.commit_receipt_encoded));
         let name = t.name.clone();
-        self.progress(RotateEvent::Committed { name, share_index: entry.share_index });
+        self.progress(RotateEvent::Committed {
+            name,
+            share_index: entry.share_index,
+        });
         self.save()?;
         Ok(())
     }
@@ -1229,7 +1366,10 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
                 Ok(()) => {}
                 Err(StepError::Stop(e)) => return Err(e),
                 Err(StepError::Failed(reason)) => {
-                    self.progress(RotateEvent::Failed { step, reason: reason.clone() });
+                    self.progress(RotateEvent::Failed {
+                        step,
+                        reason: reason.clone(),
+                    });
                     failed.push((name, reason));
                 }
             }
@@ -1259,7 +1399,11 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
         let owner = match &obs {
             // Holds nothing: retired already (the node answers a retry with its stored receipt).
             None => None,
-            Some(o) if o.active.as_ref().is_some_and(|(_, h, _)| *h == self.from.hash().0) => {
+            Some(o)
+                if o.active
+                    .as_ref()
+                    .is_some_and(|(_, h, _)| *h == self.from.hash().0) =>
+            {
                 self.check_interrupt(step).map_err(StepError::Stop)?;
                 Some(self.owner(&ch, EpochAction::Retire, &h_new, step).await?)
             }
@@ -1283,9 +1427,16 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
         let bytes = match resp {
             Ok(r) => r.into_inner().retire_receipt_encoded,
             Err(s) if was_retired && s.code() == Code::NotFound => {
-                return Err(StepError::Failed("holds nothing for the wallet and no record of retiring from it".into()));
+                return Err(StepError::Failed(
+                    "holds nothing for the wallet and no record of retiring from it".into(),
+                ));
             }
-            Err(s) => return Err(StepError::Failed(format!("RetireWallet: {}", status_to_string(&s)))),
+            Err(s) => {
+                return Err(StepError::Failed(format!(
+                    "RetireWallet: {}",
+                    status_to_string(&s)
+                )));
+            }
         };
         let info = &self.infos[i];
         let r = Signed::<RetireReceipt>::decode_trusted(&bytes, &[info.public_key])
@@ -1296,7 +1447,9 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
             || b.successor_manifest_hash != h_new
             || b.retired_manifest_hash != self.from.hash()
         {
-            return Err(StepError::Failed("retire receipt is for another node, wallet or manifest".into()));
+            return Err(StepError::Failed(
+                "retire receipt is for another node, wallet or manifest".into(),
+            ));
         }
         let t = &mut self.record.trustees[i];
         t.retire_receipt = Some(hex::encode(&bytes));
@@ -1330,7 +1483,10 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
                 continue;
             }
             let seen = match open_channel(&self.infos[i]).await {
-                Ok(ch) => observe(&ch, &self.record.wallet_id).await.ok().map(|o| (ch, o)),
+                Ok(ch) => observe(&ch, &self.record.wallet_id)
+                    .await
+                    .ok()
+                    .map(|o| (ch, o)),
                 Err(_) => None,
             };
             let t = &self.record.trustees[i];
@@ -1346,11 +1502,16 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
             observed.push(seen);
         }
         if !committed.is_empty() {
-            return Err(RotateError::RollbackImpossible { epoch: self.to.epoch(), committed });
+            return Err(RotateError::RollbackImpossible {
+                epoch: self.to.epoch(),
+                committed,
+            });
         }
         let mut failed = Vec::new();
         for (i, seen) in observed.into_iter().enumerate() {
-            if self.record.trustees[i].role == TrusteeRole::Leaving || self.record.trustees[i].abandoned {
+            if self.record.trustees[i].role == TrusteeRole::Leaving
+                || self.record.trustees[i].abandoned
+            {
                 continue;
             }
             let name = self.record.trustees[i].name.clone();
@@ -1363,7 +1524,10 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
                 failed.push((name, format!("unreachable{until}")));
                 continue;
             };
-            let staged_here = obs.as_ref().and_then(|o| o.staged.as_ref()).is_some_and(|(_, h, _, _)| *h == h_new.0);
+            let staged_here = obs
+                .as_ref()
+                .and_then(|o| o.staged.as_ref())
+                .is_some_and(|(_, h, _, _)| *h == h_new.0);
             if !staged_here {
                 // Never staged, expired, or abandoned before: nothing to drop.
                 self.record.trustees[i].abandoned = true;
@@ -1392,7 +1556,10 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
                 }
                 Err(StepError::Stop(e)) => return Err(e),
                 Err(StepError::Failed(reason)) => {
-                    self.progress(RotateEvent::Failed { step, reason: reason.clone() });
+                    self.progress(RotateEvent::Failed {
+                        step,
+                        reason: reason.clone(),
+                    });
                     failed.push((name, reason));
                 }
             }
@@ -1460,14 +1627,26 @@ pub async fn epoch_status(trustees: &TrusteeSet, wallet_id: &str) -> Vec<Trustee
                 return out;
             }
         };
-        match client(ch).get_backup_status(GetBackupStatusRequest { wallet_id: wallet_id.to_owned() }).await {
+        match client(ch)
+            .get_backup_status(GetBackupStatusRequest {
+                wallet_id: wallet_id.to_owned(),
+            })
+            .await
+        {
             Ok(r) => {
                 let s = r.into_inner();
                 if s.epoch != 0 {
-                    out.active = Some((s.epoch, s.share_index as u16, hex::encode(&s.manifest_hash)));
+                    out.active =
+                        Some((s.epoch, s.share_index as u16, hex::encode(&s.manifest_hash)));
                 }
-                out.staged =
-                    s.staged.map(|st| (st.epoch, st.share_index as u16, hex::encode(&st.manifest_hash), st.expires_at));
+                out.staged = s.staged.map(|st| {
+                    (
+                        st.epoch,
+                        st.share_index as u16,
+                        hex::encode(&st.manifest_hash),
+                        st.expires_at,
+                    )
+                });
             }
             Err(s) if s.code() == Code::NotFound => {}
             Err(s) => out.error = Some(describe_status(&s)),
@@ -1491,7 +1670,10 @@ mod tests {
         o: &RotateOptions<'_>,
     ) {
         fn is_send<T: Send>(_: T) {}
-        let p = BackupPolicy { threshold: 2, recovery_delay_secs: 0 };
+        let p = BackupPolicy {
+            threshold: 2,
+            recovery_delay_secs: 0,
+        };
         is_send(rotate(old, old, src, p, false, auth, o));
         is_send(epoch_status(old, "w"));
         is_send(resume_rotation(r, old, old, src.secret(), auth, o));
@@ -1513,32 +1695,60 @@ mod tests {
         let all = crate::trustees::test_set(6, 0).0.trustees().to_vec();
         let union = TrusteeSet::new(all.clone()).expect("all");
         let old = TrusteeSet::new(all[..5].to_vec()).expect("old");
-        let new = TrusteeSet::new(vec![all[0].clone(), all[1].clone(), all[5].clone()]).expect("new");
-        let p = PreparedBackup::new(&old, "w1", b"seed", BackupPolicy { threshold: 3, recovery_delay_secs: 0 })
-            .expect("prepare");
+        let new =
+            TrusteeSet::new(vec![all[0].clone(), all[1].clone(), all[5].clone()]).expect("new");
+        let p = PreparedBackup::new(
+            &old,
+            "w1",
+            b"seed",
+            BackupPolicy {
+                threshold: 3,
+                recovery_delay_secs: 0,
+            },
+        )
+        .expect("prepare");
         let r = prepare_rotation(
             &old,
             &new,
             &RotationSource::from_prepared(&p).expect("src"),
-            BackupPolicy { threshold: 2, recovery_delay_secs: 0 },
+            BackupPolicy {
+                threshold: 2,
+                recovery_delay_secs: 0,
+            },
             false,
             "a",
         )
         .expect("plan");
-        let (e1, e2) = (p.manifest_bytes().to_vec(), r.manifest_bytes().expect("bytes"));
+        let (e1, e2) = (
+            p.manifest_bytes().to_vec(),
+            r.manifest_bytes().expect("bytes"),
+        );
         let t = union.trustees();
         // e2 committed at t6 and t1 (its threshold), e1 still at t2..t5: both qualify, e2 wins.
-        let votes: Vec<(&TrusteeInfo, &[u8])> =
-            vec![(&t[5], &e2), (&t[0], &e2), (&t[1], &e1), (&t[2], &e1), (&t[3], &e1), (&t[4], &e1)];
-        let (m, faulty, other) = crate::recover::select_manifest("w1", &union, &votes).expect("selected");
+        let votes: Vec<(&TrusteeInfo, &[u8])> = vec![
+            (&t[5], &e2),
+            (&t[0], &e2),
+            (&t[1], &e1),
+            (&t[2], &e1),
+            (&t[3], &e1),
+            (&t[4], &e1),
+        ];
+        let (m, faulty, other) =
+            crate::recover::select_manifest("w1", &union, &votes).expect("selected");
         assert_eq!(m.epoch(), 2);
         assert!(faulty.is_empty(), "{faulty:?}");
         assert_eq!(other.len(), 4, "{other:?}");
         assert!(other[0].1.contains("holds epoch 1"), "{other:?}");
         // e2 only at t6: below its threshold, e1 (4 of 3 needed) is used; t6 is not faulty.
-        let votes: Vec<(&TrusteeInfo, &[u8])> =
-            vec![(&t[5], &e2), (&t[0], &e1), (&t[1], &e1), (&t[2], &e1), (&t[3], &e1)];
-        let (m, faulty, other) = crate::recover::select_manifest("w1", &union, &votes).expect("selected");
+        let votes: Vec<(&TrusteeInfo, &[u8])> = vec![
+            (&t[5], &e2),
+            (&t[0], &e1),
+            (&t[1], &e1),
+            (&t[2], &e1),
+            (&t[3], &e1),
+        ];
+        let (m, faulty, other) =
+            crate::recover::select_manifest("w1", &union, &votes).expect("selected");
         assert_eq!((m.epoch(), faulty.len(), other.len()), (1, 0, 1));
     }
 
@@ -1547,18 +1757,34 @@ mod tests {
         let all = crate::trustees::test_set(6, 0).0.trustees().to_vec();
         let old = TrusteeSet::new(all[..5].to_vec()).expect("old");
         // 2-of-3 over t1 (bank), t2 and the new t6: t3..t5 leave.
-        let new = TrusteeSet::new(vec![all[0].clone(), all[1].clone(), all[5].clone()]).expect("new");
-        let p = PreparedBackup::new(&old, "w1", b"seed words", BackupPolicy { threshold: 3, recovery_delay_secs: 0 })
-            .expect("prepare");
+        let new =
+            TrusteeSet::new(vec![all[0].clone(), all[1].clone(), all[5].clone()]).expect("new");
+        let p = PreparedBackup::new(
+            &old,
+            "w1",
+            b"seed words",
+            BackupPolicy {
+                threshold: 3,
+                recovery_delay_secs: 0,
+            },
+        )
+        .expect("prepare");
         let src = RotationSource::from_prepared(&p).expect("source");
         assert!(format!("{src:?}").contains("REDACTED"));
-        let policy = BackupPolicy { threshold: 2, recovery_delay_secs: 5 };
+        let policy = BackupPolicy {
+            threshold: 2,
+            recovery_delay_secs: 5,
+        };
         for new_k in [false, true] {
             let r = prepare_rotation(&old, &new, &src, policy, new_k, "alice").expect("plan");
             let m = r.manifest().expect("manifest");
             assert_eq!((m.epoch(), m.threshold(), m.trustees().len()), (2, 2, 3));
             assert_eq!(m.previous(), Some(&p.manifest_hash()));
-            let roles: Vec<(String, TrusteeRole)> = r.trustees.iter().map(|t| (t.name.clone(), t.role)).collect();
+            let roles: Vec<(String, TrusteeRole)> = r
+                .trustees
+                .iter()
+                .map(|t| (t.name.clone(), t.role))
+                .collect();
             assert_eq!(
                 roles,
                 vec![
@@ -1577,15 +1803,23 @@ mod tests {
             let k_new = r.secret(src.secret()).expect("opens with the old k");
             assert_eq!(new_k, k_new.to_bytes() != src.secret().to_bytes());
             assert!(r.secret(&k_new).is_ok(), "opens with the new k too");
-            assert!(matches!(r.secret(&SecretScalar::random()), Err(RotateError::WrongSecret)));
+            assert!(matches!(
+                r.secret(&SecretScalar::random()),
+                Err(RotateError::WrongSecret)
+            ));
             let json = serde_json::to_string(&r).expect("json");
             for s in r.shares(src.secret()).expect("shares") {
-                assert!(!json.contains(&hex::encode(s.value().to_bytes().as_ref())), "a share in the clear");
+                assert!(
+                    !json.contains(&hex::encode(s.value().to_bytes().as_ref())),
+                    "a share in the clear"
+                );
             }
             assert!(!json.contains(&hex::encode(src.secret().to_bytes().as_ref())));
             // The blob opens under the new k to the same data.
             assert_eq!(
-                dlocker_proto::blob::open(&k_new, "w1", &r.blob().expect("blob")).expect("open").expose(),
+                dlocker_proto::blob::open(&k_new, "w1", &r.blob().expect("blob"))
+                    .expect("open")
+                    .expose(),
                 b"seed words"
             );
             // Saved and loaded back.
@@ -1596,13 +1830,24 @@ mod tests {
         }
         // A 3-of-3 refresh relies on staged shares between commits.
         let three = TrusteeSet::new(all[..3].to_vec()).expect("three");
-        let p3 = PreparedBackup::new(&three, "w2", b"x", BackupPolicy { threshold: 3, recovery_delay_secs: 0 })
-            .expect("prepare");
+        let p3 = PreparedBackup::new(
+            &three,
+            "w2",
+            b"x",
+            BackupPolicy {
+                threshold: 3,
+                recovery_delay_secs: 0,
+            },
+        )
+        .expect("prepare");
         let r3 = prepare_rotation(
             &three,
             &three,
             &RotationSource::from_prepared(&p3).expect("src"),
-            BackupPolicy { threshold: 3, recovery_delay_secs: 0 },
+            BackupPolicy {
+                threshold: 3,
+                recovery_delay_secs: 0,
+            },
             false,
             "a",
         )
@@ -1610,7 +1855,17 @@ mod tests {
         assert!(!window_safe(&r3).expect("computed"));
         // Bad policies and files.
         assert!(matches!(
-            prepare_rotation(&old, &new, &src, BackupPolicy { threshold: 4, recovery_delay_secs: 0 }, false, "a"),
+            prepare_rotation(
+                &old,
+                &new,
+                &src,
+                BackupPolicy {
+                    threshold: 4,
+                    recovery_delay_secs: 0
+                },
+                false,
+                "a"
+            ),
             Err(RotateError::InvalidPolicy(_))
         ));
         assert!(matches!(
@@ -1618,7 +1873,11 @@ mod tests {
             Err(RotateError::TrusteesMismatch(_))
         ));
         assert!(matches!(
-            RotationSource::new(p.manifest().clone(), SecretScalar::random(), SecretBytes::new(vec![])),
+            RotationSource::new(
+                p.manifest().clone(),
+                SecretScalar::random(),
+                SecretBytes::new(vec![])
+            ),
             Err(RotateError::WrongSecret)
         ));
     }

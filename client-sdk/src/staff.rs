@@ -23,7 +23,11 @@ pub struct StaffKey(SigningKey);
 
 impl std::fmt::Debug for StaffKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "StaffKey {{ public_key: {}, secret: REDACTED }}", self.public_key_hex())
+        write!(
+            f,
+            "StaffKey {{ public_key: {}, secret: REDACTED }}",
+            self.public_key_hex()
+        )
     }
 }
 
@@ -69,16 +73,22 @@ impl StaffKey {
     }
     /// Reads a key file (hex).
     pub fn load(path: &Path) -> Result<Self, StaffKeyError> {
-        let text = Zeroizing::new(
-            std::fs::read_to_string(path)
-                .map_err(|source| StaffKeyError::Io { path: path.display().to_string(), source })?,
-        );
+        let text =
+            Zeroizing::new(
+                std::fs::read_to_string(path).map_err(|source| StaffKeyError::Io {
+                    path: path.display().to_string(),
+                    source,
+                })?,
+            );
         Self::from_hex(&text).ok_or_else(|| StaffKeyError::Invalid(path.display().to_string()))
     }
     /// Writes a NEW key file (hex, mode 0600); refuses to overwrite an existing file.
     pub fn save(&self, path: &Path) -> Result<(), StaffKeyError> {
         use std::io::Write as _;
-        let io = |source| StaffKeyError::Io { path: path.display().to_string(), source };
+        let io = |source| StaffKeyError::Io {
+            path: path.display().to_string(),
+            source,
+        };
         let mut o = std::fs::OpenOptions::new();
         o.write(true).create_new(true);
         #[cfg(unix)]
@@ -88,7 +98,10 @@ impl StaffKey {
         }
         let mut f = o.open(path).map_err(io)?;
         let hex = self.to_hex();
-        f.write_all(hex.as_bytes()).and_then(|()| f.write_all(b"\n")).and_then(|()| f.sync_all()).map_err(io)
+        f.write_all(hex.as_bytes())
+            .and_then(|()| f.write_all(b"\n"))
+            .and_then(|()| f.sync_all())
+            .map_err(io)
     }
     /// Signs a staff request (pure; [`StaffClient`] supplies the time and nonce).
     pub fn sign_request(&self, request: StaffRequest) -> Vec<u8> {
@@ -191,7 +204,10 @@ pub struct StaffClient {
 impl StaffClient {
     /// A client for `bank` (its key pinned from the trustees file) signing with `key`.
     pub fn new(key: StaffKey, bank: &TrusteeInfo) -> Self {
-        Self { key, bank: bank.clone() }
+        Self {
+            key,
+            bank: bank.clone(),
+        }
     }
 
     /// The staff public key (hex).
@@ -200,7 +216,8 @@ impl StaffClient {
     }
 
     fn signed(&self, action: StaffAction, target: &str) -> Vec<u8> {
-        self.key.sign_request(new_request(&self.bank.node_id, action, target))
+        self.key
+            .sign_request(new_request(&self.bank.node_id, action, target))
     }
 
     fn refused(&self, action: StaffAction, s: &tonic::Status) -> StaffError {
@@ -213,7 +230,11 @@ impl StaffClient {
     }
 
     fn bad(&self, action: StaffAction, reason: String) -> StaffError {
-        StaffError::BadAnswer { bank: self.bank.name.clone(), action: action.name(), reason }
+        StaffError::BadAnswer {
+            bank: self.bank.name.clone(),
+            action: action.name(),
+            reason,
+        }
     }
 
     /// Live recoveries at the bank.
@@ -221,7 +242,9 @@ impl StaffClient {
         let action = StaffAction::ListRecoveries;
         let mut c = staff_client(connect_channel(&self.bank).await?);
         let resp = c
-            .list_recoveries(ListRecoveriesRequest { staff_request_encoded: self.signed(action, "") })
+            .list_recoveries(ListRecoveriesRequest {
+                staff_request_encoded: self.signed(action, ""),
+            })
             .await
             .map_err(|s| self.refused(action, &s))?
             .into_inner();
@@ -248,7 +271,9 @@ impl StaffClient {
         let action = StaffAction::ApproveRecovery;
         let mut c = staff_client(connect_channel(&self.bank).await?);
         let resp = c
-            .approve_recovery(ApproveRecoveryRequest { staff_request_encoded: self.signed(action, session_id) })
+            .approve_recovery(ApproveRecoveryRequest {
+                staff_request_encoded: self.signed(action, session_id),
+            })
             .await
             .map_err(|s| self.refused(action, &s))?
             .into_inner();
@@ -262,7 +287,11 @@ impl StaffClient {
             }
             Some(a)
         };
-        Ok(ApprovalState { approvers: resp.approvers, approvals_required: resp.approvals_required, approval })
+        Ok(ApprovalState {
+            approvers: resp.approvers,
+            approvals_required: resp.approvals_required,
+            approval,
+        })
     }
 
     /// Cancels the bank's session `session_id` and returns the signed cancellation to present
@@ -271,7 +300,9 @@ impl StaffClient {
         let action = StaffAction::CancelRecovery;
         let mut c = staff_client(connect_channel(&self.bank).await?);
         let resp = c
-            .cancel_recovery(StaffCancelRequest { staff_request_encoded: self.signed(action, session_id) })
+            .cancel_recovery(StaffCancelRequest {
+                staff_request_encoded: self.signed(action, session_id),
+            })
             .await
             .map_err(|s| self.refused(action, &s))?
             .into_inner();
@@ -280,7 +311,10 @@ impl StaffClient {
         if statement.body().bank_node_id != self.bank.node_id {
             return Err(self.bad(action, "cancellation names another bank".into()));
         }
-        Ok(IssuedCancellation { statement, encoded: resp.bank_cancellation_encoded })
+        Ok(IssuedCancellation {
+            statement,
+            encoded: resp.bank_cancellation_encoded,
+        })
     }
 }
 
@@ -309,21 +343,36 @@ mod tests {
         let back = StaffKey::load(&path).expect("load");
         assert_eq!(back.public_key(), k.public_key());
         // Never overwrites.
-        assert!(matches!(StaffKey::generate().save(&path), Err(StaffKeyError::Io { .. })));
+        assert!(matches!(
+            StaffKey::generate().save(&path),
+            Err(StaffKeyError::Io { .. })
+        ));
         std::fs::write(&path, "zz").expect("write");
-        assert!(matches!(StaffKey::load(&path), Err(StaffKeyError::Invalid(_))));
+        assert!(matches!(
+            StaffKey::load(&path),
+            Err(StaffKeyError::Invalid(_))
+        ));
         assert!(StaffKey::from_hex(&"00".repeat(32)).is_none());
     }
 
     #[test]
     fn requests_are_fresh_signed_and_addressed() {
         let k = StaffKey::generate();
-        let a = new_request("ab".repeat(16).as_str(), StaffAction::ApproveRecovery, "session-1");
-        let b = new_request("ab".repeat(16).as_str(), StaffAction::ApproveRecovery, "session-1");
+        let a = new_request(
+            "ab".repeat(16).as_str(),
+            StaffAction::ApproveRecovery,
+            "session-1",
+        );
+        let b = new_request(
+            "ab".repeat(16).as_str(),
+            StaffAction::ApproveRecovery,
+            "session-1",
+        );
         assert_ne!(a.nonce, b.nonce);
         assert!(a.timestamp.abs_diff(dlocker_proto::time::unix_now()) <= 1);
         let enc = k.sign_request(a.clone());
-        let back = Signed::<StaffRequest>::decode_trusted(&enc, &[k.public_key()]).expect("verifies");
+        let back =
+            Signed::<StaffRequest>::decode_trusted(&enc, &[k.public_key()]).expect("verifies");
         assert_eq!(back.body(), &a);
         assert_eq!(back.body().node_id, "ab".repeat(16));
         assert_eq!(back.body().target, "session-1");

@@ -47,18 +47,25 @@ pub struct NodeInfo {
 }
 
 impl NodeInfo {
-    fn from_descriptor(endpoint: &str, d: NodeDescriptor) -> Result<(Self, PublicKey), ConnectError> {
-        let bad =
-            |reason: &str| ConnectError::BadDescriptor { endpoint: endpoint.to_owned(), reason: reason.to_owned() };
-        let key =
-            decode_public_key(&d.public_key).map_err(|_| bad("public key is not a SEC1 compressed secp256k1 point"))?;
+    fn from_descriptor(
+        endpoint: &str,
+        d: NodeDescriptor,
+    ) -> Result<(Self, PublicKey), ConnectError> {
+        let bad = |reason: &str| ConnectError::BadDescriptor {
+            endpoint: endpoint.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let key = decode_public_key(&d.public_key)
+            .map_err(|_| bad("public key is not a SEC1 compressed secp256k1 point"))?;
         if d.node_id != node_id(&key) {
             return Err(bad("node id does not match its public key"));
         }
         let bank_approval_key = if d.bank_approval_key.is_empty() {
             None
         } else {
-            Some(public_key_hex(&decode_public_key(&d.bank_approval_key).map_err(|_| bad("bank approval key"))?))
+            Some(public_key_hex(
+                &decode_public_key(&d.bank_approval_key).map_err(|_| bad("bank approval key"))?,
+            ))
         };
         let info = Self {
             node_id: d.node_id,
@@ -91,7 +98,11 @@ pub fn describe_status(s: &Status) -> String {
         _ => "error",
     };
     let msg = s.message().lines().next().unwrap_or("").trim();
-    if msg.is_empty() { what.to_owned() } else { format!("{what}: {msg}") }
+    if msg.is_empty() {
+        what.to_owned()
+    } else {
+        format!("{what}: {msg}")
+    }
 }
 
 fn read_pem(endpoint: &str, what: &str, path: &std::path::Path) -> Result<Vec<u8>, ConnectError> {
@@ -104,7 +115,10 @@ fn read_pem(endpoint: &str, what: &str, path: &std::path::Path) -> Result<Vec<u8
 /// Opens a channel to `endpoint` (connect and request timeouts; TLS for `https://`).
 /// Does not check who answers: use [`connect`] for that.
 pub async fn open_channel(endpoint: &str, tls: &TlsFiles) -> Result<Channel, ConnectError> {
-    let invalid = |reason: String| ConnectError::InvalidEndpoint { endpoint: endpoint.to_owned(), reason };
+    let invalid = |reason: String| ConnectError::InvalidEndpoint {
+        endpoint: endpoint.to_owned(),
+        reason,
+    };
     let url = check_endpoint(endpoint).map_err(invalid)?;
     let mut ep = Endpoint::from_shared(endpoint.to_owned())
         .map_err(|e| invalid(e.to_string()))?
@@ -117,11 +131,18 @@ pub async fn open_channel(endpoint: &str, tls: &TlsFiles) -> Result<Channel, Con
             cfg = cfg.domain_name(host.trim_start_matches('[').trim_end_matches(']'));
         }
         match &tls.ca_cert {
-            Some(ca) => cfg = cfg.ca_certificate(Certificate::from_pem(read_pem(endpoint, "CA certificate", ca)?)),
+            Some(ca) => {
+                cfg = cfg.ca_certificate(Certificate::from_pem(read_pem(
+                    endpoint,
+                    "CA certificate",
+                    ca,
+                )?))
+            }
             None => {
                 return Err(ConnectError::Tls {
                     endpoint: endpoint.to_owned(),
-                    reason: "https endpoint without ca_cert (set ca_cert in the trustees file)".into(),
+                    reason: "https endpoint without ca_cert (set ca_cert in the trustees file)"
+                        .into(),
                 });
             }
         }
@@ -130,11 +151,15 @@ pub async fn open_channel(endpoint: &str, tls: &TlsFiles) -> Result<Channel, Con
             let key = read_pem(endpoint, "client key", key)?;
             cfg = cfg.identity(Identity::from_pem(cert, key));
         }
-        ep = ep
-            .tls_config(cfg)
-            .map_err(|e| ConnectError::Tls { endpoint: endpoint.to_owned(), reason: e.to_string() })?;
+        ep = ep.tls_config(cfg).map_err(|e| ConnectError::Tls {
+            endpoint: endpoint.to_owned(),
+            reason: e.to_string(),
+        })?;
     }
-    ep.connect().await.map_err(|e| ConnectError::Unreachable { endpoint: endpoint.to_owned(), reason: error_chain(&e) })
+    ep.connect().await.map_err(|e| ConnectError::Unreachable {
+        endpoint: endpoint.to_owned(),
+        reason: error_chain(&e),
+    })
 }
 
 /// The innermost message of an error chain ("Connection refused", not "transport error").
@@ -165,13 +190,23 @@ pub(crate) fn client(channel: Channel) -> Client {
         .max_encoding_message_size(MAX_MESSAGE_BYTES)
 }
 
-async fn get_info(client: &mut Client, endpoint: &str) -> Result<(NodeInfo, PublicKey), ConnectError> {
-    let d = client.get_info(GetInfoRequest {}).await.map_err(|s| match s.code() {
-        Code::Unavailable | Code::DeadlineExceeded => {
-            ConnectError::Unreachable { endpoint: endpoint.to_owned(), reason: describe_status(&s) }
-        }
-        _ => ConnectError::Rpc { endpoint: endpoint.to_owned(), reason: describe_status(&s) },
-    })?;
+async fn get_info(
+    client: &mut Client,
+    endpoint: &str,
+) -> Result<(NodeInfo, PublicKey), ConnectError> {
+    let d = client
+        .get_info(GetInfoRequest {})
+        .await
+        .map_err(|s| match s.code() {
+            Code::Unavailable | Code::DeadlineExceeded => ConnectError::Unreachable {
+                endpoint: endpoint.to_owned(),
+                reason: describe_status(&s),
+            },
+            _ => ConnectError::Rpc {
+                endpoint: endpoint.to_owned(),
+                reason: describe_status(&s),
+            },
+        })?;
     NodeInfo::from_descriptor(endpoint, d.into_inner())
 }
 

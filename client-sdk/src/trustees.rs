@@ -117,7 +117,11 @@ pub(crate) fn check_endpoint(endpoint: &str) -> Result<url::Url, String> {
     if url.port_or_known_default().is_none() {
         return Err("no port".into());
     }
-    if !url.username().is_empty() || url.password().is_some() || url.query().is_some() || url.fragment().is_some() {
+    if !url.username().is_empty()
+        || url.password().is_some()
+        || url.query().is_some()
+        || url.fragment().is_some()
+    {
         return Err("must not contain credentials, a query or a fragment".into());
     }
     if !matches!(url.path(), "" | "/") {
@@ -141,35 +145,60 @@ impl TrusteeSet {
             ));
         }
         for (i, t) in trustees.iter().enumerate() {
-            if t.name.trim().is_empty() || t.name.len() > MAX_NAME_LEN || t.name.chars().any(char::is_control) {
-                return invalid(format!("trustee #{}: name must be 1–{MAX_NAME_LEN} printable characters", i + 1));
+            if t.name.trim().is_empty()
+                || t.name.len() > MAX_NAME_LEN
+                || t.name.chars().any(char::is_control)
+            {
+                return invalid(format!(
+                    "trustee #{}: name must be 1–{MAX_NAME_LEN} printable characters",
+                    i + 1
+                ));
             }
             if let Err(e) = check_endpoint(&t.endpoint) {
-                return invalid(format!("trustee {:?}: endpoint {:?}: {e}", t.name, t.endpoint));
+                return invalid(format!(
+                    "trustee {:?}: endpoint {:?}: {e}",
+                    t.name, t.endpoint
+                ));
             }
             if t.node_id != node_id(&t.public_key) {
-                return invalid(format!("trustee {:?}: node id does not match its key", t.name));
+                return invalid(format!(
+                    "trustee {:?}: node id does not match its key",
+                    t.name
+                ));
             }
             let https = t.endpoint.starts_with("https://");
-            let has_tls = t.tls.ca_cert.is_some() || t.tls.client_cert.is_some() || t.tls.client_key.is_some();
+            let has_tls = t.tls.ca_cert.is_some()
+                || t.tls.client_cert.is_some()
+                || t.tls.client_key.is_some();
             if has_tls && !https {
-                return invalid(format!("trustee {:?}: TLS files given for a non-https endpoint", t.name));
+                return invalid(format!(
+                    "trustee {:?}: TLS files given for a non-https endpoint",
+                    t.name
+                ));
             }
             if t.tls.client_cert.is_some() != t.tls.client_key.is_some() {
-                return invalid(format!("trustee {:?}: client_cert and client_key go together", t.name));
+                return invalid(format!(
+                    "trustee {:?}: client_cert and client_key go together",
+                    t.name
+                ));
             }
             for o in &trustees[..i] {
                 if o.name == t.name {
                     return invalid(format!("duplicate trustee name {:?}", t.name));
                 }
                 if o.public_key == t.public_key {
-                    return invalid(format!("trustees {:?} and {:?} have the same public key", o.name, t.name));
+                    return invalid(format!(
+                        "trustees {:?} and {:?} have the same public key",
+                        o.name, t.name
+                    ));
                 }
             }
         }
         let banks = trustees.iter().filter(|t| t.role == Role::Bank).count();
         if banks != 1 {
-            return invalid(format!("exactly one trustee must have role = \"bank\", found {banks}"));
+            return invalid(format!(
+                "exactly one trustee must have role = \"bank\", found {banks}"
+            ));
         }
         Ok(Self { trustees })
     }
@@ -182,21 +211,29 @@ impl TrusteeSet {
     /// Reads and parses a trustees file; relative TLS paths are resolved against its directory.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, TrusteesError> {
         let path = path.as_ref();
-        let text =
-            std::fs::read_to_string(path).map_err(|source| TrusteesError::Read { path: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| TrusteesError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         Self::from_toml_in(&text, path.parent())
     }
 
     fn from_toml_in(s: &str, base: Option<&Path>) -> Result<Self, TrusteesError> {
-        let raw: RawFile = toml::from_str(s).map_err(|e| TrusteesError::Syntax(e.message().to_owned()))?;
+        let raw: RawFile =
+            toml::from_str(s).map_err(|e| TrusteesError::Syntax(e.message().to_owned()))?;
         let resolve = |p: Option<PathBuf>| match (p, base) {
             (Some(p), Some(b)) if p.is_relative() && !b.as_os_str().is_empty() => Some(b.join(p)),
             (p, _) => p,
         };
         let mut trustees = Vec::with_capacity(raw.trustee.len());
         for (i, r) in raw.trustee.into_iter().enumerate() {
-            let public_key = public_key_from_hex(&r.public_key)
-                .map_err(|e| TrusteesError::Invalid(format!("trustee #{} ({:?}): public_key: {e}", i + 1, r.name)))?;
+            let public_key = public_key_from_hex(&r.public_key).map_err(|e| {
+                TrusteesError::Invalid(format!(
+                    "trustee #{} ({:?}): public_key: {e}",
+                    i + 1,
+                    r.name
+                ))
+            })?;
             trustees.push(TrusteeInfo {
                 node_id: node_id(&public_key),
                 name: r.name,
@@ -249,7 +286,10 @@ impl TrusteeSet {
     /// The bank trustee.
     pub fn bank(&self) -> &TrusteeInfo {
         // `new` guarantees exactly one bank; fall back to the first rather than panic.
-        self.trustees.iter().find(|t| t.role == Role::Bank).unwrap_or(&self.trustees[0])
+        self.trustees
+            .iter()
+            .find(|t| t.role == Role::Bank)
+            .unwrap_or(&self.trustees[0])
     }
     /// The trustee with this name.
     pub fn by_name(&self, name: &str) -> Option<&TrusteeInfo> {
@@ -266,8 +306,9 @@ impl TrusteeSet {
 #[cfg(test)]
 pub(crate) fn test_set(n: usize, bank: usize) -> (TrusteeSet, Vec<k256::SecretKey>) {
     use k256::elliptic_curve::Generate;
-    let keys: Vec<k256::SecretKey> =
-        (0..n).map(|_| k256::SecretKey::generate_from_rng(&mut rand::rng())).collect();
+    let keys: Vec<k256::SecretKey> = (0..n)
+        .map(|_| k256::SecretKey::generate_from_rng(&mut rand::rng()))
+        .collect();
     let infos = keys
         .iter()
         .enumerate()
@@ -299,8 +340,12 @@ mod tests {
     }
 
     fn three() -> String {
-        [entry("bank", "bank", &key_hex()), entry("t2", "trustee", &key_hex()), entry("t3", "trustee", &key_hex())]
-            .join("\n")
+        [
+            entry("bank", "bank", &key_hex()),
+            entry("t2", "trustee", &key_hex()),
+            entry("t3", "trustee", &key_hex()),
+        ]
+        .join("\n")
     }
 
     #[test]
@@ -309,7 +354,10 @@ mod tests {
         assert_eq!(set.len(), 3);
         assert_eq!(set.bank().name, "bank");
         assert_eq!(set.trustees()[1].name, "t2");
-        assert_eq!(set.trustees()[0].node_id, node_id(&set.trustees()[0].public_key));
+        assert_eq!(
+            set.trustees()[0].node_id,
+            node_id(&set.trustees()[0].public_key)
+        );
         let back = TrusteeSet::from_toml(&set.to_toml()).expect("round trip");
         assert_eq!(back, set);
         assert!(set.by_node_id(&set.trustees()[2].node_id).is_some());
@@ -327,11 +375,19 @@ mod tests {
         let k = key_hex();
         assert!(invalid("").contains("no [[trustee]]"));
         assert!(invalid(&entry("a", "trustee", &k)).contains("bank"));
-        let two_banks = [entry("a", "bank", &key_hex()), entry("b", "bank", &key_hex())].join("\n");
+        let two_banks = [
+            entry("a", "bank", &key_hex()),
+            entry("b", "bank", &key_hex()),
+        ]
+        .join("\n");
         assert!(invalid(&two_banks).contains("exactly one"));
         let dup_key = [entry("a", "bank", &k), entry("b", "trustee", &k)].join("\n");
         assert!(invalid(&dup_key).contains("same public key"));
-        let dup_name = [entry("a", "bank", &key_hex()), entry("a", "trustee", &key_hex())].join("\n");
+        let dup_name = [
+            entry("a", "bank", &key_hex()),
+            entry("a", "trustee", &key_hex()),
+        ]
+        .join("\n");
         assert!(invalid(&dup_name).contains("duplicate trustee name"));
         assert!(invalid(&entry("a", "bank", "02abcd")).contains("public_key"));
         assert!(invalid(&entry("a", "bank", &k[2..])).contains("public_key"));
@@ -342,19 +398,29 @@ mod tests {
         assert!(invalid(&bad_ep).contains("scheme"));
         let tls_on_http = format!("{}ca_cert = \"ca.pem\"\n", entry("a", "bank", &k));
         assert!(invalid(&tls_on_http).contains("non-https"));
-        let half_mtls = format!("{}client_cert = \"c.pem\"\n", entry("a", "bank", &k)).replace("http://", "https://");
+        let half_mtls = format!("{}client_cert = \"c.pem\"\n", entry("a", "bank", &k))
+            .replace("http://", "https://");
         assert!(invalid(&half_mtls).contains("go together"));
     }
 
     #[test]
     fn load_resolves_tls_paths() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let text =
-            format!("{}ca_cert = \"tls/ca.pem\"\n", entry("a", "bank", &key_hex())).replace("http://", "https://");
+        let text = format!(
+            "{}ca_cert = \"tls/ca.pem\"\n",
+            entry("a", "bank", &key_hex())
+        )
+        .replace("http://", "https://");
         let path = dir.path().join("trustees.toml");
         std::fs::write(&path, text).expect("write");
         let set = TrusteeSet::load(&path).expect("load");
-        assert_eq!(set.trustees()[0].tls.ca_cert.as_deref(), Some(dir.path().join("tls/ca.pem").as_path()));
-        assert!(matches!(TrusteeSet::load(dir.path().join("missing.toml")), Err(TrusteesError::Read { .. })));
+        assert_eq!(
+            set.trustees()[0].tls.ca_cert.as_deref(),
+            Some(dir.path().join("tls/ca.pem").as_path())
+        );
+        assert!(matches!(
+            TrusteeSet::load(dir.path().join("missing.toml")),
+            Err(TrusteesError::Read { .. })
+        ));
     }
 }

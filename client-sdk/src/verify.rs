@@ -73,7 +73,10 @@ impl VerifyReport {
     }
     /// How many trustees are healthy.
     pub fn healthy_count(&self) -> usize {
-        self.entries.iter().filter(|e| e.status.is_healthy()).count()
+        self.entries
+            .iter()
+            .filter(|e| e.status.is_healthy())
+            .count()
     }
     /// True while at least `threshold` trustees are healthy (the wallet is still recoverable).
     pub fn recoverable(&self) -> bool {
@@ -101,9 +104,9 @@ pub async fn verify_backup_with_progress(
         let status = match info {
             None => ShareStatus::Unhealthy("not in the trustees file: cannot reach it".into()),
             // The manifest pins the key too; both must agree.
-            Some(info) if info.public_key != entry.public_key => {
-                ShareStatus::Unhealthy("trustees file and manifest disagree on this node's key".into())
-            }
+            Some(info) if info.public_key != entry.public_key => ShareStatus::Unhealthy(
+                "trustees file and manifest disagree on this node's key".into(),
+            ),
             Some(info) => match prove(info, entry, manifest, hash).await {
                 Ok(()) => ShareStatus::Healthy,
                 Err(reason) => ShareStatus::Unhealthy(reason),
@@ -138,15 +141,24 @@ async fn prove(
     let mut client = connect(info).await.map_err(|e| e.to_string())?;
     let nonce: [u8; NONCE_LEN] = rand::rng().random();
     let resp = client
-        .prove_share(ProveShareRequest { wallet_id: manifest.wallet_id().to_owned(), nonce: nonce.to_vec() })
+        .prove_share(ProveShareRequest {
+            wallet_id: manifest.wallet_id().to_owned(),
+            nonce: nonce.to_vec(),
+        })
         .await
         .map_err(|s| describe_status(&s))?
         .into_inner();
     if resp.manifest_hash.as_slice() != hash.0.as_slice() || resp.epoch != manifest.epoch() {
-        return Err(format!("holds a different backup of this wallet (epoch {})", resp.epoch));
+        return Err(format!(
+            "holds a different backup of this wallet (epoch {})",
+            resp.epoch
+        ));
     }
     if resp.share_index != u32::from(entry.share_index) {
-        return Err(format!("claims share index {}, manifest says {}", resp.share_index, entry.share_index));
+        return Err(format!(
+            "claims share index {}, manifest says {}",
+            resp.share_index, entry.share_index
+        ));
     }
     let proof = PossessionProof::decode(&resp.proof_encoded).map_err(|e| e.to_string())?;
     let ctx = ProofContext {
@@ -157,6 +169,13 @@ async fn prove(
         nonce: &nonce,
     };
     proof
-        .verify(&manifest.commitments().expected_public_share(entry.share_index), &ctx)
-        .map_err(|_| "possession proof does not verify: the node does not hold a valid share".into())
+        .verify(
+            &manifest
+                .commitments()
+                .expected_public_share(entry.share_index),
+            &ctx,
+        )
+        .map_err(|_| {
+            "possession proof does not verify: the node does not hold a valid share".into()
+        })
 }

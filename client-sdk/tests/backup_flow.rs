@@ -2,8 +2,8 @@
 
 use dlocker_sdk::proto::keys::{node_id, public_key_from_hex};
 use dlocker_sdk::{
-    AuthError, BackupError, BackupPolicy, OwnerAuthenticator, PreparedBackup, ProgressEvent, Role, ShareStatus,
-    SoftwareAuthenticator, TlsFiles, TrusteeInfo, TrusteeSet, backup, verify_backup,
+    AuthError, BackupError, BackupPolicy, OwnerAuthenticator, PreparedBackup, ProgressEvent, Role,
+    ShareStatus, SoftwareAuthenticator, TlsFiles, TrusteeInfo, TrusteeSet, backup, verify_backup,
 };
 use k256::elliptic_curve::Generate;
 use std::path::{Path, PathBuf};
@@ -12,7 +12,8 @@ use trustee_node::config::Role as NodeRole;
 use trustee_node::init::{InitOptions, init_node};
 use trustee_node::server::{RunningNode, spawn};
 use webauthn_rs::prelude::{
-    CreationChallengeResponse, PublicKeyCredential, RegisterPublicKeyCredential, RequestChallengeResponse,
+    CreationChallengeResponse, PublicKeyCredential, RegisterPublicKeyCredential,
+    RequestChallengeResponse,
 };
 
 /// Counts passkey registrations so a test can tell which trustees were re-enrolled.
@@ -22,11 +23,17 @@ struct Counting {
 }
 
 impl OwnerAuthenticator for Counting {
-    fn register(&mut self, o: CreationChallengeResponse) -> Result<RegisterPublicKeyCredential, AuthError> {
+    fn register(
+        &mut self,
+        o: CreationChallengeResponse,
+    ) -> Result<RegisterPublicKeyCredential, AuthError> {
         self.registrations += 1;
         self.inner.register(o)
     }
-    fn authenticate(&mut self, o: RequestChallengeResponse) -> Result<PublicKeyCredential, AuthError> {
+    fn authenticate(
+        &mut self,
+        o: RequestChallengeResponse,
+    ) -> Result<PublicKeyCredential, AuthError> {
         self.inner.authenticate(o)
     }
 }
@@ -42,10 +49,17 @@ async fn cluster(root: &Path, n: usize) -> Cluster {
     let mut nodes = Vec::new();
     let mut infos = Vec::new();
     for i in 0..n {
-        let addr = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port");
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port");
         let dir = root.join(format!("node-{i}"));
-        let role = if i == 0 { NodeRole::Bank } else { NodeRole::Trustee };
-        let desc = init_node(&InitOptions::new(dir.clone(), format!("n{i}"), addr, role)).expect("init");
+        let role = if i == 0 {
+            NodeRole::Bank
+        } else {
+            NodeRole::Trustee
+        };
+        let desc =
+            init_node(&InitOptions::new(dir.clone(), format!("n{i}"), addr, role)).expect("init");
         let node = spawn(&dir).await.expect("spawn");
         let pk = public_key_from_hex(&desc.public_key).expect("key");
         infos.push(TrusteeInfo {
@@ -59,7 +73,11 @@ async fn cluster(root: &Path, n: usize) -> Cluster {
         dirs.push(dir);
         nodes.push(Some(node));
     }
-    Cluster { dirs, nodes, set: TrusteeSet::new(infos).expect("set") }
+    Cluster {
+        dirs,
+        nodes,
+        set: TrusteeSet::new(infos).expect("set"),
+    }
 }
 
 impl Cluster {
@@ -78,7 +96,10 @@ impl Cluster {
     }
 }
 
-const POLICY: BackupPolicy = BackupPolicy { threshold: 2, recovery_delay_secs: 0 };
+const POLICY: BackupPolicy = BackupPolicy {
+    threshold: 2,
+    recovery_delay_secs: 0,
+};
 
 #[tokio::test]
 async fn incomplete_backup_names_the_failed_trustee_and_retry_completes_it() {
@@ -87,11 +108,16 @@ async fn incomplete_backup_names_the_failed_trustee_and_retry_completes_it() {
     c.stop(2).await;
 
     let prepared = PreparedBackup::new(&c.set, "wallet-retry", b"seed", POLICY).expect("prepare");
-    let mut auth = Counting { inner: SoftwareAuthenticator::new(), registrations: 0 };
+    let mut auth = Counting {
+        inner: SoftwareAuthenticator::new(),
+        registrations: 0,
+    };
     let events = Mutex::new(Vec::new());
     let record = |e: ProgressEvent| events.lock().expect("lock").push(e);
     let first = backup(&c.set, &prepared, "alice", &mut auth, &record).await;
-    let Err(BackupError::Incomplete { failed, receipts }) = first else { panic!("expected Incomplete, got {first:?}") };
+    let Err(BackupError::Incomplete { failed, receipts }) = first else {
+        panic!("expected Incomplete, got {first:?}")
+    };
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].0, "n2");
     assert!(failed[0].1.contains("cannot reach"), "{}", failed[0].1);
@@ -99,8 +125,14 @@ async fn incomplete_backup_names_the_failed_trustee_and_retry_completes_it() {
     assert_eq!(auth.registrations, 2);
     {
         let ev = events.lock().expect("lock");
-        assert!(ev.contains(&ProgressEvent::TrusteeFailed { name: "n2".into(), reason: failed[0].1.clone() }));
-        assert!(ev.contains(&ProgressEvent::TrusteeDone { name: "n0".into(), share_index: 1 }));
+        assert!(ev.contains(&ProgressEvent::TrusteeFailed {
+            name: "n2".into(),
+            reason: failed[0].1.clone()
+        }));
+        assert!(ev.contains(&ProgressEvent::TrusteeDone {
+            name: "n0".into(),
+            share_index: 1
+        }));
     }
     let report = verify_backup(&c.set, prepared.manifest()).await;
     assert_eq!(report.healthy_count(), 2);
@@ -109,11 +141,18 @@ async fn incomplete_backup_names_the_failed_trustee_and_retry_completes_it() {
     // Retry with the same prepared backup: only the missing trustee is enrolled (one passkey),
     // the others return their stored receipts.
     c.start(2).await;
-    let done = backup(&c.set, &prepared, "alice", &mut auth, &|_| {}).await.expect("retry completes");
+    let done = backup(&c.set, &prepared, "alice", &mut auth, &|_| {})
+        .await
+        .expect("retry completes");
     assert_eq!(auth.registrations, 3);
     assert_eq!(done.receipts.len(), 3);
     for (a, b) in receipts.receipts.iter().zip(&done.receipts) {
-        assert_eq!(a.receipt.encode(), b.receipt.encode(), "stored receipt returned for {}", a.name);
+        assert_eq!(
+            a.receipt.encode(),
+            b.receipt.encode(),
+            "stored receipt returned for {}",
+            a.name
+        );
     }
     let report = verify_backup(&c.set, prepared.manifest()).await;
     assert!(report.all_healthy(), "{report:?}");
@@ -123,14 +162,19 @@ async fn incomplete_backup_names_the_failed_trustee_and_retry_completes_it() {
     match backup(&c.set, &other, "alice", &mut auth, &|_| {}).await {
         Err(BackupError::Incomplete { failed, .. }) => {
             assert_eq!(failed.len(), 3);
-            assert!(failed.iter().all(|(_, r)| r.contains("different backup")), "{failed:?}");
+            assert!(
+                failed.iter().all(|(_, r)| r.contains("different backup")),
+                "{failed:?}"
+            );
         }
         r => panic!("expected refusal, got {r:?}"),
     }
     // ... and verifying against its manifest reports the mismatch.
     let report = verify_backup(&c.set, other.manifest()).await;
     assert!(
-        report.entries.iter().all(|e| matches!(&e.status, ShareStatus::Unhealthy(r) if r.contains("different backup")))
+        report.entries.iter().all(
+            |e| matches!(&e.status, ShareStatus::Unhealthy(r) if r.contains("different backup"))
+        )
     );
     c.stop_all().await;
 }
@@ -151,7 +195,11 @@ async fn a_node_with_an_unpinned_key_gets_no_share() {
         Err(BackupError::Incomplete { failed, receipts }) => {
             assert_eq!(failed.len(), 1);
             assert_eq!(failed[0].0, "n1");
-            assert!(failed[0].1.contains("not the pinned key"), "{}", failed[0].1);
+            assert!(
+                failed[0].1.contains("not the pinned key"),
+                "{}",
+                failed[0].1
+            );
             assert_eq!(receipts.receipts.len(), 2);
         }
         r => panic!("expected Incomplete, got {r:?}"),

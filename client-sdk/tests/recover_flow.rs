@@ -4,8 +4,8 @@
 use dlocker_sdk::proto::keys::{node_id, public_key_from_hex};
 use dlocker_sdk::{
     BackupPolicy, PreparedBackup, RecoverError, RecoverEvent, RecoverOptions, RecoveryHandle, Role,
-    SoftwareAuthenticator, StaffClient, StaffKey, TlsFiles, TrusteeInfo, TrusteeSet, backup, cancel_recovery,
-    present_bank_cancellation, recover,
+    SoftwareAuthenticator, StaffClient, StaffKey, TlsFiles, TrusteeInfo, TrusteeSet, backup,
+    cancel_recovery, present_bank_cancellation, recover,
 };
 use std::path::Path;
 use std::sync::Mutex;
@@ -29,9 +29,15 @@ async fn cluster(root: &Path, n: usize) -> Cluster {
     let mut infos = Vec::new();
     let mut bank_key: Option<String> = None;
     for i in 0..n {
-        let addr = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port");
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port");
         let dir = root.join(format!("node-{i}"));
-        let role = if i == 0 { NodeRole::Bank } else { NodeRole::Trustee };
+        let role = if i == 0 {
+            NodeRole::Bank
+        } else {
+            NodeRole::Trustee
+        };
         let mut opts = InitOptions::new(dir.clone(), format!("n{i}"), addr, role);
         if i == 0 {
             opts.staff = vec![StaffSpec {
@@ -61,12 +67,19 @@ async fn cluster(root: &Path, n: usize) -> Cluster {
         });
         nodes.push(Some(node));
     }
-    Cluster { nodes, set: TrusteeSet::new(infos).expect("set"), staff_key_hex: staff.to_hex().to_string() }
+    Cluster {
+        nodes,
+        set: TrusteeSet::new(infos).expect("set"),
+        staff_key_hex: staff.to_hex().to_string(),
+    }
 }
 
 impl Cluster {
     fn staff(&self) -> StaffClient {
-        StaffClient::new(StaffKey::from_hex(&self.staff_key_hex).expect("key"), self.set.bank())
+        StaffClient::new(
+            StaffKey::from_hex(&self.staff_key_hex).expect("key"),
+            self.set.bank(),
+        )
     }
     async fn stop(&mut self, i: usize) {
         if let Some(n) = self.nodes[i].take() {
@@ -82,10 +95,20 @@ impl Cluster {
 
 /// Backs up `data` 3-of-5 with a 1 s delay; returns the owner's authenticator.
 async fn backed_up(c: &Cluster, wallet: &str, data: &[u8]) -> SoftwareAuthenticator {
-    let p = PreparedBackup::new(&c.set, wallet, data, BackupPolicy { threshold: 3, recovery_delay_secs: 1 })
-        .expect("prepare");
+    let p = PreparedBackup::new(
+        &c.set,
+        wallet,
+        data,
+        BackupPolicy {
+            threshold: 3,
+            recovery_delay_secs: 1,
+        },
+    )
+    .expect("prepare");
     let mut auth = SoftwareAuthenticator::new();
-    backup(&c.set, &p, "owner", &mut auth, &|_| {}).await.expect("backup");
+    backup(&c.set, &p, "owner", &mut auth, &|_| {})
+        .await
+        .expect("backup");
     auth
 }
 
@@ -125,14 +148,19 @@ async fn recovers_with_staff_approval_and_a_trustee_down() {
         progress: &progress,
         ..RecoverOptions::default()
     };
-    let rec = recover(&c.set, "w-happy", &mut auth, opts).await.expect("recovered");
+    let rec = recover(&c.set, "w-happy", &mut auth, opts)
+        .await
+        .expect("recovered");
     assert_eq!(rec.data().expose(), b"twelve seed words");
     assert_eq!(rec.used.len(), 3);
     assert!(rec.faulty.is_empty(), "{:?}", rec.faulty);
     assert_eq!(rec.unavailable.len(), 1);
     assert_eq!(rec.unavailable[0].0, "n4");
     assert_eq!(rec.handle.sessions.len(), 4);
-    assert!(*waited.lock().expect("lock") >= 1, "the delay was waited out");
+    assert!(
+        *waited.lock().expect("lock") >= 1,
+        "the delay was waited out"
+    );
     let st = approver.await.expect("task");
     assert_eq!(st.approvers, vec!["alice"]);
     assert!(st.approval.is_some());
@@ -147,12 +175,20 @@ async fn too_many_trustees_down_names_them() {
     for i in [2, 3, 4] {
         c.stop(i).await;
     }
-    let err = recover(&c.set, "w-down", &mut auth, RecoverOptions::default()).await.expect_err("too few");
+    let err = recover(&c.set, "w-down", &mut auth, RecoverOptions::default())
+        .await
+        .expect_err("too few");
     let msg = err.to_string();
     match &err {
-        RecoverError::NotEnoughTrustees { needed: 3, failed, .. } | RecoverError::NoTrustedManifest { failed, .. } => {
+        RecoverError::NotEnoughTrustees {
+            needed: 3, failed, ..
+        }
+        | RecoverError::NoTrustedManifest { failed, .. } => {
             for name in ["n2", "n3", "n4"] {
-                assert!(failed.iter().any(|(n, _)| n == name), "{name} not named: {msg}");
+                assert!(
+                    failed.iter().any(|(n, _)| n == name),
+                    "{name} not named: {msg}"
+                );
             }
         }
         other => panic!("unexpected {other:?}"),
@@ -171,7 +207,9 @@ async fn owner_cancels_and_bank_cancels() {
     let (cancel_tx, cancel_rx) = watch::channel(false);
     let handle_slot: Mutex<Option<RecoveryHandle>> = Mutex::new(None);
     let progress = |e: RecoverEvent| match e {
-        RecoverEvent::SessionsOpened { handle, .. } => *handle_slot.lock().expect("lock") = Some(handle),
+        RecoverEvent::SessionsOpened { handle, .. } => {
+            *handle_slot.lock().expect("lock") = Some(handle)
+        }
         RecoverEvent::AwaitingApproval { .. } => {
             let _ = cancel_tx.send(true);
         }
@@ -211,14 +249,22 @@ async fn owner_cancels_and_bank_cancels() {
         progress: &forward,
         ..RecoverOptions::default()
     };
-    let err = recover(&c.set, "w-cancel", &mut auth, opts).await.expect_err("cancelled by the bank");
+    let err = recover(&c.set, "w-cancel", &mut auth, opts)
+        .await
+        .expect_err("cancelled by the bank");
     let (staff_id, outcomes) = canceller.await.expect("task");
     assert_eq!(staff_id, "alice");
     assert_eq!(outcomes.len(), 5);
     // The bank's own session was cancelled by the staff call; the other four by the statement.
-    assert!(outcomes.iter().skip(1).all(|o| o.error.is_none()), "{outcomes:?}");
     assert!(
-        matches!(err, RecoverError::Cancelled { .. } | RecoverError::Bank { .. }),
+        outcomes.iter().skip(1).all(|o| o.error.is_none()),
+        "{outcomes:?}"
+    );
+    assert!(
+        matches!(
+            err,
+            RecoverError::Cancelled { .. } | RecoverError::Bank { .. }
+        ),
         "{err:?}"
     );
     c.stop_all().await;

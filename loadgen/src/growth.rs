@@ -14,7 +14,9 @@ use dlocker_proto::keys::node_id;
 use dlocker_proto::manifest::{Manifest, ManifestParts, TrusteeEntry};
 use dlocker_proto::secret::SecretScalar;
 use dlocker_proto::share::{Commitments, Share, split};
-use dlocker_sdk::{BackupPolicy, OwnerAuthenticator as _, SoftwareAuthenticator, StaffClient, StaffKey};
+use dlocker_sdk::{
+    BackupPolicy, OwnerAuthenticator as _, SoftwareAuthenticator, StaffClient, StaffKey,
+};
 use k256::PublicKey;
 use k256::SecretKey;
 use k256::elliptic_curve::Generate as _;
@@ -54,23 +56,45 @@ pub(crate) fn trustee_growth(
     for &n in ns {
         let mut target = Target::start_local(node_rt, n)?;
         let t = majority(n);
-        let staff = target.staff.take().context("local cluster without staff key")?;
+        let staff = target
+            .staff
+            .take()
+            .context("local cluster without staff key")?;
         let set = Arc::new(target.set.clone());
         let cpu = target.cpu.clone();
-        let budget = Budget { count: Some(samples), duration: None };
+        let budget = Budget {
+            count: Some(samples),
+            duration: None,
+        };
         let row = client_rt.block_on(async {
-            let policy = BackupPolicy { threshold: t, recovery_delay_secs: 0 };
+            let policy = BackupPolicy {
+                threshold: t,
+                recovery_delay_secs: 0,
+            };
             let (wallets, b, _) = workload::backups(
-                set.clone(), &cpu, &[], 1, budget, policy, 64, &format!("n{n}"), quiet,
+                set.clone(),
+                &cpu,
+                &[],
+                1,
+                budget,
+                policy,
+                64,
+                &format!("n{n}"),
+                quiet,
             )
             .await?;
             let wallets_arc = Arc::new(wallets);
-            let v = workload::verifications(set.clone(), &cpu, wallets_arc.clone(), 1, budget, quiet).await?;
+            let v =
+                workload::verifications(set.clone(), &cpu, wallets_arc.clone(), 1, budget, quiet)
+                    .await?;
             let wallets = Arc::try_unwrap(wallets_arc)
                 .map_err(|_| anyhow::anyhow!("wallets still shared after the verify phase"))?;
             let staff = Arc::new(StaffClient::new(staff, set.bank()));
-            let r = workload::recoveries(set.clone(), &cpu, staff, wallets, 1, budget, quiet).await?;
-            let pick = |p: &workload::PhaseResult, i: usize| p.ops.get(i).cloned().context("missing phase summary");
+            let r =
+                workload::recoveries(set.clone(), &cpu, staff, wallets, 1, budget, quiet).await?;
+            let pick = |p: &workload::PhaseResult, i: usize| {
+                p.ops.get(i).cloned().context("missing phase summary")
+            };
             Ok::<_, anyhow::Error>(TrusteeRow {
                 trustees: n,
                 threshold: t,
@@ -152,7 +176,11 @@ impl Pool {
                 public_key: *pk,
             })
             .collect();
-        Ok(Self { splits, trustees, passkey })
+        Ok(Self {
+            splits,
+            trustees,
+            passkey,
+        })
     }
 
     fn deposit(&self, i: u64) -> anyhow::Result<BulkDeposit> {
@@ -173,7 +201,12 @@ impl Pool {
             created_at: dlocker_proto::time::unix_now(),
             previous: None,
         })?;
-        Ok(BulkDeposit { manifest, share: shares[0].clone(), blob, passkey_json: self.passkey.clone() })
+        Ok(BulkDeposit {
+            manifest,
+            share: shares[0].clone(),
+            blob,
+            passkey_json: self.passkey.clone(),
+        })
     }
 }
 
@@ -196,9 +229,14 @@ fn bulk_load(
         let mut start = from;
         while start < to {
             let end = (start + BATCH).min(to);
-            let batch = (start..end).map(|i| pool.deposit(i)).collect::<anyhow::Result<Vec<_>>>()?;
+            let batch = (start..end)
+                .map(|i| pool.deposit(i))
+                .collect::<anyhow::Result<Vec<_>>>()?;
             let node = node.clone();
-            inflight.push_back((end - start, node_rt.spawn(async move { node.bulk_deposit(batch).await })));
+            inflight.push_back((
+                end - start,
+                node_rt.spawn(async move { node.bulk_deposit(batch).await }),
+            ));
             while inflight.len() >= 2 {
                 if let Some((n, h)) = inflight.pop_front() {
                     let o = h.await.context("bulk task panicked")??;
@@ -256,7 +294,15 @@ pub(crate) fn stored_growth(
     let mut rows = Vec::new();
     for &size in sizes {
         let t = Instant::now();
-        let out = bulk_load(node_rt, client_rt, &dir, &pool, loaded, size.max(loaded), quiet)?;
+        let out = bulk_load(
+            node_rt,
+            client_rt,
+            &dir,
+            &pool,
+            loaded,
+            size.max(loaded),
+            quiet,
+        )?;
         let load_secs = t.elapsed().as_secs_f64();
         let added = size.saturating_sub(loaded);
         loaded = loaded.max(size);
@@ -276,7 +322,10 @@ pub(crate) fn stored_growth(
                 ids,
                 loaded,
                 clients,
-                Budget { count: None, duration: Some(Duration::from_secs(prove_secs)) },
+                Budget {
+                    count: None,
+                    duration: Some(Duration::from_secs(prove_secs)),
+                },
                 quiet,
             )
             .await?;
@@ -288,14 +337,22 @@ pub(crate) fn stored_growth(
             Ok::<_, anyhow::Error>(StoredRow {
                 wallets: loaded,
                 load_secs,
-                load_per_s: if load_secs > 0.0 { added as f64 / load_secs } else { 0.0 },
+                load_per_s: if load_secs > 0.0 {
+                    added as f64 / load_secs
+                } else {
+                    0.0
+                },
                 record_bytes_per_wallet: if out.stored > 0 {
                     out.record_bytes as f64 / out.stored as f64
                 } else {
                     0.0
                 },
                 disk_bytes,
-                disk_bytes_per_wallet: if loaded > 0 { disk_bytes as f64 / loaded as f64 } else { 0.0 },
+                disk_bytes_per_wallet: if loaded > 0 {
+                    disk_bytes as f64 / loaded as f64
+                } else {
+                    0.0
+                },
                 startup_secs,
                 rss_idle_mib,
                 prove,

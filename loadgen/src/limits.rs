@@ -16,7 +16,9 @@ use dlocker_proto::pb::GetInfoRequest;
 use dlocker_proto::secret::SecretScalar;
 use dlocker_proto::share::split;
 use dlocker_proto::statement::{Receipt, Signed};
-use dlocker_sdk::{BackupPolicy, OwnerAuthenticator as _, PreparedBackup, SoftwareAuthenticator, TrusteeSet};
+use dlocker_sdk::{
+    BackupPolicy, OwnerAuthenticator as _, PreparedBackup, SoftwareAuthenticator, TrusteeSet,
+};
 use k256::SecretKey;
 use k256::elliptic_curve::Generate as _;
 use serde::Serialize;
@@ -60,7 +62,8 @@ pub(crate) async fn raw_sled(
     if how == RawFlush::Sled {
         let threads: Vec<_> = (0..writers.max(1))
             .map(|_| {
-                let (db, tree, value, next) = (db.clone(), tree.clone(), value.clone(), next.clone());
+                let (db, tree, value, next) =
+                    (db.clone(), tree.clone(), value.clone(), next.clone());
                 std::thread::spawn(move || {
                     let mut done = 0u64;
                     loop {
@@ -78,14 +81,17 @@ pub(crate) async fn raw_sled(
             .collect();
         let mut total = 0;
         for t in threads {
-            total += t.join().map_err(|_| anyhow::anyhow!("a raw sled writer panicked"))??;
+            total += t
+                .join()
+                .map_err(|_| anyhow::anyhow!("a raw sled writer panicked"))??;
         }
         let secs = started.elapsed().as_secs_f64();
         return Ok(if secs > 0.0 { total as f64 / secs } else { 0.0 });
     }
     let tasks: Vec<_> = (0..writers.max(1))
         .map(|_| {
-            let (tree, value, next, store) = (tree.clone(), value.clone(), next.clone(), store.clone());
+            let (tree, value, next, store) =
+                (tree.clone(), value.clone(), next.clone(), store.clone());
             tokio::spawn(async move {
                 let mut done = 0u64;
                 loop {
@@ -182,7 +188,11 @@ pub(crate) async fn deposit_limit(
     Ok(DepositLimit {
         node: info.name.clone(),
         clients,
-        ratio_a: if raw > 0.0 { storm.summary.throughput_per_s / raw } else { 0.0 },
+        ratio_a: if raw > 0.0 {
+            storm.summary.throughput_per_s / raw
+        } else {
+            0.0
+        },
         node_cpu_bound_per_s: storm
             .summary
             .node_cpu_ms_per_op
@@ -230,7 +240,10 @@ pub(crate) async fn backup_limit(
     backups: usize,
 ) -> anyhow::Result<BackupLimit> {
     let n = set.len();
-    let policy = BackupPolicy { threshold, recovery_delay_secs: 0 };
+    let policy = BackupPolicy {
+        threshold,
+        recovery_delay_secs: 0,
+    };
     let tag = hex::encode(rand::random::<[u8; 4]>());
     let data = vec![7u8; data_len];
 
@@ -253,11 +266,18 @@ pub(crate) async fn backup_limit(
         let _ = split(&k, t, n);
     });
     let (shares, commitments) = split(&k, t, n)?;
-    let keys: Vec<SecretKey> = (0..n).map(|_| SecretKey::generate_from_rng(&mut rand::rng())).collect();
+    let keys: Vec<SecretKey> = (0..n)
+        .map(|_| SecretKey::generate_from_rng(&mut rand::rng()))
+        .collect();
     let envelope_seals_ms = time_median_ms(reps, || {
         for (s, key) in shares.iter().zip(&keys) {
             let pk = key.public_key();
-            let ctx = EnvelopeContext { wallet_id: "limit-wallet", epoch: 1, share_index: s.index(), recipient: &pk };
+            let ctx = EnvelopeContext {
+                wallet_id: "limit-wallet",
+                epoch: 1,
+                share_index: s.index(),
+                recipient: &pk,
+            };
             let _ = ShareEnvelope::seal(s, &ctx);
         }
     });
@@ -303,8 +323,11 @@ pub(crate) async fn backup_limit(
     let (passkey_registrations_ms, node_side_crypto_ms) =
         passkey_and_node_side(&shares, &commitments, &keys)?;
 
-    let floor_ms =
-        split_ms + envelope_seals_ms + blob_seal_ms + receipt_verifications_ms + getinfo_round_trips_ms;
+    let floor_ms = split_ms
+        + envelope_seals_ms
+        + blob_seal_ms
+        + receipt_verifications_ms
+        + getinfo_round_trips_ms;
     Ok(BackupLimit {
         trustees: n,
         threshold,
@@ -316,7 +339,11 @@ pub(crate) async fn backup_limit(
         receipt_verifications_ms,
         getinfo_round_trips_ms,
         floor_ms,
-        ratio_b: if floor_ms > 0.0 { backup_p50_ms / floor_ms } else { 0.0 },
+        ratio_b: if floor_ms > 0.0 {
+            backup_p50_ms / floor_ms
+        } else {
+            0.0
+        },
         passkey_registrations_ms,
         node_side_crypto_ms,
     })
@@ -355,7 +382,12 @@ fn passkey_and_node_side(
             regs.push((reg, cred));
             // The trustee: open the envelope, check the share, sign the receipt.
             let pk = key.public_key();
-            let ctx = EnvelopeContext { wallet_id: "limit-wallet", epoch: 1, share_index: s.index(), recipient: &pk };
+            let ctx = EnvelopeContext {
+                wallet_id: "limit-wallet",
+                epoch: 1,
+                share_index: s.index(),
+                recipient: &pk,
+            };
             let env = ShareEnvelope::seal(s, &ctx)?;
             let t = Instant::now();
             let opened = env.open(&ctx, key)?;
@@ -390,7 +422,10 @@ fn passkey_and_node_side(
 /// Raw sled's flush alone, for the report: how long one insert+flush takes with one writer.
 pub(crate) fn flush_latency_note(single_writer_per_s: f64) -> String {
     if single_writer_per_s > 0.0 {
-        format!("{:.2} ms per insert+flush with one writer", 1000.0 / single_writer_per_s)
+        format!(
+            "{:.2} ms per insert+flush with one writer",
+            1000.0 / single_writer_per_s
+        )
     } else {
         "n/a".into()
     }

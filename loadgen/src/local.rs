@@ -69,7 +69,11 @@ pub(crate) fn init_cluster(
     let mut bank_key: Option<String> = None;
     for (i, addr) in addrs.into_iter().enumerate() {
         let name = node_name(i);
-        let role = if i == 0 { NodeRole::Bank } else { NodeRole::Trustee };
+        let role = if i == 0 {
+            NodeRole::Bank
+        } else {
+            NodeRole::Trustee
+        };
         let dir = root.join(&name);
         let mut opts = InitOptions::new(dir.clone(), name.clone(), addr, role);
         if i == 0 {
@@ -173,16 +177,18 @@ impl Target {
     ) -> anyhow::Result<Self> {
         let set = TrusteeSet::load(trustees)
             .with_context(|| format!("loading {}", trustees.display()))?;
-        let staff = staff_key
-            .map(StaffKey::load)
-            .transpose()?;
+        let staff = staff_key.map(StaffKey::load).transpose()?;
         let cpu = if pids.is_empty() {
             NodeCpu::Unknown
         } else {
             NodeCpu::Pids(pids)
         };
         Ok(Self {
-            description: format!("external: {} trustees from {}", set.len(), trustees.display()),
+            description: format!(
+                "external: {} trustees from {}",
+                set.len(),
+                trustees.display()
+            ),
             set,
             staff,
             cpu,
@@ -275,7 +281,9 @@ impl NodeProcess {
                 return Ok(p);
             }
             if Instant::now() > deadline {
-                return Err(anyhow::anyhow!("trustee-node did not become healthy in 10 min"));
+                return Err(anyhow::anyhow!(
+                    "trustee-node did not become healthy in 10 min"
+                ));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -297,7 +305,9 @@ impl NodeProcess {
         if st.success() {
             Ok(())
         } else {
-            Err(anyhow::anyhow!("trustee-node exited with {st} after SIGTERM"))
+            Err(anyhow::anyhow!(
+                "trustee-node exited with {st} after SIGTERM"
+            ))
         }
     }
 }

@@ -26,7 +26,11 @@ use std::time::Duration;
 use workload::Budget;
 
 #[derive(Debug, Parser)]
-#[command(name = "dlocker-bench", version, about = "Load, limits and growth measurements of dLocker")]
+#[command(
+    name = "dlocker-bench",
+    version,
+    about = "Load, limits and growth measurements of dLocker"
+)]
 #[command(args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
@@ -163,52 +167,105 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         )?,
         None => local::Target::start_local(&node_rt, usize::from(args.nodes))?,
     };
-    let threshold = args.threshold.min(u16::try_from(target.set.len()).unwrap_or(u16::MAX));
+    let threshold = args
+        .threshold
+        .min(u16::try_from(target.set.len()).unwrap_or(u16::MAX));
     let budget = Budget {
-        count: args.count.or(if args.duration.is_none() { Some(200) } else { None }),
+        count: args.count.or(if args.duration.is_none() {
+            Some(200)
+        } else {
+            None
+        }),
         duration: args.duration.map(Duration::from_secs),
     };
     let set = Arc::new(target.set.clone());
     let cpu = target.cpu.clone();
-    let staff = target.staff.take().map(|k| Arc::new(StaffClient::new(k, set.bank())));
+    let staff = target
+        .staff
+        .take()
+        .map(|k| Arc::new(StaffClient::new(k, set.bank())));
     let scratch = tempfile::Builder::new()
         .prefix("dlocker-bench-raw-")
         .tempdir()
         .context("creating a temporary directory")?;
     let clients = args.clients.max(1);
     let result = client_rt.block_on(async {
-        let mut out = report::RunReport::new(&target.description, set.len(), threshold, clients, &args.ops_names(), args.data_bytes);
-        let policy = BackupPolicy { threshold, recovery_delay_secs: 0 };
+        let mut out = report::RunReport::new(
+            &target.description,
+            set.len(),
+            threshold,
+            clients,
+            &args.ops_names(),
+            args.data_bytes,
+        );
+        let policy = BackupPolicy {
+            threshold,
+            recovery_delay_secs: 0,
+        };
         let tag = hex::encode(rand::random::<[u8; 4]>());
         let (wallets, backup, per_wallet) = workload::backups(
-            set.clone(), &cpu, &target.dirs, clients, budget, policy, args.data_bytes, &tag, quiet,
+            set.clone(),
+            &cpu,
+            &target.dirs,
+            clients,
+            budget,
+            policy,
+            args.data_bytes,
+            &tag,
+            quiet,
         )
         .await?;
         out.bytes_per_wallet_per_node = per_wallet;
         out.phases.push(("backup".into(), backup));
         let wallets = Arc::new(wallets);
         if args.ops.contains(&Op::Verify) {
-            let v = workload::verifications(set.clone(), &cpu, wallets.clone(), clients, budget, quiet).await?;
+            let v =
+                workload::verifications(set.clone(), &cpu, wallets.clone(), clients, budget, quiet)
+                    .await?;
             out.phases.push(("verify".into(), v));
         }
         if args.ops.contains(&Op::Recover) {
             match &staff {
                 Some(staff) => {
-                    let wallets = Arc::try_unwrap(wallets)
-                        .map_err(|_| anyhow::anyhow!("wallets still shared after the verify phase"))?;
-                    let r = workload::recoveries(set.clone(), &cpu, staff.clone(), wallets, clients, budget, quiet).await?;
+                    let wallets = Arc::try_unwrap(wallets).map_err(|_| {
+                        anyhow::anyhow!("wallets still shared after the verify phase")
+                    })?;
+                    let r = workload::recoveries(
+                        set.clone(),
+                        &cpu,
+                        staff.clone(),
+                        wallets,
+                        clients,
+                        budget,
+                        quiet,
+                    )
+                    .await?;
                     out.phases.push(("recover".into(), r));
                 }
-                None => out.notes.push("recoveries skipped: no --staff-key for the running cluster".into()),
+                None => out
+                    .notes
+                    .push("recoveries skipped: no --staff-key for the running cluster".into()),
             }
         }
         if !args.no_limits {
             let at = usize::from(set.len() > 1);
             out.deposit_limit = Some(
-                limits::deposit_limit(&set, &cpu, at, clients, args.storm_count, threshold, args.data_bytes, scratch.path(), quiet)
-                    .await?,
+                limits::deposit_limit(
+                    &set,
+                    &cpu,
+                    at,
+                    clients,
+                    args.storm_count,
+                    threshold,
+                    args.data_bytes,
+                    scratch.path(),
+                    quiet,
+                )
+                .await?,
             );
-            out.backup_limit = Some(limits::backup_limit(&set, threshold, args.data_bytes, args.limit_backups).await?);
+            out.backup_limit = Some(
+                limits::backup_limit(&set, threshold, args.data_bytes, args.limit_backups).await?,
+            );
         }
         Ok::<_, anyhow::Error>(out)
     });
@@ -262,7 +319,11 @@ fn growth(args: GrowthArgs) -> anyhow::Result<()> {
             quiet,
         )?
     };
-    let mut out = report::GrowthReport { machine, trustees, stored };
+    let mut out = report::GrowthReport {
+        machine,
+        trustees,
+        stored,
+    };
     out.machine.load_after = report::Machine::read().load_before;
     if args.json {
         report::print_json(&out)

@@ -133,24 +133,61 @@ impl RunReport {
             }
         }
         if let Some(a) = &self.deposit_limit {
-            println!("\nlimit (a): deposits at one node vs raw sled insert+flush, same record size ({} bytes), {} concurrent writers", a.record_bytes, a.clients);
+            println!(
+                "\nlimit (a): deposits at one node vs raw sled insert+flush, same record size ({} bytes), {} concurrent writers",
+                a.record_bytes, a.clients
+            );
             let mut t = table(&["measure", "value"]);
-            t.add_row(vec![format!("node {}: durable deposits/s", a.node), format!("{:.0}", a.deposit.throughput_per_s)]);
-            t.add_row(vec!["deposit latency p50 / p99 (ms)".into(), format!("{:.2} / {:.2}", a.deposit.p50_ms, a.deposit.p99_ms)]);
+            t.add_row(vec![
+                format!("node {}: durable deposits/s", a.node),
+                format!("{:.0}", a.deposit.throughput_per_s),
+            ]);
+            t.add_row(vec![
+                "deposit latency p50 / p99 (ms)".into(),
+                format!("{:.2} / {:.2}", a.deposit.p50_ms, a.deposit.p99_ms),
+            ]);
             if let Some(cpu) = a.deposit.node_cpu_ms_per_op {
-                t.add_row(vec!["node CPU per deposit (ms)".into(), format!("{cpu:.2}")]);
+                t.add_row(vec![
+                    "node CPU per deposit (ms)".into(),
+                    format!("{cpu:.2}"),
+                ]);
             }
             if let Some(b) = a.node_cpu_bound_per_s {
-                t.add_row(vec!["node CPU bound: cores ÷ CPU per deposit (/s)".into(), format!("{b:.0}")]);
+                t.add_row(vec![
+                    "node CPU bound: cores ÷ CPU per deposit (/s)".into(),
+                    format!("{b:.0}"),
+                ]);
             }
-            t.add_row(vec![format!("raw sled insert+flush/s ({} writers)", a.clients), format!("{:.0}", a.raw_sled_per_s)]);
-            t.add_row(vec!["raw sled insert+flush/s (1 writer)".into(), format!("{:.0} ({})", a.raw_sled_single_writer_per_s, flush_latency_note(a.raw_sled_single_writer_per_s))]);
-            t.add_row(vec![format!("raw sled insert + node's group-commit flush/s ({} writers)", a.clients), format!("{:.0}", a.raw_sled_group_commit_per_s)]);
-            t.add_row(vec!["ratio (a) = node ÷ raw".into(), format!("{:.2}", a.ratio_a)]);
+            t.add_row(vec![
+                format!("raw sled insert+flush/s ({} writers)", a.clients),
+                format!("{:.0}", a.raw_sled_per_s),
+            ]);
+            t.add_row(vec![
+                "raw sled insert+flush/s (1 writer)".into(),
+                format!(
+                    "{:.0} ({})",
+                    a.raw_sled_single_writer_per_s,
+                    flush_latency_note(a.raw_sled_single_writer_per_s)
+                ),
+            ]);
+            t.add_row(vec![
+                format!(
+                    "raw sled insert + node's group-commit flush/s ({} writers)",
+                    a.clients
+                ),
+                format!("{:.0}", a.raw_sled_group_commit_per_s),
+            ]);
+            t.add_row(vec![
+                "ratio (a) = node ÷ raw".into(),
+                format!("{:.2}", a.ratio_a),
+            ]);
             println!("{t}");
         }
         if let Some(b) = &self.backup_limit {
-            println!("\nlimit (b): backup {}-of-{} end to end (one client, {} backups) vs crypto work + {} GetInfo round trips", b.threshold, b.trustees, b.backups, b.trustees);
+            println!(
+                "\nlimit (b): backup {}-of-{} end to end (one client, {} backups) vs crypto work + {} GetInfo round trips",
+                b.threshold, b.trustees, b.backups, b.trustees
+            );
             let mut t = table(&["measure", "ms"]);
             for (k, v) in [
                 ("backup p50, end to end", b.backup_p50_ms),
@@ -158,14 +195,26 @@ impl RunReport {
                 ("envelope seals (n)", b.envelope_seals_ms),
                 ("blob seal", b.blob_seal_ms),
                 ("receipt verifications (n)", b.receipt_verifications_ms),
-                ("GetInfo round trips (n, warm channels)", b.getinfo_round_trips_ms),
+                (
+                    "GetInfo round trips (n, warm channels)",
+                    b.getinfo_round_trips_ms,
+                ),
                 ("floor = sum of the above five", b.floor_ms),
-                ("(not in floor) passkey registrations (n, software)", b.passkey_registrations_ms),
-                ("(not in floor) trustees' deposit crypto, summed over n", b.node_side_crypto_ms),
+                (
+                    "(not in floor) passkey registrations (n, software)",
+                    b.passkey_registrations_ms,
+                ),
+                (
+                    "(not in floor) trustees' deposit crypto, summed over n",
+                    b.node_side_crypto_ms,
+                ),
             ] {
                 t.add_row(vec![k.to_owned(), format!("{v:.3}")]);
             }
-            t.add_row(vec!["ratio (b) = backup p50 ÷ floor".into(), format!("{:.1}", b.ratio_b)]);
+            t.add_row(vec![
+                "ratio (b) = backup p50 ÷ floor".into(),
+                format!("{:.1}", b.ratio_b),
+            ]);
             println!("{t}");
         }
         for n in &self.notes {
@@ -188,7 +237,15 @@ impl GrowthReport {
         if !self.trustees.is_empty() {
             println!("\nlatency vs number of trustees (one client, sequential; ms)");
             let mut t = table(&[
-                "n", "t", "backup p50", "backup p95", "verify p50", "recover p50 (excl. delay)", "recover p95 (excl. delay)", "recover p50 (total)", "errors",
+                "n",
+                "t",
+                "backup p50",
+                "backup p95",
+                "verify p50",
+                "recover p50 (excl. delay)",
+                "recover p95 (excl. delay)",
+                "recover p50 (total)",
+                "errors",
             ]);
             for r in &self.trustees {
                 t.add_row(vec![
@@ -208,7 +265,19 @@ impl GrowthReport {
         if !self.stored.is_empty() {
             println!("\none node vs stored wallets (node as a separate trustee-node process)");
             let mut t = table(&[
-                "wallets", "bulk load (s)", "load/s", "disk MiB", "disk B/wallet", "startup (s)", "RSS idle MiB", "ProveShare/s", "prove p50/p99 ms", "deposits/s", "deposit p50/p99 ms", "RSS after MiB", "RSS peak MiB",
+                "wallets",
+                "bulk load (s)",
+                "load/s",
+                "disk MiB",
+                "disk B/wallet",
+                "startup (s)",
+                "RSS idle MiB",
+                "ProveShare/s",
+                "prove p50/p99 ms",
+                "deposits/s",
+                "deposit p50/p99 ms",
+                "RSS after MiB",
+                "RSS peak MiB",
             ]);
             for r in &self.stored {
                 t.add_row(vec![
@@ -251,7 +320,16 @@ fn table(header: &[&str]) -> Table {
 
 fn ops_table() -> Table {
     table(&[
-        "operation", "ok", "errors", "per s", "p50 ms", "p95 ms", "p99 ms", "max ms", "node CPU ms/op", "client CPU ms/op",
+        "operation",
+        "ok",
+        "errors",
+        "per s",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "max ms",
+        "node CPU ms/op",
+        "client CPU ms/op",
     ])
 }
 

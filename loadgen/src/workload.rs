@@ -157,13 +157,17 @@ pub(crate) async fn backups(
     quiet: bool,
 ) -> anyhow::Result<(Vec<Wallet>, PhaseResult, Option<f64>)> {
     let bytes_before: u64 = dirs.iter().map(|d| dir_bytes(d)).sum();
-    let d = Arc::new(Dispenser::new(budget, bar(budget.bar_len(), "backups", quiet)));
+    let d = Arc::new(Dispenser::new(
+        budget,
+        bar(budget.bar_len(), "backups", quiet),
+    ));
     let wallets = Arc::new(Mutex::new(Vec::new()));
     let cpu0 = cpu.read();
     let started = Instant::now();
     let tasks: Vec<_> = (0..clients)
         .map(|_| {
-            let (set, d, wallets, tag) = (set.clone(), d.clone(), wallets.clone(), run_tag.to_owned());
+            let (set, d, wallets, tag) =
+                (set.clone(), d.clone(), wallets.clone(), run_tag.to_owned());
             tokio::spawn(async move {
                 let mut lat = Latencies::new();
                 while let Some(i) = d.take() {
@@ -181,7 +185,12 @@ pub(crate) async fn backups(
                     match res {
                         Ok(p) => {
                             lat.record(t.elapsed());
-                            let w = Wallet { id, manifest: p.manifest().clone(), auth, data };
+                            let w = Wallet {
+                                id,
+                                manifest: p.manifest().clone(),
+                                auth,
+                                data,
+                            };
                             if let Ok(mut ws) = wallets.lock() {
                                 ws.push(w);
                             }
@@ -223,9 +232,14 @@ pub(crate) async fn verifications(
     quiet: bool,
 ) -> anyhow::Result<PhaseResult> {
     if wallets.is_empty() {
-        return Err(anyhow::anyhow!("no wallet was backed up: nothing to verify"));
+        return Err(anyhow::anyhow!(
+            "no wallet was backed up: nothing to verify"
+        ));
     }
-    let d = Arc::new(Dispenser::new(budget, bar(budget.bar_len(), "verifications", quiet)));
+    let d = Arc::new(Dispenser::new(
+        budget,
+        bar(budget.bar_len(), "verifications", quiet),
+    ));
     let cpu0 = cpu.read();
     let started = Instant::now();
     let tasks: Vec<_> = (0..clients)
@@ -240,7 +254,10 @@ pub(crate) async fn verifications(
                     if report.all_healthy() {
                         lat.record(t.elapsed());
                     } else {
-                        lat.error(format!("{:?}", report.entries.iter().find(|e| !e.status.is_healthy())));
+                        lat.error(format!(
+                            "{:?}",
+                            report.entries.iter().find(|e| !e.status.is_healthy())
+                        ));
                     }
                     d.done();
                 }
@@ -254,7 +271,11 @@ pub(crate) async fn verifications(
     }
     let elapsed = started.elapsed();
     d.pb.finish_and_clear();
-    Ok(phase_result(elapsed, vec![("verify", &all)], cpu0.until(&cpu.read())))
+    Ok(phase_result(
+        elapsed,
+        vec![("verify", &all)],
+        cpu0.until(&cpu.read()),
+    ))
 }
 
 /// What one recovery measured.
@@ -324,10 +345,17 @@ pub(crate) async fn recoveries(
     quiet: bool,
 ) -> anyhow::Result<PhaseResult> {
     let budget = Budget {
-        count: Some(budget.count.map_or(wallets.len() as u64, |c| c.min(wallets.len() as u64))),
+        count: Some(
+            budget
+                .count
+                .map_or(wallets.len() as u64, |c| c.min(wallets.len() as u64)),
+        ),
         duration: budget.duration,
     };
-    let d = Arc::new(Dispenser::new(budget, bar(budget.bar_len(), "recoveries", quiet)));
+    let d = Arc::new(Dispenser::new(
+        budget,
+        bar(budget.bar_len(), "recoveries", quiet),
+    ));
     let queue = Arc::new(Mutex::new(wallets));
     let cpu0 = cpu.read();
     let started = Instant::now();
@@ -462,7 +490,10 @@ pub(crate) async fn deposit_storm(
     let n = deps.len() as u64;
     let deps = Arc::new(deps);
     let d = Arc::new(Dispenser::new(
-        Budget { count: Some(n), duration: None },
+        Budget {
+            count: Some(n),
+            duration: None,
+        },
         bar(n, &format!("deposits at {}", info.name), quiet),
     ));
     let record_bytes = Arc::new(AtomicU64::new(0));
@@ -581,7 +612,10 @@ pub(crate) async fn prove_storm(
                     let nonce: [u8; 32] = rand::rng().random();
                     let t = Instant::now();
                     match c
-                        .prove_share(ProveShareRequest { wallet_id: ids(i), nonce: nonce.to_vec() })
+                        .prove_share(ProveShareRequest {
+                            wallet_id: ids(i),
+                            nonce: nonce.to_vec(),
+                        })
                         .await
                     {
                         Ok(_) => lat.record(t.elapsed()),
@@ -599,6 +633,10 @@ pub(crate) async fn prove_storm(
     }
     let elapsed = started.elapsed();
     d.pb.finish_and_clear();
-    let result = phase_result(elapsed, vec![("prove_share", &all)], cpu0.until(&cpu.read()));
+    let result = phase_result(
+        elapsed,
+        vec![("prove_share", &all)],
+        cpu0.until(&cpu.read()),
+    );
     result.ops.into_iter().next().context("no prove summary")
 }

@@ -6,7 +6,16 @@ use std::process::Command;
 #[test]
 fn tiny_run_reports_every_phase_and_both_limits() {
     let out = Command::new(env!("CARGO_BIN_EXE_dlocker-bench"))
-        .args(["--nodes", "3", "--threshold", "2", "--clients", "2", "--count", "2"])
+        .args([
+            "--nodes",
+            "3",
+            "--threshold",
+            "2",
+            "--clients",
+            "2",
+            "--count",
+            "2",
+        ])
         .args(["--storm-count", "20", "--limit-backups", "2", "--json"])
         .output()
         .expect("run dlocker-bench");
@@ -16,7 +25,8 @@ fn tiny_run_reports_every_phase_and_both_limits() {
         "dlocker-bench failed: {}\n{stdout}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let v: serde_json::Value = serde_json::from_str(&stdout).expect("--json prints one JSON document");
+    let v: serde_json::Value =
+        serde_json::from_str(&stdout).expect("--json prints one JSON document");
     let phases = v["phases"].as_array().expect("phases");
     let names: Vec<&str> = phases.iter().filter_map(|p| p[0].as_str()).collect();
     assert_eq!(names, ["backup", "verify", "recover"]);
@@ -28,7 +38,19 @@ fn tiny_run_reports_every_phase_and_both_limits() {
     }
     assert_eq!(v["deposit_limit"]["deposit"]["count"], 20);
     assert_eq!(v["deposit_limit"]["deposit"]["errors"], 0);
-    assert!(v["deposit_limit"]["raw_sled_per_s"].as_f64().is_some_and(|x| x > 0.0));
-    assert!(v["backup_limit"]["floor_ms"].as_f64().is_some_and(|x| x > 0.0));
-    assert!(v["bytes_per_wallet_per_node"].as_f64().is_some_and(|x| x > 0.0));
+    assert!(
+        v["deposit_limit"]["raw_sled_per_s"]
+            .as_f64()
+            .is_some_and(|x| x > 0.0)
+    );
+    assert!(
+        v["backup_limit"]["floor_ms"]
+            .as_f64()
+            .is_some_and(|x| x > 0.0)
+    );
+    assert!(
+        v["bytes_per_wallet_per_node"]
+            .as_f64()
+            .is_some_and(|x| x > 0.0)
+    );
 }

@@ -81,11 +81,21 @@ fn draft_json(d: &Draft) -> Value {
 
 /// Re-signs a payload edited as JSON (for the negative vectors).
 fn resign(jws_in: &str, signer: &SigningKey, edit: impl Fn(&mut Value)) -> String {
-    let mut p: Value =
-        serde_json::from_slice(&b64::decode("p", jws_in.split('.').nth(1).expect("payload")).expect("b64"))
-            .expect("json");
+    let mut p: Value = serde_json::from_slice(
+        &b64::decode("p", jws_in.split('.').nth(1).expect("payload")).expect("b64"),
+    )
+    .expect("json");
     edit(&mut p);
-    jws::sign(&HeaderOut { alg: jws::ALG, typ: TYP_VC, cty: CTY_VC, kid: "vector" }, p.to_string().as_bytes(), signer)
+    jws::sign(
+        &HeaderOut {
+            alg: jws::ALG,
+            typ: TYP_VC,
+            cty: CTY_VC,
+            kid: "vector",
+        },
+        p.to_string().as_bytes(),
+        signer,
+    )
 }
 
 fn main() {
@@ -139,7 +149,11 @@ fn main() {
             &dir,
             &format!("credential-flipped-{name}"),
             with(
-                base(&format!("credential-valid with one character of the {name} changed"), "error", "credential"),
+                base(
+                    &format!("credential-valid with one character of the {name} changed"),
+                    "error",
+                    "credential",
+                ),
                 json!({ "credential": parts.join(".") }),
             ),
         );
@@ -147,7 +161,11 @@ fn main() {
     // The high-S twin of the valid signature.
     let (input, sig_b64) = cred.rsplit_once('.').expect("dot");
     let sig = Signature::from_slice(&b64::decode("s", sig_b64).expect("b64")).expect("sig");
-    let high = Signature::from_scalars(sig.r().to_bytes(), (k256::Scalar::ZERO - *sig.s()).to_bytes()).expect("sig");
+    let high = Signature::from_scalars(
+        sig.r().to_bytes(),
+        (k256::Scalar::ZERO - *sig.s()).to_bytes(),
+    )
+    .expect("sig");
     write(
         &dir,
         "credential-high-s",
@@ -184,7 +202,11 @@ fn main() {
         &dir,
         "credential-wrong-issuer-key",
         with(
-            base("credential-valid checked against the holder's key instead of the issuer's", "error", "credential"),
+            base(
+                "credential-valid checked against the holder's key instead of the issuer's",
+                "error",
+                "credential",
+            ),
             json!({ "credential": cred, "verify_with": hex::encode(dlocker_proto::keys::encode_public_key(&pk(&holder))) }),
         ),
     );
@@ -192,7 +214,11 @@ fn main() {
         &dir,
         "credential-expired",
         with(
-            base("credential-valid checked after its validUntil", "error", "credential"),
+            base(
+                "credential-valid checked after its validUntil",
+                "error",
+                "credential",
+            ),
             json!({ "credential": cred, "verify_at": 2_051_222_400u64 + 3600 }),
         ),
     );
@@ -229,7 +255,14 @@ fn main() {
         bits.set(i);
     }
     let url = "https://locker.bank.example/status-lists/in.gov.transport/1";
-    let list = status_list::issue_list(url, "0a1b2c3d4e5f60718293a4b5c6d7e8f9", &bits, &locker, ISSUED_AT, 300);
+    let list = status_list::issue_list(
+        url,
+        "0a1b2c3d4e5f60718293a4b5c6d7e8f9",
+        &bits,
+        &locker,
+        ISSUED_AT,
+        300,
+    );
     write(
         &dir,
         "status-list-valid",
@@ -311,7 +344,13 @@ fn main() {
 
     // A signed locker request.
     let uris = vec!["in.gov.transport-DRVLC-5f1c0a9e3b7d4c2a8e6f1b0d9c7a5e3f".to_owned()];
-    let p = params::grant_consent("wallet-vector-1", "acme.employer", &uris, "employment verification", VERIFY_AT);
+    let p = params::grant_consent(
+        "wallet-vector-1",
+        "acme.employer",
+        &uris,
+        "employment verification",
+        VERIFY_AT,
+    );
     let req = request::sign_at(
         &holder,
         "0a1b2c3d4e5f60718293a4b5c6d7e8f9",
@@ -347,11 +386,25 @@ fn main() {
 
 /// A self-attested credential with a fixed id (re-signed by the holder).
 fn resign_self(c: &str, holder: &SigningKey) -> String {
-    let mut p: Value =
-        serde_json::from_slice(&b64::decode("p", c.split('.').nth(1).expect("payload")).expect("b64")).expect("json");
+    let mut p: Value = serde_json::from_slice(
+        &b64::decode("p", c.split('.').nth(1).expect("payload")).expect("b64"),
+    )
+    .expect("json");
     let id = "urn:dlocker:credential:00112233445566778899aabbccddeeff";
     p["id"] = id.into();
     p["jti"] = id.into();
-    let kid = vc::key_id(&dlocker_locker::ids::holder_urn("wallet-vector-1"), &pk(holder));
-    jws::sign(&HeaderOut { alg: jws::ALG, typ: TYP_VC, cty: CTY_VC, kid: &kid }, p.to_string().as_bytes(), holder)
+    let kid = vc::key_id(
+        &dlocker_locker::ids::holder_urn("wallet-vector-1"),
+        &pk(holder),
+    );
+    jws::sign(
+        &HeaderOut {
+            alg: jws::ALG,
+            typ: TYP_VC,
+            cty: CTY_VC,
+            kid: &kid,
+        },
+        p.to_string().as_bytes(),
+        holder,
+    )
 }

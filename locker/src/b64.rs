@@ -15,7 +15,9 @@ pub fn encode(bytes: &[u8]) -> String {
 
 /// Decodes base64url without padding, refusing every non-canonical form.
 pub fn decode(what: &'static str, s: &str) -> Result<Vec<u8>, FormatError> {
-    let bytes = URL_SAFE_NO_PAD.decode(s.as_bytes()).map_err(|_| FormatError::Base64(what))?;
+    let bytes = URL_SAFE_NO_PAD
+        .decode(s.as_bytes())
+        .map_err(|_| FormatError::Base64(what))?;
     // The engine already refuses padding and trailing bits; re-encoding is a cheap belt to those
     // braces (a future engine default must not make two encodings acceptable).
     if encode(&bytes) != s {

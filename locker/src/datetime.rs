@@ -33,13 +33,23 @@ pub fn format(unix: u64) -> String {
     let unix = unix.min(253_402_300_799) as i64;
     let (days, secs) = (unix.div_euclid(86_400), unix.rem_euclid(86_400));
     let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs % 3600 / 60, secs % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
 }
 
 /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` into Unix seconds (the fraction is
 /// dropped). Dates before 1970 are refused: no credential here is that old.
 pub fn parse(field: &'static str, s: &str) -> Result<u64, FormatError> {
-    let bad = || FormatError::field(field, format!("{s:?} is not an RFC 3339 date-time with a time zone"));
+    let bad = || {
+        FormatError::field(
+            field,
+            format!("{s:?} is not an RFC 3339 date-time with a time zone"),
+        )
+    };
     let b = s.as_bytes();
     if b.len() < 20
         || b[4] != b'-'
@@ -57,10 +67,36 @@ pub fn parse(field: &'static str, s: &str) -> Result<u64, FormatError> {
         }
         t.parse::<i64>().map_err(|_| bad())
     };
-    let (y, mo, d, h, mi, se) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
+    let (y, mo, d, h, mi, se) = (
+        num(0..4)?,
+        num(5..7)?,
+        num(8..10)?,
+        num(11..13)?,
+        num(14..16)?,
+        num(17..19)?,
+    );
     let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-    if !(1..=12).contains(&mo) || d < 1 || d > month_days[(mo - 1) as usize] || h > 23 || mi > 59 || se > 59 {
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1..=12).contains(&mo)
+        || d < 1
+        || d > month_days[(mo - 1) as usize]
+        || h > 23
+        || mi > 59
+        || se > 59
+    {
         return Err(bad());
     }
     let mut rest = &s[19..];
@@ -73,7 +109,10 @@ pub fn parse(field: &'static str, s: &str) -> Result<u64, FormatError> {
     }
     let offset = match rest {
         "Z" | "z" => 0,
-        _ if rest.len() == 6 && (rest.starts_with('+') || rest.starts_with('-')) && rest.as_bytes()[3] == b':' => {
+        _ if rest.len() == 6
+            && (rest.starts_with('+') || rest.starts_with('-'))
+            && rest.as_bytes()[3] == b':' =>
+        {
             let oh = num(s.len() - 5..s.len() - 3)?;
             let om = num(s.len() - 2..s.len())?;
             if oh > 23 || om > 59 {
@@ -100,10 +139,21 @@ mod tests {
         for t in [0u64, 59, 86_399, 951_782_400, 1_735_689_600, 4_102_444_799] {
             assert_eq!(parse("t", &format(t)).expect("parses"), t);
         }
-        assert_eq!(parse("t", "2025-01-01T05:30:00+05:30").expect("offset"), 1_735_689_600);
-        assert_eq!(parse("t", "2025-01-01T00:00:00.123Z").expect("fraction"), 1_735_689_600);
-        for bad in ["2025-02-29T00:00:00Z", "2025-01-01 00:00:00Z", "2025-01-01T00:00:00", "1969-12-31T23:59:59Z", "x"]
-        {
+        assert_eq!(
+            parse("t", "2025-01-01T05:30:00+05:30").expect("offset"),
+            1_735_689_600
+        );
+        assert_eq!(
+            parse("t", "2025-01-01T00:00:00.123Z").expect("fraction"),
+            1_735_689_600
+        );
+        for bad in [
+            "2025-02-29T00:00:00Z",
+            "2025-01-01 00:00:00Z",
+            "2025-01-01T00:00:00",
+            "1969-12-31T23:59:59Z",
+            "x",
+        ] {
             assert!(parse("t", bad).is_err(), "{bad}");
         }
     }

@@ -65,6 +65,9 @@ pub enum FormatError {
 impl FormatError {
     /// A [`FormatError::Field`].
     pub fn field(field: &'static str, reason: impl Into<String>) -> Self {
-        Self::Field { field, reason: reason.into() }
+        Self::Field {
+            field,
+            reason: reason.into(),
+        }
     }
 }

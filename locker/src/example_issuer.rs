@@ -32,8 +32,14 @@ pub struct ExampleIssuer {
 
 fn rec(lookup: [(&str, &str); 2], claims: &[(&str, &str)]) -> Record {
     Record {
-        lookup: lookup.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
-        claims: claims.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+        lookup: lookup
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        claims: claims
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
     }
 }
 
@@ -43,7 +49,10 @@ impl ExampleIssuer {
         Self {
             records: vec![
                 rec(
-                    [("licence_number", "KA01-2020-0001234"), ("date_of_birth", "1990-04-12")],
+                    [
+                        ("licence_number", "KA01-2020-0001234"),
+                        ("date_of_birth", "1990-04-12"),
+                    ],
                     &[
                         ("name", "Asha Rao"),
                         ("licenceNumber", "KA01-2020-0001234"),
@@ -53,7 +62,10 @@ impl ExampleIssuer {
                     ],
                 ),
                 rec(
-                    [("licence_number", "MH12-2018-0098765"), ("date_of_birth", "1985-11-02")],
+                    [
+                        ("licence_number", "MH12-2018-0098765"),
+                        ("date_of_birth", "1985-11-02"),
+                    ],
                     &[
                         ("name", "Ravi Kulkarni"),
                         ("licenceNumber", "MH12-2018-0098765"),
@@ -79,14 +91,20 @@ impl ExampleIssuer {
 impl DocumentSource for ExampleIssuer {
     async fn pull(&self, q: &PullQuery) -> Result<Claims, PullRefusal> {
         if q.doc_type != DOC_TYPE {
-            return Err(PullRefusal::NotFound(format!("this issuer only issues {DOC_TYPE}")));
+            return Err(PullRefusal::NotFound(format!(
+                "this issuer only issues {DOC_TYPE}"
+            )));
         }
         // Every lookup field given must match (so a licence number alone is not enough when the
         // record also asks for the date of birth).
         let found = self.records.iter().find(|r| r.lookup == q.lookup);
         match found {
-            Some(r) => Claims::new(r.claims.clone()).map_err(|e| PullRefusal::Invalid(e.to_string())),
-            None => Err(PullRefusal::NotFound("no licence matches these details".into())),
+            Some(r) => {
+                Claims::new(r.claims.clone()).map_err(|e| PullRefusal::Invalid(e.to_string()))
+            }
+            None => Err(PullRefusal::NotFound(
+                "no licence matches these details".into(),
+            )),
         }
     }
 }

@@ -24,7 +24,9 @@ pub const MAX_URI_LEN: usize = MAX_ORG_ID_LEN + 1 + MAX_DOC_TYPE_LEN + 1 + DOC_I
 /// letter or digit (e.g. `in.gov.transport`).
 pub fn check_org_id(field: &'static str, id: &str) -> Result<(), FormatError> {
     let ok = (3..=MAX_ORG_ID_LEN).contains(&id.len())
-        && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.')
         && id.bytes().next().is_some_and(|b| b != b'.')
         && id.bytes().last().is_some_and(|b| b != b'.');
     if ok {
@@ -32,23 +34,32 @@ pub fn check_org_id(field: &'static str, id: &str) -> Result<(), FormatError> {
     } else {
         Err(FormatError::field(
             field,
-            format!("{id:?} must be 3–{MAX_ORG_ID_LEN} characters of a-z 0-9 and '.', not starting or ending with '.'"),
+            format!(
+                "{id:?} must be 3–{MAX_ORG_ID_LEN} characters of a-z 0-9 and '.', not starting or ending with '.'"
+            ),
         ))
     }
 }
 
 /// Checks a document type: 2–16 characters of `A-Z 0-9` (e.g. `DRVLC`).
 pub fn check_doc_type(field: &'static str, t: &str) -> Result<(), FormatError> {
-    if (2..=MAX_DOC_TYPE_LEN).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()) {
+    if (2..=MAX_DOC_TYPE_LEN).contains(&t.len())
+        && t.bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    {
         Ok(())
     } else {
-        Err(FormatError::field(field, format!("{t:?} must be 2–{MAX_DOC_TYPE_LEN} characters of A-Z 0-9")))
+        Err(FormatError::field(
+            field,
+            format!("{t:?} must be 2–{MAX_DOC_TYPE_LEN} characters of A-Z 0-9"),
+        ))
     }
 }
 
 /// Checks a holder id (the wallet id at the locker node: 1–64 of `A-Za-z0-9._:-`).
 pub fn check_holder_id(field: &'static str, id: &str) -> Result<(), FormatError> {
-    dlocker_proto::manifest::validate_wallet_id(id).map_err(|e| FormatError::field(field, e.to_string()))
+    dlocker_proto::manifest::validate_wallet_id(id)
+        .map_err(|e| FormatError::field(field, e.to_string()))
 }
 
 /// A document URI.
@@ -66,27 +77,46 @@ impl DocUri {
             check_org_id("issuer_id", issuer)?;
         }
         check_doc_type("doc_type", doc_type)?;
-        Ok(Self { issuer: issuer.to_owned(), doc_type: doc_type.to_owned(), doc_id: random_hex() })
+        Ok(Self {
+            issuer: issuer.to_owned(),
+            doc_type: doc_type.to_owned(),
+            doc_id: random_hex(),
+        })
     }
 
     /// Parses `<issuer_id>-<DOCTYPE>-<doc_id>`.
     pub fn parse(s: &str) -> Result<Self, FormatError> {
-        let bad = || FormatError::field("document_uri", format!("{s:?} is not <issuer_id>-<DOCTYPE>-<32 hex>"));
+        let bad = || {
+            FormatError::field(
+                "document_uri",
+                format!("{s:?} is not <issuer_id>-<DOCTYPE>-<32 hex>"),
+            )
+        };
         if s.len() > MAX_URI_LEN {
             return Err(bad());
         }
         let mut it = s.split('-');
-        let (Some(issuer), Some(doc_type), Some(doc_id), None) = (it.next(), it.next(), it.next(), it.next()) else {
+        let (Some(issuer), Some(doc_type), Some(doc_id), None) =
+            (it.next(), it.next(), it.next(), it.next())
+        else {
             return Err(bad());
         };
         if issuer != SELF_ISSUER {
             check_org_id("document_uri", issuer).map_err(|_| bad())?;
         }
         check_doc_type("document_uri", doc_type).map_err(|_| bad())?;
-        if doc_id.len() != DOC_ID_LEN || !doc_id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if doc_id.len() != DOC_ID_LEN
+            || !doc_id
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return Err(bad());
         }
-        Ok(Self { issuer: issuer.to_owned(), doc_type: doc_type.to_owned(), doc_id: doc_id.to_owned() })
+        Ok(Self {
+            issuer: issuer.to_owned(),
+            doc_type: doc_type.to_owned(),
+            doc_id: doc_id.to_owned(),
+        })
     }
 
     /// The issuer id (or [`SELF_ISSUER`]).
@@ -143,8 +173,17 @@ pub fn new_credential_id() -> String {
 /// Checks a credential id's shape.
 pub fn check_credential_id(field: &'static str, id: &str) -> Result<(), FormatError> {
     match id.strip_prefix("urn:dlocker:credential:") {
-        Some(h) if h.len() == 32 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) => Ok(()),
-        _ => Err(FormatError::field(field, format!("{id:?} is not urn:dlocker:credential:<32 hex>"))),
+        Some(h)
+            if h.len() == 32
+                && h.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) =>
+        {
+            Ok(())
+        }
+        _ => Err(FormatError::field(
+            field,
+            format!("{id:?} is not urn:dlocker:credential:<32 hex>"),
+        )),
     }
 }
 
@@ -155,7 +194,9 @@ pub fn from_urn<'a>(
     prefix: &str,
     check: fn(&'static str, &str) -> Result<(), FormatError>,
 ) -> Result<&'a str, FormatError> {
-    let id = urn.strip_prefix(prefix).ok_or_else(|| FormatError::field(field, format!("must start with {prefix}")))?;
+    let id = urn
+        .strip_prefix(prefix)
+        .ok_or_else(|| FormatError::field(field, format!("must start with {prefix}")))?;
     check(field, id)?;
     Ok(id)
 }
@@ -181,7 +222,11 @@ mod tests {
         ] {
             assert!(DocUri::parse(bad).is_err(), "{bad}");
         }
-        assert!(DocUri::parse("self-PHOTO-00000000000000000000000000000000").expect("self").is_self_attested());
+        assert!(
+            DocUri::parse("self-PHOTO-00000000000000000000000000000000")
+                .expect("self")
+                .is_self_attested()
+        );
         assert!(check_org_id("x", ".ab").is_err());
         assert!(check_org_id("x", "Ab.c").is_err());
         assert!(check_credential_id("x", &new_credential_id()).is_ok());

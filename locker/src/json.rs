@@ -34,7 +34,9 @@ impl<'de> Visitor<'de> for StrictVisitor {
         Ok(Strict(Value::Number(v.into())))
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Strict, E> {
-        Number::from_f64(v).map(|n| Strict(Value::Number(n))).ok_or_else(|| E::custom("number out of range"))
+        Number::from_f64(v)
+            .map(|n| Strict(Value::Number(n)))
+            .ok_or_else(|| E::custom("number out of range"))
     }
     fn visit_str<E>(self, v: &str) -> Result<Strict, E> {
         Ok(Strict(Value::String(v.to_owned())))
@@ -80,7 +82,11 @@ pub fn parse_object(what: &'static str, bytes: &[u8]) -> Result<Map<String, Valu
 }
 
 /// A required string member.
-pub fn str_member<'a>(obj: &'a Map<String, Value>, key: &str, field: &'static str) -> Result<&'a str, FormatError> {
+pub fn str_member<'a>(
+    obj: &'a Map<String, Value>,
+    key: &str,
+    field: &'static str,
+) -> Result<&'a str, FormatError> {
     match obj.get(key) {
         Some(Value::String(s)) => Ok(s),
         Some(_) => Err(FormatError::field(field, "must be a string")),
@@ -102,9 +108,16 @@ pub fn opt_str_member<'a>(
 }
 
 /// An optional non-negative integer member (NumericDate and the like).
-pub fn opt_u64_member(obj: &Map<String, Value>, key: &str, field: &'static str) -> Result<Option<u64>, FormatError> {
+pub fn opt_u64_member(
+    obj: &Map<String, Value>,
+    key: &str,
+    field: &'static str,
+) -> Result<Option<u64>, FormatError> {
     match obj.get(key) {
-        Some(v) => v.as_u64().map(Some).ok_or_else(|| FormatError::field(field, "must be a non-negative integer")),
+        Some(v) => v
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| FormatError::field(field, "must be a non-negative integer")),
         None => Ok(None),
     }
 }

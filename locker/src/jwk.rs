@@ -44,7 +44,8 @@ impl Jwk {
         sec1[0] = 4;
         sec1[1..33].copy_from_slice(&self.x);
         sec1[33..].copy_from_slice(&self.y);
-        PublicKey::from_sec1_bytes(&sec1).map_err(|_| FormatError::Key("the JWK is not a point on secp256k1"))
+        PublicKey::from_sec1_bytes(&sec1)
+            .map_err(|_| FormatError::Key("the JWK is not a point on secp256k1"))
     }
 
     /// `{"kty":"EC","crv":"secp256k1","x":…,"y":…}`.
@@ -59,7 +60,12 @@ impl Jwk {
     }
 
     fn json_form(&self) -> JwkJson<'static> {
-        JwkJson { kty: "EC", crv: "secp256k1", x: b64::encode(&self.x), y: b64::encode(&self.y) }
+        JwkJson {
+            kty: "EC",
+            crv: "secp256k1",
+            x: b64::encode(&self.x),
+            y: b64::encode(&self.y),
+        }
     }
 
     /// Parses a public secp256k1 JWK. Refuses any other key type or curve, coordinates that are
@@ -74,17 +80,28 @@ impl Jwk {
             return Err(FormatError::field("jwk.crv", "must be \"secp256k1\""));
         }
         if v.contains_key("d") {
-            return Err(FormatError::field("jwk.d", "a public JWK must not carry the private key"));
+            return Err(FormatError::field(
+                "jwk.d",
+                "a public JWK must not carry the private key",
+            ));
         }
         if let Some(alg) = crate::json::opt_str_member(v, "alg", "jwk.alg")?
             && alg != crate::jws::ALG
         {
-            return Err(FormatError::field("jwk.alg", "must be \"ES256K\" when present"));
+            return Err(FormatError::field(
+                "jwk.alg",
+                "must be \"ES256K\" when present",
+            ));
         }
         let coord = |k: &str, field: &'static str| -> Result<[u8; 32], FormatError> {
-            b64::decode(field, s(k, field)?)?.try_into().map_err(|_| FormatError::field(field, "must be 32 bytes"))
+            b64::decode(field, s(k, field)?)?
+                .try_into()
+                .map_err(|_| FormatError::field(field, "must be 32 bytes"))
         };
-        let jwk = Self { x: coord("x", "jwk.x")?, y: coord("y", "jwk.y")? };
+        let jwk = Self {
+            x: coord("x", "jwk.x")?,
+            y: coord("y", "jwk.y")?,
+        };
         jwk.to_public_key()?;
         Ok(jwk)
     }

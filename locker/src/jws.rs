@@ -63,10 +63,16 @@ pub struct UnverifiedJws<'a> {
 /// Parses and checks the structure and header of a compact JWS.
 pub fn parse(compact: &str) -> Result<UnverifiedJws<'_>, FormatError> {
     if compact.len() > MAX_JWS_LEN {
-        return Err(FormatError::TooLarge { what: "JWS", len: compact.len(), max: MAX_JWS_LEN });
+        return Err(FormatError::TooLarge {
+            what: "JWS",
+            len: compact.len(),
+            max: MAX_JWS_LEN,
+        });
     }
     let mut parts = compact.split('.');
-    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Err(FormatError::Structure("expected three dot-separated parts"));
     };
     if h.is_empty() || p.is_empty() || s.is_empty() {
@@ -75,10 +81,14 @@ pub fn parse(compact: &str) -> Result<UnverifiedJws<'_>, FormatError> {
     let header = parse_object("JWS header", &b64::decode("JWS header", h)?)?;
     let alg = str_member(&header, "alg", "header.alg")?;
     if alg != ALG {
-        return Err(FormatError::Unsupported(format!("alg {alg:?}; only ES256K is accepted")));
+        return Err(FormatError::Unsupported(format!(
+            "alg {alg:?}; only ES256K is accepted"
+        )));
     }
     if header.contains_key("crit") {
-        return Err(FormatError::Unsupported("critical header parameters (crit)".into()));
+        return Err(FormatError::Unsupported(
+            "critical header parameters (crit)".into(),
+        ));
     }
     if header.contains_key("b64") {
         return Err(FormatError::Unsupported("unencoded payloads (b64)".into()));
@@ -86,7 +96,9 @@ pub fn parse(compact: &str) -> Result<UnverifiedJws<'_>, FormatError> {
     // `jwk`/`x5c`/`jku` would invite trusting a key the token names for itself.
     for k in ["jwk", "jku", "x5c", "x5u"] {
         if header.contains_key(k) {
-            return Err(FormatError::Unsupported(format!("header parameter {k:?}: keys come from the registry")));
+            return Err(FormatError::Unsupported(format!(
+                "header parameter {k:?}: keys come from the registry"
+            )));
         }
     }
     opt_str_member(&header, "kid", "header.kid")?;
@@ -103,7 +115,12 @@ pub fn parse(compact: &str) -> Result<UnverifiedJws<'_>, FormatError> {
         return Err(FormatError::BadSignature);
     }
     let signing_input = &compact[..h.len() + 1 + p.len()];
-    Ok(UnverifiedJws { signing_input, header, payload, signature })
+    Ok(UnverifiedJws {
+        signing_input,
+        header,
+        payload,
+        signature,
+    })
 }
 
 impl<'a> UnverifiedJws<'a> {
@@ -115,7 +132,11 @@ impl<'a> UnverifiedJws<'a> {
     /// `typ`, lower-cased, with an `application/` prefix removed (RFC 7515 §4.1.9).
     pub fn typ(&self) -> Option<String> {
         let t = self.header.get("typ")?.as_str()?.to_ascii_lowercase();
-        Some(t.strip_prefix("application/").map(str::to_owned).unwrap_or(t))
+        Some(
+            t.strip_prefix("application/")
+                .map(str::to_owned)
+                .unwrap_or(t),
+        )
     }
 
     /// The payload bytes, NOT yet authenticated: only for finding which key to verify with.
@@ -142,7 +163,12 @@ mod tests {
         SigningKey::generate_from_rng(&mut rand::rng())
     }
 
-    const H: HeaderOut<'static> = HeaderOut { alg: ALG, typ: TYP_VC, cty: CTY_VC, kid: "k" };
+    const H: HeaderOut<'static> = HeaderOut {
+        alg: ALG,
+        typ: TYP_VC,
+        cty: CTY_VC,
+        kid: "k",
+    };
 
     #[test]
     fn sign_parse_verify() {
@@ -166,21 +192,30 @@ mod tests {
         let k = key();
         let jws = sign(&H, br#"{"hello":"world"}"#, &k);
         let (input, sig_b64) = jws.rsplit_once('.').expect("three parts");
-        let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(sig_b64).expect("b64");
+        let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(sig_b64)
+            .expect("b64");
         assert_eq!(sig.len(), 64);
         let r = &sig[..32];
         let s = &sig[32..];
         // Low-S: s ≤ n/2.
-        let half_n = hex::decode("7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0").expect("hex");
+        let half_n =
+            hex::decode("7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0")
+                .expect("hex");
         assert!(s <= half_n.as_slice());
         assert!(r.iter().any(|b| *b != 0));
         let digest = sha2::Sha256::digest(input.as_bytes());
         let sig = Signature::from_slice(&sig).expect("r||s");
-        k.verifying_key().verify_prehash(&digest, &sig).expect("verifies independently");
+        k.verifying_key()
+            .verify_prehash(&digest, &sig)
+            .expect("verifies independently");
         let header = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(input.split('.').next().expect("header"))
             .expect("b64");
-        assert_eq!(header, br#"{"alg":"ES256K","typ":"vc+jwt","cty":"vc","kid":"k"}"#);
+        assert_eq!(
+            header,
+            br#"{"alg":"ES256K","typ":"vc+jwt","cty":"vc","kid":"k"}"#
+        );
     }
 
     #[test]
@@ -191,7 +226,9 @@ mod tests {
         for i in 0..jws.len() {
             let mut b = jws.clone().into_bytes();
             b[i] ^= 1;
-            let Ok(t) = String::from_utf8(b) else { continue };
+            let Ok(t) = String::from_utf8(b) else {
+                continue;
+            };
             let ok = parse(&t).and_then(|p| p.verify(&pk).map(|_| ()));
             assert!(ok.is_err(), "flipping byte {i} still verified");
         }
@@ -208,17 +245,31 @@ mod tests {
             (format!(".{rest}"), "empty header"),
             (format!("{}.{rest}", enc(r#"{"alg":"none"}"#)), "alg none"),
             (format!("{}.{rest}", enc(r#"{"alg":"ES256"}"#)), "ES256"),
-            (format!("{}.{rest}", enc(r#"{"alg":"ES256K","alg":"ES256K"}"#)), "duplicate"),
-            (format!("{}.{rest}", enc(r#"{"alg":"ES256K","crit":["x"]}"#)), "crit"),
-            (format!("{}.{rest}", enc(r#"{"alg":"ES256K","b64":false}"#)), "b64"),
-            (format!("{}.{rest}", enc(r#"{"alg":"ES256K","jwk":{}}"#)), "embedded jwk"),
+            (
+                format!("{}.{rest}", enc(r#"{"alg":"ES256K","alg":"ES256K"}"#)),
+                "duplicate",
+            ),
+            (
+                format!("{}.{rest}", enc(r#"{"alg":"ES256K","crit":["x"]}"#)),
+                "crit",
+            ),
+            (
+                format!("{}.{rest}", enc(r#"{"alg":"ES256K","b64":false}"#)),
+                "b64",
+            ),
+            (
+                format!("{}.{rest}", enc(r#"{"alg":"ES256K","jwk":{}}"#)),
+                "embedded jwk",
+            ),
             (format!("{h}.e30.AAAA"), "short signature"),
         ] {
             assert!(parse(&bad).is_err(), "{why}");
         }
         // The high-S twin of a valid signature is refused.
-        let sig =
-            Signature::from_slice(&b64::decode("s", jws.rsplit('.').next().expect("sig")).expect("b64")).expect("sig");
+        let sig = Signature::from_slice(
+            &b64::decode("s", jws.rsplit('.').next().expect("sig")).expect("b64"),
+        )
+        .expect("sig");
         let n = k256::Scalar::ZERO - *sig.s();
         let high = Signature::from_scalars(sig.r().to_bytes(), n.to_bytes()).expect("sig");
         let (input, _) = jws.rsplit_once('.').expect("dot");

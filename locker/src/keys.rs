@@ -12,7 +12,11 @@ pub struct PrincipalKey(SigningKey);
 
 impl std::fmt::Debug for PrincipalKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "PrincipalKey {{ public_key: {}, secret: REDACTED }}", self.public_key_hex())
+        write!(
+            f,
+            "PrincipalKey {{ public_key: {}, secret: REDACTED }}",
+            self.public_key_hex()
+        )
     }
 }
 

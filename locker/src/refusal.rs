@@ -80,7 +80,10 @@ impl RefusalCode {
 
     /// The code carried by a gRPC status, if it is a fetch refusal.
     pub fn of_status(s: &tonic::Status) -> Option<Self> {
-        s.metadata().get(METADATA_KEY).and_then(|v| v.to_str().ok()).and_then(Self::parse)
+        s.metadata()
+            .get(METADATA_KEY)
+            .and_then(|v| v.to_str().ok())
+            .and_then(Self::parse)
     }
 }
 

@@ -56,7 +56,10 @@ pub const REQUEST_SKEW_SECS: u64 = 300;
 /// each at most 256 bytes.
 pub fn check_lookup(lookup: &BTreeMap<String, String>) -> Result<(), FormatError> {
     if lookup.is_empty() || lookup.len() > MAX_LOOKUP_FIELDS {
-        return Err(FormatError::field("lookup", format!("give 1–{MAX_LOOKUP_FIELDS} lookup fields")));
+        return Err(FormatError::field(
+            "lookup",
+            format!("give 1–{MAX_LOOKUP_FIELDS} lookup fields"),
+        ));
     }
     for (k, v) in lookup {
         if k.is_empty()
@@ -65,7 +68,10 @@ pub fn check_lookup(lookup: &BTreeMap<String, String>) -> Result<(), FormatError
             || v.len() > MAX_LOOKUP_LEN
             || v.chars().any(char::is_control)
         {
-            return Err(FormatError::field("lookup", format!("field {k:?} has a bad name or value")));
+            return Err(FormatError::field(
+                "lookup",
+                format!("field {k:?} has a bad name or value"),
+            ));
         }
     }
     Ok(())
@@ -122,7 +128,12 @@ impl<S> std::fmt::Debug for RepositoryServer<S> {
 impl<S: DocumentSource> RepositoryServer<S> {
     /// A repository for `issuer_id`, signing with `key` (the key registered at the locker).
     pub fn new(issuer_id: &str, key: PrincipalKey, source: S) -> Self {
-        Self { issuer_id: issuer_id.to_owned(), key, source: Arc::new(source), locker_key: None }
+        Self {
+            issuer_id: issuer_id.to_owned(),
+            key,
+            source: Arc::new(source),
+            locker_key: None,
+        }
     }
 
     /// Accepts calls only from the locker holding `key` (its node identity key, from its
@@ -148,13 +159,19 @@ impl<S: DocumentSource> RepositoryServer<S> {
         tonic::transport::Server::builder()
             .timeout(Duration::from_secs(30))
             .add_service(self.into_service())
-            .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(listener), shutdown)
+            .serve_with_incoming_shutdown(
+                tonic::transport::server::TcpIncoming::from(listener),
+                shutdown,
+            )
             .await
     }
 
     fn check(&self, r: &pb::RepositoryPullRequest) -> Result<PullQuery, Status> {
         let invalid = |e: FormatError| Status::invalid_argument(e.to_string());
-        let p = r.draft.as_ref().ok_or_else(|| Status::invalid_argument("draft is missing"))?;
+        let p = r
+            .draft
+            .as_ref()
+            .ok_or_else(|| Status::invalid_argument("draft is missing"))?;
         let draft = wire::draft_from_pb(p).map_err(invalid)?;
         if draft.issuer_id != self.issuer_id {
             return Err(Status::invalid_argument(format!(
@@ -163,27 +180,41 @@ impl<S: DocumentSource> RepositoryServer<S> {
             )));
         }
         if draft.holder_id != r.holder_id || draft.uri.doc_type() != r.doc_type {
-            return Err(Status::invalid_argument("the draft is for another holder or document type"));
+            return Err(Status::invalid_argument(
+                "the draft is for another holder or document type",
+            ));
         }
         let lookup: BTreeMap<String, String> = r.lookup.clone().into_iter().collect();
         check_lookup(&lookup).map_err(invalid)?;
         if let Some(locker_key) = &self.locker_key {
-            let params = request::params::repository_pull(&r.holder_id, &r.doc_type, &lookup, &draft);
-            let signed = dlocker_proto::statement::Signed::<request::LockerRequest>::decode(&r.locker_request_encoded)
-                .map_err(|_| Status::unauthenticated("the pull request is not signed by a locker"))?;
+            let params =
+                request::params::repository_pull(&r.holder_id, &r.doc_type, &lookup, &draft);
+            let signed = dlocker_proto::statement::Signed::<request::LockerRequest>::decode(
+                &r.locker_request_encoded,
+            )
+            .map_err(|_| Status::unauthenticated("the pull request is not signed by a locker"))?;
             let body = signed.body();
             if signed.signer() != locker_key
                 || body.action != LockerAction::RepositoryPull
                 || body.params != params
                 || body.principal != body.locker
             {
-                return Err(Status::unauthenticated("the pull request is not signed by the pinned locker key"));
+                return Err(Status::unauthenticated(
+                    "the pull request is not signed by the pinned locker key",
+                ));
             }
             if body.timestamp.abs_diff(dlocker_proto::time::unix_now()) > REQUEST_SKEW_SECS {
-                return Err(Status::unauthenticated("the locker's pull request is stale; check the clocks"));
+                return Err(Status::unauthenticated(
+                    "the locker's pull request is stale; check the clocks",
+                ));
             }
         }
-        Ok(PullQuery { holder_id: r.holder_id.clone(), doc_type: r.doc_type.clone(), lookup, draft })
+        Ok(PullQuery {
+            holder_id: r.holder_id.clone(),
+            doc_type: r.doc_type.clone(),
+            lookup,
+            draft,
+        })
     }
 }
 
@@ -199,9 +230,16 @@ impl<S: DocumentSource> IssuerRepository for RepositoryServer<S> {
             PullRefusal::Invalid(m) => Status::invalid_argument(m),
             PullRefusal::Unavailable(m) => Status::unavailable(m),
         })?;
-        let jws = vc::issue(&query.draft, &claims, self.key.signing_key(), dlocker_proto::time::unix_now());
+        let jws = vc::issue(
+            &query.draft,
+            &claims,
+            self.key.signing_key(),
+            dlocker_proto::time::unix_now(),
+        );
         tracing::info!(issuer = %self.issuer_id, doc_type = %query.doc_type, "document pulled by the locker");
-        Ok(Response::new(pb::RepositoryPullResponse { credential_jws: jws }))
+        Ok(Response::new(pb::RepositoryPullResponse {
+            credential_jws: jws,
+        }))
     }
 }
 
@@ -231,16 +269,27 @@ pub async fn call_pull(
         .map_err(|e| RepositoryCallError::Unreachable(e.to_string()))?
         .connect_timeout(timeout)
         .timeout(timeout);
-    let channel = ep.connect().await.map_err(|e| RepositoryCallError::Unreachable(innermost(&e)))?;
+    let channel = ep
+        .connect()
+        .await
+        .map_err(|e| RepositoryCallError::Unreachable(innermost(&e)))?;
     let mut client = IssuerRepositoryClient::new(channel)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     match client.pull_document(request).await {
         Ok(r) => Ok(r.into_inner().credential_jws),
-        Err(s) if matches!(s.code(), tonic::Code::Unavailable | tonic::Code::DeadlineExceeded) => {
+        Err(s)
+            if matches!(
+                s.code(),
+                tonic::Code::Unavailable | tonic::Code::DeadlineExceeded
+            ) =>
+        {
             Err(RepositoryCallError::Unreachable(s.message().to_owned()))
         }
-        Err(s) => Err(RepositoryCallError::Refused { code: s.code(), message: s.message().to_owned() }),
+        Err(s) => Err(RepositoryCallError::Refused {
+            code: s.code(),
+            message: s.message().to_owned(),
+        }),
     }
 }
 

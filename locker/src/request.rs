@@ -241,8 +241,22 @@ impl Params {
 }
 
 /// Signs a fresh request (the time now and a random nonce).
-pub fn sign(key: &SigningKey, locker: &str, action: LockerAction, principal: &str, params: [u8; 32]) -> Vec<u8> {
-    sign_at(key, locker, action, principal, params, dlocker_proto::time::unix_now(), rand::rng().random())
+pub fn sign(
+    key: &SigningKey,
+    locker: &str,
+    action: LockerAction,
+    principal: &str,
+    params: [u8; 32],
+) -> Vec<u8> {
+    sign_at(
+        key,
+        locker,
+        action,
+        principal,
+        params,
+        dlocker_proto::time::unix_now(),
+        rand::rng().random(),
+    )
 }
 
 /// Signs a request with a given time and nonce (tests and vectors).
@@ -256,7 +270,14 @@ pub fn sign_at(
     nonce: [u8; 16],
 ) -> Vec<u8> {
     Signed::sign(
-        LockerRequest { locker: locker.to_owned(), action, principal: principal.to_owned(), timestamp, nonce, params },
+        LockerRequest {
+            locker: locker.to_owned(),
+            action,
+            principal: principal.to_owned(),
+            timestamp,
+            nonce,
+            params,
+        },
         key,
     )
     .encode()
@@ -282,26 +303,45 @@ pub fn check(
     params: [u8; 32],
 ) -> Result<CheckedRequest, FormatError> {
     if bytes.len() > MAX_REQUEST_BYTES {
-        return Err(FormatError::TooLarge { what: "signed request", len: bytes.len(), max: MAX_REQUEST_BYTES });
+        return Err(FormatError::TooLarge {
+            what: "signed request",
+            len: bytes.len(),
+            max: MAX_REQUEST_BYTES,
+        });
     }
     if bytes.is_empty() {
-        return Err(FormatError::Request("missing (request_encoded is empty)".into()));
+        return Err(FormatError::Request(
+            "missing (request_encoded is empty)".into(),
+        ));
     }
-    let signed = Signed::<LockerRequest>::decode(bytes).map_err(|e| FormatError::Request(e.to_string()))?;
+    let signed =
+        Signed::<LockerRequest>::decode(bytes).map_err(|e| FormatError::Request(e.to_string()))?;
     let body = signed.body();
     if body.action != action {
-        return Err(FormatError::Request(format!("signed for {}, not {}", body.action.name(), action.name())));
+        return Err(FormatError::Request(format!(
+            "signed for {}, not {}",
+            body.action.name(),
+            action.name()
+        )));
     }
     if body.locker != locker {
         return Err(FormatError::Request("addressed to another locker".into()));
     }
     if body.principal != principal {
-        return Err(FormatError::Request(format!("signed as {:?}, not {principal:?}", body.principal)));
+        return Err(FormatError::Request(format!(
+            "signed as {:?}, not {principal:?}",
+            body.principal
+        )));
     }
     if body.params != params {
-        return Err(FormatError::Request("the parameters differ from what was signed".into()));
+        return Err(FormatError::Request(
+            "the parameters differ from what was signed".into(),
+        ));
     }
-    Ok(CheckedRequest { request: body.clone(), signer: *signed.signer() })
+    Ok(CheckedRequest {
+        request: body.clone(),
+        signer: *signed.signer(),
+    })
 }
 
 #[cfg(test)]
@@ -321,15 +361,35 @@ mod tests {
         let bytes = sign(&k, "locker", LockerAction::GrantConsent, "wallet-1", p);
         let c = check(&bytes, "locker", LockerAction::GrantConsent, "wallet-1", p).expect("ok");
         assert_eq!(c.signer, PublicKey::from(k.verifying_key()));
-        let p2 =
-            Params::new(LockerAction::GrantConsent).str("wallet-1").str("acme.bank").strs(&["u1"]).u64(99).finish();
-        assert!(check(&bytes, "locker", LockerAction::GrantConsent, "wallet-1", p2).is_err(), "params changed");
-        assert!(check(&bytes, "other", LockerAction::GrantConsent, "wallet-1", p).is_err(), "other locker");
-        assert!(check(&bytes, "locker", LockerAction::RevokeConsent, "wallet-1", p).is_err(), "other action");
-        assert!(check(&bytes, "locker", LockerAction::GrantConsent, "wallet-2", p).is_err(), "other principal");
+        let p2 = Params::new(LockerAction::GrantConsent)
+            .str("wallet-1")
+            .str("acme.bank")
+            .strs(&["u1"])
+            .u64(99)
+            .finish();
+        assert!(
+            check(&bytes, "locker", LockerAction::GrantConsent, "wallet-1", p2).is_err(),
+            "params changed"
+        );
+        assert!(
+            check(&bytes, "other", LockerAction::GrantConsent, "wallet-1", p).is_err(),
+            "other locker"
+        );
+        assert!(
+            check(&bytes, "locker", LockerAction::RevokeConsent, "wallet-1", p).is_err(),
+            "other action"
+        );
+        assert!(
+            check(&bytes, "locker", LockerAction::GrantConsent, "wallet-2", p).is_err(),
+            "other principal"
+        );
         // ["ab"] and ["a","b"] digest differently (length prefixes).
-        let a = Params::new(LockerAction::GrantConsent).strs(&["ab"]).finish();
-        let b = Params::new(LockerAction::GrantConsent).strs(&["a", "b"]).finish();
+        let a = Params::new(LockerAction::GrantConsent)
+            .strs(&["ab"])
+            .finish();
+        let b = Params::new(LockerAction::GrantConsent)
+            .strs(&["a", "b"])
+            .finish();
         assert_ne!(a, b);
         for c in 1..=18u8 {
             assert_eq!(LockerAction::from_code(c).expect("code").code(), c);
@@ -369,19 +429,44 @@ pub mod params {
     }
     /// `RegisterRequester`.
     pub fn register_requester(requester_id: &str, name: &str, public_key: &PublicKey) -> [u8; 32] {
-        Params::new(A::RegisterRequester).str(requester_id).str(name).bytes(&key(public_key)).finish()
+        Params::new(A::RegisterRequester)
+            .str(requester_id)
+            .str(name)
+            .bytes(&key(public_key))
+            .finish()
     }
     /// `RegisterHolder`.
-    pub fn register_holder(holder_id: &str, holder_key: &PublicKey, challenge_id: &str) -> [u8; 32] {
-        Params::new(A::RegisterHolder).str(holder_id).bytes(&key(holder_key)).str(challenge_id).finish()
+    pub fn register_holder(
+        holder_id: &str,
+        holder_key: &PublicKey,
+        challenge_id: &str,
+    ) -> [u8; 32] {
+        Params::new(A::RegisterHolder)
+            .str(holder_id)
+            .bytes(&key(holder_key))
+            .str(challenge_id)
+            .finish()
     }
     /// `ReserveDocument`.
-    pub fn reserve_document(issuer_id: &str, holder_id: &str, doc_type: &str, valid_until: u64) -> [u8; 32] {
-        Params::new(A::ReserveDocument).str(issuer_id).str(holder_id).str(doc_type).u64(valid_until).finish()
+    pub fn reserve_document(
+        issuer_id: &str,
+        holder_id: &str,
+        doc_type: &str,
+        valid_until: u64,
+    ) -> [u8; 32] {
+        Params::new(A::ReserveDocument)
+            .str(issuer_id)
+            .str(holder_id)
+            .str(doc_type)
+            .u64(valid_until)
+            .finish()
     }
     /// `PushDocument`.
     pub fn push_document(issuer_id: &str, credential_jws: &str) -> [u8; 32] {
-        Params::new(A::PushDocument).str(issuer_id).digest_of(credential_jws.as_bytes()).finish()
+        Params::new(A::PushDocument)
+            .str(issuer_id)
+            .digest_of(credential_jws.as_bytes())
+            .finish()
     }
     /// `IssueDocument`.
     pub fn issue_document(
@@ -391,7 +476,13 @@ pub mod params {
         claims: &BTreeMap<String, String>,
         valid_until: u64,
     ) -> [u8; 32] {
-        Params::new(A::IssueDocument).str(issuer_id).str(holder_id).str(doc_type).map(claims).u64(valid_until).finish()
+        Params::new(A::IssueDocument)
+            .str(issuer_id)
+            .str(holder_id)
+            .str(doc_type)
+            .map(claims)
+            .u64(valid_until)
+            .finish()
     }
     /// `PullDocument` (holder → locker).
     pub fn pull_document(
@@ -400,19 +491,34 @@ pub mod params {
         doc_type: &str,
         lookup: &BTreeMap<String, String>,
     ) -> [u8; 32] {
-        Params::new(A::PullDocument).str(holder_id).str(issuer_id).str(doc_type).map(lookup).finish()
+        Params::new(A::PullDocument)
+            .str(holder_id)
+            .str(issuer_id)
+            .str(doc_type)
+            .map(lookup)
+            .finish()
     }
     /// `ListDocuments`.
     pub fn list_documents(holder_id: &str, document_uri: &str) -> [u8; 32] {
-        Params::new(A::ListDocuments).str(holder_id).str(document_uri).finish()
+        Params::new(A::ListDocuments)
+            .str(holder_id)
+            .str(document_uri)
+            .finish()
     }
     /// `UploadDocument`.
     pub fn upload_document(holder_id: &str, credential_jws: &str) -> [u8; 32] {
-        Params::new(A::UploadDocument).str(holder_id).digest_of(credential_jws.as_bytes()).finish()
+        Params::new(A::UploadDocument)
+            .str(holder_id)
+            .digest_of(credential_jws.as_bytes())
+            .finish()
     }
     /// `RequestAttestation`.
     pub fn request_attestation(holder_id: &str, upload_uri: &str, issuer_id: &str) -> [u8; 32] {
-        Params::new(A::RequestAttestation).str(holder_id).str(upload_uri).str(issuer_id).finish()
+        Params::new(A::RequestAttestation)
+            .str(holder_id)
+            .str(upload_uri)
+            .str(issuer_id)
+            .finish()
     }
     /// `ListIssuerTasks`.
     pub fn list_issuer_tasks(issuer_id: &str) -> [u8; 32] {
@@ -444,11 +550,20 @@ pub mod params {
         purpose: &str,
         not_after: u64,
     ) -> [u8; 32] {
-        Params::new(A::GrantConsent).str(holder_id).str(requester_id).strs(uris).str(purpose).u64(not_after).finish()
+        Params::new(A::GrantConsent)
+            .str(holder_id)
+            .str(requester_id)
+            .strs(uris)
+            .str(purpose)
+            .u64(not_after)
+            .finish()
     }
     /// `RevokeConsent`.
     pub fn revoke_consent(holder_id: &str, consent_id: &str) -> [u8; 32] {
-        Params::new(A::RevokeConsent).str(holder_id).str(consent_id).finish()
+        Params::new(A::RevokeConsent)
+            .str(holder_id)
+            .str(consent_id)
+            .finish()
     }
     /// `ListConsents`.
     pub fn list_consents(holder_id: &str) -> [u8; 32] {
@@ -456,7 +571,11 @@ pub mod params {
     }
     /// `FetchDocument`.
     pub fn fetch_document(requester_id: &str, uri: &str, consent_id: &str) -> [u8; 32] {
-        Params::new(A::FetchDocument).str(requester_id).str(uri).str(consent_id).finish()
+        Params::new(A::FetchDocument)
+            .str(requester_id)
+            .str(uri)
+            .str(consent_id)
+            .finish()
     }
     /// `Reissue` (signed by the new key).
     pub fn reissue(

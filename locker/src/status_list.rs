@@ -78,15 +78,24 @@ impl StatusEntry {
     /// no `statusSize` other than 1.
     pub fn from_json(v: &Map<String, Value>) -> Result<Self, FormatError> {
         if str_member(v, "type", "credentialStatus.type")? != "BitstringStatusListEntry" {
-            return Err(FormatError::field("credentialStatus.type", "must be BitstringStatusListEntry"));
+            return Err(FormatError::field(
+                "credentialStatus.type",
+                "must be BitstringStatusListEntry",
+            ));
         }
         if str_member(v, "statusPurpose", "credentialStatus.statusPurpose")? != PURPOSE {
-            return Err(FormatError::field("credentialStatus.statusPurpose", "must be \"revocation\""));
+            return Err(FormatError::field(
+                "credentialStatus.statusPurpose",
+                "must be \"revocation\"",
+            ));
         }
         if let Some(size) = v.get("statusSize")
             && size.as_u64() != Some(1)
         {
-            return Err(FormatError::field("credentialStatus.statusSize", "only 1-bit entries are supported"));
+            return Err(FormatError::field(
+                "credentialStatus.statusSize",
+                "only 1-bit entries are supported",
+            ));
         }
         let idx = str_member(v, "statusListIndex", "credentialStatus.statusListIndex")?;
         if idx.is_empty()
@@ -94,15 +103,30 @@ impl StatusEntry {
             || !idx.bytes().all(|b| b.is_ascii_digit())
             || (idx.len() > 1 && idx.starts_with('0'))
         {
-            return Err(FormatError::field("credentialStatus.statusListIndex", "must be a decimal string"));
+            return Err(FormatError::field(
+                "credentialStatus.statusListIndex",
+                "must be a decimal string",
+            ));
         }
-        let index: u32 =
-            idx.parse().map_err(|_| FormatError::field("credentialStatus.statusListIndex", "too large"))?;
-        let list_url = str_member(v, "statusListCredential", "credentialStatus.statusListCredential")?;
-        url::Url::parse(list_url)
-            .map_err(|_| FormatError::field("credentialStatus.statusListCredential", "must be an absolute URL"))?;
+        let index: u32 = idx
+            .parse()
+            .map_err(|_| FormatError::field("credentialStatus.statusListIndex", "too large"))?;
+        let list_url = str_member(
+            v,
+            "statusListCredential",
+            "credentialStatus.statusListCredential",
+        )?;
+        url::Url::parse(list_url).map_err(|_| {
+            FormatError::field(
+                "credentialStatus.statusListCredential",
+                "must be an absolute URL",
+            )
+        })?;
         opt_str_member(v, "id", "credentialStatus.id")?;
-        Ok(Self { list_url: list_url.to_owned(), index })
+        Ok(Self {
+            list_url: list_url.to_owned(),
+            index,
+        })
     }
 }
 
@@ -110,7 +134,10 @@ impl StatusEntry {
 /// (its advertised endpoint): `<base>/status-lists/<issuer_id>/<list>`. Clients map it to the
 /// locker's `GetStatusList(issuer_id, list)`.
 pub fn list_url(base: &str, issuer_id: &str, list: u32) -> String {
-    format!("{}/status-lists/{issuer_id}/{list}", base.trim_end_matches('/'))
+    format!(
+        "{}/status-lists/{issuer_id}/{list}",
+        base.trim_end_matches('/')
+    )
 }
 
 /// Splits a list URL made by [`list_url`] into `(base, issuer_id, list)`.
@@ -127,7 +154,12 @@ pub struct Bitstring(Vec<u8>);
 
 impl std::fmt::Debug for Bitstring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Bitstring({} entries, {} set)", self.len(), self.count_set())
+        write!(
+            f,
+            "Bitstring({} entries, {} set)",
+            self.len(),
+            self.count_set()
+        )
     }
 }
 
@@ -138,7 +170,9 @@ impl Bitstring {
     }
     /// Wraps raw bytes (e.g. from storage); `None` unless the size is in range.
     pub fn from_bytes(bytes: Vec<u8>) -> Option<Self> {
-        (LIST_BYTES..=MAX_LIST_BYTES).contains(&bytes.len()).then_some(Self(bytes))
+        (LIST_BYTES..=MAX_LIST_BYTES)
+            .contains(&bytes.len())
+            .then_some(Self(bytes))
     }
     /// The raw bytes.
     pub fn as_bytes(&self) -> &[u8] {
@@ -184,11 +218,15 @@ impl Bitstring {
     /// Decodes an `encodedList`: refuses a missing multibase prefix, bad base64url, bad gzip,
     /// trailing data, and a bitstring shorter than 16 KiB or longer than [`MAX_LIST_BYTES`].
     pub fn decode(encoded: &str) -> Result<Self, FormatError> {
-        let b = encoded
-            .strip_prefix('u')
-            .ok_or_else(|| FormatError::StatusList("encodedList must start with the multibase prefix 'u'".into()))?;
+        let b = encoded.strip_prefix('u').ok_or_else(|| {
+            FormatError::StatusList("encodedList must start with the multibase prefix 'u'".into())
+        })?;
         if b.len() > MAX_LIST_BYTES {
-            return Err(FormatError::TooLarge { what: "encodedList", len: b.len(), max: MAX_LIST_BYTES });
+            return Err(FormatError::TooLarge {
+                what: "encodedList",
+                len: b.len(),
+                max: MAX_LIST_BYTES,
+            });
         }
         let gz = b64::decode("encodedList", b)?;
         let mut dec = GzDecoder::new(gz.as_slice());
@@ -198,14 +236,20 @@ impl Bitstring {
             .read_to_end(&mut bits)
             .map_err(|e| FormatError::StatusList(format!("not gzip: {e}")))?;
         if bits.len() > MAX_LIST_BYTES {
-            return Err(FormatError::StatusList(format!("decompresses to more than {MAX_LIST_BYTES} bytes")));
+            return Err(FormatError::StatusList(format!(
+                "decompresses to more than {MAX_LIST_BYTES} bytes"
+            )));
         }
         // `bufread` leaves the slice positioned right after the gzip member.
         if !dec.into_inner().is_empty() {
-            return Err(FormatError::StatusList("trailing data after the gzip member".into()));
+            return Err(FormatError::StatusList(
+                "trailing data after the gzip member".into(),
+            ));
         }
         Self::from_bytes(bits).ok_or_else(|| {
-            FormatError::StatusList(format!("a list must hold at least {LIST_ENTRIES} entries (16 KiB)"))
+            FormatError::StatusList(format!(
+                "a list must hold at least {LIST_ENTRIES} entries (16 KiB)"
+            ))
         })
     }
 }
@@ -241,9 +285,9 @@ impl StatusList {
                 entry.list_url, self.url
             )));
         }
-        self.bits
-            .get(entry.index)
-            .ok_or_else(|| FormatError::StatusList(format!("index {} is past the end of the list", entry.index)))
+        self.bits.get(entry.index).ok_or_else(|| {
+            FormatError::StatusList(format!("index {} is past the end of the list", entry.index))
+        })
     }
 }
 
@@ -277,7 +321,14 @@ struct ListPayload<'a> {
 
 /// Issues the `BitstringStatusListCredential` at `url` for `bits`, valid from `now` for
 /// `ttl_secs`, signed by the locker `locker_id`'s key.
-pub fn issue_list(url: &str, locker_id: &str, bits: &Bitstring, key: &SigningKey, now: u64, ttl_secs: u64) -> String {
+pub fn issue_list(
+    url: &str,
+    locker_id: &str,
+    bits: &Bitstring,
+    key: &SigningKey,
+    now: u64,
+    ttl_secs: u64,
+) -> String {
     let issuer = locker_urn(locker_id);
     let until = now.saturating_add(ttl_secs);
     let payload = ListPayload {
@@ -298,14 +349,31 @@ pub fn issue_list(url: &str, locker_id: &str, bits: &Bitstring, key: &SigningKey
         nbf: now,
         exp: until,
     };
-    let kid = format!("{issuer}#{}", Jwk::from_public_key(&PublicKey::from(key.verifying_key())).thumbprint());
+    let kid = format!(
+        "{issuer}#{}",
+        Jwk::from_public_key(&PublicKey::from(key.verifying_key())).thumbprint()
+    );
     let body = serde_json::to_vec(&payload).unwrap_or_default();
-    jws::sign(&HeaderOut { alg: jws::ALG, typ: TYP_VC, cty: CTY_VC, kid: &kid }, &body, key)
+    jws::sign(
+        &HeaderOut {
+            alg: jws::ALG,
+            typ: TYP_VC,
+            cty: CTY_VC,
+            kid: &kid,
+        },
+        &body,
+        key,
+    )
 }
 
 /// Verifies a status list credential signed by `locker_key` and valid at `now` (with `skew`
 /// seconds of tolerance on both ends).
-pub fn verify_list(compact: &str, locker_key: &PublicKey, now: u64, skew: u64) -> Result<StatusList, FormatError> {
+pub fn verify_list(
+    compact: &str,
+    locker_key: &PublicKey,
+    now: u64,
+    skew: u64,
+) -> Result<StatusList, FormatError> {
     let p = jws::parse(compact)?;
     if p.typ().as_deref() != Some(TYP_VC) {
         return Err(FormatError::field("header.typ", "must be vc+jwt"));
@@ -313,11 +381,20 @@ pub fn verify_list(compact: &str, locker_key: &PublicKey, now: u64, skew: u64) -
     let payload = parse_object("status list credential", p.verify(locker_key)?)?;
     let ctx = payload.get("@context").and_then(Value::as_array);
     if ctx.and_then(|c| c.first()).and_then(Value::as_str) != Some(VC_CONTEXT) {
-        return Err(FormatError::field("@context", "must start with the VC 2.0 context"));
+        return Err(FormatError::field(
+            "@context",
+            "must start with the VC 2.0 context",
+        ));
     }
     let types = payload.get("type").and_then(Value::as_array);
-    if !types.is_some_and(|t| t.iter().any(|x| x.as_str() == Some("BitstringStatusListCredential"))) {
-        return Err(FormatError::field("type", "must include BitstringStatusListCredential"));
+    if !types.is_some_and(|t| {
+        t.iter()
+            .any(|x| x.as_str() == Some("BitstringStatusListCredential"))
+    }) {
+        return Err(FormatError::field(
+            "type",
+            "must include BitstringStatusListCredential",
+        ));
     }
     let url = str_member(&payload, "id", "id")?.to_owned();
     let issuer = str_member(&payload, "issuer", "issuer")?;
@@ -332,18 +409,34 @@ pub fn verify_list(compact: &str, locker_key: &PublicKey, now: u64, skew: u64) -
     }
     let subject = obj_member(&payload, "credentialSubject", "credentialSubject")?;
     if str_member(subject, "type", "credentialSubject.type")? != "BitstringStatusList" {
-        return Err(FormatError::field("credentialSubject.type", "must be BitstringStatusList"));
+        return Err(FormatError::field(
+            "credentialSubject.type",
+            "must be BitstringStatusList",
+        ));
     }
     if str_member(subject, "statusPurpose", "credentialSubject.statusPurpose")? != PURPOSE {
-        return Err(FormatError::field("credentialSubject.statusPurpose", "must be revocation"));
+        return Err(FormatError::field(
+            "credentialSubject.statusPurpose",
+            "must be revocation",
+        ));
     }
-    let bits = Bitstring::decode(str_member(subject, "encodedList", "credentialSubject.encodedList")?)?;
+    let bits = Bitstring::decode(str_member(
+        subject,
+        "encodedList",
+        "credentialSubject.encodedList",
+    )?)?;
     let valid_from = datetime::parse("validFrom", str_member(&payload, "validFrom", "validFrom")?)?;
-    let valid_until = datetime::parse("validUntil", str_member(&payload, "validUntil", "validUntil")?)?;
+    let valid_until = datetime::parse(
+        "validUntil",
+        str_member(&payload, "validUntil", "validUntil")?,
+    )?;
     if opt_u64_member(&payload, "exp", "exp")?.is_some_and(|e| e != valid_until)
         || opt_u64_member(&payload, "nbf", "nbf")?.is_some_and(|n| n != valid_from)
     {
-        return Err(FormatError::field("exp/nbf", "conflict with validUntil/validFrom"));
+        return Err(FormatError::field(
+            "exp/nbf",
+            "conflict with validUntil/validFrom",
+        ));
     }
     if valid_from > now.saturating_add(skew) {
         return Err(FormatError::NotYetValid(valid_from));
@@ -351,7 +444,13 @@ pub fn verify_list(compact: &str, locker_key: &PublicKey, now: u64, skew: u64) -
     if now >= valid_until.saturating_add(skew) {
         return Err(FormatError::Expired(valid_until));
     }
-    Ok(StatusList { url, locker_id, bits, valid_from, valid_until })
+    Ok(StatusList {
+        url,
+        locker_id,
+        bits,
+        valid_from,
+        valid_until,
+    })
 }
 
 #[cfg(test)]
@@ -405,22 +504,53 @@ mod tests {
         let mut bits = Bitstring::new();
         bits.set(4242);
         let url = list_url("http://127.0.0.1:7101", "in.gov.transport", 1);
-        assert_eq!(parse_list_url(&url), Some(("http://127.0.0.1:7101", "in.gov.transport", 1)));
+        assert_eq!(
+            parse_list_url(&url),
+            Some(("http://127.0.0.1:7101", "in.gov.transport", 1))
+        );
         let jws = issue_list(&url, "abcd", &bits, &key, 1_000_000, 3600);
         let list = verify_list(&jws, &pk, 1_000_010, 60).expect("verifies");
         assert_eq!(list.url, url);
         assert_eq!(list.locker_id, "abcd");
-        assert_eq!(list.is_revoked(&StatusEntry { list_url: url.clone(), index: 4242 }), Ok(true));
-        assert_eq!(list.is_revoked(&StatusEntry { list_url: url.clone(), index: 4243 }), Ok(false));
-        assert!(list.is_revoked(&StatusEntry { list_url: "http://x/y".into(), index: 1 }).is_err());
-        assert!(matches!(verify_list(&jws, &pk, 1_000_000 + 3600 + 61, 60), Err(FormatError::Expired(_))));
-        let other = PublicKey::from(SigningKey::generate_from_rng(&mut rand::rng()).verifying_key());
-        assert_eq!(verify_list(&jws, &other, 1_000_010, 60).err(), Some(FormatError::BadSignature));
+        assert_eq!(
+            list.is_revoked(&StatusEntry {
+                list_url: url.clone(),
+                index: 4242
+            }),
+            Ok(true)
+        );
+        assert_eq!(
+            list.is_revoked(&StatusEntry {
+                list_url: url.clone(),
+                index: 4243
+            }),
+            Ok(false)
+        );
+        assert!(
+            list.is_revoked(&StatusEntry {
+                list_url: "http://x/y".into(),
+                index: 1
+            })
+            .is_err()
+        );
+        assert!(matches!(
+            verify_list(&jws, &pk, 1_000_000 + 3600 + 61, 60),
+            Err(FormatError::Expired(_))
+        ));
+        let other =
+            PublicKey::from(SigningKey::generate_from_rng(&mut rand::rng()).verifying_key());
+        assert_eq!(
+            verify_list(&jws, &other, 1_000_010, 60).err(),
+            Some(FormatError::BadSignature)
+        );
     }
 
     #[test]
     fn entry_json() {
-        let e = StatusEntry { list_url: "https://locker.example/status-lists/a.b/1".into(), index: 77 };
+        let e = StatusEntry {
+            list_url: "https://locker.example/status-lists/a.b/1".into(),
+            index: 77,
+        };
         let v = e.to_json();
         assert_eq!(v["statusListIndex"], "77");
         assert_eq!(v["type"], "BitstringStatusListEntry");

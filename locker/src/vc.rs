@@ -55,7 +55,13 @@ pub const MAX_CLAIM_VALUE_LEN: usize = 1024;
 /// Longest issuer display name.
 pub const MAX_NAME_LEN: usize = 128;
 /// Members of `credentialSubject` that are not claims.
-const RESERVED: [&str; 5] = ["id", "documentUri", "documentType", "selfAttested", "document"];
+const RESERVED: [&str; 5] = [
+    "id",
+    "documentUri",
+    "documentType",
+    "selfAttested",
+    "document",
+];
 
 /// The subject's claims: flat string members of `credentialSubject` (sorted by name).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -66,7 +72,10 @@ impl Claims {
     /// member), values up to 1024 bytes without control characters.
     pub fn new(map: BTreeMap<String, String>) -> Result<Self, FormatError> {
         if map.len() > MAX_CLAIMS {
-            return Err(FormatError::field("claims", format!("at most {MAX_CLAIMS} claims")));
+            return Err(FormatError::field(
+                "claims",
+                format!("at most {MAX_CLAIMS} claims"),
+            ));
         }
         for (k, v) in &map {
             if k.is_empty()
@@ -74,7 +83,10 @@ impl Claims {
                 || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
                 || RESERVED.contains(&k.as_str())
             {
-                return Err(FormatError::field("claims", format!("{k:?} is not a usable claim name")));
+                return Err(FormatError::field(
+                    "claims",
+                    format!("{k:?} is not a usable claim name"),
+                ));
             }
             if v.len() > MAX_CLAIM_VALUE_LEN || v.chars().any(char::is_control) {
                 return Err(FormatError::field(
@@ -90,8 +102,15 @@ impl Claims {
         &self.0
     }
     /// Pairs, for building from literals.
-    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self, FormatError> {
-        Self::new(pairs.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
+    pub fn from_pairs<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, FormatError> {
+        Self::new(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+        )
     }
 }
 
@@ -159,7 +178,10 @@ fn subject_base(holder_id: &str, uri: &DocUri) -> Map<String, Value> {
     let mut s = Map::new();
     s.insert("id".into(), Value::String(holder_urn(holder_id)));
     s.insert("documentUri".into(), Value::String(uri.to_string()));
-    s.insert("documentType".into(), Value::String(uri.doc_type().to_owned()));
+    s.insert(
+        "documentType".into(),
+        Value::String(uri.doc_type().to_owned()),
+    );
     s
 }
 
@@ -180,7 +202,10 @@ pub fn issue(draft: &Draft, claims: &Claims, key: &SigningKey, issued_at: u64) -
         context: [VC_CONTEXT],
         id: &draft.credential_id,
         kind: ["VerifiableCredential", DOCUMENT_TYPE],
-        issuer: IssuerJson { id: &issuer, name: &draft.issuer_name },
+        issuer: IssuerJson {
+            id: &issuer,
+            name: &draft.issuer_name,
+        },
         valid_from: datetime::format(draft.valid_from),
         valid_until: draft.valid_until.map(datetime::format),
         credential_subject: subject,
@@ -191,7 +216,9 @@ pub fn issue(draft: &Draft, claims: &Claims, key: &SigningKey, issued_at: u64) -
         iat: issued_at,
         nbf: draft.valid_from,
         exp: draft.valid_until,
-        cnf: CnfJson { jwk: Jwk::from_public_key(&draft.holder_key).to_json() },
+        cnf: CnfJson {
+            jwk: Jwk::from_public_key(&draft.holder_key).to_json(),
+        },
     };
     sign_payload(&payload, &issuer, key)
 }
@@ -199,7 +226,16 @@ pub fn issue(draft: &Draft, claims: &Claims, key: &SigningKey, issued_at: u64) -
 fn sign_payload(payload: &Payload<'_>, issuer_uri: &str, key: &SigningKey) -> String {
     let kid = key_id(issuer_uri, &PublicKey::from(key.verifying_key()));
     let body = serde_json::to_vec(payload).unwrap_or_default();
-    jws::sign(&HeaderOut { alg: jws::ALG, typ: TYP_VC, cty: CTY_VC, kid: &kid }, &body, key)
+    jws::sign(
+        &HeaderOut {
+            alg: jws::ALG,
+            typ: TYP_VC,
+            cty: CTY_VC,
+            kid: &kid,
+        },
+        &body,
+        key,
+    )
 }
 
 /// A file a holder uploads and self-attests.
@@ -227,13 +263,22 @@ impl Upload {
     /// `sha256-<base64>`: the Subresource Integrity digest of the bytes.
     pub fn digest_sri(&self) -> String {
         use base64::Engine as _;
-        format!("sha256-{}", base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&self.data)))
+        format!(
+            "sha256-{}",
+            base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&self.data))
+        )
     }
 }
 
 /// The holder's self-attested credential for `upload` under `uri` (issuer `self`), signed with
 /// the holder's wallet key.
-pub fn self_attest(holder_id: &str, uri: &DocUri, upload: &Upload, key: &SigningKey, now: u64) -> String {
+pub fn self_attest(
+    holder_id: &str,
+    uri: &DocUri,
+    upload: &Upload,
+    key: &SigningKey,
+    now: u64,
+) -> String {
     let holder = holder_urn(holder_id);
     let mut subject = subject_base(holder_id, uri);
     subject.insert("selfAttested".into(), Value::Bool(true));
@@ -248,7 +293,10 @@ pub fn self_attest(holder_id: &str, uri: &DocUri, upload: &Upload, key: &Signing
         context: [VC_CONTEXT],
         id: &credential_id,
         kind: ["VerifiableCredential", SELF_ATTESTED_TYPE],
-        issuer: IssuerJson { id: &holder, name: "self-attested" },
+        issuer: IssuerJson {
+            id: &holder,
+            name: "self-attested",
+        },
         valid_from: datetime::format(now),
         valid_until: None,
         credential_subject: subject,
@@ -259,7 +307,9 @@ pub fn self_attest(holder_id: &str, uri: &DocUri, upload: &Upload, key: &Signing
         iat: now,
         nbf: now,
         exp: None,
-        cnf: CnfJson { jwk: Jwk::from_public_key(&PublicKey::from(key.verifying_key())).to_json() },
+        cnf: CnfJson {
+            jwk: Jwk::from_public_key(&PublicKey::from(key.verifying_key())).to_json(),
+        },
     };
     sign_payload(&payload, &holder, key)
 }
@@ -332,14 +382,27 @@ impl Credential {
     /// (id, issuer, holder and key, URI, status entry, validity window).
     pub fn matches(&self, draft: &Draft) -> Result<(), FormatError> {
         let want = |ok: bool, field: &'static str| {
-            if ok { Ok(()) } else { Err(FormatError::field(field, "differs from what the locker allocated for it")) }
+            if ok {
+                Ok(())
+            } else {
+                Err(FormatError::field(
+                    field,
+                    "differs from what the locker allocated for it",
+                ))
+            }
         };
         want(self.credential_id == draft.credential_id, "id")?;
-        want(self.issued_by == IssuedBy::Issuer(draft.issuer_id.clone()), "issuer")?;
+        want(
+            self.issued_by == IssuedBy::Issuer(draft.issuer_id.clone()),
+            "issuer",
+        )?;
         want(self.holder_id == draft.holder_id, "credentialSubject.id")?;
         want(self.holder_key == draft.holder_key, "cnf.jwk")?;
         want(self.uri == draft.uri, "credentialSubject.documentUri")?;
-        want(self.status.as_ref() == Some(&draft.status), "credentialStatus")?;
+        want(
+            self.status.as_ref() == Some(&draft.status),
+            "credentialStatus",
+        )?;
         want(self.valid_from == draft.valid_from, "validFrom")?;
         want(self.valid_until == draft.valid_until, "validUntil")
     }
@@ -355,7 +418,10 @@ fn issuer_of(payload: &Map<String, Value>) -> Result<(String, Option<String>), F
             }
             Ok((str_member(o, "id", "issuer.id")?.to_owned(), name))
         }
-        Some(_) => Err(FormatError::field("issuer", "must be a URL or an object with an id")),
+        Some(_) => Err(FormatError::field(
+            "issuer",
+            "must be a URL or an object with an id",
+        )),
         None => Err(FormatError::field("issuer", "is missing")),
     }
 }
@@ -367,7 +433,10 @@ fn upload_of(doc: &Map<String, Value>) -> Result<Upload, FormatError> {
         data: b64::decode("document.data", str_member(doc, "data", "document.data")?)?,
     };
     if str_member(doc, "digestSRI", "document.digestSRI")? != upload.digest_sri() {
-        return Err(FormatError::field("document.digestSRI", "does not match the data"));
+        return Err(FormatError::field(
+            "document.digestSRI",
+            "does not match the data",
+        ));
     }
     Ok(upload)
 }
@@ -390,7 +459,10 @@ pub fn parse(compact: &str) -> Result<(UnverifiedJws<'_>, Credential), FormatErr
     }
     let ctx = payload.get("@context").and_then(Value::as_array);
     if ctx.and_then(|c| c.first()).and_then(Value::as_str) != Some(VC_CONTEXT) {
-        return Err(FormatError::field("@context", "must start with https://www.w3.org/ns/credentials/v2"));
+        return Err(FormatError::field(
+            "@context",
+            "must start with https://www.w3.org/ns/credentials/v2",
+        ));
     }
     let types: Vec<&str> = payload
         .get("type")
@@ -398,7 +470,10 @@ pub fn parse(compact: &str) -> Result<(UnverifiedJws<'_>, Credential), FormatErr
         .map(|t| t.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
     if !types.contains(&"VerifiableCredential") {
-        return Err(FormatError::field("type", "must include VerifiableCredential"));
+        return Err(FormatError::field(
+            "type",
+            "must include VerifiableCredential",
+        ));
     }
     let self_typed = types.contains(&SELF_ATTESTED_TYPE);
     let credential_id = str_member(&payload, "id", "id")?.to_owned();
@@ -406,8 +481,13 @@ pub fn parse(compact: &str) -> Result<(UnverifiedJws<'_>, Credential), FormatErr
     let (issuer_uri, issuer_name) = issuer_of(&payload)?;
     let subject = obj_member(&payload, "credentialSubject", "credentialSubject")?;
     let subject_id = str_member(subject, "id", "credentialSubject.id")?;
-    let holder_id =
-        ids::from_urn("credentialSubject.id", subject_id, "urn:dlocker:holder:", ids::check_holder_id)?.to_owned();
+    let holder_id = ids::from_urn(
+        "credentialSubject.id",
+        subject_id,
+        "urn:dlocker:holder:",
+        ids::check_holder_id,
+    )?
+    .to_owned();
     let issued_by = if let Some(h) = issuer_uri.strip_prefix("urn:dlocker:holder:") {
         if h != holder_id || !self_typed {
             return Err(FormatError::field(
@@ -417,12 +497,23 @@ pub fn parse(compact: &str) -> Result<(UnverifiedJws<'_>, Credential), FormatErr
         }
         IssuedBy::Holder(h.to_owned())
     } else {
-        let id = ids::from_urn("issuer", &issuer_uri, "urn:dlocker:issuer:", ids::check_org_id)?;
+        let id = ids::from_urn(
+            "issuer",
+            &issuer_uri,
+            "urn:dlocker:issuer:",
+            ids::check_org_id,
+        )?;
         if self_typed {
-            return Err(FormatError::field("type", "only the holder issues self-attested documents"));
+            return Err(FormatError::field(
+                "type",
+                "only the holder issues self-attested documents",
+            ));
         }
         if !types.contains(&DOCUMENT_TYPE) {
-            return Err(FormatError::field("type", "must include DlockerDocumentCredential"));
+            return Err(FormatError::field(
+                "type",
+                "must include DlockerDocumentCredential",
+            ));
         }
         IssuedBy::Issuer(id.to_owned())
     };
@@ -436,16 +527,26 @@ pub fn parse(compact: &str) -> Result<(UnverifiedJws<'_>, Credential), FormatErr
     same("iss", "iss", &issuer_uri)?;
     same("sub", "sub", subject_id)?;
     same("jti", "jti", &credential_id)?;
-    let uri = DocUri::parse(str_member(subject, "documentUri", "credentialSubject.documentUri")?)?;
+    let uri = DocUri::parse(str_member(
+        subject,
+        "documentUri",
+        "credentialSubject.documentUri",
+    )?)?;
     if str_member(subject, "documentType", "credentialSubject.documentType")? != uri.doc_type() {
-        return Err(FormatError::field("credentialSubject.documentType", "differs from the URI's type"));
+        return Err(FormatError::field(
+            "credentialSubject.documentType",
+            "differs from the URI's type",
+        ));
     }
     let issuer_in_uri = match &issued_by {
         IssuedBy::Issuer(i) => i.as_str(),
         IssuedBy::Holder(_) => SELF_ISSUER,
     };
     if uri.issuer() != issuer_in_uri {
-        return Err(FormatError::field("credentialSubject.documentUri", "names another issuer"));
+        return Err(FormatError::field(
+            "credentialSubject.documentUri",
+            "names another issuer",
+        ));
     }
     let mut claims = BTreeMap::new();
     let mut upload = None;
@@ -457,7 +558,12 @@ pub fn parse(compact: &str) -> Result<(UnverifiedJws<'_>, Credential), FormatErr
             (_, Value::String(s)) if !self_typed => {
                 claims.insert(k.clone(), s.clone());
             }
-            _ => return Err(FormatError::field("credentialSubject", format!("member {k:?} is not allowed here"))),
+            _ => {
+                return Err(FormatError::field(
+                    "credentialSubject",
+                    format!("member {k:?} is not allowed here"),
+                ));
+            }
         }
     }
     if self_typed && upload.is_none() {
@@ -471,15 +577,24 @@ pub fn parse(compact: &str) -> Result<(UnverifiedJws<'_>, Credential), FormatErr
     let holder_key = Jwk::from_json(obj_member(cnf, "jwk", "cnf.jwk")?)?.to_public_key()?;
     let status = match payload.get("credentialStatus") {
         Some(Value::Object(o)) => Some(StatusEntry::from_json(o)?),
-        Some(_) => return Err(FormatError::field("credentialStatus", "must be one BitstringStatusListEntry object")),
+        Some(_) => {
+            return Err(FormatError::field(
+                "credentialStatus",
+                "must be one BitstringStatusListEntry object",
+            ));
+        }
         None => None,
     };
     if status.is_none() && !self_typed {
-        return Err(FormatError::field("credentialStatus", "an issued credential must carry its status entry"));
+        return Err(FormatError::field(
+            "credentialStatus",
+            "an issued credential must carry its status entry",
+        ));
     }
     let valid_from = datetime::parse("validFrom", str_member(&payload, "validFrom", "validFrom")?)?;
-    let valid_until =
-        opt_str_member(&payload, "validUntil", "validUntil")?.map(|s| datetime::parse("validUntil", s)).transpose()?;
+    let valid_until = opt_str_member(&payload, "validUntil", "validUntil")?
+        .map(|s| datetime::parse("validUntil", s))
+        .transpose()?;
     if opt_u64_member(&payload, "nbf", "nbf")?.is_some_and(|n| n != valid_from) {
         return Err(FormatError::field("nbf", "conflicts with validFrom"));
     }
@@ -513,11 +628,19 @@ pub fn parse(compact: &str) -> Result<(UnverifiedJws<'_>, Credential), FormatErr
 /// Verifies a credential's signature with `signer` (the issuer's key from the registry, or for
 /// a self-attested upload the holder's key) and its validity window at `now` (± `skew`). The
 /// status bit is the caller's next step ([`crate::status_list`]).
-pub fn verify(compact: &str, signer: &PublicKey, now: u64, skew: u64) -> Result<Credential, FormatError> {
+pub fn verify(
+    compact: &str,
+    signer: &PublicKey,
+    now: u64,
+    skew: u64,
+) -> Result<Credential, FormatError> {
     let (p, c) = parse(compact)?;
     p.verify(signer)?;
     if c.is_self_attested() && c.holder_key != *signer {
-        return Err(FormatError::field("cnf.jwk", "a self-attested credential is signed by the key it binds"));
+        return Err(FormatError::field(
+            "cnf.jwk",
+            "a self-attested credential is signed by the key it binds",
+        ));
     }
     c.check_time(now, skew)?;
     Ok(c)
@@ -536,7 +659,10 @@ mod tests {
             holder_id: "wallet-1".into(),
             holder_key,
             uri: DocUri::new("in.gov.transport", "DRVLC").expect("uri"),
-            status: StatusEntry { list_url: "http://127.0.0.1:7101/status-lists/in.gov.transport/1".into(), index: 9 },
+            status: StatusEntry {
+                list_url: "http://127.0.0.1:7101/status-lists/in.gov.transport/1".into(),
+                index: 9,
+            },
             valid_from: 1_735_689_600,
             valid_until: Some(2_000_000_000),
         }
@@ -548,25 +674,48 @@ mod tests {
         let holder = SigningKey::generate_from_rng(&mut rand::rng());
         let d = draft(PublicKey::from(holder.verifying_key()));
         let claims =
-            Claims::from_pairs([("name", "Asha Rao"), ("licenceNumber", "KA01 2020 0001234")]).expect("claims");
+            Claims::from_pairs([("name", "Asha Rao"), ("licenceNumber", "KA01 2020 0001234")])
+                .expect("claims");
         let jws = issue(&d, &claims, &issuer, 1_735_689_600);
-        let c = verify(&jws, &PublicKey::from(issuer.verifying_key()), 1_800_000_000, 60).expect("verifies");
+        let c = verify(
+            &jws,
+            &PublicKey::from(issuer.verifying_key()),
+            1_800_000_000,
+            60,
+        )
+        .expect("verifies");
         c.matches(&d).expect("matches the draft");
         assert_eq!(c.claims, claims);
         assert_eq!(c.issuer_name.as_deref(), Some("Transport Department"));
-        assert!(c.kid.as_deref().is_some_and(|k| k.starts_with("urn:dlocker:issuer:in.gov.transport#")));
+        assert!(
+            c.kid
+                .as_deref()
+                .is_some_and(|k| k.starts_with("urn:dlocker:issuer:in.gov.transport#"))
+        );
         assert!(matches!(
-            verify(&jws, &PublicKey::from(issuer.verifying_key()), 2_000_000_100, 60),
+            verify(
+                &jws,
+                &PublicKey::from(issuer.verifying_key()),
+                2_000_000_100,
+                60
+            ),
             Err(FormatError::Expired(_))
         ));
         assert_eq!(
-            verify(&jws, &PublicKey::from(holder.verifying_key()), 1_800_000_000, 60).err(),
+            verify(
+                &jws,
+                &PublicKey::from(holder.verifying_key()),
+                1_800_000_000,
+                60
+            )
+            .err(),
             Some(FormatError::BadSignature)
         );
         // The JWT claims mirror the data model.
-        let payload: Value =
-            serde_json::from_slice(&b64::decode("p", jws.split('.').nth(1).expect("payload")).expect("b64"))
-                .expect("json");
+        let payload: Value = serde_json::from_slice(
+            &b64::decode("p", jws.split('.').nth(1).expect("payload")).expect("b64"),
+        )
+        .expect("json");
         assert_eq!(payload["iss"], payload["issuer"]["id"]);
         assert_eq!(payload["sub"], payload["credentialSubject"]["id"]);
         assert_eq!(payload["jti"], payload["id"]);
@@ -578,9 +727,19 @@ mod tests {
     fn self_attested() {
         let holder = SigningKey::generate_from_rng(&mut rand::rng());
         let uri = DocUri::new(SELF_ISSUER, "PHOTO").expect("uri");
-        let up = Upload { name: "me.png".into(), media_type: "image/png".into(), data: vec![1, 2, 3] };
+        let up = Upload {
+            name: "me.png".into(),
+            media_type: "image/png".into(),
+            data: vec![1, 2, 3],
+        };
         let jws = self_attest("wallet-1", &uri, &up, &holder, 1_735_689_600);
-        let c = verify(&jws, &PublicKey::from(holder.verifying_key()), 1_735_689_600, 60).expect("verifies");
+        let c = verify(
+            &jws,
+            &PublicKey::from(holder.verifying_key()),
+            1_735_689_600,
+            60,
+        )
+        .expect("verifies");
         assert!(c.is_self_attested());
         assert_eq!(c.upload.as_ref(), Some(&up));
         assert!(c.status.is_none());
@@ -592,24 +751,52 @@ mod tests {
         let holder = SigningKey::generate_from_rng(&mut rand::rng());
         let d = draft(PublicKey::from(holder.verifying_key()));
         let jws = issue(&d, &Claims::default(), &issuer, 1);
-        let payload: Value =
-            serde_json::from_slice(&b64::decode("p", jws.split('.').nth(1).expect("payload")).expect("b64"))
-                .expect("json");
+        let payload: Value = serde_json::from_slice(
+            &b64::decode("p", jws.split('.').nth(1).expect("payload")).expect("b64"),
+        )
+        .expect("json");
         let resign = |edit: &dyn Fn(&mut Value)| {
             let mut p = payload.clone();
             edit(&mut p);
             let kid = "k";
-            jws::sign(&HeaderOut { alg: jws::ALG, typ: TYP_VC, cty: CTY_VC, kid }, p.to_string().as_bytes(), &issuer)
+            jws::sign(
+                &HeaderOut {
+                    alg: jws::ALG,
+                    typ: TYP_VC,
+                    cty: CTY_VC,
+                    kid,
+                },
+                p.to_string().as_bytes(),
+                &issuer,
+            )
         };
         type Edit = Box<dyn Fn(&mut Value)>;
         let cases: Vec<(&str, Edit)> = vec![
-            ("iss conflict", Box::new(|p| p["iss"] = "urn:dlocker:issuer:other.issuer".into())),
-            ("sub conflict", Box::new(|p| p["sub"] = "urn:dlocker:holder:someone-else".into())),
-            ("jti conflict", Box::new(|p| p["jti"] = ids::new_credential_id().into())),
+            (
+                "iss conflict",
+                Box::new(|p| p["iss"] = "urn:dlocker:issuer:other.issuer".into()),
+            ),
+            (
+                "sub conflict",
+                Box::new(|p| p["sub"] = "urn:dlocker:holder:someone-else".into()),
+            ),
+            (
+                "jti conflict",
+                Box::new(|p| p["jti"] = ids::new_credential_id().into()),
+            ),
             ("nbf conflict", Box::new(|p| p["nbf"] = 5.into())),
-            ("vc claim", Box::new(|p| p["vc"] = Value::Object(Map::new()))),
-            ("no cnf", Box::new(|p| drop(p.as_object_mut().map(|o| o.remove("cnf"))))),
-            ("no status", Box::new(|p| drop(p.as_object_mut().map(|o| o.remove("credentialStatus"))))),
+            (
+                "vc claim",
+                Box::new(|p| p["vc"] = Value::Object(Map::new())),
+            ),
+            (
+                "no cnf",
+                Box::new(|p| drop(p.as_object_mut().map(|o| o.remove("cnf")))),
+            ),
+            (
+                "no status",
+                Box::new(|p| drop(p.as_object_mut().map(|o| o.remove("credentialStatus")))),
+            ),
             (
                 "uri of another issuer",
                 Box::new(|p| {
@@ -617,16 +804,25 @@ mod tests {
                         "other.issuer-DRVLC-00000000000000000000000000000000".into();
                 }),
             ),
-            ("non-string claim", Box::new(|p| p["credentialSubject"]["age"] = 5.into())),
+            (
+                "non-string claim",
+                Box::new(|p| p["credentialSubject"]["age"] = 5.into()),
+            ),
             (
                 "wrong context",
-                Box::new(|p| p["@context"] = Value::Array(vec!["https://www.w3.org/2018/credentials/v1".into()])),
+                Box::new(|p| {
+                    p["@context"] =
+                        Value::Array(vec!["https://www.w3.org/2018/credentials/v1".into()])
+                }),
             ),
         ];
         for (why, edit) in cases {
             let t = resign(edit.as_ref());
             assert!(parse(&t).is_err(), "{why} was accepted");
         }
-        assert!(parse(&resign(&|_| {})).is_ok(), "an unedited re-signing parses");
+        assert!(
+            parse(&resign(&|_| {})).is_ok(),
+            "an unedited re-signing parses"
+        );
     }
 }

@@ -39,9 +39,15 @@ pub fn draft_from_pb(p: &pb::DocumentDraft) -> Result<Draft, FormatError> {
         .map_err(|_| FormatError::Key("draft.holder_key is not a SEC1 compressed key"))?;
     let uri = DocUri::parse(&p.document_uri)?;
     if uri.issuer() != p.issuer_id {
-        return Err(FormatError::field("draft.document_uri", "names another issuer"));
+        return Err(FormatError::field(
+            "draft.document_uri",
+            "names another issuer",
+        ));
     }
-    let s = p.status.as_ref().ok_or_else(|| FormatError::field("draft.status", "is missing"))?;
+    let s = p
+        .status
+        .as_ref()
+        .ok_or_else(|| FormatError::field("draft.status", "is missing"))?;
     url::Url::parse(&s.status_list_credential)
         .map_err(|_| FormatError::field("draft.status", "status_list_credential must be a URL"))?;
     Ok(Draft {
@@ -51,7 +57,10 @@ pub fn draft_from_pb(p: &pb::DocumentDraft) -> Result<Draft, FormatError> {
         holder_id: p.holder_id.clone(),
         holder_key,
         uri,
-        status: StatusEntry { list_url: s.status_list_credential.clone(), index: s.status_list_index },
+        status: StatusEntry {
+            list_url: s.status_list_credential.clone(),
+            index: s.status_list_index,
+        },
         valid_from: p.valid_from,
         valid_until: (p.valid_until != 0).then_some(p.valid_until),
     })

@@ -8,17 +8,23 @@ use proptest::prelude::*;
 use serde_json::Value;
 
 fn vector(name: &str) -> Value {
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("test-vectors").join(name);
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("test-vectors")
+        .join(name);
     serde_json::from_str(&std::fs::read_to_string(p).expect("vector")).expect("json")
 }
 
 fn issuer_key() -> PublicKey {
     let v = vector("credential-valid.json");
-    dlocker_proto::keys::public_key_from_hex(v["issuer_public"].as_str().expect("key")).expect("key")
+    dlocker_proto::keys::public_key_from_hex(v["issuer_public"].as_str().expect("key"))
+        .expect("key")
 }
 
 fn credential() -> String {
-    vector("credential-valid.json")["credential"].as_str().expect("credential").to_owned()
+    vector("credential-valid.json")["credential"]
+        .as_str()
+        .expect("credential")
+        .to_owned()
 }
 
 proptest! {

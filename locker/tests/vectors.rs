@@ -13,11 +13,15 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 fn s<'a>(v: &'a Value, field: &str) -> &'a str {
-    v[field].as_str().unwrap_or_else(|| panic!("missing {field}"))
+    v[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("missing {field}"))
 }
 
 fn n(v: &Value, field: &str) -> u64 {
-    v[field].as_u64().unwrap_or_else(|| panic!("missing {field}"))
+    v[field]
+        .as_u64()
+        .unwrap_or_else(|| panic!("missing {field}"))
 }
 
 fn h(v: &Value, field: &str) -> Vec<u8> {
@@ -25,7 +29,12 @@ fn h(v: &Value, field: &str) -> Vec<u8> {
 }
 
 fn indices(v: &Value) -> Vec<u32> {
-    v["set_indices"].as_array().expect("set_indices").iter().map(|x| x.as_u64().expect("index") as u32).collect()
+    v["set_indices"]
+        .as_array()
+        .expect("set_indices")
+        .iter()
+        .map(|x| x.as_u64().expect("index") as u32)
+        .collect()
 }
 
 fn check_bits(bits: &Bitstring, v: &Value) {
@@ -64,24 +73,33 @@ fn run(v: &Value) -> Result<(), String> {
                 Some(_) => decode_public_key(&h(v, "verify_with")).expect("key"),
                 None => issuer,
             };
-            let c = vc::verify(s(v, "credential"), &with, n(v, "verify_at"), 60).map_err(|e| e.to_string())?;
+            let c = vc::verify(s(v, "credential"), &with, n(v, "verify_at"), 60)
+                .map_err(|e| e.to_string())?;
             if v.get("draft").is_some() {
                 let d = draft_of(&v["draft"]);
                 c.matches(&d).map_err(|e| e.to_string())?;
-                let claims: BTreeMap<String, String> = serde_json::from_value(v["claims"].clone()).expect("claims");
+                let claims: BTreeMap<String, String> =
+                    serde_json::from_value(v["claims"].clone()).expect("claims");
                 let claims = Claims::new(claims).expect("claims");
                 assert_eq!(c.claims, claims);
                 // Deterministic ES256K (RFC 6979): re-issuing gives the same bytes.
                 let key = SigningKey::from_slice(&h(v, "issuer_secret")).expect("key");
-                assert_eq!(vc::issue(&d, &claims, &key, n(v, "issued_at")), s(v, "credential"));
+                assert_eq!(
+                    vc::issue(&d, &claims, &key, n(v, "issued_at")),
+                    s(v, "credential")
+                );
             }
             Ok(())
         }
         "self-attested" => {
             let holder = decode_public_key(&h(v, "holder_public")).expect("key");
-            let c = vc::verify(s(v, "credential"), &holder, n(v, "verify_at"), 60).map_err(|e| e.to_string())?;
+            let c = vc::verify(s(v, "credential"), &holder, n(v, "verify_at"), 60)
+                .map_err(|e| e.to_string())?;
             assert!(c.is_self_attested() && c.status.is_none());
-            assert_eq!(c.upload.as_ref().map(|u| u.data.clone()), Some(h(v, "data")));
+            assert_eq!(
+                c.upload.as_ref().map(|u| u.data.clone()),
+                Some(h(v, "data"))
+            );
             Ok(())
         }
         "status-list" => {
@@ -100,8 +118,12 @@ fn run(v: &Value) -> Result<(), String> {
             Ok(())
         }
         "jwk" => {
-            let jwk = Jwk::from_json(v["jwk"].as_object().expect("jwk")).map_err(|e| e.to_string())?;
-            assert_eq!(jwk.to_public_key().expect("key"), decode_public_key(&h(v, "public")).expect("key"));
+            let jwk =
+                Jwk::from_json(v["jwk"].as_object().expect("jwk")).map_err(|e| e.to_string())?;
+            assert_eq!(
+                jwk.to_public_key().expect("key"),
+                decode_public_key(&h(v, "public")).expect("key")
+            );
             assert_eq!(jwk.thumbprint(), s(v, "thumbprint"));
             Ok(())
         }
@@ -114,8 +136,14 @@ fn run(v: &Value) -> Result<(), String> {
                 s(v, "purpose"),
                 n(v, "not_after"),
             );
-            let c = request::check(&h(v, "request"), s(v, "locker"), LockerAction::GrantConsent, s(v, "holder_id"), p)
-                .map_err(|e| e.to_string())?;
+            let c = request::check(
+                &h(v, "request"),
+                s(v, "locker"),
+                LockerAction::GrantConsent,
+                s(v, "holder_id"),
+                p,
+            )
+            .map_err(|e| e.to_string())?;
             assert_eq!(c.request.params.to_vec(), h(v, "params"));
             let key = SigningKey::from_slice(&h(v, "signer_secret")).expect("key");
             let again = request::sign_at(
@@ -134,8 +162,14 @@ fn run(v: &Value) -> Result<(), String> {
             // A JWS made by another JOSE implementation: verified with nothing but its parts.
             let jwk = Jwk::from_json(v["jwk"].as_object().expect("jwk")).expect("jwk");
             let p = dlocker_locker::jws::parse(s(v, "jws")).map_err(|e| e.to_string())?;
-            let payload = p.verify(&jwk.to_public_key().expect("key")).map_err(|e| e.to_string())?;
-            assert_eq!(payload, b64::decode("payload", s(v, "jws").split('.').nth(1).expect("payload")).expect("b64"));
+            let payload = p
+                .verify(&jwk.to_public_key().expect("key"))
+                .map_err(|e| e.to_string())?;
+            assert_eq!(
+                payload,
+                b64::decode("payload", s(v, "jws").split('.').nth(1).expect("payload"))
+                    .expect("b64")
+            );
             Ok(())
         }
         other => panic!("unknown vector kind {other:?}"),
@@ -151,10 +185,14 @@ fn every_vector_file() {
         let name = path.display().to_string();
         if path.extension().and_then(|e| e.to_str()) != Some("json") {
             // Helper scripts (the interop generator) live beside the vectors.
-            assert!(name.ends_with(".py") || name.ends_with(".md"), "stray file {name}");
+            assert!(
+                name.ends_with(".py") || name.ends_with(".md"),
+                "stray file {name}"
+            );
             continue;
         }
-        let v: Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
+        let v: Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
         let result = run(&v);
         match s(&v, "expect") {
             "ok" => assert!(result.is_ok(), "{name}: expected ok, got {result:?}"),

@@ -10,9 +10,9 @@ use dlocker_proto::schnorr::{PossessionProof, ProofContext};
 use dlocker_proto::secret::SecretScalar;
 use dlocker_proto::share::{combine, split};
 use dlocker_proto::statement::{BankApproval, Receipt, Signed, StaffAction, StaffRequest};
+use k256::SecretKey;
 use k256::ecdsa::SigningKey;
 use k256::elliptic_curve::Generate;
-use k256::SecretKey;
 use std::hint::black_box;
 
 fn sharing(c: &mut Criterion) {
@@ -20,16 +20,22 @@ fn sharing(c: &mut Criterion) {
     for n in [3usize, 5, 10, 20] {
         let t = n / 2 + 1;
         let k = SecretScalar::random();
-        g.bench_with_input(BenchmarkId::new("split", format!("{t}-of-{n}")), &n, |b, &n| {
-            b.iter(|| split(black_box(&k), t, n).expect("split"))
-        });
+        g.bench_with_input(
+            BenchmarkId::new("split", format!("{t}-of-{n}")),
+            &n,
+            |b, &n| b.iter(|| split(black_box(&k), t, n).expect("split")),
+        );
         let (shares, comms) = split(&k, t, n).expect("split");
-        g.bench_with_input(BenchmarkId::new("verify_share", format!("{t}-of-{n}")), &n, |b, _| {
-            b.iter(|| comms.verify(black_box(&shares[n - 1])).expect("verify"))
-        });
-        g.bench_with_input(BenchmarkId::new("combine_verified", format!("{t}-of-{n}")), &n, |b, _| {
-            b.iter(|| combine(black_box(&shares[..t]), &comms).expect("combine"))
-        });
+        g.bench_with_input(
+            BenchmarkId::new("verify_share", format!("{t}-of-{n}")),
+            &n,
+            |b, _| b.iter(|| comms.verify(black_box(&shares[n - 1])).expect("verify")),
+        );
+        g.bench_with_input(
+            BenchmarkId::new("combine_verified", format!("{t}-of-{n}")),
+            &n,
+            |b, _| b.iter(|| combine(black_box(&shares[..t]), &comms).expect("combine")),
+        );
     }
     g.finish();
 }
@@ -38,10 +44,19 @@ fn envelope(c: &mut Criterion) {
     let node = SecretKey::generate_from_rng(&mut rand::rng());
     let pk = node.public_key();
     let (shares, _) = split(&SecretScalar::random(), 3, 5).expect("split");
-    let ctx = EnvelopeContext { wallet_id: "bench-wallet", epoch: 1, share_index: 1, recipient: &pk };
-    c.bench_function("envelope/seal", |b| b.iter(|| ShareEnvelope::seal(black_box(&shares[0]), &ctx).expect("seal")));
+    let ctx = EnvelopeContext {
+        wallet_id: "bench-wallet",
+        epoch: 1,
+        share_index: 1,
+        recipient: &pk,
+    };
+    c.bench_function("envelope/seal", |b| {
+        b.iter(|| ShareEnvelope::seal(black_box(&shares[0]), &ctx).expect("seal"))
+    });
     let env = ShareEnvelope::seal(&shares[0], &ctx).expect("seal");
-    c.bench_function("envelope/open", |b| b.iter(|| env.open(black_box(&ctx), &node).expect("open")));
+    c.bench_function("envelope/open", |b| {
+        b.iter(|| env.open(black_box(&ctx), &node).expect("open"))
+    });
 }
 
 fn statements(c: &mut Criterion) {
@@ -54,9 +69,13 @@ fn statements(c: &mut Criterion) {
         manifest_hash: dlocker_proto::manifest::ManifestHash([1; 32]),
         issued_at: 1,
     };
-    c.bench_function("statement/sign", |b| b.iter(|| Signed::sign(black_box(receipt.clone()), &key)));
+    c.bench_function("statement/sign", |b| {
+        b.iter(|| Signed::sign(black_box(receipt.clone()), &key))
+    });
     let enc = Signed::sign(receipt, &key).encode();
-    c.bench_function("statement/decode_verify", |b| b.iter(|| Signed::<Receipt>::decode(black_box(&enc)).expect("ok")));
+    c.bench_function("statement/decode_verify", |b| {
+        b.iter(|| Signed::<Receipt>::decode(black_box(&enc)).expect("ok"))
+    });
     let pk = k256::PublicKey::from(key.verifying_key());
     c.bench_function("statement/decode_verify_trusted", |b| {
         b.iter(|| Signed::<Receipt>::decode_trusted(black_box(&enc), &[pk]).expect("ok"))
@@ -77,7 +96,9 @@ fn approvals(c: &mut Criterion) {
         expires_at: 2,
         approvers: vec!["alice".into(), "bob".into()],
     };
-    c.bench_function("approval/sign", |b| b.iter(|| Signed::sign(black_box(approval.clone()), &bank)));
+    c.bench_function("approval/sign", |b| {
+        b.iter(|| Signed::sign(black_box(approval.clone()), &bank))
+    });
     let enc = Signed::sign(approval, &bank).encode();
     c.bench_function("approval/decode_verify_trusted", |b| {
         b.iter(|| Signed::<BankApproval>::decode_trusted(black_box(&enc), &[bank_pk]).expect("ok"))
@@ -90,7 +111,9 @@ fn approvals(c: &mut Criterion) {
         timestamp: 1,
         nonce: [7; 16],
     };
-    c.bench_function("staff_request/sign", |b| b.iter(|| Signed::sign(black_box(request.clone()), &staff)));
+    c.bench_function("staff_request/sign", |b| {
+        b.iter(|| Signed::sign(black_box(request.clone()), &staff))
+    });
     let enc = Signed::sign(request, &staff).encode();
     c.bench_function("staff_request/decode_verify", |b| {
         b.iter(|| Signed::<StaffRequest>::decode(black_box(&enc)).expect("ok"))
@@ -107,7 +130,9 @@ fn blob(c: &mut Criterion) {
         });
         let sealed = dlocker_proto::blob::seal(&k, "bench-wallet", &data);
         c.bench_with_input(BenchmarkId::new("blob/open", len), &len, |b, _| {
-            b.iter(|| dlocker_proto::blob::open(black_box(&k), "bench-wallet", &sealed).expect("open"))
+            b.iter(|| {
+                dlocker_proto::blob::open(black_box(&k), "bench-wallet", &sealed).expect("open")
+            })
         });
     }
 }
@@ -116,11 +141,21 @@ fn schnorr(c: &mut Criterion) {
     let (shares, comms) = split(&SecretScalar::random(), 3, 5).expect("split");
     let node = SecretKey::generate_from_rng(&mut rand::rng()).public_key();
     let nonce = [9u8; 32];
-    let ctx = ProofContext { wallet_id: "bench-wallet", epoch: 1, share_index: 2, node_key: &node, nonce: &nonce };
-    c.bench_function("schnorr/prove", |b| b.iter(|| PossessionProof::prove(black_box(&shares[1]), &ctx).expect("prove")));
+    let ctx = ProofContext {
+        wallet_id: "bench-wallet",
+        epoch: 1,
+        share_index: 2,
+        node_key: &node,
+        nonce: &nonce,
+    };
+    c.bench_function("schnorr/prove", |b| {
+        b.iter(|| PossessionProof::prove(black_box(&shares[1]), &ctx).expect("prove"))
+    });
     let proof = PossessionProof::prove(&shares[1], &ctx).expect("prove");
     let p = comms.expected_public_share(2);
-    c.bench_function("schnorr/verify", |b| b.iter(|| proof.verify(black_box(&p), &ctx).expect("verify")));
+    c.bench_function("schnorr/verify", |b| {
+        b.iter(|| proof.verify(black_box(&p), &ctx).expect("verify"))
+    });
 }
 
 fn manifest(c: &mut Criterion) {
@@ -128,7 +163,11 @@ fn manifest(c: &mut Criterion) {
     let trustees: Vec<TrusteeEntry> = (1..=5u16)
         .map(|i| {
             let pk = SecretKey::generate_from_rng(&mut rand::rng()).public_key();
-            TrusteeEntry { share_index: i, node_id: node_id(&pk), public_key: pk }
+            TrusteeEntry {
+                share_index: i,
+                node_id: node_id(&pk),
+                public_key: pk,
+            }
         })
         .collect();
     let m = Manifest::new(ManifestParts {
@@ -146,8 +185,12 @@ fn manifest(c: &mut Criterion) {
     .expect("manifest");
     c.bench_function("manifest/hash", |b| b.iter(|| black_box(&m).hash()));
     let enc = m.encode();
-    c.bench_function("manifest/decode_validate", |b| b.iter(|| Manifest::decode(black_box(&enc)).expect("decode")));
+    c.bench_function("manifest/decode_validate", |b| {
+        b.iter(|| Manifest::decode(black_box(&enc)).expect("decode"))
+    });
 }
 
-criterion_group!(benches, sharing, envelope, statements, approvals, blob, schnorr, manifest);
+criterion_group!(
+    benches, sharing, envelope, statements, approvals, blob, schnorr, manifest
+);
 criterion_main!(benches);

@@ -6,23 +6,27 @@
 //! checks every file in the directory against the code. Regenerating changes the files only if
 //! the protocol changed — which must come with a version bump.
 
+use dlocker_proto::blob;
 use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
 use dlocker_proto::keys::{encode_public_key, node_id};
 use dlocker_proto::manifest::{Manifest, ManifestParts, TrusteeEntry};
 use dlocker_proto::schnorr::{PossessionProof, ProofContext};
 use dlocker_proto::secret::SecretScalar;
 use dlocker_proto::share::{Commitments, Share};
-use dlocker_proto::statement::{BankApproval, CommitReceipt, Receipt, RetireReceipt, Signed, StageReceipt};
-use dlocker_proto::blob;
+use dlocker_proto::statement::{
+    BankApproval, CommitReceipt, Receipt, RetireReceipt, Signed, StageReceipt,
+};
 use k256::ecdsa::SigningKey;
 use k256::{ProjectivePoint, PublicKey, Scalar, SecretKey};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::path::Path;
 
 fn scalar(label: &str) -> Scalar {
     let d: [u8; 32] = Sha256::digest(format!("dlocker test vector/{label}")).into();
-    *SecretScalar::from_bytes(&d).expect("below the order with overwhelming probability").expose()
+    *SecretScalar::from_bytes(&d)
+        .expect("below the order with overwhelming probability")
+        .expose()
 }
 
 fn secret_key(label: &str) -> SecretKey {
@@ -40,7 +44,9 @@ fn sharing() -> (Scalar, Vec<Share>, Commitments) {
     let a0 = scalar("k");
     let a1 = scalar("a1");
     let shares = (1u16..=3)
-        .map(|i| Share::new(i, SecretScalar::new(a0 + a1 * Scalar::from(u64::from(i)))).expect("share"))
+        .map(|i| {
+            Share::new(i, SecretScalar::new(a0 + a1 * Scalar::from(u64::from(i)))).expect("share")
+        })
         .collect();
     let comms = Commitments::new(vec![
         PublicKey::from_affine((ProjectivePoint::GENERATOR * a0).to_affine()).expect("pt"),
@@ -54,7 +60,11 @@ fn manifest(comms: &Commitments) -> Manifest {
     let trustees: Vec<TrusteeEntry> = (1..=3)
         .map(|i| {
             let pk = secret_key(&format!("node{i}")).public_key();
-            TrusteeEntry { share_index: i, node_id: node_id(&pk), public_key: pk }
+            TrusteeEntry {
+                share_index: i,
+                node_id: node_id(&pk),
+                public_key: pk,
+            }
         })
         .collect();
     Manifest::new(ManifestParts {
@@ -78,25 +88,38 @@ fn main() {
     let (k, shares, comms) = sharing();
 
     // Share codec.
-    write(&dir, "share-valid", json!({
-        "kind": "share", "expect": "ok",
-        "description": "share index 2 of a 2-of-3 sharing: index u16 BE || value 32 bytes BE",
-        "share": hex::encode(shares[1].encode().as_slice()),
-        "index": 2,
-    }));
+    write(
+        &dir,
+        "share-valid",
+        json!({
+            "kind": "share", "expect": "ok",
+            "description": "share index 2 of a 2-of-3 sharing: index u16 BE || value 32 bytes BE",
+            "share": hex::encode(shares[1].encode().as_slice()),
+            "index": 2,
+        }),
+    );
     let mut zero_index = shares[1].encode().to_vec();
     zero_index[0] = 0;
     zero_index[1] = 0;
-    write(&dir, "share-zero-index", json!({
-        "kind": "share", "expect": "error",
-        "description": "index 0 is not a share",
-        "share": hex::encode(zero_index),
-    }));
+    write(
+        &dir,
+        "share-zero-index",
+        json!({
+            "kind": "share", "expect": "error",
+            "description": "index 0 is not a share",
+            "share": hex::encode(zero_index),
+        }),
+    );
 
     // Envelope.
     let node = secret_key("node2");
     let pk = node.public_key();
-    let ctx = EnvelopeContext { wallet_id: "wallet-vector-1", epoch: 1, share_index: 2, recipient: &pk };
+    let ctx = EnvelopeContext {
+        wallet_id: "wallet-vector-1",
+        epoch: 1,
+        share_index: 2,
+        recipient: &pk,
+    };
     let eph = secret_key("ephemeral");
     let nonce = [7u8; 12];
     let env = ShareEnvelope::seal_deterministic(&shares[1], &ctx, &eph, nonce).expect("seal");
@@ -111,25 +134,57 @@ fn main() {
             "envelope": hex::encode(env.encode()),
         })
     };
-    write(&dir, "envelope-valid", env_case("ok", "share 2 sealed to node2", "wallet-vector-1", 1, 2));
-    write(&dir, "envelope-wrong-wallet", env_case("error", "opened under another wallet id: AAD mismatch", "wallet-vector-2", 1, 2));
-    write(&dir, "envelope-wrong-epoch", env_case("error", "opened under another epoch: AAD mismatch", "wallet-vector-1", 2, 2));
+    write(
+        &dir,
+        "envelope-valid",
+        env_case("ok", "share 2 sealed to node2", "wallet-vector-1", 1, 2),
+    );
+    write(
+        &dir,
+        "envelope-wrong-wallet",
+        env_case(
+            "error",
+            "opened under another wallet id: AAD mismatch",
+            "wallet-vector-2",
+            1,
+            2,
+        ),
+    );
+    write(
+        &dir,
+        "envelope-wrong-epoch",
+        env_case(
+            "error",
+            "opened under another epoch: AAD mismatch",
+            "wallet-vector-1",
+            2,
+            2,
+        ),
+    );
 
     // Manifest.
     let m = manifest(&comms);
-    write(&dir, "manifest-valid", json!({
-        "kind": "manifest", "expect": "ok",
-        "description": "2-of-3 manifest, epoch 1",
-        "manifest": hex::encode(m.encode()),
-        "hash": m.hash().to_string(),
-    }));
+    write(
+        &dir,
+        "manifest-valid",
+        json!({
+            "kind": "manifest", "expect": "ok",
+            "description": "2-of-3 manifest, epoch 1",
+            "manifest": hex::encode(m.encode()),
+            "hash": m.hash().to_string(),
+        }),
+    );
     let mut trailing = m.encode();
     trailing.push(0);
-    write(&dir, "manifest-trailing-byte", json!({
-        "kind": "manifest", "expect": "error",
-        "description": "a trailing byte makes the encoding non-canonical",
-        "manifest": hex::encode(trailing),
-    }));
+    write(
+        &dir,
+        "manifest-trailing-byte",
+        json!({
+            "kind": "manifest", "expect": "error",
+            "description": "a trailing byte makes the encoding non-canonical",
+            "manifest": hex::encode(trailing),
+        }),
+    );
 
     // Receipt statement.
     let signer = SigningKey::from(secret_key("node2"));
@@ -143,23 +198,31 @@ fn main() {
     };
     let signed = Signed::sign(receipt, &signer);
     let enc = signed.encode();
-    write(&dir, "statement-receipt-valid", json!({
-        "kind": "receipt", "expect": "ok",
-        "description": "receipt signed by node2 (RFC 6979 deterministic ECDSA, low-S)",
-        "signer_secret": hex::encode(node.to_bytes()),
-        "signer_public": hex::encode(encode_public_key(&pk)),
-        "manifest_hash": m.hash().to_string(),
-        "statement": hex::encode(&enc),
-    }));
+    write(
+        &dir,
+        "statement-receipt-valid",
+        json!({
+            "kind": "receipt", "expect": "ok",
+            "description": "receipt signed by node2 (RFC 6979 deterministic ECDSA, low-S)",
+            "signer_secret": hex::encode(node.to_bytes()),
+            "signer_public": hex::encode(encode_public_key(&pk)),
+            "manifest_hash": m.hash().to_string(),
+            "statement": hex::encode(&enc),
+        }),
+    );
     let mut flipped = enc.clone();
     let mid = flipped.len() / 2;
     flipped[mid] ^= 0x01;
-    write(&dir, "statement-receipt-flipped-bit", json!({
-        "kind": "receipt", "expect": "error",
-        "description": "one flipped bit in the body: signature fails",
-        "signer_public": hex::encode(encode_public_key(&pk)),
-        "statement": hex::encode(flipped),
-    }));
+    write(
+        &dir,
+        "statement-receipt-flipped-bit",
+        json!({
+            "kind": "receipt", "expect": "error",
+            "description": "one flipped bit in the body: signature fails",
+            "signer_public": hex::encode(encode_public_key(&pk)),
+            "statement": hex::encode(flipped),
+        }),
+    );
 
     // Bank approval.
     let bank = SigningKey::from(secret_key("bank-approval"));
@@ -181,27 +244,54 @@ fn main() {
             "statement": hex::encode(statement),
         })
     };
-    write(&dir, "statement-bank-approval-valid", approval_case("ok", "approval of wallet-vector-1 towards R by alice and bob", &enc));
+    write(
+        &dir,
+        "statement-bank-approval-valid",
+        approval_case(
+            "ok",
+            "approval of wallet-vector-1 towards R by alice and bob",
+            &enc,
+        ),
+    );
     let mut other_kind = enc.clone();
     other_kind[1] = 1;
-    write(&dir, "statement-bank-approval-as-receipt-kind", approval_case("error", "kind byte changed: the signature covers the kind", &other_kind));
+    write(
+        &dir,
+        "statement-bank-approval-as-receipt-kind",
+        approval_case(
+            "error",
+            "kind byte changed: the signature covers the kind",
+            &other_kind,
+        ),
+    );
 
     // Blob.
     let ks = SecretScalar::new(k);
-    let b = blob::seal_with_nonce(&ks, "wallet-vector-1", b"correct horse battery staple", [9u8; 12]);
-    write(&dir, "blob-valid", json!({
-        "kind": "blob", "expect": "ok",
-        "description": "wallet data sealed under HKDF(k)",
-        "k": hex::encode(ks.to_bytes().as_slice()),
-        "wallet_id": "wallet-vector-1",
-        "nonce": hex::encode([9u8; 12]),
-        "plaintext": hex::encode(b"correct horse battery staple"),
-        "blob": hex::encode(&b),
-        "hash": hex::encode(blob::hash(&b)),
-    }));
+    let b = blob::seal_with_nonce(
+        &ks,
+        "wallet-vector-1",
+        b"correct horse battery staple",
+        [9u8; 12],
+    );
+    write(
+        &dir,
+        "blob-valid",
+        json!({
+            "kind": "blob", "expect": "ok",
+            "description": "wallet data sealed under HKDF(k)",
+            "k": hex::encode(ks.to_bytes().as_slice()),
+            "wallet_id": "wallet-vector-1",
+            "nonce": hex::encode([9u8; 12]),
+            "plaintext": hex::encode(b"correct horse battery staple"),
+            "blob": hex::encode(&b),
+            "hash": hex::encode(blob::hash(&b)),
+        }),
+    );
 
     // Epoch rotation statements (kinds 7, 8, 9), about a successor of the manifest above.
-    let next_hash = dlocker_proto::manifest::ManifestHash(Sha256::digest(b"dlocker test vector/epoch-2").into());
+    let next_hash = dlocker_proto::manifest::ManifestHash(
+        Sha256::digest(b"dlocker test vector/epoch-2").into(),
+    );
     let epoch_case = |kind: &str, expect: &str, description: &str, statement: &[u8]| {
         json!({
             "kind": kind, "expect": expect, "description": description,
@@ -225,7 +315,16 @@ fn main() {
         &signer,
     )
     .encode();
-    write(&dir, "statement-stage-receipt-valid", epoch_case("stage-receipt", "ok", "node2 staged epoch 2 (share 1) beside epoch 1", &stage));
+    write(
+        &dir,
+        "statement-stage-receipt-valid",
+        epoch_case(
+            "stage-receipt",
+            "ok",
+            "node2 staged epoch 2 (share 1) beside epoch 1",
+            &stage,
+        ),
+    );
     let commit = Signed::sign(
         CommitReceipt {
             node_id: node_id(&pk),
@@ -239,8 +338,26 @@ fn main() {
         &signer,
     )
     .encode();
-    write(&dir, "statement-commit-receipt-valid", epoch_case("commit-receipt", "ok", "node2 committed epoch 2 and erased its epoch-1 share", &commit));
-    write(&dir, "statement-commit-receipt-as-stage-kind", epoch_case("stage-receipt", "error", "a commit receipt is never accepted as a stage receipt", &commit));
+    write(
+        &dir,
+        "statement-commit-receipt-valid",
+        epoch_case(
+            "commit-receipt",
+            "ok",
+            "node2 committed epoch 2 and erased its epoch-1 share",
+            &commit,
+        ),
+    );
+    write(
+        &dir,
+        "statement-commit-receipt-as-stage-kind",
+        epoch_case(
+            "stage-receipt",
+            "error",
+            "a commit receipt is never accepted as a stage receipt",
+            &commit,
+        ),
+    );
     let retire = Signed::sign(
         RetireReceipt {
             node_id: node_id(&pk),
@@ -253,11 +370,26 @@ fn main() {
         &signer,
     )
     .encode();
-    write(&dir, "statement-retire-receipt-valid", epoch_case("retire-receipt", "ok", "node2 left the wallet: epoch-1 data erased, successor named", &retire));
+    write(
+        &dir,
+        "statement-retire-receipt-valid",
+        epoch_case(
+            "retire-receipt",
+            "ok",
+            "node2 left the wallet: epoch-1 data erased, successor named",
+            &retire,
+        ),
+    );
 
     // Possession proof (randomised: the vector pins verification, not generation).
     let pnonce = [3u8; 32];
-    let pctx = ProofContext { wallet_id: "wallet-vector-1", epoch: 1, share_index: 2, node_key: &pk, nonce: &pnonce };
+    let pctx = ProofContext {
+        wallet_id: "wallet-vector-1",
+        epoch: 1,
+        share_index: 2,
+        node_key: &pk,
+        nonce: &pnonce,
+    };
     let proof = PossessionProof::prove(&shares[1], &pctx).expect("prove");
     let proof_case = |expect: &str, description: &str, nonce: [u8; 32]| {
         json!({
@@ -269,7 +401,15 @@ fn main() {
             "proof": hex::encode(proof.encode()),
         })
     };
-    write(&dir, "possession-proof-valid", proof_case("ok", "node2 proves share 2", pnonce));
-    write(&dir, "possession-proof-wrong-nonce", proof_case("error", "replayed under another nonce", [4u8; 32]));
+    write(
+        &dir,
+        "possession-proof-valid",
+        proof_case("ok", "node2 proves share 2", pnonce),
+    );
+    write(
+        &dir,
+        "possession-proof-wrong-nonce",
+        proof_case("error", "replayed under another nonce", [4u8; 32]),
+    );
     println!("wrote {}", dir.display());
 }

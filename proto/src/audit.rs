@@ -66,7 +66,11 @@ pub enum ChainError {
 
 /// Checks `entries` (consecutive, from seq 1, each with its recorded hash) link up and end at
 /// the checkpoint `(seq, head_hash)`.
-pub fn verify_chain(entries: &[(AuditRecord, [u8; 32])], checkpoint_seq: u64, checkpoint_head: &[u8; 32]) -> Result<(), ChainError> {
+pub fn verify_chain(
+    entries: &[(AuditRecord, [u8; 32])],
+    checkpoint_seq: u64,
+    checkpoint_head: &[u8; 32],
+) -> Result<(), ChainError> {
     let mut prev = [0u8; 32];
     let mut expected_seq = 1;
     for (rec, recorded) in entries {
@@ -81,7 +85,9 @@ pub fn verify_chain(entries: &[(AuditRecord, [u8; 32])], checkpoint_seq: u64, ch
     }
     let last = expected_seq - 1;
     if last != checkpoint_seq || prev != *checkpoint_head {
-        return Err(ChainError::CheckpointMismatch { seq: checkpoint_seq });
+        return Err(ChainError::CheckpointMismatch {
+            seq: checkpoint_seq,
+        });
     }
     Ok(())
 }
@@ -94,7 +100,14 @@ mod tests {
         let mut prev = [0u8; 32];
         (1..=n)
             .map(|seq| {
-                let rec = AuditRecord { seq, at: 100 + seq, kind: "k".into(), wallet_tag: "t".into(), detail: format!("d{seq}"), prev_hash: prev };
+                let rec = AuditRecord {
+                    seq,
+                    at: 100 + seq,
+                    kind: "k".into(),
+                    wallet_tag: "t".into(),
+                    detail: format!("d{seq}"),
+                    prev_hash: prev,
+                };
                 let h = rec.hash();
                 prev = h;
                 (rec, h)
@@ -109,11 +122,20 @@ mod tests {
         assert_eq!(verify_chain(&c, 4, &head), Ok(()));
         let mut altered = c.clone();
         altered[1].0.detail = "changed".into();
-        assert_eq!(verify_chain(&altered, 4, &head), Err(ChainError::Altered { seq: 2 }));
+        assert_eq!(
+            verify_chain(&altered, 4, &head),
+            Err(ChainError::Altered { seq: 2 })
+        );
         let mut removed = c.clone();
         removed.remove(1);
-        assert!(matches!(verify_chain(&removed, 4, &head), Err(ChainError::Broken { .. })));
-        assert_eq!(verify_chain(&c[..3], 4, &head), Err(ChainError::CheckpointMismatch { seq: 4 }));
+        assert!(matches!(
+            verify_chain(&removed, 4, &head),
+            Err(ChainError::Broken { .. })
+        ));
+        assert_eq!(
+            verify_chain(&c[..3], 4, &head),
+            Err(ChainError::CheckpointMismatch { seq: 4 })
+        );
         assert_eq!(verify_chain(&[], 0, &[0; 32]), Ok(()));
     }
 }

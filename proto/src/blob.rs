@@ -34,13 +34,26 @@ pub fn seal(k: &SecretScalar, wallet_id: &str, plaintext: &[u8]) -> Vec<u8> {
 
 /// Encrypts with a given nonce (test vectors only; a nonce must never repeat under one key).
 #[doc(hidden)]
-pub fn seal_with_nonce(k: &SecretScalar, wallet_id: &str, plaintext: &[u8], nonce: [u8; 12]) -> Vec<u8> {
-    sealed_under_k::seal(k, wallet_id, labels::BLOB_KEY, &aad(wallet_id), plaintext, nonce)
+pub fn seal_with_nonce(
+    k: &SecretScalar,
+    wallet_id: &str,
+    plaintext: &[u8],
+    nonce: [u8; 12],
+) -> Vec<u8> {
+    sealed_under_k::seal(
+        k,
+        wallet_id,
+        labels::BLOB_KEY,
+        &aad(wallet_id),
+        plaintext,
+        nonce,
+    )
 }
 
 /// Decrypts the wallet data.
 pub fn open(k: &SecretScalar, wallet_id: &str, blob: &[u8]) -> Result<SecretBytes, BlobError> {
-    sealed_under_k::open(k, wallet_id, labels::BLOB_KEY, &aad(wallet_id), blob).map_err(|e| match e {
+    sealed_under_k::open(k, wallet_id, labels::BLOB_KEY, &aad(wallet_id), blob).map_err(|e| match e
+    {
         OpenError::Malformed(d) => BlobError::Malformed(d),
         OpenError::Decrypt => BlobError::Decrypt,
     })
@@ -61,7 +74,10 @@ mod tests {
         let blob = seal(&k, "w", b"seed words");
         assert_eq!(open(&k, "w", &blob).expect("open").expose(), b"seed words");
         assert_eq!(open(&k, "other", &blob).err(), Some(BlobError::Decrypt));
-        assert_eq!(open(&SecretScalar::random(), "w", &blob).err(), Some(BlobError::Decrypt));
+        assert_eq!(
+            open(&SecretScalar::random(), "w", &blob).err(),
+            Some(BlobError::Decrypt)
+        );
         let mut t = blob.clone();
         t[20] ^= 1;
         assert_eq!(open(&k, "w", &t).err(), Some(BlobError::Decrypt));

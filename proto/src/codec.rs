@@ -183,6 +183,12 @@ mod tests {
         assert_eq!(r.array::<4>(), Err(DecodeError::Truncated));
 
         let mut r = Reader::new(&enc[15..]);
-        assert_eq!(r.str("name", 3), Err(DecodeError::TooLong { field: "name", max: 3 }));
+        assert_eq!(
+            r.str("name", 3),
+            Err(DecodeError::TooLong {
+                field: "name",
+                max: 3
+            })
+        );
     }
 }

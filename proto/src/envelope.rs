@@ -11,9 +11,9 @@
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::keys::{decode_public_key, encode_public_key};
 use crate::labels;
-use crate::share::{Share, SHARE_LEN};
-use aes_gcm::aead::{Aead, KeyInit, Payload};
+use crate::share::{SHARE_LEN, Share};
 use aes_gcm::Aes256Gcm;
+use aes_gcm::aead::{Aead, KeyInit, Payload};
 use hkdf::Hkdf;
 use k256::{PublicKey, SecretKey};
 use rand::RngExt as _;
@@ -68,7 +68,11 @@ pub struct ShareEnvelope {
     ciphertext: Vec<u8>,
 }
 
-fn derive_key(shared_x: &[u8], ephemeral: &PublicKey, recipient: &PublicKey) -> Zeroizing<[u8; 32]> {
+fn derive_key(
+    shared_x: &[u8],
+    ephemeral: &PublicKey,
+    recipient: &PublicKey,
+) -> Zeroizing<[u8; 32]> {
     let mut salt = [0u8; 66];
     salt[..33].copy_from_slice(&encode_public_key(ephemeral));
     salt[33..].copy_from_slice(&encode_public_key(recipient));
@@ -86,13 +90,21 @@ fn cipher(key: &[u8; 32]) -> Aes256Gcm {
 impl ShareEnvelope {
     /// Seals `share` to `ctx.recipient` under a fresh ephemeral key and nonce.
     pub fn seal(share: &Share, ctx: &EnvelopeContext<'_>) -> Result<Self, EnvelopeError> {
-        let eph = <SecretKey as k256::elliptic_curve::Generate>::generate_from_rng(&mut rand::rng());
+        let eph =
+            <SecretKey as k256::elliptic_curve::Generate>::generate_from_rng(&mut rand::rng());
         Self::seal_with(share, ctx, &eph, rand::rng().random())
     }
 
-    fn seal_with(share: &Share, ctx: &EnvelopeContext<'_>, eph: &SecretKey, nonce: [u8; 12]) -> Result<Self, EnvelopeError> {
+    fn seal_with(
+        share: &Share,
+        ctx: &EnvelopeContext<'_>,
+        eph: &SecretKey,
+        nonce: [u8; 12],
+    ) -> Result<Self, EnvelopeError> {
         if share.index() != ctx.share_index {
-            return Err(EnvelopeError::Malformed(DecodeError::Invalid("share index does not match context")));
+            return Err(EnvelopeError::Malformed(DecodeError::Invalid(
+                "share index does not match context",
+            )));
         }
         let ephemeral = eph.public_key();
         let shared = k256::ecdh::diffie_hellman(eph.to_nonzero_scalar(), ctx.recipient.as_affine());
@@ -100,22 +112,45 @@ impl ShareEnvelope {
         let plaintext = share.encode();
         let aad = ctx.aad();
         let ciphertext = cipher(&key)
-            .encrypt((&nonce).into(), Payload { msg: &plaintext, aad: &aad })
+            .encrypt(
+                (&nonce).into(),
+                Payload {
+                    msg: &plaintext,
+                    aad: &aad,
+                },
+            )
             .map_err(|_| EnvelopeError::Open)?;
-        Ok(Self { ephemeral, nonce, ciphertext })
+        Ok(Self {
+            ephemeral,
+            nonce,
+            ciphertext,
+        })
     }
 
     /// Opens the envelope with the recipient's secret key and checks the share index.
-    pub fn open(&self, ctx: &EnvelopeContext<'_>, recipient_secret: &SecretKey) -> Result<Share, EnvelopeError> {
+    pub fn open(
+        &self,
+        ctx: &EnvelopeContext<'_>,
+        recipient_secret: &SecretKey,
+    ) -> Result<Share, EnvelopeError> {
         if recipient_secret.public_key() != *ctx.recipient {
             return Err(EnvelopeError::Open);
         }
-        let shared = k256::ecdh::diffie_hellman(recipient_secret.to_nonzero_scalar(), self.ephemeral.as_affine());
+        let shared = k256::ecdh::diffie_hellman(
+            recipient_secret.to_nonzero_scalar(),
+            self.ephemeral.as_affine(),
+        );
         let key = derive_key(shared.raw_secret_bytes(), &self.ephemeral, ctx.recipient);
         let aad = ctx.aad();
         let plaintext = Zeroizing::new(
             cipher(&key)
-                .decrypt((&self.nonce).into(), Payload { msg: &self.ciphertext, aad: &aad })
+                .decrypt(
+                    (&self.nonce).into(),
+                    Payload {
+                        msg: &self.ciphertext,
+                        aad: &aad,
+                    },
+                )
                 .map_err(|_| EnvelopeError::Open)?,
         );
         let share = Share::decode(&plaintext)?;
@@ -150,7 +185,11 @@ impl ShareEnvelope {
         }
         let ciphertext = ciphertext.to_vec();
         r.finish()?;
-        Ok(Self { ephemeral, nonce, ciphertext })
+        Ok(Self {
+            ephemeral,
+            nonce,
+            ciphertext,
+        })
     }
 
     /// Builds an envelope from explicit parts (test vectors only: a nonce or ephemeral key
@@ -179,7 +218,12 @@ mod tests {
         let other = SecretKey::generate_from_rng(&mut rand::rng());
         let (shares, _) = split(&SecretScalar::random(), 2, 3).expect("split");
         let pk = node.public_key();
-        let ctx = EnvelopeContext { wallet_id: "w1", epoch: 1, share_index: 2, recipient: &pk };
+        let ctx = EnvelopeContext {
+            wallet_id: "w1",
+            epoch: 1,
+            share_index: 2,
+            recipient: &pk,
+        };
         let env = ShareEnvelope::seal(&shares[1], &ctx).expect("seal");
         let env = ShareEnvelope::decode(&env.encode()).expect("decode");
         let opened = env.open(&ctx, &node).expect("open");
@@ -187,11 +231,44 @@ mod tests {
 
         // Another recipient, wallet, epoch or index: all fail.
         let opk = other.public_key();
-        assert_eq!(env.open(&EnvelopeContext { recipient: &opk, ..ctx }, &other).err(), Some(EnvelopeError::Open));
+        assert_eq!(
+            env.open(
+                &EnvelopeContext {
+                    recipient: &opk,
+                    ..ctx
+                },
+                &other
+            )
+            .err(),
+            Some(EnvelopeError::Open)
+        );
         assert_eq!(env.open(&ctx, &other).err(), Some(EnvelopeError::Open));
-        assert_eq!(env.open(&EnvelopeContext { wallet_id: "w2", ..ctx }, &node).err(), Some(EnvelopeError::Open));
-        assert_eq!(env.open(&EnvelopeContext { epoch: 2, ..ctx }, &node).err(), Some(EnvelopeError::Open));
-        assert_eq!(env.open(&EnvelopeContext { share_index: 3, ..ctx }, &node).err(), Some(EnvelopeError::Open));
+        assert_eq!(
+            env.open(
+                &EnvelopeContext {
+                    wallet_id: "w2",
+                    ..ctx
+                },
+                &node
+            )
+            .err(),
+            Some(EnvelopeError::Open)
+        );
+        assert_eq!(
+            env.open(&EnvelopeContext { epoch: 2, ..ctx }, &node).err(),
+            Some(EnvelopeError::Open)
+        );
+        assert_eq!(
+            env.open(
+                &EnvelopeContext {
+                    share_index: 3,
+                    ..ctx
+                },
+                &node
+            )
+            .err(),
+            Some(EnvelopeError::Open)
+        );
 
         // Any flipped byte in the ciphertext fails.
         let mut enc = env.encode();

@@ -2,8 +2,8 @@
 
 use crate::codec::DecodeError;
 use crate::labels;
-use k256::elliptic_curve::sec1::ToSec1Point;
 use k256::PublicKey;
+use k256::elliptic_curve::sec1::ToSec1Point;
 use sha2::{Digest, Sha256};
 
 /// Length of a SEC1 compressed secp256k1 point.

@@ -35,7 +35,8 @@ pub mod pb {
     tonic::include_proto!("dlocker.v1");
 
     /// The encoded file descriptor set, for gRPC server reflection.
-    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("dlocker_descriptor");
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        tonic::include_file_descriptor_set!("dlocker_descriptor");
 }
 
 pub use codec::DecodeError;

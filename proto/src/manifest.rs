@@ -8,11 +8,11 @@
 //!  previous flag u8 (0|1) ‖ [previous_manifest_hash [32]]`.
 //! Hash: `SHA-256("dlocker/manifest/v1" ‖ encoding)`.
 
+use crate::MAX_TRUSTEES;
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::keys::{decode_public_key, encode_public_key, node_id};
 use crate::labels;
 use crate::share::Commitments;
-use crate::MAX_TRUSTEES;
 use k256::PublicKey;
 use sha2::{Digest, Sha256};
 
@@ -41,7 +41,9 @@ impl std::fmt::Display for ManifestHash {
 impl ManifestHash {
     /// From wire bytes.
     pub fn from_slice(b: &[u8]) -> Result<Self, DecodeError> {
-        <[u8; 32]>::try_from(b).map(Self).map_err(|_| DecodeError::Invalid("manifest hash length"))
+        <[u8; 32]>::try_from(b)
+            .map(Self)
+            .map_err(|_| DecodeError::Invalid("manifest hash length"))
     }
 }
 
@@ -50,8 +52,13 @@ pub fn validate_wallet_id(id: &str) -> Result<(), DecodeError> {
     if id.is_empty() || id.len() > MAX_WALLET_ID_LEN {
         return Err(DecodeError::Invalid("wallet id length (1–64)"));
     }
-    if !id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-')) {
-        return Err(DecodeError::Invalid("wallet id characters (A-Z a-z 0-9 . _ : -)"));
+    if !id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+    {
+        return Err(DecodeError::Invalid(
+            "wallet id characters (A-Z a-z 0-9 . _ : -)",
+        ));
     }
     Ok(())
 }
@@ -138,7 +145,9 @@ impl Manifest {
             return Err(DecodeError::Invalid("threshold (2 ≤ t ≤ n)"));
         }
         if self.commitments.threshold() != t {
-            return Err(DecodeError::Invalid("commitment count does not equal the threshold"));
+            return Err(DecodeError::Invalid(
+                "commitment count does not equal the threshold",
+            ));
         }
         if self.epoch == 0 {
             return Err(DecodeError::Invalid("epoch 0"));
@@ -148,7 +157,9 @@ impl Manifest {
                 return Err(DecodeError::Invalid("share index"));
             }
             if e.node_id != node_id(&e.public_key) {
-                return Err(DecodeError::Invalid("trustee node id does not match its key"));
+                return Err(DecodeError::Invalid(
+                    "trustee node id does not match its key",
+                ));
             }
             for o in &self.trustees[..i] {
                 if o.share_index == e.share_index {
@@ -168,10 +179,15 @@ impl Manifest {
     /// Canonical encoding.
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
-        w.u8(VERSION).str(&self.wallet_id).u64(self.epoch).u16(self.threshold);
+        w.u8(VERSION)
+            .str(&self.wallet_id)
+            .u64(self.epoch)
+            .u16(self.threshold);
         w.u16(self.trustees.len() as u16);
         for e in &self.trustees {
-            w.u16(e.share_index).str(&e.node_id).fixed(&encode_public_key(&e.public_key));
+            w.u16(e.share_index)
+                .str(&e.node_id)
+                .fixed(&encode_public_key(&e.public_key));
         }
         self.commitments.encode_into(&mut w);
         w.str(&self.bank_node_id)
@@ -204,7 +220,11 @@ impl Manifest {
             let share_index = r.u16()?;
             let node_id = r.str("node id", NODE_ID_LEN)?.to_owned();
             let public_key = decode_public_key(&r.array::<33>()?)?;
-            trustees.push(TrusteeEntry { share_index, node_id, public_key });
+            trustees.push(TrusteeEntry {
+                share_index,
+                node_id,
+                public_key,
+            });
         }
         let commitments = Commitments::decode_from(&mut r)?;
         let bank_node_id = r.str("bank node id", NODE_ID_LEN)?.to_owned();
@@ -235,7 +255,13 @@ impl Manifest {
 
     /// `SHA-256("dlocker/manifest/v1" ‖ encoding)`.
     pub fn hash(&self) -> ManifestHash {
-        ManifestHash(Sha256::new().chain_update(labels::MANIFEST_HASH).chain_update(self.encode()).finalize().into())
+        ManifestHash(
+            Sha256::new()
+                .chain_update(labels::MANIFEST_HASH)
+                .chain_update(self.encode())
+                .finalize()
+                .into(),
+        )
     }
 
     /// Wallet id.
@@ -289,15 +315,19 @@ pub(crate) mod tests {
     use super::*;
     use crate::secret::SecretScalar;
     use crate::share::split;
-    use k256::elliptic_curve::Generate;
     use k256::SecretKey;
+    use k256::elliptic_curve::Generate;
 
     pub(crate) fn sample(t: u16, n: usize) -> Manifest {
         let (_, commitments) = split(&SecretScalar::random(), usize::from(t), n).expect("split");
         let trustees: Vec<TrusteeEntry> = (1..=n)
             .map(|i| {
                 let pk = SecretKey::generate_from_rng(&mut rand::rng()).public_key();
-                TrusteeEntry { share_index: i as u16, node_id: node_id(&pk), public_key: pk }
+                TrusteeEntry {
+                    share_index: i as u16,
+                    node_id: node_id(&pk),
+                    public_key: pk,
+                }
             })
             .collect();
         Manifest::new(ManifestParts {
@@ -349,7 +379,10 @@ pub(crate) mod tests {
             created_at: 0,
             previous: None,
         };
-        assert!(Manifest::new(p.clone()).is_err(), "threshold must match commitments");
+        assert!(
+            Manifest::new(p.clone()).is_err(),
+            "threshold must match commitments"
+        );
         p.threshold = 2;
         p.bank_node_id = "0".repeat(32);
         assert!(Manifest::new(p.clone()).is_err(), "bank must be a trustee");

@@ -29,14 +29,23 @@ pub enum RecordError {
 
 fn aad(wallet_id: &str, target: &ManifestHash) -> Vec<u8> {
     let mut w = Writer::new();
-    w.fixed(labels::ROTATION_RECORD_AAD).str(wallet_id).fixed(&target.0);
+    w.fixed(labels::ROTATION_RECORD_AAD)
+        .str(wallet_id)
+        .fixed(&target.0);
     w.finish()
 }
 
 /// Seals `plaintext` under `k` for the rotation of `wallet_id` to the manifest `target`.
 pub fn seal(k: &SecretScalar, wallet_id: &str, target: &ManifestHash, plaintext: &[u8]) -> Vec<u8> {
     let aad = aad(wallet_id, target);
-    sealed_under_k::seal(k, wallet_id, labels::ROTATION_RECORD_KEY, &aad, plaintext, rand::rng().random())
+    sealed_under_k::seal(
+        k,
+        wallet_id,
+        labels::ROTATION_RECORD_KEY,
+        &aad,
+        plaintext,
+        rand::rng().random(),
+    )
 }
 
 /// Opens a record sealed by [`seal`] with the same `k`, wallet and target.
@@ -47,9 +56,11 @@ pub fn open(
     sealed: &[u8],
 ) -> Result<SecretBytes, RecordError> {
     let aad = aad(wallet_id, target);
-    sealed_under_k::open(k, wallet_id, labels::ROTATION_RECORD_KEY, &aad, sealed).map_err(|e| match e {
-        OpenError::Malformed(d) => RecordError::Malformed(d),
-        OpenError::Decrypt => RecordError::Decrypt,
+    sealed_under_k::open(k, wallet_id, labels::ROTATION_RECORD_KEY, &aad, sealed).map_err(|e| {
+        match e {
+            OpenError::Malformed(d) => RecordError::Malformed(d),
+            OpenError::Decrypt => RecordError::Decrypt,
+        }
     })
 }
 
@@ -62,10 +73,22 @@ mod tests {
         let k = SecretScalar::random();
         let h = ManifestHash([1; 32]);
         let sealed = seal(&k, "w", &h, b"shares");
-        assert_eq!(open(&k, "w", &h, &sealed).expect("open").expose(), b"shares");
-        assert_eq!(open(&k, "w2", &h, &sealed).err(), Some(RecordError::Decrypt));
-        assert_eq!(open(&k, "w", &ManifestHash([2; 32]), &sealed).err(), Some(RecordError::Decrypt));
-        assert_eq!(open(&SecretScalar::random(), "w", &h, &sealed).err(), Some(RecordError::Decrypt));
+        assert_eq!(
+            open(&k, "w", &h, &sealed).expect("open").expose(),
+            b"shares"
+        );
+        assert_eq!(
+            open(&k, "w2", &h, &sealed).err(),
+            Some(RecordError::Decrypt)
+        );
+        assert_eq!(
+            open(&k, "w", &ManifestHash([2; 32]), &sealed).err(),
+            Some(RecordError::Decrypt)
+        );
+        assert_eq!(
+            open(&SecretScalar::random(), "w", &h, &sealed).err(),
+            Some(RecordError::Decrypt)
+        );
         // A blob sealed under the same k is not a record (different key label).
         let blob = crate::blob::seal(&k, "w", b"shares");
         assert!(open(&k, "w", &h, &blob).is_err());

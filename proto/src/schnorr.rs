@@ -13,8 +13,8 @@ use crate::keys::{decode_public_key, encode_public_key};
 use crate::labels;
 use crate::secret::SecretScalar;
 use crate::share::Share;
-use k256::elliptic_curve::ops::Reduce;
 use k256::elliptic_curve::PrimeField;
+use k256::elliptic_curve::ops::Reduce;
 use k256::{FieldBytes, ProjectivePoint, PublicKey, Scalar};
 use sha2::{Digest, Sha256};
 
@@ -66,7 +66,9 @@ fn challenge(ctx: &ProofContext<'_>, public: &ProjectivePoint, a: &PublicKey) ->
         .fixed(&encode_public_key(&p))
         .fixed(&encode_public_key(a));
     let digest: [u8; 32] = Sha256::digest(w.finish()).into();
-    Some(<Scalar as Reduce<FieldBytes>>::reduce(&FieldBytes::from(digest)))
+    Some(<Scalar as Reduce<FieldBytes>>::reduce(&FieldBytes::from(
+        digest,
+    )))
 }
 
 impl PossessionProof {
@@ -77,21 +79,33 @@ impl PossessionProof {
             .map_err(|_| ProofError::Invalid)?;
         let c = challenge(ctx, &share.public_point(), &a).ok_or(ProofError::Invalid)?;
         let response = *r.expose() + c * share.value().expose();
-        Ok(Self { commitment: a, response })
+        Ok(Self {
+            commitment: a,
+            response,
+        })
     }
 
     /// Verifies against the expected public share `P = s_i·G`.
-    pub fn verify(&self, public_share: &ProjectivePoint, ctx: &ProofContext<'_>) -> Result<(), ProofError> {
+    pub fn verify(
+        &self,
+        public_share: &ProjectivePoint,
+        ctx: &ProofContext<'_>,
+    ) -> Result<(), ProofError> {
         let c = challenge(ctx, public_share, &self.commitment).ok_or(ProofError::Invalid)?;
         let lhs = ProjectivePoint::GENERATOR * self.response;
         let rhs = self.commitment.to_projective() + *public_share * c;
-        if lhs == rhs { Ok(()) } else { Err(ProofError::Invalid) }
+        if lhs == rhs {
+            Ok(())
+        } else {
+            Err(ProofError::Invalid)
+        }
     }
 
     /// Canonical encoding.
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
-        w.fixed(&encode_public_key(&self.commitment)).fixed(&self.response.to_repr());
+        w.fixed(&encode_public_key(&self.commitment))
+            .fixed(&self.response.to_repr());
         w.finish()
     }
 
@@ -103,7 +117,10 @@ impl PossessionProof {
         r.finish()?;
         let response = Option::<Scalar>::from(Scalar::from_repr(FieldBytes::from(z)))
             .ok_or(DecodeError::Invalid("proof response"))?;
-        Ok(Self { commitment, response })
+        Ok(Self {
+            commitment,
+            response,
+        })
     }
 }
 
@@ -111,22 +128,40 @@ impl PossessionProof {
 mod tests {
     use super::*;
     use crate::share::split;
-    use k256::elliptic_curve::Generate;
     use k256::SecretKey;
+    use k256::elliptic_curve::Generate;
 
     #[test]
     fn prove_verify_and_binding() {
         let (shares, comms) = split(&SecretScalar::random(), 2, 3).expect("split");
         let node = SecretKey::generate_from_rng(&mut rand::rng()).public_key();
         let nonce = [5u8; 32];
-        let ctx = ProofContext { wallet_id: "w", epoch: 1, share_index: 2, node_key: &node, nonce: &nonce };
+        let ctx = ProofContext {
+            wallet_id: "w",
+            epoch: 1,
+            share_index: 2,
+            node_key: &node,
+            nonce: &nonce,
+        };
         let proof = PossessionProof::prove(&shares[1], &ctx).expect("prove");
         let proof = PossessionProof::decode(&proof.encode()).expect("decode");
         let p = comms.expected_public_share(2);
         proof.verify(&p, &ctx).expect("verifies");
         let other_nonce = [6u8; 32];
-        assert_eq!(proof.verify(&p, &ProofContext { nonce: &other_nonce, ..ctx }), Err(ProofError::Invalid));
-        assert_eq!(proof.verify(&comms.expected_public_share(1), &ctx), Err(ProofError::Invalid));
+        assert_eq!(
+            proof.verify(
+                &p,
+                &ProofContext {
+                    nonce: &other_nonce,
+                    ..ctx
+                }
+            ),
+            Err(ProofError::Invalid)
+        );
+        assert_eq!(
+            proof.verify(&comms.expected_public_share(1), &ctx),
+            Err(ProofError::Invalid)
+        );
         // A node holding a different share cannot prove share 2.
         let wrong = PossessionProof::prove(&shares[0], &ctx).expect("prove");
         assert_eq!(wrong.verify(&p, &ctx), Err(ProofError::Invalid));

@@ -43,7 +43,13 @@ pub(crate) fn seal(
 ) -> Vec<u8> {
     // AES-GCM encryption only fails for inputs over 64 GiB.
     let ct = cipher(k, wallet_id, key_label)
-        .encrypt((&nonce).into(), Payload { msg: plaintext, aad })
+        .encrypt(
+            (&nonce).into(),
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
         .unwrap_or_default();
     let mut out = Vec::with_capacity(1 + NONCE_LEN + ct.len());
     out.push(VERSION);
@@ -60,9 +66,13 @@ pub(crate) fn open(
     aad: &[u8],
     sealed: &[u8],
 ) -> Result<SecretBytes, OpenError> {
-    let (&version, rest) = sealed.split_first().ok_or(OpenError::Malformed(DecodeError::Truncated))?;
+    let (&version, rest) = sealed
+        .split_first()
+        .ok_or(OpenError::Malformed(DecodeError::Truncated))?;
     if version != VERSION {
-        return Err(OpenError::Malformed(DecodeError::UnsupportedVersion(version)));
+        return Err(OpenError::Malformed(DecodeError::UnsupportedVersion(
+            version,
+        )));
     }
     if rest.len() < NONCE_LEN + TAG_LEN {
         return Err(OpenError::Malformed(DecodeError::Truncated));

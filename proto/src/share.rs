@@ -4,13 +4,15 @@
 //! so [`combine`] only takes shares that each pass [`Commitments::verify`], takes exactly the
 //! threshold, and checks the result against `C_0 = k·G` before returning it.
 
+use crate::MAX_TRUSTEES;
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::keys::{decode_public_key, encode_public_key};
 use crate::secret::SecretScalar;
-use crate::MAX_TRUSTEES;
 use k256::elliptic_curve::group::Group;
 use k256::{ProjectivePoint, PublicKey, Scalar};
-use vsss_rs::{DefaultShare, FeldmanVerifierSet, IdentifierPrimeField, ReadableShareSet, ValueGroup};
+use vsss_rs::{
+    DefaultShare, FeldmanVerifierSet, IdentifierPrimeField, ReadableShareSet, ValueGroup,
+};
 
 type VShare = DefaultShare<IdentifierPrimeField<Scalar>, IdentifierPrimeField<Scalar>>;
 type VVerifier = ValueGroup<ProjectivePoint>;
@@ -25,7 +27,9 @@ pub const SHARE_LEN: usize = 34;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ShareError {
     /// Threshold or trustee count out of range.
-    #[error("invalid policy: need {MIN_THRESHOLD} ≤ threshold ≤ trustees ≤ {MAX_TRUSTEES}, got {threshold} of {trustees}")]
+    #[error(
+        "invalid policy: need {MIN_THRESHOLD} ≤ threshold ≤ trustees ≤ {MAX_TRUSTEES}, got {threshold} of {trustees}"
+    )]
     InvalidPolicy {
         /// t
         threshold: usize,
@@ -187,7 +191,10 @@ pub fn split(
     trustees: usize,
 ) -> Result<(Vec<Share>, Commitments), ShareError> {
     if threshold < MIN_THRESHOLD || threshold > trustees || trustees > MAX_TRUSTEES {
-        return Err(ShareError::InvalidPolicy { threshold, trustees });
+        return Err(ShareError::InvalidPolicy {
+            threshold,
+            trustees,
+        });
     }
     let ids = (1..=trustees as u64).map(|i| IdentifierPrimeField(Scalar::from(i)));
     let (vshares, verifiers) = vsss_rs::feldman::split_secret_with_ids::<VShare, VVerifier>(
@@ -218,7 +225,10 @@ pub fn split(
 pub fn combine(shares: &[Share], commitments: &Commitments) -> Result<SecretScalar, ShareError> {
     let t = commitments.threshold();
     if shares.len() < t {
-        return Err(ShareError::TooFewShares { needed: t, have: shares.len() });
+        return Err(ShareError::TooFewShares {
+            needed: t,
+            have: shares.len(),
+        });
     }
     let chosen = &shares[..t];
     for (i, s) in chosen.iter().enumerate() {
@@ -259,8 +269,15 @@ mod tests {
     fn tampered_or_too_few_shares_fail() {
         let k = SecretScalar::random();
         let (shares, comms) = split(&k, 3, 5).expect("split");
-        let bad = Share::new(2, SecretScalar::new(*shares[1].value().expose() + Scalar::ONE)).expect("share");
-        assert_eq!(comms.verify(&bad), Err(ShareError::InvalidShare { index: 2 }));
+        let bad = Share::new(
+            2,
+            SecretScalar::new(*shares[1].value().expose() + Scalar::ONE),
+        )
+        .expect("share");
+        assert_eq!(
+            comms.verify(&bad),
+            Err(ShareError::InvalidShare { index: 2 })
+        );
         assert_eq!(
             combine(&[shares[0].clone(), bad, shares[2].clone()], &comms).err(),
             Some(ShareError::InvalidShare { index: 2 })
@@ -270,7 +287,11 @@ mod tests {
             Some(ShareError::TooFewShares { needed: 3, have: 2 })
         );
         assert_eq!(
-            combine(&[shares[0].clone(), shares[0].clone(), shares[1].clone()], &comms).err(),
+            combine(
+                &[shares[0].clone(), shares[0].clone(), shares[1].clone()],
+                &comms
+            )
+            .err(),
             Some(ShareError::DuplicateIndex(1))
         );
     }

@@ -10,10 +10,10 @@
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::keys::{decode_public_key, encode_public_key};
 use crate::labels;
-use crate::manifest::{ManifestHash, MAX_WALLET_ID_LEN, NODE_ID_LEN};
+use crate::manifest::{MAX_WALLET_ID_LEN, ManifestHash, NODE_ID_LEN};
+use k256::PublicKey;
 use k256::ecdsa::signature::{Signer, Verifier};
 use k256::ecdsa::{Signature, SigningKey, VerifyingKey};
-use k256::PublicKey;
 
 const VERSION: u8 = 1;
 /// Largest statement body.
@@ -65,7 +65,10 @@ pub struct Signed<T> {
 
 fn signing_input(kind: u8, signer: &PublicKey, body: &[u8]) -> Vec<u8> {
     let mut w = Writer::new();
-    w.fixed(labels::STATEMENT).u8(kind).fixed(&encode_public_key(signer)).bytes(body);
+    w.fixed(labels::STATEMENT)
+        .u8(kind)
+        .fixed(&encode_public_key(signer))
+        .bytes(body);
     w.finish()
 }
 
@@ -79,7 +82,11 @@ impl<T: StatementBody> Signed<T> {
         let sig: Signature = key.sign(&input);
         let mut signature = [0u8; 64];
         signature.copy_from_slice(&sig.to_bytes());
-        Self { body, signer, signature }
+        Self {
+            body,
+            signer,
+            signature,
+        }
     }
 
     /// The body.
@@ -113,7 +120,10 @@ impl<T: StatementBody> Signed<T> {
         }
         let kind = r.u8()?;
         if kind != T::KIND {
-            return Err(StatementError::WrongKind { expected: T::NAME, got: kind });
+            return Err(StatementError::WrongKind {
+                expected: T::NAME,
+                got: kind,
+            });
         }
         let signer = decode_public_key(&r.array::<33>()?)?;
         let body_bytes = r.bytes("statement body", MAX_BODY_LEN)?;
@@ -130,7 +140,11 @@ impl<T: StatementBody> Signed<T> {
         let mut br = Reader::new(body_bytes);
         let body = T::decode_body(&mut br)?;
         br.finish()?;
-        Ok(Self { body, signer, signature })
+        Ok(Self {
+            body,
+            signer,
+            signature,
+        })
     }
 
     /// Decodes, verifies, and requires the signer to be one of `trusted`.
@@ -243,7 +257,14 @@ impl StatementBody for BankApproval {
         for _ in 0..count {
             approvers.push(r.str("approver", MAX_ID_LEN)?.to_owned());
         }
-        Ok(Self { bank_node_id, wallet_id, session_key, issued_at, expires_at, approvers })
+        Ok(Self {
+            bank_node_id,
+            wallet_id,
+            session_key,
+            issued_at,
+            expires_at,
+            approvers,
+        })
     }
 }
 
@@ -365,7 +386,10 @@ impl StatementBody for AuditCheckpoint {
     const KIND: u8 = 4;
     const NAME: &'static str = "audit checkpoint";
     fn encode_body(&self, w: &mut Writer) {
-        w.str(&self.node_id).u64(self.seq).fixed(&self.head_hash).u64(self.at);
+        w.str(&self.node_id)
+            .u64(self.seq)
+            .fixed(&self.head_hash)
+            .u64(self.at);
     }
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
@@ -643,10 +667,12 @@ mod tests {
         let other = SigningKey::generate_from_rng(&mut rand::rng());
         let s = Signed::sign(receipt(), &key);
         let enc = s.encode();
-        let back = Signed::<Receipt>::decode_trusted(&enc, &[PublicKey::from(key.verifying_key())]).expect("ok");
+        let back = Signed::<Receipt>::decode_trusted(&enc, &[PublicKey::from(key.verifying_key())])
+            .expect("ok");
         assert_eq!(back.body(), &receipt());
         assert_eq!(
-            Signed::<Receipt>::decode_trusted(&enc, &[PublicKey::from(other.verifying_key())]).err(),
+            Signed::<Receipt>::decode_trusted(&enc, &[PublicKey::from(other.verifying_key())])
+                .err(),
             Some(StatementError::UntrustedSigner)
         );
         // Flip any byte of the body or signature: refused.
@@ -659,7 +685,10 @@ mod tests {
         long.push(0);
         assert!(Signed::<Receipt>::decode(&long).is_err());
         // A receipt is never accepted as another kind of statement.
-        assert!(matches!(Signed::<BankApproval>::decode(&enc), Err(StatementError::WrongKind { .. })));
+        assert!(matches!(
+            Signed::<BankApproval>::decode(&enc),
+            Err(StatementError::WrongKind { .. })
+        ));
     }
 
     #[test]
@@ -677,8 +706,14 @@ mod tests {
         };
         let enc = Signed::sign(stage.clone(), &key).encode();
         assert_eq!(peek_kind(&enc), Some(StageReceipt::KIND));
-        assert_eq!(Signed::<StageReceipt>::decode(&enc).expect("ok").body(), &stage);
-        assert!(matches!(Signed::<CommitReceipt>::decode(&enc), Err(StatementError::WrongKind { .. })));
+        assert_eq!(
+            Signed::<StageReceipt>::decode(&enc).expect("ok").body(),
+            &stage
+        );
+        assert!(matches!(
+            Signed::<CommitReceipt>::decode(&enc),
+            Err(StatementError::WrongKind { .. })
+        ));
         for erased in [None, Some(ManifestHash([5; 32]))] {
             let commit = CommitReceipt {
                 node_id: "ab".repeat(16),
@@ -690,8 +725,14 @@ mod tests {
                 committed_at: 8,
             };
             let enc = Signed::sign(commit.clone(), &key).encode();
-            assert_eq!(Signed::<CommitReceipt>::decode(&enc).expect("ok").body(), &commit);
-            assert!(matches!(Signed::<Receipt>::decode(&enc), Err(StatementError::WrongKind { .. })));
+            assert_eq!(
+                Signed::<CommitReceipt>::decode(&enc).expect("ok").body(),
+                &commit
+            );
+            assert!(matches!(
+                Signed::<Receipt>::decode(&enc),
+                Err(StatementError::WrongKind { .. })
+            ));
         }
         let retire = RetireReceipt {
             node_id: "ab".repeat(16),
@@ -702,7 +743,10 @@ mod tests {
             retired_at: 9,
         };
         let enc = Signed::sign(retire.clone(), &key).encode();
-        assert_eq!(Signed::<RetireReceipt>::decode(&enc).expect("ok").body(), &retire);
+        assert_eq!(
+            Signed::<RetireReceipt>::decode(&enc).expect("ok").body(),
+            &retire
+        );
         assert_eq!(peek_kind(b""), None);
     }
 
@@ -719,7 +763,10 @@ mod tests {
             approvers: vec!["alice".into(), "bob".into()],
         };
         let enc = Signed::sign(approval.clone(), &key).encode();
-        assert_eq!(Signed::<BankApproval>::decode(&enc).expect("ok").body(), &approval);
+        assert_eq!(
+            Signed::<BankApproval>::decode(&enc).expect("ok").body(),
+            &approval
+        );
         let req = StaffRequest {
             node_id: "cd".repeat(16),
             action: StaffAction::ApproveRecovery,
@@ -728,6 +775,9 @@ mod tests {
             nonce: [1; 16],
         };
         let enc = Signed::sign(req.clone(), &key).encode();
-        assert_eq!(Signed::<StaffRequest>::decode(&enc).expect("ok").body(), &req);
+        assert_eq!(
+            Signed::<StaffRequest>::decode(&enc).expect("ok").body(),
+            &req
+        );
     }
 }

@@ -1,17 +1,19 @@
 //! Property tests: every decoder exposed to input returns an error, never panics, on random and
 //! mutated bytes; and valid objects survive a round trip.
 
-use dlocker_proto::audit::{verify_chain, AuditRecord};
+use dlocker_proto::audit::{AuditRecord, verify_chain};
 use dlocker_proto::blob;
 use dlocker_proto::envelope::ShareEnvelope;
 use dlocker_proto::keys::node_id;
 use dlocker_proto::manifest::{Manifest, ManifestParts, TrusteeEntry};
 use dlocker_proto::schnorr::PossessionProof;
 use dlocker_proto::secret::SecretScalar;
-use dlocker_proto::share::{split, Share};
-use dlocker_proto::statement::{AuditCheckpoint, BankApproval, BankCancellation, Receipt, ShareRelease, Signed, StaffRequest};
-use k256::elliptic_curve::Generate;
+use dlocker_proto::share::{Share, split};
+use dlocker_proto::statement::{
+    AuditCheckpoint, BankApproval, BankCancellation, Receipt, ShareRelease, Signed, StaffRequest,
+};
 use k256::SecretKey;
+use k256::elliptic_curve::Generate;
 use proptest::prelude::*;
 use std::sync::OnceLock;
 
@@ -32,7 +34,11 @@ fn decode_everything(bytes: &[u8]) {
 /// The keys the corpus is made with (the first signs every statement).
 fn corpus_keys() -> &'static Vec<SecretKey> {
     static K: OnceLock<Vec<SecretKey>> = OnceLock::new();
-    K.get_or_init(|| (0..5).map(|_| SecretKey::generate_from_rng(&mut rand::rng())).collect())
+    K.get_or_init(|| {
+        (0..5)
+            .map(|_| SecretKey::generate_from_rng(&mut rand::rng()))
+            .collect()
+    })
 }
 
 /// The public key that signed the corpus' statements.
@@ -51,7 +57,11 @@ fn corpus() -> &'static Vec<Vec<u8>> {
         let trustees: Vec<TrusteeEntry> = keys
             .iter()
             .enumerate()
-            .map(|(i, sk)| TrusteeEntry { share_index: i as u16 + 1, node_id: node_id(&sk.public_key()), public_key: sk.public_key() })
+            .map(|(i, sk)| TrusteeEntry {
+                share_index: i as u16 + 1,
+                node_id: node_id(&sk.public_key()),
+                public_key: sk.public_key(),
+            })
             .collect();
         let m = Manifest::new(ManifestParts {
             wallet_id: "prop-wallet".into(),
@@ -67,7 +77,12 @@ fn corpus() -> &'static Vec<Vec<u8>> {
         })
         .expect("manifest");
         let pk = keys[0].public_key();
-        let ctx = dlocker_proto::envelope::EnvelopeContext { wallet_id: "prop-wallet", epoch: 1, share_index: 1, recipient: &pk };
+        let ctx = dlocker_proto::envelope::EnvelopeContext {
+            wallet_id: "prop-wallet",
+            epoch: 1,
+            share_index: 1,
+            recipient: &pk,
+        };
         let env = ShareEnvelope::seal(&shares[0], &ctx).expect("seal");
         let signing = k256::ecdsa::SigningKey::from(keys[0].clone());
         let approval = Signed::sign(

@@ -8,21 +8,32 @@ use dlocker_proto::manifest::Manifest;
 use dlocker_proto::schnorr::{PossessionProof, ProofContext};
 use dlocker_proto::secret::SecretScalar;
 use dlocker_proto::share::Share;
-use dlocker_proto::statement::{BankApproval, CommitReceipt, Receipt, RetireReceipt, Signed, StageReceipt, StatementBody};
+use dlocker_proto::statement::{
+    BankApproval, CommitReceipt, Receipt, RetireReceipt, Signed, StageReceipt, StatementBody,
+};
 use k256::SecretKey;
 use serde_json::Value;
 use std::path::Path;
 
 fn h(v: &Value, field: &str) -> Vec<u8> {
-    hex::decode(v[field].as_str().unwrap_or_else(|| panic!("missing {field}"))).expect("hex")
+    hex::decode(
+        v[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("missing {field}")),
+    )
+    .expect("hex")
 }
 
 fn s<'a>(v: &'a Value, field: &str) -> &'a str {
-    v[field].as_str().unwrap_or_else(|| panic!("missing {field}"))
+    v[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("missing {field}"))
 }
 
 fn n(v: &Value, field: &str) -> u64 {
-    v[field].as_u64().unwrap_or_else(|| panic!("missing {field}"))
+    v[field]
+        .as_u64()
+        .unwrap_or_else(|| panic!("missing {field}"))
 }
 
 /// Runs one vector; `Ok` when the code accepted it and reproduced every output.
@@ -51,7 +62,8 @@ fn run(v: &Value) -> Result<(), String> {
             // Sealing is reproducible from the same ephemeral key and nonce.
             let eph = SecretKey::from_slice(&h(v, "ephemeral_secret")).expect("key");
             let nonce: [u8; 12] = h(v, "nonce").try_into().expect("nonce");
-            let again = ShareEnvelope::seal_deterministic(&share, &ctx, &eph, nonce).map_err(|e| e.to_string())?;
+            let again = ShareEnvelope::seal_deterministic(&share, &ctx, &eph, nonce)
+                .map_err(|e| e.to_string())?;
             assert_eq!(again.encode(), h(v, "envelope"));
             Ok(())
         }
@@ -63,24 +75,37 @@ fn run(v: &Value) -> Result<(), String> {
         }
         "receipt" => {
             let pk = decode_public_key(&h(v, "signer_public")).expect("key");
-            let st = Signed::<Receipt>::decode_trusted(&h(v, "statement"), &[pk]).map_err(|e| e.to_string())?;
+            let st = Signed::<Receipt>::decode_trusted(&h(v, "statement"), &[pk])
+                .map_err(|e| e.to_string())?;
             assert_eq!(st.body().manifest_hash.to_string(), s(v, "manifest_hash"));
             // ECDSA here is deterministic (RFC 6979): re-signing gives the same bytes.
             let key = k256::ecdsa::SigningKey::from_slice(&h(v, "signer_secret")).expect("key");
-            assert_eq!(Signed::sign(st.body().clone(), &key).encode(), h(v, "statement"));
+            assert_eq!(
+                Signed::sign(st.body().clone(), &key).encode(),
+                h(v, "statement")
+            );
             Ok(())
         }
         "bank-approval" => {
             let pk = decode_public_key(&h(v, "signer_public")).expect("key");
-            let st = Signed::<BankApproval>::decode_trusted(&h(v, "statement"), &[pk]).map_err(|e| e.to_string())?;
-            assert_eq!(dlocker_proto::keys::encode_public_key(&st.body().session_key).to_vec(), h(v, "session_key"));
+            let st = Signed::<BankApproval>::decode_trusted(&h(v, "statement"), &[pk])
+                .map_err(|e| e.to_string())?;
+            assert_eq!(
+                dlocker_proto::keys::encode_public_key(&st.body().session_key).to_vec(),
+                h(v, "session_key")
+            );
             let key = k256::ecdsa::SigningKey::from_slice(&h(v, "signer_secret")).expect("key");
-            assert_eq!(Signed::sign(st.body().clone(), &key).encode(), h(v, "statement"));
+            assert_eq!(
+                Signed::sign(st.body().clone(), &key).encode(),
+                h(v, "statement")
+            );
             Ok(())
         }
         "stage-receipt" => epoch_statement::<StageReceipt>(v, |b| b.manifest_hash.to_string()),
         "commit-receipt" => epoch_statement::<CommitReceipt>(v, |b| b.manifest_hash.to_string()),
-        "retire-receipt" => epoch_statement::<RetireReceipt>(v, |b| b.successor_manifest_hash.to_string()),
+        "retire-receipt" => {
+            epoch_statement::<RetireReceipt>(v, |b| b.successor_manifest_hash.to_string())
+        }
         "blob" => {
             let kb: [u8; 32] = h(v, "k").try_into().expect("k");
             let k = SecretScalar::from_bytes(&kb).expect("k");
@@ -88,7 +113,8 @@ fn run(v: &Value) -> Result<(), String> {
             let sealed = blob::seal_with_nonce(&k, s(v, "wallet_id"), &h(v, "plaintext"), nonce);
             assert_eq!(sealed, h(v, "blob"));
             assert_eq!(blob::hash(&sealed).to_vec(), h(v, "hash"));
-            let opened = blob::open(&k, s(v, "wallet_id"), &h(v, "blob")).map_err(|e| e.to_string())?;
+            let opened =
+                blob::open(&k, s(v, "wallet_id"), &h(v, "blob")).map_err(|e| e.to_string())?;
             assert_eq!(opened.expose(), h(v, "plaintext").as_slice());
             Ok(())
         }
@@ -97,7 +123,13 @@ fn run(v: &Value) -> Result<(), String> {
             let pk = decode_public_key(&h(v, "node_public")).expect("key");
             let nonce: [u8; 32] = h(v, "nonce").try_into().expect("nonce");
             let index = n(v, "share_index") as u16;
-            let ctx = ProofContext { wallet_id: m.wallet_id(), epoch: m.epoch(), share_index: index, node_key: &pk, nonce: &nonce };
+            let ctx = ProofContext {
+                wallet_id: m.wallet_id(),
+                epoch: m.epoch(),
+                share_index: index,
+                node_key: &pk,
+                nonce: &nonce,
+            };
             let proof = PossessionProof::decode(&h(v, "proof")).map_err(|e| e.to_string())?;
             proof
                 .verify(&m.commitments().expected_public_share(index), &ctx)
@@ -109,12 +141,18 @@ fn run(v: &Value) -> Result<(), String> {
 
 /// An epoch-rotation statement: decodes under the pinned signer, names the expected manifest, and
 /// re-signs to the same bytes.
-fn epoch_statement<T: StatementBody + Clone>(v: &Value, manifest_of: impl Fn(&T) -> String) -> Result<(), String> {
+fn epoch_statement<T: StatementBody + Clone>(
+    v: &Value,
+    manifest_of: impl Fn(&T) -> String,
+) -> Result<(), String> {
     let pk = decode_public_key(&h(v, "signer_public")).expect("key");
     let st = Signed::<T>::decode_trusted(&h(v, "statement"), &[pk]).map_err(|e| e.to_string())?;
     assert_eq!(manifest_of(st.body()), s(v, "manifest_hash"));
     let key = k256::ecdsa::SigningKey::from_slice(&h(v, "signer_secret")).expect("key");
-    assert_eq!(Signed::sign(st.body().clone(), &key).encode(), h(v, "statement"));
+    assert_eq!(
+        Signed::sign(st.body().clone(), &key).encode(),
+        h(v, "statement")
+    );
     Ok(())
 }
 
@@ -125,8 +163,13 @@ fn every_vector_file() {
     for entry in std::fs::read_dir(&dir).expect("test-vectors dir") {
         let path = entry.expect("entry").path();
         let name = path.display().to_string();
-        assert_eq!(path.extension().and_then(|e| e.to_str()), Some("json"), "stray file {name}");
-        let v: Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
+        assert_eq!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("json"),
+            "stray file {name}"
+        );
+        let v: Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
         let result = run(&v);
         match s(&v, "expect") {
             "ok" => assert!(result.is_ok(), "{name}: expected ok, got {result:?}"),

@@ -69,7 +69,10 @@ async fn target(a: &AuditArgs) -> anyhow::Result<(Channel, String, Option<Public
         let set = load_trustees(path)?;
         let name = a.name.clone().unwrap_or_default();
         let info = set.by_name(&name).ok_or_else(|| {
-            hinted(format!("no trustee named {name:?} in {}", path.display()), "use a name from the trustees file")
+            hinted(
+                format!("no trustee named {name:?} in {}", path.display()),
+                "use a name from the trustees file",
+            )
         })?;
         let ch = connect_channel(info).await.map_err(explain_connect)?;
         return Ok((ch, info.endpoint.clone(), Some(info.public_key)));
@@ -78,11 +81,16 @@ async fn target(a: &AuditArgs) -> anyhow::Result<(Channel, String, Option<Public
     let url = url.trim_end_matches('/').to_owned();
     let key = match &a.public_key {
         Some(h) => Some(public_key_from_hex(h).map_err(|e| {
-            hinted(format!("--public-key is not a SEC1 compressed key: {e}"), "copy the key from the trustees file")
+            hinted(
+                format!("--public-key is not a SEC1 compressed key: {e}"),
+                "copy the key from the trustees file",
+            )
         })?),
         None => None,
     };
-    let ch = open_channel(&url, &TlsFiles::default()).await.map_err(explain_connect)?;
+    let ch = open_channel(&url, &TlsFiles::default())
+        .await
+        .map_err(explain_connect)?;
     Ok((ch, url, key))
 }
 
@@ -93,9 +101,20 @@ async fn fetch_all(ch: Channel) -> anyhow::Result<(Vec<AuditEntry>, Vec<u8>)> {
     let mut from = 1;
     loop {
         let resp = c
-            .get_audit_log(GetAuditLogRequest { from_seq: from, limit: PAGE })
+            .get_audit_log(GetAuditLogRequest {
+                from_seq: from,
+                limit: PAGE,
+            })
             .await
-            .map_err(|s| hinted(format!("GetAuditLog: {}", dlocker_sdk::transport::describe_status(&s)), "is this a dLocker node with the Recovery service?"))?
+            .map_err(|s| {
+                hinted(
+                    format!(
+                        "GetAuditLog: {}",
+                        dlocker_sdk::transport::describe_status(&s)
+                    ),
+                    "is this a dLocker node with the Recovery service?",
+                )
+            })?
             .into_inner();
         let n = resp.entries.len();
         entries.extend(resp.entries);
@@ -257,12 +276,22 @@ pub(crate) async fn run_events(cmd: EventsCommand, json: bool) -> anyhow::Result
     match cmd {
         EventsCommand::Watch(a) => {
             let url = a.node.trim_end_matches('/').to_owned();
-            let ch = open_channel(&url, &TlsFiles::default()).await.map_err(explain_connect)?;
+            let ch = open_channel(&url, &TlsFiles::default())
+                .await
+                .map_err(explain_connect)?;
             // The channel's request timeout covers only the response headers, not the stream.
             let mut stream = recovery_client(ch)
                 .watch_events(WatchEventsRequest { cursor: a.cursor })
                 .await
-                .map_err(|s| hinted(format!("WatchEvents: {}", dlocker_sdk::transport::describe_status(&s)), "is this a dLocker node with the Recovery service?"))?
+                .map_err(|s| {
+                    hinted(
+                        format!(
+                            "WatchEvents: {}",
+                            dlocker_sdk::transport::describe_status(&s)
+                        ),
+                        "is this a dLocker node with the Recovery service?",
+                    )
+                })?
                 .into_inner();
             let mut seen = 0u64;
             let mut last = a.cursor;
@@ -292,7 +321,10 @@ pub(crate) async fn run_events(cmd: EventsCommand, json: bool) -> anyhow::Result
                     }
                     Some(Err(s)) => {
                         return Err(hinted(
-                            format!("event stream failed: {}", dlocker_sdk::transport::describe_status(&s)),
+                            format!(
+                                "event stream failed: {}",
+                                dlocker_sdk::transport::describe_status(&s)
+                            ),
                             format!("resume with --cursor {last}: nothing after it is lost"),
                         ));
                     }
@@ -350,15 +382,28 @@ mod tests {
         let es = entries(3);
         let head: [u8; 32] = es[2].hash.as_slice().try_into().expect("32");
         let cp = |k: &k256::ecdsa::SigningKey, seq| {
-            Signed::sign(AuditCheckpoint { node_id: "ab".repeat(16), seq, head_hash: head, at: 1 }, k).encode()
+            Signed::sign(
+                AuditCheckpoint {
+                    node_id: "ab".repeat(16),
+                    seq,
+                    head_hash: head,
+                    at: 1,
+                },
+                k,
+            )
+            .encode()
         };
         assert_eq!(verify_audit(&es, &cp(&key, 3), Some(&pk)), Ok((3, true)));
         assert_eq!(verify_audit(&es, &cp(&key, 3), None), Ok((3, false)));
-        let err = verify_audit(&es, &cp(&other, 3), Some(&pk)).expect_err("wrong signer").0;
+        let err = verify_audit(&es, &cp(&other, 3), Some(&pk))
+            .expect_err("wrong signer")
+            .0;
         assert!(err.contains("checkpoint"), "{err}");
         let mut tampered = es.clone();
         tampered[1].detail = "changed".into();
-        let err = verify_audit(&tampered, &cp(&key, 3), Some(&pk)).expect_err("tampered").0;
+        let err = verify_audit(&tampered, &cp(&key, 3), Some(&pk))
+            .expect_err("tampered")
+            .0;
         assert!(err.contains("entry 2"), "{err}");
         // Entries appended after the checkpoint are not held against the node.
         let mut more = entries(4);

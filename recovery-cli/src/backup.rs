@@ -30,10 +30,16 @@ pub(crate) struct VerifyArgs {
 /// Reads a manifest file: raw canonical bytes, or the same bytes as hex text.
 pub(crate) fn read_manifest(path: &Path) -> anyhow::Result<Manifest> {
     let bytes = std::fs::read(path).map_err(|e| {
-        hinted(format!("cannot read manifest {}: {e}", path.display()), "pass the manifest file saved at backup time")
+        hinted(
+            format!("cannot read manifest {}: {e}", path.display()),
+            "pass the manifest file saved at backup time",
+        )
     })?;
     let raw = Manifest::decode(&bytes);
-    let hexed = std::str::from_utf8(&bytes).ok().and_then(|s| hex::decode(s.trim()).ok()).map(|b| Manifest::decode(&b));
+    let hexed = std::str::from_utf8(&bytes)
+        .ok()
+        .and_then(|s| hex::decode(s.trim()).ok())
+        .map(|b| Manifest::decode(&b));
     match (raw, hexed) {
         (Ok(m), _) | (_, Some(Ok(m))) => Ok(m),
         (Err(e), _) => Err(hinted(
@@ -76,7 +82,11 @@ pub(crate) fn print_report(r: &VerifyReport) {
         r.healthy_count(),
         r.entries.len(),
         r.threshold,
-        if r.recoverable() { "recoverable" } else { "NOT RECOVERABLE" }
+        if r.recoverable() {
+            "recoverable"
+        } else {
+            "NOT RECOVERABLE"
+        }
     );
 }
 
@@ -84,21 +94,52 @@ pub(crate) fn print_report(r: &VerifyReport) {
 /// manifest being verified.
 pub(crate) fn print_epochs(manifest: &Manifest, epochs: &[TrusteeEpochs]) {
     let current = manifest.hash().to_string();
-    let mut t = table(&["Trustee", "Node id", "Active epoch", "Share", "Manifest", "Staged epoch", "Staged until (unix)"]);
+    let mut t = table(&[
+        "Trustee",
+        "Node id",
+        "Active epoch",
+        "Share",
+        "Manifest",
+        "Staged epoch",
+        "Staged until (unix)",
+    ]);
     for e in epochs {
         let (active, share, hash) = match (&e.active, &e.error) {
             (_, Some(err)) => ("?".to_owned(), String::new(), err.clone()),
             (Some((epoch, index, h)), None) => {
-                let mark = if *h == current { " (this manifest)" } else { "" };
-                (epoch.to_string(), index.to_string(), format!("{}{mark}", short(h)))
+                let mark = if *h == current {
+                    " (this manifest)"
+                } else {
+                    ""
+                };
+                (
+                    epoch.to_string(),
+                    index.to_string(),
+                    format!("{}{mark}", short(h)),
+                )
             }
-            (None, None) => ("—".to_owned(), String::new(), "holds nothing active".to_owned()),
+            (None, None) => (
+                "—".to_owned(),
+                String::new(),
+                "holds nothing active".to_owned(),
+            ),
         };
         let (staged, until) = match &e.staged {
-            Some((epoch, index, h, expires_at)) => (format!("{epoch} (share {index}, {})", short(h)), expires_at.to_string()),
+            Some((epoch, index, h, expires_at)) => (
+                format!("{epoch} (share {index}, {})", short(h)),
+                expires_at.to_string(),
+            ),
             None => ("—".to_owned(), String::new()),
         };
-        t.add_row(vec![e.name.clone(), short(&e.node_id), active, share, hash, staged, until]);
+        t.add_row(vec![
+            e.name.clone(),
+            short(&e.node_id),
+            active,
+            share,
+            hash,
+            staged,
+            until,
+        ]);
     }
     println!("{t}");
 }
@@ -129,7 +170,15 @@ pub(crate) fn require_healthy(r: &VerifyReport) -> anyhow::Result<()> {
     } else {
         "fewer healthy trustees than the threshold: restore the failed nodes before anything else"
     };
-    Err(hinted(format!("{} of {} trustees unhealthy: {}", bad.len(), r.entries.len(), bad.join("; ")), hint))
+    Err(hinted(
+        format!(
+            "{} of {} trustees unhealthy: {}",
+            bad.len(),
+            r.entries.len(),
+            bad.join("; ")
+        ),
+        hint,
+    ))
 }
 
 pub(crate) async fn run(cmd: BackupCommand, json: bool) -> anyhow::Result<()> {
@@ -140,10 +189,16 @@ pub(crate) async fn run(cmd: BackupCommand, json: bool) -> anyhow::Result<()> {
             let report = verify(&set, &manifest, json).await;
             let epochs = epoch_status(&set, manifest.wallet_id()).await;
             if json {
-                print_json(&VerifyJson { report: &report, epochs: &epochs })?;
+                print_json(&VerifyJson {
+                    report: &report,
+                    epochs: &epochs,
+                })?;
             } else {
                 print_report(&report);
-                println!("Epochs of wallet {} at every trustee in the file:", manifest.wallet_id());
+                println!(
+                    "Epochs of wallet {} at every trustee in the file:",
+                    manifest.wallet_id()
+                );
                 print_epochs(&manifest, &epochs);
             }
             require_healthy(&report)

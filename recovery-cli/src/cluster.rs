@@ -48,7 +48,10 @@ pub(crate) struct NodeHealth {
 /// Loads a trustees file with a hint on failure.
 pub(crate) fn load_trustees(path: &Path) -> anyhow::Result<TrusteeSet> {
     TrusteeSet::load(path).map_err(|e| {
-        hinted(e.to_string(), "a trustees file lists [[trustee]] entries with name, endpoint, public_key and role")
+        hinted(
+            e.to_string(),
+            "a trustees file lists [[trustee]] entries with name, endpoint, public_key and role",
+        )
     })
 }
 
@@ -72,10 +75,16 @@ async fn probe(info: &TrusteeInfo) -> NodeHealth {
         }
     };
     let mut problems = Vec::new();
-    match HealthClient::new(channel.clone()).check(HealthCheckRequest { service: String::new() }).await {
+    match HealthClient::new(channel.clone())
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+    {
         Ok(r) => {
-            h.serving =
-                ServingStatus::try_from(r.into_inner().status).map_or("UNKNOWN", |s| s.as_str_name()).to_owned();
+            h.serving = ServingStatus::try_from(r.into_inner().status)
+                .map_or("UNKNOWN", |s| s.as_str_name())
+                .to_owned();
             if h.serving != "SERVING" {
                 problems.push(format!("health status {}", h.serving));
             }
@@ -86,7 +95,10 @@ async fn probe(info: &TrusteeInfo) -> NodeHealth {
         }
     }
     let started = Instant::now();
-    match TrusteeClient::new(channel).get_info(GetInfoRequest {}).await {
+    match TrusteeClient::new(channel)
+        .get_info(GetInfoRequest {})
+        .await
+    {
         Ok(d) => {
             h.latency_ms = Some((started.elapsed().as_secs_f64() * 10_000.0).round() / 10.0);
             let d = d.into_inner();
@@ -96,7 +108,11 @@ async fn probe(info: &TrusteeInfo) -> NodeHealth {
                 problems.push("node presents a different key than the trustees file pins".into());
             }
             if d.role != info.role.as_str() {
-                problems.push(format!("node says role {:?}, trustees file says {:?}", d.role, info.role.as_str()));
+                problems.push(format!(
+                    "node says role {:?}, trustees file says {:?}",
+                    d.role,
+                    info.role.as_str()
+                ));
             }
         }
         Err(s) => problems.push(format!("GetInfo: {}", describe_status(&s))),
@@ -124,7 +140,15 @@ pub(crate) async fn probe_all(set: &TrusteeSet, json: bool) -> Vec<NodeHealth> {
 
 /// The health table.
 pub(crate) fn print_health(rows: &[NodeHealth]) {
-    let mut t = table(&["Node", "Role", "Endpoint", "Health", "Key pinned", "Latency", "Problem"]);
+    let mut t = table(&[
+        "Node",
+        "Role",
+        "Endpoint",
+        "Health",
+        "Key pinned",
+        "Latency",
+        "Problem",
+    ]);
     for r in rows {
         t.add_row(vec![
             r.name.clone(),
@@ -136,7 +160,8 @@ pub(crate) fn print_health(rows: &[NodeHealth]) {
                 Some(false) => "NO".into(),
                 None => "-".into(),
             },
-            r.latency_ms.map_or_else(|| "-".into(), |ms| format!("{ms:.1} ms")),
+            r.latency_ms
+                .map_or_else(|| "-".into(), |ms| format!("{ms:.1} ms")),
             r.problem.clone().unwrap_or_default(),
         ]);
     }
@@ -145,12 +170,21 @@ pub(crate) fn print_health(rows: &[NodeHealth]) {
 
 /// Fails unless every node is healthy.
 pub(crate) fn require_healthy(rows: &[NodeHealth]) -> anyhow::Result<()> {
-    let bad: Vec<&str> = rows.iter().filter(|r| !r.healthy).map(|r| r.name.as_str()).collect();
+    let bad: Vec<&str> = rows
+        .iter()
+        .filter(|r| !r.healthy)
+        .map(|r| r.name.as_str())
+        .collect();
     if bad.is_empty() {
         return Ok(());
     }
     Err(hinted(
-        format!("{} of {} nodes unhealthy: {}", bad.len(), rows.len(), bad.join(", ")),
+        format!(
+            "{} of {} nodes unhealthy: {}",
+            bad.len(),
+            rows.len(),
+            bad.join(", ")
+        ),
         "see the Problem column; start stopped nodes, and never override a key mismatch without the node operator",
     ))
 }
@@ -167,7 +201,10 @@ pub(crate) async fn run(cmd: ClusterCommand, json: bool) -> anyhow::Result<()> {
             let set = load_trustees(&a.trustees)?;
             let rows = probe_all(&set, json).await;
             if json {
-                print_json(&HealthJson { healthy: rows.iter().all(|r| r.healthy), nodes: &rows })?;
+                print_json(&HealthJson {
+                    healthy: rows.iter().all(|r| r.healthy),
+                    nodes: &rows,
+                })?;
             } else {
                 print_health(&rows);
             }

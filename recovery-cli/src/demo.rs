@@ -10,21 +10,22 @@ use crate::output::{hinted, print_json, progress, short, table};
 use anyhow::Context as _;
 use clap::Args;
 use dlocker_sdk::{
-    BackupPolicy, BackupReceipts, PreparedBackup, ProgressEvent, RecoverEvent, RecoverOptions, Role,
-    SoftwareAuthenticator, StaffClient, StaffKey, TlsFiles, TrusteeInfo, TrusteeSet, VerifyReport,
+    BackupPolicy, BackupReceipts, PreparedBackup, ProgressEvent, RecoverEvent, RecoverOptions,
+    Role, SoftwareAuthenticator, StaffClient, StaffKey, TlsFiles, TrusteeInfo, TrusteeSet,
+    VerifyReport,
 };
-use sha2::{Digest as _, Sha256};
-use std::time::Duration;
 use rand::RngExt as _;
 use serde::Serialize;
+use sha2::{Digest as _, Sha256};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use std::time::Instant;
 use trustee_node::config::Role as NodeRole;
 use trustee_node::config::edit::ConfigDoc;
 use trustee_node::init::{InitOptions, StaffSpec, init_node};
-use trustee_node::staff_auth::StaffRole;
 use trustee_node::server::{RunningNode, spawn};
+use trustee_node::staff_auth::StaffRole;
 
 #[derive(Debug, Args)]
 pub(crate) struct DemoArgs {
@@ -126,14 +127,17 @@ struct RecoveryJson {
 
 /// A small word list: the demo secret only has to look like a seed phrase.
 const WORDS: &[&str] = &[
-    "anchor", "banner", "candle", "dragon", "ember", "falcon", "garden", "harbor", "island", "jungle", "kettle",
-    "lantern", "meadow", "needle", "orbit", "pepper", "quartz", "river", "saddle", "timber", "umbrella", "velvet",
-    "walnut", "xenon", "yonder", "zephyr", "atlas", "breeze", "cobalt", "delta", "echo", "fable",
+    "anchor", "banner", "candle", "dragon", "ember", "falcon", "garden", "harbor", "island",
+    "jungle", "kettle", "lantern", "meadow", "needle", "orbit", "pepper", "quartz", "river",
+    "saddle", "timber", "umbrella", "velvet", "walnut", "xenon", "yonder", "zephyr", "atlas",
+    "breeze", "cobalt", "delta", "echo", "fable",
 ];
 
 fn demo_seed_words() -> Vec<u8> {
     let mut rng = rand::rng();
-    let words: Vec<&str> = (0..12).map(|_| WORDS[rng.random_range(0..WORDS.len())]).collect();
+    let words: Vec<&str> = (0..12)
+        .map(|_| WORDS[rng.random_range(0..WORDS.len())])
+        .collect();
     words.join(" ").into_bytes()
 }
 
@@ -143,13 +147,18 @@ fn free_ports(n: usize) -> anyhow::Result<Vec<SocketAddr>> {
         .map(|_| TcpListener::bind("127.0.0.1:0"))
         .collect::<Result<Vec<_>, _>>()
         .context("finding free loopback ports")?;
-    listeners.iter().map(|l| l.local_addr().context("reading a bound port")).collect()
+    listeners
+        .iter()
+        .map(|l| l.local_addr().context("reading a bound port"))
+        .collect()
 }
 
 fn prepare_dir(args: &DemoArgs) -> anyhow::Result<(PathBuf, Option<tempfile::TempDir>)> {
     match &args.dir {
         Some(dir) => {
-            let non_empty = std::fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(false);
+            let non_empty = std::fs::read_dir(dir)
+                .map(|mut d| d.next().is_some())
+                .unwrap_or(false);
             if non_empty {
                 return Err(hinted(
                     format!("{} is not empty", dir.display()),
@@ -160,8 +169,10 @@ fn prepare_dir(args: &DemoArgs) -> anyhow::Result<(PathBuf, Option<tempfile::Tem
             Ok((dir.clone(), None))
         }
         None => {
-            let tmp =
-                tempfile::Builder::new().prefix("dlocker-demo-").tempdir().context("creating a temporary directory")?;
+            let tmp = tempfile::Builder::new()
+                .prefix("dlocker-demo-")
+                .tempdir()
+                .context("creating a temporary directory")?;
             Ok((tmp.path().to_owned(), Some(tmp)))
         }
     }
@@ -192,21 +203,31 @@ async fn start_cluster(
             opts.staff = vec![StaffSpec {
                 id: STAFF_ID.to_owned(),
                 public_key: staff_public_key.to_owned(),
-                roles: vec![StaffRole::Approver, StaffRole::Canceller, StaffRole::Operator],
+                roles: vec![
+                    StaffRole::Approver,
+                    StaffRole::Canceller,
+                    StaffRole::Operator,
+                ],
             }];
             opts.approvals_required = Some(1);
         }
         opts.accept_bank_keys = bank_approval_key.iter().cloned().collect();
-        let desc = init_node(&opts).with_context(|| format!("initialising node {name} in {}", node_dir.display()))?;
+        let desc = init_node(&opts)
+            .with_context(|| format!("initialising node {name} in {}", node_dir.display()))?;
         if i == 0 {
-            let key = desc.bank_approval_key.clone().context("the bank node reported no bank approval key")?;
+            let key = desc
+                .bank_approval_key
+                .clone()
+                .context("the bank node reported no bank approval key")?;
             // The bank is also a trustee of its customers' wallets: it checks its own approvals.
             let mut doc = ConfigDoc::load(&node_dir)?;
             doc.accept_bank_key(&key)?;
             doc.save(&node_dir)?;
             bank_approval_key = Some(key);
         }
-        let node = spawn(&node_dir).await.with_context(|| format!("starting node {name} on {addr}"))?;
+        let node = spawn(&node_dir)
+            .await
+            .with_context(|| format!("starting node {name} on {addr}"))?;
         let endpoint = node.url();
         running.push(node);
         let public_key = dlocker_proto::keys::public_key_from_hex(&desc.public_key)
@@ -226,12 +247,25 @@ async fn start_cluster(
 async fn stop_cluster(running: Vec<RunningNode>) -> Result<usize, String> {
     let n = running.len();
     let results = futures::future::join_all(running.into_iter().map(RunningNode::shutdown)).await;
-    let errors: Vec<String> = results.into_iter().filter_map(|r| r.err().map(|e| e.to_string())).collect();
-    if errors.is_empty() { Ok(n) } else { Err(errors.join("; ")) }
+    let errors: Vec<String> = results
+        .into_iter()
+        .filter_map(|r| r.err().map(|e| e.to_string()))
+        .collect();
+    if errors.is_empty() {
+        Ok(n)
+    } else {
+        Err(errors.join("; "))
+    }
 }
 
 fn print_receipts(receipts: &BackupReceipts) {
-    let mut t = table(&["Trustee", "Share", "Node id", "Issued at (unix)", "Manifest hash"]);
+    let mut t = table(&[
+        "Trustee",
+        "Share",
+        "Node id",
+        "Issued at (unix)",
+        "Manifest hash",
+    ]);
     for r in &receipts.receipts {
         t.add_row(vec![
             r.name.clone(),
@@ -264,18 +298,30 @@ async fn walk_through(
     json: bool,
 ) -> anyhow::Result<Outcome> {
     let n = set.len();
-    say.step(2, STEPS, "Cluster health: grpc.health.v1, GetInfo and the pinned key of every node");
+    say.step(
+        2,
+        STEPS,
+        "Cluster health: grpc.health.v1, GetInfo and the pinned key of every node",
+    );
     let health = probe_all(set, json).await;
     if !json {
         print_health(&health);
     }
     require_healthy(&health)?;
-    say.say(format!("  all {n} nodes serving and presenting their pinned keys"));
+    say.say(format!(
+        "  all {n} nodes serving and presenting their pinned keys"
+    ));
 
     say.step(3, STEPS, "Creating the customer's wallet secret");
-    let wallet_id = format!("demo-wallet-{}", hex::encode(rand::rng().random::<[u8; 4]>()));
+    let wallet_id = format!(
+        "demo-wallet-{}",
+        hex::encode(rand::rng().random::<[u8; 4]>())
+    );
     let seed = zeroize::Zeroizing::new(demo_seed_words());
-    say.say(format!("  wallet id {wallet_id}: 12 random demo seed words ({} bytes; never printed)", seed.len()));
+    say.say(format!(
+        "  wallet id {wallet_id}: 12 random demo seed words ({} bytes; never printed)",
+        seed.len()
+    ));
 
     say.step(
         4,
@@ -286,7 +332,10 @@ async fn walk_through(
         ),
     );
     say.say("  (software passkey: for demos and tests only, NOT FOR PRODUCTION)");
-    let policy = BackupPolicy { threshold: args.threshold, recovery_delay_secs: args.recovery_delay };
+    let policy = BackupPolicy {
+        threshold: args.threshold,
+        recovery_delay_secs: args.recovery_delay,
+    };
     let prepared = PreparedBackup::new(set, &wallet_id, &seed, policy)?;
     let mut auth = SoftwareAuthenticator::new();
     let pb = progress(n, "enrolling at trustees", json);
@@ -295,9 +344,15 @@ async fn walk_through(
         ProgressEvent::PasskeyRequested { name } => pb.set_message(format!("passkey for {name}")),
         ProgressEvent::TrusteeStarted { .. } => {}
     };
-    let result = dlocker_sdk::backup(set, &prepared, "demo-customer", &mut auth, &on_progress).await;
+    let result =
+        dlocker_sdk::backup(set, &prepared, "demo-customer", &mut auth, &on_progress).await;
     pb.finish_and_clear();
-    let receipts = result.map_err(|e| hinted(e.to_string(), "run with RUST_LOG=info to see the nodes' logs"))?;
+    let receipts = result.map_err(|e| {
+        hinted(
+            e.to_string(),
+            "run with RUST_LOG=info to see the nodes' logs",
+        )
+    })?;
     if !json {
         print_receipts(&receipts);
     }
@@ -310,7 +365,11 @@ async fn walk_through(
     ));
     say.say(format!("  manifest saved to {}", manifest_file.display()));
 
-    say.step(5, STEPS, "Verifying the backup: each trustee proves it holds its share, without revealing it");
+    say.step(
+        5,
+        STEPS,
+        "Verifying the backup: each trustee proves it holds its share, without revealing it",
+    );
     let report = verify(set, prepared.manifest(), json).await;
     if !json {
         print_report(&report);
@@ -341,10 +400,19 @@ async fn walk_through(
     let (recovery, recovered) =
         recover_on_new_device(say, set, &wallet_id, staff_key, &mut auth, &original_sha256).await?;
 
-    let rotation = rotate_after_recovery(say, dir, set, &recovered, &manifest_file, &mut auth, json).await?;
+    let rotation =
+        rotate_after_recovery(say, dir, set, &recovered, &manifest_file, &mut auth, json).await?;
     crate::docs::demo_documents(&|l: &str| say.say(l), dir, set, &wallet_id, &mut auth).await?;
 
-    Ok(Outcome { wallet_id, manifest_hash, manifest_file, receipts, verify: report, recovery, rotation })
+    Ok(Outcome {
+        wallet_id,
+        manifest_hash,
+        manifest_file,
+        receipts,
+        verify: report,
+        recovery,
+        rotation,
+    })
 }
 
 /// The trustees of the demo's epoch 2: the bank, trustee-2, then every other one (with 5 nodes:
@@ -382,10 +450,13 @@ async fn rotate_after_recovery(
             names.join(", ")
         ),
     );
-    say.say("  a fresh k makes the lost phone's copy useless; the wallet blob is re-encrypted under it");
+    say.say(
+        "  a fresh k makes the lost phone's copy useless; the wallet blob is re-encrypted under it",
+    );
     let say2 = *say;
     let step_name = |s: &RotationStep| s.to_string();
-    let on_event = |e: RotateEvent| match e {
+    let on_event = |e: RotateEvent| {
+        match e {
         RotateEvent::Planned { leaving, joining, window_safe, .. } => say2.say(format!(
             "  planned: {} leave, {} join; {}",
             if leaving.is_empty() { "none".to_owned() } else { leaving.join(", ") },
@@ -407,17 +478,28 @@ async fn rotate_after_recovery(
         }
         RotateEvent::Failed { step, reason } => say2.say(format!("  {}: FAILED: {reason}", step_name(&step))),
         RotateEvent::PasskeyRequested { .. } | RotateEvent::AlreadyDone { .. } | RotateEvent::Abandoned { .. } => {}
+    }
     };
     let record_file = dir.join(format!("{}.rotation.json", old.wallet_id()));
-    let opts = RotateOptions::new("demo-customer").record_path(&record_file).progress(&on_event);
-    let policy = BackupPolicy { threshold: 2, recovery_delay_secs: old.recovery_delay_secs() };
+    let opts = RotateOptions::new("demo-customer")
+        .record_path(&record_file)
+        .progress(&on_event);
+    let policy = BackupPolicy {
+        threshold: 2,
+        recovery_delay_secs: old.recovery_delay_secs(),
+    };
     let source = RotationSource::from_recovered(recovered);
-    let record = rotate(set, &new_set, &source, policy, true, auth, &opts).await.map_err(|e| {
-        hinted(
-            e.to_string(),
-            format!("the wallet still recovers; resume with the rotation record {}", record_file.display()),
-        )
-    })?;
+    let record = rotate(set, &new_set, &source, policy, true, auth, &opts)
+        .await
+        .map_err(|e| {
+            hinted(
+                e.to_string(),
+                format!(
+                    "the wallet still recovers; resume with the rotation record {}",
+                    record_file.display()
+                ),
+            )
+        })?;
     let m2 = record.manifest()?;
     std::fs::write(manifest_file, record.manifest_bytes()?)
         .with_context(|| format!("writing {}", manifest_file.display()))?;
@@ -441,7 +523,11 @@ async fn rotate_after_recovery(
         record_file.display()
     ));
 
-    say.step(9, STEPS, "Verifying epoch 2: its trustees prove possession; every trustee reports its epochs");
+    say.step(
+        9,
+        STEPS,
+        "Verifying epoch 2: its trustees prove possession; every trustee reports its epochs",
+    );
     let report = verify(&new_set, &m2, json).await;
     let epochs = dlocker_sdk::epoch_status(set, m2.wallet_id()).await;
     if !json {
@@ -453,7 +539,11 @@ async fn rotate_after_recovery(
         "  {} hold epoch {} and nothing staged; {} hold nothing of the wallet any more",
         names.join(", "),
         m2.epoch(),
-        if retired.is_empty() { "no trustee left, so none".to_owned() } else { retired.join(", ") }
+        if retired.is_empty() {
+            "no trustee left, so none".to_owned()
+        } else {
+            retired.join(", ")
+        }
     ));
     Ok(RotationJson {
         from_epoch: old.epoch(),
@@ -500,7 +590,8 @@ async fn recover_on_new_device(
         Ok::<_, dlocker_sdk::StaffError>(st.approvers)
     });
     let waiting_since = std::sync::Mutex::new(None::<Instant>);
-    let on_event = |e: RecoverEvent| match e {
+    let on_event = |e: RecoverEvent| {
+        match e {
         RecoverEvent::SessionOpened { name, session_id, release_not_before } => {
             say.say(format!("  session opened at {name:<11} {session_id} (release not before {release_not_before})"))
         }
@@ -532,6 +623,7 @@ async fn recover_on_new_device(
             "  {name:<11} released share {share_index}: signed release, opens with R, matches the commitments"
         )),
         RecoverEvent::ShareRejected { name, reason } => say.say(format!("  {name:<11} share REJECTED: {reason}")),
+    }
     };
     let opts = RecoverOptions {
         poll_interval: Duration::from_millis(250),
@@ -540,14 +632,24 @@ async fn recover_on_new_device(
         progress: &on_event,
     };
     let result = dlocker_sdk::recover(set, wallet_id, auth, opts).await;
-    let recovered = result.map_err(|e| hinted(e.to_string(), "run with RUST_LOG=info to see the nodes' logs"))?;
+    let recovered = result.map_err(|e| {
+        hinted(
+            e.to_string(),
+            "run with RUST_LOG=info to see the nodes' logs",
+        )
+    })?;
     let approvers = match staff_task.await {
         Ok(Ok(a)) => a,
         Ok(Err(e)) => return Err(hinted(e.to_string(), "the bank refused the demo staff key")),
         Err(e) => return Err(anyhow::anyhow!("staff task failed: {e}")),
     };
     let elapsed = started.elapsed();
-    let waiting = waiting_since.lock().ok().and_then(|w| *w).map(|w| w.elapsed()).unwrap_or_default();
+    let waiting = waiting_since
+        .lock()
+        .ok()
+        .and_then(|w| *w)
+        .map(|w| w.elapsed())
+        .unwrap_or_default();
     let sha: [u8; 32] = Sha256::digest(recovered.data().expose()).into();
     let matches = sha == *original_sha256;
     say.say(format!(
@@ -556,7 +658,9 @@ async fn recover_on_new_device(
         recovered.used.join(", ")
     ));
     if !matches {
-        return Err(anyhow::anyhow!("the recovered wallet data does NOT match the original"));
+        return Err(anyhow::anyhow!(
+            "the recovered wallet data does NOT match the original"
+        ));
     }
     say.say(format!(
         "  recovered data SHA-256 {} equals the original's: the wallet is back ({:.1} s, of which {:.1} s waiting period)",
@@ -583,7 +687,10 @@ async fn recover_on_new_device(
 pub(crate) async fn run(args: DemoArgs, json: bool) -> anyhow::Result<()> {
     if args.threshold > args.nodes {
         return Err(hinted(
-            format!("threshold {} is larger than the number of nodes {}", args.threshold, args.nodes),
+            format!(
+                "threshold {} is larger than the number of nodes {}",
+                args.threshold, args.nodes
+            ),
             "use --threshold ≤ --nodes",
         ));
     }
@@ -591,18 +698,25 @@ pub(crate) async fn run(args: DemoArgs, json: bool) -> anyhow::Result<()> {
     let say = Narrator { json };
     let (dir, tmp) = prepare_dir(&args)?;
     let n = usize::from(args.nodes);
-    say.say(format!("dLocker demo: {n} trustee nodes, {}-of-{n} backup of a wallet secret", args.threshold));
+    say.say(format!(
+        "dLocker demo: {n} trustee nodes, {}-of-{n} backup of a wallet secret",
+        args.threshold
+    ));
     say.say(format!("data directory: {}", dir.display()));
 
     say.step(
         1,
         STEPS,
-        &format!("Starting {n} trustee nodes in-process (real gRPC servers on 127.0.0.1, sled storage)"),
+        &format!(
+            "Starting {n} trustee nodes in-process (real gRPC servers on 127.0.0.1, sled storage)"
+        ),
     );
     let mut running = Vec::new();
     let staff_key = StaffKey::generate();
     let staff_key_file = dir.join(format!("staff-{STAFF_ID}.key"));
-    staff_key.save(&staff_key_file).with_context(|| format!("writing {}", staff_key_file.display()))?;
+    staff_key
+        .save(&staff_key_file)
+        .with_context(|| format!("writing {}", staff_key_file.display()))?;
     say.say(format!(
         "  bank staff key for {STAFF_ID} generated (public key {}, secret in {}, mode 0600)",
         short(&staff_key.public_key_hex()),
@@ -635,8 +749,13 @@ pub(crate) async fn run(args: DemoArgs, json: bool) -> anyhow::Result<()> {
                         }
                         println!("{t}");
                     }
-                    say.say(format!("  trustees file (pins each node's key): {}", trustees_file.display()));
-                    walk_through(&say, &args, &dir, &set, staff_key, json).await.map(|o| (o, trustees_file))
+                    say.say(format!(
+                        "  trustees file (pins each node's key): {}",
+                        trustees_file.display()
+                    ));
+                    walk_through(&say, &args, &dir, &set, staff_key, json)
+                        .await
+                        .map(|o| (o, trustees_file))
                 }
                 Err(e) => Err(e),
             }
@@ -645,7 +764,11 @@ pub(crate) async fn run(args: DemoArgs, json: bool) -> anyhow::Result<()> {
     };
 
     // Always stop what was started, even when a step failed.
-    say.step(10, STEPS, "Stopping the cluster (graceful shutdown, databases flushed)");
+    say.step(
+        10,
+        STEPS,
+        "Stopping the cluster (graceful shutdown, databases flushed)",
+    );
     let stopped = stop_cluster(running).await;
     match &stopped {
         Ok(count) => say.say(format!("  {count} nodes stopped cleanly")),
@@ -682,8 +805,12 @@ pub(crate) async fn run(args: DemoArgs, json: bool) -> anyhow::Result<()> {
         print_json(&DemoSummary {
             ok: true,
             dir: kept_dir.as_ref().map(|d| d.display().to_string()),
-            trustees_file: kept_dir.as_ref().map(|_| trustees_file.display().to_string()),
-            manifest_file: kept_dir.as_ref().map(|_| outcome.manifest_file.display().to_string()),
+            trustees_file: kept_dir
+                .as_ref()
+                .map(|_| trustees_file.display().to_string()),
+            manifest_file: kept_dir
+                .as_ref()
+                .map(|_| outcome.manifest_file.display().to_string()),
             wallet_id: outcome.wallet_id,
             threshold: args.threshold,
             nodes: n,

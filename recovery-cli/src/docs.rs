@@ -16,8 +16,8 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use dlocker_proto::statement::StaffAction;
 use dlocker_sdk::documents::{
-    CredentialStatus, DocError, HolderClient, IssuerClient, LockerClient, OperatorClient, PrincipalKey,
-    RequesterClient, VerifyReport, b64, load_key, save_key, vc,
+    CredentialStatus, DocError, HolderClient, IssuerClient, LockerClient, OperatorClient,
+    PrincipalKey, RequesterClient, VerifyReport, b64, load_key, save_key, vc,
 };
 use dlocker_sdk::{OwnerAuthenticator, StaffClient, StaffKey, TrusteeSet};
 use serde::Serialize;
@@ -197,11 +197,20 @@ fn locker(args: &LockerArgs) -> anyhow::Result<LockerClient> {
 }
 
 fn key_file(path: &Path) -> anyhow::Result<PrincipalKey> {
-    load_key(path).map_err(|e| hinted(e.to_string(), "create one with `dlocker docs keygen --out FILE`"))
+    load_key(path).map_err(|e| {
+        hinted(
+            e.to_string(),
+            "create one with `dlocker docs keygen --out FILE`",
+        )
+    })
 }
 
 fn holder(a: &HolderArgs) -> anyhow::Result<HolderClient> {
-    Ok(HolderClient::new(locker(&a.locker)?, &a.holder, key_file(&a.key)?))
+    Ok(HolderClient::new(
+        locker(&a.locker)?,
+        &a.holder,
+        key_file(&a.key)?,
+    ))
 }
 
 /// Adds the next step to a locker refusal.
@@ -210,31 +219,47 @@ fn explain(e: DocError) -> anyhow::Error {
         DocError::Connect(_) => {
             "is the bank node running with [locker] enabled = true? check `dlocker cluster health --trustees FILE`"
         }
-        DocError::Refused { code: tonic::Code::Unimplemented, .. } => {
+        DocError::Refused {
+            code: tonic::Code::Unimplemented,
+            ..
+        } => {
             "the bank node does not serve the document locker: set [locker] enabled = true in its config.toml and restart it"
         }
-        DocError::Refused { code: tonic::Code::Unauthenticated, .. } => {
+        DocError::Refused {
+            code: tonic::Code::Unauthenticated,
+            ..
+        } => {
             "the request was not accepted as signed by the registered key: check --key, --holder/--requester and the clock"
         }
-        DocError::Refused { refusal: Some(_), .. } => {
-            "ask the holder for a consent that covers this document, requester and time"
-        }
-        DocError::Refused { code: tonic::Code::PermissionDenied, .. } => {
+        DocError::Refused {
+            refusal: Some(_), ..
+        } => "ask the holder for a consent that covers this document, requester and time",
+        DocError::Refused {
+            code: tonic::Code::PermissionDenied,
+            ..
+        } => {
             "the staff key lacks the operator role, or the party is not approved; ask the bank's operator"
         }
-        DocError::Refused { code: tonic::Code::NotFound, .. } => {
-            "check the id (list them with `dlocker docs list` / `dlocker issuers list`)"
-        }
-        DocError::Refused { code: tonic::Code::Unavailable, .. } => {
-            "the issuer's repository is down; nothing changed, try again later"
-        }
+        DocError::Refused {
+            code: tonic::Code::NotFound,
+            ..
+        } => "check the id (list them with `dlocker docs list` / `dlocker issuers list`)",
+        DocError::Refused {
+            code: tonic::Code::Unavailable,
+            ..
+        } => "the issuer's repository is down; nothing changed, try again later",
         _ => "run with RUST_LOG=info for details",
     };
     hinted(e.to_string(), hint)
 }
 
 fn guess_media_type(p: &Path) -> &'static str {
-    match p.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+    match p
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         Some("pdf") => "application/pdf",
         Some("png") => "image/png",
         Some("jpg" | "jpeg") => "image/jpeg",
@@ -244,7 +269,11 @@ fn guess_media_type(p: &Path) -> &'static str {
 }
 
 fn fmt_time(t: u64) -> String {
-    if t == 0 { "-".into() } else { dlocker_sdk::documents::datetime::format(t) }
+    if t == 0 {
+        "-".into()
+    } else {
+        dlocker_sdk::documents::datetime::format(t)
+    }
 }
 
 /// Prints a verification report the way `docs verify` does.
@@ -258,22 +287,41 @@ pub(crate) fn print_report(r: &VerifyReport) {
     let validity = format!(
         "{} → {}{}",
         fmt_time(r.valid_from),
-        r.valid_until.map(fmt_time).unwrap_or_else(|| "no expiry".into()),
-        if r.in_validity_period { " (current)" } else { " (NOT current)" }
+        r.valid_until
+            .map(fmt_time)
+            .unwrap_or_else(|| "no expiry".into()),
+        if r.in_validity_period {
+            " (current)"
+        } else {
+            " (NOT current)"
+        }
     );
     let issuer = format!(
         "{} ({}) — {}{}",
         r.issuer_id,
-        if r.issuer_name.is_empty() { "-" } else { &r.issuer_name },
+        if r.issuer_name.is_empty() {
+            "-"
+        } else {
+            &r.issuer_name
+        },
         r.issuer_state,
-        if r.signature_valid { ", signature valid" } else { ", signature NOT verified" }
+        if r.signature_valid {
+            ", signature valid"
+        } else {
+            ", signature NOT verified"
+        }
     );
     t.add_row(vec!["document".to_owned(), r.document_uri.clone()]);
     t.add_row(vec!["credential".to_owned(), r.credential_id.clone()]);
     t.add_row(vec!["issuer".to_owned(), issuer]);
     t.add_row(vec![
         "holder".to_owned(),
-        format!("{} (key {}, JWK thumbprint {})", r.holder_id, short(&r.holder_key), r.holder_key_thumbprint),
+        format!(
+            "{} (key {}, JWK thumbprint {})",
+            r.holder_id,
+            short(&r.holder_key),
+            r.holder_key_thumbprint
+        ),
     ]);
     t.add_row(vec!["status".to_owned(), status]);
     t.add_row(vec!["validity".to_owned(), validity]);
@@ -320,13 +368,21 @@ pub(crate) async fn run_docs(cmd: DocsCommand, json: bool) -> anyhow::Result<()>
     match cmd {
         DocsCommand::Keygen { out } => {
             let key = PrincipalKey::generate();
-            save_key(&key, &out).map_err(|e| hinted(e.to_string(), "choose a new file; a key is never overwritten"))?;
+            save_key(&key, &out).map_err(|e| {
+                hinted(
+                    e.to_string(),
+                    "choose a new file; a key is never overwritten",
+                )
+            })?;
             if json {
                 return print_json(
                     &serde_json::json!({ "key_file": out.display().to_string(), "public_key": key.public_key_hex() }),
                 );
             }
-            println!("key written to {} (mode 0600; keep it secret)", out.display());
+            println!(
+                "key written to {} (mode 0600; keep it secret)",
+                out.display()
+            );
             println!("public key: {}", key.public_key_hex());
             Ok(())
         }
@@ -336,7 +392,15 @@ pub(crate) async fn run_docs(cmd: DocsCommand, json: bool) -> anyhow::Result<()>
             if json {
                 return print_json(&docs.iter().map(doc_json).collect::<Vec<_>>());
             }
-            let mut t = table(&["Document URI", "Issuer", "Type", "Source", "State", "Credential", "Updated"]);
+            let mut t = table(&[
+                "Document URI",
+                "Issuer",
+                "Type",
+                "Source",
+                "State",
+                "Credential",
+                "Updated",
+            ]);
             for d in &docs {
                 t.add_row(vec![
                     d.document_uri.clone(),
@@ -344,7 +408,10 @@ pub(crate) async fn run_docs(cmd: DocsCommand, json: bool) -> anyhow::Result<()>
                     d.doc_type.clone(),
                     d.source.clone(),
                     d.state.clone(),
-                    short(d.credential_id.trim_start_matches("urn:dlocker:credential:")),
+                    short(
+                        d.credential_id
+                            .trim_start_matches("urn:dlocker:credential:"),
+                    ),
                     fmt_time(d.updated_at),
                 ]);
             }
@@ -354,20 +421,45 @@ pub(crate) async fn run_docs(cmd: DocsCommand, json: bool) -> anyhow::Result<()>
         }
         DocsCommand::Upload(a) => {
             let h = holder(&a.holder)?;
-            let data = std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
-            let name = a.file.file_name().and_then(|n| n.to_str()).unwrap_or("document").to_owned();
-            let media_type = a.media_type.clone().unwrap_or_else(|| guess_media_type(&a.file).to_owned());
-            let d = h.upload(&a.doc_type, &vc::Upload { name, media_type, data }).await.map_err(explain)?;
+            let data =
+                std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
+            let name = a
+                .file
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("document")
+                .to_owned();
+            let media_type = a
+                .media_type
+                .clone()
+                .unwrap_or_else(|| guess_media_type(&a.file).to_owned());
+            let d = h
+                .upload(
+                    &a.doc_type,
+                    &vc::Upload {
+                        name,
+                        media_type,
+                        data,
+                    },
+                )
+                .await
+                .map_err(explain)?;
             if json {
                 return print_json(&doc_json(&d));
             }
-            println!("uploaded and self-attested as {} (signed with the wallet key)", d.document_uri);
+            println!(
+                "uploaded and self-attested as {} (signed with the wallet key)",
+                d.document_uri
+            );
             Ok(())
         }
         DocsCommand::Consent(ConsentCommand::Grant(a)) => {
             let h = holder(&a.holder)?;
             let not_after = dlocker_proto::time::unix_now() + a.days.max(1) * 86_400;
-            let c = h.grant_consent(&a.requester, &a.uris, &a.purpose, not_after).await.map_err(explain)?;
+            let c = h
+                .grant_consent(&a.requester, &a.uris, &a.purpose, not_after)
+                .await
+                .map_err(explain)?;
             if json {
                 return print_json(&consent_json(&c));
             }
@@ -386,11 +478,18 @@ pub(crate) async fn run_docs(cmd: DocsCommand, json: bool) -> anyhow::Result<()>
             Ok(())
         }
         DocsCommand::Consent(ConsentCommand::Revoke { holder: a, consent }) => {
-            let c = holder(&a)?.revoke_consent(&consent).await.map_err(explain)?;
+            let c = holder(&a)?
+                .revoke_consent(&consent)
+                .await
+                .map_err(explain)?;
             if json {
                 return print_json(&consent_json(&c));
             }
-            println!("consent {} revoked at {}", c.consent_id, fmt_time(c.revoked_at));
+            println!(
+                "consent {} revoked at {}",
+                c.consent_id,
+                fmt_time(c.revoked_at)
+            );
             Ok(())
         }
         DocsCommand::Consent(ConsentCommand::List(a)) => {
@@ -398,7 +497,14 @@ pub(crate) async fn run_docs(cmd: DocsCommand, json: bool) -> anyhow::Result<()>
             if json {
                 return print_json(&cs.iter().map(consent_json).collect::<Vec<_>>());
             }
-            let mut t = table(&["Consent", "Requester", "Documents", "Purpose", "Until", "State"]);
+            let mut t = table(&[
+                "Consent",
+                "Requester",
+                "Documents",
+                "Purpose",
+                "Until",
+                "State",
+            ]);
             for c in &cs {
                 t.add_row(vec![
                     c.consent_id.clone(),
@@ -425,15 +531,16 @@ pub(crate) async fn run_docs(cmd: DocsCommand, json: bool) -> anyhow::Result<()>
                     print_report(&got.report);
                     println!("credential written to {}", p.display());
                 }
-                None if json => {
-                    print_json(&serde_json::json!({ "credential_jws": got.credential_jws, "report": got.report }))?
-                }
+                None if json => print_json(
+                    &serde_json::json!({ "credential_jws": got.credential_jws, "report": got.report }),
+                )?,
                 None => println!("{}", got.credential_jws),
             }
             Ok(())
         }
         DocsCommand::Verify(a) => {
-            let text = std::fs::read_to_string(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
+            let text = std::fs::read_to_string(&a.file)
+                .with_context(|| format!("reading {}", a.file.display()))?;
             let report = locker(&a.locker)?.verify(&text).await.map_err(explain)?;
             if json {
                 print_json(&report)?;
@@ -444,13 +551,18 @@ pub(crate) async fn run_docs(cmd: DocsCommand, json: bool) -> anyhow::Result<()>
                 Ok(())
             } else {
                 Err(hinted(
-                    format!("{} does not verify: {}", a.file.display(), report.problems.join("; ")),
+                    format!(
+                        "{} does not verify: {}",
+                        a.file.display(),
+                        report.problems.join("; ")
+                    ),
                     "do not accept this credential; ask the holder to share a current one through the locker",
                 ))
             }
         }
         DocsCommand::Show { file } => {
-            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
             let (h, p) = decode(&text)?;
             if json {
                 return print_json(&serde_json::json!({ "header": h, "payload": p }));
@@ -463,7 +575,9 @@ pub(crate) async fn run_docs(cmd: DocsCommand, json: bool) -> anyhow::Result<()>
             let l = locker(&a.locker)?;
             let (sl, compact) = l.status_list(&a.issuer, a.list).await.map_err(explain)?;
             let (header, payload) = decode(&compact)?;
-            let revoked_indices: Vec<u32> = (0..sl.bits.len()).filter(|i| sl.bits.get(*i) == Some(true)).collect();
+            let revoked_indices: Vec<u32> = (0..sl.bits.len())
+                .filter(|i| sl.bits.get(*i) == Some(true))
+                .collect();
             let out = StatusListJson {
                 url: sl.url.clone(),
                 issuer: a.issuer.clone(),
@@ -494,7 +608,11 @@ pub(crate) async fn run_docs(cmd: DocsCommand, json: bool) -> anyhow::Result<()>
                 } else {
                     format!(
                         " (indices {})",
-                        out.revoked_indices.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+                        out.revoked_indices
+                            .iter()
+                            .map(u32::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     )
                 },
                 fmt_time(out.valid_from),
@@ -523,13 +641,21 @@ fn consent_json(c: &dlocker_proto::pb::ConsentRecord) -> serde_json::Value {
 }
 
 fn operator(a: &OperatorArgs) -> anyhow::Result<OperatorClient> {
-    let key = StaffKey::load(&a.key)
-        .map_err(|e| hinted(e.to_string(), "create one with `dlocker staff keygen --out FILE`"))?;
+    let key = StaffKey::load(&a.key).map_err(|e| {
+        hinted(
+            e.to_string(),
+            "create one with `dlocker staff keygen --out FILE`",
+        )
+    })?;
     Ok(OperatorClient::new(key, locker(&a.locker)?))
 }
 
 /// `dlocker issuers …` (`issuers` true) and `dlocker requesters …`.
-pub(crate) async fn run_registry(cmd: RegistryCommand, issuers: bool, json: bool) -> anyhow::Result<()> {
+pub(crate) async fn run_registry(
+    cmd: RegistryCommand,
+    issuers: bool,
+    json: bool,
+) -> anyhow::Result<()> {
     let (approve, suspend) = if issuers {
         (StaffAction::ApproveIssuer, StaffAction::SuspendIssuer)
     } else {
@@ -542,7 +668,15 @@ pub(crate) async fn run_registry(cmd: RegistryCommand, issuers: bool, json: bool
                 if json {
                     return print_json(&is);
                 }
-                let mut t = table(&["Issuer", "Name", "Types", "Mode", "State", "Decided by", "Signing key"]);
+                let mut t = table(&[
+                    "Issuer",
+                    "Name",
+                    "Types",
+                    "Mode",
+                    "State",
+                    "Decided by",
+                    "Signing key",
+                ]);
                 for i in &is {
                     t.add_row(vec![
                         i.issuer_id.clone(),
@@ -562,7 +696,12 @@ pub(crate) async fn run_registry(cmd: RegistryCommand, issuers: bool, json: bool
                 }
                 let mut t = table(&["Requester", "Name", "State", "Decided by"]);
                 for r in &rs {
-                    t.add_row(vec![r.requester_id.clone(), r.name.clone(), r.state.clone(), r.decided_by.clone()]);
+                    t.add_row(vec![
+                        r.requester_id.clone(),
+                        r.name.clone(),
+                        r.state.clone(),
+                        r.decided_by.clone(),
+                    ]);
                 }
                 println!("{t}");
                 println!("{} requesters", rs.len());
@@ -576,13 +715,22 @@ pub(crate) async fn run_registry(cmd: RegistryCommand, issuers: bool, json: bool
 
 /// Approves or suspends one issuer or requester.
 async fn decide(a: &TargetArgs, action: StaffAction, json: bool) -> anyhow::Result<()> {
-    let d = operator(&a.common)?.decide(action, &a.id).await.map_err(explain)?;
+    let d = operator(&a.common)?
+        .decide(action, &a.id)
+        .await
+        .map_err(explain)?;
     if json {
         return print_json(
             &serde_json::json!({ "kind": d.kind, "id": d.id, "state": d.state, "decided_by": d.decided_by }),
         );
     }
-    println!("{} {} is now {} (by {})", d.kind, d.id, d.state.to_uppercase(), d.decided_by);
+    println!(
+        "{} {} is now {} (by {})",
+        d.kind,
+        d.id,
+        d.state.to_uppercase(),
+        d.decided_by
+    );
     Ok(())
 }
 
@@ -607,13 +755,20 @@ pub(crate) async fn demo_documents(
             .filter_map(Result::ok)
             .map(|e| e.path())
             .find(|p| {
-                p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("staff-") && n.ends_with(".key"))
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("staff-") && n.ends_with(".key"))
             })
             .context("the demo's staff key file")?;
         StaffKey::load(&p).map_err(|e| anyhow::anyhow!("{e}"))
     };
     let locker = LockerClient::new(set.bank());
-    let err = |e: DocError| hinted(e.to_string(), "run with RUST_LOG=info to see the nodes' logs");
+    let err = |e: DocError| {
+        hinted(
+            e.to_string(),
+            "run with RUST_LOG=info to see the nodes' logs",
+        )
+    };
     say("\n[documents] Re-issuing the customer's ID documents to the recovered wallet's new key");
     say("  the bank's node runs the document locker ([locker] enabled = true)");
 
@@ -629,10 +784,18 @@ pub(crate) async fn demo_documents(
     // Issuers: the bank itself (hosted key) and the example transport department (pull).
     let operator = OperatorClient::new(staff_key()?, locker.clone());
     let bank_issuer = IssuerClient::new(locker.clone(), "demo.bank", PrincipalKey::generate());
-    bank_issuer.register("Demo Bank KYC", &["IDCRD".to_owned()], true, "").await.map_err(err)?;
-    operator.decide(StaffAction::ApproveIssuer, "demo.bank").await.map_err(err)?;
+    bank_issuer
+        .register("Demo Bank KYC", &["IDCRD".to_owned()], true, "")
+        .await
+        .map_err(err)?;
+    operator
+        .decide(StaffAction::ApproveIssuer, "demo.bank")
+        .await
+        .map_err(err)?;
     let transport_key = PrincipalKey::generate();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("binding the example issuer")?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("binding the example issuer")?;
     let endpoint = format!("http://{}", listener.local_addr()?);
     let repo = dlocker_sdk::documents::repository::RepositoryServer::new(
         dlocker_locker_example::ISSUER_ID,
@@ -644,12 +807,27 @@ pub(crate) async fn demo_documents(
     let repo_task = tokio::spawn(repo.serve(listener, async {
         let _ = stopped.await;
     }));
-    let transport = IssuerClient::new(locker.clone(), dlocker_locker_example::ISSUER_ID, transport_key);
+    let transport = IssuerClient::new(
+        locker.clone(),
+        dlocker_locker_example::ISSUER_ID,
+        transport_key,
+    );
     transport
-        .register(dlocker_locker_example::NAME, &[dlocker_locker_example::DOC_TYPE.to_owned()], false, &endpoint)
+        .register(
+            dlocker_locker_example::NAME,
+            &[dlocker_locker_example::DOC_TYPE.to_owned()],
+            false,
+            &endpoint,
+        )
         .await
         .map_err(err)?;
-    operator.decide(StaffAction::ApproveIssuer, dlocker_locker_example::ISSUER_ID).await.map_err(err)?;
+    operator
+        .decide(
+            StaffAction::ApproveIssuer,
+            dlocker_locker_example::ISSUER_ID,
+        )
+        .await
+        .map_err(err)?;
     say(&format!(
         "  operator approved issuers demo.bank (hosted key) and {} (pull, repository at {endpoint})",
         dlocker_locker_example::ISSUER_ID

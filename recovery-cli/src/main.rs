@@ -16,7 +16,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
-#[command(name = "dlocker", version, about = "dLocker: social-recovery wallet backup — operator CLI and demo")]
+#[command(
+    name = "dlocker",
+    version,
+    about = "dLocker: social-recovery wallet backup — operator CLI and demo"
+)]
 struct Cli {
     /// Print machine-readable JSON instead of tables.
     #[arg(long, global = true)]

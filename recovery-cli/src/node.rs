@@ -52,7 +52,9 @@ pub(crate) fn explain_connect(e: ConnectError) -> anyhow::Error {
         ConnectError::Unreachable { .. } => {
             "is the node running and the URL right? (`trustee-node serve --data-dir DIR`)"
         }
-        ConnectError::InvalidEndpoint { .. } => "use a URL like http://127.0.0.1:7101 or https://node.example:7101",
+        ConnectError::InvalidEndpoint { .. } => {
+            "use a URL like http://127.0.0.1:7101 or https://node.example:7101"
+        }
         ConnectError::Tls { .. } => "check the --ca-cert / --client-cert / --client-key files",
         ConnectError::KeyMismatch { .. } => {
             "do not use this node until the operator confirms its key; the trustees file may be stale"
@@ -67,8 +69,9 @@ pub(crate) fn explain_connect(e: ConnectError) -> anyhow::Error {
 pub(crate) async fn run(cmd: NodeCommand, json: bool) -> anyhow::Result<()> {
     match cmd {
         NodeCommand::Info(a) => {
-            let info =
-                node_info_with_tls(a.node.trim_end_matches('/'), &a.tls.files()).await.map_err(explain_connect)?;
+            let info = node_info_with_tls(a.node.trim_end_matches('/'), &a.tls.files())
+                .await
+                .map_err(explain_connect)?;
             if json {
                 return print_json(&info);
             }

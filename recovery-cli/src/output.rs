@@ -22,7 +22,11 @@ impl std::error::Error for Hinted {}
 
 /// An `anyhow::Error` that carries a hint line.
 pub(crate) fn hinted(message: impl Into<String>, hint: impl Into<String>) -> anyhow::Error {
-    Hinted { message: message.into(), hint: hint.into() }.into()
+    Hinted {
+        message: message.into(),
+        hint: hint.into(),
+    }
+    .into()
 }
 
 /// Prints a failure as exactly one `error:` line (plus a `hint:` line when there is one).
@@ -56,7 +60,8 @@ pub(crate) fn progress(len: usize, what: &str, json: bool) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let pb = ProgressBar::new(len as u64);
-    if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} [{bar:25}] {pos}/{len} nodes") {
+    if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} [{bar:25}] {pos}/{len} nodes")
+    {
         pb.set_style(style.progress_chars("=> "));
     }
     pb.set_message(what.to_owned());

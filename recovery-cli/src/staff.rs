@@ -53,8 +53,13 @@ pub(crate) struct TargetArgs {
 
 fn load_key(path: &Path) -> anyhow::Result<StaffKey> {
     StaffKey::load(path).map_err(|e| match e {
-        StaffKeyError::Io { .. } => hinted(e.to_string(), "create one with `dlocker staff keygen --out FILE`"),
-        StaffKeyError::Invalid(_) => hinted(e.to_string(), "pass the file `dlocker staff keygen` wrote"),
+        StaffKeyError::Io { .. } => hinted(
+            e.to_string(),
+            "create one with `dlocker staff keygen --out FILE`",
+        ),
+        StaffKeyError::Invalid(_) => {
+            hinted(e.to_string(), "pass the file `dlocker staff keygen` wrote")
+        }
     })
 }
 
@@ -88,7 +93,15 @@ fn explain(e: StaffError, key_hex: &str, session: &str) -> anyhow::Error {
 }
 
 fn print_list(rows: &[PendingRecovery]) {
-    let mut t = table(&["Session", "Wallet", "State", "Opened (unix)", "Release not before", "Approvals", "Approved by"]);
+    let mut t = table(&[
+        "Session",
+        "Wallet",
+        "State",
+        "Opened (unix)",
+        "Release not before",
+        "Approvals",
+        "Approved by",
+    ]);
     for r in rows {
         t.add_row(vec![
             r.session_id.clone(),
@@ -123,12 +136,22 @@ struct CancelJson {
 
 pub(crate) fn keygen(out: &Path, json: bool) -> anyhow::Result<()> {
     let key = StaffKey::generate();
-    key.save(out).map_err(|e| hinted(e.to_string(), "choose a new file; an existing key is never overwritten"))?;
+    key.save(out).map_err(|e| {
+        hinted(
+            e.to_string(),
+            "choose a new file; an existing key is never overwritten",
+        )
+    })?;
     let public = key.public_key_hex();
     if json {
-        return print_json(&serde_json::json!({ "key_file": out.display().to_string(), "public_key": public }));
+        return print_json(
+            &serde_json::json!({ "key_file": out.display().to_string(), "public_key": public }),
+        );
     }
-    println!("staff key written to {} (mode 0600; keep it secret)", out.display());
+    println!(
+        "staff key written to {} (mode 0600; keep it secret)",
+        out.display()
+    );
     println!("public key: {public}");
     println!(
         "add it to the bank node: trustee-node config add-staff --data-dir DIR --id YOUR_ID --public-key {public} --roles approver,canceller"
@@ -146,7 +169,10 @@ pub(crate) async fn run_recoveries(cmd: RecoveriesCommand, json: bool) -> anyhow
     match cmd {
         RecoveriesCommand::List(a) => {
             let (_, c) = client(&a)?;
-            let rows = c.list_recoveries().await.map_err(|e| explain(e, &c.public_key_hex(), ""))?;
+            let rows = c
+                .list_recoveries()
+                .await
+                .map_err(|e| explain(e, &c.public_key_hex(), ""))?;
             if json {
                 return print_json(&rows);
             }
@@ -155,7 +181,10 @@ pub(crate) async fn run_recoveries(cmd: RecoveriesCommand, json: bool) -> anyhow
         }
         RecoveriesCommand::Approve(a) => {
             let (_, c) = client(&a.common)?;
-            let st = c.approve(&a.session).await.map_err(|e| explain(e, &c.public_key_hex(), &a.session))?;
+            let st = c
+                .approve(&a.session)
+                .await
+                .map_err(|e| explain(e, &c.public_key_hex(), &a.session))?;
             let expires_at = st.approval.as_ref().map(|s| s.body().expires_at);
             if json {
                 return print_json(&ApproveJson {
@@ -186,11 +215,16 @@ pub(crate) async fn run_recoveries(cmd: RecoveriesCommand, json: bool) -> anyhow
         }
         RecoveriesCommand::Cancel(a) => {
             let (set, c) = client(&a.common)?;
-            let issued = c.cancel(&a.session).await.map_err(|e| explain(e, &c.public_key_hex(), &a.session))?;
+            let issued = c
+                .cancel(&a.session)
+                .await
+                .map_err(|e| explain(e, &c.public_key_hex(), &a.session))?;
             let outcomes = present_bank_cancellation(&set, None, &issued.encoded).await;
             let b = issued.statement.body();
-            let failed: Vec<String> =
-                outcomes.iter().filter_map(|o| o.error.as_ref().map(|e| format!("{} ({e})", o.name))).collect();
+            let failed: Vec<String> = outcomes
+                .iter()
+                .filter_map(|o| o.error.as_ref().map(|e| format!("{} ({e})", o.name)))
+                .collect();
             if json {
                 print_json(&CancelJson {
                     session_id: a.session.clone(),
@@ -199,10 +233,16 @@ pub(crate) async fn run_recoveries(cmd: RecoveriesCommand, json: bool) -> anyhow
                     trustees: outcomes,
                 })?;
             } else {
-                println!("bank cancelled session {} (wallet {}, by {})", a.session, b.wallet_id, b.staff_id);
+                println!(
+                    "bank cancelled session {} (wallet {}, by {})",
+                    a.session, b.wallet_id, b.staff_id
+                );
                 let mut t = table(&["Trustee", "Result"]);
                 for o in &outcomes {
-                    t.add_row(vec![o.name.clone(), o.error.clone().unwrap_or_else(|| "cancelled".into())]);
+                    t.add_row(vec![
+                        o.name.clone(),
+                        o.error.clone().unwrap_or_else(|| "cancelled".into()),
+                    ]);
                 }
                 println!("{t}");
             }
@@ -210,7 +250,11 @@ pub(crate) async fn run_recoveries(cmd: RecoveriesCommand, json: bool) -> anyhow
                 Ok(())
             } else {
                 Err(hinted(
-                    format!("the cancellation did not reach {} trustees: {}", failed.len(), failed.join("; ")),
+                    format!(
+                        "the cancellation did not reach {} trustees: {}",
+                        failed.len(),
+                        failed.join("; ")
+                    ),
                     "the bank's own session is cancelled, so no bank approval can be issued for this recovery and the other sessions can never release; they expire on their own",
                 ))
             }

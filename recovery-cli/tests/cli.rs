@@ -12,10 +12,17 @@ fn dlocker() -> Command {
 fn demo_backs_up_and_verifies_on_a_local_cluster() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("demo");
-    let out = dlocker().args(["demo", "--dir"]).arg(&dir).output().expect("run dlocker demo");
+    let out = dlocker()
+        .args(["demo", "--dir"])
+        .arg(&dir)
+        .output()
+        .expect("run dlocker demo");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "demo failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        out.status.success(),
+        "demo failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
     for line in [
         "[1/10] Starting 5 trustee nodes",
         "bank staff key for alice generated",
@@ -53,7 +60,11 @@ fn demo_backs_up_and_verifies_on_a_local_cluster() {
     assert_eq!(manifests.len(), 1);
 
     // A second demo into the same directory refuses to overwrite node data.
-    let again = dlocker().args(["demo", "--dir"]).arg(&dir).output().expect("run again");
+    let again = dlocker()
+        .args(["demo", "--dir"])
+        .arg(&dir)
+        .output()
+        .expect("run again");
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).starts_with("error: "));
 
@@ -72,23 +83,42 @@ fn demo_backs_up_and_verifies_on_a_local_cluster() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
     assert_eq!(report["entries"].as_array().map(Vec::len), Some(3));
     assert_eq!(report["epoch"], 2);
-    assert_eq!(report["epochs"].as_array().map(Vec::len), Some(5), "every trustee's epochs are listed");
+    assert_eq!(
+        report["epochs"].as_array().map(Vec::len),
+        Some(5),
+        "every trustee's epochs are listed"
+    );
     assert_eq!(report["entries"][0]["status"], "unhealthy");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(stderr.lines().filter(|l| l.starts_with("error: ")).count(), 1, "{stderr}");
+    assert_eq!(
+        stderr.lines().filter(|l| l.starts_with("error: ")).count(),
+        1,
+        "{stderr}"
+    );
     assert!(stderr.contains("3 of 3 trustees unhealthy"), "{stderr}");
 }
 
 #[test]
 fn demo_json_summary() {
-    let out = dlocker().args(["demo", "--nodes", "3", "--threshold", "2", "--json"]).output().expect("run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is only the JSON summary");
+    let out = dlocker()
+        .args(["demo", "--nodes", "3", "--threshold", "2", "--json"])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("stdout is only the JSON summary");
     assert_eq!(v["ok"], true);
     assert_eq!(v["nodes"], 3);
     assert_eq!(v["receipts"].as_array().map(Vec::len), Some(3));
     assert_eq!(v["verify"]["entries"][2]["status"], "healthy");
-    assert!(v["dir"].is_null(), "temporary directory is removed without --keep");
+    assert!(
+        v["dir"].is_null(),
+        "temporary directory is removed without --keep"
+    );
     assert_eq!(v["recovery"]["matches_original"], true);
     assert_eq!(v["recovery"]["approvers"][0], "alice");
     assert_eq!(v["recovery"]["used"].as_array().map(Vec::len), Some(2));
@@ -97,20 +127,36 @@ fn demo_json_summary() {
     assert_eq!(v["rotation"]["to_epoch"], 2);
     assert_eq!(v["rotation"]["new_k"], true);
     assert_eq!(v["rotation"]["retired"][0], "trustee-3");
-    assert_eq!(v["rotation"]["verify"]["entries"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        v["rotation"]["verify"]["entries"].as_array().map(Vec::len),
+        Some(2)
+    );
 }
 
 #[test]
 fn node_info_on_a_dead_port_fails_with_one_error_line() {
-    let out = dlocker().args(["node", "info", "--node", "http://127.0.0.1:1"]).output().expect("run");
+    let out = dlocker()
+        .args(["node", "info", "--node", "http://127.0.0.1:1"])
+        .output()
+        .expect("run");
     assert!(!out.status.success());
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty());
     let stderr = String::from_utf8_lossy(&out.stderr);
     let lines: Vec<&str> = stderr.lines().collect();
-    assert!(lines[0].starts_with("error: cannot reach http://127.0.0.1:1"), "{stderr}");
-    assert_eq!(lines.iter().filter(|l| l.starts_with("error:")).count(), 1, "{stderr}");
-    assert!(lines.len() <= 2 && lines.get(1).is_none_or(|l| l.starts_with("hint: ")), "{stderr}");
+    assert!(
+        lines[0].starts_with("error: cannot reach http://127.0.0.1:1"),
+        "{stderr}"
+    );
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "{stderr}"
+    );
+    assert!(
+        lines.len() <= 2 && lines.get(1).is_none_or(|l| l.starts_with("hint: ")),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -119,8 +165,18 @@ fn bad_inputs_fail_cleanly() {
     let bad = tmp.path().join("trustees.toml");
     std::fs::write(&bad, "[[trustee]]\nname = \"x\"\n").expect("write");
     for args in [
-        vec!["cluster", "health", "--trustees", bad.to_str().unwrap_or_default()],
-        vec!["cluster", "health", "--trustees", "/nonexistent/trustees.toml"],
+        vec![
+            "cluster",
+            "health",
+            "--trustees",
+            bad.to_str().unwrap_or_default(),
+        ],
+        vec![
+            "cluster",
+            "health",
+            "--trustees",
+            "/nonexistent/trustees.toml",
+        ],
         vec!["node", "info", "--node", "ftp://example"],
         vec!["demo", "--nodes", "2", "--threshold", "3"],
     ] {
@@ -128,7 +184,11 @@ fn bad_inputs_fail_cleanly() {
         assert!(!out.status.success(), "{args:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
-        assert_eq!(stderr.lines().filter(|l| l.starts_with("error:")).count(), 1, "{args:?}: {stderr}");
+        assert_eq!(
+            stderr.lines().filter(|l| l.starts_with("error:")).count(),
+            1,
+            "{args:?}: {stderr}"
+        );
     }
 }
 
@@ -136,22 +196,44 @@ fn bad_inputs_fail_cleanly() {
 fn staff_keygen_writes_a_private_key_once() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let key = tmp.path().join("alice.key");
-    let out = dlocker().args(["staff", "keygen", "--out"]).arg(&key).arg("--json").output().expect("run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = dlocker()
+        .args(["staff", "keygen", "--out"])
+        .arg(&key)
+        .arg("--json")
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     let public = v["public_key"].as_str().expect("public key");
     assert_eq!(public.len(), 66);
     let secret = std::fs::read_to_string(&key).expect("key file");
     assert_eq!(secret.trim().len(), 64);
-    assert!(!String::from_utf8_lossy(&out.stdout).contains(secret.trim()), "the secret is never printed");
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains(secret.trim()),
+        "the secret is never printed"
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
-        assert_eq!(std::fs::metadata(&key).expect("meta").permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&key).expect("meta").permissions().mode() & 0o777,
+            0o600
+        );
     }
-    let again = dlocker().args(["staff", "keygen", "--out"]).arg(&key).output().expect("run");
+    let again = dlocker()
+        .args(["staff", "keygen", "--out"])
+        .arg(&key)
+        .output()
+        .expect("run");
     assert!(!again.status.success());
     let stderr = String::from_utf8_lossy(&again.stderr);
-    assert!(stderr.starts_with("error: ") && stderr.contains("hint: "), "{stderr}");
+    assert!(
+        stderr.starts_with("error: ") && stderr.contains("hint: "),
+        "{stderr}"
+    );
     assert_eq!(std::fs::read_to_string(&key).expect("unchanged"), secret);
 }

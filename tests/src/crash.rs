@@ -59,14 +59,20 @@ pub struct Storm {
 pub fn manifest_keys(node_key: &PublicKey, others: usize) -> Vec<PublicKey> {
     use k256::elliptic_curve::Generate as _;
     let mut keys = vec![*node_key];
-    keys.extend((0..others).map(|_| k256::SecretKey::generate_from_rng(&mut rand::rng()).public_key()));
+    keys.extend(
+        (0..others).map(|_| k256::SecretKey::generate_from_rng(&mut rand::rng()).public_key()),
+    );
     keys
 }
 
 impl Storm {
     /// Starts `writers` clients on `clients` (one channel each) depositing `threshold`-of-n
     /// deposits for `keys` (`keys[0]` is the node under test).
-    pub fn start(clients: Vec<TrusteeClient<Channel>>, keys: Vec<PublicKey>, threshold: u16) -> Self {
+    pub fn start(
+        clients: Vec<TrusteeClient<Channel>>,
+        keys: Vec<PublicKey>,
+        threshold: u16,
+    ) -> Self {
         let shared = Arc::new(Shared {
             tracked: Mutex::new(Vec::new()),
             acked: AtomicUsize::new(0),
@@ -147,7 +153,11 @@ impl Storm {
                 std::panic::resume_unwind(e.into_panic());
             }
         }
-        let mut t = self.shared.tracked.lock().unwrap_or_else(|p| p.into_inner());
+        let mut t = self
+            .shared
+            .tracked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         std::mem::take(&mut *t)
     }
 }
@@ -162,7 +172,10 @@ impl StormOwner {
             serde_json::from_str(&begin.creation_options_json).ok()?;
         let origin = Url::parse(craft::ORIGIN).ok()?;
         let credential = self.0.do_registration(origin, options).ok()?;
-        Some((begin.ceremony_id.clone(), serde_json::to_string(&credential).ok()?))
+        Some((
+            begin.ceremony_id.clone(),
+            serde_json::to_string(&credential).ok()?,
+        ))
     }
 }
 
@@ -195,10 +208,17 @@ pub async fn check_deposit(
         return Err("stored manifest hash differs from the deposit's".into());
     }
     if status.share_index != 1 || status.epoch != 1 {
-        return Err(format!("stored share index {} epoch {}", status.share_index, status.epoch));
+        return Err(format!(
+            "stored share index {} epoch {}",
+            status.share_index, status.epoch
+        ));
     }
     if status.blob_size != d.blob.len() as u64 {
-        return Err(format!("stored blob size {} != {}", status.blob_size, d.blob.len()));
+        return Err(format!(
+            "stored blob size {} != {}",
+            status.blob_size,
+            d.blob.len()
+        ));
     }
     if let Fate::Acked(receipt) = &t.fate
         && &status.receipt_encoded != receipt
@@ -207,7 +227,10 @@ pub async fn check_deposit(
     }
     let nonce: [u8; 32] = rand::random();
     let proof = client
-        .prove_share(ProveShareRequest { wallet_id: d.wallet_id.clone(), nonce: nonce.to_vec() })
+        .prove_share(ProveShareRequest {
+            wallet_id: d.wallet_id.clone(),
+            nonce: nonce.to_vec(),
+        })
         .await
         .map_err(|s| format!("ProveShare: {:?}: {}", s.code(), s.message()))?
         .into_inner();
@@ -253,7 +276,11 @@ pub async fn check_all(node: &Node, tracked: &[Tracked], when: &str) -> Tally {
             (fate, Err(e)) => panic!(
                 "{when}: deposit of {} ({}) is visible but broken: {e}; node log:\n{}",
                 t.deposit.wallet_id,
-                if matches!(fate, Fate::Acked(_)) { "acknowledged" } else { "not acknowledged" },
+                if matches!(fate, Fate::Acked(_)) {
+                    "acknowledged"
+                } else {
+                    "not acknowledged"
+                },
                 node.log_tail(20)
             ),
         }

@@ -13,8 +13,8 @@
 
 pub mod bins;
 pub mod cluster;
-pub mod crash;
 pub mod craft;
+pub mod crash;
 pub mod locker;
 pub mod recovery_cluster;
 pub mod rotation;

@@ -53,11 +53,21 @@ impl RotationCluster {
         let config = staged_ttl_secs
             .map(|ttl| {
                 let ttl = i64::try_from(ttl).expect("ttl fits");
-                ("epochs".to_owned(), "staged_ttl_secs".to_owned(), toml::Value::Integer(ttl))
+                (
+                    "epochs".to_owned(),
+                    "staged_ttl_secs".to_owned(),
+                    toml::Value::Integer(ttl),
+                )
             })
             .into_iter()
             .collect();
-        Self { inner: RecoveryCluster::init(RecoverySpec { nodes: n, config, ..RecoverySpec::default() }) }
+        Self {
+            inner: RecoveryCluster::init(RecoverySpec {
+                nodes: n,
+                config,
+                ..RecoverySpec::default()
+            }),
+        }
     }
 
     /// The cluster's temporary directory.
@@ -106,7 +116,8 @@ impl RotationCluster {
 
     /// The SDK's staff client for the bank.
     pub fn staff_client(&self) -> StaffClient {
-        let key = StaffKey::from_hex(&self.inner.staff[0].key.to_hex()).expect("staff key round trip");
+        let key =
+            StaffKey::from_hex(&self.inner.staff[0].key.to_hex()).expect("staff key round trip");
         StaffClient::new(key, self.all().bank())
     }
 

@@ -185,7 +185,9 @@ mod tests {
         init_node(&opts).expect("init");
         let node = crate::server::open_node(dir).expect("open");
         let key = *node.identity().public_key();
-        let backups: Vec<Backup> = (0..3).map(|i| Backup::new(&format!("bulk-{i}"), key)).collect();
+        let backups: Vec<Backup> = (0..3)
+            .map(|i| Backup::new(&format!("bulk-{i}"), key))
+            .collect();
         let deposits = |bs: &[Backup]| -> Vec<BulkDeposit> {
             bs.iter()
                 .map(|b| BulkDeposit {
@@ -228,7 +230,8 @@ mod tests {
         let stranger = SecretKey::generate_from_rng(&mut rand::rng()).public_key();
         let other = Backup::new("bulk-other", stranger);
         assert!(matches!(
-            node.bulk_deposit(deposits(std::slice::from_ref(&other))).await,
+            node.bulk_deposit(deposits(std::slice::from_ref(&other)))
+                .await,
             Err(NodeError::NotATrustee)
         ));
     }

@@ -588,7 +588,11 @@ mod tests {
         let store = SledStore::open(&path).expect("reopen");
         for i in 0..writers {
             let c = store.ceremony(&format!("c{i}")).expect("read");
-            assert_eq!(c.map(|c| c.expires_at), Some(u64::from(i)), "write {i} lost");
+            assert_eq!(
+                c.map(|c| c.expires_at),
+                Some(u64::from(i)),
+                "write {i} lost"
+            );
         }
     }
 

@@ -17,7 +17,10 @@ use dlocker_proto::pb;
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "example-issuer", about = "Example dLocker pull issuer (driving licences)")]
+#[command(
+    name = "example-issuer",
+    about = "Example dLocker pull issuer (driving licences)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -67,8 +70,10 @@ enum Command {
 }
 
 fn load_key(path: &PathBuf) -> anyhow::Result<PrincipalKey> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    PrincipalKey::from_hex(&text).with_context(|| format!("{} does not hold a key (64 hex characters)", path.display()))
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    PrincipalKey::from_hex(&text)
+        .with_context(|| format!("{} does not hold a key (64 hex characters)", path.display()))
 }
 
 #[tokio::main]
@@ -90,17 +95,27 @@ async fn main() -> anyhow::Result<()> {
                 use std::os::unix::fs::OpenOptionsExt as _;
                 o.mode(0o600);
             }
-            let mut f = o.open(&out).with_context(|| format!("creating {}", out.display()))?;
+            let mut f = o
+                .open(&out)
+                .with_context(|| format!("creating {}", out.display()))?;
             f.write_all(key.to_hex().as_bytes())?;
             f.write_all(b"\n")?;
             println!("{}", key.public_key_hex());
         }
-        Command::Register { locker, key, endpoint, issuer_id } => {
+        Command::Register {
+            locker,
+            key,
+            endpoint,
+            issuer_id,
+        } => {
             let key = load_key(&key)?;
             let mut c = pb::document_service_client::DocumentServiceClient::connect(locker.clone())
                 .await
                 .with_context(|| format!("connecting to {locker}"))?;
-            let info = c.get_locker_info(pb::GetLockerInfoRequest {}).await?.into_inner();
+            let info = c
+                .get_locker_info(pb::GetLockerInfoRequest {})
+                .await?
+                .into_inner();
             let types = vec![DOC_TYPE.to_owned()];
             let pk = key.public_key();
             let p = params::register_issuer(&issuer_id, NAME, &types, &pk, false, &endpoint);
@@ -122,13 +137,23 @@ async fn main() -> anyhow::Result<()> {
                 })
                 .await?
                 .into_inner();
-            println!("issuer {} registered at locker {}: {}", r.issuer_id, info.locker_id, r.state);
+            println!(
+                "issuer {} registered at locker {}: {}",
+                r.issuer_id, info.locker_id, r.state
+            );
         }
-        Command::Serve { listen, key, issuer_id, locker_key, records } => {
+        Command::Serve {
+            listen,
+            key,
+            issuer_id,
+            locker_key,
+            records,
+        } => {
             let key = load_key(&key)?;
             let source = match records {
                 Some(p) => ExampleIssuer::from_json(
-                    &std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?,
+                    &std::fs::read_to_string(&p)
+                        .with_context(|| format!("reading {}", p.display()))?,
                 )
                 .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?,
                 None => ExampleIssuer::sample(),
@@ -136,11 +161,13 @@ async fn main() -> anyhow::Result<()> {
             let public = key.public_key_hex();
             let mut server = RepositoryServer::new(&issuer_id, key, source);
             if let Some(hex) = locker_key {
-                let k =
-                    dlocker_proto::keys::public_key_from_hex(&hex).map_err(|e| anyhow::anyhow!("--locker-key: {e}"))?;
+                let k = dlocker_proto::keys::public_key_from_hex(&hex)
+                    .map_err(|e| anyhow::anyhow!("--locker-key: {e}"))?;
                 server = server.with_locker_key(k);
             }
-            let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("binding {listen}"))?;
             let addr = listener.local_addr()?;
             println!("example-issuer {issuer_id} serving on http://{addr} (public key {public})");
             server

@@ -75,11 +75,17 @@ pub enum LockerError {
 impl LockerError {
     /// An [`LockerError::Invalid`].
     pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
-        Self::Invalid { field, reason: reason.into() }
+        Self::Invalid {
+            field,
+            reason: reason.into(),
+        }
     }
     /// A [`LockerError::Corrupt`].
     pub fn corrupt(what: &'static str, e: impl std::fmt::Display) -> Self {
-        Self::Corrupt { what, reason: e.to_string() }
+        Self::Corrupt {
+            what,
+            reason: e.to_string(),
+        }
     }
     /// A [`LockerError::Format`].
     pub fn format(what: &'static str) -> impl FnOnce(FormatError) -> Self {
@@ -87,7 +93,10 @@ impl LockerError {
     }
     /// A fetch refusal.
     pub fn refused(code: RefusalCode, message: impl Into<String>) -> Self {
-        Self::Refused { code, message: message.into() }
+        Self::Refused {
+            code,
+            message: message.into(),
+        }
     }
 
     /// The gRPC code.
@@ -102,7 +111,9 @@ impl LockerError {
             Self::Precondition(_) => Code::FailedPrecondition,
             Self::Unavailable(_) => Code::Unavailable,
             Self::Refused { code, .. } => match code {
-                RefusalCode::RequesterUnknown | RefusalCode::BadRequestSignature => Code::Unauthenticated,
+                RefusalCode::RequesterUnknown | RefusalCode::BadRequestSignature => {
+                    Code::Unauthenticated
+                }
                 RefusalCode::RequesterNotApproved
                 | RefusalCode::NoConsent
                 | RefusalCode::ConsentRevoked
@@ -127,10 +138,16 @@ impl From<LockerError> for Status {
         match e {
             LockerError::Storage(_) | LockerError::Corrupt { .. } | LockerError::Internal(_) => {
                 tracing::error!(error = %e, "locker internal error");
-                Status::new(code, "internal error; the node operator has the details in the log")
+                Status::new(
+                    code,
+                    "internal error; the node operator has the details in the log",
+                )
             }
             LockerError::Host(s) => s,
-            LockerError::Refused { code: refusal, message } => {
+            LockerError::Refused {
+                code: refusal,
+                message,
+            } => {
                 let mut s = Status::new(code, message);
                 if let Ok(v) = refusal.as_str().parse() {
                     s.metadata_mut().insert(METADATA_KEY, v);

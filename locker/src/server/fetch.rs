@@ -27,15 +27,24 @@ impl Locker {
         req: &pb::FetchDocumentRequest,
     ) -> Result<pb::FetchDocumentResponse, LockerError> {
         let now = self.now();
-        let mut ctx =
-            Context { requester: &req.requester_id, consent: &req.consent_id, uri: &req.document_uri, holder: None };
+        let mut ctx = Context {
+            requester: &req.requester_id,
+            consent: &req.consent_id,
+            uri: &req.document_uri,
+            holder: None,
+        };
         match self.try_fetch(req, now, &mut ctx) {
             Ok(resp) => {
                 self.audit(
                     now,
                     "document_fetched",
                     ctx.holder.as_deref(),
-                    &format!("requester={} consent={} doc={}", ctx.requester, ctx.consent, uri_tag(ctx.uri)),
+                    &format!(
+                        "requester={} consent={} doc={}",
+                        ctx.requester,
+                        ctx.consent,
+                        uri_tag(ctx.uri)
+                    ),
                 )?;
                 self.durable().await?;
                 tracing::info!(requester = %ctx.requester, consent = %ctx.consent, "document fetched under consent");
@@ -52,7 +61,9 @@ impl Locker {
                 } else {
                     "<invalid>".to_owned()
                 };
-                let consent = if ctx.consent.len() == 32 && ctx.consent.bytes().all(|b| b.is_ascii_hexdigit()) {
+                let consent = if ctx.consent.len() == 32
+                    && ctx.consent.bytes().all(|b| b.is_ascii_hexdigit())
+                {
                     ctx.consent.to_owned()
                 } else if ctx.consent.is_empty() {
                     "<none>".to_owned()
@@ -63,7 +74,10 @@ impl Locker {
                     now,
                     "document_fetch_refused",
                     ctx.holder.as_deref(),
-                    &format!("requester={requester} consent={consent} doc={} reason={reason}", uri_tag(ctx.uri)),
+                    &format!(
+                        "requester={requester} consent={consent} doc={} reason={reason}",
+                        uri_tag(ctx.uri)
+                    ),
                 )?;
                 self.durable().await?;
                 tracing::info!(requester = %requester, reason = %reason, "document fetch refused");
@@ -79,15 +93,28 @@ impl Locker {
         ctx: &mut Context<'_>,
     ) -> Result<pb::FetchDocumentResponse, LockerError> {
         if crate::ids::check_org_id("requester_id", &req.requester_id).is_err() {
-            return Err(LockerError::refused(R::RequesterUnknown, "no requester of that id is registered"));
+            return Err(LockerError::refused(
+                R::RequesterUnknown,
+                "no requester of that id is registered",
+            ));
         }
         let requester = self.requester(&req.requester_id)?.ok_or_else(|| {
-            LockerError::refused(R::RequesterUnknown, format!("no requester {} is registered", req.requester_id))
+            LockerError::refused(
+                R::RequesterUnknown,
+                format!("no requester {} is registered", req.requester_id),
+            )
         })?;
         let p = params::fetch_document(&req.requester_id, &req.document_uri, &req.consent_id);
         let key = super::store::parse_key(&requester.public_key)?;
-        self.authenticate(&req.request_encoded, LockerAction::FetchDocument, &req.requester_id, p, &key, now)
-            .map_err(|e| LockerError::refused(R::BadRequestSignature, e.to_string()))?;
+        self.authenticate(
+            &req.request_encoded,
+            LockerAction::FetchDocument,
+            &req.requester_id,
+            p,
+            &key,
+            now,
+        )
+        .map_err(|e| LockerError::refused(R::BadRequestSignature, e.to_string()))?;
         if requester.state != RegState::Approved {
             return Err(LockerError::refused(
                 R::RequesterNotApproved,
@@ -107,12 +134,18 @@ impl Locker {
         .ok_or_else(|| {
             LockerError::refused(
                 R::NoConsent,
-                format!("requester {} holds no consent with this id; ask the holder to grant one", requester.id),
+                format!(
+                    "requester {} holds no consent with this id; ask the holder to grant one",
+                    requester.id
+                ),
             )
         })?;
         ctx.holder = Some(consent.holder.clone());
         if let Some(at) = consent.revoked_at {
-            return Err(LockerError::refused(R::ConsentRevoked, format!("the holder revoked this consent at {at}")));
+            return Err(LockerError::refused(
+                R::ConsentRevoked,
+                format!("the holder revoked this consent at {at}"),
+            ));
         }
         if let Some(at) = consent.ended_at {
             return Err(LockerError::refused(
@@ -127,17 +160,29 @@ impl Locker {
             ));
         }
         if !consent.uris.contains(&req.document_uri) {
-            return Err(LockerError::refused(R::UriOutsideConsent, "this consent does not cover that document URI"));
+            return Err(LockerError::refused(
+                R::UriOutsideConsent,
+                "this consent does not cover that document URI",
+            ));
         }
-        DocUri::parse(&req.document_uri).map_err(|_| LockerError::refused(R::DocumentNotFound, "no such document"))?;
+        DocUri::parse(&req.document_uri)
+            .map_err(|_| LockerError::refused(R::DocumentNotFound, "no such document"))?;
         let doc: DocRecord = self
             .store
             .get(&keys::doc(&consent.holder, &req.document_uri))?
-            .ok_or_else(|| LockerError::refused(R::DocumentNotFound, "the holder no longer has this document"))?;
+            .ok_or_else(|| {
+                LockerError::refused(
+                    R::DocumentNotFound,
+                    "the holder no longer has this document",
+                )
+            })?;
         if doc.state == DocState::AwaitingIssuer {
             return Err(LockerError::refused(
                 R::DocumentUnavailable,
-                format!("the document is being re-issued by {}; try later", doc.issuer_id),
+                format!(
+                    "the document is being re-issued by {}; try later",
+                    doc.issuer_id
+                ),
             ));
         }
         let holder = self.holder(&consent.holder)?;
@@ -147,10 +192,18 @@ impl Locker {
         if doc.source == Source::SelfAttested {
             // Accepted at upload as signed by the holder's wallet key of the time (a re-issue
             // since may have replaced that key): checked against the key it binds.
-            let (_, c) = vc::parse(&doc.jws)
-                .map_err(|e| LockerError::refused(R::CredentialInvalid, format!("the upload does not parse: {e}")))?;
-            vc::verify(&doc.jws, &c.holder_key, now, skew)
-                .map_err(|e| LockerError::refused(R::CredentialInvalid, format!("the upload does not verify: {e}")))?;
+            let (_, c) = vc::parse(&doc.jws).map_err(|e| {
+                LockerError::refused(
+                    R::CredentialInvalid,
+                    format!("the upload does not parse: {e}"),
+                )
+            })?;
+            vc::verify(&doc.jws, &c.holder_key, now, skew).map_err(|e| {
+                LockerError::refused(
+                    R::CredentialInvalid,
+                    format!("the upload does not verify: {e}"),
+                )
+            })?;
         } else {
             let issuer = self.issuer(&doc.issuer_id)?;
             if issuer.state == RegState::Suspended {
@@ -160,7 +213,10 @@ impl Locker {
                 ));
             }
             let c = vc::verify(&doc.jws, &issuer.signing_key()?, now, skew).map_err(|e| {
-                LockerError::refused(R::CredentialInvalid, format!("the credential does not verify: {e}"))
+                LockerError::refused(
+                    R::CredentialInvalid,
+                    format!("the credential does not verify: {e}"),
+                )
             })?;
             if c.holder_key != holder_key {
                 return Err(LockerError::refused(
@@ -168,11 +224,17 @@ impl Locker {
                     "the credential is bound to a previous wallet key",
                 ));
             }
-            let (list, index) = doc.status.ok_or_else(|| LockerError::corrupt("document", "issued without status"))?;
-            let bits =
-                self.list_bits(&doc.issuer_id, list)?.ok_or_else(|| LockerError::corrupt("status list", "missing"))?;
+            let (list, index) = doc
+                .status
+                .ok_or_else(|| LockerError::corrupt("document", "issued without status"))?;
+            let bits = self
+                .list_bits(&doc.issuer_id, list)?
+                .ok_or_else(|| LockerError::corrupt("status list", "missing"))?;
             if bits.get(index) != Some(false) {
-                return Err(LockerError::refused(R::CredentialRevoked, "the credential is revoked in its status list"));
+                return Err(LockerError::refused(
+                    R::CredentialRevoked,
+                    "the credential is revoked in its status list",
+                ));
             }
             status_list_jws = self.status_list_credential(&doc.issuer_id, list)?.0;
         }

@@ -7,8 +7,8 @@
 
 use super::error::LockerError;
 use super::store::{
-    ConsentRecord, DocRecord, DocState, DraftPurpose, DraftRecord, HolderRecord, IssuerRecord, Source, TaskKind,
-    TaskRecord, TaskState, key_hex, keys,
+    ConsentRecord, DocRecord, DocState, DraftPurpose, DraftRecord, HolderRecord, IssuerRecord,
+    Source, TaskKind, TaskRecord, TaskState, key_hex, keys,
 };
 use super::{Locker, Tx, check_text, new_id, parse_request_key, uri_tag};
 use crate::ids::{DocUri, check_holder_id, check_org_id};
@@ -37,7 +37,11 @@ pub fn document_pb(d: &DocRecord, with_jws: bool) -> pb::LockerDocument {
             DocState::AwaitingIssuer => "awaiting_issuer",
         }
         .to_owned(),
-        credential_jws: if with_jws { d.jws.clone() } else { String::new() },
+        credential_jws: if with_jws {
+            d.jws.clone()
+        } else {
+            String::new()
+        },
         credential_id: d.credential_id.clone(),
         updated_at: d.updated_at,
     }
@@ -70,7 +74,11 @@ pub fn holder_pb(h: &HolderRecord) -> Result<pb::HolderInfo, LockerError> {
 }
 
 /// The wire form of a task.
-pub fn task_pb(t: &TaskRecord, draft: Option<pb::DocumentDraft>, upload_jws: String) -> pb::IssuerTask {
+pub fn task_pb(
+    t: &TaskRecord,
+    draft: Option<pb::DocumentDraft>,
+    upload_jws: String,
+) -> pb::IssuerTask {
     pb::IssuerTask {
         task_id: t.id.clone(),
         kind: match t.kind {
@@ -126,7 +134,10 @@ impl Locker {
 
     /// The holder's documents.
     pub(crate) fn documents_of(&self, holder: &str) -> Result<Vec<DocRecord>, LockerError> {
-        self.store.scan(&keys::docs_of(holder), self.settings.max_documents_per_holder + 1)
+        self.store.scan(
+            &keys::docs_of(holder),
+            self.settings.max_documents_per_holder + 1,
+        )
     }
 
     /// `BeginOwnerChallenge`: a passkey challenge for the wallet's owner.
@@ -137,9 +148,16 @@ impl Locker {
     ) -> Result<pb::OwnerChallenge, LockerError> {
         self.check_holder_id(holder_id)?;
         if purpose != PURPOSE_REGISTER && purpose != PURPOSE_REISSUE {
-            return Err(LockerError::invalid("purpose", "must be \"register\" or \"reissue\""));
+            return Err(LockerError::invalid(
+                "purpose",
+                "must be \"register\" or \"reissue\"",
+            ));
         }
-        let start = self.host.begin_owner_assertion(holder_id).await.map_err(LockerError::Host)?;
+        let start = self
+            .host
+            .begin_owner_assertion(holder_id)
+            .await
+            .map_err(LockerError::Host)?;
         let now = self.now();
         let rec = super::store::ChallengeRecord {
             id: new_id(),
@@ -171,9 +189,13 @@ impl Locker {
         now: u64,
     ) -> Result<String, LockerError> {
         let key = keys::challenge(holder, purpose);
-        let rec: super::store::ChallengeRecord =
-            tx.get(&key)?.filter(|c: &super::store::ChallengeRecord| c.id == id).ok_or_else(|| {
-                LockerError::Precondition("no such passkey challenge; call BeginOwnerChallenge".into())
+        let rec: super::store::ChallengeRecord = tx
+            .get(&key)?
+            .filter(|c: &super::store::ChallengeRecord| c.id == id)
+            .ok_or_else(|| {
+                LockerError::Precondition(
+                    "no such passkey challenge; call BeginOwnerChallenge".into(),
+                )
             })?;
         tx.remove(key);
         if now >= rec.expires_at {
@@ -186,7 +208,10 @@ impl Locker {
 
     /// `RegisterHolder`: binds the wallet key, proven by the owner's passkey and a request
     /// signed with the key itself.
-    pub async fn register_holder(&self, req: &pb::RegisterHolderRequest) -> Result<pb::HolderInfo, LockerError> {
+    pub async fn register_holder(
+        &self,
+        req: &pb::RegisterHolderRequest,
+    ) -> Result<pb::HolderInfo, LockerError> {
         self.check_holder_id(&req.holder_id)?;
         let key = parse_request_key("holder_key", &req.holder_key)?;
         if req.assertion_json.len() > MAX_ASSERTION_JSON_BYTES {
@@ -194,13 +219,29 @@ impl Locker {
         }
         let now = self.now();
         let p = params::register_holder(&req.holder_id, &key, &req.challenge_id);
-        self.authenticate(&req.request_encoded, LockerAction::RegisterHolder, &req.holder_id, p, &key, now)?;
+        self.authenticate(
+            &req.request_encoded,
+            LockerAction::RegisterHolder,
+            &req.holder_id,
+            p,
+            &key,
+            now,
+        )?;
         let _g = self.write.lock().await;
         let mut tx = Tx::new(&self.store);
-        let state = self.take_challenge(&mut tx, &req.holder_id, PURPOSE_REGISTER, &req.challenge_id, now)?;
+        let state = self.take_challenge(
+            &mut tx,
+            &req.holder_id,
+            PURPOSE_REGISTER,
+            &req.challenge_id,
+            now,
+        )?;
         // The challenge is spent whatever the assertion's fate.
         tx.commit()?;
-        let verified = self.host.finish_owner_assertion(&req.holder_id, &state, &req.assertion_json).await;
+        let verified = self
+            .host
+            .finish_owner_assertion(&req.holder_id, &state, &req.assertion_json)
+            .await;
         if let Err(s) = verified {
             self.durable().await?;
             return Err(LockerError::Host(s));
@@ -240,7 +281,13 @@ impl Locker {
     ) -> Result<pb::ListDocumentsResponse, LockerError> {
         let now = self.now();
         let p = params::list_documents(&req.holder_id, &req.document_uri);
-        self.holder_request(&req.request_encoded, LockerAction::ListDocuments, &req.holder_id, p, now)?;
+        self.holder_request(
+            &req.request_encoded,
+            LockerAction::ListDocuments,
+            &req.holder_id,
+            p,
+            now,
+        )?;
         self.durable().await?;
         if !req.document_uri.is_empty() {
             DocUri::parse(&req.document_uri).map_err(LockerError::format("document_uri"))?;
@@ -248,17 +295,31 @@ impl Locker {
                 .store
                 .get(&keys::doc(&req.holder_id, &req.document_uri))?
                 .ok_or_else(|| LockerError::NotFound("the holder has no such document".into()))?;
-            return Ok(pb::ListDocumentsResponse { documents: vec![document_pb(&d, true)] });
+            return Ok(pb::ListDocumentsResponse {
+                documents: vec![document_pb(&d, true)],
+            });
         }
         let docs = self.documents_of(&req.holder_id)?;
         Ok(pb::ListDocumentsResponse {
-            documents: docs.iter().map(|d| document_pb(d, d.source != Source::SelfAttested)).collect(),
+            documents: docs
+                .iter()
+                .map(|d| document_pb(d, d.source != Source::SelfAttested))
+                .collect(),
         })
     }
 
-    fn check_document_room(&self, tx: &Tx<'_>, holder: &str, uploads: bool) -> Result<(), LockerError> {
+    fn check_document_room(
+        &self,
+        tx: &Tx<'_>,
+        holder: &str,
+        uploads: bool,
+    ) -> Result<(), LockerError> {
         let docs = self.documents_of(holder)?;
-        let pending_new = tx.pending.keys().filter(|k| k.starts_with(&keys::docs_of(holder))).count();
+        let pending_new = tx
+            .pending
+            .keys()
+            .filter(|k| k.starts_with(&keys::docs_of(holder)))
+            .count();
         if docs.len() + pending_new >= self.settings.max_documents_per_holder {
             return Err(LockerError::Limit(format!(
                 "the holder has {} documents; this locker keeps at most {}",
@@ -267,7 +328,10 @@ impl Locker {
             )));
         }
         if uploads {
-            let n = docs.iter().filter(|d| d.source == Source::SelfAttested).count();
+            let n = docs
+                .iter()
+                .filter(|d| d.source == Source::SelfAttested)
+                .count();
             if n >= self.settings.max_uploads_per_holder {
                 return Err(LockerError::Limit(format!(
                     "the holder has {n} uploads; this locker keeps at most {}",
@@ -279,9 +343,16 @@ impl Locker {
     }
 
     /// Stores a new document (its URI must never have been used).
-    pub(crate) fn insert_document(&self, tx: &mut Tx<'_>, d: &DocRecord) -> Result<(), LockerError> {
+    pub(crate) fn insert_document(
+        &self,
+        tx: &mut Tx<'_>,
+        d: &DocRecord,
+    ) -> Result<(), LockerError> {
         if tx.get_raw(&keys::uri(&d.uri))?.is_some() {
-            return Err(LockerError::AlreadyExists(format!("document URI {} is already in use", d.uri)));
+            return Err(LockerError::AlreadyExists(format!(
+                "document URI {} is already in use",
+                d.uri
+            )));
         }
         self.check_document_room(tx, &d.holder, d.source == Source::SelfAttested)?;
         tx.put_raw(keys::uri(&d.uri), d.holder.as_bytes().to_vec());
@@ -290,20 +361,37 @@ impl Locker {
     }
 
     /// `UploadDocument`: a self-attested credential signed with the holder's wallet key.
-    pub async fn upload_document(&self, req: &pb::UploadDocumentRequest) -> Result<pb::LockerDocument, LockerError> {
+    pub async fn upload_document(
+        &self,
+        req: &pb::UploadDocumentRequest,
+    ) -> Result<pb::LockerDocument, LockerError> {
         let now = self.now();
         let p = params::upload_document(&req.holder_id, &req.credential_jws);
-        let h = self.holder_request(&req.request_encoded, LockerAction::UploadDocument, &req.holder_id, p, now)?;
+        let h = self.holder_request(
+            &req.request_encoded,
+            LockerAction::UploadDocument,
+            &req.holder_id,
+            p,
+            now,
+        )?;
         let key = h.key()?;
-        let c = vc::verify(&req.credential_jws, &key, now, self.settings.validity_skew_secs)
-            .map_err(LockerError::format("credential_jws"))?;
+        let c = vc::verify(
+            &req.credential_jws,
+            &key,
+            now,
+            self.settings.validity_skew_secs,
+        )
+        .map_err(LockerError::format("credential_jws"))?;
         let upload = c
             .upload
             .as_ref()
             .filter(|_| c.is_self_attested())
             .ok_or_else(|| LockerError::invalid("credential_jws", "not a self-attested upload"))?;
         if c.holder_id != req.holder_id || c.holder_key != key {
-            return Err(LockerError::invalid("credential_jws", "is about another holder or bound to another key"));
+            return Err(LockerError::invalid(
+                "credential_jws",
+                "is about another holder or bound to another key",
+            ));
         }
         if upload.data.len() > self.settings.max_upload_bytes {
             return Err(LockerError::Limit(format!(
@@ -312,7 +400,11 @@ impl Locker {
                 self.settings.max_upload_bytes
             )));
         }
-        if !self.settings.upload_media_types.contains(&upload.media_type) {
+        if !self
+            .settings
+            .upload_media_types
+            .contains(&upload.media_type)
+        {
             return Err(LockerError::invalid(
                 "credential_jws",
                 format!(
@@ -393,8 +485,15 @@ impl Locker {
     ) -> Result<pb::IssuerTask, LockerError> {
         let now = self.now();
         let p = params::request_attestation(&req.holder_id, &req.upload_uri, &req.issuer_id);
-        let h = self.holder_request(&req.request_encoded, LockerAction::RequestAttestation, &req.holder_id, p, now)?;
-        let upload_uri = DocUri::parse(&req.upload_uri).map_err(LockerError::format("upload_uri"))?;
+        let h = self.holder_request(
+            &req.request_encoded,
+            LockerAction::RequestAttestation,
+            &req.holder_id,
+            p,
+            now,
+        )?;
+        let upload_uri =
+            DocUri::parse(&req.upload_uri).map_err(LockerError::format("upload_uri"))?;
         let issuer = self.approved_issuer(&req.issuer_id)?;
         let _g = self.write.lock().await;
         let upload: DocRecord = self
@@ -408,7 +507,8 @@ impl Locker {
                 issuer.id, upload.doc_type
             )));
         }
-        let uri = DocUri::new(&issuer.id, upload_uri.doc_type()).map_err(LockerError::format("doc_type"))?;
+        let uri = DocUri::new(&issuer.id, upload_uri.doc_type())
+            .map_err(LockerError::format("doc_type"))?;
         let task_id = new_id();
         let mut tx = Tx::new(&self.store);
         let draft = self.new_draft(
@@ -419,7 +519,9 @@ impl Locker {
             &uri,
             now,
             None,
-            DraftPurpose::Attestation { task_id: task_id.clone() },
+            DraftPurpose::Attestation {
+                task_id: task_id.clone(),
+            },
             u64::MAX,
         )?;
         let task = TaskRecord {
@@ -440,22 +542,50 @@ impl Locker {
             now,
             "attestation_requested",
             Some(&req.holder_id),
-            &format!("issuer={} type={} doc={}", issuer.id, upload.doc_type, uri_tag(&upload.uri)),
+            &format!(
+                "issuer={} type={} doc={}",
+                issuer.id,
+                upload.doc_type,
+                uri_tag(&upload.uri)
+            ),
         )?;
         self.durable().await?;
-        Ok(task_pb(&task, Some(crate::wire::draft_to_pb(&draft.to_draft(&self.settings.base_url)?, 0)), upload.jws))
+        Ok(task_pb(
+            &task,
+            Some(crate::wire::draft_to_pb(
+                &draft.to_draft(&self.settings.base_url)?,
+                0,
+            )),
+            upload.jws,
+        ))
     }
 
     /// `GrantConsent`: the holder's signed consent for `requester` to fetch `uris` for
     /// `purpose` until `not_after`.
-    pub async fn grant_consent(&self, req: &pb::GrantConsentRequest) -> Result<pb::ConsentRecord, LockerError> {
+    pub async fn grant_consent(
+        &self,
+        req: &pb::GrantConsentRequest,
+    ) -> Result<pb::ConsentRecord, LockerError> {
         let now = self.now();
-        let p =
-            params::grant_consent(&req.holder_id, &req.requester_id, &req.document_uris, &req.purpose, req.not_after);
-        self.holder_request(&req.request_encoded, LockerAction::GrantConsent, &req.holder_id, p, now)?;
-        check_org_id("requester_id", &req.requester_id).map_err(LockerError::format("requester_id"))?;
+        let p = params::grant_consent(
+            &req.holder_id,
+            &req.requester_id,
+            &req.document_uris,
+            &req.purpose,
+            req.not_after,
+        );
+        self.holder_request(
+            &req.request_encoded,
+            LockerAction::GrantConsent,
+            &req.holder_id,
+            p,
+            now,
+        )?;
+        check_org_id("requester_id", &req.requester_id)
+            .map_err(LockerError::format("requester_id"))?;
         check_text("purpose", &req.purpose, self.settings.max_purpose_len)?;
-        if req.document_uris.is_empty() || req.document_uris.len() > self.settings.max_consent_uris {
+        if req.document_uris.is_empty() || req.document_uris.len() > self.settings.max_consent_uris
+        {
             return Err(LockerError::invalid(
                 "document_uris",
                 format!("give 1–{} URIs", self.settings.max_consent_uris),
@@ -464,12 +594,15 @@ impl Locker {
         if req.not_after <= now || req.not_after > now + self.settings.max_consent_secs {
             return Err(LockerError::invalid(
                 "not_after",
-                format!("must be in the future and at most {} days away", self.settings.max_consent_secs / 86_400),
+                format!(
+                    "must be in the future and at most {} days away",
+                    self.settings.max_consent_secs / 86_400
+                ),
             ));
         }
-        let requester = self
-            .requester(&req.requester_id)?
-            .ok_or_else(|| LockerError::NotFound(format!("no requester {:?} is registered", req.requester_id)))?;
+        let requester = self.requester(&req.requester_id)?.ok_or_else(|| {
+            LockerError::NotFound(format!("no requester {:?} is registered", req.requester_id))
+        })?;
         if requester.state != super::store::RegState::Approved {
             return Err(LockerError::Precondition(format!(
                 "requester {} is {}; consent can only be given to an approved requester",
@@ -481,14 +614,21 @@ impl Locker {
         for (i, u) in req.document_uris.iter().enumerate() {
             DocUri::parse(u).map_err(LockerError::format("document_uris"))?;
             if req.document_uris[..i].contains(u) {
-                return Err(LockerError::invalid("document_uris", format!("{u} is listed twice")));
+                return Err(LockerError::invalid(
+                    "document_uris",
+                    format!("{u} is listed twice"),
+                ));
             }
             if self.store.get_raw(&keys::doc(&req.holder_id, u))?.is_none() {
-                return Err(LockerError::NotFound(format!("the holder has no document {u}")));
+                return Err(LockerError::NotFound(format!(
+                    "the holder has no document {u}"
+                )));
             }
         }
-        let existing =
-            self.store.scan_keys(&keys::consents_of(&req.holder_id), self.settings.max_consents_per_holder + 1)?;
+        let existing = self.store.scan_keys(
+            &keys::consents_of(&req.holder_id),
+            self.settings.max_consents_per_holder + 1,
+        )?;
         if existing.len() >= self.settings.max_consents_per_holder {
             return Err(LockerError::Limit(format!(
                 "the holder has {} consents; at most {} are kept",
@@ -517,17 +657,32 @@ impl Locker {
             now,
             "consent_granted",
             Some(&req.holder_id),
-            &format!("consent={} requester={} documents={} not_after={}", c.id, c.requester, c.uris.len(), c.not_after),
+            &format!(
+                "consent={} requester={} documents={} not_after={}",
+                c.id,
+                c.requester,
+                c.uris.len(),
+                c.not_after
+            ),
         )?;
         self.durable().await?;
         Ok(consent_pb(&c, now))
     }
 
     /// `RevokeConsent`.
-    pub async fn revoke_consent(&self, req: &pb::RevokeConsentRequest) -> Result<pb::ConsentRecord, LockerError> {
+    pub async fn revoke_consent(
+        &self,
+        req: &pb::RevokeConsentRequest,
+    ) -> Result<pb::ConsentRecord, LockerError> {
         let now = self.now();
         let p = params::revoke_consent(&req.holder_id, &req.consent_id);
-        self.holder_request(&req.request_encoded, LockerAction::RevokeConsent, &req.holder_id, p, now)?;
+        self.holder_request(
+            &req.request_encoded,
+            LockerAction::RevokeConsent,
+            &req.holder_id,
+            p,
+            now,
+        )?;
         let _g = self.write.lock().await;
         let mut c: ConsentRecord = self
             .store
@@ -551,19 +706,35 @@ impl Locker {
     }
 
     /// `ListConsents`.
-    pub async fn list_consents(&self, req: &pb::ListConsentsRequest) -> Result<pb::ListConsentsResponse, LockerError> {
+    pub async fn list_consents(
+        &self,
+        req: &pb::ListConsentsRequest,
+    ) -> Result<pb::ListConsentsResponse, LockerError> {
         let now = self.now();
         let p = params::list_consents(&req.holder_id);
-        self.holder_request(&req.request_encoded, LockerAction::ListConsents, &req.holder_id, p, now)?;
+        self.holder_request(
+            &req.request_encoded,
+            LockerAction::ListConsents,
+            &req.holder_id,
+            p,
+            now,
+        )?;
         self.durable().await?;
         Ok(pb::ListConsentsResponse {
-            consents: self.consents_of(&req.holder_id)?.iter().map(|c| consent_pb(c, now)).collect(),
+            consents: self
+                .consents_of(&req.holder_id)?
+                .iter()
+                .map(|c| consent_pb(c, now))
+                .collect(),
         })
     }
 
     /// The holder's consents.
     pub(crate) fn consents_of(&self, holder: &str) -> Result<Vec<ConsentRecord>, LockerError> {
-        let ids = self.store.scan_keys(&keys::consents_of(holder), self.settings.max_consents_per_holder)?;
+        let ids = self.store.scan_keys(
+            &keys::consents_of(holder),
+            self.settings.max_consents_per_holder,
+        )?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             let id = String::from_utf8(id).map_err(|e| LockerError::corrupt("consent index", e))?;

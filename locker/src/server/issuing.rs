@@ -15,8 +15,8 @@
 use super::error::LockerError;
 use super::holders::{document_pb, task_pb};
 use super::store::{
-    DocRecord, DocState, DraftPurpose, DraftRecord, HolderRecord, IssuerRecord, Signing, Source, TaskKind, TaskRecord,
-    TaskState, keys, parse_key,
+    DocRecord, DocState, DraftPurpose, DraftRecord, HolderRecord, IssuerRecord, Signing, Source,
+    TaskKind, TaskRecord, TaskState, keys, parse_key,
 };
 use super::{Locker, Tx, uri_tag};
 use crate::ids::{DocUri, check_doc_type};
@@ -41,7 +41,8 @@ impl Locker {
         p: [u8; 32],
         now: u64,
     ) -> Result<IssuerRecord, LockerError> {
-        crate::ids::check_org_id("issuer_id", issuer_id).map_err(LockerError::format("issuer_id"))?;
+        crate::ids::check_org_id("issuer_id", issuer_id)
+            .map_err(LockerError::format("issuer_id"))?;
         let issuer = self.issuer(issuer_id)?;
         self.authenticate(bytes, action, issuer_id, p, &issuer.request_key()?, now)?;
         self.approved_issuer(issuer_id)
@@ -64,16 +65,32 @@ impl Locker {
         match v {
             0 => Ok(None),
             v if v > now => Ok(Some(v)),
-            _ => Err(LockerError::invalid("valid_until", "must be in the future (or 0 for no expiry)")),
+            _ => Err(LockerError::invalid(
+                "valid_until",
+                "must be in the future (or 0 for no expiry)",
+            )),
         }
     }
 
     /// `ReserveDocument` (push issuers).
-    pub async fn reserve_document(&self, req: &pb::ReserveDocumentRequest) -> Result<pb::DocumentDraft, LockerError> {
+    pub async fn reserve_document(
+        &self,
+        req: &pb::ReserveDocumentRequest,
+    ) -> Result<pb::DocumentDraft, LockerError> {
         let now = self.now();
-        let p = params::reserve_document(&req.issuer_id, &req.holder_id, &req.doc_type, req.valid_until);
-        let issuer =
-            self.issuer_request(&req.request_encoded, LockerAction::ReserveDocument, &req.issuer_id, p, now)?;
+        let p = params::reserve_document(
+            &req.issuer_id,
+            &req.holder_id,
+            &req.doc_type,
+            req.valid_until,
+        );
+        let issuer = self.issuer_request(
+            &req.request_encoded,
+            LockerAction::ReserveDocument,
+            &req.issuer_id,
+            p,
+            now,
+        )?;
         if issuer.is_hosted() {
             return Err(LockerError::Precondition(format!(
                 "issuer {} has a hosted key: use IssueDocument, the locker signs",
@@ -84,7 +101,8 @@ impl Locker {
         self.check_holder_id(&req.holder_id)?;
         let holder = self.holder(&req.holder_id)?;
         let valid_until = self.valid_until(req.valid_until, now)?;
-        let uri = DocUri::new(&issuer.id, &req.doc_type).map_err(LockerError::format("doc_type"))?;
+        let uri =
+            DocUri::new(&issuer.id, &req.doc_type).map_err(LockerError::format("doc_type"))?;
         let _g = self.write.lock().await;
         let mut tx = Tx::new(&self.store);
         self.prune_drafts(&mut tx, now)?;
@@ -102,7 +120,10 @@ impl Locker {
         )?;
         tx.commit()?;
         self.durable().await?;
-        Ok(draft_to_pb(&d.to_draft(&self.settings.base_url)?, expires_at))
+        Ok(draft_to_pb(
+            &d.to_draft(&self.settings.base_url)?,
+            expires_at,
+        ))
     }
 
     // Expired push reservations go (their status entries stay allocated, never set).
@@ -123,21 +144,40 @@ impl Locker {
         draft: &Draft,
         now: u64,
     ) -> Result<vc::Credential, LockerError> {
-        let c = vc::verify(jws, &issuer.signing_key()?, now, self.settings.validity_skew_secs)
+        let c = vc::verify(
+            jws,
+            &issuer.signing_key()?,
+            now,
+            self.settings.validity_skew_secs,
+        )
+        .map_err(LockerError::format("credential_jws"))?;
+        c.matches(draft)
             .map_err(LockerError::format("credential_jws"))?;
-        c.matches(draft).map_err(LockerError::format("credential_jws"))?;
         Ok(c)
     }
 
     /// `PushDocument`: a credential an own-key issuer signed for a reservation or a task.
-    pub async fn push_document(&self, req: &pb::PushDocumentRequest) -> Result<pb::LockerDocument, LockerError> {
+    pub async fn push_document(
+        &self,
+        req: &pb::PushDocumentRequest,
+    ) -> Result<pb::LockerDocument, LockerError> {
         let now = self.now();
         let p = params::push_document(&req.issuer_id, &req.credential_jws);
-        let issuer = self.issuer_request(&req.request_encoded, LockerAction::PushDocument, &req.issuer_id, p, now)?;
+        let issuer = self.issuer_request(
+            &req.request_encoded,
+            LockerAction::PushDocument,
+            &req.issuer_id,
+            p,
+            now,
+        )?;
         if let Signing::Hosted { .. } = issuer.signing {
-            return Err(LockerError::Precondition(format!("issuer {} has a hosted key: the locker signs", issuer.id)));
+            return Err(LockerError::Precondition(format!(
+                "issuer {} has a hosted key: the locker signs",
+                issuer.id
+            )));
         }
-        let (_, unverified) = vc::parse(&req.credential_jws).map_err(LockerError::format("credential_jws"))?;
+        let (_, unverified) =
+            vc::parse(&req.credential_jws).map_err(LockerError::format("credential_jws"))?;
         let _g = self.write.lock().await;
         let draft_rec: DraftRecord = self
             .store
@@ -149,7 +189,9 @@ impl Locker {
                 )
             })?;
         if now >= draft_rec.expires_at {
-            return Err(LockerError::Precondition("the reservation expired; call ReserveDocument again".into()));
+            return Err(LockerError::Precondition(
+                "the reservation expired; call ReserveDocument again".into(),
+            ));
         }
         let draft = draft_rec.to_draft(&self.settings.base_url)?;
         self.check_issues(&issuer, draft.uri.doc_type())?;
@@ -178,7 +220,9 @@ impl Locker {
                 self.finish_task(&mut tx, &issuer.id, task_id, TaskState::Granted, "")?;
                 let mut d: DocRecord = tx
                     .get(&keys::doc(&draft_rec.holder_id, &draft_rec.uri))?
-                    .ok_or_else(|| LockerError::NotFound("the re-issued document no longer exists".into()))?;
+                    .ok_or_else(|| {
+                        LockerError::NotFound("the re-issued document no longer exists".into())
+                    })?;
                 d.state = DocState::Active;
                 d.jws = req.credential_jws.clone();
                 d.credential_id = draft_rec.credential_id.clone();
@@ -214,9 +258,13 @@ impl Locker {
         reason: &str,
     ) -> Result<(), LockerError> {
         let key = keys::task(issuer, task_id);
-        let mut t: TaskRecord = tx.get(&key)?.ok_or_else(|| LockerError::NotFound("no such task".into()))?;
+        let mut t: TaskRecord = tx
+            .get(&key)?
+            .ok_or_else(|| LockerError::NotFound("no such task".into()))?;
         if t.state != TaskState::Pending {
-            return Err(LockerError::Precondition("the task was already decided".into()));
+            return Err(LockerError::Precondition(
+                "the task was already decided".into(),
+            ));
         }
         t.state = state;
         t.reason = reason.to_owned();
@@ -225,18 +273,34 @@ impl Locker {
     }
 
     /// `IssueDocument`: the locker signs with the issuer's hosted key.
-    pub async fn issue_document(&self, req: &pb::IssueDocumentRequest) -> Result<pb::LockerDocument, LockerError> {
+    pub async fn issue_document(
+        &self,
+        req: &pb::IssueDocumentRequest,
+    ) -> Result<pb::LockerDocument, LockerError> {
         let now = self.now();
         let claims_map: BTreeMap<String, String> = req.claims.clone().into_iter().collect();
-        let p = params::issue_document(&req.issuer_id, &req.holder_id, &req.doc_type, &claims_map, req.valid_until);
-        let issuer = self.issuer_request(&req.request_encoded, LockerAction::IssueDocument, &req.issuer_id, p, now)?;
+        let p = params::issue_document(
+            &req.issuer_id,
+            &req.holder_id,
+            &req.doc_type,
+            &claims_map,
+            req.valid_until,
+        );
+        let issuer = self.issuer_request(
+            &req.request_encoded,
+            LockerAction::IssueDocument,
+            &req.issuer_id,
+            p,
+            now,
+        )?;
         let key = self.hosted_key(&issuer)?;
         self.check_issues(&issuer, &req.doc_type)?;
         self.check_holder_id(&req.holder_id)?;
         let holder = self.holder(&req.holder_id)?;
         let claims = Claims::new(claims_map).map_err(LockerError::format("claims"))?;
         let valid_until = self.valid_until(req.valid_until, now)?;
-        let uri = DocUri::new(&issuer.id, &req.doc_type).map_err(LockerError::format("doc_type"))?;
+        let uri =
+            DocUri::new(&issuer.id, &req.doc_type).map_err(LockerError::format("doc_type"))?;
         let _g = self.write.lock().await;
         let mut tx = Tx::new(&self.store);
         let d = self.new_draft(
@@ -259,7 +323,12 @@ impl Locker {
             now,
             "document_issued",
             Some(&doc.holder),
-            &format!("issuer={} type={} doc={} hosted_key", issuer.id, doc.doc_type, uri_tag(&doc.uri)),
+            &format!(
+                "issuer={} type={} doc={} hosted_key",
+                issuer.id,
+                doc.doc_type,
+                uri_tag(&doc.uri)
+            ),
         )?;
         self.durable().await?;
         Ok(document_pb(&doc, true))
@@ -273,10 +342,9 @@ impl Locker {
         draft: &Draft,
         now: u64,
     ) -> Result<String, LockerError> {
-        let endpoint = issuer
-            .pull_endpoint
-            .as_deref()
-            .ok_or_else(|| LockerError::Precondition(format!("issuer {} has no pull endpoint", issuer.id)))?;
+        let endpoint = issuer.pull_endpoint.as_deref().ok_or_else(|| {
+            LockerError::Precondition(format!("issuer {} has no pull endpoint", issuer.id))
+        })?;
         let p = params::repository_pull(&draft.holder_id, draft.uri.doc_type(), lookup, draft);
         let signed = request::sign(
             &self.keys.status_key,
@@ -316,25 +384,49 @@ impl Locker {
     }
 
     /// `PullDocument` (holder): the locker pulls from the issuer's repository.
-    pub async fn pull_document(&self, req: &pb::HolderPullRequest) -> Result<pb::LockerDocument, LockerError> {
+    pub async fn pull_document(
+        &self,
+        req: &pb::HolderPullRequest,
+    ) -> Result<pb::LockerDocument, LockerError> {
         let now = self.now();
         let lookup: BTreeMap<String, String> = req.lookup.clone().into_iter().collect();
         let p = params::pull_document(&req.holder_id, &req.issuer_id, &req.doc_type, &lookup);
         self.check_holder_id(&req.holder_id)?;
         let holder: HolderRecord = self.holder(&req.holder_id)?;
-        self.authenticate(&req.request_encoded, LockerAction::PullDocument, &req.holder_id, p, &holder.key()?, now)?;
+        self.authenticate(
+            &req.request_encoded,
+            LockerAction::PullDocument,
+            &req.holder_id,
+            p,
+            &holder.key()?,
+            now,
+        )?;
         check_lookup(&lookup).map_err(LockerError::format("lookup"))?;
         let issuer = self.approved_issuer(&req.issuer_id)?;
         self.check_issues(&issuer, &req.doc_type)?;
         if issuer.pull_endpoint.is_none() {
-            return Err(LockerError::Precondition(format!("issuer {} does not offer pull", issuer.id)));
+            return Err(LockerError::Precondition(format!(
+                "issuer {} does not offer pull",
+                issuer.id
+            )));
         }
-        let uri = DocUri::new(&issuer.id, &req.doc_type).map_err(LockerError::format("doc_type"))?;
+        let uri =
+            DocUri::new(&issuer.id, &req.doc_type).map_err(LockerError::format("doc_type"))?;
         // Held across the call so the allocation below is committed only if the pull succeeds:
         // a failed pull leaves every record as it was. Bounded by the pull timeout.
         let _g = self.write.lock().await;
         let mut tx = Tx::new(&self.store);
-        let d = self.new_draft(&mut tx, &issuer, &holder.id, &holder.key()?, &uri, now, None, DraftPurpose::Push, 0)?;
+        let d = self.new_draft(
+            &mut tx,
+            &issuer,
+            &holder.id,
+            &holder.key()?,
+            &uri,
+            now,
+            None,
+            DraftPurpose::Push,
+            0,
+        )?;
         tx.remove(keys::draft(&d.credential_id));
         let draft = d.to_draft(&self.settings.base_url)?;
         let jws = match self.pull_from(&issuer, &lookup, &draft, now).await {
@@ -358,7 +450,12 @@ impl Locker {
             now,
             "document_pulled",
             Some(&holder.id),
-            &format!("issuer={} type={} doc={}", issuer.id, doc.doc_type, uri_tag(&doc.uri)),
+            &format!(
+                "issuer={} type={} doc={}",
+                issuer.id,
+                doc.doc_type,
+                uri_tag(&doc.uri)
+            ),
         )?;
         self.durable().await?;
         Ok(document_pb(&doc, true))
@@ -371,20 +468,34 @@ impl Locker {
     ) -> Result<pb::ListIssuerTasksResponse, LockerError> {
         let now = self.now();
         let p = params::list_issuer_tasks(&req.issuer_id);
-        let issuer =
-            self.issuer_request(&req.request_encoded, LockerAction::ListIssuerTasks, &req.issuer_id, p, now)?;
+        let issuer = self.issuer_request(
+            &req.request_encoded,
+            LockerAction::ListIssuerTasks,
+            &req.issuer_id,
+            p,
+            now,
+        )?;
         self.durable().await?;
         let mut out = Vec::new();
-        for t in self.store.scan::<TaskRecord>(&keys::tasks_of(&issuer.id), MAX_TASKS_LISTED)? {
+        for t in self
+            .store
+            .scan::<TaskRecord>(&keys::tasks_of(&issuer.id), MAX_TASKS_LISTED)?
+        {
             if t.state != TaskState::Pending {
                 continue;
             }
-            let draft = match self.store.get::<DraftRecord>(&keys::draft(&t.credential_id))? {
+            let draft = match self
+                .store
+                .get::<DraftRecord>(&keys::draft(&t.credential_id))?
+            {
                 Some(d) => Some(draft_to_pb(&d.to_draft(&self.settings.base_url)?, 0)),
                 None => None,
             };
             let upload_jws = if t.kind == TaskKind::Attestation {
-                self.store.get::<DocRecord>(&keys::doc(&t.holder_id, &t.upload_uri))?.map(|d| d.jws).unwrap_or_default()
+                self.store
+                    .get::<DocRecord>(&keys::doc(&t.holder_id, &t.upload_uri))?
+                    .map(|d| d.jws)
+                    .unwrap_or_default()
             } else {
                 String::new()
             };
@@ -408,8 +519,13 @@ impl Locker {
             &claims_map,
             &req.reason,
         );
-        let issuer =
-            self.issuer_request(&req.request_encoded, LockerAction::DecideAttestation, &req.issuer_id, p, now)?;
+        let issuer = self.issuer_request(
+            &req.request_encoded,
+            LockerAction::DecideAttestation,
+            &req.issuer_id,
+            p,
+            now,
+        )?;
         if req.reason.len() > 200 {
             return Err(LockerError::invalid("reason", "at most 200 characters"));
         }
@@ -418,7 +534,9 @@ impl Locker {
             .store
             .get(&keys::task(&issuer.id, &req.task_id))?
             .filter(|t: &TaskRecord| t.kind == TaskKind::Attestation)
-            .ok_or_else(|| LockerError::NotFound("this issuer has no such attestation task".into()))?;
+            .ok_or_else(|| {
+                LockerError::NotFound("this issuer has no such attestation task".into())
+            })?;
         let draft_rec: DraftRecord = self
             .store
             .get(&keys::draft(&task.credential_id))?
@@ -426,7 +544,13 @@ impl Locker {
         let mut tx = Tx::new(&self.store);
         tx.remove(keys::draft(&draft_rec.credential_id));
         if !req.grant {
-            self.finish_task(&mut tx, &issuer.id, &task.id, TaskState::Rejected, &req.reason)?;
+            self.finish_task(
+                &mut tx,
+                &issuer.id,
+                &task.id,
+                TaskState::Rejected,
+                &req.reason,
+            )?;
             tx.commit()?;
             self.audit(
                 now,
@@ -438,11 +562,16 @@ impl Locker {
             let mut t = task.clone();
             t.state = TaskState::Rejected;
             t.reason = req.reason.clone();
-            return Ok(pb::DecideAttestationResponse { task: Some(task_pb(&t, None, String::new())), document: None });
+            return Ok(pb::DecideAttestationResponse {
+                task: Some(task_pb(&t, None, String::new())),
+                document: None,
+            });
         }
         let holder = self.holder(&task.holder_id)?;
         if holder.key()? != parse_key(&draft_rec.holder_key)? {
-            return Err(LockerError::Precondition("the holder's wallet key changed; the holder must ask again".into()));
+            return Err(LockerError::Precondition(
+                "the holder's wallet key changed; the holder must ask again".into(),
+            ));
         }
         let draft = draft_rec.to_draft(&self.settings.base_url)?;
         let jws = match &issuer.signing {
@@ -455,9 +584,15 @@ impl Locker {
                 }
                 let mut claims = claims_map;
                 if claims.is_empty() {
-                    let upload = self.store.get::<DocRecord>(&keys::doc(&task.holder_id, &task.upload_uri))?;
+                    let upload = self
+                        .store
+                        .get::<DocRecord>(&keys::doc(&task.holder_id, &task.upload_uri))?;
                     let digest = upload
-                        .and_then(|u| vc::parse(&u.jws).ok().and_then(|(_, c)| c.upload.map(|f| f.digest_sri())))
+                        .and_then(|u| {
+                            vc::parse(&u.jws)
+                                .ok()
+                                .and_then(|(_, c)| c.upload.map(|f| f.digest_sri()))
+                        })
                         .unwrap_or_default();
                     claims.insert("attestedDocumentDigest".into(), digest);
                 }
@@ -477,7 +612,12 @@ impl Locker {
             now,
             "attestation_granted",
             Some(&task.holder_id),
-            &format!("issuer={} task={} doc={}", issuer.id, task.id, uri_tag(&doc.uri)),
+            &format!(
+                "issuer={} task={} doc={}",
+                issuer.id,
+                task.id,
+                uri_tag(&doc.uri)
+            ),
         )?;
         self.durable().await?;
         let mut t = task.clone();
@@ -495,7 +635,9 @@ pub(crate) fn new_doc(d: &DraftRecord, jws: &str, source: Source, now: u64) -> D
         uri: d.uri.clone(),
         holder: d.holder_id.clone(),
         issuer_id: d.issuer_id.clone(),
-        doc_type: DocUri::parse(&d.uri).map(|u| u.doc_type().to_owned()).unwrap_or_default(),
+        doc_type: DocUri::parse(&d.uri)
+            .map(|u| u.doc_type().to_owned())
+            .unwrap_or_default(),
         source,
         state: DocState::Active,
         jws: jws.to_owned(),

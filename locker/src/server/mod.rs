@@ -63,7 +63,8 @@ pub trait LockerHost: Send + Sync + 'static {
     fn now(&self) -> u64;
     /// Appends an anonymised entry to the node's audit log (the holder id becomes the node's
     /// keyed wallet tag). Made durable by the locker's next flush.
-    fn audit(&self, now: u64, kind: &str, holder: Option<&str>, detail: &str) -> Result<(), String>;
+    fn audit(&self, now: u64, kind: &str, holder: Option<&str>, detail: &str)
+    -> Result<(), String>;
     /// Checks a signed staff request for `action` (key, role, node, freshness, single use);
     /// returns the staff id.
     fn check_staff(&self, request: &[u8], action: StaffAction, now: u64) -> Result<String, Status>;
@@ -71,7 +72,10 @@ pub trait LockerHost: Send + Sync + 'static {
     fn accepted_bank_keys(&self) -> Vec<PublicKey>;
     /// Starts a passkey assertion for the owner of wallet `holder` (NOT_FOUND if this node holds
     /// no such wallet; PERMISSION_DENIED while it is locked).
-    fn begin_owner_assertion<'a>(&'a self, holder: &'a str) -> BoxFuture<'a, Result<OwnerAssertionStart, Status>>;
+    fn begin_owner_assertion<'a>(
+        &'a self,
+        holder: &'a str,
+    ) -> BoxFuture<'a, Result<OwnerAssertionStart, Status>>;
     /// Verifies the owner's assertion against a started state; failures count towards the
     /// wallet's lock-out like recovery assertions.
     fn finish_owner_assertion<'a>(
@@ -97,7 +101,9 @@ pub struct LockerKeys {
 
 impl std::fmt::Debug for LockerKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LockerKeys").field("locker_id", &self.locker_id).finish_non_exhaustive()
+        f.debug_struct("LockerKeys")
+            .field("locker_id", &self.locker_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -146,9 +152,15 @@ impl LockerSettings {
             max_upload_bytes: 64 * 1024,
             max_uploads_per_holder: 16,
             max_documents_per_holder: 64,
-            upload_media_types: ["application/pdf", "image/png", "image/jpeg", "text/plain", "application/json"]
-                .map(str::to_owned)
-                .to_vec(),
+            upload_media_types: [
+                "application/pdf",
+                "image/png",
+                "image/jpeg",
+                "text/plain",
+                "application/json",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
             max_consents_per_holder: 256,
             max_consent_uris: 16,
             max_consent_secs: 366 * 24 * 3600,
@@ -173,7 +185,9 @@ pub struct Locker {
 
 impl std::fmt::Debug for Locker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Locker").field("locker_id", &self.keys.locker_id).finish_non_exhaustive()
+        f.debug_struct("Locker")
+            .field("locker_id", &self.keys.locker_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -186,7 +200,10 @@ pub(crate) struct Tx<'a> {
 
 impl<'a> Tx<'a> {
     fn new(store: &'a Store) -> Self {
-        Self { store, pending: BTreeMap::new() }
+        Self {
+            store,
+            pending: BTreeMap::new(),
+        }
     }
     pub(crate) fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>, LockerError> {
         match self.pending.get(key) {
@@ -196,7 +213,9 @@ impl<'a> Tx<'a> {
     }
     pub(crate) fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, LockerError> {
         match self.get_raw(key)? {
-            Some(v) => serde_json::from_slice(&v).map(Some).map_err(|e| LockerError::corrupt("record", e)),
+            Some(v) => serde_json::from_slice(&v)
+                .map(Some)
+                .map_err(|e| LockerError::corrupt("record", e)),
             None => Ok(None),
         }
     }
@@ -224,7 +243,10 @@ impl<'a> Tx<'a> {
 
 /// A short, non-reversible tag of a document URI for the audit log.
 pub fn uri_tag(uri: &str) -> String {
-    let d = Sha256::new().chain_update(b"dlocker/locker/uri-tag/v1").chain_update(uri.as_bytes()).finalize();
+    let d = Sha256::new()
+        .chain_update(b"dlocker/locker/uri-tag/v1")
+        .chain_update(uri.as_bytes())
+        .finalize();
     hex::encode(&d[..8])
 }
 
@@ -249,10 +271,13 @@ impl Locker {
     pub fn service(
         self: &Arc<Self>,
         max_message_bytes: usize,
-    ) -> dlocker_proto::pb::document_service_server::DocumentServiceServer<DocumentServiceImpl> {
-        dlocker_proto::pb::document_service_server::DocumentServiceServer::new(DocumentServiceImpl::new(self.clone()))
-            .max_decoding_message_size(max_message_bytes)
-            .max_encoding_message_size(max_message_bytes)
+    ) -> dlocker_proto::pb::document_service_server::DocumentServiceServer<DocumentServiceImpl>
+    {
+        dlocker_proto::pb::document_service_server::DocumentServiceServer::new(
+            DocumentServiceImpl::new(self.clone()),
+        )
+        .max_decoding_message_size(max_message_bytes)
+        .max_encoding_message_size(max_message_bytes)
     }
 
     /// The locker's id.
@@ -280,8 +305,16 @@ impl Locker {
         self.host.flush().await.map_err(LockerError::Internal)
     }
 
-    fn audit(&self, now: u64, kind: &str, holder: Option<&str>, detail: &str) -> Result<(), LockerError> {
-        self.host.audit(now, kind, holder, detail).map_err(LockerError::Internal)
+    fn audit(
+        &self,
+        now: u64,
+        kind: &str,
+        holder: Option<&str>,
+        detail: &str,
+    ) -> Result<(), LockerError> {
+        self.host
+            .audit(now, kind, holder, detail)
+            .map_err(LockerError::Internal)
     }
 
     /// Checks a signed request: signature by `expected` (the principal's registered key),
@@ -316,10 +349,16 @@ impl Locker {
         let fresh = self
             .store
             .tree
-            .compare_and_swap(keys::nonce(&r.nonce), None::<&[u8]>, Some(&r.timestamp.to_be_bytes()[..]))?
+            .compare_and_swap(
+                keys::nonce(&r.nonce),
+                None::<&[u8]>,
+                Some(&r.timestamp.to_be_bytes()[..]),
+            )?
             .is_ok();
         if !fresh {
-            return Err(LockerError::Forbidden("the request was already used (replay refused); sign a new one".into()));
+            return Err(LockerError::Forbidden(
+                "the request was already used (replay refused); sign a new one".into(),
+            ));
         }
         self.prune_nonces(now)
     }
@@ -329,7 +368,9 @@ impl Locker {
         let horizon = now.saturating_sub(2 * self.settings.request_skew_secs);
         for item in self.store.tree.scan_prefix(keys::NONCES).take(64) {
             let (k, v) = item?;
-            let ts = <[u8; 8]>::try_from(&v[..]).map(u64::from_be_bytes).unwrap_or(0);
+            let ts = <[u8; 8]>::try_from(&v[..])
+                .map(u64::from_be_bytes)
+                .unwrap_or(0);
             if ts < horizon {
                 self.store.tree.remove(k)?;
             }
@@ -347,7 +388,8 @@ impl Locker {
         }
         let alloc_key = keys::list_alloc(issuer, meta.current);
         let mut alloc = match tx.get_raw(&alloc_key)? {
-            Some(b) => Bitstring::from_bytes(b).ok_or_else(|| LockerError::corrupt("status allocation", "size"))?,
+            Some(b) => Bitstring::from_bytes(b)
+                .ok_or_else(|| LockerError::corrupt("status allocation", "size"))?,
             None => Bitstring::new(),
         };
         let mut rng = rand::rng();
@@ -360,7 +402,8 @@ impl Locker {
                 break;
             }
         }
-        let index = index.ok_or_else(|| LockerError::Internal("no free status index found".into()))?;
+        let index =
+            index.ok_or_else(|| LockerError::Internal("no free status index found".into()))?;
         alloc.set(index);
         meta.used += 1;
         tx.put_raw(alloc_key, alloc.as_bytes().to_vec());
@@ -374,10 +417,17 @@ impl Locker {
     }
 
     /// Sets the revocation bit of `(list, index)` in `issuer`'s lists.
-    fn revoke_status(&self, tx: &mut Tx<'_>, issuer: &str, list: u32, index: u32) -> Result<(), LockerError> {
+    fn revoke_status(
+        &self,
+        tx: &mut Tx<'_>,
+        issuer: &str,
+        list: u32,
+        index: u32,
+    ) -> Result<(), LockerError> {
         let key = keys::list_bits(issuer, list);
         let mut bits = match tx.get_raw(&key)? {
-            Some(b) => Bitstring::from_bytes(b).ok_or_else(|| LockerError::corrupt("status list", "size"))?,
+            Some(b) => Bitstring::from_bytes(b)
+                .ok_or_else(|| LockerError::corrupt("status list", "size"))?,
             None => Bitstring::new(),
         };
         if !bits.set(index) {
@@ -390,21 +440,34 @@ impl Locker {
     /// The revocation bits of one list (`None` if it does not exist).
     fn list_bits(&self, issuer: &str, list: u32) -> Result<Option<Bitstring>, LockerError> {
         match self.store.get_raw(&keys::list_bits(issuer, list))? {
-            Some(b) => Ok(Some(Bitstring::from_bytes(b).ok_or_else(|| LockerError::corrupt("status list", "size"))?)),
+            Some(b) => {
+                Ok(Some(Bitstring::from_bytes(b).ok_or_else(|| {
+                    LockerError::corrupt("status list", "size")
+                })?))
+            }
             None => Ok(None),
         }
     }
 
     /// The signed status list credential of `issuer`'s list `list` (0 = the current one).
-    pub fn status_list_credential(&self, issuer: &str, list: u32) -> Result<(String, String), LockerError> {
+    pub fn status_list_credential(
+        &self,
+        issuer: &str,
+        list: u32,
+    ) -> Result<(String, String), LockerError> {
         crate::ids::check_org_id("issuer_id", issuer).map_err(LockerError::format("issuer_id"))?;
         let list = if list == 0 {
-            self.store.get::<ListMeta>(&keys::list_meta(issuer))?.map(|m| m.current).unwrap_or(0)
+            self.store
+                .get::<ListMeta>(&keys::list_meta(issuer))?
+                .map(|m| m.current)
+                .unwrap_or(0)
         } else {
             list
         };
         let bits = self.list_bits(issuer, list)?.ok_or_else(|| {
-            LockerError::NotFound(format!("issuer {issuer} has no status list {list} at this locker"))
+            LockerError::NotFound(format!(
+                "issuer {issuer} has no status list {list} at this locker"
+            ))
         })?;
         let url = crate::status_list::list_url(&self.settings.base_url, issuer, list);
         let jws = crate::status_list::issue_list(
@@ -422,13 +485,19 @@ impl Locker {
 /// Checks a free-text field: 1..=max bytes, no control characters.
 pub(crate) fn check_text(field: &'static str, s: &str, max: usize) -> Result<(), LockerError> {
     if s.trim().is_empty() || s.len() > max || s.chars().any(char::is_control) {
-        return Err(LockerError::invalid(field, format!("must be 1–{max} printable characters")));
+        return Err(LockerError::invalid(
+            field,
+            format!("must be 1–{max} printable characters"),
+        ));
     }
     Ok(())
 }
 
 /// Parses a SEC1 compressed key from a request.
-pub(crate) fn parse_request_key(field: &'static str, bytes: &[u8]) -> Result<PublicKey, LockerError> {
+pub(crate) fn parse_request_key(
+    field: &'static str,
+    bytes: &[u8],
+) -> Result<PublicKey, LockerError> {
     dlocker_proto::keys::decode_public_key(bytes)
         .map_err(|_| LockerError::invalid(field, "must be a 33-byte SEC1 compressed secp256k1 key"))
 }

@@ -42,7 +42,10 @@ pub fn requester_info(r: &RequesterRecord) -> Result<pb::RequesterInfo, LockerEr
     Ok(pb::RequesterInfo {
         requester_id: r.id.clone(),
         name: r.name.clone(),
-        public_key: dlocker_proto::keys::encode_public_key(&super::store::parse_key(&r.public_key)?).to_vec(),
+        public_key: dlocker_proto::keys::encode_public_key(&super::store::parse_key(
+            &r.public_key,
+        )?)
+        .to_vec(),
         state: r.state.as_str().to_owned(),
         registered_at: r.registered_at,
         decided_at: r.decided_at,
@@ -76,7 +79,10 @@ impl Locker {
         let r = self.issuer(id)?;
         match r.state {
             RegState::Approved => Ok(r),
-            s => Err(LockerError::Forbidden(format!("issuer {id} is {}; the operator must approve it", s.as_str()))),
+            s => Err(LockerError::Forbidden(format!(
+                "issuer {id} is {}; the operator must approve it",
+                s.as_str()
+            ))),
         }
     }
 
@@ -84,10 +90,14 @@ impl Locker {
     pub(crate) fn hosted_key(&self, r: &IssuerRecord) -> Result<SigningKey, LockerError> {
         match &r.signing {
             Signing::Hosted { sealed, .. } => {
-                let bytes = hex::decode(sealed).map_err(|e| LockerError::corrupt("hosted key", e))?;
+                let bytes =
+                    hex::decode(sealed).map_err(|e| LockerError::corrupt("hosted key", e))?;
                 sealing::open(&self.keys.sealing_key, &r.id, &bytes)
             }
-            Signing::Own => Err(LockerError::Precondition(format!("issuer {} signs with its own key", r.id))),
+            Signing::Own => Err(LockerError::Precondition(format!(
+                "issuer {} signs with its own key",
+                r.id
+            ))),
         }
     }
 
@@ -98,20 +108,32 @@ impl Locker {
     }
 
     /// `RegisterIssuer`.
-    pub async fn register_issuer(&self, req: &pb::RegisterIssuerRequest) -> Result<pb::IssuerInfo, LockerError> {
+    pub async fn register_issuer(
+        &self,
+        req: &pb::RegisterIssuerRequest,
+    ) -> Result<pb::IssuerInfo, LockerError> {
         let id = req.issuer_id.as_str();
         check_org_id("issuer_id", id).map_err(LockerError::format("issuer_id"))?;
         if id == SELF_ISSUER {
-            return Err(LockerError::invalid("issuer_id", "\"self\" is reserved for self-attested uploads"));
+            return Err(LockerError::invalid(
+                "issuer_id",
+                "\"self\" is reserved for self-attested uploads",
+            ));
         }
         check_text("name", &req.name, MAX_NAME_LEN)?;
         if req.doc_types.is_empty() || req.doc_types.len() > MAX_DOC_TYPES {
-            return Err(LockerError::invalid("doc_types", format!("give 1–{MAX_DOC_TYPES} document types")));
+            return Err(LockerError::invalid(
+                "doc_types",
+                format!("give 1–{MAX_DOC_TYPES} document types"),
+            ));
         }
         for (i, t) in req.doc_types.iter().enumerate() {
             check_doc_type("doc_types", t).map_err(LockerError::format("doc_types"))?;
             if req.doc_types[..i].contains(t) {
-                return Err(LockerError::invalid("doc_types", format!("{t} is listed twice")));
+                return Err(LockerError::invalid(
+                    "doc_types",
+                    format!("{t} is listed twice"),
+                ));
             }
         }
         let request_key = parse_request_key("request_key", &req.request_key)?;
@@ -134,7 +156,14 @@ impl Locker {
             &req.pull_endpoint,
         );
         // Proof of possession: signed by the key being registered.
-        self.authenticate(&req.request_encoded, LockerAction::RegisterIssuer, id, p, &request_key, now)?;
+        self.authenticate(
+            &req.request_encoded,
+            LockerAction::RegisterIssuer,
+            id,
+            p,
+            &request_key,
+            now,
+        )?;
         let _g = self.write.lock().await;
         if let Some(existing) = self.store.get::<IssuerRecord>(&keys::issuer(id))? {
             let same = existing.request_key()? == request_key
@@ -146,7 +175,9 @@ impl Locker {
                 self.durable().await?;
                 return issuer_info(&existing);
             }
-            return Err(LockerError::AlreadyExists(format!("issuer {id} is already registered with other details")));
+            return Err(LockerError::AlreadyExists(format!(
+                "issuer {id} is already registered with other details"
+            )));
         }
         let signing = if req.hosted_signing {
             let key = {
@@ -180,7 +211,11 @@ impl Locker {
             now,
             "issuer_registered",
             None,
-            &format!("issuer={id} mode={} types={}", rec.mode(), rec.doc_types.join(",")),
+            &format!(
+                "issuer={id} mode={} types={}",
+                rec.mode(),
+                rec.doc_types.join(",")
+            ),
         )?;
         self.durable().await?;
         tracing::info!(issuer = %id, mode = rec.mode(), "issuer registered (pending approval)");
@@ -198,14 +233,23 @@ impl Locker {
         let key = parse_request_key("public_key", &req.public_key)?;
         let now = self.now();
         let p = params::register_requester(id, &req.name, &key);
-        self.authenticate(&req.request_encoded, LockerAction::RegisterRequester, id, p, &key, now)?;
+        self.authenticate(
+            &req.request_encoded,
+            LockerAction::RegisterRequester,
+            id,
+            p,
+            &key,
+            now,
+        )?;
         let _g = self.write.lock().await;
         if let Some(existing) = self.store.get::<RequesterRecord>(&keys::requester(id))? {
             if existing.public_key == key_hex(&key) && existing.name == req.name {
                 self.durable().await?;
                 return requester_info(&existing);
             }
-            return Err(LockerError::AlreadyExists(format!("requester {id} is already registered with other details")));
+            return Err(LockerError::AlreadyExists(format!(
+                "requester {id} is already registered with other details"
+            )));
         }
         let rec = RequesterRecord {
             id: id.to_owned(),
@@ -219,32 +263,52 @@ impl Locker {
         let mut tx = Tx::new(&self.store);
         tx.put(keys::requester(id), &rec);
         tx.commit()?;
-        self.audit(now, "requester_registered", None, &format!("requester={id}"))?;
+        self.audit(
+            now,
+            "requester_registered",
+            None,
+            &format!("requester={id}"),
+        )?;
         self.durable().await?;
         requester_info(&rec)
     }
 
     /// `ListRegistry` (operator).
-    pub async fn list_registry(&self, staff_request: &[u8]) -> Result<pb::ListRegistryResponse, LockerError> {
+    pub async fn list_registry(
+        &self,
+        staff_request: &[u8],
+    ) -> Result<pb::ListRegistryResponse, LockerError> {
         let now = self.now();
-        self.host.check_staff(staff_request, StaffAction::ListRegistry, now).map_err(LockerError::Host)?;
+        self.host
+            .check_staff(staff_request, StaffAction::ListRegistry, now)
+            .map_err(LockerError::Host)?;
         // The staff nonce is spent: make that durable before answering.
         self.durable().await?;
         let issuers = self.store.scan::<IssuerRecord>(keys::ISSUERS, MAX_LISTED)?;
-        let requesters = self.store.scan::<RequesterRecord>(keys::REQUESTERS, MAX_LISTED)?;
+        let requesters = self
+            .store
+            .scan::<RequesterRecord>(keys::REQUESTERS, MAX_LISTED)?;
         Ok(pb::ListRegistryResponse {
             issuers: issuers.iter().map(issuer_info).collect::<Result<_, _>>()?,
-            requesters: requesters.iter().map(requester_info).collect::<Result<_, _>>()?,
+            requesters: requesters
+                .iter()
+                .map(requester_info)
+                .collect::<Result<_, _>>()?,
         })
     }
 
     /// `DecideRegistration` (operator): approve or suspend the issuer or requester the staff
     /// request's target names.
-    pub async fn decide_registration(&self, staff_request: &[u8]) -> Result<pb::RegistryDecision, LockerError> {
+    pub async fn decide_registration(
+        &self,
+        staff_request: &[u8],
+    ) -> Result<pb::RegistryDecision, LockerError> {
         // The action decides which check applies; the host verifies everything else.
         let action = Signed::<StaffRequest>::decode(staff_request)
             .map(|s| s.body().action)
-            .map_err(|_| LockerError::invalid("staff_request_encoded", "not a valid signed staff request"))?;
+            .map_err(|_| {
+                LockerError::invalid("staff_request_encoded", "not a valid signed staff request")
+            })?;
         let (is_issuer, state) = match action {
             StaffAction::ApproveIssuer => (true, RegState::Approved),
             StaffAction::SuspendIssuer => (true, RegState::Suspended),
@@ -259,31 +323,41 @@ impl Locker {
         };
         let now = self.now();
         let _g = self.write.lock().await;
-        let staff_id = self.host.check_staff(staff_request, action, now).map_err(LockerError::Host)?;
+        let staff_id = self
+            .host
+            .check_staff(staff_request, action, now)
+            .map_err(LockerError::Host)?;
         let target = Signed::<StaffRequest>::decode(staff_request)
             .map(|s| s.body().target.clone())
-            .map_err(|_| LockerError::invalid("staff_request_encoded", "not a valid signed staff request"))?;
+            .map_err(|_| {
+                LockerError::invalid("staff_request_encoded", "not a valid signed staff request")
+            })?;
         let kind = if is_issuer { "issuer" } else { "requester" };
         let mut tx = Tx::new(&self.store);
         if is_issuer {
-            let mut r: IssuerRecord = tx
-                .get(&keys::issuer(&target))?
-                .ok_or_else(|| LockerError::NotFound(format!("no issuer {target:?} is registered")))?;
+            let mut r: IssuerRecord = tx.get(&keys::issuer(&target))?.ok_or_else(|| {
+                LockerError::NotFound(format!("no issuer {target:?} is registered"))
+            })?;
             r.state = state;
             r.decided_at = now;
             r.decided_by = staff_id.clone();
             tx.put(keys::issuer(&target), &r);
         } else {
-            let mut r: RequesterRecord = tx
-                .get(&keys::requester(&target))?
-                .ok_or_else(|| LockerError::NotFound(format!("no requester {target:?} is registered")))?;
+            let mut r: RequesterRecord = tx.get(&keys::requester(&target))?.ok_or_else(|| {
+                LockerError::NotFound(format!("no requester {target:?} is registered"))
+            })?;
             r.state = state;
             r.decided_at = now;
             r.decided_by = staff_id.clone();
             tx.put(keys::requester(&target), &r);
         }
         tx.commit()?;
-        self.audit(now, &format!("{kind}_{}", state.as_str()), None, &format!("{kind}={target} by={staff_id}"))?;
+        self.audit(
+            now,
+            &format!("{kind}_{}", state.as_str()),
+            None,
+            &format!("{kind}={target} by={staff_id}"),
+        )?;
         self.durable().await?;
         tracing::info!(kind, id = %target, state = state.as_str(), staff = %staff_id, "registry decision");
         Ok(pb::RegistryDecision {
@@ -302,5 +376,7 @@ impl Locker {
 
 /// The principal a signed request claims (for audit before it is verified).
 pub fn claimed_principal(bytes: &[u8]) -> Option<String> {
-    Signed::<request::LockerRequest>::decode(bytes).ok().map(|s| s.body().principal.clone())
+    Signed::<request::LockerRequest>::decode(bytes)
+        .ok()
+        .map(|s| s.body().principal.clone())
 }

@@ -19,8 +19,8 @@ use super::error::LockerError;
 use super::holders::{PURPOSE_REISSUE, document_pb, holder_pb};
 use super::issuing::new_doc;
 use super::store::{
-    DocRecord, DocState, DraftPurpose, DraftRecord, HolderRecord, IssuerRecord, PastCredential, RegState, Signing,
-    Source, TaskKind, TaskRecord, TaskState, key_hex, keys,
+    DocRecord, DocState, DraftPurpose, DraftRecord, HolderRecord, IssuerRecord, PastCredential,
+    RegState, Signing, Source, TaskKind, TaskRecord, TaskState, key_hex, keys,
 };
 use super::{Locker, Tx, new_id, parse_request_key};
 use crate::ids::DocUri;
@@ -56,19 +56,24 @@ impl Locker {
         if bytes.len() > MAX_APPROVAL_BYTES {
             return Err(LockerError::invalid("bank_approval_encoded", "too large"));
         }
-        let signed =
-            Signed::<BankApproval>::decode_trusted(bytes, &self.host.accepted_bank_keys()).map_err(|e| match e {
-                StatementError::UntrustedSigner => {
-                    LockerError::Forbidden("the bank approval is signed by a key this node does not accept".into())
-                }
+        let signed = Signed::<BankApproval>::decode_trusted(bytes, &self.host.accepted_bank_keys())
+            .map_err(|e| match e {
+                StatementError::UntrustedSigner => LockerError::Forbidden(
+                    "the bank approval is signed by a key this node does not accept".into(),
+                ),
                 StatementError::BadSignature => {
                     LockerError::Forbidden("the bank approval's signature is invalid".into())
                 }
-                other => LockerError::invalid("bank_approval_encoded", format!("not a bank approval: {other}")),
+                other => LockerError::invalid(
+                    "bank_approval_encoded",
+                    format!("not a bank approval: {other}"),
+                ),
             })?;
         let a = signed.body().clone();
         if a.wallet_id != holder {
-            return Err(LockerError::Forbidden("the bank approval is for another wallet".into()));
+            return Err(LockerError::Forbidden(
+                "the bank approval is for another wallet".into(),
+            ));
         }
         if a.session_key != *new_key {
             return Err(LockerError::Forbidden(
@@ -83,13 +88,18 @@ impl Locker {
             )));
         }
         if a.issued_at > now + self.settings.request_skew_secs {
-            return Err(LockerError::Forbidden("the bank approval is not valid yet; check the clocks".into()));
+            return Err(LockerError::Forbidden(
+                "the bank approval is not valid yet; check the clocks".into(),
+            ));
         }
         Ok(a)
     }
 
     /// `Reissue`.
-    pub async fn reissue(&self, req: &pb::ReissueRequest) -> Result<pb::ReissueResponse, LockerError> {
+    pub async fn reissue(
+        &self,
+        req: &pb::ReissueRequest,
+    ) -> Result<pb::ReissueResponse, LockerError> {
         self.check_holder_id(&req.holder_id)?;
         let new_key = parse_request_key("new_holder_key", &req.new_holder_key)?;
         if req.assertion_json.len() > super::holders::MAX_ASSERTION_JSON_BYTES {
@@ -104,9 +114,17 @@ impl Locker {
             req.carry_over_consents,
         );
         // Signed by the NEW key: whoever asks holds it.
-        self.authenticate(&req.request_encoded, LockerAction::Reissue, &req.holder_id, p, &new_key, now)?;
+        self.authenticate(
+            &req.request_encoded,
+            LockerAction::Reissue,
+            &req.holder_id,
+            p,
+            &new_key,
+            now,
+        )?;
         let holder = self.holder(&req.holder_id)?;
-        let approval = self.check_approval(&req.bank_approval_encoded, &req.holder_id, &new_key, now)?;
+        let approval =
+            self.check_approval(&req.bank_approval_encoded, &req.holder_id, &new_key, now)?;
         let _g = self.write.lock().await;
         let holder: HolderRecord = self.store.get(&keys::holder(&holder.id))?.unwrap_or(holder);
         if holder.key()? == new_key {
@@ -131,22 +149,36 @@ impl Locker {
             });
         }
         let mut tx = Tx::new(&self.store);
-        let state = self.take_challenge(&mut tx, &holder.id, PURPOSE_REISSUE, &req.challenge_id, now)?;
+        let state =
+            self.take_challenge(&mut tx, &holder.id, PURPOSE_REISSUE, &req.challenge_id, now)?;
         tx.commit()?;
-        if let Err(s) = self.host.finish_owner_assertion(&holder.id, &state, &req.assertion_json).await {
+        if let Err(s) = self
+            .host
+            .finish_owner_assertion(&holder.id, &state, &req.assertion_json)
+            .await
+        {
             self.durable().await?;
             return Err(LockerError::Host(s));
         }
 
         // 1. Plan and make every new credential; nothing is written yet.
         let mut tx = Tx::new(&self.store);
-        let docs: Vec<DocRecord> =
-            self.documents_of(&holder.id)?.into_iter().filter(|d| d.source != Source::SelfAttested).collect();
-        let mut planned: Vec<(DocRecord, DraftRecord, IssuerRecord, Plan, Option<String>)> = Vec::new();
+        let docs: Vec<DocRecord> = self
+            .documents_of(&holder.id)?
+            .into_iter()
+            .filter(|d| d.source != Source::SelfAttested)
+            .collect();
+        let mut planned: Vec<(DocRecord, DraftRecord, IssuerRecord, Plan, Option<String>)> =
+            Vec::new();
         for doc in &docs {
             let issuer = self.issuer(&doc.issuer_id)?;
-            let uri = DocUri::parse(&doc.uri).map_err(|e| LockerError::corrupt("document uri", e))?;
-            let old = if doc.jws.is_empty() { None } else { vc::parse(&doc.jws).ok().map(|(_, c)| c) };
+            let uri =
+                DocUri::parse(&doc.uri).map_err(|e| LockerError::corrupt("document uri", e))?;
+            let old = if doc.jws.is_empty() {
+                None
+            } else {
+                vc::parse(&doc.jws).ok().map(|(_, c)| c)
+            };
             let valid_until = old.as_ref().and_then(|c| c.valid_until);
             let plan = match (&issuer.signing, &issuer.pull_endpoint, issuer.state) {
                 // The locker holds the key and the claims: it signs again.
@@ -156,15 +188,32 @@ impl Locker {
             };
             let task_id = new_id();
             let (purpose, expires) = match plan {
-                Plan::Task => (DraftPurpose::Reissue { task_id: task_id.clone() }, u64::MAX),
+                Plan::Task => (
+                    DraftPurpose::Reissue {
+                        task_id: task_id.clone(),
+                    },
+                    u64::MAX,
+                ),
                 _ => (DraftPurpose::Push, 0),
             };
-            let draft =
-                self.new_draft(&mut tx, &issuer, &holder.id, &new_key, &uri, now, valid_until, purpose, expires)?;
+            let draft = self.new_draft(
+                &mut tx,
+                &issuer,
+                &holder.id,
+                &new_key,
+                &uri,
+                now,
+                valid_until,
+                purpose,
+                expires,
+            )?;
             let mut hosted_jws = None;
             match plan {
                 Plan::Hosted => {
-                    let claims = old.as_ref().map(|c| c.claims.clone()).unwrap_or_else(Claims::default);
+                    let claims = old
+                        .as_ref()
+                        .map(|c| c.claims.clone())
+                        .unwrap_or_else(Claims::default);
                     hosted_jws = Some(vc::issue(
                         &draft.to_draft(&self.settings.base_url)?,
                         &claims,
@@ -193,22 +242,31 @@ impl Locker {
             planned.push((doc.clone(), draft, issuer, plan, hosted_jws));
         }
         // Pull issuers are called concurrently; one failure aborts the whole re-issue.
-        let pulls = join_all(planned.iter().map(|(doc, draft, issuer, plan, _)| async move {
-            match plan {
-                Plan::Pull => {
-                    let d = draft.to_draft(&self.settings.base_url)?;
-                    self.pull_from(issuer, &doc.lookup, &d, now).await.map(Some)
-                }
-                _ => Ok(None),
-            }
-        }))
+        let pulls = join_all(
+            planned
+                .iter()
+                .map(|(doc, draft, issuer, plan, _)| async move {
+                    match plan {
+                        Plan::Pull => {
+                            let d = draft.to_draft(&self.settings.base_url)?;
+                            self.pull_from(issuer, &doc.lookup, &d, now).await.map(Some)
+                        }
+                        _ => Ok(None),
+                    }
+                }),
+        )
         .await;
         let mut pulled = Vec::with_capacity(pulls.len());
         for r in pulls {
             match r {
                 Ok(j) => pulled.push(j),
                 Err(e) => {
-                    self.audit(now, "documents_reissue_failed", Some(&holder.id), &e.to_string())?;
+                    self.audit(
+                        now,
+                        "documents_reissue_failed",
+                        Some(&holder.id),
+                        &e.to_string(),
+                    )?;
                     self.durable().await?;
                     return Err(e);
                 }
@@ -223,7 +281,12 @@ impl Locker {
             let mut history = doc.history.clone();
             if let (Some((list, index)), false) = (doc.status, doc.jws.is_empty()) {
                 self.revoke_status(&mut tx, &doc.issuer_id, list, index)?;
-                history.push(PastCredential { credential_id: doc.credential_id.clone(), list, index, revoked_at: now });
+                history.push(PastCredential {
+                    credential_id: doc.credential_id.clone(),
+                    list,
+                    index,
+                    revoked_at: now,
+                });
                 revoked.push(doc.credential_id.clone());
             }
             if doc.state == DocState::AwaitingIssuer {
@@ -268,8 +331,11 @@ impl Locker {
             }
             tx.put(keys::consent(&c.id), &c);
         }
-        let new_holder =
-            HolderRecord { key: key_hex(&new_key), key_generation: holder.key_generation + 1, ..holder.clone() };
+        let new_holder = HolderRecord {
+            key: key_hex(&new_key),
+            key_generation: holder.key_generation + 1,
+            ..holder.clone()
+        };
         tx.put(keys::holder(&holder.id), &new_holder);
         tx.commit()?;
         self.audit(
@@ -285,7 +351,11 @@ impl Locker {
             ),
         )?;
         self.durable().await?;
-        tracing::info!(reissued = reissued.len(), awaiting = awaiting.len(), "documents re-issued to a new wallet key");
+        tracing::info!(
+            reissued = reissued.len(),
+            awaiting = awaiting.len(),
+            "documents re-issued to a new wallet key"
+        );
         Ok(pb::ReissueResponse {
             reissued: reissued.iter().map(|d| document_pb(d, true)).collect(),
             awaiting_issuer: awaiting.iter().map(|d| document_pb(d, false)).collect(),

@@ -35,18 +35,32 @@ fn aad(issuer_id: &str) -> Vec<u8> {
 }
 
 /// Seals a hosted signing key for `issuer_id`.
-pub fn seal(sealing_key: &[u8; 32], issuer_id: &str, key: &SigningKey) -> Result<Vec<u8>, LockerError> {
+pub fn seal(
+    sealing_key: &[u8; 32],
+    issuer_id: &str,
+    key: &SigningKey,
+) -> Result<Vec<u8>, LockerError> {
     let nonce: [u8; 12] = rand::rng().random();
     let secret = Zeroizing::new(key.to_bytes());
     let aad = aad(issuer_id);
     let ct = Aes256Gcm::new(sealing_key.into())
-        .encrypt((&nonce).into(), Payload { msg: secret.as_slice(), aad: &aad })
+        .encrypt(
+            (&nonce).into(),
+            Payload {
+                msg: secret.as_slice(),
+                aad: &aad,
+            },
+        )
         .map_err(|_| LockerError::Internal("sealing a hosted key failed".into()))?;
     Ok([&[VERSION][..], &nonce, &ct].concat())
 }
 
 /// Opens a hosted signing key sealed for `issuer_id`.
-pub fn open(sealing_key: &[u8; 32], issuer_id: &str, sealed: &[u8]) -> Result<SigningKey, LockerError> {
+pub fn open(
+    sealing_key: &[u8; 32],
+    issuer_id: &str,
+    sealed: &[u8],
+) -> Result<SigningKey, LockerError> {
     let fail = || LockerError::corrupt("hosted key", "failed its integrity check");
     if sealed.len() != 1 + 12 + 32 + 16 || sealed[0] != VERSION {
         return Err(fail());
@@ -55,7 +69,13 @@ pub fn open(sealing_key: &[u8; 32], issuer_id: &str, sealed: &[u8]) -> Result<Si
     let aad = aad(issuer_id);
     let pt = Zeroizing::new(
         Aes256Gcm::new(sealing_key.into())
-            .decrypt((&nonce).into(), Payload { msg: &sealed[13..], aad: &aad })
+            .decrypt(
+                (&nonce).into(),
+                Payload {
+                    msg: &sealed[13..],
+                    aad: &aad,
+                },
+            )
             .map_err(|_| fail())?,
     );
     SigningKey::from_slice(&pt).map_err(|_| fail())
@@ -71,8 +91,14 @@ mod tests {
         let sk = derive_sealing_key(&[7; 32]);
         let key = SigningKey::generate_from_rng(&mut rand::rng());
         let sealed = seal(&sk, "a.issuer", &key).expect("seal");
-        assert_eq!(open(&sk, "a.issuer", &sealed).expect("open").to_bytes(), key.to_bytes());
-        assert!(open(&sk, "b.issuer", &sealed).is_err(), "bound to its issuer");
+        assert_eq!(
+            open(&sk, "a.issuer", &sealed).expect("open").to_bytes(),
+            key.to_bytes()
+        );
+        assert!(
+            open(&sk, "b.issuer", &sealed).is_err(),
+            "bound to its issuer"
+        );
         let mut t = sealed.clone();
         t[20] ^= 1;
         assert!(open(&sk, "a.issuer", &t).is_err());

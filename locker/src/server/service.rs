@@ -27,7 +27,10 @@ fn answer<T>(r: Result<T, LockerError>) -> Result<Response<T>, Status> {
 
 #[tonic::async_trait]
 impl DocumentService for DocumentServiceImpl {
-    async fn get_locker_info(&self, _: Request<pb::GetLockerInfoRequest>) -> Result<Response<pb::LockerInfo>, Status> {
+    async fn get_locker_info(
+        &self,
+        _: Request<pb::GetLockerInfoRequest>,
+    ) -> Result<Response<pb::LockerInfo>, Status> {
         let l = &self.locker;
         let s = l.settings();
         Ok(Response::new(pb::LockerInfo {
@@ -41,7 +44,10 @@ impl DocumentService for DocumentServiceImpl {
         }))
     }
 
-    async fn get_issuer(&self, r: Request<pb::GetIssuerRequest>) -> Result<Response<pb::IssuerInfo>, Status> {
+    async fn get_issuer(
+        &self,
+        r: Request<pb::GetIssuerRequest>,
+    ) -> Result<Response<pb::IssuerInfo>, Status> {
         answer(self.locker.get_issuer(&r.get_ref().issuer_id))
     }
 
@@ -53,11 +59,17 @@ impl DocumentService for DocumentServiceImpl {
         answer(
             self.locker
                 .status_list_credential(&r.issuer_id, r.list)
-                .map(|(credential_jws, url)| pb::StatusListResponse { credential_jws, url }),
+                .map(|(credential_jws, url)| pb::StatusListResponse {
+                    credential_jws,
+                    url,
+                }),
         )
     }
 
-    async fn register_issuer(&self, r: Request<pb::RegisterIssuerRequest>) -> Result<Response<pb::IssuerInfo>, Status> {
+    async fn register_issuer(
+        &self,
+        r: Request<pb::RegisterIssuerRequest>,
+    ) -> Result<Response<pb::IssuerInfo>, Status> {
         answer(self.locker.register_issuer(r.get_ref()).await)
     }
 
@@ -72,14 +84,22 @@ impl DocumentService for DocumentServiceImpl {
         &self,
         r: Request<pb::ListRegistryRequest>,
     ) -> Result<Response<pb::ListRegistryResponse>, Status> {
-        answer(self.locker.list_registry(&r.get_ref().staff_request_encoded).await)
+        answer(
+            self.locker
+                .list_registry(&r.get_ref().staff_request_encoded)
+                .await,
+        )
     }
 
     async fn decide_registration(
         &self,
         r: Request<pb::DecideRegistrationRequest>,
     ) -> Result<Response<pb::RegistryDecision>, Status> {
-        answer(self.locker.decide_registration(&r.get_ref().staff_request_encoded).await)
+        answer(
+            self.locker
+                .decide_registration(&r.get_ref().staff_request_encoded)
+                .await,
+        )
     }
 
     async fn reserve_document(
@@ -89,7 +109,10 @@ impl DocumentService for DocumentServiceImpl {
         answer(self.locker.reserve_document(r.get_ref()).await)
     }
 
-    async fn push_document(&self, r: Request<pb::PushDocumentRequest>) -> Result<Response<pb::LockerDocument>, Status> {
+    async fn push_document(
+        &self,
+        r: Request<pb::PushDocumentRequest>,
+    ) -> Result<Response<pb::LockerDocument>, Status> {
         answer(self.locker.push_document(r.get_ref()).await)
     }
 
@@ -119,14 +142,24 @@ impl DocumentService for DocumentServiceImpl {
         r: Request<pb::BeginOwnerChallengeRequest>,
     ) -> Result<Response<pb::OwnerChallenge>, Status> {
         let r = r.get_ref();
-        answer(self.locker.begin_owner_challenge(&r.holder_id, &r.purpose).await)
+        answer(
+            self.locker
+                .begin_owner_challenge(&r.holder_id, &r.purpose)
+                .await,
+        )
     }
 
-    async fn register_holder(&self, r: Request<pb::RegisterHolderRequest>) -> Result<Response<pb::HolderInfo>, Status> {
+    async fn register_holder(
+        &self,
+        r: Request<pb::RegisterHolderRequest>,
+    ) -> Result<Response<pb::HolderInfo>, Status> {
         answer(self.locker.register_holder(r.get_ref()).await)
     }
 
-    async fn pull_document(&self, r: Request<pb::HolderPullRequest>) -> Result<Response<pb::LockerDocument>, Status> {
+    async fn pull_document(
+        &self,
+        r: Request<pb::HolderPullRequest>,
+    ) -> Result<Response<pb::LockerDocument>, Status> {
         answer(self.locker.pull_document(r.get_ref()).await)
     }
 
@@ -151,7 +184,10 @@ impl DocumentService for DocumentServiceImpl {
         answer(self.locker.request_attestation(r.get_ref()).await)
     }
 
-    async fn grant_consent(&self, r: Request<pb::GrantConsentRequest>) -> Result<Response<pb::ConsentRecord>, Status> {
+    async fn grant_consent(
+        &self,
+        r: Request<pb::GrantConsentRequest>,
+    ) -> Result<Response<pb::ConsentRecord>, Status> {
         answer(self.locker.grant_consent(r.get_ref()).await)
     }
 
@@ -169,7 +205,10 @@ impl DocumentService for DocumentServiceImpl {
         answer(self.locker.list_consents(r.get_ref()).await)
     }
 
-    async fn reissue(&self, r: Request<pb::ReissueRequest>) -> Result<Response<pb::ReissueResponse>, Status> {
+    async fn reissue(
+        &self,
+        r: Request<pb::ReissueRequest>,
+    ) -> Result<Response<pb::ReissueResponse>, Status> {
         answer(self.locker.reissue(r.get_ref()).await)
     }
 

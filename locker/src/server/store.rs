@@ -75,7 +75,9 @@ impl std::fmt::Debug for Signing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Own => f.write_str("Own"),
-            Self::Hosted { public_key, .. } => write!(f, "Hosted {{ public_key: {public_key}, sealed: REDACTED }}"),
+            Self::Hosted { public_key, .. } => {
+                write!(f, "Hosted {{ public_key: {public_key}, sealed: REDACTED }}")
+            }
         }
     }
 }
@@ -496,11 +498,23 @@ pub mod keys {
     }
     /// `slb/<issuer>/<list>`.
     pub fn list_bits(issuer: &str, list: u32) -> Vec<u8> {
-        [b"slb/".as_slice(), issuer.as_bytes(), b"/", &list.to_be_bytes()].concat()
+        [
+            b"slb/".as_slice(),
+            issuer.as_bytes(),
+            b"/",
+            &list.to_be_bytes(),
+        ]
+        .concat()
     }
     /// `sla/<issuer>/<list>`.
     pub fn list_alloc(issuer: &str, list: u32) -> Vec<u8> {
-        [b"sla/".as_slice(), issuer.as_bytes(), b"/", &list.to_be_bytes()].concat()
+        [
+            b"sla/".as_slice(),
+            issuer.as_bytes(),
+            b"/",
+            &list.to_be_bytes(),
+        ]
+        .concat()
     }
     /// `slm/<issuer>`.
     pub fn list_meta(issuer: &str) -> Vec<u8> {
@@ -520,7 +534,13 @@ pub mod keys {
     }
     /// `chl/<holder>\0<purpose>`: one pending challenge per holder and purpose.
     pub fn challenge(holder: &str, purpose: &str) -> Vec<u8> {
-        [b"chl/".as_slice(), holder.as_bytes(), b"\0", purpose.as_bytes()].concat()
+        [
+            b"chl/".as_slice(),
+            holder.as_bytes(),
+            b"\0",
+            purpose.as_bytes(),
+        ]
+        .concat()
     }
     /// `non/<nonce>`.
     pub fn nonce(n: &[u8; 16]) -> Vec<u8> {
@@ -546,13 +566,17 @@ pub struct Store {
 impl Store {
     /// Opens the tree.
     pub fn open(db: &sled::Db) -> Result<Self, LockerError> {
-        Ok(Self { tree: db.open_tree(LOCKER_TREE)? })
+        Ok(Self {
+            tree: db.open_tree(LOCKER_TREE)?,
+        })
     }
 
     /// A JSON record.
     pub fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, LockerError> {
         match self.tree.get(key)? {
-            Some(v) => serde_json::from_slice(&v).map(Some).map_err(|e| LockerError::corrupt("record", e)),
+            Some(v) => serde_json::from_slice(&v)
+                .map(Some)
+                .map_err(|e| LockerError::corrupt("record", e)),
             None => Ok(None),
         }
     }
@@ -563,7 +587,11 @@ impl Store {
     }
 
     /// Every JSON record under `prefix` (at most `max`).
-    pub fn scan<T: DeserializeOwned>(&self, prefix: &[u8], max: usize) -> Result<Vec<T>, LockerError> {
+    pub fn scan<T: DeserializeOwned>(
+        &self,
+        prefix: &[u8],
+        max: usize,
+    ) -> Result<Vec<T>, LockerError> {
         let mut out = Vec::new();
         for item in self.tree.scan_prefix(prefix).take(max) {
             let (_, v) = item?;

@@ -48,16 +48,28 @@ async fn kill_9_mid_storm_loses_no_acknowledged_deposit() {
         let tracked = storm.stop().await;
         cluster.start_node(0).await;
 
-        let when = format!("round {round} (killed {pause} ms after the {MIN_ACKS_PER_ROUND}th ack)");
+        let when =
+            format!("round {round} (killed {pause} ms after the {MIN_ACKS_PER_ROUND}th ack)");
         let tally = check_all(cluster.node(0), &tracked, &when).await;
-        assert!(tally.acked_intact >= MIN_ACKS_PER_ROUND, "{when}: {tally:?}");
+        assert!(
+            tally.acked_intact >= MIN_ACKS_PER_ROUND,
+            "{when}: {tally:?}"
+        );
         total.acked_intact += tally.acked_intact;
         total.unacked_absent += tally.unacked_absent;
         total.unacked_complete += tally.unacked_complete;
         all.extend(tracked);
         // Everything from earlier rounds survives the later crashes too.
-        let again = check_all(cluster.node(0), &all, &format!("after round {round}, all rounds")).await;
+        let again = check_all(
+            cluster.node(0),
+            &all,
+            &format!("after round {round}, all rounds"),
+        )
+        .await;
         assert_eq!(again.acked_intact, total.acked_intact, "{when}");
     }
-    eprintln!("crash harness: {ROUNDS} kill -9 rounds, {} deposits sent: {total:?}", all.len());
+    eprintln!(
+        "crash harness: {ROUNDS} kill -9 rounds, {} deposits sent: {total:?}",
+        all.len()
+    );
 }

@@ -124,7 +124,16 @@ async fn start_rotation(
 ) -> Result<dlocker_sdk::RotationRecord, RotateError> {
     let hook = |s: &RotationStep| stop.hook(s);
     let opts = options(rc.root_dir(), wallet, &hook);
-    rotate(&rc.set(&OLD), &rc.set(&NEW), &source(prepared), POLICY, false, auth, &opts).await
+    rotate(
+        &rc.set(&OLD),
+        &rc.set(&NEW),
+        &source(prepared),
+        POLICY,
+        false,
+        auth,
+        &opts,
+    )
+    .await
 }
 
 fn expect_interrupted(r: Result<dlocker_sdk::RotationRecord, RotateError>, before: &str) {
@@ -205,8 +214,9 @@ async fn failure_matrix_every_step_every_fault() {
     {
         let (wallet, prepared, mut auth) = rc.backup("rot-f1", &OLD, 3, DATA).await;
         rc.stop(5);
-        let r = start_rotation(&rc, &wallet, &prepared, &mut auth, &StopAfter::never()).await
-        .map(|_| ());
+        let r = start_rotation(&rc, &wallet, &prepared, &mut auth, &StopAfter::never())
+            .await
+            .map(|_| ());
         let why = expect_incomplete(r, RotationPhase::Staging, "trustee-6");
         let (epoch, recovered) = rc.recover_expecting(&wallet, &mut auth, DATA).await;
         rc.start_node(5).await;
@@ -227,8 +237,9 @@ async fn failure_matrix_every_step_every_fault() {
     {
         let (wallet, prepared, mut auth) = rc.backup("rot-f2", &OLD, 3, DATA).await;
         rc.stop(0);
-        let r = start_rotation(&rc, &wallet, &prepared, &mut auth, &StopAfter::never()).await
-        .map(|_| ());
+        let r = start_rotation(&rc, &wallet, &prepared, &mut auth, &StopAfter::never())
+            .await
+            .map(|_| ());
         let why = expect_incomplete(r, RotationPhase::Staging, "bank");
         rc.start_node(0).await;
         let (epoch, recovered) = rc.recover_expecting(&wallet, &mut auth, DATA).await;
@@ -327,8 +338,9 @@ async fn failure_matrix_every_step_every_fault() {
     {
         let (wallet, prepared, mut auth) = rc.backup("rot-f5", &OLD, 3, DATA).await;
         rc.stop(2);
-        let r = start_rotation(&rc, &wallet, &prepared, &mut auth, &StopAfter::never()).await
-        .map(|_| ());
+        let r = start_rotation(&rc, &wallet, &prepared, &mut auth, &StopAfter::never())
+            .await
+            .map(|_| ());
         let why = expect_incomplete(r, RotationPhase::Retiring, "trustee-3");
         let (epoch, recovered) = rc.recover_expecting(&wallet, &mut auth, DATA).await;
         rc.start_node(2).await;
