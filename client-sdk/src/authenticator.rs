@@ -1,6 +1,8 @@
-//! The owner's passkey. Trustees register a passkey at enrollment and demand an assertion from it
-//! before releasing a share; the wallet app supplies the authenticator (a platform passkey in a
-//! real app) through [`OwnerAuthenticator`].
+//! The owner's passkey. A wallet has ONE WebAuthn credential, registered at every trustee in one
+//! ceremony at backup; every later owner ceremony (recovery, cancel, each rotation phase, the
+//! locker's holder actions) is one assertion that every trustee of the ceremony checks
+//! (`docs/protocol.md` §12a, [`crate::ceremony`]). The wallet app supplies the authenticator (a
+//! platform passkey in a real app) through [`OwnerAuthenticator`].
 
 use crate::error::AuthError;
 use webauthn_authenticator_rs::WebauthnAuthenticator;
@@ -13,17 +15,20 @@ use webauthn_rs::prelude::{
 /// Origin the software authenticator claims; trustees must list it in `webauthn.origins`.
 pub const DEFAULT_ORIGIN: &str = "https://localhost";
 
-/// Runs WebAuthn ceremonies for the wallet owner.
+/// Runs WebAuthn ceremonies for the wallet owner. Each call is one prompt (one touch) for the
+/// person holding the passkey: the SDK calls it once per ceremony, whatever the number of
+/// trustees.
 ///
-/// `register` answers a trustee's creation challenge at enrollment (one credential per trustee);
-/// `authenticate` answers a request challenge at recovery.
+/// The options' challenge is not a trustee's own: it is the one-touch challenge the SDK computed
+/// over every trustee's nonce (`docs/protocol.md` §12a). Pass it to the platform unchanged.
 pub trait OwnerAuthenticator: Send {
-    /// Creates a passkey for one trustee's challenge.
+    /// Creates the wallet's passkey (backup): the one credential every trustee registers.
     fn register(
         &mut self,
         options: CreationChallengeResponse,
     ) -> Result<RegisterPublicKeyCredential, AuthError>;
-    /// Signs one trustee's authentication challenge with the passkey registered there.
+    /// Signs one ceremony's challenge with the wallet's passkey (the options name it in
+    /// `allowCredentials`).
     fn authenticate(
         &mut self,
         options: RequestChallengeResponse,
@@ -35,17 +40,22 @@ pub trait OwnerAuthenticator: Send {
 /// **NOT FOR PRODUCTION.** It claims user verification it never performed, keeps private keys in
 /// process memory and loses them when dropped. It exists for tests and `dlocker demo`; a wallet app
 /// implements [`OwnerAuthenticator`] over the platform's passkey API instead.
+///
+/// It keeps every credential it registered and counts its touches ([`Self::touches`]: one per
+/// `register` or `authenticate` call, successful or not), so tests and `dlocker demo` can show
+/// that each ceremony costs one touch.
 pub struct SoftwareAuthenticator {
     inner: SoftPasskey,
     origin: Url,
+    touches: u64,
 }
 
 impl std::fmt::Debug for SoftwareAuthenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "SoftwareAuthenticator {{ origin: {}, keys: REDACTED }}",
-            self.origin
+            "SoftwareAuthenticator {{ origin: {}, touches: {}, keys: REDACTED }}",
+            self.origin, self.touches
         )
     }
 }
@@ -63,7 +73,14 @@ impl SoftwareAuthenticator {
         Self {
             inner: SoftPasskey::new(true),
             origin,
+            touches: 0,
         }
+    }
+
+    /// How many times the owner was asked to touch the authenticator so far (`register` and
+    /// `authenticate` calls). Take the difference around a ceremony to count its touches.
+    pub fn touches(&self) -> u64 {
+        self.touches
     }
 }
 
@@ -78,6 +95,7 @@ impl OwnerAuthenticator for SoftwareAuthenticator {
         &mut self,
         options: CreationChallengeResponse,
     ) -> Result<RegisterPublicKeyCredential, AuthError> {
+        self.touches += 1;
         self.inner
             .do_registration(self.origin.clone(), options)
             .map_err(|e| AuthError::Authenticator(format!("{e:?}")))
@@ -87,6 +105,7 @@ impl OwnerAuthenticator for SoftwareAuthenticator {
         &mut self,
         options: RequestChallengeResponse,
     ) -> Result<PublicKeyCredential, AuthError> {
+        self.touches += 1;
         self.inner
             .do_authentication(self.origin.clone(), options)
             .map_err(|e| AuthError::Authenticator(format!("{e:?}")))
@@ -102,5 +121,6 @@ mod tests {
         let a = SoftwareAuthenticator::new();
         assert_eq!(a.origin.as_str(), "https://localhost/");
         assert!(format!("{a:?}").contains("REDACTED"));
+        assert_eq!(a.touches(), 0);
     }
 }

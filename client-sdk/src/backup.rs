@@ -4,8 +4,18 @@
 //! secret `k`, the shares, the blob, the manifest); [`backup`] deposits it and can be called again
 //! with the same `PreparedBackup` until every trustee has receipted. Trustees that already hold
 //! this exact deposit answer with their stored receipt and are not asked for a passkey again.
+//!
+//! The wallet has ONE passkey credential, registered at every trustee with ONE touch
+//! (`docs/protocol.md` §12a): every trustee's `BeginEnrollment` nonce goes into one challenge
+//! (action backup, the manifest hash), the authenticator registers once, and the same credential
+//! is sent to every trustee. So the registration runs only once every trustee that needs it has
+//! begun its ceremony: a trustee that cannot be reached stops the backup before the touch, with
+//! nothing deposited anywhere, and the retry registers at all of them together. A retry after the
+//! touch (a `FinishEnrollment` that failed) re-sends the same registration to the trustees that
+//! miss it, without asking the authenticator again, while their ceremonies are valid.
 
 use crate::authenticator::OwnerAuthenticator;
+use crate::ceremony::{self, Touch};
 use crate::error::BackupError;
 use crate::transport::{Client, connect, describe_status};
 use crate::trustees::{TrusteeInfo, TrusteeSet};
@@ -20,9 +30,10 @@ use dlocker_proto::pb::{
 use dlocker_proto::secret::SecretScalar;
 use dlocker_proto::share::{Share, split};
 use dlocker_proto::statement::{Receipt, Signed};
+use dlocker_proto::owner_challenge::TrusteeNonce;
 use futures::future::join_all;
+use std::sync::Mutex;
 use tonic::Code;
-use webauthn_rs::prelude::CreationChallengeResponse;
 
 /// Largest wallet data accepted: what fits the trustees' default 64 KiB blob bound after the
 /// blob's version byte, nonce and tag.
@@ -48,6 +59,30 @@ pub struct PreparedBackup {
     manifest_encoded: Vec<u8>,
     manifest_hash: ManifestHash,
     blob: Vec<u8>,
+    /// The owner's one registration once it was made, so a retry re-sends it (one credential
+    /// per wallet, one touch) to trustees whose `FinishEnrollment` failed.
+    registered: Mutex<Option<Registered>>,
+}
+
+/// A registration made for this backup: the one credential, the nonces it covers and each
+/// trustee's ceremony id.
+#[derive(Debug, Clone)]
+struct Registered {
+    touch: Touch,
+    /// `(node id, ceremony id)` of every trustee in the challenge.
+    ceremonies: Vec<(String, String)>,
+    /// Unix seconds: the first of the trustees' ceremony expiries.
+    expires_at: u64,
+}
+
+impl Registered {
+    fn ceremony_at(&self, node_id: &str) -> Option<&str> {
+        let live = dlocker_proto::time::unix_now() < self.expires_at;
+        self.ceremonies
+            .iter()
+            .find(|(n, _)| live && n == node_id)
+            .map(|(_, c)| c.as_str())
+    }
 }
 
 impl std::fmt::Debug for PreparedBackup {
@@ -126,6 +161,7 @@ impl PreparedBackup {
             manifest_encoded,
             manifest_hash,
             blob,
+            registered: Mutex::new(None),
         })
     }
 
@@ -194,10 +230,11 @@ pub enum ProgressEvent {
         /// Trustee name.
         name: String,
     },
-    /// The authenticator is being asked for a passkey for this trustee.
+    /// The authenticator is asked, once, for the wallet's passkey: one registration that every
+    /// listed trustee registers.
     PasskeyRequested {
-        /// Trustee name.
-        name: String,
+        /// The trustees the registration is for (manifest order).
+        trustees: Vec<String>,
     },
     /// The trustee holds its share and its receipt verified.
     TrusteeDone {
@@ -280,15 +317,14 @@ pub(crate) fn verify_receipt(
 enum Step {
     /// Already deposited earlier: the stored receipt verified.
     Done(Signed<Receipt>),
-    /// Needs a passkey and FinishEnrollment.
-    Enroll(Client, BeginEnrollmentResponse),
+    /// Needs `FinishEnrollment` (after `BeginEnrollment`, unless a registration is re-sent).
+    Enroll(Client),
 }
 
 async fn start(
     info: &TrusteeInfo,
     share_index: u16,
     prepared: &PreparedBackup,
-    user_name: &str,
 ) -> Result<Step, String> {
     let mut c = connect(info).await.map_err(|e| e.to_string())?;
     let wallet_id = prepared.wallet_id().to_owned();
@@ -310,23 +346,33 @@ async fn start(
                 )?;
                 return Ok(Step::Done(r));
             }
-            return Err(format!(
+            Err(format!(
                 "already holds a different backup of wallet {wallet_id} (epoch {}); it must be rotated, not backed up again",
                 st.epoch
-            ));
+            ))
         }
-        Err(s) if s.code() == Code::NotFound => {}
-        Err(s) => return Err(format!("GetBackupStatus: {}", describe_status(&s))),
+        Err(s) if s.code() == Code::NotFound => Ok(Step::Enroll(c)),
+        Err(s) => Err(format!("GetBackupStatus: {}", describe_status(&s))),
     }
-    let begin = c
+}
+
+async fn begin(
+    info: &TrusteeInfo,
+    client: &mut Client,
+    wallet_id: &str,
+    user_name: &str,
+) -> Result<BeginEnrollmentResponse, String> {
+    let begin = client
         .begin_enrollment(BeginEnrollmentRequest {
-            wallet_id,
+            wallet_id: wallet_id.to_owned(),
             user_name: user_name.to_owned(),
         })
         .await
         .map_err(|s| format!("BeginEnrollment: {}", describe_status(&s)))?
         .into_inner();
-    Ok(Step::Enroll(c, begin))
+    // Checked here, so a malformed nonce names its trustee instead of failing the ceremony.
+    ceremony::trustee_nonce(&info.node_id, &begin.nonce)?;
+    Ok(begin)
 }
 
 async fn finish(
@@ -335,7 +381,7 @@ async fn finish(
     prepared: &PreparedBackup,
     mut client: Client,
     ceremony_id: String,
-    credential_json: String,
+    touch: &Touch,
 ) -> Result<Signed<Receipt>, String> {
     let share = prepared
         .share(share_index)
@@ -352,10 +398,11 @@ async fn finish(
     let resp = client
         .finish_enrollment(FinishEnrollmentRequest {
             ceremony_id,
-            credential_json,
+            credential_json: touch.response_json.clone(),
             manifest_encoded: prepared.manifest_encoded.clone(),
             share_envelope_encoded: envelope.encode(),
             blob: prepared.blob.clone(),
+            nonces: touch.nonces.clone(),
         })
         .await
         .map_err(|s| format!("FinishEnrollment: {}", describe_status(&s)))?
@@ -371,13 +418,21 @@ async fn finish(
 
 /// Deposits `prepared` at every trustee and returns the verified receipts.
 ///
-/// `BeginEnrollment` runs at all trustees concurrently, then the owner's authenticator registers
-/// one passkey per trustee (sequentially: it may prompt a person), then `FinishEnrollment` runs
-/// concurrently with each share sealed to that trustee's pinned key. Each receipt must be signed by
-/// the pinned key and name this wallet, epoch, share index and manifest.
+/// Every trustee is asked concurrently what it holds (a trustee holding this very deposit answers
+/// with its stored receipt and is left alone) and the others begin an enrollment ceremony, each
+/// returning a nonce. The owner's authenticator then registers the wallet's passkey ONCE, over
+/// the one-touch challenge (`docs/protocol.md` §12a: action backup, the manifest hash, every
+/// trustee's nonce in manifest order), and `FinishEnrollment` sends the same credential with the
+/// nonces to every trustee concurrently, each share sealed to that trustee's pinned key. Each
+/// receipt must be signed by the pinned key and name this wallet, epoch, share index and manifest.
 ///
-/// The backup counts only if every trustee receipts; otherwise [`BackupError::Incomplete`] says
-/// which failed and why, and calling `backup` again with the same `prepared` is safe.
+/// If a trustee that needs the deposit cannot begin (down, refusing), the passkey is not asked
+/// for and nothing is deposited: one credential is registered at every trustee or at none. The
+/// backup counts only if every trustee receipts; otherwise [`BackupError::Incomplete`] says which
+/// failed and why, and calling `backup` again with the same `prepared` is safe: a trustee whose
+/// `FinishEnrollment` failed after the registration gets the same registration again (no new
+/// touch) while its ceremony is valid (`limits.ceremony_ttl_secs`, 5 minutes by default). After
+/// that it cannot join this backup's credential by a backup any more; add it with a rotation.
 pub async fn backup(
     trustees: &TrusteeSet,
     prepared: &PreparedBackup,
@@ -386,54 +441,148 @@ pub async fn backup(
     progress: Progress<'_>,
 ) -> Result<BackupReceipts, BackupError> {
     let plan = plan(trustees, prepared)?;
-    let name = |i: usize| plan[i].0.name.clone();
+    let wallet_id = prepared.wallet_id();
 
-    // Phase 1: connect (pinned), skip trustees that already hold this deposit, begin ceremonies.
+    // Phase 1: connect (pinned), skip trustees that already hold this deposit.
     let started = join_all(plan.iter().map(|&(info, idx)| {
         progress(ProgressEvent::TrusteeStarted {
             name: info.name.clone(),
         });
-        start(info, idx, prepared, user_name)
+        start(info, idx, prepared)
     }))
     .await;
 
-    let mut outcome: Vec<Option<Result<Signed<Receipt>, String>>> = Vec::with_capacity(plan.len());
-    let mut pending = Vec::new();
+    let mut outcome: Vec<Option<Result<Signed<Receipt>, String>>> = vec![None; plan.len()];
+    let mut need: Vec<(usize, Client)> = Vec::new();
     for (i, step) in started.into_iter().enumerate() {
         match step {
-            Ok(Step::Done(r)) => outcome.push(Some(Ok(r))),
-            Err(e) => outcome.push(Some(Err(e))),
-            Ok(Step::Enroll(client, begin)) => {
-                outcome.push(None);
-                // Phase 2: passkeys, one at a time.
-                progress(ProgressEvent::PasskeyRequested { name: name(i) });
-                let cred =
-                    serde_json::from_str::<CreationChallengeResponse>(&begin.creation_options_json)
-                        .map_err(|e| format!("node sent a malformed passkey challenge: {e}"))
-                        .and_then(|opts| {
-                            auth.register(opts)
-                                .map_err(|e| format!("passkey registration: {e}"))
-                        })
-                        .and_then(|cred| {
-                            serde_json::to_string(&cred)
-                                .map_err(|e| format!("encoding the credential: {e}"))
-                        });
-                match cred {
-                    Ok(json) => pending.push((i, client, begin.ceremony_id, json)),
+            Ok(Step::Done(r)) => outcome[i] = Some(Ok(r)),
+            Err(e) => outcome[i] = Some(Err(e)),
+            Ok(Step::Enroll(client)) => need.push((i, client)),
+        }
+    }
+    let any_done = outcome.iter().any(|o| matches!(o, Some(Ok(_))));
+    let registered = prepared
+        .registered
+        .lock()
+        .map(|g| g.clone())
+        .unwrap_or_default();
+
+    // Phase 2: the registration. Re-sent to trustees it already covers; otherwise one new
+    // registration for every trustee that needs the deposit, once all of them have begun.
+    let mut pending: Vec<(usize, Client, String)> = Vec::new();
+    let mut touch: Option<Touch> = None;
+    let resend = registered.as_ref().filter(|r| {
+        need.iter()
+            .all(|(i, _)| r.ceremony_at(&plan[*i].0.node_id).is_some())
+    });
+    if let Some(r) = resend.filter(|_| !need.is_empty()) {
+        for (i, client) in need {
+            let ceremony = r.ceremony_at(&plan[i].0.node_id).unwrap_or_default();
+            pending.push((i, client, ceremony.to_owned()));
+        }
+        touch = Some(r.touch.clone());
+    } else if !need.is_empty() {
+        if any_done {
+            // The credential is registered at some trustees and this one's ceremony is gone
+            // (expired, or the backup restarted in another process): a second registration
+            // would give it another credential than the wallet's one.
+            for (i, _) in need {
+                outcome[i] = Some(Err(
+                    "the wallet's passkey is already registered at the other trustees and this trustee's enrollment ceremony is gone (expired, or the backup was restarted); add it to the wallet with a rotation to the same trustee set".into(),
+                ));
+            }
+        } else {
+            let begun = join_all(need.into_iter().map(|(i, mut client)| {
+                let info = plan[i].0;
+                async move {
+                    let r = begin(info, &mut client, wallet_id, user_name).await;
+                    (i, client, r)
+                }
+            }))
+            .await;
+            let blocked: Vec<String> = begun
+                .iter()
+                .filter(|(_, _, r)| r.is_err())
+                .map(|(i, _, _)| plan[*i].0.name.clone())
+                .collect();
+            let mut ok = Vec::new();
+            for (i, client, r) in begun {
+                match r {
+                    Ok(b) => ok.push((i, client, b)),
                     Err(e) => outcome[i] = Some(Err(e)),
+                }
+            }
+            if !blocked.is_empty() {
+                let why = format!(
+                    "not enrolled: the wallet's passkey is registered at every trustee at once, and {} could not begin",
+                    blocked.join(", ")
+                );
+                for (i, _, _) in ok {
+                    outcome[i] = Some(Err(why.clone()));
+                }
+            } else if let Some((_, _, first)) = ok.first() {
+                progress(ProgressEvent::PasskeyRequested {
+                    trustees: ok.iter().map(|(i, _, _)| plan[*i].0.name.clone()).collect(),
+                });
+                let nonces: Result<Vec<TrusteeNonce>, String> = ok
+                    .iter()
+                    .map(|(i, _, b)| ceremony::trustee_nonce(&plan[*i].0.node_id, &b.nonce))
+                    .collect();
+                let made = nonces.map_err(|e| e.to_string()).and_then(|nonces| {
+                    ceremony::register(
+                        auth,
+                        wallet_id,
+                        &prepared.manifest_hash.0,
+                        nonces,
+                        &first.creation_options_json,
+                    )
+                    .map_err(|e| format!("passkey registration: {e}"))
+                });
+                match made {
+                    Ok(t) => {
+                        let r = Registered {
+                            touch: t.clone(),
+                            ceremonies: ok
+                                .iter()
+                                .map(|(i, _, b)| (plan[*i].0.node_id.clone(), b.ceremony_id.clone()))
+                                .collect(),
+                            expires_at: ok.iter().map(|(_, _, b)| b.expires_at).min().unwrap_or(0),
+                        };
+                        if let Ok(mut g) = prepared.registered.lock() {
+                            *g = Some(r);
+                        }
+                        touch = Some(t);
+                        pending = ok
+                            .into_iter()
+                            .map(|(i, c, b)| (i, c, b.ceremony_id))
+                            .collect();
+                    }
+                    Err(e) => {
+                        for (i, _, _) in ok {
+                            outcome[i] = Some(Err(e.clone()));
+                        }
+                    }
                 }
             }
         }
     }
 
-    // Phase 3: finish concurrently.
-    let finished = join_all(pending.into_iter().map(|(i, client, ceremony, json)| {
-        let (info, idx) = plan[i];
-        async move { (i, finish(info, idx, prepared, client, ceremony, json).await) }
-    }))
-    .await;
-    for (i, r) in finished {
-        outcome[i] = Some(r);
+    // Phase 3: finish concurrently, the same credential everywhere.
+    if let Some(touch) = &touch {
+        let finished = join_all(pending.into_iter().map(|(i, client, ceremony)| {
+            let (info, idx) = plan[i];
+            async move {
+                (
+                    i,
+                    finish(info, idx, prepared, client, ceremony, touch).await,
+                )
+            }
+        }))
+        .await;
+        for (i, r) in finished {
+            outcome[i] = Some(r);
+        }
     }
 
     let mut receipts = BackupReceipts {

@@ -32,6 +32,7 @@
 //! ```
 
 use crate::authenticator::OwnerAuthenticator;
+use crate::ceremony;
 use crate::error::ConnectError;
 use crate::staff::StaffKey;
 use crate::transport::{
@@ -42,6 +43,7 @@ use dlocker_locker::request::{self, LockerAction, params};
 use dlocker_locker::status_list::{StatusEntry, StatusList};
 use dlocker_locker::vc::{Claims, Credential, IssuedBy, Upload};
 use dlocker_proto::keys::{decode_public_key, encode_public_key};
+use dlocker_proto::owner_challenge::OwnerAction;
 use dlocker_proto::pb;
 use dlocker_proto::pb::document_service_client::DocumentServiceClient;
 use dlocker_proto::statement::{BankApproval, Signed, StaffAction};
@@ -52,7 +54,6 @@ use std::path::Path;
 use std::time::Duration;
 use tonic::Code;
 use tonic::transport::Channel;
-use webauthn_rs::prelude::RequestChallengeResponse;
 use zeroize::Zeroizing;
 
 pub use dlocker_locker::refusal::RefusalCode;
@@ -489,20 +490,39 @@ fn fill(r: &mut VerifyReport, c: &Credential) {
     r.claims = c.claims.as_map().clone();
 }
 
-fn passkey_assertion(
+/// The owner's one touch for a locker holder action (`docs/protocol.md` §12a): the challenge
+/// has the locker's single `(node id, nonce)` entry and authorizes `key` (the holder key for
+/// holder-register, the new key for reissue), so a relay cannot put its own key under the touch.
+/// Returns the assertion JSON.
+fn locker_touch(
     auth: &mut dyn OwnerAuthenticator,
-    options_json: &str,
+    locker: &LockerClient,
+    action: OwnerAction,
+    holder_id: &str,
+    key: &PublicKey,
+    ch: &pb::OwnerChallenge,
 ) -> Result<String, DocError> {
-    let opts = serde_json::from_str::<RequestChallengeResponse>(options_json).map_err(|e| {
+    let node_id = if ch.node_id.is_empty() {
+        locker.locker_id()
+    } else {
+        ch.node_id.as_str()
+    };
+    let nonce = ceremony::trustee_nonce(node_id, &ch.nonce).map_err(|reason| {
         DocError::BadAnswer {
-            action: "passkey challenge",
-            reason: e.to_string(),
+            action: "begin_owner_challenge",
+            reason,
         }
     })?;
-    let cred = auth
-        .authenticate(opts)
-        .map_err(|e| DocError::Passkey(e.to_string()))?;
-    serde_json::to_string(&cred).map_err(|e| DocError::Passkey(e.to_string()))
+    let touch = ceremony::assert(
+        auth,
+        action,
+        holder_id,
+        &encode_public_key(key),
+        vec![nonce],
+        &ch.request_options_json,
+    )
+    .map_err(|e| DocError::Passkey(e.to_string()))?;
+    Ok(touch.response_json)
 }
 
 /// A holder: the wallet app with its wallet key.
@@ -543,7 +563,8 @@ impl HolderClient {
         )
     }
 
-    /// Binds the wallet key to the holder: the owner's passkey, and a request signed with the key.
+    /// Binds the wallet key to the holder: one touch of the owner's passkey whose challenge covers
+    /// this key (action holder-register), and a request signed with the key.
     pub async fn register(
         &self,
         auth: &mut dyn OwnerAuthenticator,
@@ -557,8 +578,15 @@ impl HolderClient {
             .await
             .map_err(refused("begin_owner_challenge"))?
             .into_inner();
-        let assertion = passkey_assertion(auth, &ch.request_options_json)?;
         let pk = self.key.public_key();
+        let assertion = locker_touch(
+            auth,
+            &self.locker,
+            OwnerAction::HolderRegister,
+            &self.holder_id,
+            &pk,
+            &ch,
+        )?;
         let p = params::register_holder(&self.holder_id, &pk, &ch.challenge_id);
         Ok(c.register_holder(pb::RegisterHolderRequest {
             request_encoded: self.sign(LockerAction::RegisterHolder, p),
@@ -825,27 +853,50 @@ pub async fn request_key_approval(
     }
 }
 
-/// Closes the bank session [`request_key_approval`] opened (the owner cancels it with the
-/// passkey), so it does not stand in the way of a later recovery.
+/// Closes the bank session [`request_key_approval`] opened (the owner cancels it with one touch
+/// of the passkey: action cancel, towards the new key). Optional: the session is never
+/// owner-authenticated, so it blocks nothing and expires on its own within minutes.
 pub async fn close_key_approval(
     bank: &TrusteeInfo,
-    bank_session_id: &str,
+    approval: &KeyApproval,
     auth: &mut dyn OwnerAuthenticator,
 ) -> Result<(), DocError> {
+    let signed =
+        Signed::<BankApproval>::decode(&approval.approval).map_err(|e| DocError::BadAnswer {
+            action: "close_key_approval",
+            reason: e.to_string(),
+        })?;
+    let a = signed.body();
     let mut c = recovery_client(connect_channel(bank).await?);
     let begin = c
         .begin_owner_cancel(pb::BeginOwnerCancelRequest {
-            session_id: bank_session_id.to_owned(),
+            session_id: approval.bank_session_id.clone(),
         })
         .await
         .map_err(refused("begin_owner_cancel"))?
         .into_inner();
-    let json = passkey_assertion(auth, &begin.request_options_json)?;
+    let nonce =
+        ceremony::trustee_nonce(&bank.node_id, &begin.nonce).map_err(|reason| {
+            DocError::BadAnswer {
+                action: "begin_owner_cancel",
+                reason,
+            }
+        })?;
+    let touch = ceremony::assert(
+        auth,
+        OwnerAction::Cancel,
+        &a.wallet_id,
+        &encode_public_key(&a.session_key),
+        vec![nonce],
+        &begin.request_options_json,
+    )
+    .map_err(|e| DocError::Passkey(e.to_string()))?;
     c.cancel_recovery(pb::CancelRecoveryRequest {
-        session_id: bank_session_id.to_owned(),
+        session_id: approval.bank_session_id.clone(),
         authority: Some(pb::cancel_recovery_request::Authority::OwnerAssertionJson(
-            json,
+            touch.response_json,
         )),
+        nonces: touch.nonces,
     })
     .await
     .map_err(refused("cancel_recovery"))?;
@@ -853,7 +904,8 @@ pub async fn close_key_approval(
 }
 
 /// Re-issues every document of `holder_id` to `new_key`, with a bank approval bound to that
-/// key and the owner's passkey. `carry_over_consents`: keep the holder's consents (they then
+/// key and one touch of the owner's passkey whose challenge covers `new_key` (action reissue).
+/// `carry_over_consents`: keep the holder's consents (they then
 /// cover the new credentials) or end them.
 pub async fn reissue(
     locker: &LockerClient,
@@ -872,8 +924,8 @@ pub async fn reissue(
         .await
         .map_err(refused("begin_owner_challenge"))?
         .into_inner();
-    let assertion = passkey_assertion(auth, &ch.request_options_json)?;
     let pk = new_key.public_key();
+    let assertion = locker_touch(auth, locker, OwnerAction::Reissue, holder_id, &pk, &ch)?;
     let p = params::reissue(
         holder_id,
         &pk,

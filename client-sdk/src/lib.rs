@@ -13,7 +13,10 @@
 //!   ([`resume_rotation`], [`rollback_rotation`]); [`epoch_status`] shows each trustee's epochs;
 //! - [`StaffClient`] / [`StaffKey`]: bank staff list, approve and cancel recoveries;
 //! - [`OwnerAuthenticator`]: the owner's passkey, supplied by the app
-//!   ([`SoftwareAuthenticator`] is for tests and demos only).
+//!   ([`SoftwareAuthenticator`] is for tests and demos only). A wallet has one passkey
+//!   credential, and every owner ceremony asks it once, whatever the number of trustees
+//!   ([`ceremony`], `docs/protocol.md` §12a): one touch for a backup, one for a recovery, one for
+//!   a cancel, at most two for a rotation, one for a locker holder action.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -32,6 +35,7 @@
 
 pub mod authenticator;
 pub mod backup;
+pub mod ceremony;
 pub mod documents;
 pub mod error;
 pub mod recover;

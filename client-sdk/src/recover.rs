@@ -3,7 +3,10 @@
 //!
 //! [`recover`] makes a fresh session key `R`, opens a session at every trustee concurrently,
 //! picks the manifest at least `t` trustees agree on (and that lists exactly the *pinned* keys),
-//! answers one passkey challenge per trustee, polls the bank for its approval, waits out the delay
+//! asks the owner's passkey ONCE for every trustee (the one-touch challenge of
+//! `docs/protocol.md` §12a: action recover, the session key `R`, every session's nonce in manifest
+//! order — so the touch is bound to this device key and useless for any other), sends the one
+//! assertion to every trustee (`AuthenticateOwner`), polls the bank for its approval, waits out the delay
 //! (progress and cancel through [`RecoverOptions`]), asks every trustee to release, and verifies
 //! each release: signed by the pinned key, for this wallet, manifest, share and `R`; the envelope
 //! opens with `R`; the share matches the manifest commitments. A trustee whose share fails is
@@ -17,16 +20,22 @@
 //! the wallet: the newest epoch whose threshold of trustees hold it *active* is used; when none
 //! has (some trustees committed the new epoch, the others still hold it staged), staged shares
 //! count too and are released with `Epochs.ReleaseStagedShare`. Trustees holding another epoch
-//! are reported as unavailable, not faulty. Sessions opened but not used are closed again (owner
-//! cancellation, [`Recovered::closed`]): an open session blocks a rotation at that trustee.
+//! are reported as unavailable, not faulty.
+//!
+//! A wallet may have several recovery sessions at a trustee, each bound to its own `R`; a session
+//! the owner did not authenticate expires on its own (`OpenRecoveryResponse.authenticate_by`) and
+//! blocks nothing, so nobody who only knows the wallet id can stand in the owner's way. Only an
+//! owner-authenticated session blocks a rotation there: sessions this recovery authenticated but
+//! did not release are closed again (one owner cancellation, [`Recovered::closed`]).
 
 use crate::authenticator::OwnerAuthenticator;
-use crate::error::AuthError;
+use crate::ceremony;
 use crate::transport::{connect_channel, describe_status, recovery_client, staff_client};
 use crate::trustees::{TrusteeInfo, TrusteeSet};
 use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
 use dlocker_proto::keys::{encode_public_key, public_key_from_hex, public_key_hex};
 use dlocker_proto::manifest::{Manifest, ManifestHash, TrusteeEntry, validate_wallet_id};
+use dlocker_proto::owner_challenge::OwnerAction;
 use dlocker_proto::pb::epochs_client::EpochsClient;
 use dlocker_proto::pb::{
     AuthenticateOwnerRequest, BeginOwnerCancelRequest, CancelRecoveryRequest, GetApprovalRequest,
@@ -44,7 +53,6 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tonic::Code;
 use tonic::transport::Channel;
-use webauthn_rs::prelude::RequestChallengeResponse;
 
 /// `(trustee name, reason)`.
 pub type Failure = (String, String);
@@ -112,10 +120,11 @@ pub enum RecoverEvent {
         /// The manifest ≥ t trustees agreed on.
         manifest_hash: ManifestHash,
     },
-    /// The authenticator is being asked for a passkey assertion for this trustee.
+    /// The authenticator is asked, once, for the owner's passkey assertion that every listed
+    /// trustee checks (one touch).
     PasskeyRequested {
-        /// Trustee.
-        name: String,
+        /// The trustees the assertion is for (manifest order).
+        trustees: Vec<String>,
     },
     /// The trustee accepted the owner's passkey assertion.
     OwnerAuthenticated {
@@ -212,8 +221,9 @@ pub struct Recovered {
     pub faulty: Vec<Failure>,
     /// Trustees that could not be used (down, refused, passkey rejected, another epoch).
     pub unavailable: Vec<Failure>,
-    /// Trustees whose session this recovery opened but did not use, closed again (owner
-    /// cancellation) so it does not block a later rotation there.
+    /// Trustees whose session this recovery authenticated but did not release, closed again
+    /// (one owner cancellation) so it does not block a later rotation there. Sessions it did not
+    /// authenticate expire on their own and block nothing.
     pub closed: Vec<String>,
 }
 
@@ -308,6 +318,8 @@ fn describe(failed: &[Failure]) -> String {
 pub(crate) struct Opened {
     pub(crate) session_id: String,
     pub(crate) request_options_json: String,
+    /// The session's single-use nonce for the owner's authentication.
+    pub(crate) nonce: Vec<u8>,
     pub(crate) release_not_before: u64,
     pub(crate) manifest_encoded: Vec<u8>,
     /// A successor manifest the trustee holds staged (a rotation in progress); may be empty.
@@ -563,23 +575,12 @@ async fn open_one(
         Opened {
             session_id: resp.session_id,
             request_options_json: resp.request_options_json,
+            nonce: resp.nonce,
             release_not_before: resp.release_not_before,
             manifest_encoded: resp.manifest_encoded,
             staged_manifest_encoded: resp.staged_manifest_encoded,
         },
     ))
-}
-
-fn passkey_assertion(
-    auth: &mut dyn OwnerAuthenticator,
-    options_json: &str,
-) -> Result<String, String> {
-    let opts = serde_json::from_str::<RequestChallengeResponse>(options_json)
-        .map_err(|e| AuthError::MalformedChallenge(e.to_string()).to_string())?;
-    let cred = auth
-        .authenticate(opts)
-        .map_err(|e| format!("passkey: {e}"))?;
-    serde_json::to_string(&cred).map_err(|e| format!("encoding the assertion: {e}"))
 }
 
 /// Recovers `wallet_id` from `trustees` on this (new) device. See the module docs for every step
@@ -739,29 +740,91 @@ pub async fn recover(
         ));
     }
 
-    // 3. One passkey assertion per trustee (sequential: the authenticator may prompt a person).
-    let mut authenticated = Vec::new();
+    // 3. The owner's passkey, ONCE for every trustee: the one-touch challenge (action recover,
+    // R, every session's nonce in manifest order), then AuthenticateOwner everywhere.
+    participants.sort_by_key(|p| {
+        manifest
+            .trustees()
+            .iter()
+            .position(|e| e.node_id == p.info.node_id)
+    });
+    let mut nonces = Vec::with_capacity(participants.len());
+    let mut asked = Vec::with_capacity(participants.len());
     for p in participants {
-        progress(RecoverEvent::PasskeyRequested {
-            name: p.info.name.clone(),
-        });
-        let res = match passkey_assertion(auth, &p.opened.request_options_json) {
-            Ok(json) => recovery_client(p.channel.clone())
+        match ceremony::trustee_nonce(&p.info.node_id, &p.opened.nonce) {
+            Ok(n) => {
+                nonces.push(n);
+                asked.push(p);
+            }
+            Err(reason) => {
+                progress(RecoverEvent::TrusteeFailed {
+                    name: p.info.name.clone(),
+                    reason: reason.clone(),
+                });
+                faulty.push((p.info.name.clone(), reason));
+            }
+        }
+    }
+    if asked.len() < t {
+        return Err(not_enough(
+            "authenticating the owner",
+            asked.len(),
+            &unavailable,
+            &faulty,
+        ));
+    }
+    progress(RecoverEvent::PasskeyRequested {
+        trustees: asked.iter().map(|p| p.info.name.clone()).collect(),
+    });
+    let template = ceremony::first_request_template(
+        asked.iter().map(|p| p.opened.request_options_json.as_str()),
+    );
+    let touch = ceremony::assert(
+        auth,
+        OwnerAction::Recover,
+        wallet_id,
+        &encode_public_key(&r_pub),
+        nonces,
+        template,
+    );
+    let touch = match touch {
+        Ok(t) => t,
+        Err(e) => {
+            let reason = format!("passkey: {e}");
+            for p in &asked {
+                unavailable.push((p.info.name.clone(), reason.clone()));
+            }
+            return Err(not_enough(
+                "authenticating the owner",
+                0,
+                &unavailable,
+                &faulty,
+            ));
+        }
+    };
+    let answers = join_all(asked.into_iter().map(|p| {
+        let touch = &touch;
+        async move {
+            let res = recovery_client(p.channel.clone())
                 .authenticate_owner(AuthenticateOwnerRequest {
                     session_id: p.opened.session_id.clone(),
-                    assertion_json: json,
+                    assertion_json: touch.response_json.clone(),
+                    nonces: touch.nonces.clone(),
                 })
                 .await
                 .map(|r| r.into_inner().release_not_before)
-                .map_err(|s| format!("AuthenticateOwner: {}", describe_status(&s))),
-            Err(e) => Err(e),
-        };
+                .map_err(|s| format!("AuthenticateOwner: {}", describe_status(&s)));
+            (p, res)
+        }
+    }))
+    .await;
+    let mut authenticated = Vec::new();
+    for (mut p, res) in answers {
         match res {
             Ok(rnb) => {
                 progress(RecoverEvent::OwnerAuthenticated {
                     name: p.info.name.clone(),
                 });
-                let mut p = p;
                 p.opened.release_not_before = p.opened.release_not_before.max(rnb);
                 authenticated.push(p);
             }
@@ -774,6 +837,8 @@ pub async fn recover(
             }
         }
     }
+    let authenticated_names: Vec<String> =
+        authenticated.iter().map(|p| p.info.name.clone()).collect();
     if authenticated.len() < t {
         return Err(not_enough(
             "authenticating the owner",
@@ -909,19 +974,24 @@ pub async fn recover(
     let all_failed: Vec<Failure> = faulty.iter().chain(&unavailable).cloned().collect();
     let (secret, data, used) = assemble(&manifest, &good, &all_failed)?;
 
-    // 8. Sessions this recovery opened but did not release (another epoch, the bank's when it
-    // holds another epoch, a refused passkey) stay open until they expire, and an open session
-    // blocks a rotation at that trustee: close them with the owner's passkey (best effort).
-    let mut closed = Vec::new();
-    for s in handle
+    // 8. Sessions this recovery authenticated but did not release (a release refused or not
+    // verified) block a rotation at that trustee until they expire: close them with ONE owner
+    // cancellation (best effort). Sessions it did not authenticate expire on their own.
+    let to_close: Vec<TrusteeSession> = handle
         .sessions
         .iter()
-        .filter(|s| !released.contains(&s.name))
-    {
-        match cancel_one_owner(trustees, s, auth).await {
-            Ok(()) => closed.push(s.name.clone()),
-            Err(e) => {
-                tracing::debug!(trustee = %s.name, error = %e, "could not close an unused recovery session")
+        .filter(|s| authenticated_names.contains(&s.name) && !released.contains(&s.name))
+        .cloned()
+        .collect();
+    let mut closed = Vec::new();
+    if !to_close.is_empty() {
+        let results = owner_cancel(trustees, wallet_id, &r_pub, &to_close, auth).await;
+        for (s, res) in to_close.iter().zip(results) {
+            match res {
+                Ok(()) => closed.push(s.name.clone()),
+                Err(e) => {
+                    tracing::debug!(trustee = %s.name, error = %e, "could not close an unused recovery session")
+                }
             }
         }
     }
@@ -1041,48 +1111,111 @@ pub struct CancelOutcome {
     pub error: Option<String>,
 }
 
-/// The owner cancels a recovery: at every trustee in `handle`, `BeginOwnerCancel` → passkey →
-/// `CancelRecovery`. Returns one outcome per session.
+/// The owner cancels a recovery: every session in `handle` with ONE touch of the passkey.
+/// `BeginOwnerCancel` at every trustee concurrently (each hands out a fresh nonce; earlier ones
+/// stay valid, so nobody else's call can spoil the owner's), one assertion over the one-touch
+/// challenge (action cancel, the handle's `R`, every nonce in the handle's order), then
+/// `CancelRecovery` at every trustee with it. Returns one outcome per session.
 pub async fn cancel_recovery(
     trustees: &TrusteeSet,
     handle: &RecoveryHandle,
     auth: &mut dyn OwnerAuthenticator,
 ) -> Vec<CancelOutcome> {
-    let mut out = Vec::with_capacity(handle.sessions.len());
-    for s in &handle.sessions {
-        let res = cancel_one_owner(trustees, s, auth).await;
-        out.push(CancelOutcome {
+    let results = match handle_session_key(handle) {
+        Ok(r) => owner_cancel(trustees, &handle.wallet_id, &r, &handle.sessions, auth).await,
+        Err(e) => vec![Err(format!("the handle's session key: {e}")); handle.sessions.len()],
+    };
+    handle
+        .sessions
+        .iter()
+        .zip(results)
+        .map(|(s, res)| CancelOutcome {
             name: s.name.clone(),
             error: res.err(),
-        });
-    }
-    out
+        })
+        .collect()
 }
 
-async fn cancel_one_owner(
+/// The owner cancels `sessions` (all towards `r_pub`) with one touch; one result per session.
+async fn owner_cancel(
     trustees: &TrusteeSet,
-    s: &TrusteeSession,
+    wallet_id: &str,
+    r_pub: &PublicKey,
+    sessions: &[TrusteeSession],
     auth: &mut dyn OwnerAuthenticator,
-) -> Result<(), String> {
-    let info = trustees
-        .by_name(&s.name)
-        .ok_or("not in the trustees file")?;
-    let mut c = recovery_client(connect_channel(info).await.map_err(|e| e.to_string())?);
-    let begin = c
-        .begin_owner_cancel(BeginOwnerCancelRequest {
-            session_id: s.session_id.clone(),
-        })
-        .await
-        .map_err(|st| format!("BeginOwnerCancel: {}", describe_status(&st)))?
-        .into_inner();
-    let json = passkey_assertion(auth, &begin.request_options_json)?;
-    c.cancel_recovery(CancelRecoveryRequest {
-        session_id: s.session_id.clone(),
-        authority: Some(cancel_recovery_request::Authority::OwnerAssertionJson(json)),
-    })
-    .await
-    .map_err(|st| format!("CancelRecovery: {}", describe_status(&st)))?;
-    Ok(())
+) -> Vec<Result<(), String>> {
+    let begun = join_all(sessions.iter().map(|s| async move {
+        let info = trustees
+            .by_node_id(&s.node_id)
+            .or_else(|| trustees.by_name(&s.name))
+            .ok_or("not in the trustees file")?;
+        let mut c = recovery_client(connect_channel(info).await.map_err(|e| e.to_string())?);
+        let begin = c
+            .begin_owner_cancel(BeginOwnerCancelRequest {
+                session_id: s.session_id.clone(),
+            })
+            .await
+            .map_err(|st| format!("BeginOwnerCancel: {}", describe_status(&st)))?
+            .into_inner();
+        let nonce = ceremony::trustee_nonce(&info.node_id, &begin.nonce)?;
+        Ok::<_, String>((c, begin.request_options_json, nonce))
+    }))
+    .await;
+    let mut out: Vec<Result<(), String>> = Vec::with_capacity(sessions.len());
+    let mut ready = Vec::new();
+    for (i, b) in begun.into_iter().enumerate() {
+        match b {
+            Ok(b) => {
+                out.push(Ok(()));
+                ready.push((i, b));
+            }
+            Err(e) => out.push(Err(e)),
+        }
+    }
+    if ready.is_empty() {
+        return out;
+    }
+    let template =
+        ceremony::first_request_template(ready.iter().map(|(_, (_, t, _))| t.as_str()));
+    let touch = ceremony::assert(
+        auth,
+        OwnerAction::Cancel,
+        wallet_id,
+        &encode_public_key(r_pub),
+        ready.iter().map(|(_, (_, _, n))| n.clone()).collect(),
+        template,
+    );
+    let touch = match touch {
+        Ok(t) => t,
+        Err(e) => {
+            for (i, _) in ready {
+                out[i] = Err(format!("passkey: {e}"));
+            }
+            return out;
+        }
+    };
+    let cancelled = join_all(ready.into_iter().map(|(i, (mut c, _, _))| {
+        let (touch, session_id) = (&touch, sessions[i].session_id.clone());
+        async move {
+            let res = c
+                .cancel_recovery(CancelRecoveryRequest {
+                    session_id,
+                    authority: Some(cancel_recovery_request::Authority::OwnerAssertionJson(
+                        touch.response_json.clone(),
+                    )),
+                    nonces: touch.nonces.clone(),
+                })
+                .await
+                .map(|_| ())
+                .map_err(|st| format!("CancelRecovery: {}", describe_status(&st)));
+            (i, res)
+        }
+    }))
+    .await;
+    for (i, res) in cancelled {
+        out[i] = res;
+    }
+    out
 }
 
 /// Presents the bank's signed cancellation (from `StaffClient::cancel`) to every trustee.
@@ -1112,6 +1245,7 @@ pub async fn present_bank_cancellation(
                 authority: Some(cancel_recovery_request::Authority::BankCancellationEncoded(
                     cancellation.to_vec(),
                 )),
+                nonces: Vec::new(),
             })
             .await
             .map_err(|st| format!("CancelRecovery: {}", describe_status(&st)))?;

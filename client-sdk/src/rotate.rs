@@ -4,16 +4,26 @@
 //! The owner, holding the wallet secret `k` (on the live device, or right after a recovery:
 //! [`RotationSource::from_recovered`]), re-splits it into epoch e+1 for a new trustee set and
 //! threshold (the same `k` by default; a fresh `k` on request, re-encrypting the wallet blob).
-//! Two phases, each step owner-authenticated with the passkey at the trustee:
+//! Two phases, each authorised by ONE touch of the owner's passkey for all its trustees
+//! (`docs/protocol.md` §12a; a rotation is at most two touches):
 //!
-//! 1. **Stage** e+1 at every trustee of e+1 (`Epochs.StageEpoch`: verified like a deposit; a
-//!    trustee new to the wallet registers the owner's passkey). Epoch e is untouched everywhere.
+//! 1. **Stage** e+1 at every trustee of e+1 (`Epochs.StageEpoch`: verified like a deposit). One
+//!    assertion over (stage, e+1's manifest hash ‖ the wallet credential's fingerprint, every
+//!    trustee's `BeginEpochAction` nonce). A trustee new to the wallet registers no passkey of
+//!    its own: it is handed the wallet's one credential (`passkey_json`, from a trustee holding
+//!    the wallet) with the same assertion, and the fingerprint in the challenge, checked by the
+//!    wallet's trustees, pins which credential that is. Epoch e is untouched everywhere.
 //! 2. **Commit** at each (`Epochs.CommitEpoch`): e+1 becomes active there and that trustee's share
 //!    of e is erased. Trustees new to the wallet commit first (they lose nothing), then the
 //!    others. Each commit carries the stage receipts, so no trustee erases its share of e before
 //!    e+1's threshold of trustees hold e+1.
 //! 3. **Retire** every trustee of e that is not in e+1 (`Epochs.RetireWallet`), once every trustee
-//!    of e+1 has committed, with their commit receipts as evidence.
+//!    of e+1 has committed, with their commit receipts as evidence. The commit's one assertion
+//!    (action commit, e+1's manifest hash) covers the retirements too: its nonces come from the
+//!    trustees committing and from those leaving.
+//!
+//! A rotation that is resumed, renews stages about to expire, or re-stages an expired one asks for
+//! a touch per such ceremony; [`rollback_rotation`] is one touch (action abandon).
 //!
 //! Until every commit is done, epoch e still recovers ([`crate::recover`] picks the epoch whose
 //! threshold of trustees answer alike). The [`RotationRecord`] is the SDK's persisted progress:
@@ -39,25 +49,27 @@
 
 use crate::authenticator::OwnerAuthenticator;
 use crate::backup::{BackupPolicy, MIN_THRESHOLD, PreparedBackup};
+use crate::ceremony::{self, Touch};
 use crate::recover::Recovered;
 use crate::transport::{MAX_MESSAGE_BYTES, client, connect_channel, describe_status};
 use crate::trustees::{TrusteeInfo, TrusteeSet};
 use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
 use dlocker_proto::manifest::{Manifest, ManifestHash, ManifestParts, TrusteeEntry};
 use dlocker_proto::pb::epochs_client::EpochsClient;
+use dlocker_proto::owner_challenge::{OwnerAction, TrusteeNonce, stage_authorized};
 use dlocker_proto::pb::{
-    AbandonEpochRequest, BeginEnrollmentRequest, BeginEpochActionRequest, CommitEpochRequest,
-    EpochAction, GetBackupStatusRequest, GetBackupStatusResponse, OwnerAssertion,
-    PasskeyRegistration, RetireWalletRequest, StageEpochRequest, stage_epoch_request,
+    AbandonEpochRequest, BeginEpochActionRequest, BeginEpochActionResponse, CommitEpochRequest,
+    EpochAction, GetBackupStatusRequest, GetBackupStatusResponse, JoiningOwner, OwnerAssertion,
+    RetireWalletRequest, StageEpochRequest, stage_epoch_request,
 };
 use dlocker_proto::secret::{SecretBytes, SecretScalar};
 use dlocker_proto::share::{Share, split};
 use dlocker_proto::statement::{CommitReceipt, RetireReceipt, Signed, StageReceipt};
+use futures::future::join_all;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use tonic::Code;
 use tonic::transport::Channel;
-use webauthn_rs::prelude::{CreationChallengeResponse, RequestChallengeResponse};
 
 /// Version of the [`RotationRecord`] file format.
 pub const RECORD_FORMAT: u32 = 1;
@@ -127,7 +139,8 @@ impl RotationSource {
 pub enum TrusteeRole {
     /// Holds epoch e and is in e+1: stages, then commits (its share of e is erased).
     Continuing,
-    /// New to the wallet: stages with a passkey registration, then commits.
+    /// New to the wallet: stages with the wallet's credential (handed over, no new passkey),
+    /// then commits.
     Joining,
     /// Holds epoch e, not in e+1: retires (erases everything) after every commit.
     Leaving,
@@ -468,10 +481,13 @@ pub enum RotateEvent {
         /// expire.
         window_safe: bool,
     },
-    /// The authenticator is asked for the passkey for this step.
+    /// The authenticator is asked, once, for the owner's passkey assertion that every listed
+    /// trustee checks (one touch for a phase: stage, commit with the retirements, abandon).
     PasskeyRequested {
-        /// The step.
-        step: RotationStep,
+        /// The ceremony (stage, commit — which also covers the retirements —, abandon).
+        action: OwnerAction,
+        /// The trustees the assertion is for, in ceremony order.
+        trustees: Vec<String>,
     },
     /// Staged at the trustee.
     Staged {
@@ -903,6 +919,8 @@ struct Ctx<'r, 'a, 'o> {
     blob: Vec<u8>,
     auth: &'a mut dyn OwnerAuthenticator,
     opts: &'o RotateOptions<'o>,
+    /// The commit phase's touch, which also covers the retirements that follow it.
+    retire_touch: Option<PhaseTouch>,
 }
 
 fn status_to_string(s: &tonic::Status) -> String {
@@ -950,6 +968,7 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
             to,
             auth,
             opts,
+            retire_touch: None,
         })
     }
 
@@ -977,34 +996,114 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
             .max_encoding_message_size(MAX_MESSAGE_BYTES)
     }
 
-    /// BeginEpochAction + the owner's assertion.
-    async fn owner(
-        &mut self,
-        ch: &Channel,
+    /// `BeginEpochAction` at one trustee: its nonce (and template, and on a trustee holding the
+    /// wallet its credential and the credential's fingerprint).
+    async fn begin_action(
+        wallet_id: String,
+        ch: Channel,
         action: EpochAction,
-        hash: &ManifestHash,
-        step: &RotationStep,
-    ) -> Result<OwnerAssertion, String> {
-        let c = Self::epochs(ch.clone())
+        hash: ManifestHash,
+        node_id: String,
+    ) -> Result<(BeginEpochActionResponse, TrusteeNonce), String> {
+        let resp = Self::epochs(ch)
             .begin_epoch_action(BeginEpochActionRequest {
-                wallet_id: self.record.wallet_id.clone(),
+                wallet_id,
                 action: action as i32,
                 manifest_hash: hash.0.to_vec(),
             })
             .await
             .map_err(|s| format!("BeginEpochAction: {}", status_to_string(&s)))?
             .into_inner();
-        self.progress(RotateEvent::PasskeyRequested { step: step.clone() });
-        let opts = serde_json::from_str::<RequestChallengeResponse>(&c.request_options_json)
-            .map_err(|e| format!("node sent a malformed passkey challenge: {e}"))?;
-        let cred = self
-            .auth
-            .authenticate(opts)
-            .map_err(|e| format!("passkey: {e}"))?;
-        Ok(OwnerAssertion {
-            challenge_id: c.challenge_id,
-            assertion_json: serde_json::to_string(&cred)
-                .map_err(|e| format!("encoding the assertion: {e}"))?,
+        let nonce = ceremony::trustee_nonce(&node_id, &resp.nonce)?;
+        Ok((resp, nonce))
+    }
+
+    /// `BeginEpochAction(action)` at every trustee in `members` (record indices) concurrently.
+    /// Those that answer, in `members`' order; the others are reported as failed under `step`.
+    async fn begin_all(
+        &self,
+        members: &[(usize, Channel)],
+        action: EpochAction,
+        step: impl Fn(String) -> RotationStep,
+        failed: &mut Vec<(String, String)>,
+    ) -> Vec<(usize, BeginEpochActionResponse, TrusteeNonce)> {
+        let h_new = self.to.hash();
+        let answers = join_all(members.iter().map(|(i, ch)| {
+            let fut = Self::begin_action(
+                self.record.wallet_id.clone(),
+                ch.clone(),
+                action,
+                h_new,
+                self.record.trustees[*i].node_id.clone(),
+            );
+            async move { (*i, fut.await) }
+        }))
+        .await;
+        let mut ok = Vec::new();
+        for (i, r) in answers {
+            match r {
+                Ok((resp, nonce)) => ok.push((i, resp, nonce)),
+                Err(reason) => self.fail(i, &step, reason, failed),
+            }
+        }
+        ok
+    }
+
+    /// Reports trustee `i`'s failure in `step`.
+    fn fail(
+        &self,
+        i: usize,
+        step: &impl Fn(String) -> RotationStep,
+        reason: String,
+        failed: &mut Vec<(String, String)>,
+    ) {
+        let name = self.record.trustees[i].name.clone();
+        self.progress(RotateEvent::Failed {
+            step: step(name.clone()),
+            reason: reason.clone(),
+        });
+        failed.push((name, reason));
+    }
+
+    /// Asks the owner ONCE for every trustee in `members` (ceremony order): the one-touch
+    /// challenge over `action`, `authorized` and their nonces, in the first usable template
+    /// (`extra_template` is a template from a trustee outside the ceremony, for a ceremony of
+    /// joining trustees only, which have none).
+    fn touch(
+        &mut self,
+        action: OwnerAction,
+        authorized: &[u8],
+        members: &[(usize, BeginEpochActionResponse, TrusteeNonce)],
+        extra_template: Option<&str>,
+    ) -> Result<PhaseTouch, String> {
+        self.progress(RotateEvent::PasskeyRequested {
+            action,
+            trustees: members
+                .iter()
+                .map(|(i, _, _)| self.record.trustees[*i].name.clone())
+                .collect(),
+        });
+        let template = ceremony::first_request_template(
+            members
+                .iter()
+                .map(|(_, r, _)| r.request_options_json.as_str())
+                .chain(extra_template),
+        );
+        let touch = ceremony::assert(
+            self.auth,
+            action,
+            &self.record.wallet_id,
+            authorized,
+            members.iter().map(|(_, _, n)| n.clone()).collect(),
+            template,
+        )
+        .map_err(|e| format!("passkey: {e}"))?;
+        Ok(PhaseTouch {
+            touch,
+            challenges: members
+                .iter()
+                .map(|(i, r, _)| (*i, r.challenge_id.clone()))
+                .collect(),
         })
     }
 
@@ -1045,17 +1144,13 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
     // ----- phase 1 -----------------------------------------------------------------------
 
     async fn stage_all(&mut self) -> Result<(), RotateError> {
-        let mut failed = Vec::new();
-        for i in 0..self.record.trustees.len() {
-            if self.record.trustees[i].role == TrusteeRole::Leaving
-                || self.record.trustees[i].stage_receipt.is_some()
-            {
-                continue;
-            }
-            if let Err(reason) = self.stage_one(i, false).await? {
-                failed.push((self.record.trustees[i].name.clone(), reason));
-            }
-        }
+        let todo: Vec<usize> = (0..self.record.trustees.len())
+            .filter(|&i| {
+                let t = &self.record.trustees[i];
+                t.role != TrusteeRole::Leaving && t.stage_receipt.is_none()
+            })
+            .collect();
+        let (failed, _) = self.stage_batch(&todo, false).await?;
         if !failed.is_empty() {
             return Err(RotateError::Incomplete {
                 phase: RotationPhase::Staging,
@@ -1067,35 +1162,14 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
         self.save()
     }
 
-    /// Stages at trustee `i` (again with `refresh`, which renews the expiry). The outer error
-    /// stops the rotation (interrupt, record); the inner one is this trustee's failure.
-    async fn stage_one(
-        &mut self,
-        i: usize,
-        refresh: bool,
-    ) -> Result<Result<(), String>, RotateError> {
-        let name = self.record.trustees[i].name.clone();
-        let step = RotationStep::Stage(name.clone());
-        let res = self.try_stage(i, refresh, &step).await;
-        match res {
-            Err(StepError::Stop(e)) => Err(e),
-            Err(StepError::Failed(reason)) => {
-                self.progress(RotateEvent::Failed {
-                    step,
-                    reason: reason.clone(),
-                });
-                Ok(Err(reason))
-            }
-            Ok(()) => Ok(Ok(())),
-        }
-    }
-
-    async fn try_stage(
+    /// Observes trustee `i` before staging there: `None` when there is nothing to send (staged
+    /// or committed already, recorded now), else its channel and whether it holds the wallet.
+    async fn prepare_stage(
         &mut self,
         i: usize,
         refresh: bool,
         step: &RotationStep,
-    ) -> Result<(), StepError> {
+    ) -> Result<Option<(Channel, bool)>, StepError> {
         let ch = open_channel(&self.infos[i]).await?;
         let h_new = self.to.hash();
         let obs = observe(&ch, &self.record.wallet_id).await?;
@@ -1109,7 +1183,7 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
                 t.commit_receipt = Some(hex::encode(&receipt));
                 self.progress(RotateEvent::AlreadyDone { step: step.clone() });
                 self.save()?;
-                return Ok(());
+                return Ok(None);
             }
             match &o.staged {
                 Some((_, h, _, receipt)) if *h == h_new.0 && !refresh => {
@@ -1119,7 +1193,7 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
                     t.staged_expires_at = Some(expires_at);
                     self.progress(RotateEvent::AlreadyDone { step: step.clone() });
                     self.save()?;
-                    return Ok(());
+                    return Ok(None);
                 }
                 Some((e, h, exp, _)) if *h != h_new.0 => {
                     return Err(StepError::Failed(format!(
@@ -1141,7 +1215,190 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
                 )));
             }
         }
-        self.check_interrupt(step).map_err(StepError::Stop)?;
+        // A node holding only a staged epoch (a joining trustee staged before) holds the
+        // wallet's credential too: it is authorised like a holder.
+        Ok(Some((ch, obs.is_some())))
+    }
+
+    /// Stages e+1 at the trustees `todo` (record indices; again with `refresh`, which renews the
+    /// expiry) with ONE touch of the owner's passkey: `BeginEpochAction(STAGE)` at each, one
+    /// assertion over (stage, the new manifest hash ‖ the wallet credential's fingerprint, their
+    /// nonces), then `StageEpoch` at each. A trustee new to the wallet gets the wallet's
+    /// credential (`passkey_json`, from a trustee holding the wallet) with the assertion instead
+    /// of a registration of its own. Returns the trustees that failed and those staged now; the
+    /// outer error stops the rotation (interrupt, record).
+    async fn stage_batch(
+        &mut self,
+        todo: &[usize],
+        refresh: bool,
+    ) -> Result<(Vec<(String, String)>, Vec<usize>), RotateError> {
+        let step = RotationStep::Stage;
+        let mut failed = Vec::new();
+        let mut to_send: Vec<(usize, Channel)> = Vec::new();
+        let mut holders: Vec<usize> = Vec::new();
+        for &i in todo {
+            let s = step(self.record.trustees[i].name.clone());
+            match self.prepare_stage(i, refresh, &s).await {
+                Ok(None) => {}
+                Ok(Some((ch, holds))) => {
+                    if holds {
+                        holders.push(i);
+                    }
+                    to_send.push((i, ch));
+                }
+                Err(StepError::Stop(e)) => return Err(e),
+                Err(StepError::Failed(reason)) => self.fail(i, &step, reason, &mut failed),
+            }
+        }
+        let Some((first, _)) = to_send.first() else {
+            return Ok((failed, Vec::new()));
+        };
+        // Nothing is asked of the owner if the first step is not to be taken.
+        self.check_interrupt(&step(self.record.trustees[*first].name.clone()))?;
+        let first = *first;
+        let h_new = self.to.hash();
+        let begun = self
+            .begin_all(&to_send, EpochAction::Stage, step, &mut failed)
+            .await;
+
+        // The wallet's one credential: what the trustees holding the wallet report (they must
+        // agree), or, when only joining trustees stage now, what another trustee of e reports.
+        let mut credential: Option<(String, [u8; 32])> = None;
+        let mut donor_template: Option<String> = None;
+        let mut members = Vec::new();
+        for (i, resp, nonce) in begun {
+            if !holders.contains(&i) {
+                members.push((i, resp, nonce));
+                continue;
+            }
+            let Ok(fp) = <[u8; 32]>::try_from(resp.credential_fingerprint.as_slice()) else {
+                self.fail(
+                    i,
+                    &step,
+                    "sent no credential fingerprint for the wallet's passkey".into(),
+                    &mut failed,
+                );
+                continue;
+            };
+            match &credential {
+                Some((_, known)) if *known != fp => self.fail(
+                    i,
+                    &step,
+                    "holds another passkey credential for the wallet than the other trustees".into(),
+                    &mut failed,
+                ),
+                Some(_) => members.push((i, resp, nonce)),
+                None => {
+                    credential = Some((resp.passkey_json.clone(), fp));
+                    members.push((i, resp, nonce));
+                }
+            }
+        }
+        let joining: Vec<usize> = members
+            .iter()
+            .map(|(i, _, _)| *i)
+            .filter(|i| !holders.contains(i))
+            .collect();
+        if credential.is_none() && !joining.is_empty() {
+            match self.credential_from_donor(&joining).await {
+                Ok((passkey_json, fp, template)) => {
+                    credential = Some((passkey_json, fp));
+                    donor_template = Some(template);
+                }
+                Err(reason) => {
+                    for &i in &joining {
+                        self.fail(i, &step, reason.clone(), &mut failed);
+                    }
+                    members.retain(|(i, _, _)| !joining.contains(i));
+                }
+            }
+        }
+        let (Some((passkey_json, fp)), false) = (credential, members.is_empty()) else {
+            return Ok((failed, Vec::new()));
+        };
+        let authorized = stage_authorized(&h_new.0, &fp);
+        let touch = match self.touch(
+            OwnerAction::Stage,
+            &authorized,
+            &members,
+            donor_template.as_deref(),
+        ) {
+            Ok(t) => t,
+            Err(reason) => {
+                for (i, _, _) in &members {
+                    self.fail(*i, &step, reason.clone(), &mut failed);
+                }
+                return Ok((failed, Vec::new()));
+            }
+        };
+
+        let mut staged = Vec::new();
+        for (i, ch) in to_send {
+            let Some(assertion) = touch.assertion(i) else {
+                continue;
+            };
+            let s = step(self.record.trustees[i].name.clone());
+            if i != first {
+                self.check_interrupt(&s)?;
+            }
+            let authority = if holders.contains(&i) {
+                stage_epoch_request::Authority::Owner(assertion)
+            } else {
+                stage_epoch_request::Authority::Joining(JoiningOwner {
+                    owner: Some(assertion),
+                    passkey_json: passkey_json.clone(),
+                })
+            };
+            match self.send_stage(i, ch, authority).await {
+                Ok(()) => staged.push(i),
+                Err(StepError::Stop(e)) => return Err(e),
+                Err(StepError::Failed(reason)) => self.fail(i, &step, reason, &mut failed),
+            }
+        }
+        Ok((failed, staged))
+    }
+
+    /// The wallet's credential and a request template from a trustee that holds the wallet but
+    /// does not stage in this batch (a continuing trustee staged earlier, or a leaving one), for
+    /// a batch of joining trustees only.
+    async fn credential_from_donor(
+        &self,
+        joining: &[usize],
+    ) -> Result<(String, [u8; 32], String), String> {
+        let candidates = (0..self.record.trustees.len())
+            .filter(|i| !joining.contains(i))
+            .filter(|&i| self.record.trustees[i].role != TrusteeRole::Joining);
+        for i in candidates {
+            let Ok(ch) = open_channel(&self.infos[i]).await else {
+                continue;
+            };
+            let Ok((resp, _)) = Self::begin_action(
+                self.record.wallet_id.clone(),
+                ch,
+                EpochAction::Stage,
+                self.to.hash(),
+                self.record.trustees[i].node_id.clone(),
+            )
+            .await
+            else {
+                continue;
+            };
+            if let Ok(fp) = <[u8; 32]>::try_from(resp.credential_fingerprint.as_slice())
+                && !resp.passkey_json.is_empty()
+            {
+                return Ok((resp.passkey_json, fp, resp.request_options_json));
+            }
+        }
+        Err("no trustee holding the wallet could hand over the wallet's passkey credential (a trustee joins with the wallet's one credential)".into())
+    }
+
+    /// `StageEpoch` at trustee `i` with `authority`; records the verified stage receipt.
+    async fn send_stage(
+        &mut self,
+        i: usize,
+        ch: Channel,
+        authority: stage_epoch_request::Authority,
+    ) -> Result<(), StepError> {
         let entry = self.entry(i)?.clone();
         let share = self
             .shares
@@ -1161,35 +1418,6 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
         )
         .map_err(|e| StepError::Failed(format!("sealing the share: {e}")))?
         .encode();
-        let holds_wallet = obs.is_some();
-        let authority = if holds_wallet {
-            stage_epoch_request::Authority::Owner(
-                self.owner(&ch, EpochAction::Stage, &h_new, step).await?,
-            )
-        } else {
-            // New to the wallet: register the owner's passkey there.
-            let begin = client(ch.clone())
-                .begin_enrollment(BeginEnrollmentRequest {
-                    wallet_id: self.record.wallet_id.clone(),
-                    user_name: self.record.user_name.clone(),
-                })
-                .await
-                .map_err(|s| format!("BeginEnrollment: {}", status_to_string(&s)))?
-                .into_inner();
-            self.progress(RotateEvent::PasskeyRequested { step: step.clone() });
-            let opts =
-                serde_json::from_str::<CreationChallengeResponse>(&begin.creation_options_json)
-                    .map_err(|e| format!("node sent a malformed passkey challenge: {e}"))?;
-            let cred = self
-                .auth
-                .register(opts)
-                .map_err(|e| format!("passkey registration: {e}"))?;
-            stage_epoch_request::Authority::Registration(PasskeyRegistration {
-                ceremony_id: begin.ceremony_id,
-                credential_json: serde_json::to_string(&cred)
-                    .map_err(|e| format!("encoding the credential: {e}"))?,
-            })
-        };
         let resp = Self::epochs(ch)
             .stage_epoch(StageEpochRequest {
                 manifest_encoded: self.to_bytes.clone(),
@@ -1226,52 +1454,110 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
             .collect()
     }
 
+    /// Commits at every trustee of e+1 (joining first). ONE touch serves the commits and the
+    /// retirements that follow: `BeginEpochAction(COMMIT)` at every trustee still to commit and
+    /// `BeginEpochAction(RETIRE)` at every trustee still to retire, one assertion over (commit,
+    /// the new manifest hash, all their nonces), kept for [`Ctx::retire_all`].
     async fn commit_all(&mut self) -> Result<(), RotateError> {
         let order = commit_order(self.record);
         // Before the first commit: renew stages close to expiry, so the commit phase (the part
         // that cannot be rolled back) never starts on a stage about to disappear.
         if !self.record.any_commit() {
             let now = dlocker_proto::time::unix_now();
-            let mut failed = Vec::new();
-            for &i in &order {
-                let t = &self.record.trustees[i];
-                let Some(expires_at) = t.staged_expires_at else {
-                    continue;
-                };
-                let ttl = expires_at
-                    .saturating_sub(self.record.created_at.min(now))
-                    .max(1);
-                let margin = (ttl / 4).min(300);
-                if expires_at.saturating_sub(now) <= margin
-                    && let Err(reason) = self.stage_one(i, true).await?
-                {
-                    failed.push((self.record.trustees[i].name.clone(), reason));
+            let renew: Vec<usize> = order
+                .iter()
+                .copied()
+                .filter(|&i| {
+                    let Some(expires_at) = self.record.trustees[i].staged_expires_at else {
+                        return false;
+                    };
+                    let ttl = expires_at
+                        .saturating_sub(self.record.created_at.min(now))
+                        .max(1);
+                    let margin = (ttl / 4).min(300);
+                    expires_at.saturating_sub(now) <= margin
+                })
+                .collect();
+            if !renew.is_empty() {
+                let (failed, _) = self.stage_batch(&renew, true).await?;
+                if !failed.is_empty() {
+                    return Err(RotateError::Incomplete {
+                        phase: RotationPhase::Committing,
+                        failed,
+                        record: Box::new(self.record.clone()),
+                    });
                 }
             }
-            if !failed.is_empty() {
-                return Err(RotateError::Incomplete {
-                    phase: RotationPhase::Committing,
-                    failed,
-                    record: Box::new(self.record.clone()),
-                });
-            }
         }
+        let commit = RotationStep::Commit;
+        let h_new = self.to.hash();
         let mut failed = Vec::new();
-        for i in order {
+        let mut to_commit: Vec<usize> = Vec::new();
+        let mut restage: Vec<usize> = Vec::new();
+        for &i in &order {
             if self.record.trustees[i].commit_receipt.is_some() {
                 continue;
             }
-            let name = self.record.trustees[i].name.clone();
-            let step = RotationStep::Commit(name.clone());
-            match self.try_commit(i, &step).await {
-                Ok(()) => {}
+            let s = commit(self.record.trustees[i].name.clone());
+            match self.prepare_commit(i, &s).await {
+                Ok(CommitNeed::Done) => {}
+                Ok(CommitNeed::Commit) => to_commit.push(i),
+                Ok(CommitNeed::Restage) => restage.push(i),
                 Err(StepError::Stop(e)) => return Err(e),
-                Err(StepError::Failed(reason)) => {
-                    self.progress(RotateEvent::Failed {
-                        step,
-                        reason: reason.clone(),
-                    });
-                    failed.push((name, reason));
+                Err(StepError::Failed(reason)) => self.fail(i, &commit, reason, &mut failed),
+            }
+        }
+        if !restage.is_empty() {
+            // Stages gone (expired while the rotation was interrupted): stage them again.
+            for &i in &restage {
+                self.record.trustees[i].stage_receipt = None;
+            }
+            let (f, staged) = self.stage_batch(&restage, false).await?;
+            failed.extend(f);
+            to_commit.extend(staged);
+            to_commit.sort_by_key(|i| order.iter().position(|o| o == i));
+        }
+        if let Some(&first) = to_commit.first() {
+            self.check_interrupt(&commit(self.record.trustees[first].name.clone()))?;
+            let retirers = self.retirers_needing_owner().await;
+            let mut members = Vec::new();
+            let chans = self.channels(&to_commit, &commit, &mut failed).await;
+            members.extend(
+                self.begin_all(&chans, EpochAction::Commit, commit, &mut failed)
+                    .await,
+            );
+            let retiring = self
+                .begin_all(&retirers, EpochAction::Retire, RotationStep::Retire, &mut Vec::new())
+                .await;
+            members.extend(retiring);
+            // e+1's trustees in manifest order, then the trustees that leave (record order).
+            members.sort_by_key(|(i, _, _)| *i);
+            if !members.is_empty() {
+                match self.touch(OwnerAction::Commit, &h_new.0, &members, None) {
+                    Ok(t) => {
+                        for (i, ch) in chans {
+                            let Some(owner) = t.assertion(i) else {
+                                continue;
+                            };
+                            let s = commit(self.record.trustees[i].name.clone());
+                            if i != first {
+                                self.check_interrupt(&s)?;
+                            }
+                            match self.send_commit(i, ch, owner, &s).await {
+                                Ok(()) => {}
+                                Err(StepError::Stop(e)) => return Err(e),
+                                Err(StepError::Failed(reason)) => {
+                                    self.fail(i, &commit, reason, &mut failed)
+                                }
+                            }
+                        }
+                        self.retire_touch = Some(t);
+                    }
+                    Err(reason) => {
+                        for (i, _) in chans {
+                            self.fail(i, &commit, reason.clone(), &mut failed);
+                        }
+                    }
                 }
             }
         }
@@ -1286,7 +1572,29 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
         self.save()
     }
 
-    async fn try_commit(&mut self, i: usize, step: &RotationStep) -> Result<(), StepError> {
+    /// Fresh channels to the trustees `idx` (those unreachable are reported under `step`).
+    async fn channels(
+        &self,
+        idx: &[usize],
+        step: &impl Fn(String) -> RotationStep,
+        failed: &mut Vec<(String, String)>,
+    ) -> Vec<(usize, Channel)> {
+        let mut out = Vec::new();
+        for &i in idx {
+            match open_channel(&self.infos[i]).await {
+                Ok(ch) => out.push((i, ch)),
+                Err(reason) => self.fail(i, step, reason, failed),
+            }
+        }
+        out
+    }
+
+    /// What trustee `i` of e+1 needs for the commit, after asking it what it holds.
+    async fn prepare_commit(
+        &mut self,
+        i: usize,
+        step: &RotationStep,
+    ) -> Result<CommitNeed, StepError> {
         let ch = open_channel(&self.infos[i]).await?;
         let h_new = self.to.hash();
         let obs = observe(&ch, &self.record.wallet_id)
@@ -1300,16 +1608,23 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
             self.record.trustees[i].commit_receipt = Some(hex::encode(receipt));
             self.progress(RotateEvent::AlreadyDone { step: step.clone() });
             self.save()?;
-            return Ok(());
+            return Ok(CommitNeed::Done);
         }
         if obs.staged.as_ref().is_none_or(|(_, h, _, _)| *h != h_new.0) {
-            // The stage is gone (expired while the rotation was interrupted): stage it again.
-            self.record.trustees[i].stage_receipt = None;
-            let stage = RotationStep::Stage(self.record.trustees[i].name.clone());
-            self.try_stage(i, false, &stage).await?;
+            return Ok(CommitNeed::Restage);
         }
-        self.check_interrupt(step).map_err(StepError::Stop)?;
-        let owner = self.owner(&ch, EpochAction::Commit, &h_new, step).await?;
+        Ok(CommitNeed::Commit)
+    }
+
+    /// `CommitEpoch` at trustee `i` with the owner's assertion; records the verified receipt.
+    async fn send_commit(
+        &mut self,
+        i: usize,
+        ch: Channel,
+        owner: OwnerAssertion,
+        _step: &RotationStep,
+    ) -> Result<(), StepError> {
+        let h_new = self.to.hash();
         self.record.trustees[i].commit_attempted = true;
         self.save()?;
         let resp = Self::epochs(ch)
@@ -1353,25 +1668,123 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
 
     // ----- phase 3 -----------------------------------------------------------------------
 
-    async fn retire_all(&mut self) -> Result<(), RotateError> {
-        let mut failed = Vec::new();
+    /// Leaving trustees still holding epoch e (they need the owner's assertion to retire), with
+    /// a channel each. Best effort: one that cannot be asked now is asked again when retiring.
+    async fn retirers_needing_owner(&self) -> Vec<(usize, Channel)> {
+        let mut out = Vec::new();
         for i in 0..self.record.trustees.len() {
             let t = &self.record.trustees[i];
             if t.role != TrusteeRole::Leaving || t.retire_receipt.is_some() {
                 continue;
             }
-            let name = t.name.clone();
-            let step = RotationStep::Retire(name.clone());
-            match self.try_retire(i, &step).await {
+            let Ok(ch) = open_channel(&self.infos[i]).await else {
+                continue;
+            };
+            if let Ok(Some(o)) = observe(&ch, &self.record.wallet_id).await
+                && o.active
+                    .as_ref()
+                    .is_some_and(|(_, h, _)| *h == self.from.hash().0)
+            {
+                out.push((i, ch));
+            }
+        }
+        out
+    }
+
+    /// Retires every leaving trustee. The commit phase's touch covers them when this run made
+    /// it; otherwise (a resumed rotation) ONE touch for the retirements: `BeginEpochAction
+    /// (RETIRE)` at each, one assertion over (commit, the new manifest hash, their nonces).
+    async fn retire_all(&mut self) -> Result<(), RotateError> {
+        let retire = RotationStep::Retire;
+        let h_new = self.to.hash();
+        let mut failed = Vec::new();
+        // (index, channel, needs the owner)
+        let mut todo: Vec<(usize, Channel, bool)> = Vec::new();
+        for i in 0..self.record.trustees.len() {
+            let t = &self.record.trustees[i];
+            if t.role != TrusteeRole::Leaving || t.retire_receipt.is_some() {
+                continue;
+            }
+            let r: Result<(Channel, bool), String> = async {
+                let ch = open_channel(&self.infos[i]).await?;
+                match observe(&ch, &self.record.wallet_id).await? {
+                    // Holds nothing: retired already (a retry gets the stored receipt).
+                    None => Ok((ch, false)),
+                    Some(o)
+                        if o.active
+                            .as_ref()
+                            .is_some_and(|(_, h, _)| *h == self.from.hash().0) =>
+                    {
+                        Ok((ch, true))
+                    }
+                    Some(o) => {
+                        let epoch = o.active.as_ref().map(|a| a.0).unwrap_or_default();
+                        Err(format!(
+                            "holds epoch {epoch} of the wallet, not epoch {}",
+                            self.from.epoch()
+                        ))
+                    }
+                }
+            }
+            .await;
+            match r {
+                Ok((ch, owner)) => todo.push((i, ch, owner)),
+                Err(reason) => self.fail(i, &retire, reason, &mut failed),
+            }
+        }
+        let mut checked_first = None;
+        let uncovered: Vec<(usize, Channel)> = todo
+            .iter()
+            .filter(|(i, _, owner)| {
+                *owner
+                    && self
+                        .retire_touch
+                        .as_ref()
+                        .is_none_or(|t| t.assertion(*i).is_none())
+            })
+            .map(|(i, ch, _)| (*i, ch.clone()))
+            .collect();
+        let mut own_touch: Option<PhaseTouch> = None;
+        if let Some(&(first, _)) = uncovered.first() {
+            self.check_interrupt(&retire(self.record.trustees[first].name.clone()))?;
+            checked_first = Some(first);
+            let members = self
+                .begin_all(&uncovered, EpochAction::Retire, retire, &mut failed)
+                .await;
+            if !members.is_empty() {
+                match self.touch(OwnerAction::Commit, &h_new.0, &members, None) {
+                    Ok(t) => own_touch = Some(t),
+                    Err(reason) => {
+                        for (i, _, _) in &members {
+                            self.fail(*i, &retire, reason.clone(), &mut failed);
+                        }
+                    }
+                }
+            }
+        }
+        for (i, ch, needs_owner) in todo {
+            let owner = if needs_owner {
+                let a = self
+                    .retire_touch
+                    .as_ref()
+                    .and_then(|t| t.assertion(i))
+                    .or_else(|| own_touch.as_ref().and_then(|t| t.assertion(i)));
+                match a {
+                    Some(a) => Some(a),
+                    // Its BeginEpochAction or the touch failed (reported above).
+                    None => continue,
+                }
+            } else {
+                None
+            };
+            let s = retire(self.record.trustees[i].name.clone());
+            if needs_owner && checked_first != Some(i) {
+                self.check_interrupt(&s)?;
+            }
+            match self.send_retire(i, ch, owner, &s).await {
                 Ok(()) => {}
                 Err(StepError::Stop(e)) => return Err(e),
-                Err(StepError::Failed(reason)) => {
-                    self.progress(RotateEvent::Failed {
-                        step,
-                        reason: reason.clone(),
-                    });
-                    failed.push((name, reason));
-                }
+                Err(StepError::Failed(reason)) => self.fail(i, &retire, reason, &mut failed),
             }
         }
         if !failed.is_empty() {
@@ -1385,8 +1798,15 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
         self.save()
     }
 
-    async fn try_retire(&mut self, i: usize, step: &RotationStep) -> Result<(), StepError> {
-        let ch = open_channel(&self.infos[i]).await?;
+    /// `RetireWallet` at trustee `i` (`owner` is `None` for the retry of a retirement whose
+    /// answer was lost); records the verified receipt.
+    async fn send_retire(
+        &mut self,
+        i: usize,
+        ch: Channel,
+        owner: Option<OwnerAssertion>,
+        step: &RotationStep,
+    ) -> Result<(), StepError> {
         let h_new = self.to.hash();
         let commit_receipts: Vec<Vec<u8>> = self
             .record
@@ -1395,26 +1815,6 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
             .filter_map(|t| t.commit_receipt.as_deref())
             .filter_map(|h| hex::decode(h).ok())
             .collect();
-        let obs = observe(&ch, &self.record.wallet_id).await?;
-        let owner = match &obs {
-            // Holds nothing: retired already (the node answers a retry with its stored receipt).
-            None => None,
-            Some(o)
-                if o.active
-                    .as_ref()
-                    .is_some_and(|(_, h, _)| *h == self.from.hash().0) =>
-            {
-                self.check_interrupt(step).map_err(StepError::Stop)?;
-                Some(self.owner(&ch, EpochAction::Retire, &h_new, step).await?)
-            }
-            Some(o) => {
-                let epoch = o.active.as_ref().map(|a| a.0).unwrap_or_default();
-                return Err(StepError::Failed(format!(
-                    "holds epoch {epoch} of the wallet, not epoch {}",
-                    self.from.epoch()
-                )));
-            }
-        };
         let was_retired = owner.is_none();
         let resp = Self::epochs(ch)
             .retire_wallet(RetireWalletRequest {
@@ -1507,21 +1907,21 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
                 committed,
             });
         }
+        let abandon = RotationStep::Abandon;
         let mut failed = Vec::new();
+        let mut to_abandon: Vec<(usize, Channel)> = Vec::new();
         for (i, seen) in observed.into_iter().enumerate() {
             if self.record.trustees[i].role == TrusteeRole::Leaving
                 || self.record.trustees[i].abandoned
             {
                 continue;
             }
-            let name = self.record.trustees[i].name.clone();
-            let step = RotationStep::Abandon(name.clone());
             let Some((ch, obs)) = seen else {
                 let until = self.record.trustees[i]
                     .staged_expires_at
                     .map(|e| format!(" (its staged epoch expires at {e})"))
                     .unwrap_or_default();
-                failed.push((name, format!("unreachable{until}")));
+                failed.push((self.record.trustees[i].name.clone(), format!("unreachable{until}")));
                 continue;
             };
             let staged_here = obs
@@ -1534,33 +1934,50 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
                 self.save()?;
                 continue;
             }
-            let res: Result<(), StepError> = async {
-                self.check_interrupt(&step).map_err(StepError::Stop)?;
-                let owner = self.owner(&ch, EpochAction::Abandon, &h_new, &step).await?;
-                Self::epochs(ch.clone())
+            to_abandon.push((i, ch));
+        }
+        // ONE touch for every trustee still holding the staged epoch.
+        if let Some(&(first, _)) = to_abandon.first() {
+            self.check_interrupt(&abandon(self.record.trustees[first].name.clone()))?;
+            let members = self
+                .begin_all(&to_abandon, EpochAction::Abandon, abandon, &mut failed)
+                .await;
+            let touch = if members.is_empty() {
+                None
+            } else {
+                match self.touch(OwnerAction::Abandon, &h_new.0, &members, None) {
+                    Ok(t) => Some(t),
+                    Err(reason) => {
+                        for (i, _, _) in &members {
+                            self.fail(*i, &abandon, reason.clone(), &mut failed);
+                        }
+                        None
+                    }
+                }
+            };
+            for (i, ch) in to_abandon {
+                let Some(owner) = touch.as_ref().and_then(|t| t.assertion(i)) else {
+                    continue;
+                };
+                let name = self.record.trustees[i].name.clone();
+                if i != first {
+                    self.check_interrupt(&abandon(name.clone()))?;
+                }
+                let res = Self::epochs(ch)
                     .abandon_epoch(AbandonEpochRequest {
                         wallet_id: self.record.wallet_id.clone(),
                         manifest_hash: h_new.0.to_vec(),
                         owner: Some(owner),
                     })
                     .await
-                    .map_err(|s| format!("AbandonEpoch: {}", status_to_string(&s)))?;
-                Ok(())
-            }
-            .await;
-            match res {
-                Ok(()) => {
-                    self.record.trustees[i].abandoned = true;
-                    self.progress(RotateEvent::Abandoned { name });
-                    self.save()?;
-                }
-                Err(StepError::Stop(e)) => return Err(e),
-                Err(StepError::Failed(reason)) => {
-                    self.progress(RotateEvent::Failed {
-                        step,
-                        reason: reason.clone(),
-                    });
-                    failed.push((name, reason));
+                    .map_err(|s| format!("AbandonEpoch: {}", status_to_string(&s)));
+                match res {
+                    Ok(_) => {
+                        self.record.trustees[i].abandoned = true;
+                        self.progress(RotateEvent::Abandoned { name });
+                        self.save()?;
+                    }
+                    Err(reason) => self.fail(i, &abandon, reason, &mut failed),
                 }
             }
         }
@@ -1573,6 +1990,38 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
         }
         self.record.phase = RotationPhase::RolledBack;
         self.save()
+    }
+}
+
+/// What a trustee of e+1 needs before its commit.
+enum CommitNeed {
+    /// Committed already (recorded now).
+    Done,
+    /// Its stage is there: commit.
+    Commit,
+    /// Its stage is gone (expired): stage again first.
+    Restage,
+}
+
+/// One owner ceremony of a rotation phase: the touch and each trustee's challenge id.
+#[derive(Debug)]
+struct PhaseTouch {
+    touch: Touch,
+    /// `(record index, challenge id)` of every trustee in the ceremony.
+    challenges: Vec<(usize, String)>,
+}
+
+impl PhaseTouch {
+    /// The owner's assertion as trustee `i` takes it, if `i` is in the ceremony.
+    fn assertion(&self, i: usize) -> Option<OwnerAssertion> {
+        self.challenges
+            .iter()
+            .find(|(j, _)| *j == i)
+            .map(|(_, challenge_id)| OwnerAssertion {
+                challenge_id: challenge_id.clone(),
+                assertion_json: self.touch.response_json.clone(),
+                nonces: self.touch.nonces.clone(),
+            })
     }
 }
 

@@ -28,3 +28,7 @@ pub const WALLET_TAG: &[u8] = b"dlocker/wallet-tag/v1";
 pub const ROTATION_RECORD_KEY: &[u8] = b"dlocker/rotation-record/key/v1";
 /// Prefix of a sealed rotation record's associated data.
 pub const ROTATION_RECORD_AAD: &[u8] = b"dlocker/rotation-record/aad/v1";
+/// The owner-ceremony challenge: one passkey touch for every trustee of a ceremony.
+pub const OWNER_CHALLENGE: &[u8] = b"dlocker/owner-challenge/v1";
+/// A WebAuthn credential's fingerprint (the wallet's one passkey).
+pub const CREDENTIAL_FINGERPRINT: &[u8] = b"dlocker/credential-fingerprint/v1";

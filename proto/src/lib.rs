@@ -9,6 +9,7 @@
 //! - [`manifest`]: the public description of a backup and its canonical hash;
 //! - [`statement`]: domain-separated ECDSA signed statements (receipts, approvals, ...);
 //! - [`schnorr`]: proof that a trustee still holds its share;
+//! - [`owner_challenge`]: one passkey touch for every trustee of an owner ceremony;
 //! - [`record`]: sealing of a client's rotation record under a key derived from `k`.
 //!
 //! The formats are specified in `docs/protocol.md` and pinned by the files in `test-vectors/`.
@@ -21,6 +22,7 @@ pub mod envelope;
 pub mod keys;
 pub mod labels;
 pub mod manifest;
+pub mod owner_challenge;
 pub mod record;
 pub mod schnorr;
 mod sealed_under_k;
@@ -42,7 +44,7 @@ pub mod pb {
 pub use codec::DecodeError;
 
 /// The protocol version string nodes advertise.
-pub const PROTOCOL_VERSION: &str = "dlocker/v1";
+pub const PROTOCOL_VERSION: &str = "dlocker/v2";
 
 /// Most trustees one wallet may have.
 pub const MAX_TRUSTEES: usize = 32;

@@ -277,6 +277,8 @@ pub enum StaffAction {
     ApproveRecovery,
     /// Cancel the recovery session named by `target`.
     CancelRecovery,
+    /// Subscribe to the node's event stream (`Recovery.WatchEvents`), which names wallets.
+    WatchEvents,
     // Codes 16–31 belong to the document locker (issue #5).
     /// List the locker's issuers and requesters.
     ListRegistry,
@@ -296,6 +298,7 @@ impl StaffAction {
             Self::ListRecoveries => 1,
             Self::ApproveRecovery => 2,
             Self::CancelRecovery => 3,
+            Self::WatchEvents => 4,
             Self::ListRegistry => 16,
             Self::ApproveIssuer => 17,
             Self::SuspendIssuer => 18,
@@ -308,6 +311,7 @@ impl StaffAction {
             1 => Ok(Self::ListRecoveries),
             2 => Ok(Self::ApproveRecovery),
             3 => Ok(Self::CancelRecovery),
+            4 => Ok(Self::WatchEvents),
             16 => Ok(Self::ListRegistry),
             17 => Ok(Self::ApproveIssuer),
             18 => Ok(Self::SuspendIssuer),
@@ -322,6 +326,7 @@ impl StaffAction {
             Self::ListRecoveries => "list_recoveries",
             Self::ApproveRecovery => "approve_recovery",
             Self::CancelRecovery => "cancel_recovery",
+            Self::WatchEvents => "watch_events",
             Self::ListRegistry => "list_registry",
             Self::ApproveIssuer => "approve_issuer",
             Self::SuspendIssuer => "suspend_issuer",

@@ -39,10 +39,10 @@ pub mod defaults {
     pub const DELAY_CEILING_SECS: u64 = 30 * 24 * 3600;
     /// A session expires this long after its release time.
     pub const SESSION_TTL_SECS: u64 = 24 * 3600;
-    /// Failed passkey assertions per wallet before recovery locks.
+    /// Failed passkey assertions in one recovery session before that session is closed.
     pub const MAX_FAILED_ASSERTIONS: u32 = 5;
-    /// How long a lock lasts.
-    pub const LOCKOUT_SECS: u64 = 900;
+    /// How long a recovery session waits for the owner's passkey before it expires.
+    pub const AUTH_WINDOW_SECS: u64 = 600;
     /// Distinct staff approvals needed for a bank approval.
     pub const APPROVALS_REQUIRED: u32 = 1;
     /// Lifetime of a bank approval.
@@ -184,10 +184,10 @@ pub struct RawRecovery {
     pub delay_ceiling_secs: Option<u64>,
     /// Session lifetime after the release time.
     pub session_ttl_secs: Option<u64>,
-    /// Failed assertions before a lock.
+    /// Failed assertions before a session is closed.
     pub max_failed_assertions: Option<u32>,
-    /// Lock duration.
-    pub lockout_secs: Option<u64>,
+    /// Seconds a session waits for the owner's passkey.
+    pub auth_window_secs: Option<u64>,
     /// Accepted bank approval keys (hex SEC1).
     #[serde(default)]
     pub bank_approval_keys: Vec<String>,
@@ -276,6 +276,9 @@ pub struct RawTls {
     /// PEM CA bundle; when set, clients must present a certificate it signed.
     #[serde(default)]
     pub client_ca: Option<PathBuf>,
+    /// SHA-256 (hex) of client certificates allowed to read the event stream (mutual TLS).
+    #[serde(default)]
+    pub event_readers: Vec<String>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -335,10 +338,10 @@ pub struct RecoverySettings {
     pub delay_ceiling_secs: u64,
     /// Session lifetime after the release time.
     pub session_ttl_secs: u64,
-    /// Failed assertions per wallet before a lock.
+    /// Failed assertions in one session before it is closed (never the wallet).
     pub max_failed_assertions: u32,
-    /// Lock duration.
-    pub lockout_secs: u64,
+    /// Seconds a session waits for the owner's passkey before it expires.
+    pub auth_window_secs: u64,
     /// Bank approval keys whose approvals and cancellations this node accepts.
     pub bank_approval_keys: Vec<k256::PublicKey>,
 }
@@ -350,7 +353,7 @@ impl Default for RecoverySettings {
             delay_ceiling_secs: defaults::DELAY_CEILING_SECS,
             session_ttl_secs: defaults::SESSION_TTL_SECS,
             max_failed_assertions: defaults::MAX_FAILED_ASSERTIONS,
-            lockout_secs: defaults::LOCKOUT_SECS,
+            auth_window_secs: defaults::AUTH_WINDOW_SECS,
             bank_approval_keys: Vec::new(),
         }
     }
@@ -426,6 +429,8 @@ pub struct TlsSettings {
     pub key: PathBuf,
     /// Client CA (PEM); `Some` means mutual TLS is required.
     pub client_ca: Option<PathBuf>,
+    /// SHA-256 of the client certificates allowed to read the event stream.
+    pub event_readers: Vec<[u8; 32]>,
 }
 
 impl NodeConfig {
@@ -511,11 +516,36 @@ impl TryFrom<RawConfig> for NodeConfig {
 
         let limits = limits_from(&raw.limits)?;
         let webauthn = webauthn_from(raw.webauthn)?;
-        let tls = raw.tls.map(|t| TlsSettings {
-            cert: t.cert,
-            key: t.key,
-            client_ca: t.client_ca,
-        });
+        let tls = raw
+            .tls
+            .map(|t| {
+                let event_readers = t
+                    .event_readers
+                    .iter()
+                    .map(|h| {
+                        let mut b = [0u8; 32];
+                        hex::decode_to_slice(h.trim(), &mut b).map(|()| b).map_err(|_| {
+                            invalid(
+                                "tls.event_readers",
+                                "each entry is the hex SHA-256 of a client certificate (DER)",
+                            )
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                if !event_readers.is_empty() && t.client_ca.is_none() {
+                    return Err(invalid(
+                        "tls.event_readers",
+                        "needs tls.client_ca: readers are identified by their client certificate",
+                    ));
+                }
+                Ok(TlsSettings {
+                    cert: t.cert,
+                    key: t.key,
+                    client_ca: t.client_ca,
+                    event_readers,
+                })
+            })
+            .transpose()?;
         let recovery = recovery_from(&raw.recovery)?;
         let bank = match (role, raw.bank) {
             (Role::Bank, b) => Some(bank_from(&b.unwrap_or_default())?),
@@ -633,12 +663,12 @@ fn recovery_from(raw: &RawRecovery) -> Result<RecoverySettings, ConfigError> {
             1,
             1000,
         )?,
-        lockout_secs: in_range(
-            "recovery.lockout_secs",
-            raw.lockout_secs,
-            defaults::LOCKOUT_SECS,
-            1,
-            year,
+        auth_window_secs: in_range(
+            "recovery.auth_window_secs",
+            raw.auth_window_secs,
+            defaults::AUTH_WINDOW_SECS,
+            10,
+            7 * 24 * 3600,
         )?,
         bank_approval_keys: keys,
     })
@@ -923,9 +953,12 @@ delay_floor_secs = {floor}
 delay_ceiling_secs = {ceiling}
 # A recovery session expires this many seconds after its release time.
 session_ttl_secs = {sttl}
-# Failed passkey assertions per wallet before recovery locks for lockout_secs.
+# Failed passkey assertions in ONE recovery session before that session is closed. The wallet is
+# never locked: passkeys cannot be guessed, and a lock would only let strangers lock owners out.
 max_failed_assertions = {mfa}
-lockout_secs = {lockout}
+# A session the owner has not authenticated within this many seconds expires; until then it
+# blocks nothing (other sessions, rotations).
+auth_window_secs = {auth_window}
 # Bank approval public keys (hex SEC1) whose approvals and cancellations this node accepts.
 # Add one with `trustee-node config accept-bank-key --data-dir DIR HEX`. A bank node also
 # accepts its own key (keys/bank-approval.key) without listing it.
@@ -953,7 +986,7 @@ staged_ttl_secs = {staged_ttl}
         ceiling = defaults::DELAY_CEILING_SECS,
         sttl = defaults::SESSION_TTL_SECS,
         mfa = defaults::MAX_FAILED_ASSERTIONS,
-        lockout = defaults::LOCKOUT_SECS,
+        auth_window = defaults::AUTH_WINDOW_SECS,
         staged_ttl = defaults::STAGED_EPOCH_TTL_SECS,
         bank = if role == Role::Bank {
             bank_section()

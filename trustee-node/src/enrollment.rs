@@ -22,7 +22,8 @@ use dlocker_proto::share::Share;
 use dlocker_proto::statement::{Receipt, Signed};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq as _;
-use webauthn_rs::prelude::{PasskeyRegistration, RegisterPublicKeyCredential, Uuid};
+use dlocker_proto::owner_challenge::{OwnerAction, TrusteeNonce};
+use webauthn_rs::prelude::Uuid;
 
 /// Largest WebAuthn credential JSON accepted (a `none`-attestation registration is ~1 KiB).
 pub const MAX_CREDENTIAL_JSON_BYTES: usize = 16 * 1024;
@@ -54,6 +55,8 @@ pub struct EnrollmentChallenge {
     pub creation_options_json: String,
     /// Unix seconds.
     pub expires_at: u64,
+    /// This node's nonce for the one-touch backup ceremony.
+    pub nonce: [u8; 32],
 }
 
 /// `FinishEnrollment`, as received (checked by [`Node::finish_enrollment`] in the documented order).
@@ -69,6 +72,8 @@ pub struct FinishEnrollment {
     pub share_envelope: Vec<u8>,
     /// Encrypted wallet blob.
     pub blob: Vec<u8>,
+    /// Every trustee's nonce of the ceremony (this node's among them).
+    pub nonces: Vec<TrusteeNonce>,
 }
 
 impl std::fmt::Debug for FinishEnrollment {
@@ -157,6 +162,7 @@ impl Node {
             },
         };
         self.store.put_ceremony(&ceremony_id, &record)?;
+        let issued = self.issue_owner_nonce(req.wallet_id.as_str(), OwnerAction::Backup)?;
         self.store.flush().await?;
         let creation_options_json =
             serde_json::to_string(&ccr).map_err(|e| internal("serialise options", e))?;
@@ -165,6 +171,7 @@ impl Node {
             ceremony_id,
             creation_options_json,
             expires_at,
+            nonce: issued.nonce,
         })
     }
 
@@ -208,10 +215,16 @@ impl Node {
         let deposit = self.verify_deposit(&wallet_id, &req)?;
         let index = self.share_index_in(&deposit.manifest)?;
 
-        // 8. The passkey (skipped only for the replay of a completed ceremony, whose passkey is
-        // already stored).
-        let passkey_json = match registration {
-            Some(reg_json) => Some(self.verify_credential(&req.credential_json, reg_json)?),
+        // 8. The passkey: the one-touch registration over every trustee's nonce and the manifest
+        // hash (skipped only for the replay of a completed ceremony, whose passkey is stored).
+        let touch = match registration {
+            Some(reg_json) => Some(self.verify_owner_registration(
+                wallet_id.as_str(),
+                &deposit.manifest_hash.0,
+                req.nonces.clone(),
+                &req.credential_json,
+                reg_json,
+            )?),
             None => None,
         };
 
@@ -226,16 +239,22 @@ impl Node {
         // 9. An existing deposit: identical → its receipt; different → conflict.
         if let Some(existing) = self.store.wallet(wallet_id.as_str())? {
             let receipt = self.same_deposit(&wallet_id, &existing, &deposit)?;
-            // Consume the ceremony so its challenge cannot be used again.
+            // Consume the ceremony and the nonce so neither can be used again.
+            if let Some(touch) = &touch {
+                self.spend_nonce(touch)?;
+            }
             self.store.put_ceremony(&ceremony_id, &completed)?;
             self.store.flush().await?;
             tracing::info!(wallet = %wallet_id.log_tag(), "identical deposit retried; returned stored receipt");
             return Ok(receipt);
         }
-        let Some(passkey_json) = passkey_json else {
+        let Some(touch) = touch else {
             // A completed ceremony whose wallet record is gone cannot be replayed.
             return Err(NodeError::CeremonyUsed);
         };
+        let passkey_json =
+            serde_json::to_vec(&touch.value).map_err(|e| internal("serialise passkey", e))?;
+        self.spend_nonce(&touch)?;
 
         // 10. Seal, sign, store atomically, flush.
         let node_id = self.identity.node_id();
@@ -392,26 +411,6 @@ impl Node {
             manifest_hash,
             share,
         })
-    }
-
-    /// Runs the WebAuthn registration check; returns the passkey to store, as JSON.
-    pub(crate) fn verify_credential(
-        &self,
-        credential_json: &str,
-        registration_json: &str,
-    ) -> Result<Vec<u8>, NodeError> {
-        let credential: RegisterPublicKeyCredential =
-            serde_json::from_str(credential_json).map_err(|_| NodeError::CredentialRejected)?;
-        let registration: PasskeyRegistration = serde_json::from_str(registration_json)
-            .map_err(|e| internal("stored ceremony state", e))?;
-        let passkey = self
-            .webauthn
-            .finish_passkey_registration(&credential, &registration)
-            .map_err(|e| {
-                tracing::debug!(error = %e, "passkey registration refused");
-                NodeError::CredentialRejected
-            })?;
-        serde_json::to_vec(&passkey).map_err(|e| internal("serialise passkey", e))
     }
 
     /// For an enrolled wallet: the stored receipt if `deposit` is the same manifest and share,

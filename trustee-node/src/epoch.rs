@@ -175,14 +175,11 @@ pub enum EpochError {
         /// The epoch.
         epoch: u64,
     },
-    /// A live recovery session blocks rotation.
+    /// An owner-authenticated recovery session blocks rotation.
     #[error(
-        "a recovery session is open for this wallet ({session_id}); rotation waits until it is released, cancelled or expired"
+        "an owner-authenticated recovery is in progress for this wallet; rotation waits until it is released, cancelled or expired"
     )]
-    RecoveryInProgress {
-        /// The session.
-        session_id: String,
-    },
+    RecoveryInProgress,
     /// The owner's passkey assertion is missing.
     #[error(
         "{action} needs the owner's passkey assertion (BeginEpochAction, then this call with the assertion)"
@@ -191,23 +188,12 @@ pub enum EpochError {
         /// The action.
         action: &'static str,
     },
-    /// A passkey registration was sent where the owner's existing passkey must sign.
+    /// A credential other than the wallet's one was offered (a new registration, or a joining
+    /// trustee's credential where the node already holds the wallet or staged another one).
     #[error(
-        "this node already holds the wallet: authorise with the owner's passkey assertion, not a new registration"
+        "a wallet has one credential: authorise with the owner's assertion (a node joining the wallet is handed the wallet's credential), not a new one"
     )]
     RegistrationNotAllowed,
-    /// No such passkey challenge.
-    #[error("no such epoch challenge; call BeginEpochAction again")]
-    ChallengeNotFound,
-    /// The passkey challenge expired.
-    #[error("the epoch challenge expired {ago_secs}s ago; call BeginEpochAction again")]
-    ChallengeExpired {
-        /// Seconds since expiry.
-        ago_secs: u64,
-    },
-    /// The challenge was issued for another wallet, action or manifest.
-    #[error("the passkey challenge was issued for another wallet, action or manifest")]
-    ChallengeMismatch,
     /// Too little evidence that the successor epoch is held by its threshold.
     #[error("only {have} of the {need} trustees needed show that they hold epoch {epoch}; {what}")]
     QuorumNotMet {
@@ -253,18 +239,14 @@ pub fn status_code(e: &EpochError) -> tonic::Code {
         | EpochError::StagedExpired { .. }
         | EpochError::StagedPresent { .. }
         | EpochError::AlreadyCommitted { .. }
-        | EpochError::RecoveryInProgress { .. }
-        | EpochError::ChallengeExpired { .. }
+        | EpochError::RecoveryInProgress
         | EpochError::QuorumNotMet { .. }
         | EpochError::Successor(_)
         | EpochError::NoSuchEpoch { .. }
         | EpochError::SessionEpochReplaced { .. } => Code::FailedPrecondition,
         EpochError::NoPrevious => Code::InvalidArgument,
         EpochError::OwnerAssertionRequired { .. } => Code::Unauthenticated,
-        EpochError::RegistrationNotAllowed | EpochError::ChallengeMismatch => {
-            Code::PermissionDenied
-        }
-        EpochError::ChallengeNotFound => Code::NotFound,
+        EpochError::RegistrationNotAllowed => Code::PermissionDenied,
     }
 }
 

@@ -80,36 +80,46 @@ pub enum NodeError {
     /// No such recovery session (never existed, or another node's id).
     #[error("no such recovery session; open one with OpenRecovery")]
     SessionNotFound,
-    /// A live session already exists for the wallet.
-    #[error("a recovery session is already open ({session_id}); cancel it first")]
-    SessionAlreadyOpen {
-        /// The live session.
-        session_id: String,
+    /// The owner's passkey response did not verify for this ceremony's challenge.
+    #[error("passkey response does not verify for this ceremony")]
+    AssertionRejected,
+    /// The owner-ceremony nonce list is malformed.
+    #[error("malformed owner challenge: {0}")]
+    ChallengeMalformed(dlocker_proto::owner_challenge::ChallengeError),
+    /// The challenge's nonce list does not include this trustee.
+    #[error("the challenge does not include this trustee's nonce")]
+    NonceNotInChallenge,
+    /// This trustee never issued (or already swept) the nonce.
+    #[error("this trustee issued no such nonce; begin the ceremony again")]
+    NonceUnknown,
+    /// The nonce was issued for another wallet or another action.
+    #[error("this trustee's nonce was issued for another wallet or action")]
+    NonceMismatch,
+    /// The nonce was spent by an earlier response.
+    #[error("this trustee's nonce was already used; begin the ceremony again")]
+    NonceUsed,
+    /// The nonce expired.
+    #[error("this trustee's nonce expired {ago_secs}s ago; begin the ceremony again")]
+    NonceExpired {
+        /// Seconds since expiry.
+        ago_secs: u64,
     },
-    /// Too many failed passkey assertions: recovery is locked.
+    /// The event stream was asked for without credentials.
     #[error(
-        "recovery is locked after {failures} failed passkey attempts until {until} ({remaining_secs} s left)"
+        "the event stream needs credentials: a staff request signed by a staff key of this node, or a client certificate listed in [tls] event_readers"
     )]
-    WalletLocked {
-        /// The limit that was reached.
-        failures: u32,
-        /// Unix seconds.
-        until: u64,
-        /// Seconds left.
-        remaining_secs: u64,
-    },
-    /// The passkey assertion did not verify.
-    #[error("passkey assertion rejected ({attempts_left} attempts left)")]
-    AssertionRejected {
-        /// Attempts before recovery locks.
-        attempts_left: u32,
+    ReaderUnauthenticated,
+    /// A per-caller or per-session limit was reached.
+    #[error("too many {what}; retry in {retry_after_secs} s")]
+    RateLimited {
+        /// What was limited.
+        what: &'static str,
+        /// When a retry may succeed.
+        retry_after_secs: u64,
     },
     /// A recovery-session rule refused the request.
     #[error("{0}")]
     Session(#[from] SessionError),
-    /// Owner cancellation needs BeginOwnerCancel's challenge first.
-    #[error("no owner cancellation challenge for this session; call BeginOwnerCancel first")]
-    CancelNotBegun,
     /// The bank's staff policy does not hold yet.
     #[error("awaiting bank approval ({approvers} of {required} staff)")]
     AwaitingApproval {
@@ -157,19 +167,24 @@ impl NodeError {
             | NodeError::BlobHashMismatch
             | NodeError::EnvelopeRejected
             | NodeError::ShareRejected
-            | NodeError::CredentialRejected => Code::InvalidArgument,
-            NodeError::TooLarge { .. } | NodeError::Busy => Code::ResourceExhausted,
+            | NodeError::CredentialRejected
+            | NodeError::ChallengeMalformed(_) => Code::InvalidArgument,
+            NodeError::TooLarge { .. } | NodeError::Busy | NodeError::RateLimited { .. } => {
+                Code::ResourceExhausted
+            }
+            NodeError::NonceNotInChallenge | NodeError::NonceUnknown | NodeError::NonceMismatch => {
+                Code::PermissionDenied
+            }
+            NodeError::NonceUsed | NodeError::NonceExpired { .. } => Code::FailedPrecondition,
             NodeError::CeremonyNotFound | NodeError::WalletNotFound => Code::NotFound,
             NodeError::CeremonyExpired { .. } | NodeError::CeremonyUsed => Code::FailedPrecondition,
             NodeError::Conflict => Code::AlreadyExists,
             NodeError::StoredShareCorrupt => Code::DataLoss,
             NodeError::SessionNotFound => Code::NotFound,
-            NodeError::SessionAlreadyOpen { .. } => Code::AlreadyExists,
-            NodeError::WalletLocked { .. } => Code::PermissionDenied,
-            NodeError::AssertionRejected { .. } => Code::Unauthenticated,
-            NodeError::CancelNotBegun | NodeError::AwaitingApproval { .. } => {
-                Code::FailedPrecondition
+            NodeError::AssertionRejected | NodeError::ReaderUnauthenticated => {
+                Code::Unauthenticated
             }
+            NodeError::AwaitingApproval { .. } => Code::FailedPrecondition,
             NodeError::Session(e) => match e {
                 SessionError::Expired { .. }
                 | SessionError::Cancelled { .. }
@@ -267,23 +282,28 @@ mod tests {
             (NodeError::StoredShareCorrupt, Code::DataLoss),
             (NodeError::Internal("secret detail".into()), Code::Internal),
             (NodeError::SessionNotFound, Code::NotFound),
+            (NodeError::AssertionRejected, Code::Unauthenticated),
+            (NodeError::ReaderUnauthenticated, Code::Unauthenticated),
             (
-                NodeError::SessionAlreadyOpen {
-                    session_id: "s".into(),
-                },
-                Code::AlreadyExists,
+                NodeError::ChallengeMalformed(
+                    dlocker_proto::owner_challenge::ChallengeError::Count(0),
+                ),
+                Code::InvalidArgument,
+            ),
+            (NodeError::NonceNotInChallenge, Code::PermissionDenied),
+            (NodeError::NonceUnknown, Code::PermissionDenied),
+            (NodeError::NonceMismatch, Code::PermissionDenied),
+            (NodeError::NonceUsed, Code::FailedPrecondition),
+            (
+                NodeError::NonceExpired { ago_secs: 3 },
+                Code::FailedPrecondition,
             ),
             (
-                NodeError::WalletLocked {
-                    failures: 5,
-                    until: 9,
-                    remaining_secs: 3,
+                NodeError::RateLimited {
+                    what: "ceremonies",
+                    retry_after_secs: 2,
                 },
-                Code::PermissionDenied,
-            ),
-            (
-                NodeError::AssertionRejected { attempts_left: 2 },
-                Code::Unauthenticated,
+                Code::ResourceExhausted,
             ),
             (
                 NodeError::Session(SessionError::DelayNotPassed {
@@ -310,7 +330,6 @@ mod tests {
                 }),
                 Code::FailedPrecondition,
             ),
-            (NodeError::CancelNotBegun, Code::FailedPrecondition),
             (
                 NodeError::AwaitingApproval {
                     approvers: 1,

@@ -42,6 +42,9 @@ pub mod init;
 pub mod keys;
 pub mod locker_host;
 pub mod node;
+pub mod owner_touch;
+#[cfg(test)]
+mod owner_touch_tests;
 pub mod recovery;
 pub mod recovery_service;
 pub mod recovery_session;

@@ -1,4 +1,4 @@
-//! The document locker on this node (issue #5).
+//! The document locker on this node.
 //!
 //! With `[locker] enabled = true` (normally on the bank's node) the node serves
 //! `dlocker_locker`'s `DocumentService` over its own database, and is the locker's host:
@@ -7,7 +7,8 @@
 //! * its bank staff, checked by the same [`crate::staff_auth::StaffGate`] (the `operator` role
 //!   approves and suspends issuers and requesters);
 //! * the bank approval keys it accepts (a re-issue needs an approval bound to the new key);
-//! * the wallet owner's passkey registered at enrollment, with the same lock-out as recovery;
+//! * the wallet owner's passkey registered at enrollment, checked with the one-touch challenge
+//!   (`crate::owner_touch`; the locker's ceremony has this node's nonce only);
 //! * its identity key, which signs status lists, and a sealing key for hosted issuer keys
 //!   derived from its storage key.
 //!
@@ -23,7 +24,7 @@
 use crate::config::ConfigError;
 use crate::error::NodeError;
 use crate::node::Node;
-use crate::recovery::{LOCKOUTS_TREE, MAX_STATEMENT_BYTES};
+use crate::recovery::MAX_STATEMENT_BYTES;
 use crate::server::ServeError;
 use crate::storage::{PASSKEYS_TREE, StoreError, wallet_key};
 use crate::wallet::WalletId;
@@ -31,13 +32,12 @@ use dlocker_locker::server::{
     DocumentServiceImpl, Locker, LockerHost, LockerKeys, LockerSettings, OwnerAssertionStart,
     sealing,
 };
+use dlocker_proto::owner_challenge::{OwnerAction, TrusteeNonce};
 use dlocker_proto::pb::document_service_server::DocumentServiceServer;
 use dlocker_proto::statement::StaffAction;
 use futures::future::BoxFuture;
 use k256::PublicKey;
 use serde::{Deserialize, Serialize};
-use sled::Transactional as _;
-use sled::transaction::ConflictableTransactionError;
 use std::sync::Arc;
 use tonic::Status;
 
@@ -196,29 +196,23 @@ impl LockerHost for NodeLockerHost {
     fn begin_owner_assertion<'a>(
         &'a self,
         holder: &'a str,
+        action: OwnerAction,
     ) -> BoxFuture<'a, Result<OwnerAssertionStart, Status>> {
         Box::pin(async move {
             let node = &self.node;
             let wallet = WalletId::parse(holder.to_owned()).map_err(status)?;
-            let _guard = node.recovery_lock.lock().await;
-            let now = node.now();
             let rec = node.wallet_record(wallet.as_str()).map_err(status)?;
-            node.check_lock(wallet.as_str(), now).map_err(status)?;
             let passkey = Node::stored_passkey(&rec).map_err(status)?;
-            let (rcr, state) = node
-                .webauthn
-                .start_passkey_authentication(&[passkey])
-                .map_err(|e| {
-                    status(NodeError::Internal(format!(
-                        "start passkey authentication: {e}"
-                    )))
-                })?;
-            let json = |v: Result<String, serde_json::Error>| {
-                v.map_err(|e| status(NodeError::Internal(format!("serialise passkey state: {e}"))))
-            };
+            let request_options_json = node.request_options_template(&passkey).map_err(status)?;
+            let issued = node
+                .issue_owner_nonce(wallet.as_str(), action)
+                .map_err(status)?;
+            node.commit(Vec::new()).await.map_err(status)?;
             Ok(OwnerAssertionStart {
-                request_options_json: json(serde_json::to_string(&rcr))?,
-                state_json: json(serde_json::to_string(&state))?,
+                request_options_json,
+                nonce: issued.nonce,
+                node_id: node.identity().node_id().to_owned(),
+                expires_at: issued.expires_at,
             })
         })
     }
@@ -226,7 +220,9 @@ impl LockerHost for NodeLockerHost {
     fn finish_owner_assertion<'a>(
         &'a self,
         holder: &'a str,
-        state_json: &'a str,
+        action: OwnerAction,
+        authorized: &'a [u8],
+        nonce: [u8; 32],
         assertion_json: &'a str,
     ) -> BoxFuture<'a, Result<(), Status>> {
         Box::pin(async move {
@@ -235,46 +231,44 @@ impl LockerHost for NodeLockerHost {
             let wallet = wallet.as_str();
             let _guard = node.recovery_lock.lock().await;
             let now = node.now();
-            node.check_lock(wallet, now).map_err(status)?;
             let rec = node.wallet_record(wallet).map_err(status)?;
-            match node
-                .verify_assertion(&rec, assertion_json, state_json)
-                .map_err(status)?
-            {
-                Ok(updated) => {
-                    self.owner_verified(wallet, updated).map_err(status)?;
-                    let ev = node
-                        .record(now, "owner_authenticated", wallet, "", "document locker")
-                        .map_err(status)?;
-                    node.commit(vec![ev]).await.map_err(status)?;
-                    Ok(())
-                }
-                Err(()) => Err(status(
-                    node.assertion_failed(wallet, "", now, "document locker")
-                        .await,
-                )),
+            let passkey = Node::stored_passkey(&rec).map_err(status)?;
+            let nonces = vec![TrusteeNonce {
+                node_id: node.identity().node_id().to_owned(),
+                nonce,
+            }];
+            let touch = node
+                .verify_owner_assertion(
+                    wallet,
+                    action,
+                    authorized,
+                    nonces,
+                    assertion_json,
+                    &passkey,
+                )
+                .map_err(status)?;
+            node.spend_nonce(&touch).map_err(status)?;
+            if let Some(updated) = &touch.value {
+                let json = serde_json::to_vec(updated).map_err(|e| {
+                    status(NodeError::Internal(format!("serialise passkey: {e}")))
+                })?;
+                node.db
+                    .open_tree(PASSKEYS_TREE)
+                    .and_then(|t| t.insert(wallet_key(wallet), json))
+                    .map_err(|e| status(NodeError::Storage(StoreError::from(e))))?;
             }
+            let ev = node
+                .record(
+                    now,
+                    "owner_authenticated",
+                    wallet,
+                    "",
+                    &format!("document locker ({action})"),
+                )
+                .map_err(status)?;
+            node.commit(vec![ev]).await.map_err(status)?;
+            Ok(())
         })
-    }
-}
-
-impl NodeLockerHost {
-    /// A success resets the failure count and stores the passkey's new counter, in one
-    /// transaction (as recovery does).
-    fn owner_verified(&self, wallet: &str, updated: Option<Vec<u8>>) -> Result<(), NodeError> {
-        let db = &self.node.db;
-        let passkeys = db.open_tree(PASSKEYS_TREE).map_err(StoreError::from)?;
-        let lockouts = db.open_tree(LOCKOUTS_TREE).map_err(StoreError::from)?;
-        (&passkeys, &lockouts)
-            .transaction(|(p, l)| {
-                l.remove(wallet_key(wallet))?;
-                if let Some(pk) = &updated {
-                    p.insert(wallet_key(wallet), pk.as_slice())?;
-                }
-                Ok::<(), ConflictableTransactionError<StoreError>>(())
-            })
-            .map_err(StoreError::from)?;
-        Ok(())
     }
 }
 

@@ -77,8 +77,10 @@ pub struct Node {
     pub(crate) recovery_lock: tokio::sync::Mutex<()>,
     /// The database (the document locker keeps its own tree in it).
     pub(crate) db: sled::Db,
-    /// Epoch rotation trees (issue #4; transitions also hold `recovery_lock`).
+    /// Epoch rotation trees (transitions also hold `recovery_lock`).
     pub(crate) epoch_trees: crate::rotation::EpochTrees,
+    /// Single-use nonces of owner ceremonies.
+    pub(crate) owner_nonces: crate::owner_touch::OwnerNonces,
 }
 
 impl std::fmt::Debug for Node {
@@ -123,6 +125,7 @@ impl Node {
         let events = EventOutbox::open(&db)?;
         let recovery = RecoveryTrees::open(&db).map_err(SetupError::Store)?;
         let epoch_trees = crate::rotation::EpochTrees::open(&db).map_err(SetupError::Store)?;
+        let owner_nonces = crate::owner_touch::OwnerNonces::open(&db).map_err(SetupError::Store)?;
         let mut accepted_bank_keys = config.recovery.bank_approval_keys.clone();
         let (staff_gate, bank_key) = match (config.role, &config.bank) {
             (Role::Bank, Some(bank)) => {
@@ -156,6 +159,7 @@ impl Node {
             recovery_lock: tokio::sync::Mutex::new(()),
             db: db.clone(),
             epoch_trees,
+            owner_nonces,
         })
     }
 

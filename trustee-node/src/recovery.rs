@@ -2,6 +2,15 @@
 //! passkey, release the share sealed to `R` once the bank approval and the delay hold, and
 //! cancel. Every trustee enforces all of it on its own.
 //!
+//! | tree | key | value |
+//! |---|---|---|
+//! | `recovery_sessions` | session id | [`StoredSession`] as JSON |
+//! | `recovery_by_wallet` | [`session_index_prefix`] ‖ session id | session id |
+//!
+//! A wallet may have several sessions (each bound to its own `R`); the owner's passkey is
+//! checked with one touch for every trustee (`crate::owner_touch`). Failed passkey responses
+//! close the session they were sent to after `recovery.max_failed_assertions`, never the wallet.
+//!
 //! State lives in sled trees (see the constants); every change is written (one transaction
 //! when it spans trees), recorded in the audit log and the event outbox, and flushed before the
 //! caller hears about it. Read-modify-write of recovery state is serialised by
@@ -17,6 +26,7 @@ use crate::node::Node;
 use crate::recovery_session::{Canceller, RecoverySession, SessionError, SessionState};
 use crate::storage::{PASSKEYS_TREE, StoreError, WalletRecord, wallet_key};
 use crate::wallet::WalletId;
+use dlocker_proto::owner_challenge::{OwnerAction, TrusteeNonce};
 use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
 use dlocker_proto::manifest::Manifest;
 use dlocker_proto::statement::{BankCancellation, ShareRelease, Signed};
@@ -26,17 +36,15 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sled::Transactional as _;
 use sled::transaction::ConflictableTransactionError;
-use webauthn_rs::prelude::{Passkey, PasskeyAuthentication, PublicKeyCredential};
+use webauthn_rs::prelude::Passkey;
 
 /// Sessions, keyed by session id: [`StoredSession`] as JSON.
 pub const SESSIONS_TREE: &str = "recovery_sessions";
-/// Wallet id → id of the wallet's latest session.
+/// Wallet → its sessions: key [`session_index_prefix`] ‖ session id, value the session id.
 pub const SESSION_INDEX_TREE: &str = "recovery_by_wallet";
-/// Wallet id → failed passkey assertions and lock ([`Lockout`] as JSON).
-pub const LOCKOUTS_TREE: &str = "recovery_lockouts";
 
 /// Largest WebAuthn assertion JSON accepted (a real one is under 2 KiB).
-pub const MAX_ASSERTION_JSON_BYTES: usize = 16 * 1024;
+pub const MAX_ASSERTION_JSON_BYTES: usize = crate::owner_touch::MAX_RESPONSE_JSON_BYTES;
 /// Largest signed statement accepted (approvals, cancellations, staff requests).
 pub const MAX_STATEMENT_BYTES: usize = 4 * 1024;
 /// Longest session id accepted (ours are 32 hex characters).
@@ -46,12 +54,27 @@ pub const MAX_AUDIT_PAGE: usize = 1000;
 /// Most sessions `ListRecoveries` returns.
 pub const MAX_LISTED_RECOVERIES: usize = 1000;
 
+/// The prefix of a wallet's entries in [`SESSION_INDEX_TREE`]: `u32 len ‖ wallet id`, so no
+/// wallet's prefix is another's.
+pub fn session_index_prefix(wallet_id: &str) -> Vec<u8> {
+    let w = wallet_key(wallet_id);
+    let mut k = Vec::with_capacity(4 + w.len());
+    k.extend_from_slice(&(w.len() as u32).to_be_bytes());
+    k.extend_from_slice(w);
+    k
+}
+
+fn session_index_key(wallet_id: &str, session_id: &str) -> Vec<u8> {
+    let mut k = session_index_prefix(wallet_id);
+    k.extend_from_slice(session_id.as_bytes());
+    k
+}
+
 /// The recovery trees.
 #[derive(Debug, Clone)]
 pub struct RecoveryTrees {
     sessions: sled::Tree,
     by_wallet: sled::Tree,
-    lockouts: sled::Tree,
     passkeys: sled::Tree,
 }
 
@@ -61,46 +84,16 @@ impl RecoveryTrees {
         Ok(Self {
             sessions: db.open_tree(SESSIONS_TREE)?,
             by_wallet: db.open_tree(SESSION_INDEX_TREE)?,
-            lockouts: db.open_tree(LOCKOUTS_TREE)?,
             passkeys: db.open_tree(PASSKEYS_TREE)?,
         })
     }
 }
 
-/// A session as persisted: the state machine plus the server-side WebAuthn state.
-#[derive(Clone, Serialize, Deserialize)]
+/// A session as persisted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StoredSession {
     /// The state machine.
     pub session: RecoverySession,
-    /// `RequestChallengeResponse` JSON given to the client at open (returned again on an
-    /// identical retry of OpenRecovery).
-    request_options_json: String,
-    /// `PasskeyAuthentication` JSON for the owner's assertion (holds the challenge).
-    auth_state: Option<String>,
-    /// `PasskeyAuthentication` JSON for an owner cancellation (BeginOwnerCancel).
-    cancel_state: Option<String>,
-}
-
-impl std::fmt::Debug for StoredSession {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoredSession")
-            .field("session", &self.session)
-            .field("auth_state", &self.auth_state.as_ref().map(|_| "REDACTED"))
-            .field(
-                "cancel_state",
-                &self.cancel_state.as_ref().map(|_| "REDACTED"),
-            )
-            .finish_non_exhaustive()
-    }
-}
-
-/// Failed passkey assertions for a wallet.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Lockout {
-    /// Failures since the last success or lock.
-    pub failures: u32,
-    /// Unix seconds; locked while `now < locked_until`.
-    pub locked_until: u64,
 }
 
 /// What `OpenRecovery` returns.
@@ -108,8 +101,12 @@ pub struct Lockout {
 pub struct OpenedRecovery {
     /// The session.
     pub session_id: String,
-    /// `RequestChallengeResponse` as JSON.
+    /// `RequestChallengeResponse` as JSON: a template for the one-touch challenge.
     pub request_options_json: String,
+    /// This node's nonce for the owner's authentication.
+    pub nonce: [u8; 32],
+    /// Unix seconds: the owner must authenticate by then.
+    pub authenticate_by: u64,
     /// Unix seconds.
     pub release_not_before: u64,
     /// Unix seconds.
@@ -134,10 +131,26 @@ pub struct ReleasedShare {
 /// Who cancels.
 #[derive(Debug, Clone)]
 pub enum CancelAuthority {
-    /// The owner's assertion JSON answering BeginOwnerCancel.
-    Owner(String),
+    /// The owner's one-touch assertion JSON (action cancel) and the ceremony's nonces.
+    Owner {
+        /// `PublicKeyCredential` JSON.
+        assertion_json: String,
+        /// Every trustee's cancel nonce.
+        nonces: Vec<TrusteeNonce>,
+    },
     /// A `BankCancellation` statement.
     Bank(Vec<u8>),
+}
+
+/// What `BeginOwnerCancel` returns.
+#[derive(Debug, Clone)]
+pub struct CancelChallenge {
+    /// `RequestChallengeResponse` JSON template.
+    pub request_options_json: String,
+    /// This node's nonce.
+    pub nonce: [u8; 32],
+    /// Unix seconds.
+    pub expires_at: u64,
 }
 
 fn internal(what: &str, e: impl std::fmt::Display) -> NodeError {
@@ -185,7 +198,6 @@ fn bounded(field: &'static str, len: usize, max: usize) -> Result<(), NodeError>
 struct Write<'a> {
     session: Option<&'a StoredSession>,
     index: bool,
-    lockout: Option<(&'a str, Option<Lockout>)>,
     passkey: Option<(&'a str, Vec<u8>)>,
 }
 
@@ -200,31 +212,17 @@ impl Node {
             .map(|s| serde_json::to_vec(s).map(|b| (s, b)))
             .transpose()
             .map_err(|e| corrupt(SESSIONS_TREE, e))?;
-        let lockout = match &w.lockout {
-            Some((wallet, Some(l))) => Some((
-                *wallet,
-                Some(serde_json::to_vec(l).map_err(|e| corrupt(LOCKOUTS_TREE, e))?),
-            )),
-            Some((wallet, None)) => Some((*wallet, None)),
-            None => None,
-        };
         let t = self.trees();
-        (&t.sessions, &t.by_wallet, &t.lockouts, &t.passkeys)
-            .transaction(|(s, i, l, p)| {
+        (&t.sessions, &t.by_wallet, &t.passkeys)
+            .transaction(|(s, i, p)| {
                 if let Some((st, bytes)) = &session {
                     s.insert(st.session.id.as_bytes(), bytes.as_slice())?;
                     if w.index {
-                        i.insert(wallet_key(&st.session.wallet_id), st.session.id.as_bytes())?;
+                        i.insert(
+                            session_index_key(&st.session.wallet_id, &st.session.id),
+                            st.session.id.as_bytes(),
+                        )?;
                     }
-                }
-                match &lockout {
-                    Some((wallet, Some(bytes))) => {
-                        l.insert(wallet_key(wallet), bytes.as_slice())?;
-                    }
-                    Some((wallet, None)) => {
-                        l.remove(wallet_key(wallet))?;
-                    }
-                    None => {}
                 }
                 if let Some((wallet, pk)) = &w.passkey {
                     p.insert(wallet_key(wallet), pk.as_slice())?;
@@ -276,21 +274,22 @@ impl Node {
         serde_json::from_slice(&bytes).map_err(|e| corrupt(SESSIONS_TREE, e))
     }
 
-    /// The wallet's latest session, if any.
-    pub(crate) fn session_for_wallet(
+    /// Every session of the wallet (live or not), in id order.
+    pub(crate) fn sessions_for_wallet(
         &self,
         wallet_id: &str,
-    ) -> Result<Option<StoredSession>, NodeError> {
-        let Some(id) = self
+    ) -> Result<Vec<StoredSession>, NodeError> {
+        let mut out = Vec::new();
+        for item in self
             .trees()
             .by_wallet
-            .get(wallet_key(wallet_id))
-            .map_err(StoreError::from)?
-        else {
-            return Ok(None);
-        };
-        let id = String::from_utf8(id.to_vec()).map_err(|e| corrupt(SESSION_INDEX_TREE, e))?;
-        self.load_session(&id).map(Some)
+            .scan_prefix(session_index_prefix(wallet_id))
+        {
+            let (_, id) = item.map_err(StoreError::from)?;
+            let id = String::from_utf8(id.to_vec()).map_err(|e| corrupt(SESSION_INDEX_TREE, e))?;
+            out.push(self.load_session(&id)?);
+        }
+        Ok(out)
     }
 
     pub(crate) fn save_session(&self, s: &StoredSession) -> Result<(), NodeError> {
@@ -313,31 +312,6 @@ impl Node {
         Ok(out)
     }
 
-    /// The wallet's failure counter and lock.
-    pub fn lockout(&self, wallet_id: &str) -> Result<Lockout, NodeError> {
-        match self
-            .trees()
-            .lockouts
-            .get(wallet_key(wallet_id))
-            .map_err(StoreError::from)?
-        {
-            Some(v) => serde_json::from_slice(&v).map_err(|e| corrupt(LOCKOUTS_TREE, e)),
-            None => Ok(Lockout::default()),
-        }
-    }
-
-    pub(crate) fn check_lock(&self, wallet_id: &str, now: u64) -> Result<(), NodeError> {
-        let l = self.lockout(wallet_id)?;
-        if now < l.locked_until {
-            return Err(NodeError::WalletLocked {
-                failures: self.config.recovery.max_failed_assertions,
-                until: l.locked_until,
-                remaining_secs: l.locked_until - now,
-            });
-        }
-        Ok(())
-    }
-
     pub(crate) fn wallet_record(&self, wallet_id: &str) -> Result<WalletRecord, NodeError> {
         self.store
             .wallet(wallet_id)?
@@ -348,143 +322,33 @@ impl Node {
         serde_json::from_slice(&rec.passkey_json).map_err(|e| corrupt(PASSKEYS_TREE, e))
     }
 
-    /// Counts a failed assertion durably, locking the wallet at the limit; returns the error
-    /// for the caller.
-    pub(crate) async fn assertion_failed(
-        &self,
-        wallet_id: &str,
-        session_id: &str,
-        now: u64,
-        during: &str,
-    ) -> NodeError {
-        match self.count_failure(wallet_id, session_id, now, during).await {
-            Ok(attempts_left) => NodeError::AssertionRejected { attempts_left },
-            Err(e) => e,
-        }
+    /// A request-options template naming the wallet's credential (the client sets the
+    /// one-touch challenge).
+    pub(crate) fn request_options_template(&self, passkey: &Passkey) -> Result<String, NodeError> {
+        let (rcr, _) = self
+            .webauthn
+            .start_passkey_authentication(std::slice::from_ref(passkey))
+            .map_err(|e| internal("start passkey authentication", e))?;
+        serde_json::to_string(&rcr).map_err(|e| internal("serialise options", e))
     }
 
-    async fn count_failure(
-        &self,
-        wallet_id: &str,
-        session_id: &str,
-        now: u64,
-        during: &str,
-    ) -> Result<u32, NodeError> {
-        let max = self.config.recovery.max_failed_assertions;
-        let mut l = self.lockout(wallet_id)?;
-        // A lock that ran out starts a fresh count.
-        if l.locked_until != 0 && l.locked_until <= now {
-            l = Lockout::default();
-        }
-        l.failures = l.failures.saturating_add(1);
-        let mut events = vec![self.record(
-            now,
-            "assertion_failed",
-            wallet_id,
-            session_id,
-            &format!("{during}; failure {} of {max}", l.failures),
-        )?];
-        let attempts_left = max.saturating_sub(l.failures);
-        if attempts_left == 0 {
-            l = Lockout {
-                failures: 0,
-                locked_until: now.saturating_add(self.config.recovery.lockout_secs),
-            };
-            events.push(self.record(
-                now,
-                "wallet_locked",
-                wallet_id,
-                session_id,
-                &format!(
-                    "locked until {} after {max} failed passkey attempts",
-                    l.locked_until
-                ),
-            )?);
-            tracing::warn!(wallet = %WalletId::parse(wallet_id.to_owned()).map(|w| w.log_tag()).unwrap_or_default(), until = l.locked_until, "recovery locked after failed passkey attempts");
-        }
-        self.persist(Write {
-            lockout: Some((wallet_id, Some(l))),
-            ..Write::default()
-        })?;
-        self.commit(events).await?;
-        Ok(attempts_left)
-    }
-
-    /// Verifies an assertion JSON against a stored `PasskeyAuthentication`; on success returns
-    /// the updated passkey to store (if its counter or flags changed).
-    pub(crate) fn verify_assertion(
-        &self,
-        rec: &WalletRecord,
-        assertion_json: &str,
-        state_json: &str,
-    ) -> Result<Result<Option<Vec<u8>>, ()>, NodeError> {
-        let cred: PublicKeyCredential = serde_json::from_str(assertion_json).map_err(|_| {
-            NodeError::invalid(
-                "assertion_json",
-                "not a WebAuthn assertion (PublicKeyCredential JSON)",
-            )
-        })?;
-        let state: PasskeyAuthentication =
-            serde_json::from_str(state_json).map_err(|e| corrupt(SESSIONS_TREE, e))?;
-        match self.webauthn.finish_passkey_authentication(&cred, &state) {
-            Ok(result) => {
-                let mut passkey = Self::stored_passkey(rec)?;
-                let updated = match passkey.update_credential(&result) {
-                    Some(true) => Some(
-                        serde_json::to_vec(&passkey)
-                            .map_err(|e| internal("serialise passkey", e))?,
-                    ),
-                    _ => None,
-                };
-                Ok(Ok(updated))
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, "passkey assertion refused");
-                Ok(Err(()))
-            }
-        }
-    }
-
-    /// `OpenRecovery`.
+    /// `OpenRecovery`: always a new session, bound to `R`. Opening never touches another
+    /// session: a stranger who knows the wallet id cannot occupy, replace or learn the owner's.
     pub async fn open_recovery(
         &self,
         wallet_id: &WalletId,
         session_key: &PublicKey,
     ) -> Result<OpenedRecovery, NodeError> {
-        let _guard = self.recovery_lock.lock().await;
         let now = self.now();
         let wallet = wallet_id.as_str();
         let rec = self.wallet_record(wallet)?;
-        self.check_lock(wallet, now)?;
-        if let Some(existing) = self.session_for_wallet(wallet)?
-            && existing.session.is_live(now)
-        {
-            // The same device retrying (its response was lost) gets its session back.
-            if existing.session.session_key().as_ref() == Some(session_key)
-                && existing.session.state == SessionState::Open
-            {
-                return Ok(OpenedRecovery {
-                    session_id: existing.session.id.clone(),
-                    request_options_json: existing.request_options_json.clone(),
-                    release_not_before: existing.session.release_not_before,
-                    expires_at: existing.session.expires_at,
-                    manifest: rec.manifest,
-                });
-            }
-            return Err(NodeError::SessionAlreadyOpen {
-                session_id: existing.session.id,
-            });
-        }
         let manifest = Manifest::decode(&rec.manifest).map_err(|e| corrupt("manifests", e))?;
         let delay = self
             .config
             .recovery
             .clamp_delay(manifest.recovery_delay_secs());
         let passkey = Self::stored_passkey(&rec)?;
-        let (rcr, state) = self
-            .webauthn
-            .start_passkey_authentication(&[passkey])
-            .map_err(|e| internal("start passkey authentication", e))?;
+        let request_options_json = self.request_options_template(&passkey)?;
         let id = hex::encode(rand::rng().random::<[u8; 16]>());
         let session = RecoverySession::open(
             id.clone(),
@@ -494,16 +358,10 @@ impl Node {
             now,
             delay,
             self.config.recovery.session_ttl_secs,
-        );
-        let stored = StoredSession {
-            request_options_json: serde_json::to_string(&rcr)
-                .map_err(|e| internal("serialise options", e))?,
-            auth_state: Some(
-                serde_json::to_string(&state).map_err(|e| internal("serialise state", e))?,
-            ),
-            cancel_state: None,
-            session,
-        };
+        )
+        .with_auth_window(self.config.recovery.auth_window_secs);
+        let stored = StoredSession { session };
+        let issued = self.issue_owner_nonce(wallet, OwnerAction::Recover)?;
         self.persist(Write {
             session: Some(&stored),
             index: true,
@@ -517,21 +375,56 @@ impl Node {
             &format!("release not before {}", stored.session.release_not_before),
         )?;
         self.commit(vec![ev]).await?;
-        tracing::info!(wallet = %wallet_id.log_tag(), session = %id, delay, "recovery opened");
+        tracing::info!(wallet = %wallet_id.log_tag(), delay, "recovery opened");
         Ok(OpenedRecovery {
             session_id: id,
-            request_options_json: stored.request_options_json,
+            request_options_json,
+            nonce: issued.nonce,
+            authenticate_by: stored.session.authenticate_by,
             release_not_before: stored.session.release_not_before,
             expires_at: stored.session.expires_at,
             manifest: rec.manifest,
         })
     }
 
-    /// `AuthenticateOwner`; returns the release time.
+    /// Counts a failed passkey response against the session (closing it at the limit) and
+    /// returns the error for the caller. The wallet and its other sessions are untouched.
+    async fn session_assertion_failed(
+        &self,
+        mut st: StoredSession,
+        during: &str,
+    ) -> Result<NodeError, NodeError> {
+        let now = self.now();
+        let max = self.config.recovery.max_failed_assertions;
+        let closed = st.session.assertion_failed(max, now);
+        self.save_session(&st)?;
+        let mut events = vec![self.record(
+            now,
+            "assertion_failed",
+            &st.session.wallet_id,
+            &st.session.id,
+            &format!("{during}; failure {} of {max}", st.session.failed_assertions),
+        )?];
+        if closed {
+            events.push(self.record(
+                now,
+                "recovery_cancelled",
+                &st.session.wallet_id,
+                &st.session.id,
+                "by the node after repeated failed passkey attempts",
+            )?);
+        }
+        self.commit(events).await?;
+        Ok(NodeError::AssertionRejected)
+    }
+
+    /// `AuthenticateOwner`: the owner's one-touch assertion (action recover, this session's
+    /// `R`); returns the release time.
     pub async fn authenticate_owner(
         &self,
         session_id: &str,
         assertion_json: &str,
+        nonces: Vec<TrusteeNonce>,
     ) -> Result<u64, NodeError> {
         bounded(
             "assertion_json",
@@ -542,28 +435,38 @@ impl Node {
         let now = self.now();
         let mut st = self.load_session(session_id)?;
         let wallet = st.session.wallet_id.clone();
-        self.check_lock(&wallet, now)?;
         st.session.can_authenticate(now)?;
+        let r = st
+            .session
+            .session_key()
+            .ok_or_else(|| corrupt(SESSIONS_TREE, "session key"))?;
         let rec = self.wallet_record(&wallet)?;
-        let state = st
-            .auth_state
-            .clone()
-            .ok_or_else(|| internal("session", "no authentication state"))?;
-        let updated = match self.verify_assertion(&rec, assertion_json, &state)? {
-            Ok(updated) => updated,
-            Err(()) => {
+        let passkey = Self::stored_passkey(&rec)?;
+        let touch = match self.verify_owner_assertion(
+            &wallet,
+            OwnerAction::Recover,
+            &dlocker_proto::keys::encode_public_key(&r),
+            nonces,
+            assertion_json,
+            &passkey,
+        ) {
+            Ok(t) => t,
+            Err(NodeError::AssertionRejected) => {
                 return Err(self
-                    .assertion_failed(&wallet, session_id, now, "owner authentication")
-                    .await);
+                    .session_assertion_failed(st, "owner authentication")
+                    .await?);
             }
+            Err(e) => return Err(e),
         };
         st.session = st.session.clone().owner_authenticated(now)?;
-        // The challenge is single use.
-        st.auth_state = None;
+        self.spend_nonce(&touch)?;
+        let updated = touch
+            .value
+            .map(|p| serde_json::to_vec(&p).map_err(|e| internal("serialise passkey", e)))
+            .transpose()?;
         self.persist(Write {
             session: Some(&st),
             index: false,
-            lockout: Some((&wallet, None)),
             passkey: updated.map(|p| (wallet.as_str(), p)),
         })?;
         let ev = self.record(now, "owner_authenticated", &wallet, session_id, "")?;
@@ -667,39 +570,48 @@ impl Node {
         })
     }
 
-    /// `BeginOwnerCancel`: a fresh passkey challenge for cancelling.
-    pub async fn begin_owner_cancel(&self, session_id: &str) -> Result<String, NodeError> {
-        let _guard = self.recovery_lock.lock().await;
+    /// `BeginOwnerCancel`: a fresh nonce for the owner's cancel touch. It never replaces an
+    /// earlier one: a stranger's call cannot invalidate the owner's pending cancellation.
+    pub async fn begin_owner_cancel(&self, session_id: &str) -> Result<CancelChallenge, NodeError> {
         let now = self.now();
-        let mut st = self.load_session(session_id)?;
+        let st = self.load_session(session_id)?;
         st.session.can_cancel(now)?;
         let rec = self.wallet_record(&st.session.wallet_id)?;
-        let (rcr, state) = self
-            .webauthn
-            .start_passkey_authentication(&[Self::stored_passkey(&rec)?])
-            .map_err(|e| internal("start passkey authentication", e))?;
-        st.cancel_state =
-            Some(serde_json::to_string(&state).map_err(|e| internal("serialise state", e))?);
-        self.save_session(&st)?;
+        let request_options_json =
+            self.request_options_template(&Self::stored_passkey(&rec)?)?;
+        let issued = self.issue_owner_nonce(&st.session.wallet_id, OwnerAction::Cancel)?;
         self.commit(Vec::new()).await?;
-        serde_json::to_string(&rcr).map_err(|e| internal("serialise options", e))
+        Ok(CancelChallenge {
+            request_options_json,
+            nonce: issued.nonce,
+            expires_at: issued.expires_at,
+        })
     }
 
     /// `CancelRecovery` at a trustee. With a bank cancellation, `session_id` may be empty: the
-    /// wallet's session for the cancellation's `R` is cancelled (the bank's staff know only the
-    /// bank node's session id). Cancelling an already cancelled session by the bank is a no-op.
+    /// wallet's unreleased sessions for the cancellation's `R` are cancelled (the bank's staff
+    /// know only the bank node's session id). Cancelling an already cancelled session by the bank
+    /// is a no-op.
     pub async fn cancel_recovery(
         &self,
         session_id: &str,
         authority: CancelAuthority,
     ) -> Result<(), NodeError> {
         match authority {
-            CancelAuthority::Owner(assertion) => self.owner_cancel(session_id, &assertion).await,
+            CancelAuthority::Owner {
+                assertion_json,
+                nonces,
+            } => self.owner_cancel(session_id, &assertion_json, nonces).await,
             CancelAuthority::Bank(bytes) => self.bank_cancel(session_id, &bytes).await,
         }
     }
 
-    async fn owner_cancel(&self, session_id: &str, assertion_json: &str) -> Result<(), NodeError> {
+    async fn owner_cancel(
+        &self,
+        session_id: &str,
+        assertion_json: &str,
+        nonces: Vec<TrusteeNonce>,
+    ) -> Result<(), NodeError> {
         bounded(
             "owner_assertion_json",
             assertion_json.len(),
@@ -709,28 +621,34 @@ impl Node {
         let now = self.now();
         let mut st = self.load_session(session_id)?;
         st.session.can_cancel(now)?;
-        let state = st.cancel_state.clone().ok_or(NodeError::CancelNotBegun)?;
         let wallet = st.session.wallet_id.clone();
+        let r = st
+            .session
+            .session_key()
+            .ok_or_else(|| corrupt(SESSIONS_TREE, "session key"))?;
         let rec = self.wallet_record(&wallet)?;
-        let updated = match self.verify_assertion(&rec, assertion_json, &state)? {
-            Ok(updated) => updated,
-            Err(()) => {
-                return Err(self
-                    .assertion_failed(&wallet, session_id, now, "owner cancellation")
-                    .await);
-            }
-        };
+        let touch = self.verify_owner_assertion(
+            &wallet,
+            OwnerAction::Cancel,
+            &dlocker_proto::keys::encode_public_key(&r),
+            nonces,
+            assertion_json,
+            &Self::stored_passkey(&rec)?,
+        )?;
         st.session = st.session.clone().cancelled(Canceller::Owner, now)?;
-        st.cancel_state = None;
+        self.spend_nonce(&touch)?;
+        let updated = touch
+            .value
+            .map(|p| serde_json::to_vec(&p).map_err(|e| internal("serialise passkey", e)))
+            .transpose()?;
         self.persist(Write {
             session: Some(&st),
             index: false,
-            lockout: None,
             passkey: updated.map(|p| (wallet.as_str(), p)),
         })?;
         let ev = self.record(now, "recovery_cancelled", &wallet, session_id, "by owner")?;
         self.commit(vec![ev]).await?;
-        tracing::info!(session = %session_id, "recovery cancelled by the owner");
+        tracing::info!("recovery cancelled by the owner");
         Ok(())
     }
 
@@ -742,31 +660,55 @@ impl Node {
         )?;
         let _guard = self.recovery_lock.lock().await;
         let now = self.now();
-        let mut st = if session_id.is_empty() {
+        let targets = if session_id.is_empty() {
             let c = Signed::<BankCancellation>::decode_trusted(bytes, &self.accepted_bank_keys)
                 .map_err(|e| SessionError::CancellationInvalid(e.to_string()))?;
-            self.session_for_wallet(&c.body().wallet_id)?
-                .ok_or(NodeError::SessionNotFound)?
+            let r = c.body().session_key;
+            let of_r: Vec<StoredSession> = self
+                .sessions_for_wallet(&c.body().wallet_id)?
+                .into_iter()
+                .filter(|s| s.session.session_key() == Some(r))
+                .collect();
+            if of_r.is_empty() {
+                return Err(NodeError::SessionNotFound);
+            }
+            of_r
         } else {
-            self.load_session(session_id)?
+            vec![self.load_session(session_id)?]
         };
-        let by = st
-            .session
-            .verify_cancellation(bytes, &self.accepted_bank_keys)?;
-        if matches!(st.session.state, SessionState::Cancelled { .. }) {
-            return Ok(());
+        let mut events = Vec::new();
+        let mut last_err = None;
+        for mut st in targets {
+            let by = st
+                .session
+                .verify_cancellation(bytes, &self.accepted_bank_keys)?;
+            if matches!(st.session.state, SessionState::Cancelled { .. }) {
+                continue;
+            }
+            match st.session.clone().cancelled(by.clone(), now) {
+                Ok(next) => st.session = next,
+                Err(e) => {
+                    last_err = Some(e);
+                    continue;
+                }
+            }
+            self.save_session(&st)?;
+            events.push(self.record(
+                now,
+                "recovery_cancelled",
+                &st.session.wallet_id,
+                &st.session.id,
+                &format!("by {by}"),
+            )?);
         }
-        st.session = st.session.clone().cancelled(by.clone(), now)?;
-        self.save_session(&st)?;
-        let ev = self.record(
-            now,
-            "recovery_cancelled",
-            &st.session.wallet_id,
-            &st.session.id,
-            &format!("by {by}"),
-        )?;
-        self.commit(vec![ev]).await?;
-        tracing::info!(session = %st.session.id, "recovery cancelled by the bank");
+        // One named session that could not be cancelled (released, expired): say why.
+        if events.is_empty()
+            && let Some(e) = last_err
+        {
+            return Err(e.into());
+        }
+        self.commit(events).await?;
+        tracing::info!("recovery cancelled by the bank");
         Ok(())
     }
 

@@ -5,10 +5,13 @@ use crate::error::NodeError;
 use crate::events::StoredEvent;
 use crate::node::Node;
 use crate::recovery::{CancelAuthority, MAX_AUDIT_PAGE, parse_session_key};
+use crate::owner_touch::nonces_from_wire;
 use crate::recovery_session::SessionState;
 use crate::wallet::WalletId;
+use dlocker_proto::statement::StaffAction;
 use dlocker_proto::pb;
 use dlocker_proto::pb::recovery_server::Recovery;
+use sha2::Digest as _;
 use std::pin::Pin;
 use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc};
@@ -147,6 +150,8 @@ impl Recovery for RecoveryService {
             expires_at: o.expires_at,
             manifest_encoded: o.manifest,
             staged_manifest_encoded,
+            nonce: o.nonce.to_vec(),
+            authenticate_by: o.authenticate_by,
         }))
     }
 
@@ -155,9 +160,10 @@ impl Recovery for RecoveryService {
         req: Request<pb::AuthenticateOwnerRequest>,
     ) -> Result<Response<pb::AuthenticateOwnerResponse>, Status> {
         let req = req.into_inner();
+        let nonces = nonces_from_wire(&req.nonces)?;
         let t = self
             .node
-            .authenticate_owner(&req.session_id, &req.assertion_json)
+            .authenticate_owner(&req.session_id, &req.assertion_json, nonces)
             .await?;
         Ok(Response::new(pb::AuthenticateOwnerResponse {
             release_not_before: t,
@@ -185,12 +191,14 @@ impl Recovery for RecoveryService {
         &self,
         req: Request<pb::BeginOwnerCancelRequest>,
     ) -> Result<Response<pb::BeginOwnerCancelResponse>, Status> {
-        let json = self
+        let c = self
             .node
             .begin_owner_cancel(&req.into_inner().session_id)
             .await?;
         Ok(Response::new(pb::BeginOwnerCancelResponse {
-            request_options_json: json,
+            request_options_json: c.request_options_json,
+            nonce: c.nonce.to_vec(),
+            expires_at: c.expires_at,
         }))
     }
 
@@ -201,7 +209,10 @@ impl Recovery for RecoveryService {
         use pb::cancel_recovery_request::Authority;
         let req = req.into_inner();
         let authority = match req.authority {
-            Some(Authority::OwnerAssertionJson(j)) => CancelAuthority::Owner(j),
+            Some(Authority::OwnerAssertionJson(assertion_json)) => CancelAuthority::Owner {
+                assertion_json,
+                nonces: nonces_from_wire(&req.nonces)?,
+            },
             Some(Authority::BankCancellationEncoded(b)) => CancelAuthority::Bank(b),
             None => {
                 return Err(NodeError::invalid(
@@ -274,7 +285,20 @@ impl Recovery for RecoveryService {
         &self,
         req: Request<pb::WatchEventsRequest>,
     ) -> Result<Response<Self::WatchEventsStream>, Status> {
-        let cursor = req.into_inner().cursor;
+        // Events name wallets and sessions: only for an authenticated reader (a staff member of
+        // this node, or an mTLS client the config names).
+        let client_cert_sha256 = req.peer_certs().and_then(|certs| {
+            certs
+                .first()
+                .map(|c| <[u8; 32]>::from(sha2::Sha256::digest(c.as_ref())))
+        });
+        let req = req.into_inner();
+        self.node.authorize_event_reader(
+            &req.staff_request_encoded,
+            client_cert_sha256.as_ref(),
+            StaffAction::WatchEvents,
+        )?;
+        let cursor = req.cursor;
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(pump_events(self.node.clone(), cursor, tx));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))

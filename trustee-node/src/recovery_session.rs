@@ -5,7 +5,14 @@
 //!   Open ─────────────────────▶ OwnerAuthenticated ─────────────────────▶ Released
 //!     │                              │
 //!     └──────── cancel ──────────────┴──────▶ Cancelled        (any state) ──▶ Expired (by time)
+//!     │
+//!     └── max failed passkey responses ──────▶ Cancelled (by failed passkey attempts)
 //! ```
+//!
+//! A wallet may have several sessions, each bound to its own `R`. A session still `Open` when
+//! its `authenticate_by` passes is expired: a session anyone can open blocks nothing unless its
+//! owner authenticates. Failed passkey responses close the session they were sent to, never the
+//! wallet.
 //!
 //! Transitions are functions of `(state, event, now)` returning the next state or a
 //! [`SessionError`] that says exactly which check failed. A share can only be released through
@@ -25,6 +32,8 @@ use serde::{Deserialize, Serialize};
 pub enum Canceller {
     /// The owner, with a passkey assertion.
     Owner,
+    /// The node, after too many failed passkey responses in this session.
+    FailedPasskey,
     /// The bank, on a staff member's signed request.
     Bank {
         /// The staff member.
@@ -36,6 +45,7 @@ impl std::fmt::Display for Canceller {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Owner => f.write_str("owner"),
+            Self::FailedPasskey => f.write_str("the node after repeated failed passkey attempts"),
             Self::Bank { staff_id } => write!(f, "bank staff {staff_id}"),
         }
     }
@@ -152,6 +162,11 @@ pub struct RecoverySession {
     pub release_not_before: u64,
     /// Unix seconds.
     pub expires_at: u64,
+    /// Unix seconds: still `Open` then, the session is expired.
+    pub authenticate_by: u64,
+    /// Failed passkey responses in this session.
+    #[serde(default)]
+    pub failed_assertions: u32,
     /// Where the session is.
     pub state: SessionState,
     /// Bank node only: staff ids who approved (distinct).
@@ -206,6 +221,8 @@ impl RecoverySession {
             opened_at: now,
             release_not_before,
             expires_at: release_not_before.saturating_add(ttl_secs),
+            authenticate_by: release_not_before.saturating_add(ttl_secs),
+            failed_assertions: 0,
             state: SessionState::Open,
             approvals: Vec::new(),
             bank_approval: None,
@@ -219,12 +236,39 @@ impl RecoverySession {
             .and_then(|b| decode_public_key(&b).ok())
     }
 
-    /// Expired sessions are dead whatever their state says.
-    pub fn is_expired(&self, now: u64) -> bool {
-        now >= self.expires_at
+    /// The owner must authenticate within `secs` of opening (never later than expiry).
+    pub fn with_auth_window(mut self, secs: u64) -> Self {
+        self.authenticate_by = self.opened_at.saturating_add(secs).min(self.expires_at);
+        self
     }
 
-    /// Open or owner-authenticated, and unexpired: blocks another session for the wallet.
+    /// Expired sessions are dead whatever their state says; an unauthenticated one expires at
+    /// `authenticate_by`.
+    pub fn is_expired(&self, now: u64) -> bool {
+        now >= self.expires_at
+            || (matches!(self.state, SessionState::Open) && now >= self.authenticate_by)
+    }
+
+    /// Owner-authenticated and unexpired: the only kind of session that holds up a rotation.
+    pub fn blocks_rotation(&self, now: u64) -> bool {
+        !self.is_expired(now) && matches!(self.state, SessionState::OwnerAuthenticated { .. })
+    }
+
+    /// Counts a failed passkey response; at `max` the session is closed (cancelled by
+    /// [`Canceller::FailedPasskey`]). Returns whether it was closed.
+    pub fn assertion_failed(&mut self, max: u32, now: u64) -> bool {
+        self.failed_assertions = self.failed_assertions.saturating_add(1);
+        if self.failed_assertions >= max && self.can_cancel(now).is_ok() {
+            self.state = SessionState::Cancelled {
+                at: now,
+                by: Canceller::FailedPasskey,
+            };
+            return true;
+        }
+        false
+    }
+
+    /// Open or owner-authenticated, and unexpired.
     pub fn is_live(&self, now: u64) -> bool {
         !self.is_expired(now)
             && matches!(
@@ -517,6 +561,25 @@ mod tests {
             })
         );
         assert!(!s.is_live(1002));
+    }
+
+    #[test]
+    fn unauthenticated_sessions_expire_and_failures_close_only_the_session() {
+        let r = SecretKey::generate_from_rng(&mut rand::rng()).public_key();
+        let s = RecoverySession::open("s1".into(), "w".into(), &r, 1, 1000, 60, 3600)
+            .with_auth_window(600);
+        assert_eq!(s.authenticate_by, 1600);
+        assert!(!s.is_expired(1599));
+        assert!(s.is_expired(1600));
+        assert!(!s.blocks_rotation(1000));
+        let authed = s.clone().owner_authenticated(1500).expect("in window");
+        assert!(!authed.is_expired(1600), "the window binds only unauthenticated sessions");
+        assert!(authed.blocks_rotation(1600));
+        let mut f = s;
+        assert!(!f.assertion_failed(3, 1001));
+        assert!(!f.assertion_failed(3, 1002));
+        assert!(f.assertion_failed(3, 1003));
+        assert_eq!(f.state_name(1004), "cancelled");
     }
 
     #[test]

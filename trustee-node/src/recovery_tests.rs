@@ -6,7 +6,7 @@ use crate::init::{InitOptions, StaffSpec, init_node};
 use crate::keys::{FileKeyProvider, KeyProvider as _};
 use crate::node::{Clock, Node};
 use crate::server::{RunningNode, spawn, spawn_on};
-use crate::service::tests::{Backup, ORIGIN, begin};
+use crate::service::tests::{Backup, begin};
 use crate::staff_auth::StaffRole;
 use crate::storage::SledStore;
 use dlocker_proto::audit::verify_chain;
@@ -30,9 +30,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio_stream::StreamExt as _;
 use tonic::Code;
 use tonic::transport::Channel;
-use webauthn_authenticator_rs::WebauthnAuthenticator as _;
+use crate::owner_touch_tests as touch;
+use dlocker_proto::owner_challenge::OwnerAction;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
-use webauthn_rs::prelude::{RequestChallengeResponse, Url};
 
 const T0: u64 = 1_700_000_000;
 const WALLET: &str = "wallet-r";
@@ -57,6 +57,8 @@ struct Harness {
     alice: SigningKey,
     bob: SigningKey,
     bank_key: SigningKey,
+    /// The nonces of the last owner touch.
+    nonces: Vec<pb::TrusteeNonce>,
 }
 
 fn key() -> SigningKey {
@@ -113,7 +115,7 @@ impl Harness {
         let node_key = decode_public_key(&info.public_key).expect("key");
         let backup = Backup::new(WALLET, node_key);
         let mut auth = SoftPasskey::new(true);
-        let (ceremony, cred) = begin(&mut trustee, &mut auth, WALLET).await;
+        let (ceremony, cred) = begin(&mut trustee, &mut auth, &backup).await;
         trustee
             .finish_enrollment(backup.request(&ceremony, &cred))
             .await
@@ -131,6 +133,7 @@ impl Harness {
             alice,
             bob,
             bank_key,
+            nonces: Vec::new(),
         }
     }
 
@@ -166,14 +169,29 @@ impl Harness {
             .map(|r| r.into_inner())
     }
 
-    fn assertion(&mut self, request_options_json: &str) -> String {
-        let rcr: RequestChallengeResponse =
-            serde_json::from_str(request_options_json).expect("options");
-        let cred = self
-            .auth
-            .do_authentication(Url::parse(ORIGIN).expect("url"), rcr)
-            .expect("assert");
-        serde_json::to_string(&cred).expect("json")
+    /// The owner's one touch for `action` about `r` with this node's `nonce`; the nonces are kept
+    /// for the next `authenticate` / `owner_cancel`.
+    fn assertion(
+        &mut self,
+        action: OwnerAction,
+        r: &PublicKey,
+        request_options_json: &str,
+        nonce: &[u8],
+    ) -> String {
+        let pairs = vec![(self.node_id.clone(), nonce.to_vec())];
+        let challenge = touch::challenge(action, WALLET, &encode_public_key(r), &pairs);
+        self.nonces = touch::wire(&pairs);
+        touch::assert(&mut self.auth, request_options_json, &challenge)
+    }
+
+    /// The owner's recovery touch for an opened session.
+    fn recover_assertion(&mut self, opened: &pb::OpenRecoveryResponse, r: &PublicKey) -> String {
+        self.assertion(
+            OwnerAction::Recover,
+            r,
+            &opened.request_options_json,
+            &opened.nonce,
+        )
     }
 
     async fn authenticate(&mut self, session: &str, assertion: &str) -> Result<u64, tonic::Status> {
@@ -181,6 +199,7 @@ impl Harness {
             .authenticate_owner(pb::AuthenticateOwnerRequest {
                 session_id: session.into(),
                 assertion_json: assertion.into(),
+                nonces: self.nonces.clone(),
             })
             .await
             .map(|r| r.into_inner().release_not_before)
@@ -256,16 +275,12 @@ async fn happy_path_and_release_refusals() {
     let opened = h.open(&r).await.expect("open");
     assert_eq!(opened.release_not_before, T0 + 60);
     assert_eq!(opened.manifest_encoded, h.backup.manifest.encode());
-    // An identical retry gets the same session; another device does not get a second one.
-    assert_eq!(
-        h.open(&r).await.expect("retry").session_id,
-        opened.session_id
-    );
-    refused(
-        h.open(&new_r().public_key()).await,
-        Code::AlreadyExists,
-        &opened.session_id,
-    );
+    // Opening again (a retry, another device, a stranger) is a new session: it neither
+    // replaces nor names the first one.
+    let again = h.open(&r).await.expect("retry");
+    assert_ne!(again.session_id, opened.session_id);
+    let other = h.open(&new_r().public_key()).await.expect("another device");
+    assert_ne!(other.session_id, opened.session_id);
     let sid = opened.session_id.clone();
 
     // No passkey yet.
@@ -276,7 +291,7 @@ async fn happy_path_and_release_refusals() {
         "passkey",
     );
 
-    let assertion = h.assertion(&opened.request_options_json);
+    let assertion = h.recover_assertion(&opened, &r);
     assert_eq!(
         h.authenticate(&sid, &assertion).await.expect("auth"),
         T0 + 60
@@ -419,6 +434,7 @@ async fn happy_path_and_release_refusals() {
         .get_audit_log(pb::GetAuditLogRequest {
             from_seq: 1,
             limit: 0,
+            staff_request_encoded: Vec::new(),
         })
         .await
         .expect("audit")
@@ -428,6 +444,9 @@ async fn happy_path_and_release_refusals() {
         kinds,
         [
             "enrollment",
+            // The owner's session, a retry and another device's.
+            "recovery_opened",
+            "recovery_opened",
             "recovery_opened",
             "owner_authenticated",
             "recovery_approved",
@@ -474,7 +493,7 @@ async fn owner_and_staff_cancellations() {
     let r = new_r().public_key();
     let opened = h.open(&r).await.expect("open");
     let sid = opened.session_id.clone();
-    let assertion = h.assertion(&opened.request_options_json);
+    let assertion = h.recover_assertion(&opened, &r);
     h.authenticate(&sid, &assertion).await.expect("auth");
     let begun = h
         .recovery
@@ -484,12 +503,14 @@ async fn owner_and_staff_cancellations() {
         .await
         .expect("begin cancel")
         .into_inner();
-    let cancel_assertion = h.assertion(&begun.request_options_json);
+    let cancel_assertion =
+        h.assertion(OwnerAction::Cancel, &r, &begun.request_options_json, &begun.nonce);
     use pb::cancel_recovery_request::Authority;
     h.recovery
         .cancel_recovery(pb::CancelRecoveryRequest {
             session_id: sid.clone(),
             authority: Some(Authority::OwnerAssertionJson(cancel_assertion)),
+            nonces: h.nonces.clone(),
         })
         .await
         .expect("owner cancel");
@@ -510,7 +531,7 @@ async fn owner_and_staff_cancellations() {
         .await
         .expect("a cancelled session does not block a new one");
     let sid2 = opened.session_id.clone();
-    let assertion = h.assertion(&opened.request_options_json);
+    let assertion = h.recover_assertion(&opened, &r2);
     h.authenticate(&sid2, &assertion).await.expect("auth");
     let approval = h.approve(&alice, &sid2).await.bank_approval_encoded;
     let list = h
@@ -546,6 +567,7 @@ async fn owner_and_staff_cancellations() {
         .cancel_recovery(pb::CancelRecoveryRequest {
             session_id: String::new(),
             authority: Some(Authority::BankCancellationEncoded(cancellation)),
+            nonces: Vec::new(),
         })
         .await
         .expect("present cancellation");
@@ -554,6 +576,7 @@ async fn owner_and_staff_cancellations() {
         .get_audit_log(pb::GetAuditLogRequest {
             from_seq: 1,
             limit: 1000,
+            staff_request_encoded: Vec::new(),
         })
         .await
         .expect("audit")
@@ -605,54 +628,46 @@ async fn four_eyes() {
 }
 
 #[tokio::test]
-async fn failed_assertions_lock_until_cool_down() {
+async fn failed_assertions_close_the_session_never_the_wallet() {
     let mut h = Harness::new(1).await;
-    let r = new_r().public_key();
-    let opened = h.open(&r).await.expect("open");
+    // A stranger's session: five bad responses close it.
+    let stranger_r = new_r().public_key();
+    let opened = h.open(&stranger_r).await.expect("open");
     let sid = opened.session_id.clone();
-    let good = h.assertion(&opened.request_options_json);
+    let good = h.recover_assertion(&opened, &stranger_r);
     let bad = forged(&good);
-    for left in (1..5).rev() {
+    for _ in 0..5 {
         refused(
             h.authenticate(&sid, &bad).await,
             Code::Unauthenticated,
-            &format!("({left} attempts left)"),
+            "does not verify",
         );
     }
     refused(
-        h.authenticate(&sid, &bad).await,
-        Code::Unauthenticated,
-        "(0 attempts left)",
-    );
-    refused(
         h.authenticate(&sid, &good).await,
-        Code::PermissionDenied,
-        "900 s left",
+        Code::FailedPrecondition,
+        "failed passkey attempts",
     );
-    h.advance(600);
-    refused(
-        h.authenticate(&sid, &good).await,
-        Code::PermissionDenied,
-        "300 s left",
-    );
-    refused(
-        h.open(&new_r().public_key()).await,
-        Code::PermissionDenied,
-        "locked",
-    );
-    h.advance(300);
-    h.authenticate(&sid, &good).await.expect("lock expired");
+    // The owner, at once: a new session authenticates; nothing waits for a cool-down.
+    let r = new_r().public_key();
+    let mine = h.open(&r).await.expect("the wallet is not locked");
+    let assertion = h.recover_assertion(&mine, &r);
+    h.authenticate(&mine.session_id, &assertion)
+        .await
+        .expect("owner authenticates without waiting");
     let log = h
         .recovery
         .get_audit_log(pb::GetAuditLogRequest {
             from_seq: 1,
             limit: 1000,
+            staff_request_encoded: Vec::new(),
         })
         .await
         .expect("audit")
         .into_inner();
     let n = |k: &str| log.entries.iter().filter(|e| e.kind == k).count();
-    assert_eq!((n("assertion_failed"), n("wallet_locked")), (5, 1));
+    assert_eq!((n("assertion_failed"), n("owner_authenticated")), (5, 1));
+    assert!(log.entries.iter().all(|e| e.kind != "wallet_locked"));
     h.node.shutdown().await.expect("shutdown");
 }
 
@@ -735,7 +750,8 @@ async fn trustee_nodes_have_no_staff_service() {
 async fn watch_events_resumes_after_restart() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
-    init_bank(dir, &key(), &key(), 1);
+    let alice = key();
+    init_bank(dir, &alice, &key(), 1);
     let node = spawn(dir).await.expect("spawn");
     let mut trustee = TrusteeClient::connect(node.url()).await.expect("connect");
     let mut recovery = RecoveryClient::connect(node.url()).await.expect("connect");
@@ -751,7 +767,7 @@ async fn watch_events_resumes_after_restart() {
         (wallet, backup)
     };
     let (w1, b1) = enroll("wallet-e1");
-    let (c, cred) = begin(&mut trustee, &mut auth, w1).await;
+    let (c, cred) = begin(&mut trustee, &mut auth, &b1).await;
     trustee
         .finish_enrollment(b1.request(&c, &cred))
         .await
@@ -763,8 +779,33 @@ async fn watch_events_resumes_after_restart() {
         })
         .await
         .expect("open");
+    // Without credentials: refused.
+    let s = recovery
+        .watch_events(pb::WatchEventsRequest {
+            cursor: 0,
+            staff_request_encoded: Vec::new(),
+        })
+        .await
+        .expect_err("anonymous watcher");
+    assert_eq!(s.code(), Code::Unauthenticated, "{}", s.message());
+    let watch = |node_id: &str| {
+        Signed::sign(
+            StaffRequest {
+                node_id: node_id.to_owned(),
+                action: StaffAction::WatchEvents,
+                target: String::new(),
+                timestamp: dlocker_proto::time::unix_now(),
+                nonce: rand::rng().random(),
+            },
+            &alice,
+        )
+        .encode()
+    };
     let mut stream = recovery
-        .watch_events(pb::WatchEventsRequest { cursor: 0 })
+        .watch_events(pb::WatchEventsRequest {
+            cursor: 0,
+            staff_request_encoded: watch(&info.node_id),
+        })
         .await
         .expect("watch")
         .into_inner();
@@ -784,14 +825,17 @@ async fn watch_events_resumes_after_restart() {
     let mut trustee = TrusteeClient::connect(node.url()).await.expect("connect");
     let mut recovery = RecoveryClient::connect(node.url()).await.expect("connect");
     let mut stream = recovery
-        .watch_events(pb::WatchEventsRequest { cursor: 1 })
+        .watch_events(pb::WatchEventsRequest {
+            cursor: 1,
+            staff_request_encoded: watch(&info.node_id),
+        })
         .await
         .expect("watch")
         .into_inner();
     let e = stream.next().await.expect("event").expect("ok");
     assert_eq!((e.seq, e.kind.as_str()), (2, "recovery_opened"));
     let (w2, b2) = enroll("wallet-e2");
-    let (c, cred) = begin(&mut trustee, &mut auth, w2).await;
+    let (c, cred) = begin(&mut trustee, &mut auth, &b2).await;
     trustee
         .finish_enrollment(b2.request(&c, &cred))
         .await

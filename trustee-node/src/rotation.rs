@@ -8,7 +8,6 @@
 //! |---|---|---|
 //! | [`EPOCHS_TREE`] | wallet id | [`EpochState`] as JSON (absent = enrolled and never rotated, or unknown) |
 //! | [`STAGED_TREE`] | wallet id | the staged epoch's record: share sealed at rest, manifest, blob, stage receipt, and for a joining node its passkey (codec-encoded) |
-//! | [`EPOCH_CHALLENGES_TREE`] | challenge id | an owner passkey challenge bound to wallet, action and manifest hash (JSON) |
 //! | [`RETIRED_TREE`] | the audit log's wallet tag (an HMAC, not the wallet id) | the `RetireReceipt` issued, so a retried retire gets the same answer |
 //!
 //! The active epoch always lives in the enrollment trees, so recovery and proofs read one place.
@@ -21,7 +20,8 @@
 //! Rules every node enforces on its own:
 //! - a staged epoch is verified exactly like a deposit (bad share → `INVALID_ARGUMENT`, nothing
 //!   stored), must be the active epoch's successor (epoch e+1, `previous` = hash of e), and is
-//!   authorised by the owner's passkey (an assertion; a registration on a node new to the wallet);
+//!   authorised by the owner's one-touch assertion (`crate::owner_touch`); a node new to the
+//!   wallet is handed the wallet's credential, whose fingerprint the assertion covers;
 //! - at most one active and one staged epoch; a staged epoch expires after
 //!   `[epochs] staged_ttl_secs` (the sweeper and every request for the wallet drop it);
 //! - a commit needs the owner's assertion and evidence (signed receipts) that at least the new
@@ -29,8 +29,9 @@
 //!   before e+1 is recoverable without it; retirement needs commit receipts from the successor's
 //!   threshold and a successor whose `previous` is this node's active manifest and that does not
 //!   list this node;
-//! - rotation and recovery exclude each other: while a recovery session is live (open or owner
-//!   authenticated) on the wallet, stage, commit and retire are refused (`FAILED_PRECONDITION`).
+//! - rotation and recovery exclude each other: while an owner-authenticated recovery session is
+//!   live on the wallet, stage, commit and retire are refused (`FAILED_PRECONDITION`); a session
+//!   the owner has not authenticated blocks nothing.
 //!   Recovery is never refused because of a rotation: it always uses the active epoch, so a device
 //!   lost in the middle of a rotation still recovers.
 //! - Serialised with recovery by `Node::recovery_lock`.
@@ -40,11 +41,13 @@ use crate::enrollment::FinishEnrollment;
 use crate::epoch::{ActiveEpoch, EpochAction, EpochError, EpochState, StagedEpoch};
 use crate::error::NodeError;
 use crate::node::Node;
-use crate::recovery::{LOCKOUTS_TREE, MAX_STATEMENT_BYTES, SESSION_INDEX_TREE, SESSIONS_TREE};
+use crate::owner_touch::passkey_fingerprint;
+use crate::recovery::{MAX_STATEMENT_BYTES, SESSION_INDEX_TREE, SESSIONS_TREE};
 use crate::storage::{
-    BLOBS_TREE, CEREMONIES_TREE, CeremonyRecord, CeremonyState, MANIFESTS_TREE, PASSKEYS_TREE,
-    RECEIPTS_TREE, SHARES_TREE, StoreError, WALLETS_TREE, WalletMeta, wallet_key,
+    BLOBS_TREE, MANIFESTS_TREE, PASSKEYS_TREE, RECEIPTS_TREE, SHARES_TREE, StoreError,
+    WALLETS_TREE, WalletMeta, wallet_key,
 };
+use dlocker_proto::owner_challenge::{OwnerAction, TrusteeNonce};
 use crate::wallet::WalletId;
 use dlocker_proto::codec::{Reader, Writer};
 use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
@@ -54,28 +57,26 @@ use dlocker_proto::statement::{
     CommitReceipt, Receipt, RetireReceipt, ShareRelease, Signed, StageReceipt, StatementBody,
     peek_kind,
 };
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sled::Transactional as _;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
-use webauthn_rs::prelude::{Passkey, PasskeyAuthentication, PublicKeyCredential, Uuid};
+use webauthn_rs::prelude::Passkey;
 
 /// Wallet id → [`EpochState`] (JSON).
 pub const EPOCHS_TREE: &str = "epochs";
 /// Wallet id → the staged epoch's record.
 pub const STAGED_TREE: &str = "epoch_staged";
-/// Challenge id → an owner passkey challenge for an epoch action.
-pub const EPOCH_CHALLENGES_TREE: &str = "epoch_challenges";
 /// Wallet tag (HMAC) → the `RetireReceipt` of a wallet this node left.
 pub const RETIRED_TREE: &str = "epoch_retired";
 
 /// Most statements accepted as quorum evidence in one request.
 pub const MAX_QUORUM_STATEMENTS: usize = dlocker_proto::MAX_TRUSTEES * 2;
-/// Longest challenge id (a UUID is 36 characters).
-pub const MAX_CHALLENGE_ID_LEN: usize = 64;
+/// Largest `Passkey` JSON a joining trustee accepts (a real one is under 1 KiB).
+pub const MAX_PASSKEY_JSON_BYTES: usize = 8 * 1024;
 
 const STAGED_RECORD_VERSION: u8 = 1;
 /// Bounds when decoding a stored staged record (it was bounded on the way in).
@@ -93,15 +94,12 @@ enum T {
     Passkeys,
     Blobs,
     Receipts,
-    Lockouts,
     SessionIndex,
     Sessions,
     Retired,
-    Ceremonies,
-    Challenges,
 }
 
-const TREE_NAMES: [&str; 14] = [
+const TREE_NAMES: [&str; 11] = [
     EPOCHS_TREE,
     STAGED_TREE,
     WALLETS_TREE,
@@ -110,12 +108,9 @@ const TREE_NAMES: [&str; 14] = [
     PASSKEYS_TREE,
     BLOBS_TREE,
     RECEIPTS_TREE,
-    LOCKOUTS_TREE,
     SESSION_INDEX_TREE,
     SESSIONS_TREE,
     RETIRED_TREE,
-    CEREMONIES_TREE,
-    EPOCH_CHALLENGES_TREE,
 ];
 
 /// Handles on every tree epoch transitions touch (the enrollment and recovery trees included).
@@ -218,25 +213,15 @@ impl StagedRecord {
     }
 }
 
-/// An owner passkey challenge for one epoch action.
-#[derive(Clone, Serialize, Deserialize)]
-struct EpochChallenge {
-    wallet_id: String,
-    action: EpochAction,
-    /// Hex.
-    manifest_hash: String,
-    /// `PasskeyAuthentication` JSON (server-side secret: holds the challenge).
-    auth_state: String,
-    expires_at: u64,
-}
-
-/// The owner's passkey assertion answering a `BeginEpochAction` challenge.
+/// The owner's one-touch assertion for an epoch action.
 #[derive(Clone)]
 pub struct OwnerAssertion {
-    /// The challenge.
+    /// The challenge id `BeginEpochAction` returned (informational: the nonce is the key).
     pub challenge_id: String,
     /// `PublicKeyCredential` JSON.
     pub assertion_json: String,
+    /// Every trustee's nonce of the ceremony.
+    pub nonces: Vec<TrusteeNonce>,
 }
 
 impl std::fmt::Debug for OwnerAssertion {
@@ -253,13 +238,17 @@ impl std::fmt::Debug for OwnerAssertion {
 pub enum StageAuthority {
     /// A node holding the wallet: the owner's assertion.
     Owner(OwnerAssertion),
-    /// A node new to the wallet: a passkey registration (BeginEnrollment's ceremony).
-    Registration {
-        /// The ceremony.
-        ceremony_id: String,
-        /// `RegisterPublicKeyCredential` JSON.
-        credential_json: String,
+    /// A node new to the wallet: the wallet's credential (`Passkey` JSON from a trustee that
+    /// holds it) and the owner's assertion, whose challenge covers the credential's fingerprint.
+    Joining {
+        /// The assertion.
+        owner: OwnerAssertion,
+        /// `Passkey` JSON.
+        passkey_json: String,
     },
+    /// A new passkey registration: refused (one credential per wallet); kept so the refusal
+    /// can say why.
+    Registration,
 }
 
 /// `StageEpoch`, as received.
@@ -329,12 +318,26 @@ pub struct RetireWallet {
 /// What `BeginEpochAction` returns.
 #[derive(Debug, Clone)]
 pub struct EpochChallengeIssued {
-    /// The challenge.
+    /// The challenge id (hex of the nonce).
     pub challenge_id: String,
-    /// `RequestChallengeResponse` JSON.
+    /// `RequestChallengeResponse` JSON template; empty on a node joining the wallet.
     pub request_options_json: String,
     /// Unix seconds.
     pub expires_at: u64,
+    /// This node's nonce.
+    pub nonce: [u8; 32],
+    /// The stored credential (`Passkey` JSON) and its fingerprint, on a node holding it.
+    pub passkey: Option<(String, [u8; 32])>,
+}
+
+/// The owner action a `BeginEpochAction` action's touch is for (a retire is authorised by the
+/// rotation's commit touch).
+pub fn owner_action(action: EpochAction) -> OwnerAction {
+    match action {
+        EpochAction::Stage => OwnerAction::Stage,
+        EpochAction::Commit | EpochAction::Retire => OwnerAction::Commit,
+        EpochAction::Abandon => OwnerAction::Abandon,
+    }
 }
 
 /// A staged epoch as `GetBackupStatus` reports it.
@@ -578,13 +581,14 @@ impl Node {
     }
 
     fn refuse_during_recovery(&self, wallet_id: &str, now: u64) -> Result<(), NodeError> {
-        if let Some(s) = self.session_for_wallet(wallet_id)?
-            && s.session.is_live(now)
+        // Only a session the owner authenticated blocks a rotation: a stranger's open session
+        // must not hold the owner's wallet hostage.
+        if self
+            .sessions_for_wallet(wallet_id)?
+            .iter()
+            .any(|s| s.session.blocks_rotation(now))
         {
-            return Err(EpochError::RecoveryInProgress {
-                session_id: s.session.id,
-            }
-            .into());
+            return Err(EpochError::RecoveryInProgress.into());
         }
         Ok(())
     }
@@ -618,176 +622,111 @@ impl Node {
         serde_json::from_slice(&json).map_err(|e| corrupt(PASSKEYS_TREE, e))
     }
 
-    /// `BeginEpochAction`: a passkey challenge bound to (wallet, action, manifest hash).
+    /// `BeginEpochAction`: a single-use nonce for one owner touch (wallet, action). On a node
+    /// that holds the wallet, also the request-options template and, for a stage, the wallet's
+    /// credential and its fingerprint (what a trustee joining the wallet will be handed). A node
+    /// that does not hold the wallet answers a stage only (it may be joining).
     pub async fn begin_epoch_action(
         &self,
         wallet_id: &WalletId,
         action: EpochAction,
-        manifest_hash: &ManifestHash,
     ) -> Result<EpochChallengeIssued, NodeError> {
         let _guard = self.recovery_lock.lock().await;
         let now = self.now();
         let wallet = wallet_id.as_str();
-        let state = self
-            .expire_if_due(wallet, now)
-            .await?
-            .ok_or(NodeError::WalletNotFound)?;
-        self.check_lock(wallet, now)?;
-        if self.et().t(T::Challenges).len() >= self.config.limits.max_pending_ceremonies {
-            return Err(NodeError::Busy);
-        }
-        let passkey = self.owner_passkey(wallet, &state)?;
-        let (rcr, auth_state) = self
-            .webauthn
-            .start_passkey_authentication(&[passkey])
-            .map_err(|e| internal("start passkey authentication", e))?;
-        let challenge_id = Uuid::new_v4().hyphenated().to_string();
-        let expires_at = now.saturating_add(self.config.limits.ceremony_ttl_secs);
-        let challenge = EpochChallenge {
-            wallet_id: wallet.to_owned(),
-            action,
-            manifest_hash: hex::encode(manifest_hash.0),
-            auth_state: serde_json::to_string(&auth_state)
-                .map_err(|e| internal("serialise challenge", e))?,
-            expires_at,
+        let state = self.expire_if_due(wallet, now).await?;
+        let (request_options_json, passkey) = match &state {
+            Some(state) => {
+                let passkey = self.owner_passkey(wallet, state)?;
+                let (rcr, _) = self
+                    .webauthn
+                    .start_passkey_authentication(std::slice::from_ref(&passkey))
+                    .map_err(|e| internal("start passkey authentication", e))?;
+                let json = serde_json::to_string(&passkey)
+                    .map_err(|e| internal("serialise passkey", e))?;
+                (
+                    serde_json::to_string(&rcr).map_err(|e| internal("serialise options", e))?,
+                    Some((json, passkey_fingerprint(&passkey)?)),
+                )
+            }
+            None if action == EpochAction::Stage => (String::new(), None),
+            None => return Err(NodeError::WalletNotFound),
         };
-        self.et()
-            .t(T::Challenges)
-            .insert(
-                challenge_id.as_bytes(),
-                to_json(EPOCH_CHALLENGES_TREE, &challenge)?,
-            )
-            .map_err(StoreError::from)?;
+        let issued = self.issue_owner_nonce(wallet, owner_action(action))?;
         self.store.flush().await?;
         Ok(EpochChallengeIssued {
-            challenge_id,
-            request_options_json: serde_json::to_string(&rcr)
-                .map_err(|e| internal("serialise options", e))?,
-            expires_at,
+            challenge_id: hex::encode(issued.nonce),
+            request_options_json,
+            expires_at: issued.expires_at,
+            nonce: issued.nonce,
+            passkey,
         })
     }
 
-    /// Consumes the challenge and verifies the owner's assertion for (wallet, action, hash)
-    /// against the passkey `state` names. A wrong assertion counts towards the wallet's lock.
-    /// Returns the passkey to store back when its counter changed.
-    async fn verify_owner(
+    /// Verifies the owner's one-touch assertion for `action` over `authorized` against the
+    /// passkey `state` names, and spends this node's nonce. Returns the passkey to store back
+    /// when its counter changed.
+    fn verify_owner(
         &self,
         wallet_id: &str,
         owner: Option<&OwnerAssertion>,
         action: EpochAction,
-        manifest_hash: &str,
+        authorized: &[u8],
         state: &EpochState,
-        now: u64,
     ) -> Result<Option<Vec<u8>>, NodeError> {
         let owner = owner.ok_or(EpochError::OwnerAssertionRequired {
             action: action.name(),
         })?;
-        if owner.assertion_json.len() > crate::recovery::MAX_ASSERTION_JSON_BYTES {
-            return Err(NodeError::invalid(
-                "owner.assertion_json",
-                format!(
-                    "at most {} bytes",
-                    crate::recovery::MAX_ASSERTION_JSON_BYTES
-                ),
-            ));
-        }
-        if owner.challenge_id.len() > MAX_CHALLENGE_ID_LEN {
-            return Err(EpochError::ChallengeNotFound.into());
-        }
-        let id = Uuid::parse_str(&owner.challenge_id)
-            .map_err(|_| EpochError::ChallengeNotFound)?
-            .hyphenated()
-            .to_string();
-        // Single use: removed before checking, so a wrong answer cannot be retried against it.
-        let bytes = self
-            .et()
-            .t(T::Challenges)
-            .remove(id.as_bytes())
-            .map_err(StoreError::from)?
-            .ok_or(EpochError::ChallengeNotFound)?;
-        let ch: EpochChallenge =
-            serde_json::from_slice(&bytes).map_err(|e| corrupt(EPOCH_CHALLENGES_TREE, e))?;
-        if ch.expires_at <= now {
-            return Err(EpochError::ChallengeExpired {
-                ago_secs: now - ch.expires_at,
-            }
-            .into());
-        }
-        if ch.wallet_id != wallet_id || ch.action != action || ch.manifest_hash != manifest_hash {
-            return Err(EpochError::ChallengeMismatch.into());
-        }
-        self.check_lock(wallet_id, now)?;
-        let cred: PublicKeyCredential =
-            serde_json::from_str(&owner.assertion_json).map_err(|_| {
-                NodeError::invalid(
-                    "owner.assertion_json",
-                    "not a WebAuthn assertion (PublicKeyCredential JSON)",
-                )
-            })?;
-        let auth_state: PasskeyAuthentication =
-            serde_json::from_str(&ch.auth_state).map_err(|e| corrupt(EPOCH_CHALLENGES_TREE, e))?;
-        match self
-            .webauthn
-            .finish_passkey_authentication(&cred, &auth_state)
-        {
-            Ok(result) => {
-                let mut passkey = self.owner_passkey(wallet_id, state)?;
-                match passkey.update_credential(&result) {
-                    Some(true) => Ok(Some(
-                        serde_json::to_vec(&passkey)
-                            .map_err(|e| internal("serialise passkey", e))?,
-                    )),
-                    _ => Ok(None),
-                }
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, "epoch passkey assertion refused");
-                Err(self
-                    .assertion_failed(wallet_id, "", now, &format!("epoch {}", action.name()))
-                    .await)
-            }
-        }
+        let passkey = self.owner_passkey(wallet_id, state)?;
+        let touch = self.verify_owner_assertion(
+            wallet_id,
+            owner_action(action),
+            authorized,
+            owner.nonces.clone(),
+            &owner.assertion_json,
+            &passkey,
+        )?;
+        self.spend_nonce(&touch)?;
+        touch
+            .value
+            .map(|p| serde_json::to_vec(&p).map_err(|e| internal("serialise passkey", e)))
+            .transpose()
     }
 
-    /// Checks a passkey registration for a node new to the wallet (BeginEnrollment's ceremony);
-    /// returns the ceremony id, its completed record and the passkey JSON.
-    fn verify_registration(
+    /// A trustee joining the wallet: the handed credential must be the one whose fingerprint
+    /// the owner's stage touch covers, and the assertion must verify with it. Returns the
+    /// passkey JSON to stage.
+    fn verify_joining(
         &self,
-        wallet_id: &WalletId,
-        ceremony_id: &str,
-        credential_json: &str,
-        now: u64,
-    ) -> Result<(String, CeremonyRecord, Vec<u8>), NodeError> {
-        if ceremony_id.len() > crate::enrollment::MAX_CEREMONY_ID_LEN {
-            return Err(NodeError::CeremonyNotFound);
+        wallet_id: &str,
+        owner: &OwnerAssertion,
+        passkey_json: &str,
+        manifest_hash: &ManifestHash,
+    ) -> Result<Vec<u8>, NodeError> {
+        if passkey_json.len() > MAX_PASSKEY_JSON_BYTES {
+            return Err(NodeError::invalid(
+                "joining.passkey_json",
+                format!("at most {MAX_PASSKEY_JSON_BYTES} bytes"),
+            ));
         }
-        let id = Uuid::parse_str(ceremony_id)
-            .map_err(|_| NodeError::CeremonyNotFound)?
-            .hyphenated()
-            .to_string();
-        let ceremony = self
-            .store
-            .ceremony(&id)?
-            .ok_or(NodeError::CeremonyNotFound)?;
-        if ceremony.expires_at <= now {
-            return Err(NodeError::CeremonyExpired {
-                ago_secs: now - ceremony.expires_at,
-            });
-        }
-        if ceremony.wallet_id != wallet_id.as_str() {
-            return Err(NodeError::WalletMismatch);
-        }
-        let CeremonyState::Pending { registration } = &ceremony.state else {
-            return Err(NodeError::CeremonyUsed);
-        };
-        let passkey = self.verify_credential(credential_json, registration)?;
-        let completed = CeremonyRecord {
-            state: CeremonyState::Completed {
-                credential_sha256: hex::encode(Sha256::digest(credential_json.as_bytes())),
-            },
-            ..ceremony
-        };
-        Ok((id, completed, passkey))
+        let passkey: Passkey = serde_json::from_str(passkey_json).map_err(|_| {
+            NodeError::invalid("joining.passkey_json", "not a webauthn Passkey (JSON)")
+        })?;
+        let authorized = dlocker_proto::owner_challenge::stage_authorized(
+            &manifest_hash.0,
+            &passkey_fingerprint(&passkey)?,
+        );
+        let touch = self.verify_owner_assertion(
+            wallet_id,
+            OwnerAction::Stage,
+            &authorized,
+            owner.nonces.clone(),
+            &owner.assertion_json,
+            &passkey,
+        )?;
+        self.spend_nonce(&touch)?;
+        let stored = touch.value.unwrap_or(passkey);
+        serde_json::to_vec(&stored).map_err(|e| internal("serialise passkey", e))
     }
 
     /// At least `manifest.threshold()` distinct trustees of `manifest` show (signed receipts)
@@ -829,10 +768,12 @@ impl Node {
             .clone()
             .ok_or(EpochError::OwnerAssertionRequired { action: "stage" })?;
         let credential_json = match &authority {
-            StageAuthority::Owner(a) => a.assertion_json.clone(),
-            StageAuthority::Registration {
-                credential_json, ..
-            } => credential_json.clone(),
+            StageAuthority::Owner(a) | StageAuthority::Joining { owner: a, .. } => {
+                a.assertion_json.clone()
+            }
+            StageAuthority::Registration => {
+                return Err(EpochError::RegistrationNotAllowed.into());
+            }
         };
         let as_deposit = FinishEnrollment {
             ceremony_id: String::new(),
@@ -840,6 +781,7 @@ impl Node {
             manifest: req.manifest,
             share_envelope: req.share_envelope,
             blob: req.blob,
+            nonces: Vec::new(),
         };
         self.check_sizes(&as_deposit)?;
         let manifest = Manifest::decode(&as_deposit.manifest).map_err(NodeError::BadManifest)?;
@@ -879,54 +821,50 @@ impl Node {
         // The owner's authority; what it changes.
         let mut staged_passkey = existing.as_ref().and_then(|r| r.passkey_json.clone());
         match (&current, &authority) {
-            (
-                None,
-                StageAuthority::Registration {
-                    ceremony_id,
-                    credential_json,
-                },
-            ) => {
-                let (cid, completed, passkey) =
-                    self.verify_registration(&wallet_id, ceremony_id, credential_json, now)?;
-                plan.put(
-                    T::Ceremonies,
-                    cid.as_bytes(),
-                    to_json(CEREMONIES_TREE, &completed)?,
-                );
-                staged_passkey = Some(passkey);
+            (None, StageAuthority::Joining { owner, passkey_json }) => {
+                staged_passkey = Some(self.verify_joining(
+                    wallet,
+                    owner,
+                    passkey_json,
+                    &deposit.manifest_hash,
+                )?);
                 plan.require_not_enrolled = Some(key.to_vec());
             }
-            (None, StageAuthority::Owner(_)) => return Err(NodeError::WalletNotFound),
-            (
-                Some(EpochState::Joining { .. }),
-                StageAuthority::Registration {
-                    ceremony_id,
-                    credential_json,
-                },
-            ) => {
-                // The very same stage again (refreshed): the first passkey stays.
-                let (cid, completed, _) =
-                    self.verify_registration(&wallet_id, ceremony_id, credential_json, now)?;
-                plan.put(
-                    T::Ceremonies,
-                    cid.as_bytes(),
-                    to_json(CEREMONIES_TREE, &completed)?,
-                );
+            (Some(EpochState::Joining { .. }), StageAuthority::Joining { owner, passkey_json }) => {
+                // The very same stage again (refreshed): the first credential stays, and the
+                // one handed now must be it.
+                let again =
+                    self.verify_joining(wallet, owner, passkey_json, &deposit.manifest_hash)?;
+                let first: Option<Passkey> = staged_passkey
+                    .as_deref()
+                    .and_then(|p| serde_json::from_slice(p).ok());
+                let again: Passkey =
+                    serde_json::from_slice(&again).map_err(|e| internal("passkey", e))?;
+                if first.as_ref().map(|p| p.cred_id()) != Some(again.cred_id()) {
+                    return Err(EpochError::RegistrationNotAllowed.into());
+                }
             }
-            (Some(_), StageAuthority::Registration { .. }) => {
+            (None, _) => return Err(NodeError::WalletNotFound),
+            (Some(_), StageAuthority::Joining { .. }) => {
+                return Err(EpochError::RegistrationNotAllowed.into());
+            }
+            (Some(_), StageAuthority::Registration) => {
                 return Err(EpochError::RegistrationNotAllowed.into());
             }
             (Some(state), StageAuthority::Owner(a)) => {
-                let updated = self
-                    .verify_owner(wallet, Some(a), EpochAction::Stage, &hash_hex, state, now)
-                    .await?;
+                let own = self.owner_passkey(wallet, state)?;
+                let authorized = dlocker_proto::owner_challenge::stage_authorized(
+                    &deposit.manifest_hash.0,
+                    &passkey_fingerprint(&own)?,
+                );
+                let updated =
+                    self.verify_owner(wallet, Some(a), EpochAction::Stage, &authorized, state)?;
                 if let Some(p) = updated {
                     match state {
                         EpochState::Joining { .. } => staged_passkey = Some(p),
                         _ => plan.put(T::Passkeys, key, p),
                     }
                 }
-                plan.remove(T::Lockouts, key);
             }
         }
 
@@ -1051,16 +989,13 @@ impl Node {
             true,
             "send the stage receipts of the other trustees of the new epoch",
         )?;
-        let updated = self
-            .verify_owner(
-                wallet,
-                req.owner.as_ref(),
-                EpochAction::Commit,
-                &hash_hex,
-                &state,
-                now,
-            )
-            .await?;
+        let updated = self.verify_owner(
+            wallet,
+            req.owner.as_ref(),
+            EpochAction::Commit,
+            &req.manifest_hash.0,
+            &state,
+        )?;
         let joining = matches!(state, EpochState::Joining { .. });
         let (next, erased) = state.commit(&hash_hex, now)?;
         let active = next
@@ -1104,7 +1039,6 @@ impl Node {
             plan.put(T::Passkeys, key, p);
         }
         plan.remove(T::Staged, key);
-        plan.remove(T::Lockouts, key);
         plan.put(T::Epochs, key, to_json(EPOCHS_TREE, &next)?);
         self.apply(plan)?;
         let detail = match &erased {
@@ -1145,19 +1079,15 @@ impl Node {
             Err(EpochError::NotStaged) => return Ok(false),
             Err(e) => return Err(e.into()),
         };
-        let updated = self
-            .verify_owner(
-                wallet,
-                req.owner.as_ref(),
-                EpochAction::Abandon,
-                &hash_hex,
-                &state,
-                now,
-            )
-            .await?;
+        let updated = self.verify_owner(
+            wallet,
+            req.owner.as_ref(),
+            EpochAction::Abandon,
+            &req.manifest_hash.0,
+            &state,
+        )?;
         let mut plan = Plan::default();
         plan.remove(T::Staged, key);
-        plan.remove(T::Lockouts, key);
         match &next {
             Some(s) => {
                 plan.put(T::Epochs, key, to_json(EPOCHS_TREE, s)?);
@@ -1240,11 +1170,9 @@ impl Node {
             wallet,
             req.owner.as_ref(),
             EpochAction::Retire,
-            &successor_hex,
+            &successor_hash.0,
             &state,
-            now,
-        )
-        .await?;
+        )?;
         let receipt = Signed::sign(
             RetireReceipt {
                 node_id: self.identity.node_id().to_owned(),
@@ -1267,24 +1195,18 @@ impl Node {
             T::Receipts,
             T::Epochs,
             T::Staged,
-            T::Lockouts,
-            T::SessionIndex,
         ] {
             plan.remove(t, key);
         }
-        // Finished sessions name the wallet too.
-        for item in self.et().t(T::Sessions).iter() {
-            let (k, v) = item.map_err(StoreError::from)?;
-            let of_wallet = serde_json::from_slice::<serde_json::Value>(&v)
-                .ok()
-                .and_then(|j| {
-                    j.pointer("/session/wallet_id")
-                        .and_then(|w| w.as_str().map(|w| w == wallet))
-                })
-                .unwrap_or(false);
-            if of_wallet {
-                plan.remove(T::Sessions, &k);
-            }
+        // Every session of the wallet, finished ones too, names it.
+        for item in self
+            .et()
+            .t(T::SessionIndex)
+            .scan_prefix(crate::recovery::session_index_prefix(wallet))
+        {
+            let (k, id) = item.map_err(StoreError::from)?;
+            plan.remove(T::SessionIndex, &k);
+            plan.remove(T::Sessions, &id);
         }
         plan.put(T::Retired, tag.as_bytes(), receipt.clone());
         self.apply(plan)?;
@@ -1480,7 +1402,7 @@ impl Node {
         })
     }
 
-    /// Drops every expired staged epoch and epoch challenge; returns how many staged epochs.
+    /// Drops every expired staged epoch and owner nonce; returns how many staged epochs.
     pub async fn sweep_epochs(&self) -> Result<usize, NodeError> {
         let now = self.now();
         let mut due = Vec::new();
@@ -1503,19 +1425,7 @@ impl Node {
                 dropped += 1;
             }
         }
-        let challenges = self.et().t(T::Challenges);
-        for item in challenges.iter() {
-            let (k, v) = item.map_err(StoreError::from)?;
-            let expired = serde_json::from_slice::<EpochChallenge>(&v)
-                .map(|c| c.expires_at <= now)
-                .unwrap_or(true);
-            if expired {
-                // Only the value judged: never a fresher write.
-                let _ = challenges
-                    .compare_and_swap(&k, Some(&v), None as Option<&[u8]>)
-                    .map_err(StoreError::from)?;
-            }
-        }
+        self.sweep_owner_nonces(now)?;
         Ok(dropped)
     }
 }

@@ -8,6 +8,7 @@ use crate::rotation::{
     AbandonEpoch, CommitEpoch, OwnerAssertion, RetireWallet, StageAuthority, StageEpoch,
     StagedStatus,
 };
+use crate::owner_touch::nonces_from_wire;
 use crate::wallet::WalletId;
 use dlocker_proto::manifest::ManifestHash;
 use dlocker_proto::pb;
@@ -33,8 +34,13 @@ fn manifest_hash(field: &'static str, b: &[u8]) -> Result<ManifestHash, NodeErro
     ManifestHash::from_slice(b).map_err(|_| NodeError::invalid(field, "must be 32 bytes"))
 }
 
-fn owner(o: Option<pb::OwnerAssertion>) -> Option<OwnerAssertion> {
-    o.map(|o| OwnerAssertion {
+fn owner(o: Option<pb::OwnerAssertion>) -> Result<Option<OwnerAssertion>, NodeError> {
+    o.map(owner_assertion).transpose()
+}
+
+fn owner_assertion(o: pb::OwnerAssertion) -> Result<OwnerAssertion, NodeError> {
+    Ok(OwnerAssertion {
+        nonces: nonces_from_wire(&o.nonces)?,
         challenge_id: o.challenge_id,
         assertion_json: o.assertion_json,
     })
@@ -54,24 +60,27 @@ pub fn parse_action(code: i32) -> Result<EpochAction, NodeError> {
     }
 }
 
-impl From<pb::StageEpochRequest> for StageEpoch {
-    fn from(r: pb::StageEpochRequest) -> Self {
+impl TryFrom<pb::StageEpochRequest> for StageEpoch {
+    type Error = NodeError;
+    fn try_from(r: pb::StageEpochRequest) -> Result<Self, NodeError> {
         use pb::stage_epoch_request::Authority;
-        Self {
+        let authority = match r.authority {
+            None => None,
+            Some(Authority::Owner(o)) => Some(StageAuthority::Owner(owner_assertion(o)?)),
+            Some(Authority::Joining(j)) => Some(StageAuthority::Joining {
+                owner: owner_assertion(j.owner.ok_or_else(|| {
+                    NodeError::invalid("joining.owner", "the owner's assertion is required")
+                })?)?,
+                passkey_json: j.passkey_json,
+            }),
+            Some(Authority::Registration(_)) => Some(StageAuthority::Registration),
+        };
+        Ok(Self {
             manifest: r.manifest_encoded,
             share_envelope: r.share_envelope_encoded,
             blob: r.blob,
-            authority: r.authority.map(|a| match a {
-                Authority::Owner(o) => StageAuthority::Owner(OwnerAssertion {
-                    challenge_id: o.challenge_id,
-                    assertion_json: o.assertion_json,
-                }),
-                Authority::Registration(reg) => StageAuthority::Registration {
-                    ceremony_id: reg.ceremony_id,
-                    credential_json: reg.credential_json,
-                },
-            }),
-        }
+            authority,
+        })
     }
 }
 
@@ -81,7 +90,7 @@ impl TryFrom<pb::CommitEpochRequest> for CommitEpoch {
         Ok(Self {
             wallet_id: WalletId::parse(r.wallet_id)?,
             manifest_hash: manifest_hash("manifest_hash", &r.manifest_hash)?,
-            owner: owner(r.owner),
+            owner: owner(r.owner)?,
             quorum: r.quorum_encoded,
         })
     }
@@ -93,7 +102,7 @@ impl TryFrom<pb::AbandonEpochRequest> for AbandonEpoch {
         Ok(Self {
             wallet_id: WalletId::parse(r.wallet_id)?,
             manifest_hash: manifest_hash("manifest_hash", &r.manifest_hash)?,
-            owner: owner(r.owner),
+            owner: owner(r.owner)?,
         })
     }
 }
@@ -105,7 +114,7 @@ impl TryFrom<pb::RetireWalletRequest> for RetireWallet {
             wallet_id: WalletId::parse(r.wallet_id)?,
             successor: r.successor_manifest_encoded,
             commit_receipts: r.commit_receipts_encoded,
-            owner: owner(r.owner),
+            owner: owner(r.owner)?,
         })
     }
 }
@@ -131,15 +140,20 @@ impl Epochs for EpochsService {
         let r = req.into_inner();
         let wallet_id = WalletId::parse(r.wallet_id)?;
         let action = parse_action(r.action)?;
-        let hash = manifest_hash("manifest_hash", &r.manifest_hash)?;
-        let c = self
-            .node
-            .begin_epoch_action(&wallet_id, action, &hash)
-            .await?;
+        // The hash is part of the one-touch challenge, not of the nonce; checked for shape only.
+        manifest_hash("manifest_hash", &r.manifest_hash)?;
+        let c = self.node.begin_epoch_action(&wallet_id, action).await?;
+        let (passkey_json, credential_fingerprint) = match c.passkey {
+            Some((json, fp)) => (json, fp.to_vec()),
+            None => (String::new(), Vec::new()),
+        };
         Ok(Response::new(pb::BeginEpochActionResponse {
             challenge_id: c.challenge_id,
             request_options_json: c.request_options_json,
             expires_at: c.expires_at,
+            nonce: c.nonce.to_vec(),
+            passkey_json,
+            credential_fingerprint,
         }))
     }
 
@@ -147,7 +161,10 @@ impl Epochs for EpochsService {
         &self,
         req: Request<pb::StageEpochRequest>,
     ) -> Result<Response<pb::StageEpochResponse>, Status> {
-        let receipt = self.node.stage_epoch(req.into_inner().into()).await?;
+        let receipt = self
+            .node
+            .stage_epoch(StageEpoch::try_from(req.into_inner())?)
+            .await?;
         Ok(Response::new(pb::StageEpochResponse {
             stage_receipt_encoded: receipt,
         }))

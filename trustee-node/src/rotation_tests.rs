@@ -9,7 +9,9 @@ use crate::init::{InitOptions, init_node};
 use crate::keys::FileKeyProvider;
 use crate::node::{Clock, Node};
 use crate::server::{RunningNode, spawn_on};
-use crate::service::tests::{ORIGIN, begin};
+use crate::owner_touch_tests as touch;
+use crate::service::tests::begin_for;
+use dlocker_proto::owner_challenge::{OwnerAction, stage_authorized};
 use crate::storage::{SHARES_TREE, SledStore, wallet_key};
 use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
 use dlocker_proto::keys::{decode_public_key, encode_public_key, node_id};
@@ -29,9 +31,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tonic::Code;
 use tonic::transport::Channel;
-use webauthn_authenticator_rs::WebauthnAuthenticator as _;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
-use webauthn_rs::prelude::{RequestChallengeResponse, Url};
 
 const T0: u64 = 1_700_000_000;
 const TTL: u64 = 600;
@@ -240,8 +240,8 @@ impl Harness {
     }
 
     async fn enroll(&mut self, e: &Epoch) {
-        let wallet = e.manifest.wallet_id().to_owned();
-        let (ceremony, cred) = begin(&mut self.trustee, &mut self.auth, &wallet).await;
+        let (ceremony, cred, nonces) =
+            begin_for(&mut self.trustee, &mut self.auth, &e.manifest, &self.node_key).await;
         self.trustee
             .finish_enrollment(pb::FinishEnrollmentRequest {
                 ceremony_id: ceremony,
@@ -249,6 +249,7 @@ impl Harness {
                 manifest_encoded: e.manifest.encode(),
                 share_envelope_encoded: e.envelope(&e.shares[0], &self.node_key),
                 blob: e.blob.clone(),
+                nonces,
             })
             .await
             .expect("enroll");
@@ -271,15 +272,26 @@ impl Harness {
             .await
             .expect("begin epoch action")
             .into_inner();
-        let rcr: RequestChallengeResponse =
-            serde_json::from_str(&c.request_options_json).expect("options");
-        let cred = self
-            .auth
-            .do_authentication(Url::parse(ORIGIN).expect("url"), rcr)
-            .expect("assert");
+        let (owner_action, authorized) = match action {
+            pb::EpochAction::Stage => (
+                OwnerAction::Stage,
+                stage_authorized(
+                    &hash.0,
+                    &c.credential_fingerprint
+                        .as_slice()
+                        .try_into()
+                        .expect("fingerprint"),
+                ),
+            ),
+            pb::EpochAction::Abandon => (OwnerAction::Abandon, hash.0.to_vec()),
+            _ => (OwnerAction::Commit, hash.0.to_vec()),
+        };
+        let pairs = vec![(node_id(&self.node_key), c.nonce.clone())];
+        let challenge = touch::challenge(owner_action, wallet, &authorized, &pairs);
         pb::OwnerAssertion {
             challenge_id: c.challenge_id,
-            assertion_json: serde_json::to_string(&cred).expect("json"),
+            assertion_json: touch::assert(&mut self.auth, &c.request_options_json, &challenge),
+            nonces: touch::wire(&pairs),
         }
     }
 
@@ -363,7 +375,8 @@ async fn stage_commit_retire_on_one_node() {
             .stage_epoch(h.stage_req(&e2, &e2.shares[0], owner_authority(wrong)))
             .await,
     );
-    assert_eq!(c, Code::PermissionDenied, "{m}");
+    // The touch covered another manifest: it does not verify for this one.
+    assert_eq!(c, Code::Unauthenticated, "{m}");
 
     // A bad share (sealed correctly, not on the polynomial) is refused and nothing is staged.
     let bad = Share::new(1, SecretScalar::random()).expect("share");
@@ -636,7 +649,8 @@ async fn expiry_abandon_joining_and_recovery_exclusion() {
     assert!(abandoned);
     assert!(h.status(wallet).await.expect("status").staged.is_none());
 
-    // A live recovery session blocks staging; rotation never blocks recovery.
+    // A recovery session the owner has not authenticated blocks nothing; once the owner
+    // authenticates it, staging is refused. Rotation never blocks recovery.
     let r = SecretKey::generate_from_rng(&mut rand::rng()).public_key();
     let opened = h
         .recovery
@@ -647,6 +661,22 @@ async fn expiry_abandon_joining_and_recovery_exclusion() {
         .await
         .expect("open recovery")
         .into_inner();
+    let pairs = vec![(node_id(&h.node_key), opened.nonce.clone())];
+    let challenge = touch::challenge(
+        OwnerAction::Recover,
+        wallet,
+        &encode_public_key(&r),
+        &pairs,
+    );
+    let assertion = touch::assert(&mut h.auth, &opened.request_options_json, &challenge);
+    h.recovery
+        .authenticate_owner(pb::AuthenticateOwnerRequest {
+            session_id: opened.session_id.clone(),
+            assertion_json: assertion,
+            nonces: touch::wire(&pairs),
+        })
+        .await
+        .expect("owner authenticates");
     let o = h.owner(wallet, pb::EpochAction::Stage, &h2).await;
     let (c, m) = code(
         h.epochs
@@ -655,11 +685,13 @@ async fn expiry_abandon_joining_and_recovery_exclusion() {
     );
     assert_eq!(c, Code::FailedPrecondition, "{m}");
     assert!(
-        m.contains(&opened.session_id) && m.contains("recovery session"),
+        m.contains("owner-authenticated recovery") && !m.contains(&opened.session_id),
         "{m}"
     );
 
-    // A node new to a wallet joins through a registration, and is not open to enrollment then.
+    // A node new to a wallet joins with the wallet's credential (handed over by a trustee that
+    // holds it; here a relying party of the same configuration plays that trustee), under the
+    // owner's stage touch covering its fingerprint; it is not open to enrollment then.
     let joining_wallet = "wallet-joining";
     let j1 = Epoch::new(joining_wallet, 1, 2, None, 3, None);
     let j2 = Epoch::new(
@@ -670,15 +702,94 @@ async fn expiry_abandon_joining_and_recovery_exclusion() {
         2,
         Some(j1.manifest.hash()),
     );
-    let (ceremony, cred) = begin(&mut h.trustee, &mut h.auth, joining_wallet).await;
-    let reg = Some(pb::stage_epoch_request::Authority::Registration(
-        pb::PasskeyRegistration {
-            ceremony_id: ceremony,
-            credential_json: cred,
-        },
-    ));
+    let rp = crate::node::build_webauthn(&NodeConfig::load(h.tmp.path()).expect("config"))
+        .expect("rp");
+    let (ccr, reg) = rp
+        .start_passkey_registration(
+            crate::enrollment::user_handle(
+                &crate::wallet::WalletId::parse(joining_wallet.into()).expect("id"),
+            ),
+            "alice",
+            "alice",
+            None,
+        )
+        .expect("start");
+    let created = touch::register(
+        &mut h.auth,
+        &serde_json::to_string(&ccr).expect("json"),
+        &[0u8; 32],
+    );
+    let passkey = rp
+        .finish_passkey_registration(
+            &serde_json::from_str(&created).expect("cred"),
+            &serde_json::from_value({
+                let mut v = serde_json::to_value(&reg).expect("state");
+                v["rs"]["challenge"] = serde_json::Value::String(base64::Engine::encode(
+                    &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                    [0u8; 32],
+                ));
+                v
+            })
+            .expect("state"),
+        )
+        .expect("the wallet's credential");
+    let c = h
+        .epochs
+        .begin_epoch_action(pb::BeginEpochActionRequest {
+            wallet_id: joining_wallet.into(),
+            action: pb::EpochAction::Stage as i32,
+            manifest_hash: j2.manifest.hash().0.to_vec(),
+        })
+        .await
+        .expect("a joining node issues a stage nonce")
+        .into_inner();
+    assert!(c.request_options_json.is_empty() && c.passkey_json.is_empty());
+    let fingerprint = crate::owner_touch::passkey_fingerprint(&passkey).expect("fp");
+    let pairs = vec![(node_id(&h.node_key), c.nonce.clone())];
+    let challenge = touch::challenge(
+        OwnerAction::Stage,
+        joining_wallet,
+        &stage_authorized(&j2.manifest.hash().0, &fingerprint),
+        &pairs,
+    );
+    let (rcr, _) = rp
+        .start_passkey_authentication(std::slice::from_ref(&passkey))
+        .expect("options");
+    let joining = |assertion_json: String| {
+        Some(pb::stage_epoch_request::Authority::Joining(
+            pb::JoiningOwner {
+                owner: Some(pb::OwnerAssertion {
+                    challenge_id: c.challenge_id.clone(),
+                    assertion_json,
+                    nonces: touch::wire(&pairs),
+                }),
+                passkey_json: serde_json::to_string(&passkey).expect("json"),
+            },
+        ))
+    };
+    let assertion = touch::assert(
+        &mut h.auth,
+        &serde_json::to_string(&rcr).expect("json"),
+        &challenge,
+    );
+    // A new registration is refused: a wallet has one credential.
+    let (c2, m) = code(
+        h.epochs
+            .stage_epoch(h.stage_req(
+                &j2,
+                &j2.shares[0],
+                Some(pb::stage_epoch_request::Authority::Registration(
+                    pb::PasskeyRegistration {
+                        ceremony_id: String::new(),
+                        credential_json: created.clone(),
+                    },
+                )),
+            ))
+            .await,
+    );
+    assert_eq!(c2, Code::PermissionDenied, "{m}");
     h.epochs
-        .stage_epoch(h.stage_req(&j2, &j2.shares[0], reg))
+        .stage_epoch(h.stage_req(&j2, &j2.shares[0], joining(assertion)))
         .await
         .expect("stage joining");
     let s = h.status(joining_wallet).await.expect("joining status");

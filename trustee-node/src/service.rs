@@ -34,15 +34,17 @@ impl TryFrom<pb::BeginEnrollmentRequest> for BeginEnrollment {
     }
 }
 
-impl From<pb::FinishEnrollmentRequest> for FinishEnrollment {
-    fn from(r: pb::FinishEnrollmentRequest) -> Self {
-        Self {
+impl TryFrom<pb::FinishEnrollmentRequest> for FinishEnrollment {
+    type Error = NodeError;
+    fn try_from(r: pb::FinishEnrollmentRequest) -> Result<Self, NodeError> {
+        Ok(Self {
+            nonces: crate::owner_touch::nonces_from_wire(&r.nonces)?,
             ceremony_id: r.ceremony_id,
             credential_json: r.credential_json,
             manifest: r.manifest_encoded,
             share_envelope: r.share_envelope_encoded,
             blob: r.blob,
-        }
+        })
     }
 }
 
@@ -98,6 +100,7 @@ impl Trustee for TrusteeService {
             ceremony_id: c.ceremony_id,
             creation_options_json: c.creation_options_json,
             expires_at: c.expires_at,
+            nonce: c.nonce.to_vec(),
         }))
     }
 
@@ -105,7 +108,10 @@ impl Trustee for TrusteeService {
         &self,
         req: Request<pb::FinishEnrollmentRequest>,
     ) -> Result<Response<pb::FinishEnrollmentResponse>, Status> {
-        let receipt = self.node.finish_enrollment(req.into_inner().into()).await?;
+        let receipt = self
+            .node
+            .finish_enrollment(FinishEnrollment::try_from(req.into_inner())?)
+            .await?;
         Ok(Response::new(pb::FinishEnrollmentResponse {
             receipt_encoded: receipt,
         }))

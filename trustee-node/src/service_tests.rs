@@ -26,11 +26,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tonic::Code;
 use tonic::transport::Channel;
-use webauthn_authenticator_rs::WebauthnAuthenticator as _;
+use crate::owner_touch_tests as touch;
+use dlocker_proto::owner_challenge::OwnerAction;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
-use webauthn_rs::prelude::{CreationChallengeResponse, Url};
 
-pub(crate) const ORIGIN: &str = "https://localhost";
 
 /// A backup prepared the way the SDK does it, for a 2-of-3 set whose first trustee (the bank)
 /// is the node under test.
@@ -39,6 +38,8 @@ pub(crate) struct Backup {
     pub(crate) shares: Vec<Share>,
     pub(crate) blob: Vec<u8>,
     pub(crate) node_key: PublicKey,
+    /// The nonces of the last [`begin`] for this backup (what `request` sends).
+    pub(crate) nonces: std::sync::Mutex<Vec<pb::TrusteeNonce>>,
 }
 
 impl Backup {
@@ -74,6 +75,7 @@ impl Backup {
             shares,
             blob,
             node_key,
+            nonces: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -98,6 +100,7 @@ impl Backup {
             manifest_encoded: self.manifest.encode(),
             share_envelope_encoded: self.envelope_of(&self.shares[0], &self.node_key),
             blob: self.blob.clone(),
+            nonces: self.nonces.lock().expect("lock").clone(),
         }
     }
 }
@@ -123,12 +126,16 @@ async fn client(node: &RunningNode) -> TrusteeClient<Channel> {
     TrusteeClient::connect(node.url()).await.expect("connect")
 }
 
-/// BeginEnrollment, then the software passkey's registration response.
-pub(crate) async fn begin(
+/// BeginEnrollment, then the software passkey's one-touch registration for `manifest` with this
+/// node (`node_key`) the ceremony's only trustee. Returns the ceremony, the credential JSON and
+/// the nonces to send.
+pub(crate) async fn begin_for(
     c: &mut TrusteeClient<Channel>,
     auth: &mut SoftPasskey,
-    wallet: &str,
-) -> (String, String) {
+    manifest: &Manifest,
+    node_key: &PublicKey,
+) -> (String, String, Vec<pb::TrusteeNonce>) {
+    let wallet = manifest.wallet_id();
     let r = c
         .begin_enrollment(pb::BeginEnrollmentRequest {
             wallet_id: wallet.into(),
@@ -137,12 +144,21 @@ pub(crate) async fn begin(
         .await
         .expect("begin")
         .into_inner();
-    let ccr: CreationChallengeResponse =
-        serde_json::from_str(&r.creation_options_json).expect("options json");
-    let cred = auth
-        .do_registration(Url::parse(ORIGIN).expect("url"), ccr)
-        .expect("register");
-    (r.ceremony_id, serde_json::to_string(&cred).expect("json"))
+    let pairs = vec![(node_id(node_key), r.nonce.clone())];
+    let challenge = touch::challenge(OwnerAction::Backup, wallet, &manifest.hash().0, &pairs);
+    let cred = touch::register(auth, &r.creation_options_json, &challenge);
+    (r.ceremony_id, cred, touch::wire(&pairs))
+}
+
+/// [`begin_for`] a [`Backup`]; the nonces are kept in it for `request`.
+pub(crate) async fn begin(
+    c: &mut TrusteeClient<Channel>,
+    auth: &mut SoftPasskey,
+    backup: &Backup,
+) -> (String, String) {
+    let (ceremony, cred, nonces) = begin_for(c, auth, &backup.manifest, &backup.node_key).await;
+    *backup.nonces.lock().expect("lock") = nonces;
+    (ceremony, cred)
 }
 
 async fn status_code(c: &mut TrusteeClient<Channel>, wallet: &str) -> Code {
@@ -180,7 +196,7 @@ async fn enrollment_over_grpc() {
 
     let wallet = "wallet-1";
     let backup = Backup::new(wallet, node_key);
-    let (ceremony, cred) = begin(&mut c, &mut auth, wallet).await;
+    let (ceremony, cred) = begin(&mut c, &mut auth, &backup).await;
 
     // Every bad deposit is refused with the right code and leaves nothing behind; the ceremony
     // stays usable because nothing was written.
@@ -270,7 +286,7 @@ async fn enrollment_over_grpc() {
         c.finish_enrollment(backup.request(&ceremony, "{not json"))
             .await,
     );
-    let (_, other_cred) = begin(&mut c, &mut auth, wallet).await;
+    let (_, other_cred) = begin(&mut c, &mut auth, &foreign).await;
     expect_refusal(Code::InvalidArgument, "passkey credential rejected")(
         c.finish_enrollment(backup.request(&ceremony, &other_cred))
             .await,
@@ -317,7 +333,7 @@ async fn enrollment_over_grpc() {
             .await,
     );
     // A fresh ceremony with the same deposit (what the SDK does on retry): same receipt.
-    let (ceremony2, cred2) = begin(&mut c, &mut auth, wallet).await;
+    let (ceremony2, cred2) = begin(&mut c, &mut auth, &backup).await;
     let again = c
         .finish_enrollment(backup.request(&ceremony2, &cred2))
         .await
@@ -325,7 +341,7 @@ async fn enrollment_over_grpc() {
         .into_inner();
     assert_eq!(again.receipt_encoded, receipt);
     // A conflicting deposit for the same wallet.
-    let (ceremony3, cred3) = begin(&mut c, &mut auth, wallet).await;
+    let (ceremony3, cred3) = begin(&mut c, &mut auth, &foreign).await;
     expect_refusal(Code::AlreadyExists, "different backup")(
         c.finish_enrollment(foreign.request(&ceremony3, &cred3))
             .await,
@@ -495,7 +511,7 @@ async fn oversized_messages_are_refused_by_the_transport() {
         .expect("info")
         .into_inner();
     let backup = Backup::new("w2", decode_public_key(&info.public_key).expect("key"));
-    let (ceremony, cred) = begin(&mut c, &mut auth, "w2").await;
+    let (ceremony, cred) = begin(&mut c, &mut auth, &backup).await;
     let mut req = backup.request(&ceremony, &cred);
     req.blob = vec![0; 1025];
     assert_eq!(
@@ -561,6 +577,7 @@ async fn ceremonies_expire_and_are_bounded() {
         manifest: vec![],
         share_envelope: vec![],
         blob: vec![],
+        nonces: vec![],
     };
     let e = node.finish_enrollment(req).await.expect_err("expired");
     assert!(

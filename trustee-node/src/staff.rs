@@ -76,6 +76,30 @@ impl Node {
         Ok(v)
     }
 
+    /// Who may read the event stream (it names wallets and sessions): a staff member of this
+    /// node with a signed request for `action`, or a client certificate the TLS config lists.
+    pub fn authorize_event_reader(
+        &self,
+        staff_request: &[u8],
+        client_cert_sha256: Option<&[u8; 32]>,
+        action: StaffAction,
+    ) -> Result<(), NodeError> {
+        let by_cert = client_cert_sha256.is_some_and(|fp| {
+            self.config
+                .tls
+                .as_ref()
+                .is_some_and(|t| t.event_readers.iter().any(|r| r == fp))
+        });
+        if by_cert {
+            return Ok(());
+        }
+        if staff_request.is_empty() || self.staff_gate.is_none() {
+            return Err(NodeError::ReaderUnauthenticated);
+        }
+        self.staff_check(staff_request, action, self.now())?;
+        Ok(())
+    }
+
     fn approved(&self, s: &RecoverySession, now: u64) -> bool {
         s.bank_approval
             .as_deref()
@@ -208,10 +232,14 @@ impl Node {
     /// `GetApproval(wallet, R)`: the stored, unexpired approval of the bank's session.
     pub fn get_approval(&self, wallet_id: &WalletId, r: &PublicKey) -> Result<Vec<u8>, NodeError> {
         let now = self.now();
-        let st = self
-            .session_for_wallet(wallet_id.as_str())?
+        // Several sessions may carry this R (a retried open): the approved one, else the newest.
+        let mut of_r: Vec<StoredSession> = self
+            .sessions_for_wallet(wallet_id.as_str())?
+            .into_iter()
             .filter(|s| s.session.session_key().as_ref() == Some(r))
-            .ok_or(NodeError::SessionNotFound)?;
+            .collect();
+        of_r.sort_by_key(|s| (s.session.bank_approval.is_some(), s.session.opened_at));
+        let st = of_r.pop().ok_or(NodeError::SessionNotFound)?;
         if let SessionState::Cancelled { by, .. } = &st.session.state {
             return Err(SessionError::Cancelled { by: by.clone() }.into());
         }

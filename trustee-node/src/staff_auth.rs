@@ -26,7 +26,10 @@ impl StaffRole {
     fn permits(self, action: StaffAction) -> bool {
         matches!(
             (self, action),
-            (_, StaffAction::ListRecoveries | StaffAction::ListRegistry)
+            (
+                _,
+                StaffAction::ListRecoveries | StaffAction::ListRegistry | StaffAction::WatchEvents
+            )
                 | (Self::Approver, StaffAction::ApproveRecovery)
                 | (Self::Canceller, StaffAction::CancelRecovery)
                 | (

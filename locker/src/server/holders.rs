@@ -5,6 +5,7 @@
 //! with its current wallet key, which only a passkey-authenticated `RegisterHolder` (first time)
 //! or `Reissue` (after a recovery, with the bank's approval) can set.
 
+use dlocker_proto::owner_challenge::OwnerAction;
 use super::error::LockerError;
 use super::store::{
     ConsentRecord, DocRecord, DocState, DraftPurpose, DraftRecord, HolderRecord, IssuerRecord,
@@ -21,6 +22,17 @@ use k256::PublicKey;
 pub const PURPOSE_REGISTER: &str = "register";
 /// Challenge purposes.
 pub const PURPOSE_REISSUE: &str = "reissue";
+
+fn purpose_action(purpose: &str) -> Result<OwnerAction, LockerError> {
+    match purpose {
+        PURPOSE_REGISTER => Ok(OwnerAction::HolderRegister),
+        PURPOSE_REISSUE => Ok(OwnerAction::Reissue),
+        _ => Err(LockerError::invalid(
+            "purpose",
+            "must be \"register\" or \"reissue\"",
+        )),
+    }
+}
 /// Largest WebAuthn assertion JSON accepted.
 pub const MAX_ASSERTION_JSON_BYTES: usize = 16 * 1024;
 
@@ -140,70 +152,48 @@ impl Locker {
         )
     }
 
-    /// `BeginOwnerChallenge`: a passkey challenge for the wallet's owner.
+    /// `BeginOwnerChallenge`: the node's single-use nonce for the owner's one touch. It never
+    /// replaces another: a stranger's call cannot disturb the owner's pending challenge.
     pub async fn begin_owner_challenge(
         &self,
         holder_id: &str,
         purpose: &str,
     ) -> Result<pb::OwnerChallenge, LockerError> {
         self.check_holder_id(holder_id)?;
-        if purpose != PURPOSE_REGISTER && purpose != PURPOSE_REISSUE {
-            return Err(LockerError::invalid(
-                "purpose",
-                "must be \"register\" or \"reissue\"",
-            ));
-        }
+        let action = purpose_action(purpose)?;
         let start = self
             .host
-            .begin_owner_assertion(holder_id)
+            .begin_owner_assertion(holder_id, action)
             .await
             .map_err(LockerError::Host)?;
-        let now = self.now();
-        let rec = super::store::ChallengeRecord {
-            id: new_id(),
-            holder: holder_id.to_owned(),
-            purpose: purpose.to_owned(),
-            state_json: start.state_json,
-            expires_at: now + self.settings.challenge_ttl_secs,
-        };
-        let _g = self.write.lock().await;
-        let mut tx = Tx::new(&self.store);
-        // One pending challenge per holder and purpose: a new one replaces the old.
-        tx.put(keys::challenge(holder_id, purpose), &rec);
-        tx.commit()?;
-        self.durable().await?;
         Ok(pb::OwnerChallenge {
-            challenge_id: rec.id,
+            challenge_id: hex::encode(start.nonce),
             request_options_json: start.request_options_json,
-            expires_at: rec.expires_at,
+            expires_at: start.expires_at,
+            nonce: start.nonce.to_vec(),
+            node_id: start.node_id,
         })
     }
 
-    /// Takes (single use) the holder's pending challenge `id` for `purpose`.
-    pub(crate) fn take_challenge(
+    /// Checks the owner's one-touch assertion for `action` over `key` (the challenge id is the
+    /// node's nonce, in hex) and spends the nonce.
+    pub(crate) async fn owner_touch(
         &self,
-        tx: &mut Tx<'_>,
         holder: &str,
-        purpose: &str,
-        id: &str,
-        now: u64,
-    ) -> Result<String, LockerError> {
-        let key = keys::challenge(holder, purpose);
-        let rec: super::store::ChallengeRecord = tx
-            .get(&key)?
-            .filter(|c: &super::store::ChallengeRecord| c.id == id)
-            .ok_or_else(|| {
-                LockerError::Precondition(
-                    "no such passkey challenge; call BeginOwnerChallenge".into(),
-                )
-            })?;
-        tx.remove(key);
-        if now >= rec.expires_at {
-            return Err(LockerError::Precondition(
-                "the passkey challenge expired; call BeginOwnerChallenge again".into(),
-            ));
-        }
-        Ok(rec.state_json)
+        action: OwnerAction,
+        key: &PublicKey,
+        challenge_id: &str,
+        assertion_json: &str,
+    ) -> Result<(), LockerError> {
+        let mut nonce = [0u8; 32];
+        hex::decode_to_slice(challenge_id, &mut nonce).map_err(|_| {
+            LockerError::invalid("challenge_id", "the challenge id BeginOwnerChallenge returned")
+        })?;
+        let authorized = dlocker_proto::keys::encode_public_key(key);
+        self.host
+            .finish_owner_assertion(holder, action, &authorized, nonce, assertion_json)
+            .await
+            .map_err(LockerError::Host)
     }
 
     /// `RegisterHolder`: binds the wallet key, proven by the owner's passkey and a request
@@ -227,25 +217,15 @@ impl Locker {
             &key,
             now,
         )?;
-        let _g = self.write.lock().await;
-        let mut tx = Tx::new(&self.store);
-        let state = self.take_challenge(
-            &mut tx,
+        self.owner_touch(
             &req.holder_id,
-            PURPOSE_REGISTER,
+            OwnerAction::HolderRegister,
+            &key,
             &req.challenge_id,
-            now,
-        )?;
-        // The challenge is spent whatever the assertion's fate.
-        tx.commit()?;
-        let verified = self
-            .host
-            .finish_owner_assertion(&req.holder_id, &state, &req.assertion_json)
-            .await;
-        if let Err(s) = verified {
-            self.durable().await?;
-            return Err(LockerError::Host(s));
-        }
+            &req.assertion_json,
+        )
+        .await?;
+        let _g = self.write.lock().await;
         let existing: Option<HolderRecord> = self.store.get(&keys::holder(&req.holder_id))?;
         let rec = match existing {
             Some(h) if h.key == key_hex(&key) => h,

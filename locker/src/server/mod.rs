@@ -23,6 +23,7 @@ pub mod sealing;
 pub mod service;
 pub mod store;
 
+use dlocker_proto::owner_challenge::OwnerAction;
 use crate::request::{self, LockerAction};
 use crate::status_list::{Bitstring, LIST_ENTRIES};
 use dlocker_proto::statement::StaffAction;
@@ -44,17 +45,17 @@ pub use service::DocumentServiceImpl;
 
 /// A passkey challenge started by the host.
 #[derive(Clone)]
+#[derive(Debug)]
 pub struct OwnerAssertionStart {
-    /// `RequestChallengeResponse` JSON for the client.
+    /// `RequestChallengeResponse` JSON template for the client (it sets the one-touch
+    /// challenge).
     pub request_options_json: String,
-    /// The server-side state (holds the challenge; secret), given back to finish.
-    pub state_json: String,
-}
-
-impl std::fmt::Debug for OwnerAssertionStart {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("OwnerAssertionStart { state_json: REDACTED, .. }")
-    }
+    /// The node's single-use nonce for this ceremony.
+    pub nonce: [u8; 32],
+    /// The node's id (the challenge's one entry).
+    pub node_id: String,
+    /// Unix seconds.
+    pub expires_at: u64,
 }
 
 /// What the locker needs from the node it runs on.
@@ -75,13 +76,16 @@ pub trait LockerHost: Send + Sync + 'static {
     fn begin_owner_assertion<'a>(
         &'a self,
         holder: &'a str,
+        action: OwnerAction,
     ) -> BoxFuture<'a, Result<OwnerAssertionStart, Status>>;
-    /// Verifies the owner's assertion against a started state; failures count towards the
-    /// wallet's lock-out like recovery assertions.
+    /// Verifies the owner's one-touch assertion for `action` over `authorized` with the node's
+    /// `nonce`, and spends the nonce. Failures never lock anything.
     fn finish_owner_assertion<'a>(
         &'a self,
         holder: &'a str,
-        state_json: &'a str,
+        action: OwnerAction,
+        authorized: &'a [u8],
+        nonce: [u8; 32],
         assertion_json: &'a str,
     ) -> BoxFuture<'a, Result<(), Status>>;
     /// Makes every write to the node's database durable, through the node's shared (group)
@@ -138,8 +142,6 @@ pub struct LockerSettings {
     pub pull_timeout_secs: u64,
     /// Lifetime of a push reservation.
     pub reservation_ttl_secs: u64,
-    /// Lifetime of a passkey challenge.
-    pub challenge_ttl_secs: u64,
 }
 
 impl LockerSettings {
@@ -168,7 +170,6 @@ impl LockerSettings {
             status_list_ttl_secs: 300,
             pull_timeout_secs: 10,
             reservation_ttl_secs: 24 * 3600,
-            challenge_ttl_secs: 300,
         }
     }
 }

@@ -16,7 +16,7 @@
 //! credential) or ended, as the holder chose. Self-attested uploads are kept as they are.
 
 use super::error::LockerError;
-use super::holders::{PURPOSE_REISSUE, document_pb, holder_pb};
+use super::holders::{document_pb, holder_pb};
 use super::issuing::new_doc;
 use super::store::{
     DocRecord, DocState, DraftPurpose, DraftRecord, HolderRecord, IssuerRecord, PastCredential,
@@ -148,18 +148,14 @@ impl Locker {
                 holder: Some(holder_pb(&holder)?),
             });
         }
-        let mut tx = Tx::new(&self.store);
-        let state =
-            self.take_challenge(&mut tx, &holder.id, PURPOSE_REISSUE, &req.challenge_id, now)?;
-        tx.commit()?;
-        if let Err(s) = self
-            .host
-            .finish_owner_assertion(&holder.id, &state, &req.assertion_json)
-            .await
-        {
-            self.durable().await?;
-            return Err(LockerError::Host(s));
-        }
+        self.owner_touch(
+            &holder.id,
+            dlocker_proto::owner_challenge::OwnerAction::Reissue,
+            &new_key,
+            &req.challenge_id,
+            &req.assertion_json,
+        )
+        .await?;
 
         // 1. Plan and make every new credential; nothing is written yet.
         let mut tx = Tx::new(&self.store);

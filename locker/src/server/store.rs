@@ -14,7 +14,6 @@
 //! | `slm/<issuer_id>` | [`ListMeta`] JSON |
 //! | `dft/<credential_id>` | [`DraftRecord`] JSON |
 //! | `tsk/<issuer_id>\0<task_id>` | [`TaskRecord`] JSON |
-//! | `chl/<holder_id>\0<purpose>` | [`ChallengeRecord`] JSON (holds WebAuthn state: secret) |
 //! | `non/<16 bytes>` | timestamp of a used request nonce |
 //!
 //! Writers hold the locker's write lock, read what they need, and apply all their changes in one
@@ -423,31 +422,6 @@ pub struct TaskRecord {
     pub created_at: u64,
 }
 
-/// A pending passkey challenge.
-#[derive(Clone, Serialize, Deserialize)]
-pub struct ChallengeRecord {
-    /// Id the client answers with.
-    pub id: String,
-    /// Holder.
-    pub holder: String,
-    /// "register" or "reissue".
-    pub purpose: String,
-    /// The host's WebAuthn state (holds the challenge).
-    pub state_json: String,
-    /// Unix seconds.
-    pub expires_at: u64,
-}
-
-impl std::fmt::Debug for ChallengeRecord {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChallengeRecord")
-            .field("holder", &"REDACTED")
-            .field("purpose", &self.purpose)
-            .field("expires_at", &self.expires_at)
-            .finish_non_exhaustive()
-    }
-}
-
 /// Parses a stored hex key.
 pub fn parse_key(hex: &str) -> Result<PublicKey, LockerError> {
     public_key_from_hex(hex).map_err(|e| LockerError::corrupt("stored key", e))
@@ -531,16 +505,6 @@ pub mod keys {
     /// `tsk/<issuer>\0<id>`.
     pub fn task(issuer: &str, id: &str) -> Vec<u8> {
         [tasks_of(issuer).as_slice(), id.as_bytes()].concat()
-    }
-    /// `chl/<holder>\0<purpose>`: one pending challenge per holder and purpose.
-    pub fn challenge(holder: &str, purpose: &str) -> Vec<u8> {
-        [
-            b"chl/".as_slice(),
-            holder.as_bytes(),
-            b"\0",
-            purpose.as_bytes(),
-        ]
-        .concat()
     }
     /// `non/<nonce>`.
     pub fn nonce(n: &[u8; 16]) -> Vec<u8> {

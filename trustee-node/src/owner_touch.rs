@@ -1,0 +1,332 @@
+//! Owner ceremonies at a trustee: single-use nonces and the one-touch check
+//! (`docs/protocol.md`, section 12a).
+//!
+//! Every owner ceremony starts with this node issuing a fresh 32-byte nonce for
+//! `(wallet, action)`; the client hashes every trustee's nonce with what the action authorizes
+//! into one WebAuthn challenge. Here the node recomputes that challenge from its own view of the
+//! request, checks its nonce, and lets webauthn-rs verify the response against it.
+//!
+//! | tree | key | value |
+//! |---|---|---|
+//! | `owner_nonces` | nonce (32 bytes) | [`NonceRecord`] as JSON |
+//!
+//! Issuing never touches another nonce, so a stranger asking for nonces cannot disturb the
+//! owner's ceremony. A nonce is spent with a compare-and-swap after its response verified: of two
+//! requests racing on one nonce, one succeeds. Spent and expired records are removed by
+//! [`Node::sweep_owner_nonces`].
+
+use crate::error::NodeError;
+use crate::node::Node;
+use crate::storage::StoreError;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use dlocker_proto::owner_challenge::{NONCE_LEN, OwnerAction, OwnerChallenge, TrusteeNonce};
+use rand::RngExt as _;
+use serde::{Deserialize, Serialize};
+use webauthn_rs::prelude::{
+    Passkey, PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential,
+    RegisterPublicKeyCredential,
+};
+
+/// Nonces, keyed by the nonce: [`NonceRecord`] as JSON.
+pub const OWNER_NONCES_TREE: &str = "owner_nonces";
+
+/// Largest WebAuthn response JSON accepted (a real one is under 2 KiB).
+pub const MAX_RESPONSE_JSON_BYTES: usize = 16 * 1024;
+
+/// One issued nonce.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NonceRecord {
+    /// The wallet it was issued for.
+    pub wallet_id: String,
+    /// The [`OwnerAction`] byte.
+    pub action: u8,
+    /// Unix seconds; refused from then on.
+    pub expires_at: u64,
+    /// Spent by a verified response.
+    pub used: bool,
+}
+
+/// What a Begin call hands out.
+#[derive(Debug, Clone, Copy)]
+pub struct IssuedNonce {
+    /// The nonce.
+    pub nonce: [u8; NONCE_LEN],
+    /// Unix seconds.
+    pub expires_at: u64,
+}
+
+/// The owner nonce tree.
+#[derive(Debug, Clone)]
+pub struct OwnerNonces {
+    tree: sled::Tree,
+}
+
+impl OwnerNonces {
+    /// Opens (creating) the tree in `db`.
+    pub fn open(db: &sled::Db) -> Result<Self, StoreError> {
+        Ok(Self {
+            tree: db.open_tree(OWNER_NONCES_TREE)?,
+        })
+    }
+}
+
+fn corrupt(e: impl std::fmt::Display) -> NodeError {
+    NodeError::Storage(StoreError::Corrupt {
+        tree: OWNER_NONCES_TREE,
+        reason: e.to_string(),
+    })
+}
+
+fn internal(what: &str, e: impl std::fmt::Display) -> NodeError {
+    NodeError::Internal(format!("{what}: {e}"))
+}
+
+/// Puts `challenge` into a serialised webauthn-rs ceremony state (`{"rs": {...}}` for a
+/// registration, `{"ast": {...}}` for an authentication). webauthn-rs has no API to verify
+/// against a challenge the caller computed; everything else it checks stays its own.
+fn with_challenge(state_json: &str, outer: &str, challenge: &[u8; 32]) -> Result<String, NodeError> {
+    let mut v: serde_json::Value =
+        serde_json::from_str(state_json).map_err(|e| internal("ceremony state", e))?;
+    let slot = v
+        .get_mut(outer)
+        .and_then(|inner| inner.get_mut("challenge"))
+        .ok_or_else(|| internal("ceremony state", "no challenge field"))?;
+    *slot = serde_json::Value::String(URL_SAFE_NO_PAD.encode(challenge));
+    serde_json::to_string(&v).map_err(|e| internal("ceremony state", e))
+}
+
+/// A verified owner touch: the nonce to spend and, for an assertion, the passkey to store if its
+/// counter moved.
+pub(crate) struct VerifiedTouch<T> {
+    key: [u8; NONCE_LEN],
+    old: sled::IVec,
+    /// What the response yielded.
+    pub(crate) value: T,
+}
+
+impl Node {
+    /// Issues a fresh nonce for `(wallet, action)`. Written, not yet durable: the caller's
+    /// [`Node::commit`] (or a flush) makes it so before the nonce is handed out.
+    pub(crate) fn issue_owner_nonce(
+        &self,
+        wallet_id: &str,
+        action: OwnerAction,
+    ) -> Result<IssuedNonce, NodeError> {
+        let nonce: [u8; NONCE_LEN] = rand::rng().random();
+        let expires_at = self.now().saturating_add(self.config.limits.ceremony_ttl_secs);
+        let rec = NonceRecord {
+            wallet_id: wallet_id.to_owned(),
+            action: action.as_u8(),
+            expires_at,
+            used: false,
+        };
+        let bytes = serde_json::to_vec(&rec).map_err(corrupt)?;
+        self.owner_nonces
+            .tree
+            .insert(nonce, bytes)
+            .map_err(StoreError::from)?;
+        Ok(IssuedNonce { nonce, expires_at })
+    }
+
+    /// Steps 1–2 of the check: the challenge is well formed, names this node, and its nonce is
+    /// ours, for this wallet and action, unused and unexpired.
+    fn check_nonce(
+        &self,
+        wallet_id: &str,
+        action: OwnerAction,
+        authorized: &[u8],
+        nonces: Vec<TrusteeNonce>,
+    ) -> Result<(OwnerChallenge, [u8; NONCE_LEN], sled::IVec), NodeError> {
+        let challenge = OwnerChallenge::new(action, wallet_id, authorized, nonces)
+            .map_err(NodeError::ChallengeMalformed)?;
+        let own = *challenge
+            .nonce_of(self.identity.node_id())
+            .ok_or(NodeError::NonceNotInChallenge)?;
+        let old = self
+            .owner_nonces
+            .tree
+            .get(own)
+            .map_err(StoreError::from)?
+            .ok_or(NodeError::NonceUnknown)?;
+        let rec: NonceRecord = serde_json::from_slice(&old).map_err(corrupt)?;
+        if rec.wallet_id != wallet_id || rec.action != action.as_u8() {
+            return Err(NodeError::NonceMismatch);
+        }
+        if rec.used {
+            return Err(NodeError::NonceUsed);
+        }
+        let now = self.now();
+        if rec.expires_at <= now {
+            return Err(NodeError::NonceExpired {
+                ago_secs: now - rec.expires_at,
+            });
+        }
+        Ok((challenge, own, old))
+    }
+
+    /// Verifies the owner's assertion for a one-touch ceremony against `passkey`. Nothing is
+    /// spent yet: call [`Node::spend_nonce`] once the action's own checks passed.
+    pub(crate) fn verify_owner_assertion(
+        &self,
+        wallet_id: &str,
+        action: OwnerAction,
+        authorized: &[u8],
+        nonces: Vec<TrusteeNonce>,
+        assertion_json: &str,
+        passkey: &Passkey,
+    ) -> Result<VerifiedTouch<Option<Passkey>>, NodeError> {
+        if assertion_json.len() > MAX_RESPONSE_JSON_BYTES {
+            return Err(NodeError::invalid(
+                "assertion_json",
+                format!("at most {MAX_RESPONSE_JSON_BYTES} bytes"),
+            ));
+        }
+        let (challenge, key, old) = self.check_nonce(wallet_id, action, authorized, nonces)?;
+        let cred: PublicKeyCredential = serde_json::from_str(assertion_json).map_err(|_| {
+            NodeError::invalid(
+                "assertion_json",
+                "not a WebAuthn assertion (PublicKeyCredential JSON)",
+            )
+        })?;
+        let (_, state) = self
+            .webauthn
+            .start_passkey_authentication(std::slice::from_ref(passkey))
+            .map_err(|e| internal("start passkey authentication", e))?;
+        let state_json =
+            serde_json::to_string(&state).map_err(|e| internal("serialise state", e))?;
+        let state: PasskeyAuthentication =
+            serde_json::from_str(&with_challenge(&state_json, "ast", &challenge.digest())?)
+                .map_err(|e| internal("ceremony state", e))?;
+        let result = self
+            .webauthn
+            .finish_passkey_authentication(&cred, &state)
+            .map_err(|e| {
+                tracing::debug!(action = %action, error = %e, "owner assertion refused");
+                NodeError::AssertionRejected
+            })?;
+        let mut updated = passkey.clone();
+        let value = match updated.update_credential(&result) {
+            Some(true) => Some(updated),
+            _ => None,
+        };
+        Ok(VerifiedTouch { key, old, value })
+    }
+
+    /// Verifies the owner's passkey registration for a one-touch backup against the ceremony's
+    /// stored webauthn-rs registration state.
+    pub(crate) fn verify_owner_registration(
+        &self,
+        wallet_id: &str,
+        authorized: &[u8],
+        nonces: Vec<TrusteeNonce>,
+        credential_json: &str,
+        registration_state_json: &str,
+    ) -> Result<VerifiedTouch<Passkey>, NodeError> {
+        let (challenge, key, old) =
+            self.check_nonce(wallet_id, OwnerAction::Backup, authorized, nonces)?;
+        let cred: RegisterPublicKeyCredential =
+            serde_json::from_str(credential_json).map_err(|_| NodeError::CredentialRejected)?;
+        let state: PasskeyRegistration = serde_json::from_str(&with_challenge(
+            registration_state_json,
+            "rs",
+            &challenge.digest(),
+        )?)
+        .map_err(|e| internal("ceremony state", e))?;
+        let passkey = self
+            .webauthn
+            .finish_passkey_registration(&cred, &state)
+            .map_err(|e| {
+                tracing::debug!(error = %e, "owner registration refused");
+                NodeError::CredentialRejected
+            })?;
+        Ok(VerifiedTouch {
+            key,
+            old,
+            value: passkey,
+        })
+    }
+
+    /// Spends a verified touch's nonce (compare-and-swap: of two racing requests one wins, the
+    /// other gets [`NodeError::NonceUsed`]). Written, not yet durable.
+    pub(crate) fn spend_nonce<T>(&self, touch: &VerifiedTouch<T>) -> Result<(), NodeError> {
+        let mut rec: NonceRecord = serde_json::from_slice(&touch.old).map_err(corrupt)?;
+        rec.used = true;
+        let new = serde_json::to_vec(&rec).map_err(corrupt)?;
+        match self
+            .owner_nonces
+            .tree
+            .compare_and_swap(touch.key, Some(&touch.old), Some(new))
+            .map_err(StoreError::from)?
+        {
+            Ok(()) => Ok(()),
+            Err(_) => Err(NodeError::NonceUsed),
+        }
+    }
+
+    /// Removes nonces that expired before `now` (spent or not); returns how many.
+    pub fn sweep_owner_nonces(&self, now: u64) -> Result<usize, NodeError> {
+        let mut removed = 0;
+        for item in self.owner_nonces.tree.iter() {
+            let (k, v) = item.map_err(StoreError::from)?;
+            let expired = serde_json::from_slice::<NonceRecord>(&v)
+                .map(|r| r.expires_at <= now)
+                .unwrap_or(true);
+            if expired && self.owner_nonces.tree.remove(k).map_err(StoreError::from)?.is_some() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// A credential's fingerprint as the protocol defines it: over the credential id and
+/// webauthn-rs's JSON of its COSE public key.
+pub fn passkey_fingerprint(passkey: &Passkey) -> Result<[u8; 32], NodeError> {
+    let cose = serde_json::to_vec(passkey.get_public_key())
+        .map_err(|e| internal("serialise credential key", e))?;
+    Ok(dlocker_proto::owner_challenge::credential_fingerprint(
+        passkey.cred_id().as_ref(),
+        &cose,
+    ))
+}
+
+/// Parses the wire's `(node_id, nonce)` list (shape only; [`OwnerChallenge::new`] checks the
+/// rest).
+pub fn nonces_from_wire(
+    list: &[dlocker_proto::pb::TrusteeNonce],
+) -> Result<Vec<TrusteeNonce>, NodeError> {
+    if list.len() > dlocker_proto::owner_challenge::MAX_ENTRIES {
+        return Err(NodeError::ChallengeMalformed(
+            dlocker_proto::owner_challenge::ChallengeError::Count(list.len()),
+        ));
+    }
+    list.iter()
+        .map(|n| {
+            let nonce: [u8; NONCE_LEN] = n.nonce.as_slice().try_into().map_err(|_| {
+                NodeError::ChallengeMalformed(
+                    dlocker_proto::owner_challenge::ChallengeError::NonceLength(n.node_id.clone()),
+                )
+            })?;
+            Ok(TrusteeNonce {
+                node_id: n.node_id.clone(),
+                nonce,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenge_is_replaced_and_nothing_else() {
+        let state = r#"{"ast":{"challenge":"AAAA","policy":"required"}}"#;
+        let out = with_challenge(state, "ast", &[7u8; 32]).expect("ok");
+        let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+        assert_eq!(v["ast"]["challenge"], URL_SAFE_NO_PAD.encode([7u8; 32]));
+        assert_eq!(v["ast"]["policy"], "required");
+        assert!(with_challenge(r#"{"rs":{}}"#, "rs", &[0; 32]).is_err());
+    }
+}
