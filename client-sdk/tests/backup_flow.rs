@@ -102,7 +102,7 @@ const POLICY: BackupPolicy = BackupPolicy {
 };
 
 #[tokio::test]
-async fn incomplete_backup_names_the_failed_trustee_and_retry_completes_it() {
+async fn a_trustee_down_stops_the_backup_before_the_touch_and_the_retry_registers_once() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let mut c = cluster(tmp.path(), 3).await;
     c.stop(2).await;
@@ -118,35 +118,58 @@ async fn incomplete_backup_names_the_failed_trustee_and_retry_completes_it() {
     let Err(BackupError::Incomplete { failed, receipts }) = first else {
         panic!("expected Incomplete, got {first:?}")
     };
-    assert_eq!(failed.len(), 1);
-    assert_eq!(failed[0].0, "n2");
-    assert!(failed[0].1.contains("cannot reach"), "{}", failed[0].1);
-    assert_eq!(receipts.receipts.len(), 2);
-    assert_eq!(auth.registrations, 2);
+    // One credential at every trustee or at none: with n2 down the owner is not asked, and
+    // nothing is deposited anywhere.
+    assert_eq!(auth.registrations, 0);
+    assert!(receipts.receipts.is_empty());
+    assert_eq!(failed.len(), 3, "{failed:?}");
+    let n2 = failed.iter().find(|(n, _)| n == "n2").expect("n2 named");
+    assert!(n2.1.contains("cannot reach"), "{}", n2.1);
+    for (name, reason) in failed.iter().filter(|(n, _)| n != "n2") {
+        assert!(
+            reason.contains("n2 could not begin"),
+            "{name} should wait for n2: {reason}"
+        );
+    }
     {
         let ev = events.lock().expect("lock");
         assert!(ev.contains(&ProgressEvent::TrusteeFailed {
             name: "n2".into(),
-            reason: failed[0].1.clone()
+            reason: n2.1.clone()
         }));
-        assert!(ev.contains(&ProgressEvent::TrusteeDone {
-            name: "n0".into(),
-            share_index: 1
-        }));
+        assert!(
+            !ev.iter()
+                .any(|e| matches!(e, ProgressEvent::PasskeyRequested { .. })),
+            "{ev:?}"
+        );
     }
-    let report = verify_backup(&c.set, prepared.manifest()).await;
-    assert_eq!(report.healthy_count(), 2);
-    assert!(!report.all_healthy() && report.recoverable());
+    assert_eq!(
+        verify_backup(&c.set, prepared.manifest())
+            .await
+            .healthy_count(),
+        0
+    );
 
-    // Retry with the same prepared backup: only the missing trustee is enrolled (one passkey),
-    // the others return their stored receipts.
+    // Retry with the same prepared backup once n2 is back: ONE registration for all three.
     c.start(2).await;
-    let done = backup(&c.set, &prepared, "alice", &mut auth, &|_| {})
+    events.lock().expect("lock").clear();
+    let done = backup(&c.set, &prepared, "alice", &mut auth, &record)
         .await
         .expect("retry completes");
-    assert_eq!(auth.registrations, 3);
+    assert_eq!(auth.registrations, 1);
     assert_eq!(done.receipts.len(), 3);
-    for (a, b) in receipts.receipts.iter().zip(&done.receipts) {
+    assert!(events.lock().expect("lock").contains(&ProgressEvent::PasskeyRequested {
+        trustees: vec!["n0".into(), "n1".into(), "n2".into()]
+    }));
+    let report = verify_backup(&c.set, prepared.manifest()).await;
+    assert!(report.all_healthy(), "{report:?}");
+
+    // Run again: every trustee answers with its stored receipt, the owner is not asked.
+    let again = backup(&c.set, &prepared, "alice", &mut auth, &|_| {})
+        .await
+        .expect("third run");
+    assert_eq!(auth.registrations, 1);
+    for (a, b) in done.receipts.iter().zip(&again.receipts) {
         assert_eq!(
             a.receipt.encode(),
             b.receipt.encode(),
@@ -154,10 +177,8 @@ async fn incomplete_backup_names_the_failed_trustee_and_retry_completes_it() {
             a.name
         );
     }
-    let report = verify_backup(&c.set, prepared.manifest()).await;
-    assert!(report.all_healthy(), "{report:?}");
 
-    // A different backup of the same wallet is refused, naming each trustee.
+    // A different backup of the same wallet is refused, naming each trustee, before any touch.
     let other = PreparedBackup::new(&c.set, "wallet-retry", b"seed", POLICY).expect("prepare");
     match backup(&c.set, &other, "alice", &mut auth, &|_| {}).await {
         Err(BackupError::Incomplete { failed, .. }) => {
@@ -169,6 +190,7 @@ async fn incomplete_backup_names_the_failed_trustee_and_retry_completes_it() {
         }
         r => panic!("expected refusal, got {r:?}"),
     }
+    assert_eq!(auth.registrations, 1);
     // ... and verifying against its manifest reports the mismatch.
     let report = verify_backup(&c.set, other.manifest()).await;
     assert!(
@@ -193,18 +215,15 @@ async fn a_node_with_an_unpinned_key_gets_no_share() {
     let mut auth = SoftwareAuthenticator::new();
     match backup(&set, &prepared, "alice", &mut auth, &|_| {}).await {
         Err(BackupError::Incomplete { failed, receipts }) => {
-            assert_eq!(failed.len(), 1);
-            assert_eq!(failed[0].0, "n1");
-            assert!(
-                failed[0].1.contains("not the pinned key"),
-                "{}",
-                failed[0].1
-            );
-            assert_eq!(receipts.receipts.len(), 2);
+            let n1 = failed.iter().find(|(n, _)| n == "n1").expect("n1 named");
+            assert!(n1.1.contains("not the pinned key"), "{}", n1.1);
+            // No share (and no passkey) went anywhere: the backup waits for every trustee.
+            assert!(receipts.receipts.is_empty());
+            assert_eq!(auth.touches(), 0);
         }
         r => panic!("expected Incomplete, got {r:?}"),
     }
     let report = verify_backup(&set, prepared.manifest()).await;
-    assert_eq!(report.healthy_count(), 2);
+    assert_eq!(report.healthy_count(), 0);
     c.stop_all().await;
 }

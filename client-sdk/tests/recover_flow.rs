@@ -1,97 +1,16 @@
 //! `recover` against real in-process trustee nodes (bank with a staff key; every node accepts the
 //! bank's approval key): approval from another task, trustees down, owner and bank cancellation.
 
-use dlocker_sdk::proto::keys::{node_id, public_key_from_hex};
+mod common;
+
+use common::{Cluster, approval_forwarder, cluster};
 use dlocker_sdk::{
-    BackupPolicy, PreparedBackup, RecoverError, RecoverEvent, RecoverOptions, RecoveryHandle, Role,
-    SoftwareAuthenticator, StaffClient, StaffKey, TlsFiles, TrusteeInfo, TrusteeSet, backup,
-    cancel_recovery, present_bank_cancellation, recover,
+    BackupPolicy, PreparedBackup, RecoverError, RecoverEvent, RecoverOptions, RecoveryHandle,
+    SoftwareAuthenticator, backup, cancel_recovery, present_bank_cancellation, recover,
 };
-use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
-use trustee_node::config::Role as NodeRole;
-use trustee_node::config::edit::ConfigDoc;
-use trustee_node::init::{InitOptions, StaffSpec, init_node};
-use trustee_node::server::{RunningNode, spawn};
-use trustee_node::staff_auth::StaffRole;
-
-struct Cluster {
-    nodes: Vec<Option<RunningNode>>,
-    set: TrusteeSet,
-    staff_key_hex: String,
-}
-
-async fn cluster(root: &Path, n: usize) -> Cluster {
-    let staff = StaffKey::generate();
-    let mut nodes = Vec::new();
-    let mut infos = Vec::new();
-    let mut bank_key: Option<String> = None;
-    for i in 0..n {
-        let addr = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port");
-        let dir = root.join(format!("node-{i}"));
-        let role = if i == 0 {
-            NodeRole::Bank
-        } else {
-            NodeRole::Trustee
-        };
-        let mut opts = InitOptions::new(dir.clone(), format!("n{i}"), addr, role);
-        if i == 0 {
-            opts.staff = vec![StaffSpec {
-                id: "alice".into(),
-                public_key: staff.public_key_hex(),
-                roles: vec![StaffRole::Approver, StaffRole::Canceller],
-            }];
-        }
-        opts.accept_bank_keys = bank_key.iter().cloned().collect();
-        let desc = init_node(&opts).expect("init");
-        if i == 0 {
-            let k = desc.bank_approval_key.clone().expect("bank approval key");
-            let mut doc = ConfigDoc::load(&dir).expect("config");
-            doc.accept_bank_key(&k).expect("accept");
-            doc.save(&dir).expect("save");
-            bank_key = Some(k);
-        }
-        let node = spawn(&dir).await.expect("spawn");
-        let pk = public_key_from_hex(&desc.public_key).expect("key");
-        infos.push(TrusteeInfo {
-            name: format!("n{i}"),
-            endpoint: node.url(),
-            public_key: pk,
-            node_id: node_id(&pk),
-            role: if i == 0 { Role::Bank } else { Role::Trustee },
-            tls: TlsFiles::default(),
-        });
-        nodes.push(Some(node));
-    }
-    Cluster {
-        nodes,
-        set: TrusteeSet::new(infos).expect("set"),
-        staff_key_hex: staff.to_hex().to_string(),
-    }
-}
-
-impl Cluster {
-    fn staff(&self) -> StaffClient {
-        StaffClient::new(
-            StaffKey::from_hex(&self.staff_key_hex).expect("key"),
-            self.set.bank(),
-        )
-    }
-    async fn stop(&mut self, i: usize) {
-        if let Some(n) = self.nodes[i].take() {
-            n.shutdown().await.expect("shutdown");
-        }
-    }
-    async fn stop_all(&mut self) {
-        for i in 0..self.nodes.len() {
-            self.stop(i).await;
-        }
-    }
-}
 
 /// Backs up `data` 3-of-5 with a 1 s delay; returns the owner's authenticator.
 async fn backed_up(c: &Cluster, wallet: &str, data: &[u8]) -> SoftwareAuthenticator {
@@ -110,15 +29,6 @@ async fn backed_up(c: &Cluster, wallet: &str, data: &[u8]) -> SoftwareAuthentica
         .await
         .expect("backup");
     auth
-}
-
-/// Forwards the bank session id from `AwaitingApproval` to a channel.
-fn approval_forwarder(tx: mpsc::UnboundedSender<String>) -> impl Fn(RecoverEvent) + Sync {
-    move |e| {
-        if let RecoverEvent::AwaitingApproval { bank_session_id } = e {
-            let _ = tx.send(bank_session_id);
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

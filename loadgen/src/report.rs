@@ -201,7 +201,7 @@ impl RunReport {
                 ),
                 ("floor = sum of the above five", b.floor_ms),
                 (
-                    "(not in floor) passkey registrations (n, software)",
+                    "(not in floor) passkey registration (1 for all n, software)",
                     b.passkey_registrations_ms,
                 ),
                 (

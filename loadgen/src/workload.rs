@@ -7,6 +7,7 @@ use anyhow::Context as _;
 use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
 use dlocker_proto::keys::node_id;
 use dlocker_proto::manifest::{Manifest, ManifestParts, TrusteeEntry};
+use dlocker_proto::owner_challenge::OwnerAction;
 use dlocker_proto::pb::{BeginEnrollmentRequest, FinishEnrollmentRequest, ProveShareRequest};
 use dlocker_proto::secret::SecretScalar;
 use dlocker_proto::share::split;
@@ -22,7 +23,6 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use webauthn_rs::prelude::CreationChallengeResponse;
 
 /// How much work a phase does: a number of operations, a time limit, or both (first reached).
 #[derive(Debug, Clone, Copy)]
@@ -411,6 +411,7 @@ pub(crate) async fn recoveries(
 pub(crate) struct PreDeposit {
     pub(crate) wallet_id: String,
     pub(crate) manifest: Vec<u8>,
+    pub(crate) manifest_hash: [u8; 32],
     pub(crate) envelope: Vec<u8>,
     pub(crate) blob: Vec<u8>,
 }
@@ -461,6 +462,7 @@ pub(crate) fn pre_deposits(
             let envelope = ShareEnvelope::seal(&shares[at], &ctx)?.encode();
             Ok(PreDeposit {
                 wallet_id,
+                manifest_hash: manifest.hash().0,
                 manifest: manifest.encode(),
                 envelope,
                 blob,
@@ -507,6 +509,7 @@ pub(crate) async fn deposit_storm(
         .into_iter()
         .map(|mut c| {
             let (deps, d, record_bytes) = (deps.clone(), d.clone(), record_bytes.clone());
+            let storm_node = info.node_id.clone();
             tokio::spawn(async move {
                 let mut lat = Latencies::new();
                 let mut auth = SoftwareAuthenticator::new();
@@ -522,9 +525,22 @@ pub(crate) async fn deposit_storm(
                             .await
                             .map_err(|s| format!("BeginEnrollment: {s}"))?
                             .into_inner();
-                        let opts: CreationChallengeResponse =
-                            serde_json::from_str(&begin.creation_options_json)
-                                .map_err(|e| e.to_string())?;
+                        // The one-touch challenge with this trustee's single nonce (a storm
+                        // deposits at one node only).
+                        let nonce = dlocker_sdk::ceremony::trustee_nonce(&storm_node, &begin.nonce)?;
+                        let nonces = dlocker_sdk::ceremony::to_wire(std::slice::from_ref(&nonce));
+                        let challenge = dlocker_sdk::ceremony::challenge(
+                            OwnerAction::Backup,
+                            &dep.wallet_id,
+                            &dep.manifest_hash,
+                            vec![nonce],
+                        )
+                        .map_err(|e| e.to_string())?;
+                        let opts = dlocker_sdk::ceremony::creation_options(
+                            &begin.creation_options_json,
+                            &challenge,
+                        )
+                        .map_err(|e| e.to_string())?;
                         let cred = auth.register(opts).map_err(|e| e.to_string())?;
                         let credential_json =
                             serde_json::to_string(&cred).map_err(|e| e.to_string())?;
@@ -536,6 +552,7 @@ pub(crate) async fn deposit_storm(
                                 manifest_encoded: dep.manifest.clone(),
                                 share_envelope_encoded: dep.envelope.clone(),
                                 blob: dep.blob.clone(),
+                                nonces,
                             })
                             .await
                             .map_err(|s| format!("FinishEnrollment: {s}"))?

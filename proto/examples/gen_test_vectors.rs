@@ -82,9 +82,94 @@ fn manifest(comms: &Commitments) -> Manifest {
     .expect("manifest")
 }
 
+/// One-touch owner challenges: a 3-trustee recovery (positive) and what a trustee must refuse.
+fn owner_challenges(dir: &Path) {
+    use dlocker_proto::owner_challenge::{OwnerAction, OwnerChallenge, TrusteeNonce};
+    let trustees: Vec<TrusteeNonce> = (1..=3)
+        .map(|i| TrusteeNonce {
+            node_id: node_id(&secret_key(&format!("trustee{i}")).public_key()),
+            nonce: Sha256::digest(format!("dlocker test vector/nonce{i}")).into(),
+        })
+        .collect();
+    let r1 = encode_public_key(&secret_key("R1").public_key()).to_vec();
+    let r2 = encode_public_key(&secret_key("R2").public_key()).to_vec();
+    let wallet = "wallet-vector-1";
+    let nonces_json = |list: &[TrusteeNonce]| {
+        list.iter()
+            .map(|t| json!({"node_id": t.node_id, "nonce": hex::encode(t.nonce)}))
+            .collect::<Vec<_>>()
+    };
+    let c = OwnerChallenge::new(OwnerAction::Recover, wallet, &r1, trustees.clone())
+        .expect("challenge");
+    let base = |expect: &str, description: &str| {
+        json!({
+            "kind": "owner-challenge", "expect": expect, "description": description,
+            "action": OwnerAction::Recover.as_u8(), "wallet_id": wallet,
+            "authorized": hex::encode(&r1), "nonces": nonces_json(&trustees),
+            "verifier_node_id": trustees[1].node_id,
+            "challenge": hex::encode(c.digest()),
+        })
+    };
+    let mut ok = base(
+        "ok",
+        "recovery (action 2) towards R1 at 3 trustees: SHA-256(label || u8 action || str wallet || bytes R || u32 n || n x (str node_id || [32] nonce))",
+    );
+    ok["encoding"] = json!(hex::encode(c.encode()));
+    write(dir, "owner-challenge-recover-valid", ok);
+    let mut other_r = base(
+        "error",
+        "the touch was for R1; a trustee whose session is bound to R2 recomputes another challenge",
+    );
+    other_r["authorized"] = json!(hex::encode(&r2));
+    write(dir, "owner-challenge-other-session-key", other_r);
+    let mut other_action = base("error", "a recovery touch presented for a cancellation");
+    other_action["action"] = json!(OwnerAction::Cancel.as_u8());
+    write(dir, "owner-challenge-other-action", other_action);
+    let mut other_wallet = base("error", "a touch for another wallet");
+    other_wallet["wallet_id"] = json!("wallet-vector-2");
+    write(dir, "owner-challenge-other-wallet", other_wallet);
+    let mut missing = base(
+        "error",
+        "the verifier's nonce is not in the challenge (it was computed over the other two)",
+    );
+    missing["nonces"] = json!(nonces_json(&[trustees[0].clone(), trustees[2].clone()]));
+    missing["challenge"] = json!(hex::encode(
+        OwnerChallenge::new(
+            OwnerAction::Recover,
+            wallet,
+            &r1,
+            vec![trustees[0].clone(), trustees[2].clone()]
+        )
+        .expect("challenge")
+        .digest()
+    ));
+    write(dir, "owner-challenge-without-verifier", missing);
+    let mut dup = base("error", "a node id listed twice");
+    dup["nonces"] = json!(nonces_json(&[
+        trustees[0].clone(),
+        trustees[1].clone(),
+        trustees[1].clone()
+    ]));
+    write(dir, "owner-challenge-duplicate-node", dup);
+    let mut short = base("error", "a nonce of 31 bytes");
+    short["nonces"][1]["nonce"] = json!(hex::encode(&trustees[1].nonce[..31]));
+    write(dir, "owner-challenge-short-nonce", short);
+    let mut reordered = base(
+        "error",
+        "the same nonces in another order hash to another challenge (manifest order is part of it)",
+    );
+    reordered["nonces"] = json!(nonces_json(&[
+        trustees[1].clone(),
+        trustees[0].clone(),
+        trustees[2].clone()
+    ]));
+    write(dir, "owner-challenge-reordered", reordered);
+}
+
 fn main() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("test-vectors");
     std::fs::create_dir_all(&dir).expect("mkdir");
+    owner_challenges(&dir);
     let (k, shares, comms) = sharing();
 
     // Share codec.

@@ -39,6 +39,7 @@ fn n(v: &Value, field: &str) -> u64 {
 /// Runs one vector; `Ok` when the code accepted it and reproduced every output.
 fn run(v: &Value) -> Result<(), String> {
     match s(v, "kind") {
+        "owner-challenge" => owner_challenge(v),
         "share" => {
             let share = Share::decode(&h(v, "share")).map_err(|e| e.to_string())?;
             if v.get("index").is_some() {
@@ -153,6 +154,36 @@ fn epoch_statement<T: StatementBody + Clone>(
         Signed::sign(st.body().clone(), &key).encode(),
         h(v, "statement")
     );
+    Ok(())
+}
+
+/// A trustee's view of a one-touch challenge: the inputs must form a valid challenge that
+/// includes `verifier_node_id`, and hash to `challenge` (what the authenticator signed).
+fn owner_challenge(v: &Value) -> Result<(), String> {
+    use dlocker_proto::owner_challenge::{OwnerAction, OwnerChallenge};
+    let action = OwnerAction::from_u8(n(v, "action") as u8).ok_or("unknown action")?;
+    let nonces: Vec<(String, Vec<u8>)> = v["nonces"]
+        .as_array()
+        .expect("nonces")
+        .iter()
+        .map(|e| (s(e, "node_id").to_owned(), h(e, "nonce")))
+        .collect();
+    let c = OwnerChallenge::from_wire(
+        action,
+        s(v, "wallet_id"),
+        &h(v, "authorized"),
+        nonces.iter().map(|(id, n)| (id.as_str(), n.as_slice())),
+    )
+    .map_err(|e| e.to_string())?;
+    if c.nonce_of(s(v, "verifier_node_id")).is_none() {
+        return Err("the challenge does not include the verifier's nonce".into());
+    }
+    if let Some(enc) = v.get("encoding").and_then(Value::as_str) {
+        assert_eq!(hex::encode(c.encode()), enc, "encoding");
+    }
+    if c.digest().to_vec() != h(v, "challenge") {
+        return Err("the challenge the authenticator signed is not this one".into());
+    }
     Ok(())
 }
 

@@ -7,13 +7,16 @@ use clap::{Args, Subcommand};
 use dlocker_proto::audit::{AuditRecord, verify_chain};
 use dlocker_proto::keys::public_key_from_hex;
 use dlocker_proto::pb::{AuditEntry, GetAuditLogRequest, WatchEventsRequest};
-use dlocker_proto::statement::{AuditCheckpoint, Signed};
-use dlocker_sdk::TlsFiles;
-use dlocker_sdk::transport::{connect_channel, open_channel, recovery_client};
+use dlocker_proto::statement::{AuditCheckpoint, Signed, StaffAction};
+use dlocker_sdk::staff::new_request;
+use dlocker_sdk::transport::{
+    connect_channel, node_info_with_tls, open_channel, recovery_client,
+};
+use dlocker_sdk::{StaffKey, TlsFiles};
 use futures::StreamExt as _;
 use k256::PublicKey;
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use tonic::transport::Channel;
 
 /// Entries per `GetAuditLog` page (the node's maximum).
@@ -42,6 +45,10 @@ pub(crate) struct AuditArgs {
     /// The trustee's name in --trustees.
     #[arg(long, value_name = "NAME")]
     name: Option<String>,
+    /// Your staff key file (from `dlocker staff keygen`): entries then carry their wallet tags,
+    /// which the node shows only to its staff (or an mTLS client its config names).
+    #[arg(long, value_name = "FILE")]
+    staff_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -61,6 +68,39 @@ pub(crate) struct WatchArgs {
     /// Stop after this many events (default: follow until interrupted).
     #[arg(long)]
     count: Option<u64>,
+    /// Your staff key file (from `dlocker staff keygen`; a staff member of this node): events
+    /// name wallets and sessions, so the node streams them only to its staff (or to an mTLS
+    /// client its config names).
+    #[arg(long, value_name = "FILE")]
+    staff_key: Option<PathBuf>,
+}
+
+/// A signed staff request for `action` at the node `node_id`, when a staff key is given (empty
+/// otherwise: the node then answers as to any caller).
+fn reader_request(
+    staff_key: Option<&Path>,
+    node_id: &str,
+    action: StaffAction,
+) -> anyhow::Result<Vec<u8>> {
+    let Some(path) = staff_key else {
+        return Ok(Vec::new());
+    };
+    let key = StaffKey::load(path).map_err(|e| {
+        hinted(
+            e.to_string(),
+            "pass the file `dlocker staff keygen --out FILE` wrote",
+        )
+    })?;
+    Ok(key.sign_request(new_request(node_id, action, "")))
+}
+
+/// The node id of the node at `url` (from its `GetInfo`: it only addresses the staff request,
+/// which the node checks against its own id).
+async fn node_id_at(url: &str) -> anyhow::Result<String> {
+    Ok(node_info_with_tls(url, &TlsFiles::default())
+        .await
+        .map_err(explain_connect)?
+        .node_id)
 }
 
 /// A channel to the node and, when known, the key its checkpoints must be signed with.
@@ -95,7 +135,17 @@ async fn target(a: &AuditArgs) -> anyhow::Result<(Channel, String, Option<Public
 }
 
 /// Every entry, paged, with the checkpoint that covers the last page.
-async fn fetch_all(ch: Channel) -> anyhow::Result<(Vec<AuditEntry>, Vec<u8>)> {
+async fn fetch_all(
+    ch: Channel,
+    a: &AuditArgs,
+    url: &str,
+    key: Option<&PublicKey>,
+) -> anyhow::Result<(Vec<AuditEntry>, Vec<u8>)> {
+    let node_id = match (key, &a.staff_key) {
+        (_, None) => String::new(),
+        (Some(k), Some(_)) => dlocker_proto::keys::node_id(k),
+        (None, Some(_)) => node_id_at(url).await?,
+    };
     let mut c = recovery_client(ch);
     let mut entries: Vec<AuditEntry> = Vec::new();
     let mut from = 1;
@@ -104,6 +154,12 @@ async fn fetch_all(ch: Channel) -> anyhow::Result<(Vec<AuditEntry>, Vec<u8>)> {
             .get_audit_log(GetAuditLogRequest {
                 from_seq: from,
                 limit: PAGE,
+                // Fresh per page: the node spends each request's nonce.
+                staff_request_encoded: reader_request(
+                    a.staff_key.as_deref(),
+                    &node_id,
+                    StaffAction::WatchEvents,
+                )?,
             })
             .await
             .map_err(|s| {
@@ -164,8 +220,8 @@ struct VerifyJson {
 pub(crate) async fn run_audit(cmd: AuditCommand, json: bool) -> anyhow::Result<()> {
     match cmd {
         AuditCommand::Show(a) => {
-            let (ch, _, _) = target(&a).await?;
-            let (entries, _) = fetch_all(ch).await?;
+            let (ch, url, key) = target(&a).await?;
+            let (entries, _) = fetch_all(ch, &a, &url, key.as_ref()).await?;
             if json {
                 let rows: Vec<EntryJson<'_>> = entries
                     .iter()
@@ -197,7 +253,7 @@ pub(crate) async fn run_audit(cmd: AuditCommand, json: bool) -> anyhow::Result<(
         }
         AuditCommand::Verify(a) => {
             let (ch, url, key) = target(&a).await?;
-            let (entries, cp_bytes) = fetch_all(ch).await?;
+            let (entries, cp_bytes) = fetch_all(ch, &a, &url, key.as_ref()).await?;
             let outcome = verify_audit(&entries, &cp_bytes, key.as_ref());
             let (cp_seq, signed) = match &outcome {
                 Ok(v) => *v,
@@ -279,17 +335,35 @@ pub(crate) async fn run_events(cmd: EventsCommand, json: bool) -> anyhow::Result
             let ch = open_channel(&url, &TlsFiles::default())
                 .await
                 .map_err(explain_connect)?;
+            let staff_request_encoded = match &a.staff_key {
+                Some(p) => reader_request(
+                    Some(p),
+                    &node_id_at(&url).await?,
+                    StaffAction::WatchEvents,
+                )?,
+                None => Vec::new(),
+            };
             // The channel's request timeout covers only the response headers, not the stream.
             let mut stream = recovery_client(ch)
-                .watch_events(WatchEventsRequest { cursor: a.cursor })
+                .watch_events(WatchEventsRequest {
+                    cursor: a.cursor,
+                    staff_request_encoded,
+                })
                 .await
                 .map_err(|s| {
+                    let hint = if s.code() == tonic::Code::Unauthenticated
+                        || s.code() == tonic::Code::PermissionDenied
+                    {
+                        "events name wallets: pass --staff-key FILE with a staff key this node lists"
+                    } else {
+                        "is this a dLocker node with the Recovery service?"
+                    };
                     hinted(
                         format!(
                             "WatchEvents: {}",
                             dlocker_sdk::transport::describe_status(&s)
                         ),
-                        "is this a dLocker node with the Recovery service?",
+                        hint,
                     )
                 })?
                 .into_inner();

@@ -94,6 +94,7 @@ struct DemoSummary {
     verify: VerifyReport,
     recovery: RecoveryJson,
     rotation: RotationJson,
+    touches: Touches,
     elapsed_ms: u128,
 }
 
@@ -286,6 +287,50 @@ struct Outcome {
     verify: VerifyReport,
     recovery: RecoveryJson,
     rotation: RotationJson,
+    touches: Touches,
+}
+
+/// The owner's passkey touches of each ceremony of the demo (the software authenticator counts
+/// them): one per ceremony whatever the number of trustees, at most two for a rotation.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+struct Touches {
+    backup: u64,
+    recovery: u64,
+    rotation: u64,
+    holder_registration: u64,
+    reissue: u64,
+}
+
+fn touch_count(n: u64) -> String {
+    if n == 1 {
+        "1 touch".into()
+    } else {
+        format!("{n} touches")
+    }
+}
+
+fn print_touches(say: &Narrator, t: &Touches, n: usize, json: bool) {
+    say.say(format!(
+        "\n[touches] The owner's passkey, counted by the software authenticator ({n} trustees):"
+    ));
+    let rows = [
+        ("backup", t.backup, "one registration, the same credential at every trustee"),
+        ("recovery", t.recovery, "one assertion over every session's nonce and R"),
+        ("rotation", t.rotation, "stage; commit + retire"),
+        ("locker holder registration", t.holder_registration, "covers the wallet key"),
+        ("document re-issue", t.reissue, "covers the new wallet key"),
+    ];
+    if json {
+        for (what, k, _) in rows {
+            say.say(format!("  {what}: {}", touch_count(k)));
+        }
+        return;
+    }
+    let mut table = table(&["Ceremony", "Touches", "What the one touch covers"]);
+    for (what, k, note) in rows {
+        table.add_row(vec![what.to_owned(), k.to_string(), note.to_owned()]);
+    }
+    println!("{table}");
 }
 
 /// Steps 2–9, against a running cluster.
@@ -327,7 +372,7 @@ async fn walk_through(
         4,
         STEPS,
         &format!(
-            "Backing up {}-of-{n}: fresh random secret k, Feldman shares, encrypted blob, one passkey per trustee",
+            "Backing up {}-of-{n}: fresh random secret k, Feldman shares, encrypted blob, one passkey for all trustees",
             args.threshold
         ),
     );
@@ -341,12 +386,18 @@ async fn walk_through(
     let pb = progress(n, "enrolling at trustees", json);
     let on_progress = |e: ProgressEvent| match e {
         ProgressEvent::TrusteeDone { .. } | ProgressEvent::TrusteeFailed { .. } => pb.inc(1),
-        ProgressEvent::PasskeyRequested { name } => pb.set_message(format!("passkey for {name}")),
+        ProgressEvent::PasskeyRequested { trustees } => {
+            pb.set_message(format!("one passkey for {} trustees", trustees.len()))
+        }
         ProgressEvent::TrusteeStarted { .. } => {}
     };
     let result =
         dlocker_sdk::backup(set, &prepared, "demo-customer", &mut auth, &on_progress).await;
     pb.finish_and_clear();
+    let mut touches = Touches {
+        backup: auth.touches(),
+        ..Touches::default()
+    };
     let receipts = result.map_err(|e| {
         hinted(
             e.to_string(),
@@ -364,6 +415,10 @@ async fn walk_through(
         short(&prepared.manifest_hash().to_string())
     ));
     say.say(format!("  manifest saved to {}", manifest_file.display()));
+    say.say(format!(
+        "  owner's passkey: {} for all {n} trustees (one credential, registered at every trustee)",
+        touch_count(touches.backup)
+    ));
 
     say.step(
         5,
@@ -397,12 +452,29 @@ async fn walk_through(
             args.recovery_delay
         ),
     );
+    let before = auth.touches();
     let (recovery, recovered) =
         recover_on_new_device(say, set, &wallet_id, staff_key, &mut auth, &original_sha256).await?;
+    touches.recovery = auth.touches() - before;
+    say.say(format!(
+        "  owner's passkey: {} for all {} trustees of the recovery (bound to the device key R)",
+        touch_count(touches.recovery),
+        recovered.handle.sessions.len()
+    ));
 
+    let before = auth.touches();
     let rotation =
         rotate_after_recovery(say, dir, set, &recovered, &manifest_file, &mut auth, json).await?;
-    crate::docs::demo_documents(&|l: &str| say.say(l), dir, set, &wallet_id, &mut auth).await?;
+    touches.rotation = auth.touches() - before;
+    say.say(format!(
+        "  owner's passkey: {} for the rotation (stage, then commit + retire)",
+        touch_count(touches.rotation)
+    ));
+    let docs =
+        crate::docs::demo_documents(&|l: &str| say.say(l), dir, set, &wallet_id, &mut auth).await?;
+    touches.holder_registration = docs.holder_registration;
+    touches.reissue = docs.reissue;
+    print_touches(say, &touches, n, json);
 
     Ok(Outcome {
         wallet_id,
@@ -412,6 +484,7 @@ async fn walk_through(
         verify: report,
         recovery,
         rotation,
+        touches,
     })
 }
 
@@ -829,6 +902,7 @@ pub(crate) async fn run(args: DemoArgs, json: bool) -> anyhow::Result<()> {
             verify: outcome.verify,
             recovery: outcome.recovery,
             rotation: outcome.rotation,
+            touches: outcome.touches,
             elapsed_ms: started.elapsed().as_millis(),
         })?;
     }

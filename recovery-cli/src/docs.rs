@@ -19,7 +19,7 @@ use dlocker_sdk::documents::{
     CredentialStatus, DocError, HolderClient, IssuerClient, LockerClient, OperatorClient,
     PrincipalKey, RequesterClient, VerifyReport, b64, load_key, save_key, vc,
 };
-use dlocker_sdk::{OwnerAuthenticator, StaffClient, StaffKey, TrusteeSet};
+use dlocker_sdk::{SoftwareAuthenticator, StaffClient, StaffKey, TrusteeSet};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -748,8 +748,8 @@ pub(crate) async fn demo_documents(
     dir: &Path,
     set: &TrusteeSet,
     wallet_id: &str,
-    auth: &mut dyn OwnerAuthenticator,
-) -> anyhow::Result<()> {
+    auth: &mut SoftwareAuthenticator,
+) -> anyhow::Result<DocumentTouches> {
     let staff_key = || -> anyhow::Result<StaffKey> {
         let p = std::fs::read_dir(dir)?
             .filter_map(Result::ok)
@@ -775,9 +775,14 @@ pub(crate) async fn demo_documents(
     // The wallet key the lost phone had (the demo keeps it only to show the old credentials).
     let old_key = PrincipalKey::generate();
     let holder = HolderClient::new(locker.clone(), wallet_id, old_key.clone());
+    let before = auth.touches();
     holder.register(auth).await.map_err(err)?;
+    let mut touches = DocumentTouches {
+        holder_registration: auth.touches() - before,
+        reissue: 0,
+    };
     say(&format!(
-        "  (before the loss) the wallet bound its key {} to the locker with the passkey",
+        "  (before the loss) the wallet bound its key {} to the locker with one touch of the passkey (its challenge covers that key)",
         short(&old_key.public_key_hex())
     ));
 
@@ -884,10 +889,13 @@ pub(crate) async fn demo_documents(
             Ok(Err(e)) => return Err(hinted(e.to_string(), "the bank refused the demo staff key")),
             Err(e) => anyhow::bail!("staff task failed: {e}"),
         }
+        let touched = auth.touches();
         let out = dlocker_sdk::documents::reissue(&locker, wallet_id, &new_key, &approval.approval, auth, true).await.map_err(err)?;
-        dlocker_sdk::documents::close_key_approval(set.bank(), &approval.bank_session_id, auth).await.map_err(err)?;
+        touches.reissue = auth.touches() - touched;
+        // The bank session behind the approval was never owner-authenticated: it blocks
+        // nothing and expires on its own, so closing it would only cost the owner a touch.
         say(&format!(
-            "  passkey + bank approval: the locker re-issued {} documents to the new key, revoked {} old credentials, carried {} consent over",
+            "  one passkey touch (covering the new key) + bank approval: the locker re-issued {} documents to the new key, revoked {} old credentials, carried {} consent over",
             out.reissued.len(),
             out.revoked_credential_ids.len(),
             out.consents_carried_over
@@ -928,7 +936,16 @@ pub(crate) async fn demo_documents(
     .await;
     let _ = stop.send(());
     let _ = repo_task.await;
-    result
+    result.map(|()| touches)
+}
+
+/// The owner's passkey touches of the demo's document ceremonies.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DocumentTouches {
+    /// Binding the wallet key at the locker.
+    pub(crate) holder_registration: u64,
+    /// Re-issuing to the recovered wallet's new key.
+    pub(crate) reissue: u64,
 }
 
 use dlocker_sdk::documents::example_issuer as dlocker_locker_example;

@@ -25,6 +25,9 @@ pub mod defaults {
     pub const CEREMONY_TTL_SECS: u64 = 300;
     /// Most passkey ceremonies open at once (each costs a little disk until it expires).
     pub const MAX_PENDING_CEREMONIES: usize = 10_000;
+    /// Owner-ceremony calls (nonces issued, passkey responses checked) per caller address per
+    /// minute.
+    pub const OWNER_CALLS_PER_MINUTE: u32 = 120;
     /// Most trustees in a manifest this node accepts.
     pub const MAX_TRUSTEES: usize = dlocker_proto::MAX_TRUSTEES;
     /// WebAuthn relying party id.
@@ -250,6 +253,8 @@ pub struct RawLimits {
     pub max_pending_ceremonies: Option<usize>,
     /// Most trustees per manifest.
     pub max_trustees: Option<usize>,
+    /// Owner-ceremony calls per caller address per minute.
+    pub owner_calls_per_minute: Option<u32>,
 }
 
 /// `[webauthn]`
@@ -394,6 +399,8 @@ pub struct Limits {
     pub max_pending_ceremonies: usize,
     /// Most trustees in a manifest.
     pub max_trustees: usize,
+    /// Owner-ceremony calls (Begin*, passkey responses) per caller address per minute.
+    pub owner_calls_per_minute: u32,
 }
 
 impl Default for Limits {
@@ -405,6 +412,7 @@ impl Default for Limits {
             ceremony_ttl_secs: defaults::CEREMONY_TTL_SECS,
             max_pending_ceremonies: defaults::MAX_PENDING_CEREMONIES,
             max_trustees: defaults::MAX_TRUSTEES,
+            owner_calls_per_minute: defaults::OWNER_CALLS_PER_MINUTE,
         }
     }
 }
@@ -828,6 +836,13 @@ fn limits_from(raw: &RawLimits) -> Result<Limits, ConfigError> {
             1,
             dlocker_proto::MAX_TRUSTEES,
         )?,
+        owner_calls_per_minute: in_range(
+            "limits.owner_calls_per_minute",
+            raw.owner_calls_per_minute,
+            defaults::OWNER_CALLS_PER_MINUTE,
+            1,
+            1_000_000,
+        )?,
     })
 }
 
@@ -932,6 +947,10 @@ ceremony_ttl_secs = {ttl}
 max_pending_ceremonies = {mpc}
 # Most trustees a manifest may list.
 max_trustees = {mt}
+# Owner-ceremony calls (BeginEnrollment, OpenRecovery, BeginOwnerCancel, BeginEpochAction and
+# the passkey responses) per caller address per minute; beyond it RESOURCE_EXHAUSTED with a
+# retry hint. Failed passkey responses never lock a wallet.
+owner_calls_per_minute = {ocpm}
 
 [webauthn]
 # Relying party id: the wallet provider's domain. Changing it invalidates registered passkeys.
@@ -980,6 +999,7 @@ staged_ttl_secs = {staged_ttl}
         ttl = defaults::CEREMONY_TTL_SECS,
         mpc = defaults::MAX_PENDING_CEREMONIES,
         mt = defaults::MAX_TRUSTEES,
+        ocpm = defaults::OWNER_CALLS_PER_MINUTE,
         rp_id = q(rp_id),
         rp_name = q(defaults::RP_NAME),
         floor = defaults::DELAY_FLOOR_SECS,

@@ -31,6 +31,7 @@
 pub mod at_rest;
 pub mod audit_log;
 pub mod bulk;
+pub mod caller_limits;
 pub mod config;
 pub mod custody;
 pub mod descriptor;

@@ -81,6 +81,8 @@ pub struct Node {
     pub(crate) epoch_trees: crate::rotation::EpochTrees,
     /// Single-use nonces of owner ceremonies.
     pub(crate) owner_nonces: crate::owner_touch::OwnerNonces,
+    /// Per-caller limits on owner ceremonies.
+    pub(crate) caller_limits: crate::caller_limits::CallerLimits,
 }
 
 impl std::fmt::Debug for Node {
@@ -143,6 +145,8 @@ impl Node {
             }
             _ => (None, None),
         };
+        let caller_limits =
+            crate::caller_limits::CallerLimits::new(config.limits.owner_calls_per_minute);
         Ok(Self {
             config,
             identity,
@@ -160,6 +164,7 @@ impl Node {
             db: db.clone(),
             epoch_trees,
             owner_nonces,
+            caller_limits,
         })
     }
 

@@ -137,6 +137,7 @@ impl Recovery for RecoveryService {
         &self,
         req: Request<pb::OpenRecoveryRequest>,
     ) -> Result<Response<pb::OpenRecoveryResponse>, Status> {
+        self.node.caller_limits.owner_call(req.remote_addr())?;
         let req = req.into_inner();
         let wallet_id = WalletId::parse(req.wallet_id)?;
         let r = parse_session_key(&req.session_key)?;
@@ -159,6 +160,7 @@ impl Recovery for RecoveryService {
         &self,
         req: Request<pb::AuthenticateOwnerRequest>,
     ) -> Result<Response<pb::AuthenticateOwnerResponse>, Status> {
+        self.node.caller_limits.owner_call(req.remote_addr())?;
         let req = req.into_inner();
         let nonces = nonces_from_wire(&req.nonces)?;
         let t = self
@@ -191,6 +193,7 @@ impl Recovery for RecoveryService {
         &self,
         req: Request<pb::BeginOwnerCancelRequest>,
     ) -> Result<Response<pb::BeginOwnerCancelResponse>, Status> {
+        self.node.caller_limits.owner_call(req.remote_addr())?;
         let c = self
             .node
             .begin_owner_cancel(&req.into_inner().session_id)
@@ -207,6 +210,12 @@ impl Recovery for RecoveryService {
         req: Request<pb::CancelRecoveryRequest>,
     ) -> Result<Response<pb::CancelRecoveryResponse>, Status> {
         use pb::cancel_recovery_request::Authority;
+        if matches!(
+            req.get_ref().authority,
+            Some(Authority::OwnerAssertionJson(_))
+        ) {
+            self.node.caller_limits.owner_call(req.remote_addr())?;
+        }
         let req = req.into_inner();
         let authority = match req.authority {
             Some(Authority::OwnerAssertionJson(assertion_json)) => CancelAuthority::Owner {

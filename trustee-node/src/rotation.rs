@@ -1426,6 +1426,7 @@ impl Node {
             }
         }
         self.sweep_owner_nonces(now)?;
+        self.caller_limits.forget_idle();
         Ok(dropped)
     }
 }

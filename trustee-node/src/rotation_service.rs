@@ -137,6 +137,7 @@ impl Epochs for EpochsService {
         &self,
         req: Request<pb::BeginEpochActionRequest>,
     ) -> Result<Response<pb::BeginEpochActionResponse>, Status> {
+        self.node.caller_limits.owner_call(req.remote_addr())?;
         let r = req.into_inner();
         let wallet_id = WalletId::parse(r.wallet_id)?;
         let action = parse_action(r.action)?;

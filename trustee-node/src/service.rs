@@ -94,6 +94,7 @@ impl Trustee for TrusteeService {
         &self,
         req: Request<pb::BeginEnrollmentRequest>,
     ) -> Result<Response<pb::BeginEnrollmentResponse>, Status> {
+        self.node.caller_limits.owner_call(req.remote_addr())?;
         let req = BeginEnrollment::try_from(req.into_inner())?;
         let c = self.node.begin_enrollment(req).await?;
         Ok(Response::new(pb::BeginEnrollmentResponse {
