@@ -23,6 +23,7 @@ use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
 use dlocker_proto::manifest::{
     Manifest, ManifestHash, ManifestParts, TrusteeEntry, validate_wallet_id,
 };
+use dlocker_proto::owner_challenge::TrusteeNonce;
 use dlocker_proto::pb::{
     BeginEnrollmentRequest, BeginEnrollmentResponse, FinishEnrollmentRequest,
     GetBackupStatusRequest,
@@ -30,7 +31,6 @@ use dlocker_proto::pb::{
 use dlocker_proto::secret::SecretScalar;
 use dlocker_proto::share::{Share, split};
 use dlocker_proto::statement::{Receipt, Signed};
-use dlocker_proto::owner_challenge::TrusteeNonce;
 use futures::future::join_all;
 use std::sync::Mutex;
 use tonic::Code;
@@ -416,6 +416,13 @@ async fn finish(
     )
 }
 
+fn not_enrolled(blocked: &[String]) -> String {
+    format!(
+        "not enrolled: the wallet's passkey is registered at every trustee at once, and {} could not begin",
+        blocked.join(", ")
+    )
+}
+
 /// Deposits `prepared` at every trustee and returns the verified receipts.
 ///
 /// Every trustee is asked concurrently what it holds (a trustee holding this very deposit answers
@@ -462,6 +469,12 @@ pub async fn backup(
         }
     }
     let any_done = outcome.iter().any(|o| matches!(o, Some(Ok(_))));
+    let unusable: Vec<String> = outcome
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| matches!(o, Some(Err(_))))
+        .map(|(i, _)| plan[i].0.name.clone())
+        .collect();
     let registered = prepared
         .registered
         .lock()
@@ -492,6 +505,12 @@ pub async fn backup(
                     "the wallet's passkey is already registered at the other trustees and this trustee's enrollment ceremony is gone (expired, or the backup was restarted); add it to the wallet with a rotation to the same trustee set".into(),
                 ));
             }
+        } else if !unusable.is_empty() {
+            // Registering now would leave the wallet's credential missing there for good.
+            let why = not_enrolled(&unusable);
+            for (i, _) in need {
+                outcome[i] = Some(Err(why.clone()));
+            }
         } else {
             let begun = join_all(need.into_iter().map(|(i, mut client)| {
                 let info = plan[i].0;
@@ -514,10 +533,7 @@ pub async fn backup(
                 }
             }
             if !blocked.is_empty() {
-                let why = format!(
-                    "not enrolled: the wallet's passkey is registered at every trustee at once, and {} could not begin",
-                    blocked.join(", ")
-                );
+                let why = not_enrolled(&blocked);
                 for (i, _, _) in ok {
                     outcome[i] = Some(Err(why.clone()));
                 }
@@ -545,7 +561,9 @@ pub async fn backup(
                             touch: t.clone(),
                             ceremonies: ok
                                 .iter()
-                                .map(|(i, _, b)| (plan[*i].0.node_id.clone(), b.ceremony_id.clone()))
+                                .map(|(i, _, b)| {
+                                    (plan[*i].0.node_id.clone(), b.ceremony_id.clone())
+                                })
                                 .collect(),
                             expires_at: ok.iter().map(|(_, _, b)| b.expires_at).min().unwrap_or(0),
                         };

@@ -245,8 +245,9 @@ mod tests {
             .expect("assert");
             let expected = challenge(OwnerAction::Recover, "w", r, vec![n(3)]).expect("c");
             let mut state = serde_json::to_value(&ast).expect("state");
-            state["ast"]["challenge"] =
-                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(expected).into();
+            state["ast"]["challenge"] = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(expected)
+                .into();
             let ast = serde_json::from_value(state).expect("state back");
             let cred = serde_json::from_str(&touch.response_json).expect("assertion");
             webauthn

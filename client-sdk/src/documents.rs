@@ -507,12 +507,11 @@ fn locker_touch(
     } else {
         ch.node_id.as_str()
     };
-    let nonce = ceremony::trustee_nonce(node_id, &ch.nonce).map_err(|reason| {
-        DocError::BadAnswer {
+    let nonce =
+        ceremony::trustee_nonce(node_id, &ch.nonce).map_err(|reason| DocError::BadAnswer {
             action: "begin_owner_challenge",
             reason,
-        }
-    })?;
+        })?;
     let touch = ceremony::assert(
         auth,
         action,
@@ -776,7 +775,8 @@ impl HolderClient {
 pub struct KeyApproval {
     /// The signed `BankApproval` (session key = the new wallet key).
     pub approval: Vec<u8>,
-    /// The bank's session staff approved (close it with [`close_key_approval`]).
+    /// The bank's session staff approved. It is never owner-authenticated, so it blocks nothing
+    /// and expires on its own; [`close_key_approval`] closes it earlier (one passkey touch).
     pub bank_session_id: String,
     /// Staff who approved.
     pub approvers: Vec<String>,
@@ -861,27 +861,29 @@ pub async fn close_key_approval(
     approval: &KeyApproval,
     auth: &mut dyn OwnerAuthenticator,
 ) -> Result<(), DocError> {
+    // What the cancel touch authorizes: the approval's wallet and key (the bank recomputes the
+    // challenge from its own record of the session).
     let signed =
         Signed::<BankApproval>::decode(&approval.approval).map_err(|e| DocError::BadAnswer {
             action: "close_key_approval",
             reason: e.to_string(),
         })?;
     let a = signed.body();
+    let bank_session_id = approval.bank_session_id.as_str();
     let mut c = recovery_client(connect_channel(bank).await?);
     let begin = c
         .begin_owner_cancel(pb::BeginOwnerCancelRequest {
-            session_id: approval.bank_session_id.clone(),
+            session_id: bank_session_id.to_owned(),
         })
         .await
         .map_err(refused("begin_owner_cancel"))?
         .into_inner();
-    let nonce =
-        ceremony::trustee_nonce(&bank.node_id, &begin.nonce).map_err(|reason| {
-            DocError::BadAnswer {
-                action: "begin_owner_cancel",
-                reason,
-            }
-        })?;
+    let nonce = ceremony::trustee_nonce(&bank.node_id, &begin.nonce).map_err(|reason| {
+        DocError::BadAnswer {
+            action: "begin_owner_cancel",
+            reason,
+        }
+    })?;
     let touch = ceremony::assert(
         auth,
         OwnerAction::Cancel,
@@ -892,7 +894,7 @@ pub async fn close_key_approval(
     )
     .map_err(|e| DocError::Passkey(e.to_string()))?;
     c.cancel_recovery(pb::CancelRecoveryRequest {
-        session_id: approval.bank_session_id.clone(),
+        session_id: bank_session_id.to_owned(),
         authority: Some(pb::cancel_recovery_request::Authority::OwnerAssertionJson(
             touch.response_json,
         )),

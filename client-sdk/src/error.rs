@@ -119,7 +119,7 @@ pub enum BackupError {
     #[error("could not build the backup: {0}")]
     Internal(String),
     /// Some trustees did not receipt the deposit. The backup does NOT count yet. Call
-    /// [`crate::backup`] again with the same `PreparedBackup` once the failures are fixed:
+    /// [`crate::backup()`] again with the same `PreparedBackup` once the failures are fixed:
     /// trustees that already hold it return their stored receipt.
     #[error("backup incomplete: {} of {} trustees failed ({})", failed.len(), failed.len() + receipts.receipts.len(), describe_failed(failed))]
     Incomplete {

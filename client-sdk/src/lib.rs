@@ -3,12 +3,12 @@
 //!
 //! The surface is small on purpose:
 //! - [`TrusteeSet`]: the trustees and their *pinned* identity keys (a TOML file);
-//! - [`PreparedBackup::new`] + [`backup`]: split a fresh random secret `t`-of-`n`, encrypt the
+//! - [`PreparedBackup::new`] + [`backup()`]: split a fresh random secret `t`-of-`n`, encrypt the
 //!   wallet data under it, deposit one share per trustee, collect verified receipts;
 //! - [`verify_backup`]: every trustee proves it still holds a good share;
-//! - [`recover`]: bank approval + owner passkey + waiting period, every share verified, lying
+//! - [`recover()`]: bank approval + owner passkey + waiting period, every share verified, lying
 //!   trustees named; [`cancel_recovery`] / [`present_bank_cancellation`] stop one;
-//! - [`rotate`]: re-split the wallet into a new epoch (refresh shares, change the threshold,
+//! - [`rotate()`]: re-split the wallet into a new epoch (refresh shares, change the threshold,
 //!   replace trustees) in two phases that can be resumed or rolled back from any interruption
 //!   ([`resume_rotation`], [`rollback_rotation`]); [`epoch_status`] shows each trustee's epochs;
 //! - [`StaffClient`] / [`StaffKey`]: bank staff list, approve and cancel recoveries;

@@ -16,7 +16,7 @@
 //! Up to `n − t` trustees may be down or lying. With fewer than `t` good ones,
 //! [`RecoverError::NotEnoughTrustees`] names every trustee that failed and why.
 //!
-//! In the middle of a rotation ([`crate::rotate`]) trustees may answer with different epochs of
+//! In the middle of a rotation ([`mod@crate::rotate`]) trustees may answer with different epochs of
 //! the wallet: the newest epoch whose threshold of trustees hold it *active* is used; when none
 //! has (some trustees committed the new epoch, the others still hold it staged), staged shares
 //! count too and are released with `Epochs.ReleaseStagedShare`. Trustees holding another epoch
@@ -935,11 +935,9 @@ pub async fn recover(
                         }
                     }
                 }
-                Err(s)
-                    if s.code() == Code::FailedPrecondition
-                        && attempt < 2
-                        && s.message().contains("left") =>
-                {
+                // "Not yet" (clock skew around release_not_before): retried a few times. The
+                // code, not the message, decides; a session refused for good fails the retries.
+                Err(s) if s.code() == Code::FailedPrecondition && attempt < 2 => {
                     pending.push(p);
                 }
                 Err(s) => {
@@ -1175,8 +1173,7 @@ async fn owner_cancel(
     if ready.is_empty() {
         return out;
     }
-    let template =
-        ceremony::first_request_template(ready.iter().map(|(_, (_, t, _))| t.as_str()));
+    let template = ceremony::first_request_template(ready.iter().map(|(_, (_, t, _))| t.as_str()));
     let touch = ceremony::assert(
         auth,
         OwnerAction::Cancel,

@@ -25,7 +25,7 @@
 //! A rotation that is resumed, renews stages about to expire, or re-stages an expired one asks for
 //! a touch per such ceremony; [`rollback_rotation`] is one touch (action abandon).
 //!
-//! Until every commit is done, epoch e still recovers ([`crate::recover`] picks the epoch whose
+//! Until every commit is done, epoch e still recovers ([`crate::recover()`] picks the epoch whose
 //! threshold of trustees answer alike). The [`RotationRecord`] is the SDK's persisted progress:
 //! the new manifest and blob (public), each trustee's receipts, and the new shares **sealed**
 //! under keys derived from the old and the new `k` (never in the clear). From any interruption —
@@ -55,8 +55,8 @@ use crate::transport::{MAX_MESSAGE_BYTES, client, connect_channel, describe_stat
 use crate::trustees::{TrusteeInfo, TrusteeSet};
 use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
 use dlocker_proto::manifest::{Manifest, ManifestHash, ManifestParts, TrusteeEntry};
-use dlocker_proto::pb::epochs_client::EpochsClient;
 use dlocker_proto::owner_challenge::{OwnerAction, TrusteeNonce, stage_authorized};
+use dlocker_proto::pb::epochs_client::EpochsClient;
 use dlocker_proto::pb::{
     AbandonEpochRequest, BeginEpochActionRequest, BeginEpochActionResponse, CommitEpochRequest,
     EpochAction, GetBackupStatusRequest, GetBackupStatusResponse, JoiningOwner, OwnerAssertion,
@@ -1021,24 +1021,28 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
     /// `BeginEpochAction(action)` at every trustee in `members` (record indices) concurrently.
     /// Those that answer, in `members`' order; the others are reported as failed under `step`.
     async fn begin_all(
-        &self,
+        &mut self,
         members: &[(usize, Channel)],
         action: EpochAction,
         step: impl Fn(String) -> RotationStep,
         failed: &mut Vec<(String, String)>,
     ) -> Vec<(usize, BeginEpochActionResponse, TrusteeNonce)> {
         let h_new = self.to.hash();
-        let answers = join_all(members.iter().map(|(i, ch)| {
-            let fut = Self::begin_action(
-                self.record.wallet_id.clone(),
-                ch.clone(),
-                action,
-                h_new,
-                self.record.trustees[*i].node_id.clone(),
-            );
-            async move { (*i, fut.await) }
-        }))
-        .await;
+        let futures: Vec<_> = members
+            .iter()
+            .map(|(i, ch)| {
+                let i = *i;
+                let fut = Self::begin_action(
+                    self.record.wallet_id.clone(),
+                    ch.clone(),
+                    action,
+                    h_new,
+                    self.record.trustees[i].node_id.clone(),
+                );
+                async move { (i, fut.await) }
+            })
+            .collect();
+        let answers = join_all(futures).await;
         let mut ok = Vec::new();
         for (i, r) in answers {
             match r {
@@ -1284,7 +1288,8 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
                 Some((_, known)) if *known != fp => self.fail(
                     i,
                     &step,
-                    "holds another passkey credential for the wallet than the other trustees".into(),
+                    "holds another passkey credential for the wallet than the other trustees"
+                        .into(),
                     &mut failed,
                 ),
                 Some(_) => members.push((i, resp, nonce)),
@@ -1362,7 +1367,7 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
     /// does not stage in this batch (a continuing trustee staged earlier, or a leaving one), for
     /// a batch of joining trustees only.
     async fn credential_from_donor(
-        &self,
+        &mut self,
         joining: &[usize],
     ) -> Result<(String, [u8; 32], String), String> {
         let candidates = (0..self.record.trustees.len())
@@ -1527,7 +1532,12 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
                     .await,
             );
             let retiring = self
-                .begin_all(&retirers, EpochAction::Retire, RotationStep::Retire, &mut Vec::new())
+                .begin_all(
+                    &retirers,
+                    EpochAction::Retire,
+                    RotationStep::Retire,
+                    &mut Vec::new(),
+                )
                 .await;
             members.extend(retiring);
             // e+1's trustees in manifest order, then the trustees that leave (record order).
@@ -1574,7 +1584,7 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
 
     /// Fresh channels to the trustees `idx` (those unreachable are reported under `step`).
     async fn channels(
-        &self,
+        &mut self,
         idx: &[usize],
         step: &impl Fn(String) -> RotationStep,
         failed: &mut Vec<(String, String)>,
@@ -1670,7 +1680,7 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
 
     /// Leaving trustees still holding epoch e (they need the owner's assertion to retire), with
     /// a channel each. Best effort: one that cannot be asked now is asked again when retiring.
-    async fn retirers_needing_owner(&self) -> Vec<(usize, Channel)> {
+    async fn retirers_needing_owner(&mut self) -> Vec<(usize, Channel)> {
         let mut out = Vec::new();
         for i in 0..self.record.trustees.len() {
             let t = &self.record.trustees[i];
@@ -1921,7 +1931,10 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
                     .staged_expires_at
                     .map(|e| format!(" (its staged epoch expires at {e})"))
                     .unwrap_or_default();
-                failed.push((self.record.trustees[i].name.clone(), format!("unreachable{until}")));
+                failed.push((
+                    self.record.trustees[i].name.clone(),
+                    format!("unreachable{until}"),
+                ));
                 continue;
             };
             let staged_here = obs

@@ -158,9 +158,14 @@ async fn a_trustee_down_stops_the_backup_before_the_touch_and_the_retry_register
         .expect("retry completes");
     assert_eq!(auth.registrations, 1);
     assert_eq!(done.receipts.len(), 3);
-    assert!(events.lock().expect("lock").contains(&ProgressEvent::PasskeyRequested {
-        trustees: vec!["n0".into(), "n1".into(), "n2".into()]
-    }));
+    assert!(
+        events
+            .lock()
+            .expect("lock")
+            .contains(&ProgressEvent::PasskeyRequested {
+                trustees: vec!["n0".into(), "n1".into(), "n2".into()]
+            })
+    );
     let report = verify_backup(&c.set, prepared.manifest()).await;
     assert!(report.all_healthy(), "{report:?}");
 
@@ -225,5 +230,72 @@ async fn a_node_with_an_unpinned_key_gets_no_share() {
     }
     let report = verify_backup(&set, prepared.manifest()).await;
     assert_eq!(report.healthy_count(), 0);
+    c.stop_all().await;
+}
+
+/// Stops a node while the owner is being asked for the passkey: the registration is made for
+/// every trustee, then one `FinishEnrollment` cannot reach its node.
+struct StopsANodeDuringTheTouch {
+    inner: SoftwareAuthenticator,
+    node: Option<RunningNode>,
+}
+
+impl OwnerAuthenticator for StopsANodeDuringTheTouch {
+    fn register(
+        &mut self,
+        o: CreationChallengeResponse,
+    ) -> Result<RegisterPublicKeyCredential, AuthError> {
+        if let Some(node) = self.node.take() {
+            tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(node.shutdown())
+            })
+            .expect("shutdown");
+        }
+        self.inner.register(o)
+    }
+    fn authenticate(
+        &mut self,
+        o: RequestChallengeResponse,
+    ) -> Result<PublicKeyCredential, AuthError> {
+        self.inner.authenticate(o)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_the_touch_resends_the_same_registration() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut c = cluster(tmp.path(), 3).await;
+    let prepared = PreparedBackup::new(&c.set, "wallet-resend", b"seed", POLICY).expect("prepare");
+    let mut auth = StopsANodeDuringTheTouch {
+        inner: SoftwareAuthenticator::new(),
+        node: c.nodes[1].take(),
+    };
+    let first = backup(&c.set, &prepared, "alice", &mut auth, &|_| {}).await;
+    let Err(BackupError::Incomplete { failed, receipts }) = first else {
+        panic!("expected Incomplete, got {first:?}")
+    };
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].0, "n1");
+    assert!(failed[0].1.contains("FinishEnrollment"), "{}", failed[0].1);
+    assert_eq!(receipts.receipts.len(), 2);
+    assert_eq!(auth.inner.touches(), 1);
+
+    // n1 comes back (its ceremony and nonce are durable): the same registration completes it,
+    // without asking the owner again, so the wallet keeps its one credential.
+    c.start(1).await;
+    let done = backup(&c.set, &prepared, "alice", &mut auth, &|_| {})
+        .await
+        .expect("retry completes");
+    assert_eq!(done.receipts.len(), 3);
+    assert_eq!(
+        auth.inner.touches(),
+        1,
+        "no second touch, no second credential"
+    );
+    assert!(
+        verify_backup(&c.set, prepared.manifest())
+            .await
+            .all_healthy()
+    );
     c.stop_all().await;
 }

@@ -119,7 +119,10 @@ async fn every_owner_ceremony_is_one_touch() {
         *asked.lock().expect("lock"),
         vec![
             (OwnerAction::Stage, names(&["n0", "n1", "n5"])),
-            (OwnerAction::Commit, names(&["n0", "n1", "n5", "n2", "n3", "n4"])),
+            (
+                OwnerAction::Commit,
+                names(&["n0", "n1", "n5", "n2", "n3", "n4"])
+            ),
         ]
     );
     assert_eq!(

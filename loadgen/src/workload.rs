@@ -527,7 +527,8 @@ pub(crate) async fn deposit_storm(
                             .into_inner();
                         // The one-touch challenge with this trustee's single nonce (a storm
                         // deposits at one node only).
-                        let nonce = dlocker_sdk::ceremony::trustee_nonce(&storm_node, &begin.nonce)?;
+                        let nonce =
+                            dlocker_sdk::ceremony::trustee_nonce(&storm_node, &begin.nonce)?;
                         let nonces = dlocker_sdk::ceremony::to_wire(std::slice::from_ref(&nonce));
                         let challenge = dlocker_sdk::ceremony::challenge(
                             OwnerAction::Backup,

@@ -24,6 +24,8 @@ pub const AUDIT_ENTRY: &[u8] = b"dlocker/audit/v1";
 pub const AT_REST_SHARE: &[u8] = b"dlocker/at-rest/share/v1";
 /// HMAC label for anonymised wallet tags in the audit log.
 pub const WALLET_TAG: &[u8] = b"dlocker/wallet-tag/v1";
+/// HMAC label for recovery session tags in the audit log (session ids are capabilities).
+pub const SESSION_TAG: &[u8] = b"dlocker/session-tag/v1";
 /// HKDF info for the key sealing a client's rotation record (its secret part).
 pub const ROTATION_RECORD_KEY: &[u8] = b"dlocker/rotation-record/key/v1";
 /// Prefix of a sealed rotation record's associated data.

@@ -9,9 +9,7 @@ use dlocker_proto::keys::public_key_from_hex;
 use dlocker_proto::pb::{AuditEntry, GetAuditLogRequest, WatchEventsRequest};
 use dlocker_proto::statement::{AuditCheckpoint, Signed, StaffAction};
 use dlocker_sdk::staff::new_request;
-use dlocker_sdk::transport::{
-    connect_channel, node_info_with_tls, open_channel, recovery_client,
-};
+use dlocker_sdk::transport::{connect_channel, node_info_with_tls, open_channel, recovery_client};
 use dlocker_sdk::{StaffKey, TlsFiles};
 use futures::StreamExt as _;
 use k256::PublicKey;
@@ -336,11 +334,9 @@ pub(crate) async fn run_events(cmd: EventsCommand, json: bool) -> anyhow::Result
                 .await
                 .map_err(explain_connect)?;
             let staff_request_encoded = match &a.staff_key {
-                Some(p) => reader_request(
-                    Some(p),
-                    &node_id_at(&url).await?,
-                    StaffAction::WatchEvents,
-                )?,
+                Some(p) => {
+                    reader_request(Some(p), &node_id_at(&url).await?, StaffAction::WatchEvents)?
+                }
                 None => Vec::new(),
             };
             // The channel's request timeout covers only the response headers, not the stream.

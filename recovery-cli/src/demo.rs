@@ -314,10 +314,22 @@ fn print_touches(say: &Narrator, t: &Touches, n: usize, json: bool) {
         "\n[touches] The owner's passkey, counted by the software authenticator ({n} trustees):"
     ));
     let rows = [
-        ("backup", t.backup, "one registration, the same credential at every trustee"),
-        ("recovery", t.recovery, "one assertion over every session's nonce and R"),
+        (
+            "backup",
+            t.backup,
+            "one registration, the same credential at every trustee",
+        ),
+        (
+            "recovery",
+            t.recovery,
+            "one assertion over every session's nonce and R",
+        ),
         ("rotation", t.rotation, "stage; commit + retire"),
-        ("locker holder registration", t.holder_registration, "covers the wallet key"),
+        (
+            "locker holder registration",
+            t.holder_registration,
+            "covers the wallet key",
+        ),
         ("document re-issue", t.reissue, "covers the new wallet key"),
     ];
     if json {

@@ -46,6 +46,11 @@ fn demo_backs_up_and_verifies_on_a_local_cluster() {
         "trustee-3, trustee-5 hold nothing of the wallet any more",
         "5 nodes stopped cleanly",
         "Demo complete",
+        // One passkey, one touch per ceremony (issue 9).
+        "owner's passkey: 1 touch for all 5 trustees (one credential, registered at every trustee)",
+        "owner's passkey: 1 touch for all 5 trustees of the recovery",
+        "owner's passkey: 2 touches for the rotation",
+        "[touches] The owner's passkey, counted by the software authenticator (5 trustees):",
     ] {
         assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
     }
@@ -127,6 +132,12 @@ fn demo_json_summary() {
     assert_eq!(v["rotation"]["to_epoch"], 2);
     assert_eq!(v["rotation"]["new_k"], true);
     assert_eq!(v["rotation"]["retired"][0], "trustee-3");
+    // One touch per ceremony, at most two for the rotation.
+    assert_eq!(v["touches"]["backup"], 1);
+    assert_eq!(v["touches"]["recovery"], 1);
+    assert_eq!(v["touches"]["rotation"], 2);
+    assert_eq!(v["touches"]["holder_registration"], 1);
+    assert_eq!(v["touches"]["reissue"], 1);
     assert_eq!(
         v["rotation"]["verify"]["entries"].as_array().map(Vec::len),
         Some(2)

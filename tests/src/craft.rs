@@ -8,6 +8,9 @@ use dlocker_proto::blob;
 use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
 use dlocker_proto::keys::node_id;
 use dlocker_proto::manifest::{Manifest, ManifestParts, TrusteeEntry};
+use crate::touch;
+use dlocker_proto::owner_challenge::OwnerAction;
+use dlocker_proto::pb;
 use dlocker_proto::pb::trustee_client::TrusteeClient;
 use dlocker_proto::pb::{
     BeginEnrollmentRequest, FinishEnrollmentRequest, FinishEnrollmentResponse,
@@ -18,13 +21,10 @@ use dlocker_proto::share::{self, Commitments, Share};
 use dlocker_proto::statement::{Receipt, Signed};
 use k256::PublicKey;
 use tonic::transport::Channel;
-use webauthn_authenticator_rs::prelude::{
-    CreationChallengeResponse, Url, WebauthnAuthenticator as _,
-};
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 
 /// The origin the nodes' default config allows (`[webauthn] origins`).
-pub const ORIGIN: &str = "https://localhost";
+pub const ORIGIN: &str = touch::ORIGIN;
 
 /// A complete, valid deposit for a set of trustees (index `i` of `keys` holds share `i + 1`;
 /// trustee 0 is the bank).
@@ -175,12 +175,19 @@ impl Owner {
         }
     }
 
-    /// `BeginEnrollment` then a passkey registration: the ceremony id and the credential JSON.
+    /// `BeginEnrollment` then the one-touch registration with this node as the ceremony's only
+    /// trustee, over `parts`' manifest: the ceremony id, the credential JSON and the nonces.
     pub async fn begin_and_register(
         &mut self,
         client: &mut TrusteeClient<Channel>,
         wallet_id: &str,
-    ) -> (String, String) {
+        parts: &Parts,
+    ) -> (String, String, Vec<pb::TrusteeNonce>) {
+        let info = client
+            .get_info(pb::GetInfoRequest {})
+            .await
+            .unwrap_or_else(|s| panic!("GetInfo refused: {s:?}"))
+            .into_inner();
         let begin = client
             .begin_enrollment(BeginEnrollmentRequest {
                 wallet_id: wallet_id.to_owned(),
@@ -189,17 +196,16 @@ impl Owner {
             .await
             .unwrap_or_else(|s| panic!("BeginEnrollment refused: {s:?}"))
             .into_inner();
-        let options: CreationChallengeResponse = serde_json::from_str(&begin.creation_options_json)
-            .expect("creation options are webauthn JSON");
-        let origin = Url::parse(ORIGIN).expect("origin URL");
-        let credential = self
-            .passkey
-            .do_registration(origin, options)
-            .expect("soft passkey registers");
-        (
-            begin.ceremony_id,
-            serde_json::to_string(&credential).expect("credential JSON"),
-        )
+        // A test may send a manifest that does not decode; the node refuses it before the
+        // passkey, so any hash will do then.
+        let hash = Manifest::decode(&parts.manifest)
+            .map(|m| m.hash().0)
+            .unwrap_or_default();
+        let mut nonces = touch::Nonces::default();
+        nonces.push(&info.node_id, &begin.nonce);
+        let challenge = nonces.challenge(OwnerAction::Backup, wallet_id, &hash);
+        let credential = touch::register(&mut self.passkey, &begin.creation_options_json, &challenge);
+        (begin.ceremony_id, credential, nonces.wire())
     }
 
     /// Begin and register, then the complete `FinishEnrollmentRequest` for `parts` (to send,
@@ -210,13 +216,15 @@ impl Owner {
         wallet_id: &str,
         parts: &Parts,
     ) -> FinishEnrollmentRequest {
-        let (ceremony_id, credential_json) = self.begin_and_register(client, wallet_id).await;
+        let (ceremony_id, credential_json, nonces) =
+            self.begin_and_register(client, wallet_id, parts).await;
         FinishEnrollmentRequest {
             ceremony_id,
             credential_json,
             manifest_encoded: parts.manifest.clone(),
             share_envelope_encoded: parts.envelope.clone(),
             blob: parts.blob.clone(),
+            nonces,
         }
     }
 
@@ -229,15 +237,10 @@ impl Owner {
         parts: &Parts,
         edit_credential: impl FnOnce(String) -> String,
     ) -> Result<FinishEnrollmentResponse, tonic::Status> {
-        let (ceremony_id, credential_json) = self.begin_and_register(client, wallet_id).await;
+        let mut req = self.finish_request(client, wallet_id, parts).await;
+        req.credential_json = edit_credential(req.credential_json);
         client
-            .finish_enrollment(FinishEnrollmentRequest {
-                ceremony_id,
-                credential_json: edit_credential(credential_json),
-                manifest_encoded: parts.manifest.clone(),
-                share_envelope_encoded: parts.envelope.clone(),
-                blob: parts.blob.clone(),
-            })
+            .finish_enrollment(req)
             .await
             .map(tonic::Response::into_inner)
     }
@@ -250,6 +253,11 @@ impl Owner {
         parts: &Parts,
     ) -> Result<FinishEnrollmentResponse, tonic::Status> {
         self.enroll_with(client, wallet_id, parts, |c| c).await
+    }
+
+    /// The software passkey (for a test's own ceremonies).
+    pub fn passkey(&mut self) -> &mut SoftPasskey {
+        &mut self.passkey
     }
 }
 

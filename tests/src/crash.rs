@@ -18,9 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tonic::Code;
 use tonic::transport::Channel;
-use webauthn_authenticator_rs::prelude::{
-    CreationChallengeResponse, Url, WebauthnAuthenticator as _,
-};
+use webauthn_authenticator_rs::prelude::{Url, WebauthnAuthenticator as _};
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 
 /// How a deposit of the storm ended, as the client saw it.
@@ -100,7 +98,9 @@ impl Storm {
                             // The node is down: this writer is done for the round.
                             break;
                         };
-                        let Some((ceremony_id, credential_json)) = owner.register(&begin) else {
+                        let Some((ceremony_id, credential_json, nonces)) =
+                            owner.register(&begin, &keys[0], &deposit.manifest)
+                        else {
                             break;
                         };
                         let finish = client
@@ -110,6 +110,7 @@ impl Storm {
                                 manifest_encoded: parts.manifest,
                                 share_envelope_encoded: parts.envelope,
                                 blob: parts.blob,
+                                nonces,
                             })
                             .await;
                         let fate = match finish {
@@ -166,15 +167,28 @@ impl Storm {
 struct StormOwner(SoftPasskey);
 
 impl StormOwner {
-    /// `(ceremony id, credential JSON)` for a `BeginEnrollment` answer.
-    fn register(&mut self, begin: &BeginEnrollmentResponse) -> Option<(String, String)> {
-        let options: CreationChallengeResponse =
-            serde_json::from_str(&begin.creation_options_json).ok()?;
+    /// `(ceremony id, credential JSON, nonces)`: the one-touch registration for `manifest` at
+    /// the node (`node_key`) that answered `begin`.
+    fn register(
+        &mut self,
+        begin: &BeginEnrollmentResponse,
+        node_key: &PublicKey,
+        manifest: &dlocker_proto::manifest::Manifest,
+    ) -> Option<(String, String, Vec<dlocker_proto::pb::TrusteeNonce>)> {
+        let mut nonces = crate::touch::Nonces::default();
+        nonces.push(&dlocker_proto::keys::node_id(node_key), &begin.nonce);
+        let challenge = nonces.challenge(
+            dlocker_proto::owner_challenge::OwnerAction::Backup,
+            manifest.wallet_id(),
+            &manifest.hash().0,
+        );
+        let options = crate::touch::creation_options(&begin.creation_options_json, &challenge);
         let origin = Url::parse(craft::ORIGIN).ok()?;
         let credential = self.0.do_registration(origin, options).ok()?;
         Some((
             begin.ceremony_id.clone(),
             serde_json::to_string(&credential).ok()?,
+            nonces.wire(),
         ))
     }
 }

@@ -19,6 +19,7 @@ pub mod locker;
 pub mod recovery_cluster;
 pub mod rotation;
 pub mod tls;
+pub mod touch;
 
 pub use bins::{bin_path, cli_command, node_command};
 pub use cluster::{Cluster, Node};

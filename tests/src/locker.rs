@@ -342,6 +342,7 @@ impl LockerCluster {
             .get_audit_log(GetAuditLogRequest {
                 from_seq: 1,
                 limit: 1000,
+                staff_request_encoded: Vec::new(),
             })
             .await
             .expect("GetAuditLog")

@@ -35,7 +35,8 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 use tonic::transport::Channel;
 use trustee_node::keys::{FileKeyProvider, KeyProvider as _};
-use webauthn_authenticator_rs::prelude::RequestChallengeResponse;
+use crate::touch::{self, Nonces};
+use dlocker_proto::owner_challenge::OwnerAction;
 
 /// Number of nodes (node 0 is the bank).
 pub const NODES: usize = 5;
@@ -308,6 +309,20 @@ impl RecoveryCluster {
         (wallet, prepared, auth)
     }
 
+    /// A `WatchEvents` staff request for node `i` (the bank), signed by staff member 0.
+    pub fn staff_watch_request(&self, i: usize) -> Vec<u8> {
+        use rand::RngExt as _;
+        self.staff[0]
+            .key
+            .sign_request(dlocker_proto::statement::StaffRequest {
+                node_id: self.cluster.node(i).node_id.clone(),
+                action: dlocker_proto::statement::StaffAction::WatchEvents,
+                target: String::new(),
+                timestamp: dlocker_proto::time::unix_now(),
+                nonce: rand::rng().random(),
+            })
+    }
+
     /// A channel to node `i`.
     pub async fn chan(&self, i: usize) -> Channel {
         let n = self.cluster.node(i);
@@ -343,7 +358,8 @@ impl RecoveryCluster {
             .map(tonic::Response::into_inner)
     }
 
-    /// `OpenRecovery` then a genuine passkey assertion at node `i`; panics on refusal.
+    /// `OpenRecovery` then a genuine one-touch assertion (this node's nonce only) at node `i`;
+    /// panics on refusal.
     pub async fn open_and_authenticate(
         &self,
         i: usize,
@@ -356,28 +372,91 @@ impl RecoveryCluster {
             .open(i, wallet, r)
             .await
             .unwrap_or_else(|s| panic!("OpenRecovery at {name}: {s:?}"));
-        let assertion = assertion(auth, &opened.request_options_json);
-        self.authenticate(i, &opened.session_id, &assertion)
+        let touch = self.recovery_touch(i, wallet, r, &opened, auth);
+        self.authenticate(i, &opened.session_id, &touch)
             .await
             .unwrap_or_else(|s| panic!("AuthenticateOwner at {name}: {s:?}"));
         opened
     }
 
-    /// `AuthenticateOwner` at node `i`.
+    /// The owner's recovery touch for node `i`'s session alone.
+    pub fn recovery_touch(
+        &self,
+        i: usize,
+        wallet: &str,
+        r: &PublicKey,
+        opened: &OpenRecoveryResponse,
+        auth: &mut SoftwareAuthenticator,
+    ) -> Touch {
+        let mut nonces = Nonces::default();
+        nonces.push(&self.cluster.node(i).node_id, &opened.nonce);
+        Touch::new(
+            auth,
+            OwnerAction::Recover,
+            wallet,
+            &encode_public_key(r),
+            nonces,
+            &opened.request_options_json,
+        )
+    }
+
+    /// `AuthenticateOwner` at node `i` with `touch`.
     pub async fn authenticate(
         &self,
         i: usize,
         session_id: &str,
-        assertion_json: &str,
+        touch: &Touch,
     ) -> Result<u64, tonic::Status> {
         self.recovery(i)
             .await
             .authenticate_owner(AuthenticateOwnerRequest {
                 session_id: session_id.to_owned(),
-                assertion_json: assertion_json.to_owned(),
+                assertion_json: touch.assertion_json.clone(),
+                nonces: touch.nonces.wire(),
             })
             .await
             .map(|r| r.into_inner().release_not_before)
+    }
+
+    /// The owner cancels their session `session_id` (towards `r`) at node `i` alone:
+    /// `BeginOwnerCancel`, one touch, `CancelRecovery`.
+    pub async fn owner_cancel(
+        &self,
+        i: usize,
+        wallet: &str,
+        r: &PublicKey,
+        session_id: &str,
+        auth: &mut SoftwareAuthenticator,
+    ) -> Result<(), tonic::Status> {
+        use dlocker_proto::pb::{
+            BeginOwnerCancelRequest, CancelRecoveryRequest, cancel_recovery_request,
+        };
+        let mut c = self.recovery(i).await;
+        let begin = c
+            .begin_owner_cancel(BeginOwnerCancelRequest {
+                session_id: session_id.to_owned(),
+            })
+            .await?
+            .into_inner();
+        let mut nonces = Nonces::default();
+        nonces.push(&self.cluster.node(i).node_id, &begin.nonce);
+        let touch = Touch::new(
+            auth,
+            OwnerAction::Cancel,
+            wallet,
+            &encode_public_key(r),
+            nonces,
+            &begin.request_options_json,
+        );
+        c.cancel_recovery(CancelRecoveryRequest {
+            session_id: session_id.to_owned(),
+            authority: Some(cancel_recovery_request::Authority::OwnerAssertionJson(
+                touch.assertion_json,
+            )),
+            nonces: touch.nonces.wire(),
+        })
+        .await
+        .map(|_| ())
     }
 
     /// `ReleaseShare` at node `i`.
@@ -458,29 +537,42 @@ pub fn session_key() -> SecretKey {
     SecretKey::generate_from_rng(&mut rand::rng())
 }
 
-/// The owner's genuine passkey assertion (JSON) for a request challenge (JSON).
-pub fn assertion(auth: &mut SoftwareAuthenticator, request_options_json: &str) -> String {
-    let options: RequestChallengeResponse =
-        serde_json::from_str(request_options_json).expect("request options are webauthn JSON");
-    let cred = auth.authenticate(options).expect("software passkey signs");
-    serde_json::to_string(&cred).expect("assertion JSON")
+/// One owner touch: the assertion and the nonces it covers.
+#[derive(Debug, Clone)]
+pub struct Touch {
+    /// `PublicKeyCredential` JSON.
+    pub assertion_json: String,
+    /// The trustees' nonces.
+    pub nonces: Nonces,
 }
 
-/// A genuine assertion with its signature damaged: a wrong passkey answer.
-pub fn wrong_assertion(auth: &mut SoftwareAuthenticator, request_options_json: &str) -> String {
-    let mut v: serde_json::Value =
-        serde_json::from_str(&assertion(auth, request_options_json)).expect("JSON");
-    let sig = v
-        .pointer_mut("/response/signature")
-        .and_then(|s| s.as_str().map(str::to_owned))
-        .expect("assertion has response.signature");
-    // Change a character in the middle of the base64url signature.
-    let mut chars: Vec<char> = sig.chars().collect();
-    let mid = chars.len() / 2;
-    chars[mid] = if chars[mid] == 'A' { 'B' } else { 'A' };
-    *v.pointer_mut("/response/signature").expect("signature") =
-        serde_json::Value::String(chars.into_iter().collect());
-    serde_json::to_string(&v).expect("JSON")
+impl Touch {
+    /// The owner's genuine assertion over the one-touch challenge for `nonces`.
+    pub fn new(
+        auth: &mut SoftwareAuthenticator,
+        action: OwnerAction,
+        wallet: &str,
+        authorized: &[u8],
+        nonces: Nonces,
+        options_json: &str,
+    ) -> Self {
+        let challenge = nonces.challenge(action, wallet, authorized);
+        let cred = auth
+            .authenticate(touch::request_options(options_json, &challenge))
+            .expect("software passkey signs");
+        Self {
+            assertion_json: serde_json::to_string(&cred).expect("assertion JSON"),
+            nonces,
+        }
+    }
+
+    /// The same touch with its signature damaged: a wrong passkey answer.
+    pub fn damaged(&self) -> Self {
+        Self {
+            assertion_json: touch::damaged(&self.assertion_json),
+            nonces: self.nonces.clone(),
+        }
+    }
 }
 
 /// A `BankApproval` signed by `key` (the real bank key, or one nobody accepts).

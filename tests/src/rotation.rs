@@ -34,6 +34,13 @@ impl std::ops::Deref for RotationCluster {
     }
 }
 
+impl RotationCluster {
+    /// The recovery view of the same nodes (raw recovery helpers).
+    pub fn recovery_cluster(&self) -> &RecoveryCluster {
+        &self.inner
+    }
+}
+
 impl std::ops::DerefMut for RotationCluster {
     fn deref_mut(&mut self) -> &mut Cluster {
         &mut self.inner

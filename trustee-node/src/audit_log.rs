@@ -112,6 +112,16 @@ impl AuditLog {
         hex::encode(&mac.finalize().into_bytes()[..16])
     }
 
+    /// A recovery session's id as the audit log shows it: keyed like wallet tags, so the public
+    /// log links a session's entries without handing anyone its id.
+    pub fn session_tag(&self, session_id: &str) -> String {
+        let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(self.tag_key.as_ref())
+            .unwrap_or_else(|_| unreachable_hmac());
+        mac.update(labels::SESSION_TAG);
+        mac.update(session_id.as_bytes());
+        hex::encode(&mac.finalize().into_bytes()[..8])
+    }
+
     /// Appends an entry (not yet flushed: the caller flushes with the state change it records).
     pub fn append(
         &self,

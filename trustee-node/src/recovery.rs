@@ -242,12 +242,13 @@ impl Node {
         session_id: &str,
         detail: &str,
     ) -> Result<StoredEvent, NodeError> {
+        // The public audit log names a session by its keyed tag: a session id is a capability.
         let audit_detail = if session_id.is_empty() {
             detail.to_owned()
         } else if detail.is_empty() {
-            format!("session {session_id}")
+            format!("session {}", self.audit.session_tag(session_id))
         } else {
-            format!("session {session_id}; {detail}")
+            format!("session {}; {detail}", self.audit.session_tag(session_id))
         };
         self.audit
             .append(now, kind, Some(wallet_id), &audit_detail)?;

@@ -4,9 +4,7 @@
 #![allow(dead_code)] // each test file uses its own part
 
 use dlocker_sdk::proto::keys::{node_id, public_key_from_hex};
-use dlocker_sdk::{
-    RecoverEvent, Role, StaffClient, StaffKey, TlsFiles, TrusteeInfo, TrusteeSet,
-};
+use dlocker_sdk::{RecoverEvent, Role, StaffClient, StaffKey, TlsFiles, TrusteeInfo, TrusteeSet};
 use std::path::Path;
 use tokio::sync::mpsc;
 use trustee_node::config::Role as NodeRole;
@@ -104,11 +102,12 @@ impl Cluster {
 }
 
 /// Forwards the bank session id from `AwaitingApproval` to a channel.
-pub(crate) fn approval_forwarder(tx: mpsc::UnboundedSender<String>) -> impl Fn(RecoverEvent) + Sync {
+pub(crate) fn approval_forwarder(
+    tx: mpsc::UnboundedSender<String>,
+) -> impl Fn(RecoverEvent) + Sync {
     move |e| {
         if let RecoverEvent::AwaitingApproval { bank_session_id } = e {
             let _ = tx.send(bank_session_id);
         }
     }
 }
-

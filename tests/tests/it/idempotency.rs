@@ -39,7 +39,9 @@ async fn finish_enrollment_retry_returns_the_same_receipt() {
     );
 
     // The finished ceremony cannot be reused with another credential.
-    let (_, other_credential) = owner.begin_and_register(&mut client, &wallet).await;
+    let (_, other_credential, _) = owner
+        .begin_and_register(&mut client, &wallet, &d.parts(1))
+        .await;
     let reuse = FinishEnrollmentRequest {
         credential_json: other_credential,
         ..request

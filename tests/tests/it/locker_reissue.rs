@@ -125,7 +125,7 @@ async fn reissue_revokes_old_binds_new_and_carries_consents() {
     )
     .await
     .expect("reissue");
-    close_key_approval(c.set().bank(), &approval.bank_session_id, &mut w.auth)
+    close_key_approval(c.set().bank(), &approval, &mut w.auth)
         .await
         .expect("close the bank session");
     assert_eq!(out.reissued.len(), 2, "hosted and pull re-issued at once");
@@ -243,7 +243,7 @@ async fn reissue_revokes_old_binds_new_and_carries_consents() {
     )
     .await
     .expect("reissue again");
-    close_key_approval(c.set().bank(), &approval.bank_session_id, &mut w.auth)
+    close_key_approval(c.set().bank(), &approval, &mut w.auth)
         .await
         .expect("close");
     assert_eq!(out.consents_ended, 1);

@@ -4,8 +4,11 @@
 //! crashed and restarted delivers every later event exactly once, in order, then live ones.
 
 use dlocker_integration_tests::recovery_cluster::{
-    RecoveryCluster, RecoverySpec, assertion, session_key, tamper_audit_entry, wrong_assertion,
+    RecoveryCluster, RecoverySpec, Touch, session_key, tamper_audit_entry,
 };
+use dlocker_integration_tests::touch::Nonces;
+use dlocker_proto::keys::encode_public_key;
+use dlocker_proto::owner_challenge::OwnerAction;
 use dlocker_proto::pb::{
     BeginOwnerCancelRequest, CancelRecoveryRequest, Event, WatchEventsRequest,
     cancel_recovery_request,
@@ -20,11 +23,10 @@ async fn audit_verify_detects_a_tampered_entry() {
     let i = 1; // trustee-2
     let r = session_key().public_key();
     let s = rc.open(i, &wallet, &r).await.expect("open");
-    let bad = wrong_assertion(&mut auth, &s.request_options_json);
-    rc.authenticate(i, &s.session_id, &bad)
+    let good = rc.recovery_touch(i, &wallet, &r, &s, &mut auth);
+    rc.authenticate(i, &s.session_id, &good.damaged())
         .await
         .expect_err("wrong assertion");
-    let good = assertion(&mut auth, &s.request_options_json);
     rc.authenticate(i, &s.session_id, &good)
         .await
         .expect("passkey");
@@ -106,10 +108,14 @@ async fn next_event(stream: &mut Streaming<Event>) -> Event {
         .expect("stream open")
 }
 
-async fn watch(rc: &RecoveryCluster, i: usize, cursor: u64) -> Streaming<Event> {
-    rc.recovery(i)
+/// A staff member of the bank (node 0) watching its events from `cursor`.
+async fn watch(rc: &RecoveryCluster, cursor: u64) -> Streaming<Event> {
+    rc.recovery(0)
         .await
-        .watch_events(WatchEventsRequest { cursor })
+        .watch_events(WatchEventsRequest {
+            cursor,
+            staff_request_encoded: rc.staff_watch_request(0),
+        })
         .await
         .expect("WatchEvents")
         .into_inner()
@@ -119,12 +125,12 @@ async fn watch(rc: &RecoveryCluster, i: usize, cursor: u64) -> Streaming<Event> 
 async fn watch_events_resumes_from_a_cursor_after_a_restart() {
     let mut rc = RecoveryCluster::start(RecoverySpec::default()).await;
     let (wallet, _p, mut auth) = rc.backup("events", b"seed", 0).await;
-    let i = 1; // trustee-2
+    let i = 0; // the bank: its staff may watch
     let r = session_key().public_key();
     let s = rc.open(i, &wallet, &r).await.expect("open");
 
     // A notifier reads up to the recovery_opened event and remembers its cursor.
-    let mut stream = watch(&rc, i, 0).await;
+    let mut stream = watch(&rc, 0).await;
     let mut seen = Vec::new();
     let cursor = loop {
         let e = next_event(&mut stream).await;
@@ -144,11 +150,10 @@ async fn watch_events_resumes_from_a_cursor_after_a_restart() {
 
     // While it is away: a failed and a good passkey, then the node crashes and restarts, then
     // the owner cancels.
-    let bad = wrong_assertion(&mut auth, &s.request_options_json);
-    rc.authenticate(i, &s.session_id, &bad)
+    let good = rc.recovery_touch(i, &wallet, &r, &s, &mut auth);
+    rc.authenticate(i, &s.session_id, &good.damaged())
         .await
         .expect_err("wrong assertion");
-    let good = assertion(&mut auth, &s.request_options_json);
     rc.authenticate(i, &s.session_id, &good)
         .await
         .expect("passkey");
@@ -162,17 +167,28 @@ async fn watch_events_resumes_from_a_cursor_after_a_restart() {
         .await
         .expect("begin cancel")
         .into_inner();
+    let mut nonces = Nonces::default();
+    nonces.push(&rc.node(i).node_id, &begin.nonce);
+    let cancel = Touch::new(
+        &mut auth,
+        OwnerAction::Cancel,
+        &wallet,
+        &encode_public_key(&r),
+        nonces,
+        &begin.request_options_json,
+    );
     c.cancel_recovery(CancelRecoveryRequest {
-        session_id: s.session_id.clone(),
+                session_id: s.session_id.clone(),
         authority: Some(cancel_recovery_request::Authority::OwnerAssertionJson(
-            assertion(&mut auth, &begin.request_options_json),
+            cancel.assertion_json.clone(),
         )),
+        nonces: cancel.nonces.wire(),
     })
     .await
     .expect("owner cancel");
 
     // Resume from the cursor: everything after it, in order, once.
-    let mut stream = watch(&rc, i, cursor).await;
+    let mut stream = watch(&rc, cursor).await;
     let mut got = Vec::new();
     loop {
         let e = next_event(&mut stream).await;
@@ -223,6 +239,8 @@ async fn watch_events_resumes_from_a_cursor_after_a_restart() {
         &cursor.to_string(),
         "--count",
         "4",
+        "--staff-key",
+        rc.staff[0].key_file.to_str().expect("utf-8"),
     ]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(

@@ -126,6 +126,7 @@ async fn release_refused_after_staff_cancel_presented_at_every_trustee() {
     rc.recovery(1)
         .await
         .cancel_recovery(CancelRecoveryRequest {
+            nonces: Vec::new(),
             session_id: handle.sessions[1].session_id.clone(),
             authority: Some(cancel_recovery_request::Authority::BankCancellationEncoded(
                 issued.encoded.clone(),
@@ -186,6 +187,7 @@ async fn release_refused_after_staff_cancel_presented_at_every_trustee() {
         .recovery(4)
         .await
         .cancel_recovery(CancelRecoveryRequest {
+            nonces: Vec::new(),
             session_id: handle.sessions[4].session_id.clone(),
             authority: Some(cancel_recovery_request::Authority::BankCancellationEncoded(
                 forged,

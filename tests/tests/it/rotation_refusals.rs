@@ -7,9 +7,9 @@
 //! Nodes: bank, trustee-2, trustee-3 hold a 2-of-3 epoch 1; epoch 2 is 2-of-3 over bank,
 //! trustee-2 and trustee-4 (joining; trustee-3 leaves).
 
-use dlocker_integration_tests::recovery_cluster::{
-    assertion, session_key, wait_for, wrong_assertion,
-};
+use dlocker_integration_tests::recovery_cluster::{Touch, session_key, wait_for};
+use dlocker_integration_tests::touch::Nonces;
+use dlocker_proto::owner_challenge::{OwnerAction, stage_authorized};
 use dlocker_integration_tests::rotation::{
     RotationCluster, StopAfter, db_mentions_wallet, load_record, options, source,
 };
@@ -61,14 +61,35 @@ async fn owner(
         .await
         .expect("BeginEpochAction")
         .into_inner();
-    let json = if wrong {
-        wrong_assertion(auth, &c.request_options_json)
-    } else {
-        assertion(auth, &c.request_options_json)
+    let (owner_action, authorized) = match action {
+        pb::EpochAction::Stage => (
+            OwnerAction::Stage,
+            stage_authorized(
+                &hash.0,
+                &c.credential_fingerprint
+                    .as_slice()
+                    .try_into()
+                    .expect("fingerprint"),
+            ),
+        ),
+        pb::EpochAction::Abandon => (OwnerAction::Abandon, hash.0.to_vec()),
+        _ => (OwnerAction::Commit, hash.0.to_vec()),
     };
+    let mut nonces = Nonces::default();
+    nonces.push(&rc.node(i).node_id, &c.nonce);
+    let touch = Touch::new(
+        auth,
+        owner_action,
+        wallet,
+        &authorized,
+        nonces,
+        &c.request_options_json,
+    );
+    let touch = if wrong { touch.damaged() } else { touch };
     pb::OwnerAssertion {
         challenge_id: c.challenge_id,
-        assertion_json: json,
+        assertion_json: touch.assertion_json,
+        nonces: touch.nonces.wire(),
     }
 }
 
@@ -274,6 +295,7 @@ async fn bad_share_no_passkey_stale_stage_and_open_recovery_are_refused() {
         .get_audit_log(pb::GetAuditLogRequest {
             from_seq: 0,
             limit: 1000,
+            staff_request_encoded: Vec::new(),
         })
         .await
         .expect("audit")
@@ -293,6 +315,7 @@ async fn bad_share_no_passkey_stale_stage_and_open_recovery_are_refused() {
                     .get_audit_log(pb::GetAuditLogRequest {
                         from_seq: 0,
                         limit: 1000,
+                        staff_request_encoded: Vec::new(),
                     })
                     .await
                     .expect("audit")
@@ -336,16 +359,21 @@ async fn bad_share_no_passkey_stale_stage_and_open_recovery_are_refused() {
         "stale staged epoch: expired and erased after {TTL} s; epoch 1 recovered; resume staged again and completed; epoch 2 recovered"
     );
 
-    // 4. A recovery session open on the wallet blocks rotation (and is never blocked by one).
-    let r = session_key();
-    let opened = RecoveryClient::new(rc.node(0).channel().await.expect("connect"))
+    // 4. A recovery session only opened (anyone can) blocks nothing; one the owner authenticated
+    // blocks rotation (and is never blocked by one).
+    let stranger_r = session_key();
+    RecoveryClient::new(rc.node(0).channel().await.expect("connect"))
         .open_recovery(pb::OpenRecoveryRequest {
             wallet_id: wallet.clone(),
-            session_key: encode_public_key(&r.public_key()).to_vec(),
+            session_key: encode_public_key(&stranger_r.public_key()).to_vec(),
         })
         .await
-        .expect("open a recovery session")
-        .into_inner();
+        .expect("a stranger opens a recovery session");
+    let r = session_key();
+    let opened = rc
+        .recovery_cluster()
+        .open_and_authenticate(0, &wallet, &r.public_key(), &mut auth)
+        .await;
     let src2 = dlocker_sdk::rotate::RotationSource::from_recovered(&recovered);
     let never = StopAfter::never();
     let hook = |s: &RotationStep| never.hook(s);
@@ -363,28 +391,16 @@ async fn bad_share_no_passkey_stale_stage_and_open_recovery_are_refused() {
         other => panic!("expected the bank to refuse while a recovery is open, got {other:?}"),
     };
     assert!(
-        why.contains("recovery session is open") && why.contains(&opened.session_id),
+        why.contains("owner-authenticated recovery") && !why.contains(&opened.session_id),
         "{why}"
     );
     println!("refused: StageEpoch while a recovery session is open → {why}");
     drop(opts);
     // The owner cancels that session; the rotation resumes and completes.
-    let mut rec = RecoveryClient::new(rc.node(0).channel().await.expect("connect"));
-    let begin = rec
-        .begin_owner_cancel(pb::BeginOwnerCancelRequest {
-            session_id: opened.session_id.clone(),
-        })
+    rc.recovery_cluster()
+        .owner_cancel(0, &wallet, &r.public_key(), &opened.session_id, &mut auth)
         .await
-        .expect("begin cancel")
-        .into_inner();
-    rec.cancel_recovery(pb::CancelRecoveryRequest {
-        session_id: opened.session_id.clone(),
-        authority: Some(pb::cancel_recovery_request::Authority::OwnerAssertionJson(
-            assertion(&mut auth, &begin.request_options_json),
-        )),
-    })
-    .await
-    .expect("cancel");
+        .expect("cancel");
     let mut record = load_record(rc.root_dir(), &wallet);
     assert_eq!(record.to_epoch, 3);
     let opts = options(rc.root_dir(), &wallet, &hook);
