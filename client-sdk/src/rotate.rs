@@ -1276,12 +1276,9 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
                 continue;
             }
             let Ok(fp) = <[u8; 32]>::try_from(resp.credential_fingerprint.as_slice()) else {
-                self.fail(
-                    i,
-                    &step,
-                    "sent no credential fingerprint for the wallet's passkey".into(),
-                    &mut failed,
-                );
+                // No credential to show (e.g. a trustee holding only a staged epoch): it checks
+                // the fingerprint against its own credential; the others' decide which it is.
+                members.push((i, resp, nonce));
                 continue;
             };
             match &credential {
@@ -1293,32 +1290,32 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
                     &mut failed,
                 ),
                 Some(_) => members.push((i, resp, nonce)),
+                None if resp.passkey_json.is_empty() => members.push((i, resp, nonce)),
                 None => {
                     credential = Some((resp.passkey_json.clone(), fp));
                     members.push((i, resp, nonce));
                 }
             }
         }
-        let joining: Vec<usize> = members
-            .iter()
-            .map(|(i, _, _)| *i)
-            .filter(|i| !holders.contains(i))
-            .collect();
-        if credential.is_none() && !joining.is_empty() {
-            match self.credential_from_donor(&joining).await {
+        if members.is_empty() {
+            return Ok((failed, Vec::new()));
+        }
+        if credential.is_none() {
+            let staging: Vec<usize> = members.iter().map(|(i, _, _)| *i).collect();
+            match self.credential_from_donor(&staging).await {
                 Ok((passkey_json, fp, template)) => {
                     credential = Some((passkey_json, fp));
                     donor_template = Some(template);
                 }
                 Err(reason) => {
-                    for &i in &joining {
+                    for i in staging {
                         self.fail(i, &step, reason.clone(), &mut failed);
                     }
-                    members.retain(|(i, _, _)| !joining.contains(i));
+                    return Ok((failed, Vec::new()));
                 }
             }
         }
-        let (Some((passkey_json, fp)), false) = (credential, members.is_empty()) else {
+        let Some((passkey_json, fp)) = credential else {
             return Ok((failed, Vec::new()));
         };
         let authorized = stage_authorized(&h_new.0, &fp);
@@ -1364,14 +1361,14 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
     }
 
     /// The wallet's credential and a request template from a trustee that holds the wallet but
-    /// does not stage in this batch (a continuing trustee staged earlier, or a leaving one), for
-    /// a batch of joining trustees only.
+    /// does not stage in this batch (a continuing trustee staged earlier, or a leaving one),
+    /// when no trustee of the batch showed it (a batch of joining trustees only).
     async fn credential_from_donor(
         &mut self,
-        joining: &[usize],
+        staging: &[usize],
     ) -> Result<(String, [u8; 32], String), String> {
         let candidates = (0..self.record.trustees.len())
-            .filter(|i| !joining.contains(i))
+            .filter(|i| !staging.contains(i))
             .filter(|&i| self.record.trustees[i].role != TrusteeRole::Joining);
         for i in candidates {
             let Ok(ch) = open_channel(&self.infos[i]).await else {

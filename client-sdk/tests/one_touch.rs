@@ -231,3 +231,61 @@ async fn ten_trustees_one_touch_each() {
     assert_eq!(rec.handle.sessions.len(), 10);
     c.stop_all().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trustee_joining_alone_gets_the_wallets_credential_from_another_trustee() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut c = cluster(tmp.path(), 6).await;
+    let old = c.subset(&[0, 1, 2, 3, 4]);
+    let new = c.subset(&[0, 1, 5]);
+    let wallet = "w-join-alone";
+    let mut auth = SoftwareAuthenticator::new();
+    let p = PreparedBackup::new(
+        &old,
+        wallet,
+        DATA,
+        BackupPolicy {
+            threshold: 3,
+            recovery_delay_secs: 0,
+        },
+    )
+    .expect("prepare");
+    backup(&old, &p, "owner", &mut auth, &|_| {})
+        .await
+        .expect("backup");
+    let source = RotationSource::from_prepared(&p).expect("source");
+    let policy = BackupPolicy {
+        threshold: 2,
+        recovery_delay_secs: 0,
+    };
+
+    // Stopped before staging at n5: n0 and n1 hold epoch 2 staged, n5 nothing.
+    let stop_at_n5 = |s: &RotationStep| *s == RotationStep::Stage("n5".into());
+    let opts = RotateOptions::new("owner").interrupt(&stop_at_n5);
+    let mut record = match rotate(&old, &new, &source, policy, false, &mut auth, &opts).await {
+        Err(RotateError::Interrupted { record, .. }) => *record,
+        other => panic!("expected an interruption before staging at n5, got {other:?}"),
+    };
+    assert_eq!(auth.touches(), 2, "backup + stage");
+
+    // Resumed: n5 stages alone. No trustee of that stage holds the wallet, so the SDK takes the
+    // wallet's credential (and its fingerprint, which the touch covers) from n0.
+    let opts = RotateOptions::new("owner");
+    dlocker_sdk::resume_rotation(&mut record, &old, &new, source.secret(), &mut auth, &opts)
+        .await
+        .expect("resumed");
+    assert!(record.is_done());
+    assert_eq!(auth.touches(), 4, "stage at n5 + commit");
+    assert_eq!(epochs(&c, wallet).await[5], (Some(2), None));
+
+    // n5 took the wallet's one credential: the recovery's one assertion verifies there too.
+    let rec = recover_approved(&c, &new, wallet, &mut auth).await;
+    assert_eq!(auth.touches(), 5);
+    assert!(
+        rec.unavailable.is_empty() && rec.faulty.is_empty(),
+        "{:?} {:?}",
+        rec.unavailable,
+        rec.faulty
+    );
+    c.stop_all().await;
+}

@@ -14,6 +14,7 @@ mod idempotency;
 mod local_cluster_script;
 mod locker_attest;
 mod locker_fetch;
+mod locker_holder_touch;
 mod locker_pull;
 mod locker_reissue;
 mod locker_verify;
