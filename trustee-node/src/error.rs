@@ -190,6 +190,7 @@ impl NodeError {
                 | SessionError::Cancelled { .. }
                 | SessionError::AlreadyReleased
                 | SessionError::AlreadyAuthenticated
+                | SessionError::ReleasedOtherEpoch { .. }
                 | SessionError::DelayNotPassed { .. } => Code::FailedPrecondition,
                 SessionError::ApprovalMalformed(_) => Code::InvalidArgument,
                 SessionError::OwnerNotAuthenticated

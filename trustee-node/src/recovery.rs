@@ -489,11 +489,14 @@ impl Node {
         let _guard = self.recovery_lock.lock().await;
         let now = self.now();
         let mut st = self.load_session(session_id)?;
-        let token = st
-            .session
-            .authorize_release(bank_approval, &self.accepted_bank_keys, now)?;
         let wallet = st.session.wallet_id.clone();
         let rec = self.wallet_record(&wallet)?;
+        let token = st.session.authorize_release(
+            bank_approval,
+            &self.accepted_bank_keys,
+            now,
+            rec.meta.epoch,
+        )?;
         if rec.meta.epoch != st.session.epoch {
             // A rotation committed a new epoch after this session released (rotation waits for
             // live sessions): the session's share is gone.

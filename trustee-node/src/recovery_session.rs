@@ -62,10 +62,14 @@ pub enum SessionState {
         /// Unix seconds.
         at: u64,
     },
-    /// The share was released to `R` (the client may fetch it again until expiry).
+    /// The share of `epoch` was released to `R` (the client may fetch that share again until
+    /// expiry, never another epoch's).
     Released {
         /// Unix seconds.
         at: u64,
+        /// The epoch whose share was released.
+        #[serde(default)]
+        epoch: u64,
     },
     /// Cancelled; never releases.
     Cancelled {
@@ -94,6 +98,17 @@ pub enum SessionError {
     /// The share was already released in this session.
     #[error("the share was already released in this session")]
     AlreadyReleased,
+    /// The session released another epoch's share; it never releases a second epoch's (a
+    /// rotation after a release locks that session out).
+    #[error(
+        "this session already released the share of epoch {released}; it cannot release epoch {asked} — open a new recovery"
+    )]
+    ReleasedOtherEpoch {
+        /// The epoch released.
+        released: u64,
+        /// The epoch asked for.
+        asked: u64,
+    },
     /// The owner has not proved their passkey in this session.
     #[error("the owner has not authenticated with their passkey in this session")]
     OwnerNotAuthenticated,
@@ -199,6 +214,8 @@ pub struct ReleaseAuthorized {
     _private: (),
     /// The approval it was checked against.
     pub approval: VerifiedApproval,
+    /// The epoch whose share it authorizes.
+    pub epoch: u64,
 }
 
 impl RecoverySession {
@@ -320,15 +337,26 @@ impl RecoverySession {
 
     /// Every release check, in order: active (not cancelled/expired), owner authenticated, bank
     /// approval (valid signature under an accepted key, this wallet, this `R`, unexpired), delay.
+    /// `epoch` is the epoch whose share would be released: a session releases one epoch only.
     pub fn authorize_release(
         &self,
         approval: &[u8],
         accepted_bank_keys: &[PublicKey],
         now: u64,
+        epoch: u64,
     ) -> Result<ReleaseAuthorized, SessionError> {
         self.check_active(now)?;
         match self.state {
-            SessionState::OwnerAuthenticated { .. } | SessionState::Released { .. } => {}
+            SessionState::OwnerAuthenticated { .. } => {}
+            SessionState::Released { epoch: released, .. } if released == epoch => {}
+            SessionState::Released {
+                epoch: released, ..
+            } => {
+                return Err(SessionError::ReleasedOtherEpoch {
+                    released,
+                    asked: epoch,
+                });
+            }
             _ => return Err(SessionError::OwnerNotAuthenticated),
         }
         let approval = self.verify_approval(approval, accepted_bank_keys, now)?;
@@ -341,6 +369,7 @@ impl RecoverySession {
         Ok(ReleaseAuthorized {
             _private: (),
             approval,
+            epoch,
         })
     }
 
@@ -377,10 +406,13 @@ impl RecoverySession {
         })
     }
 
-    /// OwnerAuthenticated/Released → Released, given the token.
-    pub fn released(mut self, _token: &ReleaseAuthorized, now: u64) -> Self {
+    /// OwnerAuthenticated/Released → Released (of the token's epoch), given the token.
+    pub fn released(mut self, token: &ReleaseAuthorized, now: u64) -> Self {
         if !matches!(self.state, SessionState::Released { .. }) {
-            self.state = SessionState::Released { at: now };
+            self.state = SessionState::Released {
+                at: now,
+                epoch: token.epoch,
+            };
         }
         self
     }
@@ -470,7 +502,7 @@ mod tests {
         let good = approval(&bank, "w", &r, 1000, 5000);
 
         assert_eq!(
-            s.authorize_release(&good, &accepted, 2000).err(),
+            s.authorize_release(&good, &accepted, 2000, 1).err(),
             Some(SessionError::OwnerNotAuthenticated)
         );
         let s = s.owner_authenticated(1001).expect("auth");
@@ -479,7 +511,7 @@ mod tests {
             Some(SessionError::AlreadyAuthenticated)
         );
         assert_eq!(
-            s.authorize_release(&good, &accepted, 1010).err(),
+            s.authorize_release(&good, &accepted, 1010, 1).err(),
             Some(SessionError::DelayNotPassed {
                 release_not_before: 1060,
                 remaining_secs: 50
@@ -487,41 +519,51 @@ mod tests {
         );
         let other_r = SecretKey::generate_from_rng(&mut rand::rng()).public_key();
         assert_eq!(
-            s.authorize_release(&approval(&bank, "w", &other_r, 1000, 5000), &accepted, 2000)
+            s.authorize_release(&approval(&bank, "w", &other_r, 1000, 5000), &accepted, 2000, 1)
                 .err(),
             Some(SessionError::ApprovalWrongSessionKey)
         );
         assert_eq!(
-            s.authorize_release(&approval(&bank, "w2", &r, 1000, 5000), &accepted, 2000)
+            s.authorize_release(&approval(&bank, "w2", &r, 1000, 5000), &accepted, 2000, 1)
                 .err(),
             Some(SessionError::ApprovalWrongWallet)
         );
         assert_eq!(
-            s.authorize_release(&approval(&bank, "w", &r, 1000, 1500), &accepted, 2000)
+            s.authorize_release(&approval(&bank, "w", &r, 1000, 1500), &accepted, 2000, 1)
                 .err(),
             Some(SessionError::ApprovalExpired { expires_at: 1500 })
         );
         assert_eq!(
-            s.authorize_release(&approval(&key(), "w", &r, 1000, 5000), &accepted, 2000)
+            s.authorize_release(&approval(&key(), "w", &r, 1000, 5000), &accepted, 2000, 1)
                 .err(),
             Some(SessionError::ApprovalUnknownSigner)
         );
         assert!(matches!(
-            s.authorize_release(b"junk", &accepted, 2000),
+            s.authorize_release(b"junk", &accepted, 2000, 1),
             Err(SessionError::ApprovalMalformed(_))
         ));
         let token = s
-            .authorize_release(&good, &accepted, 2000)
+            .authorize_release(&good, &accepted, 2000, 1)
             .expect("authorized");
         let s = s.released(&token, 2000);
         assert_eq!(s.state_name(2000), "released");
+        // The same epoch's share again (a lost answer), never another epoch's.
+        s.authorize_release(&good, &accepted, 2001, 1)
+            .expect("the released epoch again");
+        assert_eq!(
+            s.authorize_release(&good, &accepted, 2001, 2).err(),
+            Some(SessionError::ReleasedOtherEpoch {
+                released: 1,
+                asked: 2
+            })
+        );
         assert_eq!(
             s.clone().cancelled(Canceller::Owner, 2001).err(),
             Some(SessionError::AlreadyReleased)
         );
         assert_eq!(s.state_name(1060 + 3600), "expired");
         assert!(matches!(
-            s.authorize_release(&good, &accepted, 1060 + 3600),
+            s.authorize_release(&good, &accepted, 1060 + 3600, 1),
             Err(SessionError::Expired { .. })
         ));
     }
@@ -553,7 +595,7 @@ mod tests {
         let s = s.cancelled(by, 1001).expect("cancel");
         let good = approval(&bank, "w", &r, 1000, 5000);
         assert_eq!(
-            s.authorize_release(&good, &accepted, 2000).err(),
+            s.authorize_release(&good, &accepted, 2000, 1).err(),
             Some(SessionError::Cancelled {
                 by: Canceller::Bank {
                     staff_id: "bob".into()

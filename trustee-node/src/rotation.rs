@@ -1277,9 +1277,6 @@ impl Node {
         let _guard = self.recovery_lock.lock().await;
         let now = self.now();
         let mut st = self.load_session(session_id)?;
-        let token = st
-            .session
-            .authorize_release(bank_approval, &self.accepted_bank_keys, now)?;
         let wallet = st.session.wallet_id.clone();
         let state = self
             .expire_if_due(&wallet, now)
@@ -1289,6 +1286,14 @@ impl Node {
             Some(s) if state.active().is_some_and(|a| a.epoch == st.session.epoch) => s.clone(),
             _ => return Err(EpochError::NotStaged.into()),
         };
+        // One epoch per session: a session that released epoch e never receives a successor
+        // staged after it (a rotation after a fraudulent recovery locks the thief out).
+        let token = st.session.authorize_release(
+            bank_approval,
+            &self.accepted_bank_keys,
+            now,
+            staged.epoch,
+        )?;
         let r = st
             .session
             .session_key()
