@@ -200,6 +200,7 @@ impl NodeError {
                 | SessionError::ApprovalExpired { .. }
                 | SessionError::ApprovalNotYetValid { .. }
                 | SessionError::CancellationMismatch
+                | SessionError::CancellationStale { .. }
                 | SessionError::CancellationInvalid(_) => Code::PermissionDenied,
             },
             NodeError::Staff(e) => match e {

@@ -152,6 +152,16 @@ pub enum SessionError {
     /// A bank cancellation for another recovery.
     #[error("bank cancellation is for another wallet or device key")]
     CancellationMismatch,
+    /// The cancellation was issued before this session opened (a replay).
+    #[error(
+        "bank cancellation was issued at {issued_at}, before this session opened at {opened_at}: it cancels an earlier session"
+    )]
+    CancellationStale {
+        /// Unix seconds.
+        issued_at: u64,
+        /// Unix seconds.
+        opened_at: u64,
+    },
     /// The cancellation is not a valid statement or not from an accepted key.
     #[error("bank cancellation is invalid: {0}")]
     CancellationInvalid(String),
@@ -437,6 +447,14 @@ impl RecoverySession {
         let c = signed.body();
         if c.wallet_id != self.wallet_id || Some(c.session_key) != self.session_key() {
             return Err(SessionError::CancellationMismatch);
+        }
+        // A cancellation issued before this session opened was for an earlier one with the same
+        // (wallet, R): replayed, it must not cancel this one.
+        if c.issued_at.saturating_add(CLOCK_SKEW_SECS) < self.opened_at {
+            return Err(SessionError::CancellationStale {
+                issued_at: c.issued_at,
+                opened_at: self.opened_at,
+            });
         }
         Ok(Canceller::Bank {
             staff_id: c.staff_id.clone(),

@@ -624,6 +624,61 @@ async fn four_eyes() {
     assert_eq!(a.approvers, vec!["alice".to_owned(), "bob".to_owned()]);
     let approval = Signed::<BankApproval>::decode(&a.bank_approval_encoded).expect("approval");
     assert_eq!(approval.body().approvers, ["alice", "bob"]);
+
+    // Expired, the approval is not renewed by one click: both approve again (the owner has
+    // authenticated, so the session outlives its authentication window).
+    let assertion = h.recover_assertion(&opened, &r);
+    h.authenticate(&sid, &assertion).await.expect("auth");
+    h.advance(3600);
+    let a = h.approve(&alice, &sid).await;
+    assert_eq!(a.approvers, vec!["alice".to_owned()], "the old approvals lapsed");
+    assert!(a.bank_approval_encoded.is_empty(), "one of two is not enough");
+    let a = h.approve(&bob, &sid).await;
+    let renewed = Signed::<BankApproval>::decode(&a.bank_approval_encoded).expect("renewed");
+    assert!(renewed.body().issued_at > approval.body().issued_at);
+    h.node.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn an_old_bank_cancellation_does_not_cancel_a_later_session() {
+    let mut h = Harness::new(1).await;
+    let r = new_r().public_key();
+    let first = h.open(&r).await.expect("open");
+    let alice = h.alice.clone();
+    let cancel_req = h.staff_request(&alice, StaffAction::CancelRecovery, &first.session_id);
+    let cancellation = h
+        .staff
+        .cancel_recovery(pb::StaffCancelRequest {
+            staff_request_encoded: cancel_req,
+        })
+        .await
+        .expect("staff cancel")
+        .into_inner()
+        .bank_cancellation_encoded;
+    // An hour later the same device (same R) opens again; the old cancellation is replayed.
+    h.advance(3600);
+    let later = h.open(&r).await.expect("open later");
+    use pb::cancel_recovery_request::Authority;
+    refused(
+        h.recovery
+            .cancel_recovery(pb::CancelRecoveryRequest {
+                session_id: later.session_id.clone(),
+                authority: Some(Authority::BankCancellationEncoded(cancellation.clone())),
+                nonces: Vec::new(),
+            })
+            .await,
+        Code::PermissionDenied,
+        "before this session opened",
+    );
+    let st = h
+        .recovery
+        .get_recovery_status(pb::GetRecoveryStatusRequest {
+            session_id: later.session_id.clone(),
+        })
+        .await
+        .expect("status")
+        .into_inner();
+    assert_eq!(st.state, "open", "nothing changed");
     h.node.shutdown().await.expect("shutdown");
 }
 

@@ -134,6 +134,17 @@ impl Node {
             .as_ref()
             .ok_or_else(|| NodeError::Internal("no bank approval key".into()))?;
         let mut st: StoredSession = self.load_session(&v.request.target)?;
+        // An expired approval's approvers do not carry over: renewing it needs the whole policy
+        // again (two new approvals under "four eyes"), not one click.
+        if st
+            .session
+            .bank_approval
+            .as_deref()
+            .is_some_and(|a| !approval_live(a, now))
+        {
+            st.session.bank_approval = None;
+            st.session.approvals.clear();
+        }
         let added = st.session.add_approval(&v.staff_id, now)?;
         let mut events = Vec::new();
         let count = st.session.approvals.len();
