@@ -280,8 +280,8 @@ mod tests {
 
     #[test]
     fn binds_every_input() {
-        let base = OwnerChallenge::new(OwnerAction::Recover, "w", b"R", vec![n(1), n(2)])
-            .expect("valid");
+        let base =
+            OwnerChallenge::new(OwnerAction::Recover, "w", b"R", vec![n(1), n(2)]).expect("valid");
         let d = base.digest();
         let variants = [
             OwnerChallenge::new(OwnerAction::Cancel, "w", b"R", vec![n(1), n(2)]),

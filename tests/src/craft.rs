@@ -4,11 +4,11 @@
 //! envelope for someone else, commitments that do not match, an oversized blob, a broken
 //! credential), a test builds the pieces itself and changes exactly one of them.
 
+use crate::touch;
 use dlocker_proto::blob;
 use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
 use dlocker_proto::keys::node_id;
 use dlocker_proto::manifest::{Manifest, ManifestParts, TrusteeEntry};
-use crate::touch;
 use dlocker_proto::owner_challenge::OwnerAction;
 use dlocker_proto::pb;
 use dlocker_proto::pb::trustee_client::TrusteeClient;
@@ -204,7 +204,8 @@ impl Owner {
         let mut nonces = touch::Nonces::default();
         nonces.push(&info.node_id, &begin.nonce);
         let challenge = nonces.challenge(OwnerAction::Backup, wallet_id, &hash);
-        let credential = touch::register(&mut self.passkey, &begin.creation_options_json, &challenge);
+        let credential =
+            touch::register(&mut self.passkey, &begin.creation_options_json, &challenge);
         (begin.ceremony_id, credential, nonces.wire())
     }
 

@@ -15,7 +15,9 @@
 
 use crate::bins::{cli_command, node_command};
 use crate::cluster::{Cluster, free_ports, node_name, show};
+use crate::touch::{self, Nonces};
 use dlocker_proto::keys::{encode_public_key, public_key_from_hex};
+use dlocker_proto::owner_challenge::OwnerAction;
 use dlocker_proto::pb::recovery_client::RecoveryClient;
 use dlocker_proto::pb::staff_client::StaffClient as RawStaffClient;
 use dlocker_proto::pb::{
@@ -35,8 +37,6 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 use tonic::transport::Channel;
 use trustee_node::keys::{FileKeyProvider, KeyProvider as _};
-use crate::touch::{self, Nonces};
-use dlocker_proto::owner_challenge::OwnerAction;
 
 /// Number of nodes (node 0 is the bank).
 pub const NODES: usize = 5;

@@ -60,8 +60,13 @@ mod tests {
             l.owner_call(a).expect("within the burst");
         }
         let e = l.owner_call(a).expect_err("over the limit");
-        assert!(matches!(e, NodeError::RateLimited { retry_after_secs, .. } if retry_after_secs >= 1));
-        assert_eq!(tonic::Status::from(e).code(), tonic::Code::ResourceExhausted);
+        assert!(
+            matches!(e, NodeError::RateLimited { retry_after_secs, .. } if retry_after_secs >= 1)
+        );
+        assert_eq!(
+            tonic::Status::from(e).code(),
+            tonic::Code::ResourceExhausted
+        );
         l.owner_call(b).expect("another caller has its own budget");
     }
 }

@@ -527,19 +527,19 @@ impl TryFrom<RawConfig> for NodeConfig {
         let tls = raw
             .tls
             .map(|t| {
-                let event_readers = t
-                    .event_readers
-                    .iter()
-                    .map(|h| {
-                        let mut b = [0u8; 32];
-                        hex::decode_to_slice(h.trim(), &mut b).map(|()| b).map_err(|_| {
+                let event_readers =
+                    t.event_readers
+                        .iter()
+                        .map(|h| {
+                            let mut b = [0u8; 32];
+                            hex::decode_to_slice(h.trim(), &mut b).map(|()| b).map_err(|_| {
                             invalid(
                                 "tls.event_readers",
                                 "each entry is the hex SHA-256 of a client certificate (DER)",
                             )
                         })
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
+                        })
+                        .collect::<Result<Vec<_>, _>>()?;
                 if !event_readers.is_empty() && t.client_ca.is_none() {
                     return Err(invalid(
                         "tls.event_readers",

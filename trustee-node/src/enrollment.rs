@@ -18,11 +18,11 @@ use crate::storage::{CeremonyRecord, CeremonyState, CommitOutcome, WalletMeta, W
 use crate::wallet::WalletId;
 use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
 use dlocker_proto::manifest::{Manifest, ManifestHash};
+use dlocker_proto::owner_challenge::{OwnerAction, TrusteeNonce};
 use dlocker_proto::share::Share;
 use dlocker_proto::statement::{Receipt, Signed};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq as _;
-use dlocker_proto::owner_challenge::{OwnerAction, TrusteeNonce};
 use webauthn_rs::prelude::Uuid;
 
 /// Largest WebAuthn credential JSON accepted (a `none`-attestation registration is ~1 KiB).

@@ -249,9 +249,8 @@ impl LockerHost for NodeLockerHost {
                 .map_err(status)?;
             node.spend_nonce(&touch).map_err(status)?;
             if let Some(updated) = &touch.value {
-                let json = serde_json::to_vec(updated).map_err(|e| {
-                    status(NodeError::Internal(format!("serialise passkey: {e}")))
-                })?;
+                let json = serde_json::to_vec(updated)
+                    .map_err(|e| status(NodeError::Internal(format!("serialise passkey: {e}"))))?;
                 node.db
                     .open_tree(PASSKEYS_TREE)
                     .and_then(|t| t.insert(wallet_key(wallet), json))

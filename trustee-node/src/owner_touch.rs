@@ -85,7 +85,11 @@ fn internal(what: &str, e: impl std::fmt::Display) -> NodeError {
 /// Puts `challenge` into a serialised webauthn-rs ceremony state (`{"rs": {...}}` for a
 /// registration, `{"ast": {...}}` for an authentication). webauthn-rs has no API to verify
 /// against a challenge the caller computed; everything else it checks stays its own.
-fn with_challenge(state_json: &str, outer: &str, challenge: &[u8; 32]) -> Result<String, NodeError> {
+fn with_challenge(
+    state_json: &str,
+    outer: &str,
+    challenge: &[u8; 32],
+) -> Result<String, NodeError> {
     let mut v: serde_json::Value =
         serde_json::from_str(state_json).map_err(|e| internal("ceremony state", e))?;
     let slot = v
@@ -114,7 +118,9 @@ impl Node {
         action: OwnerAction,
     ) -> Result<IssuedNonce, NodeError> {
         let nonce: [u8; NONCE_LEN] = rand::rng().random();
-        let expires_at = self.now().saturating_add(self.config.limits.ceremony_ttl_secs);
+        let expires_at = self
+            .now()
+            .saturating_add(self.config.limits.ceremony_ttl_secs);
         let rec = NonceRecord {
             wallet_id: wallet_id.to_owned(),
             action: action.as_u8(),
@@ -272,7 +278,14 @@ impl Node {
             let expired = serde_json::from_slice::<NonceRecord>(&v)
                 .map(|r| r.expires_at <= now)
                 .unwrap_or(true);
-            if expired && self.owner_nonces.tree.remove(k).map_err(StoreError::from)?.is_some() {
+            if expired
+                && self
+                    .owner_nonces
+                    .tree
+                    .remove(k)
+                    .map_err(StoreError::from)?
+                    .is_some()
+            {
                 removed += 1;
             }
         }

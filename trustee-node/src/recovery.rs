@@ -26,9 +26,9 @@ use crate::node::Node;
 use crate::recovery_session::{Canceller, RecoverySession, SessionError, SessionState};
 use crate::storage::{PASSKEYS_TREE, StoreError, WalletRecord, wallet_key};
 use crate::wallet::WalletId;
-use dlocker_proto::owner_challenge::{OwnerAction, TrusteeNonce};
 use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
 use dlocker_proto::manifest::Manifest;
+use dlocker_proto::owner_challenge::{OwnerAction, TrusteeNonce};
 use dlocker_proto::statement::{BankCancellation, ShareRelease, Signed};
 use k256::PublicKey;
 use rand::RngExt as _;
@@ -404,7 +404,10 @@ impl Node {
             "assertion_failed",
             &st.session.wallet_id,
             &st.session.id,
-            &format!("{during}; failure {} of {max}", st.session.failed_assertions),
+            &format!(
+                "{during}; failure {} of {max}",
+                st.session.failed_assertions
+            ),
         )?];
         if closed {
             events.push(self.record(
@@ -581,8 +584,7 @@ impl Node {
         let st = self.load_session(session_id)?;
         st.session.can_cancel(now)?;
         let rec = self.wallet_record(&st.session.wallet_id)?;
-        let request_options_json =
-            self.request_options_template(&Self::stored_passkey(&rec)?)?;
+        let request_options_json = self.request_options_template(&Self::stored_passkey(&rec)?)?;
         let issued = self.issue_owner_nonce(&st.session.wallet_id, OwnerAction::Cancel)?;
         self.commit(Vec::new()).await?;
         Ok(CancelChallenge {

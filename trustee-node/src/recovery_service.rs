@@ -4,13 +4,13 @@
 use crate::error::NodeError;
 use crate::events::StoredEvent;
 use crate::node::Node;
-use crate::recovery::{CancelAuthority, MAX_AUDIT_PAGE, parse_session_key};
 use crate::owner_touch::nonces_from_wire;
+use crate::recovery::{CancelAuthority, MAX_AUDIT_PAGE, parse_session_key};
 use crate::recovery_session::SessionState;
 use crate::wallet::WalletId;
-use dlocker_proto::statement::StaffAction;
 use dlocker_proto::pb;
 use dlocker_proto::pb::recovery_server::Recovery;
+use dlocker_proto::statement::StaffAction;
 use sha2::Digest as _;
 use std::pin::Pin;
 use std::sync::Arc;

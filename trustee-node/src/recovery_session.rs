@@ -358,7 +358,9 @@ impl RecoverySession {
         self.check_active(now)?;
         match self.state {
             SessionState::OwnerAuthenticated { .. } => {}
-            SessionState::Released { epoch: released, .. } if released == epoch => {}
+            SessionState::Released {
+                epoch: released, ..
+            } if released == epoch => {}
             SessionState::Released {
                 epoch: released, ..
             } => {
@@ -537,8 +539,13 @@ mod tests {
         );
         let other_r = SecretKey::generate_from_rng(&mut rand::rng()).public_key();
         assert_eq!(
-            s.authorize_release(&approval(&bank, "w", &other_r, 1000, 5000), &accepted, 2000, 1)
-                .err(),
+            s.authorize_release(
+                &approval(&bank, "w", &other_r, 1000, 5000),
+                &accepted,
+                2000,
+                1
+            )
+            .err(),
             Some(SessionError::ApprovalWrongSessionKey)
         );
         assert_eq!(
@@ -633,7 +640,10 @@ mod tests {
         assert!(s.is_expired(1600));
         assert!(!s.blocks_rotation(1000));
         let authed = s.clone().owner_authenticated(1500).expect("in window");
-        assert!(!authed.is_expired(1600), "the window binds only unauthenticated sessions");
+        assert!(
+            !authed.is_expired(1600),
+            "the window binds only unauthenticated sessions"
+        );
         assert!(authed.blocks_rotation(1600));
         let mut f = s;
         assert!(!f.assertion_failed(3, 1001));

@@ -5,6 +5,7 @@ use crate::config::{NodeConfig, Role};
 use crate::init::{InitOptions, StaffSpec, init_node};
 use crate::keys::{FileKeyProvider, KeyProvider as _};
 use crate::node::{Clock, Node};
+use crate::owner_touch_tests as touch;
 use crate::server::{RunningNode, spawn, spawn_on};
 use crate::service::tests::{Backup, begin};
 use crate::staff_auth::StaffRole;
@@ -12,6 +13,7 @@ use crate::storage::SledStore;
 use dlocker_proto::audit::verify_chain;
 use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
 use dlocker_proto::keys::{decode_public_key, encode_public_key, public_key_hex};
+use dlocker_proto::owner_challenge::OwnerAction;
 use dlocker_proto::pb;
 use dlocker_proto::pb::recovery_client::RecoveryClient;
 use dlocker_proto::pb::staff_client::StaffClient;
@@ -30,8 +32,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio_stream::StreamExt as _;
 use tonic::Code;
 use tonic::transport::Channel;
-use crate::owner_touch_tests as touch;
-use dlocker_proto::owner_challenge::OwnerAction;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 
 const T0: u64 = 1_700_000_000;
@@ -503,8 +503,12 @@ async fn owner_and_staff_cancellations() {
         .await
         .expect("begin cancel")
         .into_inner();
-    let cancel_assertion =
-        h.assertion(OwnerAction::Cancel, &r, &begun.request_options_json, &begun.nonce);
+    let cancel_assertion = h.assertion(
+        OwnerAction::Cancel,
+        &r,
+        &begun.request_options_json,
+        &begun.nonce,
+    );
     use pb::cancel_recovery_request::Authority;
     h.recovery
         .cancel_recovery(pb::CancelRecoveryRequest {
@@ -631,8 +635,15 @@ async fn four_eyes() {
     h.authenticate(&sid, &assertion).await.expect("auth");
     h.advance(3600);
     let a = h.approve(&alice, &sid).await;
-    assert_eq!(a.approvers, vec!["alice".to_owned()], "the old approvals lapsed");
-    assert!(a.bank_approval_encoded.is_empty(), "one of two is not enough");
+    assert_eq!(
+        a.approvers,
+        vec!["alice".to_owned()],
+        "the old approvals lapsed"
+    );
+    assert!(
+        a.bank_approval_encoded.is_empty(),
+        "one of two is not enough"
+    );
     let a = h.approve(&bob, &sid).await;
     let renewed = Signed::<BankApproval>::decode(&a.bank_approval_encoded).expect("renewed");
     assert!(renewed.body().issued_at > approval.body().issued_at);

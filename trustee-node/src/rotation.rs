@@ -47,11 +47,11 @@ use crate::storage::{
     BLOBS_TREE, MANIFESTS_TREE, PASSKEYS_TREE, RECEIPTS_TREE, SHARES_TREE, StoreError,
     WALLETS_TREE, WalletMeta, wallet_key,
 };
-use dlocker_proto::owner_challenge::{OwnerAction, TrusteeNonce};
 use crate::wallet::WalletId;
 use dlocker_proto::codec::{Reader, Writer};
 use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
 use dlocker_proto::manifest::{Manifest, ManifestHash};
+use dlocker_proto::owner_challenge::{OwnerAction, TrusteeNonce};
 use dlocker_proto::schnorr::{NONCE_LEN, PossessionProof, ProofContext};
 use dlocker_proto::statement::{
     CommitReceipt, Receipt, RetireReceipt, ShareRelease, Signed, StageReceipt, StatementBody,
@@ -821,7 +821,13 @@ impl Node {
         // The owner's authority; what it changes.
         let mut staged_passkey = existing.as_ref().and_then(|r| r.passkey_json.clone());
         match (&current, &authority) {
-            (None, StageAuthority::Joining { owner, passkey_json }) => {
+            (
+                None,
+                StageAuthority::Joining {
+                    owner,
+                    passkey_json,
+                },
+            ) => {
                 staged_passkey = Some(self.verify_joining(
                     wallet,
                     owner,
@@ -830,7 +836,13 @@ impl Node {
                 )?);
                 plan.require_not_enrolled = Some(key.to_vec());
             }
-            (Some(EpochState::Joining { .. }), StageAuthority::Joining { owner, passkey_json }) => {
+            (
+                Some(EpochState::Joining { .. }),
+                StageAuthority::Joining {
+                    owner,
+                    passkey_json,
+                },
+            ) => {
                 // The very same stage again (refreshed): the first credential stays, and the
                 // one handed now must be it.
                 let again =

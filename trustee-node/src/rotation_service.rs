@@ -4,11 +4,11 @@
 use crate::epoch::EpochAction;
 use crate::error::NodeError;
 use crate::node::Node;
+use crate::owner_touch::nonces_from_wire;
 use crate::rotation::{
     AbandonEpoch, CommitEpoch, OwnerAssertion, RetireWallet, StageAuthority, StageEpoch,
     StagedStatus,
 };
-use crate::owner_touch::nonces_from_wire;
 use crate::wallet::WalletId;
 use dlocker_proto::manifest::ManifestHash;
 use dlocker_proto::pb;

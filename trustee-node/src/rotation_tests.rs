@@ -8,14 +8,14 @@ use crate::config::{NodeConfig, Role};
 use crate::init::{InitOptions, init_node};
 use crate::keys::FileKeyProvider;
 use crate::node::{Clock, Node};
-use crate::server::{RunningNode, spawn_on};
 use crate::owner_touch_tests as touch;
+use crate::server::{RunningNode, spawn_on};
 use crate::service::tests::begin_for;
-use dlocker_proto::owner_challenge::{OwnerAction, stage_authorized};
 use crate::storage::{SHARES_TREE, SledStore, wallet_key};
 use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
 use dlocker_proto::keys::{decode_public_key, encode_public_key, node_id};
 use dlocker_proto::manifest::{Manifest, ManifestHash, ManifestParts, TrusteeEntry};
+use dlocker_proto::owner_challenge::{OwnerAction, stage_authorized};
 use dlocker_proto::pb;
 use dlocker_proto::pb::epochs_client::EpochsClient;
 use dlocker_proto::pb::recovery_client::RecoveryClient;
@@ -240,8 +240,13 @@ impl Harness {
     }
 
     async fn enroll(&mut self, e: &Epoch) {
-        let (ceremony, cred, nonces) =
-            begin_for(&mut self.trustee, &mut self.auth, &e.manifest, &self.node_key).await;
+        let (ceremony, cred, nonces) = begin_for(
+            &mut self.trustee,
+            &mut self.auth,
+            &e.manifest,
+            &self.node_key,
+        )
+        .await;
         self.trustee
             .finish_enrollment(pb::FinishEnrollmentRequest {
                 ceremony_id: ceremony,
@@ -662,12 +667,7 @@ async fn expiry_abandon_joining_and_recovery_exclusion() {
         .expect("open recovery")
         .into_inner();
     let pairs = vec![(node_id(&h.node_key), opened.nonce.clone())];
-    let challenge = touch::challenge(
-        OwnerAction::Recover,
-        wallet,
-        &encode_public_key(&r),
-        &pairs,
-    );
+    let challenge = touch::challenge(OwnerAction::Recover, wallet, &encode_public_key(&r), &pairs);
     let assertion = touch::assert(&mut h.auth, &opened.request_options_json, &challenge);
     h.recovery
         .authenticate_owner(pb::AuthenticateOwnerRequest {
@@ -702,8 +702,8 @@ async fn expiry_abandon_joining_and_recovery_exclusion() {
         2,
         Some(j1.manifest.hash()),
     );
-    let rp = crate::node::build_webauthn(&NodeConfig::load(h.tmp.path()).expect("config"))
-        .expect("rp");
+    let rp =
+        crate::node::build_webauthn(&NodeConfig::load(h.tmp.path()).expect("config")).expect("rp");
     let (ccr, reg) = rp
         .start_passkey_registration(
             crate::enrollment::user_handle(

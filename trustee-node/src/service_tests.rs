@@ -7,12 +7,14 @@ use crate::error::NodeError;
 use crate::init::{InitOptions, init_node};
 use crate::keys::FileKeyProvider;
 use crate::node::{Clock, Node};
+use crate::owner_touch_tests as touch;
 use crate::server::{RunningNode, spawn};
 use crate::storage::{SHARES_TREE, SledStore, wallet_key};
 use crate::wallet::WalletId;
 use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
 use dlocker_proto::keys::{decode_public_key, node_id};
 use dlocker_proto::manifest::{Manifest, ManifestParts, TrusteeEntry};
+use dlocker_proto::owner_challenge::OwnerAction;
 use dlocker_proto::pb;
 use dlocker_proto::pb::trustee_client::TrusteeClient;
 use dlocker_proto::schnorr::{PossessionProof, ProofContext};
@@ -26,10 +28,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tonic::Code;
 use tonic::transport::Channel;
-use crate::owner_touch_tests as touch;
-use dlocker_proto::owner_challenge::OwnerAction;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
-
 
 /// A backup prepared the way the SDK does it, for a 2-of-3 set whose first trustee (the bank)
 /// is the node under test.

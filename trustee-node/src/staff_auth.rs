@@ -29,8 +29,7 @@ impl StaffRole {
             (
                 _,
                 StaffAction::ListRecoveries | StaffAction::ListRegistry | StaffAction::WatchEvents
-            )
-                | (Self::Approver, StaffAction::ApproveRecovery)
+            ) | (Self::Approver, StaffAction::ApproveRecovery)
                 | (Self::Canceller, StaffAction::CancelRecovery)
                 | (
                     Self::Operator,

@@ -5,7 +5,6 @@
 //! with its current wallet key, which only a passkey-authenticated `RegisterHolder` (first time)
 //! or `Reissue` (after a recovery, with the bank's approval) can set.
 
-use dlocker_proto::owner_challenge::OwnerAction;
 use super::error::LockerError;
 use super::store::{
     ConsentRecord, DocRecord, DocState, DraftPurpose, DraftRecord, HolderRecord, IssuerRecord,
@@ -15,6 +14,7 @@ use super::{Locker, Tx, check_text, new_id, parse_request_key, uri_tag};
 use crate::ids::{DocUri, check_holder_id, check_org_id};
 use crate::request::{LockerAction, params};
 use crate::vc;
+use dlocker_proto::owner_challenge::OwnerAction;
 use dlocker_proto::pb;
 use k256::PublicKey;
 
@@ -187,7 +187,10 @@ impl Locker {
     ) -> Result<(), LockerError> {
         let mut nonce = [0u8; 32];
         hex::decode_to_slice(challenge_id, &mut nonce).map_err(|_| {
-            LockerError::invalid("challenge_id", "the challenge id BeginOwnerChallenge returned")
+            LockerError::invalid(
+                "challenge_id",
+                "the challenge id BeginOwnerChallenge returned",
+            )
         })?;
         let authorized = dlocker_proto::keys::encode_public_key(key);
         self.host

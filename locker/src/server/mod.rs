@@ -23,9 +23,9 @@ pub mod sealing;
 pub mod service;
 pub mod store;
 
-use dlocker_proto::owner_challenge::OwnerAction;
 use crate::request::{self, LockerAction};
 use crate::status_list::{Bitstring, LIST_ENTRIES};
+use dlocker_proto::owner_challenge::OwnerAction;
 use dlocker_proto::statement::StaffAction;
 use error::LockerError;
 use futures::future::BoxFuture;
@@ -44,8 +44,7 @@ use zeroize::Zeroizing;
 pub use service::DocumentServiceImpl;
 
 /// A passkey challenge started by the host.
-#[derive(Clone)]
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct OwnerAssertionStart {
     /// `RequestChallengeResponse` JSON template for the client (it sets the one-touch
     /// challenge).

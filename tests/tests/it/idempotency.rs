@@ -129,7 +129,9 @@ async fn sdk_backup_retry_is_idempotent_and_conflicts_are_refused() {
     let prepared = PreparedBackup::new(&trustees, &wallet, b"seed", policy).expect("prepare");
     let mut auth = SoftwareAuthenticator::new();
 
-    // One trustee is down: the backup is incomplete, names it, and keeps the other receipts.
+    // One trustee is down: nothing is deposited anywhere and the owner is not asked (one
+    // credential per wallet: a partial backup would leave the missing trustee without it); the
+    // down trustee is named with its own reason.
     cluster.stop(3);
     let err = dlocker_sdk::backup(&trustees, &prepared, "alice", &mut auth, &|_| {})
         .await
@@ -137,34 +139,20 @@ async fn sdk_backup_retry_is_idempotent_and_conflicts_are_refused() {
     let BackupError::Incomplete { failed, receipts } = err else {
         panic!("expected Incomplete, got {err}")
     };
-    assert_eq!(
-        failed.len(),
-        1,
-        "exactly the stopped trustee failed: {failed:?}"
+    assert!(receipts.receipts.is_empty(), "nothing deposited");
+    assert_eq!(auth.touches(), 0, "the owner was not asked");
+    assert!(
+        failed.iter().any(|(name, _)| name == &cluster.node(3).name),
+        "the stopped trustee is named: {failed:?}"
     );
-    assert_eq!(failed[0].0, cluster.node(3).name);
-    assert_eq!(receipts.receipts.len(), 4);
 
-    // It comes back; the same PreparedBackup completes, and the four earlier receipts are the
-    // very same bytes.
+    // It comes back; the same PreparedBackup completes with one touch.
     cluster.start_node(3).await;
     let done = dlocker_sdk::backup(&trustees, &prepared, "alice", &mut auth, &|_| {})
         .await
         .expect("retry completes");
     assert_eq!(done.receipts.len(), 5);
-    for r in &receipts.receipts {
-        let again = done
-            .receipts
-            .iter()
-            .find(|x| x.name == r.name)
-            .expect("same trustee");
-        assert_eq!(
-            again.receipt.encode(),
-            r.receipt.encode(),
-            "{}: retry changed the receipt",
-            r.name
-        );
-    }
+    assert_eq!(auth.touches(), 1, "one registration for five trustees");
     let again = dlocker_sdk::backup(&trustees, &prepared, "alice", &mut auth, &|_| {})
         .await
         .expect("third run");

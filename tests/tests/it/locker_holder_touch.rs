@@ -131,5 +131,8 @@ async fn holder_registration_is_bound_to_its_key_and_strangers_lock_nothing() {
         .await
         .expect("the owner's registration")
         .into_inner();
-    assert_eq!(info.holder_key, encode_public_key(&k1.public_key()).to_vec());
+    assert_eq!(
+        info.holder_key,
+        encode_public_key(&k1.public_key()).to_vec()
+    );
 }

@@ -17,7 +17,10 @@ use tonic::Code;
 fn refused<T: std::fmt::Debug>(r: Result<T, tonic::Status>, code: Code, needle: &str, what: &str) {
     let e = r.expect_err(what);
     assert_eq!(e.code(), code, "{what}: {e:?}");
-    assert!(e.message().contains(needle), "{what}: {e:?} lacks {needle:?}");
+    assert!(
+        e.message().contains(needle),
+        "{what}: {e:?} lacks {needle:?}"
+    );
 }
 
 async fn state(rc: &RecoveryCluster, i: usize, session_id: &str) -> (String, bool) {
@@ -89,7 +92,13 @@ async fn a_touch_counts_only_for_its_own_ceremony() {
     );
 
     // A touch for another wallet; another action; a nonce issued for another wallet.
-    let t = touch(&mut auth, OwnerAction::Recover, &other_wallet, &r1b, all.clone());
+    let t = touch(
+        &mut auth,
+        OwnerAction::Recover,
+        &other_wallet,
+        &r1b,
+        all.clone(),
+    );
     refused(
         rc.authenticate(0, &s1[0].session_id, &t).await,
         Code::Unauthenticated,
@@ -103,10 +112,19 @@ async fn a_touch_counts_only_for_its_own_ceremony() {
         "does not verify",
         "a touch for another action",
     );
-    let foreign = rc.open(0, &other_wallet, &r1).await.expect("open other wallet");
+    let foreign = rc
+        .open(0, &other_wallet, &r1)
+        .await
+        .expect("open other wallet");
     let mut foreign_nonce = all.clone();
     foreign_nonce.0[0].1 = foreign.nonce.clone();
-    let t = touch(&mut auth, OwnerAction::Recover, &wallet, &r1b, foreign_nonce);
+    let t = touch(
+        &mut auth,
+        OwnerAction::Recover,
+        &wallet,
+        &r1b,
+        foreign_nonce,
+    );
     refused(
         rc.authenticate(0, &s1[0].session_id, &t).await,
         Code::PermissionDenied,
@@ -157,7 +175,10 @@ async fn a_touch_counts_only_for_its_own_ceremony() {
         "already used",
         "a nonce used twice",
     );
-    assert_eq!(state(&rc, 0, &again.session_id).await, ("open".into(), false));
+    assert_eq!(
+        state(&rc, 0, &again.session_id).await,
+        ("open".into(), false)
+    );
 
     // A nonce past its expiry (ceremony_ttl_secs = 30 here).
     let late = rc.open(1, &wallet, &r1).await.expect("open");

@@ -178,7 +178,7 @@ async fn watch_events_resumes_from_a_cursor_after_a_restart() {
         &begin.request_options_json,
     );
     c.cancel_recovery(CancelRecoveryRequest {
-                session_id: s.session_id.clone(),
+        session_id: s.session_id.clone(),
         authority: Some(cancel_recovery_request::Authority::OwnerAssertionJson(
             cancel.assertion_json.clone(),
         )),

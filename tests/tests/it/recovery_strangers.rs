@@ -11,8 +11,8 @@ use dlocker_integration_tests::touch::Nonces;
 use dlocker_proto::keys::encode_public_key;
 use dlocker_proto::owner_challenge::OwnerAction;
 use dlocker_proto::pb::{
-    BeginOwnerCancelRequest, CancelRecoveryRequest, GetRecoveryStatusRequest,
-    WatchEventsRequest, cancel_recovery_request,
+    BeginOwnerCancelRequest, CancelRecoveryRequest, GetRecoveryStatusRequest, WatchEventsRequest,
+    cancel_recovery_request,
 };
 use tonic::Code;
 
@@ -56,7 +56,10 @@ async fn strangers_cannot_lock_occupy_or_cancel_for_the_owner() {
     for i in 0..5 {
         let a = rc.open(i, &wallet, &stranger_r).await.expect("open");
         let b = rc.open(i, &wallet, &stranger_r).await.expect("open again");
-        assert_ne!(a.session_id, b.session_id, "no response names another session");
+        assert_ne!(
+            a.session_id, b.session_id,
+            "no response names another session"
+        );
         stranger_sessions.push(a.session_id);
     }
 
@@ -98,7 +101,7 @@ async fn strangers_cannot_lock_occupy_or_cancel_for_the_owner() {
         &owners.request_options_json,
     );
     rec.cancel_recovery(CancelRecoveryRequest {
-                session_id: owner_session.session_id.clone(),
+        session_id: owner_session.session_id.clone(),
         authority: Some(cancel_recovery_request::Authority::OwnerAssertionJson(
             touch.assertion_json.clone(),
         )),
