@@ -233,8 +233,10 @@ impl Node {
             ..ceremony
         };
 
-        // A wallet this node is joining through a staged epoch (rotation) is not open to enrollment.
+        // A wallet this node is joining through a staged epoch (rotation), or retired from, is not
+        // open to enrollment.
         self.refuse_enrollment_while_joining(&wallet_id)?;
+        self.refuse_enrollment_after_retire(&wallet_id)?;
 
         // 9. An existing deposit: identical → its receipt; different → conflict.
         if let Some(existing) = self.store.wallet(wallet_id.as_str())? {

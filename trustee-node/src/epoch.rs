@@ -188,6 +188,11 @@ pub enum EpochError {
         /// The action.
         action: &'static str,
     },
+    /// This node retired from the wallet (its share erased); deposits for it are refused.
+    #[error(
+        "this node retired from this wallet and erased its share; it accepts no new deposit for it (a trustee rejoins a wallet only through a rotation)"
+    )]
+    RetiredHere,
     /// A credential other than the wallet's one was offered (a new registration, or a joining
     /// trustee's credential where the node already holds the wallet or staged another one).
     #[error(
@@ -240,6 +245,7 @@ pub fn status_code(e: &EpochError) -> tonic::Code {
         | EpochError::StagedPresent { .. }
         | EpochError::AlreadyCommitted { .. }
         | EpochError::RecoveryInProgress
+        | EpochError::RetiredHere
         | EpochError::QuorumNotMet { .. }
         | EpochError::Successor(_)
         | EpochError::NoSuchEpoch { .. }

@@ -593,6 +593,25 @@ impl Node {
         Ok(())
     }
 
+    /// Refuses `FinishEnrollment` for a wallet this node retired from: its share was erased,
+    /// and a replayed or new epoch-1 deposit must not bring one back (a trustee rejoins a wallet
+    /// only through a rotation the owner authorises).
+    pub(crate) fn refuse_enrollment_after_retire(
+        &self,
+        wallet_id: &WalletId,
+    ) -> Result<(), NodeError> {
+        let tag = self.audit.wallet_tag(wallet_id.as_str());
+        if self
+            .et()
+            .t(T::Retired)
+            .contains_key(tag.as_bytes())
+            .map_err(StoreError::from)?
+        {
+            return Err(EpochError::RetiredHere.into());
+        }
+        Ok(())
+    }
+
     /// Refuses `FinishEnrollment` for a wallet this node is joining through a staged epoch.
     pub(crate) fn refuse_enrollment_while_joining(
         &self,

@@ -156,6 +156,25 @@ async fn rotate_3_of_5_to_2_of_3_with_a_trustee_replaced_then_refresh_with_new_k
     assert_eq!(recovered3.secret().to_bytes(), k3.to_bytes());
     println!("rotation 2 (refresh, new k): epoch 3 recovered, data intact");
 
+    // Erased stays erased: a trustee that retired refuses a new deposit of the wallet (a replay
+    // of the original enrollment with a fresh ceremony and another passkey), and holds nothing.
+    let left = rc.node(2);
+    let keys = [left.public_key, rc.node(3).public_key, rc.node(4).public_key];
+    let deposit = dlocker_integration_tests::craft::Deposit::new(&wallet, &keys, 2, &data);
+    let mut client = dlocker_proto::pb::trustee_client::TrusteeClient::new(
+        left.channel().await.expect("connect"),
+    );
+    let err = dlocker_integration_tests::craft::Owner::new()
+        .enroll(&mut client, &wallet, &deposit.parts(0))
+        .await
+        .expect_err("a retired trustee accepts no deposit of the wallet");
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
+    assert!(err.message().contains("retired from this wallet"), "{err:?}");
+    let st = dlocker_integration_tests::craft::status(&mut client, &wallet)
+        .await
+        .expect_err("nothing stored");
+    assert_eq!(st.code(), tonic::Code::NotFound);
+
     // 4. Old shares are gone: stop the nodes and read their databases.
     rc.stop_all();
     let m1 = prepared.manifest().clone();
