@@ -30,3 +30,4 @@ mod rotation_faults;
 mod rotation_happy;
 mod rotation_refusals;
 mod tls;
+mod touch_counts;
