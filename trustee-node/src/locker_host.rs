@@ -29,7 +29,6 @@ use crate::storage::{PASSKEYS_TREE, StoreError, wallet_key};
 use crate::wallet::WalletId;
 use dlocker_locker::server::{
     DocumentServiceImpl, Locker, LockerHost, LockerKeys, LockerSettings, OwnerAssertionStart,
-    sealing,
 };
 use dlocker_proto::pb::document_service_server::DocumentServiceServer;
 use dlocker_proto::statement::StaffAction;
@@ -294,7 +293,7 @@ pub fn document_service(
     let keys = LockerKeys {
         locker_id: node.identity().node_id().to_owned(),
         status_key: node.identity().signing_key(),
-        sealing_key: sealing::derive_sealing_key(node.storage_key.expose()),
+        sealing_key: node.locker_sealing_key.clone(),
     };
     let host = Arc::new(NodeLockerHost { node: node.clone() });
     let locker = Locker::open(&node.db, host, keys, settings).map_err(|e| {

@@ -95,7 +95,8 @@ pub struct LockerKeys {
     pub locker_id: String,
     /// The node identity key: signs status list credentials and repository pull requests.
     pub status_key: SigningKey,
-    /// Seals hosted issuer keys ([`sealing::derive_sealing_key`] of the node storage key).
+    /// Seals hosted issuer keys: a key for this purpose only (the node derives it from its
+    /// storage key with HKDF).
     pub sealing_key: Zeroizing<[u8; 32]>,
 }
 
