@@ -173,11 +173,18 @@ pub enum StoragePurpose {
     LockerSealing,
     /// HMAC-SHA256 key for the wallet pseudonyms in log lines ([`crate::wallet`]).
     LogTag,
+    /// HMAC-SHA256 key for the key check value recorded in the database ([`crate::startup`]).
+    KeyCheck,
 }
 
 impl StoragePurpose {
     /// Every purpose (the tests check they all differ).
-    pub const ALL: [StoragePurpose; 3] = [Self::ShareSealing, Self::LockerSealing, Self::LogTag];
+    pub const ALL: [StoragePurpose; 4] = [
+        Self::ShareSealing,
+        Self::LockerSealing,
+        Self::LogTag,
+        Self::KeyCheck,
+    ];
 
     /// The HKDF `info` label.
     pub fn label(self) -> &'static [u8] {
@@ -185,6 +192,7 @@ impl StoragePurpose {
             Self::ShareSealing => b"dlocker/storage-key/share-sealing/v1",
             Self::LockerSealing => b"dlocker/storage-key/locker-sealing/v1",
             Self::LogTag => b"dlocker/storage-key/log-tag/v1",
+            Self::KeyCheck => b"dlocker/storage-key/key-check/v1",
         }
     }
 }

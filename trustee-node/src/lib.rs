@@ -51,6 +51,7 @@ pub mod server;
 pub mod service;
 pub mod staff;
 pub mod staff_auth;
+pub mod startup;
 pub mod storage;
 pub mod wallet;
 

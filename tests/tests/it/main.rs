@@ -27,4 +27,6 @@ mod recovery_staff;
 mod rotation_faults;
 mod rotation_happy;
 mod rotation_refusals;
+mod safe_defaults;
+mod startup_checks;
 mod tls;
