@@ -52,6 +52,7 @@ pub mod service;
 pub mod staff;
 pub mod staff_auth;
 pub mod startup;
+pub mod stats;
 pub mod storage;
 pub mod wallet;
 

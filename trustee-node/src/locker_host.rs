@@ -151,6 +151,10 @@ impl LockerHost for NodeLockerHost {
         self.node.now()
     }
 
+    fn count_unauthenticated_refusal(&self, _code: dlocker_locker::refusal::RefusalCode) {
+        self.node.stats().count_unauthenticated_fetch_refusal();
+    }
+
     fn flush(&self) -> futures::future::BoxFuture<'_, Result<(), String>> {
         Box::pin(async move { self.node.store().flush().await.map_err(|e| e.to_string()) })
     }

@@ -84,6 +84,8 @@ pub struct Node {
     pub(crate) db: sled::Db,
     /// Epoch rotation trees (issue #4; transitions also hold `recovery_lock`).
     pub(crate) epoch_trees: crate::rotation::EpochTrees,
+    /// Counters of what is refused without being written down.
+    pub(crate) stats: crate::stats::NodeStats,
 }
 
 impl std::fmt::Debug for Node {
@@ -166,6 +168,7 @@ impl Node {
             recovery_lock: tokio::sync::Mutex::new(()),
             db: db.clone(),
             epoch_trees,
+            stats: crate::stats::NodeStats::default(),
         })
     }
 
@@ -177,6 +180,11 @@ impl Node {
     /// The audit log.
     pub fn audit_log(&self) -> &AuditLog {
         &self.audit
+    }
+
+    /// The node's counters.
+    pub fn stats(&self) -> &crate::stats::NodeStats {
+        &self.stats
     }
 
     /// The event outbox.

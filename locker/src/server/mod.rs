@@ -87,6 +87,9 @@ pub trait LockerHost: Send + Sync + 'static {
     /// Makes every write to the node's database durable, through the node's shared (group)
     /// flush: concurrent direct `sled` flushes can exhaust sled's thread pool.
     fn flush(&self) -> BoxFuture<'_, Result<(), String>>;
+    /// Counts a fetch refused before the requester was authenticated (unknown requester, bad
+    /// signature). Such refusals are not audited: anyone could grow the log with them.
+    fn count_unauthenticated_refusal(&self, code: crate::refusal::RefusalCode);
 }
 
 /// The locker's keys.

@@ -15,6 +15,7 @@ mod local_cluster_script;
 mod locker_attest;
 mod locker_fetch;
 mod locker_pull;
+mod locker_refusals_do_not_write;
 mod locker_reissue;
 mod locker_verify;
 mod recovery_audit_events;
