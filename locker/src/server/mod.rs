@@ -17,6 +17,7 @@ pub mod error;
 pub mod fetch;
 pub mod holders;
 pub mod issuing;
+pub mod limits;
 pub mod registry;
 pub mod reissue;
 pub mod sealing;
@@ -185,6 +186,8 @@ pub struct Locker {
     settings: LockerSettings,
     /// Serialises read-modify-write of locker records.
     write: tokio::sync::Mutex<()>,
+    /// Registrations per caller.
+    registrations: limits::RegistrationLimiter,
 }
 
 impl std::fmt::Debug for Locker {
@@ -268,6 +271,7 @@ impl Locker {
             keys,
             settings,
             write: tokio::sync::Mutex::new(()),
+            registrations: limits::RegistrationLimiter::default(),
         }))
     }
 

@@ -16,6 +16,7 @@ mod locker_attest;
 mod locker_fetch;
 mod locker_pull;
 mod locker_refusals_do_not_write;
+mod locker_registry_binding;
 mod locker_reissue;
 mod locker_verify;
 mod recovery_audit_events;
