@@ -41,6 +41,10 @@ impl From<RoleArg> for Role {
 }
 
 #[derive(Subcommand)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once at start; boxing the init options buys nothing"
+)]
 enum Command {
     /// Create keys and a documented config.toml in a new data directory.
     Init {
