@@ -191,6 +191,8 @@ pub struct IssuerEntry {
     pub state: String,
     /// The key its credentials verify under (hex).
     pub signing_key: String,
+    /// Fingerprint of its request key ([`ids::key_fingerprint`]): what the operator approves.
+    pub key_fingerprint: String,
     /// Repository endpoint (pull issuers).
     pub pull_endpoint: String,
     /// Staff id of the last decision.
@@ -210,6 +212,7 @@ impl IssuerEntry {
             mode: i.mode,
             state: i.state,
             signing_key: dlocker_proto::keys::public_key_hex(&key),
+            key_fingerprint: fingerprint_of(&i.request_key, "get_issuer")?,
             pull_endpoint: i.pull_endpoint,
             decided_by: i.decided_by,
         })
@@ -218,6 +221,16 @@ impl IssuerEntry {
     pub fn key(&self) -> Option<PublicKey> {
         dlocker_proto::keys::public_key_from_hex(&self.signing_key).ok()
     }
+}
+
+/// The key fingerprint of SEC1 key bytes from the locker.
+fn fingerprint_of(key: &[u8], action: &'static str) -> Result<String, DocError> {
+    decode_public_key(key)
+        .map(|k| ids::key_fingerprint(&k))
+        .map_err(|_| DocError::BadAnswer {
+            action,
+            reason: "registered key".into(),
+        })
 }
 
 /// A requester as the registry lists it.
@@ -231,6 +244,8 @@ pub struct RequesterEntry {
     pub state: String,
     /// Staff id of the last decision.
     pub decided_by: String,
+    /// Fingerprint of its key ([`ids::key_fingerprint`]): what the operator approves.
+    pub key_fingerprint: String,
 }
 
 /// The status of a credential in its status list.
@@ -1347,17 +1362,33 @@ impl OperatorClient {
         let requesters = r
             .requesters
             .into_iter()
-            .map(|q| RequesterEntry {
-                requester_id: q.requester_id,
-                name: q.name,
-                state: q.state,
-                decided_by: q.decided_by,
+            .map(|q| {
+                Ok(RequesterEntry {
+                    key_fingerprint: fingerprint_of(&q.public_key, "list_registry")?,
+                    requester_id: q.requester_id,
+                    name: q.name,
+                    state: q.state,
+                    decided_by: q.decided_by,
+                })
             })
-            .collect();
+            .collect::<Result<Vec<_>, DocError>>()?;
         Ok((issuers, requesters))
     }
 
-    /// Approves or suspends (`action`) the issuer or requester `id`.
+    /// Approves `id` bound to the key with `fingerprint` (as the registry lists it, checked
+    /// with the organisation out of band): the locker refuses if the registered key differs.
+    pub async fn approve(
+        &self,
+        action: StaffAction,
+        id: &str,
+        fingerprint: &str,
+    ) -> Result<pb::RegistryDecision, DocError> {
+        self.decide(action, &ids::approval_target(id, fingerprint))
+            .await
+    }
+
+    /// Decides (`action`) on `target`: an id to suspend, or `ID:FINGERPRINT` to approve
+    /// ([`OperatorClient::approve`]).
     pub async fn decide(
         &self,
         action: StaffAction,

@@ -232,3 +232,55 @@ mod tests {
         assert!(check_credential_id("x", &new_credential_id()).is_ok());
     }
 }
+
+/// Bytes of SHA-256 in a key fingerprint: 88 bits, so that the longest id, `:` and the
+/// fingerprint fit a staff request's 64-character target.
+const FINGERPRINT_BYTES: usize = 11;
+const FINGERPRINT_LABEL: &[u8] = b"dlocker/locker/key-fingerprint/v1";
+
+/// The fingerprint of an issuer's request key or a requester's key: base64url (15 characters)
+/// of the first 88 bits of SHA-256 over a label and the SEC1-compressed key. The operator
+/// compares it out of band with the organisation before approving.
+pub fn key_fingerprint(key: &k256::PublicKey) -> String {
+    use sha2::Digest as _;
+    let d = sha2::Sha256::new()
+        .chain_update(FINGERPRINT_LABEL)
+        .chain_update(dlocker_proto::keys::encode_public_key(key))
+        .finalize();
+    crate::b64::encode(&d[..FINGERPRINT_BYTES])
+}
+
+/// The staff request target approving `id` bound to the key with fingerprint `fingerprint`.
+pub fn approval_target(id: &str, fingerprint: &str) -> String {
+    format!("{id}:{fingerprint}")
+}
+
+/// Splits an approval target into the id and the fingerprint (ids contain no `:`).
+pub fn parse_approval_target(target: &str) -> Option<(&str, &str)> {
+    target
+        .split_once(':')
+        .filter(|(id, fp)| !id.is_empty() && fp.len() == 15)
+}
+
+#[cfg(test)]
+mod fingerprint_tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_fit_the_target_and_differ() {
+        use k256::elliptic_curve::Generate as _;
+        let a = k256::SecretKey::generate_from_rng(&mut rand::rng()).public_key();
+        let b = k256::SecretKey::generate_from_rng(&mut rand::rng()).public_key();
+        let fa = key_fingerprint(&a);
+        assert_eq!(fa.len(), 15);
+        assert_eq!(fa, key_fingerprint(&a));
+        assert_ne!(fa, key_fingerprint(&b));
+        let t = approval_target(&"a".repeat(MAX_ORG_ID_LEN), &fa);
+        assert_eq!(t.len(), dlocker_proto::statement::MAX_ID_LEN);
+        assert_eq!(
+            parse_approval_target(&t),
+            Some(("a".repeat(MAX_ORG_ID_LEN).as_str(), fa.as_str()))
+        );
+        assert_eq!(parse_approval_target("acme.employer"), None);
+    }
+}

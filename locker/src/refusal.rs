@@ -1,11 +1,11 @@
-//! Why the locker refused a fetch: machine-readable codes carried in the `dlocker-refusal`
+//! Why the locker refused a fetch or a registration: machine-readable codes carried in the `dlocker-refusal`
 //! metadata of the gRPC status, beside a human message, so a requester (and the tests) can tell
 //! the refusals apart without parsing text.
 
 /// The response metadata key.
 pub const METADATA_KEY: &str = "dlocker-refusal";
 
-/// Every way a `FetchDocument` can be refused.
+/// Every way a `FetchDocument` (and a registration or registry decision) can be refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RefusalCode {
     /// No requester of that id is registered.
@@ -34,11 +34,18 @@ pub enum RefusalCode {
     CredentialRevoked,
     /// The stored credential does not verify (signature, validity window).
     CredentialInvalid,
+    /// Registration: the issuer or requester id is registered with another key (or other
+    /// details); nothing was changed.
+    IdTaken,
+    /// Registration: too many registrations from this caller; retry later.
+    TooManyRegistrations,
+    /// Registry decision: the key fingerprint the operator approved is not the registered key's.
+    FingerprintMismatch,
 }
 
 impl RefusalCode {
     /// All codes.
-    pub const ALL: [RefusalCode; 13] = [
+    pub const ALL: [RefusalCode; 16] = [
         Self::RequesterUnknown,
         Self::BadRequestSignature,
         Self::RequesterNotApproved,
@@ -52,6 +59,9 @@ impl RefusalCode {
         Self::IssuerSuspended,
         Self::CredentialRevoked,
         Self::CredentialInvalid,
+        Self::IdTaken,
+        Self::TooManyRegistrations,
+        Self::FingerprintMismatch,
     ];
 
     /// The wire (and audit) spelling.
@@ -70,6 +80,9 @@ impl RefusalCode {
             Self::IssuerSuspended => "issuer_suspended",
             Self::CredentialRevoked => "credential_revoked",
             Self::CredentialInvalid => "credential_invalid",
+            Self::IdTaken => "id_taken",
+            Self::TooManyRegistrations => "too_many_registrations",
+            Self::FingerprintMismatch => "fingerprint_mismatch",
         }
     }
 

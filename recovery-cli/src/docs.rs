@@ -187,6 +187,10 @@ pub(crate) struct TargetArgs {
     /// The issuer or requester id.
     #[arg(value_name = "ID")]
     id: String,
+    /// Approve: the key fingerprint `registry list` shows, checked with the organisation out of
+    /// band (the locker refuses if the registered key differs).
+    #[arg(long)]
+    fingerprint: Option<String>,
     #[command(flatten)]
     common: OperatorArgs,
 }
@@ -676,6 +680,7 @@ pub(crate) async fn run_registry(
                     "State",
                     "Decided by",
                     "Signing key",
+                    "Key fingerprint",
                 ]);
                 for i in &is {
                     t.add_row(vec![
@@ -686,6 +691,7 @@ pub(crate) async fn run_registry(
                         i.state.clone(),
                         i.decided_by.clone(),
                         short(&i.signing_key),
+                        i.key_fingerprint.clone(),
                     ]);
                 }
                 println!("{t}");
@@ -694,13 +700,20 @@ pub(crate) async fn run_registry(
                 if json {
                     return print_json(&rs);
                 }
-                let mut t = table(&["Requester", "Name", "State", "Decided by"]);
+                let mut t = table(&[
+                    "Requester",
+                    "Name",
+                    "State",
+                    "Decided by",
+                    "Key fingerprint",
+                ]);
                 for r in &rs {
                     t.add_row(vec![
                         r.requester_id.clone(),
                         r.name.clone(),
                         r.state.clone(),
                         r.decided_by.clone(),
+                        r.key_fingerprint.clone(),
                     ]);
                 }
                 println!("{t}");
@@ -715,8 +728,19 @@ pub(crate) async fn run_registry(
 
 /// Approves or suspends one issuer or requester.
 async fn decide(a: &TargetArgs, action: StaffAction, json: bool) -> anyhow::Result<()> {
+    let approving = matches!(
+        action,
+        StaffAction::ApproveIssuer | StaffAction::ApproveRequester
+    );
+    let target = match (&a.fingerprint, approving) {
+        (Some(fp), _) => dlocker_sdk::documents::ids::approval_target(&a.id, fp),
+        (None, true) => anyhow::bail!(
+            "approving needs --fingerprint: check the key fingerprint `registry list` shows with the organisation, then pass it"
+        ),
+        (None, false) => a.id.clone(),
+    };
     let d = operator(&a.common)?
-        .decide(action, &a.id)
+        .decide(action, &target)
         .await
         .map_err(explain)?;
     if json {
@@ -789,12 +813,16 @@ pub(crate) async fn demo_documents(
     // Issuers: the bank itself (hosted key) and the example transport department (pull).
     let operator = OperatorClient::new(staff_key()?, locker.clone());
     let bank_issuer = IssuerClient::new(locker.clone(), "demo.bank", PrincipalKey::generate());
-    bank_issuer
+    let bank_entry = bank_issuer
         .register("Demo Bank KYC", &["IDCRD".to_owned()], true, "")
         .await
         .map_err(err)?;
     operator
-        .decide(StaffAction::ApproveIssuer, "demo.bank")
+        .approve(
+            StaffAction::ApproveIssuer,
+            "demo.bank",
+            &bank_entry.key_fingerprint,
+        )
         .await
         .map_err(err)?;
     let transport_key = PrincipalKey::generate();
@@ -817,7 +845,7 @@ pub(crate) async fn demo_documents(
         dlocker_locker_example::ISSUER_ID,
         transport_key,
     );
-    transport
+    let transport_entry = transport
         .register(
             dlocker_locker_example::NAME,
             &[dlocker_locker_example::DOC_TYPE.to_owned()],
@@ -827,9 +855,10 @@ pub(crate) async fn demo_documents(
         .await
         .map_err(err)?;
     operator
-        .decide(
+        .approve(
             StaffAction::ApproveIssuer,
             dlocker_locker_example::ISSUER_ID,
+            &transport_entry.key_fingerprint,
         )
         .await
         .map_err(err)?;
@@ -849,9 +878,10 @@ pub(crate) async fn demo_documents(
         say(&format!("  issued {} (signed by the locker with demo.bank's hosted key)", card.document_uri));
         say(&format!("  pulled {} from the transport department's repository", licence.document_uri));
         let employer_key = PrincipalKey::generate();
+        let employer_fp = dlocker_sdk::documents::ids::key_fingerprint(&employer_key.public_key());
         let employer = RequesterClient::new(locker.clone(), "demo.employer", employer_key);
         employer.register("Demo Employer").await.map_err(err)?;
-        operator.decide(StaffAction::ApproveRequester, "demo.employer").await.map_err(err)?;
+        operator.approve(StaffAction::ApproveRequester, "demo.employer", &employer_fp).await.map_err(err)?;
         let consent = holder
             .grant_consent("demo.employer", std::slice::from_ref(&licence.document_uri), "driver job application", dlocker_proto::time::unix_now() + 30 * 86_400)
             .await

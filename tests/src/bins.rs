@@ -126,3 +126,40 @@ pub fn cli_command() -> Command {
     cmd.env("NO_COLOR", "1");
     cmd
 }
+
+/// Runs `trustee-node serve` on `dir` and expects it to refuse to start: asserts it exits
+/// non-zero within 30 s (a node that serves instead is killed and the test fails); returns its
+/// stderr.
+pub fn serve_refused(dir: &Path) -> String {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let mut child = node_command()
+        .args(["serve", "--data-dir"])
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn trustee-node serve");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break st,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "trustee-node serve {} started instead of refusing",
+                    dir.display()
+                );
+            }
+        }
+    };
+    let mut err = String::new();
+    if let Some(mut s) = child.stderr.take() {
+        use std::io::Read as _;
+        let _ = s.read_to_string(&mut err);
+    }
+    assert!(!status.success(), "serve exited successfully:\n{err}");
+    err
+}

@@ -260,11 +260,12 @@ impl LockerCluster {
     pub async fn hosted_issuer(&self, id: &str, types: &[&str]) -> IssuerClient {
         let c = IssuerClient::new(self.locker(), id, PrincipalKey::generate());
         let types: Vec<String> = types.iter().map(|t| (*t).to_owned()).collect();
-        c.register("Example Bank KYC", &types, true, "")
+        let e = c
+            .register("Example Bank KYC", &types, true, "")
             .await
             .expect("register hosted issuer");
         self.operator()
-            .decide(StaffAction::ApproveIssuer, id)
+            .approve(StaffAction::ApproveIssuer, id, &e.key_fingerprint)
             .await
             .expect("approve issuer");
         c
@@ -274,11 +275,12 @@ impl LockerCluster {
     pub async fn push_issuer(&self, id: &str, types: &[&str]) -> IssuerClient {
         let c = IssuerClient::new(self.locker(), id, PrincipalKey::generate());
         let types: Vec<String> = types.iter().map(|t| (*t).to_owned()).collect();
-        c.register("Example University", &types, false, "")
+        let e = c
+            .register("Example University", &types, false, "")
             .await
             .expect("register push issuer");
         self.operator()
-            .decide(StaffAction::ApproveIssuer, id)
+            .approve(StaffAction::ApproveIssuer, id, &e.key_fingerprint)
             .await
             .expect("approve issuer");
         c
@@ -300,16 +302,17 @@ impl LockerCluster {
         let proc = ExampleIssuer::start(addr, &key_file, &locker_key);
         let id = dlocker_locker::example_issuer::ISSUER_ID;
         let c = IssuerClient::new(self.locker(), id, key);
-        c.register(
-            dlocker_locker::example_issuer::NAME,
-            &[dlocker_locker::example_issuer::DOC_TYPE.to_owned()],
-            false,
-            &proc.endpoint,
-        )
-        .await
-        .expect("register pull issuer");
+        let e = c
+            .register(
+                dlocker_locker::example_issuer::NAME,
+                &[dlocker_locker::example_issuer::DOC_TYPE.to_owned()],
+                false,
+                &proc.endpoint,
+            )
+            .await
+            .expect("register pull issuer");
         self.operator()
-            .decide(StaffAction::ApproveIssuer, id)
+            .approve(StaffAction::ApproveIssuer, id, &e.key_fingerprint)
             .await
             .expect("approve issuer");
         (c, proc)
@@ -317,13 +320,15 @@ impl LockerCluster {
 
     /// Registers a requester, approved or left pending.
     pub async fn requester(&self, id: &str, approve: bool) -> RequesterClient {
-        let c = RequesterClient::new(self.locker(), id, PrincipalKey::generate());
+        let key = PrincipalKey::generate();
+        let fp = dlocker_sdk::documents::ids::key_fingerprint(&key.public_key());
+        let c = RequesterClient::new(self.locker(), id, key);
         c.register("Acme Employer")
             .await
             .expect("register requester");
         if approve {
             self.operator()
-                .decide(StaffAction::ApproveRequester, id)
+                .approve(StaffAction::ApproveRequester, id, &fp)
                 .await
                 .expect("approve requester");
         }

@@ -213,9 +213,13 @@ impl RecoveryCluster {
             if let Some(f) = spec.delay_floor {
                 cmd.args(["--recovery-delay-floor", &f.to_string()]);
             }
+            // The first staff member at init, the rest through `config add-staff`; with a
+            // policy of m approvals, the first m go to init (a config whose staff cannot meet
+            // its policy is refused).
+            let at_init = spec.approvals_required.unwrap_or(1).max(1) as usize;
             if i == 0 {
                 cmd.args(["--role", "bank"]);
-                if let (Some(s), Some((_, roles))) = (staff.first(), spec.staff.first()) {
+                for (s, (_, roles)) in staff.iter().zip(&spec.staff).take(at_init) {
                     cmd.args([
                         "--staff",
                         &format!("{}={}:{roles}", s.id, s.key.public_key_hex()),
@@ -232,7 +236,7 @@ impl RecoveryCluster {
             run_checked(&mut cmd, &format!("trustee-node init ({name})"));
             if i == 0 {
                 bank_key = Some(show_bank_approval_key(&dir));
-                for (s, (_, roles)) in staff.iter().zip(&spec.staff).skip(1) {
+                for (s, (_, roles)) in staff.iter().zip(&spec.staff).skip(at_init) {
                     run_checked(
                         node_command()
                             .args(["config", "add-staff", "--data-dir"])
@@ -628,7 +632,8 @@ pub fn plant_wrong_share(dir: &Path, node_id: &str, wallet: &str, epoch: u64, sh
     use trustee_node::storage::{SHARES_TREE, wallet_key};
     let key = FileKeyProvider::new(dir)
         .storage_key()
-        .expect("storage key");
+        .expect("storage key")
+        .share_sealing_key();
     let bad = Share::new(share_index, SecretScalar::random()).expect("share");
     let id = ShareRecordId {
         node_id,

@@ -265,7 +265,8 @@ pub fn stored_share_epoch(
     use trustee_node::storage::{SHARES_TREE, wallet_key};
     let key = FileKeyProvider::new(dir)
         .storage_key()
-        .expect("storage key");
+        .expect("storage key")
+        .share_sealing_key();
     let db = sled::open(dir.join("db")).expect("open the stopped node's db");
     let sealed = db
         .open_tree(SHARES_TREE)

@@ -1,4 +1,5 @@
-//! Shares at rest: sealed under the node's storage key.
+//! Shares at rest: sealed under the share-sealing key, the node storage key's HKDF purpose key
+//! for this use alone ([`crate::keys::StoragePurpose::ShareSealing`]).
 //!
 //! AES-256-GCM with a fresh random 96-bit nonce per record (a record is written once per
 //! deposit, so random nonces stay far from the collision bound) and associated data naming the
@@ -7,7 +8,7 @@
 //!
 //! Record format: `version (1) ‖ nonce (12) ‖ ciphertext+tag (34 + 16)`.
 
-use crate::keys::StorageKey;
+use crate::keys::ShareSealingKey;
 use aes_gcm::Aes256Gcm;
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use dlocker_proto::codec::Writer;
@@ -54,13 +55,13 @@ impl ShareRecordId<'_> {
     }
 }
 
-fn cipher(key: &StorageKey) -> Aes256Gcm {
+fn cipher(key: &ShareSealingKey) -> Aes256Gcm {
     Aes256Gcm::new(key.expose().into())
 }
 
 /// Seals a share for storage.
 pub fn seal_share(
-    key: &StorageKey,
+    key: &ShareSealingKey,
     id: &ShareRecordId<'_>,
     share: &Share,
 ) -> Result<Vec<u8>, IntegrityError> {
@@ -85,7 +86,7 @@ pub fn seal_share(
 
 /// Opens a sealed share and checks it is the share the record claims to be.
 pub fn open_share(
-    key: &StorageKey,
+    key: &ShareSealingKey,
     id: &ShareRecordId<'_>,
     sealed: &[u8],
 ) -> Result<Share, IntegrityError> {
@@ -116,7 +117,7 @@ mod tests {
 
     #[test]
     fn round_trip_tamper_and_rebinding() {
-        let key = StorageKey::generate();
+        let key = ShareSealingKey::generate();
         let (shares, _) = split(&SecretScalar::random(), 2, 3).expect("split");
         let share = &shares[1];
         let id = ShareRecordId {
@@ -149,7 +150,7 @@ mod tests {
         long.push(0);
         assert!(open_share(&key, &id, &long).is_err());
         // Another key, node, wallet, epoch or index.
-        assert!(open_share(&StorageKey::generate(), &id, &sealed).is_err());
+        assert!(open_share(&ShareSealingKey::generate(), &id, &sealed).is_err());
         assert!(
             open_share(
                 &key,

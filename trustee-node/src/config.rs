@@ -235,6 +235,9 @@ pub struct RawNode {
     pub listen: String,
     /// Advertised endpoint URL.
     pub endpoint: String,
+    /// Serve plaintext on a non-loopback address (behind a TLS-terminating proxy only).
+    #[serde(default)]
+    pub insecure_plaintext: Option<bool>,
 }
 
 /// `[limits]`
@@ -303,6 +306,8 @@ pub struct NodeConfig {
     /// Advertised endpoint as configured, without a trailing `/` (`http://` without TLS,
     /// `https://` with).
     pub endpoint: String,
+    /// Plaintext on a non-loopback address was explicitly allowed (`node.insecure_plaintext`).
+    pub insecure_plaintext: bool,
     /// Input bounds.
     pub limits: Limits,
     /// Passkey relying party.
@@ -521,6 +526,19 @@ impl TryFrom<RawConfig> for NodeConfig {
             ));
         }
         let endpoint = raw.node.endpoint.trim().trim_end_matches('/').to_owned();
+        // Plaintext exposes passkey ceremonies and metadata to the network: only loopback gets it
+        // without an explicit, greppable opt-in.
+        let insecure_plaintext = raw.node.insecure_plaintext.unwrap_or(false);
+        if raw.tls.is_none() && !listen.ip().is_loopback() && !insecure_plaintext {
+            return Err(invalid(
+                "node.listen",
+                format!(
+                    "{listen} is not a loopback address and [tls] is not configured; add a [tls] \
+                     section (init: --tls-cert, --tls-key) or, only behind a TLS-terminating \
+                     proxy, set node.insecure_plaintext = true (init: --insecure-plaintext)"
+                ),
+            ));
+        }
 
         let limits = limits_from(&raw.limits)?;
         let webauthn = webauthn_from(raw.webauthn)?;
@@ -574,6 +592,7 @@ impl TryFrom<RawConfig> for NodeConfig {
             role,
             listen,
             endpoint,
+            insecure_plaintext,
             limits,
             webauthn,
             tls,
@@ -742,14 +761,31 @@ fn bank_from(raw: &RawBank) -> Result<BankSettings, ConfigError> {
             roles,
         });
     }
-    Ok(BankSettings {
-        approvals_required: in_range(
+    let approvals_required = in_range(
+        "bank.approvals_required",
+        raw.approvals_required,
+        defaults::APPROVALS_REQUIRED,
+        1,
+        16,
+    )?;
+    // A policy no set of staff can satisfy would only surface when a customer is waiting. An
+    // empty staff list is a node not yet staffed (it approves nothing and says so at start).
+    let approvers = staff
+        .iter()
+        .filter(|s| s.roles.contains(&crate::staff_auth::StaffRole::Approver))
+        .count();
+    if !staff.is_empty() && approvers < approvals_required as usize {
+        return Err(invalid(
             "bank.approvals_required",
-            raw.approvals_required,
-            defaults::APPROVALS_REQUIRED,
-            1,
-            16,
-        )?,
+            format!(
+                "{approvals_required} approvals can never be met by {approvers} staff member(s) \
+                 with the approver role; add approvers (init --staff ID=KEY:approver, repeatable) \
+                 or lower bank.approvals_required"
+            ),
+        ));
+    }
+    Ok(BankSettings {
+        approvals_required,
         approval_ttl_secs: in_range(
             "bank.approval_ttl_secs",
             raw.approval_ttl_secs,
@@ -885,11 +921,26 @@ fn webauthn_from(raw: RawWebauthn) -> Result<WebauthnSettings, ConfigError> {
     for o in &raw.origins {
         let url = Url::parse(o)
             .map_err(|e| invalid("webauthn.origins", format!("{o:?} is not a URL: {e}")))?;
-        if !matches!(url.scheme(), "https" | "http") {
-            return Err(invalid(
-                "webauthn.origins",
-                format!("{o:?} must be an https:// origin"),
-            ));
+        match url.scheme() {
+            "https" => {}
+            // A passkey ceremony over plain http can be read and steered on the network; browsers
+            // themselves allow it only on localhost.
+            "http" if is_loopback_host(&url) => {}
+            "http" => {
+                return Err(invalid(
+                    "webauthn.origins",
+                    format!(
+                        "{o:?} is plain http; use https:// (http:// is allowed only for \
+                         localhost, 127.0.0.0/8 and [::1])"
+                    ),
+                ));
+            }
+            _ => {
+                return Err(invalid(
+                    "webauthn.origins",
+                    format!("{o:?} must be an https:// origin"),
+                ));
+            }
         }
         if !origin_matches_rp_id(&url, &rp_id) {
             return Err(invalid(
@@ -904,6 +955,16 @@ fn webauthn_from(raw: RawWebauthn) -> Result<WebauthnSettings, ConfigError> {
         rp_name,
         origins,
     })
+}
+
+/// Whether a URL's host is `localhost` or a loopback address.
+fn is_loopback_host(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
 }
 
 /// Renders a documented `config.toml`, as `trustee-node init` writes it.
@@ -1180,6 +1241,46 @@ pub mod edit {
             Ok(())
         }
 
+        /// Sets a boolean key, e.g. (`node`, `insecure_plaintext`, true).
+        pub fn set_bool(
+            &mut self,
+            section: &'static str,
+            key: &str,
+            v: bool,
+        ) -> Result<(), ConfigError> {
+            let t = self.section(section)?;
+            match t.get_mut(key) {
+                Some(item) => *item = value(v),
+                None => {
+                    t.insert(key, value(v));
+                }
+            }
+            Ok(())
+        }
+
+        /// Writes the `[tls]` section (paths as given: relative ones are relative to the data
+        /// directory).
+        pub fn set_tls(
+            &mut self,
+            cert: &Path,
+            key: &Path,
+            client_ca: Option<&Path>,
+        ) -> Result<(), ConfigError> {
+            let s = |p: &Path| {
+                p.to_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| invalid("tls", format!("{} is not UTF-8", p.display())))
+            };
+            let mut t = Table::new();
+            t.insert("cert", value(s(cert)?));
+            t.insert("key", value(s(key)?));
+            if let Some(ca) = client_ca {
+                t.insert("client_ca", value(s(ca)?));
+            }
+            self.0.insert("tls", Item::Table(t));
+            Ok(())
+        }
+
         /// Sets an integer key, e.g. (`bank`, `approvals_required`, 2).
         pub fn set_integer(
             &mut self,
@@ -1330,6 +1431,107 @@ mod tests {
             set(t, "tls", "key", S("k.pem".into()));
         });
         assert_eq!(field_of(r), "node.endpoint");
+    }
+
+    #[test]
+    fn safe_defaults_refuse_plaintext_http_origins_and_unmeetable_approvals() {
+        use toml::Value::{Array, Boolean, String as S};
+        // Non-loopback plaintext needs the explicit opt-in.
+        let open = |t: &mut toml::Table| {
+            set(t, "node", "listen", S("0.0.0.0:7101".into()));
+            set(t, "node", "endpoint", S("http://node.example:7101".into()));
+        };
+        let e = with(open).expect_err("refused");
+        assert_eq!(field_of(Err(e)), "node.listen");
+        let msg = with(open).expect_err("refused").to_string();
+        assert!(msg.contains("insecure_plaintext"), "{msg}");
+        let cfg = with(|t| {
+            open(t);
+            set(t, "node", "insecure_plaintext", Boolean(true));
+        })
+        .expect("explicit opt-in");
+        assert!(cfg.insecure_plaintext);
+        for ok in ["127.0.0.2:1", "[::1]:1"] {
+            with(|t| {
+                set(t, "node", "listen", S(ok.into()));
+                set(t, "node", "endpoint", S("http://localhost:1".into()));
+            })
+            .unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        // http:// origins only on loopback hosts.
+        let origin = |o: &str| {
+            with(|t| {
+                set(t, "webauthn", "rp_id", S("localhost".into()));
+                set(t, "webauthn", "origins", Array(vec![S(o.into())]));
+            })
+        };
+        for ok in ["http://localhost:8080", "https://localhost"] {
+            origin(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        let r = with(|t| {
+            set(t, "webauthn", "rp_id", S("bank.example".into()));
+            set(
+                t,
+                "webauthn",
+                "origins",
+                Array(vec![S("http://wallet.bank.example".into())]),
+            );
+        });
+        assert_eq!(field_of(r), "webauthn.origins");
+        let loopback = |u: &str| is_loopback_host(&Url::parse(u).expect("url"));
+        for ok in [
+            "http://localhost:1",
+            "http://127.9.0.1",
+            "http://[::1]:8080",
+        ] {
+            assert!(loopback(ok), "{ok}");
+        }
+        for no in [
+            "http://localhost.evil.example",
+            "http://10.0.0.1",
+            "http://[::2]",
+        ] {
+            assert!(!loopback(no), "{no}");
+        }
+        // approvals_required against the approvers.
+        let staff = |roles: &[&[&str]], required: i64| {
+            with(|t| {
+                let list = roles
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| {
+                        let mut m = toml::Table::new();
+                        m.insert("id".into(), S(format!("s{i}")));
+                        let k = k256::SecretKey::from_slice(&[i as u8 + 1; 32]).expect("key");
+                        m.insert(
+                            "public_key".into(),
+                            S(dlocker_proto::keys::public_key_hex(&k.public_key())),
+                        );
+                        m.insert(
+                            "roles".into(),
+                            Array(r.iter().map(|x| S((*x).into())).collect()),
+                        );
+                        toml::Value::Table(m)
+                    })
+                    .collect();
+                set(t, "bank", "staff", Array(list));
+                set(
+                    t,
+                    "bank",
+                    "approvals_required",
+                    toml::Value::Integer(required),
+                );
+            })
+        };
+        assert_eq!(
+            field_of(staff(&[&["approver"], &["viewer", "canceller"]], 2)),
+            "bank.approvals_required"
+        );
+        assert_eq!(
+            field_of(staff(&[&["approver"], &["approver"]], 2)),
+            "accepted"
+        );
+        assert_eq!(field_of(staff(&[], 2)), "accepted", "not yet staffed");
     }
 
     #[test]

@@ -38,6 +38,21 @@ pub struct InitOptions {
     pub approvals_required: Option<u32>,
     /// `recovery.delay_floor_secs`.
     pub recovery_delay_floor_secs: Option<u64>,
+    /// TLS files (`[tls]`).
+    pub tls: Option<InitTls>,
+    /// `node.insecure_plaintext`: serve plaintext on a non-loopback address.
+    pub insecure_plaintext: bool,
+}
+
+/// `init --tls-cert/--tls-key/--tls-client-ca`: the `[tls]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitTls {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+    /// PEM client CA (mutual TLS).
+    pub client_ca: Option<PathBuf>,
 }
 
 /// A staff member for `init --staff ID=HEX[:role,role]`.
@@ -92,6 +107,8 @@ impl InitOptions {
             staff: Vec::new(),
             approvals_required: None,
             recovery_delay_floor_secs: None,
+            tls: None,
+            insecure_plaintext: false,
         }
     }
 }
@@ -136,6 +153,7 @@ pub fn init_node(opts: &InitOptions) -> Result<NodeDescriptorInfo, InitError> {
         None if opts.listen.ip().is_unspecified() => {
             return Err(InitError::NeedEndpoint(opts.listen));
         }
+        None if opts.tls.is_some() => format!("https://{}", opts.listen),
         None => format!("http://{}", opts.listen),
     };
     let text = config::render_config_toml(
@@ -147,6 +165,12 @@ pub fn init_node(opts: &InitOptions) -> Result<NodeDescriptorInfo, InitError> {
         &opts.origins,
     );
     let mut doc = ConfigDoc::parse(&text, dir)?;
+    if let Some(t) = &opts.tls {
+        doc.set_tls(&t.cert, &t.key, t.client_ca.as_deref())?;
+    }
+    if opts.insecure_plaintext {
+        doc.set_bool("node", "insecure_plaintext", true)?;
+    }
     for k in &opts.accept_bank_keys {
         doc.accept_bank_key(k)?;
     }

@@ -125,7 +125,7 @@ impl IdentityKey {
     }
 }
 
-/// The at-rest storage key (AES-256). Zeroized on drop; prints as `REDACTED`.
+/// The at-rest storage root key: only ever HKDF input ([`StorageKey::derive`]). Zeroized on drop; prints as `REDACTED`.
 #[derive(Clone)]
 pub struct StorageKey(Zeroizing<[u8; 32]>);
 
@@ -143,6 +143,78 @@ impl StorageKey {
     /// Wraps raw key bytes.
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
         Self(Zeroizing::new(bytes))
+    }
+    /// The root key bytes (to write the key file; never used as a key directly).
+    fn expose(&self) -> &[u8; 32] {
+        &self.0
+    }
+    /// The purpose key for `purpose`: HKDF-SHA256(salt, root) expanded with the purpose label.
+    pub fn derive(&self, purpose: StoragePurpose) -> Zeroizing<[u8; 32]> {
+        let hk = hkdf::Hkdf::<sha2::Sha256>::new(Some(STORAGE_KDF_SALT), self.0.as_ref());
+        let mut out = Zeroizing::new([0u8; 32]);
+        // 32 bytes is far below HKDF-SHA256's output limit, so expand cannot fail.
+        let _ = hk.expand(purpose.label(), out.as_mut());
+        out
+    }
+    /// The key sealing shares at rest.
+    pub fn share_sealing_key(&self) -> ShareSealingKey {
+        ShareSealingKey(self.derive(StoragePurpose::ShareSealing))
+    }
+}
+
+/// What a key derived from the storage key is for. Each purpose gets its own HKDF-SHA256 output
+/// (`info` = the purpose's label), so no key is ever used both as an AES key and as HKDF input,
+/// nor for two purposes: a break of one use tells nothing about another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoragePurpose {
+    /// AES-256-GCM key sealing wallet shares at rest ([`crate::at_rest`]).
+    ShareSealing,
+    /// AES-256-GCM key sealing the document locker's hosted issuer keys.
+    LockerSealing,
+    /// HMAC-SHA256 key for the wallet pseudonyms in log lines ([`crate::wallet`]).
+    LogTag,
+    /// HMAC-SHA256 key for the key check value recorded in the database ([`crate::startup`]).
+    KeyCheck,
+}
+
+impl StoragePurpose {
+    /// Every purpose (the tests check they all differ).
+    pub const ALL: [StoragePurpose; 4] = [
+        Self::ShareSealing,
+        Self::LockerSealing,
+        Self::LogTag,
+        Self::KeyCheck,
+    ];
+
+    /// The HKDF `info` label.
+    pub fn label(self) -> &'static [u8] {
+        match self {
+            Self::ShareSealing => b"dlocker/storage-key/share-sealing/v1",
+            Self::LockerSealing => b"dlocker/storage-key/locker-sealing/v1",
+            Self::LogTag => b"dlocker/storage-key/log-tag/v1",
+            Self::KeyCheck => b"dlocker/storage-key/key-check/v1",
+        }
+    }
+}
+
+/// HKDF salt for every purpose key: fixes the extraction to this scheme.
+pub const STORAGE_KDF_SALT: &[u8] = b"dlocker/storage-key/kdf/v1";
+
+/// The AES-256 key sealing shares at rest: the storage key's [`StoragePurpose::ShareSealing`]
+/// key. Zeroized on drop; prints as `REDACTED`.
+#[derive(Clone)]
+pub struct ShareSealingKey(Zeroizing<[u8; 32]>);
+
+impl std::fmt::Debug for ShareSealingKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ShareSealingKey(REDACTED)")
+    }
+}
+
+impl ShareSealingKey {
+    /// A fresh random key (tests).
+    pub fn generate() -> Self {
+        StorageKey::generate().share_sealing_key()
     }
     /// The key bytes, for the cipher.
     pub fn expose(&self) -> &[u8; 32] {
@@ -413,6 +485,38 @@ mod tests {
                 .expect("chmod");
             assert!(matches!(p.storage_key(), Err(KeyError::Permissions { .. })));
         }
+    }
+
+    #[test]
+    fn purposes_give_different_keys() {
+        let root = StorageKey::from_bytes([7; 32]);
+        let keys: Vec<_> = StoragePurpose::ALL
+            .iter()
+            .map(|p| root.derive(*p))
+            .collect();
+        for (i, a) in keys.iter().enumerate() {
+            assert_ne!(a.as_ref(), root.expose(), "a purpose key is not the root");
+            for b in &keys[i + 1..] {
+                assert_ne!(a.as_ref(), b.as_ref());
+            }
+        }
+        // Deterministic (a restart opens what was sealed), and bound to the root.
+        assert_eq!(
+            root.derive(StoragePurpose::ShareSealing).as_ref(),
+            root.share_sealing_key().expose()
+        );
+        let other = StorageKey::from_bytes([8; 32]);
+        assert_ne!(
+            root.derive(StoragePurpose::LogTag).as_ref(),
+            other.derive(StoragePurpose::LogTag).as_ref()
+        );
+        let labels: std::collections::HashSet<_> =
+            StoragePurpose::ALL.iter().map(|p| p.label()).collect();
+        assert_eq!(labels.len(), StoragePurpose::ALL.len());
+        assert_eq!(
+            format!("{:?}", root.share_sealing_key()),
+            "ShareSealingKey(REDACTED)"
+        );
     }
 
     #[test]

@@ -55,6 +55,8 @@ pub mod server;
 pub mod service;
 pub mod staff;
 pub mod staff_auth;
+pub mod startup;
+pub mod stats;
 pub mod storage;
 pub mod wallet;
 

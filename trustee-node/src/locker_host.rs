@@ -30,7 +30,6 @@ use crate::storage::{PASSKEYS_TREE, StoreError, wallet_key};
 use crate::wallet::WalletId;
 use dlocker_locker::server::{
     DocumentServiceImpl, Locker, LockerHost, LockerKeys, LockerSettings, OwnerAssertionStart,
-    sealing,
 };
 use dlocker_proto::owner_challenge::{OwnerAction, TrusteeNonce};
 use dlocker_proto::pb::document_service_server::DocumentServiceServer;
@@ -150,6 +149,10 @@ fn status(e: NodeError) -> Status {
 impl LockerHost for NodeLockerHost {
     fn now(&self) -> u64 {
         self.node.now()
+    }
+
+    fn count_unauthenticated_refusal(&self, _code: dlocker_locker::refusal::RefusalCode) {
+        self.node.stats().count_unauthenticated_fetch_refusal();
     }
 
     fn flush(&self) -> futures::future::BoxFuture<'_, Result<(), String>> {
@@ -287,7 +290,7 @@ pub fn document_service(
     let keys = LockerKeys {
         locker_id: node.identity().node_id().to_owned(),
         status_key: node.identity().signing_key(),
-        sealing_key: sealing::derive_sealing_key(node.storage_key.expose()),
+        sealing_key: node.locker_sealing_key.clone(),
     };
     let host = Arc::new(NodeLockerHost { node: node.clone() });
     let locker = Locker::open(&node.db, host, keys, settings).map_err(|e| {

@@ -41,6 +41,10 @@ impl From<RoleArg> for Role {
 }
 
 #[derive(Subcommand)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once at start; boxing the init options buys nothing"
+)]
 enum Command {
     /// Create keys and a documented config.toml in a new data directory.
     Init {
@@ -78,6 +82,19 @@ enum Command {
         /// Shortest recovery delay this node applies, in seconds.
         #[arg(long)]
         recovery_delay_floor: Option<u64>,
+        /// TLS certificate chain (PEM; relative paths are relative to the data directory).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// TLS private key (PEM).
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Client CA (PEM): require client certificates it signed (mutual TLS).
+        #[arg(long, requires = "tls_cert")]
+        tls_client_ca: Option<PathBuf>,
+        /// Serve plaintext on a non-loopback --listen address (only behind a TLS-terminating
+        /// proxy; without it, init refuses such an address unless TLS is configured).
+        #[arg(long, conflicts_with = "tls_cert")]
+        insecure_plaintext: bool,
     },
     /// Edit config.toml (restart the node afterwards).
     Config {
@@ -197,7 +214,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             staff,
             approvals_required,
             recovery_delay_floor,
+            tls_cert,
+            tls_key,
+            tls_client_ca,
+            insecure_plaintext,
         } => {
+            let tls = match (tls_cert, tls_key) {
+                (Some(cert), Some(key)) => Some(trustee_node::init::InitTls {
+                    cert,
+                    key,
+                    client_ca: tls_client_ca,
+                }),
+                _ => None,
+            };
             let opts = InitOptions {
                 data_dir: data_dir.clone(),
                 name,
@@ -210,6 +239,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 staff,
                 approvals_required,
                 recovery_delay_floor_secs: recovery_delay_floor,
+                tls,
+                insecure_plaintext,
             };
             let d = init_node(&opts).context("init failed")?;
             println!("initialised trustee node in {}", data_dir.display());

@@ -8,7 +8,9 @@ use crate::audit_log::{AuditError, AuditLog};
 use crate::config::{NodeConfig, Role};
 use crate::descriptor::NodeDescriptorInfo;
 use crate::events::{EventError, EventOutbox};
-use crate::keys::{BankApprovalKey, IdentityKey, KeyError, KeyProvider, StorageKey};
+use crate::keys::{
+    BankApprovalKey, IdentityKey, KeyError, KeyProvider, ShareSealingKey, StoragePurpose,
+};
 use crate::recovery::RecoveryTrees;
 use crate::staff_auth::{StaffAuthError, StaffGate};
 use crate::storage::{SledStore, Store, StoreError};
@@ -60,7 +62,10 @@ pub enum SetupError {
 pub struct Node {
     pub(crate) config: NodeConfig,
     pub(crate) identity: IdentityKey,
-    pub(crate) storage_key: StorageKey,
+    /// The storage key's share-sealing purpose key (the root key itself is not kept).
+    pub(crate) storage_key: ShareSealingKey,
+    /// The storage key's purpose key for the document locker's hosted issuer keys.
+    pub(crate) locker_sealing_key: zeroize::Zeroizing<[u8; 32]>,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) webauthn: Webauthn,
     pub(crate) clock: Arc<dyn Clock>,
@@ -83,6 +88,8 @@ pub struct Node {
     pub(crate) owner_nonces: crate::owner_touch::OwnerNonces,
     /// Per-caller limits on owner ceremonies.
     pub(crate) caller_limits: crate::caller_limits::CallerLimits,
+    /// Counters of what is refused without being written down.
+    pub(crate) stats: crate::stats::NodeStats,
 }
 
 impl std::fmt::Debug for Node {
@@ -120,7 +127,11 @@ impl Node {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, SetupError> {
         let identity = keys.identity_key()?;
-        let storage_key = keys.storage_key()?;
+        let storage_root = keys.storage_key()?;
+        let storage_key = storage_root.share_sealing_key();
+        let locker_sealing_key = storage_root.derive(StoragePurpose::LockerSealing);
+        crate::wallet::install_log_tag_key(storage_root.derive(StoragePurpose::LogTag));
+        drop(storage_root);
         let webauthn = build_webauthn(&config)?;
         let db = store.db().clone();
         let audit = AuditLog::open(&db, keys.audit_key()?)?;
@@ -151,6 +162,7 @@ impl Node {
             config,
             identity,
             storage_key,
+            locker_sealing_key,
             store,
             webauthn,
             clock,
@@ -165,6 +177,7 @@ impl Node {
             epoch_trees,
             owner_nonces,
             caller_limits,
+            stats: crate::stats::NodeStats::default(),
         })
     }
 
@@ -176,6 +189,11 @@ impl Node {
     /// The audit log.
     pub fn audit_log(&self) -> &AuditLog {
         &self.audit
+    }
+
+    /// The node's counters.
+    pub fn stats(&self) -> &crate::stats::NodeStats {
+        &self.stats
     }
 
     /// The event outbox.

@@ -43,6 +43,9 @@ pub enum ServeError {
     /// Keys, database or WebAuthn settings.
     #[error(transparent)]
     Setup(#[from] SetupError),
+    /// The keys and the database disagree.
+    #[error("refusing to start: {0}")]
+    Startup(#[from] crate::startup::StartupError),
     /// The TLS files could not be read or used.
     #[error("TLS: {0}")]
     Tls(String),
@@ -72,15 +75,18 @@ pub enum ServeError {
 pub fn open_node(dir: &Path) -> Result<Arc<Node>, ServeError> {
     let config = NodeConfig::load(dir)?;
     let keys = FileKeyProvider::new(dir);
-    // Data directories made before the audit log / bank approval key existed get them now.
-    if keys.ensure_audit_key().map_err(SetupError::Keys)? {
-        tracing::warn!("created keys/audit.key (missing from this data directory)");
-    }
-    if config.role == crate::config::Role::Bank && !keys.bank_approval_path().exists() {
-        keys.ensure_bank_approval_key().map_err(SetupError::Keys)?;
-        tracing::warn!("created keys/bank-approval.key (missing from this data directory)");
-    }
+    // Before the database is opened (which creates it): a missing key is never replaced.
+    crate::startup::check_key_files(&config, &keys)?;
     let store = Arc::new(SledStore::open(&config.db_path()).map_err(SetupError::Store)?);
+    crate::startup::check_binding(&config, &keys, store.db())?;
+    if config.tls.is_none() && !config.listen.ip().is_loopback() {
+        tracing::warn!(listen = %config.listen, "serving plaintext on a non-loopback address (node.insecure_plaintext = true); only behind a TLS-terminating proxy");
+    }
+    if config.bank.as_ref().is_some_and(|b| b.staff.is_empty()) {
+        tracing::warn!(
+            "no [[bank.staff]] configured: this bank node cannot approve any recovery until staff are added"
+        );
+    }
     let node = Node::new(config, &keys, store, Arc::new(SystemClock))?;
     Ok(Arc::new(node))
 }

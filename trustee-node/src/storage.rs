@@ -11,6 +11,7 @@
 //! | [`PASSKEYS_TREE`] | wallet id | the owner's `webauthn_rs::Passkey` as JSON |
 //! | [`BLOBS_TREE`] | wallet id | the encrypted wallet blob |
 //! | [`RECEIPTS_TREE`] | wallet id | the signed receipt, canonical encoding |
+//! | [`NODE_META_TREE`] | `key-binding` | the node id and key check values of the keys that wrote this database ([`crate::startup`]) |
 //!
 //! A deposit touches all wallet trees and the ceremony in ONE sled transaction; reads of a
 //! wallet go through a transaction too, so nobody sees half a deposit. Callers flush
@@ -50,6 +51,8 @@ pub const PASSKEYS_TREE: &str = "passkeys";
 pub const BLOBS_TREE: &str = "blobs";
 /// Signed receipts.
 pub const RECEIPTS_TREE: &str = "receipts";
+/// Node metadata: which keys this database belongs to.
+pub const NODE_META_TREE: &str = "node_meta";
 
 /// The key of a wallet's records in every wallet tree.
 pub fn wallet_key(wallet_id: &str) -> &[u8] {

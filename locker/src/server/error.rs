@@ -124,7 +124,10 @@ impl LockerError {
                 RefusalCode::DocumentUnavailable
                 | RefusalCode::IssuerSuspended
                 | RefusalCode::CredentialRevoked
-                | RefusalCode::CredentialInvalid => Code::FailedPrecondition,
+                | RefusalCode::CredentialInvalid
+                | RefusalCode::FingerprintMismatch => Code::FailedPrecondition,
+                RefusalCode::IdTaken => Code::AlreadyExists,
+                RefusalCode::TooManyRegistrations => Code::ResourceExhausted,
             },
             Self::Host(s) => s.code(),
             Self::Storage(_) | Self::Corrupt { .. } | Self::Internal(_) => Code::Internal,

@@ -1,8 +1,10 @@
 //! `FetchDocument`: the gateway. An approved requester, authenticated by its signed request,
 //! gets a credential only inside a consent (the URI, the requester, the time, not revoked or
 //! ended), and only once it verified (issuer signature and approval, validity, status bit,
-//! binding to the holder's current key). Every fetch and every refusal is audited, with the
-//! holder as the node's keyed wallet tag and the document as a hash tag.
+//! binding to the holder's current key). Every fetch and every refusal of an authenticated
+//! requester is audited, with the holder as the node's keyed wallet tag and the document as a
+//! hash tag. A refusal before the requester is authenticated (unknown id, bad signature) writes
+//! nothing: it is counted in the host's metrics, since anyone can send one.
 
 use super::error::LockerError;
 use super::store::{ConsentRecord, DocRecord, DocState, RegState, Source, keys};
@@ -49,6 +51,13 @@ impl Locker {
                 self.durable().await?;
                 tracing::info!(requester = %ctx.requester, consent = %ctx.consent, "document fetched under consent");
                 Ok(resp)
+            }
+            Err(LockerError::Refused { code, message })
+                if matches!(code, R::RequesterUnknown | R::BadRequestSignature) =>
+            {
+                self.host.count_unauthenticated_refusal(code);
+                tracing::debug!(reason = %code, "unauthenticated document fetch refused");
+                Err(LockerError::Refused { code, message })
             }
             Err(e) => {
                 let reason = match &e {

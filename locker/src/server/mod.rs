@@ -17,6 +17,7 @@ pub mod error;
 pub mod fetch;
 pub mod holders;
 pub mod issuing;
+pub mod limits;
 pub mod registry;
 pub mod reissue;
 pub mod sealing;
@@ -90,6 +91,9 @@ pub trait LockerHost: Send + Sync + 'static {
     /// Makes every write to the node's database durable, through the node's shared (group)
     /// flush: concurrent direct `sled` flushes can exhaust sled's thread pool.
     fn flush(&self) -> BoxFuture<'_, Result<(), String>>;
+    /// Counts a fetch refused before the requester was authenticated (unknown requester, bad
+    /// signature). Such refusals are not audited: anyone could grow the log with them.
+    fn count_unauthenticated_refusal(&self, code: crate::refusal::RefusalCode);
 }
 
 /// The locker's keys.
@@ -98,7 +102,8 @@ pub struct LockerKeys {
     pub locker_id: String,
     /// The node identity key: signs status list credentials and repository pull requests.
     pub status_key: SigningKey,
-    /// Seals hosted issuer keys ([`sealing::derive_sealing_key`] of the node storage key).
+    /// Seals hosted issuer keys: a key for this purpose only (the node derives it from its
+    /// storage key with HKDF).
     pub sealing_key: Zeroizing<[u8; 32]>,
 }
 
@@ -181,6 +186,8 @@ pub struct Locker {
     settings: LockerSettings,
     /// Serialises read-modify-write of locker records.
     write: tokio::sync::Mutex<()>,
+    /// Registrations per caller.
+    registrations: limits::RegistrationLimiter,
 }
 
 impl std::fmt::Debug for Locker {
@@ -264,6 +271,7 @@ impl Locker {
             keys,
             settings,
             write: tokio::sync::Mutex::new(()),
+            registrations: limits::RegistrationLimiter::default(),
         }))
     }
 

@@ -5,7 +5,10 @@
 use super::error::LockerError;
 use super::store::{IssuerRecord, RegState, RequesterRecord, Signing, key_hex, keys};
 use super::{Locker, Tx, check_text, parse_request_key, sealing};
-use crate::ids::{SELF_ISSUER, check_doc_type, check_org_id};
+use crate::ids::{
+    SELF_ISSUER, check_doc_type, check_org_id, key_fingerprint, parse_approval_target,
+};
+use crate::refusal::RefusalCode;
 use crate::request::{self, LockerAction, params};
 use dlocker_proto::pb;
 use dlocker_proto::statement::{Signed, StaffAction, StaffRequest};
@@ -66,6 +69,23 @@ fn check_endpoint(s: &str) -> Result<(), LockerError> {
 }
 
 impl Locker {
+    /// Counts a registration attempt by `peer` (none for in-process callers).
+    fn limit_registration(&self, peer: Option<std::net::IpAddr>) -> Result<(), LockerError> {
+        let Some(peer) = peer else { return Ok(()) };
+        self.registrations
+            .check(peer, self.now())
+            .map_err(|retry| {
+                LockerError::refused(
+                    RefusalCode::TooManyRegistrations,
+                    format!(
+                        "too many registrations from this address (at most {} per {} s); retry in {retry} s",
+                        super::limits::REGISTRATIONS_PER_WINDOW,
+                        super::limits::REGISTRATION_WINDOW_SECS
+                    ),
+                )
+            })
+    }
+
     /// An issuer's record.
     pub(crate) fn issuer(&self, id: &str) -> Result<IssuerRecord, LockerError> {
         self.store
@@ -111,7 +131,9 @@ impl Locker {
     pub async fn register_issuer(
         &self,
         req: &pb::RegisterIssuerRequest,
+        peer: Option<std::net::IpAddr>,
     ) -> Result<pb::IssuerInfo, LockerError> {
+        self.limit_registration(peer)?;
         let id = req.issuer_id.as_str();
         check_org_id("issuer_id", id).map_err(LockerError::format("issuer_id"))?;
         if id == SELF_ISSUER {
@@ -175,9 +197,14 @@ impl Locker {
                 self.durable().await?;
                 return issuer_info(&existing);
             }
-            return Err(LockerError::AlreadyExists(format!(
-                "issuer {id} is already registered with other details"
-            )));
+            // Never rebound, never merged: the operator approved (or will approve) the first key.
+            return Err(LockerError::refused(
+                RefusalCode::IdTaken,
+                format!(
+                    "issuer id {id} is already registered with another key or other details; \
+                     nothing was changed — choose another id, or ask the operator"
+                ),
+            ));
         }
         let signing = if req.hosted_signing {
             let key = {
@@ -226,7 +253,9 @@ impl Locker {
     pub async fn register_requester(
         &self,
         req: &pb::RegisterRequesterRequest,
+        peer: Option<std::net::IpAddr>,
     ) -> Result<pb::RequesterInfo, LockerError> {
+        self.limit_registration(peer)?;
         let id = req.requester_id.as_str();
         check_org_id("requester_id", id).map_err(LockerError::format("requester_id"))?;
         check_text("name", &req.name, MAX_NAME_LEN)?;
@@ -247,9 +276,13 @@ impl Locker {
                 self.durable().await?;
                 return requester_info(&existing);
             }
-            return Err(LockerError::AlreadyExists(format!(
-                "requester {id} is already registered with other details"
-            )));
+            return Err(LockerError::refused(
+                RefusalCode::IdTaken,
+                format!(
+                    "requester id {id} is already registered with another key or other details; \
+                     nothing was changed — choose another id, or ask the operator"
+                ),
+            ));
         }
         let rec = RequesterRecord {
             id: id.to_owned(),
@@ -327,17 +360,45 @@ impl Locker {
             .host
             .check_staff(staff_request, action, now)
             .map_err(LockerError::Host)?;
-        let target = Signed::<StaffRequest>::decode(staff_request)
+        let signed_target = Signed::<StaffRequest>::decode(staff_request)
             .map(|s| s.body().target.clone())
             .map_err(|_| {
                 LockerError::invalid("staff_request_encoded", "not a valid signed staff request")
             })?;
+        // An approval names the key as well as the id (`ID:FINGERPRINT`), so an operator who
+        // checked an organisation's key out of band never approves a squatter's; a suspension
+        // may name the id alone.
+        let (target, fingerprint) = match parse_approval_target(&signed_target) {
+            Some((id, fp)) => (id.to_owned(), Some(fp.to_owned())),
+            None if state == RegState::Approved => {
+                return Err(LockerError::invalid(
+                    "staff_request_encoded",
+                    "an approval must name ID:FINGERPRINT (the key fingerprint the registry \
+                     lists, checked with the organisation)",
+                ));
+            }
+            None => (signed_target.clone(), None),
+        };
         let kind = if is_issuer { "issuer" } else { "requester" };
+        let check_fp = |key: &k256::PublicKey| -> Result<(), LockerError> {
+            match &fingerprint {
+                Some(fp) if *fp != key_fingerprint(key) => Err(LockerError::refused(
+                    RefusalCode::FingerprintMismatch,
+                    format!(
+                        "{kind} {target} is registered with key {}, not {fp}; nothing was \
+                         changed — check the key with the organisation",
+                        key_fingerprint(key)
+                    ),
+                )),
+                _ => Ok(()),
+            }
+        };
         let mut tx = Tx::new(&self.store);
         if is_issuer {
             let mut r: IssuerRecord = tx.get(&keys::issuer(&target))?.ok_or_else(|| {
                 LockerError::NotFound(format!("no issuer {target:?} is registered"))
             })?;
+            check_fp(&r.request_key()?)?;
             r.state = state;
             r.decided_at = now;
             r.decided_by = staff_id.clone();
@@ -346,6 +407,7 @@ impl Locker {
             let mut r: RequesterRecord = tx.get(&keys::requester(&target))?.ok_or_else(|| {
                 LockerError::NotFound(format!("no requester {target:?} is registered"))
             })?;
+            check_fp(&super::store::parse_key(&r.public_key)?)?;
             r.state = state;
             r.decided_at = now;
             r.decided_by = staff_id.clone();
@@ -356,7 +418,10 @@ impl Locker {
             now,
             &format!("{kind}_{}", state.as_str()),
             None,
-            &format!("{kind}={target} by={staff_id}"),
+            &format!(
+                "{kind}={target} key={} by={staff_id}",
+                fingerprint.as_deref().unwrap_or("-")
+            ),
         )?;
         self.durable().await?;
         tracing::info!(kind, id = %target, state = state.as_str(), staff = %staff_id, "registry decision");

@@ -2,8 +2,9 @@
 //! per record, associated data binding the record to its issuer, so a sealed key copied onto
 //! another issuer's record does not open.
 //!
-//! The sealing key is derived by the node from its storage key (HKDF-SHA256, its own label):
-//! separate from the key sealing wallet shares, while needing no new key file.
+//! The sealing key is the node storage key's purpose key for this use (HKDF-SHA256 with its own
+//! label, derived by the node): separate from the key sealing wallet shares, while needing no
+//! new key file.
 
 use super::error::LockerError;
 use aes_gcm::Aes256Gcm;
@@ -13,20 +14,9 @@ use k256::ecdsa::SigningKey;
 use rand::RngExt as _;
 use zeroize::Zeroizing;
 
-/// HKDF info for deriving the sealing key from a node's storage key.
-pub const SEALING_KEY_LABEL: &[u8] = b"dlocker/locker/sealing-key/v1";
 /// Associated-data label of a sealed hosted key.
 pub const HOSTED_KEY_AAD: &[u8] = b"dlocker/locker/hosted-key/v1";
 const VERSION: u8 = 1;
-
-/// Derives the locker's sealing key from a node storage key.
-pub fn derive_sealing_key(storage_key: &[u8; 32]) -> Zeroizing<[u8; 32]> {
-    let hk = hkdf::Hkdf::<sha2::Sha256>::new(None, storage_key);
-    let mut out = Zeroizing::new([0u8; 32]);
-    // 32 bytes is far below HKDF-SHA256's limit.
-    let _ = hk.expand(SEALING_KEY_LABEL, out.as_mut());
-    out
-}
 
 fn aad(issuer_id: &str) -> Vec<u8> {
     let mut w = Writer::new();
@@ -88,7 +78,7 @@ mod tests {
 
     #[test]
     fn seal_open_and_bind() {
-        let sk = derive_sealing_key(&[7; 32]);
+        let sk = [7u8; 32];
         let key = SigningKey::generate_from_rng(&mut rand::rng());
         let sealed = seal(&sk, "a.issuer", &key).expect("seal");
         assert_eq!(
@@ -102,6 +92,6 @@ mod tests {
         let mut t = sealed.clone();
         t[20] ^= 1;
         assert!(open(&sk, "a.issuer", &t).is_err());
-        assert!(open(&derive_sealing_key(&[8; 32]), "a.issuer", &sealed).is_err());
+        assert!(open(&[8u8; 32], "a.issuer", &sealed).is_err());
     }
 }

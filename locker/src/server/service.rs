@@ -70,14 +70,16 @@ impl DocumentService for DocumentServiceImpl {
         &self,
         r: Request<pb::RegisterIssuerRequest>,
     ) -> Result<Response<pb::IssuerInfo>, Status> {
-        answer(self.locker.register_issuer(r.get_ref()).await)
+        let peer = r.remote_addr().map(|a| a.ip());
+        answer(self.locker.register_issuer(r.get_ref(), peer).await)
     }
 
     async fn register_requester(
         &self,
         r: Request<pb::RegisterRequesterRequest>,
     ) -> Result<Response<pb::RequesterInfo>, Status> {
-        answer(self.locker.register_requester(r.get_ref()).await)
+        let peer = r.remote_addr().map(|a| a.ip());
+        answer(self.locker.register_requester(r.get_ref(), peer).await)
     }
 
     async fn list_registry(

@@ -191,8 +191,14 @@ async fn flipped_bytes_fail_and_a_suspended_issuer_is_reported() {
     assert_eq!(e.code(), Some(Code::PermissionDenied), "{e}");
 
     // Approved again: everything checks again.
+    let (issuers, _) = c.operator().list().await.expect("list");
+    let fp = issuers
+        .iter()
+        .find(|i| i.issuer_id == BANK_ISSUER)
+        .map(|i| i.key_fingerprint.clone())
+        .expect("listed");
     c.operator()
-        .decide(StaffAction::ApproveIssuer, BANK_ISSUER)
+        .approve(StaffAction::ApproveIssuer, BANK_ISSUER, &fp)
         .await
         .expect("approve");
     assert!(locker.verify(&jws).await.expect("verify").ok);
