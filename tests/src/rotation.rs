@@ -314,5 +314,27 @@ pub fn db_mentions_wallet(dir: &Path, wallet: &str) -> Vec<String> {
             found.push(name.to_owned());
         }
     }
+    // Its stored events, but for the retirement event itself (recovery sessions are keyed by
+    // session id; their index by wallet).
+    let events = db
+        .open_tree(trustee_node::events::EVENTS_TREE)
+        .expect("events tree");
+    for item in events.iter() {
+        let (_, v) = item.expect("read");
+        let e: trustee_node::events::StoredEvent = serde_json::from_slice(&v).expect("event");
+        if e.wallet_id == wallet && e.kind != "wallet_retired" {
+            found.push(format!("{} event {}", trustee_node::events::EVENTS_TREE, e.kind));
+        }
+    }
+    let index = db
+        .open_tree(trustee_node::recovery::SESSION_INDEX_TREE)
+        .expect("session index");
+    if index
+        .scan_prefix(trustee_node::recovery::session_index_prefix(wallet))
+        .next()
+        .is_some()
+    {
+        found.push(trustee_node::recovery::SESSION_INDEX_TREE.to_owned());
+    }
     found
 }

@@ -116,6 +116,24 @@ impl EventOutbox {
         Ok(out)
     }
 
+    /// Removes every stored event naming `wallet_id` with `seq < before` (a wallet this node
+    /// retired from: its history stops being served; the retirement event itself stays).
+    /// Written, not yet durable. Sequence numbers are never reused, so watchers just skip the
+    /// gap.
+    pub fn forget_wallet(&self, wallet_id: &str, before: u64) -> Result<usize, EventError> {
+        let mut removed = 0;
+        for item in self.tree.range(..before.to_be_bytes()) {
+            let (k, v) = item?;
+            let names_it = serde_json::from_slice::<StoredEvent>(&v)
+                .map(|e| e.wallet_id == wallet_id)
+                .unwrap_or(false);
+            if names_it && self.tree.remove(k)?.is_some() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     /// Subscribes to live events (subscribe *before* reading the backlog, then skip seen seqs).
     pub fn subscribe(&self) -> broadcast::Receiver<StoredEvent> {
         self.live.subscribe()

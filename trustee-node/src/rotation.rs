@@ -1252,6 +1252,8 @@ impl Node {
                 short(&successor_hex)
             ),
         )?;
+        // The wallet's earlier events stop being served here (its retirement event stays).
+        self.events.forget_wallet(wallet, ev.seq)?;
         self.commit(vec![ev]).await?;
         tracing::info!(wallet = %req.wallet_id.log_tag(), epoch = active.epoch, "retired from the wallet");
         Ok(receipt)

@@ -13,6 +13,7 @@ async fn audit_len(ch: tonic::transport::Channel) -> usize {
         .get_audit_log(pb::GetAuditLogRequest {
             from_seq: 1,
             limit: 1000,
+            staff_request_encoded: Vec::new(),
         })
         .await
         .expect("GetAuditLog")
