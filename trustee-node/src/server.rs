@@ -43,9 +43,10 @@ pub enum ServeError {
     /// Keys, database or WebAuthn settings.
     #[error(transparent)]
     Setup(#[from] SetupError),
-    /// The keys and the database disagree.
+    /// The keys and the database disagree. (Not a `source`: the message already carries it,
+    /// and a chain printer would repeat it.)
     #[error("refusing to start: {0}")]
-    Startup(#[from] crate::startup::StartupError),
+    Startup(crate::startup::StartupError),
     /// The TLS files could not be read or used.
     #[error("TLS: {0}")]
     Tls(String),
@@ -69,6 +70,12 @@ pub enum ServeError {
     /// The server task ended abnormally.
     #[error("server task failed: {0}")]
     Task(String),
+}
+
+impl From<crate::startup::StartupError> for ServeError {
+    fn from(e: crate::startup::StartupError) -> Self {
+        Self::Startup(e)
+    }
 }
 
 /// Loads a node's config and keys and opens its database.

@@ -1,6 +1,6 @@
 //! Consent-gated fetch on a real locker node: each refusal has its own error (a distinct
-//! `dlocker-refusal` code and gRPC status) and is audited, anonymised; a fetch inside the
-//! consent returns a credential that verifies.
+//! `dlocker-refusal` code and gRPC status) and, once the requester is authenticated, is
+//! audited, anonymised; a fetch inside the consent returns a credential that verifies.
 
 use dlocker_integration_tests::locker::{
     BANK_ISSUER, ID_CARD, LockerCluster, id_card_claims, in_a_year, pause,

@@ -53,6 +53,11 @@ async fn missing_key_file_on_a_node_with_data_refuses_to_start() {
             err.contains("restore it from the node's key backup"),
             "{err}"
         );
+        assert_eq!(
+            err.matches("is missing").count(),
+            1,
+            "one line, said once: {err}"
+        );
         assert!(!path.exists(), "{file} was not regenerated");
         // Put back, the node serves again.
         std::fs::write(&path, saved).expect("restore");
