@@ -1,4 +1,4 @@
-//! The document locker (issue #5) from every side: a wallet app (holder), an issuer, a
+//! The document locker from every side: a wallet app (holder), an issuer, a
 //! requester and the bank's operator.
 //!
 //! The locker runs on the bank's node; every client here reaches it through the trustees file,

@@ -279,7 +279,7 @@ pub enum StaffAction {
     CancelRecovery,
     /// Subscribe to the node's event stream (`Recovery.WatchEvents`), which names wallets.
     WatchEvents,
-    // Codes 16–31 belong to the document locker (issue #5).
+    // Codes 16–31 belong to the document locker.
     /// List the locker's issuers and requesters.
     ListRegistry,
     /// Approve the issuer named by `target`.

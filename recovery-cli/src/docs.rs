@@ -1,4 +1,4 @@
-//! The document locker from the command line (issue #5):
+//! The document locker from the command line:
 //!
 //! * `dlocker docs keygen|list|upload|consent grant|consent revoke|consent list|fetch` — a holder's
 //!   and a requester's side, with key files;

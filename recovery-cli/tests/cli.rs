@@ -46,7 +46,7 @@ fn demo_backs_up_and_verifies_on_a_local_cluster() {
         "trustee-3, trustee-5 hold nothing of the wallet any more",
         "5 nodes stopped cleanly",
         "Demo complete",
-        // One passkey, one touch per ceremony (issue 9).
+        // One passkey, one touch per ceremony.
         "owner's passkey: 1 touch for all 5 trustees (one credential, registered at every trustee)",
         "owner's passkey: 1 touch for all 5 trustees of the recovery",
         "owner's passkey: 2 touches for the rotation",

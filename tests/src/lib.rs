@@ -6,7 +6,7 @@
 //! (SIGTERM), kill (SIGKILL) and restart each one on the same port and data directory.
 //! [`craft`] builds deposits by hand from `dlocker-proto` so a test can send the exact bad input
 //! it wants over raw gRPC; [`tls`] makes throwaway certificates with `rcgen`. [`rotation`] sets up
-//! clusters for epoch rotation (issue #4).
+//! clusters for epoch rotation.
 //!
 //! Each cluster lives in its own temporary directory on ports the OS handed out, so tests run in
 //! parallel. Dropping a [`Cluster`] kills its nodes.

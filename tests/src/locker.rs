@@ -1,4 +1,4 @@
-//! Harness for the document locker tests (issue #5).
+//! Harness for the document locker tests.
 //!
 //! [`LockerCluster`]: two real `trustee-node` processes — the bank, whose config `trustee-node
 //! init --role bank` writes with `[locker] enabled = true`, and one trustee — with a staff member

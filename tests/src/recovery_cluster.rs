@@ -1,4 +1,4 @@
-//! A cluster set up for recovery (issue #3): five real `trustee-node` processes, node 0 the bank
+//! A cluster set up for recovery: five real `trustee-node` processes, node 0 the bank
 //! with staff keys and an approval policy, every node accepting the bank's approval key.
 //!
 //! Set-up order matters and is what an operator does: `trustee-node init --role bank --staff …`

@@ -1,4 +1,4 @@
-//! A cluster set up for epoch rotation (issue #4): `n` real `trustee-node` processes, node 0 the
+//! A cluster set up for epoch rotation: `n` real `trustee-node` processes, node 0 the
 //! bank with one staff member, every node accepting the bank's approval key, recovery delay floor
 //! 0, and `[epochs] staged_ttl_secs` as the test asks (short, to watch a staged epoch expire).
 //!
@@ -323,7 +323,11 @@ pub fn db_mentions_wallet(dir: &Path, wallet: &str) -> Vec<String> {
         let (_, v) = item.expect("read");
         let e: trustee_node::events::StoredEvent = serde_json::from_slice(&v).expect("event");
         if e.wallet_id == wallet && e.kind != "wallet_retired" {
-            found.push(format!("{} event {}", trustee_node::events::EVENTS_TREE, e.kind));
+            found.push(format!(
+                "{} event {}",
+                trustee_node::events::EVENTS_TREE,
+                e.kind
+            ));
         }
     }
     let index = db

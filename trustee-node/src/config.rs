@@ -104,7 +104,7 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> ConfigError {
 pub enum Role {
     /// An independent trustee institution.
     Trustee,
-    /// The bank's own node (issue #3 adds the approval key and staff service).
+    /// The bank's own node (the recovery modules add the approval key and staff service).
     Bank,
 }
 

@@ -12,11 +12,11 @@
 //!   [`custody`] as `impl Node` blocks;
 //! - [`service`]: the gRPC `Trustee` service; [`error`]: the one error → status mapping;
 //! - [`server`]: [`server::serve`] / [`server::spawn`];
-//! - recovery (issue #3): [`recovery_session`] (the persisted state machine and its
+//! - recovery: [`recovery_session`] (the persisted state machine and its
 //!   `ReleaseAuthorized` token), [`recovery`] (open / authenticate / release / cancel, attempt
 //!   limits) and its gRPC service [`recovery_service`]; the bank's [`staff`] service behind
 //!   [`staff_auth`]; the hash-chained [`audit_log`] and the durable [`events`] outbox;
-//! - epochs (issue #4): [`epoch`] (the persisted per-wallet epoch state machine), [`rotation`]
+//! - epochs: [`epoch`] (the persisted per-wallet epoch state machine), [`rotation`]
 //!   (stage / commit / abandon / retire, expiry) and its gRPC service [`rotation_service`].
 //!
 //! ```no_run

@@ -155,10 +155,10 @@ pub async fn run(
         addr: config.listen,
         source,
     })?;
-    // The document locker (issue #5), when `[locker] enabled = true`.
+    // The document locker, when `[locker] enabled = true`.
     let documents = crate::locker_host::document_service(&node)?;
     let sweeper = tokio::spawn(sweep_ceremonies(node.clone()));
-    // Epochs (issue #4): the rotation service and the sweeper of expired staged epochs.
+    // Epochs: the rotation service and the sweeper of expired staged epochs.
     let epochs = dlocker_proto::pb::epochs_server::EpochsServer::new(
         crate::rotation_service::EpochsService::new(node.clone()),
     )

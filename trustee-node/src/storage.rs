@@ -332,7 +332,7 @@ impl SledStore {
         })
     }
 
-    /// The underlying database (issue #3 modules add their own trees through it).
+    /// The underlying database (the recovery modules add their own trees through it).
     pub fn db(&self) -> &sled::Db {
         &self.db
     }

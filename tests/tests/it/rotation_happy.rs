@@ -159,7 +159,11 @@ async fn rotate_3_of_5_to_2_of_3_with_a_trustee_replaced_then_refresh_with_new_k
     // Erased stays erased: a trustee that retired refuses a new deposit of the wallet (a replay
     // of the original enrollment with a fresh ceremony and another passkey), and holds nothing.
     let left = rc.node(2);
-    let keys = [left.public_key, rc.node(3).public_key, rc.node(4).public_key];
+    let keys = [
+        left.public_key,
+        rc.node(3).public_key,
+        rc.node(4).public_key,
+    ];
     let deposit = dlocker_integration_tests::craft::Deposit::new(&wallet, &keys, 2, &data);
     let mut client = dlocker_proto::pb::trustee_client::TrusteeClient::new(
         left.channel().await.expect("connect"),
@@ -169,7 +173,10 @@ async fn rotate_3_of_5_to_2_of_3_with_a_trustee_replaced_then_refresh_with_new_k
         .await
         .expect_err("a retired trustee accepts no deposit of the wallet");
     assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
-    assert!(err.message().contains("retired from this wallet"), "{err:?}");
+    assert!(
+        err.message().contains("retired from this wallet"),
+        "{err:?}"
+    );
     let st = dlocker_integration_tests::craft::status(&mut client, &wallet)
         .await
         .expect_err("nothing stored");

@@ -207,10 +207,7 @@ async fn bad_share_no_passkey_stale_stage_and_open_recovery_are_refused() {
         .await
         .expect_err("refused");
     assert_eq!(wrong.code(), Code::Unauthenticated, "{wrong:?}");
-    assert!(
-        wrong.message().contains("does not verify"),
-        "{wrong:?}"
-    );
+    assert!(wrong.message().contains("does not verify"), "{wrong:?}");
     println!(
         "refused: CommitEpoch with a wrong passkey assertion → {:?} {:?}",
         wrong.code(),

@@ -11,7 +11,11 @@ async fn touches_at(n: usize) {
     })
     .await;
     let (wallet, _prepared, mut auth) = rc.backup(&format!("touch-{n}"), b"seed", 0).await;
-    assert_eq!(auth.touches(), 1, "n = {n}: one registration for the whole backup");
+    assert_eq!(
+        auth.touches(),
+        1,
+        "n = {n}: one registration for the whole backup"
+    );
     let recovered = rc
         .recover_with_approval(&wallet, &mut auth, &|_| {})
         .await
