@@ -28,8 +28,10 @@ pub struct NodeTls {
     pub ca_cert: PathBuf,
     /// The same, as PEM text.
     pub ca_pem: String,
-    /// Set when the node requires client certificates.
+    /// Set when the node requires client certificates; listed in `[tls] event_readers`.
     pub client: Option<ClientCert>,
+    /// Another client certificate of the same client CA, NOT listed as an event reader.
+    pub unlisted_client: Option<ClientCert>,
 }
 
 fn ca(common_name: &str) -> CertifiedIssuer<'static, KeyPair> {
@@ -50,6 +52,17 @@ fn leaf(
     cn: &str,
     eku: ExtendedKeyUsagePurpose,
 ) -> (String, String) {
+    let (pem, key, _) = leaf_der(issuer, names, cn, eku);
+    (pem, key)
+}
+
+/// A leaf certificate (PEM), its key (PEM) and the certificate's DER.
+fn leaf_der(
+    issuer: &CertifiedIssuer<'static, KeyPair>,
+    names: Vec<String>,
+    cn: &str,
+    eku: ExtendedKeyUsagePurpose,
+) -> (String, String, Vec<u8>) {
     let key = KeyPair::generate().expect("leaf key");
     let mut p = CertificateParams::new(names).expect("leaf params");
     p.distinguished_name.push(DnType::CommonName, cn);
@@ -59,7 +72,7 @@ fn leaf(
         KeyUsagePurpose::KeyEncipherment,
     ];
     let cert = p.signed_by(&key, issuer).expect("sign leaf");
-    (cert.pem(), key.serialize_pem())
+    (cert.pem(), key.serialize_pem(), cert.der().to_vec())
 }
 
 fn write(path: &Path, contents: &str) {
@@ -87,26 +100,40 @@ pub fn configure_node_tls(dir: &Path, mtls: bool) -> NodeTls {
     write(&tls_dir.join("node.key"), &key_pem);
 
     let mut section = String::from("\n[tls]\ncert = \"tls/node.crt\"\nkey = \"tls/node.key\"\n");
+    let mut unlisted_client = None;
     let client = mtls.then(|| {
         let client_ca = ca("dLocker test client CA");
         write(&tls_dir.join("clients-ca.crt"), &client_ca.pem());
-        let (cert_pem, key_pem) = leaf(
-            &client_ca,
-            vec!["wallet-client".into()],
-            "wallet client",
-            ExtendedKeyUsagePurpose::ClientAuth,
-        );
-        let cert = tls_dir.join("client.crt");
-        let key = tls_dir.join("client.key");
-        write(&cert, &cert_pem);
-        write(&key, &key_pem);
-        section.push_str("client_ca = \"tls/clients-ca.crt\"\n");
-        ClientCert {
-            cert,
-            key,
-            cert_pem,
-            key_pem,
-        }
+        let mut make = |name: &str| {
+            let (cert_pem, key_pem, der) = leaf_der(
+                &client_ca,
+                vec![format!("{name}-client")],
+                name,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            );
+            let cert = tls_dir.join(format!("{name}.crt"));
+            let key = tls_dir.join(format!("{name}.key"));
+            write(&cert, &cert_pem);
+            write(&key, &key_pem);
+            (
+                ClientCert {
+                    cert,
+                    key,
+                    cert_pem,
+                    key_pem,
+                },
+                der,
+            )
+        };
+        let (client, der) = make("client");
+        unlisted_client = Some(make("other").0);
+        // The first client (the bank's notifier, say) may read the event stream.
+        use sha2::Digest as _;
+        section.push_str(&format!(
+            "client_ca = \"tls/clients-ca.crt\"\nevent_readers = [\"{}\"]\n",
+            hex::encode(sha2::Sha256::digest(&der))
+        ));
+        client
     });
     // TLS on means the advertised endpoint is https:// (the node refuses the mismatch).
     let cfg_path = dir.join("config.toml");
@@ -123,5 +150,6 @@ pub fn configure_node_tls(dir: &Path, mtls: bool) -> NodeTls {
         ca_cert,
         ca_pem,
         client,
+        unlisted_client,
     }
 }

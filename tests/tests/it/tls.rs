@@ -63,6 +63,43 @@ async fn tls_and_mtls_nodes_serve_the_sdk_and_refuse_plaintext() {
         .unwrap_or_else(|e| panic!("mTLS GetInfo with a client certificate: {e}"));
     assert_eq!(info.node_id, mtls_node.node_id);
 
+    // The event stream names wallets: the mTLS node streams it to the client certificate its
+    // config lists in [tls] event_readers, and refuses another certificate of the same CA.
+    let watch = |cert: &dlocker_integration_tests::tls::ClientCert| {
+        let ca_pem = mt.ca_pem.clone();
+        let (cert_pem, key_pem) = (cert.cert_pem.clone(), cert.key_pem.clone());
+        let endpoint = mtls_node.endpoint.clone();
+        async move {
+            use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+            let ch = Endpoint::from_shared(endpoint)
+                .expect("endpoint")
+                .tls_config(
+                    ClientTlsConfig::new()
+                        .ca_certificate(Certificate::from_pem(ca_pem))
+                        .identity(Identity::from_pem(cert_pem, key_pem)),
+                )
+                .expect("tls config")
+                .connect()
+                .await
+                .expect("mTLS connect");
+            dlocker_proto::pb::recovery_client::RecoveryClient::new(ch)
+                .watch_events(dlocker_proto::pb::WatchEventsRequest {
+                    cursor: 0,
+                    staff_request_encoded: Vec::new(),
+                })
+                .await
+                .map(|_| ())
+        }
+    };
+    watch(client)
+        .await
+        .expect("the listed client certificate reads the event stream");
+    let other = mt.unlisted_client.as_ref().expect("second client cert");
+    let e = watch(other)
+        .await
+        .expect_err("an unlisted client certificate is refused");
+    assert_eq!(e.code(), tonic::Code::Unauthenticated, "{e:?}");
+
     // A whole backup and verification across plaintext, TLS and mTLS nodes.
     let trustees = cluster.trustees();
     let wallet = craft::wallet_id("tls");
