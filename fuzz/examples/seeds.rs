@@ -43,8 +43,8 @@ fn vectors(dir: &str) -> Vec<(String, Value)> {
                 .and_then(|s| s.to_str())
                 .unwrap_or("x")
                 .to_owned();
-            let v = serde_json::from_str(&std::fs::read_to_string(&p).expect("read"))
-                .expect("json");
+            let v =
+                serde_json::from_str(&std::fs::read_to_string(&p).expect("read")).expect("json");
             (name, v)
         })
         .collect();
@@ -194,17 +194,27 @@ fn main() {
         staff_id: "alice".into(),
         issued_at: 1_767_225_600,
     };
-    statement.put("staff-request", &Signed::sign(staff.clone(), &SIGNER).encode());
+    statement.put(
+        "staff-request",
+        &Signed::sign(staff.clone(), &SIGNER).encode(),
+    );
     statement.put(
         "audit-checkpoint",
         &Signed::sign(checkpoint.clone(), &SIGNER).encode(),
     );
-    statement.put("share-release", &Signed::sign(release.clone(), &SIGNER).encode());
+    statement.put(
+        "share-release",
+        &Signed::sign(release.clone(), &SIGNER).encode(),
+    );
     statement.put(
         "bank-cancellation",
         &Signed::sign(cancellation.clone(), &SIGNER).encode(),
     );
-    statement_body.with_mode("staff-request", StaffRequest::KIND - 1, &body_of(staff.clone()));
+    statement_body.with_mode(
+        "staff-request",
+        StaffRequest::KIND - 1,
+        &body_of(staff.clone()),
+    );
     statement_body.with_mode(
         "audit-checkpoint",
         AuditCheckpoint::KIND - 1,
@@ -216,7 +226,26 @@ fn main() {
         BankCancellation::KIND - 1,
         &body_of(cancellation),
     );
-    codec.put("strings", &[3, 4 + 9 * 2, 5 + 9 * 3, 8, 0, 0, 0, 2, b'h', b'i', 0, 0, 0, 1, b'x']);
+    codec.put(
+        "strings",
+        &[
+            3,
+            4 + 9 * 2,
+            5 + 9 * 3,
+            8,
+            0,
+            0,
+            0,
+            2,
+            b'h',
+            b'i',
+            0,
+            0,
+            0,
+            1,
+            b'x',
+        ],
+    );
 
     // Staff requests as the node checks them: mode = action index << 1 | signed-here bit.
     let mut staff_c = Corpus::new("staff_request");
@@ -346,7 +375,9 @@ fn main() {
     jws_jwk.with_mode(
         "jwk-fixed",
         1,
-        Jwk::from_public_key(&SIGNER_PUBLIC).to_json_string().as_bytes(),
+        Jwk::from_public_key(&SIGNER_PUBLIC)
+            .to_json_string()
+            .as_bytes(),
     );
     for s in [
         "2026-01-01T00:00:00Z",

@@ -74,7 +74,10 @@ fuzz_target!(|data: &[u8]| {
         prev = *recorded;
     }
     let n = entries.len() as u64;
-    assert!(verify_chain(&entries, n, &prev).is_ok(), "honest chain refused");
+    assert!(
+        verify_chain(&entries, n, &prev).is_ok(),
+        "honest chain refused"
+    );
     let victim = usize::from(mode >> 1) % entries.len();
     match (mode >> 5) % 4 {
         0 => entries[victim].0.at ^= 1,
@@ -82,5 +85,8 @@ fuzz_target!(|data: &[u8]| {
         2 => entries[victim].0.seq ^= 1 << 40,
         _ => entries[victim].1[0] ^= 1,
     }
-    assert!(verify_chain(&entries, n, &prev).is_err(), "tampered chain accepted");
+    assert!(
+        verify_chain(&entries, n, &prev).is_err(),
+        "tampered chain accepted"
+    );
 });

@@ -53,5 +53,9 @@ fuzz_target!(|data: &[u8]| {
     let consumed = w.finish();
     assert_eq!(&buf[..consumed.len()], &consumed[..], "re-encoding differs");
     let all = consumed.len() == buf.len();
-    assert_eq!(r.finish().is_ok(), all, "finish disagrees with what was consumed");
+    assert_eq!(
+        r.finish().is_ok(),
+        all,
+        "finish disagrees with what was consumed"
+    );
 });

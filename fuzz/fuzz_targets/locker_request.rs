@@ -32,7 +32,10 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(s) = Signed::<LockerRequest>::decode(&wire) {
         assert_eq!(s.encode(), wire, "a locker request has one encoding");
-        assert_eq!(LockerAction::from_code(s.body().action.code()).ok(), Some(s.body().action));
+        assert_eq!(
+            LockerAction::from_code(s.body().action.code()).ok(),
+            Some(s.body().action)
+        );
         if mode & 1 == 1 {
             assert_eq!(*s.signer(), *SIGNER_PUBLIC);
         }

@@ -16,7 +16,10 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(m.commitments().threshold(), t);
     assert!(m.trustee(m.bank_node_id()).is_some());
     for e in m.trustees() {
-        assert_eq!(m.trustee(&e.node_id).map(|x| x.share_index), Some(e.share_index));
+        assert_eq!(
+            m.trustee(&e.node_id).map(|x| x.share_index),
+            Some(e.share_index)
+        );
         let _ = m.commitments().expected_public_share(e.share_index);
     }
 });

@@ -39,7 +39,10 @@ fuzz_target!(|data: &[u8]| {
         ..ctx
     };
     if ok {
-        assert!(proof.verify(&public, &other).is_err(), "a proof verified for two nonces");
+        assert!(
+            proof.verify(&public, &other).is_err(),
+            "a proof verified for two nonces"
+        );
     }
     let _ = str_field(&PROOF, "description");
 });

@@ -7,7 +7,7 @@
 use dlocker_fuzz::OTHER_PUBLIC;
 use dlocker_proto::statement::{
     AuditCheckpoint, BankApproval, BankCancellation, CommitReceipt, Receipt, RetireReceipt,
-    ShareRelease, Signed, StageReceipt, StaffRequest, StatementBody, peek_kind,
+    ShareRelease, Signed, StaffRequest, StageReceipt, StatementBody, peek_kind,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -18,7 +18,10 @@ fn check<T: StatementBody + Clone + PartialEq + std::fmt::Debug>(data: &[u8]) ->
     assert_eq!(s.encode(), data, "a {} has one encoding", T::NAME);
     assert_eq!(peek_kind(data), Some(T::KIND));
     assert!(Signed::<T>::decode_trusted(data, &[*s.signer()]).is_ok());
-    assert!(Signed::<T>::decode_trusted(data, &[*OTHER_PUBLIC]).is_err() || *s.signer() == *OTHER_PUBLIC);
+    assert!(
+        Signed::<T>::decode_trusted(data, &[*OTHER_PUBLIC]).is_err()
+            || *s.signer() == *OTHER_PUBLIC
+    );
     assert!(Signed::<T>::decode_trusted(data, &[]).is_err());
     true
 }

@@ -6,7 +6,7 @@
 use dlocker_fuzz::{SIGNER_PUBLIC, signed_statement};
 use dlocker_proto::statement::{
     AuditCheckpoint, BankApproval, BankCancellation, CommitReceipt, Receipt, RetireReceipt,
-    ShareRelease, Signed, StageReceipt, StaffRequest, StatementBody,
+    ShareRelease, Signed, StaffRequest, StageReceipt, StatementBody,
 };
 use libfuzzer_sys::fuzz_target;
 

@@ -70,8 +70,7 @@ pub static LOCKER_REQUEST: LazyLock<Value> =
 
 /// A public key from a hex field of a vector, or the fixed signer's key.
 pub fn vector_key(v: &Value, name: &str) -> PublicKey {
-    dlocker_proto::keys::public_key_from_hex(str_field(v, name))
-        .unwrap_or_else(|_| *SIGNER_PUBLIC)
+    dlocker_proto::keys::public_key_from_hex(str_field(v, name)).unwrap_or_else(|_| *SIGNER_PUBLIC)
 }
 
 /// A secret key from a hex field of a vector, or the fixed signer's key.
@@ -103,7 +102,11 @@ pub static OTHER_PUBLIC: LazyLock<PublicKey> = LazyLock::new(|| {
 pub fn signed_statement(kind: u8, body: &[u8]) -> Vec<u8> {
     let signer = encode_public_key(&SIGNER_PUBLIC);
     let mut input = Writer::new();
-    input.fixed(labels::STATEMENT).u8(kind).fixed(&signer).bytes(body);
+    input
+        .fixed(labels::STATEMENT)
+        .u8(kind)
+        .fixed(&signer)
+        .bytes(body);
     let sig: Signature = SIGNER.sign(&input.finish());
     let mut w = Writer::new();
     w.u8(1)
