@@ -69,7 +69,7 @@ target_dir="$PWD/fuzz/target"
 triple="$(rustc -vV | sed -n 's/^host: //p')"
 bin_dir="$target_dir/$triple/release"
 
-node_targets=(staff_request node_config)
+node_targets=(staff_request node_config node_requests)
 if [[ ${#targets[@]} -eq 0 ]]; then
   mapfile -t targets < <(sed -n 's/^name = "\(.*\)"$/\1/p' fuzz/Cargo.toml | grep -v '^dlocker-fuzz$')
   if [[ $node -eq 0 ]]; then

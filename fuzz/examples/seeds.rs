@@ -401,6 +401,7 @@ fn main() {
         b"[node]\nname = \"t\"\nrole = \"trustee\"\nlisten = \"127.0.0.1:7101\"\nendpoint = \"http://127.0.0.1:7101\"\n[webauthn]\nrp_id = \"localhost\"\norigins = [\"https://localhost\"]\n",
     );
 
+    // node_requests seeds are hand-made protobuf messages (fuzz/corpus/node_requests/).
     for c in [
         &codec,
         &share,
