@@ -104,7 +104,7 @@ pub fn configure_node_tls(dir: &Path, mtls: bool) -> NodeTls {
     let client = mtls.then(|| {
         let client_ca = ca("dLocker test client CA");
         write(&tls_dir.join("clients-ca.crt"), &client_ca.pem());
-        let mut make = |name: &str| {
+        let make = |name: &str| {
             let (cert_pem, key_pem, der) = leaf_der(
                 &client_ca,
                 vec![format!("{name}-client")],
