@@ -354,6 +354,9 @@ pub struct RecoverySettings {
     pub auth_window_secs: u64,
     /// Bank approval keys whose approvals and cancellations this node accepts.
     pub bank_approval_keys: Vec<k256::PublicKey>,
+    /// For each of `bank_approval_keys`, the bank node it is bound to (always set when there
+    /// are several keys).
+    pub bank_key_owners: Vec<Option<String>>,
 }
 
 impl Default for RecoverySettings {
@@ -365,6 +368,7 @@ impl Default for RecoverySettings {
             max_failed_assertions: defaults::MAX_FAILED_ASSERTIONS,
             auth_window_secs: defaults::AUTH_WINDOW_SECS,
             bank_approval_keys: Vec::new(),
+            bank_key_owners: Vec::new(),
         }
     }
 }
@@ -666,12 +670,35 @@ fn recovery_from(raw: &RawRecovery) -> Result<RecoverySettings, ConfigError> {
             format!("at most {MAX_LIST_LEN} keys"),
         ));
     }
+    // "HEX" or "BANK_NODE_ID=HEX": a key bound to the bank node whose approvals it signs.
     let mut keys = Vec::new();
-    for k in &raw.bank_approval_keys {
+    let mut bank_key_owners = Vec::new();
+    for entry in &raw.bank_approval_keys {
+        let (owner, k) = match entry.split_once('=') {
+            Some((id, k)) => {
+                let id = id.trim();
+                if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(invalid(
+                        "recovery.bank_approval_keys",
+                        format!("{id:?} is not a node id (32 hex characters) in \"NODE_ID=KEY\""),
+                    ));
+                }
+                (Some(id.to_ascii_lowercase()), k)
+            }
+            None => (None, entry.as_str()),
+        };
         let pk = parse_public_key("recovery.bank_approval_keys", k)?;
         if !keys.contains(&pk) {
             keys.push(pk);
+            bank_key_owners.push(owner);
         }
+    }
+    // With several banks, an unbound key could approve another bank's wallets.
+    if keys.len() > 1 && bank_key_owners.iter().any(Option::is_none) {
+        return Err(invalid(
+            "recovery.bank_approval_keys",
+            "a node that accepts several banks' keys must bind each to its bank: write \"BANK_NODE_ID=KEY\" (trustee-node config accept-bank-key --bank-node-id ID KEY)",
+        ));
     }
     Ok(RecoverySettings {
         delay_floor_secs,
@@ -698,6 +725,7 @@ fn recovery_from(raw: &RawRecovery) -> Result<RecoverySettings, ConfigError> {
             7 * 24 * 3600,
         )?,
         bank_approval_keys: keys,
+        bank_key_owners,
     })
 }
 
@@ -1040,7 +1068,9 @@ max_failed_assertions = {mfa}
 # blocks nothing (other sessions, rotations).
 auth_window_secs = {auth_window}
 # Bank approval public keys (hex SEC1) whose approvals and cancellations this node accepts.
-# Add one with `trustee-node config accept-bank-key --data-dir DIR HEX`. A bank node also
+# Add one with `trustee-node config accept-bank-key --data-dir DIR [--bank-node-id ID] HEX`;
+# a node that accepts several banks must bind each key to its bank ("BANK_NODE_ID=HEX") so no
+# bank's key approves another bank's wallets. A bank node also
 # accepts its own key (keys/bank-approval.key) without listing it.
 bank_approval_keys = []
 
@@ -1161,8 +1191,14 @@ pub mod edit {
                 .ok_or_else(|| invalid(name, "is not a table"))
         }
 
-        /// Adds `hex_key` to `recovery.bank_approval_keys`; false if it was already there.
-        pub fn accept_bank_key(&mut self, hex_key: &str) -> Result<bool, ConfigError> {
+        /// Adds a bank approval key to `recovery.bank_approval_keys`: `"HEX"`, or
+        /// `"BANK_NODE_ID=HEX"` bound to the bank whose approvals it signs. False if that key was
+        /// already there with that binding; a new binding replaces the old entry.
+        pub fn accept_bank_key(&mut self, entry: &str) -> Result<bool, ConfigError> {
+            let (owner, hex_key) = match entry.split_once('=') {
+                Some((id, k)) => (Some(id.trim().to_ascii_lowercase()), k),
+                None => (None, entry),
+            };
             let key = parse_public_key("recovery.bank_approval_keys", hex_key)?;
             let rec = self.section("recovery")?;
             if !rec.contains_key("bank_approval_keys") {
@@ -1171,15 +1207,22 @@ pub mod edit {
             let arr = rec["bank_approval_keys"]
                 .as_array_mut()
                 .ok_or_else(|| invalid("recovery.bank_approval_keys", "is not a list"))?;
-            let present = arr.iter().filter_map(|v| v.as_str()).any(|s| {
-                dlocker_proto::keys::public_key_from_hex(s.trim())
+            let line = match &owner {
+                Some(id) => format!("{id}={}", dlocker_proto::keys::public_key_hex(&key)),
+                None => dlocker_proto::keys::public_key_hex(&key),
+            };
+            let same_key = |s: &str| {
+                let k = s.split_once('=').map_or(s, |(_, k)| k);
+                dlocker_proto::keys::public_key_from_hex(k.trim())
                     .map(|k| k == key)
                     .unwrap_or(false)
-            });
-            if !present {
-                arr.push(dlocker_proto::keys::public_key_hex(&key));
+            };
+            if arr.iter().filter_map(|v| v.as_str()).any(|s| s == line) {
+                return Ok(false);
             }
-            Ok(!present)
+            arr.retain(|v| !v.as_str().is_some_and(same_key));
+            arr.push(line);
+            Ok(true)
         }
 
         /// Appends a `[[bank.staff]]` entry (validation on save refuses duplicate ids or keys).
@@ -1343,6 +1386,37 @@ mod tests {
         let mut t: toml::Table = toml::from_str(&rendered()).expect("toml");
         edit(&mut t);
         NodeConfig::from_toml(&toml::to_string(&t).expect("ser"), Path::new("/d"))
+    }
+
+    #[test]
+    fn several_banks_keys_must_be_bound_to_their_banks() {
+        let k = |i: u8| {
+            let sk = k256::SecretKey::from_slice(&[i; 32]).expect("key");
+            dlocker_proto::keys::public_key_hex(&sk.public_key())
+        };
+        let keys = |v: Vec<String>| {
+            with(move |t| {
+                set(
+                    t,
+                    "recovery",
+                    "bank_approval_keys",
+                    toml::Value::Array(v.iter().cloned().map(toml::Value::String).collect()),
+                )
+            })
+        };
+        assert!(keys(vec![k(1)]).is_ok(), "one bank may be unbound");
+        let e = keys(vec![k(1), k(2)]).expect_err("two unbound banks");
+        assert!(e.to_string().contains("BANK_NODE_ID=KEY"), "{e}");
+        let cfg = keys(vec![
+            format!("{}={}", "a".repeat(32), k(1)),
+            format!("{}={}", "b".repeat(32), k(2)),
+        ])
+        .expect("bound");
+        assert_eq!(
+            cfg.recovery.bank_key_owners,
+            vec![Some("a".repeat(32)), Some("b".repeat(32))]
+        );
+        assert!(keys(vec![format!("nothex={}", k(1))]).is_err());
     }
 
     fn set(t: &mut toml::Table, section: &str, key: &str, v: toml::Value) {

@@ -196,6 +196,8 @@ impl NodeError {
                 SessionError::OwnerNotAuthenticated
                 | SessionError::ApprovalUnknownSigner
                 | SessionError::ApprovalWrongWallet
+                | SessionError::ApprovalWrongBank
+                | SessionError::CancellationWrongBank
                 | SessionError::ApprovalWrongSessionKey
                 | SessionError::ApprovalExpired { .. }
                 | SessionError::ApprovalNotYetValid { .. }

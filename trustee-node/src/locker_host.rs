@@ -193,7 +193,7 @@ impl LockerHost for NodeLockerHost {
     }
 
     fn accepted_bank_keys(&self) -> Vec<PublicKey> {
-        self.node.accepted_bank_keys.clone()
+        self.node.bank_keys.keys().to_vec()
     }
 
     fn begin_owner_assertion<'a>(

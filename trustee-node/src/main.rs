@@ -127,6 +127,10 @@ enum ConfigEdit {
         data_dir: PathBuf,
         /// The bank approval public key, hex SEC1.
         key: String,
+        /// The bank node whose approvals this key signs (its node id, from `trustee-node show`
+        /// on the bank). Required once the node accepts more than one bank.
+        #[arg(long, value_name = "NODE_ID")]
+        bank_node_id: Option<String>,
     },
     /// Add a staff member (bank role).
     AddStaff {
@@ -247,9 +251,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print_descriptor(&d, false)
         }
         Command::Config { edit } => match edit {
-            ConfigEdit::AcceptBankKey { data_dir, key } => {
+            ConfigEdit::AcceptBankKey {
+                data_dir,
+                key,
+                bank_node_id,
+            } => {
                 let mut doc = ConfigDoc::load(&data_dir)?;
-                if doc.accept_bank_key(&key)? {
+                let entry = match &bank_node_id {
+                    Some(id) => format!("{id}={key}"),
+                    None => key.clone(),
+                };
+                if doc.accept_bank_key(&entry)? {
                     doc.save(&data_dir)?;
                     println!("accepted bank approval key {key}; restart the node to apply");
                 } else {

@@ -53,6 +53,9 @@ pub enum SetupError {
     /// The event outbox could not be opened.
     #[error("cannot open the event outbox: {0}")]
     Events(#[from] EventError),
+    /// The accepted bank approval keys are ambiguous.
+    #[error("{0}")]
+    BankKeys(String),
     /// The staff nonce store could not be opened.
     #[error("cannot open the staff nonce store: {0}")]
     Staff(#[from] StaffAuthError),
@@ -76,8 +79,9 @@ pub struct Node {
     pub(crate) staff_gate: Option<StaffGate>,
     /// Bank role only.
     pub(crate) bank_key: Option<BankApprovalKey>,
-    /// Configured keys plus, on the bank node, its own.
-    pub(crate) accepted_bank_keys: Vec<PublicKey>,
+    /// Configured bank approval keys (with the banks they are bound to) plus, on the bank
+    /// node, its own.
+    pub(crate) bank_keys: crate::recovery_session::BankKeys,
     /// Serialises read-modify-write of recovery state (sessions, lockouts, passkey counters).
     pub(crate) recovery_lock: tokio::sync::Mutex<()>,
     /// The database (the document locker keeps its own tree in it).
@@ -139,13 +143,26 @@ impl Node {
         let recovery = RecoveryTrees::open(&db).map_err(SetupError::Store)?;
         let epoch_trees = crate::rotation::EpochTrees::open(&db).map_err(SetupError::Store)?;
         let owner_nonces = crate::owner_touch::OwnerNonces::open(&db).map_err(SetupError::Store)?;
-        let mut accepted_bank_keys = config.recovery.bank_approval_keys.clone();
+        let mut bank_entries: Vec<(PublicKey, Option<String>)> = config
+            .recovery
+            .bank_approval_keys
+            .iter()
+            .copied()
+            .zip(config.recovery.bank_key_owners.iter().cloned())
+            .collect();
         let (staff_gate, bank_key) = match (config.role, &config.bank) {
             (Role::Bank, Some(bank)) => {
                 let key = keys.bank_approval_key()?;
-                if !accepted_bank_keys.contains(key.public_key()) {
-                    accepted_bank_keys.push(*key.public_key());
+                let own = *key.public_key();
+                bank_entries.retain(|(k, _)| *k != own);
+                // Its own key is bound to itself; then another bank's key must be bound too, or
+                // it could approve this bank's wallets.
+                if bank_entries.iter().any(|(_, owner)| owner.is_none()) {
+                    return Err(SetupError::BankKeys(
+                        "recovery.bank_approval_keys: a bank node that accepts other banks' keys must bind each to its bank (\"BANK_NODE_ID=KEY\")".into(),
+                    ));
                 }
+                bank_entries.push((own, Some(identity.node_id().to_owned())));
                 let gate = StaffGate::new(
                     &db,
                     bank.staff.clone(),
@@ -171,7 +188,7 @@ impl Node {
             recovery,
             staff_gate,
             bank_key,
-            accepted_bank_keys,
+            bank_keys: crate::recovery_session::BankKeys::new(bank_entries),
             recovery_lock: tokio::sync::Mutex::new(()),
             db: db.clone(),
             epoch_trees,

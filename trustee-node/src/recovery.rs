@@ -360,7 +360,8 @@ impl Node {
             delay,
             self.config.recovery.session_ttl_secs,
         )
-        .with_auth_window(self.config.recovery.auth_window_secs);
+        .with_auth_window(self.config.recovery.auth_window_secs)
+        .with_bank(manifest.bank_node_id());
         let stored = StoredSession { session };
         let issued = self.issue_owner_nonce(wallet, OwnerAction::Recover)?;
         self.persist(Write {
@@ -494,12 +495,9 @@ impl Node {
         let mut st = self.load_session(session_id)?;
         let wallet = st.session.wallet_id.clone();
         let rec = self.wallet_record(&wallet)?;
-        let token = st.session.authorize_release(
-            bank_approval,
-            &self.accepted_bank_keys,
-            now,
-            rec.meta.epoch,
-        )?;
+        let token =
+            st.session
+                .authorize_release(bank_approval, &self.bank_keys, now, rec.meta.epoch)?;
         if rec.meta.epoch != st.session.epoch {
             // A rotation committed a new epoch after this session released (rotation waits for
             // live sessions): the session's share is gone.
@@ -667,7 +665,7 @@ impl Node {
         let _guard = self.recovery_lock.lock().await;
         let now = self.now();
         let targets = if session_id.is_empty() {
-            let c = Signed::<BankCancellation>::decode_trusted(bytes, &self.accepted_bank_keys)
+            let c = Signed::<BankCancellation>::decode_trusted(bytes, self.bank_keys.keys())
                 .map_err(|e| SessionError::CancellationInvalid(e.to_string()))?;
             let r = c.body().session_key;
             let of_r: Vec<StoredSession> = self
@@ -685,9 +683,7 @@ impl Node {
         let mut events = Vec::new();
         let mut last_err = None;
         for mut st in targets {
-            let by = st
-                .session
-                .verify_cancellation(bytes, &self.accepted_bank_keys)?;
+            let by = st.session.verify_cancellation(bytes, &self.bank_keys)?;
             if matches!(st.session.state, SessionState::Cancelled { .. }) {
                 continue;
             }

@@ -124,6 +124,9 @@ pub enum SessionError {
     /// For another wallet.
     #[error("bank approval is for another wallet")]
     ApprovalWrongWallet,
+    /// Signed by a bank other than the one the wallet's manifest names.
+    #[error("bank approval is not from this wallet's bank (the bank its manifest names)")]
+    ApprovalWrongBank,
     /// For another device key `R`.
     #[error("bank approval is for another device key (session key R)")]
     ApprovalWrongSessionKey,
@@ -152,6 +155,9 @@ pub enum SessionError {
     /// A bank cancellation for another recovery.
     #[error("bank cancellation is for another wallet or device key")]
     CancellationMismatch,
+    /// A bank cancellation from a bank other than the wallet's.
+    #[error("bank cancellation is not from this wallet's bank")]
+    CancellationWrongBank,
     /// The cancellation was issued before this session opened (a replay).
     #[error(
         "bank cancellation was issued at {issued_at}, before this session opened at {opened_at}: it cancels an earlier session"
@@ -165,6 +171,50 @@ pub enum SessionError {
     /// The cancellation is not a valid statement or not from an accepted key.
     #[error("bank cancellation is invalid: {0}")]
     CancellationInvalid(String),
+}
+
+/// The bank approval keys a node accepts, each bound to the bank node whose approvals it signs
+/// (a node that accepts one bank's key may leave it unbound).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BankKeys {
+    keys: Vec<PublicKey>,
+    owners: Vec<Option<String>>,
+}
+
+impl BankKeys {
+    /// `(key, bank node id)` pairs.
+    pub fn new(entries: impl IntoIterator<Item = (PublicKey, Option<String>)>) -> Self {
+        let mut k = Self::default();
+        for (key, owner) in entries {
+            if !k.keys.contains(&key) {
+                k.keys.push(key);
+                k.owners.push(owner);
+            }
+        }
+        k
+    }
+
+    /// One bank's key, unbound.
+    pub fn single(key: PublicKey) -> Self {
+        Self::new([(key, None)])
+    }
+
+    /// The keys.
+    pub fn keys(&self) -> &[PublicKey] {
+        &self.keys
+    }
+
+    /// A statement signed by `signer` that names `claimed` as its bank is the wallet's own
+    /// bank's (`wallet_bank`, from the manifest): another bank's key never approves or cancels
+    /// it.
+    fn check(&self, signer: &PublicKey, claimed: &str, wallet_bank: &str) -> bool {
+        let owner = self
+            .keys
+            .iter()
+            .position(|k| k == signer)
+            .and_then(|i| self.owners[i].as_deref());
+        claimed == wallet_bank && owner.is_none_or(|o| o == claimed)
+    }
 }
 
 /// Allowed clock skew for statements issued "now" by another node.
@@ -181,6 +231,10 @@ pub struct RecoverySession {
     pub session_key_hex: String,
     /// The epoch whose share this session may release.
     pub epoch: u64,
+    /// The wallet's bank (the manifest's `bank_node_id`): only its approvals and cancellations
+    /// count.
+    #[serde(default)]
+    pub bank_node_id: String,
     /// Unix seconds.
     pub opened_at: u64,
     /// Unix seconds.
@@ -245,6 +299,7 @@ impl RecoverySession {
             wallet_id,
             session_key_hex: hex::encode(encode_public_key(session_key)),
             epoch,
+            bank_node_id: String::new(),
             opened_at: now,
             release_not_before,
             expires_at: release_not_before.saturating_add(ttl_secs),
@@ -261,6 +316,12 @@ impl RecoverySession {
         hex::decode(&self.session_key_hex)
             .ok()
             .and_then(|b| decode_public_key(&b).ok())
+    }
+
+    /// The wallet's bank, as its manifest names it.
+    pub fn with_bank(mut self, bank_node_id: &str) -> Self {
+        self.bank_node_id = bank_node_id.to_owned();
+        self
     }
 
     /// The owner must authenticate within `secs` of opening (never later than expiry).
@@ -351,7 +412,7 @@ impl RecoverySession {
     pub fn authorize_release(
         &self,
         approval: &[u8],
-        accepted_bank_keys: &[PublicKey],
+        banks: &BankKeys,
         now: u64,
         epoch: u64,
     ) -> Result<ReleaseAuthorized, SessionError> {
@@ -371,7 +432,7 @@ impl RecoverySession {
             }
             _ => return Err(SessionError::OwnerNotAuthenticated),
         }
-        let approval = self.verify_approval(approval, accepted_bank_keys, now)?;
+        let approval = self.verify_approval(approval, banks, now)?;
         if now < self.release_not_before {
             return Err(SessionError::DelayNotPassed {
                 release_not_before: self.release_not_before,
@@ -388,15 +449,18 @@ impl RecoverySession {
     fn verify_approval(
         &self,
         bytes: &[u8],
-        accepted: &[PublicKey],
+        banks: &BankKeys,
         now: u64,
     ) -> Result<VerifiedApproval, SessionError> {
         let signed =
-            Signed::<BankApproval>::decode_trusted(bytes, accepted).map_err(|e| match e {
+            Signed::<BankApproval>::decode_trusted(bytes, banks.keys()).map_err(|e| match e {
                 StatementError::UntrustedSigner => SessionError::ApprovalUnknownSigner,
                 other => SessionError::ApprovalMalformed(other.to_string()),
             })?;
         let a = signed.body();
+        if !banks.check(signed.signer(), &a.bank_node_id, &self.bank_node_id) {
+            return Err(SessionError::ApprovalWrongBank);
+        }
         if a.wallet_id != self.wallet_id {
             return Err(SessionError::ApprovalWrongWallet);
         }
@@ -442,11 +506,14 @@ impl RecoverySession {
     pub fn verify_cancellation(
         &self,
         bytes: &[u8],
-        accepted_bank_keys: &[PublicKey],
+        banks: &BankKeys,
     ) -> Result<Canceller, SessionError> {
-        let signed = Signed::<BankCancellation>::decode_trusted(bytes, accepted_bank_keys)
+        let signed = Signed::<BankCancellation>::decode_trusted(bytes, banks.keys())
             .map_err(|e| SessionError::CancellationInvalid(e.to_string()))?;
         let c = signed.body();
+        if !banks.check(signed.signer(), &c.bank_node_id, &self.bank_node_id) {
+            return Err(SessionError::CancellationWrongBank);
+        }
         if c.wallet_id != self.wallet_id || Some(c.session_key) != self.session_key() {
             return Err(SessionError::CancellationMismatch);
         }
@@ -516,9 +583,10 @@ mod tests {
     #[test]
     fn happy_path_and_each_refusal() {
         let bank = key();
-        let accepted = [PublicKey::from(bank.verifying_key())];
+        let accepted = BankKeys::single(PublicKey::from(bank.verifying_key()));
         let r = SecretKey::generate_from_rng(&mut rand::rng()).public_key();
-        let s = RecoverySession::open("s1".into(), "w".into(), &r, 1, 1000, 60, 3600);
+        let s = RecoverySession::open("s1".into(), "w".into(), &r, 1, 1000, 60, 3600)
+            .with_bank(&"ab".repeat(16));
         let good = approval(&bank, "w", &r, 1000, 5000);
 
         assert_eq!(
@@ -563,6 +631,22 @@ mod tests {
                 .err(),
             Some(SessionError::ApprovalUnknownSigner)
         );
+        // Another bank's key, even one this node accepts, never approves this wallet: neither
+        // claiming to be the wallet's bank nor as itself.
+        let other_bank = key();
+        let both = BankKeys::new([
+            (PublicKey::from(bank.verifying_key()), Some("ab".repeat(16))),
+            (
+                PublicKey::from(other_bank.verifying_key()),
+                Some("cd".repeat(16)),
+            ),
+        ]);
+        assert_eq!(
+            s.authorize_release(&approval(&other_bank, "w", &r, 1000, 5000), &both, 2000, 1)
+                .err(),
+            Some(SessionError::ApprovalWrongBank)
+        );
+        assert!(s.authorize_release(&good, &both, 2000, 1).is_ok());
         assert!(matches!(
             s.authorize_release(b"junk", &accepted, 2000, 1),
             Err(SessionError::ApprovalMalformed(_))
@@ -596,9 +680,10 @@ mod tests {
     #[test]
     fn cancelled_never_releases() {
         let bank = key();
-        let accepted = [PublicKey::from(bank.verifying_key())];
+        let accepted = BankKeys::single(PublicKey::from(bank.verifying_key()));
         let r = SecretKey::generate_from_rng(&mut rand::rng()).public_key();
         let s = RecoverySession::open("s1".into(), "w".into(), &r, 1, 1000, 0, 3600)
+            .with_bank(&"ab".repeat(16))
             .owner_authenticated(1000)
             .expect("auth");
         let cancel = Signed::sign(
@@ -614,8 +699,11 @@ mod tests {
         .encode();
         let by = s.verify_cancellation(&cancel, &accepted).expect("valid");
         assert!(
-            s.verify_cancellation(&cancel, &[PublicKey::from(key().verifying_key())])
-                .is_err()
+            s.verify_cancellation(
+                &cancel,
+                &BankKeys::single(PublicKey::from(key().verifying_key()))
+            )
+            .is_err()
         );
         let s = s.cancelled(by, 1001).expect("cancel");
         let good = approval(&bank, "w", &r, 1000, 5000);
@@ -634,6 +722,7 @@ mod tests {
     fn unauthenticated_sessions_expire_and_failures_close_only_the_session() {
         let r = SecretKey::generate_from_rng(&mut rand::rng()).public_key();
         let s = RecoverySession::open("s1".into(), "w".into(), &r, 1, 1000, 60, 3600)
+            .with_bank(&"ab".repeat(16))
             .with_auth_window(600);
         assert_eq!(s.authenticate_by, 1600);
         assert!(!s.is_expired(1599));
@@ -655,7 +744,8 @@ mod tests {
     #[test]
     fn approvals_are_distinct() {
         let r = SecretKey::generate_from_rng(&mut rand::rng()).public_key();
-        let mut s = RecoverySession::open("s1".into(), "w".into(), &r, 1, 1000, 0, 3600);
+        let mut s = RecoverySession::open("s1".into(), "w".into(), &r, 1, 1000, 0, 3600)
+            .with_bank(&"ab".repeat(16));
         assert_eq!(s.add_approval("alice", 1000), Ok(true));
         assert_eq!(s.add_approval("alice", 1001), Ok(false));
         assert_eq!(s.add_approval("bob", 1002), Ok(true));

@@ -1321,12 +1321,9 @@ impl Node {
         };
         // One epoch per session: a session that released epoch e never receives a successor
         // staged after it (a rotation after a fraudulent recovery locks the thief out).
-        let token = st.session.authorize_release(
-            bank_approval,
-            &self.accepted_bank_keys,
-            now,
-            staged.epoch,
-        )?;
+        let token =
+            st.session
+                .authorize_release(bank_approval, &self.bank_keys, now, staged.epoch)?;
         let r = st
             .session
             .session_key()

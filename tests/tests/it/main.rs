@@ -25,6 +25,7 @@ mod recovery_audit_events;
 mod recovery_cancel;
 mod recovery_faults;
 mod recovery_happy;
+mod recovery_other_bank;
 mod recovery_refusals;
 mod recovery_staff;
 mod recovery_strangers;
