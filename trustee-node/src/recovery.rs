@@ -687,21 +687,11 @@ impl Node {
             if matches!(st.session.state, SessionState::Cancelled { .. }) {
                 continue;
             }
-            match st.session.clone().cancelled(by.clone(), now) {
-                Ok(next) => st.session = next,
-                Err(e) => {
-                    last_err = Some(e);
-                    continue;
-                }
+            match self.cancel_session(&mut st, by, now) {
+                Ok(ev) => events.push(ev),
+                Err(NodeError::Session(e)) => last_err = Some(e),
+                Err(e) => return Err(e),
             }
-            self.save_session(&st)?;
-            events.push(self.record(
-                now,
-                "recovery_cancelled",
-                &st.session.wallet_id,
-                &st.session.id,
-                &format!("by {by}"),
-            )?);
         }
         // One named session that could not be cancelled (released, expired): say why.
         if events.is_empty()
@@ -712,6 +702,24 @@ impl Node {
         self.commit(events).await?;
         tracing::info!("recovery cancelled by the bank");
         Ok(())
+    }
+
+    /// Cancels `st` on behalf of `by`, stores it and returns its event (not yet durable).
+    pub(crate) fn cancel_session(
+        &self,
+        st: &mut StoredSession,
+        by: Canceller,
+        now: u64,
+    ) -> Result<StoredEvent, NodeError> {
+        st.session = st.session.clone().cancelled(by.clone(), now)?;
+        self.save_session(st)?;
+        self.record(
+            now,
+            "recovery_cancelled",
+            &st.session.wallet_id,
+            &st.session.id,
+            &format!("by {by}"),
+        )
     }
 
     /// `GetRecoveryStatus`.

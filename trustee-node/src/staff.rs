@@ -210,15 +210,7 @@ impl Node {
             let by = Canceller::Bank {
                 staff_id: v.staff_id.clone(),
             };
-            st.session = st.session.clone().cancelled(by.clone(), now)?;
-            self.save_session(&st)?;
-            events.push(self.record(
-                now,
-                "recovery_cancelled",
-                &st.session.wallet_id,
-                &st.session.id,
-                &format!("by {by}"),
-            )?);
+            events.push(self.cancel_session(&mut st, by, now)?);
         }
         let r = st
             .session
