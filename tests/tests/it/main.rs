@@ -29,6 +29,7 @@ mod recovery_other_bank;
 mod recovery_refusals;
 mod recovery_staff;
 mod recovery_strangers;
+mod rotation_after_recovery;
 mod rotation_faults;
 mod rotation_happy;
 mod rotation_refusals;
