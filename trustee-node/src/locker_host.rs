@@ -192,6 +192,10 @@ impl LockerHost for NodeLockerHost {
             })
     }
 
+    fn owner_call(&self, peer: Option<std::net::SocketAddr>) -> Result<(), Status> {
+        self.node.caller_limits.owner_call(peer).map_err(status)
+    }
+
     fn accepted_bank_keys(&self) -> Vec<PublicKey> {
         self.node.bank_keys.keys().to_vec()
     }

@@ -88,6 +88,9 @@ pub trait LockerHost: Send + Sync + 'static {
         nonce: [u8; 32],
         assertion_json: &'a str,
     ) -> BoxFuture<'a, Result<(), Status>>;
+    /// Counts one owner-ceremony call (a nonce issued, a passkey response checked) from `peer`
+    /// against the node's per-caller limit; `RESOURCE_EXHAUSTED` beyond it.
+    fn owner_call(&self, peer: Option<std::net::SocketAddr>) -> Result<(), Status>;
     /// Makes every write to the node's database durable, through the node's shared (group)
     /// flush: concurrent direct `sled` flushes can exhaust sled's thread pool.
     fn flush(&self) -> BoxFuture<'_, Result<(), String>>;
@@ -296,6 +299,11 @@ impl Locker {
     /// The settings.
     pub fn settings(&self) -> &LockerSettings {
         &self.settings
+    }
+
+    /// The node the locker runs on.
+    pub(crate) fn host(&self) -> &dyn LockerHost {
+        self.host.as_ref()
     }
 
     /// The key status lists are signed with.

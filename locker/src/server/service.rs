@@ -143,6 +143,7 @@ impl DocumentService for DocumentServiceImpl {
         &self,
         r: Request<pb::BeginOwnerChallengeRequest>,
     ) -> Result<Response<pb::OwnerChallenge>, Status> {
+        self.locker.host().owner_call(r.remote_addr())?;
         let r = r.get_ref();
         answer(
             self.locker
@@ -155,6 +156,7 @@ impl DocumentService for DocumentServiceImpl {
         &self,
         r: Request<pb::RegisterHolderRequest>,
     ) -> Result<Response<pb::HolderInfo>, Status> {
+        self.locker.host().owner_call(r.remote_addr())?;
         answer(self.locker.register_holder(r.get_ref()).await)
     }
 
@@ -211,6 +213,7 @@ impl DocumentService for DocumentServiceImpl {
         &self,
         r: Request<pb::ReissueRequest>,
     ) -> Result<Response<pb::ReissueResponse>, Status> {
+        self.locker.host().owner_call(r.remote_addr())?;
         answer(self.locker.reissue(r.get_ref()).await)
     }
 
