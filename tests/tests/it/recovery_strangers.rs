@@ -122,3 +122,52 @@ async fn strangers_cannot_lock_occupy_or_cancel_for_the_owner() {
         .expect_err("anonymous watcher");
     assert_eq!(e.code(), Code::Unauthenticated, "{e:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_flooding_owner_ceremonies_is_limited_with_a_retry_hint() {
+    let spec = RecoverySpec {
+        nodes: 3,
+        config: vec![(
+            "limits".into(),
+            "owner_calls_per_minute".into(),
+            toml::Value::Integer(5),
+        )],
+        ..RecoverySpec::default()
+    };
+    let rc = RecoveryCluster::start(spec).await;
+    let (wallet, _p, _auth) = rc.backup("flood", b"seed", 0).await;
+    // The backup spent one call at each node; the flood spends the rest and is refused.
+    let mut opened = 0;
+    let refusal = loop {
+        match rc.open(1, &wallet, &session_key().public_key()).await {
+            Ok(_) => opened += 1,
+            Err(e) => break e,
+        }
+        assert!(opened < 10, "never limited");
+    };
+    assert_eq!(opened, 4, "the burst is the configured limit");
+    assert_eq!(refusal.code(), Code::ResourceExhausted, "{refusal:?}");
+    assert!(refusal.message().contains("retry in"), "{refusal:?}");
+    // Nothing was written for the refused call: the node's audit log shows 4 openings.
+    let log = rc
+        .recovery(1)
+        .await
+        .get_audit_log(dlocker_proto::pb::GetAuditLogRequest {
+            from_seq: 1,
+            limit: 1000,
+            staff_request_encoded: Vec::new(),
+        })
+        .await
+        .expect("audit")
+        .into_inner();
+    let opens = log
+        .entries
+        .iter()
+        .filter(|e| e.kind == "recovery_opened")
+        .count();
+    assert_eq!(opens, 4);
+    // Another node's budget is its own.
+    rc.open(2, &wallet, &session_key().public_key())
+        .await
+        .expect("another trustee still answers");
+}
