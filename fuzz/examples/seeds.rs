@@ -7,7 +7,7 @@
 //! ```
 //!
 //! Seeds are small and deterministic (fixed keys and nonces), so re-running changes nothing
-//! unless a vector did.
+//! unless a vector did, except `record/seed-sealed` (`record::seal` picks a random nonce).
 
 use dlocker_fuzz::{SIGNER, SIGNER_PUBLIC, hex_field, str_field};
 use dlocker_locker::b64;
