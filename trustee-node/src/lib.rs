@@ -30,6 +30,7 @@
 
 pub mod at_rest;
 pub mod audit_log;
+#[cfg(feature = "bench")]
 pub mod bulk;
 pub mod caller_limits;
 pub mod config;
