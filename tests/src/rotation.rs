@@ -289,7 +289,26 @@ pub fn stored_share_epoch(
     Some(0)
 }
 
-/// Whether a stopped node's database still names `wallet` in any of the per-wallet trees.
+/// The kinds of the stored events of a stopped node that name `wallet`, but for its retirement
+/// (a node that left a wallet keeps only that event of it).
+pub fn events_naming_wallet(dir: &Path, wallet: &str) -> Vec<String> {
+    let db = sled::open(dir.join("db")).expect("open the stopped node's db");
+    let mut found = Vec::new();
+    let events = db
+        .open_tree(trustee_node::events::EVENTS_TREE)
+        .expect("events tree");
+    for item in events.iter() {
+        let (_, v) = item.expect("read");
+        let e: trustee_node::events::StoredEvent = serde_json::from_slice(&v).expect("event");
+        if e.wallet_id == wallet && e.kind != "wallet_retired" {
+            found.push(e.kind);
+        }
+    }
+    found
+}
+
+/// Whether a stopped node's database still names `wallet` in any of the per-wallet trees (and
+/// the wallet's recovery session index).
 pub fn db_mentions_wallet(dir: &Path, wallet: &str) -> Vec<String> {
     use trustee_node::storage::wallet_key;
     let db = sled::open(dir.join("db")).expect("open the stopped node's db");
@@ -312,22 +331,6 @@ pub fn db_mentions_wallet(dir: &Path, wallet: &str) -> Vec<String> {
             .is_some()
         {
             found.push(name.to_owned());
-        }
-    }
-    // Its stored events, but for the retirement event itself (recovery sessions are keyed by
-    // session id; their index by wallet).
-    let events = db
-        .open_tree(trustee_node::events::EVENTS_TREE)
-        .expect("events tree");
-    for item in events.iter() {
-        let (_, v) = item.expect("read");
-        let e: trustee_node::events::StoredEvent = serde_json::from_slice(&v).expect("event");
-        if e.wallet_id == wallet && e.kind != "wallet_retired" {
-            found.push(format!(
-                "{} event {}",
-                trustee_node::events::EVENTS_TREE,
-                e.kind
-            ));
         }
     }
     let index = db

@@ -5,7 +5,7 @@
 //! hold only their epoch-3 share, the ones that left hold nothing of the wallet.
 
 use dlocker_integration_tests::rotation::{
-    RotationCluster, db_mentions_wallet, source, stored_share_epoch,
+    RotationCluster, db_mentions_wallet, events_naming_wallet, source, stored_share_epoch,
 };
 use dlocker_sdk::rotate::{
     RotateEvent, RotateOptions, RotationSource, TrusteeRole, epoch_status, rotate,
@@ -195,6 +195,12 @@ async fn rotate_3_of_5_to_2_of_3_with_a_trustee_replaced_then_refresh_with_new_k
                 assert!(
                     db_mentions_wallet(&node.dir, &wallet).is_empty(),
                     "{} left: nothing of the wallet",
+                    node.name
+                );
+                let events = events_naming_wallet(&node.dir, &wallet);
+                assert!(
+                    events.is_empty(),
+                    "{} left: its events of the wallet stopped: {events:?}",
                     node.name
                 );
             }
