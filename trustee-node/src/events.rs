@@ -20,7 +20,7 @@ pub struct StoredEvent {
     /// Unix seconds.
     pub at: u64,
     /// `recovery_opened`, `owner_authenticated`, `recovery_approved`, `share_released`,
-    /// `recovery_cancelled`, `wallet_locked`, `enrollment`.
+    /// `recovery_cancelled`, `assertion_failed`, `enrollment`, `epoch_*`, `wallet_retired`.
     pub kind: String,
     /// The wallet (the bank's notifier needs it to reach the customer).
     pub wallet_id: String,
