@@ -861,20 +861,23 @@ pub async fn recover(
     )
     .await?;
 
-    // 5. The delay: wait for the last trustee's release_not_before (+1 s for clock rounding).
+    // 5. The delay: wait until the last trustee's release_not_before, exactly (a trustee
+    // releases from that second on), reporting progress at most once a second. A trustee whose
+    // clock is a little behind answers "not yet", which step 6 retries.
     let not_before = authenticated
         .iter()
         .map(|p| p.opened.release_not_before)
         .max()
         .unwrap_or(0);
-    loop {
-        let now = dlocker_proto::time::unix_now();
-        if now > not_before {
+    let deadline = std::time::UNIX_EPOCH + Duration::from_secs(not_before);
+    while let Ok(left) = deadline.duration_since(std::time::SystemTime::now()) {
+        if left.is_zero() {
             break;
         }
-        let left = not_before + 1 - now;
-        progress(RecoverEvent::Waiting { seconds_left: left });
-        if sleep_or_cancel(Duration::from_secs(1), &mut opts.cancel).await {
+        progress(RecoverEvent::Waiting {
+            seconds_left: left.as_secs() + u64::from(left.subsec_nanos() > 0),
+        });
+        if sleep_or_cancel(left.min(Duration::from_secs(1)), &mut opts.cancel).await {
             return Err(RecoverError::Cancelled {
                 handle: Box::new(handle),
             });
