@@ -18,7 +18,7 @@ use std::process::ExitCode;
 #[derive(Debug, Parser)]
 #[command(
     name = "dlocker",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("DLOCKER_GIT_COMMIT"), ")"),
     about = "dLocker: social-recovery wallet backup — operator CLI and demo"
 )]
 struct Cli {
@@ -65,6 +65,14 @@ enum Command {
     /// The locker's operator: list, approve and suspend requesters.
     #[command(subcommand)]
     Requesters(docs::RegistryCommand),
+    /// Print a shell completion script to stdout (`dlocker completions bash`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout (`dlocker man > dlocker.1`).
+    Man,
 }
 
 /// `dlocker … | head` closes stdout early; `println!` then panics. A reader that stopped reading
@@ -108,6 +116,20 @@ async fn main() -> ExitCode {
         Command::Docs(c) => docs::run_docs(c, cli.json).await,
         Command::Issuers(c) => docs::run_registry(c, true, cli.json).await,
         Command::Requesters(c) => docs::run_registry(c, false, cli.json).await,
+        Command::Completions { shell } => {
+            use clap::CommandFactory as _;
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "dlocker", &mut out);
+            print_generated(&out).map_err(anyhow::Error::from)
+        }
+        Command::Man => {
+            use clap::CommandFactory as _;
+            let mut out = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut out)
+                .and_then(|()| print_generated(&out))
+                .map_err(anyhow::Error::from)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -115,5 +137,15 @@ async fn main() -> ExitCode {
             output::print_error(&e);
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Writes generated text (completions, man page) to stdout; a reader that stopped reading
+/// (`| head`) is not an error.
+fn print_generated(bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    match std::io::stdout().write_all(bytes) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r,
     }
 }

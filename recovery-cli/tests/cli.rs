@@ -248,3 +248,33 @@ fn staff_keygen_writes_a_private_key_once() {
     );
     assert_eq!(std::fs::read_to_string(&key).expect("unchanged"), secret);
 }
+
+#[test]
+fn version_names_the_commit_and_completions_and_man_page_are_generated() {
+    let out = dlocker().arg("--version").output().expect("run");
+    let v = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    let commit = v
+        .trim()
+        .strip_prefix(concat!("dlocker ", env!("CARGO_PKG_VERSION"), " ("))
+        .and_then(|r| r.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("version line {v:?}"));
+    assert!(!commit.is_empty(), "{v}");
+    let completions = dlocker()
+        .args(["completions", "bash"])
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&completions.stdout);
+    assert!(completions.status.success());
+    assert!(
+        text.contains("_dlocker()") && text.contains("recoveries"),
+        "{text}"
+    );
+    let man = dlocker().arg("man").output().expect("run");
+    let text = String::from_utf8_lossy(&man.stdout);
+    assert!(man.status.success());
+    assert!(
+        text.contains(".TH dlocker 1") && text.contains("recoveries"),
+        "{text}"
+    );
+}

@@ -10,7 +10,11 @@ use trustee_node::descriptor::NodeDescriptorInfo;
 use trustee_node::init::{InitOptions, StaffSpec, init_node};
 
 #[derive(Parser)]
-#[command(name = "trustee-node", version, about = "dLocker trustee node")]
+#[command(
+    name = "trustee-node",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("DLOCKER_GIT_COMMIT"), ")"),
+    about = "dLocker trustee node"
+)]
 struct Cli {
     /// Log format.
     #[arg(long, value_enum, global = true, default_value_t = LogFormat::Text)]
@@ -116,6 +120,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print a shell completion script to stdout (`trustee-node completions bash`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout (`trustee-node man > trustee-node.1`).
+    Man,
 }
 
 #[derive(Subcommand)]
@@ -206,6 +218,18 @@ fn print_descriptor(d: &NodeDescriptorInfo, json: bool) -> anyhow::Result<()> {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Completions { shell } => {
+            use clap::CommandFactory as _;
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "trustee-node", &mut out);
+            print_generated(&out).map_err(anyhow::Error::from)
+        }
+        Command::Man => {
+            use clap::CommandFactory as _;
+            let mut out = Vec::new();
+            clap_mangen::Man::new(Cli::command()).render(&mut out)?;
+            print_generated(&out).map_err(anyhow::Error::from)
+        }
         Command::Init {
             data_dir,
             name,
@@ -307,5 +331,15 @@ async fn main() -> std::process::ExitCode {
             eprintln!("trustee-node: {e:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// Writes generated text (completions, man page) to stdout; a reader that stopped reading
+/// (`| head`) is not an error.
+fn print_generated(bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    match std::io::stdout().write_all(bytes) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r,
     }
 }

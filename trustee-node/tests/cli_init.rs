@@ -63,3 +63,25 @@ fn init_once_then_refuse_and_show() {
     );
     assert_eq!(d["public_key"].as_str().map(str::len), Some(66));
 }
+
+#[test]
+fn version_completions_and_man_page() {
+    let out = bin().arg("--version").output().expect("run");
+    let v = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(
+        v.starts_with(concat!("trustee-node ", env!("CARGO_PKG_VERSION"), " ("))
+            && v.trim().ends_with(')'),
+        "{v}"
+    );
+    let zsh = bin().args(["completions", "zsh"]).output().expect("run");
+    assert!(zsh.status.success());
+    assert!(String::from_utf8_lossy(&zsh.stdout).contains("#compdef trustee-node"));
+    let man = bin().arg("man").output().expect("run");
+    let text = String::from_utf8_lossy(&man.stdout);
+    assert!(man.status.success());
+    assert!(
+        text.contains(".TH trustee-node 1") && text.contains("serve"),
+        "{text}"
+    );
+}
