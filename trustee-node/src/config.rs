@@ -458,6 +458,11 @@ impl NodeConfig {
             path: path.clone(),
             source,
         })?;
+        let text =
+            with_env_overrides(&text, std::env::vars()).map_err(|message| ConfigError::Parse {
+                path: path.clone(),
+                message,
+            })?;
         Self::from_toml(&text, dir).map_err(|e| match e {
             ConfigError::Parse { message, .. } => ConfigError::Parse { path, message },
             other => other,
@@ -727,6 +732,47 @@ fn recovery_from(raw: &RawRecovery) -> Result<RecoverySettings, ConfigError> {
         bank_approval_keys: keys,
         bank_key_owners,
     })
+}
+
+/// Applies `DLOCKER_<SECTION>__<KEY>=VALUE` variables (how container platforms configure a
+/// service) over the config text: `DLOCKER_LIMITS__OWNER_CALLS_PER_MINUTE=60` sets
+/// `[limits] owner_calls_per_minute = 60`. The value is read as a TOML value (a number, a
+/// boolean, an array) or else taken as a string; the result is validated like the file itself,
+/// so a misspelt key is refused by name. Variables without `__` are not config.
+pub fn with_env_overrides(
+    text: &str,
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> Result<String, String> {
+    let overrides: Vec<(String, String, String)> = vars
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let rest = k.strip_prefix("DLOCKER_")?;
+            let (section, key) = rest.split_once("__")?;
+            Some((section.to_ascii_lowercase(), key.to_ascii_lowercase(), v))
+        })
+        .collect();
+    if overrides.is_empty() {
+        return Ok(text.to_owned());
+    }
+    let mut doc: toml::Table = toml::from_str(text).map_err(|e| e.message().to_owned())?;
+    for (section, key, v) in overrides {
+        let value = toml::from_str::<toml::Table>(&format!("v = {v}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or(toml::Value::String(v));
+        let table = doc
+            .entry(section.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .ok_or_else(|| {
+                format!(
+                    "DLOCKER_{}__…: [{section}] is not a table",
+                    section.to_ascii_uppercase()
+                )
+            })?;
+        table.insert(key, value);
+    }
+    toml::to_string(&doc).map_err(|e| e.to_string())
 }
 
 /// Parses a staff role name.
@@ -1386,6 +1432,32 @@ mod tests {
         let mut t: toml::Table = toml::from_str(&rendered()).expect("toml");
         edit(&mut t);
         NodeConfig::from_toml(&toml::to_string(&t).expect("ser"), Path::new("/d"))
+    }
+
+    #[test]
+    fn environment_overrides_config_values() {
+        let vars = |v: &[(&str, &str)]| {
+            v.iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect::<Vec<_>>()
+        };
+        let text = with_env_overrides(
+            &rendered(),
+            vars(&[
+                ("DLOCKER_LIMITS__OWNER_CALLS_PER_MINUTE", "7"),
+                ("DLOCKER_NODE__NAME", "renamed"),
+                ("DLOCKER_KEEP_TEST_DIRS", "1"),
+                ("PATH", "/bin"),
+            ]),
+        )
+        .expect("applied");
+        let cfg = NodeConfig::from_toml(&text, Path::new("/d")).expect("valid");
+        assert_eq!(cfg.limits.owner_calls_per_minute, 7);
+        assert_eq!(cfg.name, "renamed");
+        let typo = with_env_overrides(&rendered(), vars(&[("DLOCKER_LIMITS__OWNER_CALS", "7")]))
+            .expect("applied");
+        let e = NodeConfig::from_toml(&typo, Path::new("/d")).expect_err("unknown key");
+        assert!(e.to_string().contains("owner_cals"), "{e}");
     }
 
     #[test]

@@ -62,6 +62,29 @@ fn init_once_then_refuse_and_show() {
         "init and show agree"
     );
     assert_eq!(d["public_key"].as_str().map(str::len), Some(66));
+
+    // Configuration from the environment (how container platforms configure a service):
+    // DLOCKER_<SECTION>__<KEY> overrides the file; a misspelt key is refused by name.
+    let renamed = bin()
+        .env("DLOCKER_NODE__NAME", "from-env")
+        .args(["show", "--json", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .expect("run show");
+    let d: serde_json::Value = serde_json::from_slice(&renamed.stdout).expect("json");
+    assert_eq!(d["name"], "from-env");
+    let typo = bin()
+        .env("DLOCKER_NODE__NAEM", "x")
+        .args(["show", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .expect("run show");
+    assert!(!typo.status.success());
+    assert!(
+        String::from_utf8_lossy(&typo.stderr).contains("naem"),
+        "{}",
+        String::from_utf8_lossy(&typo.stderr)
+    );
 }
 
 #[test]
