@@ -389,13 +389,13 @@ impl Node {
         })
     }
 
-    /// Counts a failed passkey response against the session (closing it at the limit) and
-    /// returns the error for the caller. The wallet and its other sessions are untouched.
-    async fn session_assertion_failed(
+    /// Counts a failed passkey response against the session (closing it at the limit); returns
+    /// its events (written, not yet durable). The wallet and its other sessions are untouched.
+    fn session_assertion_failed(
         &self,
         mut st: StoredSession,
         during: &str,
-    ) -> Result<NodeError, NodeError> {
+    ) -> Result<Vec<StoredEvent>, NodeError> {
         let now = self.now();
         let max = self.config.recovery.max_failed_assertions;
         let closed = st.session.assertion_failed(max, now);
@@ -419,8 +419,7 @@ impl Node {
                 "by the node after repeated failed passkey attempts",
             )?);
         }
-        self.commit(events).await?;
-        Ok(NodeError::AssertionRejected)
+        Ok(events)
     }
 
     /// `AuthenticateOwner`: the owner's one-touch assertion (action recover, this session's
@@ -436,7 +435,7 @@ impl Node {
             assertion_json.len(),
             MAX_ASSERTION_JSON_BYTES,
         )?;
-        let _guard = self.recovery_lock.lock().await;
+        let guard = self.recovery_lock.lock().await;
         let now = self.now();
         let mut st = self.load_session(session_id)?;
         let wallet = st.session.wallet_id.clone();
@@ -457,9 +456,12 @@ impl Node {
         ) {
             Ok(t) => t,
             Err(NodeError::AssertionRejected) => {
-                return Err(self
-                    .session_assertion_failed(st, "owner authentication")
-                    .await?);
+                let events = self.session_assertion_failed(st, "owner authentication")?;
+                // Flushed without the lock: a caller sending junk must not hold up everyone's
+                // recovery state while the disk syncs (written first, acknowledged after).
+                drop(guard);
+                self.commit(events).await?;
+                return Err(NodeError::AssertionRejected);
             }
             Err(e) => return Err(e),
         };
@@ -475,6 +477,7 @@ impl Node {
             passkey: updated.map(|p| (wallet.as_str(), p)),
         })?;
         let ev = self.record(now, "owner_authenticated", &wallet, session_id, "")?;
+        drop(guard);
         self.commit(vec![ev]).await?;
         Ok(st.session.release_not_before)
     }
