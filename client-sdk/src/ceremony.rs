@@ -24,15 +24,11 @@ use webauthn_rs::prelude::{CreationChallengeResponse, RequestChallengeResponse};
 
 /// One trustee's nonce as a Begin call returned it, checked to be [`NONCE_LEN`] bytes.
 pub fn trustee_nonce(node_id: &str, nonce: &[u8]) -> Result<TrusteeNonce, String> {
-    let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| {
+    TrusteeNonce::from_wire(node_id, nonce).map_err(|_| {
         format!(
             "sent a ceremony nonce of {} bytes, not {NONCE_LEN}",
             nonce.len()
         )
-    })?;
-    Ok(TrusteeNonce {
-        node_id: node_id.to_owned(),
-        nonce,
     })
 }
 

@@ -108,6 +108,19 @@ pub struct TrusteeNonce {
     pub nonce: [u8; NONCE_LEN],
 }
 
+impl TrusteeNonce {
+    /// A `(node id, nonce)` pair as it comes off the wire: a nonce of the wrong length is an
+    /// error, not a panic (the node id is checked by [`OwnerChallenge::new`]).
+    pub fn from_wire(node_id: &str, nonce: &[u8]) -> Result<Self, ChallengeError> {
+        Ok(Self {
+            node_id: node_id.to_owned(),
+            nonce: nonce
+                .try_into()
+                .map_err(|_| ChallengeError::NonceLength(node_id.to_owned()))?,
+        })
+    }
+}
+
 /// Why a challenge cannot be formed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChallengeError {
@@ -187,13 +200,7 @@ impl OwnerChallenge {
             if nonces.len() >= MAX_ENTRIES {
                 return Err(ChallengeError::Count(MAX_ENTRIES + 1));
             }
-            let nonce: [u8; NONCE_LEN] = nonce
-                .try_into()
-                .map_err(|_| ChallengeError::NonceLength(node_id.to_owned()))?;
-            nonces.push(TrusteeNonce {
-                node_id: node_id.to_owned(),
-                nonce,
-            });
+            nonces.push(TrusteeNonce::from_wire(node_id, nonce)?);
         }
         Self::new(action, wallet_id, authorized, nonces)
     }

@@ -38,10 +38,7 @@ impl Nonces {
         let nonces = self
             .0
             .iter()
-            .map(|(node_id, nonce)| TrusteeNonce {
-                node_id: node_id.clone(),
-                nonce: nonce.as_slice().try_into().expect("32-byte nonce"),
-            })
+            .map(|(node_id, nonce)| TrusteeNonce::from_wire(node_id, nonce).expect("32-byte nonce"))
             .collect();
         OwnerChallenge::new(action, wallet, authorized, nonces)
             .expect("well-formed challenge")

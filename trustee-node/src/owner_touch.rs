@@ -316,15 +316,7 @@ pub fn nonces_from_wire(
     }
     list.iter()
         .map(|n| {
-            let nonce: [u8; NONCE_LEN] = n.nonce.as_slice().try_into().map_err(|_| {
-                NodeError::ChallengeMalformed(
-                    dlocker_proto::owner_challenge::ChallengeError::NonceLength(n.node_id.clone()),
-                )
-            })?;
-            Ok(TrusteeNonce {
-                node_id: n.node_id.clone(),
-                nonce,
-            })
+            TrusteeNonce::from_wire(&n.node_id, &n.nonce).map_err(NodeError::ChallengeMalformed)
         })
         .collect()
 }

@@ -683,7 +683,7 @@ impl Node {
     }
 
     /// Verifies the owner's one-touch assertion for `action` over `authorized` against the
-    /// passkey `state` names, and spends this node's nonce. Returns the passkey to store back
+    /// wallet's `passkey` (see [`Node::owner_passkey`]), and spends this node's nonce. Returns the passkey to store back
     /// when its counter changed.
     fn verify_owner(
         &self,
@@ -691,19 +691,18 @@ impl Node {
         owner: Option<&OwnerAssertion>,
         action: EpochAction,
         authorized: &[u8],
-        state: &EpochState,
+        passkey: &Passkey,
     ) -> Result<Option<Vec<u8>>, NodeError> {
         let owner = owner.ok_or(EpochError::OwnerAssertionRequired {
             action: action.name(),
         })?;
-        let passkey = self.owner_passkey(wallet_id, state)?;
         let touch = self.verify_owner_assertion(
             wallet_id,
             owner_action(action),
             authorized,
             owner.nonces.clone(),
             &owner.assertion_json,
-            &passkey,
+            passkey,
         )?;
         self.spend_nonce(&touch)?;
         touch
@@ -889,7 +888,7 @@ impl Node {
                     &passkey_fingerprint(&own)?,
                 );
                 let updated =
-                    self.verify_owner(wallet, Some(a), EpochAction::Stage, &authorized, state)?;
+                    self.verify_owner(wallet, Some(a), EpochAction::Stage, &authorized, &own)?;
                 if let Some(p) = updated {
                     match state {
                         EpochState::Joining { .. } => staged_passkey = Some(p),
@@ -1025,7 +1024,7 @@ impl Node {
             req.owner.as_ref(),
             EpochAction::Commit,
             &req.manifest_hash.0,
-            &state,
+            &self.owner_passkey(wallet, &state)?,
         )?;
         let joining = matches!(state, EpochState::Joining { .. });
         let (next, erased) = state.commit(&hash_hex, now)?;
@@ -1115,7 +1114,7 @@ impl Node {
             req.owner.as_ref(),
             EpochAction::Abandon,
             &req.manifest_hash.0,
-            &state,
+            &self.owner_passkey(wallet, &state)?,
         )?;
         let mut plan = Plan::default();
         plan.remove(T::Staged, key);
@@ -1202,7 +1201,7 @@ impl Node {
             req.owner.as_ref(),
             EpochAction::Retire,
             &successor_hash.0,
-            &state,
+            &self.owner_passkey(wallet, &state)?,
         )?;
         let receipt = Signed::sign(
             RetireReceipt {
