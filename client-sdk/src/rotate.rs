@@ -100,7 +100,7 @@ impl RotationSource {
         k: SecretScalar,
         data: SecretBytes,
     ) -> Result<Self, RotateError> {
-        let image = k256::ProjectivePoint::GENERATOR * k.expose();
+        let image = k256::ProjectivePoint::mul_by_generator(k.expose());
         if image != manifest.commitments().secret_commitment().to_projective() {
             return Err(RotateError::WrongSecret);
         }

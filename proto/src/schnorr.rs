@@ -14,7 +14,7 @@ use crate::labels;
 use crate::secret::SecretScalar;
 use crate::share::Share;
 use k256::elliptic_curve::PrimeField;
-use k256::elliptic_curve::ops::Reduce;
+use k256::elliptic_curve::ops::{MulByGeneratorVartime, Reduce};
 use k256::{FieldBytes, ProjectivePoint, PublicKey, Scalar};
 use sha2::{Digest, Sha256};
 
@@ -75,7 +75,7 @@ impl PossessionProof {
     /// Proves knowledge of `share`'s value.
     pub fn prove(share: &Share, ctx: &ProofContext<'_>) -> Result<Self, ProofError> {
         let r = SecretScalar::random();
-        let a = PublicKey::from_affine((ProjectivePoint::GENERATOR * r.expose()).to_affine())
+        let a = PublicKey::from_affine(ProjectivePoint::mul_by_generator(r.expose()).to_affine())
             .map_err(|_| ProofError::Invalid)?;
         let c = challenge(ctx, &share.public_point(), &a).ok_or(ProofError::Invalid)?;
         let response = *r.expose() + c * share.value().expose();
@@ -92,9 +92,13 @@ impl PossessionProof {
         ctx: &ProofContext<'_>,
     ) -> Result<(), ProofError> {
         let c = challenge(ctx, public_share, &self.commitment).ok_or(ProofError::Invalid)?;
-        let lhs = ProjectivePoint::GENERATOR * self.response;
-        let rhs = self.commitment.to_projective() + *public_share * c;
-        if lhs == rhs {
+        // z·G − c·P == A, all public: one variable-time double multiplication.
+        let lhs = ProjectivePoint::mul_by_generator_and_mul_add_vartime(
+            &self.response,
+            &(-c),
+            public_share,
+        );
+        if lhs == self.commitment.to_projective() {
             Ok(())
         } else {
             Err(ProofError::Invalid)

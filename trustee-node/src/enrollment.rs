@@ -239,7 +239,15 @@ impl Node {
         self.refuse_enrollment_after_retire(&wallet_id)?;
 
         // 9. An existing deposit: identical → its receipt; different → conflict.
-        if let Some(existing) = self.store.wallet(wallet_id.as_str())? {
+        // The existence check is one key lookup: a sled read transaction over the six wallet
+        // trees costs log writes even when it reads nothing, and most deposits are new. A
+        // deposit racing this check is caught inside `commit_enrollment`'s transaction.
+        let existing = if self.store.wallet_exists(wallet_id.as_str())? {
+            self.store.wallet(wallet_id.as_str())?
+        } else {
+            None
+        };
+        if let Some(existing) = existing {
             let receipt = self.same_deposit(&wallet_id, &existing, &deposit)?;
             // Consume the ceremony and the nonce so neither can be used again.
             if let Some(touch) = &touch {

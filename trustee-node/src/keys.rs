@@ -68,6 +68,9 @@ pub enum KeyError {
 #[derive(Clone)]
 pub struct IdentityKey {
     secret: SecretKey,
+    // Built once: `SigningKey::from` derives the verifying key (a scalar multiplication), which
+    // every receipt and release signature would otherwise pay again.
+    signing: SigningKey,
     public: PublicKey,
     node_id: String,
 }
@@ -92,8 +95,10 @@ impl IdentityKey {
     pub fn from_secret(secret: SecretKey) -> Self {
         let public = secret.public_key();
         let node_id = node_id(&public);
+        let signing = SigningKey::from(&secret);
         Self {
             secret,
+            signing,
             public,
             node_id,
         }
@@ -103,9 +108,10 @@ impl IdentityKey {
     pub fn secret_key(&self) -> &SecretKey {
         &self.secret
     }
-    /// An ECDSA signing key (zeroized on drop).
+    /// The ECDSA signing key (zeroized on drop). A clone of the one built at load: copying it
+    /// costs nothing, deriving it again costs a scalar multiplication.
     pub fn signing_key(&self) -> SigningKey {
-        SigningKey::from(&self.secret)
+        self.signing.clone()
     }
     /// The public key.
     pub fn public_key(&self) -> &PublicKey {

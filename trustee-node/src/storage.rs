@@ -198,6 +198,9 @@ pub trait Store: Send + Sync {
     fn remove_expired_ceremonies(&self, now: u64) -> Result<usize, StoreError>;
     /// Everything stored for a wallet, read atomically.
     fn wallet(&self, wallet_id: &str) -> Result<Option<WalletRecord>, StoreError>;
+    /// Whether the wallet has a record: one key lookup, no transaction (a record is written
+    /// whole by [`Store::commit_enrollment`], so its metadata stands for all of it).
+    fn wallet_exists(&self, wallet_id: &str) -> Result<bool, StoreError>;
     /// In one transaction: if the wallet has no record, writes `record` into every wallet tree
     /// and `ceremony` under `ceremony_id`; otherwise writes nothing and returns the existing
     /// record.
@@ -402,6 +405,10 @@ impl Store for SledStore {
         )
             .transaction(|(w, s, m, p, b, r)| read_wallet_tx([w, s, m, p, b, r], key))?;
         Ok(rec)
+    }
+
+    fn wallet_exists(&self, wallet_id: &str) -> Result<bool, StoreError> {
+        Ok(self.wallets.contains_key(wallet_key(wallet_id))?)
     }
 
     fn commit_enrollment(
