@@ -175,6 +175,10 @@ pub struct RawConfig {
 pub struct RawEpochs {
     /// Lifetime of a staged epoch that is not committed.
     pub staged_ttl_secs: Option<u64>,
+    /// Identity keys (hex SEC1) of the trustees whose credential attestations this node accepts
+    /// when it joins a wallet.
+    #[serde(default)]
+    pub known_trustee_keys: Vec<String>,
 }
 
 /// `[recovery]`
@@ -329,12 +333,16 @@ pub struct NodeConfig {
 pub struct EpochSettings {
     /// A staged epoch not committed within this many seconds is dropped.
     pub staged_ttl_secs: u64,
+    /// Identity keys of the trustees this node knows: to join a wallet, it needs one of them to
+    /// attest the wallet's credential (empty: this node joins no wallet by rotation).
+    pub known_trustee_keys: Vec<k256::PublicKey>,
 }
 
 impl Default for EpochSettings {
     fn default() -> Self {
         Self {
             staged_ttl_secs: defaults::STAGED_EPOCH_TTL_SECS,
+            known_trustee_keys: Vec::new(),
         }
     }
 }
@@ -615,6 +623,7 @@ impl TryFrom<RawConfig> for NodeConfig {
                     1,
                     366 * 24 * 3600,
                 )?,
+                known_trustee_keys: known_trustee_keys_from(&raw.epochs.known_trustee_keys)?,
             },
         })
     }
@@ -636,6 +645,23 @@ pub fn parse_public_key(
             format!("{hex_key:?} is not a hex SEC1 secp256k1 public key"),
         )
     })
+}
+
+fn known_trustee_keys_from(list: &[String]) -> Result<Vec<k256::PublicKey>, ConfigError> {
+    if list.len() > MAX_LIST_LEN {
+        return Err(invalid(
+            "epochs.known_trustee_keys",
+            format!("at most {MAX_LIST_LEN} keys"),
+        ));
+    }
+    let mut keys = Vec::with_capacity(list.len());
+    for k in list {
+        let pk = parse_public_key("epochs.known_trustee_keys", k)?;
+        if !keys.contains(&pk) {
+            keys.push(pk);
+        }
+    }
+    Ok(keys)
 }
 
 /// Whether `id` is a usable staff id.
@@ -1124,6 +1150,11 @@ bank_approval_keys = []
 # Seconds a staged epoch (phase 1 of a share refresh / trustee rotation) waits for the owner's
 # commit before this node drops it. The wallet's active epoch is never affected by expiry.
 staged_ttl_secs = {staged_ttl}
+# Identity keys (hex SEC1, `trustee-node show` on each) of the trustees this node knows. A
+# rotation that adds this node to a wallet needs one of them, holding the wallet, to attest the
+# wallet's passkey credential; with none listed this node joins no wallet by rotation.
+# Add one with `trustee-node config accept-trustee-key --data-dir DIR HEX`.
+known_trustee_keys = []
 {bank}"#,
         name = q(name),
         role = q(role.as_str()),
@@ -1268,6 +1299,27 @@ pub mod edit {
             }
             arr.retain(|v| !v.as_str().is_some_and(same_key));
             arr.push(line);
+            Ok(true)
+        }
+
+        /// Adds a trustee identity key to `[epochs] known_trustee_keys`; `false` when it is
+        /// there already.
+        pub fn accept_trustee_key(&mut self, hex_key: &str) -> Result<bool, ConfigError> {
+            let key = parse_public_key("epochs.known_trustee_keys", hex_key)?;
+            let epochs = self.section("epochs")?;
+            if !epochs.contains_key("known_trustee_keys") {
+                epochs.insert("known_trustee_keys", value(Array::new()));
+            }
+            let arr = epochs["known_trustee_keys"]
+                .as_array_mut()
+                .ok_or_else(|| invalid("epochs.known_trustee_keys", "is not a list"))?;
+            let known = arr.iter().filter_map(|v| v.as_str()).any(|s| {
+                dlocker_proto::keys::public_key_from_hex(s.trim()).is_ok_and(|k| k == key)
+            });
+            if known {
+                return Ok(false);
+            }
+            arr.push(dlocker_proto::keys::public_key_hex(&key));
             Ok(true)
         }
 

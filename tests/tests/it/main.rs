@@ -33,6 +33,7 @@ mod rotation_after_recovery;
 mod rotation_faults;
 mod rotation_happy;
 mod rotation_refusals;
+mod rotation_squatting;
 mod safe_defaults;
 mod startup_checks;
 mod tls;
