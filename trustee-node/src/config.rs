@@ -291,6 +291,10 @@ pub struct RawTls {
     /// SHA-256 (hex) of client certificates allowed to read the event stream (mutual TLS).
     #[serde(default)]
     pub event_readers: Vec<String>,
+    /// `[tls.service_clients]`: per gRPC service (`trustee`, `recovery`, `staff`, `epochs`,
+    /// `documents`), the SHA-256 (hex) of the client certificates allowed to call it.
+    #[serde(default)]
+    pub service_clients: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -456,6 +460,67 @@ pub struct TlsSettings {
     pub client_ca: Option<PathBuf>,
     /// SHA-256 of the client certificates allowed to read the event stream.
     pub event_readers: Vec<[u8; 32]>,
+    /// Per service, the client certificates allowed to call it; a service not listed accepts
+    /// any certificate the client CA signed.
+    pub service_clients: Vec<(GrpcService, Vec<[u8; 32]>)>,
+}
+
+/// The node's gRPC services, as `[tls.service_clients]` names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrpcService {
+    /// `dlocker.v1.Trustee` (enrollment, status, proofs).
+    Trustee,
+    /// `dlocker.v1.Recovery`.
+    Recovery,
+    /// `dlocker.v1.Staff` (bank node).
+    Staff,
+    /// `dlocker.v1.Epochs`.
+    Epochs,
+    /// The document locker's service.
+    Documents,
+}
+
+impl GrpcService {
+    /// Every service, in config order.
+    pub const ALL: [GrpcService; 5] = [
+        Self::Trustee,
+        Self::Recovery,
+        Self::Staff,
+        Self::Epochs,
+        Self::Documents,
+    ];
+
+    /// The key in `[tls.service_clients]`.
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::Trustee => "trustee",
+            Self::Recovery => "recovery",
+            Self::Staff => "staff",
+            Self::Epochs => "epochs",
+            Self::Documents => "documents",
+        }
+    }
+
+    /// The name refusals use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Trustee => "Trustee",
+            Self::Recovery => "Recovery",
+            Self::Staff => "Staff",
+            Self::Epochs => "Epochs",
+            Self::Documents => "Documents",
+        }
+    }
+}
+
+impl TlsSettings {
+    /// The client certificates allowed to call `service`; `None` = any the client CA signed.
+    pub fn clients_of(&self, service: GrpcService) -> Option<&[[u8; 32]]> {
+        self.service_clients
+            .iter()
+            .find(|(s, _)| *s == service)
+            .map(|(_, list)| list.as_slice())
+    }
 }
 
 impl NodeConfig {
@@ -581,11 +646,45 @@ impl TryFrom<RawConfig> for NodeConfig {
                         "needs tls.client_ca: readers are identified by their client certificate",
                     ));
                 }
+                let mut service_clients = Vec::new();
+                for (name, list) in &t.service_clients {
+                    let service = GrpcService::ALL
+                        .into_iter()
+                        .find(|s| s.key() == name)
+                        .ok_or_else(|| {
+                            invalid(
+                                "tls.service_clients",
+                                format!(
+                                    "{name:?} is not a service; use trustee, recovery, staff, epochs or documents"
+                                ),
+                            )
+                        })?;
+                    let hashes = list
+                        .iter()
+                        .map(|h| {
+                            let mut b = [0u8; 32];
+                            hex::decode_to_slice(h.trim(), &mut b).map(|()| b).map_err(|_| {
+                                invalid(
+                                    "tls.service_clients",
+                                    "each entry is the hex SHA-256 of a client certificate (DER)",
+                                )
+                            })
+                        })
+                        .collect::<Result<Vec<_>, _>>()?;
+                    service_clients.push((service, hashes));
+                }
+                if !service_clients.is_empty() && t.client_ca.is_none() {
+                    return Err(invalid(
+                        "tls.service_clients",
+                        "needs tls.client_ca: callers are identified by their client certificate",
+                    ));
+                }
                 Ok(TlsSettings {
                     cert: t.cert,
                     key: t.key,
                     client_ca: t.client_ca,
                     event_readers,
+                    service_clients,
                 })
             })
             .transpose()?;
@@ -1750,6 +1849,56 @@ mod tests {
         assert_eq!(tls.cert, Path::new("/d/tls/node.crt"));
         assert_eq!(tls.key, Path::new("/abs/node.key"));
         assert_eq!(tls.client_ca.as_deref(), Some(Path::new("/d/tls/ca.crt")));
+        assert_eq!(
+            tls.clients_of(GrpcService::Staff),
+            None,
+            "default: any client"
+        );
+    }
+
+    #[test]
+    fn service_clients_name_real_services_and_need_a_client_ca() {
+        let fp = "ab".repeat(32);
+        let clients = |name: &str, value: &str| {
+            let mut table = toml::Table::new();
+            table.insert(
+                name.into(),
+                toml::Value::Array(vec![toml::Value::String(value.into())]),
+            );
+            toml::Value::Table(table)
+        };
+        let tls = |t: &mut toml::Table, ca: bool| {
+            use toml::Value::String as S;
+            set(t, "node", "endpoint", S("https://node.example:7101".into()));
+            set(t, "tls", "cert", S("tls/node.crt".into()));
+            set(t, "tls", "key", S("tls/node.key".into()));
+            if ca {
+                set(t, "tls", "client_ca", S("tls/ca.crt".into()));
+            }
+        };
+        let cfg = with(|t| {
+            tls(t, true);
+            set(t, "tls", "service_clients", clients("staff", &fp));
+        })
+        .expect("valid");
+        let settings = cfg.tls.expect("tls");
+        assert_eq!(
+            settings.clients_of(GrpcService::Staff),
+            Some(&[[0xab; 32]][..])
+        );
+        assert_eq!(settings.clients_of(GrpcService::Trustee), None);
+        for (ca, name, value) in [
+            (true, "stafff", fp.as_str()),
+            (true, "staff", "not hex"),
+            (false, "staff", fp.as_str()),
+        ] {
+            let e = with(|t| {
+                tls(t, ca);
+                set(t, "tls", "service_clients", clients(name, value));
+            })
+            .expect_err("refused");
+            assert!(e.to_string().contains("tls.service_clients"), "{e}");
+        }
     }
 
     #[test]
