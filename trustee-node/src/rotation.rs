@@ -715,7 +715,7 @@ impl Node {
         wallet_id: &WalletId,
         action: EpochAction,
     ) -> Result<EpochChallengeIssued, NodeError> {
-        let _guard = self.recovery_lock.lock().await;
+        let guard = self.recovery_lock.lock().await;
         let now = self.now();
         let wallet = wallet_id.as_str();
         let state = self.expire_if_due(wallet, now).await?;
@@ -759,6 +759,9 @@ impl Node {
                 .transpose()?,
             _ => None,
         };
+        // Anyone may ask for a nonce: its flush must not hold up every wallet's rotations and
+        // recoveries while the disk syncs (the nonce is written first, acknowledged after).
+        drop(guard);
         let issued = self.issue_owner_nonce(wallet, owner_action(action))?;
         self.store.flush().await?;
         Ok(EpochChallengeIssued {

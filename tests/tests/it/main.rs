@@ -10,6 +10,7 @@ mod corrupted_share;
 mod crash_harness;
 mod deposit_rejections;
 mod example_config;
+mod flood_limits;
 mod idempotency;
 mod local_cluster_script;
 mod locker_attest;
