@@ -84,7 +84,7 @@ cmd_up() {
     echo "# Public keys are pinned: the SDK refuses a node whose GetInfo key differs."
   } >"$trustees"
 
-  local i
+  local i j
   for ((i = 1; i <= n; i++)); do
     local name role dir port
     name="$(node_name "$i")"
@@ -95,6 +95,23 @@ cmd_up() {
       "$NODE_BIN" init --data-dir "$dir" --name "$name" --listen "127.0.0.1:$port" --role "$role" >/dev/null
       say "initialised $name in $dir"
     fi
+  done
+  # Every node knows the others' identity keys, so a rotation can add any of them to a wallet
+  # (a joining trustee needs a known trustee's attestation of the wallet's credential).
+  for ((i = 1; i <= n; i++)); do
+    for ((j = 1; j <= n; j++)); do
+      ((i == j)) && continue
+      local other_key
+      other_key="$(json_field "$("$NODE_BIN" show --data-dir "$CLUSTER_DIR/$(node_name "$j")" --json)" public_key)"
+      "$NODE_BIN" config accept-trustee-key --data-dir "$CLUSTER_DIR/$(node_name "$i")" "$other_key" >/dev/null
+    done
+  done
+  for ((i = 1; i <= n; i++)); do
+    local name role dir port
+    name="$(node_name "$i")"
+    role="$(node_role "$i")"
+    dir="$CLUSTER_DIR/$name"
+    port=$((BASE_PORT + i - 1))
     if is_running "$dir/node.pid"; then
       say "$name already running (pid $(cat "$dir/node.pid"))"
     else

@@ -1269,11 +1269,17 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
         // agree), or, when only joining trustees stage now, what another trustee of e reports.
         let mut credential: Option<(String, [u8; 32])> = None;
         let mut donor_template: Option<String> = None;
+        // Holders' signed word that the credential is the wallet's: a joining trustee needs one
+        // from a trustee it knows.
+        let mut attestations: Vec<Vec<u8>> = Vec::new();
         let mut members = Vec::new();
         for (i, resp, nonce) in begun {
             if !holders.contains(&i) {
                 members.push((i, resp, nonce));
                 continue;
+            }
+            if !resp.credential_attestation.is_empty() {
+                attestations.push(resp.credential_attestation.clone());
             }
             let Ok(fp) = <[u8; 32]>::try_from(resp.credential_fingerprint.as_slice()) else {
                 // No credential to show (e.g. a trustee holding only a staged epoch): it checks
@@ -1303,9 +1309,10 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
         if credential.is_none() {
             let staging: Vec<usize> = members.iter().map(|(i, _, _)| *i).collect();
             match self.credential_from_donor(&staging).await {
-                Ok((passkey_json, fp, template)) => {
+                Ok((passkey_json, fp, template, attestation)) => {
                     credential = Some((passkey_json, fp));
                     donor_template = Some(template);
+                    attestations.extend(attestation);
                 }
                 Err(reason) => {
                     for i in staging {
@@ -1349,6 +1356,7 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
                 stage_epoch_request::Authority::Joining(JoiningOwner {
                     owner: Some(assertion),
                     passkey_json: passkey_json.clone(),
+                    credential_attestations: attestations.clone(),
                 })
             };
             match self.send_stage(i, ch, authority).await {
@@ -1366,7 +1374,7 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
     async fn credential_from_donor(
         &mut self,
         staging: &[usize],
-    ) -> Result<(String, [u8; 32], String), String> {
+    ) -> Result<(String, [u8; 32], String, Option<Vec<u8>>), String> {
         let candidates = (0..self.record.trustees.len())
             .filter(|i| !staging.contains(i))
             .filter(|&i| self.record.trustees[i].role != TrusteeRole::Joining);
@@ -1388,7 +1396,14 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
             if let Ok(fp) = <[u8; 32]>::try_from(resp.credential_fingerprint.as_slice())
                 && !resp.passkey_json.is_empty()
             {
-                return Ok((resp.passkey_json, fp, resp.request_options_json));
+                let attestation = (!resp.credential_attestation.is_empty())
+                    .then_some(resp.credential_attestation);
+                return Ok((
+                    resp.passkey_json,
+                    fp,
+                    resp.request_options_json,
+                    attestation,
+                ));
             }
         }
         Err("no trustee holding the wallet could hand over the wallet's passkey credential (a trustee joins with the wallet's one credential)".into())

@@ -14,7 +14,8 @@ use dlocker_proto::schnorr::{PossessionProof, ProofContext};
 use dlocker_proto::secret::SecretScalar;
 use dlocker_proto::share::{Commitments, Share};
 use dlocker_proto::statement::{
-    BankApproval, CommitReceipt, Receipt, RetireReceipt, Signed, StageReceipt,
+    BankApproval, CommitReceipt, CredentialAttestation, Receipt, RetireReceipt, Signed,
+    StageReceipt,
 };
 use k256::ecdsa::SigningKey;
 use k256::{ProjectivePoint, PublicKey, Scalar, SecretKey};
@@ -463,6 +464,49 @@ fn main() {
             "ok",
             "node2 left the wallet: epoch-1 data erased, successor named",
             &retire,
+        ),
+    );
+
+    // A holder's attestation of the wallet's credential (kind 10), about its active manifest.
+    let fingerprint: [u8; 32] = Sha256::digest(b"dlocker test vector/credential").into();
+    let attestation = Signed::sign(
+        CredentialAttestation {
+            node_id: node_id(&pk),
+            wallet_id: "wallet-vector-1".into(),
+            epoch: 1,
+            manifest_hash: m.hash(),
+            credential_fingerprint: fingerprint,
+            issued_at: 1_767_400_300,
+        },
+        &signer,
+    )
+    .encode();
+    let attestation_case = |expect: &str, description: &str, statement: &[u8]| {
+        json!({
+            "kind": "credential-attestation", "expect": expect, "description": description,
+            "signer_secret": hex::encode(node.to_bytes()),
+            "signer_public": hex::encode(encode_public_key(&pk)),
+            "manifest_hash": m.hash().to_string(),
+            "credential_fingerprint": hex::encode(fingerprint),
+            "statement": hex::encode(statement),
+        })
+    };
+    write(
+        &dir,
+        "statement-credential-attestation-valid",
+        attestation_case(
+            "ok",
+            "node2 holds epoch 1 of the wallet, whose credential has this fingerprint",
+            &attestation,
+        ),
+    );
+    write(
+        &dir,
+        "statement-stage-receipt-as-credential-attestation",
+        attestation_case(
+            "error",
+            "a stage receipt is never accepted as a credential attestation",
+            &stage,
         ),
     );
 

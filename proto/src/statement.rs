@@ -1,5 +1,5 @@
 //! Signed statements: receipts, bank approvals, staff requests, audit checkpoints, releases, and
-//! the epoch-rotation receipts (stage, commit, retire).
+//! the epoch-rotation receipts (stage, commit, retire) and a holder's credential attestation.
 //!
 //! A statement is a typed body with a kind byte, signed with ECDSA over secp256k1 (SHA-256,
 //! low-S, RFC 6979) on the *signing input*
@@ -641,6 +641,49 @@ impl StatementBody for RetireReceipt {
     }
 }
 
+/// A trustee's statement that it holds a wallet's active epoch and which passkey credential the
+/// wallet has. A trustee joining the wallet at a stage accepts the credential it is handed only
+/// when a trustee it knows vouches for it this way, for the epoch the staged manifest succeeds:
+/// a stranger cannot make a node join a wallet under a credential of their own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialAttestation {
+    /// The trustee holding the wallet.
+    pub node_id: String,
+    /// The wallet.
+    pub wallet_id: String,
+    /// Its active epoch.
+    pub epoch: u64,
+    /// Its active manifest.
+    pub manifest_hash: ManifestHash,
+    /// The wallet credential's fingerprint (`owner_challenge::credential_fingerprint`).
+    pub credential_fingerprint: [u8; 32],
+    /// Unix seconds.
+    pub issued_at: u64,
+}
+
+impl StatementBody for CredentialAttestation {
+    const KIND: u8 = 10;
+    const NAME: &'static str = "credential attestation";
+    fn encode_body(&self, w: &mut Writer) {
+        w.str(&self.node_id)
+            .str(&self.wallet_id)
+            .u64(self.epoch)
+            .fixed(&self.manifest_hash.0)
+            .fixed(&self.credential_fingerprint)
+            .u64(self.issued_at);
+    }
+    fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            node_id: r.str("node id", NODE_ID_LEN)?.to_owned(),
+            wallet_id: r.str("wallet id", MAX_WALLET_ID_LEN)?.to_owned(),
+            epoch: r.u64()?,
+            manifest_hash: read_hash(r)?,
+            credential_fingerprint: r.array::<32>()?,
+            issued_at: r.u64()?,
+        })
+    }
+}
+
 /// Reads the kind byte of an encoded statement without verifying it (to dispatch a list that
 /// may mix kinds; the chosen type's `decode` then checks everything).
 pub fn peek_kind(bytes: &[u8]) -> Option<u8> {
@@ -753,6 +796,37 @@ mod tests {
             &retire
         );
         assert_eq!(peek_kind(b""), None);
+    }
+
+    #[test]
+    fn credential_attestation_round_trips_and_is_no_receipt() {
+        let key = SigningKey::generate_from_rng(&mut rand::rng());
+        let att = CredentialAttestation {
+            node_id: "ab".repeat(16),
+            wallet_id: "w".into(),
+            epoch: 1,
+            manifest_hash: ManifestHash([4; 32]),
+            credential_fingerprint: [9; 32],
+            issued_at: 10,
+        };
+        let enc = Signed::sign(att.clone(), &key).encode();
+        assert_eq!(peek_kind(&enc), Some(CredentialAttestation::KIND));
+        assert_eq!(
+            Signed::<CredentialAttestation>::decode(&enc)
+                .expect("ok")
+                .body(),
+            &att
+        );
+        for other in [
+            Signed::<Receipt>::decode(&enc).err(),
+            Signed::<StageReceipt>::decode(&enc).err(),
+            Signed::<CommitReceipt>::decode(&enc).err(),
+        ] {
+            assert!(matches!(other, Some(StatementError::WrongKind { .. })));
+        }
+        let mut long = enc;
+        long.push(0);
+        assert!(Signed::<CredentialAttestation>::decode(&long).is_err());
     }
 
     #[test]

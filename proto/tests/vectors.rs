@@ -9,7 +9,8 @@ use dlocker_proto::schnorr::{PossessionProof, ProofContext};
 use dlocker_proto::secret::SecretScalar;
 use dlocker_proto::share::Share;
 use dlocker_proto::statement::{
-    BankApproval, CommitReceipt, Receipt, RetireReceipt, Signed, StageReceipt, StatementBody,
+    BankApproval, CommitReceipt, CredentialAttestation, Receipt, RetireReceipt, Signed,
+    StageReceipt, StatementBody,
 };
 use k256::SecretKey;
 use serde_json::Value;
@@ -106,6 +107,17 @@ fn run(v: &Value) -> Result<(), String> {
         "commit-receipt" => epoch_statement::<CommitReceipt>(v, |b| b.manifest_hash.to_string()),
         "retire-receipt" => {
             epoch_statement::<RetireReceipt>(v, |b| b.successor_manifest_hash.to_string())
+        }
+        "credential-attestation" => {
+            epoch_statement::<CredentialAttestation>(v, |b| b.manifest_hash.to_string())?;
+            let pk = decode_public_key(&h(v, "signer_public")).expect("key");
+            let st = Signed::<CredentialAttestation>::decode_trusted(&h(v, "statement"), &[pk])
+                .map_err(|e| e.to_string())?;
+            assert_eq!(
+                st.body().credential_fingerprint.to_vec(),
+                h(v, "credential_fingerprint")
+            );
+            Ok(())
         }
         "blob" => {
             let kb: [u8; 32] = h(v, "k").try_into().expect("k");

@@ -192,6 +192,7 @@ async fn start_cluster(
     let addrs = free_ports(n)?;
     let mut infos = Vec::with_capacity(n);
     let mut bank_approval_key: Option<String> = None;
+    let mut inited = Vec::with_capacity(n);
     for (i, addr) in addrs.into_iter().enumerate() {
         let (name, role) = if i == 0 {
             ("bank".to_owned(), NodeRole::Bank)
@@ -226,6 +227,20 @@ async fn start_cluster(
             doc.save(&node_dir)?;
             bank_approval_key = Some(key);
         }
+        inited.push((node_dir, name, addr, desc));
+    }
+    // Every node knows every other one, so a node joining a wallet at the rotation accepts the
+    // credential the others attest.
+    for (dir, _, _, _) in &inited {
+        let mut doc = ConfigDoc::load(dir)?;
+        for (other, _, _, desc) in &inited {
+            if other != dir {
+                doc.accept_trustee_key(&desc.public_key)?;
+            }
+        }
+        doc.save(dir)?;
+    }
+    for (i, (node_dir, name, addr, desc)) in inited.into_iter().enumerate() {
         let node = spawn(&node_dir)
             .await
             .with_context(|| format!("starting node {name} on {addr}"))?;

@@ -263,6 +263,25 @@ impl RecoveryCluster {
             assert_eq!(d.name, name);
             dirs.push(dir);
         }
+        // Every node knows every other node's identity key (the operator's step for rotations
+        // that add a trustee to a wallet).
+        let keys: Vec<String> = dirs
+            .iter()
+            .map(|d| dlocker_proto::keys::public_key_hex(&show(d).public_key))
+            .collect();
+        for (i, dir) in dirs.iter().enumerate() {
+            for (j, key) in keys.iter().enumerate() {
+                if i != j {
+                    run_checked(
+                        node_command()
+                            .args(["config", "accept-trustee-key", "--data-dir"])
+                            .arg(dir)
+                            .arg(key),
+                        "trustee-node config accept-trustee-key",
+                    );
+                }
+            }
+        }
         let cluster = Cluster::adopt(&dirs);
         let bank_approval_key = bank_key.expect("bank key");
         Self {

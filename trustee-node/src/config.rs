@@ -175,6 +175,10 @@ pub struct RawConfig {
 pub struct RawEpochs {
     /// Lifetime of a staged epoch that is not committed.
     pub staged_ttl_secs: Option<u64>,
+    /// Identity keys (hex SEC1) of the trustees whose credential attestations this node accepts
+    /// when it joins a wallet.
+    #[serde(default)]
+    pub known_trustee_keys: Vec<String>,
 }
 
 /// `[recovery]`
@@ -287,6 +291,10 @@ pub struct RawTls {
     /// SHA-256 (hex) of client certificates allowed to read the event stream (mutual TLS).
     #[serde(default)]
     pub event_readers: Vec<String>,
+    /// `[tls.service_clients]`: per gRPC service (`trustee`, `recovery`, `staff`, `epochs`,
+    /// `documents`), the SHA-256 (hex) of the client certificates allowed to call it.
+    #[serde(default)]
+    pub service_clients: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -329,12 +337,16 @@ pub struct NodeConfig {
 pub struct EpochSettings {
     /// A staged epoch not committed within this many seconds is dropped.
     pub staged_ttl_secs: u64,
+    /// Identity keys of the trustees this node knows: to join a wallet, it needs one of them to
+    /// attest the wallet's credential (empty: this node joins no wallet by rotation).
+    pub known_trustee_keys: Vec<k256::PublicKey>,
 }
 
 impl Default for EpochSettings {
     fn default() -> Self {
         Self {
             staged_ttl_secs: defaults::STAGED_EPOCH_TTL_SECS,
+            known_trustee_keys: Vec::new(),
         }
     }
 }
@@ -448,6 +460,67 @@ pub struct TlsSettings {
     pub client_ca: Option<PathBuf>,
     /// SHA-256 of the client certificates allowed to read the event stream.
     pub event_readers: Vec<[u8; 32]>,
+    /// Per service, the client certificates allowed to call it; a service not listed accepts
+    /// any certificate the client CA signed.
+    pub service_clients: Vec<(GrpcService, Vec<[u8; 32]>)>,
+}
+
+/// The node's gRPC services, as `[tls.service_clients]` names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrpcService {
+    /// `dlocker.v1.Trustee` (enrollment, status, proofs).
+    Trustee,
+    /// `dlocker.v1.Recovery`.
+    Recovery,
+    /// `dlocker.v1.Staff` (bank node).
+    Staff,
+    /// `dlocker.v1.Epochs`.
+    Epochs,
+    /// The document locker's service.
+    Documents,
+}
+
+impl GrpcService {
+    /// Every service, in config order.
+    pub const ALL: [GrpcService; 5] = [
+        Self::Trustee,
+        Self::Recovery,
+        Self::Staff,
+        Self::Epochs,
+        Self::Documents,
+    ];
+
+    /// The key in `[tls.service_clients]`.
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::Trustee => "trustee",
+            Self::Recovery => "recovery",
+            Self::Staff => "staff",
+            Self::Epochs => "epochs",
+            Self::Documents => "documents",
+        }
+    }
+
+    /// The name refusals use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Trustee => "Trustee",
+            Self::Recovery => "Recovery",
+            Self::Staff => "Staff",
+            Self::Epochs => "Epochs",
+            Self::Documents => "Documents",
+        }
+    }
+}
+
+impl TlsSettings {
+    /// The client certificates allowed to call `service`; `None` = any the client CA signed.
+    pub fn clients_of(&self, service: GrpcService) -> Option<&[[u8; 32]]> {
+        self.service_clients
+            .iter()
+            .find(|(s, _)| *s == service)
+            .map(|(_, list)| list.as_slice())
+    }
 }
 
 impl NodeConfig {
@@ -573,11 +646,45 @@ impl TryFrom<RawConfig> for NodeConfig {
                         "needs tls.client_ca: readers are identified by their client certificate",
                     ));
                 }
+                let mut service_clients = Vec::new();
+                for (name, list) in &t.service_clients {
+                    let service = GrpcService::ALL
+                        .into_iter()
+                        .find(|s| s.key() == name)
+                        .ok_or_else(|| {
+                            invalid(
+                                "tls.service_clients",
+                                format!(
+                                    "{name:?} is not a service; use trustee, recovery, staff, epochs or documents"
+                                ),
+                            )
+                        })?;
+                    let hashes = list
+                        .iter()
+                        .map(|h| {
+                            let mut b = [0u8; 32];
+                            hex::decode_to_slice(h.trim(), &mut b).map(|()| b).map_err(|_| {
+                                invalid(
+                                    "tls.service_clients",
+                                    "each entry is the hex SHA-256 of a client certificate (DER)",
+                                )
+                            })
+                        })
+                        .collect::<Result<Vec<_>, _>>()?;
+                    service_clients.push((service, hashes));
+                }
+                if !service_clients.is_empty() && t.client_ca.is_none() {
+                    return Err(invalid(
+                        "tls.service_clients",
+                        "needs tls.client_ca: callers are identified by their client certificate",
+                    ));
+                }
                 Ok(TlsSettings {
                     cert: t.cert,
                     key: t.key,
                     client_ca: t.client_ca,
                     event_readers,
+                    service_clients,
                 })
             })
             .transpose()?;
@@ -615,6 +722,7 @@ impl TryFrom<RawConfig> for NodeConfig {
                     1,
                     366 * 24 * 3600,
                 )?,
+                known_trustee_keys: known_trustee_keys_from(&raw.epochs.known_trustee_keys)?,
             },
         })
     }
@@ -636,6 +744,23 @@ pub fn parse_public_key(
             format!("{hex_key:?} is not a hex SEC1 secp256k1 public key"),
         )
     })
+}
+
+fn known_trustee_keys_from(list: &[String]) -> Result<Vec<k256::PublicKey>, ConfigError> {
+    if list.len() > MAX_LIST_LEN {
+        return Err(invalid(
+            "epochs.known_trustee_keys",
+            format!("at most {MAX_LIST_LEN} keys"),
+        ));
+    }
+    let mut keys = Vec::with_capacity(list.len());
+    for k in list {
+        let pk = parse_public_key("epochs.known_trustee_keys", k)?;
+        if !keys.contains(&pk) {
+            keys.push(pk);
+        }
+    }
+    Ok(keys)
 }
 
 /// Whether `id` is a usable staff id.
@@ -1124,6 +1249,11 @@ bank_approval_keys = []
 # Seconds a staged epoch (phase 1 of a share refresh / trustee rotation) waits for the owner's
 # commit before this node drops it. The wallet's active epoch is never affected by expiry.
 staged_ttl_secs = {staged_ttl}
+# Identity keys (hex SEC1, `trustee-node show` on each) of the trustees this node knows. A
+# rotation that adds this node to a wallet needs one of them, holding the wallet, to attest the
+# wallet's passkey credential; with none listed this node joins no wallet by rotation.
+# Add one with `trustee-node config accept-trustee-key --data-dir DIR HEX`.
+known_trustee_keys = []
 {bank}"#,
         name = q(name),
         role = q(role.as_str()),
@@ -1268,6 +1398,27 @@ pub mod edit {
             }
             arr.retain(|v| !v.as_str().is_some_and(same_key));
             arr.push(line);
+            Ok(true)
+        }
+
+        /// Adds a trustee identity key to `[epochs] known_trustee_keys`; `false` when it is
+        /// there already.
+        pub fn accept_trustee_key(&mut self, hex_key: &str) -> Result<bool, ConfigError> {
+            let key = parse_public_key("epochs.known_trustee_keys", hex_key)?;
+            let epochs = self.section("epochs")?;
+            if !epochs.contains_key("known_trustee_keys") {
+                epochs.insert("known_trustee_keys", value(Array::new()));
+            }
+            let arr = epochs["known_trustee_keys"]
+                .as_array_mut()
+                .ok_or_else(|| invalid("epochs.known_trustee_keys", "is not a list"))?;
+            let known = arr.iter().filter_map(|v| v.as_str()).any(|s| {
+                dlocker_proto::keys::public_key_from_hex(s.trim()).is_ok_and(|k| k == key)
+            });
+            if known {
+                return Ok(false);
+            }
+            arr.push(dlocker_proto::keys::public_key_hex(&key));
             Ok(true)
         }
 
@@ -1698,6 +1849,56 @@ mod tests {
         assert_eq!(tls.cert, Path::new("/d/tls/node.crt"));
         assert_eq!(tls.key, Path::new("/abs/node.key"));
         assert_eq!(tls.client_ca.as_deref(), Some(Path::new("/d/tls/ca.crt")));
+        assert_eq!(
+            tls.clients_of(GrpcService::Staff),
+            None,
+            "default: any client"
+        );
+    }
+
+    #[test]
+    fn service_clients_name_real_services_and_need_a_client_ca() {
+        let fp = "ab".repeat(32);
+        let clients = |name: &str, value: &str| {
+            let mut table = toml::Table::new();
+            table.insert(
+                name.into(),
+                toml::Value::Array(vec![toml::Value::String(value.into())]),
+            );
+            toml::Value::Table(table)
+        };
+        let tls = |t: &mut toml::Table, ca: bool| {
+            use toml::Value::String as S;
+            set(t, "node", "endpoint", S("https://node.example:7101".into()));
+            set(t, "tls", "cert", S("tls/node.crt".into()));
+            set(t, "tls", "key", S("tls/node.key".into()));
+            if ca {
+                set(t, "tls", "client_ca", S("tls/ca.crt".into()));
+            }
+        };
+        let cfg = with(|t| {
+            tls(t, true);
+            set(t, "tls", "service_clients", clients("staff", &fp));
+        })
+        .expect("valid");
+        let settings = cfg.tls.expect("tls");
+        assert_eq!(
+            settings.clients_of(GrpcService::Staff),
+            Some(&[[0xab; 32]][..])
+        );
+        assert_eq!(settings.clients_of(GrpcService::Trustee), None);
+        for (ca, name, value) in [
+            (true, "stafff", fp.as_str()),
+            (true, "staff", "not hex"),
+            (false, "staff", fp.as_str()),
+        ] {
+            let e = with(|t| {
+                tls(t, ca);
+                set(t, "tls", "service_clients", clients(name, value));
+            })
+            .expect_err("refused");
+            assert!(e.to_string().contains("tls.service_clients"), "{e}");
+        }
     }
 
     #[test]

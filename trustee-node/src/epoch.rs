@@ -199,6 +199,12 @@ pub enum EpochError {
         "a wallet has one credential: authorise with the owner's assertion (a node joining the wallet is handed the wallet's credential), not a new one"
     )]
     RegistrationNotAllowed,
+    /// A node joining a wallet was not shown, by a trustee it knows, that the handed credential
+    /// is the wallet's (a stranger must not make it join under a credential of their own).
+    #[error(
+        "a trustee joins a wallet only with the wallet's credential attested by a trustee it knows ([epochs] known_trustee_keys) that holds the epoch this one succeeds: {0}"
+    )]
+    CredentialNotAttested(&'static str),
     /// Too little evidence that the successor epoch is held by its threshold.
     #[error("only {have} of the {need} trustees needed show that they hold epoch {epoch}; {what}")]
     QuorumNotMet {
@@ -252,7 +258,9 @@ pub fn status_code(e: &EpochError) -> tonic::Code {
         | EpochError::SessionEpochReplaced { .. } => Code::FailedPrecondition,
         EpochError::NoPrevious => Code::InvalidArgument,
         EpochError::OwnerAssertionRequired { .. } => Code::Unauthenticated,
-        EpochError::RegistrationNotAllowed => Code::PermissionDenied,
+        EpochError::RegistrationNotAllowed | EpochError::CredentialNotAttested(_) => {
+            Code::PermissionDenied
+        }
     }
 }
 

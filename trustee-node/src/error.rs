@@ -109,6 +109,16 @@ pub enum NodeError {
         "the event stream needs credentials: a staff request signed by a staff key of this node, or a client certificate listed in [tls] event_readers"
     )]
     ReaderUnauthenticated,
+    /// Mutual TLS: the caller's client certificate is not listed for this service.
+    #[error(
+        "this client certificate may not call the {service} service (it is not listed in [tls.service_clients] {key})"
+    )]
+    ServiceNotAllowed {
+        /// The service's name.
+        service: &'static str,
+        /// Its key in `[tls.service_clients]`.
+        key: &'static str,
+    },
     /// A per-caller or per-session limit was reached.
     #[error("too many {what}; retry in {retry_after_secs} s")]
     RateLimited {
@@ -172,9 +182,10 @@ impl NodeError {
             NodeError::TooLarge { .. } | NodeError::Busy | NodeError::RateLimited { .. } => {
                 Code::ResourceExhausted
             }
-            NodeError::NonceNotInChallenge | NodeError::NonceUnknown | NodeError::NonceMismatch => {
-                Code::PermissionDenied
-            }
+            NodeError::NonceNotInChallenge
+            | NodeError::NonceUnknown
+            | NodeError::NonceMismatch
+            | NodeError::ServiceNotAllowed { .. } => Code::PermissionDenied,
             NodeError::NonceUsed | NodeError::NonceExpired { .. } => Code::FailedPrecondition,
             NodeError::CeremonyNotFound | NodeError::WalletNotFound => Code::NotFound,
             NodeError::CeremonyExpired { .. } | NodeError::CeremonyUsed => Code::FailedPrecondition,
@@ -297,6 +308,13 @@ mod tests {
             (NodeError::NonceNotInChallenge, Code::PermissionDenied),
             (NodeError::NonceUnknown, Code::PermissionDenied),
             (NodeError::NonceMismatch, Code::PermissionDenied),
+            (
+                NodeError::ServiceNotAllowed {
+                    service: "Staff",
+                    key: "staff",
+                },
+                Code::PermissionDenied,
+            ),
             (NodeError::NonceUsed, Code::FailedPrecondition),
             (
                 NodeError::NonceExpired { ago_secs: 3 },

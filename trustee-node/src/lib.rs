@@ -33,6 +33,7 @@ pub mod audit_log;
 #[cfg(feature = "bench")]
 pub mod bulk;
 pub mod caller_limits;
+pub mod client_gate;
 pub mod config;
 pub mod custody;
 pub mod descriptor;

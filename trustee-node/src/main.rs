@@ -144,6 +144,15 @@ enum ConfigEdit {
         #[arg(long, value_name = "NODE_ID")]
         bank_node_id: Option<String>,
     },
+    /// Know this trustee: accept its attestation of a wallet's credential when this node joins
+    /// the wallet by rotation.
+    AcceptTrusteeKey {
+        /// Data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The trustee's identity public key, hex SEC1 (`trustee-node show` on that node).
+        key: String,
+    },
     /// Add a staff member (bank role).
     AddStaff {
         /// Data directory.
@@ -290,6 +299,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     println!("accepted bank approval key {key}; restart the node to apply");
                 } else {
                     println!("bank approval key {key} was already accepted");
+                }
+                Ok(())
+            }
+            ConfigEdit::AcceptTrusteeKey { data_dir, key } => {
+                let mut doc = ConfigDoc::load(&data_dir)?;
+                if doc.accept_trustee_key(&key)? {
+                    doc.save(&data_dir)?;
+                    println!("accepted trustee key {key}; restart the node to apply");
+                } else {
+                    println!("trustee key {key} was already accepted");
                 }
                 Ok(())
             }

@@ -54,8 +54,8 @@ use dlocker_proto::manifest::{Manifest, ManifestHash};
 use dlocker_proto::owner_challenge::{OwnerAction, TrusteeNonce};
 use dlocker_proto::schnorr::{NONCE_LEN, PossessionProof, ProofContext};
 use dlocker_proto::statement::{
-    CommitReceipt, Receipt, RetireReceipt, ShareRelease, Signed, StageReceipt, StatementBody,
-    peek_kind,
+    CommitReceipt, CredentialAttestation, Receipt, RetireReceipt, ShareRelease, Signed,
+    StageReceipt, StatementBody, peek_kind,
 };
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -245,6 +245,9 @@ pub enum StageAuthority {
         owner: OwnerAssertion,
         /// `Passkey` JSON.
         passkey_json: String,
+        /// `CredentialAttestation`s of trustees holding the wallet; one must come from a key
+        /// this node knows.
+        attestations: Vec<Vec<u8>>,
     },
     /// A new passkey registration: refused (one credential per wallet); kept so the refusal
     /// can say why.
@@ -328,6 +331,9 @@ pub struct EpochChallengeIssued {
     pub nonce: [u8; 32],
     /// The stored credential (`Passkey` JSON) and its fingerprint, on a node holding it.
     pub passkey: Option<(String, [u8; 32])>,
+    /// For a stage on a node holding the wallet's active epoch: its signed
+    /// `CredentialAttestation`.
+    pub credential_attestation: Option<Vec<u8>>,
 }
 
 /// The owner action a `BeginEpochAction` action's touch is for (a retire is authorised by the
@@ -477,6 +483,65 @@ fn evidence_signer(
         ),
         _ => None,
     }
+}
+
+/// What a node joining a wallet is handed at a stage.
+struct Joining<'a> {
+    owner: &'a OwnerAssertion,
+    passkey_json: &'a str,
+    attestations: &'a [Vec<u8>],
+}
+
+/// Longest a holder's credential attestation is accepted after it was issued (it is fetched
+/// in the same stage ceremony), and how far ahead a holder's clock may be.
+pub const MAX_ATTESTATION_AGE_SECS: u64 = 3600;
+const MAX_ATTESTATION_SKEW_SECS: u64 = 300;
+
+/// At least one of `attestations` is signed by a `known` trustee and says it holds the epoch
+/// `manifest` succeeds (number and hash) of the same wallet, with the credential `fingerprint`,
+/// recently. The reason the closest one fails otherwise.
+fn check_attestations(
+    known: &[k256::PublicKey],
+    attestations: &[Vec<u8>],
+    manifest: &Manifest,
+    fingerprint: &[u8; 32],
+    now: u64,
+) -> Result<(), EpochError> {
+    let refuse = EpochError::CredentialNotAttested;
+    if known.is_empty() {
+        return Err(refuse(
+            "this node knows no trustee keys, so it joins no wallet by rotation",
+        ));
+    }
+    if attestations.is_empty() {
+        return Err(refuse(
+            "no credential attestation was sent (BeginEpochAction STAGE at a trustee holding the wallet returns one)",
+        ));
+    }
+    let previous = manifest.previous().ok_or(EpochError::NoPrevious)?;
+    let mut why = "no attestation is signed by a trustee this node knows";
+    for bytes in attestations {
+        let Ok(signed) = Signed::<CredentialAttestation>::decode_trusted(bytes, known) else {
+            continue;
+        };
+        let a = signed.body();
+        why = if a.node_id != dlocker_proto::keys::node_id(signed.signer()) {
+            "the attestation's node id is not its signer's"
+        } else if a.wallet_id != manifest.wallet_id() {
+            "the attestation is for another wallet"
+        } else if a.manifest_hash != *previous || a.epoch.saturating_add(1) != manifest.epoch() {
+            "the attesting trustee holds another epoch than the one this manifest succeeds"
+        } else if a.credential_fingerprint != *fingerprint {
+            "the attested credential is not the one handed to this node"
+        } else if a.issued_at.saturating_add(MAX_ATTESTATION_AGE_SECS) < now
+            || a.issued_at > now.saturating_add(MAX_ATTESTATION_SKEW_SECS)
+        {
+            "the attestation is too old (or from the future); fetch a fresh one"
+        } else {
+            return Ok(());
+        };
+    }
+    Err(refuse(why))
 }
 
 impl Node {
@@ -650,7 +715,7 @@ impl Node {
         wallet_id: &WalletId,
         action: EpochAction,
     ) -> Result<EpochChallengeIssued, NodeError> {
-        let _guard = self.recovery_lock.lock().await;
+        let guard = self.recovery_lock.lock().await;
         let now = self.now();
         let wallet = wallet_id.as_str();
         let state = self.expire_if_due(wallet, now).await?;
@@ -671,6 +736,32 @@ impl Node {
             None if action == EpochAction::Stage => (String::new(), None),
             None => return Err(NodeError::WalletNotFound),
         };
+        // A holder vouches for the wallet's credential, for the trustees joining at this stage.
+        let credential_attestation = match (&state, &passkey) {
+            (Some(state), Some((_, fingerprint))) if action == EpochAction::Stage => state
+                .active()
+                .map(|active| {
+                    Ok::<_, NodeError>(
+                        Signed::sign(
+                            CredentialAttestation {
+                                node_id: self.identity.node_id().to_owned(),
+                                wallet_id: wallet.to_owned(),
+                                epoch: active.epoch,
+                                manifest_hash: hash_from_hex(EPOCHS_TREE, &active.manifest_hash)?,
+                                credential_fingerprint: *fingerprint,
+                                issued_at: now,
+                            },
+                            &self.identity.signing_key(),
+                        )
+                        .encode(),
+                    )
+                })
+                .transpose()?,
+            _ => None,
+        };
+        // Anyone may ask for a nonce: its flush must not hold up every wallet's rotations and
+        // recoveries while the disk syncs (the nonce is written first, acknowledged after).
+        drop(guard);
         let issued = self.issue_owner_nonce(wallet, owner_action(action))?;
         self.store.flush().await?;
         Ok(EpochChallengeIssued {
@@ -679,6 +770,7 @@ impl Node {
             expires_at: issued.expires_at,
             nonce: issued.nonce,
             passkey,
+            credential_attestation,
         })
     }
 
@@ -717,23 +809,38 @@ impl Node {
     fn verify_joining(
         &self,
         wallet_id: &str,
-        owner: &OwnerAssertion,
-        passkey_json: &str,
+        joining: Joining<'_>,
+        manifest: &Manifest,
         manifest_hash: &ManifestHash,
+        now: u64,
     ) -> Result<Vec<u8>, NodeError> {
+        let Joining {
+            owner,
+            passkey_json,
+            attestations,
+        } = joining;
         if passkey_json.len() > MAX_PASSKEY_JSON_BYTES {
             return Err(NodeError::invalid(
                 "joining.passkey_json",
                 format!("at most {MAX_PASSKEY_JSON_BYTES} bytes"),
             ));
         }
+        check_statements("joining.credential_attestations", attestations)?;
         let passkey: Passkey = serde_json::from_str(passkey_json).map_err(|_| {
             NodeError::invalid("joining.passkey_json", "not a webauthn Passkey (JSON)")
         })?;
-        let authorized = dlocker_proto::owner_challenge::stage_authorized(
-            &manifest_hash.0,
-            &passkey_fingerprint(&passkey)?,
-        );
+        let fingerprint = passkey_fingerprint(&passkey)?;
+        // Before the assertion is even looked at (and the nonce spent): anyone can register a
+        // passkey and touch it, so only a known trustee's word makes the credential the wallet's.
+        check_attestations(
+            &self.config.epochs.known_trustee_keys,
+            attestations,
+            manifest,
+            &fingerprint,
+            now,
+        )?;
+        let authorized =
+            dlocker_proto::owner_challenge::stage_authorized(&manifest_hash.0, &fingerprint);
         let touch = self.verify_owner_assertion(
             wallet_id,
             OwnerAction::Stage,
@@ -844,13 +951,19 @@ impl Node {
                 StageAuthority::Joining {
                     owner,
                     passkey_json,
+                    attestations,
                 },
             ) => {
                 staged_passkey = Some(self.verify_joining(
                     wallet,
-                    owner,
-                    passkey_json,
+                    Joining {
+                        owner,
+                        passkey_json,
+                        attestations,
+                    },
+                    &deposit.manifest,
                     &deposit.manifest_hash,
+                    now,
                 )?);
                 plan.require_not_enrolled = Some(key.to_vec());
             }
@@ -859,12 +972,22 @@ impl Node {
                 StageAuthority::Joining {
                     owner,
                     passkey_json,
+                    attestations,
                 },
             ) => {
                 // The very same stage again (refreshed): the first credential stays, and the
                 // one handed now must be it.
-                let again =
-                    self.verify_joining(wallet, owner, passkey_json, &deposit.manifest_hash)?;
+                let again = self.verify_joining(
+                    wallet,
+                    Joining {
+                        owner,
+                        passkey_json,
+                        attestations,
+                    },
+                    &deposit.manifest,
+                    &deposit.manifest_hash,
+                    now,
+                )?;
                 let first: Option<Passkey> = staged_passkey
                     .as_deref()
                     .and_then(|p| serde_json::from_slice(p).ok());

@@ -72,6 +72,7 @@ impl TryFrom<pb::StageEpochRequest> for StageEpoch {
                     NodeError::invalid("joining.owner", "the owner's assertion is required")
                 })?)?,
                 passkey_json: j.passkey_json,
+                attestations: j.credential_attestations,
             }),
             Some(Authority::Registration(_)) => Some(StageAuthority::Registration),
         };
@@ -155,6 +156,7 @@ impl Epochs for EpochsService {
             nonce: c.nonce.to_vec(),
             passkey_json,
             credential_fingerprint,
+            credential_attestation: c.credential_attestation.unwrap_or_default(),
         }))
     }
 

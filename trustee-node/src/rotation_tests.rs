@@ -23,7 +23,9 @@ use dlocker_proto::pb::trustee_client::TrusteeClient;
 use dlocker_proto::schnorr::{PossessionProof, ProofContext};
 use dlocker_proto::secret::SecretScalar;
 use dlocker_proto::share::{Share, split};
-use dlocker_proto::statement::{CommitReceipt, RetireReceipt, Signed, StageReceipt};
+use dlocker_proto::statement::{
+    CommitReceipt, CredentialAttestation, RetireReceipt, Signed, StageReceipt,
+};
 use k256::ecdsa::SigningKey;
 use k256::elliptic_curve::Generate;
 use k256::{PublicKey, SecretKey};
@@ -180,6 +182,9 @@ struct Harness {
     recovery: RecoveryClient<Channel>,
     auth: SoftPasskey,
     node_key: PublicKey,
+    /// A trustee this node knows (`[epochs] known_trustee_keys`): its credential attestations
+    /// let the node join a wallet.
+    known: SigningKey,
 }
 
 impl Harness {
@@ -194,19 +199,29 @@ impl Harness {
         );
         opts.endpoint = Some("http://127.0.0.1:7101".into());
         init_node(&opts).expect("init");
+        let known = SigningKey::generate_from_rng(&mut rand::rng());
         let path = dir.join("config.toml");
         let text = std::fs::read_to_string(&path).expect("read");
         assert!(text.contains("[epochs]"), "init documents [epochs]");
-        let text = text.replace(
-            &format!(
-                "staged_ttl_secs = {}",
-                crate::config::defaults::STAGED_EPOCH_TTL_SECS
-            ),
-            &format!("staged_ttl_secs = {TTL}"),
-        );
+        let text = text
+            .replace(
+                &format!(
+                    "staged_ttl_secs = {}",
+                    crate::config::defaults::STAGED_EPOCH_TTL_SECS
+                ),
+                &format!("staged_ttl_secs = {TTL}"),
+            )
+            .replace(
+                "known_trustee_keys = []",
+                &format!(
+                    "known_trustee_keys = [\"{}\"]",
+                    dlocker_proto::keys::public_key_hex(&PublicKey::from(known.verifying_key()))
+                ),
+            );
         std::fs::write(&path, text).expect("write");
         let config = NodeConfig::load(dir).expect("config");
         assert_eq!(config.epochs.staged_ttl_secs, TTL);
+        assert_eq!(config.epochs.known_trustee_keys.len(), 1);
         let clock = Arc::new(ManualClock(AtomicU64::new(T0)));
         let store = Arc::new(SledStore::open(&config.db_path()).expect("db"));
         let node =
@@ -232,6 +247,7 @@ impl Harness {
             recovery,
             auth: SoftPasskey::new(true),
             node_key: decode_public_key(&info.public_key).expect("key"),
+            known,
         }
     }
 
@@ -755,7 +771,23 @@ async fn expiry_abandon_joining_and_recovery_exclusion() {
     let (rcr, _) = rp
         .start_passkey_authentication(std::slice::from_ref(&passkey))
         .expect("options");
-    let joining = |assertion_json: String| {
+    // The known trustee vouches that it holds epoch 1 of the wallet under this credential.
+    let attest = |key: &SigningKey, manifest_hash: ManifestHash| {
+        Signed::sign(
+            CredentialAttestation {
+                node_id: node_id(&PublicKey::from(key.verifying_key())),
+                wallet_id: joining_wallet.into(),
+                epoch: 1,
+                manifest_hash,
+                credential_fingerprint: fingerprint,
+                issued_at: h.clock.now(),
+            },
+            key,
+        )
+        .encode()
+    };
+    let good = attest(&h.known, j1.manifest.hash());
+    let joining = |assertion_json: String, attestations: Vec<Vec<u8>>| {
         Some(pb::stage_epoch_request::Authority::Joining(
             pb::JoiningOwner {
                 owner: Some(pb::OwnerAssertion {
@@ -764,6 +796,7 @@ async fn expiry_abandon_joining_and_recovery_exclusion() {
                     nonces: touch::wire(&pairs),
                 }),
                 passkey_json: serde_json::to_string(&passkey).expect("json"),
+                credential_attestations: attestations,
             },
         ))
     };
@@ -788,8 +821,38 @@ async fn expiry_abandon_joining_and_recovery_exclusion() {
             .await,
     );
     assert_eq!(c2, Code::PermissionDenied, "{m}");
+    // Without a known trustee's attestation (none, a stranger's key, or one for another epoch)
+    // the owner's assertion is not even looked at: nothing is staged, the nonce stays unspent.
+    let stranger = SigningKey::generate_from_rng(&mut rand::rng());
+    for (attestations, why) in [
+        (vec![], "no credential attestation was sent"),
+        (
+            vec![attest(&stranger, j1.manifest.hash())],
+            "no attestation is signed by a trustee this node knows",
+        ),
+        (
+            vec![attest(&h.known, j2.manifest.hash())],
+            "holds another epoch than the one this manifest succeeds",
+        ),
+    ] {
+        let (c3, m) = code(
+            h.epochs
+                .stage_epoch(h.stage_req(
+                    &j2,
+                    &j2.shares[0],
+                    joining(assertion.clone(), attestations),
+                ))
+                .await,
+        );
+        assert_eq!(c3, Code::PermissionDenied, "{m}");
+        assert!(m.contains(why), "{m}");
+        assert!(
+            h.status(joining_wallet).await.is_err(),
+            "nothing staged after a refused join"
+        );
+    }
     h.epochs
-        .stage_epoch(h.stage_req(&j2, &j2.shares[0], joining(assertion)))
+        .stage_epoch(h.stage_req(&j2, &j2.shares[0], joining(assertion, vec![good])))
         .await
         .expect("stage joining");
     let s = h.status(joining_wallet).await.expect("joining status");

@@ -1,7 +1,8 @@
 //! Serving a node: `Config → Node → spawn/serve`, with health, reflection, limits, optional
 //! (m)TLS and graceful shutdown that flushes the database.
 
-use crate::config::{ConfigError, NodeConfig, TlsSettings};
+use crate::client_gate::ServiceGate;
+use crate::config::{ConfigError, GrpcService, NodeConfig, TlsSettings};
 use crate::descriptor::NodeDescriptorInfo;
 use crate::keys::FileKeyProvider;
 use crate::node::{Node, SetupError, SystemClock};
@@ -20,6 +21,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
@@ -175,6 +177,14 @@ pub async fn run(
         mtls = config.tls.as_ref().is_some_and(|t| t.client_ca.is_some()),
         "trustee node serving"
     );
+    // Mutual TLS: each service admits the client certificates `[tls.service_clients]` lists for
+    // it (any the client CA signed when it lists none), before any handler runs.
+    let gate = |s: GrpcService| ServiceGate::new(&config, s);
+    let trustee = InterceptedService::new(trustee, gate(GrpcService::Trustee));
+    let recovery = InterceptedService::new(recovery, gate(GrpcService::Recovery));
+    let staff = staff.map(|s| InterceptedService::new(s, gate(GrpcService::Staff)));
+    let documents = documents.map(|s| InterceptedService::new(s, gate(GrpcService::Documents)));
+    let epochs = InterceptedService::new(epochs, gate(GrpcService::Epochs));
     let served = builder
         .add_service(health_service)
         .add_service(reflection)

@@ -186,3 +186,89 @@ async fn tls_and_mtls_nodes_serve_the_sdk_and_refuse_plaintext() {
         );
     }
 }
+
+/// Mutual TLS authorises services per client certificate: with `[tls.service_clients] staff`
+/// listing the staff front end's certificate, the bank's Staff service refuses another
+/// certificate of the same client CA before any handler runs, while that certificate still uses
+/// the services that list nobody, and the front end reaches the Staff service.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mtls_staff_service_refuses_a_non_staff_certificate() {
+    use dlocker_proto::pb;
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+
+    let mut cluster = Cluster::init(1, &[], &[0]);
+    let dir = cluster.data_dir(0).to_path_buf();
+    // The harness lists its first client certificate (the "front end") as an event reader;
+    // the same fingerprint becomes the Staff service's only client.
+    let path = dir.join("config.toml");
+    let text = std::fs::read_to_string(&path).expect("config");
+    let doc: toml::Table = toml::from_str(&text).expect("toml");
+    let front_end = doc["tls"]["event_readers"][0]
+        .as_str()
+        .expect("event reader fingerprint")
+        .to_owned();
+    std::fs::write(
+        &path,
+        format!("{text}\n[tls.service_clients]\nstaff = [\"{front_end}\"]\n"),
+    )
+    .expect("write config");
+    cluster.start_all().await;
+
+    let node = cluster.node(0);
+    let tls = node.tls.as_ref().expect("tls");
+    let connect = |cert: &dlocker_integration_tests::tls::ClientCert| {
+        let (ca_pem, endpoint) = (tls.ca_pem.clone(), node.endpoint.clone());
+        let (cert_pem, key_pem) = (cert.cert_pem.clone(), cert.key_pem.clone());
+        async move {
+            Endpoint::from_shared(endpoint)
+                .expect("endpoint")
+                .tls_config(
+                    ClientTlsConfig::new()
+                        .ca_certificate(Certificate::from_pem(ca_pem))
+                        .identity(Identity::from_pem(cert_pem, key_pem)),
+                )
+                .expect("tls config")
+                .connect()
+                .await
+                .expect("mTLS connect")
+        }
+    };
+    let list = pb::ListRecoveriesRequest::default();
+
+    let other = connect(tls.unlisted_client.as_ref().expect("second client cert")).await;
+    let refused = pb::staff_client::StaffClient::new(other.clone())
+        .list_recoveries(list.clone())
+        .await
+        .expect_err("a certificate not listed for the Staff service is refused");
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+    assert!(
+        refused.message().contains("may not call the Staff service")
+            && refused.message().contains("[tls.service_clients] staff"),
+        "{}",
+        refused.message()
+    );
+    // The same certificate still calls the services that list nobody.
+    let info = pb::trustee_client::TrusteeClient::new(other)
+        .get_info(pb::GetInfoRequest {})
+        .await
+        .expect("the Trustee service admits any certificate the client CA signed")
+        .into_inner();
+    assert_eq!(info.node_id, node.node_id);
+
+    // The staff front end passes the gate: the Staff service itself answers (here: the empty
+    // staff request is not a valid one).
+    let front = connect(tls.client.as_ref().expect("front end cert")).await;
+    let answered = pb::staff_client::StaffClient::new(front)
+        .list_recoveries(list)
+        .await
+        .expect_err("an unsigned staff request");
+    assert_ne!(
+        answered.code(),
+        tonic::Code::PermissionDenied,
+        "the front end is not refused by the gate: {answered:?}"
+    );
+    assert!(
+        !answered.message().contains("service_clients"),
+        "{answered:?}"
+    );
+}
