@@ -11,6 +11,8 @@
 //! - [`rotate()`]: re-split the wallet into a new epoch (refresh shares, change the threshold,
 //!   replace trustees) in two phases that can be resumed or rolled back from any interruption
 //!   ([`resume_rotation`], [`rollback_rotation`]); [`epoch_status`] shows each trustee's epochs;
+//! - [`delete_backup`]: erase the wallet at every trustee with one passkey touch, each trustee
+//!   returning a signed erasure receipt; call again to complete a partial delete;
 //! - [`StaffClient`] / [`StaffKey`]: bank staff list, approve and cancel recoveries;
 //! - [`OwnerAuthenticator`]: the owner's passkey, supplied by the app
 //!   ([`SoftwareAuthenticator`] is for tests and demos only). A wallet has one passkey
@@ -36,6 +38,7 @@
 pub mod authenticator;
 pub mod backup;
 pub mod ceremony;
+pub mod delete;
 pub mod documents;
 pub mod error;
 pub mod recover;
@@ -49,6 +52,7 @@ pub use authenticator::{OwnerAuthenticator, SoftwareAuthenticator};
 pub use backup::{
     BackupPolicy, BackupReceipts, PreparedBackup, ProgressEvent, TrusteeReceipt, backup,
 };
+pub use delete::{DeleteError, DeleteReport, TrusteeErasure, delete_backup};
 pub use error::{AuthError, BackupError, ConnectError, TrusteesError};
 pub use recover::{
     CancelOutcome, RecoverError, RecoverEvent, RecoverOptions, Recovered, RecoveryHandle,

@@ -14,7 +14,7 @@ use dlocker_proto::schnorr::{PossessionProof, ProofContext};
 use dlocker_proto::secret::SecretScalar;
 use dlocker_proto::share::{Commitments, Share};
 use dlocker_proto::statement::{
-    BankApproval, CommitReceipt, Receipt, RetireReceipt, Signed, StageReceipt,
+    BankApproval, CommitReceipt, EraseReceipt, Receipt, RetireReceipt, Signed, StageReceipt,
 };
 use k256::ecdsa::SigningKey;
 use k256::{ProjectivePoint, PublicKey, Scalar, SecretKey};
@@ -164,6 +164,25 @@ fn owner_challenges(dir: &Path) {
         trustees[2].clone()
     ]));
     write(dir, "owner-challenge-reordered", reordered);
+
+    // Delete: the action byte is the whole intent (`authorized` is empty).
+    let d = OwnerChallenge::new(OwnerAction::Delete, wallet, b"", trustees.clone())
+        .expect("challenge");
+    let mut delete = base(
+        "ok",
+        "delete (action 9) at 3 trustees: authorized is empty",
+    );
+    delete["action"] = json!(OwnerAction::Delete.as_u8());
+    delete["authorized"] = json!("");
+    delete["challenge"] = json!(hex::encode(d.digest()));
+    delete["encoding"] = json!(hex::encode(d.encode()));
+    write(dir, "owner-challenge-delete-valid", delete.clone());
+    let mut delete_as_recover = delete;
+    delete_as_recover["expect"] = json!("error");
+    delete_as_recover["description"] =
+        json!("a delete touch presented for a recovery (another action byte)");
+    delete_as_recover["action"] = json!(OwnerAction::Recover.as_u8());
+    write(dir, "owner-challenge-delete-as-recover", delete_as_recover);
 }
 
 fn main() {
@@ -465,6 +484,31 @@ fn main() {
             &retire,
         ),
     );
+
+    let erase = Signed::sign(
+        EraseReceipt {
+            node_id: node_id(&pk),
+            wallet_id: "wallet-vector-1".into(),
+            epoch: 1,
+            manifest_hash: Some(m.hash()),
+            staged_manifest_hash: Some(next_hash),
+            erased_at: 1_767_400_300,
+        },
+        &signer,
+    )
+    .encode();
+    let mut erase_case = epoch_case(
+        "erase-receipt",
+        "ok",
+        "node2 erased the wallet at its owner's request: active epoch 1 and staged epoch 2",
+        &erase,
+    );
+    erase_case["manifest_hash"] = json!(m.hash().to_string());
+    write(&dir, "statement-erase-receipt-valid", erase_case.clone());
+    erase_case["kind"] = json!("retire-receipt");
+    erase_case["expect"] = json!("error");
+    erase_case["description"] = json!("an erase receipt is never accepted as a retire receipt");
+    write(&dir, "statement-erase-receipt-as-retire-kind", erase_case);
 
     // Possession proof (randomised: the vector pins verification, not generation).
     let pnonce = [3u8; 32];

@@ -53,11 +53,14 @@ pub enum OwnerAction {
     HolderRegister = 7,
     /// Re-issuing the holder's documents to a new key; authorizes the new key (SEC1).
     Reissue = 8,
+    /// Erasing the wallet at a trustee (every epoch, the credential, sessions, nonces);
+    /// authorizes nothing more than the wallet (empty): the action byte is the whole intent.
+    Delete = 9,
 }
 
 impl OwnerAction {
     /// Every action, for tests and tables.
-    pub const ALL: [OwnerAction; 8] = [
+    pub const ALL: [OwnerAction; 9] = [
         Self::Backup,
         Self::Recover,
         Self::Cancel,
@@ -66,6 +69,7 @@ impl OwnerAction {
         Self::Abandon,
         Self::HolderRegister,
         Self::Reissue,
+        Self::Delete,
     ];
 
     /// The action's byte.
@@ -89,6 +93,7 @@ impl OwnerAction {
             Self::Abandon => "abandon",
             Self::HolderRegister => "holder-register",
             Self::Reissue => "reissue",
+            Self::Delete => "delete",
         }
     }
 }
@@ -338,6 +343,6 @@ mod tests {
             assert_eq!(OwnerAction::from_u8(a.as_u8()), Some(a));
         }
         assert_eq!(OwnerAction::from_u8(0), None);
-        assert_eq!(OwnerAction::from_u8(9), None);
+        assert_eq!(OwnerAction::from_u8(10), None);
     }
 }

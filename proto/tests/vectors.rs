@@ -9,7 +9,7 @@ use dlocker_proto::schnorr::{PossessionProof, ProofContext};
 use dlocker_proto::secret::SecretScalar;
 use dlocker_proto::share::Share;
 use dlocker_proto::statement::{
-    BankApproval, CommitReceipt, Receipt, RetireReceipt, Signed, StageReceipt, StatementBody,
+    BankApproval, CommitReceipt, EraseReceipt, Receipt, RetireReceipt, Signed, StageReceipt, StatementBody,
 };
 use k256::SecretKey;
 use serde_json::Value;
@@ -107,6 +107,9 @@ fn run(v: &Value) -> Result<(), String> {
         "retire-receipt" => {
             epoch_statement::<RetireReceipt>(v, |b| b.successor_manifest_hash.to_string())
         }
+        "erase-receipt" => epoch_statement::<EraseReceipt>(v, |b| {
+            b.manifest_hash.map(|h| h.to_string()).unwrap_or_default()
+        }),
         "blob" => {
             let kb: [u8; 32] = h(v, "k").try_into().expect("k");
             let k = SecretScalar::from_bytes(&kb).expect("k");

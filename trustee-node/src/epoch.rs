@@ -38,6 +38,8 @@ pub enum EpochAction {
     Abandon,
     /// Leave the wallet's trustee set.
     Retire,
+    /// Erase the wallet at its owner's request (not a transition: the end of the wallet here).
+    Delete,
 }
 
 impl EpochAction {
@@ -48,6 +50,7 @@ impl EpochAction {
             Self::Commit => "commit",
             Self::Abandon => "abandon",
             Self::Retire => "retire",
+            Self::Delete => "delete",
         }
     }
 }

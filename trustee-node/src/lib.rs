@@ -38,6 +38,7 @@ pub mod custody;
 pub mod descriptor;
 pub mod enrollment;
 pub mod epoch;
+pub mod erase;
 pub mod error;
 pub mod events;
 pub mod init;

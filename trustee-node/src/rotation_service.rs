@@ -2,6 +2,7 @@
 //! domain types at the edge (`TryFrom`), errors go through `NodeError`'s one status mapping.
 
 use crate::epoch::EpochAction;
+use crate::erase::DeleteWallet;
 use crate::error::NodeError;
 use crate::node::Node;
 use crate::owner_touch::nonces_from_wire;
@@ -53,9 +54,10 @@ pub fn parse_action(code: i32) -> Result<EpochAction, NodeError> {
         Ok(pb::EpochAction::Commit) => Ok(EpochAction::Commit),
         Ok(pb::EpochAction::Abandon) => Ok(EpochAction::Abandon),
         Ok(pb::EpochAction::Retire) => Ok(EpochAction::Retire),
+        Ok(pb::EpochAction::Delete) => Ok(EpochAction::Delete),
         _ => Err(NodeError::invalid(
             "action",
-            "must be STAGE, COMMIT, ABANDON or RETIRE",
+            "must be STAGE, COMMIT, ABANDON, RETIRE or DELETE",
         )),
     }
 }
@@ -107,6 +109,16 @@ impl TryFrom<pb::AbandonEpochRequest> for AbandonEpoch {
     }
 }
 
+impl TryFrom<pb::DeleteWalletRequest> for DeleteWallet {
+    type Error = NodeError;
+    fn try_from(r: pb::DeleteWalletRequest) -> Result<Self, NodeError> {
+        Ok(Self {
+            wallet_id: WalletId::parse(r.wallet_id)?,
+            owner: owner(r.owner)?,
+        })
+    }
+}
+
 impl TryFrom<pb::RetireWalletRequest> for RetireWallet {
     type Error = NodeError;
     fn try_from(r: pb::RetireWalletRequest) -> Result<Self, NodeError> {
@@ -142,7 +154,10 @@ impl Epochs for EpochsService {
         let wallet_id = WalletId::parse(r.wallet_id)?;
         let action = parse_action(r.action)?;
         // The hash is part of the one-touch challenge, not of the nonce; checked for shape only.
-        manifest_hash("manifest_hash", &r.manifest_hash)?;
+        // A delete's challenge names no manifest.
+        if action != EpochAction::Delete {
+            manifest_hash("manifest_hash", &r.manifest_hash)?;
+        }
         let c = self.node.begin_epoch_action(&wallet_id, action).await?;
         let (passkey_json, credential_fingerprint) = match c.passkey {
             Some((json, fp)) => (json, fp.to_vec()),
@@ -205,6 +220,19 @@ impl Epochs for EpochsService {
             .await?;
         Ok(Response::new(pb::RetireWalletResponse {
             retire_receipt_encoded: receipt,
+        }))
+    }
+
+    async fn delete_wallet(
+        &self,
+        req: Request<pb::DeleteWalletRequest>,
+    ) -> Result<Response<pb::DeleteWalletResponse>, Status> {
+        let receipt = self
+            .node
+            .delete_wallet(DeleteWallet::try_from(req.into_inner())?)
+            .await?;
+        Ok(Response::new(pb::DeleteWalletResponse {
+            erase_receipt_encoded: receipt,
         }))
     }
 

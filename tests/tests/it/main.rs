@@ -8,6 +8,7 @@ mod backup_durability;
 mod cli;
 mod corrupted_share;
 mod crash_harness;
+mod delete;
 mod deposit_rejections;
 mod example_config;
 mod idempotency;
