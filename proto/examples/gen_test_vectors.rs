@@ -178,6 +178,9 @@ fn owner_challenges(dir: &Path) {
     delete["encoding"] = json!(hex::encode(d.encode()));
     write(dir, "owner-challenge-delete-valid", delete.clone());
     let mut delete_as_recover = delete;
+    if let Some(o) = delete_as_recover.as_object_mut() {
+        o.remove("encoding");
+    }
     delete_as_recover["expect"] = json!("error");
     delete_as_recover["description"] =
         json!("a delete touch presented for a recovery (another action byte)");

@@ -9,7 +9,7 @@
 //! - the passkey credential (so no later ceremony can authenticate as this owner here);
 //! - every recovery session of the wallet, open ones included (a delete closes them) and their
 //!   index;
-//! - every pending owner nonce issued for the wallet;
+//! - every pending owner nonce and enrollment ceremony record of the wallet;
 //! - a retirement record left by an earlier rotation (it names the wallet).
 //!
 //! Then the wallet's stored events are dropped, one audit entry is appended — the audit log
@@ -27,7 +27,7 @@ use crate::error::NodeError;
 use crate::node::Node;
 use crate::owner_touch::NonceRecord;
 use crate::rotation::{EPOCHS_TREE, OwnerAssertion, Plan, T, hash_from_hex};
-use crate::storage::{StoreError, wallet_key};
+use crate::storage::{CeremonyRecord, StoreError, wallet_key};
 use crate::wallet::WalletId;
 use dlocker_proto::statement::{EraseReceipt, Signed};
 
@@ -120,6 +120,14 @@ impl Node {
             let (k, v) = item.map_err(StoreError::from)?;
             if serde_json::from_slice::<NonceRecord>(&v).is_ok_and(|r| r.wallet_id == wallet) {
                 plan.remove(T::OwnerNonces, &k);
+            }
+        }
+        // Enrollment ceremonies (finished ones are kept until they expire) name the wallet too.
+        // The node's count of open ceremonies catches up at the next sweep.
+        for item in self.et().t(T::Ceremonies).iter() {
+            let (k, v) = item.map_err(StoreError::from)?;
+            if serde_json::from_slice::<CeremonyRecord>(&v).is_ok_and(|c| c.wallet_id == wallet) {
+                plan.remove(T::Ceremonies, &k);
             }
         }
         self.apply(plan)?;

@@ -98,9 +98,10 @@ pub(crate) enum T {
     Sessions,
     Retired,
     OwnerNonces,
+    Ceremonies,
 }
 
-const TREE_NAMES: [&str; 12] = [
+const TREE_NAMES: [&str; 13] = [
     EPOCHS_TREE,
     STAGED_TREE,
     WALLETS_TREE,
@@ -113,6 +114,7 @@ const TREE_NAMES: [&str; 12] = [
     SESSIONS_TREE,
     RETIRED_TREE,
     crate::owner_touch::OWNER_NONCES_TREE,
+    crate::storage::CEREMONIES_TREE,
 ];
 
 /// Handles on every tree epoch transitions touch (the enrollment and recovery trees included).
