@@ -166,9 +166,12 @@ pub async fn delete_backup(
         }
     }
     if !ready.is_empty() {
-        let template =
-            ceremony::first_request_template(ready.iter().map(|(_, _, r, _)| r.request_options_json.as_str()))
-                .to_owned();
+        let template = ceremony::first_request_template(
+            ready
+                .iter()
+                .map(|(_, _, r, _)| r.request_options_json.as_str()),
+        )
+        .to_owned();
         let nonces: Vec<TrusteeNonce> = ready.iter().map(|(_, _, _, n)| n.clone()).collect();
         let touch = ceremony::assert(auth, OwnerAction::Delete, wallet_id, b"", nonces, &template)?;
         let answers = join_all(ready.into_iter().map(|(i, ch, resp, _)| {

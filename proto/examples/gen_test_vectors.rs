@@ -166,12 +166,9 @@ fn owner_challenges(dir: &Path) {
     write(dir, "owner-challenge-reordered", reordered);
 
     // Delete: the action byte is the whole intent (`authorized` is empty).
-    let d = OwnerChallenge::new(OwnerAction::Delete, wallet, b"", trustees.clone())
-        .expect("challenge");
-    let mut delete = base(
-        "ok",
-        "delete (action 9) at 3 trustees: authorized is empty",
-    );
+    let d =
+        OwnerChallenge::new(OwnerAction::Delete, wallet, b"", trustees.clone()).expect("challenge");
+    let mut delete = base("ok", "delete (action 9) at 3 trustees: authorized is empty");
     delete["action"] = json!(OwnerAction::Delete.as_u8());
     delete["authorized"] = json!("");
     delete["challenge"] = json!(hex::encode(d.digest()));

@@ -9,7 +9,8 @@ use dlocker_proto::schnorr::{PossessionProof, ProofContext};
 use dlocker_proto::secret::SecretScalar;
 use dlocker_proto::share::Share;
 use dlocker_proto::statement::{
-    BankApproval, CommitReceipt, EraseReceipt, Receipt, RetireReceipt, Signed, StageReceipt, StatementBody,
+    BankApproval, CommitReceipt, EraseReceipt, Receipt, RetireReceipt, Signed, StageReceipt,
+    StatementBody,
 };
 use k256::SecretKey;
 use serde_json::Value;

@@ -105,7 +105,11 @@ impl Node {
             .scan_prefix(crate::recovery::session_index_prefix(wallet))
         {
             let (k, id) = item.map_err(StoreError::from)?;
-            if let Some(bytes) = self.et().t(T::Sessions).get(&id).map_err(StoreError::from)?
+            if let Some(bytes) = self
+                .et()
+                .t(T::Sessions)
+                .get(&id)
+                .map_err(StoreError::from)?
                 && serde_json::from_slice::<crate::recovery::StoredSession>(&bytes)
                     .is_ok_and(|s| s.session.is_live(now))
             {
@@ -144,7 +148,8 @@ impl Node {
                 .map(|s| format!(", staged epoch {}", s.epoch))
                 .unwrap_or_default(),
         );
-        self.audit.append(now, WALLET_DELETED, Some(wallet), &detail)?;
+        self.audit
+            .append(now, WALLET_DELETED, Some(wallet), &detail)?;
         self.commit(Vec::new()).await?;
         tracing::info!(wallet = %req.wallet_id.log_tag(), sessions, open, "wallet deleted by its owner");
         Ok(receipt)

@@ -629,7 +629,11 @@ impl Node {
     }
 
     /// The owner's passkey for `state`: the wallet's, or a joining node's staged one.
-    pub(crate) fn owner_passkey(&self, wallet_id: &str, state: &EpochState) -> Result<Passkey, NodeError> {
+    pub(crate) fn owner_passkey(
+        &self,
+        wallet_id: &str,
+        state: &EpochState,
+    ) -> Result<Passkey, NodeError> {
         let json = match state {
             EpochState::Joining { .. } => self
                 .staged_record(wallet_id)?

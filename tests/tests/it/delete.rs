@@ -15,8 +15,7 @@ use dlocker_proto::pb;
 use dlocker_proto::pb::epochs_client::EpochsClient;
 use dlocker_proto::pb::recovery_client::RecoveryClient;
 use dlocker_sdk::{
-    BackupPolicy, DeleteError, PreparedBackup, SoftwareAuthenticator, TrusteeErasure,
-    delete_backup,
+    BackupPolicy, DeleteError, PreparedBackup, SoftwareAuthenticator, TrusteeErasure, delete_backup,
 };
 use tonic::Code;
 
@@ -88,7 +87,11 @@ fn refused<T: std::fmt::Debug>(r: Result<T, tonic::Status>, code: Code, needle: 
 /// Every node still holds epoch 1 of `wallet` (and nothing staged).
 async fn intact(rc: &RotationCluster, wallet: &str, what: &str) {
     for i in ALL {
-        assert_eq!(rc.epochs_at(i, wallet).await, Some((1, 0)), "{what}: node {i}");
+        assert_eq!(
+            rc.epochs_at(i, wallet).await,
+            Some((1, 0)),
+            "{what}: node {i}"
+        );
     }
 }
 
@@ -136,7 +139,12 @@ async fn delete_erases_everything_everywhere_and_a_retry_completes() {
             session_id: opened.session_id.clone(),
         })
         .await;
-    refused(status, Code::NotFound, "no such recovery session", "closed session");
+    refused(
+        status,
+        Code::NotFound,
+        "no such recovery session",
+        "closed session",
+    );
     assert_eq!(rc.epochs_at(0, &wallet).await, None);
     assert_eq!(rc.epochs_at(1, &wallet).await, None);
 
@@ -182,9 +190,21 @@ async fn delete_erases_everything_everywhere_and_a_retry_completes() {
     rc.stop_all();
     for i in ALL {
         let dir = rc.data_dir(i);
-        assert_eq!(db_mentions_wallet(dir, &wallet), Vec::<String>::new(), "node {i}");
-        assert_eq!(events_naming_wallet(dir, &wallet), Vec::<String>::new(), "node {i}");
-        assert_eq!(trees_naming_wallet(dir, &wallet), Vec::<String>::new(), "node {i}");
+        assert_eq!(
+            db_mentions_wallet(dir, &wallet),
+            Vec::<String>::new(),
+            "node {i}"
+        );
+        assert_eq!(
+            events_naming_wallet(dir, &wallet),
+            Vec::<String>::new(),
+            "node {i}"
+        );
+        assert_eq!(
+            trees_naming_wallet(dir, &wallet),
+            Vec::<String>::new(),
+            "node {i}"
+        );
         let entries = audit_entries(dir, "wallet_deleted");
         assert_eq!(entries.len(), 1, "node {i}: {entries:?}");
         assert_eq!(entries[0].0.len(), 32, "a keyed tag, not the wallet id");
