@@ -86,6 +86,22 @@ pub(crate) fn first_request_template<'a>(templates: impl IntoIterator<Item = &'a
     first.unwrap_or("")
 }
 
+/// The first creation-options template (in ceremony order) that parses, as
+/// [`first_request_template`] does for request options.
+pub(crate) fn first_creation_template<'a>(templates: impl IntoIterator<Item = &'a str>) -> &'a str {
+    let mut first = None;
+    for t in templates {
+        if t.is_empty() {
+            continue;
+        }
+        first.get_or_insert(t);
+        if serde_json::from_str::<CreationChallengeResponse>(t).is_ok() {
+            return t;
+        }
+    }
+    first.unwrap_or("")
+}
+
 /// The nonces as the wire carries them.
 pub fn to_wire(nonces: &[TrusteeNonce]) -> Vec<pb::TrusteeNonce> {
     nonces

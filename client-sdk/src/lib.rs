@@ -13,6 +13,8 @@
 //!   ([`resume_rotation`], [`rollback_rotation`]); [`epoch_status`] shows each trustee's epochs;
 //! - [`delete_backup`]: erase the wallet at every trustee with one passkey touch, each trustee
 //!   returning a signed erasure receipt; call again to complete a partial delete;
+//! - [`change_passkey`] / [`resume_passkey_change`]: replace the wallet's passkey at every
+//!   trustee (the new one registers, the current one authorizes it);
 //! - [`StaffClient`] / [`StaffKey`]: bank staff list, approve and cancel recoveries;
 //! - [`OwnerAuthenticator`]: the owner's passkey, supplied by the app
 //!   ([`SoftwareAuthenticator`] is for tests and demos only). A wallet has one passkey
@@ -41,6 +43,7 @@ pub mod ceremony;
 pub mod delete;
 pub mod documents;
 pub mod error;
+pub mod passkey_change;
 pub mod recover;
 pub mod rotate;
 pub mod staff;
@@ -54,6 +57,9 @@ pub use backup::{
 };
 pub use delete::{DeleteError, DeleteReport, TrusteeErasure, delete_backup};
 pub use error::{AuthError, BackupError, ConnectError, TrusteesError};
+pub use passkey_change::{
+    PasskeyChangeError, PasskeyChangeReport, TrusteePasskey, change_passkey, resume_passkey_change,
+};
 pub use recover::{
     CancelOutcome, RecoverError, RecoverEvent, RecoverOptions, Recovered, RecoveryHandle,
     TrusteeSession, cancel_recovery, present_bank_cancellation, recover,

@@ -56,11 +56,15 @@ pub enum OwnerAction {
     /// Erasing the wallet at a trustee (every epoch, the credential, sessions, nonces);
     /// authorizes nothing more than the wallet (empty): the action byte is the whole intent.
     Delete = 9,
+    /// Replacing the wallet's credential. Two responses over the same nonces: the NEW
+    /// credential's registration authorizes nothing (empty), the CURRENT credential's assertion
+    /// authorizes the new credential's fingerprint ([`credential_fingerprint`]).
+    ChangePasskey = 10,
 }
 
 impl OwnerAction {
     /// Every action, for tests and tables.
-    pub const ALL: [OwnerAction; 9] = [
+    pub const ALL: [OwnerAction; 10] = [
         Self::Backup,
         Self::Recover,
         Self::Cancel,
@@ -70,6 +74,7 @@ impl OwnerAction {
         Self::HolderRegister,
         Self::Reissue,
         Self::Delete,
+        Self::ChangePasskey,
     ];
 
     /// The action's byte.
@@ -94,6 +99,7 @@ impl OwnerAction {
             Self::HolderRegister => "holder-register",
             Self::Reissue => "reissue",
             Self::Delete => "delete",
+            Self::ChangePasskey => "change-passkey",
         }
     }
 }
@@ -343,6 +349,6 @@ mod tests {
             assert_eq!(OwnerAction::from_u8(a.as_u8()), Some(a));
         }
         assert_eq!(OwnerAction::from_u8(0), None);
-        assert_eq!(OwnerAction::from_u8(10), None);
+        assert_eq!(OwnerAction::from_u8(11), None);
     }
 }

@@ -40,6 +40,8 @@ pub enum EpochAction {
     Retire,
     /// Erase the wallet at its owner's request (not a transition: the end of the wallet here).
     Delete,
+    /// Replace the wallet's passkey credential (not a transition).
+    ChangePasskey,
 }
 
 impl EpochAction {
@@ -51,6 +53,7 @@ impl EpochAction {
             Self::Abandon => "abandon",
             Self::Retire => "retire",
             Self::Delete => "delete",
+            Self::ChangePasskey => "change passkey",
         }
     }
 }
@@ -202,6 +205,11 @@ pub enum EpochError {
         "a wallet has one credential: authorise with the owner's assertion (a node joining the wallet is handed the wallet's credential), not a new one"
     )]
     RegistrationNotAllowed,
+    /// A passkey change on a node that only holds a staged epoch of the wallet (joining it).
+    #[error(
+        "this node is joining the wallet through a staged epoch; commit or abandon the rotation before changing the passkey"
+    )]
+    PasskeyChangeWhileJoining,
     /// Too little evidence that the successor epoch is held by its threshold.
     #[error("only {have} of the {need} trustees needed show that they hold epoch {epoch}; {what}")]
     QuorumNotMet {
@@ -249,6 +257,7 @@ pub fn status_code(e: &EpochError) -> tonic::Code {
         | EpochError::AlreadyCommitted { .. }
         | EpochError::RecoveryInProgress
         | EpochError::RetiredHere
+        | EpochError::PasskeyChangeWhileJoining
         | EpochError::QuorumNotMet { .. }
         | EpochError::Successor(_)
         | EpochError::NoSuchEpoch { .. }

@@ -48,6 +48,7 @@ pub mod node;
 pub mod owner_touch;
 #[cfg(test)]
 mod owner_touch_tests;
+pub mod passkey_change;
 pub mod recovery;
 pub mod recovery_service;
 pub mod recovery_session;

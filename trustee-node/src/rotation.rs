@@ -332,6 +332,8 @@ pub struct EpochChallengeIssued {
     pub nonce: [u8; 32],
     /// The stored credential (`Passkey` JSON) and its fingerprint, on a node holding it.
     pub passkey: Option<(String, [u8; 32])>,
+    /// For a passkey change: the creation-options template of the new credential.
+    pub creation_options_json: String,
 }
 
 /// The owner action a `BeginEpochAction` action's touch is for (a retire is authorised by the
@@ -342,6 +344,7 @@ pub fn owner_action(action: EpochAction) -> OwnerAction {
         EpochAction::Commit | EpochAction::Retire => OwnerAction::Commit,
         EpochAction::Abandon => OwnerAction::Abandon,
         EpochAction::Delete => OwnerAction::Delete,
+        EpochAction::ChangePasskey => OwnerAction::ChangePasskey,
     }
 }
 
@@ -680,6 +683,14 @@ impl Node {
             None if action == EpochAction::Stage => (String::new(), None),
             None => return Err(NodeError::WalletNotFound),
         };
+        let creation_options_json = match (&state, action) {
+            (Some(state), EpochAction::ChangePasskey) => {
+                let current = self.owner_passkey(wallet, state)?;
+                let (ccr, _) = self.start_passkey_change(wallet_id, &current)?;
+                serde_json::to_string(&ccr).map_err(|e| internal("serialise options", e))?
+            }
+            _ => String::new(),
+        };
         let issued = self.issue_owner_nonce(wallet, owner_action(action))?;
         self.store.flush().await?;
         Ok(EpochChallengeIssued {
@@ -688,6 +699,7 @@ impl Node {
             expires_at: issued.expires_at,
             nonce: issued.nonce,
             passkey,
+            creation_options_json,
         })
     }
 

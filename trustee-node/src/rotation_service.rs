@@ -6,6 +6,7 @@ use crate::erase::DeleteWallet;
 use crate::error::NodeError;
 use crate::node::Node;
 use crate::owner_touch::nonces_from_wire;
+use crate::passkey_change::{ChangePasskey, NewCredential};
 use crate::rotation::{
     AbandonEpoch, CommitEpoch, OwnerAssertion, RetireWallet, StageAuthority, StageEpoch,
     StagedStatus,
@@ -55,9 +56,10 @@ pub fn parse_action(code: i32) -> Result<EpochAction, NodeError> {
         Ok(pb::EpochAction::Abandon) => Ok(EpochAction::Abandon),
         Ok(pb::EpochAction::Retire) => Ok(EpochAction::Retire),
         Ok(pb::EpochAction::Delete) => Ok(EpochAction::Delete),
+        Ok(pb::EpochAction::ChangePasskey) => Ok(EpochAction::ChangePasskey),
         _ => Err(NodeError::invalid(
             "action",
-            "must be STAGE, COMMIT, ABANDON, RETIRE or DELETE",
+            "must be STAGE, COMMIT, ABANDON, RETIRE, DELETE or CHANGE_PASSKEY",
         )),
     }
 }
@@ -119,6 +121,21 @@ impl TryFrom<pb::DeleteWalletRequest> for DeleteWallet {
     }
 }
 
+impl TryFrom<pb::ChangePasskeyRequest> for ChangePasskey {
+    type Error = NodeError;
+    fn try_from(r: pb::ChangePasskeyRequest) -> Result<Self, NodeError> {
+        use pb::change_passkey_request::NewCredential as Wire;
+        Ok(Self {
+            wallet_id: WalletId::parse(r.wallet_id)?,
+            owner: owner(r.owner)?,
+            new_credential: r.new_credential.map(|c| match c {
+                Wire::RegistrationJson(j) => NewCredential::Registration(j),
+                Wire::PasskeyJson(j) => NewCredential::Passkey(j),
+            }),
+        })
+    }
+}
+
 impl TryFrom<pb::RetireWalletRequest> for RetireWallet {
     type Error = NodeError;
     fn try_from(r: pb::RetireWalletRequest) -> Result<Self, NodeError> {
@@ -155,7 +172,7 @@ impl Epochs for EpochsService {
         let action = parse_action(r.action)?;
         // The hash is part of the one-touch challenge, not of the nonce; checked for shape only.
         // A delete's challenge names no manifest.
-        if action != EpochAction::Delete {
+        if !matches!(action, EpochAction::Delete | EpochAction::ChangePasskey) {
             manifest_hash("manifest_hash", &r.manifest_hash)?;
         }
         let c = self.node.begin_epoch_action(&wallet_id, action).await?;
@@ -170,6 +187,7 @@ impl Epochs for EpochsService {
             nonce: c.nonce.to_vec(),
             passkey_json,
             credential_fingerprint,
+            creation_options_json: c.creation_options_json,
         }))
     }
 
@@ -233,6 +251,19 @@ impl Epochs for EpochsService {
             .await?;
         Ok(Response::new(pb::DeleteWalletResponse {
             erase_receipt_encoded: receipt,
+        }))
+    }
+
+    async fn change_passkey(
+        &self,
+        req: Request<pb::ChangePasskeyRequest>,
+    ) -> Result<Response<pb::ChangePasskeyResponse>, Status> {
+        let fp = self
+            .node
+            .change_passkey(ChangePasskey::try_from(req.into_inner())?)
+            .await?;
+        Ok(Response::new(pb::ChangePasskeyResponse {
+            credential_fingerprint: fp.to_vec(),
         }))
     }
 

@@ -22,6 +22,7 @@ mod locker_registry_binding;
 mod locker_reissue;
 mod locker_verify;
 mod owner_touch;
+mod passkey_change;
 mod recovery_audit_events;
 mod recovery_cancel;
 mod recovery_faults;
