@@ -183,6 +183,33 @@ fn owner_challenges(dir: &Path) {
         json!("a delete touch presented for a recovery (another action byte)");
     delete_as_recover["action"] = json!(OwnerAction::Recover.as_u8());
     write(dir, "owner-challenge-delete-as-recover", delete_as_recover);
+
+    // Passkey change: the current credential's assertion authorizes the new credential's
+    // fingerprint (the new credential's registration uses the same nonces, authorized empty).
+    let new_fp = dlocker_proto::owner_challenge::credential_fingerprint(
+        b"vector new credential id",
+        b"vector new credential COSE key",
+    );
+    let pc = OwnerChallenge::new(OwnerAction::ChangePasskey, wallet, &new_fp, trustees.clone())
+        .expect("challenge");
+    let mut change = base(
+        "ok",
+        "passkey change (action 10) at 3 trustees: authorized is the new credential's fingerprint",
+    );
+    change["action"] = json!(OwnerAction::ChangePasskey.as_u8());
+    change["authorized"] = json!(hex::encode(new_fp));
+    change["challenge"] = json!(hex::encode(pc.digest()));
+    change["encoding"] = json!(hex::encode(pc.encode()));
+    write(dir, "owner-challenge-change-passkey-valid", change.clone());
+    let mut other_credential = change;
+    if let Some(o) = other_credential.as_object_mut() {
+        o.remove("encoding");
+    }
+    other_credential["expect"] = json!("error");
+    other_credential["description"] =
+        json!("the touch named another credential than the one the trustee is asked to install");
+    other_credential["authorized"] = json!(hex::encode([0x5a; 32]));
+    write(dir, "owner-challenge-change-passkey-other-credential", other_credential);
 }
 
 fn main() {
