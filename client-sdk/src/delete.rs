@@ -36,7 +36,7 @@ use tonic::transport::Channel;
 #[derive(Debug, Clone)]
 pub enum TrusteeErasure {
     /// It erased the wallet now: its signed receipt (verified against its pinned key).
-    Erased(Signed<EraseReceipt>),
+    Erased(Box<Signed<EraseReceipt>>),
     /// It holds nothing for the wallet: erased by an earlier call, or never held it.
     NotHeld,
 }
@@ -52,7 +52,7 @@ impl DeleteReport {
     /// The receipts of the trustees that erased the wallet in this call.
     pub fn receipts(&self) -> impl Iterator<Item = &Signed<EraseReceipt>> {
         self.trustees.iter().filter_map(|(_, e)| match e {
-            TrusteeErasure::Erased(r) => Some(r),
+            TrusteeErasure::Erased(r) => Some(r.as_ref()),
             TrusteeErasure::NotHeld => None,
         })
     }
@@ -94,7 +94,7 @@ fn epochs(ch: Channel) -> EpochsClient<Channel> {
 
 /// A trustee's answer to the delete's Begin call.
 enum Begun {
-    Ready(Channel, BeginEpochActionResponse, TrusteeNonce),
+    Ready(Channel, Box<BeginEpochActionResponse>, TrusteeNonce),
     NotHeld,
 }
 
@@ -113,7 +113,7 @@ async fn begin(info: &TrusteeInfo, wallet_id: &str) -> Result<Begun, String> {
         Err(s) => return Err(format!("BeginEpochAction: {}", describe_status(&s))),
     };
     let nonce = ceremony::trustee_nonce(&info.node_id, &resp.nonce)?;
-    Ok(Begun::Ready(ch, resp, nonce))
+    Ok(Begun::Ready(ch, Box::new(resp), nonce))
 }
 
 async fn erase(
@@ -140,7 +140,7 @@ async fn erase(
     if receipt.body().node_id != info.node_id || receipt.body().wallet_id != wallet_id {
         return Err("erase receipt names another trustee or wallet".to_owned());
     }
-    Ok(TrusteeErasure::Erased(receipt))
+    Ok(TrusteeErasure::Erased(Box::new(receipt)))
 }
 
 /// Erases `wallet_id` at every trustee of `trustees` with ONE touch of the owner's passkey.

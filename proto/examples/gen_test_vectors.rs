@@ -190,8 +190,13 @@ fn owner_challenges(dir: &Path) {
         b"vector new credential id",
         b"vector new credential COSE key",
     );
-    let pc = OwnerChallenge::new(OwnerAction::ChangePasskey, wallet, &new_fp, trustees.clone())
-        .expect("challenge");
+    let pc = OwnerChallenge::new(
+        OwnerAction::ChangePasskey,
+        wallet,
+        &new_fp,
+        trustees.clone(),
+    )
+    .expect("challenge");
     let mut change = base(
         "ok",
         "passkey change (action 10) at 3 trustees: authorized is the new credential's fingerprint",
@@ -209,7 +214,11 @@ fn owner_challenges(dir: &Path) {
     other_credential["description"] =
         json!("the touch named another credential than the one the trustee is asked to install");
     other_credential["authorized"] = json!(hex::encode([0x5a; 32]));
-    write(dir, "owner-challenge-change-passkey-other-credential", other_credential);
+    write(
+        dir,
+        "owner-challenge-change-passkey-other-credential",
+        other_credential,
+    );
 }
 
 fn main() {
