@@ -15,6 +15,8 @@
 //! | stage | [`dlocker_proto::owner_challenge::stage_authorized`] (successor hash ‖ credential fingerprint) |
 //! | commit (commit and retire), abandon | the successor / staged manifest hash |
 //! | holder-register, reissue | the (new) holder key, SEC1 compressed |
+//! | delete | nothing (empty) |
+//! | change-passkey | the new credential's registration: nothing; the current credential's assertion: the new credential's fingerprint |
 
 use crate::authenticator::OwnerAuthenticator;
 use crate::error::AuthError;
