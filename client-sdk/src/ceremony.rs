@@ -15,6 +15,8 @@
 //! | stage | [`dlocker_proto::owner_challenge::stage_authorized`] (successor hash ‖ credential fingerprint) |
 //! | commit (commit and retire), abandon | the successor / staged manifest hash |
 //! | holder-register, reissue | the (new) holder key, SEC1 compressed |
+//! | delete | nothing (empty) |
+//! | change-passkey | the new credential's registration: nothing; the current credential's assertion: the new credential's fingerprint |
 
 use crate::authenticator::OwnerAuthenticator;
 use crate::error::AuthError;
@@ -80,6 +82,22 @@ pub(crate) fn first_request_template<'a>(templates: impl IntoIterator<Item = &'a
         }
         first.get_or_insert(t);
         if serde_json::from_str::<RequestChallengeResponse>(t).is_ok() {
+            return t;
+        }
+    }
+    first.unwrap_or("")
+}
+
+/// The first creation-options template (in ceremony order) that parses, as
+/// [`first_request_template`] does for request options.
+pub(crate) fn first_creation_template<'a>(templates: impl IntoIterator<Item = &'a str>) -> &'a str {
+    let mut first = None;
+    for t in templates {
+        if t.is_empty() {
+            continue;
+        }
+        first.get_or_insert(t);
+        if serde_json::from_str::<CreationChallengeResponse>(t).is_ok() {
             return t;
         }
     }

@@ -11,6 +11,10 @@
 //! - [`rotate()`]: re-split the wallet into a new epoch (refresh shares, change the threshold,
 //!   replace trustees) in two phases that can be resumed or rolled back from any interruption
 //!   ([`resume_rotation`], [`rollback_rotation`]); [`epoch_status`] shows each trustee's epochs;
+//! - [`delete_backup`]: erase the wallet at every trustee with one passkey touch, each trustee
+//!   returning a signed erasure receipt; call again to complete a partial delete;
+//! - [`change_passkey`] / [`resume_passkey_change`]: replace the wallet's passkey at every
+//!   trustee (the new one registers, the current one authorizes it);
 //! - [`StaffClient`] / [`StaffKey`]: bank staff list, approve and cancel recoveries;
 //! - [`OwnerAuthenticator`]: the owner's passkey, supplied by the app
 //!   ([`SoftwareAuthenticator`] is for tests and demos only). A wallet has one passkey
@@ -36,8 +40,10 @@
 pub mod authenticator;
 pub mod backup;
 pub mod ceremony;
+pub mod delete;
 pub mod documents;
 pub mod error;
+pub mod passkey_change;
 pub mod recover;
 pub mod rotate;
 pub mod staff;
@@ -49,7 +55,11 @@ pub use authenticator::{OwnerAuthenticator, SoftwareAuthenticator};
 pub use backup::{
     BackupPolicy, BackupReceipts, PreparedBackup, ProgressEvent, TrusteeReceipt, backup,
 };
+pub use delete::{DeleteError, DeleteReport, TrusteeErasure, delete_backup};
 pub use error::{AuthError, BackupError, ConnectError, TrusteesError};
+pub use passkey_change::{
+    PasskeyChangeError, PasskeyChangeReport, TrusteePasskey, change_passkey, resume_passkey_change,
+};
 pub use recover::{
     CancelOutcome, RecoverError, RecoverEvent, RecoverOptions, Recovered, RecoveryHandle,
     TrusteeSession, cancel_recovery, present_bank_cancellation, recover,

@@ -14,8 +14,8 @@ use dlocker_proto::schnorr::{PossessionProof, ProofContext};
 use dlocker_proto::secret::SecretScalar;
 use dlocker_proto::share::{Commitments, Share};
 use dlocker_proto::statement::{
-    BankApproval, CommitReceipt, CredentialAttestation, Receipt, RetireReceipt, Signed,
-    StageReceipt,
+    BankApproval, CommitReceipt, CredentialAttestation, EraseReceipt, Receipt, RetireReceipt,
+    Signed, StageReceipt,
 };
 use k256::ecdsa::SigningKey;
 use k256::{ProjectivePoint, PublicKey, Scalar, SecretKey};
@@ -165,6 +165,61 @@ fn owner_challenges(dir: &Path) {
         trustees[2].clone()
     ]));
     write(dir, "owner-challenge-reordered", reordered);
+
+    // Delete: the action byte is the whole intent (`authorized` is empty).
+    let d =
+        OwnerChallenge::new(OwnerAction::Delete, wallet, b"", trustees.clone()).expect("challenge");
+    let mut delete = base("ok", "delete (action 9) at 3 trustees: authorized is empty");
+    delete["action"] = json!(OwnerAction::Delete.as_u8());
+    delete["authorized"] = json!("");
+    delete["challenge"] = json!(hex::encode(d.digest()));
+    delete["encoding"] = json!(hex::encode(d.encode()));
+    write(dir, "owner-challenge-delete-valid", delete.clone());
+    let mut delete_as_recover = delete;
+    if let Some(o) = delete_as_recover.as_object_mut() {
+        o.remove("encoding");
+    }
+    delete_as_recover["expect"] = json!("error");
+    delete_as_recover["description"] =
+        json!("a delete touch presented for a recovery (another action byte)");
+    delete_as_recover["action"] = json!(OwnerAction::Recover.as_u8());
+    write(dir, "owner-challenge-delete-as-recover", delete_as_recover);
+
+    // Passkey change: the current credential's assertion authorizes the new credential's
+    // fingerprint (the new credential's registration uses the same nonces, authorized empty).
+    let new_fp = dlocker_proto::owner_challenge::credential_fingerprint(
+        b"vector new credential id",
+        b"vector new credential COSE key",
+    );
+    let pc = OwnerChallenge::new(
+        OwnerAction::ChangePasskey,
+        wallet,
+        &new_fp,
+        trustees.clone(),
+    )
+    .expect("challenge");
+    let mut change = base(
+        "ok",
+        "passkey change (action 10) at 3 trustees: authorized is the new credential's fingerprint",
+    );
+    change["action"] = json!(OwnerAction::ChangePasskey.as_u8());
+    change["authorized"] = json!(hex::encode(new_fp));
+    change["challenge"] = json!(hex::encode(pc.digest()));
+    change["encoding"] = json!(hex::encode(pc.encode()));
+    write(dir, "owner-challenge-change-passkey-valid", change.clone());
+    let mut other_credential = change;
+    if let Some(o) = other_credential.as_object_mut() {
+        o.remove("encoding");
+    }
+    other_credential["expect"] = json!("error");
+    other_credential["description"] =
+        json!("the touch named another credential than the one the trustee is asked to install");
+    other_credential["authorized"] = json!(hex::encode([0x5a; 32]));
+    write(
+        dir,
+        "owner-challenge-change-passkey-other-credential",
+        other_credential,
+    );
 }
 
 fn main() {
@@ -481,6 +536,19 @@ fn main() {
         &signer,
     )
     .encode();
+    // The owner's delete at a trustee (kind 11).
+    let erase = Signed::sign(
+        EraseReceipt {
+            node_id: node_id(&pk),
+            wallet_id: "wallet-vector-1".into(),
+            epoch: 1,
+            manifest_hash: Some(m.hash()),
+            staged_manifest_hash: Some(next_hash),
+            erased_at: 1_767_400_300,
+        },
+        &signer,
+    )
+    .encode();
     let attestation_case = |expect: &str, description: &str, statement: &[u8]| {
         json!({
             "kind": "credential-attestation", "expect": expect, "description": description,
@@ -509,6 +577,18 @@ fn main() {
             &stage,
         ),
     );
+    let mut erase_case = epoch_case(
+        "erase-receipt",
+        "ok",
+        "node2 erased the wallet at its owner's request: active epoch 1 and staged epoch 2",
+        &erase,
+    );
+    erase_case["manifest_hash"] = json!(m.hash().to_string());
+    write(&dir, "statement-erase-receipt-valid", erase_case.clone());
+    erase_case["kind"] = json!("retire-receipt");
+    erase_case["expect"] = json!("error");
+    erase_case["description"] = json!("an erase receipt is never accepted as a retire receipt");
+    write(&dir, "statement-erase-receipt-as-retire-kind", erase_case);
 
     // Possession proof (randomised: the vector pins verification, not generation).
     let pnonce = [3u8; 32];

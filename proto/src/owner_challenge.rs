@@ -53,11 +53,18 @@ pub enum OwnerAction {
     HolderRegister = 7,
     /// Re-issuing the holder's documents to a new key; authorizes the new key (SEC1).
     Reissue = 8,
+    /// Erasing the wallet at a trustee (every epoch, the credential, sessions, nonces);
+    /// authorizes nothing more than the wallet (empty): the action byte is the whole intent.
+    Delete = 9,
+    /// Replacing the wallet's credential. Two responses over the same nonces: the NEW
+    /// credential's registration authorizes nothing (empty), the CURRENT credential's assertion
+    /// authorizes the new credential's fingerprint ([`credential_fingerprint`]).
+    ChangePasskey = 10,
 }
 
 impl OwnerAction {
     /// Every action, for tests and tables.
-    pub const ALL: [OwnerAction; 8] = [
+    pub const ALL: [OwnerAction; 10] = [
         Self::Backup,
         Self::Recover,
         Self::Cancel,
@@ -66,6 +73,8 @@ impl OwnerAction {
         Self::Abandon,
         Self::HolderRegister,
         Self::Reissue,
+        Self::Delete,
+        Self::ChangePasskey,
     ];
 
     /// The action's byte.
@@ -89,6 +98,8 @@ impl OwnerAction {
             Self::Abandon => "abandon",
             Self::HolderRegister => "holder-register",
             Self::Reissue => "reissue",
+            Self::Delete => "delete",
+            Self::ChangePasskey => "change-passkey",
         }
     }
 }
@@ -338,6 +349,6 @@ mod tests {
             assert_eq!(OwnerAction::from_u8(a.as_u8()), Some(a));
         }
         assert_eq!(OwnerAction::from_u8(0), None);
-        assert_eq!(OwnerAction::from_u8(9), None);
+        assert_eq!(OwnerAction::from_u8(11), None);
     }
 }

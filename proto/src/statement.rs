@@ -684,6 +684,49 @@ impl StatementBody for CredentialAttestation {
     }
 }
 
+/// A trustee's statement that it erased a wallet at its owner's request (delete): everything it
+/// held for the wallet is gone — the active epoch's share, manifest and blob, a staged epoch,
+/// the passkey credential, recovery sessions and pending owner nonces. Its own kind, not a
+/// [`RetireReceipt`]: a retirement says the wallet lives on under a successor manifest, a
+/// deletion says it lives on nowhere, and neither may pass for the other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EraseReceipt {
+    /// The trustee.
+    pub node_id: String,
+    /// The wallet.
+    pub wallet_id: String,
+    /// The active epoch erased (0 for a trustee that only held a staged epoch).
+    pub epoch: u64,
+    /// The active manifest whose share was erased (none for a trustee that only held a staged
+    /// epoch).
+    pub manifest_hash: Option<ManifestHash>,
+    /// The staged manifest whose share was erased, if one was staged.
+    pub staged_manifest_hash: Option<ManifestHash>,
+    /// Unix seconds.
+    pub erased_at: u64,
+}
+
+impl StatementBody for EraseReceipt {
+    const KIND: u8 = 11;
+    const NAME: &'static str = "erase receipt";
+    fn encode_body(&self, w: &mut Writer) {
+        w.str(&self.node_id).str(&self.wallet_id).u64(self.epoch);
+        write_optional_hash(w, self.manifest_hash.as_ref());
+        write_optional_hash(w, self.staged_manifest_hash.as_ref());
+        w.u64(self.erased_at);
+    }
+    fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            node_id: r.str("node id", NODE_ID_LEN)?.to_owned(),
+            wallet_id: r.str("wallet id", MAX_WALLET_ID_LEN)?.to_owned(),
+            epoch: r.u64()?,
+            manifest_hash: read_optional_hash(r)?,
+            staged_manifest_hash: read_optional_hash(r)?,
+            erased_at: r.u64()?,
+        })
+    }
+}
+
 /// Reads the kind byte of an encoded statement without verifying it (to dispatch a list that
 /// may mix kinds; the chosen type's `decode` then checks everything).
 pub fn peek_kind(bytes: &[u8]) -> Option<u8> {
@@ -795,6 +838,34 @@ mod tests {
             Signed::<RetireReceipt>::decode(&enc).expect("ok").body(),
             &retire
         );
+        for (manifest_hash, staged) in [
+            (Some(ManifestHash([5; 32])), None),
+            (Some(ManifestHash([5; 32])), Some(ManifestHash([6; 32]))),
+            (None, Some(ManifestHash([6; 32]))),
+        ] {
+            let erase = EraseReceipt {
+                node_id: "ab".repeat(16),
+                wallet_id: "w".into(),
+                epoch: 1,
+                manifest_hash,
+                staged_manifest_hash: staged,
+                erased_at: 10,
+            };
+            let enc = Signed::sign(erase.clone(), &key).encode();
+            assert_eq!(
+                Signed::<EraseReceipt>::decode(&enc).expect("ok").body(),
+                &erase
+            );
+            // An erasure never passes for a retirement, nor the other way round.
+            assert!(matches!(
+                Signed::<RetireReceipt>::decode(&enc),
+                Err(StatementError::WrongKind { .. })
+            ));
+        }
+        assert!(matches!(
+            Signed::<EraseReceipt>::decode(&Signed::sign(retire, &key).encode()),
+            Err(StatementError::WrongKind { .. })
+        ));
         assert_eq!(peek_kind(b""), None);
     }
 

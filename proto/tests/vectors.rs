@@ -9,8 +9,8 @@ use dlocker_proto::schnorr::{PossessionProof, ProofContext};
 use dlocker_proto::secret::SecretScalar;
 use dlocker_proto::share::Share;
 use dlocker_proto::statement::{
-    BankApproval, CommitReceipt, CredentialAttestation, Receipt, RetireReceipt, Signed,
-    StageReceipt, StatementBody,
+    BankApproval, CommitReceipt, CredentialAttestation, EraseReceipt, Receipt, RetireReceipt,
+    Signed, StageReceipt, StatementBody,
 };
 use k256::SecretKey;
 use serde_json::Value;
@@ -119,6 +119,9 @@ fn run(v: &Value) -> Result<(), String> {
             );
             Ok(())
         }
+        "erase-receipt" => epoch_statement::<EraseReceipt>(v, |b| {
+            b.manifest_hash.map(|h| h.to_string()).unwrap_or_default()
+        }),
         "blob" => {
             let kb: [u8; 32] = h(v, "k").try_into().expect("k");
             let k = SecretScalar::from_bytes(&kb).expect("k");

@@ -345,3 +345,42 @@ pub fn db_mentions_wallet(dir: &Path, wallet: &str) -> Vec<String> {
     }
     found
 }
+
+/// Every tree of a stopped node's database (the audit log and the event outbox included) whose
+/// keys or values contain `wallet`'s id in clear: what a delete must leave empty.
+pub fn trees_naming_wallet(dir: &Path, wallet: &str) -> Vec<String> {
+    let db = sled::open(dir.join("db")).expect("open the stopped node's db");
+    let needle = wallet.as_bytes();
+    let contains = |hay: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
+    let mut found = Vec::new();
+    for name in db.tree_names() {
+        let tree = db.open_tree(&name).expect("tree");
+        if tree.iter().any(|item| {
+            let (k, v) = item.expect("read");
+            contains(&k) || contains(&v)
+        }) {
+            found.push(String::from_utf8_lossy(&name).into_owned());
+        }
+    }
+    found
+}
+
+/// The audit entries of kind `kind` in a stopped node's database, as `(wallet_tag, detail)`.
+pub fn audit_entries(dir: &Path, kind: &str) -> Vec<(String, String)> {
+    let db = sled::open(dir.join("db")).expect("open the stopped node's db");
+    let tree = db
+        .open_tree(trustee_node::audit_log::AUDIT_TREE)
+        .expect("audit tree");
+    tree.iter()
+        .filter_map(|item| {
+            let (_, v) = item.expect("read");
+            let e: serde_json::Value = serde_json::from_slice(&v).expect("audit entry");
+            (e["kind"] == kind).then(|| {
+                (
+                    e["wallet_tag"].as_str().unwrap_or_default().to_owned(),
+                    e["detail"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+        })
+        .collect()
+}

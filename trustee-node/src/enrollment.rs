@@ -220,6 +220,7 @@ impl Node {
         let touch = match registration {
             Some(reg_json) => Some(self.verify_owner_registration(
                 wallet_id.as_str(),
+                OwnerAction::Backup,
                 &deposit.manifest_hash.0,
                 req.nonces.clone(),
                 &req.credential_json,

@@ -38,6 +38,10 @@ pub enum EpochAction {
     Abandon,
     /// Leave the wallet's trustee set.
     Retire,
+    /// Erase the wallet at its owner's request (not a transition: the end of the wallet here).
+    Delete,
+    /// Replace the wallet's passkey credential (not a transition).
+    ChangePasskey,
 }
 
 impl EpochAction {
@@ -48,6 +52,8 @@ impl EpochAction {
             Self::Commit => "commit",
             Self::Abandon => "abandon",
             Self::Retire => "retire",
+            Self::Delete => "delete",
+            Self::ChangePasskey => "change passkey",
         }
     }
 }
@@ -205,6 +211,11 @@ pub enum EpochError {
         "a trustee joins a wallet only with the wallet's credential attested by a trustee it knows ([epochs] known_trustee_keys) that holds the epoch this one succeeds: {0}"
     )]
     CredentialNotAttested(&'static str),
+    /// A passkey change on a node that only holds a staged epoch of the wallet (joining it).
+    #[error(
+        "this node is joining the wallet through a staged epoch; commit or abandon the rotation before changing the passkey"
+    )]
+    PasskeyChangeWhileJoining,
     /// Too little evidence that the successor epoch is held by its threshold.
     #[error("only {have} of the {need} trustees needed show that they hold epoch {epoch}; {what}")]
     QuorumNotMet {
@@ -252,6 +263,7 @@ pub fn status_code(e: &EpochError) -> tonic::Code {
         | EpochError::AlreadyCommitted { .. }
         | EpochError::RecoveryInProgress
         | EpochError::RetiredHere
+        | EpochError::PasskeyChangeWhileJoining
         | EpochError::QuorumNotMet { .. }
         | EpochError::Successor(_)
         | EpochError::NoSuchEpoch { .. }

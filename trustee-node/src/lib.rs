@@ -39,6 +39,7 @@ pub mod custody;
 pub mod descriptor;
 pub mod enrollment;
 pub mod epoch;
+pub mod erase;
 pub mod error;
 pub mod events;
 pub mod init;
@@ -48,6 +49,7 @@ pub mod node;
 pub mod owner_touch;
 #[cfg(test)]
 mod owner_touch_tests;
+pub mod passkey_change;
 pub mod recovery;
 pub mod recovery_service;
 pub mod recovery_session;

@@ -219,18 +219,18 @@ impl Node {
         Ok(VerifiedTouch { key, old, value })
     }
 
-    /// Verifies the owner's passkey registration for a one-touch backup against the ceremony's
-    /// stored webauthn-rs registration state.
+    /// Verifies the owner's passkey registration for a one-touch backup (or passkey change)
+    /// against the ceremony's webauthn-rs registration state.
     pub(crate) fn verify_owner_registration(
         &self,
         wallet_id: &str,
+        action: OwnerAction,
         authorized: &[u8],
         nonces: Vec<TrusteeNonce>,
         credential_json: &str,
         registration_state_json: &str,
     ) -> Result<VerifiedTouch<Passkey>, NodeError> {
-        let (challenge, key, old) =
-            self.check_nonce(wallet_id, OwnerAction::Backup, authorized, nonces)?;
+        let (challenge, key, old) = self.check_nonce(wallet_id, action, authorized, nonces)?;
         let cred: RegisterPublicKeyCredential =
             serde_json::from_str(credential_json).map_err(|_| NodeError::CredentialRejected)?;
         let state: PasskeyRegistration = serde_json::from_str(&with_challenge(

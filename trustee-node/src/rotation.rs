@@ -85,7 +85,7 @@ const MAX_STORED_PASSKEY: usize = 256 * 1024;
 
 /// The trees one epoch transaction may touch, by position in [`EpochTrees`].
 #[derive(Debug, Clone, Copy)]
-enum T {
+pub(crate) enum T {
     Epochs,
     Staged,
     Wallets,
@@ -97,9 +97,11 @@ enum T {
     SessionIndex,
     Sessions,
     Retired,
+    OwnerNonces,
+    Ceremonies,
 }
 
-const TREE_NAMES: [&str; 11] = [
+const TREE_NAMES: [&str; 13] = [
     EPOCHS_TREE,
     STAGED_TREE,
     WALLETS_TREE,
@@ -111,6 +113,8 @@ const TREE_NAMES: [&str; 11] = [
     SESSION_INDEX_TREE,
     SESSIONS_TREE,
     RETIRED_TREE,
+    crate::owner_touch::OWNER_NONCES_TREE,
+    crate::storage::CEREMONIES_TREE,
 ];
 
 /// Handles on every tree epoch transitions touch (the enrollment and recovery trees included).
@@ -135,7 +139,7 @@ impl EpochTrees {
         Ok(Self { trees })
     }
 
-    fn t(&self, t: T) -> &sled::Tree {
+    pub(crate) fn t(&self, t: T) -> &sled::Tree {
         &self.trees[t as usize]
     }
 }
@@ -143,16 +147,16 @@ impl EpochTrees {
 /// One atomic change: puts and removes over the epoch trees, optionally requiring that the
 /// wallet is not enrolled (a joining node must not overwrite a deposit that raced it).
 #[derive(Default)]
-struct Plan {
+pub(crate) struct Plan {
     ops: Vec<(T, Vec<u8>, Option<Vec<u8>>)>,
     require_not_enrolled: Option<Vec<u8>>,
 }
 
 impl Plan {
-    fn put(&mut self, t: T, key: &[u8], value: Vec<u8>) {
+    pub(crate) fn put(&mut self, t: T, key: &[u8], value: Vec<u8>) {
         self.ops.push((t, key.to_vec(), Some(value)));
     }
-    fn remove(&mut self, t: T, key: &[u8]) {
+    pub(crate) fn remove(&mut self, t: T, key: &[u8]) {
         self.ops.push((t, key.to_vec(), None));
     }
 }
@@ -334,6 +338,8 @@ pub struct EpochChallengeIssued {
     /// For a stage on a node holding the wallet's active epoch: its signed
     /// `CredentialAttestation`.
     pub credential_attestation: Option<Vec<u8>>,
+    /// For a passkey change: the creation-options template of the new credential.
+    pub creation_options_json: String,
 }
 
 /// The owner action a `BeginEpochAction` action's touch is for (a retire is authorised by the
@@ -343,6 +349,8 @@ pub fn owner_action(action: EpochAction) -> OwnerAction {
         EpochAction::Stage => OwnerAction::Stage,
         EpochAction::Commit | EpochAction::Retire => OwnerAction::Commit,
         EpochAction::Abandon => OwnerAction::Abandon,
+        EpochAction::Delete => OwnerAction::Delete,
+        EpochAction::ChangePasskey => OwnerAction::ChangePasskey,
     }
 }
 
@@ -374,7 +382,7 @@ fn internal(what: &str, e: impl std::fmt::Display) -> NodeError {
     NodeError::Internal(format!("{what}: {e}"))
 }
 
-fn hash_from_hex(tree: &'static str, h: &str) -> Result<ManifestHash, NodeError> {
+pub(crate) fn hash_from_hex(tree: &'static str, h: &str) -> Result<ManifestHash, NodeError> {
     let mut b = [0u8; 32];
     hex::decode_to_slice(h, &mut b).map_err(|e| corrupt(tree, e))?;
     Ok(ManifestHash(b))
@@ -545,11 +553,11 @@ fn check_attestations(
 }
 
 impl Node {
-    fn et(&self) -> &EpochTrees {
+    pub(crate) fn et(&self) -> &EpochTrees {
         &self.epoch_trees
     }
 
-    fn apply(&self, plan: Plan) -> Result<(), NodeError> {
+    pub(crate) fn apply(&self, plan: Plan) -> Result<(), NodeError> {
         let trees: Vec<&sled::Tree> = self.et().trees.iter().collect();
         trees
             .as_slice()
@@ -611,7 +619,7 @@ impl Node {
     }
 
     /// Drops the wallet's staged epoch if it expired; returns the state after that.
-    async fn expire_if_due(
+    pub(crate) async fn expire_if_due(
         &self,
         wallet_id: &str,
         now: u64,
@@ -689,7 +697,11 @@ impl Node {
     }
 
     /// The owner's passkey for `state`: the wallet's, or a joining node's staged one.
-    fn owner_passkey(&self, wallet_id: &str, state: &EpochState) -> Result<Passkey, NodeError> {
+    pub(crate) fn owner_passkey(
+        &self,
+        wallet_id: &str,
+        state: &EpochState,
+    ) -> Result<Passkey, NodeError> {
         let json = match state {
             EpochState::Joining { .. } => self
                 .staged_record(wallet_id)?
@@ -736,6 +748,14 @@ impl Node {
             None if action == EpochAction::Stage => (String::new(), None),
             None => return Err(NodeError::WalletNotFound),
         };
+        let creation_options_json = match (&state, action) {
+            (Some(state), EpochAction::ChangePasskey) => {
+                let current = self.owner_passkey(wallet, state)?;
+                let (ccr, _) = self.start_passkey_change(wallet_id, &current)?;
+                serde_json::to_string(&ccr).map_err(|e| internal("serialise options", e))?
+            }
+            _ => String::new(),
+        };
         // A holder vouches for the wallet's credential, for the trustees joining at this stage.
         let credential_attestation = match (&state, &passkey) {
             (Some(state), Some((_, fingerprint))) if action == EpochAction::Stage => state
@@ -771,13 +791,14 @@ impl Node {
             nonce: issued.nonce,
             passkey,
             credential_attestation,
+            creation_options_json,
         })
     }
 
     /// Verifies the owner's one-touch assertion for `action` over `authorized` against the
     /// wallet's `passkey` (see [`Node::owner_passkey`]), and spends this node's nonce. Returns the passkey to store back
     /// when its counter changed.
-    fn verify_owner(
+    pub(crate) fn verify_owner(
         &self,
         wallet_id: &str,
         owner: Option<&OwnerAssertion>,

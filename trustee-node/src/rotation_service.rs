@@ -2,9 +2,11 @@
 //! domain types at the edge (`TryFrom`), errors go through `NodeError`'s one status mapping.
 
 use crate::epoch::EpochAction;
+use crate::erase::DeleteWallet;
 use crate::error::NodeError;
 use crate::node::Node;
 use crate::owner_touch::nonces_from_wire;
+use crate::passkey_change::{ChangePasskey, NewCredential};
 use crate::rotation::{
     AbandonEpoch, CommitEpoch, OwnerAssertion, RetireWallet, StageAuthority, StageEpoch,
     StagedStatus,
@@ -53,9 +55,11 @@ pub fn parse_action(code: i32) -> Result<EpochAction, NodeError> {
         Ok(pb::EpochAction::Commit) => Ok(EpochAction::Commit),
         Ok(pb::EpochAction::Abandon) => Ok(EpochAction::Abandon),
         Ok(pb::EpochAction::Retire) => Ok(EpochAction::Retire),
+        Ok(pb::EpochAction::Delete) => Ok(EpochAction::Delete),
+        Ok(pb::EpochAction::ChangePasskey) => Ok(EpochAction::ChangePasskey),
         _ => Err(NodeError::invalid(
             "action",
-            "must be STAGE, COMMIT, ABANDON or RETIRE",
+            "must be STAGE, COMMIT, ABANDON, RETIRE, DELETE or CHANGE_PASSKEY",
         )),
     }
 }
@@ -108,6 +112,31 @@ impl TryFrom<pb::AbandonEpochRequest> for AbandonEpoch {
     }
 }
 
+impl TryFrom<pb::DeleteWalletRequest> for DeleteWallet {
+    type Error = NodeError;
+    fn try_from(r: pb::DeleteWalletRequest) -> Result<Self, NodeError> {
+        Ok(Self {
+            wallet_id: WalletId::parse(r.wallet_id)?,
+            owner: owner(r.owner)?,
+        })
+    }
+}
+
+impl TryFrom<pb::ChangePasskeyRequest> for ChangePasskey {
+    type Error = NodeError;
+    fn try_from(r: pb::ChangePasskeyRequest) -> Result<Self, NodeError> {
+        use pb::change_passkey_request::NewCredential as Wire;
+        Ok(Self {
+            wallet_id: WalletId::parse(r.wallet_id)?,
+            owner: owner(r.owner)?,
+            new_credential: r.new_credential.map(|c| match c {
+                Wire::RegistrationJson(j) => NewCredential::Registration(j),
+                Wire::PasskeyJson(j) => NewCredential::Passkey(j),
+            }),
+        })
+    }
+}
+
 impl TryFrom<pb::RetireWalletRequest> for RetireWallet {
     type Error = NodeError;
     fn try_from(r: pb::RetireWalletRequest) -> Result<Self, NodeError> {
@@ -143,7 +172,10 @@ impl Epochs for EpochsService {
         let wallet_id = WalletId::parse(r.wallet_id)?;
         let action = parse_action(r.action)?;
         // The hash is part of the one-touch challenge, not of the nonce; checked for shape only.
-        manifest_hash("manifest_hash", &r.manifest_hash)?;
+        // A delete's challenge names no manifest.
+        if !matches!(action, EpochAction::Delete | EpochAction::ChangePasskey) {
+            manifest_hash("manifest_hash", &r.manifest_hash)?;
+        }
         let c = self.node.begin_epoch_action(&wallet_id, action).await?;
         let (passkey_json, credential_fingerprint) = match c.passkey {
             Some((json, fp)) => (json, fp.to_vec()),
@@ -157,6 +189,7 @@ impl Epochs for EpochsService {
             passkey_json,
             credential_fingerprint,
             credential_attestation: c.credential_attestation.unwrap_or_default(),
+            creation_options_json: c.creation_options_json,
         }))
     }
 
@@ -207,6 +240,32 @@ impl Epochs for EpochsService {
             .await?;
         Ok(Response::new(pb::RetireWalletResponse {
             retire_receipt_encoded: receipt,
+        }))
+    }
+
+    async fn delete_wallet(
+        &self,
+        req: Request<pb::DeleteWalletRequest>,
+    ) -> Result<Response<pb::DeleteWalletResponse>, Status> {
+        let receipt = self
+            .node
+            .delete_wallet(DeleteWallet::try_from(req.into_inner())?)
+            .await?;
+        Ok(Response::new(pb::DeleteWalletResponse {
+            erase_receipt_encoded: receipt,
+        }))
+    }
+
+    async fn change_passkey(
+        &self,
+        req: Request<pb::ChangePasskeyRequest>,
+    ) -> Result<Response<pb::ChangePasskeyResponse>, Status> {
+        let fp = self
+            .node
+            .change_passkey(ChangePasskey::try_from(req.into_inner())?)
+            .await?;
+        Ok(Response::new(pb::ChangePasskeyResponse {
+            credential_fingerprint: fp.to_vec(),
         }))
     }
 

@@ -1,0 +1,58 @@
+//! Back up a wallet, then delete it everywhere with one passkey touch.
+//!
+//! ```text
+//! deploy/local-cluster.sh up 3
+//! cargo run -p dlocker-sdk --example delete -- .dlocker-cluster/trustees.toml
+//! ```
+//!
+//! The software passkey lives in this process only, so the example backs up its own wallet first;
+//! a real app passes its platform passkey to [`dlocker_sdk::delete_backup`].
+
+use dlocker_sdk::{
+    BackupPolicy, DeleteError, PreparedBackup, SoftwareAuthenticator, TrusteeErasure, TrusteeSet,
+};
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let path = std::env::args()
+        .nth(1)
+        .ok_or("usage: delete TRUSTEES_TOML")?;
+    let trustees = TrusteeSet::load(&path)?;
+    let wallet = format!("example-delete-{:08x}", rand::random::<u32>());
+    let policy = BackupPolicy {
+        threshold: 2,
+        recovery_delay_secs: 0,
+    };
+    let prepared = PreparedBackup::new(&trustees, &wallet, b"example seed words", policy)?;
+    let mut auth = SoftwareAuthenticator::new();
+    dlocker_sdk::backup(&trustees, &prepared, "example", &mut auth, &|_| {}).await?;
+    println!("backed up {wallet} at {} trustees", trustees.len());
+
+    // A trustee that is down keeps the wallet: calling again completes the delete.
+    let report = loop {
+        match dlocker_sdk::delete_backup(&trustees, &wallet, &mut auth).await {
+            Ok(report) => break report,
+            Err(DeleteError::Incomplete { failed, .. }) => {
+                eprintln!("not confirmed yet: {failed:?}; retrying in 5 s");
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    for (name, erasure) in &report.trustees {
+        match erasure {
+            TrusteeErasure::Erased(r) => println!(
+                "{name}: erased epoch {} (manifest {}) at {}",
+                r.body().epoch,
+                r.body()
+                    .manifest_hash
+                    .map(|h| h.to_string())
+                    .unwrap_or_default(),
+                r.body().erased_at
+            ),
+            TrusteeErasure::NotHeld => println!("{name}: holds nothing for the wallet"),
+        }
+    }
+    println!("passkey touches: {}", auth.touches());
+    Ok(())
+}

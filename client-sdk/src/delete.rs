@@ -1,0 +1,205 @@
+//! Delete a wallet's backup at every trustee with one passkey touch (`docs/protocol.md` §13a).
+//!
+//! [`delete_backup`] asks every trustee of the set for a delete nonce
+//! (`BeginEpochAction(DELETE)`), has the owner's passkey sign ONE challenge over all of them
+//! (action `delete`, nothing else authorized), and sends that one assertion to every trustee
+//! (`DeleteWallet`). Each erases everything it holds for the wallet — every epoch's share,
+//! manifest and blob, the passkey credential, recovery sessions (open ones are closed), pending
+//! nonces — and answers with a signed [`EraseReceipt`], checked here against the trustee's
+//! *pinned* key.
+//!
+//! A trustee that does not answer keeps the wallet: the call returns
+//! [`DeleteError::Incomplete`] naming it and what the others confirmed. Calling
+//! [`delete_backup`] again (the same trustee set, one more touch) completes it: trustees that
+//! already erased answer "holds no backup for this wallet" and are reported
+//! [`TrusteeErasure::NotHeld`]; the rest erase. A receipt, like a "not held" answer, is the
+//! trustee's own statement: nothing can prove from outside that a node forgot something.
+
+use crate::authenticator::OwnerAuthenticator;
+use crate::ceremony;
+use crate::error::AuthError;
+use crate::transport::{MAX_MESSAGE_BYTES, connect_channel, describe_status};
+use crate::trustees::{TrusteeInfo, TrusteeSet};
+use dlocker_proto::manifest::validate_wallet_id;
+use dlocker_proto::owner_challenge::{OwnerAction, TrusteeNonce};
+use dlocker_proto::pb::epochs_client::EpochsClient;
+use dlocker_proto::pb::{
+    BeginEpochActionRequest, BeginEpochActionResponse, DeleteWalletRequest, EpochAction,
+    OwnerAssertion,
+};
+use dlocker_proto::statement::{EraseReceipt, Signed};
+use futures::future::join_all;
+use tonic::Code;
+use tonic::transport::Channel;
+
+/// What one trustee confirmed.
+#[derive(Debug, Clone)]
+pub enum TrusteeErasure {
+    /// It erased the wallet now: its signed receipt (verified against its pinned key).
+    Erased(Box<Signed<EraseReceipt>>),
+    /// It holds nothing for the wallet: erased by an earlier call, or never held it.
+    NotHeld,
+}
+
+/// Every trustee's confirmation, in trustee-set order.
+#[derive(Debug, Clone, Default)]
+pub struct DeleteReport {
+    /// `(trustee name, confirmation)`.
+    pub trustees: Vec<(String, TrusteeErasure)>,
+}
+
+impl DeleteReport {
+    /// The receipts of the trustees that erased the wallet in this call.
+    pub fn receipts(&self) -> impl Iterator<Item = &Signed<EraseReceipt>> {
+        self.trustees.iter().filter_map(|(_, e)| match e {
+            TrusteeErasure::Erased(r) => Some(r.as_ref()),
+            TrusteeErasure::NotHeld => None,
+        })
+    }
+}
+
+/// Why a delete did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum DeleteError {
+    /// The wallet id is not acceptable.
+    #[error("invalid wallet id: {0}")]
+    InvalidWalletId(String),
+    /// The passkey ceremony failed on the owner's side; nothing was erased.
+    #[error("passkey: {0}")]
+    Auth(#[from] AuthError),
+    /// Some trustees did not confirm. They still hold the wallet (or their answer was lost):
+    /// call [`delete_backup`] again to complete it.
+    #[error("delete incomplete: {} of {} trustees did not confirm ({})", failed.len(), failed.len() + done.trustees.len(), describe(failed))]
+    Incomplete {
+        /// `(trustee name, reason)` for every trustee that did not confirm.
+        failed: Vec<(String, String)>,
+        /// What the others confirmed.
+        done: DeleteReport,
+    },
+}
+
+fn describe(failed: &[(String, String)]) -> String {
+    failed
+        .iter()
+        .map(|(n, r)| format!("{n}: {r}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn epochs(ch: Channel) -> EpochsClient<Channel> {
+    EpochsClient::new(ch)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+}
+
+/// A trustee's answer to the delete's Begin call.
+enum Begun {
+    Ready(Channel, Box<BeginEpochActionResponse>, TrusteeNonce),
+    NotHeld,
+}
+
+async fn begin(info: &TrusteeInfo, wallet_id: &str) -> Result<Begun, String> {
+    let ch = connect_channel(info).await.map_err(|e| e.to_string())?;
+    let resp = match epochs(ch.clone())
+        .begin_epoch_action(BeginEpochActionRequest {
+            wallet_id: wallet_id.to_owned(),
+            action: EpochAction::Delete as i32,
+            manifest_hash: Vec::new(),
+        })
+        .await
+    {
+        Ok(r) => r.into_inner(),
+        Err(s) if s.code() == Code::NotFound => return Ok(Begun::NotHeld),
+        Err(s) => return Err(format!("BeginEpochAction: {}", describe_status(&s))),
+    };
+    let nonce = ceremony::trustee_nonce(&info.node_id, &resp.nonce)?;
+    Ok(Begun::Ready(ch, Box::new(resp), nonce))
+}
+
+async fn erase(
+    info: &TrusteeInfo,
+    ch: Channel,
+    wallet_id: &str,
+    owner: OwnerAssertion,
+) -> Result<TrusteeErasure, String> {
+    let resp = match epochs(ch)
+        .delete_wallet(DeleteWalletRequest {
+            wallet_id: wallet_id.to_owned(),
+            owner: Some(owner),
+        })
+        .await
+    {
+        Ok(r) => r.into_inner(),
+        // Erased by a concurrent call between our Begin and now.
+        Err(s) if s.code() == Code::NotFound => return Ok(TrusteeErasure::NotHeld),
+        Err(s) => return Err(format!("DeleteWallet: {}", describe_status(&s))),
+    };
+    let receipt =
+        Signed::<EraseReceipt>::decode_trusted(&resp.erase_receipt_encoded, &[info.public_key])
+            .map_err(|e| format!("erase receipt refused: {e}"))?;
+    if receipt.body().node_id != info.node_id || receipt.body().wallet_id != wallet_id {
+        return Err("erase receipt names another trustee or wallet".to_owned());
+    }
+    Ok(TrusteeErasure::Erased(Box::new(receipt)))
+}
+
+/// Erases `wallet_id` at every trustee of `trustees` with ONE touch of the owner's passkey.
+///
+/// `Ok` when every trustee confirmed (erased now, or holds nothing). On
+/// [`DeleteError::Incomplete`] call again with the same set to complete it. Include every trustee
+/// that may hold the wallet (during a rotation, the old and the new set).
+pub async fn delete_backup(
+    trustees: &TrusteeSet,
+    wallet_id: &str,
+    auth: &mut dyn OwnerAuthenticator,
+) -> Result<DeleteReport, DeleteError> {
+    validate_wallet_id(wallet_id).map_err(|e| DeleteError::InvalidWalletId(e.to_string()))?;
+    let infos = trustees.trustees();
+    let begun = join_all(infos.iter().map(|info| begin(info, wallet_id))).await;
+    let mut results: Vec<Option<Result<TrusteeErasure, String>>> = vec![None; infos.len()];
+    let mut ready = Vec::new();
+    for (i, b) in begun.into_iter().enumerate() {
+        match b {
+            Ok(Begun::Ready(ch, resp, nonce)) => ready.push((i, ch, resp, nonce)),
+            Ok(Begun::NotHeld) => results[i] = Some(Ok(TrusteeErasure::NotHeld)),
+            Err(e) => results[i] = Some(Err(e)),
+        }
+    }
+    if !ready.is_empty() {
+        let template = ceremony::first_request_template(
+            ready
+                .iter()
+                .map(|(_, _, r, _)| r.request_options_json.as_str()),
+        )
+        .to_owned();
+        let nonces: Vec<TrusteeNonce> = ready.iter().map(|(_, _, _, n)| n.clone()).collect();
+        let touch = ceremony::assert(auth, OwnerAction::Delete, wallet_id, b"", nonces, &template)?;
+        let answers = join_all(ready.into_iter().map(|(i, ch, resp, _)| {
+            let owner = OwnerAssertion {
+                challenge_id: resp.challenge_id,
+                assertion_json: touch.response_json.clone(),
+                nonces: touch.nonces.clone(),
+            };
+            let info = &infos[i];
+            async move { (i, erase(info, ch, wallet_id, owner).await) }
+        }))
+        .await;
+        for (i, r) in answers {
+            results[i] = Some(r);
+        }
+    }
+    let mut done = DeleteReport::default();
+    let mut failed = Vec::new();
+    for (info, r) in infos.iter().zip(results) {
+        match r {
+            Some(Ok(e)) => done.trustees.push((info.name.clone(), e)),
+            Some(Err(e)) => failed.push((info.name.clone(), e)),
+            None => failed.push((info.name.clone(), "no answer".to_owned())),
+        }
+    }
+    if failed.is_empty() {
+        Ok(done)
+    } else {
+        Err(DeleteError::Incomplete { failed, done })
+    }
+}

@@ -1,0 +1,157 @@
+//! Delete: the wallet's owner erases the wallet at this trustee (`docs/protocol.md` §13a).
+//!
+//! One owner touch (action `delete`, empty `authorized`, `BeginEpochAction(DELETE)`'s nonce)
+//! serves every trustee. After the assertion verified, ONE sled transaction removes everything
+//! the node holds that names the wallet:
+//!
+//! - the active epoch: share (sealed at rest), manifest, blob, enrollment receipt, wallet record;
+//! - a staged epoch (rotation phase 1), and the epoch state;
+//! - the passkey credential (so no later ceremony can authenticate as this owner here);
+//! - every recovery session of the wallet, open ones included (a delete closes them) and their
+//!   index;
+//! - every pending owner nonce and enrollment ceremony record of the wallet;
+//! - a retirement record left by an earlier rotation (it names the wallet).
+//!
+//! Then the wallet's stored events are dropped, one audit entry is appended — the audit log
+//! names the wallet by its keyed tag only — and the database is flushed before the signed
+//! [`EraseReceipt`] is returned. Nothing of the wallet is kept to answer a retry: a retried delete
+//! finds the wallet unknown (`NOT_FOUND`, "holds no backup for this wallet"), which is what tells
+//! the client this trustee is done.
+//!
+//! An open recovery session does not block a delete: the owner's passkey authorizes both, and a
+//! recovery of a wallet its owner erased has nothing left to release. A delete is refused without
+//! the owner's assertion, with a stranger's passkey or a spent nonce, and nothing is written then.
+
+use crate::epoch::EpochAction;
+use crate::error::NodeError;
+use crate::node::Node;
+use crate::owner_touch::NonceRecord;
+use crate::rotation::{EPOCHS_TREE, OwnerAssertion, Plan, T, hash_from_hex};
+use crate::storage::{CeremonyRecord, StoreError, wallet_key};
+use crate::wallet::WalletId;
+use dlocker_proto::statement::{EraseReceipt, Signed};
+
+/// `DeleteWallet`, parsed.
+#[derive(Debug, Clone)]
+pub struct DeleteWallet {
+    /// The wallet.
+    pub wallet_id: WalletId,
+    /// The owner's assertion (action delete).
+    pub owner: Option<OwnerAssertion>,
+}
+
+/// The audit entry's kind for a delete.
+pub const WALLET_DELETED: &str = "wallet_deleted";
+
+impl Node {
+    /// `DeleteWallet`: erases everything this node holds for the wallet, at its owner's request.
+    pub async fn delete_wallet(&self, req: DeleteWallet) -> Result<Vec<u8>, NodeError> {
+        let wallet = req.wallet_id.as_str();
+        let key = wallet_key(wallet);
+        let tag = self.audit.wallet_tag(wallet);
+        let _guard = self.recovery_lock.lock().await;
+        let now = self.now();
+        let state = self
+            .expire_if_due(wallet, now)
+            .await?
+            .ok_or(NodeError::WalletNotFound)?;
+        let passkey = self.owner_passkey(wallet, &state)?;
+        self.verify_owner(
+            wallet,
+            req.owner.as_ref(),
+            EpochAction::Delete,
+            b"",
+            &passkey,
+        )?;
+        let active = state.active().cloned();
+        let staged = state.staged().cloned();
+        let receipt = Signed::sign(
+            EraseReceipt {
+                node_id: self.identity.node_id().to_owned(),
+                wallet_id: wallet.to_owned(),
+                epoch: active.as_ref().map(|a| a.epoch).unwrap_or(0),
+                manifest_hash: active
+                    .as_ref()
+                    .map(|a| hash_from_hex(EPOCHS_TREE, &a.manifest_hash))
+                    .transpose()?,
+                staged_manifest_hash: staged
+                    .as_ref()
+                    .map(|s| hash_from_hex(EPOCHS_TREE, &s.manifest_hash))
+                    .transpose()?,
+                erased_at: now,
+            },
+            &self.identity.signing_key(),
+        )
+        .encode();
+
+        let mut plan = Plan::default();
+        for t in [
+            T::Wallets,
+            T::Shares,
+            T::Manifests,
+            T::Passkeys,
+            T::Blobs,
+            T::Receipts,
+            T::Epochs,
+            T::Staged,
+        ] {
+            plan.remove(t, key);
+        }
+        plan.remove(T::Retired, tag.as_bytes());
+        let (mut sessions, mut open) = (0usize, 0usize);
+        for item in self
+            .et()
+            .t(T::SessionIndex)
+            .scan_prefix(crate::recovery::session_index_prefix(wallet))
+        {
+            let (k, id) = item.map_err(StoreError::from)?;
+            if let Some(bytes) = self
+                .et()
+                .t(T::Sessions)
+                .get(&id)
+                .map_err(StoreError::from)?
+                && serde_json::from_slice::<crate::recovery::StoredSession>(&bytes)
+                    .is_ok_and(|s| s.session.is_live(now))
+            {
+                open += 1;
+            }
+            sessions += 1;
+            plan.remove(T::SessionIndex, &k);
+            plan.remove(T::Sessions, &id);
+        }
+        // Owner nonces name the wallet (the one just spent among them).
+        for item in self.et().t(T::OwnerNonces).iter() {
+            let (k, v) = item.map_err(StoreError::from)?;
+            if serde_json::from_slice::<NonceRecord>(&v).is_ok_and(|r| r.wallet_id == wallet) {
+                plan.remove(T::OwnerNonces, &k);
+            }
+        }
+        // Enrollment ceremonies (finished ones are kept until they expire) name the wallet too.
+        // The node's count of open ceremonies catches up at the next sweep.
+        for item in self.et().t(T::Ceremonies).iter() {
+            let (k, v) = item.map_err(StoreError::from)?;
+            if serde_json::from_slice::<CeremonyRecord>(&v).is_ok_and(|c| c.wallet_id == wallet) {
+                plan.remove(T::Ceremonies, &k);
+            }
+        }
+        self.apply(plan)?;
+        // The events named the wallet in clear; the audit entry names it by its keyed tag only.
+        self.events.forget_wallet(wallet, u64::MAX)?;
+        let detail = format!(
+            "erased by its owner: {}{}; {sessions} recovery session(s), {open} of them open and now closed",
+            active
+                .as_ref()
+                .map(|a| format!("epoch {} (share, manifest, blob, passkey)", a.epoch))
+                .unwrap_or_else(|| "no active epoch".to_owned()),
+            staged
+                .as_ref()
+                .map(|s| format!(", staged epoch {}", s.epoch))
+                .unwrap_or_default(),
+        );
+        self.audit
+            .append(now, WALLET_DELETED, Some(wallet), &detail)?;
+        self.commit(Vec::new()).await?;
+        tracing::info!(wallet = %req.wallet_id.log_tag(), sessions, open, "wallet deleted by its owner");
+        Ok(receipt)
+    }
+}
