@@ -40,6 +40,7 @@ pub mod documents;
 pub mod error;
 pub mod recover;
 pub mod rotate;
+pub mod saved;
 pub mod staff;
 pub mod transport;
 pub mod trustees;
@@ -49,15 +50,18 @@ pub use authenticator::{OwnerAuthenticator, SoftwareAuthenticator};
 pub use backup::{
     BackupPolicy, BackupReceipts, PreparedBackup, ProgressEvent, TrusteeReceipt, backup,
 };
+pub use dlocker_proto::client_state::StateKey;
 pub use error::{AuthError, BackupError, ConnectError, TrusteesError};
 pub use recover::{
-    CancelOutcome, RecoverError, RecoverEvent, RecoverOptions, Recovered, RecoveryHandle,
-    TrusteeSession, cancel_recovery, present_bank_cancellation, recover,
+    CancelOutcome, Checkpoint, RecoverError, RecoverEvent, RecoverOptions, Recovered,
+    RecoveryHandle, RecoveryStep, TrusteeSession, cancel_recovery, present_bank_cancellation,
+    recover, resume_recovery,
 };
 pub use rotate::{
     RotateError, RotateEvent, RotateOptions, RotationPhase, RotationRecord, RotationSource,
     RotationStep, epoch_status, resume_rotation, rollback_rotation, rotate,
 };
+pub use saved::{SavedStateError, saved_recovery_handle};
 pub use staff::{StaffClient, StaffError, StaffKey};
 pub use transport::{NodeInfo, connect, node_info};
 pub use trustees::{Role, TlsFiles, TrusteeInfo, TrusteeSet};

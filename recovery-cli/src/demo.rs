@@ -708,6 +708,7 @@ async fn recover_on_new_device(
             "  {name:<11} released share {share_index}: signed release, opens with R, matches the commitments"
         )),
         RecoverEvent::ShareRejected { name, reason } => say.say(format!("  {name:<11} share REJECTED: {reason}")),
+        _ => {}
     }
     };
     let opts = RecoverOptions {
@@ -715,6 +716,7 @@ async fn recover_on_new_device(
         approval_timeout: Duration::from_secs(60),
         cancel: None,
         progress: &on_event,
+        checkpoint: None,
     };
     let result = dlocker_sdk::recover(set, wallet_id, auth, opts).await;
     let recovered = result.map_err(|e| {
