@@ -217,8 +217,8 @@ pub enum RecoveryStep {
 pub struct Checkpoint<'a> {
     /// The app's key the state is sealed with.
     pub key: &'a StateKey,
-    /// Stores the sealed state (replacing the previous one).
-    pub save: &'a (dyn Fn(&[u8]) -> Result<(), String> + Sync),
+    /// Stores the sealed state (replacing the previous one); the step is for the app's display.
+    pub save: &'a (dyn Fn(RecoveryStep, &[u8]) -> Result<(), String> + Sync),
 }
 
 impl std::fmt::Debug for Checkpoint<'_> {
@@ -697,7 +697,7 @@ impl Run<'_> {
                 .collect(),
         };
         let saved = state.seal(cp.key);
-        (cp.save)(&saved).map_err(RecoverError::Checkpoint)
+        (cp.save)(step, &saved).map_err(RecoverError::Checkpoint)
     }
 }
 
