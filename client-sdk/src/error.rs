@@ -97,6 +97,7 @@ pub enum AuthError {
 
 /// A backup could not be prepared or did not complete.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BackupError {
     /// The wallet id is not acceptable (1–64 characters from `A-Z a-z 0-9 . _ : -`).
     #[error("invalid wallet id: {0}")]
@@ -118,9 +119,19 @@ pub enum BackupError {
     /// Internal failure building the backup (a bug, not an input problem).
     #[error("could not build the backup: {0}")]
     Internal(String),
+    /// The app's checkpoint could not save the backup state; the backup stopped before sending
+    /// anything more.
+    #[error("could not save the backup state: {0}")]
+    Checkpoint(String),
     /// Some trustees did not receipt the deposit. The backup does NOT count yet. Call
-    /// [`crate::backup()`] again with the same `PreparedBackup` once the failures are fixed:
-    /// trustees that already hold it return their stored receipt.
+    /// [`crate::backup()`] again with the SAME `PreparedBackup` (kept in memory, or saved with
+    /// [`crate::PreparedBackup::seal`] / [`crate::backup::backup_with_checkpoint`] and opened with
+    /// [`crate::PreparedBackup::open_sealed`] after a restart) once the failures are fixed:
+    /// trustees that already hold it return their stored receipt, and the others get the same
+    /// passkey registration while their enrollment ceremonies are valid
+    /// (`limits.ceremony_ttl_secs`, 5 minutes by default). A NEW `PreparedBackup` for the same
+    /// wallet id is refused by the trustees that receipted ("must be rotated"); a trustee whose
+    /// ceremony expired joins the wallet by a rotation instead.
     #[error("backup incomplete: {} of {} trustees failed ({})", failed.len(), failed.len() + receipts.receipts.len(), describe_failed(failed))]
     Incomplete {
         /// `(trustee name, reason)` for every trustee that failed.

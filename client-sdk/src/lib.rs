@@ -48,7 +48,8 @@ pub mod verify;
 
 pub use authenticator::{OwnerAuthenticator, SoftwareAuthenticator};
 pub use backup::{
-    BackupPolicy, BackupReceipts, PreparedBackup, ProgressEvent, TrusteeReceipt, backup,
+    BackupCheckpoint, BackupPolicy, BackupReceipts, PreparedBackup, ProgressEvent, TrusteeReceipt,
+    backup, backup_with_checkpoint,
 };
 pub use dlocker_proto::client_state::StateKey;
 pub use error::{AuthError, BackupError, ConnectError, TrusteesError};
