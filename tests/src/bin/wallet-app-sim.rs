@@ -9,6 +9,12 @@
 //! (`CHECKPOINT <step>`, `EVENT <name> <detail>`), then `RECOVERED <hex of the data>` at the end.
 //! `--pause-at` (`checkpoint:<Step>` or `event:<Name>`) prints `PAUSED` there and blocks forever,
 //! so the test kills the process at exactly that point.
+//!
+//! `--backup DATA_HEX` backs the wallet up instead (a fresh exportable passkey; the sealed
+//! `PreparedBackup` saved to `DIR/backup-state` at each checkpoint, `CHECKPOINT Backup<n>`);
+//! with `--resume` it completes the saved one. `--hold-at checkpoint:Backup<n>` prints `HELD`
+//! there and waits until the file `DIR/go` exists. Events are `EVENT TrusteeDone <name>` /
+//! `EVENT TrusteeFailed <name> <reason>`; the end is `BACKED-UP <receipts>`.
 
 use anyhow::{Context, Result, bail};
 use dlocker_sdk::recover::{Checkpoint, RecoverEvent, RecoverOptions, RecoveryStep};
@@ -85,6 +91,7 @@ async fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let (mut trustees, mut wallet, mut dir, mut resume, mut pause_at) =
         (None, None, None, false, None);
+    let (mut hold_at, mut backup_data) = (None::<String>, None::<String>);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--trustees" => trustees = args.next().map(PathBuf::from),
@@ -92,6 +99,8 @@ async fn main() -> Result<()> {
             "--dir" => dir = args.next().map(PathBuf::from),
             "--resume" => resume = true,
             "--pause-at" => pause_at = args.next(),
+            "--hold-at" => hold_at = args.next(),
+            "--backup" => backup_data = args.next(),
             other => bail!("unknown argument {other:?}"),
         }
     }
@@ -101,10 +110,19 @@ async fn main() -> Result<()> {
         );
     };
     let set = TrusteeSet::load(&trustees)?;
-    let key_hex = std::fs::read_to_string(dir.join("state-key")).context("read state-key")?;
-    let mut key = [0u8; 32];
-    hex::decode_to_slice(key_hex.trim(), &mut key).context("state-key is 32 bytes of hex")?;
-    let key = StateKey::from_bytes(key);
+    if let Some(data) = backup_data {
+        return backup(
+            &set,
+            &wallet,
+            &dir,
+            resume,
+            &data,
+            pause_at.as_deref(),
+            hold_at.as_deref(),
+        )
+        .await;
+    }
+    let key = state_key(&dir)?;
     let mut auth = SoftwareAuthenticator::from_bytes(
         &std::fs::read(dir.join("passkey")).context("read passkey")?,
     )?;
@@ -142,5 +160,83 @@ async fn main() -> Result<()> {
         "RECOVERED {}",
         hex::encode(recovered.data().expose())
     ));
+    Ok(())
+}
+
+fn state_key(dir: &Path) -> Result<StateKey> {
+    let key_hex = std::fs::read_to_string(dir.join("state-key")).context("read state-key")?;
+    let mut key = [0u8; 32];
+    hex::decode_to_slice(key_hex.trim(), &mut key).context("state-key is 32 bytes of hex")?;
+    Ok(StateKey::from_bytes(key))
+}
+
+async fn backup(
+    set: &TrusteeSet,
+    wallet: &str,
+    dir: &Path,
+    resume: bool,
+    data_hex: &str,
+    pause_at: Option<&str>,
+    hold_at: Option<&str>,
+) -> Result<()> {
+    use dlocker_sdk::backup::{BackupCheckpoint, ProgressEvent};
+    use dlocker_sdk::{BackupPolicy, PreparedBackup};
+    let key = state_key(dir)?;
+    let state_path = dir.join("backup-state");
+    let prepared = if resume {
+        PreparedBackup::open_sealed(
+            &std::fs::read(&state_path).context("read the saved backup")?,
+            &key,
+        )?
+    } else {
+        let data = hex::decode(data_hex).context("--backup takes hex")?;
+        let policy = BackupPolicy {
+            threshold: 3,
+            recovery_delay_secs: 1,
+        };
+        PreparedBackup::new(set, wallet, &data, policy)?
+    };
+    let mut auth = SoftwareAuthenticator::exportable()?;
+    let saves = std::sync::atomic::AtomicU32::new(0);
+    let save = |bytes: &[u8]| {
+        write_atomic(&state_path, bytes).map_err(|e| e.to_string())?;
+        let n = saves.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        say(&format!("CHECKPOINT Backup{n}"));
+        if hold_at == Some(format!("checkpoint:Backup{n}").as_str()) {
+            say("HELD");
+            while !dir.join("go").exists() {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        Ok(())
+    };
+    let progress = |e: ProgressEvent| {
+        let (name, line) = match &e {
+            ProgressEvent::TrusteeDone { name, .. } => {
+                ("TrusteeDone", format!("EVENT TrusteeDone {name}"))
+            }
+            ProgressEvent::TrusteeFailed { name, reason } => (
+                "TrusteeFailed",
+                format!("EVENT TrusteeFailed {name} {reason}"),
+            ),
+            _ => return,
+        };
+        say(&line);
+        pause_if(pause_at, &format!("event:{name}"));
+    };
+    let receipts = dlocker_sdk::backup_with_checkpoint(
+        set,
+        &prepared,
+        "alice",
+        &mut auth,
+        &progress,
+        Some(BackupCheckpoint {
+            key: &key,
+            save: &save,
+        }),
+    )
+    .await?;
+    say(&format!("TOUCHES {}", auth.touches()));
+    say(&format!("BACKED-UP {}", receipts.receipts.len()));
     Ok(())
 }

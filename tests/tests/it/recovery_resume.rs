@@ -6,6 +6,10 @@
 //! approval (the bank's approvers are unchanged), no second waiting period (every trustee's
 //! release time is the one set when the session opened), no new session, and no second
 //! passkey touch once the owner had authenticated.
+//!
+//! A backup killed after 3 of 5 receipts (two trustees down when it deposited) completes on
+//! resume from its sealed `PreparedBackup`: the three answer with their stored receipts, the two
+//! get the saved registration, no second passkey touch, and every trustee then proves its share.
 
 use dlocker_integration_tests::bins::bin_path;
 use dlocker_integration_tests::recovery_cluster::{RecoveryCluster, RecoverySpec, THRESHOLD};
@@ -37,7 +41,19 @@ impl App {
         resume: bool,
         pause_at: Option<&str>,
     ) -> Self {
+        Self::start_with(trustees, wallet, dir, resume, pause_at, &[])
+    }
+
+    fn start_with(
+        trustees: &Path,
+        wallet: &str,
+        dir: &Path,
+        resume: bool,
+        pause_at: Option<&str>,
+        extra: &[&str],
+    ) -> Self {
         let mut cmd = Command::new(bin_path("wallet-app-sim"));
+        cmd.args(extra);
         cmd.arg("--trustees")
             .arg(trustees)
             .args(["--wallet", wallet])
@@ -94,8 +110,12 @@ impl App {
     }
 
     /// Waits for the app to finish successfully; returns every line it printed.
-    fn finish(mut self) -> Vec<String> {
-        self.wait_for("RECOVERED");
+    fn finish(self) -> Vec<String> {
+        self.finish_at("RECOVERED")
+    }
+
+    fn finish_at(mut self, last: &str) -> Vec<String> {
+        self.wait_for(last);
         let status = self.child.wait().expect("wait for the app");
         assert!(
             status.success(),
@@ -369,5 +389,82 @@ async fn recovery_resumes_after_the_app_is_killed_at_each_step() {
     assert!(
         after.iter().all(|(_, s)| s.state == "released"),
         "{after:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_resumes_after_the_app_is_killed_after_some_receipts() {
+    let mut rc = RecoveryCluster::start(RecoverySpec::default()).await;
+    let trustees_file = rc.write_trustees();
+    let wallet = dlocker_integration_tests::craft::wallet_id("resume-backup");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = StateKey::generate();
+    std::fs::write(dir.path().join("state-key"), hex::encode(key.expose())).expect("key");
+    let data = hex::encode(b"backed up across a kill");
+
+    // Held right after the passkey registration is saved: two trustees go down, then the app
+    // deposits (3 receipts, 2 failures) and is killed.
+    let mut app = App::start_with(
+        &trustees_file,
+        &wallet,
+        dir.path(),
+        false,
+        Some("event:TrusteeFailed"),
+        &["--backup", &data, "--hold-at", "checkpoint:Backup2"],
+    );
+    app.wait_for("HELD");
+    rc.stop(3);
+    rc.stop(4);
+    std::fs::write(dir.path().join("go"), b"").expect("go");
+    app.wait_for("PAUSED");
+    let done = app
+        .seen
+        .iter()
+        .filter(|l| l.starts_with("EVENT TrusteeDone"))
+        .count();
+    assert_eq!(done, 3, "three receipts before the kill: {:?}", app.seen);
+    app.kill();
+    rc.start_node(3).await;
+    rc.start_node(4).await;
+
+    // A NEW backup of the same wallet is refused by the three that receipted: resuming is the
+    // only way to complete it.
+    let trustees = rc.trustees();
+    let fresh = PreparedBackup::new(
+        &trustees,
+        &wallet,
+        b"another secret",
+        BackupPolicy {
+            threshold: THRESHOLD,
+            recovery_delay_secs: 1,
+        },
+    )
+    .expect("prepare");
+    let mut other = SoftwareAuthenticator::new();
+    let err = dlocker_sdk::backup(&trustees, &fresh, "alice", &mut other, &|_| {})
+        .await
+        .expect_err("a second backup of the wallet is refused");
+    assert!(err.to_string().contains("must be rotated"), "{err}");
+
+    let app = App::start_with(
+        &trustees_file,
+        &wallet,
+        dir.path(),
+        true,
+        None,
+        &["--backup", &data],
+    );
+    let lines = app.finish_at("BACKED-UP");
+    assert!(lines.contains(&"BACKED-UP 5".to_owned()), "{lines:?}");
+    assert!(
+        lines.contains(&"TOUCHES 0".to_owned()),
+        "the saved registration is re-sent, no second touch: {lines:?}"
+    );
+    let saved = std::fs::read(dir.path().join("backup-state")).expect("saved");
+    let prepared = PreparedBackup::open_sealed(&saved, &key).expect("opens");
+    let report = dlocker_sdk::verify_backup(&trustees, prepared.manifest()).await;
+    assert!(
+        report.all_healthy(),
+        "every trustee proves its share: {report:?}"
     );
 }
