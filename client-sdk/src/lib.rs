@@ -8,6 +8,11 @@
 //! - [`verify_backup`]: every trustee proves it still holds a good share;
 //! - [`recover()`]: bank approval + owner passkey + waiting period, every share verified, lying
 //!   trustees named; [`cancel_recovery`] / [`present_bank_cancellation`] stop one;
+//! - surviving the app being killed: with a [`Checkpoint`] ([`RecoverOptions::checkpoint`]) the
+//!   app receives the recovery's state after each step, sealed under its keystore key
+//!   ([`StateKey`]); [`resume_recovery`] finishes it from the trustees' session status without a
+//!   second approval or waiting period. A backup likewise ([`backup_with_checkpoint`],
+//!   [`PreparedBackup::seal`] / [`PreparedBackup::open_sealed`]);
 //! - [`rotate()`]: re-split the wallet into a new epoch (refresh shares, change the threshold,
 //!   replace trustees) in two phases that can be resumed or rolled back from any interruption
 //!   ([`resume_rotation`], [`rollback_rotation`]); [`epoch_status`] shows each trustee's epochs;
@@ -29,6 +34,31 @@
 //! assert_eq!(receipts.receipts.len(), trustees.len());
 //! let report = dlocker_sdk::verify_backup(&trustees, prepared.manifest()).await;
 //! assert!(report.all_healthy());
+//! # Ok(()) }
+//! ```
+//!
+//! The whole life cycle on a new phone, the app possibly killed at any step in between (the
+//! sealed state is all it keeps; `examples/resumable.rs` runs it against real nodes):
+//!
+//! ```no_run
+//! # async fn run(keystore_key: [u8; 32]) -> Result<(), Box<dyn std::error::Error>> {
+//! use dlocker_sdk::{Checkpoint, RecoverOptions, SoftwareAuthenticator, StateKey, TrusteeSet};
+//! let trustees = TrusteeSet::load("trustees.toml")?;
+//! let key = StateKey::from_bytes(keystore_key); // the device keystore's key
+//! let mut passkey = SoftwareAuthenticator::new(); // a platform passkey in a real app
+//! let state = std::path::Path::new("recovery.state");
+//! let save = |_step, blob: &[u8]| std::fs::write(state, blob).map_err(|e| e.to_string());
+//! let opts = RecoverOptions {
+//!     checkpoint: Some(Checkpoint { key: &key, save: &save }),
+//!     ..RecoverOptions::default()
+//! };
+//! let recovered = match std::fs::read(state) {
+//!     // Killed earlier: pick up where the trustees are (same approval, same release time).
+//!     Ok(saved) => dlocker_sdk::resume_recovery(&trustees, &saved, &key, &mut passkey, opts).await?,
+//!     Err(_) => dlocker_sdk::recover(&trustees, "wallet-42", &mut passkey, opts).await?,
+//! };
+//! std::fs::remove_file(state)?; // it holds the session secret: done with it
+//! let _seed = recovered.data();
 //! # Ok(()) }
 //! ```
 #![warn(missing_docs)]

@@ -1,5 +1,5 @@
 //! A recovery survives the app being killed. The app is a separate process
-//! (`wallet-app-sim`) that saves its sealed recovery state at every checkpoint; it is killed
+//! (the SDK example `client-sdk/examples/resumable.rs`) that saves its sealed recovery state at every checkpoint; it is killed
 //! with SIGKILL at each step — after the sessions opened, after the owner authenticated, while
 //! awaiting the bank's approval, during the waiting period, after a partial release — and run
 //! again with `--resume` on the saved file. Each time the wallet comes back with ONE staff
@@ -11,7 +11,7 @@
 //! resume from its sealed `PreparedBackup`: the three answer with their stored receipts, the two
 //! get the saved registration, no second passkey touch, and every trustee then proves its share.
 
-use dlocker_integration_tests::bins::bin_path;
+use dlocker_integration_tests::bins::{RESUMABLE_EXAMPLE, example_path};
 use dlocker_integration_tests::recovery_cluster::{RecoveryCluster, RecoverySpec, THRESHOLD};
 use dlocker_proto::pb::GetRecoveryStatusRequest;
 use dlocker_sdk::{
@@ -52,7 +52,7 @@ impl App {
         pause_at: Option<&str>,
         extra: &[&str],
     ) -> Self {
-        let mut cmd = Command::new(bin_path("wallet-app-sim"));
+        let mut cmd = Command::new(example_path(RESUMABLE_EXAMPLE));
         cmd.args(extra);
         cmd.arg("--trustees")
             .arg(trustees)
@@ -67,7 +67,7 @@ impl App {
         if let Some(p) = pause_at {
             cmd.args(["--pause-at", p]);
         }
-        let mut child = cmd.spawn().expect("start wallet-app-sim");
+        let mut child = cmd.spawn().expect("start the resumable example");
         let out = child.stdout.take().expect("piped stdout");
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {

@@ -1,7 +1,16 @@
-//! A wallet app reduced to its recovery: what the resumable-recovery tests run as a separate
-//! process and kill with SIGKILL at a chosen step, then run again with `--resume`.
+//! A wallet app reduced to its ceremonies, which survive the app being killed: backup and
+//! recovery save their sealed state at every checkpoint and `--resume` finishes them from it.
+//! Kill it (Ctrl-C, `kill -9`) at any step and run it again with `--resume`. The integration
+//! tests (`tests/tests/it/recovery_resume.rs`) do exactly that at every step.
 //!
-//! `wallet-app-sim --trustees FILE --wallet ID --dir DIR [--resume] [--pause-at WHAT]`
+//! ```text
+//! # against deploy/local-cluster.sh's trustees file; DIR/state-key is 64 hex digits:
+//! cargo run -p dlocker-sdk --example resumable -- --trustees T --wallet W --dir DIR --backup 5365656421
+//! cargo run -p dlocker-sdk --example resumable -- --trustees T --wallet W --dir DIR       # recover
+//! cargo run -p dlocker-sdk --example resumable -- --trustees T --wallet W --dir DIR --resume
+//! ```
+//!
+//! `resumable --trustees FILE --wallet ID --dir DIR [--resume] [--pause-at WHAT]`
 //!
 //! `DIR` holds what a phone would keep: `state-key` (the keystore key, hex), `passkey` (an
 //! exportable software passkey) and `state` (the sealed recovery state, replaced atomically at
@@ -10,7 +19,8 @@
 //! `--pause-at` (`checkpoint:<Step>` or `event:<Name>`) prints `PAUSED` there and blocks forever,
 //! so the test kills the process at exactly that point.
 //!
-//! `--backup DATA_HEX` backs the wallet up instead (a fresh exportable passkey; the sealed
+//! `--backup DATA_HEX` backs the wallet up instead (a fresh exportable passkey saved to
+//! `DIR/passkey` once registered; the sealed
 //! `PreparedBackup` saved to `DIR/backup-state` at each checkpoint, `CHECKPOINT Backup<n>`);
 //! with `--resume` it completes the saved one. `--hold-at checkpoint:Backup<n>` prints `HELD`
 //! there and waits until the file `DIR/go` exists. Events are `EVENT TrusteeDone <name>` /
@@ -106,7 +116,7 @@ async fn main() -> Result<()> {
     }
     let (Some(trustees), Some(wallet), Some(dir)) = (trustees, wallet, dir) else {
         bail!(
-            "usage: wallet-app-sim --trustees FILE --wallet ID --dir DIR [--resume] [--pause-at WHAT]"
+            "usage: resumable --trustees FILE --wallet ID --dir DIR [--resume] [--pause-at WHAT]"
         );
     };
     let set = TrusteeSet::load(&trustees)?;
@@ -236,6 +246,10 @@ async fn backup(
         }),
     )
     .await?;
+    if let Some(keys) = auth.to_bytes().filter(|_| auth.touches() > 0) {
+        // The registering run's passkey, for a later recovery (a platform passkey in a real app).
+        write_atomic(&dir.join("passkey"), &keys)?;
+    }
     say(&format!("TOUCHES {}", auth.touches()));
     say(&format!("BACKED-UP {}", receipts.receipts.len()));
     Ok(())
