@@ -1755,6 +1755,67 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn resume_refuses_a_state_it_cannot_trust() {
+        let (s, _) = set(3);
+        let key = StateKey::generate();
+        let r = SecretKey::generate_from_rng(&mut rand::rng());
+        let p = prepared(&s);
+        let state = crate::saved::RecoveryState {
+            wallet_id: "w1".into(),
+            handle: RecoveryHandle {
+                wallet_id: "w1".into(),
+                session_key: public_key_hex(&r.public_key()),
+                sessions: vec![],
+            },
+            session_secret: hex::encode(r.to_bytes()).into(),
+            manifest: hex::encode(p.manifest_bytes()),
+            step: RecoveryStep::OwnerAuthenticated,
+            sessions: vec![],
+        };
+        let sealed = state.seal(&key);
+        let mut auth = crate::SoftwareAuthenticator::new();
+        // Another key, a tampered byte, a backup's state: refused before any trustee is asked.
+        let mut tampered = sealed.clone();
+        tampered[30] ^= 1;
+        let backup_state = p.seal(&key);
+        for (bytes, k, why) in [
+            (&sealed, &StateKey::generate(), "decrypt"),
+            (&tampered, &key, "decrypt"),
+            (&backup_state, &key, "kind"),
+        ] {
+            let err = resume_recovery(&s, bytes, k, &mut auth, RecoverOptions::default())
+                .await
+                .expect_err("refused");
+            assert!(
+                matches!(err, RecoverError::SavedState(ref m) if m.contains(why)),
+                "{err}"
+            );
+        }
+        assert_eq!(auth.touches(), 0);
+        // A state whose handle names another device key is refused too.
+        let other = crate::saved::RecoveryState {
+            handle: RecoveryHandle {
+                session_key: public_key_hex(
+                    &SecretKey::generate_from_rng(&mut rand::rng()).public_key(),
+                ),
+                ..state.handle.clone()
+            },
+            ..state
+        };
+        let err = resume_recovery(
+            &s,
+            &other.seal(&key),
+            &key,
+            &mut auth,
+            RecoverOptions::default(),
+        )
+        .await
+        .expect_err("refused");
+        assert!(err.to_string().contains("handle"), "{err}");
+        assert!(!format!("{err:?}").contains(&hex::encode(r.to_bytes())));
+    }
+
     #[test]
     fn approval_sanity_checks() {
         let bank_key = k256::ecdsa::SigningKey::generate_from_rng(&mut rand::rng());
