@@ -210,6 +210,9 @@ pub enum RecoveryStep {
     Releasing,
 }
 
+/// The app's function that stores a sealed recovery state durably (the step is for display).
+pub type SaveRecoveryState<'a> = dyn Fn(RecoveryStep, &[u8]) -> Result<(), String> + Sync + 'a;
+
 /// Saves a recovery's state: `save` receives the sealed blob (sealed under `key`, the app's
 /// keystore key) after each step and must store it durably before returning (the recovery does
 /// not go on until it has). An `Err` stops the recovery with [`RecoverError::Checkpoint`].
@@ -218,7 +221,7 @@ pub struct Checkpoint<'a> {
     /// The app's key the state is sealed with.
     pub key: &'a StateKey,
     /// Stores the sealed state (replacing the previous one); the step is for the app's display.
-    pub save: &'a (dyn Fn(RecoveryStep, &[u8]) -> Result<(), String> + Sync),
+    pub save: &'a SaveRecoveryState<'a>,
 }
 
 impl std::fmt::Debug for Checkpoint<'_> {
