@@ -373,6 +373,7 @@ pub struct BackupReceipts {
 /// What [`backup`] is doing, for progress displays. Each trustee gets one `TrusteeStarted` and
 /// then exactly one `TrusteeDone` or `TrusteeFailed`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ProgressEvent {
     /// Work at this trustee began.
     TrusteeStarted {

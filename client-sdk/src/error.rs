@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 /// The trustees file could not be used.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TrusteesError {
     /// The file could not be read: check the path and permissions.
     #[error("cannot read trustees file {path}: {source}")]
@@ -26,6 +27,7 @@ pub enum TrusteesError {
 
 /// A trustee node could not be reached or could not be trusted.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConnectError {
     /// The endpoint is not a usable `http://` or `https://` URL: fix the trustees file.
     #[error("invalid endpoint {endpoint:?}: {reason}")]
@@ -85,6 +87,7 @@ pub enum ConnectError {
 
 /// The passkey ceremony failed on the owner's side.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum AuthError {
     /// The node's challenge could not be parsed: the node and SDK disagree on the format.
     #[error("malformed passkey challenge: {0}")]

@@ -401,7 +401,7 @@ async fn walk_through(
         ProgressEvent::PasskeyRequested { trustees } => {
             pb.set_message(format!("one passkey for {} trustees", trustees.len()))
         }
-        ProgressEvent::TrusteeStarted { .. } => {}
+        _ => {}
     };
     let result =
         dlocker_sdk::backup(set, &prepared, "demo-customer", &mut auth, &on_progress).await;
@@ -562,7 +562,7 @@ async fn rotate_after_recovery(
             say2.say(format!("  retire:  {name:<11} left the wallet and erased everything it held for it"))
         }
         RotateEvent::Failed { step, reason } => say2.say(format!("  {}: FAILED: {reason}", step_name(&step))),
-        RotateEvent::PasskeyRequested { .. } | RotateEvent::AlreadyDone { .. } | RotateEvent::Abandoned { .. } => {}
+        _ => {}
     }
     };
     let record_file = dir.join(format!("{}.rotation.json", old.wallet_id()));
