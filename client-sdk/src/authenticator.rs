@@ -7,6 +7,7 @@
 use crate::error::AuthError;
 use webauthn_authenticator_rs::WebauthnAuthenticator;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+use webauthn_authenticator_rs::softtoken::SoftToken;
 use webauthn_rs::prelude::{
     CreationChallengeResponse, PublicKeyCredential, RegisterPublicKeyCredential,
     RequestChallengeResponse, Url,
@@ -45,9 +46,16 @@ pub trait OwnerAuthenticator: Send {
 /// `register` or `authenticate` call, successful or not), so tests and `dlocker demo` can show
 /// that each ceremony costs one touch.
 pub struct SoftwareAuthenticator {
-    inner: SoftPasskey,
+    inner: Soft,
     origin: Url,
     touches: u64,
+}
+
+/// The in-memory passkey, or a token whose keys can be exported ([`SoftwareAuthenticator::to_bytes`])
+/// so a test can kill the process holding it and go on in another.
+enum Soft {
+    Passkey(SoftPasskey),
+    Token(Box<SoftToken>),
 }
 
 impl std::fmt::Debug for SoftwareAuthenticator {
@@ -71,10 +79,44 @@ impl SoftwareAuthenticator {
     pub fn with_origin(origin: Url) -> Self {
         // `true`: claim user verification, which passkey registration requires.
         Self {
-            inner: SoftPasskey::new(true),
+            inner: Soft::Passkey(SoftPasskey::new(true)),
             origin,
             touches: 0,
         }
+    }
+
+    /// A fresh authenticator for origin [`DEFAULT_ORIGIN`] whose keys can be saved with
+    /// [`Self::to_bytes`] and loaded in another process with [`Self::from_bytes`] (tests that
+    /// kill the app mid-ceremony). The saved bytes hold its private keys in the clear.
+    pub fn exportable() -> Result<Self, AuthError> {
+        let (token, _ca) = SoftToken::new(true)
+            .map_err(|e| AuthError::Authenticator(format!("software token: {e:?}")))?;
+        Ok(Self {
+            inner: Soft::Token(Box::new(token)),
+            // A constant, checked by the unit tests: not input.
+            origin: Url::parse(DEFAULT_ORIGIN).expect("DEFAULT_ORIGIN is a valid URL"),
+            touches: 0,
+        })
+    }
+
+    /// The keys of an [`Self::exportable`] authenticator (`None` for the in-memory kind).
+    pub fn to_bytes(&self) -> Option<Vec<u8>> {
+        match &self.inner {
+            Soft::Token(t) => t.to_cbor().ok(),
+            Soft::Passkey(_) => None,
+        }
+    }
+
+    /// Loads what [`Self::to_bytes`] saved (origin [`DEFAULT_ORIGIN`], touch count zero).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, AuthError> {
+        let token = SoftToken::from_cbor(bytes)
+            .map_err(|e| AuthError::Authenticator(format!("software token: {e:?}")))?;
+        Ok(Self {
+            inner: Soft::Token(Box::new(token)),
+            // A constant, checked by the unit tests: not input.
+            origin: Url::parse(DEFAULT_ORIGIN).expect("DEFAULT_ORIGIN is a valid URL"),
+            touches: 0,
+        })
     }
 
     /// How many times the owner was asked to touch the authenticator so far (`register` and
@@ -96,9 +138,12 @@ impl OwnerAuthenticator for SoftwareAuthenticator {
         options: CreationChallengeResponse,
     ) -> Result<RegisterPublicKeyCredential, AuthError> {
         self.touches += 1;
-        self.inner
-            .do_registration(self.origin.clone(), options)
-            .map_err(|e| AuthError::Authenticator(format!("{e:?}")))
+        let origin = self.origin.clone();
+        match &mut self.inner {
+            Soft::Passkey(p) => p.do_registration(origin, options),
+            Soft::Token(t) => t.do_registration(origin, options),
+        }
+        .map_err(|e| AuthError::Authenticator(format!("{e:?}")))
     }
 
     fn authenticate(
@@ -106,9 +151,12 @@ impl OwnerAuthenticator for SoftwareAuthenticator {
         options: RequestChallengeResponse,
     ) -> Result<PublicKeyCredential, AuthError> {
         self.touches += 1;
-        self.inner
-            .do_authentication(self.origin.clone(), options)
-            .map_err(|e| AuthError::Authenticator(format!("{e:?}")))
+        let origin = self.origin.clone();
+        match &mut self.inner {
+            Soft::Passkey(p) => p.do_authentication(origin, options),
+            Soft::Token(t) => t.do_authentication(origin, options),
+        }
+        .map_err(|e| AuthError::Authenticator(format!("{e:?}")))
     }
 }
 

@@ -17,8 +17,10 @@
 use crate::authenticator::OwnerAuthenticator;
 use crate::ceremony::{self, Touch};
 use crate::error::BackupError;
+use crate::saved::SavedStateError;
 use crate::transport::{Client, connect, describe_status};
 use crate::trustees::{TrusteeInfo, TrusteeSet};
+use dlocker_proto::client_state::{StateKey, StateKind};
 use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
 use dlocker_proto::manifest::{
     Manifest, ManifestHash, ManifestParts, TrusteeEntry, validate_wallet_id,
@@ -32,8 +34,10 @@ use dlocker_proto::secret::SecretScalar;
 use dlocker_proto::share::{Share, split};
 use dlocker_proto::statement::{Receipt, Signed};
 use futures::future::join_all;
+use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
 use tonic::Code;
+use zeroize::Zeroizing;
 
 /// Largest wallet data accepted: what fits the trustees' default 64 KiB blob bound after the
 /// blob's version byte, nonce and tag.
@@ -193,6 +197,151 @@ impl PreparedBackup {
     pub(crate) fn share(&self, index: u16) -> Option<&Share> {
         self.shares.iter().find(|s| s.index() == index)
     }
+
+    /// The whole prepared backup (secret, shares, blob, manifest and the owner's registration
+    /// once made), sealed under the app's key: what an app saves so a backup killed after some
+    /// receipts completes on resume ([`Self::open_sealed`], then [`backup`] again). It holds `k`
+    /// and every share: keep it only until the backup completed, then delete it.
+    pub fn seal(&self, key: &StateKey) -> Vec<u8> {
+        let registered = self
+            .registered
+            .lock()
+            .map(|g| g.clone())
+            .unwrap_or_default()
+            .map(|r| SavedRegistered {
+                response_json: Zeroizing::new(r.touch.response_json),
+                nonces: r
+                    .touch
+                    .nonces
+                    .into_iter()
+                    .map(|n| (n.node_id, hex::encode(n.nonce)))
+                    .collect(),
+                ceremonies: r.ceremonies,
+                expires_at: r.expires_at,
+            });
+        let state = SavedBackup {
+            k: Zeroizing::new(hex::encode(self.k.to_bytes().as_ref())),
+            shares: self
+                .shares
+                .iter()
+                .map(|s| {
+                    (
+                        s.index(),
+                        Zeroizing::new(hex::encode(s.value().to_bytes().as_ref())),
+                    )
+                })
+                .collect(),
+            manifest: hex::encode(&self.manifest_encoded),
+            blob: hex::encode(&self.blob),
+            registered,
+        };
+        crate::saved::seal_json(key, StateKind::Backup, &state)
+    }
+
+    /// Opens what [`Self::seal`] saved, checking that the secret, shares, manifest and blob
+    /// still belong together (the commitments, `k·G` and the blob hash).
+    pub fn open_sealed(saved: &[u8], key: &StateKey) -> Result<Self, SavedStateError> {
+        let state: SavedBackup = crate::saved::open_json(key, StateKind::Backup, saved)?;
+        let bad =
+            |what: &str| SavedStateError::Content(format!("the saved backup's {what} is invalid"));
+        let scalar = |h: &str| -> Option<SecretScalar> {
+            let bytes = Zeroizing::new(hex::decode(h).ok()?);
+            let arr: &[u8; 32] = bytes.as_slice().try_into().ok()?;
+            SecretScalar::from_bytes(arr)
+        };
+        let k = scalar(&state.k).ok_or_else(|| bad("secret"))?;
+        let manifest_encoded = hex::decode(&state.manifest).map_err(|_| bad("manifest"))?;
+        let manifest = Manifest::decode(&manifest_encoded).map_err(|_| bad("manifest"))?;
+        let blob = hex::decode(&state.blob).map_err(|_| bad("blob"))?;
+        let mut shares = Vec::with_capacity(state.shares.len());
+        for (index, value) in &state.shares {
+            let share = scalar(value)
+                .and_then(|v| Share::new(*index, v).ok())
+                .ok_or_else(|| bad("share"))?;
+            manifest
+                .commitments()
+                .verify(&share)
+                .map_err(|_| bad("share"))?;
+            shares.push(share);
+        }
+        let k_pub = k256::PublicKey::from_secret_scalar(
+            &k256::NonZeroScalar::new(*k.expose())
+                .into_option()
+                .ok_or_else(|| bad("secret"))?,
+        );
+        if &k_pub != manifest.commitments().secret_commitment()
+            || dlocker_proto::blob::hash(&blob) != *manifest.blob_hash()
+            || shares.len() != manifest.trustees().len()
+        {
+            return Err(bad("content"));
+        }
+        let registered = match state.registered {
+            None => None,
+            Some(r) => {
+                let mut nonces = Vec::with_capacity(r.nonces.len());
+                for (node_id, nonce) in r.nonces {
+                    nonces.push(dlocker_proto::pb::TrusteeNonce {
+                        node_id,
+                        nonce: hex::decode(nonce).map_err(|_| bad("registration"))?,
+                    });
+                }
+                Some(Registered {
+                    touch: Touch {
+                        response_json: r.response_json.to_string(),
+                        nonces,
+                    },
+                    ceremonies: r.ceremonies,
+                    expires_at: r.expires_at,
+                })
+            }
+        };
+        let manifest_hash = manifest.hash();
+        Ok(Self {
+            k,
+            shares,
+            manifest,
+            manifest_encoded,
+            manifest_hash,
+            blob,
+            registered: Mutex::new(registered),
+        })
+    }
+}
+
+/// What [`PreparedBackup::seal`] serialises.
+#[derive(Serialize, Deserialize)]
+struct SavedBackup {
+    k: Zeroizing<String>,
+    shares: Vec<(u16, Zeroizing<String>)>,
+    manifest: String,
+    blob: String,
+    registered: Option<SavedRegistered>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SavedRegistered {
+    response_json: Zeroizing<String>,
+    /// `(node id, nonce hex)`.
+    nonces: Vec<(String, String)>,
+    ceremonies: Vec<(String, String)>,
+    expires_at: u64,
+}
+
+/// Saves a backup in progress: `save` receives the sealed [`PreparedBackup`] (under `key`) before
+/// the first deposit and again once the owner's passkey is registered, and must store it durably
+/// before returning. An `Err` stops the backup before anything more is sent.
+#[derive(Clone, Copy)]
+pub struct BackupCheckpoint<'a> {
+    /// The app's key the state is sealed with.
+    pub key: &'a StateKey,
+    /// Stores the sealed state (replacing the previous one).
+    pub save: &'a (dyn Fn(&[u8]) -> Result<(), String> + Sync),
+}
+
+impl std::fmt::Debug for BackupCheckpoint<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BackupCheckpoint { key: REDACTED, .. }")
+    }
 }
 
 /// One trustee's verified receipt.
@@ -224,6 +373,7 @@ pub struct BackupReceipts {
 /// What [`backup`] is doing, for progress displays. Each trustee gets one `TrusteeStarted` and
 /// then exactly one `TrusteeDone` or `TrusteeFailed`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ProgressEvent {
     /// Work at this trustee began.
     TrusteeStarted {
@@ -447,7 +597,29 @@ pub async fn backup(
     auth: &mut dyn OwnerAuthenticator,
     progress: Progress<'_>,
 ) -> Result<BackupReceipts, BackupError> {
+    backup_with_checkpoint(trustees, prepared, user_name, auth, progress, None).await
+}
+
+/// [`backup`], saving the sealed [`PreparedBackup`] through `checkpoint` before the first deposit
+/// and once the passkey is registered. If the app is killed, [`PreparedBackup::open_sealed`] on
+/// the last saved state and `backup` again complete it: trustees that receipted answer with
+/// their stored receipt, the others get the saved registration (no new touch) while their
+/// enrollment ceremonies are valid.
+pub async fn backup_with_checkpoint(
+    trustees: &TrusteeSet,
+    prepared: &PreparedBackup,
+    user_name: &str,
+    auth: &mut dyn OwnerAuthenticator,
+    progress: Progress<'_>,
+    checkpoint: Option<BackupCheckpoint<'_>>,
+) -> Result<BackupReceipts, BackupError> {
+    let save = |what: &str| match &checkpoint {
+        None => Ok(()),
+        Some(cp) => (cp.save)(&prepared.seal(cp.key))
+            .map_err(|e| BackupError::Checkpoint(format!("{what}: {e}"))),
+    };
     let plan = plan(trustees, prepared)?;
+    save("before the deposit")?;
     let wallet_id = prepared.wallet_id();
 
     // Phase 1: connect (pinned), skip trustees that already hold this deposit.
@@ -570,6 +742,9 @@ pub async fn backup(
                         if let Ok(mut g) = prepared.registered.lock() {
                             *g = Some(r);
                         }
+                        // Saved before any trustee is sent it: a resumed backup re-sends this
+                        // one credential instead of registering a second one.
+                        save("after the passkey registration")?;
                         touch = Some(t);
                         pending = ok
                             .into_iter()
@@ -717,6 +892,68 @@ mod tests {
             a.manifest().commitments().secret_commitment(),
             b.manifest().commitments().secret_commitment()
         );
+    }
+
+    #[test]
+    fn sealed_backup_round_trips_and_refuses_other_keys() {
+        let (s, _) = set(4);
+        let p = PreparedBackup::new(
+            &s,
+            "w1",
+            b"seed words",
+            BackupPolicy {
+                threshold: 3,
+                recovery_delay_secs: 0,
+            },
+        )
+        .expect("prepare");
+        let key = StateKey::generate();
+        let sealed = p.seal(&key);
+        let q = PreparedBackup::open_sealed(&sealed, &key).expect("opens");
+        assert_eq!(q.manifest_hash(), p.manifest_hash());
+        assert_eq!(q.blob(), p.blob());
+        assert_eq!(q.secret().to_bytes(), p.secret().to_bytes());
+        for e in p.manifest().trustees() {
+            assert_eq!(
+                q.share(e.share_index).map(|s| s.value().to_bytes()),
+                p.share(e.share_index).map(|s| s.value().to_bytes())
+            );
+        }
+        // Another key, a tampered byte, a recovery's state: refused.
+        assert!(PreparedBackup::open_sealed(&sealed, &StateKey::generate()).is_err());
+        let mut t = sealed.clone();
+        let last = t.len() - 1;
+        t[last] ^= 1;
+        assert!(PreparedBackup::open_sealed(&t, &key).is_err());
+        let other = dlocker_proto::client_state::seal(&key, StateKind::Recovery, b"{}");
+        assert!(matches!(
+            PreparedBackup::open_sealed(&other, &key),
+            Err(SavedStateError::Sealed(
+                dlocker_proto::client_state::StateError::WrongKind
+            ))
+        ));
+        // Sealed content that does not belong together (another backup's blob) is refused.
+        let p2 = PreparedBackup::new(
+            &s,
+            "w1",
+            b"other",
+            BackupPolicy {
+                threshold: 3,
+                recovery_delay_secs: 0,
+            },
+        )
+        .expect("prepare");
+        let mut mixed: serde_json::Value = serde_json::from_slice(
+            crate::saved::open_json::<serde_json::Value>(&key, StateKind::Backup, &sealed)
+                .map(|v| serde_json::to_vec(&v).unwrap_or_default())
+                .expect("open")
+                .as_slice(),
+        )
+        .expect("json");
+        mixed["blob"] = serde_json::Value::String(hex::encode(p2.blob()));
+        let resealed = crate::saved::seal_json(&key, StateKind::Backup, &mixed);
+        let err = PreparedBackup::open_sealed(&resealed, &key).expect_err("mixed");
+        assert!(err.to_string().contains("invalid"), "{err}");
     }
 
     #[test]

@@ -67,6 +67,7 @@ pub const VALIDITY_SKEW_SECS: u64 = 60;
 
 /// Why a locker call failed. No variant carries a secret.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DocError {
     /// The locker node could not be reached or is not the pinned node.
     #[error(transparent)]

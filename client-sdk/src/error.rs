@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 /// The trustees file could not be used.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TrusteesError {
     /// The file could not be read: check the path and permissions.
     #[error("cannot read trustees file {path}: {source}")]
@@ -26,6 +27,7 @@ pub enum TrusteesError {
 
 /// A trustee node could not be reached or could not be trusted.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConnectError {
     /// The endpoint is not a usable `http://` or `https://` URL: fix the trustees file.
     #[error("invalid endpoint {endpoint:?}: {reason}")]
@@ -85,6 +87,7 @@ pub enum ConnectError {
 
 /// The passkey ceremony failed on the owner's side.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum AuthError {
     /// The node's challenge could not be parsed: the node and SDK disagree on the format.
     #[error("malformed passkey challenge: {0}")]
@@ -97,6 +100,7 @@ pub enum AuthError {
 
 /// A backup could not be prepared or did not complete.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BackupError {
     /// The wallet id is not acceptable (1–64 characters from `A-Z a-z 0-9 . _ : -`).
     #[error("invalid wallet id: {0}")]
@@ -118,9 +122,19 @@ pub enum BackupError {
     /// Internal failure building the backup (a bug, not an input problem).
     #[error("could not build the backup: {0}")]
     Internal(String),
+    /// The app's checkpoint could not save the backup state; the backup stopped before sending
+    /// anything more.
+    #[error("could not save the backup state: {0}")]
+    Checkpoint(String),
     /// Some trustees did not receipt the deposit. The backup does NOT count yet. Call
-    /// [`crate::backup()`] again with the same `PreparedBackup` once the failures are fixed:
-    /// trustees that already hold it return their stored receipt.
+    /// [`crate::backup()`] again with the SAME `PreparedBackup` (kept in memory, or saved with
+    /// [`crate::PreparedBackup::seal`] / [`crate::backup::backup_with_checkpoint`] and opened with
+    /// [`crate::PreparedBackup::open_sealed`] after a restart) once the failures are fixed:
+    /// trustees that already hold it return their stored receipt, and the others get the same
+    /// passkey registration while their enrollment ceremonies are valid
+    /// (`limits.ceremony_ttl_secs`, 5 minutes by default). A NEW `PreparedBackup` for the same
+    /// wallet id is refused by the trustees that receipted ("must be rotated"); a trustee whose
+    /// ceremony expired joins the wallet by a rotation instead.
     #[error("backup incomplete: {} of {} trustees failed ({})", failed.len(), failed.len() + receipts.receipts.len(), describe_failed(failed))]
     Incomplete {
         /// `(trustee name, reason)` for every trustee that failed.

@@ -8,6 +8,11 @@
 //! - [`verify_backup`]: every trustee proves it still holds a good share;
 //! - [`recover()`]: bank approval + owner passkey + waiting period, every share verified, lying
 //!   trustees named; [`cancel_recovery`] / [`present_bank_cancellation`] stop one;
+//! - surviving the app being killed: with a [`Checkpoint`] ([`RecoverOptions::checkpoint`]) the
+//!   app receives the recovery's state after each step, sealed under its keystore key
+//!   ([`StateKey`]); [`resume_recovery`] finishes it from the trustees' session status without a
+//!   second approval or waiting period. A backup likewise ([`backup_with_checkpoint`],
+//!   [`PreparedBackup::seal`] / [`PreparedBackup::open_sealed`]);
 //! - [`rotate()`]: re-split the wallet into a new epoch (refresh shares, change the threshold,
 //!   replace trustees) in two phases that can be resumed or rolled back from any interruption
 //!   ([`resume_rotation`], [`rollback_rotation`]); [`epoch_status`] shows each trustee's epochs;
@@ -35,6 +40,31 @@
 //! assert!(report.all_healthy());
 //! # Ok(()) }
 //! ```
+//!
+//! The whole life cycle on a new phone, the app possibly killed at any step in between (the
+//! sealed state is all it keeps; `examples/resumable.rs` runs it against real nodes):
+//!
+//! ```no_run
+//! # async fn run(keystore_key: [u8; 32]) -> Result<(), Box<dyn std::error::Error>> {
+//! use dlocker_sdk::{Checkpoint, RecoverOptions, SoftwareAuthenticator, StateKey, TrusteeSet};
+//! let trustees = TrusteeSet::load("trustees.toml")?;
+//! let key = StateKey::from_bytes(keystore_key); // the device keystore's key
+//! let mut passkey = SoftwareAuthenticator::new(); // a platform passkey in a real app
+//! let state = std::path::Path::new("recovery.state");
+//! let save = |_step, blob: &[u8]| std::fs::write(state, blob).map_err(|e| e.to_string());
+//! let opts = RecoverOptions {
+//!     checkpoint: Some(Checkpoint { key: &key, save: &save }),
+//!     ..RecoverOptions::default()
+//! };
+//! let recovered = match std::fs::read(state) {
+//!     // Killed earlier: pick up where the trustees are (same approval, same release time).
+//!     Ok(saved) => dlocker_sdk::resume_recovery(&trustees, &saved, &key, &mut passkey, opts).await?,
+//!     Err(_) => dlocker_sdk::recover(&trustees, "wallet-42", &mut passkey, opts).await?,
+//! };
+//! std::fs::remove_file(state)?; // it holds the session secret: done with it
+//! let _seed = recovered.data();
+//! # Ok(()) }
+//! ```
 #![warn(missing_docs)]
 
 pub mod authenticator;
@@ -46,6 +76,7 @@ pub mod error;
 pub mod passkey_change;
 pub mod recover;
 pub mod rotate;
+pub mod saved;
 pub mod staff;
 pub mod transport;
 pub mod trustees;
@@ -53,21 +84,25 @@ pub mod verify;
 
 pub use authenticator::{OwnerAuthenticator, SoftwareAuthenticator};
 pub use backup::{
-    BackupPolicy, BackupReceipts, PreparedBackup, ProgressEvent, TrusteeReceipt, backup,
+    BackupCheckpoint, BackupPolicy, BackupReceipts, PreparedBackup, ProgressEvent, TrusteeReceipt,
+    backup, backup_with_checkpoint,
 };
 pub use delete::{DeleteError, DeleteReport, TrusteeErasure, delete_backup};
+pub use dlocker_proto::client_state::StateKey;
 pub use error::{AuthError, BackupError, ConnectError, TrusteesError};
 pub use passkey_change::{
     PasskeyChangeError, PasskeyChangeReport, TrusteePasskey, change_passkey, resume_passkey_change,
 };
 pub use recover::{
-    CancelOutcome, RecoverError, RecoverEvent, RecoverOptions, Recovered, RecoveryHandle,
-    TrusteeSession, cancel_recovery, present_bank_cancellation, recover,
+    CancelOutcome, Checkpoint, RecoverError, RecoverEvent, RecoverOptions, Recovered,
+    RecoveryHandle, RecoveryStep, TrusteeSession, cancel_recovery, present_bank_cancellation,
+    recover, resume_recovery,
 };
 pub use rotate::{
     RotateError, RotateEvent, RotateOptions, RotationPhase, RotationRecord, RotationSource,
     RotationStep, epoch_status, resume_rotation, rollback_rotation, rotate,
 };
+pub use saved::{SavedStateError, saved_recovery_handle};
 pub use staff::{StaffClient, StaffError, StaffKey};
 pub use transport::{NodeInfo, connect, node_info};
 pub use trustees::{Role, TlsFiles, TrusteeInfo, TrusteeSet};

@@ -32,6 +32,7 @@ use crate::authenticator::OwnerAuthenticator;
 use crate::ceremony;
 use crate::transport::{connect_channel, describe_status, recovery_client, staff_client};
 use crate::trustees::{TrusteeInfo, TrusteeSet};
+use dlocker_proto::client_state::StateKey;
 use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
 use dlocker_proto::keys::{encode_public_key, public_key_from_hex, public_key_hex};
 use dlocker_proto::manifest::{Manifest, ManifestHash, TrusteeEntry, validate_wallet_id};
@@ -39,7 +40,8 @@ use dlocker_proto::owner_challenge::OwnerAction;
 use dlocker_proto::pb::epochs_client::EpochsClient;
 use dlocker_proto::pb::{
     AuthenticateOwnerRequest, BeginOwnerCancelRequest, CancelRecoveryRequest, GetApprovalRequest,
-    OpenRecoveryRequest, ReleaseShareRequest, ReleaseShareResponse, cancel_recovery_request,
+    GetRecoveryStatusRequest, OpenRecoveryRequest, ReleaseShareRequest, ReleaseShareResponse,
+    cancel_recovery_request,
 };
 use dlocker_proto::secret::{SecretBytes, SecretScalar};
 use dlocker_proto::share::Share;
@@ -96,7 +98,15 @@ impl RecoveryHandle {
 /// What [`recover`] is doing, in order. A test or app can act on `AwaitingApproval` (e.g. have
 /// staff approve `bank_session_id`) while `recover` polls.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RecoverEvent {
+    /// [`resume_recovery`]: where a saved session stands at its trustee.
+    SessionStatus {
+        /// Trustee.
+        name: String,
+        /// `open`, `owner_authenticated`, `released`, `cancelled` or `expired`.
+        state: String,
+    },
     /// A session opened at a trustee.
     SessionOpened {
         /// Trustee.
@@ -182,6 +192,42 @@ pub struct RecoverOptions<'a> {
     pub cancel: Option<watch::Receiver<bool>>,
     /// Progress callback.
     pub progress: &'a (dyn Fn(RecoverEvent) + Sync),
+    /// Where to save the recovery's sealed state after each step, so [`resume_recovery`] can
+    /// finish it after the app is killed. `None`: nothing is saved.
+    pub checkpoint: Option<Checkpoint<'a>>,
+}
+
+/// The step a saved recovery had reached when it was saved. [`resume_recovery`] does not trust
+/// it: it asks the trustees where each session stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum RecoveryStep {
+    /// Sessions are open and the manifest is chosen; the owner has not authenticated yet.
+    SessionsOpened,
+    /// At least `t` trustees accepted the owner's passkey; waiting for the bank's approval.
+    OwnerAuthenticated,
+    /// The approval is in and the delay has passed; releasing.
+    Releasing,
+}
+
+/// The app's function that stores a sealed recovery state durably (the step is for display).
+pub type SaveRecoveryState<'a> = dyn Fn(RecoveryStep, &[u8]) -> Result<(), String> + Sync + 'a;
+
+/// Saves a recovery's state: `save` receives the sealed blob (sealed under `key`, the app's
+/// keystore key) after each step and must store it durably before returning (the recovery does
+/// not go on until it has). An `Err` stops the recovery with [`RecoverError::Checkpoint`].
+#[derive(Clone, Copy)]
+pub struct Checkpoint<'a> {
+    /// The app's key the state is sealed with.
+    pub key: &'a StateKey,
+    /// Stores the sealed state (replacing the previous one); the step is for the app's display.
+    pub save: &'a SaveRecoveryState<'a>,
+}
+
+impl std::fmt::Debug for Checkpoint<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Checkpoint { key: REDACTED, .. }")
+    }
 }
 
 impl Default for RecoverOptions<'_> {
@@ -191,6 +237,7 @@ impl Default for RecoverOptions<'_> {
             approval_timeout: Duration::from_secs(24 * 3600),
             cancel: None,
             progress: &no_progress,
+            checkpoint: None,
         }
     }
 }
@@ -201,6 +248,7 @@ impl std::fmt::Debug for RecoverOptions<'_> {
             .field("poll_interval", &self.poll_interval)
             .field("approval_timeout", &self.approval_timeout)
             .field("cancellable", &self.cancel.is_some())
+            .field("checkpoint", &self.checkpoint.is_some())
             .finish()
     }
 }
@@ -240,7 +288,16 @@ impl Recovered {
 
 /// Why a recovery did not complete. No variant carries a secret.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RecoverError {
+    /// The app's checkpoint could not save the state; the recovery stopped before the next step
+    /// (resume from the last state saved, or cancel).
+    #[error("could not save the recovery state: {0}")]
+    Checkpoint(String),
+    /// The saved state given to [`resume_recovery`] cannot be used (another key, tampered, not
+    /// a recovery's, or from an incompatible version).
+    #[error("saved recovery state: {0}")]
+    SavedState(String),
     /// The wallet id is not acceptable.
     #[error("invalid wallet id: {0}")]
     InvalidWalletId(String),
@@ -275,8 +332,8 @@ pub enum RecoverError {
         /// Why.
         reason: String,
     },
-    /// The bank did not approve in time: ask staff to approve `bank_session_id`, then recover
-    /// again (cancel the open sessions first with [`cancel_recovery`]).
+    /// The bank did not approve in time: ask staff to approve `bank_session_id`, then resume
+    /// ([`resume_recovery`] with the last saved state), or cancel with [`cancel_recovery`].
     #[error(
         "bank approval did not arrive within {waited_secs} s ({last_status}); bank session {bank_session_id}"
     )]
@@ -290,7 +347,8 @@ pub enum RecoverError {
         /// Sessions to cancel.
         handle: Box<RecoveryHandle>,
     },
-    /// The caller cancelled; the sessions are still open (use `handle` with [`cancel_recovery`]).
+    /// The caller cancelled; the sessions are still open (use `handle` with [`cancel_recovery`],
+    /// or resume later with [`resume_recovery`]).
     #[error("recovery cancelled by the caller")]
     Cancelled {
         /// Sessions to cancel.
@@ -554,6 +612,8 @@ struct Participant<'a> {
     opened: Opened,
     /// The chosen manifest is this trustee's staged epoch (released by `ReleaseStagedShare`).
     staged: bool,
+    /// The trustee accepted the owner's passkey for this session.
+    authenticated: bool,
 }
 
 async fn open_one(
@@ -583,14 +643,79 @@ async fn open_one(
     ))
 }
 
+/// A recovery between two steps: everything the next steps need. [`Run::save`] turns it into
+/// the app's sealed [`crate::saved::SavedRecovery`] blob, [`resume_recovery`] back into a run.
+struct Run<'a> {
+    trustees: &'a TrusteeSet,
+    wallet_id: String,
+    r: SecretKey,
+    manifest: Manifest,
+    handle: RecoveryHandle,
+    participants: Vec<Participant<'a>>,
+    unavailable: Vec<Failure>,
+    faulty: Vec<Failure>,
+}
+
+impl Run<'_> {
+    fn not_enough(&self, stage: &'static str, available: usize) -> RecoverError {
+        RecoverError::NotEnoughTrustees {
+            stage,
+            needed: usize::from(self.manifest.threshold()),
+            available,
+            failed: self
+                .faulty
+                .iter()
+                .chain(&self.unavailable)
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// Hands the app this run's sealed state (when it asked for checkpoints). A failed save
+    /// stops the recovery before the next step: going on would spend the owner's touch or the
+    /// bank's approval on sessions the app could not resume.
+    fn save(&self, step: RecoveryStep, opts: &RecoverOptions<'_>) -> Result<(), RecoverError> {
+        let Some(cp) = &opts.checkpoint else {
+            return Ok(());
+        };
+        let state = crate::saved::RecoveryState {
+            wallet_id: self.wallet_id.clone(),
+            handle: self.handle.clone(),
+            session_secret: hex::encode(self.r.to_bytes()).into(),
+            manifest: hex::encode(self.manifest.encode()),
+            step,
+            sessions: self
+                .participants
+                .iter()
+                .map(|p| crate::saved::SavedSession {
+                    name: p.info.name.clone(),
+                    node_id: p.info.node_id.clone(),
+                    session_id: p.opened.session_id.clone(),
+                    release_not_before: p.opened.release_not_before,
+                    staged: p.staged,
+                    authenticated: p.authenticated,
+                    nonce: hex::encode(&p.opened.nonce),
+                    request_options_json: p.opened.request_options_json.clone(),
+                })
+                .collect(),
+        };
+        let saved = state.seal(cp.key);
+        (cp.save)(step, &saved).map_err(RecoverError::Checkpoint)
+    }
+}
+
 /// Recovers `wallet_id` from `trustees` on this (new) device. See the module docs for every step
 /// and check. Sessions stay open on error; `RecoverEvent::SessionsOpened` (and the `Cancelled` /
 /// `ApprovalTimeout` errors) carry the [`RecoveryHandle`] to cancel them with.
+///
+/// With [`RecoverOptions::checkpoint`] the app receives the recovery's sealed state after each
+/// step; if the app is killed, [`resume_recovery`] with the last one picks up where the trustees
+/// are, without a new bank approval or a new waiting period.
 pub async fn recover(
     trustees: &TrusteeSet,
     wallet_id: &str,
     auth: &mut dyn OwnerAuthenticator,
-    mut opts: RecoverOptions<'_>,
+    opts: RecoverOptions<'_>,
 ) -> Result<Recovered, RecoverError> {
     use k256::elliptic_curve::Generate as _;
     validate_wallet_id(wallet_id).map_err(|e| RecoverError::InvalidWalletId(e.to_string()))?;
@@ -620,6 +745,7 @@ pub async fn recover(
                     channel,
                     opened,
                     staged: false,
+                    authenticated: false,
                 });
             }
             Err(reason) => {
@@ -665,7 +791,7 @@ pub async fn recover(
         }
         other => other,
     };
-    let (manifest, mut faulty) = match selected {
+    let (manifest, faulty) = match selected {
         Ok((m, _, _)) => {
             // Who holds it, and how; everyone else is named (another epoch is not a fault).
             let chosen = m.hash();
@@ -714,7 +840,6 @@ pub async fn recover(
         handle: handle.clone(),
         manifest_hash: manifest.hash(),
     });
-    let t = usize::from(manifest.threshold());
     let excluded: Vec<String> = faulty
         .iter()
         .chain(&unavailable)
@@ -723,140 +848,285 @@ pub async fn recover(
     participants.retain(|p| {
         !excluded.contains(&p.info.name) && manifest.trustee(&p.info.node_id).is_some()
     });
-    let not_enough = |stage, available, unavailable: &[Failure], faulty: &[Failure]| {
-        RecoverError::NotEnoughTrustees {
-            stage,
-            needed: t,
-            available,
-            failed: faulty.iter().chain(unavailable).cloned().collect(),
-        }
+    let run = Run {
+        trustees,
+        wallet_id: wallet_id.to_owned(),
+        r,
+        manifest,
+        handle,
+        participants,
+        unavailable,
+        faulty,
     };
-    if participants.len() < t {
-        return Err(not_enough(
-            "opening sessions",
-            participants.len(),
-            &unavailable,
-            &faulty,
-        ));
+    if run.participants.len() < usize::from(run.manifest.threshold()) {
+        return Err(run.not_enough("opening sessions", run.participants.len()));
     }
+    run.save(RecoveryStep::SessionsOpened, &opts)?;
+    finish(run, auth, opts).await
+}
 
-    // 3. The owner's passkey, ONCE for every trustee: the one-touch challenge (action recover,
-    // R, every session's nonce in manifest order), then AuthenticateOwner everywhere.
-    participants.sort_by_key(|p| {
-        manifest
-            .trustees()
-            .iter()
-            .position(|e| e.node_id == p.info.node_id)
-    });
-    let mut nonces = Vec::with_capacity(participants.len());
-    let mut asked = Vec::with_capacity(participants.len());
-    for p in participants {
-        match ceremony::trustee_nonce(&p.info.node_id, &p.opened.nonce) {
-            Ok(n) => {
-                nonces.push(n);
-                asked.push(p);
-            }
-            Err(reason) => {
-                progress(RecoverEvent::TrusteeFailed {
-                    name: p.info.name.clone(),
-                    reason: reason.clone(),
-                });
-                faulty.push((p.info.name.clone(), reason));
-            }
-        }
+/// Resumes a recovery from the state the app saved ([`RecoverOptions::checkpoint`]) before it
+/// was killed: asks every trustee of the saved sessions where its session stands
+/// (`GetRecoveryStatus`) and picks up there — the owner's passkey only if fewer than `t`
+/// sessions are owner-authenticated, the bank's approval as the bank already holds it (the
+/// same staff approval, never a new one), the waiting period until the release times the
+/// trustees set when the sessions were opened, then the release (again, at trustees that
+/// already released). `key` is the app's key the state was sealed with.
+///
+/// Checkpoints continue as with [`recover`] when `opts.checkpoint` is set.
+pub async fn resume_recovery(
+    trustees: &TrusteeSet,
+    saved: &[u8],
+    key: &StateKey,
+    auth: &mut dyn OwnerAuthenticator,
+    opts: RecoverOptions<'_>,
+) -> Result<Recovered, RecoverError> {
+    let state = crate::saved::RecoveryState::open(saved, key)
+        .map_err(|e| RecoverError::SavedState(e.to_string()))?;
+    let bad = |what: &str| RecoverError::SavedState(format!("the saved state's {what} is invalid"));
+    validate_wallet_id(&state.wallet_id).map_err(|_| bad("wallet id"))?;
+    let r = state.session_secret().ok_or_else(|| bad("session key"))?;
+    let r_pub = r.public_key();
+    let manifest = hex::decode(&state.manifest)
+        .ok()
+        .and_then(|b| Manifest::decode(&b).ok())
+        .ok_or_else(|| bad("manifest"))?;
+    if manifest.wallet_id() != state.wallet_id {
+        return Err(bad("manifest"));
     }
-    if asked.len() < t {
-        return Err(not_enough(
-            "authenticating the owner",
-            asked.len(),
-            &unavailable,
-            &faulty,
-        ));
-    }
-    progress(RecoverEvent::PasskeyRequested {
-        trustees: asked.iter().map(|p| p.info.name.clone()).collect(),
-    });
-    let template = ceremony::first_request_template(
-        asked.iter().map(|p| p.opened.request_options_json.as_str()),
-    );
-    let touch = ceremony::assert(
-        auth,
-        OwnerAction::Recover,
-        wallet_id,
-        &encode_public_key(&r_pub),
-        nonces,
-        template,
-    );
-    let touch = match touch {
-        Ok(t) => t,
-        Err(e) => {
-            let reason = format!("passkey: {e}");
-            for p in &asked {
-                unavailable.push((p.info.name.clone(), reason.clone()));
-            }
-            return Err(not_enough(
-                "authenticating the owner",
-                0,
-                &unavailable,
-                &faulty,
-            ));
-        }
-    };
-    let answers = join_all(asked.into_iter().map(|p| {
-        let touch = &touch;
+    let progress = opts.progress;
+    let wallet_id = state.wallet_id.as_str();
+    let encoded_r = encode_public_key(&r_pub).to_vec();
+
+    // Every saved session's status, concurrently.
+    let asked = join_all(state.sessions.iter().map(|s| {
+        let (encoded_r, manifest) = (&encoded_r, &manifest);
         async move {
-            let res = recovery_client(p.channel.clone())
-                .authenticate_owner(AuthenticateOwnerRequest {
-                    session_id: p.opened.session_id.clone(),
-                    assertion_json: touch.response_json.clone(),
-                    nonces: touch.nonces.clone(),
-                })
-                .await
-                .map(|r| r.into_inner().release_not_before)
-                .map_err(|s| format!("AuthenticateOwner: {}", describe_status(&s)));
-            (p, res)
+            let res = async {
+                let info = trustees
+                    .by_node_id(&s.node_id)
+                    .ok_or("no longer in the trustees file")?;
+                if manifest.trustee(&info.node_id).is_none() {
+                    return Err("not a trustee of the saved manifest".to_owned());
+                }
+                let channel = connect_channel(info).await.map_err(|e| e.to_string())?;
+                let st = recovery_client(channel.clone())
+                    .get_recovery_status(GetRecoveryStatusRequest {
+                        session_id: s.session_id.clone(),
+                    })
+                    .await
+                    .map_err(|st| format!("GetRecoveryStatus: {}", describe_status(&st)))?
+                    .into_inner();
+                if st.wallet_id != wallet_id || &st.session_key != encoded_r {
+                    return Err(
+                        "the trustee reports another wallet or device for the saved session".into(),
+                    );
+                }
+                Ok((info, channel, st))
+            }
+            .await;
+            (s, res)
         }
     }))
     .await;
-    let mut authenticated = Vec::new();
-    for (mut p, res) in answers {
-        match res {
-            Ok(rnb) => {
-                progress(RecoverEvent::OwnerAuthenticated {
-                    name: p.info.name.clone(),
-                });
-                p.opened.release_not_before = p.opened.release_not_before.max(rnb);
-                authenticated.push(p);
-            }
+    let mut unavailable: Vec<Failure> = Vec::new();
+    let mut participants = Vec::new();
+    for (s, res) in asked {
+        let (info, channel, st) = match res {
+            Ok(x) => x,
             Err(reason) => {
-                progress(RecoverEvent::TrusteeFailed {
-                    name: p.info.name.clone(),
-                    reason: reason.clone(),
-                });
-                unavailable.push((p.info.name.clone(), reason));
+                unavailable.push((s.name.clone(), reason));
+                continue;
             }
+        };
+        progress(RecoverEvent::SessionStatus {
+            name: info.name.clone(),
+            state: st.state.clone(),
+        });
+        let authenticated = match st.state.as_str() {
+            "open" => false,
+            "owner_authenticated" | "released" => true,
+            other => {
+                unavailable.push((
+                    info.name.clone(),
+                    format!("the saved session is {other} at this trustee"),
+                ));
+                continue;
+            }
+        };
+        participants.push(Participant {
+            info,
+            channel,
+            opened: Opened {
+                session_id: s.session_id.clone(),
+                request_options_json: s.request_options_json.clone(),
+                nonce: hex::decode(&s.nonce).unwrap_or_default(),
+                // The trustee's own, which is what it enforces.
+                release_not_before: st.release_not_before,
+                manifest_encoded: Vec::new(),
+                staged_manifest_encoded: Vec::new(),
+            },
+            staged: s.staged,
+            authenticated,
+        });
+    }
+    let mut handle = state.handle.clone();
+    if handle.wallet_id != wallet_id || handle.session_key != public_key_hex(&r_pub) {
+        return Err(bad("handle"));
+    }
+    for s in &mut handle.sessions {
+        if let Some(p) = participants
+            .iter()
+            .find(|p| p.opened.session_id == s.session_id)
+        {
+            s.release_not_before = p.opened.release_not_before;
         }
     }
+    let run = Run {
+        trustees,
+        wallet_id: wallet_id.to_owned(),
+        r,
+        manifest,
+        handle,
+        participants,
+        unavailable,
+        faulty: Vec::new(),
+    };
+    if run.participants.len() < usize::from(run.manifest.threshold()) {
+        return Err(run.not_enough("resuming", run.participants.len()));
+    }
+    finish(run, auth, opts).await
+}
+
+/// Steps 3 to 8: the owner's passkey where needed, the bank's approval, the delay, the releases.
+async fn finish(
+    mut run: Run<'_>,
+    auth: &mut dyn OwnerAuthenticator,
+    mut opts: RecoverOptions<'_>,
+) -> Result<Recovered, RecoverError> {
+    let progress = opts.progress;
+    let t = usize::from(run.manifest.threshold());
+    let r_pub = run.r.public_key();
+    let trustees = run.trustees;
+    let wallet_id = run.wallet_id.clone();
+    let (mut authenticated, mut asked): (Vec<_>, Vec<_>) = std::mem::take(&mut run.participants)
+        .into_iter()
+        .partition(|p| p.authenticated);
+
+    // 3. The owner's passkey, ONCE for every trustee not yet authenticated (a resumed recovery
+    // with t owner-authenticated sessions needs none): the one-touch challenge (action recover,
+    // R, every session's nonce in manifest order), then AuthenticateOwner everywhere.
+    if authenticated.len() < t {
+        asked.sort_by_key(|p| {
+            run.manifest
+                .trustees()
+                .iter()
+                .position(|e| e.node_id == p.info.node_id)
+        });
+        let mut nonces = Vec::with_capacity(asked.len());
+        let mut ready = Vec::with_capacity(asked.len());
+        for p in asked {
+            match ceremony::trustee_nonce(&p.info.node_id, &p.opened.nonce) {
+                Ok(n) => {
+                    nonces.push(n);
+                    ready.push(p);
+                }
+                Err(reason) => {
+                    progress(RecoverEvent::TrusteeFailed {
+                        name: p.info.name.clone(),
+                        reason: reason.clone(),
+                    });
+                    run.faulty.push((p.info.name.clone(), reason));
+                }
+            }
+        }
+        const STAGE: &str = "authenticating the owner";
+        if authenticated.len() + ready.len() < t {
+            return Err(run.not_enough(STAGE, authenticated.len() + ready.len()));
+        }
+        progress(RecoverEvent::PasskeyRequested {
+            trustees: ready.iter().map(|p| p.info.name.clone()).collect(),
+        });
+        let template = ceremony::first_request_template(
+            ready.iter().map(|p| p.opened.request_options_json.as_str()),
+        );
+        let touch = ceremony::assert(
+            auth,
+            OwnerAction::Recover,
+            &wallet_id,
+            &encode_public_key(&r_pub),
+            nonces,
+            template,
+        );
+        let touch = match touch {
+            Ok(t) => t,
+            Err(e) => {
+                let reason = format!("passkey: {e}");
+                for p in &ready {
+                    run.unavailable.push((p.info.name.clone(), reason.clone()));
+                }
+                return Err(run.not_enough(STAGE, authenticated.len()));
+            }
+        };
+        let answers = join_all(ready.into_iter().map(|p| {
+            let touch = &touch;
+            async move {
+                let res = recovery_client(p.channel.clone())
+                    .authenticate_owner(AuthenticateOwnerRequest {
+                        session_id: p.opened.session_id.clone(),
+                        assertion_json: touch.response_json.clone(),
+                        nonces: touch.nonces.clone(),
+                    })
+                    .await
+                    .map(|r| r.into_inner().release_not_before)
+                    .map_err(|s| format!("AuthenticateOwner: {}", describe_status(&s)));
+                (p, res)
+            }
+        }))
+        .await;
+        for (mut p, res) in answers {
+            match res {
+                Ok(rnb) => {
+                    progress(RecoverEvent::OwnerAuthenticated {
+                        name: p.info.name.clone(),
+                    });
+                    p.opened.release_not_before = p.opened.release_not_before.max(rnb);
+                    p.authenticated = true;
+                    authenticated.push(p);
+                }
+                Err(reason) => {
+                    progress(RecoverEvent::TrusteeFailed {
+                        name: p.info.name.clone(),
+                        reason: reason.clone(),
+                    });
+                    run.unavailable.push((p.info.name.clone(), reason));
+                }
+            }
+        }
+        if authenticated.len() < t {
+            return Err(run.not_enough(STAGE, authenticated.len()));
+        }
+    }
+    // Sessions left unauthenticated (resumed with t already authenticated) expire on their own
+    // and block nothing.
     let authenticated_names: Vec<String> =
         authenticated.iter().map(|p| p.info.name.clone()).collect();
-    if authenticated.len() < t {
-        return Err(not_enough(
-            "authenticating the owner",
-            authenticated.len(),
-            &unavailable,
-            &faulty,
-        ));
-    }
+    run.participants = authenticated;
+    run.save(RecoveryStep::OwnerAuthenticated, &opts)?;
 
-    // 4. The bank's approval for (wallet, R).
+    // 4. The bank's approval for (wallet, R): GetApproval only reads what staff decided.
     let bank = trustees.bank();
-    let bank_session_id = handle.session_at(&bank.name).unwrap_or_default().to_owned();
+    let bank_session_id = run
+        .handle
+        .session_at(&bank.name)
+        .unwrap_or_default()
+        .to_owned();
     let approval = await_approval(
         bank,
-        wallet_id,
+        &wallet_id,
         &r_pub,
         &bank_session_id,
-        &handle,
+        &run.handle,
         &mut opts,
     )
     .await?;
@@ -864,7 +1134,8 @@ pub async fn recover(
     // 5. The delay: wait until the last trustee's release_not_before, exactly (a trustee
     // releases from that second on), reporting progress at most once a second. A trustee whose
     // clock is a little behind answers "not yet", which step 6 retries.
-    let not_before = authenticated
+    let not_before = run
+        .participants
         .iter()
         .map(|p| p.opened.release_not_before)
         .max()
@@ -879,15 +1150,17 @@ pub async fn recover(
         });
         if sleep_or_cancel(left.min(Duration::from_secs(1)), &mut opts.cancel).await {
             return Err(RecoverError::Cancelled {
-                handle: Box::new(handle),
+                handle: Box::new(run.handle),
             });
         }
     }
+    run.save(RecoveryStep::Releasing, &opts)?;
 
-    // 6. Release everywhere, concurrently; retry "not yet" answers a few times (clock skew).
+    // 6. Release everywhere, concurrently; retry "not yet" answers a few times (clock skew). A
+    // trustee that already released to this session (a resumed recovery) releases again.
     let mut good: Vec<(String, GoodShare)> = Vec::new();
     let mut released: Vec<String> = Vec::new();
-    let mut pending: Vec<Participant<'_>> = authenticated;
+    let mut pending: Vec<Participant<'_>> = std::mem::take(&mut run.participants);
     for attempt in 0..3 {
         let answers = join_all(pending.into_iter().map(|p| {
             let approval = approval.clone();
@@ -914,11 +1187,11 @@ pub async fn recover(
             match resp {
                 Ok(resp) => {
                     released.push(name.clone());
-                    let entry = manifest.trustee(&p.info.node_id);
+                    let entry = run.manifest.trustee(&p.info.node_id);
                     let checked = entry
                         .ok_or_else(|| "not in the manifest".to_owned())
                         .and_then(|e| {
-                            check_release(p.info, e, &manifest, &r, &resp.into_inner())
+                            check_release(p.info, e, &run.manifest, &run.r, &resp.into_inner())
                                 .map(|g| (e, g))
                         });
                     match checked {
@@ -934,7 +1207,7 @@ pub async fn recover(
                                 name: name.clone(),
                                 reason: reason.clone(),
                             });
-                            faulty.push((name, reason));
+                            run.faulty.push((name, reason));
                         }
                     }
                 }
@@ -949,7 +1222,7 @@ pub async fn recover(
                         name: name.clone(),
                         reason: reason.clone(),
                     });
-                    unavailable.push((name, reason));
+                    run.unavailable.push((name, reason));
                 }
             }
         }
@@ -958,12 +1231,12 @@ pub async fn recover(
         }
         if sleep_or_cancel(opts.poll_interval, &mut opts.cancel).await {
             return Err(RecoverError::Cancelled {
-                handle: Box::new(handle),
+                handle: Box::new(run.handle),
             });
         }
     }
     for p in pending {
-        unavailable.push((
+        run.unavailable.push((
             p.info.name.clone(),
             "ReleaseShare: the delay has not passed at this trustee".into(),
         ));
@@ -972,13 +1245,14 @@ pub async fn recover(
     good.sort_by_key(|(n, _)| trustees.trustees().iter().position(|i| &i.name == n));
 
     // 7. Combine exactly t, check C_0 and the blob hash, decrypt.
-    let all_failed: Vec<Failure> = faulty.iter().chain(&unavailable).cloned().collect();
-    let (secret, data, used) = assemble(&manifest, &good, &all_failed)?;
+    let all_failed: Vec<Failure> = run.faulty.iter().chain(&run.unavailable).cloned().collect();
+    let (secret, data, used) = assemble(&run.manifest, &good, &all_failed)?;
 
     // 8. Sessions this recovery authenticated but did not release (a release refused or not
     // verified) block a rotation at that trustee until they expire: close them with ONE owner
     // cancellation (best effort). Sessions it did not authenticate expire on their own.
-    let to_close: Vec<TrusteeSession> = handle
+    let to_close: Vec<TrusteeSession> = run
+        .handle
         .sessions
         .iter()
         .filter(|s| authenticated_names.contains(&s.name) && !released.contains(&s.name))
@@ -986,7 +1260,7 @@ pub async fn recover(
         .collect();
     let mut closed = Vec::new();
     if !to_close.is_empty() {
-        let results = owner_cancel(trustees, wallet_id, &r_pub, &to_close, auth).await;
+        let results = owner_cancel(trustees, &wallet_id, &r_pub, &to_close, auth).await;
         for (s, res) in to_close.iter().zip(results) {
             match res {
                 Ok(()) => closed.push(s.name.clone()),
@@ -999,11 +1273,11 @@ pub async fn recover(
     Ok(Recovered {
         data,
         secret,
-        manifest,
-        handle,
+        manifest: run.manifest,
+        handle: run.handle,
         used,
-        faulty,
-        unavailable,
+        faulty: run.faulty,
+        unavailable: run.unavailable,
         closed,
     })
 }
@@ -1482,6 +1756,67 @@ mod tests {
             }
             other => panic!("expected NotEnoughTrustees, got {other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn resume_refuses_a_state_it_cannot_trust() {
+        let (s, _) = set(3);
+        let key = StateKey::generate();
+        let r = SecretKey::generate_from_rng(&mut rand::rng());
+        let p = prepared(&s);
+        let state = crate::saved::RecoveryState {
+            wallet_id: "w1".into(),
+            handle: RecoveryHandle {
+                wallet_id: "w1".into(),
+                session_key: public_key_hex(&r.public_key()),
+                sessions: vec![],
+            },
+            session_secret: hex::encode(r.to_bytes()).into(),
+            manifest: hex::encode(p.manifest_bytes()),
+            step: RecoveryStep::OwnerAuthenticated,
+            sessions: vec![],
+        };
+        let sealed = state.seal(&key);
+        let mut auth = crate::SoftwareAuthenticator::new();
+        // Another key, a tampered byte, a backup's state: refused before any trustee is asked.
+        let mut tampered = sealed.clone();
+        tampered[30] ^= 1;
+        let backup_state = p.seal(&key);
+        for (bytes, k, why) in [
+            (&sealed, &StateKey::generate(), "decrypt"),
+            (&tampered, &key, "decrypt"),
+            (&backup_state, &key, "kind"),
+        ] {
+            let err = resume_recovery(&s, bytes, k, &mut auth, RecoverOptions::default())
+                .await
+                .expect_err("refused");
+            assert!(
+                matches!(err, RecoverError::SavedState(ref m) if m.contains(why)),
+                "{err}"
+            );
+        }
+        assert_eq!(auth.touches(), 0);
+        // A state whose handle names another device key is refused too.
+        let other = crate::saved::RecoveryState {
+            handle: RecoveryHandle {
+                session_key: public_key_hex(
+                    &SecretKey::generate_from_rng(&mut rand::rng()).public_key(),
+                ),
+                ..state.handle.clone()
+            },
+            ..state
+        };
+        let err = resume_recovery(
+            &s,
+            &other.seal(&key),
+            &key,
+            &mut auth,
+            RecoverOptions::default(),
+        )
+        .await
+        .expect_err("refused");
+        assert!(err.to_string().contains("handle"), "{err}");
+        assert!(!format!("{err:?}").contains(&hex::encode(r.to_bytes())));
     }
 
     #[test]

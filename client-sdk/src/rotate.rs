@@ -379,6 +379,7 @@ fn decode_shares(bytes: &[u8]) -> Result<Vec<Share>, RotateError> {
 
 /// Why a rotation step did not complete. No variant carries a secret.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RotateError {
     /// The new policy does not fit the new trustee set (2 ≤ t ≤ n ≤ 32, one bank).
     #[error("invalid policy: {0}")]
@@ -460,6 +461,7 @@ impl std::fmt::Display for RotationStep {
 
 /// What a rotation is doing, for progress displays.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RotateEvent {
     /// The new epoch is planned.
     Planned {

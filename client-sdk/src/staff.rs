@@ -33,6 +33,7 @@ impl std::fmt::Debug for StaffKey {
 
 /// Why a staff key file could not be used.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StaffKeyError {
     /// Reading or writing the file failed.
     #[error("staff key file {path}: {source}")]
@@ -122,6 +123,7 @@ pub fn new_request(bank_node_id: &str, action: StaffAction, target: &str) -> Sta
 
 /// Why a staff call failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StaffError {
     /// The bank node could not be reached or is not the pinned node.
     #[error(transparent)]

@@ -16,6 +16,7 @@ use serde::Serialize;
 /// A trustee's share health.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "status", content = "reason", rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum ShareStatus {
     /// Proved possession of the right share for this manifest.
     Healthy,

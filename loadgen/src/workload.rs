@@ -315,6 +315,7 @@ async fn recover_one(
         approval_timeout: Duration::from_secs(60),
         cancel: None,
         progress: &on_event,
+        checkpoint: None,
     };
     let t = Instant::now();
     let res = dlocker_sdk::recover(set, &w.id, &mut w.auth, opts).await;

@@ -34,3 +34,5 @@ pub const ROTATION_RECORD_AAD: &[u8] = b"dlocker/rotation-record/aad/v1";
 pub const OWNER_CHALLENGE: &[u8] = b"dlocker/owner-challenge/v1";
 /// A WebAuthn credential's fingerprint (the wallet's one passkey).
 pub const CREDENTIAL_FINGERPRINT: &[u8] = b"dlocker/credential-fingerprint/v1";
+/// Prefix of a client's saved ceremony state's associated data (sealed under the app's key).
+pub const CLIENT_STATE_AAD: &[u8] = b"dlocker/client-state/aad/v1";

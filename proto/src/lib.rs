@@ -17,6 +17,7 @@
 
 pub mod audit;
 pub mod blob;
+pub mod client_state;
 pub mod codec;
 pub mod envelope;
 pub mod keys;

@@ -64,6 +64,7 @@ pub(crate) fn print_report(r: &VerifyReport) {
         let (status, detail) = match &e.status {
             ShareStatus::Healthy => ("healthy", "proved possession of its share".to_owned()),
             ShareStatus::Unhealthy(why) => ("UNHEALTHY", why.clone()),
+            other => ("UNHEALTHY", format!("{other:?}")),
         };
         t.add_row(vec![
             e.name.clone(),
@@ -163,6 +164,7 @@ pub(crate) fn require_healthy(r: &VerifyReport) -> anyhow::Result<()> {
         .filter_map(|e| match &e.status {
             ShareStatus::Unhealthy(why) => Some(format!("{} ({why})", e.name)),
             ShareStatus::Healthy => None,
+            other => Some(format!("{} ({other:?})", e.name)),
         })
         .collect();
     let hint = if r.recoverable() {

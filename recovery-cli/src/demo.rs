@@ -416,7 +416,7 @@ async fn walk_through(
         ProgressEvent::PasskeyRequested { trustees } => {
             pb.set_message(format!("one passkey for {} trustees", trustees.len()))
         }
-        ProgressEvent::TrusteeStarted { .. } => {}
+        _ => {}
     };
     let result =
         dlocker_sdk::backup(set, &prepared, "demo-customer", &mut auth, &on_progress).await;
@@ -577,7 +577,7 @@ async fn rotate_after_recovery(
             say2.say(format!("  retire:  {name:<11} left the wallet and erased everything it held for it"))
         }
         RotateEvent::Failed { step, reason } => say2.say(format!("  {}: FAILED: {reason}", step_name(&step))),
-        RotateEvent::PasskeyRequested { .. } | RotateEvent::AlreadyDone { .. } | RotateEvent::Abandoned { .. } => {}
+        _ => {}
     }
     };
     let record_file = dir.join(format!("{}.rotation.json", old.wallet_id()));
@@ -723,6 +723,7 @@ async fn recover_on_new_device(
             "  {name:<11} released share {share_index}: signed release, opens with R, matches the commitments"
         )),
         RecoverEvent::ShareRejected { name, reason } => say.say(format!("  {name:<11} share REJECTED: {reason}")),
+        _ => {}
     }
     };
     let opts = RecoverOptions {
@@ -730,6 +731,7 @@ async fn recover_on_new_device(
         approval_timeout: Duration::from_secs(60),
         cancel: None,
         progress: &on_event,
+        checkpoint: None,
     };
     let result = dlocker_sdk::recover(set, wallet_id, auth, opts).await;
     let recovered = result.map_err(|e| {

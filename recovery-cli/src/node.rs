@@ -59,9 +59,7 @@ pub(crate) fn explain_connect(e: ConnectError) -> anyhow::Error {
         ConnectError::KeyMismatch { .. } => {
             "do not use this node until the operator confirms its key; the trustees file may be stale"
         }
-        ConnectError::BadDescriptor { .. } | ConnectError::Rpc { .. } => {
-            "is this a dLocker trustee node of a compatible version?"
-        }
+        _ => "is this a dLocker trustee node of a compatible version?",
     };
     hinted(e.to_string(), hint)
 }

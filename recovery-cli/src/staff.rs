@@ -57,9 +57,7 @@ fn load_key(path: &Path) -> anyhow::Result<StaffKey> {
             e.to_string(),
             "create one with `dlocker staff keygen --out FILE`",
         ),
-        StaffKeyError::Invalid(_) => {
-            hinted(e.to_string(), "pass the file `dlocker staff keygen` wrote")
-        }
+        _ => hinted(e.to_string(), "pass the file `dlocker staff keygen` wrote"),
     })
 }
 
@@ -87,7 +85,7 @@ fn explain(e: StaffError, key_hex: &str, session: &str) -> anyhow::Error {
             "the trustee marked role = \"bank\" in the trustees file does not serve the Staff service".to_owned()
         }
         StaffError::Refused { .. } => "check the session state with `dlocker recoveries list`".to_owned(),
-        StaffError::BadAnswer { .. } => "the bank node answered with an unverifiable statement; report it".to_owned(),
+        _ => "the bank node answered with an unverifiable statement; report it".to_owned(),
     };
     hinted(e.to_string(), hint)
 }

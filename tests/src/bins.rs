@@ -14,6 +14,9 @@ use std::sync::OnceLock;
 pub const TRUSTEE_NODE: &str = "trustee-node";
 /// The operator / staff / demo CLI.
 pub const DLOCKER: &str = "dlocker";
+/// The SDK example (`client-sdk/examples/resumable.rs`): a wallet app whose ceremonies survive
+/// being killed.
+pub const RESUMABLE_EXAMPLE: &str = "resumable";
 
 /// The workspace root (the directory holding the top-level `Cargo.toml`).
 pub fn workspace_root() -> PathBuf {
@@ -48,7 +51,9 @@ fn ensure_built() -> &'static PathBuf {
     DIR.get_or_init(|| {
         let dir = bin_dir();
         if std::env::var_os("DLOCKER_BIN_DIR").is_none() {
-            build_binaries(&dir);
+            build_binaries(&dir, &["--workspace", "--bins"]);
+            // The SDK's example app, which the resumable-ceremony tests run and kill.
+            build_binaries(&dir, &["-p", "dlocker-sdk", "--example", RESUMABLE_EXAMPLE]);
         }
         for name in [TRUSTEE_NODE, DLOCKER] {
             let p = dir.join(exe_name(name));
@@ -62,13 +67,14 @@ fn ensure_built() -> &'static PathBuf {
     })
 }
 
-fn build_binaries(profile_dir: &Path) {
+fn build_binaries(profile_dir: &Path, what: &[&str]) {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
     let mut cmd = Command::new(cargo);
     cmd.arg("build")
         .arg("--manifest-path")
         .arg(workspace_root().join("Cargo.toml"))
-        .args(["--workspace", "--bins", "--quiet"]);
+        .args(what)
+        .arg("--quiet");
     if profile_dir.file_name().is_some_and(|n| n == "release") {
         cmd.arg("--release");
     }
@@ -112,6 +118,17 @@ fn build_binaries(profile_dir: &Path) {
 /// Path of a workspace binary (`trustee-node` or `dlocker`), building it first if needed.
 pub fn bin_path(name: &str) -> PathBuf {
     ensure_built().join(exe_name(name))
+}
+
+/// Path of an SDK example built by [`ensure_built`] (`examples/` beside the binaries).
+pub fn example_path(name: &str) -> PathBuf {
+    let p = ensure_built().join("examples").join(exe_name(name));
+    assert!(
+        p.is_file(),
+        "example {} is missing — run `cargo build -p dlocker-sdk --example {name}`",
+        p.display()
+    );
+    p
 }
 
 /// A `Command` for `trustee-node`.

@@ -535,6 +535,7 @@ impl RecoveryCluster {
             approval_timeout: Duration::from_secs(120),
             cancel: None,
             progress: &cb,
+            checkpoint: None,
         };
         let rec = dlocker_sdk::recover(&trustees, wallet, auth, opts);
         tokio::pin!(rec);

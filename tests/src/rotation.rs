@@ -147,6 +147,7 @@ impl RotationCluster {
             approval_timeout: Duration::from_secs(120),
             cancel: None,
             progress: &cb,
+            checkpoint: None,
         };
         let rec = dlocker_sdk::recover(&trustees, wallet, auth, opts);
         tokio::pin!(rec);

@@ -30,6 +30,7 @@ mod recovery_faults;
 mod recovery_happy;
 mod recovery_other_bank;
 mod recovery_refusals;
+mod recovery_resume;
 mod recovery_staff;
 mod recovery_strangers;
 mod rotation_after_recovery;

@@ -29,6 +29,7 @@ async fn happy_path_recovers_the_exact_blob() {
         approval_timeout: Duration::from_secs(120),
         cancel: None,
         progress: &progress,
+        checkpoint: None,
     };
     let staff = rc.staff_client(0);
     let started = Instant::now();
