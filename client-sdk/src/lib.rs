@@ -47,7 +47,8 @@ pub mod verify;
 
 pub use authenticator::{OwnerAuthenticator, SoftwareAuthenticator};
 pub use backup::{
-    BackupPolicy, BackupReceipts, PreparedBackup, ProgressEvent, TrusteeReceipt, backup,
+    BackupPolicy, BackupReceipts, OwnerIdentity, PreparedBackup, ProgressEvent, TrusteeReceipt,
+    backup, backup_for,
 };
 pub use error::{AuthError, BackupError, ConnectError, TrusteesError};
 pub use recover::{

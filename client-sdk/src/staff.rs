@@ -171,6 +171,14 @@ pub struct PendingRecovery {
     pub approvals_required: u32,
     /// Whether the policy holds (the approval is signed).
     pub approved: bool,
+    /// The passkey user name the bank recorded at enrollment (None: not recorded).
+    pub customer_user_name: Option<String>,
+    /// The bank's customer reference recorded at enrollment (None: not given).
+    pub customer_reference: Option<String>,
+    /// Whether the owner's passkey verified in this session.
+    pub owner_authenticated: bool,
+    /// Unix seconds after which the session is expired.
+    pub expires_at: u64,
 }
 
 /// The state after an approval.
@@ -261,6 +269,10 @@ impl StaffClient {
                 approvers: r.approvers,
                 approvals_required: r.approvals_required,
                 approved: r.approved,
+                customer_user_name: Some(r.customer_user_name).filter(|s| !s.is_empty()),
+                customer_reference: Some(r.customer_reference).filter(|s| !s.is_empty()),
+                owner_authenticated: r.owner_authenticated,
+                expires_at: r.expires_at,
             })
             .collect())
     }

@@ -24,10 +24,14 @@ pub(crate) struct KeygenArgs {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum RecoveriesCommand {
-    /// Recoveries open at the bank, with their approval state.
+    /// Recoveries open at the bank: the customer, whether the owner authenticated, the time-lock
+    /// (local time) and the approvals.
     List(StaffArgs),
-    /// Approve the bank's recovery session SESSION (after verifying the customer out of band).
-    Approve(TargetArgs),
+    /// One recovery open at the bank, in full.
+    Show(TargetArgs),
+    /// Approve the bank's recovery session SESSION (after verifying the customer out of band):
+    /// shows the recovery and asks for confirmation.
+    Approve(ApproveArgs),
     /// Cancel SESSION at the bank, then present the bank's signed cancellation to every trustee.
     Cancel(TargetArgs),
 }
@@ -49,6 +53,16 @@ pub(crate) struct TargetArgs {
     session: String,
     #[command(flatten)]
     common: StaffArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ApproveArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// Approve without asking (scripts). Without it the recovery is shown and confirmation is
+    /// asked on the terminal; with stdin not a terminal, nothing is approved.
+    #[arg(long)]
+    yes: bool,
 }
 
 fn load_key(path: &Path) -> anyhow::Result<StaffKey> {
@@ -92,24 +106,72 @@ fn explain(e: StaffError, key_hex: &str, session: &str) -> anyhow::Error {
     hinted(e.to_string(), hint)
 }
 
+/// Unix seconds as local time (the system time zone, or `TZ`), e.g. `2026-11-30 14:05:00 CET`.
+pub(crate) fn local_time(unix: u64) -> String {
+    i64::try_from(unix)
+        .ok()
+        .and_then(|s| jiff::Timestamp::from_second(s).ok())
+        .map(|t| {
+            t.to_zoned(jiff::tz::TimeZone::system())
+                .strftime("%Y-%m-%d %H:%M:%S %Z")
+                .to_string()
+        })
+        .unwrap_or_else(|| format!("{unix} (unix)"))
+}
+
+/// `2 of 2 approvals`.
+fn approvals(r: &PendingRecovery) -> String {
+    format!(
+        "{} of {} approvals",
+        r.approvers.len(),
+        r.approvals_required
+    )
+}
+
+fn customer(r: &PendingRecovery) -> String {
+    match (&r.customer_user_name, &r.customer_reference) {
+        (Some(n), Some(c)) => format!("{n} (customer {c})"),
+        (Some(n), None) => n.clone(),
+        (None, Some(c)) => format!("customer {c}"),
+        (None, None) => "not recorded at enrollment".to_owned(),
+    }
+}
+
+fn time_lock(r: &PendingRecovery, now: u64) -> String {
+    let at = local_time(r.release_not_before);
+    if r.release_not_before <= now {
+        format!("{at} (passed)")
+    } else {
+        let left = r.release_not_before - now;
+        format!("{at} (in {} min)", left.div_ceil(60))
+    }
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b { "yes" } else { "no" }
+}
+
 fn print_list(rows: &[PendingRecovery]) {
+    let now = dlocker_proto::time::unix_now();
     let mut t = table(&[
         "Session",
+        "Customer",
         "Wallet",
         "State",
-        "Opened (unix)",
-        "Release not before",
+        "Owner authenticated",
+        "Time-lock until",
         "Approvals",
         "Approved by",
     ]);
     for r in rows {
         t.add_row(vec![
             r.session_id.clone(),
+            customer(r),
             r.wallet_id.clone(),
             r.state.clone(),
-            r.opened_at.to_string(),
-            r.release_not_before.to_string(),
-            format!("{} of {}", r.approvers.len(), r.approvals_required),
+            yes_no(r.owner_authenticated).to_owned(),
+            time_lock(r, now),
+            approvals(r),
             r.approvers.join(", "),
         ]);
     }
@@ -117,9 +179,79 @@ fn print_list(rows: &[PendingRecovery]) {
     println!("{} recoveries open at the bank", rows.len());
 }
 
+/// The recovery in full, one field a line.
+fn describe(r: &PendingRecovery) -> String {
+    let now = dlocker_proto::time::unix_now();
+    let by = if r.approvers.is_empty() {
+        String::new()
+    } else {
+        format!(" (by {})", r.approvers.join(", "))
+    };
+    [
+        ("Session", r.session_id.clone()),
+        ("Customer", customer(r)),
+        ("Wallet", r.wallet_id.clone()),
+        ("State", r.state.clone()),
+        (
+            "Owner authenticated",
+            yes_no(r.owner_authenticated).to_owned(),
+        ),
+        ("Opened", local_time(r.opened_at)),
+        ("Time-lock until", time_lock(r, now)),
+        ("Session expires", local_time(r.expires_at)),
+        ("Approvals", format!("{}{by}", approvals(r))),
+        ("Bank approval signed", yes_no(r.approved).to_owned()),
+        ("New device key", r.session_key.clone()),
+    ]
+    .iter()
+    .map(|(k, v)| format!("{k:<21}{v}"))
+    .collect::<Vec<_>>()
+    .join("\n")
+}
+
+/// The live recovery SESSION at the bank (a signed list request, filtered).
+async fn find(c: &StaffClient, session: &str) -> anyhow::Result<PendingRecovery> {
+    let rows = c
+        .list_recoveries()
+        .await
+        .map_err(|e| explain(e, &c.public_key_hex(), session))?;
+    rows.into_iter()
+        .find(|r| r.session_id == session)
+        .ok_or_else(|| {
+            hinted(
+                format!("no live recovery session {session:?} at the bank"),
+                "list the open ones with `dlocker recoveries list --trustees FILE --key FILE`",
+            )
+        })
+}
+
+/// Asks on the terminal; refuses when stdin is not one (a script must say `--yes`).
+fn confirm(r: &PendingRecovery) -> anyhow::Result<()> {
+    use std::io::{BufRead as _, IsTerminal as _, Write as _};
+    eprintln!("{}", describe(r));
+    if !std::io::stdin().is_terminal() {
+        return Err(hinted(
+            "not approved: confirmation needed and stdin is not a terminal",
+            "check the recovery above, then run again with --yes",
+        ));
+    }
+    eprint!(
+        "Approve the recovery of {} after verifying them out of band? [y/N] ",
+        customer(r)
+    );
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    match answer.trim().to_ascii_lowercase().as_str() {
+        "y" | "yes" => Ok(()),
+        _ => Err(hinted("not approved", "nothing was sent to the bank")),
+    }
+}
+
 #[derive(Serialize)]
 struct ApproveJson {
     session_id: String,
+    recovery: PendingRecovery,
     approvers: Vec<String>,
     approvals_required: u32,
     approved: bool,
@@ -179,8 +311,25 @@ pub(crate) async fn run_recoveries(cmd: RecoveriesCommand, json: bool) -> anyhow
             print_list(&rows);
             Ok(())
         }
-        RecoveriesCommand::Approve(a) => {
+        RecoveriesCommand::Show(a) => {
             let (_, c) = client(&a.common)?;
+            let r = find(&c, &a.session).await?;
+            if json {
+                return print_json(&r);
+            }
+            println!("{}", describe(&r));
+            Ok(())
+        }
+        RecoveriesCommand::Approve(ApproveArgs { target: a, yes }) => {
+            let (_, c) = client(&a.common)?;
+            let recovery = find(&c, &a.session).await?;
+            if yes {
+                if !json {
+                    println!("{}", describe(&recovery));
+                }
+            } else {
+                confirm(&recovery)?;
+            }
             let st = c
                 .approve(&a.session)
                 .await
@@ -189,6 +338,7 @@ pub(crate) async fn run_recoveries(cmd: RecoveriesCommand, json: bool) -> anyhow
             if json {
                 return print_json(&ApproveJson {
                     session_id: a.session,
+                    recovery,
                     approvers: st.approvers,
                     approvals_required: st.approvals_required,
                     approved: st.approval.is_some(),
@@ -197,14 +347,15 @@ pub(crate) async fn run_recoveries(cmd: RecoveriesCommand, json: bool) -> anyhow
             }
             match expires_at {
                 Some(exp) => println!(
-                    "session {} APPROVED by {} ({} of {} required); the bank approval is valid until {exp} (unix) — the customer's device can now release after the delay",
+                    "session {} APPROVED by {} ({} of {} approvals); the bank approval is valid until {} — the customer's device can release once the time-lock passes",
                     a.session,
                     st.approvers.join(", "),
                     st.approvers.len(),
-                    st.approvals_required
+                    st.approvals_required,
+                    local_time(exp)
                 ),
                 None => println!(
-                    "approval recorded: awaiting approval ({} of {}) — ask a second staff member to run `dlocker recoveries approve {} --trustees {} --key THEIR_KEY`",
+                    "approval recorded: {} of {} approvals — ask another staff member to run `dlocker recoveries approve {} --trustees {} --key THEIR_KEY`",
                     st.approvers.len(),
                     st.approvals_required,
                     a.session,

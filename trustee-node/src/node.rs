@@ -19,6 +19,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use webauthn_rs::{Webauthn, WebauthnBuilder};
 
+/// Bank role: wallet id → the customer identity recorded at enrollment, sealed under the
+/// storage key's customer-sealing purpose key.
+pub const CUSTOMERS_TREE: &str = "customers";
+
 /// Wall-clock time in Unix seconds; injected so tests can move time.
 pub trait Clock: Send + Sync {
     /// Now, in Unix seconds.
@@ -69,6 +73,11 @@ pub struct Node {
     pub(crate) storage_key: ShareSealingKey,
     /// The storage key's purpose key for the document locker's hosted issuer keys.
     pub(crate) locker_sealing_key: zeroize::Zeroizing<[u8; 32]>,
+    /// The storage key's purpose key for the customer identity the bank records.
+    pub(crate) customer_sealing_key: zeroize::Zeroizing<[u8; 32]>,
+    /// Bank role: wallet id → the customer identity sealed at enrollment
+    /// ([`crate::at_rest::seal_customer`]).
+    pub(crate) customers: sled::Tree,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) webauthn: Webauthn,
     pub(crate) clock: Arc<dyn Clock>,
@@ -134,12 +143,16 @@ impl Node {
         let storage_root = keys.storage_key()?;
         let storage_key = storage_root.share_sealing_key();
         let locker_sealing_key = storage_root.derive(StoragePurpose::LockerSealing);
+        let customer_sealing_key = storage_root.derive(StoragePurpose::CustomerSealing);
         crate::wallet::install_log_tag_key(storage_root.derive(StoragePurpose::LogTag));
         drop(storage_root);
         let webauthn = build_webauthn(&config)?;
         let db = store.db().clone();
         let audit = AuditLog::open(&db, keys.audit_key()?)?;
         let events = EventOutbox::open(&db)?;
+        let customers = db
+            .open_tree(CUSTOMERS_TREE)
+            .map_err(|e| SetupError::Store(e.into()))?;
         let recovery = RecoveryTrees::open(&db).map_err(SetupError::Store)?;
         let epoch_trees = crate::rotation::EpochTrees::open(&db).map_err(SetupError::Store)?;
         let owner_nonces = crate::owner_touch::OwnerNonces::open(&db).map_err(SetupError::Store)?;
@@ -180,6 +193,8 @@ impl Node {
             identity,
             storage_key,
             locker_sealing_key,
+            customer_sealing_key,
+            customers,
             store,
             webauthn,
             clock,

@@ -145,7 +145,9 @@ impl Node {
             st.session.bank_approval = None;
             st.session.approvals.clear();
         }
-        let added = st.session.add_approval(&v.staff_id, now)?;
+        let added = st
+            .session
+            .add_approval(&v.staff_id, bank.approvals_required, now)?;
         let mut events = Vec::new();
         let count = st.session.approvals.len();
         if added {
@@ -275,8 +277,27 @@ impl StaffService {
     }
 }
 
-fn pending(s: RecoverySession, required: u32, approved: bool, now: u64) -> pb::PendingRecovery {
+fn pending(
+    node: &Node,
+    s: RecoverySession,
+    required: u32,
+    approved: bool,
+    now: u64,
+) -> pb::PendingRecovery {
+    let customer = node.customer(&s.wallet_id);
     pb::PendingRecovery {
+        customer_user_name: customer
+            .as_ref()
+            .map(|c| c.user_name.clone())
+            .unwrap_or_default(),
+        customer_reference: customer
+            .and_then(|c| c.customer_reference)
+            .unwrap_or_default(),
+        owner_authenticated: matches!(
+            s.state,
+            SessionState::OwnerAuthenticated { .. } | SessionState::Released { .. }
+        ),
+        expires_at: s.expires_at,
         state: s.state_name(now).to_owned(),
         session_key: s
             .session_key()
@@ -308,7 +329,7 @@ impl Staff for StaffService {
             .into_iter()
             .map(|s| {
                 let approved = node.approved(&s, now);
-                pending(s, required, approved, now)
+                pending(node, s, required, approved, now)
             })
             .collect();
         Ok(Response::new(pb::ListRecoveriesResponse { recoveries }))
