@@ -8,6 +8,7 @@ use dlocker_sdk::staff::{PendingRecovery, StaffError, StaffKeyError};
 use dlocker_sdk::{CancelOutcome, StaffClient, StaffKey, TrusteeSet};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
+use zeroize::Zeroizing;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum StaffCommand {
@@ -20,6 +21,67 @@ pub(crate) struct KeygenArgs {
     /// Where to write the new key (never overwritten).
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
+    #[command(flatten)]
+    passphrase: PassphraseArgs,
+}
+
+/// Environment variable holding a staff key's passphrase (for services; never pass it in argv).
+pub(crate) const PASSPHRASE_ENV: &str = "DLOCKER_STAFF_PASSPHRASE";
+
+/// Where a staff key's passphrase comes from: a file, the environment
+/// (`DLOCKER_STAFF_PASSPHRASE`) or the terminal. Never the command line, which other local users
+/// can read.
+#[derive(Debug, Args)]
+pub(crate) struct PassphraseArgs {
+    /// Read the staff key's passphrase from FILE (its first line).
+    #[arg(long, value_name = "FILE", conflicts_with = "ask")]
+    passphrase_file: Option<PathBuf>,
+    /// Ask for the staff key's passphrase on the terminal.
+    #[arg(long)]
+    ask: bool,
+}
+
+impl PassphraseArgs {
+    /// The passphrase from the file or the environment, else from the terminal when `--ask`
+    /// (or when `prompt_if_tty` and stdin is a terminal); None when there is none.
+    fn get(&self, prompt_if_tty: bool) -> anyhow::Result<Option<Zeroizing<String>>> {
+        use std::io::IsTerminal as _;
+        if let Some(f) = &self.passphrase_file {
+            let text = Zeroizing::new(std::fs::read_to_string(f).map_err(|e| {
+                hinted(
+                    format!("passphrase file {}: {e}", f.display()),
+                    "pass a readable file whose first line is the passphrase",
+                )
+            })?);
+            let line = Zeroizing::new(text.lines().next().unwrap_or_default().to_owned());
+            return non_empty(line).map(Some);
+        }
+        if let Ok(v) = std::env::var(PASSPHRASE_ENV) {
+            return non_empty(Zeroizing::new(v)).map(Some);
+        }
+        if self.ask || (prompt_if_tty && std::io::stdin().is_terminal()) {
+            let p = rpassword::prompt_password("staff key passphrase: ")
+                .map(Zeroizing::new)
+                .map_err(|e| {
+                    hinted(
+                        format!("cannot read the passphrase from the terminal: {e}"),
+                        format!("use --passphrase-file FILE or {PASSPHRASE_ENV}"),
+                    )
+                })?;
+            return non_empty(p).map(Some);
+        }
+        Ok(None)
+    }
+}
+
+fn non_empty(p: Zeroizing<String>) -> anyhow::Result<Zeroizing<String>> {
+    if p.is_empty() {
+        return Err(hinted(
+            "the staff key passphrase is empty",
+            "use a long passphrase",
+        ));
+    }
+    Ok(p)
 }
 
 #[derive(Debug, Subcommand)]
@@ -44,6 +106,8 @@ pub(crate) struct StaffArgs {
     /// Your staff key file (from `dlocker staff keygen`).
     #[arg(long, value_name = "FILE")]
     key: PathBuf,
+    #[command(flatten)]
+    passphrase: PassphraseArgs,
 }
 
 #[derive(Debug, Args)]
@@ -65,8 +129,10 @@ pub(crate) struct ApproveArgs {
     yes: bool,
 }
 
-fn load_key(path: &Path) -> anyhow::Result<StaffKey> {
-    StaffKey::load(path).map_err(|e| match e {
+fn load_key(path: &Path, pass: &PassphraseArgs) -> anyhow::Result<StaffKey> {
+    let encrypted = StaffKey::is_encrypted(path).unwrap_or(false);
+    let passphrase = if encrypted { pass.get(true)? } else { None };
+    StaffKey::load_with(path, passphrase.as_ref().map(|p| p.as_bytes())).map_err(|e| match e {
         StaffKeyError::Io { .. } => hinted(
             e.to_string(),
             "create one with `dlocker staff keygen --out FILE`",
@@ -74,12 +140,20 @@ fn load_key(path: &Path) -> anyhow::Result<StaffKey> {
         StaffKeyError::Invalid(_) => {
             hinted(e.to_string(), "pass the file `dlocker staff keygen` wrote")
         }
+        StaffKeyError::NeedsPassphrase(_) => hinted(
+            e.to_string(),
+            format!("pass --passphrase-file FILE or --ask, or set {PASSPHRASE_ENV}"),
+        ),
+        StaffKeyError::WrongPassphrase(_) => {
+            hinted(e.to_string(), "check the passphrase; nothing was sent")
+        }
+        StaffKeyError::Encrypt(_) => hinted(e.to_string(), "report it"),
     })
 }
 
 fn client(args: &StaffArgs) -> anyhow::Result<(TrusteeSet, StaffClient)> {
     let set = load_trustees(&args.trustees)?;
-    let key = load_key(&args.key)?;
+    let key = load_key(&args.key, &args.passphrase)?;
     let client = StaffClient::new(key, set.bank());
     Ok((set, client))
 }
@@ -89,7 +163,7 @@ fn explain(e: StaffError, key_hex: &str, session: &str) -> anyhow::Error {
     let hint = match &e {
         StaffError::Connect(_) => "is the bank node running? check `dlocker cluster health --trustees FILE`".to_owned(),
         StaffError::Refused { code: tonic::Code::PermissionDenied, message, .. } if message.contains("unknown") => format!(
-            "ask the bank operator to add your key: `trustee-node config add-staff --data-dir DIR --id YOU --public-key {key_hex} --roles approver,canceller`, then restart the node"
+            "ask the bank operator to add your key: `trustee-node config add-staff --data-dir DIR --id YOU --public-key {key_hex} --roles approver,canceller`, then reload the node (SIGHUP)"
         ),
         StaffError::Refused { code: tonic::Code::PermissionDenied, .. } => {
             "your staff entry lacks the role for this; ask the bank operator".to_owned()
@@ -266,34 +340,58 @@ struct CancelJson {
     trustees: Vec<CancelOutcome>,
 }
 
-pub(crate) fn keygen(out: &Path, json: bool) -> anyhow::Result<()> {
+pub(crate) fn keygen(out: &Path, pass: &PassphraseArgs, json: bool) -> anyhow::Result<()> {
     let key = StaffKey::generate();
-    key.save(out).map_err(|e| {
+    let passphrase = pass.get(false)?;
+    if pass.ask
+        && let Some(p) = &passphrase
+    {
+        let again = rpassword::prompt_password("repeat the passphrase: ").map(Zeroizing::new)?;
+        if *again != **p {
+            return Err(hinted(
+                "the passphrases differ",
+                "nothing was written; run keygen again",
+            ));
+        }
+    }
+    let saved = match &passphrase {
+        Some(p) => key.save_encrypted(out, p.as_bytes()),
+        None => key.save(out),
+    };
+    saved.map_err(|e| {
         hinted(
             e.to_string(),
             "choose a new file; an existing key is never overwritten",
         )
     })?;
+    let encrypted = passphrase.is_some();
     let public = key.public_key_hex();
     if json {
         return print_json(
-            &serde_json::json!({ "key_file": out.display().to_string(), "public_key": public }),
+            &serde_json::json!({ "key_file": out.display().to_string(), "public_key": public, "encrypted": encrypted }),
         );
     }
-    println!(
-        "staff key written to {} (mode 0600; keep it secret)",
-        out.display()
-    );
+    if encrypted {
+        println!(
+            "staff key written to {} (encrypted under your passphrase; mode 0600)",
+            out.display()
+        );
+    } else {
+        println!(
+            "staff key written to {} (mode 0600; NOT encrypted — keep it secret, or use --ask / --passphrase-file)",
+            out.display()
+        );
+    }
     println!("public key: {public}");
     println!(
-        "add it to the bank node: trustee-node config add-staff --data-dir DIR --id YOUR_ID --public-key {public} --roles approver,canceller"
+        "add it to the bank node: trustee-node config add-staff --data-dir DIR --id YOUR_ID --public-key {public} --roles approver,canceller, then reload it (SIGHUP)"
     );
     Ok(())
 }
 
 pub(crate) async fn run_staff(cmd: StaffCommand, json: bool) -> anyhow::Result<()> {
     match cmd {
-        StaffCommand::Keygen(a) => keygen(&a.out, json),
+        StaffCommand::Keygen(a) => keygen(&a.out, &a.passphrase, json),
     }
 }
 

@@ -88,6 +88,9 @@ pub struct Node {
     pub(crate) staff_gate: Option<StaffGate>,
     /// Bank role only.
     pub(crate) bank_key: Option<BankApprovalKey>,
+    /// Bank role: distinct staff approvals needed (`bank.approvals_required`; a config reload
+    /// may change it).
+    pub(crate) approvals_required: std::sync::atomic::AtomicU32,
     /// Configured bank approval keys (with the banks they are bound to) plus, on the bank
     /// node, its own.
     pub(crate) bank_keys: crate::recovery_session::BankKeys,
@@ -188,6 +191,7 @@ impl Node {
         };
         let caller_limits =
             crate::caller_limits::CallerLimits::new(config.limits.owner_calls_per_minute);
+        let approvals_required = config.bank.as_ref().map_or(0, |b| b.approvals_required);
         Ok(Self {
             config,
             identity,
@@ -203,6 +207,7 @@ impl Node {
             recovery,
             staff_gate,
             bank_key,
+            approvals_required: std::sync::atomic::AtomicU32::new(approvals_required),
             bank_keys: crate::recovery_session::BankKeys::new(bank_entries),
             recovery_lock: tokio::sync::Mutex::new(()),
             db: db.clone(),
@@ -253,5 +258,67 @@ impl Node {
     pub fn descriptor(&self) -> NodeDescriptorInfo {
         NodeDescriptorInfo::new(&self.config, &self.identity)
             .with_bank_key(self.bank_approval_key())
+    }
+}
+
+/// What a config reload did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReloadReport {
+    /// Settings applied to the running node.
+    pub applied: Vec<&'static str>,
+    /// Settings that changed in the file but take effect only at the next restart.
+    pub needs_restart: Vec<&'static str>,
+}
+
+impl Node {
+    /// Applies a freshly loaded (and so validated) config to the running node: the bank's staff
+    /// list and approval policy take effect at once; every other changed section is reported as
+    /// needing a restart (listeners, keys, TLS and limits are fixed when the node starts).
+    pub fn reload(&self, new: &NodeConfig) -> ReloadReport {
+        let old = &self.config;
+        let mut report = ReloadReport::default();
+        let mut restart = |changed: bool, what: &'static str| {
+            if changed {
+                report.needs_restart.push(what);
+            }
+        };
+        restart(old.name != new.name, "node.name");
+        restart(old.role != new.role, "node.role");
+        restart(old.listen != new.listen, "node.listen");
+        restart(old.endpoint != new.endpoint, "node.endpoint");
+        restart(
+            old.insecure_plaintext != new.insecure_plaintext,
+            "node.insecure_plaintext",
+        );
+        restart(old.limits != new.limits, "[limits]");
+        restart(old.webauthn != new.webauthn, "[webauthn]");
+        restart(old.tls != new.tls, "[tls]");
+        restart(old.recovery != new.recovery, "[recovery]");
+        restart(old.epochs != new.epochs, "[epochs]");
+        restart(old.locker != new.locker, "[locker]");
+        match (&old.bank, &new.bank, &self.staff_gate) {
+            (Some(o), Some(n), Some(gate)) => {
+                restart(
+                    o.approval_ttl_secs != n.approval_ttl_secs,
+                    "bank.approval_ttl_secs",
+                );
+                restart(
+                    o.staff_request_skew_secs != n.staff_request_skew_secs,
+                    "bank.staff_request_skew_secs",
+                );
+                if gate.staff() != n.staff {
+                    gate.replace_staff(n.staff.clone());
+                    report.applied.push("[[bank.staff]]");
+                }
+                if self.approvals_required() != n.approvals_required {
+                    self.approvals_required
+                        .store(n.approvals_required, std::sync::atomic::Ordering::SeqCst);
+                    report.applied.push("bank.approvals_required");
+                }
+            }
+            (None, None, _) => {}
+            _ => report.needs_restart.push("[bank]"),
+        }
+        report
     }
 }

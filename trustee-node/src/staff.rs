@@ -47,12 +47,11 @@ impl Node {
             .ok_or_else(|| NodeError::Internal("staff call on a node without the bank role".into()))
     }
 
-    /// Approvals required on this node (0 when it is not the bank).
+    /// Approvals required on this node now (0 when it is not the bank); a config reload may
+    /// change it.
     pub fn approvals_required(&self) -> u32 {
-        self.config
-            .bank
-            .as_ref()
-            .map_or(0, |b| b.approvals_required)
+        self.approvals_required
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     fn staff_check(
@@ -145,9 +144,8 @@ impl Node {
             st.session.bank_approval = None;
             st.session.approvals.clear();
         }
-        let added = st
-            .session
-            .add_approval(&v.staff_id, bank.approvals_required, now)?;
+        let required = self.approvals_required();
+        let added = st.session.add_approval(&v.staff_id, required, now)?;
         let mut events = Vec::new();
         let count = st.session.approvals.len();
         if added {
@@ -156,13 +154,10 @@ impl Node {
                 "recovery_approved",
                 &st.session.wallet_id,
                 &st.session.id,
-                &format!(
-                    "staff {} ({count} of {})",
-                    v.staff_id, bank.approvals_required
-                ),
+                &format!("staff {} ({count} of {required} approvals)", v.staff_id),
             )?);
         }
-        let holds = count >= bank.approvals_required as usize;
+        let holds = count >= required as usize;
         if holds && !self.approved(&st.session, now) {
             let r = st
                 .session
@@ -187,7 +182,7 @@ impl Node {
         self.commit(events).await?;
         Ok(ApprovalState {
             approvers: st.session.approvals.clone(),
-            approvals_required: bank.approvals_required,
+            approvals_required: required,
             bank_approval: if holds {
                 st.session.bank_approval
             } else {

@@ -109,7 +109,8 @@ pub struct VerifiedStaffRequest {
 /// Checks staff requests.
 #[derive(Debug)]
 pub struct StaffGate {
-    staff: Vec<StaffMember>,
+    // Replaced whole on a config reload (SIGHUP); a request is checked against one snapshot.
+    staff: std::sync::RwLock<Vec<StaffMember>>,
     node_id: String,
     skew_secs: u64,
     nonces: sled::Tree,
@@ -124,11 +125,28 @@ impl StaffGate {
         skew_secs: u64,
     ) -> Result<Self, StaffAuthError> {
         Ok(Self {
-            staff,
+            staff: std::sync::RwLock::new(staff),
             node_id,
             skew_secs,
             nonces: db.open_tree(STAFF_NONCES_TREE)?,
         })
+    }
+
+    /// The staff list now.
+    pub fn staff(&self) -> Vec<StaffMember> {
+        // A poisoned lock still holds a whole list (it is only ever replaced whole).
+        self.staff
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the staff list (config reload); requests checked from now on use it.
+    pub fn replace_staff(&self, staff: Vec<StaffMember>) {
+        *self
+            .staff
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = staff;
     }
 
     /// Verifies `bytes` as a request for `action` and consumes its nonce (durably: the caller
@@ -144,8 +162,8 @@ impl StaffGate {
             _ => StaffAuthError::Invalid,
         })?;
         let member = self
-            .staff
-            .iter()
+            .staff()
+            .into_iter()
             .find(|m| m.public_key == *signed.signer())
             .ok_or(StaffAuthError::UnknownStaff)?;
         let req = signed.body().clone();
