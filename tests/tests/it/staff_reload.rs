@@ -112,3 +112,86 @@ async fn sighup_reloads_staff_and_keeps_serving() {
         .await
         .expect("the running config stays in force");
 }
+
+/// A passphrase-encrypted staff key, end to end through the CLI: `keygen --passphrase-file`
+/// writes an encrypted PKCS#8 file, the bank learns the key by reload, and the key signs only
+/// with the right passphrase (from a file or `DLOCKER_STAFF_PASSPHRASE`), never without one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encrypted_staff_key_needs_its_passphrase() {
+    use dlocker_integration_tests::bins::cli_command;
+    let rc = RecoveryCluster::start(RecoverySpec::default()).await;
+    let root = rc.root_dir().to_owned();
+    let trustees = rc.write_trustees();
+    let key_file = root.join("frank.pem");
+    let pass_file = root.join("frank.pass");
+    std::fs::write(&pass_file, "correct horse battery staple\n").expect("write");
+    let out = rc.dlocker(&[
+        "--json",
+        "staff",
+        "keygen",
+        "--out",
+        key_file.to_str().expect("utf-8"),
+        "--passphrase-file",
+        pass_file.to_str().expect("utf-8"),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let made: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(made["encrypted"], true, "{made}");
+    let text = std::fs::read_to_string(&key_file).expect("key file");
+    assert!(
+        text.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"),
+        "{text}"
+    );
+    let public = made["public_key"].as_str().expect("public key").to_owned();
+
+    let add = node_command()
+        .args(["config", "add-staff", "--data-dir"])
+        .arg(rc.data_dir(0))
+        .args([
+            "--id",
+            "frank",
+            "--public-key",
+            &public,
+            "--roles",
+            "viewer",
+        ])
+        .output()
+        .expect("add-staff");
+    assert!(add.status.success(), "{add:?}");
+    hup_and_wait(&rc, "SIGHUP: config reloaded").await;
+
+    let list = |extra: &[&str], env: Option<&str>| {
+        let mut c = cli_command();
+        c.args(["--json", "recoveries", "list", "--trustees"])
+            .arg(&trustees)
+            .arg("--key")
+            .arg(&key_file)
+            .args(extra)
+            .env_remove("DLOCKER_STAFF_PASSPHRASE");
+        if let Some(p) = env {
+            c.env("DLOCKER_STAFF_PASSPHRASE", p);
+        }
+        c.output().expect("run dlocker")
+    };
+    // No passphrase (stdin is not a terminal): refused before anything is sent.
+    let none = list(&[], None);
+    let err = String::from_utf8_lossy(&none.stderr);
+    assert!(!none.status.success(), "listed without a passphrase");
+    assert!(
+        err.contains("is encrypted and no passphrase was given"),
+        "{err}"
+    );
+    // A wrong one: refused.
+    let wrong = list(&[], Some("not it"));
+    let err = String::from_utf8_lossy(&wrong.stderr);
+    assert!(!wrong.status.success(), "listed with a wrong passphrase");
+    assert!(err.contains("wrong passphrase"), "{err}");
+    // The right one, from the file or the environment: the bank accepts the signature.
+    let ok = list(
+        &["--passphrase-file", pass_file.to_str().expect("utf-8")],
+        None,
+    );
+    assert!(ok.status.success(), "{ok:?}");
+    let ok = list(&[], Some("correct horse battery staple"));
+    assert!(ok.status.success(), "{ok:?}");
+}
