@@ -8,8 +8,13 @@ use crate::error::ConnectError;
 use crate::transport::{connect_channel, describe_status, staff_client};
 use crate::trustees::TrusteeInfo;
 use dlocker_proto::keys::public_key_hex;
-use dlocker_proto::pb::{ApproveRecoveryRequest, ListRecoveriesRequest, StaffCancelRequest};
-use dlocker_proto::statement::{BankApproval, BankCancellation, Signed, StaffAction, StaffRequest};
+use dlocker_proto::pb::{
+    ApproveRecoveryRequest, ListRecoveriesRequest, ManageStaffRequest, StaffCancelRequest,
+};
+use dlocker_proto::statement::{
+    BankApproval, BankCancellation, Signed, StaffAction, StaffAdminRequest, StaffChange,
+    StaffRequest,
+};
 use k256::PublicKey;
 use k256::ecdsa::SigningKey;
 use rand::RngExt as _;
@@ -231,6 +236,28 @@ pub struct PendingRecovery {
     pub expires_at: u64,
 }
 
+/// The bank's staff and approval policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StaffRoster {
+    /// Staff members.
+    pub staff: Vec<StaffMemberInfo>,
+    /// Distinct approvals a recovery needs.
+    pub approvals_required: u32,
+    /// Whether staff are managed by staff-admin requests (the config only seeded them).
+    pub managed: bool,
+}
+
+/// One staff member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StaffMemberInfo {
+    /// Staff id.
+    pub id: String,
+    /// Public key (hex, SEC1 compressed).
+    pub public_key: String,
+    /// Roles.
+    pub roles: Vec<String>,
+}
+
 /// The state after an approval.
 #[derive(Debug, Clone)]
 pub struct ApprovalState {
@@ -293,6 +320,48 @@ impl StaffClient {
             action: action.name(),
             reason,
         }
+    }
+
+    /// A signed staff-admin request: lists (`StaffChange::List`) or changes the bank's staff
+    /// and approval policy (the key needs the `admin` role). Returns the roster in force after.
+    pub async fn manage_staff(&self, change: StaffChange) -> Result<StaffRoster, StaffError> {
+        let action = change.action();
+        let req = Signed::sign(
+            StaffAdminRequest {
+                node_id: self.bank.node_id.clone(),
+                change,
+                timestamp: dlocker_proto::time::unix_now(),
+                nonce: rand::rng().random(),
+            },
+            &self.key.0,
+        )
+        .encode();
+        let mut c = staff_client(connect_channel(&self.bank).await?);
+        let r = c
+            .manage_staff(ManageStaffRequest {
+                staff_admin_request_encoded: req,
+            })
+            .await
+            .map_err(|s| self.refused(action, &s))?
+            .into_inner();
+        let staff = r
+            .staff
+            .into_iter()
+            .map(|m| {
+                dlocker_proto::keys::decode_public_key(&m.public_key)
+                    .map(|k| StaffMemberInfo {
+                        id: m.id,
+                        public_key: public_key_hex(&k),
+                        roles: m.roles,
+                    })
+                    .map_err(|e| self.bad(action, format!("staff public key: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(StaffRoster {
+            staff,
+            approvals_required: r.approvals_required,
+            managed: r.managed,
+        })
     }
 
     /// Live recoveries at the bank.

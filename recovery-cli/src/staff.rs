@@ -3,6 +3,7 @@
 use crate::cluster::load_trustees;
 use crate::output::{hinted, print_json, table};
 use clap::{Args, Subcommand};
+use dlocker_sdk::proto::statement::StaffChange;
 use dlocker_sdk::recover::present_bank_cancellation;
 use dlocker_sdk::staff::{PendingRecovery, StaffError, StaffKeyError};
 use dlocker_sdk::{CancelOutcome, StaffClient, StaffKey, TrusteeSet};
@@ -14,6 +15,61 @@ use zeroize::Zeroizing;
 pub(crate) enum StaffCommand {
     /// Create a staff signing key (file mode 0600) and print its public key for the bank config.
     Keygen(KeygenArgs),
+    /// The bank's staff and approval policy (your key needs the `admin` role).
+    List(StaffArgs),
+    /// Add a staff member at the bank, live (admin).
+    Add(AddStaffArgs),
+    /// Remove a staff member at the bank, live (admin).
+    Remove(StaffIdArgs),
+    /// Replace a staff member's roles, live (admin).
+    Role(RoleArgs),
+    /// Set the distinct approvals a recovery needs, live (admin).
+    Policy(PolicyArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AddStaffArgs {
+    /// The new member's staff id.
+    #[arg(long)]
+    id: String,
+    /// Their public key (hex, from `dlocker staff keygen`).
+    #[arg(long, value_name = "HEX")]
+    public_key: String,
+    /// Comma-separated roles: viewer, approver, canceller, operator, admin.
+    #[arg(long, default_value = "approver,canceller")]
+    roles: String,
+    #[command(flatten)]
+    common: StaffArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StaffIdArgs {
+    /// The staff id.
+    #[arg(value_name = "ID")]
+    id: String,
+    #[command(flatten)]
+    common: StaffArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RoleArgs {
+    /// The staff id.
+    #[arg(value_name = "ID")]
+    id: String,
+    /// The new comma-separated roles (replacing the old ones).
+    #[arg(long)]
+    roles: String,
+    #[command(flatten)]
+    common: StaffArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PolicyArgs {
+    /// Distinct staff approvals a recovery needs (2 = four eyes).
+    #[arg(long, value_name = "N")]
+    approvals_required: u32,
+    #[command(flatten)]
+    common: StaffArgs,
 }
 
 #[derive(Debug, Args)]
@@ -390,9 +446,73 @@ pub(crate) fn keygen(out: &Path, pass: &PassphraseArgs, json: bool) -> anyhow::R
 }
 
 pub(crate) async fn run_staff(cmd: StaffCommand, json: bool) -> anyhow::Result<()> {
-    match cmd {
-        StaffCommand::Keygen(a) => keygen(&a.out, &a.passphrase, json),
+    let (args, change) = match cmd {
+        StaffCommand::Keygen(a) => return keygen(&a.out, &a.passphrase, json),
+        StaffCommand::List(a) => (a, StaffChange::List),
+        StaffCommand::Add(a) => {
+            let public_key =
+                dlocker_proto::keys::public_key_from_hex(&a.public_key).map_err(|e| {
+                    hinted(
+                        format!("--public-key: {e}"),
+                        "pass the public key `dlocker staff keygen` printed (66 hex characters)",
+                    )
+                })?;
+            (
+                a.common,
+                StaffChange::Add {
+                    id: a.id,
+                    public_key,
+                    roles: a.roles,
+                },
+            )
+        }
+        StaffCommand::Remove(a) => (a.common, StaffChange::Remove { id: a.id }),
+        StaffCommand::Role(a) => (
+            a.common,
+            StaffChange::SetRoles {
+                id: a.id,
+                roles: a.roles,
+            },
+        ),
+        StaffCommand::Policy(a) => (
+            a.common,
+            StaffChange::SetPolicy {
+                approvals_required: a.approvals_required,
+            },
+        ),
+    };
+    let (_, c) = client(&args)?;
+    let listing = change == StaffChange::List;
+    let roster = c.manage_staff(change).await.map_err(|e| {
+        let hint = match &e {
+            StaffError::Refused {
+                code: tonic::Code::PermissionDenied,
+                ..
+            } => "staff administration needs a staff key with the admin role".to_owned(),
+            StaffError::Refused {
+                code: tonic::Code::FailedPrecondition,
+                ..
+            } => "nothing was changed; see `dlocker staff list`".to_owned(),
+            _ => return explain(e, &c.public_key_hex(), ""),
+        };
+        hinted(e.to_string(), hint)
+    })?;
+    if json {
+        return print_json(&roster);
     }
+    if !listing {
+        println!("staff changed at the bank (in force now, and stored)");
+    }
+    let mut t = table(&["Staff", "Roles", "Public key"]);
+    for m in &roster.staff {
+        t.add_row(vec![m.id.clone(), m.roles.join(","), m.public_key.clone()]);
+    }
+    println!("{t}");
+    println!(
+        "approval policy: {} distinct approval(s) per recovery",
+        roster.approvals_required
+    );
+    Ok(())
 }
 
 pub(crate) async fn run_recoveries(cmd: RecoveriesCommand, json: bool) -> anyhow::Result<()> {

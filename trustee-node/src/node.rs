@@ -88,6 +88,8 @@ pub struct Node {
     pub(crate) staff_gate: Option<StaffGate>,
     /// Bank role only.
     pub(crate) bank_key: Option<BankApprovalKey>,
+    /// Bank role: the roster managed by staff-admin requests ([`crate::staff_admin`]).
+    pub(crate) staff_roster: sled::Tree,
     /// Bank role: distinct staff approvals needed (`bank.approvals_required`; a config reload
     /// may change it).
     pub(crate) approvals_required: std::sync::atomic::AtomicU32,
@@ -166,6 +168,11 @@ impl Node {
             .copied()
             .zip(config.recovery.bank_key_owners.iter().cloned())
             .collect();
+        let staff_roster = db
+            .open_tree(crate::staff_admin::STAFF_ROSTER_TREE)
+            .map_err(|e| SetupError::Store(e.into()))?;
+        // Staff changed by signed admin requests outlive the config's seed list.
+        let managed = crate::staff_admin::load(&staff_roster)?;
         let (staff_gate, bank_key) = match (config.role, &config.bank) {
             (Role::Bank, Some(bank)) => {
                 let key = keys.bank_approval_key()?;
@@ -181,7 +188,9 @@ impl Node {
                 bank_entries.push((own, Some(identity.node_id().to_owned())));
                 let gate = StaffGate::new(
                     &db,
-                    bank.staff.clone(),
+                    managed
+                        .as_ref()
+                        .map_or_else(|| bank.staff.clone(), |r| r.staff.clone()),
                     identity.node_id().to_owned(),
                     bank.staff_request_skew_secs,
                 )?;
@@ -191,7 +200,11 @@ impl Node {
         };
         let caller_limits =
             crate::caller_limits::CallerLimits::new(config.limits.owner_calls_per_minute);
-        let approvals_required = config.bank.as_ref().map_or(0, |b| b.approvals_required);
+        let approvals_required = match (&config.bank, &managed) {
+            (Some(_), Some(r)) => r.approvals_required,
+            (Some(b), None) => b.approvals_required,
+            (None, _) => 0,
+        };
         Ok(Self {
             config,
             identity,
@@ -208,6 +221,7 @@ impl Node {
             staff_gate,
             bank_key,
             approvals_required: std::sync::atomic::AtomicU32::new(approvals_required),
+            staff_roster,
             bank_keys: crate::recovery_session::BankKeys::new(bank_entries),
             recovery_lock: tokio::sync::Mutex::new(()),
             db: db.clone(),
@@ -268,6 +282,9 @@ pub struct ReloadReport {
     pub applied: Vec<&'static str>,
     /// Settings that changed in the file but take effect only at the next restart.
     pub needs_restart: Vec<&'static str>,
+    /// Settings that changed in the file but are managed elsewhere now (staff and policy, once
+    /// changed by a signed staff-admin request).
+    pub ignored: Vec<&'static str>,
 }
 
 impl Node {
@@ -306,11 +323,20 @@ impl Node {
                     o.staff_request_skew_secs != n.staff_request_skew_secs,
                     "bank.staff_request_skew_secs",
                 );
-                if gate.staff() != n.staff {
+                let managed = self.roster_is_managed();
+                if managed {
+                    // Staff-admin requests changed them: the stored roster stays in force.
+                    if o.staff != n.staff {
+                        report.ignored.push("[[bank.staff]]");
+                    }
+                    if o.approvals_required != n.approvals_required {
+                        report.ignored.push("bank.approvals_required");
+                    }
+                } else if gate.staff() != n.staff {
                     gate.replace_staff(n.staff.clone());
                     report.applied.push("[[bank.staff]]");
                 }
-                if self.approvals_required() != n.approvals_required {
+                if !managed && self.approvals_required() != n.approvals_required {
                     self.approvals_required
                         .store(n.approvals_required, std::sync::atomic::Ordering::SeqCst);
                     report.applied.push("bank.approvals_required");

@@ -257,6 +257,12 @@ async fn reload_on_sighup(node: Arc<Node>, dir: PathBuf) {
                     needs_restart = ?r.needs_restart,
                     "SIGHUP: config reloaded"
                 );
+                if !r.ignored.is_empty() {
+                    tracing::warn!(
+                        settings = ?r.ignored,
+                        "SIGHUP: staff are managed with signed staff-admin requests (`dlocker staff`); these config changes are ignored"
+                    );
+                }
                 if !r.needs_restart.is_empty() {
                     tracing::warn!(
                         settings = ?r.needs_restart,

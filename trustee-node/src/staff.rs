@@ -358,6 +358,29 @@ impl Staff for StaffService {
         }))
     }
 
+    async fn manage_staff(
+        &self,
+        req: Request<pb::ManageStaffRequest>,
+    ) -> Result<Response<pb::StaffRoster>, Status> {
+        let r = self
+            .node
+            .staff_admin(&req.into_inner().staff_admin_request_encoded)
+            .await?;
+        Ok(Response::new(pb::StaffRoster {
+            staff: r
+                .staff
+                .into_iter()
+                .map(|m| pb::StaffMemberInfo {
+                    id: m.id,
+                    public_key: dlocker_proto::keys::encode_public_key(&m.public_key).to_vec(),
+                    roles: m.roles.iter().map(|r| r.name().to_owned()).collect(),
+                })
+                .collect(),
+            approvals_required: r.approvals_required,
+            managed: self.node.roster_is_managed(),
+        }))
+    }
+
     async fn get_approval(
         &self,
         req: Request<pb::GetApprovalRequest>,
