@@ -34,6 +34,7 @@ mod rotation_faults;
 mod rotation_happy;
 mod rotation_refusals;
 mod safe_defaults;
+mod staff_admin;
 mod staff_reload;
 mod startup_checks;
 mod tls;
