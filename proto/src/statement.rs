@@ -915,6 +915,38 @@ mod tests {
             timestamp: 5,
             nonce: [1; 16],
         };
+        for change in [
+            StaffChange::List,
+            StaffChange::Add {
+                id: "bob".into(),
+                public_key: PublicKey::from(key.verifying_key()),
+                roles: "approver".into(),
+            },
+            StaffChange::Remove { id: "bob".into() },
+            StaffChange::SetRoles {
+                id: "bob".into(),
+                roles: "viewer".into(),
+            },
+            StaffChange::SetPolicy {
+                approvals_required: 2,
+            },
+        ] {
+            let admin = StaffAdminRequest {
+                node_id: "cd".repeat(16),
+                change,
+                timestamp: 5,
+                nonce: [2; 16],
+            };
+            let enc = Signed::sign(admin.clone(), &key).encode();
+            assert_eq!(
+                Signed::<StaffAdminRequest>::decode(&enc)
+                    .expect("ok")
+                    .body(),
+                &admin
+            );
+            // Never accepted as a staff request (another kind).
+            assert!(Signed::<StaffRequest>::decode(&enc).is_err());
+        }
         let enc = Signed::sign(req.clone(), &key).encode();
         assert_eq!(
             Signed::<StaffRequest>::decode(&enc).expect("ok").body(),
