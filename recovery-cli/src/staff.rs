@@ -185,6 +185,16 @@ pub(crate) struct ApproveArgs {
     yes: bool,
 }
 
+/// A staff key for commands without passphrase options (`events watch`, the locker operator):
+/// an encrypted key's passphrase comes from `DLOCKER_STAFF_PASSPHRASE` or the terminal.
+pub(crate) fn load_staff_key(path: &Path) -> anyhow::Result<StaffKey> {
+    let pass = PassphraseArgs {
+        passphrase_file: None,
+        ask: false,
+    };
+    load_key(path, &pass)
+}
+
 fn load_key(path: &Path, pass: &PassphraseArgs) -> anyhow::Result<StaffKey> {
     let encrypted = StaffKey::is_encrypted(path).unwrap_or(false);
     let passphrase = if encrypted { pass.get(true)? } else { None };
