@@ -234,10 +234,14 @@ async fn backup(
         say(&line);
         pause_if(pause_at, &format!("event:{name}"));
     };
+    let owner = dlocker_sdk::OwnerIdentity {
+        user_name: "alice",
+        customer_reference: None,
+    };
     let receipts = dlocker_sdk::backup_with_checkpoint(
         set,
         &prepared,
-        "alice",
+        &owner,
         &mut auth,
         &progress,
         Some(BackupCheckpoint {

@@ -19,7 +19,7 @@ use crate::ceremony::{self, Touch};
 use crate::error::BackupError;
 use crate::saved::SavedStateError;
 use crate::transport::{Client, connect, describe_status};
-use crate::trustees::{TrusteeInfo, TrusteeSet};
+use crate::trustees::{Role, TrusteeInfo, TrusteeSet};
 use dlocker_proto::client_state::{StateKey, StateKind};
 use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
 use dlocker_proto::manifest::{
@@ -510,12 +510,18 @@ async fn begin(
     info: &TrusteeInfo,
     client: &mut Client,
     wallet_id: &str,
-    user_name: &str,
+    owner: &OwnerIdentity<'_>,
 ) -> Result<BeginEnrollmentResponse, String> {
+    // The customer reference is the bank's business: only the bank node is told it.
+    let customer_reference = match info.role {
+        Role::Bank => owner.customer_reference.unwrap_or_default().to_owned(),
+        Role::Trustee => String::new(),
+    };
     let begin = client
         .begin_enrollment(BeginEnrollmentRequest {
             wallet_id: wallet_id.to_owned(),
-            user_name: user_name.to_owned(),
+            user_name: owner.user_name.to_owned(),
+            customer_reference,
         })
         .await
         .map_err(|s| format!("BeginEnrollment: {}", describe_status(&s)))?
@@ -597,7 +603,33 @@ pub async fn backup(
     auth: &mut dyn OwnerAuthenticator,
     progress: Progress<'_>,
 ) -> Result<BackupReceipts, BackupError> {
-    backup_with_checkpoint(trustees, prepared, user_name, auth, progress, None).await
+    let owner = OwnerIdentity {
+        user_name,
+        customer_reference: None,
+    };
+    backup_with_checkpoint(trustees, prepared, &owner, auth, progress, None).await
+}
+
+/// Who the owner is, for the enrollment: the passkey user name (shown by the authenticator, and
+/// recorded by the bank node for its staff) and, optionally, the bank's own customer reference
+/// (sent to the bank node only, which records it sealed at rest).
+#[derive(Debug, Clone, Copy)]
+pub struct OwnerIdentity<'a> {
+    /// The passkey user name.
+    pub user_name: &'a str,
+    /// The bank's customer reference, if the bank has one for this owner.
+    pub customer_reference: Option<&'a str>,
+}
+
+/// [`backup`] with the owner's full identity (see [`OwnerIdentity`]).
+pub async fn backup_for(
+    trustees: &TrusteeSet,
+    prepared: &PreparedBackup,
+    owner: &OwnerIdentity<'_>,
+    auth: &mut dyn OwnerAuthenticator,
+    progress: Progress<'_>,
+) -> Result<BackupReceipts, BackupError> {
+    backup_with_checkpoint(trustees, prepared, owner, auth, progress, None).await
 }
 
 /// [`backup`], saving the sealed [`PreparedBackup`] through `checkpoint` before the first deposit
@@ -608,7 +640,7 @@ pub async fn backup(
 pub async fn backup_with_checkpoint(
     trustees: &TrusteeSet,
     prepared: &PreparedBackup,
-    user_name: &str,
+    owner: &OwnerIdentity<'_>,
     auth: &mut dyn OwnerAuthenticator,
     progress: Progress<'_>,
     checkpoint: Option<BackupCheckpoint<'_>>,
@@ -687,7 +719,7 @@ pub async fn backup_with_checkpoint(
             let begun = join_all(need.into_iter().map(|(i, mut client)| {
                 let info = plan[i].0;
                 async move {
-                    let r = begin(info, &mut client, wallet_id, user_name).await;
+                    let r = begin(info, &mut client, wallet_id, owner).await;
                     (i, client, r)
                 }
             }))

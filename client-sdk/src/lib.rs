@@ -84,8 +84,8 @@ pub mod verify;
 
 pub use authenticator::{OwnerAuthenticator, SoftwareAuthenticator};
 pub use backup::{
-    BackupCheckpoint, BackupPolicy, BackupReceipts, PreparedBackup, ProgressEvent, TrusteeReceipt,
-    backup, backup_with_checkpoint,
+    BackupCheckpoint, BackupPolicy, BackupReceipts, OwnerIdentity, PreparedBackup, ProgressEvent,
+    TrusteeReceipt, backup, backup_for, backup_with_checkpoint,
 };
 pub use delete::{DeleteError, DeleteReport, TrusteeErasure, delete_backup};
 pub use dlocker_proto::client_state::StateKey;

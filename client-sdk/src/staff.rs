@@ -8,8 +8,13 @@ use crate::error::ConnectError;
 use crate::transport::{connect_channel, describe_status, staff_client};
 use crate::trustees::TrusteeInfo;
 use dlocker_proto::keys::public_key_hex;
-use dlocker_proto::pb::{ApproveRecoveryRequest, ListRecoveriesRequest, StaffCancelRequest};
-use dlocker_proto::statement::{BankApproval, BankCancellation, Signed, StaffAction, StaffRequest};
+use dlocker_proto::pb::{
+    ApproveRecoveryRequest, ListRecoveriesRequest, ManageStaffRequest, StaffCancelRequest,
+};
+use dlocker_proto::statement::{
+    BankApproval, BankCancellation, Signed, StaffAction, StaffAdminRequest, StaffChange,
+    StaffRequest,
+};
 use k256::PublicKey;
 use k256::ecdsa::SigningKey;
 use rand::RngExt as _;
@@ -44,10 +49,25 @@ pub enum StaffKeyError {
         #[source]
         source: std::io::Error,
     },
-    /// The file does not hold 64 hex characters of a valid secp256k1 secret.
-    #[error("staff key file {0} does not hold a valid key (64 hex characters)")]
+    /// The file does not hold 64 hex characters of a valid secp256k1 secret, nor an encrypted
+    /// PKCS#8 key.
+    #[error(
+        "staff key file {0} does not hold a valid key (64 hex characters or an encrypted PKCS#8 PEM)"
+    )]
     Invalid(String),
+    /// The file is passphrase-encrypted and no passphrase was given.
+    #[error("staff key file {0} is encrypted and no passphrase was given")]
+    NeedsPassphrase(String),
+    /// The passphrase does not open the file (or the file was altered).
+    #[error("staff key file {0}: wrong passphrase, or the file is damaged")]
+    WrongPassphrase(String),
+    /// Encrypting the key failed.
+    #[error("encrypting the staff key: {0}")]
+    Encrypt(String),
 }
+
+/// First line of a passphrase-encrypted key file (PKCS#8 `EncryptedPrivateKeyInfo`, PEM).
+pub const ENCRYPTED_KEY_PEM_LABEL: &str = "-----BEGIN ENCRYPTED PRIVATE KEY-----";
 
 impl StaffKey {
     /// A fresh random key.
@@ -72,19 +92,56 @@ impl StaffKey {
     pub fn public_key_hex(&self) -> String {
         public_key_hex(&self.public_key())
     }
-    /// Reads a key file (hex).
+    /// Reads an unencrypted key file (hex); an encrypted one is refused with
+    /// [`StaffKeyError::NeedsPassphrase`].
     pub fn load(path: &Path) -> Result<Self, StaffKeyError> {
-        let text =
-            Zeroizing::new(
-                std::fs::read_to_string(path).map_err(|source| StaffKeyError::Io {
-                    path: path.display().to_string(),
-                    source,
-                })?,
-            );
-        Self::from_hex(&text).ok_or_else(|| StaffKeyError::Invalid(path.display().to_string()))
+        Self::load_with(path, None)
+    }
+    /// Whether the key file at `path` is passphrase-encrypted.
+    pub fn is_encrypted(path: &Path) -> Result<bool, StaffKeyError> {
+        Ok(Self::read(path)?
+            .trim_start()
+            .starts_with(ENCRYPTED_KEY_PEM_LABEL))
+    }
+    fn read(path: &Path) -> Result<Zeroizing<String>, StaffKeyError> {
+        std::fs::read_to_string(path)
+            .map(Zeroizing::new)
+            .map_err(|source| StaffKeyError::Io {
+                path: path.display().to_string(),
+                source,
+            })
+    }
+    /// Reads a key file: hex, or a PKCS#8 key encrypted under `passphrase` (PBES2: scrypt and
+    /// AES-256-CBC, as written by [`StaffKey::save_encrypted`]).
+    pub fn load_with(path: &Path, passphrase: Option<&[u8]>) -> Result<Self, StaffKeyError> {
+        use pkcs8::DecodePrivateKey as _;
+        let text = Self::read(path)?;
+        let name = || path.display().to_string();
+        if !text.trim_start().starts_with(ENCRYPTED_KEY_PEM_LABEL) {
+            return Self::from_hex(&text).ok_or_else(|| StaffKeyError::Invalid(name()));
+        }
+        let passphrase = passphrase.ok_or_else(|| StaffKeyError::NeedsPassphrase(name()))?;
+        let secret = k256::SecretKey::from_pkcs8_encrypted_pem(text.trim(), passphrase)
+            .map_err(|_| StaffKeyError::WrongPassphrase(name()))?;
+        Ok(Self(SigningKey::from(secret)))
+    }
+    /// Writes a NEW key file encrypted under `passphrase` (PKCS#8 PEM, PBES2 with scrypt and
+    /// AES-256-CBC; mode 0600); refuses to overwrite an existing file.
+    pub fn save_encrypted(&self, path: &Path, passphrase: &[u8]) -> Result<(), StaffKeyError> {
+        use pkcs8::EncodePrivateKey as _;
+        let secret = k256::SecretKey::from(&self.0);
+        let pem = secret
+            .to_pkcs8_encrypted_pem(passphrase, pkcs8::LineEnding::LF)
+            .map_err(|e| StaffKeyError::Encrypt(e.to_string()))?;
+        Self::write_new(path, pem.as_bytes())
     }
     /// Writes a NEW key file (hex, mode 0600); refuses to overwrite an existing file.
     pub fn save(&self, path: &Path) -> Result<(), StaffKeyError> {
+        let mut text = self.to_hex();
+        text.push('\n');
+        Self::write_new(path, text.as_bytes())
+    }
+    fn write_new(path: &Path, contents: &[u8]) -> Result<(), StaffKeyError> {
         use std::io::Write as _;
         let io = |source| StaffKeyError::Io {
             path: path.display().to_string(),
@@ -98,9 +155,7 @@ impl StaffKey {
             o.mode(0o600);
         }
         let mut f = o.open(path).map_err(io)?;
-        let hex = self.to_hex();
-        f.write_all(hex.as_bytes())
-            .and_then(|()| f.write_all(b"\n"))
+        f.write_all(contents)
             .and_then(|()| f.sync_all())
             .map_err(io)
     }
@@ -173,6 +228,36 @@ pub struct PendingRecovery {
     pub approvals_required: u32,
     /// Whether the policy holds (the approval is signed).
     pub approved: bool,
+    /// The passkey user name the bank recorded at enrollment (None: not recorded).
+    pub customer_user_name: Option<String>,
+    /// The bank's customer reference recorded at enrollment (None: not given).
+    pub customer_reference: Option<String>,
+    /// Whether the owner's passkey verified in this session.
+    pub owner_authenticated: bool,
+    /// Unix seconds after which the session is expired.
+    pub expires_at: u64,
+}
+
+/// The bank's staff and approval policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StaffRoster {
+    /// Staff members.
+    pub staff: Vec<StaffMemberInfo>,
+    /// Distinct approvals a recovery needs.
+    pub approvals_required: u32,
+    /// Whether staff are managed by staff-admin requests (the config only seeded them).
+    pub managed: bool,
+}
+
+/// One staff member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StaffMemberInfo {
+    /// Staff id.
+    pub id: String,
+    /// Public key (hex, SEC1 compressed).
+    pub public_key: String,
+    /// Roles.
+    pub roles: Vec<String>,
 }
 
 /// The state after an approval.
@@ -239,6 +324,48 @@ impl StaffClient {
         }
     }
 
+    /// A signed staff-admin request: lists (`StaffChange::List`) or changes the bank's staff
+    /// and approval policy (the key needs the `admin` role). Returns the roster in force after.
+    pub async fn manage_staff(&self, change: StaffChange) -> Result<StaffRoster, StaffError> {
+        let action = change.action();
+        let req = Signed::sign(
+            StaffAdminRequest {
+                node_id: self.bank.node_id.clone(),
+                change,
+                timestamp: dlocker_proto::time::unix_now(),
+                nonce: rand::rng().random(),
+            },
+            &self.key.0,
+        )
+        .encode();
+        let mut c = staff_client(connect_channel(&self.bank).await?);
+        let r = c
+            .manage_staff(ManageStaffRequest {
+                staff_admin_request_encoded: req,
+            })
+            .await
+            .map_err(|s| self.refused(action, &s))?
+            .into_inner();
+        let staff = r
+            .staff
+            .into_iter()
+            .map(|m| {
+                dlocker_proto::keys::decode_public_key(&m.public_key)
+                    .map(|k| StaffMemberInfo {
+                        id: m.id,
+                        public_key: public_key_hex(&k),
+                        roles: m.roles,
+                    })
+                    .map_err(|e| self.bad(action, format!("staff public key: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(StaffRoster {
+            staff,
+            approvals_required: r.approvals_required,
+            managed: r.managed,
+        })
+    }
+
     /// Live recoveries at the bank.
     pub async fn list_recoveries(&self) -> Result<Vec<PendingRecovery>, StaffError> {
         let action = StaffAction::ListRecoveries;
@@ -263,6 +390,10 @@ impl StaffClient {
                 approvers: r.approvers,
                 approvals_required: r.approvals_required,
                 approved: r.approved,
+                customer_user_name: Some(r.customer_user_name).filter(|s| !s.is_empty()),
+                customer_reference: Some(r.customer_reference).filter(|s| !s.is_empty()),
+                owner_authenticated: r.owner_authenticated,
+                expires_at: r.expires_at,
             })
             .collect())
     }
@@ -355,6 +486,42 @@ mod tests {
             Err(StaffKeyError::Invalid(_))
         ));
         assert!(StaffKey::from_hex(&"00".repeat(32)).is_none());
+    }
+
+    #[test]
+    fn encrypted_key_needs_the_right_passphrase() {
+        let k = StaffKey::generate();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("staff.pem");
+        k.save_encrypted(&path, b"correct horse").expect("save");
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert!(text.starts_with(ENCRYPTED_KEY_PEM_LABEL), "{text}");
+        assert!(
+            !text.contains(k.to_hex().as_str()),
+            "the secret is not in clear"
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        assert!(StaffKey::is_encrypted(&path).expect("read"));
+        let back = StaffKey::load_with(&path, Some(b"correct horse")).expect("opens");
+        assert_eq!(back.public_key(), k.public_key());
+        assert!(matches!(
+            StaffKey::load(&path),
+            Err(StaffKeyError::NeedsPassphrase(_))
+        ));
+        assert!(matches!(
+            StaffKey::load_with(&path, Some(b"wrong")),
+            Err(StaffKeyError::WrongPassphrase(_))
+        ));
+        // Never overwrites.
+        assert!(matches!(
+            StaffKey::generate().save_encrypted(&path, b"x"),
+            Err(StaffKeyError::Io { .. })
+        ));
     }
 
     #[test]

@@ -522,6 +522,7 @@ pub(crate) async fn deposit_storm(
                             .begin_enrollment(BeginEnrollmentRequest {
                                 wallet_id: dep.wallet_id.clone(),
                                 user_name: "bench".into(),
+                                customer_reference: String::new(),
                             })
                             .await
                             .map_err(|s| format!("BeginEnrollment: {s}"))?

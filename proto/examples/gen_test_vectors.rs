@@ -15,7 +15,7 @@ use dlocker_proto::secret::SecretScalar;
 use dlocker_proto::share::{Commitments, Share};
 use dlocker_proto::statement::{
     BankApproval, CommitReceipt, CredentialAttestation, EraseReceipt, Receipt, RetireReceipt,
-    Signed, StageReceipt,
+    Signed, StaffAdminRequest, StaffChange, StageReceipt,
 };
 use k256::ecdsa::SigningKey;
 use k256::{ProjectivePoint, PublicKey, Scalar, SecretKey};
@@ -403,6 +403,49 @@ fn main() {
             "error",
             "kind byte changed: the signature covers the kind",
             &other_kind,
+        ),
+    );
+
+    // Staff admin request (the bank's admin adds bob).
+    let admin = SigningKey::from(secret_key("staff-admin"));
+    let admin_req = StaffAdminRequest {
+        node_id: m.bank_node_id().to_owned(),
+        change: StaffChange::Add {
+            id: "bob".into(),
+            public_key: secret_key("staff-bob").public_key(),
+            roles: "approver,canceller".into(),
+        },
+        timestamp: 1_767_300_000,
+        nonce: [7; 16],
+    };
+    let enc = Signed::sign(admin_req, &admin).encode();
+    let admin_case = |expect: &str, description: &str, statement: &[u8]| {
+        json!({
+            "kind": "staff-admin-request", "expect": expect, "description": description,
+            "signer_secret": hex::encode(secret_key("staff-admin").to_bytes()),
+            "signer_public": hex::encode(encode_public_key(&secret_key("staff-admin").public_key())),
+            "new_staff_public": hex::encode(encode_public_key(&secret_key("staff-bob").public_key())),
+            "statement": hex::encode(statement),
+        })
+    };
+    write(
+        &dir,
+        "statement-staff-admin-request-valid",
+        admin_case(
+            "ok",
+            "the bank's admin adds staff bob (approver,canceller)",
+            &enc,
+        ),
+    );
+    let mut as_staff_request = enc.clone();
+    as_staff_request[1] = 3;
+    write(
+        &dir,
+        "statement-staff-admin-request-as-staff-request-kind",
+        admin_case(
+            "error",
+            "kind byte changed to a staff request's: the signature covers the kind",
+            &as_staff_request,
         ),
     );
 

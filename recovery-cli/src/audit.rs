@@ -8,9 +8,9 @@ use dlocker_proto::audit::{AuditRecord, verify_chain};
 use dlocker_proto::keys::public_key_from_hex;
 use dlocker_proto::pb::{AuditEntry, GetAuditLogRequest, WatchEventsRequest};
 use dlocker_proto::statement::{AuditCheckpoint, Signed, StaffAction};
+use dlocker_sdk::TlsFiles;
 use dlocker_sdk::staff::new_request;
 use dlocker_sdk::transport::{connect_channel, node_info_with_tls, open_channel, recovery_client};
-use dlocker_sdk::{StaffKey, TlsFiles};
 use futures::StreamExt as _;
 use k256::PublicKey;
 use serde::Serialize;
@@ -83,12 +83,7 @@ fn reader_request(
     let Some(path) = staff_key else {
         return Ok(Vec::new());
     };
-    let key = StaffKey::load(path).map_err(|e| {
-        hinted(
-            e.to_string(),
-            "pass the file `dlocker staff keygen --out FILE` wrote",
-        )
-    })?;
+    let key = crate::staff::load_staff_key(path)?;
     Ok(key.sign_request(new_request(node_id, action, "")))
 }
 

@@ -418,8 +418,12 @@ async fn walk_through(
         }
         _ => {}
     };
-    let result =
-        dlocker_sdk::backup(set, &prepared, "demo-customer", &mut auth, &on_progress).await;
+    // What the bank's staff see when they approve the demo recovery.
+    let owner = dlocker_sdk::OwnerIdentity {
+        user_name: "demo-customer",
+        customer_reference: Some("DEMO-0001"),
+    };
+    let result = dlocker_sdk::backup_for(set, &prepared, &owner, &mut auth, &on_progress).await;
     pb.finish_and_clear();
     let mut touches = Touches {
         backup: auth.touches(),

@@ -645,12 +645,7 @@ fn consent_json(c: &dlocker_proto::pb::ConsentRecord) -> serde_json::Value {
 }
 
 fn operator(a: &OperatorArgs) -> anyhow::Result<OperatorClient> {
-    let key = StaffKey::load(&a.key).map_err(|e| {
-        hinted(
-            e.to_string(),
-            "create one with `dlocker staff keygen --out FILE`",
-        )
-    })?;
+    let key = crate::staff::load_staff_key(&a.key)?;
     Ok(OperatorClient::new(key, locker(&a.locker)?))
 }
 

@@ -55,6 +55,11 @@ impl Node {
         all[all.len().saturating_sub(lines)..].join("\n")
     }
 
+    /// The process id of the running node, if it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Whether a child process is running for this node.
     pub fn is_running(&mut self) -> bool {
         match &mut self.child {

@@ -192,6 +192,7 @@ impl Owner {
             .begin_enrollment(BeginEnrollmentRequest {
                 wallet_id: wallet_id.to_owned(),
                 user_name: "alice".into(),
+                customer_reference: String::new(),
             })
             .await
             .unwrap_or_else(|s| panic!("BeginEnrollment refused: {s:?}"))

@@ -92,6 +92,7 @@ impl Storm {
                             .begin_enrollment(BeginEnrollmentRequest {
                                 wallet_id: wallet.clone(),
                                 user_name: "storm".into(),
+                                customer_reference: String::new(),
                             })
                             .await;
                         let Ok(begin) = begin.map(tonic::Response::into_inner) else {

@@ -13,6 +13,9 @@
 //! the bank's approval key read from its data directory (or with a key nobody accepts), and
 //! tamper with a stopped node's database (shares, audit log).
 
+/// The bank customer reference [`RecoveryCluster::backup`] gives for its owner.
+pub const CUSTOMER_REFERENCE: &str = "CUST-0042";
+
 use crate::bins::{cli_command, node_command};
 use crate::cluster::{Cluster, free_ports, node_name, show};
 use crate::touch::{self, Nonces};
@@ -306,7 +309,8 @@ impl RecoveryCluster {
     }
 
     /// Backs up `data` for a fresh wallet through the SDK (3-of-5, `delay_secs` recovery delay);
-    /// returns the wallet id, the prepared backup and the owner's passkey.
+    /// returns the wallet id, the prepared backup and the owner's passkey. The owner is "alice"
+    /// with the bank customer reference [`CUSTOMER_REFERENCE`].
     pub async fn backup(
         &self,
         prefix: &str,
@@ -326,7 +330,11 @@ impl RecoveryCluster {
         )
         .expect("prepare backup");
         let mut auth = SoftwareAuthenticator::new();
-        dlocker_sdk::backup(&trustees, &prepared, "alice", &mut auth, &|_| {})
+        let owner = dlocker_sdk::OwnerIdentity {
+            user_name: "alice",
+            customer_reference: Some(CUSTOMER_REFERENCE),
+        };
+        dlocker_sdk::backup_for(&trustees, &prepared, &owner, &mut auth, &|_| {})
             .await
             .expect("backup on 5 nodes");
         (wallet, prepared, auth)

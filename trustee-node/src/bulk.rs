@@ -73,6 +73,7 @@ impl Node {
             state: CeremonyState::Completed {
                 credential_sha256: String::new(),
             },
+            customer_sealed: None,
         };
         let mut out = BulkOutcome::default();
         for d in deposits {

@@ -908,11 +908,17 @@ pub fn parse_staff_role(s: &str) -> Result<crate::staff_auth::StaffRole, ConfigE
         "approver" => Ok(StaffRole::Approver),
         "canceller" => Ok(StaffRole::Canceller),
         "operator" => Ok(StaffRole::Operator),
+        "admin" => Ok(StaffRole::Admin),
         other => Err(invalid(
             "bank.staff.roles",
-            format!("{other:?} is not viewer, approver, canceller or operator"),
+            format!("{other:?} is not viewer, approver, canceller, operator or admin"),
         )),
     }
+}
+
+/// Whether `id` is a valid staff id.
+pub fn is_valid_staff_id(id: &str) -> bool {
+    valid_staff_id(id)
 }
 
 fn bank_from(raw: &RawBank) -> Result<BankSettings, ConfigError> {
@@ -1474,6 +1480,7 @@ pub mod edit {
                     StaffRole::Approver => "approver",
                     StaffRole::Canceller => "canceller",
                     StaffRole::Operator => "operator",
+                    StaffRole::Admin => "admin",
                 });
             }
             t.insert("roles", value(r));

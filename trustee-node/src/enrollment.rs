@@ -42,8 +42,10 @@ const USER_HANDLE_LABEL: &[u8] = b"dlocker/webauthn-user/v1";
 pub struct BeginEnrollment {
     /// The wallet.
     pub wallet_id: WalletId,
-    /// Shown by the authenticator only.
+    /// Shown by the authenticator; the bank node also records it for its staff.
     pub user_name: String,
+    /// The bank's customer reference (bank node only; empty when not given).
+    pub customer_reference: String,
 }
 
 /// What `BeginEnrollment` returns.
@@ -142,6 +144,16 @@ impl Node {
                 ),
             ));
         }
+        let reference = req.customer_reference.trim();
+        if reference.len() > limits.max_user_name_len || reference.chars().any(char::is_control) {
+            return Err(NodeError::invalid(
+                "customer_reference",
+                format!(
+                    "at most {} bytes of printable text",
+                    limits.max_user_name_len
+                ),
+            ));
+        }
         if self.store.ceremony_count()? >= limits.max_pending_ceremonies {
             return Err(NodeError::Busy);
         }
@@ -160,6 +172,7 @@ impl Node {
                 registration: serde_json::to_string(&registration)
                     .map_err(|e| internal("serialise ceremony", e))?,
             },
+            customer_sealed: self.seal_customer(&req.wallet_id, name, reference)?,
         };
         self.store.put_ceremony(&ceremony_id, &record)?;
         let issued = self.issue_owner_nonce(req.wallet_id.as_str(), OwnerAction::Backup)?;
@@ -311,6 +324,12 @@ impl Node {
             &completed,
         )? {
             CommitOutcome::Stored => {
+                if let Some(sealed) = &completed.customer_sealed {
+                    // Flushed with the deposit by `commit` below, before the receipt leaves.
+                    self.customers
+                        .insert(wallet_id.as_str(), sealed.as_slice())
+                        .map_err(crate::storage::StoreError::from)?;
+                }
                 events.push(self.record(
                     now,
                     "enrollment",
@@ -333,6 +352,50 @@ impl Node {
             "share deposited"
         );
         Ok(receipt)
+    }
+
+    /// Bank role: the customer identity sealed for the ceremony record (other roles record none).
+    fn seal_customer(
+        &self,
+        wallet_id: &WalletId,
+        user_name: &str,
+        reference: &str,
+    ) -> Result<Option<Vec<u8>>, NodeError> {
+        if self.config.role != crate::config::Role::Bank {
+            return Ok(None);
+        }
+        let identity = at_rest::CustomerIdentity {
+            user_name: user_name.to_owned(),
+            customer_reference: (!reference.is_empty()).then(|| reference.to_owned()),
+        };
+        at_rest::seal_customer(
+            &self.customer_sealing_key,
+            self.identity.node_id(),
+            wallet_id.as_str(),
+            &identity,
+        )
+        .map(Some)
+        .map_err(|e| internal("seal customer identity", e))
+    }
+
+    /// Bank role: the customer identity recorded for `wallet_id`, if any. A record that fails to
+    /// open is reported as absent with a warning (it names no secret).
+    pub(crate) fn customer(&self, wallet_id: &str) -> Option<at_rest::CustomerIdentity> {
+        let sealed = match self.customers.get(wallet_id) {
+            Ok(v) => v?,
+            Err(e) => {
+                tracing::warn!(error = %e, "customer identity unreadable");
+                return None;
+            }
+        };
+        at_rest::open_customer(
+            &self.customer_sealing_key,
+            self.identity.node_id(),
+            wallet_id,
+            &sealed,
+        )
+        .inspect_err(|e| tracing::warn!(error = %e, "customer identity record does not open"))
+        .ok()
     }
 
     pub(crate) fn check_sizes(&self, req: &FinishEnrollment) -> Result<(), NodeError> {

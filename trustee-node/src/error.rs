@@ -141,6 +141,9 @@ pub enum NodeError {
     /// A staff request was refused.
     #[error("{0}")]
     Staff(#[from] StaffAuthError),
+    /// A staff change was refused.
+    #[error("{0}")]
+    Roster(#[from] crate::staff_admin::RosterError),
     /// An epoch (rotation) rule refused the request.
     #[error("{0}")]
     Epoch(#[from] crate::epoch::EpochError),
@@ -226,6 +229,15 @@ impl NodeError {
                 StaffAuthError::Stale { .. } => Code::Unauthenticated,
                 StaffAuthError::Storage(_) => Code::Internal,
             },
+            NodeError::Roster(e) => {
+                use crate::staff_admin::RosterError as R;
+                match e {
+                    R::Duplicate(_) => Code::AlreadyExists,
+                    R::NoSuchStaff(_) => Code::NotFound,
+                    R::BadId(_) | R::BadRoles(..) | R::Limit(_) => Code::InvalidArgument,
+                    R::LastAdmin | R::Unmeetable { .. } => Code::FailedPrecondition,
+                }
+            }
             NodeError::Epoch(e) => crate::epoch::status_code(e),
             NodeError::Storage(_)
             | NodeError::Audit(_)

@@ -181,15 +181,19 @@ pub enum StoragePurpose {
     LogTag,
     /// HMAC-SHA256 key for the key check value recorded in the database ([`crate::startup`]).
     KeyCheck,
+    /// AES-256-GCM key sealing the customer identity the bank node records at enrollment
+    /// ([`crate::at_rest::seal_customer`]).
+    CustomerSealing,
 }
 
 impl StoragePurpose {
     /// Every purpose (the tests check they all differ).
-    pub const ALL: [StoragePurpose; 4] = [
+    pub const ALL: [StoragePurpose; 5] = [
         Self::ShareSealing,
         Self::LockerSealing,
         Self::LogTag,
         Self::KeyCheck,
+        Self::CustomerSealing,
     ];
 
     /// The HKDF `info` label.
@@ -199,6 +203,7 @@ impl StoragePurpose {
             Self::LockerSealing => b"dlocker/storage-key/locker-sealing/v1",
             Self::LogTag => b"dlocker/storage-key/log-tag/v1",
             Self::KeyCheck => b"dlocker/storage-key/key-check/v1",
+            Self::CustomerSealing => b"dlocker/storage-key/customer-sealing/v1",
         }
     }
 }

@@ -58,6 +58,7 @@ pub mod rotation_service;
 pub mod server;
 pub mod service;
 pub mod staff;
+pub mod staff_admin;
 pub mod staff_auth;
 pub mod startup;
 pub mod stats;

@@ -19,6 +19,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use webauthn_rs::{Webauthn, WebauthnBuilder};
 
+/// Bank role: wallet id → the customer identity recorded at enrollment, sealed under the
+/// storage key's customer-sealing purpose key.
+pub const CUSTOMERS_TREE: &str = "customers";
+
 /// Wall-clock time in Unix seconds; injected so tests can move time.
 pub trait Clock: Send + Sync {
     /// Now, in Unix seconds.
@@ -69,6 +73,11 @@ pub struct Node {
     pub(crate) storage_key: ShareSealingKey,
     /// The storage key's purpose key for the document locker's hosted issuer keys.
     pub(crate) locker_sealing_key: zeroize::Zeroizing<[u8; 32]>,
+    /// The storage key's purpose key for the customer identity the bank records.
+    pub(crate) customer_sealing_key: zeroize::Zeroizing<[u8; 32]>,
+    /// Bank role: wallet id → the customer identity sealed at enrollment
+    /// ([`crate::at_rest::seal_customer`]).
+    pub(crate) customers: sled::Tree,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) webauthn: Webauthn,
     pub(crate) clock: Arc<dyn Clock>,
@@ -79,6 +88,11 @@ pub struct Node {
     pub(crate) staff_gate: Option<StaffGate>,
     /// Bank role only.
     pub(crate) bank_key: Option<BankApprovalKey>,
+    /// Bank role: the roster managed by staff-admin requests ([`crate::staff_admin`]).
+    pub(crate) staff_roster: sled::Tree,
+    /// Bank role: distinct staff approvals needed (`bank.approvals_required`; a config reload
+    /// may change it).
+    pub(crate) approvals_required: std::sync::atomic::AtomicU32,
     /// Configured bank approval keys (with the banks they are bound to) plus, on the bank
     /// node, its own.
     pub(crate) bank_keys: crate::recovery_session::BankKeys,
@@ -134,12 +148,16 @@ impl Node {
         let storage_root = keys.storage_key()?;
         let storage_key = storage_root.share_sealing_key();
         let locker_sealing_key = storage_root.derive(StoragePurpose::LockerSealing);
+        let customer_sealing_key = storage_root.derive(StoragePurpose::CustomerSealing);
         crate::wallet::install_log_tag_key(storage_root.derive(StoragePurpose::LogTag));
         drop(storage_root);
         let webauthn = build_webauthn(&config)?;
         let db = store.db().clone();
         let audit = AuditLog::open(&db, keys.audit_key()?)?;
         let events = EventOutbox::open(&db)?;
+        let customers = db
+            .open_tree(CUSTOMERS_TREE)
+            .map_err(|e| SetupError::Store(e.into()))?;
         let recovery = RecoveryTrees::open(&db).map_err(SetupError::Store)?;
         let epoch_trees = crate::rotation::EpochTrees::open(&db).map_err(SetupError::Store)?;
         let owner_nonces = crate::owner_touch::OwnerNonces::open(&db).map_err(SetupError::Store)?;
@@ -150,6 +168,11 @@ impl Node {
             .copied()
             .zip(config.recovery.bank_key_owners.iter().cloned())
             .collect();
+        let staff_roster = db
+            .open_tree(crate::staff_admin::STAFF_ROSTER_TREE)
+            .map_err(|e| SetupError::Store(e.into()))?;
+        // Staff changed by signed admin requests outlive the config's seed list.
+        let managed = crate::staff_admin::load(&staff_roster)?;
         let (staff_gate, bank_key) = match (config.role, &config.bank) {
             (Role::Bank, Some(bank)) => {
                 let key = keys.bank_approval_key()?;
@@ -165,7 +188,9 @@ impl Node {
                 bank_entries.push((own, Some(identity.node_id().to_owned())));
                 let gate = StaffGate::new(
                     &db,
-                    bank.staff.clone(),
+                    managed
+                        .as_ref()
+                        .map_or_else(|| bank.staff.clone(), |r| r.staff.clone()),
                     identity.node_id().to_owned(),
                     bank.staff_request_skew_secs,
                 )?;
@@ -175,11 +200,18 @@ impl Node {
         };
         let caller_limits =
             crate::caller_limits::CallerLimits::new(config.limits.owner_calls_per_minute);
+        let approvals_required = match (&config.bank, &managed) {
+            (Some(_), Some(r)) => r.approvals_required,
+            (Some(b), None) => b.approvals_required,
+            (None, _) => 0,
+        };
         Ok(Self {
             config,
             identity,
             storage_key,
             locker_sealing_key,
+            customer_sealing_key,
+            customers,
             store,
             webauthn,
             clock,
@@ -188,6 +220,8 @@ impl Node {
             recovery,
             staff_gate,
             bank_key,
+            approvals_required: std::sync::atomic::AtomicU32::new(approvals_required),
+            staff_roster,
             bank_keys: crate::recovery_session::BankKeys::new(bank_entries),
             recovery_lock: tokio::sync::Mutex::new(()),
             db: db.clone(),
@@ -238,5 +272,79 @@ impl Node {
     pub fn descriptor(&self) -> NodeDescriptorInfo {
         NodeDescriptorInfo::new(&self.config, &self.identity)
             .with_bank_key(self.bank_approval_key())
+    }
+}
+
+/// What a config reload did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReloadReport {
+    /// Settings applied to the running node.
+    pub applied: Vec<&'static str>,
+    /// Settings that changed in the file but take effect only at the next restart.
+    pub needs_restart: Vec<&'static str>,
+    /// Settings that changed in the file but are managed elsewhere now (staff and policy, once
+    /// changed by a signed staff-admin request).
+    pub ignored: Vec<&'static str>,
+}
+
+impl Node {
+    /// Applies a freshly loaded (and so validated) config to the running node: the bank's staff
+    /// list and approval policy take effect at once; every other changed section is reported as
+    /// needing a restart (listeners, keys, TLS and limits are fixed when the node starts).
+    pub fn reload(&self, new: &NodeConfig) -> ReloadReport {
+        let old = &self.config;
+        let mut report = ReloadReport::default();
+        let mut restart = |changed: bool, what: &'static str| {
+            if changed {
+                report.needs_restart.push(what);
+            }
+        };
+        restart(old.name != new.name, "node.name");
+        restart(old.role != new.role, "node.role");
+        restart(old.listen != new.listen, "node.listen");
+        restart(old.endpoint != new.endpoint, "node.endpoint");
+        restart(
+            old.insecure_plaintext != new.insecure_plaintext,
+            "node.insecure_plaintext",
+        );
+        restart(old.limits != new.limits, "[limits]");
+        restart(old.webauthn != new.webauthn, "[webauthn]");
+        restart(old.tls != new.tls, "[tls]");
+        restart(old.recovery != new.recovery, "[recovery]");
+        restart(old.epochs != new.epochs, "[epochs]");
+        restart(old.locker != new.locker, "[locker]");
+        match (&old.bank, &new.bank, &self.staff_gate) {
+            (Some(o), Some(n), Some(gate)) => {
+                restart(
+                    o.approval_ttl_secs != n.approval_ttl_secs,
+                    "bank.approval_ttl_secs",
+                );
+                restart(
+                    o.staff_request_skew_secs != n.staff_request_skew_secs,
+                    "bank.staff_request_skew_secs",
+                );
+                let managed = self.roster_is_managed();
+                if managed {
+                    // Staff-admin requests changed them: the stored roster stays in force.
+                    if o.staff != n.staff {
+                        report.ignored.push("[[bank.staff]]");
+                    }
+                    if o.approvals_required != n.approvals_required {
+                        report.ignored.push("bank.approvals_required");
+                    }
+                } else if gate.staff() != n.staff {
+                    gate.replace_staff(n.staff.clone());
+                    report.applied.push("[[bank.staff]]");
+                }
+                if !managed && self.approvals_required() != n.approvals_required {
+                    self.approvals_required
+                        .store(n.approvals_required, std::sync::atomic::Ordering::SeqCst);
+                    report.applied.push("bank.approvals_required");
+                }
+            }
+            (None, None, _) => {}
+            _ => report.needs_restart.push("[bank]"),
+        }
+        report
     }
 }

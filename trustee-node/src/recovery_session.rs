@@ -537,10 +537,18 @@ impl RecoverySession {
         Ok(self)
     }
 
-    /// Bank node: records a distinct staff approval; returns true when it was new.
-    pub fn add_approval(&mut self, staff_id: &str, now: u64) -> Result<bool, SessionError> {
+    /// Bank node: records a distinct staff approval while fewer than `required` are recorded;
+    /// returns true when it was recorded. Once the policy holds, a further approval changes
+    /// nothing (the signed approval names the approvers that met it), so none is recorded.
+    pub fn add_approval(
+        &mut self,
+        staff_id: &str,
+        required: u32,
+        now: u64,
+    ) -> Result<bool, SessionError> {
         self.can_cancel(now)?;
-        if self.approvals.iter().any(|a| a == staff_id) {
+        if self.approvals.iter().any(|a| a == staff_id) || self.approvals.len() >= required as usize
+        {
             return Ok(false);
         }
         self.approvals.push(staff_id.to_owned());
@@ -746,9 +754,11 @@ mod tests {
         let r = SecretKey::generate_from_rng(&mut rand::rng()).public_key();
         let mut s = RecoverySession::open("s1".into(), "w".into(), &r, 1, 1000, 0, 3600)
             .with_bank(&"ab".repeat(16));
-        assert_eq!(s.add_approval("alice", 1000), Ok(true));
-        assert_eq!(s.add_approval("alice", 1001), Ok(false));
-        assert_eq!(s.add_approval("bob", 1002), Ok(true));
+        assert_eq!(s.add_approval("alice", 2, 1000), Ok(true));
+        assert_eq!(s.add_approval("alice", 2, 1001), Ok(false));
+        assert_eq!(s.add_approval("bob", 2, 1002), Ok(true));
+        // The policy holds: a third approver is not recorded ("3 of 2" would be meaningless).
+        assert_eq!(s.add_approval("carol", 2, 1003), Ok(false));
         assert_eq!(s.approvals, vec!["alice".to_owned(), "bob".to_owned()]);
     }
 }

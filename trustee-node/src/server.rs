@@ -237,8 +237,58 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     let node = open_node(dir)?;
     let listener = bind(node.config().listen).await?;
-    run(node, listener, shutdown).await
+    let reloader = tokio::spawn(reload_on_sighup(node.clone(), dir.to_owned()));
+    let served = run(node, listener, shutdown).await;
+    reloader.abort();
+    let _ = reloader.await;
+    served
 }
+
+/// `SIGHUP` reloads `config.toml` (with its environment overrides): the staff list and approval
+/// policy are applied live, other changes are logged as needing a restart, and a config that
+/// does not load leaves the running one untouched. (Without a handler SIGHUP would end the
+/// process.)
+#[cfg(unix)]
+async fn reload_on_sighup(node: Arc<Node>, dir: PathBuf) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGHUP; config reload unavailable");
+            return;
+        }
+    };
+    while hup.recv().await.is_some() {
+        match NodeConfig::load(&dir) {
+            Ok(config) => {
+                let r = node.reload(&config);
+                tracing::info!(
+                    applied = ?r.applied,
+                    needs_restart = ?r.needs_restart,
+                    "SIGHUP: config reloaded"
+                );
+                if !r.ignored.is_empty() {
+                    tracing::warn!(
+                        settings = ?r.ignored,
+                        "SIGHUP: staff are managed with signed staff-admin requests (`dlocker staff`); these config changes are ignored"
+                    );
+                }
+                if !r.needs_restart.is_empty() {
+                    tracing::warn!(
+                        settings = ?r.needs_restart,
+                        "SIGHUP: these changed settings take effect only after a restart"
+                    );
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "SIGHUP: config not reloaded; the running config stays in force")
+            }
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn reload_on_sighup(_node: Arc<Node>, _dir: PathBuf) {}
 
 /// A node serving in the background of this process (tests, the demo).
 ///

@@ -30,6 +30,7 @@ impl TryFrom<pb::BeginEnrollmentRequest> for BeginEnrollment {
         Ok(Self {
             wallet_id: WalletId::parse(r.wallet_id)?,
             user_name: r.user_name,
+            customer_reference: r.customer_reference,
         })
     }
 }

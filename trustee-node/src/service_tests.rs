@@ -139,6 +139,7 @@ pub(crate) async fn begin_for(
         .begin_enrollment(pb::BeginEnrollmentRequest {
             wallet_id: wallet.into(),
             user_name: "alice".into(),
+            customer_reference: String::new(),
         })
         .await
         .expect("begin")
@@ -552,6 +553,7 @@ async fn ceremonies_expire_and_are_bounded() {
     let begin = || BeginEnrollment {
         wallet_id: wallet.clone(),
         user_name: "alice".into(),
+        customer_reference: String::new(),
     };
     let c = node.begin_enrollment(begin()).await.expect("begin");
     assert_eq!(c.expires_at, 1_300);

@@ -47,12 +47,11 @@ impl Node {
             .ok_or_else(|| NodeError::Internal("staff call on a node without the bank role".into()))
     }
 
-    /// Approvals required on this node (0 when it is not the bank).
+    /// Approvals required on this node now (0 when it is not the bank); a config reload may
+    /// change it.
     pub fn approvals_required(&self) -> u32 {
-        self.config
-            .bank
-            .as_ref()
-            .map_or(0, |b| b.approvals_required)
+        self.approvals_required
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     fn staff_check(
@@ -145,7 +144,8 @@ impl Node {
             st.session.bank_approval = None;
             st.session.approvals.clear();
         }
-        let added = st.session.add_approval(&v.staff_id, now)?;
+        let required = self.approvals_required();
+        let added = st.session.add_approval(&v.staff_id, required, now)?;
         let mut events = Vec::new();
         let count = st.session.approvals.len();
         if added {
@@ -154,13 +154,10 @@ impl Node {
                 "recovery_approved",
                 &st.session.wallet_id,
                 &st.session.id,
-                &format!(
-                    "staff {} ({count} of {})",
-                    v.staff_id, bank.approvals_required
-                ),
+                &format!("staff {} ({count} of {required} approvals)", v.staff_id),
             )?);
         }
-        let holds = count >= bank.approvals_required as usize;
+        let holds = count >= required as usize;
         if holds && !self.approved(&st.session, now) {
             let r = st
                 .session
@@ -185,7 +182,7 @@ impl Node {
         self.commit(events).await?;
         Ok(ApprovalState {
             approvers: st.session.approvals.clone(),
-            approvals_required: bank.approvals_required,
+            approvals_required: required,
             bank_approval: if holds {
                 st.session.bank_approval
             } else {
@@ -275,8 +272,27 @@ impl StaffService {
     }
 }
 
-fn pending(s: RecoverySession, required: u32, approved: bool, now: u64) -> pb::PendingRecovery {
+fn pending(
+    node: &Node,
+    s: RecoverySession,
+    required: u32,
+    approved: bool,
+    now: u64,
+) -> pb::PendingRecovery {
+    let customer = node.customer(&s.wallet_id);
     pb::PendingRecovery {
+        customer_user_name: customer
+            .as_ref()
+            .map(|c| c.user_name.clone())
+            .unwrap_or_default(),
+        customer_reference: customer
+            .and_then(|c| c.customer_reference)
+            .unwrap_or_default(),
+        owner_authenticated: matches!(
+            s.state,
+            SessionState::OwnerAuthenticated { .. } | SessionState::Released { .. }
+        ),
+        expires_at: s.expires_at,
         state: s.state_name(now).to_owned(),
         session_key: s
             .session_key()
@@ -308,7 +324,7 @@ impl Staff for StaffService {
             .into_iter()
             .map(|s| {
                 let approved = node.approved(&s, now);
-                pending(s, required, approved, now)
+                pending(node, s, required, approved, now)
             })
             .collect();
         Ok(Response::new(pb::ListRecoveriesResponse { recoveries }))
@@ -339,6 +355,29 @@ impl Staff for StaffService {
             .await?;
         Ok(Response::new(pb::StaffCancelResponse {
             bank_cancellation_encoded: c,
+        }))
+    }
+
+    async fn manage_staff(
+        &self,
+        req: Request<pb::ManageStaffRequest>,
+    ) -> Result<Response<pb::StaffRoster>, Status> {
+        let r = self
+            .node
+            .staff_admin(&req.into_inner().staff_admin_request_encoded)
+            .await?;
+        Ok(Response::new(pb::StaffRoster {
+            staff: r
+                .staff
+                .into_iter()
+                .map(|m| pb::StaffMemberInfo {
+                    id: m.id,
+                    public_key: dlocker_proto::keys::encode_public_key(&m.public_key).to_vec(),
+                    roles: m.roles.iter().map(|r| r.name().to_owned()).collect(),
+                })
+                .collect(),
+            approvals_required: r.approvals_required,
+            managed: self.node.roster_is_managed(),
         }))
     }
 

@@ -1,7 +1,9 @@
 //! Staff request authentication on the bank node: signature by a configured staff key with the
 //! role for the action, addressed to this node, fresh, and never seen before.
 
-use dlocker_proto::statement::{Signed, StaffAction, StaffRequest, StatementError};
+use dlocker_proto::statement::{
+    Signed, StaffAction, StaffAdminRequest, StaffRequest, StatementError,
+};
 use k256::PublicKey;
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +22,22 @@ pub enum StaffRole {
     Canceller,
     /// Document locker operator: approve and suspend issuers and requesters (implies viewer).
     Operator,
+    /// Staff administrator: list and change the staff and the approval policy with signed
+    /// staff-admin requests (implies viewer).
+    Admin,
+}
+
+impl StaffRole {
+    /// The role's name in the config and on the wire.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Viewer => "viewer",
+            Self::Approver => "approver",
+            Self::Canceller => "canceller",
+            Self::Operator => "operator",
+            Self::Admin => "admin",
+        }
+    }
 }
 
 impl StaffRole {
@@ -31,6 +49,10 @@ impl StaffRole {
                 StaffAction::ListRecoveries | StaffAction::ListRegistry | StaffAction::WatchEvents
             ) | (Self::Approver, StaffAction::ApproveRecovery)
                 | (Self::Canceller, StaffAction::CancelRecovery)
+                | (
+                    Self::Admin,
+                    StaffAction::ListStaff | StaffAction::ManageStaff
+                )
                 | (
                     Self::Operator,
                     StaffAction::ApproveIssuer
@@ -97,6 +119,13 @@ pub enum StaffAuthError {
     Storage(#[from] sled::Error),
 }
 
+fn decode_error(e: StatementError) -> StaffAuthError {
+    match e {
+        StatementError::UntrustedSigner => StaffAuthError::UnknownStaff,
+        _ => StaffAuthError::Invalid,
+    }
+}
+
 /// A staff request that passed every check.
 #[derive(Debug)]
 pub struct VerifiedStaffRequest {
@@ -109,7 +138,8 @@ pub struct VerifiedStaffRequest {
 /// Checks staff requests.
 #[derive(Debug)]
 pub struct StaffGate {
-    staff: Vec<StaffMember>,
+    // Replaced whole on a config reload (SIGHUP); a request is checked against one snapshot.
+    staff: std::sync::RwLock<Vec<StaffMember>>,
     node_id: String,
     skew_secs: u64,
     nonces: sled::Tree,
@@ -124,11 +154,28 @@ impl StaffGate {
         skew_secs: u64,
     ) -> Result<Self, StaffAuthError> {
         Ok(Self {
-            staff,
+            staff: std::sync::RwLock::new(staff),
             node_id,
             skew_secs,
             nonces: db.open_tree(STAFF_NONCES_TREE)?,
         })
+    }
+
+    /// The staff list now.
+    pub fn staff(&self) -> Vec<StaffMember> {
+        // A poisoned lock still holds a whole list (it is only ever replaced whole).
+        self.staff
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the staff list (config reload); requests checked from now on use it.
+    pub fn replace_staff(&self, staff: Vec<StaffMember>) {
+        *self
+            .staff
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = staff;
     }
 
     /// Verifies `bytes` as a request for `action` and consumes its nonce (durably: the caller
@@ -139,15 +186,7 @@ impl StaffGate {
         action: StaffAction,
         now: u64,
     ) -> Result<VerifiedStaffRequest, StaffAuthError> {
-        let signed = Signed::<StaffRequest>::decode(bytes).map_err(|e| match e {
-            StatementError::UntrustedSigner => StaffAuthError::UnknownStaff,
-            _ => StaffAuthError::Invalid,
-        })?;
-        let member = self
-            .staff
-            .iter()
-            .find(|m| m.public_key == *signed.signer())
-            .ok_or(StaffAuthError::UnknownStaff)?;
+        let signed = Signed::<StaffRequest>::decode(bytes).map_err(decode_error)?;
         let req = signed.body().clone();
         if req.action != action {
             return Err(StaffAuthError::WrongAction {
@@ -155,16 +194,64 @@ impl StaffGate {
                 got: req.action.name(),
             });
         }
+        let staff_id = self.authorize(
+            signed.signer(),
+            action,
+            &req.node_id,
+            req.timestamp,
+            req.nonce,
+            now,
+        )?;
+        Ok(VerifiedStaffRequest {
+            staff_id,
+            request: req,
+        })
+    }
+
+    /// Verifies `bytes` as a staff-admin request (role `admin`) and consumes its nonce.
+    pub fn check_admin(
+        &self,
+        bytes: &[u8],
+        now: u64,
+    ) -> Result<(String, StaffAdminRequest), StaffAuthError> {
+        let signed = Signed::<StaffAdminRequest>::decode(bytes).map_err(decode_error)?;
+        let req = signed.body().clone();
+        let staff_id = self.authorize(
+            signed.signer(),
+            req.change.action(),
+            &req.node_id,
+            req.timestamp,
+            req.nonce,
+            now,
+        )?;
+        Ok((staff_id, req))
+    }
+
+    // Signer known, role permits, this node, fresh, nonce unused (then spent). Returns the id.
+    fn authorize(
+        &self,
+        signer: &PublicKey,
+        action: StaffAction,
+        node_id: &str,
+        timestamp: u64,
+        nonce: [u8; 16],
+        now: u64,
+    ) -> Result<String, StaffAuthError> {
+        let member = self
+            .staff()
+            .into_iter()
+            .find(|m| m.public_key == *signer)
+            .ok_or(StaffAuthError::UnknownStaff)?;
         if !member.roles.iter().any(|r| r.permits(action)) {
             return Err(StaffAuthError::Forbidden {
                 staff_id: member.id.clone(),
                 action: action.name(),
             });
         }
-        if req.node_id != self.node_id {
+        if node_id != self.node_id {
             return Err(StaffAuthError::WrongNode);
         }
-        if req.timestamp.abs_diff(now) > self.skew_secs {
+        if timestamp.abs_diff(now) > self.skew_secs {
             return Err(StaffAuthError::Stale {
                 skew_secs: self.skew_secs,
             });
@@ -172,20 +259,13 @@ impl StaffGate {
         // Atomic insert-if-absent: two concurrent uses of one nonce cannot both pass.
         let fresh = self
             .nonces
-            .compare_and_swap(
-                req.nonce,
-                None::<&[u8]>,
-                Some(&req.timestamp.to_be_bytes()[..]),
-            )?
+            .compare_and_swap(nonce, None::<&[u8]>, Some(&timestamp.to_be_bytes()[..]))?
             .is_ok();
         if !fresh {
             return Err(StaffAuthError::Replayed);
         }
         self.prune(now)?;
-        Ok(VerifiedStaffRequest {
-            staff_id: member.id.clone(),
-            request: req,
-        })
+        Ok(member.id)
     }
 
     // Nonces older than twice the window can never be replayed (the timestamp check refuses

@@ -11,6 +11,7 @@
 //! | [`PASSKEYS_TREE`] | wallet id | the owner's `webauthn_rs::Passkey` as JSON |
 //! | [`BLOBS_TREE`] | wallet id | the encrypted wallet blob |
 //! | [`RECEIPTS_TREE`] | wallet id | the signed receipt, canonical encoding |
+//! | [`crate::node::CUSTOMERS_TREE`] | wallet id | bank role: the customer identity recorded at enrollment, sealed ([`crate::at_rest::seal_customer`]) |
 //! | [`NODE_META_TREE`] | `key-binding` | the node id and key check values of the keys that wrote this database ([`crate::startup`]) |
 //!
 //! A deposit touches all wallet trees and the ceremony in ONE sled transaction; reads of a
@@ -95,6 +96,10 @@ pub struct CeremonyRecord {
     pub expires_at: u64,
     /// Where the ceremony is.
     pub state: CeremonyState,
+    /// Bank role: the customer identity given at `BeginEnrollment`, sealed
+    /// ([`crate::at_rest::seal_customer`]); recorded for the wallet when the deposit is stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_sealed: Option<Vec<u8>>,
 }
 
 /// The state of a ceremony.
@@ -486,6 +491,7 @@ mod tests {
                     registration: "{}".into(),
                 }
             },
+            customer_sealed: None,
         }
     }
 

@@ -39,6 +39,8 @@ mod rotation_happy;
 mod rotation_refusals;
 mod rotation_squatting;
 mod safe_defaults;
+mod staff_admin;
+mod staff_reload;
 mod startup_checks;
 mod tls;
 mod touch_counts;

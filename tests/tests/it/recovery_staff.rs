@@ -3,7 +3,9 @@
 //! `dlocker recoveries approve` CLI; and staff requests replayed (also across a bank restart),
 //! stale, addressed to another node or signed by an unknown key are rejected.
 
-use dlocker_integration_tests::recovery_cluster::{RecoveryCluster, RecoverySpec, session_key};
+use dlocker_integration_tests::recovery_cluster::{
+    CUSTOMER_REFERENCE, RecoveryCluster, RecoverySpec, session_key,
+};
 use dlocker_proto::pb::{ApproveRecoveryRequest, GetApprovalRequest, ListRecoveriesRequest};
 use dlocker_proto::statement::{StaffAction, StaffRequest};
 use dlocker_sdk::StaffKey;
@@ -33,6 +35,7 @@ async fn four_eyes_needs_two_distinct_staff() {
             ("alice".into(), "approver,canceller".into()),
             ("bob".into(), "approver".into()),
             ("carol".into(), "viewer".into()),
+            ("dave".into(), "approver".into()),
         ],
         approvals_required: Some(2),
         ..RecoverySpec::default()
@@ -51,6 +54,7 @@ async fn four_eyes_needs_two_distinct_staff() {
             "recoveries",
             "approve",
             &bank.session_id,
+            "--yes",
             "--trustees",
             tf,
             "--key",
@@ -84,6 +88,60 @@ async fn four_eyes_needs_two_distinct_staff() {
         listed.to_string().contains(&bank.session_id),
         "listed: {listed}"
     );
+    // Staff see who the customer is (recorded sealed by the bank at enrollment), that the owner
+    // authenticated, and the approvals as "n of m".
+    let row = listed
+        .as_array()
+        .and_then(|a| {
+            a.iter()
+                .find(|r| r["session_id"] == bank.session_id.as_str())
+        })
+        .expect("the session is listed");
+    assert_eq!(row["customer_user_name"], "alice", "{row}");
+    assert_eq!(row["customer_reference"], CUSTOMER_REFERENCE, "{row}");
+    assert_eq!(row["owner_authenticated"], true, "{row}");
+    assert_eq!(row["approvals_required"], 2, "{row}");
+    let show = |extra: &[&str]| {
+        let mut args = vec![
+            "recoveries",
+            "show",
+            &bank.session_id,
+            "--trustees",
+            tf,
+            "--key",
+        ];
+        let k = key(2);
+        args.push(&k);
+        args.extend_from_slice(extra);
+        rc.dlocker(&args)
+    };
+    let shown = show(&[]);
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.status.success(), "show: {text}");
+    assert!(text.contains("alice (customer CUST-0042)"), "{text}");
+    assert!(text.contains("Owner authenticated  yes"), "{text}");
+    assert!(text.contains("0 of 2 approvals"), "{text}");
+
+    // Without --yes and with stdin not a terminal, approve shows the recovery and refuses; the
+    // bank records nothing.
+    let unconfirmed = rc.dlocker(&[
+        "recoveries",
+        "approve",
+        &bank.session_id,
+        "--trustees",
+        tf,
+        "--key",
+        &key(0),
+    ]);
+    let err = String::from_utf8_lossy(&unconfirmed.stderr);
+    assert!(
+        !unconfirmed.status.success(),
+        "approved without --yes: {err}"
+    );
+    assert!(err.contains("stdin is not a terminal"), "{err}");
+    assert!(err.contains("alice (customer CUST-0042)"), "{err}");
+    let after = String::from_utf8_lossy(&show(&[]).stdout).into_owned();
+    assert!(after.contains("0 of 2 approvals"), "{after}");
 
     // A viewer cannot approve.
     let out = approve(2);
@@ -116,6 +174,15 @@ async fn four_eyes_needs_two_distinct_staff() {
     // A second, distinct staff member: the policy holds and the bank signs.
     let a2 = json_out(&approve(1), "bob approves");
     assert_eq!(a2["approved"], true, "{a2}");
+    assert_eq!(a2["approvers"].as_array().map(Vec::len), Some(2), "{a2}");
+    // The policy holds: a third approver is not recorded (no "3 of 2").
+    let a3 = json_out(&approve(3), "dave approves after the policy holds");
+    assert_eq!(a3["approvers"].as_array().map(Vec::len), Some(2), "{a3}");
+    let shown = String::from_utf8_lossy(&show(&[]).stdout).into_owned();
+    assert!(
+        shown.contains("2 of 2 approvals (by alice, bob)"),
+        "{shown}"
+    );
     let approval = get_approval()
         .await
         .expect("approval after two")
