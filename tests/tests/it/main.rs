@@ -4,6 +4,7 @@
 //! One test binary (modules below) so the workspace links it once. Every test makes its own
 //! cluster in its own temporary directory on its own ports, so they run in parallel.
 
+mod admin_listener;
 mod backup_durability;
 mod cli;
 mod corrupted_share;
