@@ -38,6 +38,7 @@ pub mod caller_limits;
 pub mod config;
 pub mod custody;
 pub mod descriptor;
+pub mod documents;
 pub mod enrollment;
 pub mod epoch;
 pub mod error;

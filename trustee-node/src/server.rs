@@ -148,8 +148,19 @@ pub async fn run(
     });
 
     let metrics = Arc::new(crate::metrics::Metrics::new(node.store().flush_histogram()));
+    // The document locker, when `[locker] enabled = true`: its gRPC service and the HTTP
+    // document endpoints (status lists, JWKS) at the URLs its credentials name.
+    let locker = crate::locker_host::open_locker(&node)?;
+    let documents = locker
+        .as_ref()
+        .map(|l| l.service(config.limits.max_message_bytes));
+    let document_routes = crate::documents::router(node.clone(), locker);
     let mut builder = Server::builder()
+        // Outermost: GET/HEAD never reach the gRPC services (nor their metrics).
+        .layer(crate::documents::DocumentRoutesLayer::new(document_routes))
         .layer(crate::metrics::RpcMetricsLayer::new(metrics.clone()))
+        // HTTP/1.1 for the document endpoints (curl, verifiers); gRPC clients use HTTP/2.
+        .accept_http1(true)
         .timeout(REQUEST_TIMEOUT)
         .concurrency_limit_per_connection(CONCURRENCY_PER_CONNECTION)
         .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
@@ -164,8 +175,6 @@ pub async fn run(
         addr: config.listen,
         source,
     })?;
-    // The document locker, when `[locker] enabled = true`.
-    let documents = crate::locker_host::document_service(&node)?;
     let sweeper = tokio::spawn(sweep_ceremonies(node.clone()));
     // Epochs: the rotation service and the sweeper of expired staged epochs.
     let epochs = dlocker_proto::pb::epochs_server::EpochsServer::new(

@@ -10,6 +10,7 @@ mod cli;
 mod corrupted_share;
 mod crash_harness;
 mod deposit_rejections;
+mod document_endpoints;
 mod example_config;
 mod idempotency;
 mod local_cluster_script;
