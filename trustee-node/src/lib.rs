@@ -37,6 +37,7 @@ pub mod bulk;
 pub mod caller_limits;
 pub mod config;
 pub mod custody;
+pub mod db_stats;
 pub mod descriptor;
 pub mod documents;
 pub mod enrollment;

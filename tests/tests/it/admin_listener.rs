@@ -1,7 +1,8 @@
 //! The operator's admin listener on real nodes, read with a plain HTTP client: `/metrics` moves
 //! after a backup and after a refused request, `/healthz` and `/readyz` answer; every served
 //! gRPC service answers health by name; reflection answers in v1 and v1alpha; a public admin
-//! address is refused at start.
+//! address is refused at start; `trustee-node admin stats|wallets` read a stopped node's
+//! database and refuse a running one's.
 
 use dlocker_integration_tests::Cluster;
 use dlocker_integration_tests::bins::serve_refused;
@@ -224,6 +225,39 @@ async fn metrics_health_and_reflection_on_real_nodes() {
     // At shutdown the admin listener goes away with the node.
     cluster.stop(1);
     assert!(std::net::TcpStream::connect(admin[1]).is_err());
+
+    // Offline: `admin stats` and `admin wallets` read the stopped node's database.
+    let out = admin_cmd(cluster.data_dir(1), "stats");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(stats["wallets"], 1, "{stats}");
+    assert_eq!(stats["recovery_sessions"]["open"], 0, "{stats}");
+    assert!(stats["wallet_blob_bytes"].as_u64().is_some_and(|n| n > 0), "{stats}");
+    assert!(stats["db_size_bytes"].as_u64().is_some_and(|n| n > 0), "{stats}");
+    assert!(stats["audit_entries"].as_u64().is_some_and(|n| n >= 1), "{stats}");
+    let out = admin_cmd(cluster.data_dir(1), "wallets");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(rows.as_array().map(Vec::len), Some(1), "{rows}");
+    assert_eq!(rows[0]["wallet_id"], wallet.as_str());
+    assert_eq!(rows[0]["share_index"], 2, "node 1 holds share 2");
+    // A running node holds its database: refused in one line that says what to do.
+    let out = admin_cmd(cluster.data_dir(2), "stats");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("in use") && err.contains("/metrics") && err.trim().lines().count() == 1,
+        "{err}"
+    );
+    assert_eq!(out.stdout, b"");
+}
+
+fn admin_cmd(dir: &std::path::Path, what: &str) -> std::process::Output {
+    dlocker_integration_tests::node_command()
+        .args(["admin", what, "--json", "--data-dir"])
+        .arg(dir)
+        .output()
+        .expect("run trustee-node admin")
 }
 
 async fn list_services_v1alpha(cluster: &Cluster) -> Vec<String> {
