@@ -135,7 +135,10 @@ fn not_ready(s: &AdminState) -> Option<String> {
 async fn readyz(State(s): State<AdminState>) -> Response {
     match tokio::task::spawn_blocking(move || not_ready(&s)).await {
         Ok(None) => text(StatusCode::OK, "ready\n".to_owned()),
-        Ok(Some(why)) => text(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")),
+        Ok(Some(why)) => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        ),
         Err(e) => text(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("not ready: check failed: {e}\n"),

@@ -137,8 +137,14 @@ pub fn stats(dir: &Path, now: u64) -> Result<DbStats, DbStatsError> {
         };
         s.wallets += 1;
         s.wallet_blob_bytes += meta.blob_size;
-        s.oldest_deposit_at = Some(s.oldest_deposit_at.map_or(meta.enrolled_at, |o| o.min(meta.enrolled_at)));
-        s.newest_deposit_at = Some(s.newest_deposit_at.map_or(meta.enrolled_at, |o| o.max(meta.enrolled_at)));
+        s.oldest_deposit_at = Some(
+            s.oldest_deposit_at
+                .map_or(meta.enrolled_at, |o| o.min(meta.enrolled_at)),
+        );
+        s.newest_deposit_at = Some(
+            s.newest_deposit_at
+                .map_or(meta.enrolled_at, |o| o.max(meta.enrolled_at)),
+        );
     }
     for item in tree(crate::storage::CEREMONIES_TREE)?.iter() {
         let (_, v) = item.map_err(&e)?;

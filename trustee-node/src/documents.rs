@@ -129,8 +129,8 @@ async fn status_list(
         return text(StatusCode::NOT_FOUND, "no such status list");
     }
     let ttl = locker.settings().status_list_ttl_secs;
-    let made = tokio::task::spawn_blocking(move || locker.status_list_credential(&issuer, list))
-        .await;
+    let made =
+        tokio::task::spawn_blocking(move || locker.status_list_credential(&issuer, list)).await;
     match made {
         Ok(Ok((jws, _url))) => (
             StatusCode::OK,

@@ -28,9 +28,7 @@ use crate::recovery::MAX_STATEMENT_BYTES;
 use crate::server::ServeError;
 use crate::storage::{PASSKEYS_TREE, StoreError, wallet_key};
 use crate::wallet::WalletId;
-use dlocker_locker::server::{
-    Locker, LockerHost, LockerKeys, LockerSettings, OwnerAssertionStart,
-};
+use dlocker_locker::server::{Locker, LockerHost, LockerKeys, LockerSettings, OwnerAssertionStart};
 use dlocker_proto::owner_challenge::{OwnerAction, TrusteeNonce};
 use dlocker_proto::statement::StaffAction;
 use futures::future::BoxFuture;

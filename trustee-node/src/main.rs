@@ -177,7 +177,10 @@ fn print_stats(s: &trustee_node::db_stats::DbStats, json: bool) -> anyhow::Resul
     println!("oldest deposit at     {}", when(s.oldest_deposit_at));
     println!("newest deposit at     {}", when(s.newest_deposit_at));
     println!("pending ceremonies    {}", s.pending_ceremonies);
-    println!("oldest pending at     {}", when(s.oldest_pending_ceremony_at));
+    println!(
+        "oldest pending at     {}",
+        when(s.oldest_pending_ceremony_at)
+    );
     for (state, n) in &s.recovery_sessions {
         println!("sessions {state:<20} {n}");
     }

@@ -280,9 +280,8 @@ impl Metrics {
         let last = events.last_seq();
         self.outbox_last_seq
             .set(i64::try_from(last).unwrap_or(i64::MAX));
-        self.outbox_lag.set(
-            i64::try_from(last.saturating_sub(events.announced_seq())).unwrap_or(i64::MAX),
-        );
+        self.outbox_lag
+            .set(i64::try_from(last.saturating_sub(events.announced_seq())).unwrap_or(i64::MAX));
         self.event_watchers
             .set(i64::try_from(events.watchers()).unwrap_or(i64::MAX));
         self.db_size.set(

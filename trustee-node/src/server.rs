@@ -213,10 +213,9 @@ pub async fn run(
     let admin = match config.admin.listen {
         Some(addr) => {
             let admin_listener = bind(addr).await?;
-            let admin_addr = admin_listener.local_addr().map_err(|source| ServeError::Bind {
-                addr,
-                source,
-            })?;
+            let admin_addr = admin_listener
+                .local_addr()
+                .map_err(|source| ServeError::Bind { addr, source })?;
             let app = crate::admin::router(crate::admin::AdminState {
                 node: node.clone(),
                 metrics: metrics.clone(),

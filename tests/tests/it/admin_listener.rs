@@ -64,7 +64,13 @@ async fn metrics_health_and_reflection_on_real_nodes() {
     let before = scrape(admin[1]);
     assert_eq!(value(&before, "dlocker_deposits"), 0.0);
     assert_eq!(metric(&before, FINISH_OK), None, "no deposit yet");
-    for state in ["open", "owner_authenticated", "released", "cancelled", "expired"] {
+    for state in [
+        "open",
+        "owner_authenticated",
+        "released",
+        "cancelled",
+        "expired",
+    ] {
         assert_eq!(
             value(
                 &before,
@@ -120,7 +126,10 @@ async fn metrics_health_and_reflection_on_real_nodes() {
             value(&after, "dlocker_db_flush_duration_seconds_count") >= 1.0,
             "{name}"
         );
-        assert!(value(&after, "dlocker_event_outbox_last_seq") >= 1.0, "{name}");
+        assert!(
+            value(&after, "dlocker_event_outbox_last_seq") >= 1.0,
+            "{name}"
+        );
         assert_eq!(value(&after, "dlocker_event_outbox_lag"), 0.0, "{name}");
     }
     let after = scrape(admin[1]);
@@ -144,7 +153,8 @@ async fn metrics_health_and_reflection_on_real_nodes() {
     let path = "/dlocker.v1.Trustee/MadeUpMethod";
     let mut grpc = tonic::client::Grpc::new(cluster.node(1).channel().await.expect("channel"));
     grpc.ready().await.expect("ready");
-    let codec = tonic_prost::ProstCodec::<GetBackupStatusRequest, GetBackupStatusRequest>::default();
+    let codec =
+        tonic_prost::ProstCodec::<GetBackupStatusRequest, GetBackupStatusRequest>::default();
     let e = grpc
         .unary(
             tonic::Request::new(GetBackupStatusRequest::default()),
@@ -218,7 +228,10 @@ async fn metrics_health_and_reflection_on_real_nodes() {
         "dlocker.v1.Epochs",
         "grpc.health.v1.Health",
     ] {
-        assert!(v1alpha.iter().any(|x| x == s), "v1alpha lacks {s}: {v1alpha:?}");
+        assert!(
+            v1alpha.iter().any(|x| x == s),
+            "v1alpha lacks {s}: {v1alpha:?}"
+        );
         assert!(v1.iter().any(|x| x == s), "v1 lacks {s}: {v1:?}");
     }
 
@@ -228,15 +241,32 @@ async fn metrics_health_and_reflection_on_real_nodes() {
 
     // Offline: `admin stats` and `admin wallets` read the stopped node's database.
     let out = admin_cmd(cluster.data_dir(1), "stats");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stats: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(stats["wallets"], 1, "{stats}");
     assert_eq!(stats["recovery_sessions"]["open"], 0, "{stats}");
-    assert!(stats["wallet_blob_bytes"].as_u64().is_some_and(|n| n > 0), "{stats}");
-    assert!(stats["db_size_bytes"].as_u64().is_some_and(|n| n > 0), "{stats}");
-    assert!(stats["audit_entries"].as_u64().is_some_and(|n| n >= 1), "{stats}");
+    assert!(
+        stats["wallet_blob_bytes"].as_u64().is_some_and(|n| n > 0),
+        "{stats}"
+    );
+    assert!(
+        stats["db_size_bytes"].as_u64().is_some_and(|n| n > 0),
+        "{stats}"
+    );
+    assert!(
+        stats["audit_entries"].as_u64().is_some_and(|n| n >= 1),
+        "{stats}"
+    );
     let out = admin_cmd(cluster.data_dir(1), "wallets");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(rows.as_array().map(Vec::len), Some(1), "{rows}");
     assert_eq!(rows[0]["wallet_id"], wallet.as_str());

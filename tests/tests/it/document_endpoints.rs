@@ -22,10 +22,7 @@ fn split_url(url: &str) -> (SocketAddr, String) {
         .strip_prefix("http://")
         .unwrap_or_else(|| panic!("not an http URL: {url}"));
     let (host, path) = rest.split_once('/').expect("a path");
-    (
-        host.parse().expect("an IP:port host"),
-        format!("/{path}"),
-    )
+    (host.parse().expect("an IP:port host"), format!("/{path}"))
 }
 
 fn json_part(part: &str) -> Value {
@@ -53,7 +50,10 @@ fn verify_jws(jws: &str, jwks: &Value) -> Result<Value, String> {
     if jwk["kty"] != "EC" || jwk["crv"] != "secp256k1" {
         return Err(format!("not a secp256k1 key: {jwk}"));
     }
-    let coord = |c: &str| -> Vec<u8> { B64.decode(jwk[c].as_str().unwrap_or("")).unwrap_or_default() };
+    let coord = |c: &str| -> Vec<u8> {
+        B64.decode(jwk[c].as_str().unwrap_or(""))
+            .unwrap_or_default()
+    };
     let mut sec1 = vec![4u8];
     sec1.extend(coord("x"));
     sec1.extend(coord("y"));
@@ -86,10 +86,7 @@ fn status_entry(credential_jws: &str) -> (String, usize) {
     assert_eq!(st["type"], "BitstringStatusListEntry");
     assert_eq!(st["statusPurpose"], "revocation");
     (
-        st["statusListCredential"]
-            .as_str()
-            .expect("URL")
-            .to_owned(),
+        st["statusListCredential"].as_str().expect("URL").to_owned(),
         st["statusListIndex"]
             .as_str()
             .expect("decimal string")
@@ -194,8 +191,14 @@ async fn a_plain_verifier_checks_status_lists_and_keys_over_http() {
     let encoded = list["credentialSubject"]["encodedList"]
         .as_str()
         .expect("encodedList");
-    assert!(bit(encoded, revoked_index), "the revoked credential's bit is set");
-    assert!(!bit(encoded, kept_index), "the kept credential's bit is not");
+    assert!(
+        bit(encoded, revoked_index),
+        "the revoked credential's bit is set"
+    );
+    assert!(
+        !bit(encoded, kept_index),
+        "the kept credential's bit is not"
+    );
 
     // A changed byte in the payload fails the same check (the check is not vacuous).
     let parts: Vec<&str> = jws.trim().split('.').collect();
