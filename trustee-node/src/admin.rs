@@ -13,8 +13,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 
 /// The `Content-Type` of the Prometheus text exposition format.
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -63,8 +63,9 @@ pub fn admin_config(raw: &RawAdmin) -> Result<AdminConfig, ConfigError> {
 /// What the admin handlers share.
 #[derive(Debug, Clone)]
 pub struct AdminState {
-    /// The node.
-    pub node: Arc<Node>,
+    /// The node. Weak: a scraper's kept-alive connection must not keep the database open after
+    /// the server stops.
+    pub node: Weak<Node>,
     /// Its metrics.
     pub metrics: Arc<Metrics>,
     /// True while the gRPC server is serving (false before it starts and once it stops).
@@ -90,8 +91,14 @@ fn text(status: StatusCode, body: String) -> Response {
 }
 
 async fn metrics(State(s): State<AdminState>) -> Response {
+    let Some(node) = s.node.upgrade() else {
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the node has stopped\n".to_owned(),
+        );
+    };
     // Scans of the database run off the async workers.
-    let rendered = tokio::task::spawn_blocking(move || s.metrics.render(&s.node)).await;
+    let rendered = tokio::task::spawn_blocking(move || s.metrics.render(&node)).await;
     match rendered {
         Ok(Ok(body)) => (
             StatusCode::OK,
@@ -121,8 +128,10 @@ fn not_ready(s: &AdminState) -> Option<String> {
     }
     // The node's keys were loaded and checked against the database at start (it would not
     // exist otherwise); what can fail later is the database.
-    match s
-        .node
+    let Some(node) = s.node.upgrade() else {
+        return Some("the node has stopped".to_owned());
+    };
+    match node
         .db
         .open_tree(crate::storage::NODE_META_TREE)
         .and_then(|t| t.first().map(|_| ()))

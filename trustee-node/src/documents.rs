@@ -22,7 +22,7 @@ use dlocker_locker::server::error::LockerError;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 
 /// `Content-Type` of a status list credential (VC-JOSE).
@@ -32,21 +32,33 @@ pub const JWKS: &str = "application/jwk-set+json";
 /// How long a JWK set may be cached (keys change only by operator action).
 pub const JWKS_MAX_AGE_SECS: u64 = 300;
 
-/// What the document handlers share.
+/// What the document handlers share. No strong handle on the node or the locker: the router
+/// is cloned into every connection, and the database must close when the server stops.
 #[derive(Debug, Clone)]
 struct Docs {
-    node: Arc<Node>,
-    locker: Option<Arc<Locker>>,
+    node_key: k256::PublicKey,
+    node_id: String,
+    locker: Option<Weak<Locker>>,
 }
 
 /// The document routes for `node` (`locker`: its document locker, when enabled).
-pub fn router(node: Arc<Node>, locker: Option<Arc<Locker>>) -> Router {
+pub fn router(node: &Node, locker: Option<&Arc<Locker>>) -> Router {
     Router::new()
         .route("/status-lists/{issuer}/{list}", get(status_list))
         .route("/issuers/{issuer}/jwks.json", get(issuer_jwks))
         .route("/.well-known/jwks.json", get(node_jwks))
         .fallback(not_found)
-        .with_state(Docs { node, locker })
+        .with_state(Docs {
+            node_key: *node.identity().public_key(),
+            node_id: node.identity().node_id().to_owned(),
+            locker: locker.map(Arc::downgrade),
+        })
+}
+
+impl Docs {
+    fn locker(&self) -> Option<Arc<Locker>> {
+        self.locker.as_ref().and_then(Weak::upgrade)
+    }
 }
 
 fn text(status: StatusCode, body: impl Into<String>) -> Response {
@@ -118,7 +130,7 @@ async fn status_list(
     State(d): State<Docs>,
     Path((issuer, list)): Path<(String, String)>,
 ) -> Response {
-    let Some(locker) = d.locker else {
+    let Some(locker) = d.locker() else {
         return no_locker();
     };
     let Ok(list) = list.parse::<u32>() else {
@@ -155,7 +167,7 @@ async fn status_list(
 }
 
 async fn issuer_jwks(State(d): State<Docs>, Path(issuer): Path<String>) -> Response {
-    let Some(locker) = d.locker else {
+    let Some(locker) = d.locker() else {
         return no_locker();
     };
     let info = match locker.get_issuer(&issuer) {
@@ -178,12 +190,8 @@ async fn issuer_jwks(State(d): State<Docs>, Path(issuer): Path<String>) -> Respo
 }
 
 async fn node_jwks(State(d): State<Docs>) -> Response {
-    let pk = *d.node.identity().public_key();
-    let kid = dlocker_locker::vc::key_id(
-        &dlocker_locker::ids::locker_urn(d.node.identity().node_id()),
-        &pk,
-    );
-    jwks(&[(pk, kid)])
+    let kid = dlocker_locker::vc::key_id(&dlocker_locker::ids::locker_urn(&d.node_id), &d.node_key);
+    jwks(&[(d.node_key, kid)])
 }
 
 /// The tower layer that sends `GET`/`HEAD` requests to the document routes and everything

@@ -154,7 +154,7 @@ pub async fn run(
     let documents = locker
         .as_ref()
         .map(|l| l.service(config.limits.max_message_bytes));
-    let document_routes = crate::documents::router(node.clone(), locker);
+    let document_routes = crate::documents::router(&node, locker.as_ref());
     let mut builder = Server::builder()
         // Outermost: GET/HEAD never reach the gRPC services (nor their metrics).
         .layer(crate::documents::DocumentRoutesLayer::new(document_routes))
@@ -217,7 +217,7 @@ pub async fn run(
                 .local_addr()
                 .map_err(|source| ServeError::Bind { addr, source })?;
             let app = crate::admin::router(crate::admin::AdminState {
-                node: node.clone(),
+                node: Arc::downgrade(&node),
                 metrics: metrics.clone(),
                 serving: serving.clone(),
             });
