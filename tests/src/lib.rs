@@ -15,6 +15,7 @@ pub mod bins;
 pub mod cluster;
 pub mod craft;
 pub mod crash;
+pub mod http;
 pub mod locker;
 pub mod recovery_cluster;
 pub mod rotation;

@@ -167,6 +167,9 @@ pub struct RawConfig {
     /// `[locker]` (the document locker; absent = disabled)
     #[serde(default)]
     pub locker: crate::locker_host::RawLocker,
+    /// `[admin]` (the operator's HTTP listener; absent = off)
+    #[serde(default)]
+    pub admin: crate::admin::RawAdmin,
 }
 
 /// `[epochs]`
@@ -330,6 +333,8 @@ pub struct NodeConfig {
     pub epochs: EpochSettings,
     /// The document locker (`[locker]`).
     pub locker: crate::locker_host::LockerConfig,
+    /// The admin listener (`[admin]`).
+    pub admin: crate::admin::AdminConfig,
 }
 
 /// Epoch rotation settings (`[epochs]`).
@@ -701,8 +706,16 @@ impl TryFrom<RawConfig> for NodeConfig {
         };
 
         let locker = crate::locker_host::locker_config(&raw.locker)?;
+        let admin = crate::admin::admin_config(&raw.admin)?;
+        if admin.listen == Some(listen) {
+            return Err(invalid(
+                "admin.listen",
+                format!("{listen} is also node.listen; give the admin listener its own port"),
+            ));
+        }
         Ok(NodeConfig {
             locker,
+            admin,
             data_dir: PathBuf::new(),
             name,
             role,

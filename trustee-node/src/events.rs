@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::broadcast;
 
 /// The sled tree holding events, keyed by big-endian `seq`.
@@ -46,6 +47,8 @@ pub enum EventError {
 pub struct EventOutbox {
     tree: sled::Tree,
     last: Mutex<u64>,
+    /// The newest sequence number announced to live watchers (metrics: the outbox lag).
+    announced: AtomicU64,
     live: broadcast::Sender<StoredEvent>,
 }
 
@@ -63,6 +66,8 @@ impl EventOutbox {
         Ok(Self {
             tree,
             last: Mutex::new(last),
+            // Whatever is stored at open was flushed by an earlier run.
+            announced: AtomicU64::new(last),
             live,
         })
     }
@@ -94,6 +99,7 @@ impl EventOutbox {
     /// Tells live watchers about events that are now durable.
     pub fn announce(&self, events: impl IntoIterator<Item = StoredEvent>) {
         for ev in events {
+            self.announced.fetch_max(ev.seq, Ordering::Relaxed);
             // No receivers is fine: watchers catch up from the tree.
             let _ = self.live.send(ev);
         }
@@ -132,6 +138,21 @@ impl EventOutbox {
             }
         }
         Ok(removed)
+    }
+
+    /// The newest sequence number written (0 when empty).
+    pub fn last_seq(&self) -> u64 {
+        *self.last.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The newest sequence number announced to live watchers.
+    pub fn announced_seq(&self) -> u64 {
+        self.announced.load(Ordering::Relaxed)
+    }
+
+    /// Live watchers now.
+    pub fn watchers(&self) -> usize {
+        self.live.receiver_count()
     }
 
     /// Subscribes to live events (subscribe *before* reading the backlog, then skip seen seqs).

@@ -11,7 +11,8 @@
 //! - [`node`]: the shared [`node::Node`] state; request logic lives in [`enrollment`] and
 //!   [`custody`] as `impl Node` blocks;
 //! - [`service`]: the gRPC `Trustee` service; [`error`]: the one error → status mapping;
-//! - [`server`]: [`server::serve`] / [`server::spawn`];
+//! - [`server`]: [`server::serve`] / [`server::spawn`]; the operator's [`admin`] listener and its
+//!   [`metrics`];
 //! - recovery: [`recovery_session`] (the persisted state machine and its
 //!   `ReleaseAuthorized` token), [`recovery`] (open / authenticate / release / cancel, attempt
 //!   limits) and its gRPC service [`recovery_service`]; the bank's [`staff`] service behind
@@ -28,6 +29,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod at_rest;
 pub mod audit_log;
 #[cfg(feature = "bench")]
@@ -36,7 +38,9 @@ pub mod caller_limits;
 pub mod client_gate;
 pub mod config;
 pub mod custody;
+pub mod db_stats;
 pub mod descriptor;
+pub mod documents;
 pub mod enrollment;
 pub mod epoch;
 pub mod erase;
@@ -45,6 +49,7 @@ pub mod events;
 pub mod init;
 pub mod keys;
 pub mod locker_host;
+pub mod metrics;
 pub mod node;
 pub mod owner_touch;
 #[cfg(test)]

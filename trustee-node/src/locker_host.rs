@@ -28,11 +28,8 @@ use crate::recovery::MAX_STATEMENT_BYTES;
 use crate::server::ServeError;
 use crate::storage::{PASSKEYS_TREE, StoreError, wallet_key};
 use crate::wallet::WalletId;
-use dlocker_locker::server::{
-    DocumentServiceImpl, Locker, LockerHost, LockerKeys, LockerSettings, OwnerAssertionStart,
-};
+use dlocker_locker::server::{Locker, LockerHost, LockerKeys, LockerSettings, OwnerAssertionStart};
 use dlocker_proto::owner_challenge::{OwnerAction, TrusteeNonce};
-use dlocker_proto::pb::document_service_server::DocumentServiceServer;
 use dlocker_proto::statement::StaffAction;
 use futures::future::BoxFuture;
 use k256::PublicKey;
@@ -278,10 +275,9 @@ impl LockerHost for NodeLockerHost {
     }
 }
 
-/// The `DocumentService` for `node`, when `[locker] enabled = true`.
-pub fn document_service(
-    node: &Arc<Node>,
-) -> Result<Option<DocumentServiceServer<DocumentServiceImpl>>, ServeError> {
+/// The document locker of `node`, when `[locker] enabled = true` (the gRPC service and the
+/// HTTP document endpoints share it).
+pub fn open_locker(node: &Arc<Node>) -> Result<Option<Arc<Locker>>, ServeError> {
     let cfg = &node.config().locker;
     if !cfg.enabled {
         return Ok(None);
@@ -304,7 +300,7 @@ pub fn document_service(
         }))
     })?;
     tracing::info!(locker_id = %locker.locker_id(), "document locker enabled");
-    Ok(Some(locker.service(node.config().limits.max_message_bytes)))
+    Ok(Some(locker))
 }
 
 #[cfg(test)]

@@ -120,6 +120,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Read a stopped node's database: counts, sizes, oldest pending items, wallets.
+    Admin {
+        #[command(subcommand)]
+        what: AdminCommand,
+    },
     /// Print a shell completion script to stdout (`trustee-node completions bash`).
     Completions {
         /// The shell.
@@ -128,6 +133,61 @@ enum Command {
     },
     /// Print the man page (roff) to stdout (`trustee-node man > trustee-node.1`).
     Man,
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Counts and sizes: wallets, pending ceremonies, recovery sessions by state, staged epochs,
+    /// events, audit entries, database size.
+    Stats {
+        /// Data directory (the node must be stopped; a running node's figures are on /metrics).
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every wallet this node holds a deposit for, oldest first.
+    Wallets {
+        /// Data directory (the node must be stopped).
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn print_stats(s: &trustee_node::db_stats::DbStats, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(s)?);
+        return Ok(());
+    }
+    let when = |t: Option<u64>| t.map_or_else(|| "-".to_owned(), |t| t.to_string());
+    println!("database size         {} bytes", s.db_size_bytes);
+    println!("wallets               {}", s.wallets);
+    println!("wallet blob bytes     {}", s.wallet_blob_bytes);
+    println!("oldest deposit at     {}", when(s.oldest_deposit_at));
+    println!("newest deposit at     {}", when(s.newest_deposit_at));
+    println!("pending ceremonies    {}", s.pending_ceremonies);
+    println!(
+        "oldest pending at     {}",
+        when(s.oldest_pending_ceremony_at)
+    );
+    for (state, n) in &s.recovery_sessions {
+        println!("sessions {state:<20} {n}");
+    }
+    println!("epochs staged         {}", s.epochs_staged);
+    println!("events                {}", s.events);
+    println!("audit entries         {}", s.audit_entries);
+    Ok(())
 }
 
 #[derive(Subcommand)]
@@ -332,6 +392,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { data_dir } => trustee_node::server::serve(&data_dir, shutdown_signal())
             .await
             .with_context(|| format!("serving {}", data_dir.display())),
+        Command::Admin { what } => match what {
+            AdminCommand::Stats { data_dir, json } => {
+                let s = trustee_node::db_stats::stats(&data_dir, unix_now())?;
+                print_stats(&s, json)
+            }
+            AdminCommand::Wallets { data_dir, json } => {
+                let rows = trustee_node::db_stats::wallets(&data_dir)?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&rows)?);
+                } else {
+                    println!("wallet\tepoch\tshare_index\tenrolled_at\tblob_bytes");
+                    for r in &rows {
+                        println!(
+                            "{}\t{}\t{}\t{}\t{}",
+                            r.wallet_id, r.epoch, r.share_index, r.enrolled_at, r.blob_bytes
+                        );
+                    }
+                }
+                Ok(())
+            }
+        },
         Command::Show { data_dir, json } => {
             let d = NodeDescriptorInfo::load(&data_dir)
                 .with_context(|| format!("reading {}", data_dir.display()))?;

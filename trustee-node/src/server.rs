@@ -123,11 +123,18 @@ pub async fn run(
 ) -> Result<(), ServeError> {
     let config = node.config().clone();
     let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<TrusteeServer<TrusteeService>>().await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(dlocker_proto::pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    // Reflection in both versions: grpcurl and current tools speak v1, older grpc_cli and
+    // Postman only v1alpha.
+    let reflection_builder = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(dlocker_proto::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection = reflection_builder()
         .build_v1()
+        .map_err(|e| ServeError::Reflection(e.to_string()))?;
+    let reflection_v1alpha = reflection_builder()
+        .build_v1alpha()
         .map_err(|e| ServeError::Reflection(e.to_string()))?;
     let trustee = TrusteeServer::new(TrusteeService::new(node.clone()))
         .max_decoding_message_size(config.limits.max_message_bytes)
@@ -142,7 +149,20 @@ pub async fn run(
             .max_encoding_message_size(config.limits.max_message_bytes)
     });
 
+    let metrics = Arc::new(crate::metrics::Metrics::new(node.store().flush_histogram()));
+    // The document locker, when `[locker] enabled = true`: its gRPC service and the HTTP
+    // document endpoints (status lists, JWKS) at the URLs its credentials name.
+    let locker = crate::locker_host::open_locker(&node)?;
+    let documents = locker
+        .as_ref()
+        .map(|l| l.service(config.limits.max_message_bytes));
+    let document_routes = crate::documents::router(&node, locker.as_ref());
     let mut builder = Server::builder()
+        // Outermost: GET/HEAD never reach the gRPC services (nor their metrics).
+        .layer(crate::documents::DocumentRoutesLayer::new(document_routes))
+        .layer(crate::metrics::RpcMetricsLayer::new(metrics.clone()))
+        // HTTP/1.1 for the document endpoints (curl, verifiers); gRPC clients use HTTP/2.
+        .accept_http1(true)
         .timeout(REQUEST_TIMEOUT)
         .concurrency_limit_per_connection(CONCURRENCY_PER_CONNECTION)
         .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
@@ -157,8 +177,6 @@ pub async fn run(
         addr: config.listen,
         source,
     })?;
-    // The document locker, when `[locker] enabled = true`.
-    let documents = crate::locker_host::document_service(&node)?;
     let sweeper = tokio::spawn(sweep_ceremonies(node.clone()));
     // Epochs: the rotation service and the sweeper of expired staged epochs.
     let epochs = dlocker_proto::pb::epochs_server::EpochsServer::new(
@@ -167,6 +185,72 @@ pub async fn run(
     .max_decoding_message_size(config.limits.max_message_bytes)
     .max_encoding_message_size(config.limits.max_message_bytes);
     let epoch_sweeper = crate::rotation::spawn_sweeper(node.clone());
+
+    // Every served service answers grpc.health.v1 by name (and "" for the whole server).
+    let mut served_names = vec![
+        <TrusteeServer<TrusteeService> as tonic::server::NamedService>::NAME,
+        <RecoveryServer<RecoveryService> as tonic::server::NamedService>::NAME,
+        <dlocker_proto::pb::epochs_server::EpochsServer<
+            crate::rotation_service::EpochsService,
+        > as tonic::server::NamedService>::NAME,
+    ];
+    if staff.is_some() {
+        served_names.push(<StaffServer<StaffService> as tonic::server::NamedService>::NAME);
+    }
+    if documents.is_some() {
+        served_names.push(
+            <dlocker_proto::pb::document_service_server::DocumentServiceServer<
+                dlocker_locker::server::DocumentServiceImpl,
+            > as tonic::server::NamedService>::NAME,
+        );
+    }
+    for name in &served_names {
+        health
+            .set_service_status(*name, tonic_health::ServingStatus::Serving)
+            .await;
+    }
+
+    // The admin listener is bound before serving, so a taken port fails the start.
+    let serving = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let admin = match config.admin.listen {
+        Some(addr) => {
+            let admin_listener = bind(addr).await?;
+            let admin_addr = admin_listener
+                .local_addr()
+                .map_err(|source| ServeError::Bind { addr, source })?;
+            let app = crate::admin::router(crate::admin::AdminState {
+                node: Arc::downgrade(&node),
+                metrics: metrics.clone(),
+                serving: serving.clone(),
+            });
+            tracing::info!(listen = %admin_addr, "admin listener serving /metrics, /healthz, /readyz");
+            Some(tokio::spawn(async move {
+                if let Err(e) = axum::serve(admin_listener, app).await {
+                    tracing::error!(error = %e, "admin listener failed");
+                }
+            }))
+        }
+        None => None,
+    };
+    // Not ready, and NOT_SERVING on grpc health, from the moment shutdown begins.
+    let shutdown = {
+        let serving = serving.clone();
+        let health = health.clone();
+        let names = served_names.clone();
+        async move {
+            shutdown.await;
+            serving.store(false, std::sync::atomic::Ordering::SeqCst);
+            health
+                .set_service_status("", tonic_health::ServingStatus::NotServing)
+                .await;
+            for name in names {
+                health
+                    .set_service_status(name, tonic_health::ServingStatus::NotServing)
+                    .await;
+            }
+        }
+    };
+    serving.store(true, std::sync::atomic::Ordering::SeqCst);
     tracing::info!(
         name = %config.name,
         node_id = %node.identity().node_id(),
@@ -188,6 +272,7 @@ pub async fn run(
     let served = builder
         .add_service(health_service)
         .add_service(reflection)
+        .add_service(reflection_v1alpha)
         .add_service(trustee)
         .add_service(recovery)
         .add_optional_service(staff)
@@ -200,6 +285,11 @@ pub async fn run(
             shutdown,
         )
         .await;
+    serving.store(false, std::sync::atomic::Ordering::SeqCst);
+    if let Some(admin) = admin {
+        admin.abort();
+        let _ = admin.await;
+    }
     sweeper.abort();
     epoch_sweeper.abort();
     let _ = epoch_sweeper.await;

@@ -218,16 +218,34 @@ pub trait Store: Send + Sync {
     ) -> Result<CommitOutcome, StoreError>;
     /// Makes every write so far durable.
     fn flush(&self) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// The histogram of flush durations, for a store that records one.
+    fn flush_histogram(&self) -> Option<prometheus_client::metrics::histogram::Histogram> {
+        None
+    }
 }
 
 /// Shared flushes (see the module docs).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct GroupCommit {
     /// How many flushes have started; a flush's number is the value after its start.
     started: std::sync::atomic::AtomicU64,
     /// The number of the last flush that completed successfully. Held while flushing, so one
     /// flush runs at a time and the others queue behind it.
     completed: tokio::sync::Mutex<u64>,
+    /// Seconds each sled flush took (the admin listener's `/metrics`).
+    flush_seconds: prometheus_client::metrics::histogram::Histogram,
+}
+
+impl Default for GroupCommit {
+    fn default() -> Self {
+        Self {
+            started: Default::default(),
+            completed: Default::default(),
+            flush_seconds: prometheus_client::metrics::histogram::Histogram::new(
+                crate::metrics::latency_buckets(),
+            ),
+        }
+    }
 }
 
 impl GroupCommit {
@@ -243,9 +261,11 @@ impl GroupCommit {
         }
         let number = self.started.fetch_add(1, SeqCst) + 1;
         let db = db.clone();
+        let start = std::time::Instant::now();
         tokio::task::spawn_blocking(move || db.flush())
             .await
             .map_err(|e| sled::Error::ReportableBug(format!("flush task failed: {e}")))??;
+        self.flush_seconds.observe(start.elapsed().as_secs_f64());
         *completed = number;
         Ok(())
     }
@@ -453,6 +473,10 @@ impl Store for SledStore {
 
     fn flush(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(self.group.flush(&self.db))
+    }
+
+    fn flush_histogram(&self) -> Option<prometheus_client::metrics::histogram::Histogram> {
+        Some(self.group.flush_seconds.clone())
     }
 }
 

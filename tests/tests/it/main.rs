@@ -4,12 +4,14 @@
 //! One test binary (modules below) so the workspace links it once. Every test makes its own
 //! cluster in its own temporary directory on its own ports, so they run in parallel.
 
+mod admin_listener;
 mod backup_durability;
 mod cli;
 mod corrupted_share;
 mod crash_harness;
 mod delete;
 mod deposit_rejections;
+mod document_endpoints;
 mod example_config;
 mod flood_limits;
 mod idempotency;

@@ -1,0 +1,198 @@
+//! `trustee-node admin stats|wallets`: what a stopped node's database holds (counts, sizes, the
+//! oldest pending things), read without the keys. A running node holds the database lock: its
+//! figures are on the admin listener's `/metrics` instead.
+
+use crate::config::NodeConfig;
+use crate::metrics::SESSION_STATES;
+use crate::storage::{CeremonyRecord, CeremonyState, WalletMeta};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Why the database could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum DbStatsError {
+    /// The config is invalid.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// No database yet.
+    #[error("{0} does not exist: this node has never served")]
+    NoDatabase(PathBuf),
+    /// The node is running.
+    #[error(
+        "{0} is in use (is the node running?): stop it, or read /metrics on its admin listener"
+    )]
+    InUse(PathBuf),
+    /// sled failed. (Not a `source`: the message carries it, and a chain printer would repeat
+    /// it.)
+    #[error("reading {path}: {error}")]
+    Db {
+        /// The database.
+        path: PathBuf,
+        /// The error.
+        error: sled::Error,
+    },
+}
+
+/// The database's figures.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct DbStats {
+    /// Size on disk.
+    pub db_size_bytes: u64,
+    /// Wallets with a receipted deposit.
+    pub wallets: u64,
+    /// Sum of their encrypted blobs.
+    pub wallet_blob_bytes: u64,
+    /// Unix seconds of the oldest and newest deposit.
+    pub oldest_deposit_at: Option<u64>,
+    /// Unix seconds.
+    pub newest_deposit_at: Option<u64>,
+    /// Enrollment ceremonies begun and not finished (until swept at expiry).
+    pub pending_ceremonies: u64,
+    /// Unix seconds the oldest of them began.
+    pub oldest_pending_ceremony_at: Option<u64>,
+    /// Recovery sessions by state (evaluated now).
+    pub recovery_sessions: BTreeMap<String, u64>,
+    /// Staged (uncommitted) epochs.
+    pub epochs_staged: u64,
+    /// Events in the outbox.
+    pub events: u64,
+    /// Audit log entries.
+    pub audit_entries: u64,
+}
+
+/// One wallet, as `admin wallets` lists it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct WalletRow {
+    /// Wallet id.
+    pub wallet_id: String,
+    /// Epoch held.
+    pub epoch: u64,
+    /// This node's share index.
+    pub share_index: u16,
+    /// Unix seconds.
+    pub enrolled_at: u64,
+    /// Encrypted blob size.
+    pub blob_bytes: u64,
+}
+
+fn open(dir: &Path) -> Result<sled::Db, DbStatsError> {
+    let config = NodeConfig::load(dir)?;
+    let path = config.db_path();
+    // sled creates a missing database: refuse instead, nothing is written here.
+    if !path.join("conf").exists() {
+        return Err(DbStatsError::NoDatabase(path));
+    }
+    sled::Config::new()
+        .path(&path)
+        .open()
+        .map_err(|error| match &error {
+            // sled reports its file lock as an `Other` I/O error with this text.
+            sled::Error::Io(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.to_string().contains("could not acquire lock") =>
+            {
+                DbStatsError::InUse(path.clone())
+            }
+            _ => DbStatsError::Db {
+                path: path.clone(),
+                error,
+            },
+        })
+}
+
+fn db_err(dir: &Path) -> impl Fn(sled::Error) -> DbStatsError + '_ {
+    move |error| DbStatsError::Db {
+        path: dir.join("db"),
+        error,
+    }
+}
+
+/// The figures of the database of the (stopped) node in `dir`.
+pub fn stats(dir: &Path, now: u64) -> Result<DbStats, DbStatsError> {
+    let db = open(dir)?;
+    let e = db_err(dir);
+    let tree = |name: &str| db.open_tree(name).map_err(&e);
+
+    let mut s = DbStats {
+        db_size_bytes: db.size_on_disk().map_err(&e)?,
+        wallets: 0,
+        wallet_blob_bytes: 0,
+        oldest_deposit_at: None,
+        newest_deposit_at: None,
+        pending_ceremonies: 0,
+        oldest_pending_ceremony_at: None,
+        recovery_sessions: SESSION_STATES
+            .iter()
+            .map(|s| ((*s).to_owned(), 0))
+            .collect(),
+        epochs_staged: tree(crate::rotation::STAGED_TREE)?.len() as u64,
+        events: tree(crate::events::EVENTS_TREE)?.len() as u64,
+        audit_entries: tree(crate::audit_log::AUDIT_TREE)?.len() as u64,
+    };
+    for item in tree(crate::storage::WALLETS_TREE)?.iter() {
+        let (_, v) = item.map_err(&e)?;
+        let Ok(meta) = serde_json::from_slice::<WalletMeta>(&v) else {
+            continue;
+        };
+        s.wallets += 1;
+        s.wallet_blob_bytes += meta.blob_size;
+        s.oldest_deposit_at = Some(
+            s.oldest_deposit_at
+                .map_or(meta.enrolled_at, |o| o.min(meta.enrolled_at)),
+        );
+        s.newest_deposit_at = Some(
+            s.newest_deposit_at
+                .map_or(meta.enrolled_at, |o| o.max(meta.enrolled_at)),
+        );
+    }
+    for item in tree(crate::storage::CEREMONIES_TREE)?.iter() {
+        let (_, v) = item.map_err(&e)?;
+        let Ok(c) = serde_json::from_slice::<CeremonyRecord>(&v) else {
+            continue;
+        };
+        if matches!(c.state, CeremonyState::Pending { .. }) && c.expires_at > now {
+            s.pending_ceremonies += 1;
+            s.oldest_pending_ceremony_at = Some(
+                s.oldest_pending_ceremony_at
+                    .map_or(c.created_at, |o| o.min(c.created_at)),
+            );
+        }
+    }
+    for item in tree(crate::recovery::SESSIONS_TREE)?.iter() {
+        let (_, v) = item.map_err(&e)?;
+        let Ok(stored) = serde_json::from_slice::<crate::recovery::StoredSession>(&v) else {
+            continue;
+        };
+        *s.recovery_sessions
+            .entry(stored.session.state_name(now).to_owned())
+            .or_default() += 1;
+    }
+    Ok(s)
+}
+
+/// Every wallet the (stopped) node in `dir` holds, oldest deposit first.
+pub fn wallets(dir: &Path) -> Result<Vec<WalletRow>, DbStatsError> {
+    let db = open(dir)?;
+    let e = db_err(dir);
+    let mut rows = Vec::new();
+    for item in db
+        .open_tree(crate::storage::WALLETS_TREE)
+        .map_err(&e)?
+        .iter()
+    {
+        let (k, v) = item.map_err(&e)?;
+        let Ok(meta) = serde_json::from_slice::<WalletMeta>(&v) else {
+            continue;
+        };
+        rows.push(WalletRow {
+            wallet_id: String::from_utf8_lossy(&k).into_owned(),
+            epoch: meta.epoch,
+            share_index: meta.share_index,
+            enrolled_at: meta.enrolled_at,
+            blob_bytes: meta.blob_size,
+        });
+    }
+    rows.sort_by(|a, b| (a.enrolled_at, &a.wallet_id).cmp(&(b.enrolled_at, &b.wallet_id)));
+    Ok(rows)
+}
