@@ -214,6 +214,7 @@ fn load_key(path: &Path, pass: &PassphraseArgs) -> anyhow::Result<StaffKey> {
             hinted(e.to_string(), "check the passphrase; nothing was sent")
         }
         StaffKeyError::Encrypt(_) => hinted(e.to_string(), "report it"),
+        _ => anyhow::anyhow!("{e}"),
     })
 }
 

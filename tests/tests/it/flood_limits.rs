@@ -47,6 +47,7 @@ async fn a_caller_flooding_ceremonies_is_refused_while_the_owner_completes() {
             .begin_enrollment(pb::BeginEnrollmentRequest {
                 wallet_id: dlocker_integration_tests::craft::wallet_id("flood"),
                 user_name: "mallory".into(),
+                customer_reference: String::new(),
             })
             .await
         {
