@@ -1231,7 +1231,8 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
     /// assertion over (stage, the new manifest hash ‖ the wallet credential's fingerprint, their
     /// nonces), then `StageEpoch` at each. A trustee new to the wallet gets the wallet's
     /// credential (`passkey_json`, from a trustee holding the wallet) with the assertion instead
-    /// of a registration of its own. Returns the trustees that failed and those staged now; the
+    /// of a registration of its own, and the holders' signed `CredentialAttestation`s, one of
+    /// which must come from a trustee it knows. Returns the trustees that failed and those staged now; the
     /// outer error stops the rotation (interrupt, record).
     async fn stage_batch(
         &mut self,

@@ -21,7 +21,10 @@
 //! - a staged epoch is verified exactly like a deposit (bad share → `INVALID_ARGUMENT`, nothing
 //!   stored), must be the active epoch's successor (epoch e+1, `previous` = hash of e), and is
 //!   authorised by the owner's one-touch assertion (`crate::owner_touch`); a node new to the
-//!   wallet is handed the wallet's credential, whose fingerprint the assertion covers;
+//!   wallet is handed the wallet's credential, whose fingerprint the assertion covers, and
+//!   accepts it only with a `CredentialAttestation` from a trustee it knows
+//!   (`[epochs] known_trustee_keys`) that holds the epoch the staged manifest succeeds, so a
+//!   stranger cannot make it join (squat) a wallet under a credential of their own;
 //! - at most one active and one staged epoch; a staged epoch expires after
 //!   `[epochs] staged_ttl_secs` (the sweeper and every request for the wallet drop it);
 //! - a commit needs the owner's assertion and evidence (signed receipts) that at least the new

@@ -24,6 +24,7 @@ pub(crate) async fn cluster(root: &Path, n: usize) -> Cluster {
     let mut nodes = Vec::new();
     let mut infos = Vec::new();
     let mut bank_key: Option<String> = None;
+    let mut inited = Vec::with_capacity(n);
     for i in 0..n {
         let addr = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -51,6 +52,20 @@ pub(crate) async fn cluster(root: &Path, n: usize) -> Cluster {
             doc.save(&dir).expect("save");
             bank_key = Some(k);
         }
+        inited.push((dir, desc));
+    }
+    // Every node knows every other one (a trustee joining a wallet needs a known holder's
+    // attestation of the wallet's credential).
+    for (dir, _) in &inited {
+        let mut doc = ConfigDoc::load(dir).expect("config");
+        for (other, desc) in &inited {
+            if other != dir {
+                doc.accept_trustee_key(&desc.public_key).expect("accept");
+            }
+        }
+        doc.save(dir).expect("save");
+    }
+    for (i, (dir, desc)) in inited.into_iter().enumerate() {
         let node = spawn(&dir).await.expect("spawn");
         let pk = public_key_from_hex(&desc.public_key).expect("key");
         infos.push(TrusteeInfo {
