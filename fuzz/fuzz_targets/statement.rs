@@ -6,8 +6,8 @@
 
 use dlocker_fuzz::OTHER_PUBLIC;
 use dlocker_proto::statement::{
-    AuditCheckpoint, BankApproval, BankCancellation, CommitReceipt, Receipt, RetireReceipt,
-    ShareRelease, Signed, StaffRequest, StageReceipt, StatementBody, peek_kind,
+    AuditCheckpoint, BankApproval, BankCancellation, CommitReceipt, EraseReceipt, Receipt,
+    RetireReceipt, ShareRelease, Signed, StaffRequest, StageReceipt, StatementBody, peek_kind,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -37,6 +37,7 @@ fuzz_target!(|data: &[u8]| {
         check::<StageReceipt>(data),
         check::<CommitReceipt>(data),
         check::<RetireReceipt>(data),
+        check::<EraseReceipt>(data),
     ];
     assert!(
         decoded.iter().filter(|d| **d).count() <= 1,

@@ -5,8 +5,8 @@
 
 use dlocker_fuzz::{SIGNER_PUBLIC, signed_statement};
 use dlocker_proto::statement::{
-    AuditCheckpoint, BankApproval, BankCancellation, CommitReceipt, Receipt, RetireReceipt,
-    ShareRelease, Signed, StaffRequest, StageReceipt, StatementBody,
+    AuditCheckpoint, BankApproval, BankCancellation, CommitReceipt, EraseReceipt, Receipt,
+    RetireReceipt, ShareRelease, Signed, StaffRequest, StageReceipt, StatementBody,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&selector, body)) = data.split_first() else {
         return;
     };
-    // The kinds in use are 1..=9; a selector maps onto them so no input is wasted.
+    // The kinds in use are 1..=10; a selector maps onto them so no input is wasted.
     let kind = [
         Receipt::KIND,
         BankApproval::KIND,
@@ -31,7 +31,8 @@ fuzz_target!(|data: &[u8]| {
         StageReceipt::KIND,
         CommitReceipt::KIND,
         RetireReceipt::KIND,
-    ][usize::from(selector) % 9];
+        EraseReceipt::KIND,
+    ][usize::from(selector) % 10];
     let wire = signed_statement(kind, body);
     match kind {
         Receipt::KIND => check::<Receipt>(&wire),
@@ -42,6 +43,7 @@ fuzz_target!(|data: &[u8]| {
         BankCancellation::KIND => check::<BankCancellation>(&wire),
         StageReceipt::KIND => check::<StageReceipt>(&wire),
         CommitReceipt::KIND => check::<CommitReceipt>(&wire),
-        _ => check::<RetireReceipt>(&wire),
+        RetireReceipt::KIND => check::<RetireReceipt>(&wire),
+        _ => check::<EraseReceipt>(&wire),
     }
 });
