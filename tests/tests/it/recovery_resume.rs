@@ -122,6 +122,8 @@ impl App {
             "the app failed:\n{}",
             self.seen.join("\n")
         );
+        // The app's output, for `--nocapture` readers (the closing note quotes it).
+        eprintln!("--- app output ---\n{}", self.seen.join("\n"));
         self.seen
     }
 }
