@@ -94,6 +94,8 @@ impl Node {
             T::Receipts,
             T::Epochs,
             T::Staged,
+            // The bank's sealed record of who the customer is.
+            T::Customers,
         ] {
             plan.remove(t, key);
         }

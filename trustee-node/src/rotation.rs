@@ -102,9 +102,10 @@ pub(crate) enum T {
     Retired,
     OwnerNonces,
     Ceremonies,
+    Customers,
 }
 
-const TREE_NAMES: [&str; 13] = [
+const TREE_NAMES: [&str; 14] = [
     EPOCHS_TREE,
     STAGED_TREE,
     WALLETS_TREE,
@@ -118,6 +119,7 @@ const TREE_NAMES: [&str; 13] = [
     RETIRED_TREE,
     crate::owner_touch::OWNER_NONCES_TREE,
     crate::storage::CEREMONIES_TREE,
+    crate::node::CUSTOMERS_TREE,
 ];
 
 /// Handles on every tree epoch transitions touch (the enrollment and recovery trees included).
