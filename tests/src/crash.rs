@@ -21,6 +21,30 @@ use tonic::transport::Channel;
 use webauthn_authenticator_rs::prelude::{Url, WebauthnAuthenticator as _};
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 
+/// Upper bound on `DLOCKER_CRASH_ROUNDS` (each round is a few seconds; this keeps a typo finite).
+pub const MAX_ROUNDS: usize = 1000;
+
+/// The round count of a crash test: `DLOCKER_CRASH_ROUNDS` if set (1..=[`MAX_ROUNDS`]), else
+/// `default`.
+pub fn rounds(default: usize) -> usize {
+    match std::env::var("DLOCKER_CRASH_ROUNDS") {
+        Err(_) => default,
+        Ok(v) => match v.trim().parse::<usize>() {
+            Ok(n) if (1..=MAX_ROUNDS).contains(&n) => n,
+            _ => panic!("DLOCKER_CRASH_ROUNDS must be a number from 1 to {MAX_ROUNDS}, not {v:?}"),
+        },
+    }
+}
+
+/// Sends SIGKILL to `pid` (the node gets no chance to flush or clean up).
+pub fn kill_9(pid: u32) {
+    let status = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap_or_else(|e| panic!("running kill -9 {pid}: {e}"));
+    assert!(status.success(), "kill -9 {pid} failed: {status}");
+}
+
 /// How a deposit of the storm ended, as the client saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fate {

@@ -12,15 +12,14 @@
 //! (the test fails before printing if that is not zero).
 
 use dlocker_integration_tests::Cluster;
-use dlocker_integration_tests::crash::{Fate, Storm, Tally, Tracked, check_all, manifest_keys};
+use dlocker_integration_tests::crash::{
+    Fate, Storm, Tally, Tracked, check_all, manifest_keys, rounds,
+};
 use rand::RngExt as _;
 use std::time::{Duration, Instant};
 
 /// Rounds of storm → kill -9 → restart → check, unless `DLOCKER_CRASH_ROUNDS` says otherwise.
 const DEFAULT_ROUNDS: usize = 4;
-/// Upper bound on `DLOCKER_CRASH_ROUNDS` (each round is a few seconds; this keeps a typo finite).
-const MAX_ROUNDS: usize = 1000;
-
 /// Concurrent depositing clients.
 const WRITERS: usize = 4;
 /// Acknowledged deposits a round waits for before arming the kill (so the kill lands mid-storm).
@@ -29,20 +28,9 @@ const MIN_ACKS_PER_ROUND: usize = 3;
 /// compiler and other tests). Readiness only; nothing asserts on speed.
 const PROGRESS_TIMEOUT: Duration = Duration::from_secs(180);
 
-/// The round count: `DLOCKER_CRASH_ROUNDS` if set (1..=MAX_ROUNDS), else [`DEFAULT_ROUNDS`].
-fn rounds() -> usize {
-    match std::env::var("DLOCKER_CRASH_ROUNDS") {
-        Err(_) => DEFAULT_ROUNDS,
-        Ok(v) => match v.trim().parse::<usize>() {
-            Ok(n) if (1..=MAX_ROUNDS).contains(&n) => n,
-            _ => panic!("DLOCKER_CRASH_ROUNDS must be a number from 1 to {MAX_ROUNDS}, not {v:?}"),
-        },
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_storm_loses_no_acknowledged_deposit() {
-    let rounds = rounds();
+    let rounds = rounds(DEFAULT_ROUNDS);
     let started = Instant::now();
     let mut cluster = Cluster::start(1).await;
     let keys = manifest_keys(&cluster.node(0).public_key, 4);

@@ -9,6 +9,7 @@ mod backup_durability;
 mod cli;
 mod corrupted_share;
 mod crash_harness;
+mod crash_sessions;
 mod delete;
 mod deposit_rejections;
 mod document_endpoints;
