@@ -11,6 +11,7 @@ mod corrupted_share;
 mod crash_harness;
 mod delete;
 mod deposit_rejections;
+mod doc_commands;
 mod document_endpoints;
 mod example_config;
 mod flood_limits;
