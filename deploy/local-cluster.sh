@@ -77,6 +77,12 @@ json_field() { # json key
   printf '%s' "$1" | tr -d '\n' | sed -n "s/.*\"$2\"[[:space:]]*:[[:space:]]*\"\([^\"]*\)\".*/\1/p"
 }
 
+# `trustee-node show --json` of a node; stops the script, naming the node, if its config is bad.
+node_show() { # name
+  "$NODE_BIN" show --data-dir "$CLUSTER_DIR/$1" --json ||
+    die "node $1: cannot read its data directory $CLUSTER_DIR/$1 (error above)"
+}
+
 port_open() { # port
   (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
@@ -147,7 +153,7 @@ cmd_up() {
   # bank's approval key, bound to the bank's node id.
   local bank_dir bank_info bank_key bank_id
   bank_dir="$CLUSTER_DIR/$(node_name 1)"
-  bank_info="$("$NODE_BIN" show --data-dir "$bank_dir" --json)"
+  bank_info="$(node_show "$(node_name 1)")" || exit 1
   bank_key="$(json_field "$bank_info" bank_approval_key)"
   bank_id="$(json_field "$bank_info" node_id)"
   [[ -n "$bank_key" && -n "$bank_id" ]] || die "could not read bank_approval_key/node_id of the bank: $bank_info"
@@ -170,8 +176,9 @@ cmd_up() {
   for ((i = 1; i <= n; i++)); do
     for ((j = 1; j <= n; j++)); do
       ((i == j)) && continue
-      local other_key
-      other_key="$(json_field "$("$NODE_BIN" show --data-dir "$CLUSTER_DIR/$(node_name "$j")" --json)" public_key)"
+      local other_key other_info
+      other_info="$(node_show "$(node_name "$j")")" || exit 1
+      other_key="$(json_field "$other_info" public_key)"
       "$NODE_BIN" config accept-trustee-key --data-dir "$CLUSTER_DIR/$(node_name "$i")" "$other_key" >/dev/null
     done
   done

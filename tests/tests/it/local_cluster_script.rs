@@ -222,7 +222,7 @@ async fn local_cluster_up_status_down() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn local_cluster_taken_port_fails_fast() {
+async fn local_cluster_fails_fast_on_taken_port_or_dead_node() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let script = Script {
         dir: tmp.path().join("cluster"),
@@ -268,4 +268,40 @@ async fn local_cluster_taken_port_fails_fast() {
     let up = script.run_ok(&["up", "3"]);
     assert!(up.contains("3 nodes up"), "up output:\n{up}");
     script.run_ok(&["down"]);
+
+    // A node that exits after it was started (its admin port is taken) fails `up` too.
+    let admin_squatter = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let admin_addr = admin_squatter.local_addr().expect("addr");
+    let config = script.dir.join("trustee-3/config.toml");
+    let mut text = std::fs::read_to_string(&config).expect("config");
+    text.push_str(&format!("\n[admin]\nlisten = \"{admin_addr}\"\n"));
+    std::fs::write(&config, text).expect("write config");
+    let out = script.run(&["up", "3"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "up must fail:\n{stdout}{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "node trustee-3 exited during startup (log: {})",
+            script.dir.join("trustee-3/node.log").display()
+        )),
+        "stderr names the node and its log:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("stopping the 3 node(s) this run started"),
+        "{stderr}"
+    );
+    for name in ["bank", "trustee-2", "trustee-3"] {
+        assert!(
+            !script.dir.join(name).join("node.pid").exists(),
+            "{name} has no pid file left"
+        );
+    }
+    for pid in stdout.lines().filter_map(|l| {
+        l.split(" (pid ")
+            .nth(1)
+            .and_then(|rest| rest.split(')').next())
+    }) {
+        assert!(!alive(pid), "pid {pid} was stopped");
+    }
 }
