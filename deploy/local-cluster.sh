@@ -16,6 +16,13 @@
 # log (node.log) and pid file (node.pid); $DLOCKER_CLUSTER_DIR/trustees.toml lists the running
 # nodes with their pinned public keys, for the SDK and the CLI:
 #   dlocker cluster health --trustees "$DLOCKER_CLUSTER_DIR/trustees.toml"
+# Wiring, as `dlocker demo` does: every node (the bank included) accepts the bank's approval key,
+# every node knows the others' identity keys (rotations), and the bank lists one staff member,
+# id "operator" (roles admin, approver, canceller; 1 approval required), whose unencrypted key is
+# $DLOCKER_CLUSTER_DIR/staff-operator.key:
+#   dlocker recoveries list --trustees "$DLOCKER_CLUSTER_DIR/trustees.toml" --key "$DLOCKER_CLUSTER_DIR/staff-operator.key"
+# Fail fast: if a node's port is already taken or a node exits during `up`, the script names the
+# node and its log, stops the nodes it started and exits non-zero.
 # `up` after `down` restarts the same nodes with their data. To start afresh: `down`, then delete
 # the cluster directory.
 set -euo pipefail
@@ -28,6 +35,9 @@ NODE_BIN="$BIN_DIR/trustee-node"
 CLI_BIN="$BIN_DIR/dlocker"
 READY_TIMEOUT_SECS=60
 STOP_TIMEOUT_SECS=30
+
+STAFF_ID=operator
+STARTED_PIDS=()
 
 die() { echo "local-cluster: $*" >&2; exit 1; }
 say() { echo "local-cluster: $*"; }
@@ -67,8 +77,51 @@ json_field() { # json key
   printf '%s' "$1" | tr -d '\n' | sed -n "s/.*\"$2\"[[:space:]]*:[[:space:]]*\"\([^\"]*\)\".*/\1/p"
 }
 
+# `trustee-node show --json` of a node; stops the script, naming the node, if its config is bad.
+node_show() { # name
+  "$NODE_BIN" show --data-dir "$CLUSTER_DIR/$1" --json ||
+    die "node $1: cannot read its data directory $CLUSTER_DIR/$1 (error above)"
+}
+
 port_open() { # port
   (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# Stop the nodes this run started (a failed `up` leaves nothing running it created).
+stop_started() {
+  local pid
+  for pid in "${STARTED_PIDS[@]}"; do
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  for pid in "${STARTED_PIDS[@]}"; do
+    local deadline=$((SECONDS + STOP_TIMEOUT_SECS))
+    while kill -0 "$pid" 2>/dev/null; do
+      if ((SECONDS >= deadline)); then
+        kill -KILL "$pid" 2>/dev/null || true
+        break
+      fi
+      sleep 0.1
+    done
+  done
+  shopt -s nullglob
+  local f
+  for f in "$CLUSTER_DIR"/*/node.pid; do
+    is_running "$f" || rm -f "$f"
+  done
+  shopt -u nullglob
+}
+
+# A node failed during `up`: name it and its log, stop what this run started, exit non-zero.
+node_failed() { # name dir reason [show-log]
+  if [[ "${4:-1}" == 1 && -f "$2/node.log" ]]; then
+    tail -n 20 "$2/node.log" >&2 || true
+  fi
+  echo "local-cluster: node $1 $3 (log: $2/node.log)" >&2
+  if ((${#STARTED_PIDS[@]})); then
+    echo "local-cluster: stopping the ${#STARTED_PIDS[@]} node(s) this run started" >&2
+    stop_started
+  fi
+  exit 1
 }
 
 cmd_up() {
@@ -96,13 +149,36 @@ cmd_up() {
       say "initialised $name in $dir"
     fi
   done
+  # Every node, the bank included (it is also a trustee of its customers' wallets), accepts the
+  # bank's approval key, bound to the bank's node id.
+  local bank_dir bank_info bank_key bank_id
+  bank_dir="$CLUSTER_DIR/$(node_name 1)"
+  bank_info="$(node_show "$(node_name 1)")" || exit 1
+  bank_key="$(json_field "$bank_info" bank_approval_key)"
+  bank_id="$(json_field "$bank_info" node_id)"
+  [[ -n "$bank_key" && -n "$bank_id" ]] || die "could not read bank_approval_key/node_id of the bank: $bank_info"
+  for ((i = 1; i <= n; i++)); do
+    "$NODE_BIN" config accept-bank-key --data-dir "$CLUSTER_DIR/$(node_name "$i")" \
+      --bank-node-id "$bank_id" "$bank_key" >/dev/null
+  done
+  # One staff member at the bank, so a recovery can be approved and staff administered.
+  local staff_key_file="$CLUSTER_DIR/staff-$STAFF_ID.key"
+  if [[ ! -f "$staff_key_file" ]]; then
+    local staff_pk
+    staff_pk="$(json_field "$(env -u DLOCKER_STAFF_PASSPHRASE "$CLI_BIN" --json staff keygen --out "$staff_key_file")" public_key)"
+    [[ -n "$staff_pk" ]] || die "dlocker staff keygen printed no public key"
+    "$NODE_BIN" config add-staff --data-dir "$bank_dir" --id "$STAFF_ID" \
+      --public-key "$staff_pk" --roles admin,approver,canceller >/dev/null
+    say "bank staff $STAFF_ID (admin, approver, canceller): key $staff_key_file"
+  fi
   # Every node knows the others' identity keys, so a rotation can add any of them to a wallet
   # (a joining trustee needs a known trustee's attestation of the wallet's credential).
   for ((i = 1; i <= n; i++)); do
     for ((j = 1; j <= n; j++)); do
       ((i == j)) && continue
-      local other_key
-      other_key="$(json_field "$("$NODE_BIN" show --data-dir "$CLUSTER_DIR/$(node_name "$j")" --json)" public_key)"
+      local other_key other_info
+      other_info="$(node_show "$(node_name "$j")")" || exit 1
+      other_key="$(json_field "$other_info" public_key)"
       "$NODE_BIN" config accept-trustee-key --data-dir "$CLUSTER_DIR/$(node_name "$i")" "$other_key" >/dev/null
     done
   done
@@ -115,8 +191,11 @@ cmd_up() {
     if is_running "$dir/node.pid"; then
       say "$name already running (pid $(cat "$dir/node.pid"))"
     else
+      # Another process on the port would pass the readiness check below in this node's place.
+      port_open "$port" && node_failed "$name" "$dir" "cannot start: port $port is already taken" 0
       RUST_LOG="${RUST_LOG:-info}" nohup "$NODE_BIN" serve --data-dir "$dir" >>"$dir/node.log" 2>&1 </dev/null &
       echo $! >"$dir/node.pid"
+      STARTED_PIDS+=("$!")
       say "started $name (pid $!), log $dir/node.log"
     fi
     local info endpoint pk
@@ -143,18 +222,21 @@ cmd_up() {
     dir="$CLUSTER_DIR/$name"
     port=$((BASE_PORT + i - 1))
     until port_open "$port"; do
-      if ! is_running "$dir/node.pid"; then
-        tail -n 20 "$dir/node.log" >&2 || true
-        die "$name exited during startup (log above: $dir/node.log)"
-      fi
-      ((SECONDS < deadline)) || die "$name did not open port $port within ${READY_TIMEOUT_SECS}s (see $dir/node.log)"
+      is_running "$dir/node.pid" || node_failed "$name" "$dir" "exited during startup"
+      ((SECONDS < deadline)) || node_failed "$name" "$dir" "did not open port $port within ${READY_TIMEOUT_SECS}s"
       sleep 0.2
     done
   done
   until "$CLI_BIN" cluster health --trustees "$CLUSTER_DIR/trustees.toml" >/dev/null 2>&1; do
+    for ((i = 1; i <= n; i++)); do
+      is_running "$CLUSTER_DIR/$(node_name "$i")/node.pid" ||
+        node_failed "$(node_name "$i")" "$CLUSTER_DIR/$(node_name "$i")" "exited during startup"
+    done
     ((SECONDS < deadline)) || {
       "$CLI_BIN" cluster health --trustees "$CLUSTER_DIR/trustees.toml" || true
-      die "cluster not healthy within ${READY_TIMEOUT_SECS}s"
+      echo "local-cluster: cluster not healthy within ${READY_TIMEOUT_SECS}s" >&2
+      stop_started
+      exit 1
     }
     sleep 0.5
   done

@@ -392,9 +392,14 @@ fn main() {
 
     // Node config files (for the `node` feature's node_config target).
     let mut config = Corpus::new("node_config");
-    let example = root().join("deploy").join("examples").join("config.toml");
-    if let Ok(text) = std::fs::read_to_string(example) {
-        config.put("deploy-example", text.as_bytes());
+    for (name, file) in [
+        ("deploy-example-bank", "bank-node.toml"),
+        ("deploy-example-trustee", "trustee-node.toml"),
+    ] {
+        let example = root().join("deploy").join("examples").join(file);
+        if let Ok(text) = std::fs::read_to_string(example) {
+            config.put(name, text.as_bytes());
+        }
     }
     config.put(
         "minimal-trustee",

@@ -12,6 +12,7 @@ mod crash_harness;
 mod crash_sessions;
 mod delete;
 mod deposit_rejections;
+mod doc_commands;
 mod document_endpoints;
 mod example_config;
 mod flood_limits;
