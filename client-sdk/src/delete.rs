@@ -18,11 +18,10 @@
 use crate::authenticator::OwnerAuthenticator;
 use crate::ceremony;
 use crate::error::AuthError;
-use crate::transport::{MAX_MESSAGE_BYTES, connect_channel, describe_status};
+use crate::transport::{connect_channel, describe_failures, describe_status, epochs_client};
 use crate::trustees::{TrusteeInfo, TrusteeSet};
 use dlocker_proto::manifest::validate_wallet_id;
 use dlocker_proto::owner_challenge::{OwnerAction, TrusteeNonce};
-use dlocker_proto::pb::epochs_client::EpochsClient;
 use dlocker_proto::pb::{
     BeginEpochActionRequest, BeginEpochActionResponse, DeleteWalletRequest, EpochAction,
     OwnerAssertion,
@@ -69,27 +68,13 @@ pub enum DeleteError {
     Auth(#[from] AuthError),
     /// Some trustees did not confirm. They still hold the wallet (or their answer was lost):
     /// call [`delete_backup`] again to complete it.
-    #[error("delete incomplete: {} of {} trustees did not confirm ({})", failed.len(), failed.len() + done.trustees.len(), describe(failed))]
+    #[error("delete incomplete: {} of {} trustees did not confirm ({})", failed.len(), failed.len() + done.trustees.len(), describe_failures(failed))]
     Incomplete {
         /// `(trustee name, reason)` for every trustee that did not confirm.
         failed: Vec<(String, String)>,
         /// What the others confirmed.
         done: DeleteReport,
     },
-}
-
-fn describe(failed: &[(String, String)]) -> String {
-    failed
-        .iter()
-        .map(|(n, r)| format!("{n}: {r}"))
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
-fn epochs(ch: Channel) -> EpochsClient<Channel> {
-    EpochsClient::new(ch)
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES)
 }
 
 /// A trustee's answer to the delete's Begin call.
@@ -100,7 +85,7 @@ enum Begun {
 
 async fn begin(info: &TrusteeInfo, wallet_id: &str) -> Result<Begun, String> {
     let ch = connect_channel(info).await.map_err(|e| e.to_string())?;
-    let resp = match epochs(ch.clone())
+    let resp = match epochs_client(ch.clone())
         .begin_epoch_action(BeginEpochActionRequest {
             wallet_id: wallet_id.to_owned(),
             action: EpochAction::Delete as i32,
@@ -122,7 +107,7 @@ async fn erase(
     wallet_id: &str,
     owner: OwnerAssertion,
 ) -> Result<TrusteeErasure, String> {
-    let resp = match epochs(ch)
+    let resp = match epochs_client(ch)
         .delete_wallet(DeleteWalletRequest {
             wallet_id: wallet_id.to_owned(),
             owner: Some(owner),

@@ -16,13 +16,12 @@
 use crate::authenticator::OwnerAuthenticator;
 use crate::ceremony;
 use crate::error::AuthError;
-use crate::transport::{MAX_MESSAGE_BYTES, connect_channel, describe_status};
+use crate::transport::{connect_channel, describe_failures, describe_status, epochs_client};
 use crate::trustees::{TrusteeInfo, TrusteeSet};
 use base64::Engine as _;
 use dlocker_proto::manifest::validate_wallet_id;
 use dlocker_proto::owner_challenge::{OwnerAction, TrusteeNonce, credential_fingerprint};
 use dlocker_proto::pb::change_passkey_request::NewCredential;
-use dlocker_proto::pb::epochs_client::EpochsClient;
 use dlocker_proto::pb::{
     BeginEpochActionRequest, BeginEpochActionResponse, ChangePasskeyRequest, EpochAction,
     OwnerAssertion,
@@ -59,14 +58,14 @@ pub enum PasskeyChangeError {
     #[error("passkey: {0}")]
     Auth(#[from] AuthError),
     /// No trustee answered the change's first call; nothing was changed.
-    #[error("no trustee can take the change: {}", describe(.0))]
+    #[error("no trustee can take the change: {}", describe_failures(.0))]
     Unavailable(Vec<(String, String)>),
     /// No trustee holds the credential to resume with: start over with [`change_passkey`].
     #[error("no trustee holds the new credential; start the change again")]
     NothingToResume,
     /// Some trustees did not confirm and still hold the old credential: call
     /// [`resume_passkey_change`] with `done.new_fingerprint` and the old authenticator.
-    #[error("passkey change incomplete: {} of {} trustees did not confirm ({})", failed.len(), failed.len() + done.trustees.len(), describe(failed))]
+    #[error("passkey change incomplete: {} of {} trustees did not confirm ({})", failed.len(), failed.len() + done.trustees.len(), describe_failures(failed))]
     Incomplete {
         /// `(trustee name, reason)` for every trustee that did not confirm.
         failed: Vec<(String, String)>,
@@ -75,26 +74,12 @@ pub enum PasskeyChangeError {
     },
 }
 
-fn describe(failed: &[(String, String)]) -> String {
-    failed
-        .iter()
-        .map(|(n, r)| format!("{n}: {r}"))
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
-fn epochs(ch: Channel) -> EpochsClient<Channel> {
-    EpochsClient::new(ch)
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES)
-}
-
 async fn begin(
     info: &TrusteeInfo,
     wallet_id: &str,
 ) -> Result<(Channel, BeginEpochActionResponse, TrusteeNonce), String> {
     let ch = connect_channel(info).await.map_err(|e| e.to_string())?;
-    let resp = epochs(ch.clone())
+    let resp = epochs_client(ch.clone())
         .begin_epoch_action(BeginEpochActionRequest {
             wallet_id: wallet_id.to_owned(),
             action: EpochAction::ChangePasskey as i32,
@@ -114,7 +99,7 @@ async fn send(
     new_credential: NewCredential,
     new_fingerprint: &[u8; 32],
 ) -> Result<(), String> {
-    let resp = epochs(ch)
+    let resp = epochs_client(ch)
         .change_passkey(ChangePasskeyRequest {
             wallet_id: wallet_id.to_owned(),
             owner: Some(owner),

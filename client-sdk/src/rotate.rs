@@ -51,12 +51,13 @@ use crate::authenticator::OwnerAuthenticator;
 use crate::backup::{BackupPolicy, MIN_THRESHOLD, PreparedBackup};
 use crate::ceremony::{self, Touch};
 use crate::recover::Recovered;
-use crate::transport::{MAX_MESSAGE_BYTES, client, connect_channel, describe_status};
+use crate::transport::{
+    client, connect_channel, describe_failures, describe_status, epochs_client,
+};
 use crate::trustees::{TrusteeInfo, TrusteeSet};
 use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
 use dlocker_proto::manifest::{Manifest, ManifestHash, ManifestParts, TrusteeEntry};
 use dlocker_proto::owner_challenge::{OwnerAction, TrusteeNonce, stage_authorized};
-use dlocker_proto::pb::epochs_client::EpochsClient;
 use dlocker_proto::pb::{
     AbandonEpochRequest, BeginEpochActionRequest, BeginEpochActionResponse, CommitEpochRequest,
     EpochAction, GetBackupStatusRequest, GetBackupStatusResponse, JoiningOwner, OwnerAssertion,
@@ -405,7 +406,7 @@ pub enum RotateError {
     },
     /// Some trustees failed in this phase; fix or wait for them and resume (nothing is lost:
     /// epoch e recovers until every commit is done, e+1 once its threshold committed).
-    #[error("rotation {}: {} trustee(s) failed ({}); resume it when they are back", phase.as_str(), failed.len(), describe(failed))]
+    #[error("rotation {}: {} trustee(s) failed ({}); resume it when they are back", phase.as_str(), failed.len(), describe_failures(failed))]
     Incomplete {
         /// The phase.
         phase: RotationPhase,
@@ -425,14 +426,6 @@ pub enum RotateError {
     /// A bug or an impossible state.
     #[error("rotation failed: {0}")]
     Internal(String),
-}
-
-fn describe(failed: &[(String, String)]) -> String {
-    failed
-        .iter()
-        .map(|(n, r)| format!("{n}: {r}"))
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 /// A network step of a rotation (what the interrupt hook is asked about).
@@ -992,12 +985,6 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
         Ok(())
     }
 
-    fn epochs(ch: Channel) -> EpochsClient<Channel> {
-        EpochsClient::new(ch)
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES)
-    }
-
     /// `BeginEpochAction` at one trustee: its nonce (and template, and on a trustee holding the
     /// wallet its credential and the credential's fingerprint).
     async fn begin_action(
@@ -1007,7 +994,7 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
         hash: ManifestHash,
         node_id: String,
     ) -> Result<(BeginEpochActionResponse, TrusteeNonce), String> {
-        let resp = Self::epochs(ch)
+        let resp = epochs_client(ch)
             .begin_epoch_action(BeginEpochActionRequest {
                 wallet_id,
                 action: action as i32,
@@ -1438,7 +1425,7 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
         )
         .map_err(|e| StepError::Failed(format!("sealing the share: {e}")))?
         .encode();
-        let resp = Self::epochs(ch)
+        let resp = epochs_client(ch)
             .stage_epoch(StageEpochRequest {
                 manifest_encoded: self.to_bytes.clone(),
                 share_envelope_encoded: envelope,
@@ -1652,7 +1639,7 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
         let h_new = self.to.hash();
         self.record.trustees[i].commit_attempted = true;
         self.save()?;
-        let resp = Self::epochs(ch)
+        let resp = epochs_client(ch)
             .commit_epoch(CommitEpochRequest {
                 wallet_id: self.record.wallet_id.clone(),
                 manifest_hash: h_new.0.to_vec(),
@@ -1841,7 +1828,7 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
             .filter_map(|h| hex::decode(h).ok())
             .collect();
         let was_retired = owner.is_none();
-        let resp = Self::epochs(ch)
+        let resp = epochs_client(ch)
             .retire_wallet(RetireWalletRequest {
                 wallet_id: self.record.wallet_id.clone(),
                 successor_manifest_encoded: self.to_bytes.clone(),
@@ -1991,7 +1978,7 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
                 if i != first {
                     self.check_interrupt(&abandon(name.clone()))?;
                 }
-                let res = Self::epochs(ch)
+                let res = epochs_client(ch)
                     .abandon_epoch(AbandonEpochRequest {
                         wallet_id: self.record.wallet_id.clone(),
                         manifest_hash: h_new.0.to_vec(),

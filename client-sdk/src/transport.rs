@@ -190,6 +190,24 @@ pub(crate) fn client(channel: Channel) -> Client {
         .max_encoding_message_size(MAX_MESSAGE_BYTES)
 }
 
+/// An `Epochs` client with the same message bounds as [`client`].
+pub(crate) fn epochs_client(
+    channel: Channel,
+) -> dlocker_proto::pb::epochs_client::EpochsClient<Channel> {
+    dlocker_proto::pb::epochs_client::EpochsClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+}
+
+/// `name: reason; …` for the trustees that failed a multi-trustee step.
+pub(crate) fn describe_failures(failed: &[(String, String)]) -> String {
+    failed
+        .iter()
+        .map(|(n, r)| format!("{n}: {r}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 async fn get_info(
     client: &mut Client,
     endpoint: &str,
