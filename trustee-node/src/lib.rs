@@ -38,6 +38,7 @@ pub mod caller_limits;
 pub mod client_gate;
 pub mod config;
 pub mod custody;
+#[path = "db/stats.rs"]
 pub mod db_stats;
 pub mod descriptor;
 pub mod documents;
@@ -67,6 +68,7 @@ pub mod staff_admin;
 pub mod staff_auth;
 pub mod startup;
 pub mod stats;
+#[path = "db/wallets.rs"]
 pub mod storage;
 pub mod wallet;
 
