@@ -131,11 +131,7 @@ fn not_ready(s: &AdminState) -> Option<String> {
     let Some(node) = s.node.upgrade() else {
         return Some("the node has stopped".to_owned());
     };
-    match node
-        .db
-        .open_tree(crate::storage::NODE_META_TREE)
-        .and_then(|t| t.first().map(|_| ()))
-    {
+    match node.db.check_readable() {
         Ok(()) => None,
         Err(e) => Some(format!("database not readable: {e}")),
     }

@@ -4,7 +4,7 @@
 //! What is the same as a deposit over gRPC ([`crate::enrollment`]): the share is sealed under the
 //! storage key ([`crate::at_rest`]), the receipt is signed by the identity key, share, manifest,
 //! passkey, blob and receipt are written in the one deposit transaction
-//! ([`crate::storage::Store::commit_enrollment`]), an audit entry and an event are appended, and
+//! ([`crate::db::Store::commit_enrollment`]), an audit entry and an event are appended, and
 //! the batch is flushed before [`Node::bulk_deposit`] returns.
 //!
 //! What is skipped, and why it is safe to skip *here*: the passkey ceremony (the caller supplies
@@ -16,7 +16,7 @@
 use crate::at_rest::{self, ShareRecordId};
 use crate::error::NodeError;
 use crate::node::Node;
-use crate::storage::{CeremonyRecord, CeremonyState, CommitOutcome, WalletMeta, WalletRecord};
+use crate::db::{CeremonyRecord, CeremonyState, CommitOutcome, WalletMeta, WalletRecord};
 use dlocker_proto::manifest::Manifest;
 use dlocker_proto::share::Share;
 use dlocker_proto::statement::{Receipt, Signed};
@@ -132,7 +132,7 @@ impl Node {
                 + record.blob.len()
                 + record.receipt.len();
             match self
-                .store
+                .db
                 .commit_enrollment(&wallet_id, &record, BULK_CEREMONY_ID, &ceremony)?
             {
                 CommitOutcome::Stored => {
@@ -149,14 +149,14 @@ impl Node {
                 CommitOutcome::AlreadyPresent(_) => out.already_present += 1,
             }
         }
-        self.store.flush().await?;
+        self.db.flush().await?;
         Ok(out)
     }
 
     /// Sweeps the bulk loader's expired ceremony record and flushes.
     pub async fn bulk_finish(&self) -> Result<(), NodeError> {
-        self.store.remove_expired_ceremonies(self.now())?;
-        self.store.flush().await?;
+        self.db.remove_expired_ceremonies(self.now())?;
+        self.db.flush().await?;
         Ok(())
     }
 }
@@ -206,7 +206,7 @@ mod tests {
         let again = node.bulk_deposit(deposits(&backups)).await.expect("bulk");
         assert_eq!((again.stored, again.already_present), (0, 3));
         node.bulk_finish().await.expect("finish");
-        assert_eq!(node.store().ceremony_count().expect("count"), 0);
+        assert_eq!(node.db().ceremony_count().expect("count"), 0);
 
         for b in &backups {
             let id = WalletId::parse(b.manifest.wallet_id().to_owned()).expect("id");

@@ -563,7 +563,7 @@ impl NodeConfig {
         Ok(cfg)
     }
 
-    /// Where the sled database lives.
+    /// Where the database lives.
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.join("db")
     }

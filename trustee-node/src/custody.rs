@@ -3,7 +3,7 @@
 use crate::at_rest::{self, ShareRecordId};
 use crate::error::NodeError;
 use crate::node::Node;
-use crate::storage::{StoreError, WALLETS_TREE, WalletRecord};
+use crate::db::{StoreError, WALLETS_TREE, WalletRecord};
 use crate::wallet::WalletId;
 use dlocker_proto::schnorr::{NONCE_LEN, PossessionProof, ProofContext};
 
@@ -50,7 +50,7 @@ fn manifest_hash_of(rec: &WalletRecord) -> Result<[u8; 32], NodeError> {
 
 impl Node {
     fn enrolled(&self, wallet_id: &WalletId) -> Result<WalletRecord, NodeError> {
-        self.store
+        self.db
             .wallet(wallet_id.as_str())?
             .ok_or(NodeError::WalletNotFound)
     }

@@ -14,7 +14,7 @@
 use crate::at_rest::{self, ShareRecordId};
 use crate::error::NodeError;
 use crate::node::Node;
-use crate::storage::{CeremonyRecord, CeremonyState, CommitOutcome, WalletMeta, WalletRecord};
+use crate::db::{CeremonyRecord, CeremonyState, CommitOutcome, WalletMeta, WalletRecord};
 use crate::wallet::WalletId;
 use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
 use dlocker_proto::manifest::{Manifest, ManifestHash};
@@ -154,7 +154,7 @@ impl Node {
                 ),
             ));
         }
-        if self.store.ceremony_count()? >= limits.max_pending_ceremonies {
+        if self.db.ceremony_count()? >= limits.max_pending_ceremonies {
             return Err(NodeError::Busy);
         }
         let (ccr, registration) = self
@@ -174,9 +174,9 @@ impl Node {
             },
             customer_sealed: self.seal_customer(&req.wallet_id, name, reference)?,
         };
-        self.store.put_ceremony(&ceremony_id, &record)?;
+        self.db.put_ceremony(&ceremony_id, &record)?;
         let issued = self.issue_owner_nonce(req.wallet_id.as_str(), OwnerAction::Backup)?;
-        self.store.flush().await?;
+        self.db.flush().await?;
         let creation_options_json =
             serde_json::to_string(&ccr).map_err(|e| internal("serialise options", e))?;
         tracing::info!(wallet = %req.wallet_id.log_tag(), ceremony = %ceremony_id, "enrollment begun");
@@ -199,7 +199,7 @@ impl Node {
             .hyphenated()
             .to_string();
         let ceremony = self
-            .store
+            .db
             .ceremony(&ceremony_id)?
             .ok_or(NodeError::CeremonyNotFound)?;
         let now = self.now();
@@ -253,11 +253,11 @@ impl Node {
         self.refuse_enrollment_after_retire(&wallet_id)?;
 
         // 9. An existing deposit: identical → its receipt; different → conflict.
-        // The existence check is one key lookup: a sled read transaction over the six wallet
+        // The existence check is one key lookup: a read transaction over the six wallet
         // trees costs log writes even when it reads nothing, and most deposits are new. A
         // deposit racing this check is caught inside `commit_enrollment`'s transaction.
-        let existing = if self.store.wallet_exists(wallet_id.as_str())? {
-            self.store.wallet(wallet_id.as_str())?
+        let existing = if self.db.wallet_exists(wallet_id.as_str())? {
+            self.db.wallet(wallet_id.as_str())?
         } else {
             None
         };
@@ -267,8 +267,8 @@ impl Node {
             if let Some(touch) = &touch {
                 self.spend_nonce(touch)?;
             }
-            self.store.put_ceremony(&ceremony_id, &completed)?;
-            self.store.flush().await?;
+            self.db.put_ceremony(&ceremony_id, &completed)?;
+            self.db.flush().await?;
             tracing::info!(wallet = %wallet_id.log_tag(), "identical deposit retried; returned stored receipt");
             return Ok(receipt);
         }
@@ -317,7 +317,7 @@ impl Node {
             receipt,
         };
         let mut events = Vec::new();
-        let receipt = match self.store.commit_enrollment(
+        let receipt = match self.db.commit_enrollment(
             wallet_id.as_str(),
             &record,
             &ceremony_id,
@@ -326,9 +326,7 @@ impl Node {
             CommitOutcome::Stored => {
                 if let Some(sealed) = &completed.customer_sealed {
                     // Flushed with the deposit by `commit` below, before the receipt leaves.
-                    self.customers
-                        .insert(wallet_id.as_str(), sealed.as_slice())
-                        .map_err(crate::storage::StoreError::from)?;
+                    self.db.put_customer(wallet_id.as_str(), sealed)?;
                 }
                 events.push(self.record(
                     now,
@@ -381,7 +379,7 @@ impl Node {
     /// Bank role: the customer identity recorded for `wallet_id`, if any. A record that fails to
     /// open is reported as absent with a warning (it names no secret).
     pub(crate) fn customer(&self, wallet_id: &str) -> Option<at_rest::CustomerIdentity> {
-        let sealed = match self.customers.get(wallet_id) {
+        let sealed = match self.db.customer(wallet_id) {
             Ok(v) => v?,
             Err(e) => {
                 tracing::warn!(error = %e, "customer identity unreadable");

@@ -16,7 +16,7 @@
 //! A node holds at most one active and one staged epoch per wallet. Transitions are pure
 //! functions of `(state, event, now)` returning the next state or an [`EpochError`] naming the
 //! rule that refused; the node ([`crate::rotation`]) persists the result together with the data
-//! it moves, in one sled transaction. Expiry is a transition too ([`EpochState::expire`]): a staged
+//! it moves, in one database transaction. Expiry is a transition too ([`EpochState::expire`]): a staged
 //! epoch past `expires_at` is treated as gone by every other transition, and the sweeper (or the
 //! next request for the wallet) erases it.
 //!

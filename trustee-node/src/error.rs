@@ -8,7 +8,7 @@ use crate::audit_log::AuditError;
 use crate::events::EventError;
 use crate::recovery_session::SessionError;
 use crate::staff_auth::StaffAuthError;
-use crate::storage::StoreError;
+use crate::db::StoreError;
 use tonic::{Code, Status};
 
 /// Everything a request can fail with.

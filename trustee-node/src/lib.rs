@@ -7,7 +7,8 @@
 //! - [`config`]: `config.toml` → validated [`config::NodeConfig`];
 //! - [`keys`]: identity and storage keys behind [`keys::KeyProvider`];
 //! - [`init`]: `trustee-node init`;
-//! - [`storage`]: the [`storage::Store`] trait and [`storage::SledStore`]; [`at_rest`] seals shares;
+//! - [`db`]: the one storage layer (every table, key format and record codec; the on-disk
+//!   layout is in its docs); [`at_rest`] seals shares;
 //! - [`node`]: the shared [`node::Node`] state; request logic lives in [`enrollment`] and
 //!   [`custody`] as `impl Node` blocks;
 //! - [`service`]: the gRPC `Trustee` service; [`error`]: the one error → status mapping;
@@ -38,8 +39,7 @@ pub mod caller_limits;
 pub mod client_gate;
 pub mod config;
 pub mod custody;
-#[path = "db/stats.rs"]
-pub mod db_stats;
+pub mod db;
 pub mod descriptor;
 pub mod documents;
 pub mod enrollment;
@@ -57,6 +57,7 @@ pub mod owner_touch;
 mod owner_touch_tests;
 pub mod passkey_change;
 pub mod recovery;
+mod release;
 pub mod recovery_service;
 pub mod recovery_session;
 pub mod rotation;
@@ -68,8 +69,6 @@ pub mod staff_admin;
 pub mod staff_auth;
 pub mod startup;
 pub mod stats;
-#[path = "db/wallets.rs"]
-pub mod storage;
 pub mod wallet;
 
 pub use error::NodeError;

@@ -26,7 +26,7 @@ use crate::error::NodeError;
 use crate::node::Node;
 use crate::recovery::MAX_STATEMENT_BYTES;
 use crate::server::ServeError;
-use crate::storage::{PASSKEYS_TREE, StoreError, wallet_key};
+use crate::db::StoreError;
 use crate::wallet::WalletId;
 use dlocker_locker::server::{Locker, LockerHost, LockerKeys, LockerSettings, OwnerAssertionStart};
 use dlocker_proto::owner_challenge::{OwnerAction, TrusteeNonce};
@@ -153,7 +153,7 @@ impl LockerHost for NodeLockerHost {
     }
 
     fn flush(&self) -> futures::future::BoxFuture<'_, Result<(), String>> {
-        Box::pin(async move { self.node.store().flush().await.map_err(|e| e.to_string()) })
+        Box::pin(async move { self.node.db().flush().await.map_err(|e| e.to_string()) })
     }
 
     fn audit(
@@ -256,9 +256,8 @@ impl LockerHost for NodeLockerHost {
                 let json = serde_json::to_vec(updated)
                     .map_err(|e| status(NodeError::Internal(format!("serialise passkey: {e}"))))?;
                 node.db
-                    .open_tree(PASSKEYS_TREE)
-                    .and_then(|t| t.insert(wallet_key(wallet), json))
-                    .map_err(|e| status(NodeError::Storage(StoreError::from(e))))?;
+                    .put_passkey_json(wallet, &json)
+                    .map_err(|e| status(NodeError::Storage(e)))?;
             }
             let ev = node
                 .record(
@@ -293,10 +292,10 @@ pub fn open_locker(node: &Arc<Node>) -> Result<Option<Arc<Locker>>, ServeError> 
         sealing_key: node.locker_sealing_key.clone(),
     };
     let host = Arc::new(NodeLockerHost { node: node.clone() });
-    let locker = Locker::open(&node.db, host, keys, settings).map_err(|e| {
+    let locker = node.db.open_locker(host, keys, settings).map_err(|reason| {
         ServeError::Setup(crate::node::SetupError::Store(StoreError::Corrupt {
             tree: dlocker_locker::server::store::LOCKER_TREE,
-            reason: e.to_string(),
+            reason,
         }))
     })?;
     tracing::info!(locker_id = %locker.locker_id(), "document locker enabled");
@@ -344,7 +343,7 @@ mod tests {
     #[test]
     fn only_operators_decide_the_registry() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let db = sled::open(dir.path()).expect("db");
+        let db = crate::db::Database::open(dir.path()).expect("db");
         let op = SigningKey::generate_from_rng(&mut rand::rng());
         let approver = SigningKey::generate_from_rng(&mut rand::rng());
         let gate = StaffGate::new(

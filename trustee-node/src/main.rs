@@ -165,7 +165,7 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-fn print_stats(s: &trustee_node::db_stats::DbStats, json: bool) -> anyhow::Result<()> {
+fn print_stats(s: &trustee_node::db::stats::DbStats, json: bool) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(s)?);
         return Ok(());
@@ -394,11 +394,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .with_context(|| format!("serving {}", data_dir.display())),
         Command::Admin { what } => match what {
             AdminCommand::Stats { data_dir, json } => {
-                let s = trustee_node::db_stats::stats(&data_dir, unix_now())?;
+                let s = trustee_node::db::stats::stats(&data_dir, unix_now())?;
                 print_stats(&s, json)
             }
             AdminCommand::Wallets { data_dir, json } => {
-                let rows = trustee_node::db_stats::wallets(&data_dir)?;
+                let rows = trustee_node::db::stats::wallets(&data_dir)?;
                 if json {
                     println!("{}", serde_json::to_string_pretty(&rows)?);
                 } else {

@@ -247,22 +247,17 @@ impl Metrics {
 
     fn refresh(&self, node: &Node) -> Result<(), String> {
         let db = &node.db;
-        let tree = |name: &str| {
-            db.open_tree(name)
-                .map_err(|e| format!("opening tree {name}: {e}"))
-        };
-        let count = |name: &str| tree(name).map(|t| i64::try_from(t.len()).unwrap_or(i64::MAX));
-        self.deposits.set(count(crate::storage::WALLETS_TREE)?);
-        self.epochs_staged.set(count(crate::rotation::STAGED_TREE)?);
+        let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.deposits.set(count(db.wallet_count()));
+        self.epochs_staged.set(count(db.staged_count()));
 
         let now = node.now();
         let mut by_state = [0i64; SESSION_STATES.len()];
-        for item in tree(crate::recovery::SESSIONS_TREE)?.iter() {
-            let (_, v) = item.map_err(|e| format!("reading sessions: {e}"))?;
-            // An unreadable session is reported by the RPCs that touch it, not here.
-            let Ok(s) = serde_json::from_slice::<crate::recovery::StoredSession>(&v) else {
-                continue;
-            };
+        // An unreadable session is reported by the RPCs that touch it, not here.
+        for s in db
+            .readable_sessions()
+            .map_err(|e| format!("reading sessions: {e}"))?
+        {
             let name = s.session.state_name(now);
             if let Some(i) = SESSION_STATES.iter().position(|n| *n == name) {
                 by_state[i] += 1;

@@ -11,17 +11,12 @@ use crate::events::{EventError, EventOutbox};
 use crate::keys::{
     BankApprovalKey, IdentityKey, KeyError, KeyProvider, ShareSealingKey, StoragePurpose,
 };
-use crate::recovery::RecoveryTrees;
+use crate::db::{Database, StoreError};
 use crate::staff_auth::{StaffAuthError, StaffGate};
-use crate::storage::{SledStore, Store, StoreError};
 use k256::PublicKey;
 use std::sync::Arc;
 use std::time::Duration;
 use webauthn_rs::{Webauthn, WebauthnBuilder};
-
-/// Bank role: wallet id → the customer identity recorded at enrollment, sealed under the
-/// storage key's customer-sealing purpose key.
-pub const CUSTOMERS_TREE: &str = "customers";
 
 /// Wall-clock time in Unix seconds; injected so tests can move time.
 pub trait Clock: Send + Sync {
@@ -75,21 +70,16 @@ pub struct Node {
     pub(crate) locker_sealing_key: zeroize::Zeroizing<[u8; 32]>,
     /// The storage key's purpose key for the customer identity the bank records.
     pub(crate) customer_sealing_key: zeroize::Zeroizing<[u8; 32]>,
-    /// Bank role: wallet id → the customer identity sealed at enrollment
-    /// ([`crate::at_rest::seal_customer`]).
-    pub(crate) customers: sled::Tree,
-    pub(crate) store: Arc<dyn Store>,
+    /// The database: every table goes through it.
+    pub(crate) db: Database,
     pub(crate) webauthn: Webauthn,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) audit: AuditLog,
     pub(crate) events: EventOutbox,
-    pub(crate) recovery: RecoveryTrees,
     /// Bank role only.
     pub(crate) staff_gate: Option<StaffGate>,
     /// Bank role only.
     pub(crate) bank_key: Option<BankApprovalKey>,
-    /// Bank role: the roster managed by staff-admin requests ([`crate::staff_admin`]).
-    pub(crate) staff_roster: sled::Tree,
     /// Bank role: distinct staff approvals needed (`bank.approvals_required`; a config reload
     /// may change it).
     pub(crate) approvals_required: std::sync::atomic::AtomicU32,
@@ -98,12 +88,6 @@ pub struct Node {
     pub(crate) bank_keys: crate::recovery_session::BankKeys,
     /// Serialises read-modify-write of recovery state (sessions, lockouts, passkey counters).
     pub(crate) recovery_lock: tokio::sync::Mutex<()>,
-    /// The database (the document locker keeps its own tree in it).
-    pub(crate) db: sled::Db,
-    /// Epoch rotation trees (transitions also hold `recovery_lock`).
-    pub(crate) epoch_trees: crate::rotation::EpochTrees,
-    /// Single-use nonces of owner ceremonies.
-    pub(crate) owner_nonces: crate::owner_touch::OwnerNonces,
     /// Per-caller limits on owner ceremonies.
     pub(crate) caller_limits: crate::caller_limits::CallerLimits,
     /// Counters of what is refused without being written down.
@@ -141,7 +125,7 @@ impl Node {
     pub fn new(
         config: NodeConfig,
         keys: &dyn KeyProvider,
-        store: Arc<SledStore>,
+        db: Database,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, SetupError> {
         let identity = keys.identity_key()?;
@@ -152,15 +136,8 @@ impl Node {
         crate::wallet::install_log_tag_key(storage_root.derive(StoragePurpose::LogTag));
         drop(storage_root);
         let webauthn = build_webauthn(&config)?;
-        let db = store.db().clone();
         let audit = AuditLog::open(&db, keys.audit_key()?)?;
         let events = EventOutbox::open(&db)?;
-        let customers = db
-            .open_tree(CUSTOMERS_TREE)
-            .map_err(|e| SetupError::Store(e.into()))?;
-        let recovery = RecoveryTrees::open(&db).map_err(SetupError::Store)?;
-        let epoch_trees = crate::rotation::EpochTrees::open(&db).map_err(SetupError::Store)?;
-        let owner_nonces = crate::owner_touch::OwnerNonces::open(&db).map_err(SetupError::Store)?;
         let mut bank_entries: Vec<(PublicKey, Option<String>)> = config
             .recovery
             .bank_approval_keys
@@ -168,11 +145,8 @@ impl Node {
             .copied()
             .zip(config.recovery.bank_key_owners.iter().cloned())
             .collect();
-        let staff_roster = db
-            .open_tree(crate::staff_admin::STAFF_ROSTER_TREE)
-            .map_err(|e| SetupError::Store(e.into()))?;
         // Staff changed by signed admin requests outlive the config's seed list.
-        let managed = crate::staff_admin::load(&staff_roster)?;
+        let managed = crate::staff_admin::load(&db)?;
         let (staff_gate, bank_key) = match (config.role, &config.bank) {
             (Role::Bank, Some(bank)) => {
                 let key = keys.bank_approval_key()?;
@@ -211,22 +185,16 @@ impl Node {
             storage_key,
             locker_sealing_key,
             customer_sealing_key,
-            customers,
-            store,
             webauthn,
             clock,
             audit,
             events,
-            recovery,
             staff_gate,
             bank_key,
             approvals_required: std::sync::atomic::AtomicU32::new(approvals_required),
-            staff_roster,
             bank_keys: crate::recovery_session::BankKeys::new(bank_entries),
             recovery_lock: tokio::sync::Mutex::new(()),
-            db: db.clone(),
-            epoch_trees,
-            owner_nonces,
+            db,
             caller_limits,
             stats: crate::stats::NodeStats::default(),
         })
@@ -260,9 +228,9 @@ impl Node {
     pub fn identity(&self) -> &IdentityKey {
         &self.identity
     }
-    /// The store.
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
+    /// The database.
+    pub fn db(&self) -> &Database {
+        &self.db
     }
     /// Now, by the node's clock.
     pub fn now(&self) -> u64 {

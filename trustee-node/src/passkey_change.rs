@@ -19,8 +19,8 @@ use crate::epoch::{EpochError, EpochState};
 use crate::error::NodeError;
 use crate::node::Node;
 use crate::owner_touch::passkey_fingerprint;
-use crate::rotation::{MAX_PASSKEY_JSON_BYTES, OwnerAssertion, Plan, T};
-use crate::storage::wallet_key;
+use crate::db::Batch;
+use crate::rotation::{MAX_PASSKEY_JSON_BYTES, OwnerAssertion};
 use crate::wallet::WalletId;
 use dlocker_proto::owner_challenge::OwnerAction;
 use webauthn_rs::prelude::{CreationChallengeResponse, Passkey, PasskeyRegistration};
@@ -76,7 +76,6 @@ impl Node {
     /// Returns the new credential's fingerprint.
     pub async fn change_passkey(&self, req: ChangePasskey) -> Result<[u8; 32], NodeError> {
         let wallet = req.wallet_id.as_str();
-        let key = wallet_key(wallet);
         let _guard = self.recovery_lock.lock().await;
         let now = self.now();
         let state = self
@@ -135,13 +134,12 @@ impl Node {
             &current,
         )?;
         self.spend_nonce(&touch)?;
-        let mut plan = Plan::default();
-        plan.put(
-            T::Passkeys,
-            key,
+        let mut batch = Batch::default();
+        batch.put_passkey_json(
+            wallet,
             serde_json::to_vec(&new).map_err(|e| internal("serialise passkey", e))?,
         );
-        self.apply(plan)?;
+        self.apply(&batch)?;
         let ev = self.record(
             now,
             PASSKEY_CHANGED,

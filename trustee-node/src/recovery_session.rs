@@ -280,6 +280,21 @@ pub struct ReleaseAuthorized {
     pub approval: VerifiedApproval,
     /// The epoch whose share it authorizes.
     pub epoch: u64,
+    wallet_id: String,
+    session_key: Option<PublicKey>,
+}
+
+impl ReleaseAuthorized {
+    /// The wallet whose share it authorizes.
+    pub fn wallet_id(&self) -> &str {
+        &self.wallet_id
+    }
+
+    /// `R`, the session key the share is sealed to (`None` if the stored session's key does
+    /// not decode).
+    pub fn session_key(&self) -> Option<PublicKey> {
+        self.session_key
+    }
 }
 
 impl RecoverySession {
@@ -443,6 +458,8 @@ impl RecoverySession {
             _private: (),
             approval,
             epoch,
+            wallet_id: self.wallet_id.clone(),
+            session_key: self.session_key(),
         })
     }
 

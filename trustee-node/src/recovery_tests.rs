@@ -9,7 +9,7 @@ use crate::owner_touch_tests as touch;
 use crate::server::{RunningNode, spawn, spawn_on};
 use crate::service::tests::{Backup, begin};
 use crate::staff_auth::StaffRole;
-use crate::storage::SledStore;
+use crate::db::Database;
 use dlocker_proto::audit::verify_chain;
 use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
 use dlocker_proto::keys::{decode_public_key, encode_public_key, public_key_hex};
@@ -92,7 +92,7 @@ impl Harness {
         init_bank(dir, &alice, &bob, approvals);
         let config = NodeConfig::load(dir).expect("config");
         let clock = Arc::new(ManualClock(AtomicU64::new(T0)));
-        let store = Arc::new(SledStore::open(&config.db_path()).expect("db"));
+        let store = Database::open(&config.db_path()).expect("db");
         let keys = FileKeyProvider::new(dir);
         let bank_key = keys.bank_approval_key().expect("bank key").signing_key();
         let node = Node::new(config, &keys, store, clock.clone()).expect("node");

@@ -9,7 +9,7 @@ use crate::node::{Node, SetupError, SystemClock};
 use crate::recovery_service::RecoveryService;
 use crate::service::TrusteeService;
 use crate::staff::StaffService;
-use crate::storage::{SledStore, StoreError};
+use crate::db::{Database, StoreError};
 use dlocker_proto::pb::recovery_server::RecoveryServer;
 use dlocker_proto::pb::staff_server::StaffServer;
 use dlocker_proto::pb::trustee_server::TrusteeServer;
@@ -86,8 +86,8 @@ pub fn open_node(dir: &Path) -> Result<Arc<Node>, ServeError> {
     let keys = FileKeyProvider::new(dir);
     // Before the database is opened (which creates it): a missing key is never replaced.
     crate::startup::check_key_files(&config, &keys)?;
-    let store = Arc::new(SledStore::open(&config.db_path()).map_err(SetupError::Store)?);
-    crate::startup::check_binding(&config, &keys, store.db())?;
+    let db = Database::open(&config.db_path()).map_err(SetupError::Store)?;
+    crate::startup::check_binding(&config, &keys, &db)?;
     if config.tls.is_none() && !config.listen.ip().is_loopback() {
         tracing::warn!(listen = %config.listen, "serving plaintext on a non-loopback address (node.insecure_plaintext = true); only behind a TLS-terminating proxy");
     }
@@ -96,7 +96,7 @@ pub fn open_node(dir: &Path) -> Result<Arc<Node>, ServeError> {
             "no [[bank.staff]] configured: this bank node cannot approve any recovery until staff are added"
         );
     }
-    let node = Node::new(config, &keys, store, Arc::new(SystemClock))?;
+    let node = Node::new(config, &keys, db, Arc::new(SystemClock))?;
     Ok(Arc::new(node))
 }
 
@@ -149,7 +149,7 @@ pub async fn run(
             .max_encoding_message_size(config.limits.max_message_bytes)
     });
 
-    let metrics = Arc::new(crate::metrics::Metrics::new(node.store().flush_histogram()));
+    let metrics = Arc::new(crate::metrics::Metrics::new(Some(node.db().flush_histogram())));
     // The document locker, when `[locker] enabled = true`: its gRPC service and the HTTP
     // document endpoints (status lists, JWKS) at the URLs its credentials name.
     let locker = crate::locker_host::open_locker(&node)?;
@@ -296,7 +296,7 @@ pub async fn run(
     // Wait for the abort so the sweeper's handle on the database is gone when we return.
     let _ = sweeper.await;
     // Acknowledged writes were flushed already; this covers the ceremony sweeps.
-    let flushed = node.store().flush().await;
+    let flushed = node.db().flush().await;
     tracing::info!("trustee node stopped");
     served?;
     flushed.map_err(ServeError::Flush)
@@ -306,7 +306,7 @@ async fn sweep_ceremonies(node: Arc<Node>) {
     let mut tick = tokio::time::interval(SWEEP_INTERVAL);
     loop {
         tick.tick().await;
-        match node.store().remove_expired_ceremonies(node.now()) {
+        match node.db().remove_expired_ceremonies(node.now()) {
             Ok(0) => {}
             Ok(n) => tracing::debug!(removed = n, "swept expired ceremonies"),
             Err(e) => tracing::warn!(error = %e, "sweeping expired ceremonies failed"),

@@ -9,7 +9,7 @@ use crate::keys::FileKeyProvider;
 use crate::node::{Clock, Node};
 use crate::owner_touch_tests as touch;
 use crate::server::{RunningNode, spawn};
-use crate::storage::{SHARES_TREE, SledStore, wallet_key};
+use crate::db::{SHARES_TREE, Database, wallet_key};
 use crate::wallet::WalletId;
 use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
 use dlocker_proto::keys::{decode_public_key, node_id};
@@ -419,16 +419,13 @@ async fn enrollment_over_grpc() {
     drop(c);
     node.shutdown().await.expect("shutdown");
     {
-        let db = sled::open(dir.join("db")).expect("open db");
-        let shares = db.open_tree(SHARES_TREE).expect("tree");
-        let mut sealed = shares
-            .get(wallet_key(wallet))
-            .expect("get")
-            .expect("present")
-            .to_vec();
+        let db = Database::open(&dir.join("db")).expect("open db");
+        let mut sealed = db
+            .raw_get(SHARES_TREE, wallet_key(wallet))
+            .expect("present");
         sealed[20] ^= 0x40;
-        shares.insert(wallet_key(wallet), sealed).expect("insert");
-        db.flush().expect("flush");
+        db.raw_put(SHARES_TREE, wallet_key(wallet), sealed);
+        db.flush_blocking().expect("flush");
     }
     let node = spawn(dir).await.expect("respawn");
     let mut c = client(&node).await;
@@ -546,7 +543,7 @@ async fn ceremonies_expire_and_are_bounded() {
     .expect("write");
     let config = NodeConfig::load(dir).expect("config");
     let clock = Arc::new(ManualClock(AtomicU64::new(1_000)));
-    let store = Arc::new(SledStore::open(&config.db_path()).expect("db"));
+    let store = Database::open(&config.db_path()).expect("db");
     let node = Node::new(config, &FileKeyProvider::new(dir), store, clock.clone()).expect("node");
 
     let wallet = WalletId::parse("w".into()).expect("wallet");
@@ -587,7 +584,7 @@ async fn ceremonies_expire_and_are_bounded() {
     );
     assert_eq!(tonic::Status::from(e).code(), Code::FailedPrecondition);
     assert_eq!(
-        node.store()
+        node.db()
             .remove_expired_ceremonies(node.now())
             .expect("sweep"),
         2

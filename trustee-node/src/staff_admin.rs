@@ -10,15 +10,12 @@ use crate::error::NodeError;
 use crate::node::Node;
 use crate::recovery::MAX_STATEMENT_BYTES;
 use crate::staff_auth::{StaffMember, StaffRole};
-use crate::storage::StoreError;
+use crate::db::{Database, StoreError};
 use dlocker_proto::keys::{public_key_from_hex, public_key_hex};
 use dlocker_proto::statement::StaffChange;
 use serde::{Deserialize, Serialize};
 
-/// The sled tree holding the managed roster (one record, [`ROSTER_KEY`]).
-pub const STAFF_ROSTER_TREE: &str = "staff_roster";
-/// The key of the roster record.
-pub const ROSTER_KEY: &[u8] = b"current";
+pub use crate::db::STAFF_ROSTER_TREE;
 /// Most staff members (as in the config).
 pub const MAX_STAFF: usize = 64;
 /// Largest `approvals_required` (as in the config).
@@ -193,11 +190,10 @@ fn corrupt(reason: impl std::fmt::Display) -> StoreError {
 }
 
 /// The managed roster, if staff were ever changed by a staff-admin request.
-pub fn load(tree: &sled::Tree) -> Result<Option<Roster>, StoreError> {
-    let Some(bytes) = tree.get(ROSTER_KEY)? else {
+pub fn load(db: &Database) -> Result<Option<Roster>, StoreError> {
+    let Some(stored) = db.roster::<StoredRoster>()? else {
         return Ok(None);
     };
-    let stored: StoredRoster = serde_json::from_slice(&bytes).map_err(corrupt)?;
     let staff = stored
         .staff
         .into_iter()
@@ -215,7 +211,7 @@ pub fn load(tree: &sled::Tree) -> Result<Option<Roster>, StoreError> {
     }))
 }
 
-fn store(tree: &sled::Tree, roster: &Roster) -> Result<(), StoreError> {
+fn store(db: &Database, roster: &Roster) -> Result<(), StoreError> {
     let stored = StoredRoster {
         staff: roster
             .staff
@@ -228,8 +224,7 @@ fn store(tree: &sled::Tree, roster: &Roster) -> Result<(), StoreError> {
             .collect(),
         approvals_required: roster.approvals_required,
     };
-    tree.insert(ROSTER_KEY, serde_json::to_vec(&stored).map_err(corrupt)?)?;
-    Ok(())
+    db.put_roster(&stored)
 }
 
 impl Node {
@@ -247,7 +242,7 @@ impl Node {
 
     /// Whether staff are managed by staff-admin requests (then a config reload leaves them).
     pub fn roster_is_managed(&self) -> bool {
-        self.staff_roster.contains_key(ROSTER_KEY).unwrap_or(false)
+        self.db.has_roster()
     }
 
     /// `ManageStaff`: a signed staff-admin request; returns the roster after it. A change is
@@ -282,7 +277,7 @@ impl Node {
             self.commit(Vec::new()).await?;
             return Ok(current);
         }
-        store(&self.staff_roster, &next)?;
+        store(&self.db, &next)?;
         let what = describe(&req.change);
         let event = self.record(now, "staff_changed", "", "", &format!("by {by}: {what}"))?;
         self.commit(vec![event]).await?;
@@ -405,14 +400,13 @@ mod tests {
     #[test]
     fn roster_round_trips_through_the_tree() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let db = sled::open(dir.path()).expect("db");
-        let tree = db.open_tree(STAFF_ROSTER_TREE).expect("tree");
-        assert_eq!(load(&tree).expect("load"), None);
+        let db = Database::open(dir.path()).expect("db");
+        assert_eq!(load(&db).expect("load"), None);
         let r = Roster {
             staff: vec![member("root", &[StaffRole::Admin, StaffRole::Approver])],
             approvals_required: 1,
         };
-        store(&tree, &r).expect("store");
-        assert_eq!(load(&tree).expect("load"), Some(r));
+        store(&db, &r).expect("store");
+        assert_eq!(load(&db).expect("load"), Some(r));
     }
 }
