@@ -1371,5 +1371,5 @@ pub fn spawn_sweeper(node: Arc<Node>) -> tokio::task::JoinHandle<()> {
 }
 
 #[cfg(test)]
-#[path = "rotation_tests.rs"]
+#[path = "epochs_tests.rs"]
 mod tests;

@@ -169,5 +169,5 @@ impl Trustee for TrusteeService {
 }
 
 #[cfg(test)]
-#[path = "service_tests.rs"]
+#[path = "trustee_service_tests.rs"]
 pub(crate) mod tests;
