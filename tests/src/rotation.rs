@@ -262,8 +262,8 @@ pub fn stored_share_epoch(
     manifests: &[&Manifest],
 ) -> Option<u64> {
     use trustee_node::at_rest::{ShareRecordId, open_share};
-    use trustee_node::keys::{FileKeyProvider, KeyProvider as _};
     use trustee_node::db::{SHARES_TREE, wallet_key};
+    use trustee_node::keys::{FileKeyProvider, KeyProvider as _};
     let key = FileKeyProvider::new(dir)
         .storage_key()
         .expect("storage key")

@@ -5,6 +5,7 @@
 //! rule lives in `dlocker_proto::audit` so the CLI verifies exactly what the node computes; a
 //! signed `AuditCheckpoint` over the head is produced on request.
 
+use crate::db::{Database, SeqLog, SeqLogError};
 use dlocker_proto::audit::AuditRecord;
 use dlocker_proto::labels;
 use dlocker_proto::statement::{AuditCheckpoint, Signed};
@@ -12,7 +13,6 @@ use hmac::{KeyInit, Mac};
 use k256::ecdsa::SigningKey;
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
-use crate::db::{Database, SeqLog, SeqLogError};
 use zeroize::Zeroizing;
 
 pub use crate::db::AUDIT_TREE;

@@ -9,7 +9,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::collections::HashSet;
 use std::future::Future;
@@ -18,22 +18,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-/// Session states as `RecoverySession::state_name` reports them.
-pub const SESSION_STATES: [&str; 5] = [
-    "open",
-    "owner_authenticated",
-    "released",
-    "cancelled",
-    "expired",
-];
+pub use crate::recovery::session::SESSION_STATES;
 
 /// Label value for a path that is not one of the served RPCs.
 pub const OTHER: &str = "other";
 
-/// Buckets for latencies: 1 ms to ~33 s, doubling.
-pub fn latency_buckets() -> impl Iterator<Item = f64> {
-    exponential_buckets(0.001, 2.0, 16)
-}
+pub use crate::stats::latency_buckets;
 
 /// `service`, `method`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -118,7 +108,8 @@ impl Metrics {
         let requests = Family::<RpcCodeLabels, Counter>::default();
         registry.register(
             "dlocker_grpc_requests",
-            "gRPC requests answered, by service, method and status code (refusals are the codes other than Ok)",
+            "gRPC requests answered, by service, method and status code (refusals are the codes \
+                other than Ok)",
             requests.clone(),
         );
         let latency = Family::<RpcLabels, Histogram, fn() -> Histogram>::new_with_constructor(

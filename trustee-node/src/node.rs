@@ -1,18 +1,22 @@
-//! The node's state: configuration, keys, storage, the WebAuthn relying party and a clock.
+//! The node's context: configuration, keys, the database, the audit log and event outbox, the
+//! WebAuthn relying party and a clock, shared by every request handler.
 //!
-//! Request logic lives in `impl Node` blocks in the module of each feature ([`crate::enrollment`],
-//! [`crate::custody`]); later features (recovery sessions, staff service, audit log, events)
-//! add their own modules and, where needed, fields here.
+//! Request logic lives in the feature folders, as operations over a borrowed view of this
+//! context (`node.enrollment()`, `node.recovery()`, `node.epochs()`, `node.staff()`,
+//! `node.owner_touch()`); what is here is only what every feature needs: the accessors, the
+//! audit entry + event of a state change ([`Node::record`]) and making it durable
+//! ([`Node::commit`]).
 
 use crate::audit_log::{AuditError, AuditLog};
 use crate::config::{NodeConfig, Role};
+use crate::db::{Database, StoreError};
 use crate::descriptor::NodeDescriptorInfo;
-use crate::events::{EventError, EventOutbox};
+use crate::error::NodeError;
+use crate::events::{EventError, EventOutbox, StoredEvent};
 use crate::keys::{
     BankApprovalKey, IdentityKey, KeyError, KeyProvider, ShareSealingKey, StoragePurpose,
 };
-use crate::db::{Database, StoreError};
-use crate::staff_auth::{StaffAuthError, StaffGate};
+use crate::staff::auth::{StaffAuthError, StaffGate};
 use k256::PublicKey;
 use std::sync::Arc;
 use std::time::Duration;
@@ -85,7 +89,7 @@ pub struct Node {
     pub(crate) approvals_required: std::sync::atomic::AtomicU32,
     /// Configured bank approval keys (with the banks they are bound to) plus, on the bank
     /// node, its own.
-    pub(crate) bank_keys: crate::recovery_session::BankKeys,
+    pub(crate) bank_keys: crate::recovery::session::BankKeys,
     /// Serialises read-modify-write of recovery state (sessions, lockouts, passkey counters).
     pub(crate) recovery_lock: tokio::sync::Mutex<()>,
     /// Per-caller limits on owner ceremonies.
@@ -146,7 +150,7 @@ impl Node {
             .zip(config.recovery.bank_key_owners.iter().cloned())
             .collect();
         // Staff changed by signed admin requests outlive the config's seed list.
-        let managed = crate::staff_admin::load(&db)?;
+        let managed = crate::staff::roster::load(&db)?;
         let (staff_gate, bank_key) = match (config.role, &config.bank) {
             (Role::Bank, Some(bank)) => {
                 let key = keys.bank_approval_key()?;
@@ -156,7 +160,9 @@ impl Node {
                 // it could approve this bank's wallets.
                 if bank_entries.iter().any(|(_, owner)| owner.is_none()) {
                     return Err(SetupError::BankKeys(
-                        "recovery.bank_approval_keys: a bank node that accepts other banks' keys must bind each to its bank (\"BANK_NODE_ID=KEY\")".into(),
+                        "recovery.bank_approval_keys: a bank node that accepts other banks' keys \
+                            must bind each to its bank (\"BANK_NODE_ID=KEY\")"
+                            .into(),
                     ));
                 }
                 bank_entries.push((own, Some(identity.node_id().to_owned())));
@@ -192,7 +198,7 @@ impl Node {
             staff_gate,
             bank_key,
             approvals_required: std::sync::atomic::AtomicU32::new(approvals_required),
-            bank_keys: crate::recovery_session::BankKeys::new(bank_entries),
+            bank_keys: crate::recovery::session::BankKeys::new(bank_entries),
             recovery_lock: tokio::sync::Mutex::new(()),
             db,
             caller_limits,
@@ -236,6 +242,37 @@ impl Node {
     pub fn now(&self) -> u64 {
         self.clock.now()
     }
+    /// Audit entry + event for one state change (not yet durable: see [`Node::commit`]).
+    pub(crate) fn record(
+        &self,
+        now: u64,
+        kind: &str,
+        wallet_id: &str,
+        session_id: &str,
+        detail: &str,
+    ) -> Result<StoredEvent, NodeError> {
+        // The public audit log names a session by its keyed tag: a session id is a capability.
+        let audit_detail = if session_id.is_empty() {
+            detail.to_owned()
+        } else if detail.is_empty() {
+            format!("session {}", self.audit.session_tag(session_id))
+        } else {
+            format!("session {}; {detail}", self.audit.session_tag(session_id))
+        };
+        self.audit
+            .append(now, kind, Some(wallet_id), &audit_detail)?;
+        Ok(self
+            .events
+            .append(now, kind, wallet_id, session_id, detail)?)
+    }
+
+    /// Makes everything written so far durable, then tells live watchers.
+    pub(crate) async fn commit(&self, events: Vec<StoredEvent>) -> Result<(), NodeError> {
+        self.db.flush().await?;
+        self.events.announce(events);
+        Ok(())
+    }
+
     /// The node's public descriptor.
     pub fn descriptor(&self) -> NodeDescriptorInfo {
         NodeDescriptorInfo::new(&self.config, &self.identity)
@@ -291,7 +328,7 @@ impl Node {
                     o.staff_request_skew_secs != n.staff_request_skew_secs,
                     "bank.staff_request_skew_secs",
                 );
-                let managed = self.roster_is_managed();
+                let managed = self.staff().roster_is_managed();
                 if managed {
                     // Staff-admin requests changed them: the stored roster stays in force.
                     if o.staff != n.staff {
@@ -304,7 +341,7 @@ impl Node {
                     gate.replace_staff(n.staff.clone());
                     report.applied.push("[[bank.staff]]");
                 }
-                if !managed && self.approvals_required() != n.approvals_required {
+                if !managed && self.staff().approvals_required() != n.approvals_required {
                     self.approvals_required
                         .store(n.approvals_required, std::sync::atomic::Ordering::SeqCst);
                     report.applied.push("bank.approvals_required");

@@ -13,16 +13,15 @@
 //! Issuing never touches another nonce, so a stranger asking for nonces cannot disturb the
 //! owner's ceremony. A nonce is spent with a compare-and-swap after its response verified: of two
 //! requests racing on one nonce, one succeeds. Spent and expired records are removed by
-//! [`Node::sweep_owner_nonces`].
+//! [`Self::sweep_owner_nonces`].
 
+use crate::db::NonceSnapshot;
 use crate::error::NodeError;
 use crate::node::Node;
-use crate::db::NonceSnapshot;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use dlocker_proto::owner_challenge::{NONCE_LEN, OwnerAction, OwnerChallenge, TrusteeNonce};
 use rand::RngExt as _;
-use serde::{Deserialize, Serialize};
 use webauthn_rs::prelude::{
     Passkey, PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential,
     RegisterPublicKeyCredential,
@@ -64,6 +63,25 @@ fn with_challenge(
     serde_json::to_string(&v).map_err(|e| internal("ceremony state", e))
 }
 
+/// Owner ceremonies (nonces and the one-touch check): a borrowed view of the [`Node`]
+/// context, whose fields and methods read through it.
+#[derive(Clone, Copy)]
+pub struct OwnerTouch<'a>(&'a Node);
+
+impl std::ops::Deref for OwnerTouch<'_> {
+    type Target = Node;
+    fn deref(&self) -> &Node {
+        self.0
+    }
+}
+
+impl Node {
+    /// Owner ceremonies: nonces and the one-touch check.
+    pub fn owner_touch(&self) -> OwnerTouch<'_> {
+        OwnerTouch(self)
+    }
+}
+
 /// A verified owner touch: the nonce to spend and, for an assertion, the passkey to store if its
 /// counter moved.
 pub(crate) struct VerifiedTouch<T> {
@@ -73,7 +91,7 @@ pub(crate) struct VerifiedTouch<T> {
     pub(crate) value: T,
 }
 
-impl Node {
+impl OwnerTouch<'_> {
     /// Issues a fresh nonce for `(wallet, action)`. Written, not yet durable: the caller's
     /// [`Node::commit`] (or a flush) makes it so before the nonce is handed out.
     pub(crate) fn issue_owner_nonce(
@@ -127,7 +145,7 @@ impl Node {
     }
 
     /// Verifies the owner's assertion for a one-touch ceremony against `passkey`. Nothing is
-    /// spent yet: call [`Node::spend_nonce`] once the action's own checks passed.
+    /// spent yet: call [`Self::spend_nonce`] once the action's own checks passed.
     pub(crate) fn verify_owner_assertion(
         &self,
         wallet_id: &str,

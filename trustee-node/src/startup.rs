@@ -14,8 +14,8 @@
 //! [`StoragePurpose::KeyCheck`] purpose key): it identifies the key without revealing it.
 
 use crate::config::{NodeConfig, Role};
-use crate::keys::{FileKeyProvider, KeyError, KeyProvider, StoragePurpose};
 pub use crate::db::NODE_META_TREE;
+use crate::keys::{FileKeyProvider, KeyError, KeyProvider, StoragePurpose};
 use hmac::{KeyInit, Mac as _};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -177,12 +177,8 @@ pub fn check_binding(
         crate::db::StoreError::Corrupt { reason, .. } => store_err(&reason),
         crate::db::StoreError::Db(e) => store_err(&e),
     };
-    let Some(recorded) = db
-        .node_meta::<KeyBinding>(BINDING_KEY)
-        .map_err(meta_err)?
-    else {
-        db.put_node_meta(BINDING_KEY, &actual)
-            .map_err(meta_err)?;
+    let Some(recorded) = db.node_meta::<KeyBinding>(BINDING_KEY).map_err(meta_err)? else {
+        db.put_node_meta(BINDING_KEY, &actual).map_err(meta_err)?;
         db.flush_blocking().map_err(meta_err)?;
         return Ok(());
     };
@@ -207,8 +203,7 @@ pub fn check_binding(
         (Some(r), Some(a)) if r != a => return Err(mismatch(keys.bank_approval_path())),
         // The role changed to bank after the first start: record the bank key from now on.
         (None, Some(_)) => {
-            db.put_node_meta(BINDING_KEY, &actual)
-                .map_err(meta_err)?;
+            db.put_node_meta(BINDING_KEY, &actual).map_err(meta_err)?;
             db.flush_blocking().map_err(meta_err)?;
         }
         _ => {}

@@ -4,7 +4,7 @@ use super::{
     Database, EPOCHS_TREE, Key, SESSIONS_TREE, StagedRecord, StoreError, StoredSession, Table,
     WALLETS_TREE, WalletMeta, recovery::session_index_key, to_json, wallet_key,
 };
-use crate::epoch::EpochState;
+use crate::epochs::state::EpochState;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 /// One atomic change: typed puts and removes over any tables, and preconditions. A plain value,
@@ -42,7 +42,11 @@ impl Batch {
 
     /// Writes the wallet's epoch state.
     pub fn put_epoch_state(&mut self, wallet_id: &str, s: &EpochState) -> Result<(), StoreError> {
-        self.put(Table::Epochs, wallet_key(wallet_id), to_json(EPOCHS_TREE, s)?);
+        self.put(
+            Table::Epochs,
+            wallet_key(wallet_id),
+            to_json(EPOCHS_TREE, s)?,
+        );
         Ok(())
     }
 
@@ -62,8 +66,16 @@ impl Batch {
     }
 
     /// Writes the wallet's metadata.
-    pub fn put_wallet_meta(&mut self, wallet_id: &str, meta: &WalletMeta) -> Result<(), StoreError> {
-        self.put(Table::Wallets, wallet_key(wallet_id), to_json(WALLETS_TREE, meta)?);
+    pub fn put_wallet_meta(
+        &mut self,
+        wallet_id: &str,
+        meta: &WalletMeta,
+    ) -> Result<(), StoreError> {
+        self.put(
+            Table::Wallets,
+            wallet_key(wallet_id),
+            to_json(WALLETS_TREE, meta)?,
+        );
         Ok(())
     }
 

@@ -1,7 +1,7 @@
 //! Epoch records: the staged epoch's codec and the retirement receipts. Layout: [`crate::db`].
 
 use super::{Database, STAGED_TREE, StoreError, Table, corrupt, wallet_key};
-use crate::epoch::EpochState;
+use crate::epochs::state::EpochState;
 use dlocker_proto::codec::{Reader, Writer};
 
 const STAGED_RECORD_VERSION: u8 = 1;

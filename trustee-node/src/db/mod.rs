@@ -7,28 +7,38 @@
 //! UTF-8 bytes ([`wallet_key`]); sequence-keyed tables use the sequence number as 8 bytes
 //! big-endian, so key order is sequence order.
 //!
-//! | table (tree) | key | value | written by |
-//! |---|---|---|---|
-//! | [`CEREMONIES_TREE`] | ceremony id (UUID text) | [`CeremonyRecord`] JSON | enrollment |
-//! | [`WALLETS_TREE`] | wallet id | [`WalletMeta`] JSON (presence = wallet enrolled) | enrollment, epochs |
-//! | [`SHARES_TREE`] | wallet id | the share sealed under the storage key ([`crate::at_rest`]) | enrollment, epochs |
-//! | [`MANIFESTS_TREE`] | wallet id | the manifest, canonical encoding | enrollment, epochs |
-//! | [`PASSKEYS_TREE`] | wallet id | the owner's `webauthn_rs::Passkey` JSON | enrollment, epochs, recovery, locker |
-//! | [`BLOBS_TREE`] | wallet id | the encrypted wallet blob | enrollment, epochs |
-//! | [`RECEIPTS_TREE`] | wallet id | the signed receipt, canonical encoding | enrollment, epochs |
-//! | [`CUSTOMERS_TREE`] | wallet id | bank role: the customer identity, sealed ([`crate::at_rest::seal_customer`]) | enrollment |
-//! | [`NODE_META_TREE`] | `key-binding` | JSON: node id and key check values of the keys that wrote this database ([`crate::startup`]) | startup |
-//! | [`SESSIONS_TREE`] | session id (hex) | [`StoredSession`] JSON | recovery, staff |
-//! | [`SESSION_INDEX_TREE`] | [`session_index_prefix`]`(wallet)` ‖ session id | session id | recovery |
-//! | [`EPOCHS_TREE`] | wallet id | [`EpochState`] JSON (absent = enrolled and never rotated, or unknown) | epochs |
-//! | [`STAGED_TREE`] | wallet id | [`StagedRecord`], codec-encoded (version 1) | epochs |
-//! | [`RETIRED_TREE`] | the audit log's wallet tag (an HMAC, not the wallet id) | the `RetireReceipt` issued | epochs |
-//! | [`OWNER_NONCES_TREE`] | nonce (32 bytes) | [`NonceRecord`] JSON | owner ceremonies |
-//! | [`STAFF_NONCES_TREE`] | staff request nonce | timestamp, u64 big-endian | staff |
-//! | [`STAFF_ROSTER_TREE`] | `current` | the managed staff roster, JSON ([`crate::staff_admin`]) | staff |
-//! | [`AUDIT_TREE`] | sequence number | [`crate::audit_log::StoredEntry`] JSON (hash-chained) | audit log |
-//! | [`EVENTS_TREE`] | sequence number | [`crate::events::StoredEvent`] JSON | event outbox |
-//! | `locker` | see `dlocker_locker::server::store` | the document locker's records | locker |
+//! Each entry: table (the tree's name): key → value; the features that write it.
+//!
+//! - [`CEREMONIES_TREE`]: ceremony id (UUID text) → [`CeremonyRecord`] JSON; enrollment.
+//! - [`WALLETS_TREE`]: wallet id → [`WalletMeta`] JSON (presence = wallet enrolled); enrollment,
+//!   epochs.
+//! - [`SHARES_TREE`]: wallet id → the share sealed under the storage key ([`crate::at_rest`]);
+//!   enrollment, epochs.
+//! - [`MANIFESTS_TREE`]: wallet id → the manifest, canonical encoding; enrollment, epochs.
+//! - [`PASSKEYS_TREE`]: wallet id → the owner's `webauthn_rs::Passkey` JSON; enrollment, epochs,
+//!   recovery, locker.
+//! - [`BLOBS_TREE`]: wallet id → the encrypted wallet blob; enrollment, epochs.
+//! - [`RECEIPTS_TREE`]: wallet id → the signed receipt, canonical encoding; enrollment, epochs.
+//! - [`CUSTOMERS_TREE`]: wallet id → bank role: the customer identity, sealed
+//!   ([`crate::at_rest::seal_customer`]); enrollment.
+//! - [`NODE_META_TREE`]: `key-binding` → JSON: node id and key check values of the keys that wrote
+//!   this database ([`crate::startup`]); startup.
+//! - [`SESSIONS_TREE`]: session id (hex) → [`StoredSession`] JSON; recovery, staff.
+//! - [`SESSION_INDEX_TREE`]: [`session_index_prefix`]`(wallet)` ‖ session id → session id;
+//!   recovery.
+//! - [`EPOCHS_TREE`]: wallet id → [`EpochState`] JSON (absent = enrolled and never rotated, or
+//!   unknown); epochs.
+//! - [`STAGED_TREE`]: wallet id → [`StagedRecord`], codec-encoded (version 1); epochs.
+//! - [`RETIRED_TREE`]: the audit log's wallet tag (an HMAC, not the wallet id) → the
+//!   `RetireReceipt` issued; epochs.
+//! - [`OWNER_NONCES_TREE`]: nonce (32 bytes) → [`NonceRecord`] JSON; owner ceremonies.
+//! - [`STAFF_NONCES_TREE`]: staff request nonce → timestamp, u64 big-endian; staff.
+//! - [`STAFF_ROSTER_TREE`]: `current` → the managed staff roster, JSON ([`crate::staff::admin`]);
+//!   staff.
+//! - [`AUDIT_TREE`]: sequence number → [`crate::audit_log::StoredEntry`] JSON (hash-chained); audit
+//!   log.
+//! - [`EVENTS_TREE`]: sequence number → [`crate::events::StoredEvent`] JSON; event outbox.
+//! - `locker`: see `dlocker_locker::server::store` → the document locker's records; locker.
 //!
 //! # Transactions and durability
 //!
@@ -80,11 +90,11 @@ pub use nonces::{NonceRecord, NonceSnapshot};
 pub use recovery::{StoredSession, session_index_prefix};
 pub use wallets::{CeremonyRecord, CeremonyState, CommitOutcome, WalletMeta, WalletRecord};
 
-use crate::epoch::EpochState;
+use crate::epochs::state::EpochState;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 
 /// Open passkey ceremonies.
 pub const CEREMONIES_TREE: &str = "ceremonies";
@@ -281,7 +291,7 @@ impl Default for GroupCommit {
             started: Default::default(),
             completed: Default::default(),
             flush_seconds: prometheus_client::metrics::histogram::Histogram::new(
-                crate::metrics::latency_buckets(),
+                crate::stats::latency_buckets(),
             ),
         }
     }
@@ -334,7 +344,10 @@ impl std::fmt::Debug for Database {
 impl Database {
     /// Opens (creating if needed) the database at `path`, e.g. `DIR/db`, and every table.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new().path(path).open()?;
+        Self::from_engine(sled::Config::new().path(path).open()?)
+    }
+
+    fn from_engine(db: sled::Db) -> Result<Self, StoreError> {
         let tables = Table::ALL
             .iter()
             .map(|t| db.open_tree(t.name()))
@@ -346,6 +359,11 @@ impl Database {
             ceremony_count: Arc::new(ceremonies.into()),
             tables: Arc::new(tables),
         })
+    }
+
+    /// A database in a temporary directory, removed when dropped (tests and fuzzing).
+    pub fn open_temporary() -> Result<Self, StoreError> {
+        Self::from_engine(sled::Config::new().temporary(true).open()?)
     }
 
     pub(crate) fn t(&self, t: Table) -> &sled::Tree {
@@ -371,7 +389,7 @@ impl Database {
     /// How many flushes have started (tests of the group commit).
     #[cfg(test)]
     pub(crate) fn flushes_started(&self) -> u64 {
-        self.group.started.load(Ordering::SeqCst)
+        self.group.started.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The engine itself, for the benchmark that measures raw sled against the node.
@@ -482,7 +500,8 @@ impl Database {
 
     /// Replaces the wallet's stored passkey JSON (not yet durable).
     pub fn put_passkey_json(&self, wallet_id: &str, json: &[u8]) -> Result<(), StoreError> {
-        self.t(Table::Passkeys).insert(wallet_key(wallet_id), json)?;
+        self.t(Table::Passkeys)
+            .insert(wallet_key(wallet_id), json)?;
         Ok(())
     }
 

@@ -86,7 +86,11 @@ impl Database {
 
     /// Records a staff request nonce with its timestamp if it is new (atomic insert-if-absent);
     /// `false` if it was used before.
-    pub fn claim_staff_nonce(&self, nonce: &[u8], timestamp: u64) -> Result<bool, super::EngineError> {
+    pub fn claim_staff_nonce(
+        &self,
+        nonce: &[u8],
+        timestamp: u64,
+    ) -> Result<bool, super::EngineError> {
         Ok(self
             .t(Table::StaffNonces)
             .compare_and_swap(nonce, None::<&[u8]>, Some(&timestamp.to_be_bytes()[..]))?

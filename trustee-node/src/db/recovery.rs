@@ -1,10 +1,9 @@
 //! Recovery sessions and their per-wallet index. Layout: [`crate::db`].
 
 use super::{
-    Database, SESSION_INDEX_TREE, SESSIONS_TREE, StoreError, Table, corrupt, from_json,
-    wallet_key,
+    Database, SESSION_INDEX_TREE, SESSIONS_TREE, StoreError, Table, corrupt, from_json, wallet_key,
 };
-use crate::recovery_session::RecoverySession;
+use crate::recovery::session::RecoverySession;
 use serde::{Deserialize, Serialize};
 
 /// A session as persisted.

@@ -2,9 +2,9 @@
 //! oldest pending things), read without the keys. A running node holds the database lock: its
 //! figures are on the admin listener's `/metrics` instead.
 
-use crate::config::NodeConfig;
-use crate::metrics::SESSION_STATES;
 use super::{CeremonyRecord, CeremonyState, WalletMeta};
+use crate::config::NodeConfig;
+use crate::recovery::session::SESSION_STATES;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -176,11 +176,7 @@ pub fn wallets(dir: &Path) -> Result<Vec<WalletRow>, DbStatsError> {
     let db = open(dir)?;
     let e = db_err(dir);
     let mut rows = Vec::new();
-    for item in db
-        .open_tree(super::WALLETS_TREE)
-        .map_err(&e)?
-        .iter()
-    {
+    for item in db.open_tree(super::WALLETS_TREE).map_err(&e)?.iter() {
         let (k, v) = item.map_err(&e)?;
         let Ok(meta) = serde_json::from_slice::<WalletMeta>(&v) else {
             continue;

@@ -118,7 +118,8 @@ pub enum CommitOutcome {
 
 type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
 
-/// Reads a wallet inside a transaction over (wallets, shares, manifests, passkeys, blobs, receipts).
+/// Reads a wallet inside a transaction over (wallets, shares, manifests, passkeys, blobs,
+/// receipts).
 fn read_wallet_tx(trees: [&TransactionalTree; 6], key: &[u8]) -> TxResult<Option<WalletRecord>> {
     let [w, s, m, p, b, r] = trees;
     let Some(meta) = w.get(key)? else {
@@ -148,8 +149,7 @@ impl Database {
             .t(Table::Ceremonies)
             .insert(id.as_bytes(), to_json(CEREMONIES_TREE, record)?)?;
         if previous.is_none() {
-            self.ceremony_count
-                .fetch_add(1, Ordering::Relaxed);
+            self.ceremony_count.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -164,9 +164,7 @@ impl Database {
 
     /// How many ceremony records exist (pending or completed, until swept).
     pub fn ceremony_count(&self) -> Result<usize, StoreError> {
-        Ok(self
-            .ceremony_count
-            .load(Ordering::Relaxed))
+        Ok(self.ceremony_count.load(Ordering::Relaxed))
     }
 
     /// Deletes ceremonies whose `expires_at <= now`; returns how many.
@@ -192,8 +190,7 @@ impl Database {
         }
         // Resynchronise the count (a record inserted during the walk may be missed until the
         // next sweep: the count bounds open ceremonies, it need not be exact to the record).
-        self.ceremony_count
-            .store(kept, Ordering::Relaxed);
+        self.ceremony_count.store(kept, Ordering::Relaxed);
         Ok(removed)
     }
 

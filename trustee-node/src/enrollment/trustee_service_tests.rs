@@ -2,6 +2,7 @@
 //! software passkey (test only).
 
 use crate::config::{NodeConfig, Role};
+use crate::db::{Database, SHARES_TREE, wallet_key};
 use crate::enrollment::{BeginEnrollment, FinishEnrollment};
 use crate::error::NodeError;
 use crate::init::{InitOptions, init_node};
@@ -9,7 +10,6 @@ use crate::keys::FileKeyProvider;
 use crate::node::{Clock, Node};
 use crate::owner_touch_tests as touch;
 use crate::server::{RunningNode, spawn};
-use crate::db::{SHARES_TREE, Database, wallet_key};
 use crate::wallet::WalletId;
 use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
 use dlocker_proto::keys::{decode_public_key, node_id};
@@ -552,11 +552,18 @@ async fn ceremonies_expire_and_are_bounded() {
         user_name: "alice".into(),
         customer_reference: String::new(),
     };
-    let c = node.begin_enrollment(begin()).await.expect("begin");
+    let c = node
+        .enrollment()
+        .begin_enrollment(begin())
+        .await
+        .expect("begin");
     assert_eq!(c.expires_at, 1_300);
-    node.begin_enrollment(begin()).await.expect("begin");
+    node.enrollment()
+        .begin_enrollment(begin())
+        .await
+        .expect("begin");
     assert!(matches!(
-        node.begin_enrollment(begin()).await,
+        node.enrollment().begin_enrollment(begin()).await,
         Err(NodeError::Busy)
     ));
     let long_name = BeginEnrollment {
@@ -564,7 +571,7 @@ async fn ceremonies_expire_and_are_bounded() {
         ..begin()
     };
     assert!(matches!(
-        node.begin_enrollment(long_name).await,
+        node.enrollment().begin_enrollment(long_name).await,
         Err(NodeError::InvalidArgument { .. })
     ));
 
@@ -577,7 +584,11 @@ async fn ceremonies_expire_and_are_bounded() {
         blob: vec![],
         nonces: vec![],
     };
-    let e = node.finish_enrollment(req).await.expect_err("expired");
+    let e = node
+        .enrollment()
+        .finish_enrollment(req)
+        .await
+        .expect_err("expired");
     assert!(
         matches!(e, NodeError::CeremonyExpired { ago_secs: 0 }),
         "{e:?}"
@@ -589,7 +600,8 @@ async fn ceremonies_expire_and_are_bounded() {
             .expect("sweep"),
         2
     );
-    node.begin_enrollment(begin())
+    node.enrollment()
+        .begin_enrollment(begin())
         .await
         .expect("room again after the sweep");
 }

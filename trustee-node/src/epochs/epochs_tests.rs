@@ -5,13 +5,13 @@
 //! sign their receipts.
 
 use crate::config::{NodeConfig, Role};
+use crate::db::{Database, SHARES_TREE, wallet_key};
+use crate::enrollment::trustee_service::tests::begin_for;
 use crate::init::{InitOptions, init_node};
 use crate::keys::FileKeyProvider;
 use crate::node::{Clock, Node};
 use crate::owner_touch_tests as touch;
 use crate::server::{RunningNode, spawn_on};
-use crate::service::tests::begin_for;
-use crate::db::{SHARES_TREE, Database, wallet_key};
 use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
 use dlocker_proto::keys::{decode_public_key, encode_public_key, node_id};
 use dlocker_proto::manifest::{Manifest, ManifestHash, ManifestParts, TrusteeEntry};
@@ -612,8 +612,8 @@ async fn stage_commit_retire_on_one_node() {
         SHARES_TREE,
         crate::db::PASSKEYS_TREE,
         crate::db::BLOBS_TREE,
-        crate::rotation::EPOCHS_TREE,
-        crate::rotation::STAGED_TREE,
+        crate::epochs::EPOCHS_TREE,
+        crate::epochs::STAGED_TREE,
     ] {
         assert!(
             db.raw_get(t, wallet_key(wallet)).is_none(),

@@ -22,11 +22,11 @@
 //! recovery of a wallet its owner erased has nothing left to release. A delete is refused without
 //! the owner's assertion, with a stranger's passkey or a spent nonce, and nothing is written then.
 
-use crate::epoch::EpochAction;
-use crate::error::NodeError;
-use crate::node::Node;
+use super::EpochOps;
 use crate::db::{Batch, EPOCHS_TREE};
-use crate::rotation::{OwnerAssertion, hash_from_hex};
+use crate::epochs::state::EpochAction;
+use crate::epochs::{OwnerAssertion, hash_from_hex};
+use crate::error::NodeError;
 use crate::wallet::WalletId;
 use dlocker_proto::statement::{EraseReceipt, Signed};
 
@@ -42,7 +42,7 @@ pub struct DeleteWallet {
 /// The audit entry's kind for a delete.
 pub const WALLET_DELETED: &str = "wallet_deleted";
 
-impl Node {
+impl EpochOps<'_> {
     /// `DeleteWallet`: erases everything this node holds for the wallet, at its owner's request.
     pub async fn delete_wallet(&self, req: DeleteWallet) -> Result<Vec<u8>, NodeError> {
         let wallet = req.wallet_id.as_str();
@@ -110,7 +110,8 @@ impl Node {
         // The events named the wallet in clear; the audit entry names it by its keyed tag only.
         self.events.forget_wallet(wallet, u64::MAX)?;
         let detail = format!(
-            "erased by its owner: {}{}; {sessions} recovery session(s), {open} of them open and now closed",
+            "erased by its owner: {}{}; {sessions} recovery session(s), {open} of them open and \
+                now closed",
             active
                 .as_ref()
                 .map(|a| format!("epoch {} (share, manifest, blob, passkey)", a.epoch))
@@ -123,7 +124,8 @@ impl Node {
         self.audit
             .append(now, WALLET_DELETED, Some(wallet), &detail)?;
         self.commit(Vec::new()).await?;
-        tracing::info!(wallet = %req.wallet_id.log_tag(), sessions, open, "wallet deleted by its owner");
+        tracing::info!(wallet = %req.wallet_id.log_tag(), sessions, open, "wallet deleted by its \
+            owner");
         Ok(receipt)
     }
 }

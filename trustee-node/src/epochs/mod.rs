@@ -1,6 +1,7 @@
 //! Epochs at a trustee: stage a successor epoch, commit it, abandon it, retire from a wallet.
 //!
-//! The state machine is [`crate::epoch::EpochState`]; this module persists it and moves the data.
+//! The state machine is [`crate::epochs::state::EpochState`]; this module persists it and moves the
+//! data.
 //!
 //! Storage: the epoch tables of [`crate::db`] ([`EPOCHS_TREE`]: the state, [`STAGED_TREE`]: the
 //! staged epoch's record, [`RETIRED_TREE`]: the `RetireReceipt` issued, so a retried retire gets
@@ -35,26 +36,28 @@
 //!   lost in the middle of a rotation still recovers.
 //! - Serialised with recovery by `Node::recovery_lock`.
 
+pub mod epochs_service;
+pub mod erase;
+pub mod passkey_change;
+pub mod state;
+
 use crate::at_rest::{self, ShareRecordId};
+use crate::db::{Applied, Batch, PASSKEYS_TREE, StagedRecord, StoreError, WalletMeta};
 use crate::enrollment::FinishEnrollment;
-use crate::release::{Release, ShareSource, StoredShare, release_share};
-use crate::epoch::{ActiveEpoch, EpochAction, EpochError, EpochState, StagedEpoch};
+use crate::epochs::state::{ActiveEpoch, EpochAction, EpochError, EpochState, StagedEpoch};
 use crate::error::NodeError;
 use crate::node::Node;
 use crate::owner_touch::passkey_fingerprint;
-use crate::db::{Applied, Batch, PASSKEYS_TREE, SESSIONS_TREE, StagedRecord, StoreError, WalletMeta};
 use crate::recovery::MAX_STATEMENT_BYTES;
+use crate::recovery::release::{Release, ShareSource, StoredShare, release_share};
 use crate::wallet::WalletId;
-use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
 use dlocker_proto::manifest::{Manifest, ManifestHash};
 use dlocker_proto::owner_challenge::{OwnerAction, TrusteeNonce};
 use dlocker_proto::schnorr::{NONCE_LEN, PossessionProof, ProofContext};
 use dlocker_proto::statement::{
-    CommitReceipt, CredentialAttestation, Receipt, RetireReceipt, ShareRelease, Signed,
-    StageReceipt, StatementBody, peek_kind,
+    CommitReceipt, CredentialAttestation, Receipt, RetireReceipt, Signed, StageReceipt,
+    StatementBody, peek_kind,
 };
-use serde::Serialize;
-use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -351,6 +354,25 @@ struct Joining<'a> {
 pub const MAX_ATTESTATION_AGE_SECS: u64 = 3600;
 const MAX_ATTESTATION_SKEW_SECS: u64 = 300;
 
+/// Epoch operations (stage, commit, abandon, retire, delete, passkey change): a borrowed view of the [`Node`]
+/// context, whose fields and methods read through it.
+#[derive(Clone, Copy)]
+pub struct EpochOps<'a>(&'a Node);
+
+impl std::ops::Deref for EpochOps<'_> {
+    type Target = Node;
+    fn deref(&self) -> &Node {
+        self.0
+    }
+}
+
+impl Node {
+    /// Epochs: stage, commit, abandon, retire, delete, passkey change.
+    pub fn epochs(&self) -> EpochOps<'_> {
+        EpochOps(self)
+    }
+}
+
 /// At least one of `attestations` is signed by a `known` trustee and says it holds the epoch
 /// `manifest` succeeds (number and hash) of the same wallet, with the credential `fingerprint`,
 /// recently. The reason the closest one fails otherwise.
@@ -369,7 +391,8 @@ fn check_attestations(
     }
     if attestations.is_empty() {
         return Err(refuse(
-            "no credential attestation was sent (BeginEpochAction STAGE at a trustee holding the wallet returns one)",
+            "no credential attestation was sent (BeginEpochAction STAGE at a trustee holding the \
+                wallet returns one)",
         ));
     }
     let previous = manifest.previous().ok_or(EpochError::NoPrevious)?;
@@ -398,7 +421,7 @@ fn check_attestations(
     Err(refuse(why))
 }
 
-impl Node {
+impl EpochOps<'_> {
     /// Applies `batch`; a failed precondition (a deposit raced a joining node) is a conflict.
     pub(crate) fn apply(&self, batch: &Batch) -> Result<(), NodeError> {
         match self.db.apply(batch)? {
@@ -461,6 +484,7 @@ impl Node {
         // Only a session the owner authenticated blocks a rotation: a stranger's open session
         // must not hold the owner's wallet hostage.
         if self
+            .recovery()
             .sessions_for_wallet(wallet_id)?
             .iter()
             .any(|s| s.session.blocks_rotation(now))
@@ -578,7 +602,9 @@ impl Node {
         // Anyone may ask for a nonce: its flush must not hold up every wallet's rotations and
         // recoveries while the disk syncs (the nonce is written first, acknowledged after).
         drop(guard);
-        let issued = self.issue_owner_nonce(wallet, owner_action(action))?;
+        let issued = self
+            .owner_touch()
+            .issue_owner_nonce(wallet, owner_action(action))?;
         self.db.flush().await?;
         Ok(EpochChallengeIssued {
             challenge_id: hex::encode(issued.nonce),
@@ -592,7 +618,8 @@ impl Node {
     }
 
     /// Verifies the owner's one-touch assertion for `action` over `authorized` against the
-    /// wallet's `passkey` (see [`Node::owner_passkey`]), and spends this node's nonce. Returns the passkey to store back
+    /// wallet's `passkey` (see [`Self::owner_passkey`]), and spends this node's nonce. Returns the
+    /// passkey to store back
     /// when its counter changed.
     pub(crate) fn verify_owner(
         &self,
@@ -605,7 +632,7 @@ impl Node {
         let owner = owner.ok_or(EpochError::OwnerAssertionRequired {
             action: action.name(),
         })?;
-        let touch = self.verify_owner_assertion(
+        let touch = self.owner_touch().verify_owner_assertion(
             wallet_id,
             owner_action(action),
             authorized,
@@ -613,7 +640,7 @@ impl Node {
             &owner.assertion_json,
             passkey,
         )?;
-        self.spend_nonce(&touch)?;
+        self.owner_touch().spend_nonce(&touch)?;
         touch
             .value
             .map(|p| serde_json::to_vec(&p).map_err(|e| internal("serialise passkey", e)))
@@ -658,7 +685,7 @@ impl Node {
         )?;
         let authorized =
             dlocker_proto::owner_challenge::stage_authorized(&manifest_hash.0, &fingerprint);
-        let touch = self.verify_owner_assertion(
+        let touch = self.owner_touch().verify_owner_assertion(
             wallet_id,
             OwnerAction::Stage,
             &authorized,
@@ -666,7 +693,7 @@ impl Node {
             &owner.assertion_json,
             &passkey,
         )?;
-        self.spend_nonce(&touch)?;
+        self.owner_touch().spend_nonce(&touch)?;
         let stored = touch.value.unwrap_or(passkey);
         serde_json::to_vec(&stored).map_err(|e| internal("serialise passkey", e))
     }
@@ -725,7 +752,7 @@ impl Node {
             blob: req.blob,
             nonces: Vec::new(),
         };
-        self.check_sizes(&as_deposit)?;
+        self.enrollment().check_sizes(&as_deposit)?;
         let manifest = Manifest::decode(&as_deposit.manifest).map_err(NodeError::BadManifest)?;
         let wallet_id = WalletId::parse(manifest.wallet_id().to_owned())?;
         let wallet = wallet_id.as_str();
@@ -735,8 +762,8 @@ impl Node {
         let current = self.expire_if_due(wallet, now).await?;
         self.refuse_during_recovery(wallet, now)?;
         // Exactly the deposit checks: membership, blob hash, envelope, commitments.
-        let deposit = self.verify_deposit(&wallet_id, &as_deposit)?;
-        let index = self.share_index_in(&deposit.manifest)?;
+        let deposit = self.enrollment().verify_deposit(&wallet_id, &as_deposit)?;
+        let index = self.enrollment().share_index_in(&deposit.manifest)?;
         let previous = *deposit.manifest.previous().ok_or(EpochError::NoPrevious)?;
         let hash_hex = hex::encode(deposit.manifest_hash.0);
         let epoch = deposit.manifest.epoch();
@@ -1161,7 +1188,8 @@ impl Node {
             wallet,
             "",
             &format!(
-                "left the wallet: epoch {} erased (share, manifest, passkey, blob); successor manifest {}",
+                "left the wallet: epoch {} erased (share, manifest, passkey, blob); successor \
+                    manifest {}",
                 active.epoch,
                 short(&successor_hex)
             ),
@@ -1169,7 +1197,8 @@ impl Node {
         // The wallet's earlier events stop being served here (its retirement event stays).
         self.events.forget_wallet(wallet, ev.seq)?;
         self.commit(vec![ev]).await?;
-        tracing::info!(wallet = %req.wallet_id.log_tag(), epoch = active.epoch, "retired from the wallet");
+        tracing::info!(wallet = %req.wallet_id.log_tag(), epoch = active.epoch, "retired from the \
+            wallet");
         Ok(receipt)
     }
 
@@ -1223,7 +1252,7 @@ impl Node {
         }
         let _guard = self.recovery_lock.lock().await;
         let now = self.now();
-        let mut st = self.load_session(session_id)?;
+        let mut st = self.recovery().load_session(session_id)?;
         let wallet = st.session.wallet_id.clone();
         let state = self
             .expire_if_due(&wallet, now)
@@ -1253,7 +1282,7 @@ impl Node {
             now,
         )?;
         st.session = st.session.clone().released(&token, now);
-        self.save_session(&st)?;
+        self.recovery().save_session(&st)?;
         let ev = self.record(
             now,
             "share_released",
@@ -1266,7 +1295,8 @@ impl Node {
             ),
         )?;
         self.commit(vec![ev]).await?;
-        tracing::info!(session = %session_id, epoch = staged.epoch, "staged share released to the session key");
+        tracing::info!(session = %session_id, epoch = staged.epoch, "staged share released to the \
+            session key");
         Ok(crate::recovery::ReleasedShare {
             envelope,
             manifest: record.manifest,
@@ -1282,7 +1312,7 @@ impl Node {
         wallet_id: &WalletId,
         nonce: &[u8; NONCE_LEN],
         epoch: u64,
-    ) -> Result<crate::custody::ShareProof, NodeError> {
+    ) -> Result<crate::enrollment::custody::ShareProof, NodeError> {
         let now = self.now();
         let state = self
             .epoch_state(wallet_id.as_str())?
@@ -1290,7 +1320,7 @@ impl Node {
         if let Some(a) = state.active()
             && (epoch == 0 || epoch == a.epoch)
         {
-            return self.prove_share(wallet_id, nonce);
+            return self.enrollment().prove_share(wallet_id, nonce);
         }
         let staged = match state.staged() {
             Some(s) if s.epoch == epoch && !s.is_expired(now) => s.clone(),
@@ -1303,10 +1333,12 @@ impl Node {
             epoch: staged.epoch,
             share_index: staged.share_index,
         };
-        let share = at_rest::open_share(&self.storage_key, &id, &record.sealed_share).map_err(|_| {
-            tracing::error!(wallet = %wallet_id.log_tag(), epoch = staged.epoch, "staged share failed its integrity check");
-            NodeError::StoredShareCorrupt
-        })?;
+        let share =
+            at_rest::open_share(&self.storage_key, &id, &record.sealed_share).map_err(|_| {
+                tracing::error!(wallet = %wallet_id.log_tag(), epoch = staged.epoch, "staged share \
+                failed its integrity check");
+                NodeError::StoredShareCorrupt
+            })?;
         let ctx = ProofContext {
             wallet_id: wallet_id.as_str(),
             epoch: staged.epoch,
@@ -1316,7 +1348,7 @@ impl Node {
         };
         let proof = PossessionProof::prove(&share, &ctx)
             .map_err(|e| NodeError::Internal(format!("prove: {e}")))?;
-        Ok(crate::custody::ShareProof {
+        Ok(crate::enrollment::custody::ShareProof {
             epoch: staged.epoch,
             share_index: staged.share_index,
             manifest_hash: hash_from_hex(EPOCHS_TREE, &staged.manifest_hash)?.0,
@@ -1337,7 +1369,7 @@ impl Node {
                 dropped += 1;
             }
         }
-        self.sweep_owner_nonces(now)?;
+        self.owner_touch().sweep_owner_nonces(now)?;
         self.caller_limits.forget_idle();
         Ok(dropped)
     }
@@ -1355,13 +1387,13 @@ pub fn sweep_interval(staged_ttl_secs: u64) -> Duration {
     Duration::from_secs((staged_ttl_secs / 2).clamp(1, 60))
 }
 
-/// Runs [`Node::sweep_epochs`] periodically until aborted.
+/// Runs [`Self::sweep_epochs`] periodically until aborted.
 pub fn spawn_sweeper(node: Arc<Node>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(sweep_interval(node.config().epochs.staged_ttl_secs));
         loop {
             tick.tick().await;
-            match node.sweep_epochs().await {
+            match node.epochs().sweep_epochs().await {
                 Ok(0) => {}
                 Ok(n) => tracing::debug!(dropped = n, "swept expired staged epochs"),
                 Err(e) => tracing::warn!(error = %e, "sweeping staged epochs failed"),

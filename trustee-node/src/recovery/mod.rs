@@ -16,23 +16,25 @@
 //! caller hears about it. Read-modify-write of recovery state is serialised by
 //! `Node::recovery_lock`, so two requests cannot both pass a check on the same old state.
 //!
-//! The transitions themselves are [`crate::recovery_session::RecoverySession`]'s; releasing needs
-//! its [`crate::recovery_session::ReleaseAuthorized`] token.
+//! The transitions themselves are [`crate::recovery::session::RecoverySession`]'s; releasing needs
+//! its [`crate::recovery::session::ReleaseAuthorized`] token.
 
-use crate::release::{Release, ShareSource, StoredShare, release_share};
+pub mod recovery_service;
+pub(crate) mod release;
+pub mod session;
+
+use crate::db::{Batch, PASSKEYS_TREE, StoreError, WalletRecord};
 use crate::error::NodeError;
 use crate::events::StoredEvent;
 use crate::node::Node;
-use crate::recovery_session::{Canceller, RecoverySession, SessionError, SessionState};
-use crate::db::{Batch, PASSKEYS_TREE, StoreError, WalletRecord};
+use crate::recovery::release::{Release, ShareSource, StoredShare, release_share};
+use crate::recovery::session::{Canceller, RecoverySession, SessionError, SessionState};
 use crate::wallet::WalletId;
-use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
 use dlocker_proto::manifest::Manifest;
 use dlocker_proto::owner_challenge::{OwnerAction, TrusteeNonce};
-use dlocker_proto::statement::{BankCancellation, ShareRelease, Signed};
+use dlocker_proto::statement::{BankCancellation, Signed};
 use k256::PublicKey;
 use rand::RngExt as _;
-use sha2::{Digest, Sha256};
 use webauthn_rs::prelude::Passkey;
 
 pub use crate::db::{SESSION_INDEX_TREE, SESSIONS_TREE, StoredSession, session_index_prefix};
@@ -145,6 +147,25 @@ fn bounded(field: &'static str, len: usize, max: usize) -> Result<(), NodeError>
     Ok(())
 }
 
+/// Recovery operations (open, authenticate, release, cancel): a borrowed view of the [`Node`]
+/// context, whose fields and methods read through it.
+#[derive(Clone, Copy)]
+pub struct RecoveryOps<'a>(&'a Node);
+
+impl std::ops::Deref for RecoveryOps<'_> {
+    type Target = Node;
+    fn deref(&self) -> &Node {
+        self.0
+    }
+}
+
+impl Node {
+    /// Recovery sessions: open, authenticate, release, cancel.
+    pub fn recovery(&self) -> RecoveryOps<'_> {
+        RecoveryOps(self)
+    }
+}
+
 /// What one persisted change writes, in one transaction.
 #[derive(Default)]
 struct Write<'a> {
@@ -153,7 +174,7 @@ struct Write<'a> {
     passkey: Option<(&'a str, Vec<u8>)>,
 }
 
-impl Node {
+impl RecoveryOps<'_> {
     fn persist(&self, w: Write<'_>) -> Result<(), NodeError> {
         let mut batch = Batch::default();
         if let Some(s) = w.session {
@@ -163,37 +184,6 @@ impl Node {
             batch.put_passkey_json(wallet, pk);
         }
         let _ = self.db.apply(&batch)?;
-        Ok(())
-    }
-
-    /// Audit entry + event for one state change (not yet durable: see [`Node::commit`]).
-    pub(crate) fn record(
-        &self,
-        now: u64,
-        kind: &str,
-        wallet_id: &str,
-        session_id: &str,
-        detail: &str,
-    ) -> Result<StoredEvent, NodeError> {
-        // The public audit log names a session by its keyed tag: a session id is a capability.
-        let audit_detail = if session_id.is_empty() {
-            detail.to_owned()
-        } else if detail.is_empty() {
-            format!("session {}", self.audit.session_tag(session_id))
-        } else {
-            format!("session {}; {detail}", self.audit.session_tag(session_id))
-        };
-        self.audit
-            .append(now, kind, Some(wallet_id), &audit_detail)?;
-        Ok(self
-            .events
-            .append(now, kind, wallet_id, session_id, detail)?)
-    }
-
-    /// Makes everything written so far durable, then tells live watchers.
-    pub(crate) async fn commit(&self, events: Vec<StoredEvent>) -> Result<(), NodeError> {
-        self.db.flush().await?;
-        self.events.announce(events);
         Ok(())
     }
 
@@ -227,9 +217,7 @@ impl Node {
     }
 
     pub(crate) fn wallet_record(&self, wallet_id: &str) -> Result<WalletRecord, NodeError> {
-        self.db
-            .wallet(wallet_id)?
-            .ok_or(NodeError::WalletNotFound)
+        self.db.wallet(wallet_id)?.ok_or(NodeError::WalletNotFound)
     }
 
     pub(crate) fn stored_passkey(rec: &WalletRecord) -> Result<Passkey, NodeError> {
@@ -276,7 +264,9 @@ impl Node {
         .with_auth_window(self.config.recovery.auth_window_secs)
         .with_bank(manifest.bank_node_id());
         let stored = StoredSession { session };
-        let issued = self.issue_owner_nonce(wallet, OwnerAction::Recover)?;
+        let issued = self
+            .owner_touch()
+            .issue_owner_nonce(wallet, OwnerAction::Recover)?;
         self.persist(Write {
             session: Some(&stored),
             index: true,
@@ -359,7 +349,7 @@ impl Node {
             .ok_or_else(|| corrupt(SESSIONS_TREE, "session key"))?;
         let rec = self.wallet_record(&wallet)?;
         let passkey = Self::stored_passkey(&rec)?;
-        let touch = match self.verify_owner_assertion(
+        let touch = match self.owner_touch().verify_owner_assertion(
             &wallet,
             OwnerAction::Recover,
             &dlocker_proto::keys::encode_public_key(&r),
@@ -379,7 +369,7 @@ impl Node {
             Err(e) => return Err(e),
         };
         st.session = st.session.clone().owner_authenticated(now)?;
-        self.spend_nonce(&touch)?;
+        self.owner_touch().spend_nonce(&touch)?;
         let updated = touch
             .value
             .map(|p| serde_json::to_vec(&p).map_err(|e| internal("serialise passkey", e)))
@@ -417,7 +407,7 @@ impl Node {
         if rec.meta.epoch != st.session.epoch {
             // A rotation committed a new epoch after this session released (rotation waits for
             // live sessions): the session's share is gone.
-            return Err(crate::epoch::EpochError::SessionEpochReplaced {
+            return Err(crate::epochs::state::EpochError::SessionEpochReplaced {
                 session_epoch: st.session.epoch,
                 active: rec.meta.epoch,
             }
@@ -472,7 +462,9 @@ impl Node {
         st.session.can_cancel(now)?;
         let rec = self.wallet_record(&st.session.wallet_id)?;
         let request_options_json = self.request_options_template(&Self::stored_passkey(&rec)?)?;
-        let issued = self.issue_owner_nonce(&st.session.wallet_id, OwnerAction::Cancel)?;
+        let issued = self
+            .owner_touch()
+            .issue_owner_nonce(&st.session.wallet_id, OwnerAction::Cancel)?;
         self.commit(Vec::new()).await?;
         Ok(CancelChallenge {
             request_options_json,
@@ -520,7 +512,7 @@ impl Node {
             .session_key()
             .ok_or_else(|| corrupt(SESSIONS_TREE, "session key"))?;
         let rec = self.wallet_record(&wallet)?;
-        let touch = self.verify_owner_assertion(
+        let touch = self.owner_touch().verify_owner_assertion(
             &wallet,
             OwnerAction::Cancel,
             &dlocker_proto::keys::encode_public_key(&r),
@@ -529,7 +521,7 @@ impl Node {
             &Self::stored_passkey(&rec)?,
         )?;
         st.session = st.session.clone().cancelled(Canceller::Owner, now)?;
-        self.spend_nonce(&touch)?;
+        self.owner_touch().spend_nonce(&touch)?;
         let updated = touch
             .value
             .map(|p| serde_json::to_vec(&p).map_err(|e| internal("serialise passkey", e)))

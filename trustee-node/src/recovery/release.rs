@@ -3,7 +3,7 @@
 //!
 //! Both release paths call [`release_share`]: `Recovery.ReleaseShare` (the active epoch) and
 //! `Epochs.ReleaseStagedShare` (a staged epoch). The proof can only be made by
-//! [`crate::recovery_session::RecoverySession::authorize_release`], after every release check
+//! [`crate::recovery::session::RecoverySession::authorize_release`], after every release check
 //! passed, and it names the wallet, the epoch and `R`; this function refuses a share of another
 //! wallet or epoch.
 
@@ -11,7 +11,7 @@ use crate::at_rest::{self, ShareRecordId};
 use crate::db::SESSIONS_TREE;
 use crate::error::NodeError;
 use crate::node::Node;
-use crate::recovery_session::ReleaseAuthorized;
+use crate::recovery::session::ReleaseAuthorized;
 use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
 use dlocker_proto::manifest::ManifestHash;
 use dlocker_proto::statement::{ShareRelease, Signed};

@@ -26,6 +26,15 @@ use dlocker_proto::statement::{BankApproval, BankCancellation, Signed, Statement
 use k256::PublicKey;
 use serde::{Deserialize, Serialize};
 
+/// Session states as `RecoverySession::state_name` reports them.
+pub const SESSION_STATES: [&str; 5] = [
+    "open",
+    "owner_authenticated",
+    "released",
+    "cancelled",
+    "expired",
+];
+
 /// Who cancelled a session.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "by", rename_all = "snake_case")]
@@ -101,7 +110,8 @@ pub enum SessionError {
     /// The session released another epoch's share; it never releases a second epoch's (a
     /// rotation after a release locks that session out).
     #[error(
-        "this session already released the share of epoch {released}; it cannot release epoch {asked} — open a new recovery"
+        "this session already released the share of epoch {released}; it cannot release epoch \
+            {asked} — open a new recovery"
     )]
     ReleasedOtherEpoch {
         /// The epoch released.
@@ -144,7 +154,8 @@ pub enum SessionError {
     },
     /// The waiting period is still running.
     #[error(
-        "recovery delay has not passed: release not before {release_not_before} ({remaining_secs} s left)"
+        "recovery delay has not passed: release not before {release_not_before} ({remaining_secs} \
+            s left)"
     )]
     DelayNotPassed {
         /// Unix seconds.
@@ -160,7 +171,8 @@ pub enum SessionError {
     CancellationWrongBank,
     /// The cancellation was issued before this session opened (a replay).
     #[error(
-        "bank cancellation was issued at {issued_at}, before this session opened at {opened_at}: it cancels an earlier session"
+        "bank cancellation was issued at {issued_at}, before this session opened at {opened_at}: \
+            it cancels an earlier session"
     )]
     CancellationStale {
         /// Unix seconds.

@@ -7,8 +7,8 @@ use dlocker_proto::statement::{
 use k256::PublicKey;
 use serde::{Deserialize, Serialize};
 
-pub use crate::db::STAFF_NONCES_TREE;
 use crate::db::Database;
+pub use crate::db::STAFF_NONCES_TREE;
 
 /// What a staff member may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,7 +105,8 @@ pub enum StaffAuthError {
     WrongNode,
     /// Outside the allowed clock skew.
     #[error(
-        "staff request timestamp is outside the allowed window of {skew_secs} s; check the clock and sign a new request"
+        "staff request timestamp is outside the allowed window of {skew_secs} s; check the clock \
+            and sign a new request"
     )]
     Stale {
         /// The window.
