@@ -10,6 +10,7 @@ use crate::cluster::load_trustees;
 use crate::output::{hinted, print_json, table};
 use clap::{Args, Subcommand};
 use dlocker_sdk::rotate::epoch_status;
+use dlocker_sdk::{AuthError, OwnerAuthenticator};
 use dlocker_sdk::{
     DeleteError, PasskeyChangeError, PasskeyChangeReport, SoftwareAuthenticator, TrusteeErasure,
     TrusteePasskey, change_passkey, delete_backup, resume_passkey_change,
@@ -18,6 +19,10 @@ use dlocker_sdk::{TrusteeInfo, TrusteeSet};
 use serde::Serialize;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use webauthn_rs::prelude::{
+    CreationChallengeResponse, PublicKeyCredential, RegisterPublicKeyCredential,
+    RequestChallengeResponse,
+};
 
 #[derive(Debug, Args)]
 pub(crate) struct DeleteArgs {
@@ -98,6 +103,53 @@ fn save_new_passkey(path: &Path, auth: &SoftwareAuthenticator) -> anyhow::Result
     f.write_all(&bytes)?;
     f.sync_all()?;
     Ok(())
+}
+
+/// The new software passkey, written to its file again right after it registers its credential
+/// and before the SDK hands that credential to any trustee: no trustee can ever hold a passkey
+/// whose keys were not saved.
+struct SavedOnRegister<'a> {
+    inner: SoftwareAuthenticator,
+    path: &'a Path,
+}
+
+impl OwnerAuthenticator for SavedOnRegister<'_> {
+    fn register(
+        &mut self,
+        options: CreationChallengeResponse,
+    ) -> Result<RegisterPublicKeyCredential, AuthError> {
+        let cred = self.inner.register(options)?;
+        let bytes = self
+            .inner
+            .to_bytes()
+            .ok_or_else(|| AuthError::Authenticator("cannot export the new passkey".into()))?;
+        write_synced(self.path, &bytes)
+            .map_err(|e| AuthError::Authenticator(format!("cannot save the new passkey: {e}")))?;
+        Ok(cred)
+    }
+
+    fn authenticate(
+        &mut self,
+        options: RequestChallengeResponse,
+    ) -> Result<PublicKeyCredential, AuthError> {
+        self.inner.authenticate(options)
+    }
+}
+
+/// Replaces `path`'s content durably (a temporary file renamed over it, mode 0600).
+fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
 }
 
 #[derive(Serialize)]
@@ -278,9 +330,13 @@ pub(crate) async fn run_passkey(cmd: PasskeyCommand, json: bool) -> anyhow::Resu
         None => {
             // Saved before any trustee is asked: a change that stops halfway must not lose the
             // passkey some trustees already hold.
-            let mut new = SoftwareAuthenticator::exportable()
+            let new = SoftwareAuthenticator::exportable()
                 .map_err(|e| anyhow::anyhow!("creating the new software passkey: {e}"))?;
             save_new_passkey(&a.new_passkey, &new)?;
+            let mut new = SavedOnRegister {
+                inner: new,
+                path: &a.new_passkey,
+            };
             change_passkey(&set, &a.wallet, &mut current, &mut new).await
         }
     };
