@@ -5,7 +5,7 @@
 //! refused the second time. Needs the `node` feature (the nonce store is a temporary sled db).
 #![no_main]
 
-use dlocker_fuzz::{SIGNER_PUBLIC, signed_statement};
+use dlocker_fuzz::{SIGNER_PUBLIC, body_decodes, signed_statement, worth_verifying};
 use dlocker_proto::statement::{StaffAction, StaffRequest, StatementBody};
 use libfuzzer_sys::fuzz_target;
 use std::sync::LazyLock;
@@ -44,9 +44,17 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let action = ACTIONS[usize::from(mode >> 1) % ACTIONS.len()];
+    // The body decoder runs on every input; the signature is made or checked only where the
+    // body decodes (anything else is refused whatever its signature).
     let wire = if mode & 1 == 0 {
+        if !worth_verifying::<StaffRequest>(rest) {
+            return;
+        }
         rest.to_vec()
     } else {
+        if !body_decodes::<StaffRequest>(rest) {
+            return;
+        }
         signed_statement(StaffRequest::KIND, rest)
     };
     if let Ok(v) = gate.check(&wire, action, NOW) {
