@@ -59,7 +59,10 @@ fuzz_target!(|data: &[u8]| {
     if verify_chain(&entries, b.seq, &b.head_hash).is_ok() {
         let wire = signed_statement(AuditCheckpoint::KIND, body);
         let cp = Signed::<AuditCheckpoint>::decode_trusted(&wire, &[*SIGNER_PUBLIC]);
-        assert!(cp.is_ok(), "a decodable checkpoint, signed, is refused: {cp:?}");
+        assert!(
+            cp.is_ok(),
+            "a decodable checkpoint, signed, is refused: {cp:?}"
+        );
         if let Ok(cp) = cp {
             assert_eq!(cp.encode(), wire);
             assert_eq!(*cp.body(), b);

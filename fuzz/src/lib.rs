@@ -141,14 +141,3 @@ pub fn body_decodes<T: dlocker_proto::statement::StatementBody>(body: &[u8]) -> 
     let mut r = dlocker_proto::codec::Reader::new(body);
     T::decode_body(&mut r).is_ok() && r.finish().is_ok()
 }
-
-/// False when `Signed::<T>::decode(wire)` is bound to fail after a signature check it would pay
-/// for: a version-1 frame of kind `T` parses, but its body is not a `T` body. Targets skip the
-/// verifying decode then; every other input still goes to it (it either fails before the
-/// signature, cheaply, or has a body worth verifying).
-pub fn worth_verifying<T: dlocker_proto::statement::StatementBody>(wire: &[u8]) -> bool {
-    match statement_frame(wire) {
-        Some((1, kind, body)) if kind == T::KIND => body_decodes::<T>(body),
-        _ => true,
-    }
-}
