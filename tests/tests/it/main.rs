@@ -14,6 +14,7 @@ mod delete;
 mod deposit_rejections;
 mod doc_commands;
 mod document_endpoints;
+mod event_stream_limits;
 mod example_config;
 mod flood_limits;
 mod idempotency;
