@@ -16,6 +16,7 @@ mod deposit_rejections;
 mod doc_commands;
 mod doc_run;
 mod document_endpoints;
+mod event_stream_limits;
 mod example_config;
 mod flood_limits;
 mod idempotency;
