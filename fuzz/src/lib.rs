@@ -116,3 +116,28 @@ pub fn signed_statement(kind: u8, body: &[u8]) -> Vec<u8> {
         .fixed(&sig.to_bytes());
     w.finish()
 }
+
+/// The kind and body bytes of a statement's wire form, read with the same frame as
+/// `Signed::decode` (`version ‖ kind ‖ signer [33] ‖ body ‖ signature [64]`, nothing after) but
+/// without decoding the signer or checking the signature. `None` if the frame does not parse
+/// (then `Signed::decode` fails before it reaches the signature, cheaply).
+pub fn statement_frame(wire: &[u8]) -> Option<(u8, u8, &[u8])> {
+    let mut r = dlocker_proto::codec::Reader::new(wire);
+    let version = r.u8().ok()?;
+    let kind = r.u8().ok()?;
+    r.array::<33>().ok()?;
+    let body = r.bytes("statement body", usize::MAX).ok()?;
+    r.array::<64>().ok()?;
+    r.finish().ok()?;
+    Some((version, kind, body))
+}
+
+/// Whether `body` decodes as a `T` body: exactly what `Signed::<T>::decode` runs on the body once
+/// the signature has verified. A body that does not decode makes every decode of a statement
+/// carrying it fail, whatever the signature, so the targets sign or verify only bodies that
+/// decode: the decoders still see every input, and the elliptic-curve work (a few hundred
+/// microseconds instrumented) is spent only where it can change the outcome.
+pub fn body_decodes<T: dlocker_proto::statement::StatementBody>(body: &[u8]) -> bool {
+    let mut r = dlocker_proto::codec::Reader::new(body);
+    T::decode_body(&mut r).is_ok() && r.finish().is_ok()
+}

@@ -409,7 +409,9 @@ async fn walk_through(
         recovery_delay_secs: args.recovery_delay,
     };
     let prepared = PreparedBackup::new(set, &wallet_id, &seed, policy)?;
-    let mut auth = SoftwareAuthenticator::new();
+    // Exportable, so `--dir` can keep it for `dlocker delete` / `dlocker passkey change`.
+    let mut auth = SoftwareAuthenticator::exportable()
+        .map_err(|e| anyhow::anyhow!("creating the demo's software passkey: {e}"))?;
     let pb = progress(n, "enrolling at trustees", json);
     let on_progress = |e: ProgressEvent| match e {
         ProgressEvent::TrusteeDone { .. } | ProgressEvent::TrusteeFailed { .. } => pb.inc(1),
@@ -506,6 +508,14 @@ async fn walk_through(
     touches.holder_registration = docs.holder_registration;
     touches.reissue = docs.reissue;
     print_touches(say, &touches, n, json);
+    if args.dir.is_some() {
+        let passkey_file = dir.join(format!("{wallet_id}.passkey"));
+        save_passkey(&passkey_file, &auth)?;
+        say.say(format!(
+            "  owner's software passkey saved to {} (for `dlocker delete` / `dlocker passkey change`; demo only)",
+            passkey_file.display()
+        ));
+    }
 
     Ok(Outcome {
         wallet_id,
@@ -517,6 +527,27 @@ async fn walk_through(
         rotation,
         touches,
     })
+}
+
+/// Writes the demo's software passkey (its private keys, in the clear: a demo only), mode 0600.
+fn save_passkey(path: &Path, auth: &SoftwareAuthenticator) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let bytes = auth
+        .to_bytes()
+        .ok_or_else(|| anyhow::anyhow!("the demo's software passkey cannot be exported"))?;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(&bytes)
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// The trustees of the demo's epoch 2: the bank, trustee-2, then every other one (with 5 nodes:

@@ -10,6 +10,7 @@ mod demo;
 mod docs;
 mod node;
 mod output;
+mod owner;
 mod staff;
 
 use clap::{Parser, Subcommand};
@@ -40,6 +41,12 @@ enum Command {
     /// Work with wallet backups.
     #[command(subcommand)]
     Backup(backup::BackupCommand),
+    /// The wallet owner: erase the backup at every trustee (one passkey touch); each trustee
+    /// returns a signed erasure receipt. Running it again completes a partial delete.
+    Delete(owner::DeleteArgs),
+    /// The wallet owner's passkey.
+    #[command(subcommand)]
+    Passkey(owner::PasskeyCommand),
     /// Bank staff keys.
     #[command(subcommand)]
     Staff(staff::StaffCommand),
@@ -108,6 +115,8 @@ async fn main() -> ExitCode {
         Command::Node(c) => node::run(c, cli.json).await,
         Command::Cluster(c) => cluster::run(c, cli.json).await,
         Command::Backup(c) => backup::run(c, cli.json).await,
+        Command::Delete(a) => owner::run_delete(a, cli.json).await,
+        Command::Passkey(c) => owner::run_passkey(c, cli.json).await,
         Command::Staff(c) => staff::run_staff(c, cli.json).await,
         Command::Recoveries(c) => staff::run_recoveries(c, cli.json).await,
         Command::Audit(c) => audit::run_audit(c, cli.json).await,

@@ -4,11 +4,16 @@
 //! they announce; only then are they broadcast to live watchers. A watcher resumes from any
 //! cursor: it reads the stored backlog, then follows the broadcast, skipping what it already
 //! sent — so nothing is lost across reconnects or node restarts.
+//!
+//! Each open stream holds a slot: at most `limits.event_streams_per_reader` per reader (a staff
+//! member or an mTLS identity) and `limits.max_event_streams` on the node. A stream that closes
+//! frees its slot, so the caps count only what is open.
 
 use crate::db::{Database, SeqLog, SeqLogError};
 use serde::{Deserialize, Serialize};
-use std::sync::Mutex;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
 pub use crate::db::EVENTS_TREE;
@@ -51,6 +56,59 @@ pub enum EventError {
     Corrupt(u64),
 }
 
+/// Why a new event stream was refused (`RESOURCE_EXHAUSTED`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StreamRefused {
+    /// The reader has as many streams open as it may.
+    #[error(
+        "this reader already has {open} event streams open (limits.event_streams_per_reader = {cap}); close one before opening another"
+    )]
+    PerReader {
+        /// Streams the reader has open.
+        open: usize,
+        /// The cap.
+        cap: usize,
+    },
+    /// The node serves as many streams as it may.
+    #[error(
+        "this node already serves {open} event streams (limits.max_event_streams = {cap}); retry when one closes"
+    )]
+    NodeWide {
+        /// Streams open on the node.
+        open: usize,
+        /// The cap.
+        cap: usize,
+    },
+}
+
+/// Open streams, in all and per reader (a reader is in the map only while it has one open, so
+/// the map never outgrows the node-wide cap).
+#[derive(Debug, Default)]
+struct StreamCounts {
+    total: usize,
+    per_reader: HashMap<String, usize>,
+}
+
+/// An open event stream's slot; dropping it (the stream ended or the client went away) frees it.
+#[derive(Debug)]
+pub struct StreamSlot {
+    counts: Arc<Mutex<StreamCounts>>,
+    reader: String,
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        c.total = c.total.saturating_sub(1);
+        if let Some(n) = c.per_reader.get_mut(&self.reader) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                c.per_reader.remove(&self.reader);
+            }
+        }
+    }
+}
+
 /// The outbox.
 #[derive(Debug)]
 pub struct EventOutbox {
@@ -59,6 +117,7 @@ pub struct EventOutbox {
     /// The newest sequence number announced to live watchers (metrics: the outbox lag).
     announced: AtomicU64,
     live: broadcast::Sender<StoredEvent>,
+    streams: Arc<Mutex<StreamCounts>>,
 }
 
 impl EventOutbox {
@@ -73,7 +132,43 @@ impl EventOutbox {
             // Whatever is stored at open was flushed by an earlier run.
             announced: AtomicU64::new(last),
             live,
+            streams: Arc::default(),
         })
+    }
+
+    /// Takes a stream slot for `reader` (its identity: staff id or client certificate), at most
+    /// `per_reader` for it and `node_wide` in all; the stream keeps the slot while it is open.
+    pub fn open_stream(
+        &self,
+        reader: &str,
+        per_reader: usize,
+        node_wide: usize,
+    ) -> Result<StreamSlot, StreamRefused> {
+        let mut c = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        let mine = c.per_reader.get(reader).copied().unwrap_or(0);
+        if mine >= per_reader {
+            return Err(StreamRefused::PerReader {
+                open: mine,
+                cap: per_reader,
+            });
+        }
+        if c.total >= node_wide {
+            return Err(StreamRefused::NodeWide {
+                open: c.total,
+                cap: node_wide,
+            });
+        }
+        c.total += 1;
+        *c.per_reader.entry(reader.to_owned()).or_insert(0) += 1;
+        Ok(StreamSlot {
+            counts: Arc::clone(&self.streams),
+            reader: reader.to_owned(),
+        })
+    }
+
+    /// Event streams open now (those holding a slot).
+    pub fn open_streams(&self) -> usize {
+        self.streams.lock().unwrap_or_else(|p| p.into_inner()).total
     }
 
     /// Appends an event (not yet flushed, not yet announced).
@@ -147,6 +242,29 @@ impl EventOutbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stream_slots_are_capped_per_reader_and_node_wide_and_freed_on_drop() {
+        let db = crate::db::Database::open_temporary().expect("db");
+        let o = EventOutbox::open(&db).expect("open");
+        let a1 = o.open_stream("staff alice", 2, 3).expect("a1");
+        let _a2 = o.open_stream("staff alice", 2, 3).expect("a2");
+        assert_eq!(
+            o.open_stream("staff alice", 2, 3).expect_err("a3"),
+            StreamRefused::PerReader { open: 2, cap: 2 }
+        );
+        let _b1 = o.open_stream("staff bob", 2, 3).expect("b1");
+        assert_eq!(
+            o.open_stream("staff carol", 2, 3).expect_err("node full"),
+            StreamRefused::NodeWide { open: 3, cap: 3 }
+        );
+        drop(a1);
+        assert_eq!(o.open_streams(), 2);
+        let _a3 = o
+            .open_stream("staff alice", 2, 3)
+            .expect("a slot was freed");
+        assert_eq!(o.open_streams(), 3);
+    }
 
     #[test]
     fn resumes_from_cursor_after_reopen() {

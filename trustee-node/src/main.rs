@@ -224,7 +224,7 @@ enum ConfigEdit {
         /// The staff member's public key, hex SEC1 (`dlocker staff keygen` prints it).
         #[arg(long)]
         public_key: String,
-        /// Comma-separated roles: viewer, approver, canceller.
+        /// Comma-separated roles: viewer, approver, canceller, admin, operator.
         #[arg(long, default_value = "approver,canceller")]
         roles: String,
     },
@@ -382,10 +382,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     .split(',')
                     .map(trustee_node::config::parse_staff_role)
                     .collect::<Result<Vec<_>, _>>()?;
+                // Once `dlocker staff` changed the staff, the stored roster is authoritative and
+                // this file's staff are ignored: refuse rather than edit something without effect.
+                let running = match trustee_node::db::stats::staff_roster_is_managed(&data_dir) {
+                    Ok(true) => anyhow::bail!(
+                        "staff on this node are managed with `dlocker staff` (stored in its database), so `config add-staff` would have no effect: use `dlocker staff add --id {id} --public-key {public_key} --roles {} --trustees FILE --key ADMIN_KEY`",
+                        roles_arg(&roles)
+                    ),
+                    Err(trustee_node::db::stats::DbStatsError::InUse(_)) => true,
+                    // No database yet, or a config this edit may be fixing: the file seeds.
+                    Ok(false) | Err(_) => false,
+                };
                 let mut doc = ConfigDoc::load(&data_dir)?;
                 doc.add_staff(&id, &public_key, &roles)?;
                 doc.save(&data_dir)?;
-                println!("added staff member {id}; restart the node to apply");
+                if running {
+                    println!(
+                        "added staff member {id} to config.toml; send SIGHUP to apply (if staff are managed with `dlocker staff`, the node ignores it and logs so: use `dlocker staff add` instead)"
+                    );
+                } else {
+                    println!("added staff member {id}; restart the node (or send SIGHUP) to apply");
+                }
                 Ok(())
             }
         },
@@ -432,6 +449,11 @@ async fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// Roles as `--roles` takes them.
+fn roles_arg(roles: &[trustee_node::staff::auth::StaffRole]) -> String {
+    roles.iter().map(|r| r.name()).collect::<Vec<_>>().join(",")
 }
 
 /// Writes generated text (completions, man page) to stdout; a reader that stopped reading

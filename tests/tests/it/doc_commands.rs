@@ -15,7 +15,8 @@ fn sh_lines(doc: &str) -> Vec<String> {
     let mut pending = String::new();
     for line in text.lines() {
         if line.starts_with("```") {
-            in_sh = line.trim() == "```sh";
+            // Every sh block, run or not (`sh no-run`, `sh background`): all must name real flags.
+            in_sh = line.trim() == "```sh" || line.trim().starts_with("```sh ");
             continue;
         }
         if !in_sh {

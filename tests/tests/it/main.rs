@@ -7,13 +7,16 @@
 mod admin_listener;
 mod backup_durability;
 mod cli;
+mod cli_owner;
 mod corrupted_share;
 mod crash_harness;
 mod crash_sessions;
 mod delete;
 mod deposit_rejections;
 mod doc_commands;
+mod doc_run;
 mod document_endpoints;
+mod event_stream_limits;
 mod example_config;
 mod flood_limits;
 mod idempotency;

@@ -1,8 +1,10 @@
 //! Staff administration on real nodes through `dlocker staff …`: an admin adds, re-roles and
 //! removes staff and sets the policy, live and persisted across a restart; a non-admin signer,
 //! removing the last admin and a policy the approvers cannot meet are refused, and each refusal
-//! leaves the roster as it was (read back).
+//! leaves the roster as it was (read back). Once the roster is managed, `trustee-node config
+//! add-staff` refuses (its edit would have no effect) and names `dlocker staff add`.
 
+use dlocker_integration_tests::node_command;
 use dlocker_integration_tests::recovery_cluster::{RecoveryCluster, RecoverySpec};
 use dlocker_sdk::StaffKey;
 use std::process::Output;
@@ -168,4 +170,41 @@ async fn admin_manages_staff_live_and_refusals_change_nothing() {
     ok_json(&staff(&rc, 1, &["remove", "vic"]), "remove vic");
     let vic_lists = rc.dlocker(&["recoveries", "list", "--trustees", &tf, "--key", &key(2)]);
     refused(&vic_lists, "a removed member listing", "unknown key");
+
+    // The file's staff no longer apply: `trustee-node config add-staff` refuses in one line,
+    // pointing at `dlocker staff add`, and leaves config.toml as it was.
+    rc.stop(0);
+    let bank_dir = rc.data_dir(0).to_owned();
+    let config_before = std::fs::read(bank_dir.join("config.toml")).expect("config");
+    let carol = StaffKey::generate().public_key_hex();
+    let out = node_command()
+        .args(["config", "add-staff", "--data-dir"])
+        .arg(&bank_dir)
+        .args([
+            "--id",
+            "carol",
+            "--public-key",
+            &carol,
+            "--roles",
+            "approver",
+        ])
+        .output()
+        .expect("run trustee-node");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "config add-staff was accepted: {err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(
+        err.contains("managed with `dlocker staff`")
+            && err.contains("dlocker staff add --id carol")
+            && err.contains("--roles approver"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(bank_dir.join("config.toml")).expect("config"),
+        config_before,
+        "the refused edit changed nothing"
+    );
 }

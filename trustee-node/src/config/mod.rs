@@ -31,6 +31,10 @@ pub mod defaults {
     /// Owner-ceremony calls (nonces issued, passkey responses checked) per caller address per
     /// minute.
     pub const OWNER_CALLS_PER_MINUTE: u32 = 120;
+    /// `WatchEvents` streams one reader (staff member or mTLS identity) may hold open.
+    pub const EVENT_STREAMS_PER_READER: usize = 8;
+    /// `WatchEvents` streams open on the node at once.
+    pub const MAX_EVENT_STREAMS: usize = 256;
     /// Most trustees in a manifest this node accepts.
     pub const MAX_TRUSTEES: usize = dlocker_proto::MAX_TRUSTEES;
     /// WebAuthn relying party id.
@@ -268,6 +272,10 @@ pub struct RawLimits {
     pub max_trustees: Option<usize>,
     /// Owner-ceremony calls per caller address per minute.
     pub owner_calls_per_minute: Option<u32>,
+    /// Open `WatchEvents` streams per reader.
+    pub event_streams_per_reader: Option<usize>,
+    /// Open `WatchEvents` streams on the node.
+    pub max_event_streams: Option<usize>,
 }
 
 /// `[webauthn]`
@@ -430,6 +438,10 @@ pub struct Limits {
     pub max_trustees: usize,
     /// Owner-ceremony calls (Begin*, passkey responses) per caller address per minute.
     pub owner_calls_per_minute: u32,
+    /// Open `WatchEvents` streams per reader (staff member or mTLS identity).
+    pub event_streams_per_reader: usize,
+    /// Open `WatchEvents` streams on the node.
+    pub max_event_streams: usize,
 }
 
 impl Default for Limits {
@@ -442,6 +454,8 @@ impl Default for Limits {
             max_pending_ceremonies: defaults::MAX_PENDING_CEREMONIES,
             max_trustees: defaults::MAX_TRUSTEES,
             owner_calls_per_minute: defaults::OWNER_CALLS_PER_MINUTE,
+            event_streams_per_reader: defaults::EVENT_STREAMS_PER_READER,
+            max_event_streams: defaults::MAX_EVENT_STREAMS,
         }
     }
 }
@@ -1103,6 +1117,20 @@ fn limits_from(raw: &RawLimits) -> Result<Limits, ConfigError> {
             1,
             1_000_000,
         )?,
+        event_streams_per_reader: in_range(
+            "limits.event_streams_per_reader",
+            raw.event_streams_per_reader,
+            defaults::EVENT_STREAMS_PER_READER,
+            1,
+            10_000,
+        )?,
+        max_event_streams: in_range(
+            "limits.max_event_streams",
+            raw.max_event_streams,
+            defaults::MAX_EVENT_STREAMS,
+            1,
+            100_000,
+        )?,
     })
 }
 
@@ -1236,6 +1264,10 @@ max_trustees = {mt}
 # the passkey responses) per caller address per minute; beyond it RESOURCE_EXHAUSTED with a
 # retry hint. Failed passkey responses never lock a wallet.
 owner_calls_per_minute = {ocpm}
+# WatchEvents streams one reader (staff member or event-reader certificate) may hold open, and
+# streams open on the node in all; beyond either, RESOURCE_EXHAUSTED until a stream closes.
+event_streams_per_reader = {espr}
+max_event_streams = {mes}
 
 [webauthn]
 # Relying party id: the wallet provider's domain. Changing it invalidates registered passkeys.
@@ -1292,6 +1324,8 @@ known_trustee_keys = []
         mpc = defaults::MAX_PENDING_CEREMONIES,
         mt = defaults::MAX_TRUSTEES,
         ocpm = defaults::OWNER_CALLS_PER_MINUTE,
+        espr = defaults::EVENT_STREAMS_PER_READER,
+        mes = defaults::MAX_EVENT_STREAMS,
         rp_id = q(rp_id),
         rp_name = q(defaults::RP_NAME),
         floor = defaults::DELAY_FLOOR_SECS,

@@ -528,7 +528,7 @@ impl Database {
 }
 
 /// The roster's key in [`STAFF_ROSTER_TREE`].
-const ROSTER_KEY: &[u8] = b"current";
+pub(crate) const ROSTER_KEY: &[u8] = b"current";
 
 /// Raw access for unit tests that damage a stopped node's records.
 #[cfg(test)]

@@ -192,3 +192,20 @@ pub fn wallets(dir: &Path) -> Result<Vec<WalletRow>, DbStatsError> {
     rows.sort_by(|a, b| (a.enrolled_at, &a.wallet_id).cmp(&(b.enrolled_at, &b.wallet_id)));
     Ok(rows)
 }
+
+/// Whether the (stopped) node in `dir` has a stored staff roster: once staff were changed by a
+/// signed staff-admin request (`dlocker staff`), that roster is authoritative and the config's
+/// `[[bank.staff]]` no longer applies. Reads only.
+pub fn staff_roster_is_managed(dir: &Path) -> Result<bool, DbStatsError> {
+    let db = open(dir)?;
+    let e = db_err(dir);
+    // `open_tree` would create a missing tree: look it up by name first.
+    let name = super::STAFF_ROSTER_TREE.as_bytes();
+    if !db.tree_names().iter().any(|n| n.as_ref() == name) {
+        return Ok(false);
+    }
+    db.open_tree(name)
+        .map_err(&e)?
+        .contains_key(super::ROSTER_KEY)
+        .map_err(&e)
+}

@@ -313,14 +313,29 @@ impl Recovery for RecoveryService {
                 .map(|c| <[u8; 32]>::from(sha2::Sha256::digest(c.as_ref())))
         });
         let req = req.into_inner();
-        self.node.staff().authorize_event_reader(
+        let reader = self.node.staff().authorize_event_reader(
             &req.staff_request_encoded,
             client_cert_sha256.as_ref(),
             StaffAction::WatchEvents,
         )?;
+        let limits = &self.node.config().limits;
+        let slot = self
+            .node
+            .events()
+            .open_stream(
+                &reader,
+                limits.event_streams_per_reader,
+                limits.max_event_streams,
+            )
+            .map_err(|e| Status::resource_exhausted(e.to_string()))?;
         let cursor = req.cursor;
         let (tx, rx) = mpsc::channel(64);
-        tokio::spawn(pump_events(self.node.clone(), cursor, tx));
+        let node = self.node.clone();
+        tokio::spawn(async move {
+            pump_events(node, cursor, tx).await;
+            // The stream is over (or its client went away): its slot is free again.
+            drop(slot);
+        });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }

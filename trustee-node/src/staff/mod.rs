@@ -95,26 +95,27 @@ impl StaffOps<'_> {
 
     /// Who may read the event stream (it names wallets and sessions): a staff member of this
     /// node with a signed request for `action`, or a client certificate the TLS config lists.
+    /// Returns the reader's identity (what per-reader limits count against).
     pub fn authorize_event_reader(
         &self,
         staff_request: &[u8],
         client_cert_sha256: Option<&[u8; 32]>,
         action: StaffAction,
-    ) -> Result<(), NodeError> {
-        let by_cert = client_cert_sha256.is_some_and(|fp| {
+    ) -> Result<String, NodeError> {
+        let by_cert = client_cert_sha256.filter(|fp| {
             self.config
                 .tls
                 .as_ref()
-                .is_some_and(|t| t.event_readers.iter().any(|r| r == fp))
+                .is_some_and(|t| t.event_readers.iter().any(|r| r == *fp))
         });
-        if by_cert {
-            return Ok(());
+        if let Some(fp) = by_cert {
+            return Ok(format!("certificate {}", hex::encode(fp)));
         }
         if staff_request.is_empty() || self.staff_gate.is_none() {
             return Err(NodeError::ReaderUnauthenticated);
         }
-        self.staff_check(staff_request, action, self.now())?;
-        Ok(())
+        let v = self.staff_check(staff_request, action, self.now())?;
+        Ok(format!("staff {}", v.staff_id))
     }
 
     fn approved(&self, s: &RecoverySession, now: u64) -> bool {

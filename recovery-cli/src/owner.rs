@@ -1,0 +1,419 @@
+//! The wallet owner's ceremonies from the command line: `dlocker delete` (erase the backup at every
+//! trustee) and `dlocker passkey change`.
+//!
+//! The passkey is a software passkey file: the exportable software authenticator's keys, as
+//! `dlocker demo --dir DIR` saves them (`DIR/WALLET.passkey`) and as the SDK's
+//! `SoftwareAuthenticator::to_bytes` writes them. Like that authenticator it is for demos, tests
+//! and local clusters only: a wallet app calls the same SDK functions with the platform's passkey.
+
+use crate::cluster::load_trustees;
+use crate::output::{hinted, print_json, table};
+use clap::{Args, Subcommand};
+use dlocker_sdk::rotate::epoch_status;
+use dlocker_sdk::{AuthError, OwnerAuthenticator};
+use dlocker_sdk::{
+    DeleteError, PasskeyChangeError, PasskeyChangeReport, SoftwareAuthenticator, TrusteeErasure,
+    TrusteePasskey, change_passkey, delete_backup, resume_passkey_change,
+};
+use dlocker_sdk::{TrusteeInfo, TrusteeSet};
+use serde::Serialize;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use webauthn_rs::prelude::{
+    CreationChallengeResponse, PublicKeyCredential, RegisterPublicKeyCredential,
+    RequestChallengeResponse,
+};
+
+#[derive(Debug, Args)]
+pub(crate) struct DeleteArgs {
+    /// The trustees file: every trustee that may hold the wallet.
+    #[arg(long, value_name = "FILE")]
+    trustees: PathBuf,
+    /// The wallet id.
+    #[arg(long, value_name = "ID")]
+    wallet: String,
+    /// The owner's software passkey file (as `dlocker demo --dir DIR` saves it).
+    #[arg(long, value_name = "FILE")]
+    passkey: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PasskeyCommand {
+    /// Replace the wallet's passkey at every trustee: the new passkey registers one credential
+    /// (one touch), the current one authorizes exactly that credential (one touch).
+    Change(ChangeArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ChangeArgs {
+    /// The trustees file (trustees in it that hold nothing for the wallet are left out).
+    #[arg(long, value_name = "FILE")]
+    trustees: PathBuf,
+    /// The wallet id.
+    #[arg(long, value_name = "ID")]
+    wallet: String,
+    /// The current software passkey file.
+    #[arg(long, value_name = "FILE")]
+    passkey: PathBuf,
+    /// Where to write the new software passkey (created before any trustee is asked; must not
+    /// exist, unless `--resume` is given).
+    #[arg(long, value_name = "FILE")]
+    new_passkey: PathBuf,
+    /// Complete a partial change: the new credential's fingerprint (hex) that the incomplete
+    /// change printed. Only the current passkey is touched.
+    #[arg(long, value_name = "HEX")]
+    resume: Option<String>,
+}
+
+fn load_passkey(path: &Path) -> anyhow::Result<SoftwareAuthenticator> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        hinted(
+            format!("cannot read passkey file {}: {e}", path.display()),
+            "pass the software passkey file saved at backup time (`dlocker demo --dir DIR` writes DIR/WALLET.passkey)",
+        )
+    })?;
+    SoftwareAuthenticator::from_bytes(&bytes).map_err(|_| {
+        // The parse error could quote key material: name the file only.
+        hinted(
+            format!("{} is not a software passkey file", path.display()),
+            "pass the software passkey file saved at backup time (`dlocker demo --dir DIR` writes DIR/WALLET.passkey)",
+        )
+    })
+}
+
+/// Writes a new passkey file, mode 0600, refusing to replace an existing one (it may be the only
+/// copy of a passkey some trustee still holds).
+fn save_new_passkey(path: &Path, auth: &SoftwareAuthenticator) -> anyhow::Result<()> {
+    let bytes = auth
+        .to_bytes()
+        .ok_or_else(|| anyhow::anyhow!("the new software passkey cannot be exported"))?;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path).map_err(|e| {
+        hinted(
+            format!("cannot create {}: {e}", path.display()),
+            "name a new file for --new-passkey (an existing one is never overwritten)",
+        )
+    })?;
+    f.write_all(&bytes)?;
+    f.sync_all()?;
+    Ok(())
+}
+
+/// The new software passkey, written to its file again right after it registers its credential
+/// and before the SDK hands that credential to any trustee: no trustee can ever hold a passkey
+/// whose keys were not saved.
+struct SavedOnRegister<'a> {
+    inner: SoftwareAuthenticator,
+    path: &'a Path,
+}
+
+impl OwnerAuthenticator for SavedOnRegister<'_> {
+    fn register(
+        &mut self,
+        options: CreationChallengeResponse,
+    ) -> Result<RegisterPublicKeyCredential, AuthError> {
+        let cred = self.inner.register(options)?;
+        let bytes = self
+            .inner
+            .to_bytes()
+            .ok_or_else(|| AuthError::Authenticator("cannot export the new passkey".into()))?;
+        write_synced(self.path, &bytes)
+            .map_err(|e| AuthError::Authenticator(format!("cannot save the new passkey: {e}")))?;
+        Ok(cred)
+    }
+
+    fn authenticate(
+        &mut self,
+        options: RequestChallengeResponse,
+    ) -> Result<PublicKeyCredential, AuthError> {
+        self.inner.authenticate(options)
+    }
+}
+
+/// Replaces `path`'s content durably (a temporary file renamed over it, mode 0600).
+fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+#[derive(Serialize)]
+struct ErasureJson {
+    trustee: String,
+    /// `erased` (with its receipt) or `held_nothing`.
+    result: &'static str,
+    epoch: Option<u64>,
+    erased_at: Option<u64>,
+    /// The signed erase receipt (hex of its canonical encoding).
+    receipt: Option<String>,
+}
+
+#[derive(Serialize)]
+struct DeleteJson {
+    wallet_id: String,
+    complete: bool,
+    trustees: Vec<ErasureJson>,
+    failed: Vec<(String, String)>,
+}
+
+fn erasure_rows(done: &dlocker_sdk::DeleteReport) -> Vec<ErasureJson> {
+    done.trustees
+        .iter()
+        .map(|(name, e)| match e {
+            TrusteeErasure::Erased(r) => ErasureJson {
+                trustee: name.clone(),
+                result: "erased",
+                epoch: Some(r.body().epoch),
+                erased_at: Some(r.body().erased_at),
+                receipt: Some(hex::encode(r.encode())),
+            },
+            TrusteeErasure::NotHeld => ErasureJson {
+                trustee: name.clone(),
+                result: "held_nothing",
+                epoch: None,
+                erased_at: None,
+                receipt: None,
+            },
+        })
+        .collect()
+}
+
+fn print_erasures(rows: &[ErasureJson], failed: &[(String, String)]) {
+    let mut t = table(&[
+        "Trustee",
+        "Result",
+        "Epoch",
+        "Erased at (unix)",
+        "Signed receipt",
+    ]);
+    for r in rows {
+        t.add_row(vec![
+            r.trustee.clone(),
+            match r.result {
+                "erased" => "erased (receipt verified)".to_owned(),
+                _ => "holds nothing".to_owned(),
+            },
+            r.epoch.map(|e| e.to_string()).unwrap_or_default(),
+            r.erased_at.map(|e| e.to_string()).unwrap_or_default(),
+            r.receipt.clone().unwrap_or_default(),
+        ]);
+    }
+    for (name, why) in failed {
+        t.add_row(vec![
+            name.clone(),
+            "NOT CONFIRMED".to_owned(),
+            String::new(),
+            String::new(),
+            why.clone(),
+        ]);
+    }
+    println!("{t}");
+}
+
+pub(crate) async fn run_delete(a: DeleteArgs, json: bool) -> anyhow::Result<()> {
+    let set = load_trustees(&a.trustees)?;
+    let mut auth = load_passkey(&a.passkey)?;
+    let (done, failed) = match delete_backup(&set, &a.wallet, &mut auth).await {
+        Ok(done) => (done, Vec::new()),
+        Err(DeleteError::Incomplete { failed, done }) => (done, failed),
+        Err(e) => {
+            return Err(hinted(
+                format!("delete of {} refused: {e}", a.wallet),
+                "nothing was erased; check --passkey is this wallet's passkey",
+            ));
+        }
+    };
+    let rows = erasure_rows(&done);
+    if json {
+        print_json(&DeleteJson {
+            wallet_id: a.wallet.clone(),
+            complete: failed.is_empty(),
+            trustees: rows,
+            failed: failed.clone(),
+        })?;
+    } else {
+        print_erasures(&rows, &failed);
+    }
+    if failed.is_empty() {
+        if !json {
+            let erased = done.receipts().count();
+            println!(
+                "wallet {}: deleted at every trustee ({erased} erased now, {} held nothing)",
+                a.wallet,
+                done.trustees.len() - erased
+            );
+        }
+        return Ok(());
+    }
+    let names: Vec<&str> = failed.iter().map(|(n, _)| n.as_str()).collect();
+    Err(hinted(
+        format!(
+            "delete incomplete: {} of {} trustees did not confirm ({})",
+            failed.len(),
+            set.len(),
+            names.join(", ")
+        ),
+        "run the same command again once they are reachable: it completes the delete",
+    ))
+}
+
+#[derive(Serialize)]
+struct ChangeJson {
+    wallet_id: String,
+    complete: bool,
+    new_fingerprint: String,
+    new_passkey: String,
+    trustees: Vec<(String, &'static str)>,
+    failed: Vec<(String, String)>,
+}
+
+fn parse_fingerprint(s: &str) -> anyhow::Result<[u8; 32]> {
+    hex::decode(s.trim())
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .ok_or_else(|| {
+            hinted(
+                "--resume is not a credential fingerprint (64 hex digits)",
+                "pass the fingerprint the incomplete `dlocker passkey change` printed",
+            )
+        })
+}
+
+/// The trustees of `set` that hold the wallet (or could not be asked: they must not be skipped
+/// silently). A trustees file may list trustees a rotation retired, which hold nothing and have
+/// no passkey to change; every trustee is kept when none could be told apart.
+async fn holders(set: TrusteeSet, wallet: &str) -> TrusteeSet {
+    let status = epoch_status(&set, wallet).await;
+    let keep: Vec<TrusteeInfo> = set
+        .trustees()
+        .iter()
+        .zip(&status)
+        .filter(|(_, s)| s.active.is_some() || s.staged.is_some() || s.error.is_some())
+        .map(|(info, _)| info.clone())
+        .collect();
+    if keep.is_empty() || keep.len() == set.len() {
+        return set;
+    }
+    TrusteeSet::new(keep).unwrap_or(set)
+}
+
+pub(crate) async fn run_passkey(cmd: PasskeyCommand, json: bool) -> anyhow::Result<()> {
+    let PasskeyCommand::Change(a) = cmd;
+    let set = holders(load_trustees(&a.trustees)?, &a.wallet).await;
+    let mut current = load_passkey(&a.passkey)?;
+    let result = match &a.resume {
+        Some(fp) => {
+            let fp = parse_fingerprint(fp)?;
+            if !a.new_passkey.exists() {
+                return Err(hinted(
+                    format!("{} does not exist", a.new_passkey.display()),
+                    "--resume completes a change whose new passkey file was written: pass that file",
+                ));
+            }
+            resume_passkey_change(&set, &a.wallet, &mut current, &fp).await
+        }
+        None => {
+            // Saved before any trustee is asked: a change that stops halfway must not lose the
+            // passkey some trustees already hold.
+            let new = SoftwareAuthenticator::exportable()
+                .map_err(|e| anyhow::anyhow!("creating the new software passkey: {e}"))?;
+            save_new_passkey(&a.new_passkey, &new)?;
+            let mut new = SavedOnRegister {
+                inner: new,
+                path: &a.new_passkey,
+            };
+            change_passkey(&set, &a.wallet, &mut current, &mut new).await
+        }
+    };
+    let (done, failed): (PasskeyChangeReport, _) = match result {
+        Ok(done) => (done, Vec::new()),
+        Err(PasskeyChangeError::Incomplete { failed, done }) => (done, failed),
+        Err(e) => {
+            if a.resume.is_none() {
+                // Nothing was changed anywhere: the new file holds no trustee's credential.
+                let _ = std::fs::remove_file(&a.new_passkey);
+            }
+            return Err(hinted(
+                format!("passkey change for {} refused: {e}", a.wallet),
+                "nothing was changed; check --passkey is this wallet's current passkey",
+            ));
+        }
+    };
+    let fp = hex::encode(done.new_fingerprint);
+    let rows: Vec<(String, &'static str)> = done
+        .trustees
+        .iter()
+        .map(|(n, s)| {
+            (
+                n.clone(),
+                match s {
+                    TrusteePasskey::Changed => "changed",
+                    TrusteePasskey::AlreadyChanged => "already_changed",
+                },
+            )
+        })
+        .collect();
+    if json {
+        print_json(&ChangeJson {
+            wallet_id: a.wallet.clone(),
+            complete: failed.is_empty(),
+            new_fingerprint: fp.clone(),
+            new_passkey: a.new_passkey.display().to_string(),
+            trustees: rows,
+            failed: failed.clone(),
+        })?;
+    } else {
+        let mut t = table(&["Trustee", "Result"]);
+        for (n, s) in &rows {
+            t.add_row(vec![
+                n.clone(),
+                match *s {
+                    "changed" => "new passkey registered, old one revoked".to_owned(),
+                    _ => "already held the new passkey".to_owned(),
+                },
+            ]);
+        }
+        for (n, why) in &failed {
+            t.add_row(vec![n.clone(), format!("NOT CONFIRMED: {why}")]);
+        }
+        println!("{t}");
+        println!("new credential fingerprint {fp}");
+    }
+    if failed.is_empty() {
+        if !json {
+            println!(
+                "wallet {}: passkey changed at every trustee; the new passkey is {} (the old one is refused)",
+                a.wallet,
+                a.new_passkey.display()
+            );
+        }
+        return Ok(());
+    }
+    let names: Vec<&str> = failed.iter().map(|(n, _)| n.as_str()).collect();
+    Err(hinted(
+        format!(
+            "passkey change incomplete: {} of {} trustees still hold the old passkey ({})",
+            failed.len(),
+            set.len(),
+            names.join(", ")
+        ),
+        format!(
+            "once they are reachable run the same command with --resume {fp} (keep both passkey files until then)"
+        ),
+    ))
+}
