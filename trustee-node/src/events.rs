@@ -61,7 +61,8 @@ pub enum EventError {
 pub enum StreamRefused {
     /// The reader has as many streams open as it may.
     #[error(
-        "this reader already has {open} event streams open (limits.event_streams_per_reader = {cap}); close one before opening another"
+        "this reader already has {open} event streams open \
+         (limits.event_streams_per_reader = {cap}); close one before opening another"
     )]
     PerReader {
         /// Streams the reader has open.
@@ -71,7 +72,8 @@ pub enum StreamRefused {
     },
     /// The node serves as many streams as it may.
     #[error(
-        "this node already serves {open} event streams (limits.max_event_streams = {cap}); retry when one closes"
+        "this node already serves {open} event streams (limits.max_event_streams = {cap}); \
+         retry when one closes"
     )]
     NodeWide {
         /// Streams open on the node.

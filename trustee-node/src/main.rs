@@ -386,7 +386,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 // this file's staff are ignored: refuse rather than edit something without effect.
                 let running = match trustee_node::db::stats::staff_roster_is_managed(&data_dir) {
                     Ok(true) => anyhow::bail!(
-                        "staff on this node are managed with `dlocker staff` (stored in its database), so `config add-staff` would have no effect: use `dlocker staff add --id {id} --public-key {public_key} --roles {} --trustees FILE --key ADMIN_KEY`",
+                        "staff on this node are managed with `dlocker staff` (stored in its \
+                         database), so `config add-staff` would have no effect: use `dlocker \
+                         staff add --id {id} --public-key {public_key} --roles {} --trustees FILE \
+                         --key ADMIN_KEY`",
                         roles_arg(&roles)
                     ),
                     Err(trustee_node::db::stats::DbStatsError::InUse(_)) => true,
@@ -398,7 +401,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 doc.save(&data_dir)?;
                 if running {
                     println!(
-                        "added staff member {id} to config.toml; send SIGHUP to apply (if staff are managed with `dlocker staff`, the node ignores it and logs so: use `dlocker staff add` instead)"
+                        "added staff member {id} to config.toml; send SIGHUP to apply (if staff \
+                         are managed with `dlocker staff`, the node ignores it and logs so: use \
+                         `dlocker staff add` instead)"
                     );
                 } else {
                     println!("added staff member {id}; restart the node (or send SIGHUP) to apply");

@@ -128,7 +128,9 @@ mod tests {
             assert!(locker_config(&bad).is_err());
         }
         let parsed: crate::config::RawConfig = toml::from_str(&format!(
-            "[node]\nname='b'\nrole='bank'\nlisten='127.0.0.1:1'\nendpoint='http://127.0.0.1:1'\n[webauthn]\nrp_id='localhost'\norigins=['https://localhost']\n{LOCKER_SECTION}"
+            "[node]\nname='b'\nrole='bank'\nlisten='127.0.0.1:1'\n\
+             endpoint='http://127.0.0.1:1'\n[webauthn]\nrp_id='localhost'\n\
+             origins=['https://localhost']\n{LOCKER_SECTION}"
         ))
         .expect("the section init writes parses");
         assert_eq!(parsed.locker.enabled, Some(true));

@@ -531,8 +531,12 @@ impl EnrollmentOps<'_> {
             epoch: existing.meta.epoch,
             share_index: existing.meta.share_index,
         };
-        let stored = at_rest::open_share(&self.storage_key, &id, &existing.sealed_share).map_err(|_| {
-            tracing::error!(wallet = %wallet_id.log_tag(), "stored share failed its integrity check");
+        let stored = at_rest::open_share(&self.storage_key, &id, &existing.sealed_share);
+        let stored = stored.map_err(|_| {
+            tracing::error!(
+                wallet = %wallet_id.log_tag(),
+                "stored share failed its integrity check"
+            );
             NodeError::StoredShareCorrupt
         })?;
         let same = stored.index() == deposit.share.index()

@@ -354,8 +354,8 @@ struct Joining<'a> {
 pub const MAX_ATTESTATION_AGE_SECS: u64 = 3600;
 const MAX_ATTESTATION_SKEW_SECS: u64 = 300;
 
-/// Epoch operations (stage, commit, abandon, retire, delete, passkey change): a borrowed view of the [`Node`]
-/// context, whose fields and methods read through it.
+/// Epoch operations (stage, commit, abandon, retire, delete, passkey change): a borrowed view
+/// of the [`Node`] context, whose fields and methods read through it.
 #[derive(Clone, Copy)]
 pub struct EpochOps<'a>(&'a Node);
 
@@ -928,7 +928,13 @@ impl EpochOps<'_> {
             ),
         )?;
         self.commit(vec![ev]).await?;
-        tracing::info!(wallet = %wallet_id.log_tag(), epoch, share_index = index, refreshed, "epoch staged");
+        tracing::info!(
+            wallet = %wallet_id.log_tag(),
+            epoch,
+            share_index = index,
+            refreshed,
+            "epoch staged"
+        );
         Ok(receipt)
     }
 

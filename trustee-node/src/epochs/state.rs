@@ -401,8 +401,11 @@ impl EpochState {
     /// Whether `manifest_hash` is committed here already (the idempotent answer to a retried
     /// commit).
     pub fn is_committed(&self, manifest_hash: &str) -> bool {
-        matches!(self, Self::Active { active } if active.manifest_hash == manifest_hash && active.committed_at.is_some())
-            || matches!(self, Self::Staged { active, .. } if active.manifest_hash == manifest_hash && active.committed_at.is_some())
+        let active = match self {
+            Self::Active { active } | Self::Staged { active, .. } => active,
+            _ => return false,
+        };
+        active.manifest_hash == manifest_hash && active.committed_at.is_some()
     }
 
     /// The staged epoch under `manifest_hash`, still valid at `now`; the reason otherwise.
