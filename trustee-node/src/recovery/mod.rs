@@ -189,7 +189,7 @@ impl RecoveryOps<'_> {
 
     pub(crate) fn load_session(&self, id: &str) -> Result<StoredSession, NodeError> {
         let key = session_key_of(id)?;
-        Ok(self.db.session(key)?.ok_or(NodeError::SessionNotFound)?)
+        self.db.session(key)?.ok_or(NodeError::SessionNotFound)
     }
 
     /// Every session of the wallet (live or not), in id order.
