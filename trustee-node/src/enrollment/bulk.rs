@@ -17,7 +17,6 @@ use super::EnrollmentOps;
 use crate::at_rest::{self, ShareRecordId};
 use crate::db::{CeremonyRecord, CeremonyState, CommitOutcome, WalletMeta, WalletRecord};
 use crate::error::NodeError;
-use crate::node::Node;
 use dlocker_proto::manifest::Manifest;
 use dlocker_proto::share::Share;
 use dlocker_proto::statement::{Receipt, Signed};
