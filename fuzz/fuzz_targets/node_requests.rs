@@ -8,9 +8,9 @@ use dlocker_proto::pb;
 use libfuzzer_sys::fuzz_target;
 use prost::Message as _;
 use trustee_node::enrollment::BeginEnrollment;
-use trustee_node::rotation::{AbandonEpoch, CommitEpoch, RetireWallet};
-use trustee_node::rotation_service::parse_action;
-use trustee_node::service::ProveShareParams;
+use trustee_node::epochs::{AbandonEpoch, CommitEpoch, RetireWallet};
+use trustee_node::epochs::epochs_service::parse_action;
+use trustee_node::enrollment::trustee_service::ProveShareParams;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, msg)) = data.split_first() else {

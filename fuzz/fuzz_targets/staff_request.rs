@@ -2,7 +2,7 @@
 //! staff key, role for the action, this node, clock skew, single-use nonce), on the raw input
 //! (mode bit 0 clear) and on a fuzzed body signed here with the staff key (set), for the action
 //! the mode selects. An accepted request names this node and the action, is fresh, and is
-//! refused the second time. Needs the `node` feature (the nonce store is a temporary sled db).
+//! refused the second time. Needs the `node` feature (the nonce store is a temporary database).
 #![no_main]
 
 use dlocker_fuzz::{SIGNER_PUBLIC, signed_statement, statement_frame};
@@ -10,14 +10,14 @@ use dlocker_proto::codec::Reader;
 use dlocker_proto::statement::{StaffAction, StaffRequest, StatementBody};
 use libfuzzer_sys::fuzz_target;
 use std::sync::LazyLock;
-use trustee_node::staff_auth::{StaffAuthError, StaffGate, StaffMember, StaffRole};
+use trustee_node::staff::auth::{StaffAuthError, StaffGate, StaffMember, StaffRole};
 
 const NODE_ID: &str = "abababababababababababababababab";
 const NOW: u64 = 1_767_225_600;
 const SKEW: u64 = 300;
 
 static GATE: LazyLock<Option<StaffGate>> = LazyLock::new(|| {
-    let db = sled::Config::new().temporary(true).open().ok()?;
+    let db = trustee_node::db::Database::open_temporary().ok()?;
     let staff = vec![StaffMember {
         id: "alice".into(),
         public_key: *SIGNER_PUBLIC,

@@ -2,7 +2,7 @@
 //! wallets a node stores.
 //!
 //! Stored wallets are loaded with the node's documented bulk path
-//! ([`trustee_node::bulk`]: the real deposit transaction, audit entry and flush, without gRPC, the
+//! ([`trustee_node::enrollment::bulk`]: the real deposit transaction, audit entry and flush, without gRPC, the
 //! passkey ceremony or the envelope), in this process, while the node is not serving. The node is
 //! then served by a separate `trustee-node serve` process so its memory and CPU are its own.
 
@@ -25,7 +25,7 @@ use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use trustee_node::bulk::{BulkDeposit, BulkOutcome};
+use trustee_node::enrollment::bulk::{BulkDeposit, BulkOutcome};
 
 /// Latency with n trustees.
 #[derive(Debug, Clone, Serialize)]
@@ -235,7 +235,7 @@ fn bulk_load(
             let node = node.clone();
             inflight.push_back((
                 end - start,
-                node_rt.spawn(async move { node.bulk_deposit(batch).await }),
+                node_rt.spawn(async move { node.enrollment().bulk_deposit(batch).await }),
             ));
             while inflight.len() >= 2 {
                 if let Some((n, h)) = inflight.pop_front() {
@@ -251,7 +251,7 @@ fn bulk_load(
             add(&mut total, o);
             pb.inc(n);
         }
-        node.bulk_finish().await?;
+        node.enrollment().bulk_finish().await?;
         Ok::<_, anyhow::Error>(())
     });
     pb.finish_and_clear();

@@ -49,12 +49,12 @@ pub(crate) async fn raw_sled(
     max_time: Duration,
     how: RawFlush,
 ) -> anyhow::Result<f64> {
-    use trustee_node::storage::{SledStore, Store as _};
+    use trustee_node::db::Database;
     let store = Arc::new(
-        SledStore::open(dir)
+        Database::open(dir)
             .with_context(|| format!("opening a raw sled database in {}", dir.display()))?,
     );
-    let db = store.db().clone();
+    let db = store.engine().clone();
     let tree = db.open_tree("raw")?;
     let value: Arc<[u8]> = vec![0x5a; record_bytes.max(1)].into();
     let next = Arc::new(AtomicU64::new(0));

@@ -12,7 +12,7 @@ use trustee_node::config::Role as NodeRole;
 use trustee_node::config::edit::ConfigDoc;
 use trustee_node::init::{InitOptions, StaffSpec, init_node};
 use trustee_node::server::RunningNode;
-use trustee_node::staff_auth::StaffRole;
+use trustee_node::staff::auth::StaffRole;
 
 /// The staff member the local cluster's bank lists.
 pub(crate) const STAFF_ID: &str = "bench-staff";

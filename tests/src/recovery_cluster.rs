@@ -657,7 +657,7 @@ pub fn plant_wrong_share(dir: &Path, node_id: &str, wallet: &str, epoch: u64, sh
     use dlocker_proto::secret::SecretScalar;
     use dlocker_proto::share::Share;
     use trustee_node::at_rest::{ShareRecordId, seal_share};
-    use trustee_node::storage::{SHARES_TREE, wallet_key};
+    use trustee_node::db::{SHARES_TREE, wallet_key};
     let key = FileKeyProvider::new(dir)
         .storage_key()
         .expect("storage key")
@@ -682,7 +682,7 @@ pub fn plant_wrong_share(dir: &Path, node_id: &str, wallet: &str, epoch: u64, sh
 
 /// Flips one bit of the at-rest record of `wallet` on a stopped node (it then fails to unseal).
 pub fn flip_stored_share_bit(dir: &Path, wallet: &str) {
-    use trustee_node::storage::{SHARES_TREE, wallet_key};
+    use trustee_node::db::{SHARES_TREE, wallet_key};
     let db = sled::open(dir.join("db")).expect("open the stopped node's db");
     let tree = db.open_tree(SHARES_TREE).expect("shares tree");
     let mut rec = tree
@@ -699,7 +699,7 @@ pub fn flip_stored_share_bit(dir: &Path, wallet: &str) {
 /// Rewrites the `detail` of the first audit entry of `kind` on a stopped node (leaving its
 /// recorded hashes alone, as a careless forger would); returns its sequence number.
 pub fn tamper_audit_entry(dir: &Path, kind: &str) -> u64 {
-    use trustee_node::audit_log::AUDIT_TREE;
+    use trustee_node::db::AUDIT_TREE;
     let db = sled::open(dir.join("db")).expect("open the stopped node's db");
     let tree = db.open_tree(AUDIT_TREE).expect("audit tree");
     for item in tree.iter() {

@@ -262,8 +262,8 @@ pub fn stored_share_epoch(
     manifests: &[&Manifest],
 ) -> Option<u64> {
     use trustee_node::at_rest::{ShareRecordId, open_share};
+    use trustee_node::db::{SHARES_TREE, wallet_key};
     use trustee_node::keys::{FileKeyProvider, KeyProvider as _};
-    use trustee_node::storage::{SHARES_TREE, wallet_key};
     let key = FileKeyProvider::new(dir)
         .storage_key()
         .expect("storage key")
@@ -296,7 +296,7 @@ pub fn events_naming_wallet(dir: &Path, wallet: &str) -> Vec<String> {
     let db = sled::open(dir.join("db")).expect("open the stopped node's db");
     let mut found = Vec::new();
     let events = db
-        .open_tree(trustee_node::events::EVENTS_TREE)
+        .open_tree(trustee_node::db::EVENTS_TREE)
         .expect("events tree");
     for item in events.iter() {
         let (_, v) = item.expect("read");
@@ -311,18 +311,18 @@ pub fn events_naming_wallet(dir: &Path, wallet: &str) -> Vec<String> {
 /// Whether a stopped node's database still names `wallet` in any of the per-wallet trees (and
 /// the wallet's recovery session index).
 pub fn db_mentions_wallet(dir: &Path, wallet: &str) -> Vec<String> {
-    use trustee_node::storage::wallet_key;
+    use trustee_node::db::wallet_key;
     let db = sled::open(dir.join("db")).expect("open the stopped node's db");
     let mut found = Vec::new();
     for name in [
-        trustee_node::storage::WALLETS_TREE,
-        trustee_node::storage::SHARES_TREE,
-        trustee_node::storage::MANIFESTS_TREE,
-        trustee_node::storage::PASSKEYS_TREE,
-        trustee_node::storage::BLOBS_TREE,
-        trustee_node::storage::RECEIPTS_TREE,
-        trustee_node::rotation::EPOCHS_TREE,
-        trustee_node::rotation::STAGED_TREE,
+        trustee_node::db::WALLETS_TREE,
+        trustee_node::db::SHARES_TREE,
+        trustee_node::db::MANIFESTS_TREE,
+        trustee_node::db::PASSKEYS_TREE,
+        trustee_node::db::BLOBS_TREE,
+        trustee_node::db::RECEIPTS_TREE,
+        trustee_node::db::EPOCHS_TREE,
+        trustee_node::db::STAGED_TREE,
     ] {
         if db
             .open_tree(name)
@@ -335,14 +335,14 @@ pub fn db_mentions_wallet(dir: &Path, wallet: &str) -> Vec<String> {
         }
     }
     let index = db
-        .open_tree(trustee_node::recovery::SESSION_INDEX_TREE)
+        .open_tree(trustee_node::db::SESSION_INDEX_TREE)
         .expect("session index");
     if index
-        .scan_prefix(trustee_node::recovery::session_index_prefix(wallet))
+        .scan_prefix(trustee_node::db::session_index_prefix(wallet))
         .next()
         .is_some()
     {
-        found.push(trustee_node::recovery::SESSION_INDEX_TREE.to_owned());
+        found.push(trustee_node::db::SESSION_INDEX_TREE.to_owned());
     }
     found
 }
@@ -370,7 +370,7 @@ pub fn trees_naming_wallet(dir: &Path, wallet: &str) -> Vec<String> {
 pub fn audit_entries(dir: &Path, kind: &str) -> Vec<(String, String)> {
     let db = sled::open(dir.join("db")).expect("open the stopped node's db");
     let tree = db
-        .open_tree(trustee_node::audit_log::AUDIT_TREE)
+        .open_tree(trustee_node::db::AUDIT_TREE)
         .expect("audit tree");
     tree.iter()
         .filter_map(|item| {

@@ -3,7 +3,6 @@
 //! database reads). Off unless `[admin] listen` is set; loopback only unless
 //! `allow_non_loopback = true`, because it is unauthenticated and shows operational figures.
 
-use crate::config::ConfigError;
 use crate::metrics::Metrics;
 use crate::node::Node;
 use axum::Router;
@@ -11,54 +10,11 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde::{Deserialize, Serialize};
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 
 /// The `Content-Type` of the Prometheus text exposition format.
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-
-/// `[admin]` as written.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawAdmin {
-    /// Socket address of the admin listener (absent = no admin listener).
-    pub listen: Option<String>,
-    /// Allow a non-loopback admin address (it has no authentication: firewall it).
-    pub allow_non_loopback: Option<bool>,
-}
-
-/// The validated `[admin]` section.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AdminConfig {
-    /// Where the admin listener binds; `None` = off.
-    pub listen: Option<SocketAddr>,
-}
-
-/// Validates `[admin]`.
-pub fn admin_config(raw: &RawAdmin) -> Result<AdminConfig, ConfigError> {
-    let Some(text) = raw.listen.as_deref() else {
-        return Ok(AdminConfig::default());
-    };
-    let listen: SocketAddr = text.trim().parse().map_err(|_| ConfigError::Invalid {
-        field: "admin.listen",
-        reason: format!("{text:?} is not a socket address like 127.0.0.1:9101"),
-    })?;
-    if !listen.ip().is_loopback() && !raw.allow_non_loopback.unwrap_or(false) {
-        return Err(ConfigError::Invalid {
-            field: "admin.listen",
-            reason: format!(
-                "{listen} is not a loopback address; the admin listener has no authentication: \
-                 bind it to 127.0.0.1 and scrape through a tunnel or a local agent, or set \
-                 admin.allow_non_loopback = true with a firewall in front"
-            ),
-        });
-    }
-    Ok(AdminConfig {
-        listen: Some(listen),
-    })
-}
 
 /// What the admin handlers share.
 #[derive(Debug, Clone)]
@@ -131,11 +87,7 @@ fn not_ready(s: &AdminState) -> Option<String> {
     let Some(node) = s.node.upgrade() else {
         return Some("the node has stopped".to_owned());
     };
-    match node
-        .db
-        .open_tree(crate::storage::NODE_META_TREE)
-        .and_then(|t| t.first().map(|_| ()))
-    {
+    match node.db.check_readable() {
         Ok(()) => None,
         Err(e) => Some(format!("database not readable: {e}")),
     }
@@ -152,45 +104,5 @@ async fn readyz(State(s): State<AdminState>) -> Response {
             StatusCode::SERVICE_UNAVAILABLE,
             format!("not ready: check failed: {e}\n"),
         ),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn raw(listen: &str, allow: Option<bool>) -> RawAdmin {
-        RawAdmin {
-            listen: Some(listen.to_owned()),
-            allow_non_loopback: allow,
-        }
-    }
-
-    #[test]
-    fn off_by_default_and_loopback_unless_explicitly_allowed() {
-        assert_eq!(
-            admin_config(&RawAdmin::default()).expect("default"),
-            AdminConfig::default()
-        );
-        assert!(admin_config(&raw("127.0.0.1:9101", None)).is_ok());
-        assert!(admin_config(&raw("[::1]:9101", None)).is_ok());
-        let e = admin_config(&raw("0.0.0.0:9101", None))
-            .expect_err("public refused")
-            .to_string();
-        assert!(
-            e.contains("admin.listen") && e.contains("allow_non_loopback"),
-            "{e}"
-        );
-        assert!(admin_config(&raw("0.0.0.0:9101", Some(false))).is_err());
-        assert_eq!(
-            admin_config(&raw("0.0.0.0:9101", Some(true)))
-                .expect("allowed")
-                .listen,
-            Some("0.0.0.0:9101".parse().expect("addr"))
-        );
-        let e = admin_config(&raw("localhost", None))
-            .expect_err("not an address")
-            .to_string();
-        assert!(e.contains("admin.listen"), "{e}");
     }
 }

@@ -1,10 +1,11 @@
-//! The node's append-only, hash-chained audit log (sled tree `audit`).
+//! The node's append-only, hash-chained audit log (table `audit` of [`crate::db`]).
 //!
 //! Wallet ids never appear: each entry carries `HMAC-SHA256(audit key, wallet id)`, so one
 //! wallet's entries can be linked by someone holding the audit key and by nobody else. The chain
 //! rule lives in `dlocker_proto::audit` so the CLI verifies exactly what the node computes; a
 //! signed `AuditCheckpoint` over the head is produced on request.
 
+use crate::db::{Database, SeqLog, SeqLogError};
 use dlocker_proto::audit::AuditRecord;
 use dlocker_proto::labels;
 use dlocker_proto::statement::{AuditCheckpoint, Signed};
@@ -14,15 +15,14 @@ use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
 use zeroize::Zeroizing;
 
-/// The sled tree holding entries, keyed by big-endian `seq`.
-pub const AUDIT_TREE: &str = "audit";
+pub use crate::db::AUDIT_TREE;
 
 /// Why the audit log failed.
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
     /// Storage failed.
     #[error("audit storage: {0}")]
-    Storage(#[from] sled::Error),
+    Storage(#[from] crate::db::EngineError),
     /// A stored entry does not parse.
     #[error("audit entry {0} is unreadable")]
     Corrupt(u64),
@@ -68,7 +68,7 @@ impl StoredEntry {
 
 /// The audit log.
 pub struct AuditLog {
-    tree: sled::Tree,
+    log: SeqLog,
     tag_key: Zeroizing<[u8; 32]>,
     // (last seq, last hash); appends are serialised through it so the chain never forks.
     head: Mutex<(u64, [u8; 32])>,
@@ -84,20 +84,17 @@ impl std::fmt::Debug for AuditLog {
 
 impl AuditLog {
     /// Opens the log in `db`, reading the head from the last entry.
-    pub fn open(db: &sled::Db, tag_key: Zeroizing<[u8; 32]>) -> Result<Self, AuditError> {
-        let tree = db.open_tree(AUDIT_TREE)?;
-        let head = match tree.last()? {
+    pub fn open(db: &Database, tag_key: Zeroizing<[u8; 32]>) -> Result<Self, AuditError> {
+        let log = db.audit_log();
+        let head = match log.last::<StoredEntry>()? {
             None => (0, [0u8; 32]),
-            Some((k, v)) => {
-                let seq = seq_of(&k);
-                let e: StoredEntry =
-                    serde_json::from_slice(&v).map_err(|_| AuditError::Corrupt(seq))?;
+            Some((seq, e)) => {
                 let (_, h) = e.to_record().ok_or(AuditError::Corrupt(seq))?;
                 (e.seq, h)
             }
         };
         Ok(Self {
-            tree,
+            log,
             tag_key,
             head: Mutex::new(head),
         })
@@ -150,21 +147,14 @@ impl AuditLog {
             prev_hash: hex::encode(rec.prev_hash),
             hash: hex::encode(hash),
         };
-        let bytes = serde_json::to_vec(&stored).map_err(|_| AuditError::Corrupt(rec.seq))?;
-        self.tree.insert(rec.seq.to_be_bytes(), bytes)?;
+        self.log.append(rec.seq, &stored)?;
         *head = (rec.seq, hash);
         Ok(rec.seq)
     }
 
     /// Entries from `from_seq` (inclusive), at most `limit`.
     pub fn entries(&self, from_seq: u64, limit: usize) -> Result<Vec<StoredEntry>, AuditError> {
-        let mut out = Vec::new();
-        for item in self.tree.range(from_seq.max(1).to_be_bytes()..).take(limit) {
-            let (k, v) = item?;
-            let seq = seq_of(&k);
-            out.push(serde_json::from_slice(&v).map_err(|_| AuditError::Corrupt(seq))?);
-        }
-        Ok(out)
+        Ok(self.log.read_from(from_seq.max(1), limit)?)
     }
 
     /// The head `(seq, hash)`.
@@ -187,8 +177,13 @@ impl AuditLog {
     }
 }
 
-fn seq_of(k: &[u8]) -> u64 {
-    <[u8; 8]>::try_from(k).map(u64::from_be_bytes).unwrap_or(0)
+impl From<SeqLogError> for AuditError {
+    fn from(e: SeqLogError) -> Self {
+        match e {
+            SeqLogError::Engine(e) => AuditError::Storage(e),
+            SeqLogError::Corrupt(seq) => AuditError::Corrupt(seq),
+        }
+    }
 }
 
 // HMAC-SHA256 accepts keys of any length, so `new_from_slice` cannot fail.
@@ -205,7 +200,7 @@ mod tests {
     #[test]
     fn chain_survives_reopen_and_detects_tampering() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let db = sled::open(dir.path()).expect("db");
+        let db = crate::db::Database::open(dir.path()).expect("db");
         let log = AuditLog::open(&db, Zeroizing::new([7; 32])).expect("open");
         log.append(1, "enrollment", Some("wallet-1"), "epoch 1")
             .expect("append");

@@ -5,10 +5,10 @@
 //! reach the caller as a generic message while the detail goes to the log.
 
 use crate::audit_log::AuditError;
+use crate::db::StoreError;
 use crate::events::EventError;
-use crate::recovery_session::SessionError;
-use crate::staff_auth::StaffAuthError;
-use crate::storage::StoreError;
+use crate::recovery::session::SessionError;
+use crate::staff::auth::StaffAuthError;
 use tonic::{Code, Status};
 
 /// Everything a request can fail with.
@@ -106,12 +106,14 @@ pub enum NodeError {
     },
     /// The event stream was asked for without credentials.
     #[error(
-        "the event stream needs credentials: a staff request signed by a staff key of this node, or a client certificate listed in [tls] event_readers"
+        "the event stream needs credentials: a staff request signed by a staff key of this node, \
+            or a client certificate listed in [tls] event_readers"
     )]
     ReaderUnauthenticated,
     /// Mutual TLS: the caller's client certificate is not listed for this service.
     #[error(
-        "this client certificate may not call the {service} service (it is not listed in [tls.service_clients] {key})"
+        "this client certificate may not call the {service} service (it is not listed in \
+            [tls.service_clients] {key})"
     )]
     ServiceNotAllowed {
         /// The service's name.
@@ -143,10 +145,10 @@ pub enum NodeError {
     Staff(#[from] StaffAuthError),
     /// A staff change was refused.
     #[error("{0}")]
-    Roster(#[from] crate::staff_admin::RosterError),
+    Roster(#[from] crate::staff::roster::RosterError),
     /// An epoch (rotation) rule refused the request.
     #[error("{0}")]
-    Epoch(#[from] crate::epoch::EpochError),
+    Epoch(#[from] crate::epochs::state::EpochError),
     /// The audit log failed.
     #[error("audit log: {0}")]
     Audit(#[from] AuditError),
@@ -230,7 +232,7 @@ impl NodeError {
                 StaffAuthError::Storage(_) => Code::Internal,
             },
             NodeError::Roster(e) => {
-                use crate::staff_admin::RosterError as R;
+                use crate::staff::roster::RosterError as R;
                 match e {
                     R::Duplicate(_) => Code::AlreadyExists,
                     R::NoSuchStaff(_) => Code::NotFound,
@@ -238,7 +240,7 @@ impl NodeError {
                     R::LastAdmin | R::Unmeetable { .. } => Code::FailedPrecondition,
                 }
             }
-            NodeError::Epoch(e) => crate::epoch::status_code(e),
+            NodeError::Epoch(e) => crate::epochs::state::status_code(e),
             NodeError::Storage(_)
             | NodeError::Audit(_)
             | NodeError::Events(_)
@@ -360,7 +362,7 @@ mod tests {
             ),
             (
                 NodeError::Session(SessionError::Cancelled {
-                    by: crate::recovery_session::Canceller::Owner,
+                    by: crate::recovery::session::Canceller::Owner,
                 }),
                 Code::FailedPrecondition,
             ),

@@ -1,4 +1,4 @@
-//! The durable event outbox (sled tree `events`) behind `WatchEvents`.
+//! The durable event outbox (table `events` of [`crate::db`]) behind `WatchEvents`.
 //!
 //! Events are appended under a big-endian sequence number and flushed with the state change
 //! they announce; only then are they broadcast to live watchers. A watcher resumes from any
@@ -9,14 +9,14 @@
 //! member or an mTLS identity) and `limits.max_event_streams` on the node. A stream that closes
 //! frees its slot, so the caps count only what is open.
 
+use crate::db::{Database, SeqLog, SeqLogError};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
-/// The sled tree holding events, keyed by big-endian `seq`.
-pub const EVENTS_TREE: &str = "events";
+pub use crate::db::EVENTS_TREE;
 
 /// One event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,12 +36,21 @@ pub struct StoredEvent {
     pub detail: String,
 }
 
+impl From<SeqLogError> for EventError {
+    fn from(e: SeqLogError) -> Self {
+        match e {
+            SeqLogError::Engine(e) => EventError::Storage(e),
+            SeqLogError::Corrupt(seq) => EventError::Corrupt(seq),
+        }
+    }
+}
+
 /// Why the outbox failed.
 #[derive(Debug, thiserror::Error)]
 pub enum EventError {
     /// Storage failed.
     #[error("event storage: {0}")]
-    Storage(#[from] sled::Error),
+    Storage(#[from] crate::db::EngineError),
     /// A stored event does not parse.
     #[error("event {0} is unreadable")]
     Corrupt(u64),
@@ -52,7 +61,8 @@ pub enum EventError {
 pub enum StreamRefused {
     /// The reader has as many streams open as it may.
     #[error(
-        "this reader already has {open} event streams open (limits.event_streams_per_reader = {cap}); close one before opening another"
+        "this reader already has {open} event streams open \
+         (limits.event_streams_per_reader = {cap}); close one before opening another"
     )]
     PerReader {
         /// Streams the reader has open.
@@ -62,7 +72,8 @@ pub enum StreamRefused {
     },
     /// The node serves as many streams as it may.
     #[error(
-        "this node already serves {open} event streams (limits.max_event_streams = {cap}); retry when one closes"
+        "this node already serves {open} event streams (limits.max_event_streams = {cap}); \
+         retry when one closes"
     )]
     NodeWide {
         /// Streams open on the node.
@@ -103,7 +114,7 @@ impl Drop for StreamSlot {
 /// The outbox.
 #[derive(Debug)]
 pub struct EventOutbox {
-    tree: sled::Tree,
+    log: SeqLog,
     last: Mutex<u64>,
     /// The newest sequence number announced to live watchers (metrics: the outbox lag).
     announced: AtomicU64,
@@ -113,17 +124,12 @@ pub struct EventOutbox {
 
 impl EventOutbox {
     /// Opens the outbox in `db`.
-    pub fn open(db: &sled::Db) -> Result<Self, EventError> {
-        let tree = db.open_tree(EVENTS_TREE)?;
-        let last = match tree.last()? {
-            Some((k, _)) => <[u8; 8]>::try_from(&k[..])
-                .map(u64::from_be_bytes)
-                .unwrap_or(0),
-            None => 0,
-        };
+    pub fn open(db: &Database) -> Result<Self, EventError> {
+        let log = db.event_log();
+        let last = log.last_seq()?;
         let (live, _) = broadcast::channel(1024);
         Ok(Self {
-            tree,
+            log,
             last: Mutex::new(last),
             // Whatever is stored at open was flushed by an earlier run.
             announced: AtomicU64::new(last),
@@ -185,8 +191,7 @@ impl EventOutbox {
             session_id: session_id.to_owned(),
             detail: detail.to_owned(),
         };
-        let bytes = serde_json::to_vec(&ev).map_err(|_| EventError::Corrupt(ev.seq))?;
-        self.tree.insert(ev.seq.to_be_bytes(), bytes)?;
+        self.log.append(ev.seq, &ev)?;
         *last = ev.seq;
         Ok(ev)
     }
@@ -202,19 +207,7 @@ impl EventOutbox {
 
     /// Stored events with `seq > cursor`, at most `limit`.
     pub fn since(&self, cursor: u64, limit: usize) -> Result<Vec<StoredEvent>, EventError> {
-        let mut out = Vec::new();
-        for item in self
-            .tree
-            .range((cursor.saturating_add(1)).to_be_bytes()..)
-            .take(limit)
-        {
-            let (k, v) = item?;
-            let seq = <[u8; 8]>::try_from(&k[..])
-                .map(u64::from_be_bytes)
-                .unwrap_or(0);
-            out.push(serde_json::from_slice(&v).map_err(|_| EventError::Corrupt(seq))?);
-        }
-        Ok(out)
+        Ok(self.log.read_from(cursor.saturating_add(1), limit)?)
     }
 
     /// Removes every stored event naming `wallet_id` with `seq < before` (a wallet this node
@@ -222,17 +215,9 @@ impl EventOutbox {
     /// Written, not yet durable. Sequence numbers are never reused, so watchers just skip the
     /// gap.
     pub fn forget_wallet(&self, wallet_id: &str, before: u64) -> Result<usize, EventError> {
-        let mut removed = 0;
-        for item in self.tree.range(..before.to_be_bytes()) {
-            let (k, v) = item?;
-            let names_it = serde_json::from_slice::<StoredEvent>(&v)
-                .map(|e| e.wallet_id == wallet_id)
-                .unwrap_or(false);
-            if names_it && self.tree.remove(k)?.is_some() {
-                removed += 1;
-            }
-        }
-        Ok(removed)
+        Ok(self
+            .log
+            .remove_before_where(before, |e: &StoredEvent| e.wallet_id == wallet_id)?)
     }
 
     /// The newest sequence number written (0 when empty).
@@ -262,7 +247,7 @@ mod tests {
 
     #[test]
     fn stream_slots_are_capped_per_reader_and_node_wide_and_freed_on_drop() {
-        let db = sled::Config::new().temporary(true).open().expect("db");
+        let db = crate::db::Database::open_temporary().expect("db");
         let o = EventOutbox::open(&db).expect("open");
         let a1 = o.open_stream("staff alice", 2, 3).expect("a1");
         let _a2 = o.open_stream("staff alice", 2, 3).expect("a2");
@@ -287,15 +272,15 @@ mod tests {
     fn resumes_from_cursor_after_reopen() {
         let dir = tempfile::tempdir().expect("tempdir");
         {
-            let db = sled::open(dir.path()).expect("db");
+            let db = crate::db::Database::open(dir.path()).expect("db");
             let o = EventOutbox::open(&db).expect("open");
             for i in 0..5 {
                 o.append(i, "recovery_opened", "w", &format!("s{i}"), "")
                     .expect("append");
             }
-            db.flush().expect("flush");
+            db.flush_blocking().expect("flush");
         }
-        let db = sled::open(dir.path()).expect("db");
+        let db = crate::db::Database::open(dir.path()).expect("db");
         let o = EventOutbox::open(&db).expect("reopen");
         let ev = o
             .append(9, "share_released", "w", "s9", "")

@@ -8,7 +8,7 @@ use crate::config::edit::ConfigDoc;
 use crate::config::{self, CONFIG_FILE, ConfigError, NodeConfig, Role};
 pub use crate::descriptor::NodeDescriptorInfo;
 use crate::keys::{FileKeyProvider, KeyError};
-use crate::staff_auth::StaffRole;
+use crate::staff::auth::StaffRole;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -121,7 +121,8 @@ pub enum InitError {
     AlreadyInitialised(PathBuf),
     /// The listen address cannot be advertised as-is.
     #[error(
-        "listen address {0} is not reachable by clients; pass --endpoint with the URL they should use"
+        "listen address {0} is not reachable by clients; pass --endpoint with the URL they should \
+            use"
     )]
     NeedEndpoint(SocketAddr),
     /// The options make an invalid config.

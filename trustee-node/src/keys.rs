@@ -131,7 +131,8 @@ impl IdentityKey {
     }
 }
 
-/// The at-rest storage root key: only ever HKDF input ([`StorageKey::derive`]). Zeroized on drop; prints as `REDACTED`.
+/// The at-rest storage root key: only ever HKDF input ([`StorageKey::derive`]). Zeroized on drop;
+/// prints as `REDACTED`.
 #[derive(Clone)]
 pub struct StorageKey(Zeroizing<[u8; 32]>);
 

@@ -3,22 +3,29 @@
 //! A trustee holds one verified share of each wallet it serves, with the wallet's manifest,
 //! encrypted blob and the owner's passkey, and proves on request that it still holds the share.
 //!
-//! Modules:
-//! - [`config`]: `config.toml` → validated [`config::NodeConfig`];
-//! - [`keys`]: identity and storage keys behind [`keys::KeyProvider`];
-//! - [`init`]: `trustee-node init`;
-//! - [`storage`]: the [`storage::Store`] trait and [`storage::SledStore`]; [`at_rest`] seals shares;
-//! - [`node`]: the shared [`node::Node`] state; request logic lives in [`enrollment`] and
-//!   [`custody`] as `impl Node` blocks;
-//! - [`service`]: the gRPC `Trustee` service; [`error`]: the one error → status mapping;
+//! Layout: one folder per feature, each with its pure state machine, its operations (a view of
+//! the [`node::Node`] context: `node.recovery()`, `node.epochs()`, …), and its gRPC edge
+//! (protobuf → domain types with `TryFrom`); the features reach storage only through [`db`].
+//!
+//! - [`enrollment`]: deposits (`BeginEnrollment`, `FinishEnrollment`), custody proofs, the
+//!   `Trustee` service, the benchmark-only bulk loader (feature `bench`);
+//! - [`recovery`]: the session state machine ([`recovery::session`], with its
+//!   `ReleaseAuthorized` proof), open / authenticate / release / cancel, the one share-release
+//!   function, the `Recovery` service;
+//! - [`epochs`]: the per-wallet epoch state machine ([`epochs::state`]), stage / commit /
+//!   abandon / retire / delete / passkey change, the `Epochs` service;
+//! - [`staff`]: the bank's `Staff` service, request authentication ([`staff::auth`]) and the
+//!   roster ([`staff::roster`], [`staff::admin`]);
+//! - [`locker`]: this node as the document locker's host, and its HTTP document endpoints;
+//! - [`db`]: the one storage layer (every table, key format and record codec; the on-disk layout
+//!   is in its docs);
+//! - [`node`]: the shared context (config, keys, clock, database, audit log, events);
+//!   [`owner_touch`]: the owner's one-touch ceremony; [`audit_log`], [`events`]: the
+//!   hash-chained audit log and the durable event outbox;
+//! - [`config`], [`keys`], [`init`], [`startup`]: configuration, keys, `trustee-node init`, the
+//!   start-up checks; [`at_rest`] seals shares; [`error`]: the one error → status mapping;
 //! - [`server`]: [`server::serve`] / [`server::spawn`]; the operator's [`admin`] listener and its
-//!   [`metrics`];
-//! - recovery: [`recovery_session`] (the persisted state machine and its
-//!   `ReleaseAuthorized` token), [`recovery`] (open / authenticate / release / cancel, attempt
-//!   limits) and its gRPC service [`recovery_service`]; the bank's [`staff`] service behind
-//!   [`staff_auth`]; the hash-chained [`audit_log`] and the durable [`events`] outbox;
-//! - epochs: [`epoch`] (the persisted per-wallet epoch state machine), [`rotation`]
-//!   (stage / commit / abandon / retire, expiry) and its gRPC service [`rotation_service`].
+//!   [`metrics`].
 //!
 //! ```no_run
 //! # async fn demo(dir: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
@@ -32,42 +39,28 @@
 pub mod admin;
 pub mod at_rest;
 pub mod audit_log;
-#[cfg(feature = "bench")]
-pub mod bulk;
 pub mod caller_limits;
 pub mod client_gate;
 pub mod config;
-pub mod custody;
-pub mod db_stats;
+pub mod db;
 pub mod descriptor;
-pub mod documents;
 pub mod enrollment;
-pub mod epoch;
-pub mod erase;
+pub mod epochs;
 pub mod error;
 pub mod events;
 pub mod init;
 pub mod keys;
-pub mod locker_host;
+pub mod locker;
 pub mod metrics;
 pub mod node;
 pub mod owner_touch;
 #[cfg(test)]
 mod owner_touch_tests;
-pub mod passkey_change;
 pub mod recovery;
-pub mod recovery_service;
-pub mod recovery_session;
-pub mod rotation;
-pub mod rotation_service;
 pub mod server;
-pub mod service;
 pub mod staff;
-pub mod staff_admin;
-pub mod staff_auth;
 pub mod startup;
 pub mod stats;
-pub mod storage;
 pub mod wallet;
 
 pub use error::NodeError;

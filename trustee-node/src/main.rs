@@ -165,7 +165,7 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-fn print_stats(s: &trustee_node::db_stats::DbStats, json: bool) -> anyhow::Result<()> {
+fn print_stats(s: &trustee_node::db::stats::DbStats, json: bool) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(s)?);
         return Ok(());
@@ -384,12 +384,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     .collect::<Result<Vec<_>, _>>()?;
                 // Once `dlocker staff` changed the staff, the stored roster is authoritative and
                 // this file's staff are ignored: refuse rather than edit something without effect.
-                let running = match trustee_node::db_stats::staff_roster_is_managed(&data_dir) {
+                let running = match trustee_node::db::stats::staff_roster_is_managed(&data_dir) {
                     Ok(true) => anyhow::bail!(
-                        "staff on this node are managed with `dlocker staff` (stored in its database), so `config add-staff` would have no effect: use `dlocker staff add --id {id} --public-key {public_key} --roles {} --trustees FILE --key ADMIN_KEY`",
+                        "staff on this node are managed with `dlocker staff` (stored in its \
+                         database), so `config add-staff` would have no effect: use `dlocker \
+                         staff add --id {id} --public-key {public_key} --roles {} --trustees FILE \
+                         --key ADMIN_KEY`",
                         roles_arg(&roles)
                     ),
-                    Err(trustee_node::db_stats::DbStatsError::InUse(_)) => true,
+                    Err(trustee_node::db::stats::DbStatsError::InUse(_)) => true,
                     // No database yet, or a config this edit may be fixing: the file seeds.
                     Ok(false) | Err(_) => false,
                 };
@@ -398,7 +401,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 doc.save(&data_dir)?;
                 if running {
                     println!(
-                        "added staff member {id} to config.toml; send SIGHUP to apply (if staff are managed with `dlocker staff`, the node ignores it and logs so: use `dlocker staff add` instead)"
+                        "added staff member {id} to config.toml; send SIGHUP to apply (if staff \
+                         are managed with `dlocker staff`, the node ignores it and logs so: use \
+                         `dlocker staff add` instead)"
                     );
                 } else {
                     println!("added staff member {id}; restart the node (or send SIGHUP) to apply");
@@ -411,11 +416,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .with_context(|| format!("serving {}", data_dir.display())),
         Command::Admin { what } => match what {
             AdminCommand::Stats { data_dir, json } => {
-                let s = trustee_node::db_stats::stats(&data_dir, unix_now())?;
+                let s = trustee_node::db::stats::stats(&data_dir, unix_now())?;
                 print_stats(&s, json)
             }
             AdminCommand::Wallets { data_dir, json } => {
-                let rows = trustee_node::db_stats::wallets(&data_dir)?;
+                let rows = trustee_node::db::stats::wallets(&data_dir)?;
                 if json {
                     println!("{}", serde_json::to_string_pretty(&rows)?);
                 } else {
@@ -452,7 +457,7 @@ async fn main() -> std::process::ExitCode {
 }
 
 /// Roles as `--roles` takes them.
-fn roles_arg(roles: &[trustee_node::staff_auth::StaffRole]) -> String {
+fn roles_arg(roles: &[trustee_node::staff::auth::StaffRole]) -> String {
     roles.iter().map(|r| r.name()).collect::<Vec<_>>().join(",")
 }
 

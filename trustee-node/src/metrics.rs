@@ -9,7 +9,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::collections::HashSet;
 use std::future::Future;
@@ -18,22 +18,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-/// Session states as `RecoverySession::state_name` reports them.
-pub const SESSION_STATES: [&str; 5] = [
-    "open",
-    "owner_authenticated",
-    "released",
-    "cancelled",
-    "expired",
-];
+pub use crate::recovery::session::SESSION_STATES;
 
 /// Label value for a path that is not one of the served RPCs.
 pub const OTHER: &str = "other";
 
-/// Buckets for latencies: 1 ms to ~33 s, doubling.
-pub fn latency_buckets() -> impl Iterator<Item = f64> {
-    exponential_buckets(0.001, 2.0, 16)
-}
+pub use crate::stats::latency_buckets;
 
 /// `service`, `method`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -118,7 +108,8 @@ impl Metrics {
         let requests = Family::<RpcCodeLabels, Counter>::default();
         registry.register(
             "dlocker_grpc_requests",
-            "gRPC requests answered, by service, method and status code (refusals are the codes other than Ok)",
+            "gRPC requests answered, by service, method and status code (refusals are the codes \
+                other than Ok)",
             requests.clone(),
         );
         let latency = Family::<RpcLabels, Histogram, fn() -> Histogram>::new_with_constructor(
@@ -247,22 +238,17 @@ impl Metrics {
 
     fn refresh(&self, node: &Node) -> Result<(), String> {
         let db = &node.db;
-        let tree = |name: &str| {
-            db.open_tree(name)
-                .map_err(|e| format!("opening tree {name}: {e}"))
-        };
-        let count = |name: &str| tree(name).map(|t| i64::try_from(t.len()).unwrap_or(i64::MAX));
-        self.deposits.set(count(crate::storage::WALLETS_TREE)?);
-        self.epochs_staged.set(count(crate::rotation::STAGED_TREE)?);
+        let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.deposits.set(count(db.wallet_count()));
+        self.epochs_staged.set(count(db.staged_count()));
 
         let now = node.now();
         let mut by_state = [0i64; SESSION_STATES.len()];
-        for item in tree(crate::recovery::SESSIONS_TREE)?.iter() {
-            let (_, v) = item.map_err(|e| format!("reading sessions: {e}"))?;
-            // An unreadable session is reported by the RPCs that touch it, not here.
-            let Ok(s) = serde_json::from_slice::<crate::recovery::StoredSession>(&v) else {
-                continue;
-            };
+        // An unreadable session is reported by the RPCs that touch it, not here.
+        for s in db
+            .readable_sessions()
+            .map_err(|e| format!("reading sessions: {e}"))?
+        {
             let name = s.session.state_name(now);
             if let Some(i) = SESSION_STATES.iter().position(|n| *n == name) {
                 by_state[i] += 1;

@@ -1,27 +1,26 @@
-//! The node's state: configuration, keys, storage, the WebAuthn relying party and a clock.
+//! The node's context: configuration, keys, the database, the audit log and event outbox, the
+//! WebAuthn relying party and a clock, shared by every request handler.
 //!
-//! Request logic lives in `impl Node` blocks in the module of each feature ([`crate::enrollment`],
-//! [`crate::custody`]); later features (recovery sessions, staff service, audit log, events)
-//! add their own modules and, where needed, fields here.
+//! Request logic lives in the feature folders, as operations over a borrowed view of this
+//! context (`node.enrollment()`, `node.recovery()`, `node.epochs()`, `node.staff()`,
+//! `node.owner_touch()`); what is here is only what every feature needs: the accessors, the
+//! audit entry + event of a state change ([`Node::record`]) and making it durable
+//! ([`Node::commit`]).
 
 use crate::audit_log::{AuditError, AuditLog};
 use crate::config::{NodeConfig, Role};
+use crate::db::{Database, StoreError};
 use crate::descriptor::NodeDescriptorInfo;
-use crate::events::{EventError, EventOutbox};
+use crate::error::NodeError;
+use crate::events::{EventError, EventOutbox, StoredEvent};
 use crate::keys::{
     BankApprovalKey, IdentityKey, KeyError, KeyProvider, ShareSealingKey, StoragePurpose,
 };
-use crate::recovery::RecoveryTrees;
-use crate::staff_auth::{StaffAuthError, StaffGate};
-use crate::storage::{SledStore, Store, StoreError};
+use crate::staff::auth::{StaffAuthError, StaffGate};
 use k256::PublicKey;
 use std::sync::Arc;
 use std::time::Duration;
 use webauthn_rs::{Webauthn, WebauthnBuilder};
-
-/// Bank role: wallet id → the customer identity recorded at enrollment, sealed under the
-/// storage key's customer-sealing purpose key.
-pub const CUSTOMERS_TREE: &str = "customers";
 
 /// Wall-clock time in Unix seconds; injected so tests can move time.
 pub trait Clock: Send + Sync {
@@ -75,35 +74,24 @@ pub struct Node {
     pub(crate) locker_sealing_key: zeroize::Zeroizing<[u8; 32]>,
     /// The storage key's purpose key for the customer identity the bank records.
     pub(crate) customer_sealing_key: zeroize::Zeroizing<[u8; 32]>,
-    /// Bank role: wallet id → the customer identity sealed at enrollment
-    /// ([`crate::at_rest::seal_customer`]).
-    pub(crate) customers: sled::Tree,
-    pub(crate) store: Arc<dyn Store>,
+    /// The database: every table goes through it.
+    pub(crate) db: Database,
     pub(crate) webauthn: Webauthn,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) audit: AuditLog,
     pub(crate) events: EventOutbox,
-    pub(crate) recovery: RecoveryTrees,
     /// Bank role only.
     pub(crate) staff_gate: Option<StaffGate>,
     /// Bank role only.
     pub(crate) bank_key: Option<BankApprovalKey>,
-    /// Bank role: the roster managed by staff-admin requests ([`crate::staff_admin`]).
-    pub(crate) staff_roster: sled::Tree,
     /// Bank role: distinct staff approvals needed (`bank.approvals_required`; a config reload
     /// may change it).
     pub(crate) approvals_required: std::sync::atomic::AtomicU32,
     /// Configured bank approval keys (with the banks they are bound to) plus, on the bank
     /// node, its own.
-    pub(crate) bank_keys: crate::recovery_session::BankKeys,
+    pub(crate) bank_keys: crate::recovery::session::BankKeys,
     /// Serialises read-modify-write of recovery state (sessions, lockouts, passkey counters).
     pub(crate) recovery_lock: tokio::sync::Mutex<()>,
-    /// The database (the document locker keeps its own tree in it).
-    pub(crate) db: sled::Db,
-    /// Epoch rotation trees (transitions also hold `recovery_lock`).
-    pub(crate) epoch_trees: crate::rotation::EpochTrees,
-    /// Single-use nonces of owner ceremonies.
-    pub(crate) owner_nonces: crate::owner_touch::OwnerNonces,
     /// Per-caller limits on owner ceremonies.
     pub(crate) caller_limits: crate::caller_limits::CallerLimits,
     /// Counters of what is refused without being written down.
@@ -141,7 +129,7 @@ impl Node {
     pub fn new(
         config: NodeConfig,
         keys: &dyn KeyProvider,
-        store: Arc<SledStore>,
+        db: Database,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, SetupError> {
         let identity = keys.identity_key()?;
@@ -152,15 +140,8 @@ impl Node {
         crate::wallet::install_log_tag_key(storage_root.derive(StoragePurpose::LogTag));
         drop(storage_root);
         let webauthn = build_webauthn(&config)?;
-        let db = store.db().clone();
         let audit = AuditLog::open(&db, keys.audit_key()?)?;
         let events = EventOutbox::open(&db)?;
-        let customers = db
-            .open_tree(CUSTOMERS_TREE)
-            .map_err(|e| SetupError::Store(e.into()))?;
-        let recovery = RecoveryTrees::open(&db).map_err(SetupError::Store)?;
-        let epoch_trees = crate::rotation::EpochTrees::open(&db).map_err(SetupError::Store)?;
-        let owner_nonces = crate::owner_touch::OwnerNonces::open(&db).map_err(SetupError::Store)?;
         let mut bank_entries: Vec<(PublicKey, Option<String>)> = config
             .recovery
             .bank_approval_keys
@@ -168,11 +149,8 @@ impl Node {
             .copied()
             .zip(config.recovery.bank_key_owners.iter().cloned())
             .collect();
-        let staff_roster = db
-            .open_tree(crate::staff_admin::STAFF_ROSTER_TREE)
-            .map_err(|e| SetupError::Store(e.into()))?;
         // Staff changed by signed admin requests outlive the config's seed list.
-        let managed = crate::staff_admin::load(&staff_roster)?;
+        let managed = crate::staff::roster::load(&db)?;
         let (staff_gate, bank_key) = match (config.role, &config.bank) {
             (Role::Bank, Some(bank)) => {
                 let key = keys.bank_approval_key()?;
@@ -182,7 +160,9 @@ impl Node {
                 // it could approve this bank's wallets.
                 if bank_entries.iter().any(|(_, owner)| owner.is_none()) {
                     return Err(SetupError::BankKeys(
-                        "recovery.bank_approval_keys: a bank node that accepts other banks' keys must bind each to its bank (\"BANK_NODE_ID=KEY\")".into(),
+                        "recovery.bank_approval_keys: a bank node that accepts other banks' keys \
+                            must bind each to its bank (\"BANK_NODE_ID=KEY\")"
+                            .into(),
                     ));
                 }
                 bank_entries.push((own, Some(identity.node_id().to_owned())));
@@ -211,22 +191,16 @@ impl Node {
             storage_key,
             locker_sealing_key,
             customer_sealing_key,
-            customers,
-            store,
             webauthn,
             clock,
             audit,
             events,
-            recovery,
             staff_gate,
             bank_key,
             approvals_required: std::sync::atomic::AtomicU32::new(approvals_required),
-            staff_roster,
-            bank_keys: crate::recovery_session::BankKeys::new(bank_entries),
+            bank_keys: crate::recovery::session::BankKeys::new(bank_entries),
             recovery_lock: tokio::sync::Mutex::new(()),
-            db: db.clone(),
-            epoch_trees,
-            owner_nonces,
+            db,
             caller_limits,
             stats: crate::stats::NodeStats::default(),
         })
@@ -260,14 +234,45 @@ impl Node {
     pub fn identity(&self) -> &IdentityKey {
         &self.identity
     }
-    /// The store.
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
+    /// The database.
+    pub fn db(&self) -> &Database {
+        &self.db
     }
     /// Now, by the node's clock.
     pub fn now(&self) -> u64 {
         self.clock.now()
     }
+    /// Audit entry + event for one state change (not yet durable: see [`Node::commit`]).
+    pub(crate) fn record(
+        &self,
+        now: u64,
+        kind: &str,
+        wallet_id: &str,
+        session_id: &str,
+        detail: &str,
+    ) -> Result<StoredEvent, NodeError> {
+        // The public audit log names a session by its keyed tag: a session id is a capability.
+        let audit_detail = if session_id.is_empty() {
+            detail.to_owned()
+        } else if detail.is_empty() {
+            format!("session {}", self.audit.session_tag(session_id))
+        } else {
+            format!("session {}; {detail}", self.audit.session_tag(session_id))
+        };
+        self.audit
+            .append(now, kind, Some(wallet_id), &audit_detail)?;
+        Ok(self
+            .events
+            .append(now, kind, wallet_id, session_id, detail)?)
+    }
+
+    /// Makes everything written so far durable, then tells live watchers.
+    pub(crate) async fn commit(&self, events: Vec<StoredEvent>) -> Result<(), NodeError> {
+        self.db.flush().await?;
+        self.events.announce(events);
+        Ok(())
+    }
+
     /// The node's public descriptor.
     pub fn descriptor(&self) -> NodeDescriptorInfo {
         NodeDescriptorInfo::new(&self.config, &self.identity)
@@ -323,7 +328,7 @@ impl Node {
                     o.staff_request_skew_secs != n.staff_request_skew_secs,
                     "bank.staff_request_skew_secs",
                 );
-                let managed = self.roster_is_managed();
+                let managed = self.staff().roster_is_managed();
                 if managed {
                     // Staff-admin requests changed them: the stored roster stays in force.
                     if o.staff != n.staff {
@@ -336,7 +341,7 @@ impl Node {
                     gate.replace_staff(n.staff.clone());
                     report.applied.push("[[bank.staff]]");
                 }
-                if !managed && self.approvals_required() != n.approvals_required {
+                if !managed && self.staff().approvals_required() != n.approvals_required {
                     self.approvals_required
                         .store(n.approvals_required, std::sync::atomic::Ordering::SeqCst);
                     report.applied.push("bank.approvals_required");

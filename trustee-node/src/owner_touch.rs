@@ -13,39 +13,24 @@
 //! Issuing never touches another nonce, so a stranger asking for nonces cannot disturb the
 //! owner's ceremony. A nonce is spent with a compare-and-swap after its response verified: of two
 //! requests racing on one nonce, one succeeds. Spent and expired records are removed by
-//! [`Node::sweep_owner_nonces`].
+//! [`Self::sweep_owner_nonces`].
 
+use crate::db::NonceSnapshot;
 use crate::error::NodeError;
 use crate::node::Node;
-use crate::storage::StoreError;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use dlocker_proto::owner_challenge::{NONCE_LEN, OwnerAction, OwnerChallenge, TrusteeNonce};
 use rand::RngExt as _;
-use serde::{Deserialize, Serialize};
 use webauthn_rs::prelude::{
     Passkey, PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential,
     RegisterPublicKeyCredential,
 };
 
-/// Nonces, keyed by the nonce: [`NonceRecord`] as JSON.
-pub const OWNER_NONCES_TREE: &str = "owner_nonces";
+pub use crate::db::{NonceRecord, OWNER_NONCES_TREE};
 
 /// Largest WebAuthn response JSON accepted (a real one is under 2 KiB).
 pub const MAX_RESPONSE_JSON_BYTES: usize = 16 * 1024;
-
-/// One issued nonce.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NonceRecord {
-    /// The wallet it was issued for.
-    pub wallet_id: String,
-    /// The [`OwnerAction`] byte.
-    pub action: u8,
-    /// Unix seconds; refused from then on.
-    pub expires_at: u64,
-    /// Spent by a verified response.
-    pub used: bool,
-}
 
 /// What a Begin call hands out.
 #[derive(Debug, Clone, Copy)]
@@ -54,28 +39,6 @@ pub struct IssuedNonce {
     pub nonce: [u8; NONCE_LEN],
     /// Unix seconds.
     pub expires_at: u64,
-}
-
-/// The owner nonce tree.
-#[derive(Debug, Clone)]
-pub struct OwnerNonces {
-    tree: sled::Tree,
-}
-
-impl OwnerNonces {
-    /// Opens (creating) the tree in `db`.
-    pub fn open(db: &sled::Db) -> Result<Self, StoreError> {
-        Ok(Self {
-            tree: db.open_tree(OWNER_NONCES_TREE)?,
-        })
-    }
-}
-
-fn corrupt(e: impl std::fmt::Display) -> NodeError {
-    NodeError::Storage(StoreError::Corrupt {
-        tree: OWNER_NONCES_TREE,
-        reason: e.to_string(),
-    })
 }
 
 fn internal(what: &str, e: impl std::fmt::Display) -> NodeError {
@@ -100,16 +63,35 @@ fn with_challenge(
     serde_json::to_string(&v).map_err(|e| internal("ceremony state", e))
 }
 
+/// Owner ceremonies (nonces and the one-touch check): a borrowed view of the [`Node`]
+/// context, whose fields and methods read through it.
+#[derive(Clone, Copy)]
+pub struct OwnerTouch<'a>(&'a Node);
+
+impl std::ops::Deref for OwnerTouch<'_> {
+    type Target = Node;
+    fn deref(&self) -> &Node {
+        self.0
+    }
+}
+
+impl Node {
+    /// Owner ceremonies: nonces and the one-touch check.
+    pub fn owner_touch(&self) -> OwnerTouch<'_> {
+        OwnerTouch(self)
+    }
+}
+
 /// A verified owner touch: the nonce to spend and, for an assertion, the passkey to store if its
 /// counter moved.
 pub(crate) struct VerifiedTouch<T> {
     key: [u8; NONCE_LEN],
-    old: sled::IVec,
+    old: NonceSnapshot,
     /// What the response yielded.
     pub(crate) value: T,
 }
 
-impl Node {
+impl OwnerTouch<'_> {
     /// Issues a fresh nonce for `(wallet, action)`. Written, not yet durable: the caller's
     /// [`Node::commit`] (or a flush) makes it so before the nonce is handed out.
     pub(crate) fn issue_owner_nonce(
@@ -127,11 +109,7 @@ impl Node {
             expires_at,
             used: false,
         };
-        let bytes = serde_json::to_vec(&rec).map_err(corrupt)?;
-        self.owner_nonces
-            .tree
-            .insert(nonce, bytes)
-            .map_err(StoreError::from)?;
+        self.db.put_owner_nonce(&nonce, &rec)?;
         Ok(IssuedNonce { nonce, expires_at })
     }
 
@@ -143,19 +121,14 @@ impl Node {
         action: OwnerAction,
         authorized: &[u8],
         nonces: Vec<TrusteeNonce>,
-    ) -> Result<(OwnerChallenge, [u8; NONCE_LEN], sled::IVec), NodeError> {
+    ) -> Result<(OwnerChallenge, [u8; NONCE_LEN], NonceSnapshot), NodeError> {
         let challenge = OwnerChallenge::new(action, wallet_id, authorized, nonces)
             .map_err(NodeError::ChallengeMalformed)?;
         let own = *challenge
             .nonce_of(self.identity.node_id())
             .ok_or(NodeError::NonceNotInChallenge)?;
-        let old = self
-            .owner_nonces
-            .tree
-            .get(own)
-            .map_err(StoreError::from)?
-            .ok_or(NodeError::NonceUnknown)?;
-        let rec: NonceRecord = serde_json::from_slice(&old).map_err(corrupt)?;
+        let old = self.db.owner_nonce(&own)?.ok_or(NodeError::NonceUnknown)?;
+        let rec = &old.record;
         if rec.wallet_id != wallet_id || rec.action != action.as_u8() {
             return Err(NodeError::NonceMismatch);
         }
@@ -172,7 +145,7 @@ impl Node {
     }
 
     /// Verifies the owner's assertion for a one-touch ceremony against `passkey`. Nothing is
-    /// spent yet: call [`Node::spend_nonce`] once the action's own checks passed.
+    /// spent yet: call [`Self::spend_nonce`] once the action's own checks passed.
     pub(crate) fn verify_owner_assertion(
         &self,
         wallet_id: &str,
@@ -256,40 +229,16 @@ impl Node {
     /// Spends a verified touch's nonce (compare-and-swap: of two racing requests one wins, the
     /// other gets [`NodeError::NonceUsed`]). Written, not yet durable.
     pub(crate) fn spend_nonce<T>(&self, touch: &VerifiedTouch<T>) -> Result<(), NodeError> {
-        let mut rec: NonceRecord = serde_json::from_slice(&touch.old).map_err(corrupt)?;
-        rec.used = true;
-        let new = serde_json::to_vec(&rec).map_err(corrupt)?;
-        match self
-            .owner_nonces
-            .tree
-            .compare_and_swap(touch.key, Some(&touch.old), Some(new))
-            .map_err(StoreError::from)?
-        {
-            Ok(()) => Ok(()),
-            Err(_) => Err(NodeError::NonceUsed),
+        if self.db.spend_owner_nonce(&touch.key, &touch.old)? {
+            Ok(())
+        } else {
+            Err(NodeError::NonceUsed)
         }
     }
 
     /// Removes nonces that expired before `now` (spent or not); returns how many.
     pub fn sweep_owner_nonces(&self, now: u64) -> Result<usize, NodeError> {
-        let mut removed = 0;
-        for item in self.owner_nonces.tree.iter() {
-            let (k, v) = item.map_err(StoreError::from)?;
-            let expired = serde_json::from_slice::<NonceRecord>(&v)
-                .map(|r| r.expires_at <= now)
-                .unwrap_or(true);
-            if expired
-                && self
-                    .owner_nonces
-                    .tree
-                    .remove(k)
-                    .map_err(StoreError::from)?
-                    .is_some()
-            {
-                removed += 1;
-            }
-        }
-        Ok(removed)
+        Ok(self.db.sweep_owner_nonces(now)?)
     }
 }
 

@@ -3,13 +3,13 @@
 
 use crate::client_gate::ServiceGate;
 use crate::config::{ConfigError, GrpcService, NodeConfig, TlsSettings};
+use crate::db::{Database, StoreError};
 use crate::descriptor::NodeDescriptorInfo;
+use crate::enrollment::trustee_service::TrusteeService;
 use crate::keys::FileKeyProvider;
 use crate::node::{Node, SetupError, SystemClock};
-use crate::recovery_service::RecoveryService;
-use crate::service::TrusteeService;
-use crate::staff::StaffService;
-use crate::storage::{SledStore, StoreError};
+use crate::recovery::recovery_service::RecoveryService;
+use crate::staff::staff_service::StaffService;
 use dlocker_proto::pb::recovery_server::RecoveryServer;
 use dlocker_proto::pb::staff_server::StaffServer;
 use dlocker_proto::pb::trustee_server::TrusteeServer;
@@ -86,17 +86,19 @@ pub fn open_node(dir: &Path) -> Result<Arc<Node>, ServeError> {
     let keys = FileKeyProvider::new(dir);
     // Before the database is opened (which creates it): a missing key is never replaced.
     crate::startup::check_key_files(&config, &keys)?;
-    let store = Arc::new(SledStore::open(&config.db_path()).map_err(SetupError::Store)?);
-    crate::startup::check_binding(&config, &keys, store.db())?;
+    let db = Database::open(&config.db_path()).map_err(SetupError::Store)?;
+    crate::startup::check_binding(&config, &keys, &db)?;
     if config.tls.is_none() && !config.listen.ip().is_loopback() {
-        tracing::warn!(listen = %config.listen, "serving plaintext on a non-loopback address (node.insecure_plaintext = true); only behind a TLS-terminating proxy");
+        tracing::warn!(listen = %config.listen, "serving plaintext on a non-loopback address \
+            (node.insecure_plaintext = true); only behind a TLS-terminating proxy");
     }
     if config.bank.as_ref().is_some_and(|b| b.staff.is_empty()) {
         tracing::warn!(
-            "no [[bank.staff]] configured: this bank node cannot approve any recovery until staff are added"
+            "no [[bank.staff]] configured: this bank node cannot approve any recovery until staff \
+                are added"
         );
     }
-    let node = Node::new(config, &keys, store, Arc::new(SystemClock))?;
+    let node = Node::new(config, &keys, db, Arc::new(SystemClock))?;
     Ok(Arc::new(node))
 }
 
@@ -149,17 +151,21 @@ pub async fn run(
             .max_encoding_message_size(config.limits.max_message_bytes)
     });
 
-    let metrics = Arc::new(crate::metrics::Metrics::new(node.store().flush_histogram()));
+    let metrics = Arc::new(crate::metrics::Metrics::new(Some(
+        node.db().flush_histogram(),
+    )));
     // The document locker, when `[locker] enabled = true`: its gRPC service and the HTTP
     // document endpoints (status lists, JWKS) at the URLs its credentials name.
-    let locker = crate::locker_host::open_locker(&node)?;
+    let locker = crate::locker::open_locker(&node)?;
     let documents = locker
         .as_ref()
         .map(|l| l.service(config.limits.max_message_bytes));
-    let document_routes = crate::documents::router(&node, locker.as_ref());
+    let document_routes = crate::locker::documents::router(&node, locker.as_ref());
     let mut builder = Server::builder()
         // Outermost: GET/HEAD never reach the gRPC services (nor their metrics).
-        .layer(crate::documents::DocumentRoutesLayer::new(document_routes))
+        .layer(crate::locker::documents::DocumentRoutesLayer::new(
+            document_routes,
+        ))
         .layer(crate::metrics::RpcMetricsLayer::new(metrics.clone()))
         // HTTP/1.1 for the document endpoints (curl, verifiers); gRPC clients use HTTP/2.
         .accept_http1(true)
@@ -180,18 +186,18 @@ pub async fn run(
     let sweeper = tokio::spawn(sweep_ceremonies(node.clone()));
     // Epochs: the rotation service and the sweeper of expired staged epochs.
     let epochs = dlocker_proto::pb::epochs_server::EpochsServer::new(
-        crate::rotation_service::EpochsService::new(node.clone()),
+        crate::epochs::epochs_service::EpochsService::new(node.clone()),
     )
     .max_decoding_message_size(config.limits.max_message_bytes)
     .max_encoding_message_size(config.limits.max_message_bytes);
-    let epoch_sweeper = crate::rotation::spawn_sweeper(node.clone());
+    let epoch_sweeper = crate::epochs::spawn_sweeper(node.clone());
 
     // Every served service answers grpc.health.v1 by name (and "" for the whole server).
     let mut served_names = vec![
         <TrusteeServer<TrusteeService> as tonic::server::NamedService>::NAME,
         <RecoveryServer<RecoveryService> as tonic::server::NamedService>::NAME,
         <dlocker_proto::pb::epochs_server::EpochsServer<
-            crate::rotation_service::EpochsService,
+            crate::epochs::epochs_service::EpochsService,
         > as tonic::server::NamedService>::NAME,
     ];
     if staff.is_some() {
@@ -223,7 +229,8 @@ pub async fn run(
                 metrics: metrics.clone(),
                 serving: serving.clone(),
             });
-            tracing::info!(listen = %admin_addr, "admin listener serving /metrics, /healthz, /readyz");
+            tracing::info!(listen = %admin_addr, "admin listener serving /metrics, /healthz, \
+                /readyz");
             Some(tokio::spawn(async move {
                 if let Err(e) = axum::serve(admin_listener, app).await {
                     tracing::error!(error = %e, "admin listener failed");
@@ -296,7 +303,7 @@ pub async fn run(
     // Wait for the abort so the sweeper's handle on the database is gone when we return.
     let _ = sweeper.await;
     // Acknowledged writes were flushed already; this covers the ceremony sweeps.
-    let flushed = node.store().flush().await;
+    let flushed = node.db().flush().await;
     tracing::info!("trustee node stopped");
     served?;
     flushed.map_err(ServeError::Flush)
@@ -306,7 +313,7 @@ async fn sweep_ceremonies(node: Arc<Node>) {
     let mut tick = tokio::time::interval(SWEEP_INTERVAL);
     loop {
         tick.tick().await;
-        match node.store().remove_expired_ceremonies(node.now()) {
+        match node.db().remove_expired_ceremonies(node.now()) {
             Ok(0) => {}
             Ok(n) => tracing::debug!(removed = n, "swept expired ceremonies"),
             Err(e) => tracing::warn!(error = %e, "sweeping expired ceremonies failed"),
@@ -360,7 +367,8 @@ async fn reload_on_sighup(node: Arc<Node>, dir: PathBuf) {
                 if !r.ignored.is_empty() {
                     tracing::warn!(
                         settings = ?r.ignored,
-                        "SIGHUP: staff are managed with signed staff-admin requests (`dlocker staff`); these config changes are ignored"
+                        "SIGHUP: staff are managed with signed staff-admin requests (`dlocker \
+                            staff`); these config changes are ignored"
                     );
                 }
                 if !r.needs_restart.is_empty() {
@@ -371,7 +379,8 @@ async fn reload_on_sighup(node: Arc<Node>, dir: PathBuf) {
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, "SIGHUP: config not reloaded; the running config stays in force")
+                tracing::error!(error = %e, "SIGHUP: config not reloaded; the running config stays \
+                    in force")
             }
         }
     }

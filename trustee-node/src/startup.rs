@@ -14,14 +14,14 @@
 //! [`StoragePurpose::KeyCheck`] purpose key): it identifies the key without revealing it.
 
 use crate::config::{NodeConfig, Role};
+pub use crate::db::NODE_META_TREE;
 use crate::keys::{FileKeyProvider, KeyError, KeyProvider, StoragePurpose};
-pub use crate::storage::NODE_META_TREE;
 use hmac::{KeyInit, Mac as _};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// The key of the binding record in [`NODE_META_TREE`].
-pub const BINDING_KEY: &[u8] = b"key-binding";
+pub const BINDING_KEY: &str = "key-binding";
 const KCV_LABEL: &[u8] = b"dlocker/key-check/v1";
 
 /// Why the node refused to start on its data directory.
@@ -164,7 +164,7 @@ impl KeyBinding {
 pub fn check_binding(
     config: &NodeConfig,
     keys: &FileKeyProvider,
-    db: &sled::Db,
+    db: &crate::db::Database,
 ) -> Result<(), StartupError> {
     let db_dir = config.db_path();
     let store_err = |e: &dyn std::fmt::Display| StartupError::Store {
@@ -172,14 +172,16 @@ pub fn check_binding(
         reason: e.to_string(),
     };
     let actual = KeyBinding::of(config, keys)?;
-    let tree = db.open_tree(NODE_META_TREE).map_err(|e| store_err(&e))?;
-    let Some(bytes) = tree.get(BINDING_KEY).map_err(|e| store_err(&e))? else {
-        let json = serde_json::to_vec(&actual).map_err(|e| store_err(&e))?;
-        tree.insert(BINDING_KEY, json).map_err(|e| store_err(&e))?;
-        db.flush().map_err(|e| store_err(&e))?;
+    // The message names the database already: show the engine's or decoder's words only.
+    let meta_err = |e: crate::db::StoreError| match e {
+        crate::db::StoreError::Corrupt { reason, .. } => store_err(&reason),
+        crate::db::StoreError::Db(e) => store_err(&e),
+    };
+    let Some(recorded) = db.node_meta::<KeyBinding>(BINDING_KEY).map_err(meta_err)? else {
+        db.put_node_meta(BINDING_KEY, &actual).map_err(meta_err)?;
+        db.flush_blocking().map_err(meta_err)?;
         return Ok(());
     };
-    let recorded: KeyBinding = serde_json::from_slice(&bytes).map_err(|e| store_err(&e))?;
     if recorded.node_id != actual.node_id {
         return Err(StartupError::ForeignDatabase {
             db: db_dir,
@@ -201,9 +203,8 @@ pub fn check_binding(
         (Some(r), Some(a)) if r != a => return Err(mismatch(keys.bank_approval_path())),
         // The role changed to bank after the first start: record the bank key from now on.
         (None, Some(_)) => {
-            let json = serde_json::to_vec(&actual).map_err(|e| store_err(&e))?;
-            tree.insert(BINDING_KEY, json).map_err(|e| store_err(&e))?;
-            db.flush().map_err(|e| store_err(&e))?;
+            db.put_node_meta(BINDING_KEY, &actual).map_err(meta_err)?;
+            db.flush_blocking().map_err(meta_err)?;
         }
         _ => {}
     }

@@ -34,3 +34,8 @@ impl NodeStats {
         }
     }
 }
+
+/// Buckets for latencies: 1 ms to ~33 s, doubling.
+pub fn latency_buckets() -> impl Iterator<Item = f64> {
+    prometheus_client::metrics::histogram::exponential_buckets(0.001, 2.0, 16)
+}

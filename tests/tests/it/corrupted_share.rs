@@ -7,7 +7,7 @@ use dlocker_integration_tests::craft;
 use dlocker_proto::pb::ProveShareRequest;
 use dlocker_sdk::{BackupPolicy, PreparedBackup, SoftwareAuthenticator};
 use tonic::Code;
-use trustee_node::storage::{SHARES_TREE, wallet_key};
+use trustee_node::db::{SHARES_TREE, wallet_key};
 
 /// Flips one bit of the sealed share record of `wallet_id` in the sled database at `db`.
 fn flip_sealed_share_bit(db: &std::path::Path, wallet_id: &str) {

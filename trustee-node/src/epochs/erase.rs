@@ -1,7 +1,7 @@
 //! Delete: the wallet's owner erases the wallet at this trustee (`docs/protocol.md` §13a).
 //!
 //! One owner touch (action `delete`, empty `authorized`, `BeginEpochAction(DELETE)`'s nonce)
-//! serves every trustee. After the assertion verified, ONE sled transaction removes everything
+//! serves every trustee. After the assertion verified, ONE [`crate::db::Batch`] removes everything
 //! the node holds that names the wallet:
 //!
 //! - the active epoch: share (sealed at rest), manifest, blob, enrollment receipt, wallet record;
@@ -22,12 +22,11 @@
 //! recovery of a wallet its owner erased has nothing left to release. A delete is refused without
 //! the owner's assertion, with a stranger's passkey or a spent nonce, and nothing is written then.
 
-use crate::epoch::EpochAction;
+use super::EpochOps;
+use crate::db::{Batch, EPOCHS_TREE};
+use crate::epochs::state::EpochAction;
+use crate::epochs::{OwnerAssertion, hash_from_hex};
 use crate::error::NodeError;
-use crate::node::Node;
-use crate::owner_touch::NonceRecord;
-use crate::rotation::{EPOCHS_TREE, OwnerAssertion, Plan, T, hash_from_hex};
-use crate::storage::{CeremonyRecord, StoreError, wallet_key};
 use crate::wallet::WalletId;
 use dlocker_proto::statement::{EraseReceipt, Signed};
 
@@ -43,11 +42,10 @@ pub struct DeleteWallet {
 /// The audit entry's kind for a delete.
 pub const WALLET_DELETED: &str = "wallet_deleted";
 
-impl Node {
+impl EpochOps<'_> {
     /// `DeleteWallet`: erases everything this node holds for the wallet, at its owner's request.
     pub async fn delete_wallet(&self, req: DeleteWallet) -> Result<Vec<u8>, NodeError> {
         let wallet = req.wallet_id.as_str();
-        let key = wallet_key(wallet);
         let tag = self.audit.wallet_tag(wallet);
         let _guard = self.recovery_lock.lock().await;
         let now = self.now();
@@ -84,63 +82,36 @@ impl Node {
         )
         .encode();
 
-        let mut plan = Plan::default();
-        for t in [
-            T::Wallets,
-            T::Shares,
-            T::Manifests,
-            T::Passkeys,
-            T::Blobs,
-            T::Receipts,
-            T::Epochs,
-            T::Staged,
-            // The bank's sealed record of who the customer is.
-            T::Customers,
-        ] {
-            plan.remove(t, key);
-        }
-        plan.remove(T::Retired, tag.as_bytes());
+        let mut batch = Batch::default();
+        batch.remove_wallet_data(wallet);
+        // The bank's sealed record of who the customer is.
+        batch.remove_customer(wallet);
+        batch.remove_retired(&tag);
         let (mut sessions, mut open) = (0usize, 0usize);
-        for item in self
-            .et()
-            .t(T::SessionIndex)
-            .scan_prefix(crate::recovery::session_index_prefix(wallet))
-        {
-            let (k, id) = item.map_err(StoreError::from)?;
-            if let Some(bytes) = self
-                .et()
-                .t(T::Sessions)
-                .get(&id)
-                .map_err(StoreError::from)?
-                && serde_json::from_slice::<crate::recovery::StoredSession>(&bytes)
-                    .is_ok_and(|s| s.session.is_live(now))
+        for id in self.db.session_ids_of_wallet(wallet)? {
+            if let Ok(Some(s)) = self.db.session(&id)
+                && s.session.is_live(now)
             {
                 open += 1;
             }
             sessions += 1;
-            plan.remove(T::SessionIndex, &k);
-            plan.remove(T::Sessions, &id);
+            batch.remove_session(wallet, &id);
         }
         // Owner nonces name the wallet (the one just spent among them).
-        for item in self.et().t(T::OwnerNonces).iter() {
-            let (k, v) = item.map_err(StoreError::from)?;
-            if serde_json::from_slice::<NonceRecord>(&v).is_ok_and(|r| r.wallet_id == wallet) {
-                plan.remove(T::OwnerNonces, &k);
-            }
+        for k in self.db.owner_nonces_of_wallet(wallet)? {
+            batch.remove_owner_nonce(&k);
         }
         // Enrollment ceremonies (finished ones are kept until they expire) name the wallet too.
         // The node's count of open ceremonies catches up at the next sweep.
-        for item in self.et().t(T::Ceremonies).iter() {
-            let (k, v) = item.map_err(StoreError::from)?;
-            if serde_json::from_slice::<CeremonyRecord>(&v).is_ok_and(|c| c.wallet_id == wallet) {
-                plan.remove(T::Ceremonies, &k);
-            }
+        for k in self.db.ceremonies_of_wallet(wallet)? {
+            batch.remove_ceremony(&k);
         }
-        self.apply(plan)?;
+        self.apply(&batch)?;
         // The events named the wallet in clear; the audit entry names it by its keyed tag only.
         self.events.forget_wallet(wallet, u64::MAX)?;
         let detail = format!(
-            "erased by its owner: {}{}; {sessions} recovery session(s), {open} of them open and now closed",
+            "erased by its owner: {}{}; {sessions} recovery session(s), {open} of them open and \
+                now closed",
             active
                 .as_ref()
                 .map(|a| format!("epoch {} (share, manifest, blob, passkey)", a.epoch))
@@ -153,7 +124,8 @@ impl Node {
         self.audit
             .append(now, WALLET_DELETED, Some(wallet), &detail)?;
         self.commit(Vec::new()).await?;
-        tracing::info!(wallet = %req.wallet_id.log_tag(), sessions, open, "wallet deleted by its owner");
+        tracing::info!(wallet = %req.wallet_id.log_tag(), sessions, open, "wallet deleted by its \
+            owner");
         Ok(receipt)
     }
 }

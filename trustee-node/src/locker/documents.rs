@@ -91,7 +91,8 @@ fn refused(e: LockerError) -> Response {
         tonic::Code::NotFound => text(StatusCode::NOT_FOUND, status.message()),
         tonic::Code::InvalidArgument => text(StatusCode::BAD_REQUEST, status.message()),
         _ => {
-            tracing::warn!(code = ?status.code(), message = status.message(), "document endpoint failed");
+            tracing::warn!(code = ?status.code(), message = status.message(), "document endpoint \
+                failed");
             text(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
         }
     }

@@ -11,37 +11,33 @@
 //! checked with one touch for every trustee (`crate::owner_touch`). Failed passkey responses
 //! close the session they were sent to after `recovery.max_failed_assertions`, never the wallet.
 //!
-//! State lives in sled trees (see the constants); every change is written (one transaction
-//! when it spans trees), recorded in the audit log and the event outbox, and flushed before the
+//! State lives in the recovery tables of [`crate::db`]; every change is written (one batch
+//! when it spans tables), recorded in the audit log and the event outbox, and flushed before the
 //! caller hears about it. Read-modify-write of recovery state is serialised by
 //! `Node::recovery_lock`, so two requests cannot both pass a check on the same old state.
 //!
-//! The transitions themselves are [`crate::recovery_session::RecoverySession`]'s; releasing needs
-//! its [`crate::recovery_session::ReleaseAuthorized`] token.
+//! The transitions themselves are [`crate::recovery::session::RecoverySession`]'s; releasing needs
+//! its [`crate::recovery::session::ReleaseAuthorized`] token.
 
-use crate::at_rest::{self, ShareRecordId};
+pub mod recovery_service;
+pub(crate) mod release;
+pub mod session;
+
+use crate::db::{Batch, PASSKEYS_TREE, StoreError, WalletRecord};
 use crate::error::NodeError;
 use crate::events::StoredEvent;
 use crate::node::Node;
-use crate::recovery_session::{Canceller, RecoverySession, SessionError, SessionState};
-use crate::storage::{PASSKEYS_TREE, StoreError, WalletRecord, wallet_key};
+use crate::recovery::release::{Release, ShareSource, StoredShare, release_share};
+use crate::recovery::session::{Canceller, RecoverySession, SessionError, SessionState};
 use crate::wallet::WalletId;
-use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
 use dlocker_proto::manifest::Manifest;
 use dlocker_proto::owner_challenge::{OwnerAction, TrusteeNonce};
-use dlocker_proto::statement::{BankCancellation, ShareRelease, Signed};
+use dlocker_proto::statement::{BankCancellation, Signed};
 use k256::PublicKey;
 use rand::RngExt as _;
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use sled::Transactional as _;
-use sled::transaction::ConflictableTransactionError;
 use webauthn_rs::prelude::Passkey;
 
-/// Sessions, keyed by session id: [`StoredSession`] as JSON.
-pub const SESSIONS_TREE: &str = "recovery_sessions";
-/// Wallet → its sessions: key [`session_index_prefix`] ‖ session id, value the session id.
-pub const SESSION_INDEX_TREE: &str = "recovery_by_wallet";
+pub use crate::db::{SESSION_INDEX_TREE, SESSIONS_TREE, StoredSession, session_index_prefix};
 
 /// Largest WebAuthn assertion JSON accepted (a real one is under 2 KiB).
 pub const MAX_ASSERTION_JSON_BYTES: usize = crate::owner_touch::MAX_RESPONSE_JSON_BYTES;
@@ -53,48 +49,6 @@ pub const MAX_SESSION_ID_LEN: usize = 64;
 pub const MAX_AUDIT_PAGE: usize = 1000;
 /// Most sessions `ListRecoveries` returns.
 pub const MAX_LISTED_RECOVERIES: usize = 1000;
-
-/// The prefix of a wallet's entries in [`SESSION_INDEX_TREE`]: `u32 len ‖ wallet id`, so no
-/// wallet's prefix is another's.
-pub fn session_index_prefix(wallet_id: &str) -> Vec<u8> {
-    let w = wallet_key(wallet_id);
-    let mut k = Vec::with_capacity(4 + w.len());
-    k.extend_from_slice(&(w.len() as u32).to_be_bytes());
-    k.extend_from_slice(w);
-    k
-}
-
-fn session_index_key(wallet_id: &str, session_id: &str) -> Vec<u8> {
-    let mut k = session_index_prefix(wallet_id);
-    k.extend_from_slice(session_id.as_bytes());
-    k
-}
-
-/// The recovery trees.
-#[derive(Debug, Clone)]
-pub struct RecoveryTrees {
-    sessions: sled::Tree,
-    by_wallet: sled::Tree,
-    passkeys: sled::Tree,
-}
-
-impl RecoveryTrees {
-    /// Opens (creating) the trees in `db`.
-    pub fn open(db: &sled::Db) -> Result<Self, StoreError> {
-        Ok(Self {
-            sessions: db.open_tree(SESSIONS_TREE)?,
-            by_wallet: db.open_tree(SESSION_INDEX_TREE)?,
-            passkeys: db.open_tree(PASSKEYS_TREE)?,
-        })
-    }
-}
-
-/// A session as persisted.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct StoredSession {
-    /// The state machine.
-    pub session: RecoverySession,
-}
 
 /// What `OpenRecovery` returns.
 #[derive(Debug, Clone)]
@@ -165,12 +119,12 @@ fn corrupt(tree: &'static str, e: impl std::fmt::Display) -> NodeError {
 }
 
 /// Checks a session id's shape; anything else cannot name a session.
-fn session_key_of(id: &str) -> Result<&[u8], NodeError> {
+fn session_key_of(id: &str) -> Result<&str, NodeError> {
     if id.is_empty() || id.len() > MAX_SESSION_ID_LEN || !id.bytes().all(|b| b.is_ascii_hexdigit())
     {
         return Err(NodeError::SessionNotFound);
     }
-    Ok(id.as_bytes())
+    Ok(id)
 }
 
 /// Decodes `R` from a request.
@@ -193,6 +147,25 @@ fn bounded(field: &'static str, len: usize, max: usize) -> Result<(), NodeError>
     Ok(())
 }
 
+/// Recovery operations (open, authenticate, release, cancel): a borrowed view of the [`Node`]
+/// context, whose fields and methods read through it.
+#[derive(Clone, Copy)]
+pub struct RecoveryOps<'a>(&'a Node);
+
+impl std::ops::Deref for RecoveryOps<'_> {
+    type Target = Node;
+    fn deref(&self) -> &Node {
+        self.0
+    }
+}
+
+impl Node {
+    /// Recovery sessions: open, authenticate, release, cancel.
+    pub fn recovery(&self) -> RecoveryOps<'_> {
+        RecoveryOps(self)
+    }
+}
+
 /// What one persisted change writes, in one transaction.
 #[derive(Default)]
 struct Write<'a> {
@@ -201,78 +174,22 @@ struct Write<'a> {
     passkey: Option<(&'a str, Vec<u8>)>,
 }
 
-impl Node {
-    fn trees(&self) -> &RecoveryTrees {
-        &self.recovery
-    }
-
+impl RecoveryOps<'_> {
     fn persist(&self, w: Write<'_>) -> Result<(), NodeError> {
-        let session = w
-            .session
-            .map(|s| serde_json::to_vec(s).map(|b| (s, b)))
-            .transpose()
-            .map_err(|e| corrupt(SESSIONS_TREE, e))?;
-        let t = self.trees();
-        (&t.sessions, &t.by_wallet, &t.passkeys)
-            .transaction(|(s, i, p)| {
-                if let Some((st, bytes)) = &session {
-                    s.insert(st.session.id.as_bytes(), bytes.as_slice())?;
-                    if w.index {
-                        i.insert(
-                            session_index_key(&st.session.wallet_id, &st.session.id),
-                            st.session.id.as_bytes(),
-                        )?;
-                    }
-                }
-                if let Some((wallet, pk)) = &w.passkey {
-                    p.insert(wallet_key(wallet), pk.as_slice())?;
-                }
-                Ok::<(), ConflictableTransactionError<StoreError>>(())
-            })
-            .map_err(StoreError::from)?;
-        Ok(())
-    }
-
-    /// Audit entry + event for one state change (not yet durable: see [`Node::commit`]).
-    pub(crate) fn record(
-        &self,
-        now: u64,
-        kind: &str,
-        wallet_id: &str,
-        session_id: &str,
-        detail: &str,
-    ) -> Result<StoredEvent, NodeError> {
-        // The public audit log names a session by its keyed tag: a session id is a capability.
-        let audit_detail = if session_id.is_empty() {
-            detail.to_owned()
-        } else if detail.is_empty() {
-            format!("session {}", self.audit.session_tag(session_id))
-        } else {
-            format!("session {}; {detail}", self.audit.session_tag(session_id))
-        };
-        self.audit
-            .append(now, kind, Some(wallet_id), &audit_detail)?;
-        Ok(self
-            .events
-            .append(now, kind, wallet_id, session_id, detail)?)
-    }
-
-    /// Makes everything written so far durable, then tells live watchers.
-    pub(crate) async fn commit(&self, events: Vec<StoredEvent>) -> Result<(), NodeError> {
-        self.store.flush().await?;
-        self.events.announce(events);
+        let mut batch = Batch::default();
+        if let Some(s) = w.session {
+            batch.put_session(s, w.index)?;
+        }
+        if let Some((wallet, pk)) = w.passkey {
+            batch.put_passkey_json(wallet, pk);
+        }
+        let _ = self.db.apply(&batch)?;
         Ok(())
     }
 
     pub(crate) fn load_session(&self, id: &str) -> Result<StoredSession, NodeError> {
         let key = session_key_of(id)?;
-        let bytes = self
-            .trees()
-            .sessions
-            .get(key)
-            .map_err(StoreError::from)?
-            .ok_or(NodeError::SessionNotFound)?;
-        serde_json::from_slice(&bytes).map_err(|e| corrupt(SESSIONS_TREE, e))
+        self.db.session(key)?.ok_or(NodeError::SessionNotFound)
     }
 
     /// Every session of the wallet (live or not), in id order.
@@ -280,17 +197,11 @@ impl Node {
         &self,
         wallet_id: &str,
     ) -> Result<Vec<StoredSession>, NodeError> {
-        let mut out = Vec::new();
-        for item in self
-            .trees()
-            .by_wallet
-            .scan_prefix(session_index_prefix(wallet_id))
-        {
-            let (_, id) = item.map_err(StoreError::from)?;
-            let id = String::from_utf8(id.to_vec()).map_err(|e| corrupt(SESSION_INDEX_TREE, e))?;
-            out.push(self.load_session(&id)?);
-        }
-        Ok(out)
+        self.db
+            .session_ids_of_wallet(wallet_id)?
+            .iter()
+            .map(|id| self.load_session(id))
+            .collect()
     }
 
     pub(crate) fn save_session(&self, s: &StoredSession) -> Result<(), NodeError> {
@@ -302,21 +213,11 @@ impl Node {
 
     /// Every stored session (bounded), for the staff listing.
     pub(crate) fn sessions(&self, max: usize) -> Result<Vec<StoredSession>, NodeError> {
-        let mut out = Vec::new();
-        for item in self.trees().sessions.iter() {
-            let (_, v) = item.map_err(StoreError::from)?;
-            out.push(serde_json::from_slice(&v).map_err(|e| corrupt(SESSIONS_TREE, e))?);
-            if out.len() >= max {
-                break;
-            }
-        }
-        Ok(out)
+        Ok(self.db.sessions(max)?)
     }
 
     pub(crate) fn wallet_record(&self, wallet_id: &str) -> Result<WalletRecord, NodeError> {
-        self.store
-            .wallet(wallet_id)?
-            .ok_or(NodeError::WalletNotFound)
+        self.db.wallet(wallet_id)?.ok_or(NodeError::WalletNotFound)
     }
 
     pub(crate) fn stored_passkey(rec: &WalletRecord) -> Result<Passkey, NodeError> {
@@ -363,7 +264,9 @@ impl Node {
         .with_auth_window(self.config.recovery.auth_window_secs)
         .with_bank(manifest.bank_node_id());
         let stored = StoredSession { session };
-        let issued = self.issue_owner_nonce(wallet, OwnerAction::Recover)?;
+        let issued = self
+            .owner_touch()
+            .issue_owner_nonce(wallet, OwnerAction::Recover)?;
         self.persist(Write {
             session: Some(&stored),
             index: true,
@@ -446,7 +349,7 @@ impl Node {
             .ok_or_else(|| corrupt(SESSIONS_TREE, "session key"))?;
         let rec = self.wallet_record(&wallet)?;
         let passkey = Self::stored_passkey(&rec)?;
-        let touch = match self.verify_owner_assertion(
+        let touch = match self.owner_touch().verify_owner_assertion(
             &wallet,
             OwnerAction::Recover,
             &dlocker_proto::keys::encode_public_key(&r),
@@ -466,7 +369,7 @@ impl Node {
             Err(e) => return Err(e),
         };
         st.session = st.session.clone().owner_authenticated(now)?;
-        self.spend_nonce(&touch)?;
+        self.owner_touch().spend_nonce(&touch)?;
         let updated = touch
             .value
             .map(|p| serde_json::to_vec(&p).map_err(|e| internal("serialise passkey", e)))
@@ -504,56 +407,29 @@ impl Node {
         if rec.meta.epoch != st.session.epoch {
             // A rotation committed a new epoch after this session released (rotation waits for
             // live sessions): the session's share is gone.
-            return Err(crate::epoch::EpochError::SessionEpochReplaced {
+            return Err(crate::epochs::state::EpochError::SessionEpochReplaced {
                 session_epoch: st.session.epoch,
                 active: rec.meta.epoch,
             }
             .into());
         }
-        let r = st
-            .session
-            .session_key()
-            .ok_or_else(|| corrupt(SESSIONS_TREE, "session key"))?;
         let share_index = rec.meta.share_index;
-        let id = ShareRecordId {
-            node_id: self.identity.node_id(),
-            wallet_id: &wallet,
-            epoch: rec.meta.epoch,
-            share_index,
-        };
-        let share =
-            at_rest::open_share(&self.storage_key, &id, &rec.sealed_share).map_err(|_| {
-                tracing::error!(session = %session_id, "stored share failed its integrity check");
-                NodeError::StoredShareCorrupt
-            })?;
-        let envelope = ShareEnvelope::seal(
-            &share,
-            &EnvelopeContext {
-                wallet_id: &wallet,
-                epoch: rec.meta.epoch,
-                share_index,
-                recipient: &r,
-            },
-        )
-        .map_err(|e| internal("seal share to R", e))?
-        .encode();
         let mut manifest_hash = [0u8; 32];
         hex::decode_to_slice(&rec.meta.manifest_hash, &mut manifest_hash)
             .map_err(|e| corrupt("wallets", e))?;
-        let release = Signed::sign(
-            ShareRelease {
-                node_id: self.identity.node_id().to_owned(),
-                wallet_id: wallet.clone(),
+        let Release { envelope, release } = release_share(
+            self,
+            &token,
+            StoredShare {
+                sealed_share: &rec.sealed_share,
                 epoch: rec.meta.epoch,
                 share_index,
                 manifest_hash: dlocker_proto::manifest::ManifestHash(manifest_hash),
-                session_key: r,
-                envelope_hash: Sha256::digest(&envelope).into(),
-                released_at: now,
+                source: ShareSource::Active,
             },
-            &self.identity.signing_key(),
-        )
-        .encode();
+            session_id,
+            now,
+        )?;
         let first = !matches!(st.session.state, SessionState::Released { .. });
         st.session = st.session.clone().released(&token, now);
         self.save_session(&st)?;
@@ -586,7 +462,9 @@ impl Node {
         st.session.can_cancel(now)?;
         let rec = self.wallet_record(&st.session.wallet_id)?;
         let request_options_json = self.request_options_template(&Self::stored_passkey(&rec)?)?;
-        let issued = self.issue_owner_nonce(&st.session.wallet_id, OwnerAction::Cancel)?;
+        let issued = self
+            .owner_touch()
+            .issue_owner_nonce(&st.session.wallet_id, OwnerAction::Cancel)?;
         self.commit(Vec::new()).await?;
         Ok(CancelChallenge {
             request_options_json,
@@ -634,7 +512,7 @@ impl Node {
             .session_key()
             .ok_or_else(|| corrupt(SESSIONS_TREE, "session key"))?;
         let rec = self.wallet_record(&wallet)?;
-        let touch = self.verify_owner_assertion(
+        let touch = self.owner_touch().verify_owner_assertion(
             &wallet,
             OwnerAction::Cancel,
             &dlocker_proto::keys::encode_public_key(&r),
@@ -643,7 +521,7 @@ impl Node {
             &Self::stored_passkey(&rec)?,
         )?;
         st.session = st.session.clone().cancelled(Canceller::Owner, now)?;
-        self.spend_nonce(&touch)?;
+        self.owner_touch().spend_nonce(&touch)?;
         let updated = touch
             .value
             .map(|p| serde_json::to_vec(&p).map_err(|e| internal("serialise passkey", e)))

@@ -11,10 +11,15 @@
 //! Idempotence: a deposit of the same manifest and share for an enrolled wallet returns the
 //! receipt stored the first time (byte for byte); a different one is refused as a conflict.
 
+#[cfg(feature = "bench")]
+pub mod bulk;
+pub mod custody;
+pub mod trustee_service;
+
 use crate::at_rest::{self, ShareRecordId};
+use crate::db::{CeremonyRecord, CeremonyState, CommitOutcome, WalletMeta, WalletRecord};
 use crate::error::NodeError;
 use crate::node::Node;
-use crate::storage::{CeremonyRecord, CeremonyState, CommitOutcome, WalletMeta, WalletRecord};
 use crate::wallet::WalletId;
 use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
 use dlocker_proto::manifest::{Manifest, ManifestHash};
@@ -61,7 +66,8 @@ pub struct EnrollmentChallenge {
     pub nonce: [u8; 32],
 }
 
-/// `FinishEnrollment`, as received (checked by [`Node::finish_enrollment`] in the documented order).
+/// `FinishEnrollment`, as received (checked by [`Self::finish_enrollment`] in the documented
+/// order).
 #[derive(Clone)]
 pub struct FinishEnrollment {
     /// The ceremony.
@@ -116,6 +122,25 @@ fn internal(what: &str, e: impl std::fmt::Display) -> NodeError {
     NodeError::Internal(format!("{what}: {e}"))
 }
 
+/// Enrollment operations (deposits, custody proofs): a borrowed view of the [`Node`]
+/// context, whose fields and methods read through it.
+#[derive(Clone, Copy)]
+pub struct EnrollmentOps<'a>(&'a Node);
+
+impl std::ops::Deref for EnrollmentOps<'_> {
+    type Target = Node;
+    fn deref(&self) -> &Node {
+        self.0
+    }
+}
+
+impl Node {
+    /// Enrollment: `BeginEnrollment`, `FinishEnrollment` (a verified deposit), custody proofs.
+    pub fn enrollment(&self) -> EnrollmentOps<'_> {
+        EnrollmentOps(self)
+    }
+}
+
 /// A deposit that passed every check except the WebAuthn one (also used by `StageEpoch`, which
 /// verifies a staged epoch exactly like a deposit).
 pub(crate) struct VerifiedDeposit {
@@ -124,7 +149,7 @@ pub(crate) struct VerifiedDeposit {
     pub(crate) share: Share,
 }
 
-impl Node {
+impl EnrollmentOps<'_> {
     /// Starts a passkey registration for `req.wallet_id` and persists the ceremony.
     pub async fn begin_enrollment(
         &self,
@@ -154,7 +179,7 @@ impl Node {
                 ),
             ));
         }
-        if self.store.ceremony_count()? >= limits.max_pending_ceremonies {
+        if self.db.ceremony_count()? >= limits.max_pending_ceremonies {
             return Err(NodeError::Busy);
         }
         let (ccr, registration) = self
@@ -174,12 +199,15 @@ impl Node {
             },
             customer_sealed: self.seal_customer(&req.wallet_id, name, reference)?,
         };
-        self.store.put_ceremony(&ceremony_id, &record)?;
-        let issued = self.issue_owner_nonce(req.wallet_id.as_str(), OwnerAction::Backup)?;
-        self.store.flush().await?;
+        self.db.put_ceremony(&ceremony_id, &record)?;
+        let issued = self
+            .owner_touch()
+            .issue_owner_nonce(req.wallet_id.as_str(), OwnerAction::Backup)?;
+        self.db.flush().await?;
         let creation_options_json =
             serde_json::to_string(&ccr).map_err(|e| internal("serialise options", e))?;
-        tracing::info!(wallet = %req.wallet_id.log_tag(), ceremony = %ceremony_id, "enrollment begun");
+        tracing::info!(wallet = %req.wallet_id.log_tag(), ceremony = %ceremony_id, "enrollment \
+            begun");
         Ok(EnrollmentChallenge {
             ceremony_id,
             creation_options_json,
@@ -199,7 +227,7 @@ impl Node {
             .hyphenated()
             .to_string();
         let ceremony = self
-            .store
+            .db
             .ceremony(&ceremony_id)?
             .ok_or(NodeError::CeremonyNotFound)?;
         let now = self.now();
@@ -231,7 +259,7 @@ impl Node {
         // 8. The passkey: the one-touch registration over every trustee's nonce and the manifest
         // hash (skipped only for the replay of a completed ceremony, whose passkey is stored).
         let touch = match registration {
-            Some(reg_json) => Some(self.verify_owner_registration(
+            Some(reg_json) => Some(self.owner_touch().verify_owner_registration(
                 wallet_id.as_str(),
                 OwnerAction::Backup,
                 &deposit.manifest_hash.0,
@@ -249,15 +277,15 @@ impl Node {
 
         // A wallet this node is joining through a staged epoch (rotation), or retired from, is not
         // open to enrollment.
-        self.refuse_enrollment_while_joining(&wallet_id)?;
-        self.refuse_enrollment_after_retire(&wallet_id)?;
+        self.epochs().refuse_enrollment_while_joining(&wallet_id)?;
+        self.epochs().refuse_enrollment_after_retire(&wallet_id)?;
 
         // 9. An existing deposit: identical → its receipt; different → conflict.
-        // The existence check is one key lookup: a sled read transaction over the six wallet
+        // The existence check is one key lookup: a read transaction over the six wallet
         // trees costs log writes even when it reads nothing, and most deposits are new. A
         // deposit racing this check is caught inside `commit_enrollment`'s transaction.
-        let existing = if self.store.wallet_exists(wallet_id.as_str())? {
-            self.store.wallet(wallet_id.as_str())?
+        let existing = if self.db.wallet_exists(wallet_id.as_str())? {
+            self.db.wallet(wallet_id.as_str())?
         } else {
             None
         };
@@ -265,11 +293,12 @@ impl Node {
             let receipt = self.same_deposit(&wallet_id, &existing, &deposit)?;
             // Consume the ceremony and the nonce so neither can be used again.
             if let Some(touch) = &touch {
-                self.spend_nonce(touch)?;
+                self.owner_touch().spend_nonce(touch)?;
             }
-            self.store.put_ceremony(&ceremony_id, &completed)?;
-            self.store.flush().await?;
-            tracing::info!(wallet = %wallet_id.log_tag(), "identical deposit retried; returned stored receipt");
+            self.db.put_ceremony(&ceremony_id, &completed)?;
+            self.db.flush().await?;
+            tracing::info!(wallet = %wallet_id.log_tag(), "identical deposit retried; returned \
+                stored receipt");
             return Ok(receipt);
         }
         let Some(touch) = touch else {
@@ -278,7 +307,7 @@ impl Node {
         };
         let passkey_json =
             serde_json::to_vec(&touch.value).map_err(|e| internal("serialise passkey", e))?;
-        self.spend_nonce(&touch)?;
+        self.owner_touch().spend_nonce(&touch)?;
 
         // 10. Seal, sign, store atomically, flush.
         let node_id = self.identity.node_id();
@@ -317,7 +346,7 @@ impl Node {
             receipt,
         };
         let mut events = Vec::new();
-        let receipt = match self.store.commit_enrollment(
+        let receipt = match self.db.commit_enrollment(
             wallet_id.as_str(),
             &record,
             &ceremony_id,
@@ -326,9 +355,7 @@ impl Node {
             CommitOutcome::Stored => {
                 if let Some(sealed) = &completed.customer_sealed {
                     // Flushed with the deposit by `commit` below, before the receipt leaves.
-                    self.customers
-                        .insert(wallet_id.as_str(), sealed.as_slice())
-                        .map_err(crate::storage::StoreError::from)?;
+                    self.db.put_customer(wallet_id.as_str(), sealed)?;
                 }
                 events.push(self.record(
                     now,
@@ -381,7 +408,7 @@ impl Node {
     /// Bank role: the customer identity recorded for `wallet_id`, if any. A record that fails to
     /// open is reported as absent with a warning (it names no secret).
     pub(crate) fn customer(&self, wallet_id: &str) -> Option<at_rest::CustomerIdentity> {
-        let sealed = match self.customers.get(wallet_id) {
+        let sealed = match self.db.customer(wallet_id) {
             Ok(v) => v?,
             Err(e) => {
                 tracing::warn!(error = %e, "customer identity unreadable");
@@ -504,8 +531,12 @@ impl Node {
             epoch: existing.meta.epoch,
             share_index: existing.meta.share_index,
         };
-        let stored = at_rest::open_share(&self.storage_key, &id, &existing.sealed_share).map_err(|_| {
-            tracing::error!(wallet = %wallet_id.log_tag(), "stored share failed its integrity check");
+        let stored = at_rest::open_share(&self.storage_key, &id, &existing.sealed_share);
+        let stored = stored.map_err(|_| {
+            tracing::error!(
+                wallet = %wallet_id.log_tag(),
+                "stored share failed its integrity check"
+            );
             NodeError::StoredShareCorrupt
         })?;
         let same = stored.index() == deposit.share.index()

@@ -1,16 +1,16 @@
-//! The `dlocker.v1.Epochs` gRPC service: thin handlers over [`crate::rotation`]; protobuf becomes
+//! The `dlocker.v1.Epochs` gRPC service: thin handlers over [`crate::epochs`]; protobuf becomes
 //! domain types at the edge (`TryFrom`), errors go through `NodeError`'s one status mapping.
 
-use crate::epoch::EpochAction;
-use crate::erase::DeleteWallet;
-use crate::error::NodeError;
-use crate::node::Node;
-use crate::owner_touch::nonces_from_wire;
-use crate::passkey_change::{ChangePasskey, NewCredential};
-use crate::rotation::{
+use crate::epochs::erase::DeleteWallet;
+use crate::epochs::passkey_change::{ChangePasskey, NewCredential};
+use crate::epochs::state::EpochAction;
+use crate::epochs::{
     AbandonEpoch, CommitEpoch, OwnerAssertion, RetireWallet, StageAuthority, StageEpoch,
     StagedStatus,
 };
+use crate::error::NodeError;
+use crate::node::Node;
+use crate::owner_touch::nonces_from_wire;
 use crate::wallet::WalletId;
 use dlocker_proto::manifest::ManifestHash;
 use dlocker_proto::pb;
@@ -176,7 +176,11 @@ impl Epochs for EpochsService {
         if !matches!(action, EpochAction::Delete | EpochAction::ChangePasskey) {
             manifest_hash("manifest_hash", &r.manifest_hash)?;
         }
-        let c = self.node.begin_epoch_action(&wallet_id, action).await?;
+        let c = self
+            .node
+            .epochs()
+            .begin_epoch_action(&wallet_id, action)
+            .await?;
         let (passkey_json, credential_fingerprint) = match c.passkey {
             Some((json, fp)) => (json, fp.to_vec()),
             None => (String::new(), Vec::new()),
@@ -199,6 +203,7 @@ impl Epochs for EpochsService {
     ) -> Result<Response<pb::StageEpochResponse>, Status> {
         let receipt = self
             .node
+            .epochs()
             .stage_epoch(StageEpoch::try_from(req.into_inner())?)
             .await?;
         Ok(Response::new(pb::StageEpochResponse {
@@ -212,6 +217,7 @@ impl Epochs for EpochsService {
     ) -> Result<Response<pb::CommitEpochResponse>, Status> {
         let receipt = self
             .node
+            .epochs()
             .commit_epoch(CommitEpoch::try_from(req.into_inner())?)
             .await?;
         Ok(Response::new(pb::CommitEpochResponse {
@@ -225,6 +231,7 @@ impl Epochs for EpochsService {
     ) -> Result<Response<pb::AbandonEpochResponse>, Status> {
         let abandoned = self
             .node
+            .epochs()
             .abandon_epoch(AbandonEpoch::try_from(req.into_inner())?)
             .await?;
         Ok(Response::new(pb::AbandonEpochResponse { abandoned }))
@@ -236,6 +243,7 @@ impl Epochs for EpochsService {
     ) -> Result<Response<pb::RetireWalletResponse>, Status> {
         let receipt = self
             .node
+            .epochs()
             .retire_wallet(RetireWallet::try_from(req.into_inner())?)
             .await?;
         Ok(Response::new(pb::RetireWalletResponse {
@@ -249,6 +257,7 @@ impl Epochs for EpochsService {
     ) -> Result<Response<pb::DeleteWalletResponse>, Status> {
         let receipt = self
             .node
+            .epochs()
             .delete_wallet(DeleteWallet::try_from(req.into_inner())?)
             .await?;
         Ok(Response::new(pb::DeleteWalletResponse {
@@ -262,6 +271,7 @@ impl Epochs for EpochsService {
     ) -> Result<Response<pb::ChangePasskeyResponse>, Status> {
         let fp = self
             .node
+            .epochs()
             .change_passkey(ChangePasskey::try_from(req.into_inner())?)
             .await?;
         Ok(Response::new(pb::ChangePasskeyResponse {
@@ -276,6 +286,7 @@ impl Epochs for EpochsService {
         let r = req.into_inner();
         let s = self
             .node
+            .epochs()
             .release_staged_share(&r.session_id, &r.bank_approval_encoded)
             .await?;
         Ok(Response::new(pb::ReleaseShareResponse {
@@ -295,7 +306,10 @@ impl Epochs for EpochsService {
         let nonce = <[u8; NONCE_LEN]>::try_from(r.nonce.as_slice()).map_err(|_| {
             NodeError::invalid("nonce", format!("must be exactly {NONCE_LEN} bytes"))
         })?;
-        let proof = self.node.prove_epoch_share(&wallet_id, &nonce, r.epoch)?;
+        let proof = self
+            .node
+            .epochs()
+            .prove_epoch_share(&wallet_id, &nonce, r.epoch)?;
         Ok(Response::new(pb::ProveShareResponse {
             epoch: proof.epoch,
             share_index: u32::from(proof.share_index),

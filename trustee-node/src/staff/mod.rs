@@ -2,25 +2,24 @@
 //! requests, and hand the SDK the bank approval once the staff policy holds.
 //!
 //! Only registered on a node with role `bank`. Every call but `GetApproval` carries a
-//! `StaffRequest` checked by [`crate::staff_auth::StaffGate`] (key, role, node, freshness,
+//! `StaffRequest` checked by [`crate::staff::auth::StaffGate`] (key, role, node, freshness,
 //! single-use nonce). The bank approval key signs a `BankApproval` only when
 //! `bank.approvals_required` distinct staff members approved the session.
+
+pub mod admin;
+pub mod auth;
+pub mod roster;
+pub mod staff_service;
 
 use crate::config::BankSettings;
 use crate::error::NodeError;
 use crate::node::Node;
-use crate::recovery::{
-    MAX_LISTED_RECOVERIES, MAX_STATEMENT_BYTES, StoredSession, parse_session_key,
-};
-use crate::recovery_session::{Canceller, RecoverySession, SessionError, SessionState};
-use crate::staff_auth::VerifiedStaffRequest;
+use crate::recovery::session::{Canceller, RecoverySession, SessionError, SessionState};
+use crate::recovery::{MAX_LISTED_RECOVERIES, MAX_STATEMENT_BYTES, StoredSession};
+use crate::staff::auth::VerifiedStaffRequest;
 use crate::wallet::WalletId;
-use dlocker_proto::pb;
-use dlocker_proto::pb::staff_server::Staff;
 use dlocker_proto::statement::{BankApproval, BankCancellation, Signed, StaffAction};
 use k256::PublicKey;
-use std::sync::Arc;
-use tonic::{Request, Response, Status};
 
 /// The approval state of a session after `ApproveRecovery`.
 #[derive(Debug, Clone)]
@@ -33,13 +32,32 @@ pub struct ApprovalState {
     pub bank_approval: Option<Vec<u8>>,
 }
 
+/// Staff operations (approvals, cancellations, the roster): a borrowed view of the [`Node`]
+/// context, whose fields and methods read through it.
+#[derive(Clone, Copy)]
+pub struct StaffOps<'a>(&'a Node);
+
+impl std::ops::Deref for StaffOps<'_> {
+    type Target = Node;
+    fn deref(&self) -> &Node {
+        self.0
+    }
+}
+
+impl Node {
+    /// The bank's staff: approvals, cancellations, the roster.
+    pub fn staff(&self) -> StaffOps<'_> {
+        StaffOps(self)
+    }
+}
+
 fn approval_live(bytes: &[u8], now: u64) -> bool {
     Signed::<BankApproval>::decode(bytes)
         .map(|s| now < s.body().expires_at)
         .unwrap_or(false)
 }
 
-impl Node {
+impl StaffOps<'_> {
     fn bank(&self) -> Result<&BankSettings, NodeError> {
         self.config
             .bank
@@ -113,6 +131,7 @@ impl Node {
         // The nonce is spent: make that durable before answering.
         self.commit(Vec::new()).await?;
         let mut out: Vec<RecoverySession> = self
+            .recovery()
             .sessions(usize::MAX)?
             .into_iter()
             .map(|s| s.session)
@@ -133,7 +152,7 @@ impl Node {
             .bank_key
             .as_ref()
             .ok_or_else(|| NodeError::Internal("no bank approval key".into()))?;
-        let mut st: StoredSession = self.load_session(&v.request.target)?;
+        let mut st: StoredSession = self.recovery().load_session(&v.request.target)?;
         // An expired approval's approvers do not carry over: renewing it needs the whole policy
         // again (two new approvals under "four eyes"), not one click.
         if st
@@ -179,7 +198,7 @@ impl Node {
             st.session.bank_approval = Some(approval);
             tracing::info!(session = %st.session.id, approvers = count, "bank approval signed");
         }
-        self.save_session(&st)?;
+        self.recovery().save_session(&st)?;
         self.commit(events).await?;
         Ok(ApprovalState {
             approvers: st.session.approvals.clone(),
@@ -202,13 +221,13 @@ impl Node {
             .bank_key
             .as_ref()
             .ok_or_else(|| NodeError::Internal("no bank approval key".into()))?;
-        let mut st = self.load_session(&v.request.target)?;
+        let mut st = self.recovery().load_session(&v.request.target)?;
         let mut events = Vec::new();
         if !matches!(st.session.state, SessionState::Cancelled { .. }) {
             let by = Canceller::Bank {
                 staff_id: v.staff_id.clone(),
             };
-            events.push(self.cancel_session(&mut st, by, now)?);
+            events.push(self.recovery().cancel_session(&mut st, by, now)?);
         }
         let r = st
             .session
@@ -235,6 +254,7 @@ impl Node {
         let now = self.now();
         // Several sessions may carry this R (a retried open): the approved one, else the newest.
         let mut of_r: Vec<StoredSession> = self
+            .recovery()
             .sessions_for_wallet(wallet_id.as_str())?
             .into_iter()
             .filter(|s| s.session.session_key().as_ref() == Some(r))
@@ -257,141 +277,5 @@ impl Node {
                 required: self.approvals_required(),
             }),
         }
-    }
-}
-
-/// The `Staff` gRPC service (bank role only).
-#[derive(Debug, Clone)]
-pub struct StaffService {
-    node: Arc<Node>,
-}
-
-impl StaffService {
-    /// A service for `node`.
-    pub fn new(node: Arc<Node>) -> Self {
-        Self { node }
-    }
-}
-
-fn pending(
-    node: &Node,
-    s: RecoverySession,
-    required: u32,
-    approved: bool,
-    now: u64,
-) -> pb::PendingRecovery {
-    let customer = node.customer(&s.wallet_id);
-    pb::PendingRecovery {
-        customer_user_name: customer
-            .as_ref()
-            .map(|c| c.user_name.clone())
-            .unwrap_or_default(),
-        customer_reference: customer
-            .and_then(|c| c.customer_reference)
-            .unwrap_or_default(),
-        owner_authenticated: matches!(
-            s.state,
-            SessionState::OwnerAuthenticated { .. } | SessionState::Released { .. }
-        ),
-        expires_at: s.expires_at,
-        state: s.state_name(now).to_owned(),
-        session_key: s
-            .session_key()
-            .map(|k| dlocker_proto::keys::encode_public_key(&k).to_vec())
-            .unwrap_or_default(),
-        session_id: s.id,
-        wallet_id: s.wallet_id,
-        opened_at: s.opened_at,
-        release_not_before: s.release_not_before,
-        approvers: s.approvals,
-        approvals_required: required,
-        approved,
-    }
-}
-
-#[tonic::async_trait]
-impl Staff for StaffService {
-    async fn list_recoveries(
-        &self,
-        req: Request<pb::ListRecoveriesRequest>,
-    ) -> Result<Response<pb::ListRecoveriesResponse>, Status> {
-        let node = &self.node;
-        let sessions = node
-            .staff_list(&req.into_inner().staff_request_encoded)
-            .await?;
-        let now = node.now();
-        let required = node.approvals_required();
-        let recoveries = sessions
-            .into_iter()
-            .map(|s| {
-                let approved = node.approved(&s, now);
-                pending(node, s, required, approved, now)
-            })
-            .collect();
-        Ok(Response::new(pb::ListRecoveriesResponse { recoveries }))
-    }
-
-    async fn approve_recovery(
-        &self,
-        req: Request<pb::ApproveRecoveryRequest>,
-    ) -> Result<Response<pb::ApproveRecoveryResponse>, Status> {
-        let a = self
-            .node
-            .staff_approve(&req.into_inner().staff_request_encoded)
-            .await?;
-        Ok(Response::new(pb::ApproveRecoveryResponse {
-            approvers: a.approvers,
-            approvals_required: a.approvals_required,
-            bank_approval_encoded: a.bank_approval.unwrap_or_default(),
-        }))
-    }
-
-    async fn cancel_recovery(
-        &self,
-        req: Request<pb::StaffCancelRequest>,
-    ) -> Result<Response<pb::StaffCancelResponse>, Status> {
-        let c = self
-            .node
-            .staff_cancel(&req.into_inner().staff_request_encoded)
-            .await?;
-        Ok(Response::new(pb::StaffCancelResponse {
-            bank_cancellation_encoded: c,
-        }))
-    }
-
-    async fn manage_staff(
-        &self,
-        req: Request<pb::ManageStaffRequest>,
-    ) -> Result<Response<pb::StaffRoster>, Status> {
-        let r = self
-            .node
-            .staff_admin(&req.into_inner().staff_admin_request_encoded)
-            .await?;
-        Ok(Response::new(pb::StaffRoster {
-            staff: r
-                .staff
-                .into_iter()
-                .map(|m| pb::StaffMemberInfo {
-                    id: m.id,
-                    public_key: dlocker_proto::keys::encode_public_key(&m.public_key).to_vec(),
-                    roles: m.roles.iter().map(|r| r.name().to_owned()).collect(),
-                })
-                .collect(),
-            approvals_required: r.approvals_required,
-            managed: self.node.roster_is_managed(),
-        }))
-    }
-
-    async fn get_approval(
-        &self,
-        req: Request<pb::GetApprovalRequest>,
-    ) -> Result<Response<pb::GetApprovalResponse>, Status> {
-        let req = req.into_inner();
-        let wallet_id = WalletId::parse(req.wallet_id)?;
-        let r = parse_session_key(&req.session_key)?;
-        let a = self.node.get_approval(&wallet_id, &r)?;
-        Ok(Response::new(pb::GetApprovalResponse {
-            bank_approval_encoded: a,
-        }))
     }
 }

@@ -4,8 +4,8 @@
 //! What is the same as a deposit over gRPC ([`crate::enrollment`]): the share is sealed under the
 //! storage key ([`crate::at_rest`]), the receipt is signed by the identity key, share, manifest,
 //! passkey, blob and receipt are written in the one deposit transaction
-//! ([`crate::storage::Store::commit_enrollment`]), an audit entry and an event are appended, and
-//! the batch is flushed before [`Node::bulk_deposit`] returns.
+//! ([`crate::db::Store::commit_enrollment`]), an audit entry and an event are appended, and
+//! the batch is flushed before [`Self::bulk_deposit`] returns.
 //!
 //! What is skipped, and why it is safe to skip *here*: the passkey ceremony (the caller supplies
 //! a passkey JSON, typically one real registration reused), the share envelope (the caller hands
@@ -13,16 +13,16 @@
 //! split). The function is not reachable from the network: no RPC calls it, and a node has to be
 //! opened in-process from its data directory (while no server runs on it) to use it.
 
+use super::EnrollmentOps;
 use crate::at_rest::{self, ShareRecordId};
+use crate::db::{CeremonyRecord, CeremonyState, CommitOutcome, WalletMeta, WalletRecord};
 use crate::error::NodeError;
-use crate::node::Node;
-use crate::storage::{CeremonyRecord, CeremonyState, CommitOutcome, WalletMeta, WalletRecord};
 use dlocker_proto::manifest::Manifest;
 use dlocker_proto::share::Share;
 use dlocker_proto::statement::{Receipt, Signed};
 
 /// The ceremony id every bulk deposit records (overwritten each time, already expired, swept by
-/// [`Node::bulk_finish`]).
+/// [`Self::bulk_finish`]).
 pub const BULK_CEREMONY_ID: &str = "00000000-0000-0000-0000-00000000b01c";
 
 /// One wallet to load.
@@ -47,7 +47,7 @@ impl std::fmt::Debug for BulkDeposit {
     }
 }
 
-/// What one [`Node::bulk_deposit`] call wrote.
+/// What one [`Self::bulk_deposit`] call wrote.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BulkOutcome {
     /// Wallets newly stored.
@@ -59,7 +59,7 @@ pub struct BulkOutcome {
     pub record_bytes: u64,
 }
 
-impl Node {
+impl EnrollmentOps<'_> {
     /// Stores `deposits` through the deposit transaction, one transaction per wallet, then
     /// flushes once. See the module docs for what is and is not checked.
     pub async fn bulk_deposit(&self, deposits: Vec<BulkDeposit>) -> Result<BulkOutcome, NodeError> {
@@ -132,7 +132,7 @@ impl Node {
                 + record.blob.len()
                 + record.receipt.len();
             match self
-                .store
+                .db
                 .commit_enrollment(&wallet_id, &record, BULK_CEREMONY_ID, &ceremony)?
             {
                 CommitOutcome::Stored => {
@@ -149,14 +149,14 @@ impl Node {
                 CommitOutcome::AlreadyPresent(_) => out.already_present += 1,
             }
         }
-        self.store.flush().await?;
+        self.db.flush().await?;
         Ok(out)
     }
 
     /// Sweeps the bulk loader's expired ceremony record and flushes.
     pub async fn bulk_finish(&self) -> Result<(), NodeError> {
-        self.store.remove_expired_ceremonies(self.now())?;
-        self.store.flush().await?;
+        self.db.remove_expired_ceremonies(self.now())?;
+        self.db.flush().await?;
         Ok(())
     }
 }
@@ -165,8 +165,8 @@ impl Node {
 mod tests {
     use super::*;
     use crate::config::Role;
+    use crate::enrollment::trustee_service::tests::Backup;
     use crate::init::{InitOptions, init_node};
-    use crate::service::tests::Backup;
     use crate::wallet::WalletId;
     use dlocker_proto::schnorr::{PossessionProof, ProofContext};
     use k256::SecretKey;
@@ -199,21 +199,29 @@ mod tests {
                 })
                 .collect()
         };
-        let out = node.bulk_deposit(deposits(&backups)).await.expect("bulk");
+        let out = node
+            .enrollment()
+            .bulk_deposit(deposits(&backups))
+            .await
+            .expect("bulk");
         assert_eq!((out.stored, out.already_present), (3, 0));
         assert!(out.record_bytes > 0);
         // Loading again writes nothing.
-        let again = node.bulk_deposit(deposits(&backups)).await.expect("bulk");
+        let again = node
+            .enrollment()
+            .bulk_deposit(deposits(&backups))
+            .await
+            .expect("bulk");
         assert_eq!((again.stored, again.already_present), (0, 3));
-        node.bulk_finish().await.expect("finish");
-        assert_eq!(node.store().ceremony_count().expect("count"), 0);
+        node.enrollment().bulk_finish().await.expect("finish");
+        assert_eq!(node.db().ceremony_count().expect("count"), 0);
 
         for b in &backups {
             let id = WalletId::parse(b.manifest.wallet_id().to_owned()).expect("id");
-            let st = node.backup_status(&id).expect("status");
+            let st = node.enrollment().backup_status(&id).expect("status");
             assert_eq!(st.manifest_hash, b.manifest.hash().0);
             let nonce = [5u8; 32];
-            let proof = node.prove_share(&id, &nonce).expect("prove");
+            let proof = node.enrollment().prove_share(&id, &nonce).expect("prove");
             let ctx = ProofContext {
                 wallet_id: id.as_str(),
                 epoch: 1,
@@ -231,7 +239,8 @@ mod tests {
         let stranger = SecretKey::generate_from_rng(&mut rand::rng()).public_key();
         let other = Backup::new("bulk-other", stranger);
         assert!(matches!(
-            node.bulk_deposit(deposits(std::slice::from_ref(&other)))
+            node.enrollment()
+                .bulk_deposit(deposits(std::slice::from_ref(&other)))
                 .await,
             Err(NodeError::NotATrustee)
         ));

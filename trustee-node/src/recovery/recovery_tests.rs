@@ -2,14 +2,14 @@
 //! passkey (test only), staff keys signing requests.
 
 use crate::config::{NodeConfig, Role};
+use crate::db::Database;
+use crate::enrollment::trustee_service::tests::{Backup, begin};
 use crate::init::{InitOptions, StaffSpec, init_node};
 use crate::keys::{FileKeyProvider, KeyProvider as _};
 use crate::node::{Clock, Node};
 use crate::owner_touch_tests as touch;
 use crate::server::{RunningNode, spawn, spawn_on};
-use crate::service::tests::{Backup, begin};
-use crate::staff_auth::StaffRole;
-use crate::storage::SledStore;
+use crate::staff::auth::StaffRole;
 use dlocker_proto::audit::verify_chain;
 use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
 use dlocker_proto::keys::{decode_public_key, encode_public_key, public_key_hex};
@@ -92,7 +92,7 @@ impl Harness {
         init_bank(dir, &alice, &bob, approvals);
         let config = NodeConfig::load(dir).expect("config");
         let clock = Arc::new(ManualClock(AtomicU64::new(T0)));
-        let store = Arc::new(SledStore::open(&config.db_path()).expect("db"));
+        let store = Database::open(&config.db_path()).expect("db");
         let keys = FileKeyProvider::new(dir);
         let bank_key = keys.bank_approval_key().expect("bank key").signing_key();
         let node = Node::new(config, &keys, store, clock.clone()).expect("node");

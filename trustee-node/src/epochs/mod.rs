@@ -1,17 +1,14 @@
 //! Epochs at a trustee: stage a successor epoch, commit it, abandon it, retire from a wallet.
 //!
-//! The state machine is [`crate::epoch::EpochState`]; this module persists it and moves the data.
+//! The state machine is [`crate::epochs::state::EpochState`]; this module persists it and moves the
+//! data.
 //!
-//! Storage (sled trees beside the enrollment trees of [`crate::storage`]):
-//!
-//! | tree | key | value |
-//! |---|---|---|
-//! | [`EPOCHS_TREE`] | wallet id | [`EpochState`] as JSON (absent = enrolled and never rotated, or unknown) |
-//! | [`STAGED_TREE`] | wallet id | the staged epoch's record: share sealed at rest, manifest, blob, stage receipt, and for a joining node its passkey (codec-encoded) |
-//! | [`RETIRED_TREE`] | the audit log's wallet tag (an HMAC, not the wallet id) | the `RetireReceipt` issued, so a retried retire gets the same answer |
+//! Storage: the epoch tables of [`crate::db`] ([`EPOCHS_TREE`]: the state, [`STAGED_TREE`]: the
+//! staged epoch's record, [`RETIRED_TREE`]: the `RetireReceipt` issued, so a retried retire gets
+//! the same answer).
 //!
 //! The active epoch always lives in the enrollment trees, so recovery and proofs read one place.
-//! Every change is ONE sled transaction over all trees it touches: a commit moves the staged
+//! Every change is ONE [`crate::db::Batch`] over all tables it touches: a commit moves the staged
 //! share, manifest, blob (and, for a joining node, passkey) into the enrollment trees — the
 //! previous epoch's sealed share is overwritten in that same transaction, never left behind —
 //! removes the staged record and writes the new state. Then the audit entry and event are
@@ -39,188 +36,39 @@
 //!   lost in the middle of a rotation still recovers.
 //! - Serialised with recovery by `Node::recovery_lock`.
 
+pub mod epochs_service;
+pub mod erase;
+pub mod passkey_change;
+pub mod state;
+
 use crate::at_rest::{self, ShareRecordId};
+use crate::db::{Applied, Batch, PASSKEYS_TREE, StagedRecord, StoreError, WalletMeta};
 use crate::enrollment::FinishEnrollment;
-use crate::epoch::{ActiveEpoch, EpochAction, EpochError, EpochState, StagedEpoch};
+use crate::epochs::state::{ActiveEpoch, EpochAction, EpochError, EpochState, StagedEpoch};
 use crate::error::NodeError;
 use crate::node::Node;
 use crate::owner_touch::passkey_fingerprint;
-use crate::recovery::{MAX_STATEMENT_BYTES, SESSION_INDEX_TREE, SESSIONS_TREE};
-use crate::storage::{
-    BLOBS_TREE, MANIFESTS_TREE, PASSKEYS_TREE, RECEIPTS_TREE, SHARES_TREE, StoreError,
-    WALLETS_TREE, WalletMeta, wallet_key,
-};
+use crate::recovery::MAX_STATEMENT_BYTES;
+use crate::recovery::release::{Release, ShareSource, StoredShare, release_share};
 use crate::wallet::WalletId;
-use dlocker_proto::codec::{Reader, Writer};
-use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
 use dlocker_proto::manifest::{Manifest, ManifestHash};
 use dlocker_proto::owner_challenge::{OwnerAction, TrusteeNonce};
 use dlocker_proto::schnorr::{NONCE_LEN, PossessionProof, ProofContext};
 use dlocker_proto::statement::{
-    CommitReceipt, CredentialAttestation, Receipt, RetireReceipt, ShareRelease, Signed,
-    StageReceipt, StatementBody, peek_kind,
+    CommitReceipt, CredentialAttestation, Receipt, RetireReceipt, Signed, StageReceipt,
+    StatementBody, peek_kind,
 };
-use serde::Serialize;
-use sha2::{Digest, Sha256};
-use sled::Transactional as _;
-use sled::transaction::{ConflictableTransactionError, TransactionError};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 use webauthn_rs::prelude::Passkey;
 
-/// Wallet id → [`EpochState`] (JSON).
-pub const EPOCHS_TREE: &str = "epochs";
-/// Wallet id → the staged epoch's record.
-pub const STAGED_TREE: &str = "epoch_staged";
-/// Wallet tag (HMAC) → the `RetireReceipt` of a wallet this node left.
-pub const RETIRED_TREE: &str = "epoch_retired";
+pub use crate::db::{EPOCHS_TREE, RETIRED_TREE, STAGED_TREE};
 
 /// Most statements accepted as quorum evidence in one request.
 pub const MAX_QUORUM_STATEMENTS: usize = dlocker_proto::MAX_TRUSTEES * 2;
 /// Largest `Passkey` JSON a joining trustee accepts (a real one is under 1 KiB).
 pub const MAX_PASSKEY_JSON_BYTES: usize = 8 * 1024;
-
-const STAGED_RECORD_VERSION: u8 = 1;
-/// Bounds when decoding a stored staged record (it was bounded on the way in).
-const MAX_STORED_BLOB: usize = 64 * 1024 * 1024;
-const MAX_STORED_PASSKEY: usize = 256 * 1024;
-
-/// The trees one epoch transaction may touch, by position in [`EpochTrees`].
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum T {
-    Epochs,
-    Staged,
-    Wallets,
-    Shares,
-    Manifests,
-    Passkeys,
-    Blobs,
-    Receipts,
-    SessionIndex,
-    Sessions,
-    Retired,
-    OwnerNonces,
-    Ceremonies,
-    Customers,
-}
-
-const TREE_NAMES: [&str; 14] = [
-    EPOCHS_TREE,
-    STAGED_TREE,
-    WALLETS_TREE,
-    SHARES_TREE,
-    MANIFESTS_TREE,
-    PASSKEYS_TREE,
-    BLOBS_TREE,
-    RECEIPTS_TREE,
-    SESSION_INDEX_TREE,
-    SESSIONS_TREE,
-    RETIRED_TREE,
-    crate::owner_touch::OWNER_NONCES_TREE,
-    crate::storage::CEREMONIES_TREE,
-    crate::node::CUSTOMERS_TREE,
-];
-
-/// Handles on every tree epoch transitions touch (the enrollment and recovery trees included).
-#[derive(Clone)]
-pub struct EpochTrees {
-    trees: Vec<sled::Tree>,
-}
-
-impl std::fmt::Debug for EpochTrees {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EpochTrees").finish_non_exhaustive()
-    }
-}
-
-impl EpochTrees {
-    /// Opens (creating) the trees in `db`.
-    pub fn open(db: &sled::Db) -> Result<Self, StoreError> {
-        let trees = TREE_NAMES
-            .iter()
-            .map(|n| db.open_tree(n))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self { trees })
-    }
-
-    pub(crate) fn t(&self, t: T) -> &sled::Tree {
-        &self.trees[t as usize]
-    }
-}
-
-/// One atomic change: puts and removes over the epoch trees, optionally requiring that the
-/// wallet is not enrolled (a joining node must not overwrite a deposit that raced it).
-#[derive(Default)]
-pub(crate) struct Plan {
-    ops: Vec<(T, Vec<u8>, Option<Vec<u8>>)>,
-    require_not_enrolled: Option<Vec<u8>>,
-}
-
-impl Plan {
-    pub(crate) fn put(&mut self, t: T, key: &[u8], value: Vec<u8>) {
-        self.ops.push((t, key.to_vec(), Some(value)));
-    }
-    pub(crate) fn remove(&mut self, t: T, key: &[u8]) {
-        self.ops.push((t, key.to_vec(), None));
-    }
-}
-
-/// The staged epoch's data, as stored.
-#[derive(Clone)]
-struct StagedRecord {
-    sealed_share: Vec<u8>,
-    manifest: Vec<u8>,
-    blob: Vec<u8>,
-    stage_receipt: Vec<u8>,
-    /// A joining node's passkey (JSON); `None` when the wallet's active passkey applies.
-    passkey_json: Option<Vec<u8>>,
-}
-
-impl StagedRecord {
-    fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::new();
-        w.u8(STAGED_RECORD_VERSION)
-            .bytes(&self.sealed_share)
-            .bytes(&self.manifest)
-            .bytes(&self.blob)
-            .bytes(&self.stage_receipt);
-        match &self.passkey_json {
-            None => w.u8(0),
-            Some(p) => w.u8(1).bytes(p),
-        };
-        w.finish()
-    }
-
-    fn decode(bytes: &[u8]) -> Result<Self, NodeError> {
-        let bad = |e: dlocker_proto::DecodeError| corrupt(STAGED_TREE, e);
-        let mut r = Reader::new(bytes);
-        if r.u8().map_err(bad)? != STAGED_RECORD_VERSION {
-            return Err(corrupt(STAGED_TREE, "record version"));
-        }
-        let sealed_share = r.bytes("sealed share", 256).map_err(bad)?.to_vec();
-        let manifest = r.bytes("manifest", 64 * 1024).map_err(bad)?.to_vec();
-        let blob = r.bytes("blob", MAX_STORED_BLOB).map_err(bad)?.to_vec();
-        let stage_receipt = r.bytes("stage receipt", 16 * 1024).map_err(bad)?.to_vec();
-        let passkey_json = match r.u8().map_err(bad)? {
-            0 => None,
-            1 => Some(
-                r.bytes("passkey", MAX_STORED_PASSKEY)
-                    .map_err(bad)?
-                    .to_vec(),
-            ),
-            _ => return Err(corrupt(STAGED_TREE, "passkey flag")),
-        };
-        r.finish().map_err(bad)?;
-        Ok(Self {
-            sealed_share,
-            manifest,
-            blob,
-            stage_receipt,
-            passkey_json,
-        })
-    }
-}
 
 /// The owner's one-touch assertion for an epoch action.
 #[derive(Clone)]
@@ -393,10 +241,6 @@ pub(crate) fn hash_from_hex(tree: &'static str, h: &str) -> Result<ManifestHash,
     Ok(ManifestHash(b))
 }
 
-fn to_json<T: Serialize>(tree: &'static str, v: &T) -> Result<Vec<u8>, NodeError> {
-    serde_json::to_vec(v).map_err(|e| corrupt(tree, e))
-}
-
 fn short(h: &str) -> &str {
     h.get(..12).unwrap_or(h)
 }
@@ -510,6 +354,25 @@ struct Joining<'a> {
 pub const MAX_ATTESTATION_AGE_SECS: u64 = 3600;
 const MAX_ATTESTATION_SKEW_SECS: u64 = 300;
 
+/// Epoch operations (stage, commit, abandon, retire, delete, passkey change): a borrowed view
+/// of the [`Node`] context, whose fields and methods read through it.
+#[derive(Clone, Copy)]
+pub struct EpochOps<'a>(&'a Node);
+
+impl std::ops::Deref for EpochOps<'_> {
+    type Target = Node;
+    fn deref(&self) -> &Node {
+        self.0
+    }
+}
+
+impl Node {
+    /// Epochs: stage, commit, abandon, retire, delete, passkey change.
+    pub fn epochs(&self) -> EpochOps<'_> {
+        EpochOps(self)
+    }
+}
+
 /// At least one of `attestations` is signed by a `known` trustee and says it holds the epoch
 /// `manifest` succeeds (number and hash) of the same wallet, with the credential `fingerprint`,
 /// recently. The reason the closest one fails otherwise.
@@ -528,7 +391,8 @@ fn check_attestations(
     }
     if attestations.is_empty() {
         return Err(refuse(
-            "no credential attestation was sent (BeginEpochAction STAGE at a trustee holding the wallet returns one)",
+            "no credential attestation was sent (BeginEpochAction STAGE at a trustee holding the \
+                wallet returns one)",
         ));
     }
     let previous = manifest.previous().ok_or(EpochError::NoPrevious)?;
@@ -557,70 +421,29 @@ fn check_attestations(
     Err(refuse(why))
 }
 
-impl Node {
-    pub(crate) fn et(&self) -> &EpochTrees {
-        &self.epoch_trees
-    }
-
-    pub(crate) fn apply(&self, plan: Plan) -> Result<(), NodeError> {
-        let trees: Vec<&sled::Tree> = self.et().trees.iter().collect();
-        trees
-            .as_slice()
-            .transaction(|tx| {
-                if let Some(key) = &plan.require_not_enrolled
-                    && tx[T::Wallets as usize].get(key)?.is_some()
-                {
-                    return Err(ConflictableTransactionError::Abort(()));
-                }
-                for (t, key, value) in &plan.ops {
-                    let tree = &tx[*t as usize];
-                    match value {
-                        Some(v) => {
-                            tree.insert(key.as_slice(), v.as_slice())?;
-                        }
-                        None => {
-                            tree.remove(key.as_slice())?;
-                        }
-                    }
-                }
-                Ok(())
-            })
-            .map_err(|e: TransactionError<()>| match e {
-                TransactionError::Abort(()) => NodeError::Conflict,
-                TransactionError::Storage(e) => NodeError::Storage(StoreError::Db(e)),
-            })
+impl EpochOps<'_> {
+    /// Applies `batch`; a failed precondition (a deposit raced a joining node) is a conflict.
+    pub(crate) fn apply(&self, batch: &Batch) -> Result<(), NodeError> {
+        match self.db.apply(batch)? {
+            Applied::Done => Ok(()),
+            Applied::PreconditionFailed => Err(NodeError::Conflict),
+        }
     }
 
     /// The wallet's epoch state: persisted, or derived from an enrolled, never rotated wallet.
     pub fn epoch_state(&self, wallet_id: &str) -> Result<Option<EpochState>, NodeError> {
-        let key = wallet_key(wallet_id);
-        if let Some(v) = self.et().t(T::Epochs).get(key).map_err(StoreError::from)? {
-            return serde_json::from_slice(&v)
-                .map(Some)
-                .map_err(|e| corrupt(EPOCHS_TREE, e));
+        if let Some(s) = self.db.epoch_state(wallet_id)? {
+            return Ok(Some(s));
         }
-        match self.et().t(T::Wallets).get(key).map_err(StoreError::from)? {
-            Some(v) => {
-                let meta: WalletMeta =
-                    serde_json::from_slice(&v).map_err(|e| corrupt(WALLETS_TREE, e))?;
-                Ok(Some(EpochState::active_from_meta(
-                    meta.epoch,
-                    &meta.manifest_hash,
-                    meta.share_index,
-                )))
-            }
-            None => Ok(None),
-        }
+        Ok(self.db.wallet_meta(wallet_id)?.map(|meta: WalletMeta| {
+            EpochState::active_from_meta(meta.epoch, &meta.manifest_hash, meta.share_index)
+        }))
     }
 
     fn staged_record(&self, wallet_id: &str) -> Result<StagedRecord, NodeError> {
-        let v = self
-            .et()
-            .t(T::Staged)
-            .get(wallet_key(wallet_id))
-            .map_err(StoreError::from)?
-            .ok_or_else(|| corrupt(STAGED_TREE, "staged epoch without its record"))?;
-        StagedRecord::decode(&v)
+        self.db
+            .staged(wallet_id)?
+            .ok_or_else(|| corrupt(STAGED_TREE, "staged epoch without its record"))
     }
 
     /// Drops the wallet's staged epoch if it expired; returns the state after that.
@@ -634,14 +457,13 @@ impl Node {
         };
         let (after, expired) = state.expire(now);
         if let Some(x) = expired {
-            let key = wallet_key(wallet_id);
-            let mut plan = Plan::default();
-            plan.remove(T::Staged, key);
+            let mut batch = Batch::default();
+            batch.remove_staged(wallet_id);
             match &after {
-                Some(s) => plan.put(T::Epochs, key, to_json(EPOCHS_TREE, s)?),
-                None => plan.remove(T::Epochs, key),
+                Some(s) => batch.put_epoch_state(wallet_id, s)?,
+                None => batch.remove_epoch_state(wallet_id),
             }
-            self.apply(plan)?;
+            self.apply(&batch)?;
             let ev = self.record(
                 now,
                 "epoch_expired",
@@ -662,6 +484,7 @@ impl Node {
         // Only a session the owner authenticated blocks a rotation: a stranger's open session
         // must not hold the owner's wallet hostage.
         if self
+            .recovery()
             .sessions_for_wallet(wallet_id)?
             .iter()
             .any(|s| s.session.blocks_rotation(now))
@@ -679,12 +502,7 @@ impl Node {
         wallet_id: &WalletId,
     ) -> Result<(), NodeError> {
         let tag = self.audit.wallet_tag(wallet_id.as_str());
-        if self
-            .et()
-            .t(T::Retired)
-            .contains_key(tag.as_bytes())
-            .map_err(StoreError::from)?
-        {
+        if self.db.retired(&tag)?.is_some() {
             return Err(EpochError::RetiredHere.into());
         }
         Ok(())
@@ -713,12 +531,9 @@ impl Node {
                 .passkey_json
                 .ok_or_else(|| corrupt(STAGED_TREE, "joining node without a passkey"))?,
             _ => self
-                .et()
-                .t(T::Passkeys)
-                .get(wallet_key(wallet_id))
-                .map_err(StoreError::from)?
-                .ok_or_else(|| corrupt(PASSKEYS_TREE, "enrolled wallet without a passkey"))?
-                .to_vec(),
+                .db
+                .passkey_json(wallet_id)?
+                .ok_or_else(|| corrupt(PASSKEYS_TREE, "enrolled wallet without a passkey"))?,
         };
         serde_json::from_slice(&json).map_err(|e| corrupt(PASSKEYS_TREE, e))
     }
@@ -787,8 +602,10 @@ impl Node {
         // Anyone may ask for a nonce: its flush must not hold up every wallet's rotations and
         // recoveries while the disk syncs (the nonce is written first, acknowledged after).
         drop(guard);
-        let issued = self.issue_owner_nonce(wallet, owner_action(action))?;
-        self.store.flush().await?;
+        let issued = self
+            .owner_touch()
+            .issue_owner_nonce(wallet, owner_action(action))?;
+        self.db.flush().await?;
         Ok(EpochChallengeIssued {
             challenge_id: hex::encode(issued.nonce),
             request_options_json,
@@ -801,7 +618,8 @@ impl Node {
     }
 
     /// Verifies the owner's one-touch assertion for `action` over `authorized` against the
-    /// wallet's `passkey` (see [`Node::owner_passkey`]), and spends this node's nonce. Returns the passkey to store back
+    /// wallet's `passkey` (see [`Self::owner_passkey`]), and spends this node's nonce. Returns the
+    /// passkey to store back
     /// when its counter changed.
     pub(crate) fn verify_owner(
         &self,
@@ -814,7 +632,7 @@ impl Node {
         let owner = owner.ok_or(EpochError::OwnerAssertionRequired {
             action: action.name(),
         })?;
-        let touch = self.verify_owner_assertion(
+        let touch = self.owner_touch().verify_owner_assertion(
             wallet_id,
             owner_action(action),
             authorized,
@@ -822,7 +640,7 @@ impl Node {
             &owner.assertion_json,
             passkey,
         )?;
-        self.spend_nonce(&touch)?;
+        self.owner_touch().spend_nonce(&touch)?;
         touch
             .value
             .map(|p| serde_json::to_vec(&p).map_err(|e| internal("serialise passkey", e)))
@@ -867,7 +685,7 @@ impl Node {
         )?;
         let authorized =
             dlocker_proto::owner_challenge::stage_authorized(&manifest_hash.0, &fingerprint);
-        let touch = self.verify_owner_assertion(
+        let touch = self.owner_touch().verify_owner_assertion(
             wallet_id,
             OwnerAction::Stage,
             &authorized,
@@ -875,7 +693,7 @@ impl Node {
             &owner.assertion_json,
             &passkey,
         )?;
-        self.spend_nonce(&touch)?;
+        self.owner_touch().spend_nonce(&touch)?;
         let stored = touch.value.unwrap_or(passkey);
         serde_json::to_vec(&stored).map_err(|e| internal("serialise passkey", e))
     }
@@ -934,19 +752,18 @@ impl Node {
             blob: req.blob,
             nonces: Vec::new(),
         };
-        self.check_sizes(&as_deposit)?;
+        self.enrollment().check_sizes(&as_deposit)?;
         let manifest = Manifest::decode(&as_deposit.manifest).map_err(NodeError::BadManifest)?;
         let wallet_id = WalletId::parse(manifest.wallet_id().to_owned())?;
         let wallet = wallet_id.as_str();
-        let key = wallet_key(wallet);
 
         let _guard = self.recovery_lock.lock().await;
         let now = self.now();
         let current = self.expire_if_due(wallet, now).await?;
         self.refuse_during_recovery(wallet, now)?;
         // Exactly the deposit checks: membership, blob hash, envelope, commitments.
-        let deposit = self.verify_deposit(&wallet_id, &as_deposit)?;
-        let index = self.share_index_in(&deposit.manifest)?;
+        let deposit = self.enrollment().verify_deposit(&wallet_id, &as_deposit)?;
+        let index = self.enrollment().share_index_in(&deposit.manifest)?;
         let previous = *deposit.manifest.previous().ok_or(EpochError::NoPrevious)?;
         let hash_hex = hex::encode(deposit.manifest_hash.0);
         let epoch = deposit.manifest.epoch();
@@ -963,7 +780,7 @@ impl Node {
             },
         )?;
 
-        let mut plan = Plan::default();
+        let mut batch = Batch::default();
         let existing = if refreshed {
             Some(self.staged_record(wallet)?)
         } else {
@@ -991,7 +808,7 @@ impl Node {
                     &deposit.manifest_hash,
                     now,
                 )?);
-                plan.require_not_enrolled = Some(key.to_vec());
+                batch.require_not_enrolled(wallet);
             }
             (
                 Some(EpochState::Joining { .. }),
@@ -1041,7 +858,7 @@ impl Node {
                 if let Some(p) = updated {
                     match state {
                         EpochState::Joining { .. } => staged_passkey = Some(p),
-                        _ => plan.put(T::Passkeys, key, p),
+                        _ => batch.put_passkey_json(wallet, p),
                     }
                 }
             }
@@ -1087,9 +904,9 @@ impl Node {
             stage_receipt: receipt.clone(),
             passkey_json: staged_passkey,
         };
-        plan.put(T::Staged, key, record.encode());
-        plan.put(T::Epochs, key, to_json(EPOCHS_TREE, &next)?);
-        self.apply(plan)?;
+        batch.put_staged(wallet, &record);
+        batch.put_epoch_state(wallet, &next)?;
+        self.apply(&batch)?;
         let beside = match next.active() {
             Some(a) => format!("beside active epoch {}", a.epoch),
             None => "joining the wallet".to_owned(),
@@ -1111,7 +928,13 @@ impl Node {
             ),
         )?;
         self.commit(vec![ev]).await?;
-        tracing::info!(wallet = %wallet_id.log_tag(), epoch, share_index = index, refreshed, "epoch staged");
+        tracing::info!(
+            wallet = %wallet_id.log_tag(),
+            epoch,
+            share_index = index,
+            refreshed,
+            "epoch staged"
+        );
         Ok(receipt)
     }
 
@@ -1141,7 +964,6 @@ impl Node {
     pub async fn commit_epoch(&self, req: CommitEpoch) -> Result<Vec<u8>, NodeError> {
         check_statements("quorum_encoded", &req.quorum)?;
         let wallet = req.wallet_id.as_str();
-        let key = wallet_key(wallet);
         let hash_hex = hex::encode(req.manifest_hash.0);
         let _guard = self.recovery_lock.lock().await;
         let now = self.now();
@@ -1201,25 +1023,25 @@ impl Node {
             enrolled_at: now,
             blob_size: record.blob.len() as u64,
         };
-        let mut plan = Plan::default();
-        plan.put(T::Wallets, key, to_json(WALLETS_TREE, &meta)?);
+        let mut batch = Batch::default();
+        batch.put_wallet_meta(wallet, &meta)?;
         // Overwrites the previous epoch's sealed share: erased in this very transaction.
-        plan.put(T::Shares, key, record.sealed_share.clone());
-        plan.put(T::Manifests, key, record.manifest.clone());
-        plan.put(T::Blobs, key, record.blob.clone());
-        plan.put(T::Receipts, key, receipt);
+        batch.put_sealed_share(wallet, record.sealed_share.clone());
+        batch.put_manifest(wallet, record.manifest.clone());
+        batch.put_blob(wallet, record.blob.clone());
+        batch.put_receipt(wallet, receipt);
         if joining {
             let passkey = updated
                 .or(record.passkey_json.clone())
                 .ok_or_else(|| corrupt(STAGED_TREE, "joining node without a passkey"))?;
-            plan.put(T::Passkeys, key, passkey);
-            plan.require_not_enrolled = Some(key.to_vec());
+            batch.put_passkey_json(wallet, passkey);
+            batch.require_not_enrolled(wallet);
         } else if let Some(p) = updated {
-            plan.put(T::Passkeys, key, p);
+            batch.put_passkey_json(wallet, p);
         }
-        plan.remove(T::Staged, key);
-        plan.put(T::Epochs, key, to_json(EPOCHS_TREE, &next)?);
-        self.apply(plan)?;
+        batch.remove_staged(wallet);
+        batch.put_epoch_state(wallet, &next)?;
+        self.apply(&batch)?;
         let detail = match &erased {
             Some(e) => format!(
                 "epoch {} active (share index {}, manifest {}); the share of epoch {} is erased",
@@ -1245,7 +1067,6 @@ impl Node {
     /// that hash any more (abandoned or expired already).
     pub async fn abandon_epoch(&self, req: AbandonEpoch) -> Result<bool, NodeError> {
         let wallet = req.wallet_id.as_str();
-        let key = wallet_key(wallet);
         let hash_hex = hex::encode(req.manifest_hash.0);
         let _guard = self.recovery_lock.lock().await;
         let now = self.now();
@@ -1265,18 +1086,18 @@ impl Node {
             &req.manifest_hash.0,
             &self.owner_passkey(wallet, &state)?,
         )?;
-        let mut plan = Plan::default();
-        plan.remove(T::Staged, key);
+        let mut batch = Batch::default();
+        batch.remove_staged(wallet);
         match &next {
             Some(s) => {
-                plan.put(T::Epochs, key, to_json(EPOCHS_TREE, s)?);
+                batch.put_epoch_state(wallet, s)?;
                 if let Some(p) = updated {
-                    plan.put(T::Passkeys, key, p);
+                    batch.put_passkey_json(wallet, p);
                 }
             }
-            None => plan.remove(T::Epochs, key),
+            None => batch.remove_epoch_state(wallet),
         }
-        self.apply(plan)?;
+        self.apply(&batch)?;
         let epoch = state.staged().map(|s| s.epoch).unwrap_or_default();
         let ev = self.record(
             now,
@@ -1306,21 +1127,16 @@ impl Node {
         }
         let successor_hash = successor.hash();
         let successor_hex = hex::encode(successor_hash.0);
-        let key = wallet_key(wallet);
         let tag = self.audit.wallet_tag(wallet);
         let _guard = self.recovery_lock.lock().await;
         let now = self.now();
         let Some(state) = self.expire_if_due(wallet, now).await? else {
             // Retired already (a retry whose answer was lost): the same receipt.
-            if let Some(r) = self
-                .et()
-                .t(T::Retired)
-                .get(tag.as_bytes())
-                .map_err(StoreError::from)?
+            if let Some(r) = self.db.retired(&tag)?
                 && Signed::<RetireReceipt>::decode(&r)
                     .is_ok_and(|s| s.body().successor_manifest_hash == successor_hash)
             {
-                return Ok(r.to_vec());
+                return Ok(r);
             }
             return Err(NodeError::WalletNotFound);
         };
@@ -1364,38 +1180,22 @@ impl Node {
             &self.identity.signing_key(),
         )
         .encode();
-        let mut plan = Plan::default();
-        for t in [
-            T::Wallets,
-            T::Shares,
-            T::Manifests,
-            T::Passkeys,
-            T::Blobs,
-            T::Receipts,
-            T::Epochs,
-            T::Staged,
-        ] {
-            plan.remove(t, key);
-        }
+        let mut batch = Batch::default();
+        batch.remove_wallet_data(wallet);
         // Every session of the wallet, finished ones too, names it.
-        for item in self
-            .et()
-            .t(T::SessionIndex)
-            .scan_prefix(crate::recovery::session_index_prefix(wallet))
-        {
-            let (k, id) = item.map_err(StoreError::from)?;
-            plan.remove(T::SessionIndex, &k);
-            plan.remove(T::Sessions, &id);
+        for id in self.db.session_ids_of_wallet(wallet)? {
+            batch.remove_session(wallet, &id);
         }
-        plan.put(T::Retired, tag.as_bytes(), receipt.clone());
-        self.apply(plan)?;
+        batch.put_retired(&tag, receipt.clone());
+        self.apply(&batch)?;
         let ev = self.record(
             now,
             "wallet_retired",
             wallet,
             "",
             &format!(
-                "left the wallet: epoch {} erased (share, manifest, passkey, blob); successor manifest {}",
+                "left the wallet: epoch {} erased (share, manifest, passkey, blob); successor \
+                    manifest {}",
                 active.epoch,
                 short(&successor_hex)
             ),
@@ -1403,7 +1203,8 @@ impl Node {
         // The wallet's earlier events stop being served here (its retirement event stays).
         self.events.forget_wallet(wallet, ev.seq)?;
         self.commit(vec![ev]).await?;
-        tracing::info!(wallet = %req.wallet_id.log_tag(), epoch = active.epoch, "retired from the wallet");
+        tracing::info!(wallet = %req.wallet_id.log_tag(), epoch = active.epoch, "retired from the \
+            wallet");
         Ok(receipt)
     }
 
@@ -1457,7 +1258,7 @@ impl Node {
         }
         let _guard = self.recovery_lock.lock().await;
         let now = self.now();
-        let mut st = self.load_session(session_id)?;
+        let mut st = self.recovery().load_session(session_id)?;
         let wallet = st.session.wallet_id.clone();
         let state = self
             .expire_if_due(&wallet, now)
@@ -1472,49 +1273,22 @@ impl Node {
         let token =
             st.session
                 .authorize_release(bank_approval, &self.bank_keys, now, staged.epoch)?;
-        let r = st
-            .session
-            .session_key()
-            .ok_or_else(|| corrupt(SESSIONS_TREE, "session key"))?;
         let record = self.staged_record(&wallet)?;
-        let id = ShareRecordId {
-            node_id: self.identity.node_id(),
-            wallet_id: &wallet,
-            epoch: staged.epoch,
-            share_index: staged.share_index,
-        };
-        let share =
-            at_rest::open_share(&self.storage_key, &id, &record.sealed_share).map_err(|_| {
-                tracing::error!(session = %session_id, "staged share failed its integrity check");
-                NodeError::StoredShareCorrupt
-            })?;
-        let envelope = ShareEnvelope::seal(
-            &share,
-            &EnvelopeContext {
-                wallet_id: &wallet,
-                epoch: staged.epoch,
-                share_index: staged.share_index,
-                recipient: &r,
-            },
-        )
-        .map_err(|e| internal("seal share to R", e))?
-        .encode();
-        let release = Signed::sign(
-            ShareRelease {
-                node_id: self.identity.node_id().to_owned(),
-                wallet_id: wallet.clone(),
+        let Release { envelope, release } = release_share(
+            self,
+            &token,
+            StoredShare {
+                sealed_share: &record.sealed_share,
                 epoch: staged.epoch,
                 share_index: staged.share_index,
                 manifest_hash: hash_from_hex(EPOCHS_TREE, &staged.manifest_hash)?,
-                session_key: r,
-                envelope_hash: Sha256::digest(&envelope).into(),
-                released_at: now,
+                source: ShareSource::Staged,
             },
-            &self.identity.signing_key(),
-        )
-        .encode();
+            session_id,
+            now,
+        )?;
         st.session = st.session.clone().released(&token, now);
-        self.save_session(&st)?;
+        self.recovery().save_session(&st)?;
         let ev = self.record(
             now,
             "share_released",
@@ -1527,7 +1301,8 @@ impl Node {
             ),
         )?;
         self.commit(vec![ev]).await?;
-        tracing::info!(session = %session_id, epoch = staged.epoch, "staged share released to the session key");
+        tracing::info!(session = %session_id, epoch = staged.epoch, "staged share released to the \
+            session key");
         Ok(crate::recovery::ReleasedShare {
             envelope,
             manifest: record.manifest,
@@ -1543,7 +1318,7 @@ impl Node {
         wallet_id: &WalletId,
         nonce: &[u8; NONCE_LEN],
         epoch: u64,
-    ) -> Result<crate::custody::ShareProof, NodeError> {
+    ) -> Result<crate::enrollment::custody::ShareProof, NodeError> {
         let now = self.now();
         let state = self
             .epoch_state(wallet_id.as_str())?
@@ -1551,7 +1326,7 @@ impl Node {
         if let Some(a) = state.active()
             && (epoch == 0 || epoch == a.epoch)
         {
-            return self.prove_share(wallet_id, nonce);
+            return self.enrollment().prove_share(wallet_id, nonce);
         }
         let staged = match state.staged() {
             Some(s) if s.epoch == epoch && !s.is_expired(now) => s.clone(),
@@ -1564,10 +1339,12 @@ impl Node {
             epoch: staged.epoch,
             share_index: staged.share_index,
         };
-        let share = at_rest::open_share(&self.storage_key, &id, &record.sealed_share).map_err(|_| {
-            tracing::error!(wallet = %wallet_id.log_tag(), epoch = staged.epoch, "staged share failed its integrity check");
-            NodeError::StoredShareCorrupt
-        })?;
+        let share =
+            at_rest::open_share(&self.storage_key, &id, &record.sealed_share).map_err(|_| {
+                tracing::error!(wallet = %wallet_id.log_tag(), epoch = staged.epoch, "staged share \
+                failed its integrity check");
+                NodeError::StoredShareCorrupt
+            })?;
         let ctx = ProofContext {
             wallet_id: wallet_id.as_str(),
             epoch: staged.epoch,
@@ -1577,7 +1354,7 @@ impl Node {
         };
         let proof = PossessionProof::prove(&share, &ctx)
             .map_err(|e| NodeError::Internal(format!("prove: {e}")))?;
-        Ok(crate::custody::ShareProof {
+        Ok(crate::enrollment::custody::ShareProof {
             epoch: staged.epoch,
             share_index: staged.share_index,
             manifest_hash: hash_from_hex(EPOCHS_TREE, &staged.manifest_hash)?.0,
@@ -1588,17 +1365,7 @@ impl Node {
     /// Drops every expired staged epoch and owner nonce; returns how many staged epochs.
     pub async fn sweep_epochs(&self) -> Result<usize, NodeError> {
         let now = self.now();
-        let mut due = Vec::new();
-        for item in self.et().t(T::Epochs).iter() {
-            let (k, v) = item.map_err(StoreError::from)?;
-            let expired = serde_json::from_slice::<EpochState>(&v)
-                .ok()
-                .and_then(|s| s.staged().map(|x| x.is_expired(now)))
-                .unwrap_or(false);
-            if expired && let Ok(w) = String::from_utf8(k.to_vec()) {
-                due.push(w);
-            }
-        }
+        let due = self.db.wallets_with_expired_staging(now)?;
         let mut dropped = 0;
         for wallet in due {
             let _guard = self.recovery_lock.lock().await;
@@ -1608,7 +1375,7 @@ impl Node {
                 dropped += 1;
             }
         }
-        self.sweep_owner_nonces(now)?;
+        self.owner_touch().sweep_owner_nonces(now)?;
         self.caller_limits.forget_idle();
         Ok(dropped)
     }
@@ -1626,13 +1393,13 @@ pub fn sweep_interval(staged_ttl_secs: u64) -> Duration {
     Duration::from_secs((staged_ttl_secs / 2).clamp(1, 60))
 }
 
-/// Runs [`Node::sweep_epochs`] periodically until aborted.
+/// Runs [`Self::sweep_epochs`] periodically until aborted.
 pub fn spawn_sweeper(node: Arc<Node>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(sweep_interval(node.config().epochs.staged_ttl_secs));
         loop {
             tick.tick().await;
-            match node.sweep_epochs().await {
+            match node.epochs().sweep_epochs().await {
                 Ok(0) => {}
                 Ok(n) => tracing::debug!(dropped = n, "swept expired staged epochs"),
                 Err(e) => tracing::warn!(error = %e, "sweeping staged epochs failed"),
@@ -1642,5 +1409,5 @@ pub fn spawn_sweeper(node: Arc<Node>) -> tokio::task::JoinHandle<()> {
 }
 
 #[cfg(test)]
-#[path = "rotation_tests.rs"]
+#[path = "epochs_tests.rs"]
 mod tests;

@@ -4,7 +4,7 @@
 //! `dlocker_locker`'s `DocumentService` over its own database, and is the locker's host:
 //!
 //! * its clock and its hash-chained audit log (holders appear as the keyed wallet tag);
-//! * its bank staff, checked by the same [`crate::staff_auth::StaffGate`] (the `operator` role
+//! * its bank staff, checked by the same [`crate::staff::auth::StaffGate`] (the `operator` role
 //!   approves and suspends issuers and requesters);
 //! * the bank approval keys it accepts (a re-issue needs an approval bound to the new key);
 //! * the wallet owner's passkey registered at enrollment, checked with the one-touch challenge
@@ -21,117 +21,20 @@
 //! # status_list_ttl_secs = 300      # validity of a served status list credential
 //! ```
 
-use crate::config::ConfigError;
+pub mod documents;
+
+use crate::db::StoreError;
 use crate::error::NodeError;
-use crate::node::Node;
+use crate::node::{Node, SetupError};
 use crate::recovery::MAX_STATEMENT_BYTES;
-use crate::server::ServeError;
-use crate::storage::{PASSKEYS_TREE, StoreError, wallet_key};
 use crate::wallet::WalletId;
 use dlocker_locker::server::{Locker, LockerHost, LockerKeys, LockerSettings, OwnerAssertionStart};
 use dlocker_proto::owner_challenge::{OwnerAction, TrusteeNonce};
 use dlocker_proto::statement::StaffAction;
 use futures::future::BoxFuture;
 use k256::PublicKey;
-use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tonic::Status;
-
-/// `[locker]` as written (every key optional; absent = disabled).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawLocker {
-    /// Serve the DocumentService.
-    pub enabled: Option<bool>,
-    /// Largest self-attested file.
-    pub max_upload_bytes: Option<usize>,
-    /// Most uploads per holder.
-    pub max_uploads_per_holder: Option<usize>,
-    /// Timeout for issuer repositories.
-    pub pull_timeout_secs: Option<u64>,
-    /// Validity of a served status list credential.
-    pub status_list_ttl_secs: Option<u64>,
-}
-
-/// Validated `[locker]` settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LockerConfig {
-    /// Whether the node serves the DocumentService.
-    pub enabled: bool,
-    /// Largest self-attested file.
-    pub max_upload_bytes: usize,
-    /// Most uploads per holder.
-    pub max_uploads_per_holder: usize,
-    /// Timeout for issuer repositories.
-    pub pull_timeout_secs: u64,
-    /// Validity of a served status list credential.
-    pub status_list_ttl_secs: u64,
-}
-
-fn in_range<T: PartialOrd + std::fmt::Display + Copy>(
-    field: &'static str,
-    v: Option<T>,
-    default: T,
-    min: T,
-    max: T,
-) -> Result<T, ConfigError> {
-    let v = v.unwrap_or(default);
-    if v < min || v > max {
-        return Err(ConfigError::Invalid {
-            field,
-            reason: format!("{v} is outside {min}..={max}"),
-        });
-    }
-    Ok(v)
-}
-
-/// Checks `[locker]`.
-pub fn locker_config(raw: &RawLocker) -> Result<LockerConfig, ConfigError> {
-    let d = LockerSettings::new("");
-    Ok(LockerConfig {
-        enabled: raw.enabled.unwrap_or(false),
-        // A self-attested file travels base64url inside a JWS inside the request: keep it well
-        // inside the gRPC message limit.
-        max_upload_bytes: in_range(
-            "locker.max_upload_bytes",
-            raw.max_upload_bytes,
-            d.max_upload_bytes,
-            1,
-            64 * 1024,
-        )?,
-        max_uploads_per_holder: in_range(
-            "locker.max_uploads_per_holder",
-            raw.max_uploads_per_holder,
-            d.max_uploads_per_holder,
-            0,
-            d.max_documents_per_holder,
-        )?,
-        pull_timeout_secs: in_range(
-            "locker.pull_timeout_secs",
-            raw.pull_timeout_secs,
-            d.pull_timeout_secs,
-            1,
-            25,
-        )?,
-        status_list_ttl_secs: in_range(
-            "locker.status_list_ttl_secs",
-            raw.status_list_ttl_secs,
-            d.status_list_ttl_secs,
-            10,
-            7 * 24 * 3600,
-        )?,
-    })
-}
-
-/// The `[locker]` section `trustee-node init` writes for a bank node.
-pub const LOCKER_SECTION: &str = r#"
-[locker]
-# The document locker (DocumentService): issuers approved by the operator, verifiable
-# credentials bound to the holder's wallet key, consent-gated fetch, re-issue after recovery.
-# Normally enabled on the bank's node only. Optional keys: max_upload_bytes (65536),
-# max_uploads_per_holder (16), pull_timeout_secs (10), status_list_ttl_secs (300).
-enabled = true
-"#;
 
 /// The node as the locker's host.
 #[derive(Debug, Clone)]
@@ -153,7 +56,7 @@ impl LockerHost for NodeLockerHost {
     }
 
     fn flush(&self) -> futures::future::BoxFuture<'_, Result<(), String>> {
-        Box::pin(async move { self.node.store().flush().await.map_err(|e| e.to_string()) })
+        Box::pin(async move { self.node.db().flush().await.map_err(|e| e.to_string()) })
     }
 
     fn audit(
@@ -205,10 +108,17 @@ impl LockerHost for NodeLockerHost {
         Box::pin(async move {
             let node = &self.node;
             let wallet = WalletId::parse(holder.to_owned()).map_err(status)?;
-            let rec = node.wallet_record(wallet.as_str()).map_err(status)?;
-            let passkey = Node::stored_passkey(&rec).map_err(status)?;
-            let request_options_json = node.request_options_template(&passkey).map_err(status)?;
+            let rec = node
+                .recovery()
+                .wallet_record(wallet.as_str())
+                .map_err(status)?;
+            let passkey = crate::recovery::RecoveryOps::stored_passkey(&rec).map_err(status)?;
+            let request_options_json = node
+                .recovery()
+                .request_options_template(&passkey)
+                .map_err(status)?;
             let issued = node
+                .owner_touch()
                 .issue_owner_nonce(wallet.as_str(), action)
                 .map_err(status)?;
             node.commit(Vec::new()).await.map_err(status)?;
@@ -235,13 +145,14 @@ impl LockerHost for NodeLockerHost {
             let wallet = wallet.as_str();
             let _guard = node.recovery_lock.lock().await;
             let now = node.now();
-            let rec = node.wallet_record(wallet).map_err(status)?;
-            let passkey = Node::stored_passkey(&rec).map_err(status)?;
+            let rec = node.recovery().wallet_record(wallet).map_err(status)?;
+            let passkey = crate::recovery::RecoveryOps::stored_passkey(&rec).map_err(status)?;
             let nonces = vec![TrusteeNonce {
                 node_id: node.identity().node_id().to_owned(),
                 nonce,
             }];
             let touch = node
+                .owner_touch()
                 .verify_owner_assertion(
                     wallet,
                     action,
@@ -251,14 +162,13 @@ impl LockerHost for NodeLockerHost {
                     &passkey,
                 )
                 .map_err(status)?;
-            node.spend_nonce(&touch).map_err(status)?;
+            node.owner_touch().spend_nonce(&touch).map_err(status)?;
             if let Some(updated) = &touch.value {
                 let json = serde_json::to_vec(updated)
                     .map_err(|e| status(NodeError::Internal(format!("serialise passkey: {e}"))))?;
                 node.db
-                    .open_tree(PASSKEYS_TREE)
-                    .and_then(|t| t.insert(wallet_key(wallet), json))
-                    .map_err(|e| status(NodeError::Storage(StoreError::from(e))))?;
+                    .put_passkey_json(wallet, &json)
+                    .map_err(|e| status(NodeError::Storage(e)))?;
             }
             let ev = node
                 .record(
@@ -277,7 +187,7 @@ impl LockerHost for NodeLockerHost {
 
 /// The document locker of `node`, when `[locker] enabled = true` (the gRPC service and the
 /// HTTP document endpoints share it).
-pub fn open_locker(node: &Arc<Node>) -> Result<Option<Arc<Locker>>, ServeError> {
+pub fn open_locker(node: &Arc<Node>) -> Result<Option<Arc<Locker>>, SetupError> {
     let cfg = &node.config().locker;
     if !cfg.enabled {
         return Ok(None);
@@ -293,12 +203,15 @@ pub fn open_locker(node: &Arc<Node>) -> Result<Option<Arc<Locker>>, ServeError> 
         sealing_key: node.locker_sealing_key.clone(),
     };
     let host = Arc::new(NodeLockerHost { node: node.clone() });
-    let locker = Locker::open(&node.db, host, keys, settings).map_err(|e| {
-        ServeError::Setup(crate::node::SetupError::Store(StoreError::Corrupt {
-            tree: dlocker_locker::server::store::LOCKER_TREE,
-            reason: e.to_string(),
-        }))
-    })?;
+    let locker = node
+        .db
+        .open_locker(host, keys, settings)
+        .map_err(|reason| {
+            SetupError::Store(StoreError::Corrupt {
+                tree: dlocker_locker::server::store::LOCKER_TREE,
+                reason,
+            })
+        })?;
     tracing::info!(locker_id = %locker.locker_id(), "document locker enabled");
     Ok(Some(locker))
 }
@@ -306,45 +219,15 @@ pub fn open_locker(node: &Arc<Node>) -> Result<Option<Arc<Locker>>, ServeError> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::staff_auth::{StaffAuthError, StaffGate, StaffMember, StaffRole};
+    use crate::staff::auth::{StaffAuthError, StaffGate, StaffMember, StaffRole};
     use dlocker_proto::statement::{Signed, StaffRequest};
     use k256::ecdsa::SigningKey;
     use k256::elliptic_curve::Generate;
 
     #[test]
-    fn locker_section_defaults_and_bounds() {
-        let c = locker_config(&RawLocker::default()).expect("defaults");
-        assert!(!c.enabled, "absent means disabled");
-        assert_eq!(c.max_upload_bytes, 64 * 1024);
-        let on = locker_config(&RawLocker {
-            enabled: Some(true),
-            ..RawLocker::default()
-        })
-        .expect("enabled");
-        assert!(on.enabled);
-        for bad in [
-            RawLocker {
-                max_upload_bytes: Some(10 * 1024 * 1024),
-                ..RawLocker::default()
-            },
-            RawLocker {
-                pull_timeout_secs: Some(0),
-                ..RawLocker::default()
-            },
-        ] {
-            assert!(locker_config(&bad).is_err());
-        }
-        let parsed: crate::config::RawConfig = toml::from_str(&format!(
-            "[node]\nname='b'\nrole='bank'\nlisten='127.0.0.1:1'\nendpoint='http://127.0.0.1:1'\n[webauthn]\nrp_id='localhost'\norigins=['https://localhost']\n{LOCKER_SECTION}"
-        ))
-        .expect("the section init writes parses");
-        assert_eq!(parsed.locker.enabled, Some(true));
-    }
-
-    #[test]
     fn only_operators_decide_the_registry() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let db = sled::open(dir.path()).expect("db");
+        let db = crate::db::Database::open(dir.path()).expect("db");
         let op = SigningKey::generate_from_rng(&mut rand::rng());
         let approver = SigningKey::generate_from_rng(&mut rand::rng());
         let gate = StaffGate::new(

@@ -4,6 +4,9 @@
 //! with every check, into the typed [`NodeConfig`] the rest of the node uses. Nothing downstream
 //! re-validates: if a `NodeConfig` exists, its values are usable.
 
+pub mod admin;
+pub mod locker;
+
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -170,10 +173,10 @@ pub struct RawConfig {
     pub epochs: RawEpochs,
     /// `[locker]` (the document locker; absent = disabled)
     #[serde(default)]
-    pub locker: crate::locker_host::RawLocker,
+    pub locker: locker::RawLocker,
     /// `[admin]` (the operator's HTTP listener; absent = off)
     #[serde(default)]
-    pub admin: crate::admin::RawAdmin,
+    pub admin: admin::RawAdmin,
 }
 
 /// `[epochs]`
@@ -340,9 +343,9 @@ pub struct NodeConfig {
     /// Epoch rotation settings.
     pub epochs: EpochSettings,
     /// The document locker (`[locker]`).
-    pub locker: crate::locker_host::LockerConfig,
+    pub locker: locker::LockerConfig,
     /// The admin listener (`[admin]`).
-    pub admin: crate::admin::AdminConfig,
+    pub admin: admin::AdminConfig,
 }
 
 /// Epoch rotation settings (`[epochs]`).
@@ -415,7 +418,7 @@ pub struct BankSettings {
     /// Allowed staff request clock skew.
     pub staff_request_skew_secs: u64,
     /// Staff members.
-    pub staff: Vec<crate::staff_auth::StaffMember>,
+    pub staff: Vec<crate::staff::auth::StaffMember>,
 }
 
 /// Input bounds.
@@ -577,7 +580,7 @@ impl NodeConfig {
         Ok(cfg)
     }
 
-    /// Where the sled database lives.
+    /// Where the database lives.
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.join("db")
     }
@@ -674,7 +677,8 @@ impl TryFrom<RawConfig> for NodeConfig {
                             invalid(
                                 "tls.service_clients",
                                 format!(
-                                    "{name:?} is not a service; use trustee, recovery, staff, epochs or documents"
+                                    "{name:?} is not a service; use trustee, recovery, staff, \
+                                        epochs or documents"
                                 ),
                             )
                         })?;
@@ -719,8 +723,8 @@ impl TryFrom<RawConfig> for NodeConfig {
             }
         };
 
-        let locker = crate::locker_host::locker_config(&raw.locker)?;
-        let admin = crate::admin::admin_config(&raw.admin)?;
+        let locker = locker::locker_config(&raw.locker)?;
+        let admin = admin::admin_config(&raw.admin)?;
         if admin.listen == Some(listen) {
             return Err(invalid(
                 "admin.listen",
@@ -854,7 +858,8 @@ fn recovery_from(raw: &RawRecovery) -> Result<RecoverySettings, ConfigError> {
     if keys.len() > 1 && bank_key_owners.iter().any(Option::is_none) {
         return Err(invalid(
             "recovery.bank_approval_keys",
-            "a node that accepts several banks' keys must bind each to its bank: write \"BANK_NODE_ID=KEY\" (trustee-node config accept-bank-key --bank-node-id ID KEY)",
+            "a node that accepts several banks' keys must bind each to its bank: write \
+                \"BANK_NODE_ID=KEY\" (trustee-node config accept-bank-key --bank-node-id ID KEY)",
         ));
     }
     Ok(RecoverySettings {
@@ -928,8 +933,8 @@ pub fn with_env_overrides(
 }
 
 /// Parses a staff role name.
-pub fn parse_staff_role(s: &str) -> Result<crate::staff_auth::StaffRole, ConfigError> {
-    use crate::staff_auth::StaffRole;
+pub fn parse_staff_role(s: &str) -> Result<crate::staff::auth::StaffRole, ConfigError> {
+    use crate::staff::auth::StaffRole;
     match s.trim() {
         "viewer" => Ok(StaffRole::Viewer),
         "approver" => Ok(StaffRole::Approver),
@@ -955,7 +960,7 @@ fn bank_from(raw: &RawBank) -> Result<BankSettings, ConfigError> {
             format!("at most {MAX_LIST_LEN} staff members"),
         ));
     }
-    let mut staff: Vec<crate::staff_auth::StaffMember> = Vec::new();
+    let mut staff: Vec<crate::staff::auth::StaffMember> = Vec::new();
     for m in &raw.staff {
         if !valid_staff_id(&m.id) {
             return Err(invalid(
@@ -987,7 +992,7 @@ fn bank_from(raw: &RawBank) -> Result<BankSettings, ConfigError> {
             .iter()
             .map(|r| parse_staff_role(r))
             .collect::<Result<Vec<_>, _>>()?;
-        staff.push(crate::staff_auth::StaffMember {
+        staff.push(crate::staff::auth::StaffMember {
             id: m.id.clone(),
             public_key,
             roles,
@@ -1004,7 +1009,7 @@ fn bank_from(raw: &RawBank) -> Result<BankSettings, ConfigError> {
     // empty staff list is a node not yet staffed (it approves nothing and says so at start).
     let approvers = staff
         .iter()
-        .filter(|s| s.roles.contains(&crate::staff_auth::StaffRole::Approver))
+        .filter(|s| s.roles.contains(&crate::staff::auth::StaffRole::Approver))
         .count();
     if !staff.is_empty() && approvers < approvals_required as usize {
         return Err(invalid(
@@ -1069,7 +1074,8 @@ fn limits_from(raw: &RawLimits) -> Result<Limits, ConfigError> {
         return Err(invalid(
             "limits.max_blob_bytes",
             format!(
-                "{max_blob_bytes} does not fit in max_message_bytes {max_message_bytes} (leave {MESSAGE_OVERHEAD_BYTES} bytes for the rest of the request)"
+                "{max_blob_bytes} does not fit in max_message_bytes {max_message_bytes} (leave \
+                    {MESSAGE_OVERHEAD_BYTES} bytes for the rest of the request)"
             ),
         ));
     }
@@ -1358,7 +1364,7 @@ staff_request_skew_secs = {skew}
         ar = defaults::APPROVALS_REQUIRED,
         ttl = defaults::APPROVAL_TTL_SECS,
         skew = defaults::STAFF_REQUEST_SKEW_SECS,
-        locker = crate::locker_host::LOCKER_SECTION,
+        locker = locker::LOCKER_SECTION,
     )
 }
 
@@ -1366,7 +1372,7 @@ staff_request_skew_secs = {skew}
 /// Every edit is validated as a whole config before the file is replaced.
 pub mod edit {
     use super::{CONFIG_FILE, ConfigError, NodeConfig, invalid, parse_public_key, valid_staff_id};
-    use crate::staff_auth::StaffRole;
+    use crate::staff::auth::StaffRole;
     use std::path::Path;
     use toml_edit::{Array, ArrayOfTables, DocumentMut, Item, Table, value};
 

@@ -2,6 +2,7 @@
 //! software passkey (test only).
 
 use crate::config::{NodeConfig, Role};
+use crate::db::{Database, SHARES_TREE, wallet_key};
 use crate::enrollment::{BeginEnrollment, FinishEnrollment};
 use crate::error::NodeError;
 use crate::init::{InitOptions, init_node};
@@ -9,7 +10,6 @@ use crate::keys::FileKeyProvider;
 use crate::node::{Clock, Node};
 use crate::owner_touch_tests as touch;
 use crate::server::{RunningNode, spawn};
-use crate::storage::{SHARES_TREE, SledStore, wallet_key};
 use crate::wallet::WalletId;
 use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
 use dlocker_proto::keys::{decode_public_key, node_id};
@@ -419,16 +419,13 @@ async fn enrollment_over_grpc() {
     drop(c);
     node.shutdown().await.expect("shutdown");
     {
-        let db = sled::open(dir.join("db")).expect("open db");
-        let shares = db.open_tree(SHARES_TREE).expect("tree");
-        let mut sealed = shares
-            .get(wallet_key(wallet))
-            .expect("get")
-            .expect("present")
-            .to_vec();
+        let db = Database::open(&dir.join("db")).expect("open db");
+        let mut sealed = db
+            .raw_get(SHARES_TREE, wallet_key(wallet))
+            .expect("present");
         sealed[20] ^= 0x40;
-        shares.insert(wallet_key(wallet), sealed).expect("insert");
-        db.flush().expect("flush");
+        db.raw_put(SHARES_TREE, wallet_key(wallet), sealed);
+        db.flush_blocking().expect("flush");
     }
     let node = spawn(dir).await.expect("respawn");
     let mut c = client(&node).await;
@@ -546,7 +543,7 @@ async fn ceremonies_expire_and_are_bounded() {
     .expect("write");
     let config = NodeConfig::load(dir).expect("config");
     let clock = Arc::new(ManualClock(AtomicU64::new(1_000)));
-    let store = Arc::new(SledStore::open(&config.db_path()).expect("db"));
+    let store = Database::open(&config.db_path()).expect("db");
     let node = Node::new(config, &FileKeyProvider::new(dir), store, clock.clone()).expect("node");
 
     let wallet = WalletId::parse("w".into()).expect("wallet");
@@ -555,11 +552,18 @@ async fn ceremonies_expire_and_are_bounded() {
         user_name: "alice".into(),
         customer_reference: String::new(),
     };
-    let c = node.begin_enrollment(begin()).await.expect("begin");
+    let c = node
+        .enrollment()
+        .begin_enrollment(begin())
+        .await
+        .expect("begin");
     assert_eq!(c.expires_at, 1_300);
-    node.begin_enrollment(begin()).await.expect("begin");
+    node.enrollment()
+        .begin_enrollment(begin())
+        .await
+        .expect("begin");
     assert!(matches!(
-        node.begin_enrollment(begin()).await,
+        node.enrollment().begin_enrollment(begin()).await,
         Err(NodeError::Busy)
     ));
     let long_name = BeginEnrollment {
@@ -567,7 +571,7 @@ async fn ceremonies_expire_and_are_bounded() {
         ..begin()
     };
     assert!(matches!(
-        node.begin_enrollment(long_name).await,
+        node.enrollment().begin_enrollment(long_name).await,
         Err(NodeError::InvalidArgument { .. })
     ));
 
@@ -580,19 +584,24 @@ async fn ceremonies_expire_and_are_bounded() {
         blob: vec![],
         nonces: vec![],
     };
-    let e = node.finish_enrollment(req).await.expect_err("expired");
+    let e = node
+        .enrollment()
+        .finish_enrollment(req)
+        .await
+        .expect_err("expired");
     assert!(
         matches!(e, NodeError::CeremonyExpired { ago_secs: 0 }),
         "{e:?}"
     );
     assert_eq!(tonic::Status::from(e).code(), Code::FailedPrecondition);
     assert_eq!(
-        node.store()
+        node.db()
             .remove_expired_ceremonies(node.now())
             .expect("sweep"),
         2
     );
-    node.begin_enrollment(begin())
+    node.enrollment()
+        .begin_enrollment(begin())
         .await
         .expect("room again after the sweep");
 }

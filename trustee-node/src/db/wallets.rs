@@ -1,89 +1,14 @@
-//! Durable storage: a small [`Store`] trait and its sled implementation.
-//!
-//! Layout (sled trees; wallet trees are keyed by the wallet id's UTF-8 bytes):
-//!
-//! | tree | key | value |
-//! |---|---|---|
-//! | [`CEREMONIES_TREE`] | ceremony id (UUID text) | [`CeremonyRecord`] as JSON |
-//! | [`WALLETS_TREE`] | wallet id | [`WalletMeta`] as JSON (presence = wallet enrolled) |
-//! | [`SHARES_TREE`] | wallet id | the share sealed under the storage key ([`crate::at_rest`]) |
-//! | [`MANIFESTS_TREE`] | wallet id | the manifest, canonical encoding |
-//! | [`PASSKEYS_TREE`] | wallet id | the owner's `webauthn_rs::Passkey` as JSON |
-//! | [`BLOBS_TREE`] | wallet id | the encrypted wallet blob |
-//! | [`RECEIPTS_TREE`] | wallet id | the signed receipt, canonical encoding |
-//! | [`crate::node::CUSTOMERS_TREE`] | wallet id | bank role: the customer identity recorded at enrollment, sealed ([`crate::at_rest::seal_customer`]) |
-//! | [`NODE_META_TREE`] | `key-binding` | the node id and key check values of the keys that wrote this database ([`crate::startup`]) |
-//!
-//! A deposit touches all wallet trees and the ceremony in ONE sled transaction; reads of a
-//! wallet go through a transaction too, so nobody sees half a deposit. Callers flush
-//! ([`Store::flush`]) before acknowledging a write.
-//!
-//! Group commit: [`SledStore`]'s flush lets concurrent callers share one sled flush. A caller
-//! returns only after a flush that *started after its call* has completed, so its writes are
-//! durable; callers that arrive while a flush is running wait for it, then one of them flushes
-//! for all of them. A flush is never skipped, only shared.
-//!
-//! The flush itself is sled's blocking `flush` on a tokio blocking thread, not `flush_async`:
-//! sled 0.34 runs `flush_async` on its global thread pool, where the flush waits for a log write
-//! queued to that same pool, so about seven concurrent calls in one process (several nodes in
-//! one test process count together) block every pool thread and the process hangs (found by
-//! `dlocker-bench`; see docs/performance.md).
-//!
-//! Tests that need to corrupt a stored share open the database with sled while the node is
-//! stopped and flip a byte of `SHARES_TREE[wallet_id]`; there is deliberately no server-side hook.
+//! Enrollment records: ceremonies, the wallet tables (one record per enrolled wallet, written
+//! whole in one transaction) and their codecs. Layout: [`crate::db`].
 
-use futures::future::BoxFuture;
+use super::{
+    BLOBS_TREE, CEREMONIES_TREE, Database, MANIFESTS_TREE, PASSKEYS_TREE, RECEIPTS_TREE,
+    SHARES_TREE, StoreError, Table, WALLETS_TREE, corrupt, from_json, to_json, wallet_key,
+};
 use serde::{Deserialize, Serialize};
 use sled::Transactional as _;
-use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
-use std::path::Path;
-
-/// Open passkey ceremonies.
-pub const CEREMONIES_TREE: &str = "ceremonies";
-/// Per-wallet metadata; a key here means the wallet is enrolled.
-pub const WALLETS_TREE: &str = "wallets";
-/// Sealed shares.
-pub const SHARES_TREE: &str = "shares";
-/// Manifests.
-pub const MANIFESTS_TREE: &str = "manifests";
-/// Owner passkeys.
-pub const PASSKEYS_TREE: &str = "passkeys";
-/// Encrypted wallet blobs.
-pub const BLOBS_TREE: &str = "blobs";
-/// Signed receipts.
-pub const RECEIPTS_TREE: &str = "receipts";
-/// Node metadata: which keys this database belongs to.
-pub const NODE_META_TREE: &str = "node_meta";
-
-/// The key of a wallet's records in every wallet tree.
-pub fn wallet_key(wallet_id: &str) -> &[u8] {
-    wallet_id.as_bytes()
-}
-
-/// A storage failure.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The database failed.
-    #[error("database error: {0}")]
-    Db(#[from] sled::Error),
-    /// A stored record does not decode, or a deposit is incomplete.
-    #[error("corrupt record in {tree}: {reason}")]
-    Corrupt {
-        /// The tree.
-        tree: &'static str,
-        /// What is wrong.
-        reason: String,
-    },
-}
-
-impl From<TransactionError<StoreError>> for StoreError {
-    fn from(e: TransactionError<StoreError>) -> Self {
-        match e {
-            TransactionError::Abort(e) => e,
-            TransactionError::Storage(e) => StoreError::Db(e),
-        }
-    }
-}
+use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+use std::sync::atomic::Ordering;
 
 /// A passkey ceremony in progress, or finished.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -181,7 +106,7 @@ impl std::fmt::Debug for WalletRecord {
     }
 }
 
-/// What [`Store::commit_enrollment`] did.
+/// What [`Database::commit_enrollment`] did.
 #[derive(Debug)]
 pub enum CommitOutcome {
     /// The record was written (and the ceremony updated) atomically.
@@ -191,134 +116,10 @@ pub enum CommitOutcome {
     AlreadyPresent(Box<WalletRecord>),
 }
 
-/// The node's storage. Small on purpose: each method is one atomic step.
-pub trait Store: Send + Sync {
-    /// Writes a ceremony record.
-    fn put_ceremony(&self, id: &str, record: &CeremonyRecord) -> Result<(), StoreError>;
-    /// Reads a ceremony record.
-    fn ceremony(&self, id: &str) -> Result<Option<CeremonyRecord>, StoreError>;
-    /// How many ceremony records exist (pending or completed, until swept).
-    fn ceremony_count(&self) -> Result<usize, StoreError>;
-    /// Deletes ceremonies whose `expires_at <= now`; returns how many.
-    fn remove_expired_ceremonies(&self, now: u64) -> Result<usize, StoreError>;
-    /// Everything stored for a wallet, read atomically.
-    fn wallet(&self, wallet_id: &str) -> Result<Option<WalletRecord>, StoreError>;
-    /// Whether the wallet has a record: one key lookup, no transaction (a record is written
-    /// whole by [`Store::commit_enrollment`], so its metadata stands for all of it).
-    fn wallet_exists(&self, wallet_id: &str) -> Result<bool, StoreError>;
-    /// In one transaction: if the wallet has no record, writes `record` into every wallet tree
-    /// and `ceremony` under `ceremony_id`; otherwise writes nothing and returns the existing
-    /// record.
-    fn commit_enrollment(
-        &self,
-        wallet_id: &str,
-        record: &WalletRecord,
-        ceremony_id: &str,
-        ceremony: &CeremonyRecord,
-    ) -> Result<CommitOutcome, StoreError>;
-    /// Makes every write so far durable.
-    fn flush(&self) -> BoxFuture<'_, Result<(), StoreError>>;
-    /// The histogram of flush durations, for a store that records one.
-    fn flush_histogram(&self) -> Option<prometheus_client::metrics::histogram::Histogram> {
-        None
-    }
-}
-
-/// Shared flushes (see the module docs).
-#[derive(Debug)]
-struct GroupCommit {
-    /// How many flushes have started; a flush's number is the value after its start.
-    started: std::sync::atomic::AtomicU64,
-    /// The number of the last flush that completed successfully. Held while flushing, so one
-    /// flush runs at a time and the others queue behind it.
-    completed: tokio::sync::Mutex<u64>,
-    /// Seconds each sled flush took (the admin listener's `/metrics`).
-    flush_seconds: prometheus_client::metrics::histogram::Histogram,
-}
-
-impl Default for GroupCommit {
-    fn default() -> Self {
-        Self {
-            started: Default::default(),
-            completed: Default::default(),
-            flush_seconds: prometheus_client::metrics::histogram::Histogram::new(
-                crate::metrics::latency_buckets(),
-            ),
-        }
-    }
-}
-
-impl GroupCommit {
-    async fn flush(&self, db: &sled::Db) -> Result<(), StoreError> {
-        use std::sync::atomic::Ordering::SeqCst;
-        // Every write of this caller happened before this load.
-        let arrived = self.started.load(SeqCst);
-        let mut completed = self.completed.lock().await;
-        // Flush number `arrived + 1` or later started after the load above, so it covered
-        // this caller's writes.
-        if *completed > arrived {
-            return Ok(());
-        }
-        let number = self.started.fetch_add(1, SeqCst) + 1;
-        let db = db.clone();
-        let start = std::time::Instant::now();
-        tokio::task::spawn_blocking(move || db.flush())
-            .await
-            .map_err(|e| sled::Error::ReportableBug(format!("flush task failed: {e}")))??;
-        self.flush_seconds.observe(start.elapsed().as_secs_f64());
-        *completed = number;
-        Ok(())
-    }
-}
-
-/// The sled-backed store.
-#[derive(Clone)]
-pub struct SledStore {
-    db: sled::Db,
-    group: std::sync::Arc<GroupCommit>,
-    /// Ceremony records, counted at open, on insert and by each sweep: `sled::Tree::len` walks
-    /// the whole tree, and `BeginEnrollment` asks for the count every time (a completed
-    /// ceremony stays until it expires, so at a few hundred deposits a second the tree holds
-    /// ~10⁵ records and `len` cost tens of ms — found by `dlocker-bench`). Writers that bypass
-    /// [`Store::put_ceremony`] (a completing transaction) only overwrite, or are recounted by
-    /// the next sweep.
-    ceremony_count: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    ceremonies: sled::Tree,
-    wallets: sled::Tree,
-    shares: sled::Tree,
-    manifests: sled::Tree,
-    passkeys: sled::Tree,
-    blobs: sled::Tree,
-    receipts: sled::Tree,
-}
-
-impl std::fmt::Debug for SledStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SledStore").finish_non_exhaustive()
-    }
-}
-
-fn corrupt(tree: &'static str, reason: impl Into<String>) -> StoreError {
-    StoreError::Corrupt {
-        tree,
-        reason: reason.into(),
-    }
-}
-
-fn to_json<T: Serialize>(tree: &'static str, v: &T) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(v).map_err(|e| corrupt(tree, e.to_string()))
-}
-
-fn from_json<T: for<'de> Deserialize<'de>>(
-    tree: &'static str,
-    bytes: &[u8],
-) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| corrupt(tree, e.to_string()))
-}
-
 type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
 
-/// Reads a wallet inside a transaction over (wallets, shares, manifests, passkeys, blobs, receipts).
+/// Reads a wallet inside a transaction over (wallets, shares, manifests, passkeys, blobs,
+/// receipts).
 fn read_wallet_tx(trees: [&TransactionalTree; 6], key: &[u8]) -> TxResult<Option<WalletRecord>> {
     let [w, s, m, p, b, r] = trees;
     let Some(meta) = w.get(key)? else {
@@ -341,59 +142,35 @@ fn read_wallet_tx(trees: [&TransactionalTree; 6], key: &[u8]) -> TxResult<Option
     }))
 }
 
-impl SledStore {
-    /// Opens (creating if needed) the database at `path`, e.g. `DIR/db`.
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new().path(path).open()?;
-        let ceremonies = db.open_tree(CEREMONIES_TREE)?;
-        Ok(Self {
-            group: std::sync::Arc::default(),
-            ceremony_count: std::sync::Arc::new(ceremonies.len().into()),
-            ceremonies,
-            wallets: db.open_tree(WALLETS_TREE)?,
-            shares: db.open_tree(SHARES_TREE)?,
-            manifests: db.open_tree(MANIFESTS_TREE)?,
-            passkeys: db.open_tree(PASSKEYS_TREE)?,
-            blobs: db.open_tree(BLOBS_TREE)?,
-            receipts: db.open_tree(RECEIPTS_TREE)?,
-            db,
-        })
-    }
-
-    /// The underlying database (the recovery modules add their own trees through it).
-    pub fn db(&self) -> &sled::Db {
-        &self.db
-    }
-}
-
-impl Store for SledStore {
-    fn put_ceremony(&self, id: &str, record: &CeremonyRecord) -> Result<(), StoreError> {
+impl Database {
+    /// Writes a ceremony record.
+    pub fn put_ceremony(&self, id: &str, record: &CeremonyRecord) -> Result<(), StoreError> {
         let previous = self
-            .ceremonies
+            .t(Table::Ceremonies)
             .insert(id.as_bytes(), to_json(CEREMONIES_TREE, record)?)?;
         if previous.is_none() {
-            self.ceremony_count
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.ceremony_count.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
     }
 
-    fn ceremony(&self, id: &str) -> Result<Option<CeremonyRecord>, StoreError> {
-        self.ceremonies
+    /// Reads a ceremony record.
+    pub fn ceremony(&self, id: &str) -> Result<Option<CeremonyRecord>, StoreError> {
+        self.t(Table::Ceremonies)
             .get(id.as_bytes())?
             .map(|v| from_json(CEREMONIES_TREE, &v))
             .transpose()
     }
 
-    fn ceremony_count(&self) -> Result<usize, StoreError> {
-        Ok(self
-            .ceremony_count
-            .load(std::sync::atomic::Ordering::Relaxed))
+    /// How many ceremony records exist (pending or completed, until swept).
+    pub fn ceremony_count(&self) -> Result<usize, StoreError> {
+        Ok(self.ceremony_count.load(Ordering::Relaxed))
     }
 
-    fn remove_expired_ceremonies(&self, now: u64) -> Result<usize, StoreError> {
+    /// Deletes ceremonies whose `expires_at <= now`; returns how many.
+    pub fn remove_expired_ceremonies(&self, now: u64) -> Result<usize, StoreError> {
         let (mut removed, mut kept) = (0, 0);
-        for item in self.ceremonies.iter() {
+        for item in self.t(Table::Ceremonies).iter() {
             let (k, v) = item?;
             // An undecodable record is garbage either way; sweep it too.
             let expired = from_json::<CeremonyRecord>(CEREMONIES_TREE, &v)
@@ -402,7 +179,7 @@ impl Store for SledStore {
             // compare_and_swap: only remove the exact value we judged, never a fresher write.
             if expired
                 && self
-                    .ceremonies
+                    .t(Table::Ceremonies)
                     .compare_and_swap(&k, Some(&v), None as Option<&[u8]>)?
                     .is_ok()
             {
@@ -413,30 +190,48 @@ impl Store for SledStore {
         }
         // Resynchronise the count (a record inserted during the walk may be missed until the
         // next sweep: the count bounds open ceremonies, it need not be exact to the record).
-        self.ceremony_count
-            .store(kept, std::sync::atomic::Ordering::Relaxed);
+        self.ceremony_count.store(kept, Ordering::Relaxed);
         Ok(removed)
     }
 
-    fn wallet(&self, wallet_id: &str) -> Result<Option<WalletRecord>, StoreError> {
+    /// The keys of ceremonies that name `wallet_id` (pending or finished), in no stated order.
+    pub fn ceremonies_of_wallet(&self, wallet_id: &str) -> Result<Vec<super::Key>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.t(Table::Ceremonies).iter() {
+            let (k, v) = item?;
+            if serde_json::from_slice::<CeremonyRecord>(&v).is_ok_and(|c| c.wallet_id == wallet_id)
+            {
+                out.push(super::Key(k.to_vec()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Everything stored for a wallet, read atomically.
+    pub fn wallet(&self, wallet_id: &str) -> Result<Option<WalletRecord>, StoreError> {
         let key = wallet_key(wallet_id);
         let rec = (
-            &self.wallets,
-            &self.shares,
-            &self.manifests,
-            &self.passkeys,
-            &self.blobs,
-            &self.receipts,
+            self.t(Table::Wallets),
+            self.t(Table::Shares),
+            self.t(Table::Manifests),
+            self.t(Table::Passkeys),
+            self.t(Table::Blobs),
+            self.t(Table::Receipts),
         )
             .transaction(|(w, s, m, p, b, r)| read_wallet_tx([w, s, m, p, b, r], key))?;
         Ok(rec)
     }
 
-    fn wallet_exists(&self, wallet_id: &str) -> Result<bool, StoreError> {
-        Ok(self.wallets.contains_key(wallet_key(wallet_id))?)
+    /// Whether the wallet has a record: one key lookup, no transaction (a record is written
+    /// whole by [`Database::commit_enrollment`], so its metadata stands for all of it).
+    pub fn wallet_exists(&self, wallet_id: &str) -> Result<bool, StoreError> {
+        Ok(self.t(Table::Wallets).contains_key(wallet_key(wallet_id))?)
     }
 
-    fn commit_enrollment(
+    /// In one transaction: if the wallet has no record, writes `record` into every wallet table
+    /// and `ceremony` under `ceremony_id`; otherwise writes nothing and returns the existing
+    /// record.
+    pub fn commit_enrollment(
         &self,
         wallet_id: &str,
         record: &WalletRecord,
@@ -447,13 +242,13 @@ impl Store for SledStore {
         let meta = to_json(WALLETS_TREE, &record.meta)?;
         let ceremony_bytes = to_json(CEREMONIES_TREE, ceremony)?;
         let outcome = (
-            &self.ceremonies,
-            &self.wallets,
-            &self.shares,
-            &self.manifests,
-            &self.passkeys,
-            &self.blobs,
-            &self.receipts,
+            self.t(Table::Ceremonies),
+            self.t(Table::Wallets),
+            self.t(Table::Shares),
+            self.t(Table::Manifests),
+            self.t(Table::Passkeys),
+            self.t(Table::Blobs),
+            self.t(Table::Receipts),
         )
             .transaction(|(c, w, s, m, p, b, r)| {
                 if let Some(existing) = read_wallet_tx([w, s, m, p, b, r], key)? {
@@ -469,14 +264,6 @@ impl Store for SledStore {
                 Ok(CommitOutcome::Stored)
             })?;
         Ok(outcome)
-    }
-
-    fn flush(&self) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(self.group.flush(&self.db))
-    }
-
-    fn flush_histogram(&self) -> Option<prometheus_client::metrics::histogram::Histogram> {
-        Some(self.group.flush_seconds.clone())
     }
 }
 
@@ -524,7 +311,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("db");
         {
-            let store = SledStore::open(&path).expect("open");
+            let store = Database::open(&path).expect("open");
             store.put_ceremony("c1", &ceremony(10, false)).expect("put");
             assert!(store.wallet("w1").expect("read").is_none());
 
@@ -552,14 +339,14 @@ mod tests {
             store.flush().await.expect("flush");
         }
         // Reopen: everything is there.
-        let store = SledStore::open(&path).expect("reopen");
+        let store = Database::open(&path).expect("reopen");
         assert_eq!(store.wallet("w1").expect("read"), Some(record(1)));
     }
 
     #[test]
     fn concurrent_commits_never_mix_records() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = SledStore::open(&dir.path().join("db")).expect("open");
+        let store = Database::open(&dir.path().join("db")).expect("open");
         for round in 0..20u8 {
             let wallet = format!("w{round}");
             let handles: Vec<_> = (1..=4u8)
@@ -602,7 +389,7 @@ mod tests {
         let path = dir.path().join("db");
         let writers = 64u32;
         {
-            let store = SledStore::open(&path).expect("open");
+            let store = Database::open(&path).expect("open");
             let tasks: Vec<_> = (0..writers)
                 .map(|i| {
                     let s = store.clone();
@@ -616,16 +403,13 @@ mod tests {
             for t in tasks {
                 t.await.expect("join").expect("flush");
             }
-            let flushes = store
-                .group
-                .started
-                .load(std::sync::atomic::Ordering::SeqCst);
+            let flushes = store.flushes_started();
             assert!(
                 (1..=u64::from(writers)).contains(&flushes),
                 "{flushes} flushes for {writers} callers"
             );
         }
-        let store = SledStore::open(&path).expect("reopen");
+        let store = Database::open(&path).expect("reopen");
         for i in 0..writers {
             let c = store.ceremony(&format!("c{i}")).expect("read");
             assert_eq!(
@@ -639,14 +423,12 @@ mod tests {
     #[test]
     fn missing_part_is_reported_as_corruption() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = SledStore::open(&dir.path().join("db")).expect("open");
+        let store = Database::open(&dir.path().join("db")).expect("open");
         store
             .commit_enrollment("w1", &record(1), "c", &ceremony(9, true))
             .expect("commit");
         store
-            .db()
-            .open_tree(BLOBS_TREE)
-            .expect("tree")
+            .t(Table::Blobs)
             .remove(wallet_key("w1"))
             .expect("remove");
         assert!(matches!(
@@ -661,7 +443,7 @@ mod tests {
     #[test]
     fn sweep_removes_only_expired() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = SledStore::open(&dir.path().join("db")).expect("open");
+        let store = Database::open(&dir.path().join("db")).expect("open");
         store
             .put_ceremony("old", &ceremony(10, false))
             .expect("put");

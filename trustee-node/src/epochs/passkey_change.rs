@@ -15,12 +15,12 @@
 //! assertion covers its fingerprint, so the node installs exactly the credential the owner named
 //! (the same rule as a trustee joining a wallet at a rotation).
 
-use crate::epoch::{EpochError, EpochState};
+use super::EpochOps;
+use crate::db::Batch;
+use crate::epochs::state::{EpochError, EpochState};
+use crate::epochs::{MAX_PASSKEY_JSON_BYTES, OwnerAssertion};
 use crate::error::NodeError;
-use crate::node::Node;
 use crate::owner_touch::passkey_fingerprint;
-use crate::rotation::{MAX_PASSKEY_JSON_BYTES, OwnerAssertion, Plan, T};
-use crate::storage::wallet_key;
 use crate::wallet::WalletId;
 use dlocker_proto::owner_challenge::OwnerAction;
 use webauthn_rs::prelude::{CreationChallengeResponse, Passkey, PasskeyRegistration};
@@ -52,7 +52,7 @@ fn internal(what: &str, e: impl std::fmt::Display) -> NodeError {
     NodeError::Internal(format!("{what}: {e}"))
 }
 
-impl Node {
+impl EpochOps<'_> {
     /// The registration ceremony of a new credential for `wallet_id`, excluding `current`. Its
     /// state holds nothing random but the challenge, which the one-touch check replaces: the same
     /// call at `BeginEpochAction` (for the options) and at `ChangePasskey` (for the state)
@@ -76,7 +76,6 @@ impl Node {
     /// Returns the new credential's fingerprint.
     pub async fn change_passkey(&self, req: ChangePasskey) -> Result<[u8; 32], NodeError> {
         let wallet = req.wallet_id.as_str();
-        let key = wallet_key(wallet);
         let _guard = self.recovery_lock.lock().await;
         let now = self.now();
         let state = self
@@ -95,15 +94,16 @@ impl Node {
                 let (_, registration) = self.start_passkey_change(&req.wallet_id, &current)?;
                 let state_json = serde_json::to_string(&registration)
                     .map_err(|e| internal("serialise registration state", e))?;
-                self.verify_owner_registration(
-                    wallet,
-                    OwnerAction::ChangePasskey,
-                    b"",
-                    owner.nonces.clone(),
-                    &json,
-                    &state_json,
-                )?
-                .value
+                self.owner_touch()
+                    .verify_owner_registration(
+                        wallet,
+                        OwnerAction::ChangePasskey,
+                        b"",
+                        owner.nonces.clone(),
+                        &json,
+                        &state_json,
+                    )?
+                    .value
             }
             Some(NewCredential::Passkey(json)) => {
                 if json.len() > MAX_PASSKEY_JSON_BYTES {
@@ -126,7 +126,7 @@ impl Node {
         let old_fp = passkey_fingerprint(&current)?;
         let new_fp = passkey_fingerprint(&new)?;
         // The current credential names the new one: its fingerprint is what the touch authorizes.
-        let touch = self.verify_owner_assertion(
+        let touch = self.owner_touch().verify_owner_assertion(
             wallet,
             OwnerAction::ChangePasskey,
             &new_fp,
@@ -134,14 +134,13 @@ impl Node {
             &owner.assertion_json,
             &current,
         )?;
-        self.spend_nonce(&touch)?;
-        let mut plan = Plan::default();
-        plan.put(
-            T::Passkeys,
-            key,
+        self.owner_touch().spend_nonce(&touch)?;
+        let mut batch = Batch::default();
+        batch.put_passkey_json(
+            wallet,
             serde_json::to_vec(&new).map_err(|e| internal("serialise passkey", e))?,
         );
-        self.apply(plan)?;
+        self.apply(&batch)?;
         let ev = self.record(
             now,
             PASSKEY_CHANGED,

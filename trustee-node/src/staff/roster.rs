@@ -1,24 +1,18 @@
-//! Staff administration on the bank node: signed staff-admin requests (role `admin`) list and
-//! change the staff and the approval policy, applied live and persisted.
+//! The bank's staff roster and approval policy: checking a change whole, and its stored form.
+//! The requests that change it are [`super::admin`]'s.
 //!
 //! The config's `[[bank.staff]]` and `bank.approvals_required` seed the roster. From the first
 //! change on, the roster stored here is authoritative: a restart loads it and a config reload no
 //! longer changes staff or policy (it says so in the log). Every change is checked whole before
 //! it is stored: an admin must remain, and the approvers must be able to meet the policy.
 
-use crate::error::NodeError;
-use crate::node::Node;
-use crate::recovery::MAX_STATEMENT_BYTES;
-use crate::staff_auth::{StaffMember, StaffRole};
-use crate::storage::StoreError;
+use crate::db::{Database, StoreError};
+use crate::staff::auth::{StaffMember, StaffRole};
 use dlocker_proto::keys::{public_key_from_hex, public_key_hex};
 use dlocker_proto::statement::StaffChange;
 use serde::{Deserialize, Serialize};
 
-/// The sled tree holding the managed roster (one record, [`ROSTER_KEY`]).
-pub const STAFF_ROSTER_TREE: &str = "staff_roster";
-/// The key of the roster record.
-pub const ROSTER_KEY: &[u8] = b"current";
+pub use crate::db::STAFF_ROSTER_TREE;
 /// Most staff members (as in the config).
 pub const MAX_STAFF: usize = 64;
 /// Largest `approvals_required` (as in the config).
@@ -53,7 +47,8 @@ pub enum RosterError {
     LastAdmin,
     /// The policy could never be met.
     #[error(
-        "refused: {required} approvals can never be met by {approvers} staff member(s) with the approver role"
+        "refused: {required} approvals can never be met by {approvers} staff member(s) with the \
+            approver role"
     )]
     Unmeetable {
         /// Approvals required.
@@ -193,11 +188,10 @@ fn corrupt(reason: impl std::fmt::Display) -> StoreError {
 }
 
 /// The managed roster, if staff were ever changed by a staff-admin request.
-pub fn load(tree: &sled::Tree) -> Result<Option<Roster>, StoreError> {
-    let Some(bytes) = tree.get(ROSTER_KEY)? else {
+pub fn load(db: &Database) -> Result<Option<Roster>, StoreError> {
+    let Some(stored) = db.roster::<StoredRoster>()? else {
         return Ok(None);
     };
-    let stored: StoredRoster = serde_json::from_slice(&bytes).map_err(corrupt)?;
     let staff = stored
         .staff
         .into_iter()
@@ -215,7 +209,7 @@ pub fn load(tree: &sled::Tree) -> Result<Option<Roster>, StoreError> {
     }))
 }
 
-fn store(tree: &sled::Tree, roster: &Roster) -> Result<(), StoreError> {
+pub(crate) fn store(db: &Database, roster: &Roster) -> Result<(), StoreError> {
     let stored = StoredRoster {
         staff: roster
             .staff
@@ -228,70 +222,7 @@ fn store(tree: &sled::Tree, roster: &Roster) -> Result<(), StoreError> {
             .collect(),
         approvals_required: roster.approvals_required,
     };
-    tree.insert(ROSTER_KEY, serde_json::to_vec(&stored).map_err(corrupt)?)?;
-    Ok(())
-}
-
-impl Node {
-    /// The staff and policy in force now.
-    pub fn roster(&self) -> Roster {
-        Roster {
-            staff: self
-                .staff_gate
-                .as_ref()
-                .map(crate::staff_auth::StaffGate::staff)
-                .unwrap_or_default(),
-            approvals_required: self.approvals_required(),
-        }
-    }
-
-    /// Whether staff are managed by staff-admin requests (then a config reload leaves them).
-    pub fn roster_is_managed(&self) -> bool {
-        self.staff_roster.contains_key(ROSTER_KEY).unwrap_or(false)
-    }
-
-    /// `ManageStaff`: a signed staff-admin request; returns the roster after it. A change is
-    /// stored and flushed before it takes effect and before the answer.
-    pub async fn staff_admin(&self, bytes: &[u8]) -> Result<Roster, NodeError> {
-        if bytes.len() > MAX_STATEMENT_BYTES {
-            return Err(NodeError::invalid(
-                "staff_admin_request_encoded",
-                format!("{} bytes; at most {MAX_STATEMENT_BYTES}", bytes.len()),
-            ));
-        }
-        // Serialised with approvals, which read the policy.
-        let _guard = self.recovery_lock.lock().await;
-        let now = self.now();
-        let gate = self.staff_gate.as_ref().ok_or_else(|| {
-            NodeError::Internal("staff call on a node without the bank role".into())
-        })?;
-        let (by, req) = gate.check_admin(bytes, now).inspect_err(|e| {
-            tracing::warn!(error = %e, "staff admin request refused");
-        })?;
-        let current = self.roster();
-        let next = match apply(&current, &req.change) {
-            Ok(next) => next,
-            Err(e) => {
-                // The nonce is spent either way.
-                self.commit(Vec::new()).await?;
-                tracing::warn!(staff = %by, error = %e, "staff change refused");
-                return Err(e.into());
-            }
-        };
-        if next == current {
-            self.commit(Vec::new()).await?;
-            return Ok(current);
-        }
-        store(&self.staff_roster, &next)?;
-        let what = describe(&req.change);
-        let event = self.record(now, "staff_changed", "", "", &format!("by {by}: {what}"))?;
-        self.commit(vec![event]).await?;
-        gate.replace_staff(next.staff.clone());
-        self.approvals_required
-            .store(next.approvals_required, std::sync::atomic::Ordering::SeqCst);
-        tracing::info!(staff = %by, change = %what, "staff changed");
-        Ok(next)
-    }
+    db.put_roster(&stored)
 }
 
 #[cfg(test)]
@@ -405,14 +336,13 @@ mod tests {
     #[test]
     fn roster_round_trips_through_the_tree() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let db = sled::open(dir.path()).expect("db");
-        let tree = db.open_tree(STAFF_ROSTER_TREE).expect("tree");
-        assert_eq!(load(&tree).expect("load"), None);
+        let db = Database::open(dir.path()).expect("db");
+        assert_eq!(load(&db).expect("load"), None);
         let r = Roster {
             staff: vec![member("root", &[StaffRole::Admin, StaffRole::Approver])],
             approvals_required: 1,
         };
-        store(&tree, &r).expect("store");
-        assert_eq!(load(&tree).expect("load"), Some(r));
+        store(&db, &r).expect("store");
+        assert_eq!(load(&db).expect("load"), Some(r));
     }
 }

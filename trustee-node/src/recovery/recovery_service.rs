@@ -5,8 +5,8 @@ use crate::error::NodeError;
 use crate::events::StoredEvent;
 use crate::node::Node;
 use crate::owner_touch::nonces_from_wire;
+use crate::recovery::session::SessionState;
 use crate::recovery::{CancelAuthority, MAX_AUDIT_PAGE, parse_session_key};
-use crate::recovery_session::SessionState;
 use crate::wallet::WalletId;
 use dlocker_proto::pb;
 use dlocker_proto::pb::recovery_server::Recovery;
@@ -103,7 +103,7 @@ async fn pump_events(
     }
 }
 
-fn status_pb(node: &Node, s: crate::recovery_session::RecoverySession) -> pb::RecoverySession {
+fn status_pb(node: &Node, s: crate::recovery::session::RecoverySession) -> pb::RecoverySession {
     let now = node.now();
     let approved = s.bank_approval.is_some();
     pb::RecoverySession {
@@ -126,7 +126,7 @@ fn status_pb(node: &Node, s: crate::recovery_session::RecoverySession) -> pb::Re
         release_not_before: s.release_not_before,
         expires_at: s.expires_at,
         approvers: s.approvals,
-        approvals_required: node.approvals_required(),
+        approvals_required: node.staff().approvals_required(),
         approved,
     }
 }
@@ -141,9 +141,13 @@ impl Recovery for RecoveryService {
         let req = req.into_inner();
         let wallet_id = WalletId::parse(req.wallet_id)?;
         let r = parse_session_key(&req.session_key)?;
-        let o = self.node.open_recovery(&wallet_id, &r).await?;
+        let o = self.node.recovery().open_recovery(&wallet_id, &r).await?;
         // Epochs: a staged successor is offered too (released by Epochs.ReleaseStagedShare).
-        let staged_manifest_encoded = self.node.staged_manifest(&wallet_id)?.unwrap_or_default();
+        let staged_manifest_encoded = self
+            .node
+            .epochs()
+            .staged_manifest(&wallet_id)?
+            .unwrap_or_default();
         Ok(Response::new(pb::OpenRecoveryResponse {
             session_id: o.session_id,
             request_options_json: o.request_options_json,
@@ -165,6 +169,7 @@ impl Recovery for RecoveryService {
         let nonces = nonces_from_wire(&req.nonces)?;
         let t = self
             .node
+            .recovery()
             .authenticate_owner(&req.session_id, &req.assertion_json, nonces)
             .await?;
         Ok(Response::new(pb::AuthenticateOwnerResponse {
@@ -179,6 +184,7 @@ impl Recovery for RecoveryService {
         let req = req.into_inner();
         let r = self
             .node
+            .recovery()
             .release_share(&req.session_id, &req.bank_approval_encoded)
             .await?;
         Ok(Response::new(pb::ReleaseShareResponse {
@@ -196,6 +202,7 @@ impl Recovery for RecoveryService {
         self.node.caller_limits.owner_call(req.remote_addr())?;
         let c = self
             .node
+            .recovery()
             .begin_owner_cancel(&req.into_inner().session_id)
             .await?;
         Ok(Response::new(pb::BeginOwnerCancelResponse {
@@ -232,6 +239,7 @@ impl Recovery for RecoveryService {
             }
         };
         self.node
+            .recovery()
             .cancel_recovery(&req.session_id, authority)
             .await?;
         Ok(Response::new(pb::CancelRecoveryResponse {}))
@@ -241,7 +249,10 @@ impl Recovery for RecoveryService {
         &self,
         req: Request<pb::GetRecoveryStatusRequest>,
     ) -> Result<Response<pb::RecoverySession>, Status> {
-        let s = self.node.recovery_status(&req.into_inner().session_id)?;
+        let s = self
+            .node
+            .recovery()
+            .recovery_status(&req.into_inner().session_id)?;
         Ok(Response::new(status_pb(&self.node, s)))
     }
 
@@ -302,7 +313,7 @@ impl Recovery for RecoveryService {
                 .map(|c| <[u8; 32]>::from(sha2::Sha256::digest(c.as_ref())))
         });
         let req = req.into_inner();
-        let reader = self.node.authorize_event_reader(
+        let reader = self.node.staff().authorize_event_reader(
             &req.staff_request_encoded,
             client_cert_sha256.as_ref(),
             StaffAction::WatchEvents,

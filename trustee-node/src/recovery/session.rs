@@ -26,6 +26,15 @@ use dlocker_proto::statement::{BankApproval, BankCancellation, Signed, Statement
 use k256::PublicKey;
 use serde::{Deserialize, Serialize};
 
+/// Session states as `RecoverySession::state_name` reports them.
+pub const SESSION_STATES: [&str; 5] = [
+    "open",
+    "owner_authenticated",
+    "released",
+    "cancelled",
+    "expired",
+];
+
 /// Who cancelled a session.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "by", rename_all = "snake_case")]
@@ -101,7 +110,8 @@ pub enum SessionError {
     /// The session released another epoch's share; it never releases a second epoch's (a
     /// rotation after a release locks that session out).
     #[error(
-        "this session already released the share of epoch {released}; it cannot release epoch {asked} — open a new recovery"
+        "this session already released the share of epoch {released}; it cannot release epoch \
+            {asked} — open a new recovery"
     )]
     ReleasedOtherEpoch {
         /// The epoch released.
@@ -144,7 +154,8 @@ pub enum SessionError {
     },
     /// The waiting period is still running.
     #[error(
-        "recovery delay has not passed: release not before {release_not_before} ({remaining_secs} s left)"
+        "recovery delay has not passed: release not before {release_not_before} ({remaining_secs} \
+            s left)"
     )]
     DelayNotPassed {
         /// Unix seconds.
@@ -160,7 +171,8 @@ pub enum SessionError {
     CancellationWrongBank,
     /// The cancellation was issued before this session opened (a replay).
     #[error(
-        "bank cancellation was issued at {issued_at}, before this session opened at {opened_at}: it cancels an earlier session"
+        "bank cancellation was issued at {issued_at}, before this session opened at {opened_at}: \
+            it cancels an earlier session"
     )]
     CancellationStale {
         /// Unix seconds.
@@ -280,6 +292,21 @@ pub struct ReleaseAuthorized {
     pub approval: VerifiedApproval,
     /// The epoch whose share it authorizes.
     pub epoch: u64,
+    wallet_id: String,
+    session_key: Option<PublicKey>,
+}
+
+impl ReleaseAuthorized {
+    /// The wallet whose share it authorizes.
+    pub fn wallet_id(&self) -> &str {
+        &self.wallet_id
+    }
+
+    /// `R`, the session key the share is sealed to (`None` if the stored session's key does
+    /// not decode).
+    pub fn session_key(&self) -> Option<PublicKey> {
+        self.session_key
+    }
 }
 
 impl RecoverySession {
@@ -443,6 +470,8 @@ impl RecoverySession {
             _private: (),
             approval,
             epoch,
+            wallet_id: self.wallet_id.clone(),
+            session_key: self.session_key(),
         })
     }
 

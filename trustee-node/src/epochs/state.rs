@@ -3,7 +3,7 @@
 //! ```text
 //!                 stage (e+1, previous = hash(e))            commit (owner)
 //!   Active{e} ─────────────────────────────────▶ Staged{e, e+1} ──────────────▶ Active{e+1}
-//!       ▲                                           │      (e's share erased in the same transaction)
+//!       ▲                                           │    (e's share erased in the commit)
 //!       └───────────── abandon (owner) / expiry ────┘
 //!
 //!   (nothing) ── stage (registration) ──▶ Joining{e+1} ── commit ──▶ Active{e+1}
@@ -15,8 +15,9 @@
 //!
 //! A node holds at most one active and one staged epoch per wallet. Transitions are pure
 //! functions of `(state, event, now)` returning the next state or an [`EpochError`] naming the
-//! rule that refused; the node ([`crate::rotation`]) persists the result together with the data
-//! it moves, in one sled transaction. Expiry is a transition too ([`EpochState::expire`]): a staged
+//! rule that refused; the node ([`crate::epochs`]) persists the result together with the data
+//! it moves, in one database transaction. Expiry is a transition too ([`EpochState::expire`]): a
+//! staged
 //! epoch past `expires_at` is treated as gone by every other transition, and the sweeper (or the
 //! next request for the wallet) erases it.
 //!
@@ -124,7 +125,8 @@ pub enum EpochState {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EpochError {
     /// The staged manifest is not the active epoch's successor by number.
-    #[error("the manifest is for epoch {got}; this node's active epoch is {active}, so only epoch {} can be staged", active + 1)]
+    #[error("the manifest is for epoch {got}; this node's active epoch is {active}, so only epoch \
+        {} can be staged", active + 1)]
     NotNextEpoch {
         /// The active epoch.
         active: u64,
@@ -142,7 +144,8 @@ pub enum EpochError {
     NoPrevious,
     /// Another staged epoch is waiting.
     #[error(
-        "another rotation (epoch {epoch}) is staged here until {expires_at}; abandon it first or wait for it to expire"
+        "another rotation (epoch {epoch}) is staged here until {expires_at}; abandon it first or \
+            wait for it to expire"
     )]
     AlreadyStaged {
         /// Its epoch.
@@ -175,7 +178,8 @@ pub enum EpochError {
     },
     /// The epoch was committed: it can no longer be rolled back here.
     #[error(
-        "epoch {epoch} is already committed here and cannot be rolled back; resume the rotation instead"
+        "epoch {epoch} is already committed here and cannot be rolled back; resume the rotation \
+            instead"
     )]
     AlreadyCommitted {
         /// The epoch.
@@ -183,12 +187,14 @@ pub enum EpochError {
     },
     /// An owner-authenticated recovery session blocks rotation.
     #[error(
-        "an owner-authenticated recovery is in progress for this wallet; rotation waits until it is released, cancelled or expired"
+        "an owner-authenticated recovery is in progress for this wallet; rotation waits until it \
+            is released, cancelled or expired"
     )]
     RecoveryInProgress,
     /// The owner's passkey assertion is missing.
     #[error(
-        "{action} needs the owner's passkey assertion (BeginEpochAction, then this call with the assertion)"
+        "{action} needs the owner's passkey assertion (BeginEpochAction, then this call with the \
+            assertion)"
     )]
     OwnerAssertionRequired {
         /// The action.
@@ -196,24 +202,28 @@ pub enum EpochError {
     },
     /// This node retired from the wallet (its share erased); deposits for it are refused.
     #[error(
-        "this node retired from this wallet and erased its share; it accepts no new deposit for it (a trustee rejoins a wallet only through a rotation)"
+        "this node retired from this wallet and erased its share; it accepts no new deposit for it \
+            (a trustee rejoins a wallet only through a rotation)"
     )]
     RetiredHere,
     /// A credential other than the wallet's one was offered (a new registration, or a joining
     /// trustee's credential where the node already holds the wallet or staged another one).
     #[error(
-        "a wallet has one credential: authorise with the owner's assertion (a node joining the wallet is handed the wallet's credential), not a new one"
+        "a wallet has one credential: authorise with the owner's assertion (a node joining the \
+            wallet is handed the wallet's credential), not a new one"
     )]
     RegistrationNotAllowed,
     /// A node joining a wallet was not shown, by a trustee it knows, that the handed credential
     /// is the wallet's (a stranger must not make it join under a credential of their own).
     #[error(
-        "a trustee joins a wallet only with the wallet's credential attested by a trustee it knows ([epochs] known_trustee_keys) that holds the epoch this one succeeds: {0}"
+        "a trustee joins a wallet only with the wallet's credential attested by a trustee it knows \
+            ([epochs] known_trustee_keys) that holds the epoch this one succeeds: {0}"
     )]
     CredentialNotAttested(&'static str),
     /// A passkey change on a node that only holds a staged epoch of the wallet (joining it).
     #[error(
-        "this node is joining the wallet through a staged epoch; commit or abandon the rotation before changing the passkey"
+        "this node is joining the wallet through a staged epoch; commit or abandon the rotation \
+            before changing the passkey"
     )]
     PasskeyChangeWhileJoining,
     /// Too little evidence that the successor epoch is held by its threshold.
@@ -239,7 +249,8 @@ pub enum EpochError {
     },
     /// The recovery session's epoch was replaced by a commit.
     #[error(
-        "this session was for epoch {session_epoch}, which a rotation replaced by epoch {active}; open a new recovery"
+        "this session was for epoch {session_epoch}, which a rotation replaced by epoch {active}; \
+            open a new recovery"
     )]
     SessionEpochReplaced {
         /// The session's epoch.
@@ -390,8 +401,11 @@ impl EpochState {
     /// Whether `manifest_hash` is committed here already (the idempotent answer to a retried
     /// commit).
     pub fn is_committed(&self, manifest_hash: &str) -> bool {
-        matches!(self, Self::Active { active } if active.manifest_hash == manifest_hash && active.committed_at.is_some())
-            || matches!(self, Self::Staged { active, .. } if active.manifest_hash == manifest_hash && active.committed_at.is_some())
+        let active = match self {
+            Self::Active { active } | Self::Staged { active, .. } => active,
+            _ => return false,
+        };
+        active.manifest_hash == manifest_hash && active.committed_at.is_some()
     }
 
     /// The staged epoch under `manifest_hash`, still valid at `now`; the reason otherwise.

@@ -97,7 +97,7 @@ impl Trustee for TrusteeService {
     ) -> Result<Response<pb::BeginEnrollmentResponse>, Status> {
         self.node.caller_limits.owner_call(req.remote_addr())?;
         let req = BeginEnrollment::try_from(req.into_inner())?;
-        let c = self.node.begin_enrollment(req).await?;
+        let c = self.node.enrollment().begin_enrollment(req).await?;
         Ok(Response::new(pb::BeginEnrollmentResponse {
             ceremony_id: c.ceremony_id,
             creation_options_json: c.creation_options_json,
@@ -112,6 +112,7 @@ impl Trustee for TrusteeService {
     ) -> Result<Response<pb::FinishEnrollmentResponse>, Status> {
         let receipt = self
             .node
+            .enrollment()
             .finish_enrollment(FinishEnrollment::try_from(req.into_inner())?)
             .await?;
         Ok(Response::new(pb::FinishEnrollmentResponse {
@@ -128,9 +129,10 @@ impl Trustee for TrusteeService {
         // joining the wallet (epoch 0: nothing active yet).
         let staged = self
             .node
+            .epochs()
             .staged_status(&wallet_id)?
-            .map(crate::rotation_service::staged_pb);
-        let s = match self.node.backup_status(&wallet_id) {
+            .map(crate::epochs::epochs_service::staged_pb);
+        let s = match self.node.enrollment().backup_status(&wallet_id) {
             Ok(s) => s,
             Err(NodeError::WalletNotFound) if staged.is_some() => {
                 return Ok(Response::new(pb::GetBackupStatusResponse {
@@ -158,7 +160,7 @@ impl Trustee for TrusteeService {
         req: Request<pb::ProveShareRequest>,
     ) -> Result<Response<pb::ProveShareResponse>, Status> {
         let p = ProveShareParams::try_from(req.into_inner())?;
-        let proof = self.node.prove_share(&p.wallet_id, &p.nonce)?;
+        let proof = self.node.enrollment().prove_share(&p.wallet_id, &p.nonce)?;
         Ok(Response::new(pb::ProveShareResponse {
             epoch: proof.epoch,
             share_index: u32::from(proof.share_index),
@@ -169,5 +171,5 @@ impl Trustee for TrusteeService {
 }
 
 #[cfg(test)]
-#[path = "service_tests.rs"]
+#[path = "trustee_service_tests.rs"]
 pub(crate) mod tests;

@@ -2,9 +2,9 @@
 //! oldest pending things), read without the keys. A running node holds the database lock: its
 //! figures are on the admin listener's `/metrics` instead.
 
+use super::{CeremonyRecord, CeremonyState, WalletMeta};
 use crate::config::NodeConfig;
-use crate::metrics::SESSION_STATES;
-use crate::storage::{CeremonyRecord, CeremonyState, WalletMeta};
+use crate::recovery::session::SESSION_STATES;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -126,11 +126,11 @@ pub fn stats(dir: &Path, now: u64) -> Result<DbStats, DbStatsError> {
             .iter()
             .map(|s| ((*s).to_owned(), 0))
             .collect(),
-        epochs_staged: tree(crate::rotation::STAGED_TREE)?.len() as u64,
-        events: tree(crate::events::EVENTS_TREE)?.len() as u64,
-        audit_entries: tree(crate::audit_log::AUDIT_TREE)?.len() as u64,
+        epochs_staged: tree(super::STAGED_TREE)?.len() as u64,
+        events: tree(super::EVENTS_TREE)?.len() as u64,
+        audit_entries: tree(super::AUDIT_TREE)?.len() as u64,
     };
-    for item in tree(crate::storage::WALLETS_TREE)?.iter() {
+    for item in tree(super::WALLETS_TREE)?.iter() {
         let (_, v) = item.map_err(&e)?;
         let Ok(meta) = serde_json::from_slice::<WalletMeta>(&v) else {
             continue;
@@ -146,7 +146,7 @@ pub fn stats(dir: &Path, now: u64) -> Result<DbStats, DbStatsError> {
                 .map_or(meta.enrolled_at, |o| o.max(meta.enrolled_at)),
         );
     }
-    for item in tree(crate::storage::CEREMONIES_TREE)?.iter() {
+    for item in tree(super::CEREMONIES_TREE)?.iter() {
         let (_, v) = item.map_err(&e)?;
         let Ok(c) = serde_json::from_slice::<CeremonyRecord>(&v) else {
             continue;
@@ -159,9 +159,9 @@ pub fn stats(dir: &Path, now: u64) -> Result<DbStats, DbStatsError> {
             );
         }
     }
-    for item in tree(crate::recovery::SESSIONS_TREE)?.iter() {
+    for item in tree(super::SESSIONS_TREE)?.iter() {
         let (_, v) = item.map_err(&e)?;
-        let Ok(stored) = serde_json::from_slice::<crate::recovery::StoredSession>(&v) else {
+        let Ok(stored) = serde_json::from_slice::<super::StoredSession>(&v) else {
             continue;
         };
         *s.recovery_sessions
@@ -176,11 +176,7 @@ pub fn wallets(dir: &Path) -> Result<Vec<WalletRow>, DbStatsError> {
     let db = open(dir)?;
     let e = db_err(dir);
     let mut rows = Vec::new();
-    for item in db
-        .open_tree(crate::storage::WALLETS_TREE)
-        .map_err(&e)?
-        .iter()
-    {
+    for item in db.open_tree(super::WALLETS_TREE).map_err(&e)?.iter() {
         let (k, v) = item.map_err(&e)?;
         let Ok(meta) = serde_json::from_slice::<WalletMeta>(&v) else {
             continue;
@@ -204,12 +200,12 @@ pub fn staff_roster_is_managed(dir: &Path) -> Result<bool, DbStatsError> {
     let db = open(dir)?;
     let e = db_err(dir);
     // `open_tree` would create a missing tree: look it up by name first.
-    let name = crate::staff_admin::STAFF_ROSTER_TREE.as_bytes();
+    let name = super::STAFF_ROSTER_TREE.as_bytes();
     if !db.tree_names().iter().any(|n| n.as_ref() == name) {
         return Ok(false);
     }
     db.open_tree(name)
         .map_err(&e)?
-        .contains_key(crate::staff_admin::ROSTER_KEY)
+        .contains_key(super::ROSTER_KEY)
         .map_err(&e)
 }

@@ -1,9 +1,9 @@
 //! What the node holds for a wallet: `GetBackupStatus` and `ProveShare`.
 
+use super::EnrollmentOps;
 use crate::at_rest::{self, ShareRecordId};
+use crate::db::{StoreError, WALLETS_TREE, WalletRecord};
 use crate::error::NodeError;
-use crate::node::Node;
-use crate::storage::{StoreError, WALLETS_TREE, WalletRecord};
 use crate::wallet::WalletId;
 use dlocker_proto::schnorr::{NONCE_LEN, PossessionProof, ProofContext};
 
@@ -48,9 +48,9 @@ fn manifest_hash_of(rec: &WalletRecord) -> Result<[u8; 32], NodeError> {
     Ok(h)
 }
 
-impl Node {
+impl EnrollmentOps<'_> {
     fn enrolled(&self, wallet_id: &WalletId) -> Result<WalletRecord, NodeError> {
-        self.store
+        self.db
             .wallet(wallet_id.as_str())?
             .ok_or(NodeError::WalletNotFound)
     }
@@ -84,10 +84,12 @@ impl Node {
             epoch,
             share_index,
         };
-        let share = at_rest::open_share(&self.storage_key, &id, &rec.sealed_share).map_err(|_| {
-            tracing::error!(wallet = %wallet_id.log_tag(), epoch, share_index, "stored share failed its integrity check");
-            NodeError::StoredShareCorrupt
-        })?;
+        let share =
+            at_rest::open_share(&self.storage_key, &id, &rec.sealed_share).map_err(|_| {
+                tracing::error!(wallet = %wallet_id.log_tag(), epoch, share_index, "stored share \
+                failed its integrity check");
+                NodeError::StoredShareCorrupt
+            })?;
         let ctx = ProofContext {
             wallet_id: wallet_id.as_str(),
             epoch,

@@ -7,8 +7,8 @@ use dlocker_proto::statement::{
 use k256::PublicKey;
 use serde::{Deserialize, Serialize};
 
-/// The sled tree remembering used staff request nonces.
-pub const STAFF_NONCES_TREE: &str = "staff_nonces";
+use crate::db::Database;
+pub use crate::db::STAFF_NONCES_TREE;
 
 /// What a staff member may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,7 +105,8 @@ pub enum StaffAuthError {
     WrongNode,
     /// Outside the allowed clock skew.
     #[error(
-        "staff request timestamp is outside the allowed window of {skew_secs} s; check the clock and sign a new request"
+        "staff request timestamp is outside the allowed window of {skew_secs} s; check the clock \
+            and sign a new request"
     )]
     Stale {
         /// The window.
@@ -116,7 +117,7 @@ pub enum StaffAuthError {
     Replayed,
     /// Storage failed.
     #[error("staff nonce storage: {0}")]
-    Storage(#[from] sled::Error),
+    Storage(#[from] crate::db::EngineError),
 }
 
 fn decode_error(e: StatementError) -> StaffAuthError {
@@ -142,13 +143,13 @@ pub struct StaffGate {
     staff: std::sync::RwLock<Vec<StaffMember>>,
     node_id: String,
     skew_secs: u64,
-    nonces: sled::Tree,
+    db: Database,
 }
 
 impl StaffGate {
     /// A gate over `staff` for the bank node `node_id`.
     pub fn new(
-        db: &sled::Db,
+        db: &Database,
         staff: Vec<StaffMember>,
         node_id: String,
         skew_secs: u64,
@@ -157,7 +158,7 @@ impl StaffGate {
             staff: std::sync::RwLock::new(staff),
             node_id,
             skew_secs,
-            nonces: db.open_tree(STAFF_NONCES_TREE)?,
+            db: db.clone(),
         })
     }
 
@@ -257,10 +258,7 @@ impl StaffGate {
             });
         }
         // Atomic insert-if-absent: two concurrent uses of one nonce cannot both pass.
-        let fresh = self
-            .nonces
-            .compare_and_swap(nonce, None::<&[u8]>, Some(&timestamp.to_be_bytes()[..]))?
-            .is_ok();
+        let fresh = self.db.claim_staff_nonce(&nonce, timestamp)?;
         if !fresh {
             return Err(StaffAuthError::Replayed);
         }
@@ -272,16 +270,7 @@ impl StaffGate {
     // them first), so they are dropped to keep the tree small.
     fn prune(&self, now: u64) -> Result<(), StaffAuthError> {
         let horizon = now.saturating_sub(2 * self.skew_secs);
-        for item in self.nonces.iter().take(64) {
-            let (k, v) = item?;
-            let ts = <[u8; 8]>::try_from(&v[..])
-                .map(u64::from_be_bytes)
-                .unwrap_or(0);
-            if ts < horizon {
-                self.nonces.remove(k)?;
-            }
-        }
-        Ok(())
+        Ok(self.db.prune_staff_nonces(horizon)?)
     }
 }
 
@@ -308,7 +297,7 @@ mod tests {
     #[test]
     fn checks_role_node_time_and_replay() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let db = sled::open(dir.path()).expect("db");
+        let db = crate::db::Database::open(dir.path()).expect("db");
         let alice = SigningKey::generate_from_rng(&mut rand::rng());
         let viewer = SigningKey::generate_from_rng(&mut rand::rng());
         let gate = StaffGate::new(

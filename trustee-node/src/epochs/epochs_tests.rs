@@ -5,13 +5,13 @@
 //! sign their receipts.
 
 use crate::config::{NodeConfig, Role};
+use crate::db::{Database, SHARES_TREE, wallet_key};
+use crate::enrollment::trustee_service::tests::begin_for;
 use crate::init::{InitOptions, init_node};
 use crate::keys::FileKeyProvider;
 use crate::node::{Clock, Node};
 use crate::owner_touch_tests as touch;
 use crate::server::{RunningNode, spawn_on};
-use crate::service::tests::begin_for;
-use crate::storage::{SHARES_TREE, SledStore, wallet_key};
 use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
 use dlocker_proto::keys::{decode_public_key, encode_public_key, node_id};
 use dlocker_proto::manifest::{Manifest, ManifestHash, ManifestParts, TrusteeEntry};
@@ -223,7 +223,7 @@ impl Harness {
         assert_eq!(config.epochs.staged_ttl_secs, TTL);
         assert_eq!(config.epochs.known_trustee_keys.len(), 1);
         let clock = Arc::new(ManualClock(AtomicU64::new(T0)));
-        let store = Arc::new(SledStore::open(&config.db_path()).expect("db"));
+        let store = Database::open(&config.db_path()).expect("db");
         let node =
             Node::new(config, &FileKeyProvider::new(dir), store, clock.clone()).expect("node");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -607,20 +607,16 @@ async fn stage_commit_retire_on_one_node() {
 
     // Nothing of the wallet is left in the share, passkey or epoch trees.
     h.stop().await;
-    let db = sled::open(h.tmp.path().join("db")).expect("db");
+    let db = Database::open(&h.tmp.path().join("db")).expect("db");
     for t in [
         SHARES_TREE,
-        crate::storage::PASSKEYS_TREE,
-        crate::storage::BLOBS_TREE,
-        crate::rotation::EPOCHS_TREE,
-        crate::rotation::STAGED_TREE,
+        crate::db::PASSKEYS_TREE,
+        crate::db::BLOBS_TREE,
+        crate::epochs::EPOCHS_TREE,
+        crate::epochs::STAGED_TREE,
     ] {
         assert!(
-            db.open_tree(t)
-                .expect("tree")
-                .get(wallet_key(wallet))
-                .expect("read")
-                .is_none(),
+            db.raw_get(t, wallet_key(wallet)).is_none(),
             "{t} still holds the wallet"
         );
     }

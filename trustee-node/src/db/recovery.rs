@@ -1,0 +1,79 @@
+//! Recovery sessions and their per-wallet index. Layout: [`crate::db`].
+
+use super::{
+    Database, SESSION_INDEX_TREE, SESSIONS_TREE, StoreError, Table, corrupt, from_json, wallet_key,
+};
+use crate::recovery::session::RecoverySession;
+use serde::{Deserialize, Serialize};
+
+/// A session as persisted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredSession {
+    /// The state machine.
+    pub session: RecoverySession,
+}
+
+/// The prefix of a wallet's entries in [`SESSION_INDEX_TREE`]: `u32 len ‖ wallet id`, so no
+/// wallet's prefix is another's.
+pub fn session_index_prefix(wallet_id: &str) -> Vec<u8> {
+    let w = wallet_key(wallet_id);
+    let mut k = Vec::with_capacity(4 + w.len());
+    k.extend_from_slice(&(w.len() as u32).to_be_bytes());
+    k.extend_from_slice(w);
+    k
+}
+
+pub(super) fn session_index_key(wallet_id: &str, session_id: &str) -> Vec<u8> {
+    let mut k = session_index_prefix(wallet_id);
+    k.extend_from_slice(session_id.as_bytes());
+    k
+}
+
+impl Database {
+    /// The session stored under `id`, if any.
+    pub fn session(&self, id: &str) -> Result<Option<StoredSession>, StoreError> {
+        self.t(Table::Sessions)
+            .get(id.as_bytes())?
+            .map(|v| from_json(SESSIONS_TREE, &v))
+            .transpose()
+    }
+
+    /// The ids of every session of the wallet (live or not), in session id order.
+    pub fn session_ids_of_wallet(&self, wallet_id: &str) -> Result<Vec<String>, StoreError> {
+        let mut out = Vec::new();
+        for item in self
+            .t(Table::SessionIndex)
+            .scan_prefix(session_index_prefix(wallet_id))
+        {
+            let (_, id) = item?;
+            out.push(String::from_utf8(id.to_vec()).map_err(|e| corrupt(SESSION_INDEX_TREE, e))?);
+        }
+        Ok(out)
+    }
+
+    /// At most `max` stored sessions, in session id order.
+    pub fn sessions(&self, max: usize) -> Result<Vec<StoredSession>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.t(Table::Sessions).iter() {
+            let (_, v) = item?;
+            out.push(from_json(SESSIONS_TREE, &v)?);
+            if out.len() >= max {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every stored session that decodes (undecodable ones are skipped: the requests that touch
+    /// them report them), for counting.
+    pub fn readable_sessions(&self) -> Result<Vec<StoredSession>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.t(Table::Sessions).iter() {
+            let (_, v) = item?;
+            if let Ok(s) = serde_json::from_slice(&v) {
+                out.push(s);
+            }
+        }
+        Ok(out)
+    }
+}

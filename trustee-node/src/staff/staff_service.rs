@@ -1,0 +1,150 @@
+//! The bank node's `Staff` gRPC service: thin handlers over [`super::StaffOps`].
+
+use crate::node::Node;
+use crate::recovery::parse_session_key;
+use crate::recovery::session::{RecoverySession, SessionState};
+use crate::wallet::WalletId;
+use dlocker_proto::pb;
+use dlocker_proto::pb::staff_server::Staff;
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+/// The `Staff` gRPC service (bank role only).
+#[derive(Debug, Clone)]
+pub struct StaffService {
+    node: Arc<Node>,
+}
+
+impl StaffService {
+    /// A service for `node`.
+    pub fn new(node: Arc<Node>) -> Self {
+        Self { node }
+    }
+}
+
+fn pending(
+    node: &Node,
+    s: RecoverySession,
+    required: u32,
+    approved: bool,
+    now: u64,
+) -> pb::PendingRecovery {
+    let customer = node.enrollment().customer(&s.wallet_id);
+    pb::PendingRecovery {
+        customer_user_name: customer
+            .as_ref()
+            .map(|c| c.user_name.clone())
+            .unwrap_or_default(),
+        customer_reference: customer
+            .and_then(|c| c.customer_reference)
+            .unwrap_or_default(),
+        owner_authenticated: matches!(
+            s.state,
+            SessionState::OwnerAuthenticated { .. } | SessionState::Released { .. }
+        ),
+        expires_at: s.expires_at,
+        state: s.state_name(now).to_owned(),
+        session_key: s
+            .session_key()
+            .map(|k| dlocker_proto::keys::encode_public_key(&k).to_vec())
+            .unwrap_or_default(),
+        session_id: s.id,
+        wallet_id: s.wallet_id,
+        opened_at: s.opened_at,
+        release_not_before: s.release_not_before,
+        approvers: s.approvals,
+        approvals_required: required,
+        approved,
+    }
+}
+
+#[tonic::async_trait]
+impl Staff for StaffService {
+    async fn list_recoveries(
+        &self,
+        req: Request<pb::ListRecoveriesRequest>,
+    ) -> Result<Response<pb::ListRecoveriesResponse>, Status> {
+        let node = &self.node;
+        let sessions = node
+            .staff()
+            .staff_list(&req.into_inner().staff_request_encoded)
+            .await?;
+        let now = node.now();
+        let required = node.staff().approvals_required();
+        let recoveries = sessions
+            .into_iter()
+            .map(|s| {
+                let approved = node.staff().approved(&s, now);
+                pending(node, s, required, approved, now)
+            })
+            .collect();
+        Ok(Response::new(pb::ListRecoveriesResponse { recoveries }))
+    }
+
+    async fn approve_recovery(
+        &self,
+        req: Request<pb::ApproveRecoveryRequest>,
+    ) -> Result<Response<pb::ApproveRecoveryResponse>, Status> {
+        let a = self
+            .node
+            .staff()
+            .staff_approve(&req.into_inner().staff_request_encoded)
+            .await?;
+        Ok(Response::new(pb::ApproveRecoveryResponse {
+            approvers: a.approvers,
+            approvals_required: a.approvals_required,
+            bank_approval_encoded: a.bank_approval.unwrap_or_default(),
+        }))
+    }
+
+    async fn cancel_recovery(
+        &self,
+        req: Request<pb::StaffCancelRequest>,
+    ) -> Result<Response<pb::StaffCancelResponse>, Status> {
+        let c = self
+            .node
+            .staff()
+            .staff_cancel(&req.into_inner().staff_request_encoded)
+            .await?;
+        Ok(Response::new(pb::StaffCancelResponse {
+            bank_cancellation_encoded: c,
+        }))
+    }
+
+    async fn manage_staff(
+        &self,
+        req: Request<pb::ManageStaffRequest>,
+    ) -> Result<Response<pb::StaffRoster>, Status> {
+        let r = self
+            .node
+            .staff()
+            .staff_admin(&req.into_inner().staff_admin_request_encoded)
+            .await?;
+        Ok(Response::new(pb::StaffRoster {
+            staff: r
+                .staff
+                .into_iter()
+                .map(|m| pb::StaffMemberInfo {
+                    id: m.id,
+                    public_key: dlocker_proto::keys::encode_public_key(&m.public_key).to_vec(),
+                    roles: m.roles.iter().map(|r| r.name().to_owned()).collect(),
+                })
+                .collect(),
+            approvals_required: r.approvals_required,
+            managed: self.node.staff().roster_is_managed(),
+        }))
+    }
+
+    async fn get_approval(
+        &self,
+        req: Request<pb::GetApprovalRequest>,
+    ) -> Result<Response<pb::GetApprovalResponse>, Status> {
+        let req = req.into_inner();
+        let wallet_id = WalletId::parse(req.wallet_id)?;
+        let r = parse_session_key(&req.session_key)?;
+        let a = self.node.staff().get_approval(&wallet_id, &r)?;
+        Ok(Response::new(pb::GetApprovalResponse {
+            bank_approval_encoded: a,
+        }))
+    }
+}
