@@ -170,6 +170,9 @@ pub struct RawConfig {
     /// `[admin]` (the operator's HTTP listener; absent = off)
     #[serde(default)]
     pub admin: crate::admin::RawAdmin,
+    /// `[grpc_web]` (browsers; every key optional)
+    #[serde(default)]
+    pub grpc_web: crate::grpc_web::RawGrpcWeb,
 }
 
 /// `[epochs]`
@@ -335,6 +338,8 @@ pub struct NodeConfig {
     pub locker: crate::locker_host::LockerConfig,
     /// The admin listener (`[admin]`).
     pub admin: crate::admin::AdminConfig,
+    /// Browsers: gRPC-Web's allowed origins (`[grpc_web]`).
+    pub grpc_web: crate::grpc_web::GrpcWebConfig,
 }
 
 /// Epoch rotation settings (`[epochs]`).
@@ -629,6 +634,7 @@ impl TryFrom<RawConfig> for NodeConfig {
 
         let limits = limits_from(&raw.limits)?;
         let webauthn = webauthn_from(raw.webauthn)?;
+        let grpc_web = crate::grpc_web::grpc_web_config(&raw.grpc_web, &webauthn)?;
         let tls = raw
             .tls
             .map(|t| {
@@ -714,6 +720,7 @@ impl TryFrom<RawConfig> for NodeConfig {
             ));
         }
         Ok(NodeConfig {
+            grpc_web,
             locker,
             admin,
             data_dir: PathBuf::new(),

@@ -46,6 +46,7 @@ pub mod epoch;
 pub mod erase;
 pub mod error;
 pub mod events;
+pub mod grpc_web;
 pub mod init;
 pub mod keys;
 pub mod locker_host;
