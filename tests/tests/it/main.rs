@@ -6,6 +6,7 @@
 
 mod admin_listener;
 mod backup_durability;
+mod browser;
 mod cli;
 mod corrupted_share;
 mod crash_harness;
@@ -16,6 +17,7 @@ mod doc_commands;
 mod document_endpoints;
 mod example_config;
 mod flood_limits;
+mod grpc_web;
 mod idempotency;
 mod local_cluster_script;
 mod locker_attest;
