@@ -78,9 +78,29 @@ pub fn request(
     head.push_str("\r\n");
     s.write_all(head.as_bytes()).expect("send request");
     s.write_all(body).expect("send body");
+    // Until EOF, or until Content-Length bytes of body (some servers, chromedriver among them,
+    // keep the connection open despite `Connection: close`).
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw)
-        .unwrap_or_else(|e| panic!("read response from {addr}{path}: {e}"));
+    let mut buf = [0u8; 16384];
+    loop {
+        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+            let len = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            if len.is_some_and(|n| raw.len() >= end + 4 + n) {
+                break;
+            }
+        }
+        let n = s
+            .read(&mut buf)
+            .unwrap_or_else(|e| panic!("read response from {addr}{path}: {e}"));
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&buf[..n]);
+    }
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")

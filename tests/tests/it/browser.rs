@@ -316,6 +316,17 @@ fn wallet_page_in_chromium() {
     // 3. Cancel pressed in the page: no trustee releases.
     open_page(&a, &url);
     let (wallet2, _) = backup_in_page(&a, "cancel me", "0", false);
+    // Each backup registers a new passkey: the new device gets it too.
+    let sync = |have: &mut Vec<Value>| {
+        for c in a.credentials(&auth_a) {
+            if !have.iter().any(|h| h["credentialId"] == c["credentialId"]) {
+                b.add_credential(&auth_b, &c);
+                have.push(c);
+            }
+        }
+    };
+    let mut synced = creds.clone();
+    sync(&mut synced);
     let reference2 = start_recovery(&b, &wallet2);
     b.click("#cancel-button");
     wait_js(
@@ -371,6 +382,7 @@ fn wallet_page_in_chromium() {
     // bank's wait is left out) against the native SDK.
     open_page(&a, &url);
     let (wallet3, browser_backup_ms) = backup_in_page(&a, "timed", "0", false);
+    sync(&mut synced);
     let reference3 = start_recovery(&b, &wallet3);
     let out = approve(&tf, &staff_key, &reference3);
     assert!(out.status.success(), "approve: {out:?}");
