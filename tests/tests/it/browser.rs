@@ -224,7 +224,11 @@ fn wallet_page_in_chromium() {
         config: vec![(
             "webauthn".into(),
             "origins".into(),
-            toml::Value::Array(vec![toml::Value::String(origin.clone())]),
+            // The page's origin, and the native SDK's software passkey's (for the timings).
+            toml::Value::Array(vec![
+                toml::Value::String(origin.clone()),
+                toml::Value::String("https://localhost".into()),
+            ]),
         )],
         ..RecoverySpec::default()
     }));
