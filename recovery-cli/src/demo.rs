@@ -31,7 +31,7 @@ use trustee_node::staff::auth::StaffRole;
 pub(crate) struct DemoArgs {
     /// Number of trustee nodes (the first is the bank).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(2..=32))]
-    nodes: u16,
+    pub(crate) nodes: u16,
     /// Shares needed to recover (at least 2: no single node may rebuild the secret).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(2..=32))]
     threshold: u16,
@@ -45,7 +45,14 @@ pub(crate) struct DemoArgs {
     dir: Option<PathBuf>,
     /// Keep the temporary directory (node data, trustees file, manifest) after the demo.
     #[arg(long)]
-    keep: bool,
+    pub(crate) keep: bool,
+    /// Start the cluster and the wallet page (`dlocker web`) instead of the scripted walk-through;
+    /// prints the URL and runs until Ctrl-C.
+    #[arg(long)]
+    pub(crate) web: bool,
+    /// With --web: where the wallet page listens (loopback).
+    #[arg(long, default_value = crate::web::DEFAULT_LISTEN, value_name = "ADDR", requires = "web")]
+    pub(crate) web_listen: SocketAddr,
 }
 
 /// Prints the walk-through: to stdout normally, to stderr under `--json` (stdout is the summary).
@@ -70,7 +77,7 @@ impl Narrator {
 const STEPS: usize = 10;
 
 /// The demo's bank staff member.
-const STAFF_ID: &str = "alice";
+pub(crate) const STAFF_ID: &str = "alice";
 
 #[derive(Serialize)]
 struct ReceiptJson {
@@ -143,7 +150,7 @@ fn demo_seed_words() -> Vec<u8> {
 }
 
 /// Distinct free loopback ports (all held open while choosing so they differ).
-fn free_ports(n: usize) -> anyhow::Result<Vec<SocketAddr>> {
+pub(crate) fn free_ports(n: usize) -> anyhow::Result<Vec<SocketAddr>> {
     let listeners = (0..n)
         .map(|_| TcpListener::bind("127.0.0.1:0"))
         .collect::<Result<Vec<_>, _>>()
@@ -154,7 +161,7 @@ fn free_ports(n: usize) -> anyhow::Result<Vec<SocketAddr>> {
         .collect()
 }
 
-fn prepare_dir(args: &DemoArgs) -> anyhow::Result<(PathBuf, Option<tempfile::TempDir>)> {
+pub(crate) fn prepare_dir(args: &DemoArgs) -> anyhow::Result<(PathBuf, Option<tempfile::TempDir>)> {
     match &args.dir {
         Some(dir) => {
             let non_empty = std::fs::read_dir(dir)
@@ -183,10 +190,11 @@ fn prepare_dir(args: &DemoArgs) -> anyhow::Result<(PathBuf, Option<tempfile::Tem
 ///
 /// The bank node (first) lists `staff_public_key` as staff (approver, canceller; one approval
 /// required) and every node, the bank included, accepts the bank's approval key.
-async fn start_cluster(
+pub(crate) async fn start_cluster(
     dir: &Path,
     n: usize,
     staff_public_key: &str,
+    web_origin: Option<&str>,
     running: &mut Vec<RunningNode>,
 ) -> anyhow::Result<TrusteeSet> {
     let addrs = free_ports(n)?;
@@ -201,6 +209,8 @@ async fn start_cluster(
         };
         let node_dir = dir.join(format!("node-{}", i + 1));
         let mut opts = InitOptions::new(node_dir.clone(), name.clone(), addr, role);
+        // `--web`: the wallet page's origin may run passkey ceremonies (and gRPC-Web follows).
+        opts.origins.extend(web_origin.map(str::to_owned));
         if i == 0 {
             opts.staff = vec![StaffSpec {
                 id: STAFF_ID.to_owned(),
@@ -260,7 +270,7 @@ async fn start_cluster(
     Ok(TrusteeSet::new(infos)?)
 }
 
-async fn stop_cluster(running: Vec<RunningNode>) -> Result<usize, String> {
+pub(crate) async fn stop_cluster(running: Vec<RunningNode>) -> Result<usize, String> {
     let n = running.len();
     let results = futures::future::join_all(running.into_iter().map(RunningNode::shutdown)).await;
     let errors: Vec<String> = results
@@ -822,6 +832,9 @@ async fn recover_on_new_device(
 }
 
 pub(crate) async fn run(args: DemoArgs, json: bool) -> anyhow::Result<()> {
+    if args.web {
+        return crate::web::demo(&args, json).await;
+    }
     if args.threshold > args.nodes {
         return Err(hinted(
             format!(
@@ -860,7 +873,7 @@ pub(crate) async fn run(args: DemoArgs, json: bool) -> anyhow::Result<()> {
         staff_key_file.display()
     ));
     say.say(format!("  the bank node lists {STAFF_ID} as approver and canceller (1 approval required); every node accepts the bank's approval key"));
-    let cluster = start_cluster(&dir, n, &staff_key.public_key_hex(), &mut running).await;
+    let cluster = start_cluster(&dir, n, &staff_key.public_key_hex(), None, &mut running).await;
     let result = match cluster {
         Ok(set) => {
             let trustees_file = dir.join("trustees.toml");

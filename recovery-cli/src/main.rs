@@ -12,6 +12,7 @@ mod node;
 mod output;
 mod owner;
 mod staff;
+mod web;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -63,6 +64,9 @@ enum Command {
     /// recovery (bank approval by a staff key, passkey, waiting period) and a rotation to a new
     /// epoch (new secret, smaller trustee set).
     Demo(demo::DemoArgs),
+    /// Serve the customer's wallet page (backup and recovery in the browser) for a trustees
+    /// file, on loopback; prints the URL.
+    Web(web::WebArgs),
     /// The document locker: a holder's documents and consents, fetch, verify, status lists.
     #[command(subcommand)]
     Docs(docs::DocsCommand),
@@ -122,6 +126,7 @@ async fn main() -> ExitCode {
         Command::Audit(c) => audit::run_audit(c, cli.json).await,
         Command::Events(c) => audit::run_events(c, cli.json).await,
         Command::Demo(a) => demo::run(a, cli.json).await,
+        Command::Web(a) => web::run(a, cli.json).await,
         Command::Docs(c) => docs::run_docs(c, cli.json).await,
         Command::Issuers(c) => docs::run_registry(c, true, cli.json).await,
         Command::Requesters(c) => docs::run_registry(c, false, cli.json).await,

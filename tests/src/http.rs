@@ -52,18 +52,55 @@ fn dechunk(mut raw: &[u8]) -> Vec<u8> {
 
 /// `GET path` on `addr` with `Connection: close`; panics on a transport or framing error.
 pub fn get(addr: SocketAddr, path: &str) -> HttpResponse {
+    request(addr, "GET", path, &[("Accept", "*/*")], &[])
+}
+
+/// `method path` on `addr` with `headers` and `body` (HTTP/1.1, `Connection: close`); panics on
+/// a transport or framing error.
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpResponse {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
         .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
     s.set_read_timeout(Some(Duration::from_secs(30)))
         .expect("read timeout");
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: */*\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send request");
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if !body.is_empty() || method == "POST" {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).expect("send request");
+    s.write_all(body).expect("send body");
+    // Until EOF, or until Content-Length bytes of body (some servers, chromedriver among them,
+    // keep the connection open despite `Connection: close`).
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw)
-        .unwrap_or_else(|e| panic!("read response from {addr}{path}: {e}"));
+    let mut buf = [0u8; 16384];
+    loop {
+        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+            let len = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            if len.is_some_and(|n| raw.len() >= end + 4 + n) {
+                break;
+            }
+        }
+        let n = s
+            .read(&mut buf)
+            .unwrap_or_else(|e| panic!("read response from {addr}{path}: {e}"));
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&buf[..n]);
+    }
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")

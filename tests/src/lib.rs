@@ -21,6 +21,7 @@ pub mod recovery_cluster;
 pub mod rotation;
 pub mod tls;
 pub mod touch;
+pub mod webdriver;
 
 pub use bins::{bin_path, cli_command, node_command};
 pub use cluster::{Cluster, Node};

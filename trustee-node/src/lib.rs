@@ -48,6 +48,7 @@ pub mod enrollment;
 pub mod epochs;
 pub mod error;
 pub mod events;
+pub mod grpc_web;
 pub mod init;
 pub mod keys;
 pub mod locker;

@@ -161,13 +161,18 @@ pub async fn run(
         .as_ref()
         .map(|l| l.service(config.limits.max_message_bytes));
     let document_routes = crate::locker::documents::router(&node, locker.as_ref());
+    let (grpc_web_gate, grpc_web) = crate::grpc_web::layers(&config.grpc_web);
     let mut builder = Server::builder()
         // Outermost: GET/HEAD never reach the gRPC services (nor their metrics).
         .layer(crate::locker::documents::DocumentRoutesLayer::new(
             document_routes,
         ))
         .layer(crate::metrics::RpcMetricsLayer::new(metrics.clone()))
-        // HTTP/1.1 for the document endpoints (curl, verifiers); gRPC clients use HTTP/2.
+        // Browsers: the origin gate, then gRPC-Web (over HTTP/1.1 or HTTP/2).
+        .layer(grpc_web_gate)
+        .layer(grpc_web)
+        // HTTP/1.1 for the document endpoints (curl, verifiers) and gRPC-Web; native gRPC
+        // clients use HTTP/2.
         .accept_http1(true)
         .timeout(REQUEST_TIMEOUT)
         .concurrency_limit_per_connection(CONCURRENCY_PER_CONNECTION)

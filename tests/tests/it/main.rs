@@ -6,6 +6,7 @@
 
 mod admin_listener;
 mod backup_durability;
+mod browser;
 mod cli;
 mod cli_owner;
 mod corrupted_share;
@@ -19,6 +20,7 @@ mod document_endpoints;
 mod event_stream_limits;
 mod example_config;
 mod flood_limits;
+mod grpc_web;
 mod idempotency;
 mod local_cluster_script;
 mod locker_attest;

@@ -5,6 +5,7 @@
 //! re-validates: if a `NodeConfig` exists, its values are usable.
 
 pub mod admin;
+pub mod grpc_web;
 pub mod locker;
 
 use serde::{Deserialize, Serialize};
@@ -177,6 +178,9 @@ pub struct RawConfig {
     /// `[admin]` (the operator's HTTP listener; absent = off)
     #[serde(default)]
     pub admin: admin::RawAdmin,
+    /// `[grpc_web]` (browsers; every key optional)
+    #[serde(default)]
+    pub grpc_web: grpc_web::RawGrpcWeb,
 }
 
 /// `[epochs]`
@@ -346,6 +350,8 @@ pub struct NodeConfig {
     pub locker: locker::LockerConfig,
     /// The admin listener (`[admin]`).
     pub admin: admin::AdminConfig,
+    /// Browsers: gRPC-Web's allowed origins (`[grpc_web]`).
+    pub grpc_web: grpc_web::GrpcWebConfig,
 }
 
 /// Epoch rotation settings (`[epochs]`).
@@ -646,6 +652,7 @@ impl TryFrom<RawConfig> for NodeConfig {
 
         let limits = limits_from(&raw.limits)?;
         let webauthn = webauthn_from(raw.webauthn)?;
+        let grpc_web = grpc_web::grpc_web_config(&raw.grpc_web, &webauthn)?;
         let tls = raw
             .tls
             .map(|t| {
@@ -732,6 +739,7 @@ impl TryFrom<RawConfig> for NodeConfig {
             ));
         }
         Ok(NodeConfig {
+            grpc_web,
             locker,
             admin,
             data_dir: PathBuf::new(),
