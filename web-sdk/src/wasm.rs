@@ -181,7 +181,7 @@ impl DlockerClient {
         #[wasm_bindgen(js_name = walletId)] wallet_id: String,
         secret: Uint8Array,
         #[wasm_bindgen(unchecked_param_type = "BackupOptions")] options: JsValue,
-        #[wasm_bindgen(js_name = onProgress, unchecked_param_type = "(e: DlockerEvent) => void")]
+        #[wasm_bindgen(js_name = onProgress, unchecked_param_type = "((e: DlockerEvent) => void) | undefined")]
         on_progress: Option<Function>,
     ) -> Promise {
         let inner = self.inner.clone();
@@ -209,7 +209,7 @@ impl DlockerClient {
     pub fn verify_backup(
         &self,
         manifest: String,
-        #[wasm_bindgen(js_name = onProgress, unchecked_param_type = "(e: DlockerEvent) => void")]
+        #[wasm_bindgen(js_name = onProgress, unchecked_param_type = "((e: DlockerEvent) => void) | undefined")]
         on_progress: Option<Function>,
     ) -> Promise {
         let inner = self.inner.clone();
@@ -226,7 +226,7 @@ impl DlockerClient {
     pub fn recover(
         &self,
         #[wasm_bindgen(js_name = walletId)] wallet_id: String,
-        #[wasm_bindgen(js_name = onProgress, unchecked_param_type = "(e: DlockerEvent) => void")]
+        #[wasm_bindgen(js_name = onProgress, unchecked_param_type = "((e: DlockerEvent) => void) | undefined")]
         on_progress: Option<Function>,
         #[wasm_bindgen(unchecked_param_type = "RecoverOptions | undefined")] options: JsValue,
     ) -> Promise {
