@@ -657,7 +657,18 @@ mod tests {
             async |emit: &(dyn Fn(u32) + Sync)| {
                 for i in 0..5 {
                     emit(i);
-                    futures::pending!();
+                    // Yield once (and ask to be polled again), as a network call would.
+                    let mut yielded = false;
+                    future::poll_fn(|cx| {
+                        if yielded {
+                            std::task::Poll::Ready(())
+                        } else {
+                            yielded = true;
+                            cx.waker().wake_by_ref();
+                            std::task::Poll::Pending
+                        }
+                    })
+                    .await;
                 }
                 emit(5);
                 "done"
