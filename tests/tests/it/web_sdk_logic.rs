@@ -106,6 +106,7 @@ async fn browser_logic_backs_up_verifies_recovers_and_cancels_on_real_nodes() {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     let (_stop, stopped) = tokio::sync::watch::channel(false);
     let mut kinds = Vec::new();
+    let mut pk = passkey.clone();
     let recovering = logic::recover(
         &set,
         &wallet,
@@ -113,7 +114,7 @@ async fn browser_logic_backs_up_verifies_recovers_and_cancels_on_real_nodes() {
             poll_interval_ms: Some(200),
             approval_timeout_secs: Some(120),
         },
-        &mut passkey.clone(),
+        &mut pk,
         stopped,
         |s| {
             if let RecoverSignal::Event(e) = s {
@@ -153,6 +154,7 @@ async fn browser_logic_backs_up_verifies_recovers_and_cancels_on_real_nodes() {
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let (htx, mut hrx) = tokio::sync::mpsc::unbounded_channel();
     let handle_seen = Mutex::new(None::<dlocker_sdk::RecoveryHandle>);
+    let mut pk2 = passkey.clone();
     let recovering = logic::recover(
         &set,
         &wallet,
@@ -160,7 +162,7 @@ async fn browser_logic_backs_up_verifies_recovers_and_cancels_on_real_nodes() {
             poll_interval_ms: Some(200),
             approval_timeout_secs: Some(120),
         },
-        &mut passkey.clone(),
+        &mut pk2,
         stopped,
         |s| {
             if let RecoverSignal::Handle(h) = s {
