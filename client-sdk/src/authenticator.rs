@@ -2,23 +2,97 @@
 //! ceremony at backup; every later owner ceremony (recovery, cancel, each rotation phase, the
 //! locker's holder actions) is one assertion that every trustee of the ceremony checks
 //! (`docs/protocol.md` §12a, [`crate::ceremony`]). The wallet app supplies the authenticator (a
-//! platform passkey in a real app) through [`OwnerAuthenticator`].
+//! platform passkey in a real app) through [`Passkey`]: an async callback taking and returning
+//! WebAuthn JSON, which a browser page (`navigator.credentials`), a Swift/Kotlin bridge or the
+//! synchronous [`OwnerAuthenticator`] (every one is a [`Passkey`]) implement.
 
 use crate::error::AuthError;
+use std::future::Future;
+use std::pin::Pin;
+#[cfg(feature = "software-passkey")]
+use url::Url;
+#[cfg(feature = "software-passkey")]
 use webauthn_authenticator_rs::WebauthnAuthenticator;
+#[cfg(feature = "software-passkey")]
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+#[cfg(feature = "software-passkey")]
 use webauthn_authenticator_rs::softtoken::SoftToken;
-use webauthn_rs::prelude::{
+use webauthn_rs_proto::{
     CreationChallengeResponse, PublicKeyCredential, RegisterPublicKeyCredential,
-    RequestChallengeResponse, Url,
+    RequestChallengeResponse,
 };
+
+/// `Send` where futures move between threads (native runtimes); nothing on wasm32, where the
+/// browser's promises and JS callbacks are not `Send` and everything runs on one thread.
+#[cfg(not(target_arch = "wasm32"))]
+pub trait MaybeSend: Send {}
+#[cfg(not(target_arch = "wasm32"))]
+impl<T: Send + ?Sized> MaybeSend for T {}
+/// `Send` where futures move between threads (native runtimes); nothing on wasm32, where the
+/// browser's promises and JS callbacks are not `Send` and everything runs on one thread.
+#[cfg(target_arch = "wasm32")]
+pub trait MaybeSend {}
+#[cfg(target_arch = "wasm32")]
+impl<T: ?Sized> MaybeSend for T {}
+
+/// What a [`Passkey`] call returns: the credential's WebAuthn JSON, later. `Send` natively (apps
+/// run ceremonies on multi-threaded runtimes), not on wasm32.
+#[cfg(not(target_arch = "wasm32"))]
+pub type PasskeyFuture<'a> = Pin<Box<dyn Future<Output = Result<String, AuthError>> + Send + 'a>>;
+/// What a [`Passkey`] call returns: the credential's WebAuthn JSON, later. `Send` natively (apps
+/// run ceremonies on multi-threaded runtimes), not on wasm32.
+#[cfg(target_arch = "wasm32")]
+pub type PasskeyFuture<'a> = Pin<Box<dyn Future<Output = Result<String, AuthError>> + 'a>>;
+
+/// The owner's passkey as an async callback over WebAuthn JSON: what the browser's
+/// `navigator.credentials` and the mobile platforms' passkey APIs take and give, so an app
+/// implements it without webauthn-rs types and without blocking while the person touches it.
+///
+/// Each call is one prompt (one touch); the SDK calls it once per ceremony, whatever the number
+/// of trustees. The options' challenge is the one-touch challenge the SDK computed over every
+/// trustee's nonce (`docs/protocol.md` §12a): pass it to the platform unchanged.
+///
+/// Every [`OwnerAuthenticator`] is a `Passkey` (its answer is ready at once).
+pub trait Passkey: MaybeSend {
+    /// Creates the wallet's passkey (backup). `options_json`: webauthn-rs
+    /// `CreationChallengeResponse` (`{"publicKey": …}`, binary fields base64url). Returns the
+    /// JSON of webauthn-rs `RegisterPublicKeyCredential`.
+    fn create(&mut self, options_json: String) -> PasskeyFuture<'_>;
+    /// Signs one ceremony's challenge. `options_json`: webauthn-rs `RequestChallengeResponse`
+    /// (it names the wallet's credential in `allowCredentials`). Returns the JSON of webauthn-rs
+    /// `PublicKeyCredential`.
+    fn get(&mut self, options_json: String) -> PasskeyFuture<'_>;
+}
+
+impl<T: OwnerAuthenticator + ?Sized> Passkey for T {
+    fn create(&mut self, options_json: String) -> PasskeyFuture<'_> {
+        let result = serde_json::from_str::<CreationChallengeResponse>(&options_json)
+            .map_err(|e| AuthError::MalformedChallenge(e.to_string()))
+            .and_then(|o| self.register(o))
+            .and_then(|c| {
+                serde_json::to_string(&c).map_err(|e| AuthError::Authenticator(e.to_string()))
+            });
+        Box::pin(std::future::ready(result))
+    }
+
+    fn get(&mut self, options_json: String) -> PasskeyFuture<'_> {
+        let result = serde_json::from_str::<RequestChallengeResponse>(&options_json)
+            .map_err(|e| AuthError::MalformedChallenge(e.to_string()))
+            .and_then(|o| self.authenticate(o))
+            .and_then(|c| {
+                serde_json::to_string(&c).map_err(|e| AuthError::Authenticator(e.to_string()))
+            });
+        Box::pin(std::future::ready(result))
+    }
+}
 
 /// Origin the software authenticator claims; trustees must list it in `webauthn.origins`.
 pub const DEFAULT_ORIGIN: &str = "https://localhost";
 
-/// Runs WebAuthn ceremonies for the wallet owner. Each call is one prompt (one touch) for the
-/// person holding the passkey: the SDK calls it once per ceremony, whatever the number of
-/// trustees.
+/// Runs WebAuthn ceremonies for the wallet owner, synchronously, with webauthn-rs types (every
+/// one is also a [`Passkey`]). Each call is one prompt (one touch) for the person holding the
+/// passkey: the SDK calls it once per ceremony, whatever the number of trustees. It runs inside
+/// the ceremony's future: prefer [`Passkey`] for a prompt that takes time.
 ///
 /// The options' challenge is not a trustee's own: it is the one-touch challenge the SDK computed
 /// over every trustee's nonce (`docs/protocol.md` §12a). Pass it to the platform unchanged.
@@ -36,6 +110,7 @@ pub trait OwnerAuthenticator: Send {
     ) -> Result<PublicKeyCredential, AuthError>;
 }
 
+#[cfg(feature = "software-passkey")]
 /// A software passkey held in memory.
 ///
 /// **NOT FOR PRODUCTION.** It claims user verification it never performed, keeps private keys in
@@ -51,6 +126,7 @@ pub struct SoftwareAuthenticator {
     touches: u64,
 }
 
+#[cfg(feature = "software-passkey")]
 /// The in-memory passkey, or a token whose keys can be exported ([`SoftwareAuthenticator::to_bytes`])
 /// so a test can kill the process holding it and go on in another.
 enum Soft {
@@ -58,6 +134,7 @@ enum Soft {
     Token(Box<SoftToken>),
 }
 
+#[cfg(feature = "software-passkey")]
 impl std::fmt::Debug for SoftwareAuthenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -68,6 +145,7 @@ impl std::fmt::Debug for SoftwareAuthenticator {
     }
 }
 
+#[cfg(feature = "software-passkey")]
 impl SoftwareAuthenticator {
     /// A fresh authenticator for origin [`DEFAULT_ORIGIN`].
     pub fn new() -> Self {
@@ -126,12 +204,14 @@ impl SoftwareAuthenticator {
     }
 }
 
+#[cfg(feature = "software-passkey")]
 impl Default for SoftwareAuthenticator {
     fn default() -> Self {
         Self::new()
     }
 }
 
+#[cfg(feature = "software-passkey")]
 impl OwnerAuthenticator for SoftwareAuthenticator {
     fn register(
         &mut self,
@@ -160,7 +240,7 @@ impl OwnerAuthenticator for SoftwareAuthenticator {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "software-passkey"))]
 mod tests {
     use super::*;
 

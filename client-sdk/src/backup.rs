@@ -14,7 +14,7 @@
 //! touch (a `FinishEnrollment` that failed) re-sends the same registration to the trustees that
 //! miss it, without asking the authenticator again, while their ceremonies are valid.
 
-use crate::authenticator::OwnerAuthenticator;
+use crate::authenticator::Passkey;
 use crate::ceremony::{self, Touch};
 use crate::error::BackupError;
 use crate::saved::SavedStateError;
@@ -600,7 +600,7 @@ pub async fn backup(
     trustees: &TrusteeSet,
     prepared: &PreparedBackup,
     user_name: &str,
-    auth: &mut dyn OwnerAuthenticator,
+    auth: &mut dyn Passkey,
     progress: Progress<'_>,
 ) -> Result<BackupReceipts, BackupError> {
     let owner = OwnerIdentity {
@@ -626,7 +626,7 @@ pub async fn backup_for(
     trustees: &TrusteeSet,
     prepared: &PreparedBackup,
     owner: &OwnerIdentity<'_>,
-    auth: &mut dyn OwnerAuthenticator,
+    auth: &mut dyn Passkey,
     progress: Progress<'_>,
 ) -> Result<BackupReceipts, BackupError> {
     backup_with_checkpoint(trustees, prepared, owner, auth, progress, None).await
@@ -641,7 +641,7 @@ pub async fn backup_with_checkpoint(
     trustees: &TrusteeSet,
     prepared: &PreparedBackup,
     owner: &OwnerIdentity<'_>,
-    auth: &mut dyn OwnerAuthenticator,
+    auth: &mut dyn Passkey,
     progress: Progress<'_>,
     checkpoint: Option<BackupCheckpoint<'_>>,
 ) -> Result<BackupReceipts, BackupError> {
@@ -749,16 +749,18 @@ pub async fn backup_with_checkpoint(
                     .iter()
                     .map(|(i, _, b)| ceremony::trustee_nonce(&plan[*i].0.node_id, &b.nonce))
                     .collect();
-                let made = nonces.map_err(|e| e.to_string()).and_then(|nonces| {
-                    ceremony::register(
+                let made = match nonces {
+                    Ok(nonces) => ceremony::register(
                         auth,
                         wallet_id,
                         &prepared.manifest_hash.0,
                         nonces,
                         &first.creation_options_json,
                     )
-                    .map_err(|e| format!("passkey registration: {e}"))
-                });
+                    .await
+                    .map_err(|e| format!("passkey registration: {e}")),
+                    Err(e) => Err(e.to_string()),
+                };
                 match made {
                     Ok(t) => {
                         let r = Registered {

@@ -5,7 +5,7 @@
 //! The client lists every trustee's `(node id, nonce)` in ceremony order (manifest order), hashes
 //! them with the action, the wallet and what the touch authorizes into ONE challenge —
 //! [`OwnerChallenge::digest`], never re-implemented here — puts it into the first trustee's
-//! template and asks the [`OwnerAuthenticator`] once. The one response and the full list go to
+//! template and asks the [`Passkey`] once. The one response and the full list go to
 //! every trustee, and each recomputes the challenge from its own view of the request.
 //!
 //! | action | `authorized` |
@@ -18,11 +18,11 @@
 //! | delete | nothing (empty) |
 //! | change-passkey | the new credential's registration: nothing; the current credential's assertion: the new credential's fingerprint |
 
-use crate::authenticator::OwnerAuthenticator;
+use crate::authenticator::Passkey;
 use crate::error::AuthError;
 use dlocker_proto::owner_challenge::{NONCE_LEN, OwnerAction, OwnerChallenge, TrusteeNonce};
 use dlocker_proto::pb;
-use webauthn_rs::prelude::{CreationChallengeResponse, RequestChallengeResponse};
+use webauthn_rs_proto::{CreationChallengeResponse, RequestChallengeResponse};
 
 /// One trustee's nonce as a Begin call returned it, checked to be [`NONCE_LEN`] bytes.
 pub fn trustee_nonce(node_id: &str, nonce: &[u8]) -> Result<TrusteeNonce, String> {
@@ -90,6 +90,8 @@ pub(crate) fn first_request_template<'a>(templates: impl IntoIterator<Item = &'a
 
 /// The first creation-options template (in ceremony order) that parses, as
 /// [`first_request_template`] does for request options.
+// Only the passkey change uses it, which the browser build leaves out.
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
 pub(crate) fn first_creation_template<'a>(templates: impl IntoIterator<Item = &'a str>) -> &'a str {
     let mut first = None;
     for t in templates {
@@ -135,8 +137,8 @@ impl std::fmt::Debug for Touch {
 }
 
 /// A backup: ONE registration for every trustee in `nonces`, over the manifest hash.
-pub(crate) fn register(
-    auth: &mut dyn OwnerAuthenticator,
+pub(crate) async fn register(
+    auth: &mut dyn Passkey,
     wallet_id: &str,
     manifest_hash: &[u8; 32],
     nonces: Vec<TrusteeNonce>,
@@ -144,9 +146,9 @@ pub(crate) fn register(
 ) -> Result<Touch, AuthError> {
     let wire = to_wire(&nonces);
     let c = challenge(OwnerAction::Backup, wallet_id, manifest_hash, nonces)?;
-    let cred = auth.register(creation_options(template_json, &c)?)?;
-    let response_json =
-        serde_json::to_string(&cred).map_err(|e| AuthError::Authenticator(e.to_string()))?;
+    let options = serde_json::to_string(&creation_options(template_json, &c)?)
+        .map_err(|e| AuthError::MalformedChallenge(e.to_string()))?;
+    let response_json = auth.create(options).await?;
     Ok(Touch {
         response_json,
         nonces: wire,
@@ -154,8 +156,8 @@ pub(crate) fn register(
 }
 
 /// Any other ceremony: ONE assertion for every trustee in `nonces`.
-pub(crate) fn assert(
-    auth: &mut dyn OwnerAuthenticator,
+pub(crate) async fn assert(
+    auth: &mut dyn Passkey,
     action: OwnerAction,
     wallet_id: &str,
     authorized: &[u8],
@@ -164,16 +166,16 @@ pub(crate) fn assert(
 ) -> Result<Touch, AuthError> {
     let wire = to_wire(&nonces);
     let c = challenge(action, wallet_id, authorized, nonces)?;
-    let cred = auth.authenticate(request_options(template_json, &c)?)?;
-    let response_json =
-        serde_json::to_string(&cred).map_err(|e| AuthError::Authenticator(e.to_string()))?;
+    let options = serde_json::to_string(&request_options(template_json, &c)?)
+        .map_err(|e| AuthError::MalformedChallenge(e.to_string()))?;
+    let response_json = auth.get(options).await?;
     Ok(Touch {
         response_json,
         nonces: wire,
     })
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "software-passkey"))]
 mod tests {
     use super::*;
     use crate::SoftwareAuthenticator;
@@ -202,8 +204,8 @@ mod tests {
 
     /// One registration and one assertion answer the caller-computed challenges, and a server
     /// that recomputes them (the trustees' side, here by hand with webauthn-rs) accepts both.
-    #[test]
-    fn one_credential_registered_once_then_asserted() {
+    #[tokio::test]
+    async fn one_credential_registered_once_then_asserted() {
         let origin = Url::parse(crate::authenticator::DEFAULT_ORIGIN).expect("url");
         let webauthn = WebauthnBuilder::new("localhost", &origin)
             .and_then(|b| b.build())
@@ -220,6 +222,7 @@ mod tests {
             vec![n(1), n(2)],
             &serde_json::to_string(&ccr).expect("json"),
         )
+        .await
         .expect("register");
         assert_eq!(touch.nonces.len(), 2);
         assert!(format!("{touch:?}").contains("REDACTED"));
@@ -256,6 +259,7 @@ mod tests {
                 vec![n(3)],
                 &serde_json::to_string(&rcr).expect("json"),
             )
+            .await
             .expect("assert");
             let expected = challenge(OwnerAction::Recover, "w", r, vec![n(3)]).expect("c");
             let mut state = serde_json::to_value(&ast).expect("state");

@@ -15,9 +15,10 @@
 //! [`TrusteeErasure::NotHeld`]; the rest erase. A receipt, like a "not held" answer, is the
 //! trustee's own statement: nothing can prove from outside that a node forgot something.
 
-use crate::authenticator::OwnerAuthenticator;
+use crate::authenticator::Passkey;
 use crate::ceremony;
 use crate::error::AuthError;
+use crate::transport::Channel;
 use crate::transport::{connect_channel, describe_failures, describe_status, epochs_client};
 use crate::trustees::{TrusteeInfo, TrusteeSet};
 use dlocker_proto::manifest::validate_wallet_id;
@@ -29,7 +30,6 @@ use dlocker_proto::pb::{
 use dlocker_proto::statement::{EraseReceipt, Signed};
 use futures::future::join_all;
 use tonic::Code;
-use tonic::transport::Channel;
 
 /// What one trustee confirmed.
 #[derive(Debug, Clone)]
@@ -136,7 +136,7 @@ async fn erase(
 pub async fn delete_backup(
     trustees: &TrusteeSet,
     wallet_id: &str,
-    auth: &mut dyn OwnerAuthenticator,
+    auth: &mut dyn Passkey,
 ) -> Result<DeleteReport, DeleteError> {
     validate_wallet_id(wallet_id).map_err(|e| DeleteError::InvalidWalletId(e.to_string()))?;
     let infos = trustees.trustees();
@@ -158,7 +158,8 @@ pub async fn delete_backup(
         )
         .to_owned();
         let nonces: Vec<TrusteeNonce> = ready.iter().map(|(_, _, _, n)| n.clone()).collect();
-        let touch = ceremony::assert(auth, OwnerAction::Delete, wallet_id, b"", nonces, &template)?;
+        let touch =
+            ceremony::assert(auth, OwnerAction::Delete, wallet_id, b"", nonces, &template).await?;
         let answers = join_all(ready.into_iter().map(|(i, ch, resp, _)| {
             let owner = OwnerAssertion {
                 challenge_id: resp.challenge_id,

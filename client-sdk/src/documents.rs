@@ -18,7 +18,7 @@
 //! * [`LockerClient::verify`]: what `dlocker docs verify FILE` prints.
 //!
 //! ```no_run
-//! # async fn run(set: &dlocker_sdk::TrusteeSet, auth: &mut dyn dlocker_sdk::OwnerAuthenticator)
+//! # async fn run(set: &dlocker_sdk::TrusteeSet, auth: &mut dyn dlocker_sdk::Passkey)
 //! # -> Result<(), dlocker_sdk::documents::DocError> {
 //! use dlocker_sdk::documents::{HolderClient, LockerClient, PrincipalKey};
 //! let locker = LockerClient::new(set.bank());
@@ -31,10 +31,11 @@
 //! # Ok(()) }
 //! ```
 
-use crate::authenticator::OwnerAuthenticator;
+use crate::authenticator::Passkey;
 use crate::ceremony;
 use crate::error::ConnectError;
 use crate::staff::StaffKey;
+use crate::transport::Channel;
 use crate::transport::{
     MAX_MESSAGE_BYTES, connect_channel, describe_status, recovery_client, staff_client,
 };
@@ -53,7 +54,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 use tonic::Code;
-use tonic::transport::Channel;
 use zeroize::Zeroizing;
 
 pub use dlocker_locker::refusal::RefusalCode;
@@ -510,8 +510,8 @@ fn fill(r: &mut VerifyReport, c: &Credential) {
 /// has the locker's single `(node id, nonce)` entry and authorizes `key` (the holder key for
 /// holder-register, the new key for reissue), so a relay cannot put its own key under the touch.
 /// Returns the assertion JSON.
-fn locker_touch(
-    auth: &mut dyn OwnerAuthenticator,
+async fn locker_touch(
+    auth: &mut dyn Passkey,
     locker: &LockerClient,
     action: OwnerAction,
     holder_id: &str,
@@ -536,6 +536,7 @@ fn locker_touch(
         vec![nonce],
         &ch.request_options_json,
     )
+    .await
     .map_err(|e| DocError::Passkey(e.to_string()))?;
     Ok(touch.response_json)
 }
@@ -580,10 +581,7 @@ impl HolderClient {
 
     /// Binds the wallet key to the holder: one touch of the owner's passkey whose challenge covers
     /// this key (action holder-register), and a request signed with the key.
-    pub async fn register(
-        &self,
-        auth: &mut dyn OwnerAuthenticator,
-    ) -> Result<pb::HolderInfo, DocError> {
+    pub async fn register(&self, auth: &mut dyn Passkey) -> Result<pb::HolderInfo, DocError> {
         let mut c = self.locker.client().await?;
         let ch = c
             .begin_owner_challenge(pb::BeginOwnerChallengeRequest {
@@ -601,7 +599,8 @@ impl HolderClient {
             &self.holder_id,
             &pk,
             &ch,
-        )?;
+        )
+        .await?;
         let p = params::register_holder(&self.holder_id, &pk, &ch.challenge_id);
         Ok(c.register_holder(pb::RegisterHolderRequest {
             request_encoded: self.sign(LockerAction::RegisterHolder, p),
@@ -823,7 +822,7 @@ pub async fn request_key_approval(
         .map_err(refused("open_recovery (bank approval session)"))?
         .into_inner();
     on_session(&opened.session_id);
-    let started = tokio::time::Instant::now();
+    let started = crate::runtime::Instant::now();
     loop {
         let ans = staff_client(ch.clone())
             .get_approval(pb::GetApprovalRequest {
@@ -865,7 +864,7 @@ pub async fn request_key_approval(
                 last_status: last,
             });
         }
-        tokio::time::sleep(poll_interval).await;
+        crate::runtime::sleep(poll_interval).await;
     }
 }
 
@@ -875,7 +874,7 @@ pub async fn request_key_approval(
 pub async fn close_key_approval(
     bank: &TrusteeInfo,
     approval: &KeyApproval,
-    auth: &mut dyn OwnerAuthenticator,
+    auth: &mut dyn Passkey,
 ) -> Result<(), DocError> {
     // What the cancel touch authorizes: the approval's wallet and key (the bank recomputes the
     // challenge from its own record of the session).
@@ -908,6 +907,7 @@ pub async fn close_key_approval(
         vec![nonce],
         &begin.request_options_json,
     )
+    .await
     .map_err(|e| DocError::Passkey(e.to_string()))?;
     c.cancel_recovery(pb::CancelRecoveryRequest {
         session_id: bank_session_id.to_owned(),
@@ -930,7 +930,7 @@ pub async fn reissue(
     holder_id: &str,
     new_key: &PrincipalKey,
     bank_approval: &[u8],
-    auth: &mut dyn OwnerAuthenticator,
+    auth: &mut dyn Passkey,
     carry_over_consents: bool,
 ) -> Result<pb::ReissueResponse, DocError> {
     let mut c = locker.client().await?;
@@ -943,7 +943,7 @@ pub async fn reissue(
         .map_err(refused("begin_owner_challenge"))?
         .into_inner();
     let pk = new_key.public_key();
-    let assertion = locker_touch(auth, locker, OwnerAction::Reissue, holder_id, &pk, &ch)?;
+    let assertion = locker_touch(auth, locker, OwnerAction::Reissue, holder_id, &pk, &ch).await?;
     let p = params::reissue(
         holder_id,
         &pk,

@@ -21,8 +21,10 @@
 //! - [`change_passkey`] / [`resume_passkey_change`]: replace the wallet's passkey at every
 //!   trustee (the new one registers, the current one authorizes it);
 //! - [`StaffClient`] / [`StaffKey`]: bank staff list, approve and cancel recoveries;
-//! - [`OwnerAuthenticator`]: the owner's passkey, supplied by the app
-//!   ([`SoftwareAuthenticator`] is for tests and demos only). A wallet has one passkey
+//! - [`Passkey`]: the owner's passkey, supplied by the app as an async callback over WebAuthn
+//!   JSON (a browser's `navigator.credentials`, a mobile platform's passkey API); every
+//!   synchronous [`OwnerAuthenticator`] is one ([`SoftwareAuthenticator`] is for tests and demos
+//!   only). A wallet has one passkey
 //!   credential, and every owner ceremony asks it once, whatever the number of trustees
 //!   ([`ceremony`], `docs/protocol.md` §12a): one touch for a backup, one for a recovery, one for
 //!   a cancel, at most two for a rotation, one for a locker holder action.
@@ -71,18 +73,25 @@ pub mod authenticator;
 pub mod backup;
 pub mod ceremony;
 pub mod delete;
+// The locker (documents) and the passkey change's local check of a registration need native
+// crates (the locker's tokio client, webauthn-rs over OpenSSL); the browser build leaves them out.
+#[cfg(not(target_arch = "wasm32"))]
 pub mod documents;
 pub mod error;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod passkey_change;
 pub mod recover;
 pub mod rotate;
+mod runtime;
 pub mod saved;
 pub mod staff;
 pub mod transport;
 pub mod trustees;
 pub mod verify;
 
-pub use authenticator::{OwnerAuthenticator, SoftwareAuthenticator};
+#[cfg(feature = "software-passkey")]
+pub use authenticator::SoftwareAuthenticator;
+pub use authenticator::{MaybeSend, OwnerAuthenticator, Passkey, PasskeyFuture};
 pub use backup::{
     BackupCheckpoint, BackupPolicy, BackupReceipts, OwnerIdentity, PreparedBackup, ProgressEvent,
     TrusteeReceipt, backup, backup_for, backup_with_checkpoint,
@@ -90,6 +99,7 @@ pub use backup::{
 pub use delete::{DeleteError, DeleteReport, TrusteeErasure, delete_backup};
 pub use dlocker_proto::client_state::StateKey;
 pub use error::{AuthError, BackupError, ConnectError, TrusteesError};
+#[cfg(not(target_arch = "wasm32"))]
 pub use passkey_change::{
     PasskeyChangeError, PasskeyChangeReport, TrusteePasskey, change_passkey, resume_passkey_change,
 };

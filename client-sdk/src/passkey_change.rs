@@ -13,9 +13,10 @@
 //! the new credential as a trustee that changed holds it, authorized by one more touch of the old
 //! passkey over its fingerprint.
 
-use crate::authenticator::OwnerAuthenticator;
+use crate::authenticator::Passkey;
 use crate::ceremony;
 use crate::error::AuthError;
+use crate::transport::Channel;
 use crate::transport::{connect_channel, describe_failures, describe_status, epochs_client};
 use crate::trustees::{TrusteeInfo, TrusteeSet};
 use base64::Engine as _;
@@ -27,7 +28,6 @@ use dlocker_proto::pb::{
     OwnerAssertion,
 };
 use futures::future::join_all;
-use tonic::transport::Channel;
 use webauthn_rs::prelude::{RegisterPublicKeyCredential, Url, Uuid, WebauthnBuilder};
 
 /// What one trustee confirmed.
@@ -179,8 +179,8 @@ fn finish(
 pub async fn change_passkey(
     trustees: &TrusteeSet,
     wallet_id: &str,
-    current: &mut dyn OwnerAuthenticator,
-    new: &mut dyn OwnerAuthenticator,
+    current: &mut dyn Passkey,
+    new: &mut dyn Passkey,
 ) -> Result<PasskeyChangeReport, PasskeyChangeError> {
     validate_wallet_id(wallet_id)
         .map_err(|e| PasskeyChangeError::InvalidWalletId(e.to_string()))?;
@@ -213,10 +213,12 @@ pub async fn change_passkey(
     );
     let c1 = ceremony::challenge(OwnerAction::ChangePasskey, wallet_id, b"", nonces.clone())?;
     let options = ceremony::creation_options(creation, &c1)?;
-    let cred = new.register(options.clone())?;
+    let options_json = serde_json::to_string(&options)
+        .map_err(|e| AuthError::MalformedChallenge(e.to_string()))?;
+    let registration_json = new.create(options_json).await?;
+    let cred: RegisterPublicKeyCredential = serde_json::from_str(&registration_json)
+        .map_err(|e| AuthError::Authenticator(format!("new passkey: {e}")))?;
     let new_fp = registered_fingerprint(&options, &cred, &c1)?;
-    let registration_json =
-        serde_json::to_string(&cred).map_err(|e| AuthError::Authenticator(e.to_string()))?;
     // Touch 2: the current credential names the new one.
     let template = ceremony::first_request_template(
         ready
@@ -225,9 +227,9 @@ pub async fn change_passkey(
     )
     .to_owned();
     let c2 = ceremony::challenge(OwnerAction::ChangePasskey, wallet_id, &new_fp, nonces)?;
-    let assertion = current.authenticate(ceremony::request_options(&template, &c2)?)?;
-    let assertion_json =
-        serde_json::to_string(&assertion).map_err(|e| AuthError::Authenticator(e.to_string()))?;
+    let request = serde_json::to_string(&ceremony::request_options(&template, &c2)?)
+        .map_err(|e| AuthError::MalformedChallenge(e.to_string()))?;
+    let assertion_json = current.get(request).await?;
     let answers = join_all(ready.into_iter().map(|(i, ch, resp, _)| {
         let owner = OwnerAssertion {
             challenge_id: resp.challenge_id,
@@ -249,7 +251,7 @@ pub async fn change_passkey(
 pub async fn resume_passkey_change(
     trustees: &TrusteeSet,
     wallet_id: &str,
-    current: &mut dyn OwnerAuthenticator,
+    current: &mut dyn Passkey,
     new_fingerprint: &[u8; 32],
 ) -> Result<PasskeyChangeReport, PasskeyChangeError> {
     validate_wallet_id(wallet_id)
@@ -287,7 +289,8 @@ pub async fn resume_passkey_change(
             new_fingerprint,
             nonces,
             &template,
-        )?;
+        )
+        .await?;
         let answers = join_all(pending.into_iter().map(|(i, ch, resp, _)| {
             let owner = OwnerAssertion {
                 challenge_id: resp.challenge_id,

@@ -28,8 +28,10 @@
 //! owner-authenticated session blocks a rotation there: sessions this recovery authenticated but
 //! did not release are closed again (one owner cancellation, [`Recovered::closed`]).
 
-use crate::authenticator::OwnerAuthenticator;
+use crate::authenticator::Passkey;
 use crate::ceremony;
+use crate::runtime::{Instant, sleep};
+use crate::transport::Channel;
 use crate::transport::{connect_channel, describe_status, recovery_client, staff_client};
 use crate::trustees::{TrusteeInfo, TrusteeSet};
 use dlocker_proto::client_state::StateKey;
@@ -54,7 +56,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::sync::watch;
 use tonic::Code;
-use tonic::transport::Channel;
 
 /// `(trustee name, reason)`.
 pub type Failure = (String, String);
@@ -587,20 +588,28 @@ pub(crate) fn assemble(
 async fn sleep_or_cancel(d: Duration, cancel: &mut Option<watch::Receiver<bool>>) -> bool {
     match cancel {
         None => {
-            tokio::time::sleep(d).await;
+            sleep(d).await;
             false
         }
         Some(rx) => {
             if *rx.borrow() {
                 return true;
             }
-            tokio::select! {
-                () = tokio::time::sleep(d) => false,
-                changed = rx.changed() => match changed {
-                    Ok(()) => *rx.borrow(),
-                    // The sender is gone: nobody can cancel any more.
-                    Err(_) => { tokio::time::sleep(d).await; false }
-                },
+            // `futures`' select, not tokio's: the browser build has no tokio runtime.
+            let changed = {
+                let slept = std::pin::pin!(sleep(d));
+                let changed = std::pin::pin!(rx.changed());
+                match futures::future::select(slept, changed).await {
+                    futures::future::Either::Left(((), _)) => return false,
+                    futures::future::Either::Right((r, _)) => r.is_ok(),
+                }
+            };
+            if changed {
+                *rx.borrow()
+            } else {
+                // The sender is gone: nobody can cancel any more.
+                sleep(d).await;
+                false
             }
         }
     }
@@ -714,7 +723,7 @@ impl Run<'_> {
 pub async fn recover(
     trustees: &TrusteeSet,
     wallet_id: &str,
-    auth: &mut dyn OwnerAuthenticator,
+    auth: &mut dyn Passkey,
     opts: RecoverOptions<'_>,
 ) -> Result<Recovered, RecoverError> {
     use k256::elliptic_curve::Generate as _;
@@ -878,7 +887,7 @@ pub async fn resume_recovery(
     trustees: &TrusteeSet,
     saved: &[u8],
     key: &StateKey,
-    auth: &mut dyn OwnerAuthenticator,
+    auth: &mut dyn Passkey,
     opts: RecoverOptions<'_>,
 ) -> Result<Recovered, RecoverError> {
     let state = crate::saved::RecoveryState::open(saved, key)
@@ -1001,7 +1010,7 @@ pub async fn resume_recovery(
 /// Steps 3 to 8: the owner's passkey where needed, the bank's approval, the delay, the releases.
 async fn finish(
     mut run: Run<'_>,
-    auth: &mut dyn OwnerAuthenticator,
+    auth: &mut dyn Passkey,
     mut opts: RecoverOptions<'_>,
 ) -> Result<Recovered, RecoverError> {
     let progress = opts.progress;
@@ -1057,7 +1066,8 @@ async fn finish(
             &encode_public_key(&r_pub),
             nonces,
             template,
-        );
+        )
+        .await;
         let touch = match touch {
             Ok(t) => t,
             Err(e) => {
@@ -1140,8 +1150,8 @@ async fn finish(
         .map(|p| p.opened.release_not_before)
         .max()
         .unwrap_or(0);
-    let deadline = std::time::UNIX_EPOCH + Duration::from_secs(not_before);
-    while let Ok(left) = deadline.duration_since(std::time::SystemTime::now()) {
+    let deadline = web_time::UNIX_EPOCH + Duration::from_secs(not_before);
+    while let Ok(left) = deadline.duration_since(web_time::SystemTime::now()) {
         if left.is_zero() {
             break;
         }
@@ -1302,7 +1312,7 @@ async fn await_approval(
     (opts.progress)(RecoverEvent::AwaitingApproval {
         bank_session_id: bank_session_id.to_owned(),
     });
-    let started = tokio::time::Instant::now();
+    let started = Instant::now();
     let mut last_status = String::new();
     loop {
         let answer = match connect_channel(bank).await {
@@ -1394,7 +1404,7 @@ pub struct CancelOutcome {
 pub async fn cancel_recovery(
     trustees: &TrusteeSet,
     handle: &RecoveryHandle,
-    auth: &mut dyn OwnerAuthenticator,
+    auth: &mut dyn Passkey,
 ) -> Vec<CancelOutcome> {
     let results = match handle_session_key(handle) {
         Ok(r) => owner_cancel(trustees, &handle.wallet_id, &r, &handle.sessions, auth).await,
@@ -1417,7 +1427,7 @@ async fn owner_cancel(
     wallet_id: &str,
     r_pub: &PublicKey,
     sessions: &[TrusteeSession],
-    auth: &mut dyn OwnerAuthenticator,
+    auth: &mut dyn Passkey,
 ) -> Vec<Result<(), String>> {
     let begun = join_all(sessions.iter().map(|s| async move {
         let info = trustees
@@ -1458,7 +1468,8 @@ async fn owner_cancel(
         &encode_public_key(r_pub),
         ready.iter().map(|(_, (_, _, n))| n.clone()).collect(),
         template,
-    );
+    )
+    .await;
     let touch = match touch {
         Ok(t) => t,
         Err(e) => {

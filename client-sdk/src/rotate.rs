@@ -47,10 +47,11 @@
 //! # Ok(()) }
 //! ```
 
-use crate::authenticator::OwnerAuthenticator;
+use crate::authenticator::Passkey;
 use crate::backup::{BackupPolicy, MIN_THRESHOLD, PreparedBackup};
 use crate::ceremony::{self, Touch};
 use crate::recover::Recovered;
+use crate::transport::Channel;
 use crate::transport::{
     client, connect_channel, describe_failures, describe_status, epochs_client,
 };
@@ -70,7 +71,6 @@ use futures::future::join_all;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use tonic::Code;
-use tonic::transport::Channel;
 
 /// Version of the [`RotationRecord`] file format.
 pub const RECORD_FORMAT: u32 = 1;
@@ -777,7 +777,7 @@ pub async fn rotate(
     source: &RotationSource,
     policy: BackupPolicy,
     new_k: bool,
-    auth: &mut dyn OwnerAuthenticator,
+    auth: &mut dyn Passkey,
     opts: &RotateOptions<'_>,
 ) -> Result<RotationRecord, RotateError> {
     let mut record = prepare_rotation(old, new, source, policy, new_k, &opts.user_name)?;
@@ -822,7 +822,7 @@ pub async fn resume_rotation(
     old: &TrusteeSet,
     new: &TrusteeSet,
     secret: &SecretScalar,
-    auth: &mut dyn OwnerAuthenticator,
+    auth: &mut dyn Passkey,
     opts: &RotateOptions<'_>,
 ) -> Result<(), RotateError> {
     if record.phase == RotationPhase::RolledBack {
@@ -850,7 +850,7 @@ pub async fn rollback_rotation(
     record: &mut RotationRecord,
     old: &TrusteeSet,
     new: &TrusteeSet,
-    auth: &mut dyn OwnerAuthenticator,
+    auth: &mut dyn Passkey,
     opts: &RotateOptions<'_>,
 ) -> Result<(), RotateError> {
     if record.phase == RotationPhase::RolledBack {
@@ -912,7 +912,7 @@ struct Ctx<'r, 'a, 'o> {
     to: Manifest,
     to_bytes: Vec<u8>,
     blob: Vec<u8>,
-    auth: &'a mut dyn OwnerAuthenticator,
+    auth: &'a mut dyn Passkey,
     opts: &'o RotateOptions<'o>,
     /// The commit phase's touch, which also covers the retirements that follow it.
     retire_touch: Option<PhaseTouch>,
@@ -928,7 +928,7 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
         old: &TrusteeSet,
         new: &TrusteeSet,
         shares: Vec<Share>,
-        auth: &'a mut dyn OwnerAuthenticator,
+        auth: &'a mut dyn Passkey,
         opts: &'o RotateOptions<'o>,
     ) -> Result<Self, RotateError> {
         let from = record.previous_manifest()?;
@@ -1062,7 +1062,7 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
     /// challenge over `action`, `authorized` and their nonces, in the first usable template
     /// (`extra_template` is a template from a trustee outside the ceremony, for a ceremony of
     /// joining trustees only, which have none).
-    fn touch(
+    async fn touch(
         &mut self,
         action: OwnerAction,
         authorized: &[u8],
@@ -1090,6 +1090,7 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
             members.iter().map(|(_, _, n)| n.clone()).collect(),
             template,
         )
+        .await
         .map_err(|e| format!("passkey: {e}"))?;
         Ok(PhaseTouch {
             touch,
@@ -1316,12 +1317,15 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
             return Ok((failed, Vec::new()));
         };
         let authorized = stage_authorized(&h_new.0, &fp);
-        let touch = match self.touch(
-            OwnerAction::Stage,
-            &authorized,
-            &members,
-            donor_template.as_deref(),
-        ) {
+        let touch = match self
+            .touch(
+                OwnerAction::Stage,
+                &authorized,
+                &members,
+                donor_template.as_deref(),
+            )
+            .await
+        {
             Ok(t) => t,
             Err(reason) => {
                 for (i, _, _) in &members {
@@ -1545,7 +1549,10 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
             // e+1's trustees in manifest order, then the trustees that leave (record order).
             members.sort_by_key(|(i, _, _)| *i);
             if !members.is_empty() {
-                match self.touch(OwnerAction::Commit, &h_new.0, &members, None) {
+                match self
+                    .touch(OwnerAction::Commit, &h_new.0, &members, None)
+                    .await
+                {
                     Ok(t) => {
                         for (i, ch) in chans {
                             let Some(owner) = t.assertion(i) else {
@@ -1764,7 +1771,10 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
                 .begin_all(&uncovered, EpochAction::Retire, retire, &mut failed)
                 .await;
             if !members.is_empty() {
-                match self.touch(OwnerAction::Commit, &h_new.0, &members, None) {
+                match self
+                    .touch(OwnerAction::Commit, &h_new.0, &members, None)
+                    .await
+                {
                     Ok(t) => own_touch = Some(t),
                     Err(reason) => {
                         for (i, _, _) in &members {
@@ -1960,7 +1970,10 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
             let touch = if members.is_empty() {
                 None
             } else {
-                match self.touch(OwnerAction::Abandon, &h_new.0, &members, None) {
+                match self
+                    .touch(OwnerAction::Abandon, &h_new.0, &members, None)
+                    .await
+                {
                     Ok(t) => Some(t),
                     Err(reason) => {
                         for (i, _, _) in &members {

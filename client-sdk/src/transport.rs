@@ -1,5 +1,9 @@
 //! Reaching trustee nodes: gRPC channels with timeouts and (m)TLS, and the pinned-key check.
 //!
+//! Natively a [`Channel`] is tonic's HTTP/2 channel. In the browser (wasm32) it is gRPC-Web over
+//! `fetch` (`tonic-web-wasm-client`): the same generated clients, the same messages, the node's
+//! gRPC-Web layer on its normal port; TLS is the browser's (its roots, no client certificates).
+//!
 //! The `GetInfo` key check is an early, clear failure for a stale trustees file or a node that is
 //! not who it should be. It is not what makes the protocol safe on a plaintext channel: that is
 //! sealing shares to, and verifying receipts and proofs against, the *pinned* keys.
@@ -14,8 +18,17 @@ use dlocker_proto::pb::{GetInfoRequest, NodeDescriptor};
 use k256::PublicKey;
 use serde::Serialize;
 use std::time::Duration;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+#[cfg(not(target_arch = "wasm32"))]
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Code, Status};
+
+/// A connection to one node that the generated gRPC clients run over: tonic's HTTP/2 channel.
+#[cfg(not(target_arch = "wasm32"))]
+pub type Channel = tonic::transport::Channel;
+/// A connection to one node that the generated gRPC clients run over: gRPC-Web over the
+/// browser's `fetch`.
+#[cfg(target_arch = "wasm32")]
+pub type Channel = tonic_web_wasm_client::Client;
 
 /// How long to wait for a TCP (and TLS) connection.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -105,6 +118,7 @@ pub fn describe_status(s: &Status) -> String {
     }
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 fn read_pem(endpoint: &str, what: &str, path: &std::path::Path) -> Result<Vec<u8>, ConnectError> {
     std::fs::read(path).map_err(|e| ConnectError::Tls {
         endpoint: endpoint.to_owned(),
@@ -114,6 +128,7 @@ fn read_pem(endpoint: &str, what: &str, path: &std::path::Path) -> Result<Vec<u8
 
 /// Opens a channel to `endpoint` (connect and request timeouts; TLS for `https://`).
 /// Does not check who answers: use [`connect`] for that.
+#[cfg(not(target_arch = "wasm32"))]
 pub async fn open_channel(endpoint: &str, tls: &TlsFiles) -> Result<Channel, ConnectError> {
     let invalid = |reason: String| ConnectError::InvalidEndpoint {
         endpoint: endpoint.to_owned(),
@@ -162,6 +177,23 @@ pub async fn open_channel(endpoint: &str, tls: &TlsFiles) -> Result<Channel, Con
     })
 }
 
+/// Opens a gRPC-Web channel to `endpoint` (request timeout; `https://` uses the browser's TLS and
+/// roots, so `tls` is not used). Nothing is sent until the first call. Does not check who
+/// answers: use [`connect`] for that.
+#[cfg(target_arch = "wasm32")]
+pub async fn open_channel(endpoint: &str, _tls: &TlsFiles) -> Result<Channel, ConnectError> {
+    check_endpoint(endpoint).map_err(|reason| ConnectError::InvalidEndpoint {
+        endpoint: endpoint.to_owned(),
+        reason,
+    })?;
+    let options = tonic_web_wasm_client::options::FetchOptions::new().timeout(REQUEST_TIMEOUT);
+    Ok(tonic_web_wasm_client::Client::new_with_options(
+        endpoint.trim_end_matches('/').to_owned(),
+        options,
+    ))
+}
+
+#[cfg(not(target_arch = "wasm32"))]
 /// The innermost message of an error chain ("Connection refused", not "transport error").
 pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut msg = e.to_string();

@@ -2,8 +2,9 @@
 
 /// Seconds since the Unix epoch (0 if the clock is before 1970, which no check relies on).
 pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
+    // `web_time` is `std::time` natively and the browser's clock on wasm32 (where std has none).
+    web_time::SystemTime::now()
+        .duration_since(web_time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
 }

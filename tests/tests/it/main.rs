@@ -53,3 +53,4 @@ mod staff_reload;
 mod startup_checks;
 mod tls;
 mod touch_counts;
+mod web_sdk_logic;

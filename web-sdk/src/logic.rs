@@ -1,0 +1,735 @@
+//! The browser SDK's logic that does not touch JavaScript: the calls into `dlocker-sdk`, the
+//! events and results in the shapes `API.md` documents (serde, camelCase), and the errors as one
+//! line each. It compiles natively too, so its unit tests run without a browser.
+
+use dlocker_sdk::proto::manifest::Manifest;
+use dlocker_sdk::{
+    BackupPolicy, BackupReceipts, CancelOutcome, OwnerIdentity, Passkey, PreparedBackup,
+    ProgressEvent, RecoverEvent, RecoverOptions, Recovered, RecoveryHandle, TrusteeHealth,
+    TrusteeSet,
+};
+use futures::channel::mpsc;
+use futures::{StreamExt, future};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use zeroize::Zeroizing;
+
+/// An error for the page: one line, never a secret (the SDK's errors carry none).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct WebError(pub String);
+
+impl WebError {
+    fn from(what: &str, e: &dyn std::fmt::Display) -> Self {
+        Self(one_line(&format!("{what}: {e}")))
+    }
+}
+
+/// The first line of `s` (node messages may span lines; a JS error shows one).
+fn one_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").trim().to_owned()
+}
+
+/// A progress event as the page receives it (`event.type` names it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+#[allow(missing_docs)]
+pub enum Event {
+    TrusteeStarted {
+        trustee: String,
+    },
+    PasskeyRequested {
+        trustees: Vec<String>,
+    },
+    TrusteeDone {
+        trustee: String,
+        share_index: u16,
+    },
+    TrusteeFailed {
+        trustee: String,
+        reason: String,
+    },
+    TrusteeChecked(Health),
+    SessionStatus {
+        trustee: String,
+        state: String,
+    },
+    SessionOpened {
+        trustee: String,
+        session_id: String,
+        release_not_before: u64,
+    },
+    SessionsOpened {
+        manifest_hash: String,
+        sessions: Vec<Session>,
+    },
+    OwnerAuthenticated {
+        trustee: String,
+    },
+    AwaitingApproval {
+        bank_session_id: String,
+    },
+    ApprovalPending {
+        status: String,
+    },
+    Approved {
+        approvers: Vec<String>,
+        expires_at: u64,
+    },
+    Waiting {
+        seconds_left: u64,
+        release_at: u64,
+    },
+    ShareVerified {
+        trustee: String,
+        share_index: u16,
+    },
+    ShareRejected {
+        trustee: String,
+        reason: String,
+    },
+    Released {
+        used: Vec<String>,
+    },
+}
+
+/// One open recovery session (in `sessionsOpened`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(missing_docs)]
+pub struct Session {
+    pub trustee: String,
+    pub session_id: String,
+    pub release_not_before: u64,
+}
+
+impl From<ProgressEvent> for Event {
+    fn from(e: ProgressEvent) -> Self {
+        match e {
+            ProgressEvent::TrusteeStarted { name } => Event::TrusteeStarted { trustee: name },
+            ProgressEvent::PasskeyRequested { trustees } => Event::PasskeyRequested { trustees },
+            ProgressEvent::TrusteeDone { name, share_index } => Event::TrusteeDone {
+                trustee: name,
+                share_index,
+            },
+            ProgressEvent::TrusteeFailed { name, reason } => Event::TrusteeFailed {
+                trustee: name,
+                reason: one_line(&reason),
+            },
+            // The enum is non-exhaustive: a future event is shown as a generic failure-free
+            // status rather than dropped silently.
+            other => Event::ApprovalPending {
+                status: format!("{other:?}"),
+            },
+        }
+    }
+}
+
+/// The page's view of a recovery event; `now` (unix seconds) dates the waiting period's end.
+pub fn recover_event(e: RecoverEvent, now: u64) -> Event {
+    match e {
+        RecoverEvent::SessionStatus { name, state } => Event::SessionStatus {
+            trustee: name,
+            state,
+        },
+        RecoverEvent::SessionOpened {
+            name,
+            session_id,
+            release_not_before,
+        } => Event::SessionOpened {
+            trustee: name,
+            session_id,
+            release_not_before,
+        },
+        RecoverEvent::TrusteeFailed { name, reason } => Event::TrusteeFailed {
+            trustee: name,
+            reason: one_line(&reason),
+        },
+        RecoverEvent::SessionsOpened {
+            handle,
+            manifest_hash,
+        } => Event::SessionsOpened {
+            manifest_hash: hex::encode(manifest_hash.0),
+            sessions: handle
+                .sessions
+                .into_iter()
+                .map(|s| Session {
+                    trustee: s.name,
+                    session_id: s.session_id,
+                    release_not_before: s.release_not_before,
+                })
+                .collect(),
+        },
+        RecoverEvent::PasskeyRequested { trustees } => Event::PasskeyRequested { trustees },
+        RecoverEvent::OwnerAuthenticated { name } => Event::OwnerAuthenticated { trustee: name },
+        RecoverEvent::AwaitingApproval { bank_session_id } => {
+            Event::AwaitingApproval { bank_session_id }
+        }
+        RecoverEvent::ApprovalPending { status } => Event::ApprovalPending { status },
+        RecoverEvent::Approved {
+            approvers,
+            expires_at,
+        } => Event::Approved {
+            approvers,
+            expires_at,
+        },
+        RecoverEvent::Waiting { seconds_left } => Event::Waiting {
+            seconds_left,
+            release_at: now.saturating_add(seconds_left),
+        },
+        RecoverEvent::ShareVerified { name, share_index } => Event::ShareVerified {
+            trustee: name,
+            share_index,
+        },
+        RecoverEvent::ShareRejected { name, reason } => Event::ShareRejected {
+            trustee: name,
+            reason: one_line(&reason),
+        },
+        other => Event::ApprovalPending {
+            status: format!("{other:?}"),
+        },
+    }
+}
+
+/// Runs `work` with a progress function the SDK can hold (`Fn + Sync`) and hands each event to
+/// `sink` on the caller's task as it arrives. In the browser the sink calls a JS function,
+/// which is neither `Send` nor `Sync`: the channel is what crosses.
+pub async fn with_events<E, T, W>(work: W, mut sink: impl FnMut(E)) -> T
+where
+    W: AsyncFnOnce(&(dyn Fn(E) + Sync)) -> T,
+    E: Send,
+{
+    let (tx, rx) = mpsc::unbounded::<E>();
+    let run = async move {
+        let emit = move |e: E| {
+            // A closed receiver only means nobody listens any more.
+            let _ = tx.unbounded_send(e);
+        };
+        work(&emit).await
+        // `emit` (the sender) drops here, which ends the receiving side below.
+    };
+    let drain = rx.for_each(|e| {
+        sink(e);
+        future::ready(())
+    });
+    let (out, ()) = future::join(run, drain).await;
+    out
+}
+
+/// `backup()`'s options (`API.md`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BackupOptions {
+    /// Shares needed to recover.
+    pub threshold: u16,
+    /// The waiting period, seconds.
+    pub recovery_delay_secs: u64,
+    /// The passkey's user name.
+    pub user_name: String,
+}
+
+/// One trustee's receipt, verified by the SDK.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(missing_docs)]
+pub struct Receipt {
+    pub trustee: String,
+    pub node_id: String,
+    pub share_index: u16,
+    /// base64 of the signed receipt.
+    pub receipt: String,
+}
+
+/// `backup()`'s result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(missing_docs)]
+pub struct BackupResult {
+    pub wallet_id: String,
+    pub epoch: u64,
+    pub manifest_hash: String,
+    /// base64 of the canonical manifest (what `verifyBackup` takes).
+    pub manifest: String,
+    pub receipts: Vec<Receipt>,
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+impl BackupResult {
+    fn new(r: &BackupReceipts, manifest: &Manifest) -> Self {
+        Self {
+            wallet_id: r.wallet_id.clone(),
+            epoch: r.epoch,
+            manifest_hash: hex::encode(r.manifest_hash.0),
+            manifest: b64(&manifest.encode()),
+            receipts: r
+                .receipts
+                .iter()
+                .map(|t| Receipt {
+                    trustee: t.name.clone(),
+                    node_id: t.node_id.clone(),
+                    share_index: t.share_index,
+                    receipt: b64(&t.receipt.encode()),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Parses the trustees file as the CLI does.
+pub fn trustees(toml: &str) -> Result<TrusteeSet, WebError> {
+    TrusteeSet::from_toml(toml).map_err(|e| WebError::from("trustees file", &e))
+}
+
+/// `client.trustees()` entries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(missing_docs)]
+pub struct TrusteeView {
+    pub name: String,
+    pub endpoint: String,
+    pub node_id: String,
+    pub role: String,
+}
+
+/// The trustees as the page lists them.
+pub fn trustee_views(set: &TrusteeSet) -> Vec<TrusteeView> {
+    set.trustees()
+        .iter()
+        .map(|t| TrusteeView {
+            name: t.name.clone(),
+            endpoint: t.endpoint.clone(),
+            node_id: t.node_id.clone(),
+            role: t.role.as_str().to_owned(),
+        })
+        .collect()
+}
+
+/// Backs `secret` up at every trustee (one passkey touch).
+pub async fn backup(
+    set: &TrusteeSet,
+    wallet_id: &str,
+    secret: Zeroizing<Vec<u8>>,
+    opts: &BackupOptions,
+    passkey: &mut dyn Passkey,
+    mut sink: impl FnMut(Event),
+) -> Result<BackupResult, WebError> {
+    let policy = BackupPolicy {
+        threshold: opts.threshold,
+        recovery_delay_secs: opts.recovery_delay_secs,
+    };
+    let prepared = PreparedBackup::new(set, wallet_id, &secret, policy)
+        .map_err(|e| WebError::from("backup", &e))?;
+    drop(secret);
+    let owner = OwnerIdentity {
+        user_name: &opts.user_name,
+        customer_reference: None,
+    };
+    let receipts = with_events(
+        async |emit: &(dyn Fn(ProgressEvent) + Sync)| {
+            dlocker_sdk::backup_for(set, &prepared, &owner, passkey, emit).await
+        },
+        |e| sink(Event::from(e)),
+    )
+    .await
+    .map_err(|e| WebError::from("backup", &e))?;
+    Ok(BackupResult::new(&receipts, prepared.manifest()))
+}
+
+/// One trustee's possession check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(missing_docs)]
+pub struct Health {
+    pub trustee: String,
+    pub node_id: String,
+    pub share_index: u16,
+    pub epoch: u64,
+    pub healthy: bool,
+    /// Empty when healthy; the reason otherwise.
+    pub detail: String,
+}
+
+impl From<&TrusteeHealth> for Health {
+    fn from(h: &TrusteeHealth) -> Self {
+        Self {
+            trustee: h.name.clone(),
+            node_id: h.node_id.clone(),
+            share_index: h.share_index,
+            epoch: h.epoch,
+            healthy: h.status.is_healthy(),
+            detail: match &h.status {
+                dlocker_sdk::ShareStatus::Healthy => String::new(),
+                other => one_line(&serde_json::to_value(other).map_or_else(
+                    |_| "unhealthy".to_owned(),
+                    |v| v["reason"].as_str().unwrap_or("unhealthy").to_owned(),
+                )),
+            },
+        }
+    }
+}
+
+/// Decodes the manifest string `backup()` returned.
+pub fn decode_manifest(manifest: &str) -> Result<Manifest, WebError> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(manifest.trim())
+        .map_err(|e| WebError::from("manifest is not base64", &e))?;
+    Manifest::decode(&bytes).map_err(|e| WebError::from("manifest", &e))
+}
+
+/// Every trustee proves it still holds its share of `manifest`.
+pub async fn verify(
+    set: &TrusteeSet,
+    manifest: &str,
+    mut sink: impl FnMut(Event),
+) -> Result<Vec<Health>, WebError> {
+    let manifest = decode_manifest(manifest)?;
+    let report = with_events(
+        async |emit: &(dyn Fn(Health) + Sync)| {
+            let progress = |h: &TrusteeHealth| emit(Health::from(h));
+            dlocker_sdk::verify::verify_backup_with_progress(set, &manifest, &progress).await
+        },
+        |h| sink(Event::TrusteeChecked(h)),
+    )
+    .await;
+    Ok(report.entries.iter().map(Health::from).collect())
+}
+
+/// `recover()`'s options (`API.md`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RecoverOptionsJs {
+    /// Polling interval, milliseconds (default 2000).
+    pub poll_interval_ms: Option<u64>,
+    /// Give up waiting for the bank after this long (default one day).
+    pub approval_timeout_secs: Option<u64>,
+}
+
+/// A failed trustee in `recover()`'s result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[allow(missing_docs)]
+pub struct TrusteeReason {
+    pub trustee: String,
+    pub reason: String,
+}
+
+/// `recover()`'s result, without the secret (the bindings add it as a `Uint8Array`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(missing_docs)]
+pub struct RecoverSummary {
+    pub wallet_id: String,
+    pub manifest_hash: String,
+    pub used: Vec<String>,
+    pub faulty: Vec<TrusteeReason>,
+    pub unavailable: Vec<TrusteeReason>,
+}
+
+fn reasons(v: &[(String, String)]) -> Vec<TrusteeReason> {
+    v.iter()
+        .map(|(t, r)| TrusteeReason {
+            trustee: t.clone(),
+            reason: one_line(r),
+        })
+        .collect()
+}
+
+/// What `recover` hands back: the summary and the wallet data (wiped when dropped).
+pub struct RecoveredWallet {
+    /// For the page.
+    pub summary: RecoverSummary,
+    /// The wallet data.
+    pub secret: Zeroizing<Vec<u8>>,
+}
+
+impl std::fmt::Debug for RecoveredWallet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecoveredWallet")
+            .field("summary", &self.summary)
+            .field("secret", &"REDACTED")
+            .finish()
+    }
+}
+
+fn recovered(r: &Recovered) -> RecoveredWallet {
+    RecoveredWallet {
+        summary: RecoverSummary {
+            wallet_id: r.manifest.wallet_id().to_owned(),
+            manifest_hash: hex::encode(r.manifest.hash().0),
+            used: r.used.clone(),
+            faulty: reasons(&r.faulty),
+            unavailable: reasons(&r.unavailable),
+        },
+        secret: Zeroizing::new(r.data().expose().to_vec()),
+    }
+}
+
+/// What `recover` tells its caller besides the page's events: the handle a cancel needs.
+pub enum RecoverSignal {
+    /// Show this to the page.
+    Event(Event),
+    /// The sessions are open: keep this for `cancelRecovery`.
+    Handle(RecoveryHandle),
+}
+
+/// Recovers `wallet_id` (one passkey touch, the bank's approval, the waiting period, every share
+/// verified). `cancel` becoming `true` stops it with "recovery cancelled".
+pub async fn recover(
+    set: &TrusteeSet,
+    wallet_id: &str,
+    opts: &RecoverOptionsJs,
+    passkey: &mut dyn Passkey,
+    cancel: tokio::sync::watch::Receiver<bool>,
+    mut sink: impl FnMut(RecoverSignal),
+) -> Result<RecoveredWallet, WebError> {
+    let result = with_events(
+        async |emit: &(dyn Fn(RecoverEvent) + Sync)| {
+            let options = RecoverOptions {
+                poll_interval: Duration::from_millis(opts.poll_interval_ms.unwrap_or(2000)),
+                approval_timeout: Duration::from_secs(
+                    opts.approval_timeout_secs.unwrap_or(24 * 3600),
+                ),
+                cancel: Some(cancel),
+                progress: emit,
+                checkpoint: None,
+            };
+            dlocker_sdk::recover(set, wallet_id, passkey, options).await
+        },
+        |e| {
+            if let RecoverEvent::SessionsOpened { handle, .. } = &e {
+                sink(RecoverSignal::Handle(handle.clone()));
+            }
+            sink(RecoverSignal::Event(recover_event(
+                e,
+                dlocker_sdk::proto::time::unix_now(),
+            )));
+        },
+    )
+    .await;
+    match result {
+        Ok(r) => {
+            let wallet = recovered(&r);
+            sink(RecoverSignal::Event(Event::Released {
+                used: wallet.summary.used.clone(),
+            }));
+            Ok(wallet)
+        }
+        Err(dlocker_sdk::RecoverError::Cancelled { .. }) => {
+            Err(WebError("recovery cancelled".into()))
+        }
+        Err(e) => Err(WebError::from("recovery", &e)),
+    }
+}
+
+/// One trustee's cancellation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[allow(missing_docs)]
+pub struct Cancelled {
+    pub trustee: String,
+    pub cancelled: bool,
+    /// Empty when cancelled.
+    pub error: String,
+}
+
+/// Cancels the recovery `handle` names at every trustee (one passkey touch). Errors when no
+/// trustee cancelled (e.g. the passkey prompt was dismissed): the recovery goes on then.
+pub async fn cancel(
+    set: &TrusteeSet,
+    handle: &RecoveryHandle,
+    passkey: &mut dyn Passkey,
+) -> Result<Vec<Cancelled>, WebError> {
+    let outcomes: Vec<CancelOutcome> = dlocker_sdk::cancel_recovery(set, handle, passkey).await;
+    let out: Vec<Cancelled> = outcomes
+        .into_iter()
+        .map(|o| Cancelled {
+            trustee: o.name,
+            cancelled: o.error.is_none(),
+            error: o.error.as_deref().map(one_line).unwrap_or_default(),
+        })
+        .collect();
+    if !out.is_empty() && out.iter().all(|o| !o.cancelled) {
+        return Err(WebError(one_line(&format!(
+            "cancel failed at every trustee: {}",
+            out.iter()
+                .map(|o| format!("{}: {}", o.trustee, o.error))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ))));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn js(e: &Event) -> serde_json::Value {
+        serde_json::to_value(e).expect("event serializes")
+    }
+
+    /// The event shapes `API.md` documents and the wallet page switches on.
+    #[test]
+    fn events_have_the_documented_shapes() {
+        assert_eq!(
+            js(&Event::from(ProgressEvent::TrusteeDone {
+                name: "bank".into(),
+                share_index: 1
+            })),
+            json!({"type": "trusteeDone", "trustee": "bank", "shareIndex": 1})
+        );
+        assert_eq!(
+            js(&Event::from(ProgressEvent::PasskeyRequested {
+                trustees: vec!["bank".into(), "t2".into()]
+            })),
+            json!({"type": "passkeyRequested", "trustees": ["bank", "t2"]})
+        );
+        assert_eq!(
+            js(&recover_event(
+                RecoverEvent::AwaitingApproval {
+                    bank_session_id: "s-1".into()
+                },
+                0
+            )),
+            json!({"type": "awaitingApproval", "bankSessionId": "s-1"})
+        );
+        assert_eq!(
+            js(&recover_event(
+                RecoverEvent::Waiting { seconds_left: 30 },
+                1_000
+            )),
+            json!({"type": "waiting", "secondsLeft": 30, "releaseAt": 1_030})
+        );
+        assert_eq!(
+            js(&recover_event(
+                RecoverEvent::Approved {
+                    approvers: vec!["alice".into()],
+                    expires_at: 7
+                },
+                0
+            )),
+            json!({"type": "approved", "approvers": ["alice"], "expiresAt": 7})
+        );
+        assert_eq!(
+            js(&Event::TrusteeChecked(Health {
+                trustee: "t2".into(),
+                node_id: "n".into(),
+                share_index: 2,
+                epoch: 1,
+                healthy: false,
+                detail: "down".into()
+            })),
+            json!({"type": "trusteeChecked", "trustee": "t2", "nodeId": "n", "shareIndex": 2,
+                   "epoch": 1, "healthy": false, "detail": "down"})
+        );
+        assert_eq!(
+            js(&Event::Released {
+                used: vec!["bank".into()]
+            }),
+            json!({"type": "released", "used": ["bank"]})
+        );
+    }
+
+    /// A node's multi-line message reaches the page as one line.
+    #[test]
+    fn reasons_are_one_line() {
+        let e = Event::from(ProgressEvent::TrusteeFailed {
+            name: "t3".into(),
+            reason: "node unavailable: refused\nat line 2".into(),
+        });
+        assert_eq!(js(&e)["reason"], "node unavailable: refused");
+    }
+
+    /// Every event reaches the sink in order, and the work's result comes back, with a work that
+    /// yields between events (as gRPC calls do).
+    #[test]
+    fn with_events_delivers_every_event_in_order() {
+        let mut seen = Vec::new();
+        let out = futures::executor::block_on(with_events(
+            async |emit: &(dyn Fn(u32) + Sync)| {
+                for i in 0..5 {
+                    emit(i);
+                    // Yield once (and ask to be polled again), as a network call would.
+                    let mut yielded = false;
+                    future::poll_fn(|cx| {
+                        if yielded {
+                            std::task::Poll::Ready(())
+                        } else {
+                            yielded = true;
+                            cx.waker().wake_by_ref();
+                            std::task::Poll::Pending
+                        }
+                    })
+                    .await;
+                }
+                emit(5);
+                "done"
+            },
+            |e| seen.push(e),
+        ));
+        assert_eq!(out, "done");
+        assert_eq!(seen, vec![0, 1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn options_parse_camel_case_and_refuse_unknown_fields() {
+        let o: BackupOptions = serde_json::from_value(
+            json!({"threshold": 3, "recoveryDelaySecs": 60, "userName": "alice"}),
+        )
+        .expect("options");
+        assert_eq!(
+            (o.threshold, o.recovery_delay_secs, o.user_name.as_str()),
+            (3, 60, "alice")
+        );
+        assert!(
+            serde_json::from_value::<BackupOptions>(
+                json!({"threshold": 3, "recovery_delay_secs": 60, "userName": "a"})
+            )
+            .is_err()
+        );
+        let r: RecoverOptionsJs =
+            serde_json::from_value(json!({"pollIntervalMs": 500})).expect("recover options");
+        assert_eq!(r.poll_interval_ms, Some(500));
+        assert_eq!(r.approval_timeout_secs, None);
+    }
+
+    #[test]
+    fn bad_inputs_are_clear_one_line_errors() {
+        let e = decode_manifest("not base64!").expect_err("garbage");
+        assert!(e.0.starts_with("manifest is not base64"), "{e}");
+        let e = decode_manifest("AAAA").expect_err("not a manifest");
+        assert!(e.0.starts_with("manifest"), "{e}");
+        let e = trustees("[[trustee]]\nname = 1").expect_err("bad toml");
+        assert!(e.0.starts_with("trustees file"), "{e}");
+        assert!(!e.0.contains('\n'));
+    }
+
+    #[test]
+    fn recovered_wallet_debug_hides_the_secret() {
+        let w = RecoveredWallet {
+            summary: RecoverSummary {
+                wallet_id: "w".into(),
+                manifest_hash: "00".into(),
+                used: vec![],
+                faulty: vec![],
+                unavailable: vec![],
+            },
+            secret: Zeroizing::new(b"seed words".to_vec()),
+        };
+        let d = format!("{w:?}");
+        assert!(d.contains("REDACTED") && !d.contains("seed"), "{d}");
+    }
+
+    #[test]
+    fn version_names_the_protocol() {
+        assert!(crate::version_string().contains(dlocker_sdk::proto::PROTOCOL_VERSION));
+    }
+}
