@@ -333,27 +333,6 @@ pub(crate) async fn run(args: WebArgs, json: bool) -> anyhow::Result<()> {
     server.serve(interrupted()).await
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn origins_of_endpoints() {
-        assert_eq!(url_origin("http://127.0.0.1:7001"), "http://127.0.0.1:7001");
-        assert_eq!(url_origin("https://a.example/"), "https://a.example");
-        assert_eq!(
-            url_origin("https://a.example:8443/x"),
-            "https://a.example:8443"
-        );
-    }
-
-    #[test]
-    fn page_origin_is_localhost() {
-        let a: SocketAddr = "127.0.0.1:8123".parse().expect("addr");
-        assert_eq!(page_origin(a), "http://localhost:8123");
-    }
-}
-
 /// `dlocker demo --web`: the demo cluster (its bank staff key on disk) plus the wallet page,
 /// until Ctrl-C.
 pub(crate) async fn demo(args: &crate::demo::DemoArgs, json: bool) -> anyhow::Result<()> {
@@ -413,4 +392,25 @@ pub(crate) async fn demo(args: &crate::demo::DemoArgs, json: bool) -> anyhow::Re
     result?;
     stopped.map_err(|e| anyhow::anyhow!("cluster did not shut down cleanly: {e}"))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_of_endpoints() {
+        assert_eq!(url_origin("http://127.0.0.1:7001"), "http://127.0.0.1:7001");
+        assert_eq!(url_origin("https://a.example/"), "https://a.example");
+        assert_eq!(
+            url_origin("https://a.example:8443/x"),
+            "https://a.example:8443"
+        );
+    }
+
+    #[test]
+    fn page_origin_is_localhost() {
+        let a: SocketAddr = "127.0.0.1:8123".parse().expect("addr");
+        assert_eq!(page_origin(a), "http://localhost:8123");
+    }
 }

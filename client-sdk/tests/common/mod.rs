@@ -11,7 +11,7 @@ use trustee_node::config::Role as NodeRole;
 use trustee_node::config::edit::ConfigDoc;
 use trustee_node::init::{InitOptions, StaffSpec, init_node};
 use trustee_node::server::{RunningNode, spawn};
-use trustee_node::staff_auth::StaffRole;
+use trustee_node::staff::auth::StaffRole;
 
 pub(crate) struct Cluster {
     pub(crate) nodes: Vec<Option<RunningNode>>,
