@@ -89,9 +89,14 @@ impl EpochOps<'_> {
         batch.remove_retired(&tag);
         let (mut sessions, mut open) = (0usize, 0usize);
         for id in self.db.session_ids_of_wallet(wallet)? {
-            if let Ok(Some(s)) = self.db.session(&id)
-                && s.session.is_live(now)
-            {
+            // A record that does not decode counts as not open (it is erased all the same); a
+            // failing database fails the delete.
+            let live = match self.db.session(&id) {
+                Ok(Some(s)) => s.session.is_live(now),
+                Ok(None) | Err(crate::db::StoreError::Corrupt { .. }) => false,
+                Err(e) => return Err(e.into()),
+            };
+            if live {
                 open += 1;
             }
             sessions += 1;
