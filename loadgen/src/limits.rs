@@ -54,7 +54,10 @@ pub(crate) async fn raw_sled(
         Database::open(dir)
             .with_context(|| format!("opening a raw sled database in {}", dir.display()))?,
     );
-    let db = store.engine().clone();
+    let db = store
+        .engine()
+        .context("a sled database has its engine")?
+        .clone();
     let tree = db.open_tree("raw")?;
     let value: Arc<[u8]> = vec![0x5a; record_bytes.max(1)].into();
     let next = Arc::new(AtomicU64::new(0));

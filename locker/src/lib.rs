@@ -17,7 +17,7 @@
 //! - [`repository`]: the `IssuerRepository` side for *pull* issuers — implement
 //!   [`repository::DocumentSource`] (one function) and serve it with
 //!   [`repository::RepositoryServer`]; [`example_issuer`] is the one the tests and the demo run;
-//! - `server` (feature `server`, on by default): the node's `DocumentService` over sled.
+//! - `server` (feature `server`, on by default): the node's `DocumentService` over the node's database.
 //!
 //! The formats are described in `docs/document-locker.md`.
 #![warn(missing_docs)]

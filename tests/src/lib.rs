@@ -17,6 +17,7 @@ pub mod craft;
 pub mod crash;
 pub mod http;
 pub mod locker;
+pub mod postgres;
 pub mod recovery_cluster;
 pub mod rotation;
 pub mod tls;

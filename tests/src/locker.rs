@@ -54,6 +54,7 @@ pub struct LockerCluster {
     pub staff: StaffKey,
     /// Its key file (for the CLI).
     pub staff_key_file: PathBuf,
+    _storage: crate::postgres::Storage,
     _root: tempfile::TempDir,
     root_path: PathBuf,
 }
@@ -146,6 +147,11 @@ impl Drop for ExampleIssuer {
 impl LockerCluster {
     /// Initialises and starts the bank (locker) and one trustee.
     pub async fn start() -> Self {
+        Self::start_on(crate::postgres::Storage::Sled).await
+    }
+
+    /// [`LockerCluster::start`] with the nodes' records in `storage`.
+    pub async fn start_on(storage: crate::postgres::Storage) -> Self {
         let root = tempfile::Builder::new()
             .prefix("dlocker-locker-")
             .tempdir()
@@ -189,6 +195,7 @@ impl LockerCluster {
                     "init enables the locker on a bank"
                 );
             }
+            storage.configure(&dir, i);
             let _ = show(&dir);
             dirs.push(dir);
         }
@@ -198,6 +205,7 @@ impl LockerCluster {
             cluster,
             staff,
             staff_key_file,
+            _storage: storage,
             _root: root,
             root_path,
         }

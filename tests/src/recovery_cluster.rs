@@ -72,6 +72,8 @@ pub struct RecoverySpec {
     pub config: Vec<(String, String, toml::Value)>,
     /// How many nodes (node 0 is the bank).
     pub nodes: usize,
+    /// Where the nodes keep their records.
+    pub storage: crate::postgres::Storage,
 }
 
 impl Default for RecoverySpec {
@@ -83,6 +85,7 @@ impl Default for RecoverySpec {
             recovery: Vec::new(),
             config: Vec::new(),
             nodes: NODES,
+            storage: crate::postgres::Storage::Sled,
         }
     }
 }
@@ -95,6 +98,8 @@ pub struct RecoveryCluster {
     pub staff: Vec<Staff>,
     /// The bank approval public key (from `trustee-node show --json`).
     pub bank_approval_key: PublicKey,
+    /// The nodes' storage (its PostgreSQL schemas go when the cluster does).
+    pub storage: crate::postgres::Storage,
     _root: Option<tempfile::TempDir>,
     root_path: PathBuf,
 }
@@ -262,6 +267,7 @@ impl RecoveryCluster {
             for (section, k, v) in &spec.config {
                 set_config_value(&dir, section, k, v.clone());
             }
+            spec.storage.configure(&dir, i);
             let d = show(&dir);
             assert_eq!(d.name, name);
             dirs.push(dir);
@@ -291,6 +297,7 @@ impl RecoveryCluster {
             cluster,
             staff,
             bank_approval_key,
+            storage: spec.storage.clone(),
             _root: root,
             root_path,
         }

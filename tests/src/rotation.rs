@@ -50,13 +50,26 @@ impl std::ops::DerefMut for RotationCluster {
 impl RotationCluster {
     /// Initialises and starts `n` nodes; `staged_ttl_secs` goes into every node's `[epochs]`.
     pub async fn start(n: usize, staged_ttl_secs: Option<u64>) -> Self {
-        let mut c = Self::init(n, staged_ttl_secs);
+        Self::start_on(n, staged_ttl_secs, crate::postgres::Storage::Sled).await
+    }
+
+    /// [`RotationCluster::start`] with the nodes' records in `storage`.
+    pub async fn start_on(
+        n: usize,
+        staged_ttl_secs: Option<u64>,
+        storage: crate::postgres::Storage,
+    ) -> Self {
+        let mut c = Self::init_on(n, staged_ttl_secs, storage);
         c.start_all().await;
         c
     }
 
     /// Initialises `n` nodes without starting them.
     pub fn init(n: usize, staged_ttl_secs: Option<u64>) -> Self {
+        Self::init_on(n, staged_ttl_secs, crate::postgres::Storage::Sled)
+    }
+
+    fn init_on(n: usize, staged_ttl_secs: Option<u64>, storage: crate::postgres::Storage) -> Self {
         let config = staged_ttl_secs
             .map(|ttl| {
                 let ttl = i64::try_from(ttl).expect("ttl fits");
@@ -72,6 +85,7 @@ impl RotationCluster {
             inner: RecoveryCluster::init(RecoverySpec {
                 nodes: n,
                 config,
+                storage,
                 ..RecoverySpec::default()
             }),
         }
@@ -268,9 +282,9 @@ pub fn stored_share_epoch(
         .storage_key()
         .expect("storage key")
         .share_sealing_key();
-    let db = sled::open(dir.join("db")).expect("open the stopped node's db");
+    let db = crate::postgres::open_stopped_db(dir);
     let sealed = db
-        .open_tree(SHARES_TREE)
+        .tree(SHARES_TREE)
         .expect("tree")
         .get(wallet_key(wallet))
         .expect("read")?;
@@ -293,13 +307,10 @@ pub fn stored_share_epoch(
 /// The kinds of the stored events of a stopped node that name `wallet`, but for its retirement
 /// (a node that left a wallet keeps only that event of it).
 pub fn events_naming_wallet(dir: &Path, wallet: &str) -> Vec<String> {
-    let db = sled::open(dir.join("db")).expect("open the stopped node's db");
+    let db = crate::postgres::open_stopped_db(dir);
     let mut found = Vec::new();
-    let events = db
-        .open_tree(trustee_node::db::EVENTS_TREE)
-        .expect("events tree");
-    for item in events.iter() {
-        let (_, v) = item.expect("read");
+    let events = db.tree(trustee_node::db::EVENTS_TREE).expect("events tree");
+    for (_, v) in events.entries().expect("read") {
         let e: trustee_node::events::StoredEvent = serde_json::from_slice(&v).expect("event");
         if e.wallet_id == wallet && e.kind != "wallet_retired" {
             found.push(e.kind);
@@ -312,7 +323,7 @@ pub fn events_naming_wallet(dir: &Path, wallet: &str) -> Vec<String> {
 /// the wallet's recovery session index).
 pub fn db_mentions_wallet(dir: &Path, wallet: &str) -> Vec<String> {
     use trustee_node::db::wallet_key;
-    let db = sled::open(dir.join("db")).expect("open the stopped node's db");
+    let db = crate::postgres::open_stopped_db(dir);
     let mut found = Vec::new();
     for name in [
         trustee_node::db::WALLETS_TREE,
@@ -325,7 +336,7 @@ pub fn db_mentions_wallet(dir: &Path, wallet: &str) -> Vec<String> {
         trustee_node::db::STAGED_TREE,
     ] {
         if db
-            .open_tree(name)
+            .tree(name)
             .expect("tree")
             .get(wallet_key(wallet))
             .expect("read")
@@ -335,12 +346,12 @@ pub fn db_mentions_wallet(dir: &Path, wallet: &str) -> Vec<String> {
         }
     }
     let index = db
-        .open_tree(trustee_node::db::SESSION_INDEX_TREE)
+        .tree(trustee_node::db::SESSION_INDEX_TREE)
         .expect("session index");
-    if index
-        .scan_prefix(trustee_node::db::session_index_prefix(wallet))
-        .next()
-        .is_some()
+    if !index
+        .scan_prefix(&trustee_node::db::session_index_prefix(wallet))
+        .expect("read")
+        .is_empty()
     {
         found.push(trustee_node::db::SESSION_INDEX_TREE.to_owned());
     }
@@ -350,17 +361,19 @@ pub fn db_mentions_wallet(dir: &Path, wallet: &str) -> Vec<String> {
 /// Every tree of a stopped node's database (the audit log and the event outbox included) whose
 /// keys or values contain `wallet`'s id in clear: what a delete must leave empty.
 pub fn trees_naming_wallet(dir: &Path, wallet: &str) -> Vec<String> {
-    let db = sled::open(dir.join("db")).expect("open the stopped node's db");
+    let db = crate::postgres::open_stopped_db(dir);
     let needle = wallet.as_bytes();
     let contains = |hay: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
     let mut found = Vec::new();
-    for name in db.tree_names() {
-        let tree = db.open_tree(&name).expect("tree");
-        if tree.iter().any(|item| {
-            let (k, v) = item.expect("read");
-            contains(&k) || contains(&v)
-        }) {
-            found.push(String::from_utf8_lossy(&name).into_owned());
+    for name in trustee_node::db::table_names() {
+        let tree = db.tree(name).expect("tree");
+        if tree
+            .entries()
+            .expect("read")
+            .iter()
+            .any(|(k, v)| contains(k) || contains(v))
+        {
+            found.push(name.to_owned());
         }
     }
     found
@@ -368,13 +381,12 @@ pub fn trees_naming_wallet(dir: &Path, wallet: &str) -> Vec<String> {
 
 /// The audit entries of kind `kind` in a stopped node's database, as `(wallet_tag, detail)`.
 pub fn audit_entries(dir: &Path, kind: &str) -> Vec<(String, String)> {
-    let db = sled::open(dir.join("db")).expect("open the stopped node's db");
-    let tree = db
-        .open_tree(trustee_node::db::AUDIT_TREE)
-        .expect("audit tree");
-    tree.iter()
-        .filter_map(|item| {
-            let (_, v) = item.expect("read");
+    let db = crate::postgres::open_stopped_db(dir);
+    let tree = db.tree(trustee_node::db::AUDIT_TREE).expect("audit tree");
+    tree.entries()
+        .expect("read")
+        .into_iter()
+        .filter_map(|(_, v)| {
             let e: serde_json::Value = serde_json::from_slice(&v).expect("audit entry");
             (e["kind"] == kind).then(|| {
                 (

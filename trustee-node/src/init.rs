@@ -42,6 +42,8 @@ pub struct InitOptions {
     pub tls: Option<InitTls>,
     /// `node.insecure_plaintext`: serve plaintext on a non-loopback address.
     pub insecure_plaintext: bool,
+    /// `[storage] backend = "postgres"` and its settings (`None`: sled).
+    pub postgres: Option<InitPostgres>,
 }
 
 /// `init --tls-cert/--tls-key/--tls-client-ca`: the `[tls]` section.
@@ -109,8 +111,20 @@ impl InitOptions {
             recovery_delay_floor_secs: None,
             tls: None,
             insecure_plaintext: false,
+            postgres: None,
         }
     }
+}
+
+/// `init --storage postgres`: where the node's tables go.
+#[derive(Debug, Clone)]
+pub struct InitPostgres {
+    /// `url_file` (relative to the data directory) or, if `None`, the inline `url`.
+    pub url_file: Option<PathBuf>,
+    /// The connection string, when given inline.
+    pub url: Option<String>,
+    /// The schema (default `dlocker`).
+    pub schema: Option<String>,
 }
 
 /// Why `init` refused or failed.
@@ -131,6 +145,9 @@ pub enum InitError {
     /// Creating keys failed.
     #[error(transparent)]
     Keys(#[from] KeyError),
+    /// The configured database could not be opened or migrated.
+    #[error("cannot open the database: {0}")]
+    Store(crate::db::StoreError),
     /// Writing failed.
     #[error("{path}: {source}")]
     Io {
@@ -172,6 +189,18 @@ pub fn init_node(opts: &InitOptions) -> Result<NodeDescriptorInfo, InitError> {
     if opts.insecure_plaintext {
         doc.set_bool("node", "insecure_plaintext", true)?;
     }
+    if let Some(pg) = &opts.postgres {
+        doc.set_string("storage", "backend", "postgres")?;
+        if let Some(u) = &pg.url {
+            doc.set_string("storage", "url", u)?;
+        }
+        if let Some(f) = &pg.url_file {
+            doc.set_string("storage", "url_file", &f.display().to_string())?;
+        }
+        if let Some(s) = &pg.schema {
+            doc.set_string("storage", "schema", s)?;
+        }
+    }
     for k in &opts.accept_bank_keys {
         doc.accept_bank_key(k)?;
     }
@@ -193,6 +222,11 @@ pub fn init_node(opts: &InitOptions) -> Result<NodeDescriptorInfo, InitError> {
     let text = doc.to_string();
     // Validate exactly what will be written.
     let cfg = NodeConfig::from_toml(&text, dir)?;
+    // A PostgreSQL node's database must answer (and gets its schema) before anything is written.
+    if let crate::config::storage::StorageConfig::Postgres(pg) = &cfg.storage {
+        let pg = pg.pg_config(dir)?;
+        crate::db::Database::open_postgres(&pg).map_err(InitError::Store)?;
+    }
 
     // The data directory holds the database and keys: owner-only.
     let mut b = std::fs::DirBuilder::new();

@@ -35,6 +35,12 @@ enum RoleArg {
     Bank,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum StorageArg {
+    Sled,
+    Postgres,
+}
+
 impl From<RoleArg> for Role {
     fn from(r: RoleArg) -> Role {
         match r {
@@ -99,6 +105,20 @@ enum Command {
         /// proxy; without it, init refuses such an address unless TLS is configured).
         #[arg(long, conflicts_with = "tls_cert")]
         insecure_plaintext: bool,
+        /// Where records are kept: sled (embedded, in the data directory) or postgres.
+        #[arg(long, value_enum, default_value_t = StorageArg::Sled)]
+        storage: StorageArg,
+        /// PostgreSQL connection string, e.g. "host=db.internal user=dlocker dbname=dlocker"
+        /// (written into config.toml; prefer --postgres-url-file when it holds a password).
+        #[arg(long, conflicts_with = "postgres_url_file")]
+        postgres_url: Option<String>,
+        /// A file holding the PostgreSQL connection string (relative to the data directory).
+        #[arg(long)]
+        postgres_url_file: Option<PathBuf>,
+        /// The PostgreSQL schema for this node's tables (default "dlocker"); replicas of one
+        /// node share it, different nodes must not.
+        #[arg(long)]
+        postgres_schema: Option<String>,
     },
     /// Edit config.toml (restart the node afterwards).
     Config {
@@ -315,7 +335,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             tls_key,
             tls_client_ca,
             insecure_plaintext,
+            storage,
+            postgres_url,
+            postgres_url_file,
+            postgres_schema,
         } => {
+            let postgres = match storage {
+                StorageArg::Sled => {
+                    if postgres_url.is_some()
+                        || postgres_url_file.is_some()
+                        || postgres_schema.is_some()
+                    {
+                        anyhow::bail!("--postgres-* options need --storage postgres");
+                    }
+                    None
+                }
+                StorageArg::Postgres => Some(trustee_node::init::InitPostgres {
+                    url: postgres_url,
+                    url_file: postgres_url_file,
+                    schema: postgres_schema,
+                }),
+            };
             let tls = match (tls_cert, tls_key) {
                 (Some(cert), Some(key)) => Some(trustee_node::init::InitTls {
                     cert,
@@ -338,6 +378,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 recovery_delay_floor_secs: recovery_delay_floor,
                 tls,
                 insecure_plaintext,
+                postgres,
             };
             let d = init_node(&opts).context("init failed")?;
             println!("initialised trustee node in {}", data_dir.display());

@@ -80,13 +80,23 @@ impl From<crate::startup::StartupError> for ServeError {
     }
 }
 
+/// Opens the database `[storage]` names (PostgreSQL: applying pending migrations).
+pub fn open_database(config: &NodeConfig) -> Result<Database, ServeError> {
+    use crate::config::storage::StorageConfig;
+    let db = match &config.storage {
+        StorageConfig::Sled => Database::open(&config.db_path()),
+        StorageConfig::Postgres(pg) => Database::open_postgres(&pg.pg_config(&config.data_dir)?),
+    };
+    Ok(db.map_err(SetupError::Store)?)
+}
+
 /// Loads a node's config and keys and opens its database.
 pub fn open_node(dir: &Path) -> Result<Arc<Node>, ServeError> {
     let config = NodeConfig::load(dir)?;
     let keys = FileKeyProvider::new(dir);
     // Before the database is opened (which creates it): a missing key is never replaced.
     crate::startup::check_key_files(&config, &keys)?;
-    let db = Database::open(&config.db_path()).map_err(SetupError::Store)?;
+    let db = open_database(&config)?;
     crate::startup::check_binding(&config, &keys, &db)?;
     if config.tls.is_none() && !config.listen.ip().is_loopback() {
         tracing::warn!(listen = %config.listen, "serving plaintext on a non-loopback address \

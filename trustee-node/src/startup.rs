@@ -46,8 +46,8 @@ pub enum StartupError {
          node with its own keys and data directory"
     )]
     ForeignDatabase {
-        /// The database directory.
-        db: PathBuf,
+        /// The database (its directory, or its PostgreSQL schema).
+        db: String,
         /// The node id recorded in the database.
         recorded: String,
         /// The node id of the identity key.
@@ -61,8 +61,8 @@ pub enum StartupError {
     KeyMismatch {
         /// The key file.
         file: PathBuf,
-        /// The database directory.
-        db: PathBuf,
+        /// The database (its directory, or its PostgreSQL schema).
+        db: String,
     },
     /// A key could not be read.
     #[error(transparent)]
@@ -70,8 +70,8 @@ pub enum StartupError {
     /// The binding record could not be read or written.
     #[error("{db}: node metadata: {reason}")]
     Store {
-        /// The database directory.
-        db: PathBuf,
+        /// The database (its directory, or its PostgreSQL schema).
+        db: String,
         /// What failed.
         reason: String,
     },
@@ -80,7 +80,8 @@ pub enum StartupError {
 /// Refuses when a key file the node needs is missing.
 pub fn check_key_files(config: &NodeConfig, keys: &FileKeyProvider) -> Result<(), StartupError> {
     let db = config.db_path();
-    let data = if db.exists() {
+    let sled = config.storage == crate::config::storage::StorageConfig::Sled;
+    let data = if sled && db.exists() {
         format!(" but {} holds this node's data", db.display())
     } else {
         String::new()
@@ -166,7 +167,7 @@ pub fn check_binding(
     keys: &FileKeyProvider,
     db: &crate::db::Database,
 ) -> Result<(), StartupError> {
-    let db_dir = config.db_path();
+    let db_dir = config.storage_label();
     let store_err = |e: &dyn std::fmt::Display| StartupError::Store {
         db: db_dir.clone(),
         reason: e.to_string(),

@@ -58,7 +58,7 @@ pub enum LockerError {
     Host(Status),
     /// Storage failed.
     #[error("locker storage: {0}")]
-    Storage(#[from] sled::Error),
+    Storage(#[from] dlocker_store::Error),
     /// A stored record does not decode.
     #[error("corrupt locker record ({what}): {reason}")]
     Corrupt {

@@ -1,4 +1,4 @@
-//! The node side: the `DocumentService` over the node's sled database.
+//! The node side: the `DocumentService` over the node's database.
 //!
 //! The locker knows the node only through [`LockerHost`] (clock, audit log, staff requests,
 //! accepted bank approval keys, the wallet owner's passkey) and [`LockerKeys`] (its id, the
@@ -239,14 +239,8 @@ impl<'a> Tx<'a> {
         self.pending.insert(key, None);
     }
     fn commit(self) -> Result<(), LockerError> {
-        let mut batch = sled::Batch::default();
-        for (k, v) in self.pending {
-            match v {
-                Some(v) => batch.insert(k, v),
-                None => batch.remove(k),
-            }
-        }
-        self.store.tree.apply_batch(batch)?;
+        let ops: Vec<_> = self.pending.into_iter().collect();
+        self.store.tree.apply_batch(&ops)?;
         Ok(())
     }
 }
@@ -263,7 +257,7 @@ pub fn uri_tag(uri: &str) -> String {
 impl Locker {
     /// Opens the locker over `db` (its records live in the `locker` tree).
     pub fn open(
-        db: &sled::Db,
+        db: &dlocker_store::Store,
         host: Arc<dyn LockerHost>,
         keys: LockerKeys,
         settings: LockerSettings,
@@ -362,15 +356,11 @@ impl Locker {
                 "the request's timestamp is outside the allowed {skew} s window; check the clock and sign a new request"
             )));
         }
-        let fresh = self
-            .store
-            .tree
-            .compare_and_swap(
-                keys::nonce(&r.nonce),
-                None::<&[u8]>,
-                Some(&r.timestamp.to_be_bytes()[..]),
-            )?
-            .is_ok();
+        let fresh = self.store.tree.compare_and_swap(
+            &keys::nonce(&r.nonce),
+            None,
+            Some(&r.timestamp.to_be_bytes()[..]),
+        )?;
         if !fresh {
             return Err(LockerError::Forbidden(
                 "the request was already used (replay refused); sign a new one".into(),
@@ -382,13 +372,13 @@ impl Locker {
     // Nonces older than twice the window can never pass the timestamp check again.
     fn prune_nonces(&self, now: u64) -> Result<(), LockerError> {
         let horizon = now.saturating_sub(2 * self.settings.request_skew_secs);
-        for item in self.store.tree.scan_prefix(keys::NONCES).take(64) {
-            let (k, v) = item?;
+        let end = keys::NONCES_END;
+        for (k, v) in self.store.tree.range(Some(keys::NONCES), Some(end), 64)? {
             let ts = <[u8; 8]>::try_from(&v[..])
                 .map(u64::from_be_bytes)
                 .unwrap_or(0);
             if ts < horizon {
-                self.store.tree.remove(k)?;
+                self.store.tree.remove(&k)?;
             }
         }
         Ok(())

@@ -1,4 +1,4 @@
-//! The locker's records, in one sled tree ([`LOCKER_TREE`]) of the node's database.
+//! The locker's records, in one tree ([`LOCKER_TREE`]) of the node's database.
 //!
 //! | key | value |
 //! |---|---|
@@ -17,7 +17,7 @@
 //! | `non/<16 bytes>` | timestamp of a used request nonce |
 //!
 //! Writers hold the locker's write lock, read what they need, and apply all their changes in one
-//! atomic `sled::Batch`; the database is flushed before any answer.
+//! atomic batch; the database is flushed before any answer.
 
 use super::error::LockerError;
 use crate::ids::DocUri;
@@ -29,7 +29,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// The sled tree.
+/// The tree's name.
 pub const LOCKER_TREE: &str = "locker";
 
 /// Registration state of an issuer or requester.
@@ -516,6 +516,8 @@ pub mod keys {
     pub const REQUESTERS: &[u8] = b"req/";
     /// Prefix of every nonce.
     pub const NONCES: &[u8] = b"non/";
+    /// The first key after every nonce's.
+    pub const NONCES_END: &[u8] = b"non0";
     /// Prefix of every draft.
     pub const DRAFTS: &[u8] = b"dft/";
 }
@@ -524,14 +526,14 @@ pub mod keys {
 #[derive(Debug, Clone)]
 pub struct Store {
     /// The tree.
-    pub tree: sled::Tree,
+    pub tree: dlocker_store::Tree,
 }
 
 impl Store {
     /// Opens the tree.
-    pub fn open(db: &sled::Db) -> Result<Self, LockerError> {
+    pub fn open(db: &dlocker_store::Store) -> Result<Self, LockerError> {
         Ok(Self {
-            tree: db.open_tree(LOCKER_TREE)?,
+            tree: db.tree(LOCKER_TREE)?,
         })
     }
 
@@ -547,7 +549,7 @@ impl Store {
 
     /// Raw bytes.
     pub fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>, LockerError> {
-        Ok(self.tree.get(key)?.map(|v| v.to_vec()))
+        Ok(self.tree.get(key)?)
     }
 
     /// Every JSON record under `prefix` (at most `max`).
@@ -557,8 +559,10 @@ impl Store {
         max: usize,
     ) -> Result<Vec<T>, LockerError> {
         let mut out = Vec::new();
-        for item in self.tree.scan_prefix(prefix).take(max) {
-            let (_, v) = item?;
+        for (_, v) in self
+            .tree
+            .range(Some(prefix), prefix_end(prefix).as_deref(), max)?
+        {
             out.push(serde_json::from_slice(&v).map_err(|e| LockerError::corrupt("record", e))?);
         }
         Ok(out)
@@ -567,12 +571,26 @@ impl Store {
     /// The keys under `prefix` (at most `max`), with the prefix removed.
     pub fn scan_keys(&self, prefix: &[u8], max: usize) -> Result<Vec<Vec<u8>>, LockerError> {
         let mut out = Vec::new();
-        for item in self.tree.scan_prefix(prefix).take(max) {
-            let (k, _) = item?;
+        for (k, _) in self
+            .tree
+            .range(Some(prefix), prefix_end(prefix).as_deref(), max)?
+        {
             out.push(k[prefix.len()..].to_vec());
         }
         Ok(out)
     }
+}
+
+/// The first key after every key that starts with `prefix` (`None`: there is none).
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
 }
 
 /// JSON bytes of a record (records are plain data: serialising cannot fail).

@@ -49,7 +49,19 @@ fn status_of(jws: &str) -> dlocker_sdk::documents::status_list::StatusEntry {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reissue_revokes_old_binds_new_and_carries_consents() {
-    let c = LockerCluster::start().await;
+    reissue_flow(dlocker_integration_tests::postgres::Storage::Sled).await;
+}
+
+/// The same documents, consents and re-issue with both nodes' records in PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reissue_revokes_old_binds_new_and_carries_consents_on_postgres() {
+    if let Some(pg) = dlocker_integration_tests::postgres::Storage::postgres("reissue") {
+        reissue_flow(pg).await;
+    }
+}
+
+async fn reissue_flow(storage: dlocker_integration_tests::postgres::Storage) {
+    let c = LockerCluster::start_on(storage).await;
     let mut w = c.wallet("reissue").await;
     let locker = c.locker();
     let hosted = c.hosted_issuer(BANK_ISSUER, &[ID_CARD]).await;

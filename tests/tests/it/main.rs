@@ -33,6 +33,7 @@ mod locker_reissue;
 mod locker_verify;
 mod owner_touch;
 mod passkey_change;
+mod postgres_backend;
 mod recovery_audit_events;
 mod recovery_cancel;
 mod recovery_faults;

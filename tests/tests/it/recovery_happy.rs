@@ -2,6 +2,7 @@
 //! wallet back byte for byte once a staff member approved, the passkey signed and the delay
 //! passed. The latency of everything except the delay is measured and printed (not asserted).
 
+use dlocker_integration_tests::postgres::Storage;
 use dlocker_integration_tests::recovery_cluster::{RecoveryCluster, RecoverySpec};
 use dlocker_sdk::recover::{RecoverEvent, RecoverOptions};
 use std::sync::Mutex;
@@ -9,7 +10,28 @@ use std::time::{Duration, Instant};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn happy_path_recovers_the_exact_blob() {
-    let rc = RecoveryCluster::start(RecoverySpec::default()).await;
+    happy_path(Storage::Sled).await;
+}
+
+/// The same deposit and recovery with every node's records in PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn happy_path_recovers_the_exact_blob_on_postgres() {
+    if let Some(pg) = Storage::postgres("happy") {
+        happy_path(pg).await;
+    }
+}
+
+async fn happy_path(storage: Storage) {
+    let backend = if matches!(storage, Storage::Sled) {
+        "sled"
+    } else {
+        "postgres"
+    };
+    let rc = RecoveryCluster::start(RecoverySpec {
+        storage,
+        ..RecoverySpec::default()
+    })
+    .await;
     let trustees = rc.trustees();
     let data = b"correct horse battery staple -- the wallet seed".to_vec();
     let delay = 2;
@@ -135,7 +157,8 @@ async fn happy_path_recovers_the_exact_blob() {
     let release = finished.saturating_duration_since(release_start);
     let total = finished - started;
     eprintln!(
-        "recovery latency on the local 5-node debug cluster (delay {delay} s excluded): {:?} \
+        "recovery latency on the local 5-node debug cluster ({backend}; delay {delay} s \
+         excluded): {:?} \
          [open+passkey {:?}, bank approval (staff list+approve, 200 ms polling) {:?}, \
          release+verify+combine+decrypt {:?}; waited {:?} for the delay; total {:?}]",
         total.saturating_sub(waiting),

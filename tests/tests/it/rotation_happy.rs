@@ -4,6 +4,7 @@
 //! epoch 3. At the end the nodes are stopped and their databases read: the trustees that stayed
 //! hold only their epoch-3 share, the ones that left hold nothing of the wallet.
 
+use dlocker_integration_tests::postgres::Storage;
 use dlocker_integration_tests::rotation::{
     RotationCluster, db_mentions_wallet, events_naming_wallet, source, stored_share_epoch,
 };
@@ -15,7 +16,19 @@ use std::sync::Mutex;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotate_3_of_5_to_2_of_3_with_a_trustee_replaced_then_refresh_with_new_k() {
-    let mut rc = RotationCluster::start(6, None).await;
+    rotate_replace_refresh(Storage::Sled).await;
+}
+
+/// The same rotations with every node's records in PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotate_replace_refresh_on_postgres() {
+    if let Some(pg) = Storage::postgres("rotate") {
+        rotate_replace_refresh(pg).await;
+    }
+}
+
+async fn rotate_replace_refresh(storage: Storage) {
+    let mut rc = RotationCluster::start_on(6, None, storage).await;
     let (old_idx, new_idx) = ([0, 1, 2, 3, 4], [0, 1, 5]);
     let data = b"correct horse battery staple -- rotated".to_vec();
     let (wallet, prepared, mut auth) = rc.backup("rot-happy", &old_idx, 3, &data).await;

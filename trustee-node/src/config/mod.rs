@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod grpc_web;
 pub mod locker;
+pub mod storage;
 
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -181,6 +182,9 @@ pub struct RawConfig {
     /// `[grpc_web]` (browsers; every key optional)
     #[serde(default)]
     pub grpc_web: grpc_web::RawGrpcWeb,
+    /// `[storage]` (absent = sled in the data directory)
+    #[serde(default)]
+    pub storage: storage::RawStorage,
 }
 
 /// `[epochs]`
@@ -352,6 +356,8 @@ pub struct NodeConfig {
     pub admin: admin::AdminConfig,
     /// Browsers: gRPC-Web's allowed origins (`[grpc_web]`).
     pub grpc_web: grpc_web::GrpcWebConfig,
+    /// Where records are kept (`[storage]`).
+    pub storage: storage::StorageConfig,
 }
 
 /// Epoch rotation settings (`[epochs]`).
@@ -590,6 +596,14 @@ impl NodeConfig {
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.join("db")
     }
+
+    /// Where the records are, for messages: the sled directory or the PostgreSQL schema.
+    pub fn storage_label(&self) -> String {
+        match &self.storage {
+            storage::StorageConfig::Sled => self.db_path().display().to_string(),
+            storage::StorageConfig::Postgres(pg) => format!("PostgreSQL schema {}", pg.schema),
+        }
+    }
 }
 
 impl TryFrom<RawConfig> for NodeConfig {
@@ -732,6 +746,7 @@ impl TryFrom<RawConfig> for NodeConfig {
 
         let locker = locker::locker_config(&raw.locker)?;
         let admin = admin::admin_config(&raw.admin)?;
+        let storage = storage::storage_config(&raw.storage)?;
         if admin.listen == Some(listen) {
             return Err(invalid(
                 "admin.listen",
@@ -740,6 +755,7 @@ impl TryFrom<RawConfig> for NodeConfig {
         }
         Ok(NodeConfig {
             grpc_web,
+            storage,
             locker,
             admin,
             data_dir: PathBuf::new(),
@@ -1289,7 +1305,7 @@ origins = [{origins}]
 # cert = "tls/node.crt"              # PEM certificate chain
 # key = "tls/node.key"               # PEM private key
 # client_ca = "tls/clients-ca.crt"   # optional: require client certificates signed by this CA
-
+{storage}
 [recovery]
 # The node never releases a share sooner than this many seconds after a recovery opens...
 delay_floor_secs = {floor}
@@ -1320,6 +1336,7 @@ staged_ttl_secs = {staged_ttl}
 # Add one with `trustee-node config accept-trustee-key --data-dir DIR HEX`.
 known_trustee_keys = []
 {bank}"#,
+        storage = storage::STORAGE_SECTION,
         name = q(name),
         role = q(role.as_str()),
         listen = q(&listen.to_string()),
@@ -1555,6 +1572,23 @@ pub mod edit {
             section: &'static str,
             key: &str,
             v: bool,
+        ) -> Result<(), ConfigError> {
+            let t = self.section(section)?;
+            match t.get_mut(key) {
+                Some(item) => *item = value(v),
+                None => {
+                    t.insert(key, value(v));
+                }
+            }
+            Ok(())
+        }
+
+        /// Sets a string value in `section`.
+        pub fn set_string(
+            &mut self,
+            section: &'static str,
+            key: &str,
+            v: &str,
         ) -> Result<(), ConfigError> {
             let t = self.section(section)?;
             match t.get_mut(key) {

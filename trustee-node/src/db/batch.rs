@@ -5,7 +5,7 @@ use super::{
     WALLETS_TREE, WalletMeta, recovery::session_index_key, to_json, wallet_key,
 };
 use crate::epochs::state::EpochState;
-use sled::transaction::{ConflictableTransactionError, TransactionError};
+use dlocker_store::TxAbort;
 
 /// One atomic change: typed puts and removes over any tables, and preconditions. A plain value,
 /// so a backend can run it again after a conflict.
@@ -173,7 +173,6 @@ impl Batch {
 impl Database {
     /// Applies `batch` atomically (not yet durable: flush before acknowledging).
     pub fn apply(&self, batch: &Batch) -> Result<Applied, StoreError> {
-        use sled::Transactional as _;
         // The transaction spans exactly the tables the batch touches.
         let mut tables: Vec<Table> = batch.ops.iter().map(|(t, _, _)| *t).collect();
         if batch.require_not_enrolled.is_some() {
@@ -181,36 +180,27 @@ impl Database {
         }
         tables.sort();
         tables.dedup();
-        let pos = |t: Table| tables.iter().position(|x| *x == t).unwrap_or_default();
-        let trees: Vec<&sled::Tree> = tables.iter().map(|t| self.t(*t)).collect();
-        if trees.is_empty() {
+        if tables.is_empty() {
             return Ok(Applied::Done);
         }
-        trees
-            .as_slice()
-            .transaction(|tx| {
-                if let Some(key) = &batch.require_not_enrolled
-                    && tx[pos(Table::Wallets)].get(key)?.is_some()
-                {
-                    return Err(ConflictableTransactionError::Abort(()));
+        let trees: Vec<_> = tables.iter().map(|t| self.t(*t)).collect();
+        let outcome = self.db.transaction(&trees, |tx| {
+            if let Some(key) = &batch.require_not_enrolled
+                && tx.get(self.t(Table::Wallets), key)?.is_some()
+            {
+                return Err(TxAbort::Abort(()));
+            }
+            for (t, key, value) in &batch.ops {
+                match value {
+                    Some(v) => tx.insert(self.t(*t), key, v)?,
+                    None => tx.remove(self.t(*t), key)?,
                 }
-                for (t, key, value) in &batch.ops {
-                    let tree = &tx[pos(*t)];
-                    match value {
-                        Some(v) => {
-                            tree.insert(key.as_slice(), v.as_slice())?;
-                        }
-                        None => {
-                            tree.remove(key.as_slice())?;
-                        }
-                    }
-                }
-                Ok(())
-            })
-            .map(|()| Applied::Done)
-            .or_else(|e: TransactionError<()>| match e {
-                TransactionError::Abort(()) => Ok(Applied::PreconditionFailed),
-                TransactionError::Storage(e) => Err(e.into()),
-            })
+            }
+            Ok(())
+        })?;
+        Ok(match outcome {
+            Ok(()) => Applied::Done,
+            Err(()) => Applied::PreconditionFailed,
+        })
     }
 }

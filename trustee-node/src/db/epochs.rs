@@ -88,23 +88,19 @@ impl Database {
 
     /// The retirement receipt stored under the wallet's tag.
     pub fn retired(&self, wallet_tag: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .t(Table::Retired)
-            .get(wallet_tag.as_bytes())?
-            .map(|v| v.to_vec()))
+        Ok(self.t(Table::Retired).get(wallet_tag.as_bytes())?)
     }
 
     /// Wallets whose persisted epoch state has a staged epoch expired at `now`, in no stated
     /// order (unreadable states are left to the requests that touch them).
     pub fn wallets_with_expired_staging(&self, now: u64) -> Result<Vec<String>, StoreError> {
         let mut due = Vec::new();
-        for item in self.t(Table::Epochs).iter() {
-            let (k, v) = item?;
+        for (k, v) in self.t(Table::Epochs).entries()? {
             let expired = serde_json::from_slice::<EpochState>(&v)
                 .ok()
                 .and_then(|s| s.staged().map(|x| x.is_expired(now)))
                 .unwrap_or(false);
-            if expired && let Ok(w) = String::from_utf8(k.to_vec()) {
+            if expired && let Ok(w) = String::from_utf8(k) {
                 due.push(w);
             }
         }

@@ -16,8 +16,8 @@ pub enum SeqLogError {
     Corrupt(u64),
 }
 
-impl From<sled::Error> for SeqLogError {
-    fn from(e: sled::Error) -> Self {
+impl From<dlocker_store::Error> for SeqLogError {
+    fn from(e: dlocker_store::Error) -> Self {
         SeqLogError::Engine(EngineError(e))
     }
 }
@@ -26,7 +26,7 @@ impl From<sled::Error> for SeqLogError {
 /// order is sequence order). The owner assigns numbers under its own lock.
 #[derive(Debug, Clone)]
 pub struct SeqLog {
-    tree: sled::Tree,
+    tree: dlocker_store::Tree,
 }
 
 fn seq_of(k: &[u8]) -> u64 {
@@ -34,7 +34,7 @@ fn seq_of(k: &[u8]) -> u64 {
 }
 
 impl SeqLog {
-    pub(super) fn new(tree: sled::Tree, _name: &'static str) -> Self {
+    pub(super) fn new(tree: dlocker_store::Tree) -> Self {
         Self { tree }
     }
 
@@ -58,7 +58,7 @@ impl SeqLog {
     /// Writes `rec` under `seq` (not yet durable).
     pub fn append<T: Serialize>(&self, seq: u64, rec: &T) -> Result<(), SeqLogError> {
         let bytes = serde_json::to_vec(rec).map_err(|_| SeqLogError::Corrupt(seq))?;
-        self.tree.insert(seq.to_be_bytes(), bytes)?;
+        self.tree.insert(&seq.to_be_bytes(), &bytes)?;
         Ok(())
     }
 
@@ -69,8 +69,7 @@ impl SeqLog {
         limit: usize,
     ) -> Result<Vec<T>, SeqLogError> {
         let mut out = Vec::new();
-        for item in self.tree.range(first.to_be_bytes()..).take(limit) {
-            let (k, v) = item?;
+        for (k, v) in self.tree.range(Some(&first.to_be_bytes()), None, limit)? {
             let seq = seq_of(&k);
             out.push(serde_json::from_slice(&v).map_err(|_| SeqLogError::Corrupt(seq))?);
         }
@@ -85,25 +84,27 @@ impl SeqLog {
         pred: impl Fn(&T) -> bool,
     ) -> Result<usize, SeqLogError> {
         let mut removed = 0;
-        for item in self.tree.range(..before.to_be_bytes()) {
-            let (k, v) = item?;
+        for (k, v) in self
+            .tree
+            .range(None, Some(&before.to_be_bytes()), usize::MAX)?
+        {
             let matches = serde_json::from_slice::<T>(&v)
                 .map(|r| pred(&r))
                 .unwrap_or(false);
-            if matches && self.tree.remove(k)?.is_some() {
+            if matches && self.tree.remove(&k)? {
                 removed += 1;
             }
         }
         Ok(removed)
     }
 
-    /// How many records (walks the table).
+    /// How many records (walks the table; 0 if the database fails).
     pub fn len(&self) -> usize {
-        self.tree.len()
+        self.tree.len().unwrap_or(0)
     }
 
-    /// Whether the log is empty.
+    /// Whether the log is empty (also if the database fails).
     pub fn is_empty(&self) -> bool {
-        self.tree.is_empty()
+        self.tree.is_empty().unwrap_or(true)
     }
 }

@@ -78,6 +78,7 @@
 mod batch;
 mod epochs;
 mod logs;
+pub mod migrations;
 mod nonces;
 mod recovery;
 pub mod stats;
@@ -91,6 +92,7 @@ pub use recovery::{StoredSession, session_index_prefix};
 pub use wallets::{CeremonyRecord, CeremonyState, CommitOutcome, WalletMeta, WalletRecord};
 
 use crate::epochs::state::EpochState;
+use dlocker_store::{Store, Tree};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Arc;
@@ -209,6 +211,14 @@ impl Table {
     }
 }
 
+/// The name of every table of the node, the document locker's included (tools and tests that
+/// walk a stopped node's database).
+pub fn table_names() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = Table::ALL.iter().map(|t| t.name()).collect();
+    names.push(dlocker_locker::server::store::LOCKER_TREE);
+    names
+}
+
 /// The key of a wallet's records in every wallet table.
 pub fn wallet_key(wallet_id: &str) -> &[u8] {
     wallet_id.as_bytes()
@@ -219,10 +229,11 @@ pub fn wallet_key(wallet_id: &str) -> &[u8] {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Key(pub(crate) Vec<u8>);
 
-/// A failure of the database engine itself (I/O, corruption it detects).
+/// A failure of the database engine itself (I/O, corruption it detects, a database server
+/// that does not answer).
 #[derive(Debug, thiserror::Error)]
 #[error(transparent)]
-pub struct EngineError(#[from] sled::Error);
+pub struct EngineError(#[from] dlocker_store::Error);
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -240,18 +251,9 @@ pub enum StoreError {
     },
 }
 
-impl From<sled::Error> for StoreError {
-    fn from(e: sled::Error) -> Self {
+impl From<dlocker_store::Error> for StoreError {
+    fn from(e: dlocker_store::Error) -> Self {
         StoreError::Db(EngineError(e))
-    }
-}
-
-impl From<sled::transaction::TransactionError<StoreError>> for StoreError {
-    fn from(e: sled::transaction::TransactionError<StoreError>) -> Self {
-        match e {
-            sled::transaction::TransactionError::Abort(e) => e,
-            sled::transaction::TransactionError::Storage(e) => e.into(),
-        }
     }
 }
 
@@ -298,7 +300,7 @@ impl Default for GroupCommit {
 }
 
 impl GroupCommit {
-    async fn flush(&self, db: &sled::Db) -> Result<(), StoreError> {
+    async fn flush(&self, db: &Store) -> Result<(), StoreError> {
         use std::sync::atomic::Ordering::SeqCst;
         // Every write of this caller happened before this load.
         let arrived = self.started.load(SeqCst);
@@ -313,7 +315,7 @@ impl GroupCommit {
         let start = std::time::Instant::now();
         tokio::task::spawn_blocking(move || db.flush())
             .await
-            .map_err(|e| sled::Error::ReportableBug(format!("flush task failed: {e}")))??;
+            .map_err(|e| corrupt("(flush)", format!("flush task failed: {e}")))??;
         self.flush_seconds.observe(start.elapsed().as_secs_f64());
         *completed = number;
         Ok(())
@@ -323,7 +325,7 @@ impl GroupCommit {
 /// The node's database: cheap to clone (every clone is the same database).
 #[derive(Clone)]
 pub struct Database {
-    db: sled::Db,
+    db: Store,
     group: Arc<GroupCommit>,
     /// Ceremony records, counted at open, on insert and by each sweep: `sled::Tree::len` walks
     /// the whole tree, and `BeginEnrollment` asks for the count every time (a completed
@@ -332,7 +334,7 @@ pub struct Database {
     /// [`Database::put_ceremony`] (a completing transaction) only overwrite, or are recounted
     /// by the next sweep.
     ceremony_count: Arc<AtomicUsize>,
-    tables: Arc<Vec<sled::Tree>>,
+    tables: Arc<Vec<Tree>>,
 }
 
 impl std::fmt::Debug for Database {
@@ -344,15 +346,20 @@ impl std::fmt::Debug for Database {
 impl Database {
     /// Opens (creating if needed) the database at `path`, e.g. `DIR/db`, and every table.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        Self::from_engine(sled::Config::new().path(path).open()?)
+        Self::from_engine(Store::open_sled(path)?)
     }
 
-    fn from_engine(db: sled::Db) -> Result<Self, StoreError> {
+    /// Connects to the PostgreSQL schema in `config`, applying pending [`migrations::ALL`].
+    pub fn open_postgres(config: &dlocker_store::PgConfig) -> Result<Self, StoreError> {
+        Self::from_engine(Store::open_postgres(config, migrations::ALL)?)
+    }
+
+    fn from_engine(db: Store) -> Result<Self, StoreError> {
         let tables = Table::ALL
             .iter()
-            .map(|t| db.open_tree(t.name()))
+            .map(|t| db.tree(t.name()))
             .collect::<Result<Vec<_>, _>>()?;
-        let ceremonies = tables[Table::Ceremonies as usize].len();
+        let ceremonies = tables[Table::Ceremonies as usize].len()?;
         Ok(Self {
             db,
             group: Arc::default(),
@@ -363,15 +370,24 @@ impl Database {
 
     /// A database in a temporary directory, removed when dropped (tests and fuzzing).
     pub fn open_temporary() -> Result<Self, StoreError> {
-        Self::from_engine(sled::Config::new().temporary(true).open()?)
+        Self::from_engine(Store::sled_temporary()?)
     }
 
-    pub(crate) fn t(&self, t: Table) -> &sled::Tree {
+    /// The engine this database runs on.
+    pub fn backend(&self) -> dlocker_store::Backend {
+        self.db.backend()
+    }
+
+    pub(crate) fn t(&self, t: Table) -> &Tree {
         &self.tables[t as usize]
     }
 
     /// Makes every write so far durable (group commit: see the module docs).
     pub async fn flush(&self) -> Result<(), StoreError> {
+        // On PostgreSQL every write committed before its call returned.
+        if self.db.backend() == dlocker_store::Backend::Postgres {
+            return Ok(());
+        }
         self.group.flush(&self.db).await
     }
 
@@ -394,8 +410,8 @@ impl Database {
 
     /// The engine itself, for the benchmark that measures raw sled against the node.
     #[cfg(feature = "bench")]
-    pub fn engine(&self) -> &sled::Db {
-        &self.db
+    pub fn engine(&self) -> Option<&sled::Db> {
+        self.db.sled()
     }
 
     /// Bytes the database takes on disk.
@@ -409,14 +425,14 @@ impl Database {
         Ok(())
     }
 
-    /// How many wallets are enrolled (walks the table).
+    /// How many wallets are enrolled (walks the table; 0 if the database fails).
     pub fn wallet_count(&self) -> usize {
-        self.t(Table::Wallets).len()
+        self.t(Table::Wallets).len().unwrap_or(0)
     }
 
-    /// How many staged epochs exist (walks the table).
+    /// How many staged epochs exist (walks the table; 0 if the database fails).
     pub fn staged_count(&self) -> usize {
-        self.t(Table::Staged).len()
+        self.t(Table::Staged).len().unwrap_or(0)
     }
 
     /// The record under `key` in the node metadata table, JSON-decoded.
@@ -433,7 +449,7 @@ impl Database {
     /// Writes `value` under `key` in the node metadata table (not yet durable).
     pub fn put_node_meta<T: Serialize>(&self, key: &str, value: &T) -> Result<(), StoreError> {
         self.t(Table::NodeMeta)
-            .insert(key.as_bytes(), to_json(NODE_META_TREE, value)?)?;
+            .insert(key.as_bytes(), &to_json(NODE_META_TREE, value)?)?;
         Ok(())
     }
 
@@ -455,16 +471,13 @@ impl Database {
     /// Replaces the managed staff roster (not yet durable).
     pub fn put_roster<T: Serialize>(&self, roster: &T) -> Result<(), StoreError> {
         self.t(Table::StaffRoster)
-            .insert(ROSTER_KEY, to_json(STAFF_ROSTER_TREE, roster)?)?;
+            .insert(ROSTER_KEY, &to_json(STAFF_ROSTER_TREE, roster)?)?;
         Ok(())
     }
 
     /// The bank customer identity sealed at enrollment.
     pub fn customer(&self, wallet_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .t(Table::Customers)
-            .get(wallet_key(wallet_id))?
-            .map(|v| v.to_vec()))
+        Ok(self.t(Table::Customers).get(wallet_key(wallet_id))?)
     }
 
     /// Records the bank customer identity of a wallet (not yet durable).
@@ -492,10 +505,7 @@ impl Database {
 
     /// The wallet's stored passkey JSON.
     pub fn passkey_json(&self, wallet_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .t(Table::Passkeys)
-            .get(wallet_key(wallet_id))?
-            .map(|v| v.to_vec()))
+        Ok(self.t(Table::Passkeys).get(wallet_key(wallet_id))?)
     }
 
     /// Replaces the wallet's stored passkey JSON (not yet durable).
@@ -518,12 +528,12 @@ impl Database {
 
     /// The [`SeqLog`] of the audit log.
     pub fn audit_log(&self) -> SeqLog {
-        SeqLog::new(self.t(Table::Audit).clone(), AUDIT_TREE)
+        SeqLog::new(self.t(Table::Audit).clone())
     }
 
     /// The [`SeqLog`] of the event outbox.
     pub fn event_log(&self) -> SeqLog {
-        SeqLog::new(self.t(Table::Events).clone(), EVENTS_TREE)
+        SeqLog::new(self.t(Table::Events).clone())
     }
 }
 
@@ -533,7 +543,7 @@ pub(crate) const ROSTER_KEY: &[u8] = b"current";
 /// Raw access for unit tests that damage a stopped node's records.
 #[cfg(test)]
 impl Database {
-    fn table_named(&self, tree: &str) -> &sled::Tree {
+    fn table_named(&self, tree: &str) -> &Tree {
         let t = Table::ALL
             .iter()
             .find(|t| t.name() == tree)
@@ -543,14 +553,11 @@ impl Database {
 
     /// The raw value under `key` in the table named `tree`.
     pub(crate) fn raw_get(&self, tree: &str, key: &[u8]) -> Option<Vec<u8>> {
-        self.table_named(tree)
-            .get(key)
-            .expect("read")
-            .map(|v| v.to_vec())
+        self.table_named(tree).get(key).expect("read")
     }
 
     /// Overwrites the raw value under `key` in the table named `tree`.
     pub(crate) fn raw_put(&self, tree: &str, key: &[u8], value: Vec<u8>) {
-        self.table_named(tree).insert(key, value).expect("write");
+        self.table_named(tree).insert(key, &value).expect("write");
     }
 }

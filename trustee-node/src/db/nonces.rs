@@ -28,7 +28,7 @@ impl Database {
     /// Writes an owner nonce (not yet durable).
     pub fn put_owner_nonce(&self, nonce: &[u8], rec: &NonceRecord) -> Result<(), StoreError> {
         self.t(Table::OwnerNonces)
-            .insert(nonce, to_json(OWNER_NONCES_TREE, rec)?)?;
+            .insert(nonce, &to_json(OWNER_NONCES_TREE, rec)?)?;
         Ok(())
     }
 
@@ -39,7 +39,7 @@ impl Database {
         };
         Ok(Some(NonceSnapshot {
             record: from_json(OWNER_NONCES_TREE, &bytes)?,
-            bytes: bytes.to_vec(),
+            bytes,
         }))
     }
 
@@ -49,10 +49,11 @@ impl Database {
         let mut rec = old.record.clone();
         rec.used = true;
         let new = to_json(OWNER_NONCES_TREE, &rec)?;
-        Ok(self
-            .t(Table::OwnerNonces)
-            .compare_and_swap(nonce, Some(old.bytes.as_slice()), Some(new))?
-            .is_ok())
+        Ok(self.t(Table::OwnerNonces).compare_and_swap(
+            nonce,
+            Some(old.bytes.as_slice()),
+            Some(new.as_slice()),
+        )?)
     }
 
     /// Removes owner nonces that expired by `now` (spent or not, and unreadable ones); returns
@@ -60,12 +61,11 @@ impl Database {
     pub fn sweep_owner_nonces(&self, now: u64) -> Result<usize, StoreError> {
         let mut removed = 0;
         let tree = self.t(Table::OwnerNonces);
-        for item in tree.iter() {
-            let (k, v) = item?;
+        for (k, v) in tree.entries()? {
             let expired = serde_json::from_slice::<NonceRecord>(&v)
                 .map(|r| r.expires_at <= now)
                 .unwrap_or(true);
-            if expired && tree.remove(k)?.is_some() {
+            if expired && tree.remove(&k)? {
                 removed += 1;
             }
         }
@@ -75,10 +75,9 @@ impl Database {
     /// The keys of owner nonces issued for `wallet_id`, in no stated order.
     pub fn owner_nonces_of_wallet(&self, wallet_id: &str) -> Result<Vec<Key>, StoreError> {
         let mut out = Vec::new();
-        for item in self.t(Table::OwnerNonces).iter() {
-            let (k, v) = item?;
+        for (k, v) in self.t(Table::OwnerNonces).entries()? {
             if serde_json::from_slice::<NonceRecord>(&v).is_ok_and(|r| r.wallet_id == wallet_id) {
-                out.push(Key(k.to_vec()));
+                out.push(Key(k));
             }
         }
         Ok(out)
@@ -91,23 +90,23 @@ impl Database {
         nonce: &[u8],
         timestamp: u64,
     ) -> Result<bool, super::EngineError> {
-        Ok(self
-            .t(Table::StaffNonces)
-            .compare_and_swap(nonce, None::<&[u8]>, Some(&timestamp.to_be_bytes()[..]))?
-            .is_ok())
+        Ok(self.t(Table::StaffNonces).compare_and_swap(
+            nonce,
+            None,
+            Some(&timestamp.to_be_bytes()[..]),
+        )?)
     }
 
     /// Drops staff nonces older than `horizon`, looking at no more than 64 of them (a cheap
     /// step done on every accepted request).
     pub fn prune_staff_nonces(&self, horizon: u64) -> Result<(), super::EngineError> {
         let tree = self.t(Table::StaffNonces);
-        for item in tree.iter().take(64) {
-            let (k, v) = item?;
+        for (k, v) in tree.range(None, None, 64)? {
             let ts = <[u8; 8]>::try_from(&v[..])
                 .map(u64::from_be_bytes)
                 .unwrap_or(0);
             if ts < horizon {
-                tree.remove(k)?;
+                tree.remove(&k)?;
             }
         }
         Ok(())

@@ -41,12 +41,11 @@ impl Database {
     /// The ids of every session of the wallet (live or not), in session id order.
     pub fn session_ids_of_wallet(&self, wallet_id: &str) -> Result<Vec<String>, StoreError> {
         let mut out = Vec::new();
-        for item in self
+        for (_, id) in self
             .t(Table::SessionIndex)
-            .scan_prefix(session_index_prefix(wallet_id))
+            .scan_prefix(&session_index_prefix(wallet_id))?
         {
-            let (_, id) = item?;
-            out.push(String::from_utf8(id.to_vec()).map_err(|e| corrupt(SESSION_INDEX_TREE, e))?);
+            out.push(String::from_utf8(id).map_err(|e| corrupt(SESSION_INDEX_TREE, e))?);
         }
         Ok(out)
     }
@@ -54,12 +53,8 @@ impl Database {
     /// At most `max` stored sessions, in session id order.
     pub fn sessions(&self, max: usize) -> Result<Vec<StoredSession>, StoreError> {
         let mut out = Vec::new();
-        for item in self.t(Table::Sessions).iter() {
-            let (_, v) = item?;
+        for (_, v) in self.t(Table::Sessions).range(None, None, max)? {
             out.push(from_json(SESSIONS_TREE, &v)?);
-            if out.len() >= max {
-                break;
-            }
         }
         Ok(out)
     }
@@ -68,8 +63,7 @@ impl Database {
     /// them report them), for counting.
     pub fn readable_sessions(&self) -> Result<Vec<StoredSession>, StoreError> {
         let mut out = Vec::new();
-        for item in self.t(Table::Sessions).iter() {
-            let (_, v) = item?;
+        for (_, v) in self.t(Table::Sessions).entries()? {
             if let Ok(s) = serde_json::from_slice(&v) {
                 out.push(s);
             }

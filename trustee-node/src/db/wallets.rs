@@ -5,9 +5,8 @@ use super::{
     BLOBS_TREE, CEREMONIES_TREE, Database, MANIFESTS_TREE, PASSKEYS_TREE, RECEIPTS_TREE,
     SHARES_TREE, StoreError, Table, WALLETS_TREE, corrupt, from_json, to_json, wallet_key,
 };
+use dlocker_store::{Tree, Tx, TxAbort};
 use serde::{Deserialize, Serialize};
-use sled::Transactional as _;
-use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use std::sync::atomic::Ordering;
 
 /// A passkey ceremony in progress, or finished.
@@ -116,21 +115,21 @@ pub enum CommitOutcome {
     AlreadyPresent(Box<WalletRecord>),
 }
 
-type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
-
 /// Reads a wallet inside a transaction over (wallets, shares, manifests, passkeys, blobs,
 /// receipts).
-fn read_wallet_tx(trees: [&TransactionalTree; 6], key: &[u8]) -> TxResult<Option<WalletRecord>> {
+fn read_wallet_tx(
+    tx: &mut Tx<'_>,
+    trees: [&Tree; 6],
+    key: &[u8],
+) -> Result<Option<WalletRecord>, TxAbort<StoreError>> {
     let [w, s, m, p, b, r] = trees;
-    let Some(meta) = w.get(key)? else {
+    let Some(meta) = tx.get(w, key)? else {
         return Ok(None);
     };
-    let meta: WalletMeta =
-        from_json(WALLETS_TREE, &meta).map_err(ConflictableTransactionError::Abort)?;
-    let need = |t: &TransactionalTree, name: &'static str| -> TxResult<Vec<u8>> {
-        t.get(key)?.map(|v| v.to_vec()).ok_or_else(|| {
-            ConflictableTransactionError::Abort(corrupt(name, "missing part of an enrolled wallet"))
-        })
+    let meta: WalletMeta = from_json(WALLETS_TREE, &meta).map_err(TxAbort::Abort)?;
+    let mut need = |t: &Tree, name: &'static str| -> Result<Vec<u8>, TxAbort<StoreError>> {
+        tx.get(t, key)?
+            .ok_or_else(|| TxAbort::Abort(corrupt(name, "missing part of an enrolled wallet")))
     };
     Ok(Some(WalletRecord {
         meta,
@@ -145,10 +144,10 @@ fn read_wallet_tx(trees: [&TransactionalTree; 6], key: &[u8]) -> TxResult<Option
 impl Database {
     /// Writes a ceremony record.
     pub fn put_ceremony(&self, id: &str, record: &CeremonyRecord) -> Result<(), StoreError> {
-        let previous = self
+        let replaced = self
             .t(Table::Ceremonies)
-            .insert(id.as_bytes(), to_json(CEREMONIES_TREE, record)?)?;
-        if previous.is_none() {
+            .insert(id.as_bytes(), &to_json(CEREMONIES_TREE, record)?)?;
+        if !replaced {
             self.ceremony_count.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
@@ -170,8 +169,7 @@ impl Database {
     /// Deletes ceremonies whose `expires_at <= now`; returns how many.
     pub fn remove_expired_ceremonies(&self, now: u64) -> Result<usize, StoreError> {
         let (mut removed, mut kept) = (0, 0);
-        for item in self.t(Table::Ceremonies).iter() {
-            let (k, v) = item?;
+        for (k, v) in self.t(Table::Ceremonies).entries()? {
             // An undecodable record is garbage either way; sweep it too.
             let expired = from_json::<CeremonyRecord>(CEREMONIES_TREE, &v)
                 .map(|c| c.expires_at <= now)
@@ -180,8 +178,7 @@ impl Database {
             if expired
                 && self
                     .t(Table::Ceremonies)
-                    .compare_and_swap(&k, Some(&v), None as Option<&[u8]>)?
-                    .is_ok()
+                    .compare_and_swap(&k, Some(&v), None)?
             {
                 removed += 1;
             } else {
@@ -197,11 +194,10 @@ impl Database {
     /// The keys of ceremonies that name `wallet_id` (pending or finished), in no stated order.
     pub fn ceremonies_of_wallet(&self, wallet_id: &str) -> Result<Vec<super::Key>, StoreError> {
         let mut out = Vec::new();
-        for item in self.t(Table::Ceremonies).iter() {
-            let (k, v) = item?;
+        for (k, v) in self.t(Table::Ceremonies).entries()? {
             if serde_json::from_slice::<CeremonyRecord>(&v).is_ok_and(|c| c.wallet_id == wallet_id)
             {
-                out.push(super::Key(k.to_vec()));
+                out.push(super::Key(k));
             }
         }
         Ok(out)
@@ -210,16 +206,21 @@ impl Database {
     /// Everything stored for a wallet, read atomically.
     pub fn wallet(&self, wallet_id: &str) -> Result<Option<WalletRecord>, StoreError> {
         let key = wallet_key(wallet_id);
-        let rec = (
+        let trees = self.wallet_trees();
+        self.db
+            .transaction(&trees, |tx| read_wallet_tx(tx, trees, key))?
+    }
+
+    /// The six tables a wallet's record spans, in [`read_wallet_tx`]'s order.
+    fn wallet_trees(&self) -> [&Tree; 6] {
+        [
             self.t(Table::Wallets),
             self.t(Table::Shares),
             self.t(Table::Manifests),
             self.t(Table::Passkeys),
             self.t(Table::Blobs),
             self.t(Table::Receipts),
-        )
-            .transaction(|(w, s, m, p, b, r)| read_wallet_tx([w, s, m, p, b, r], key))?;
-        Ok(rec)
+        ]
     }
 
     /// Whether the wallet has a record: one key lookup, no transaction (a record is written
@@ -241,29 +242,22 @@ impl Database {
         let key = wallet_key(wallet_id);
         let meta = to_json(WALLETS_TREE, &record.meta)?;
         let ceremony_bytes = to_json(CEREMONIES_TREE, ceremony)?;
-        let outcome = (
-            self.t(Table::Ceremonies),
-            self.t(Table::Wallets),
-            self.t(Table::Shares),
-            self.t(Table::Manifests),
-            self.t(Table::Passkeys),
-            self.t(Table::Blobs),
-            self.t(Table::Receipts),
-        )
-            .transaction(|(c, w, s, m, p, b, r)| {
-                if let Some(existing) = read_wallet_tx([w, s, m, p, b, r], key)? {
-                    return Ok(CommitOutcome::AlreadyPresent(Box::new(existing)));
-                }
-                w.insert(key, meta.as_slice())?;
-                s.insert(key, record.sealed_share.as_slice())?;
-                m.insert(key, record.manifest.as_slice())?;
-                p.insert(key, record.passkey_json.as_slice())?;
-                b.insert(key, record.blob.as_slice())?;
-                r.insert(key, record.receipt.as_slice())?;
-                c.insert(ceremony_id.as_bytes(), ceremony_bytes.as_slice())?;
-                Ok(CommitOutcome::Stored)
-            })?;
-        Ok(outcome)
+        let trees = self.wallet_trees();
+        let [w, s, m, p, b, r] = trees;
+        let c = self.t(Table::Ceremonies);
+        self.db.transaction(&[c, w, s, m, p, b, r], |tx| {
+            if let Some(existing) = read_wallet_tx(tx, trees, key)? {
+                return Ok(CommitOutcome::AlreadyPresent(Box::new(existing)));
+            }
+            tx.insert(w, key, &meta)?;
+            tx.insert(s, key, &record.sealed_share)?;
+            tx.insert(m, key, &record.manifest)?;
+            tx.insert(p, key, &record.passkey_json)?;
+            tx.insert(b, key, &record.blob)?;
+            tx.insert(r, key, &record.receipt)?;
+            tx.insert(c, ceremony_id.as_bytes(), &ceremony_bytes)?;
+            Ok(CommitOutcome::Stored)
+        })?
     }
 }
 
