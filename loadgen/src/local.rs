@@ -54,6 +54,42 @@ pub(crate) fn node_name(i: usize) -> String {
     }
 }
 
+/// `--postgres URL`: local nodes keep their records in PostgreSQL, a fresh schema each.
+pub(crate) static POSTGRES_URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+/// The schemas made for this run (dropped at the end by [`drop_bench_schemas`]).
+static BENCH_SCHEMAS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Drops the schemas this run made (on a thread of its own: the synchronous client runs its own
+/// runtime).
+pub(crate) fn drop_bench_schemas() -> anyhow::Result<()> {
+    let (Some(url), schemas) = (
+        POSTGRES_URL.get(),
+        std::mem::take(&mut *BENCH_SCHEMAS.lock().unwrap_or_else(|e| e.into_inner())),
+    ) else {
+        return Ok(());
+    };
+    std::thread::scope(|s| {
+        s.spawn(|| -> anyhow::Result<()> {
+            let mut c = postgres::Client::connect(url, postgres::NoTls)?;
+            for schema in schemas {
+                c.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))?;
+            }
+            Ok(())
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("dropping the bench schemas panicked"))?
+    })
+}
+
+/// Where local nodes keep their records, for the report.
+pub(crate) fn storage_name() -> &'static str {
+    if POSTGRES_URL.get().is_some() {
+        "PostgreSQL"
+    } else {
+        "sled"
+    }
+}
+
 /// Initialises `n` node data directories under `root` for benchmarking: node 0 the bank, listing
 /// `staff_public_key` as approver (one approval required); every node accepts the bank's approval
 /// key, applies no recovery delay floor and allows [`BENCH_MAX_CEREMONIES`] open ceremonies.
@@ -86,6 +122,24 @@ pub(crate) fn init_cluster(
         }
         opts.accept_bank_keys = bank_key.iter().cloned().collect();
         opts.recovery_delay_floor_secs = Some(0);
+        if let Some(url) = POSTGRES_URL.get() {
+            static CLUSTERS: std::sync::atomic::AtomicUsize =
+                std::sync::atomic::AtomicUsize::new(0);
+            let schema = format!(
+                "bench_{}_{}_n{i}",
+                std::process::id(),
+                CLUSTERS.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            );
+            BENCH_SCHEMAS
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(schema.clone());
+            opts.postgres = Some(trustee_node::init::InitPostgres {
+                url: Some(url.clone()),
+                url_file: None,
+                schema: Some(schema),
+            });
+        }
         let desc = init_node(&opts).with_context(|| format!("initialising {}", dir.display()))?;
         let mut doc = ConfigDoc::load(&dir)?;
         doc.set_integer("limits", "max_pending_ceremonies", BENCH_MAX_CEREMONIES)?;
@@ -161,7 +215,8 @@ impl Target {
             cpu: NodeCpu::InProcess,
             dirs,
             description: format!(
-                "local: {n} trustee-node servers in this process (loopback gRPC, sled)"
+                "local: {n} trustee-node servers in this process (loopback gRPC, {})",
+                storage_name()
             ),
             running,
             _tmp: Some(tmp),

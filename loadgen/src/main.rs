@@ -37,6 +37,10 @@ struct Cli {
     cmd: Option<Cmd>,
     #[command(flatten)]
     run: RunArgs,
+    /// Local nodes keep their records in PostgreSQL at this connection string (a fresh schema
+    /// per node, dropped at the end) instead of sled.
+    #[arg(long, global = true, value_name = "URL")]
+    postgres: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -342,11 +346,17 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let res = match cli.cmd {
+    if let Some(url) = cli.postgres {
+        let _ = local::POSTGRES_URL.set(url);
+    }
+    let mut res = match cli.cmd {
         Some(Cmd::Growth(g)) => growth(g),
         Some(Cmd::Run(r)) => run(r),
         None => run(cli.run),
     };
+    if let Err(e) = local::drop_bench_schemas() {
+        res = res.and(Err(e.context("dropping the benchmark's PostgreSQL schemas")));
+    }
     match res {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

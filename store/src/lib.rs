@@ -114,6 +114,11 @@ impl Store {
         ))))
     }
 
+    /// A store over a sled database opened by the caller (tools that open it their own way).
+    pub fn from_sled(db: sled::Db) -> Self {
+        Self(Arc::new(Engine::Sled(db)))
+    }
+
     /// A sled database in a temporary directory, removed when dropped (tests).
     pub fn sled_temporary() -> Result<Self, Error> {
         Ok(Self(Arc::new(Engine::Sled(
@@ -127,6 +132,16 @@ impl Store {
     pub fn open_postgres(config: &PgConfig, migrations: &[Migration]) -> Result<Self, Error> {
         let engine = blocking::run(|| pg::PgEngine::open(config, migrations))?;
         Ok(Self(Arc::new(Engine::Postgres(engine))))
+    }
+
+    /// PostgreSQL: takes this schema's serving lock, held while the store lives (the lock is a
+    /// session advisory lock, so it also goes when the process dies); `false` when another
+    /// process holds it. sled locks its directory itself: always `true`.
+    pub fn hold_serving_lock(&self) -> Result<bool, Error> {
+        match &*self.0 {
+            Engine::Sled(_) => Ok(true),
+            Engine::Postgres(pg) => blocking::run(|| pg.hold_serving_lock()),
+        }
     }
 
     /// The engine.

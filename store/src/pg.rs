@@ -106,6 +106,24 @@ pub(crate) struct PgEngine {
     pool: Pool,
     schema: String,
     tables: HashSet<String>,
+    /// The connection holding the serving lock ([`PgEngine::hold_serving_lock`]); closed (and
+    /// the lock released) off the runtime, like the pool.
+    serving: std::sync::Mutex<Option<ClientOwner>>,
+    url: String,
+    connect_timeout: Duration,
+}
+
+/// A client closed on a thread of its own when dropped (see [`PoolOwner`]).
+struct ClientOwner(Option<postgres::Client>);
+
+impl Drop for ClientOwner {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            std::thread::scope(|s| {
+                s.spawn(move || drop(client));
+            });
+        }
+    }
 }
 
 impl PgEngine {
@@ -147,7 +165,42 @@ impl PgEngine {
             pool,
             schema: schema.to_string(),
             tables,
+            serving: std::sync::Mutex::new(None),
+            url: config.url.clone(),
+            connect_timeout: config.connect_timeout,
         })
+    }
+
+    /// Takes the schema's serving lock (a session advisory lock on a connection of its own, held
+    /// until the store is dropped or the process dies); `false` if another process holds it.
+    pub(crate) fn hold_serving_lock(&self) -> Result<bool, Error> {
+        let mut held = self.serving.lock().unwrap_or_else(|e| e.into_inner());
+        if held.is_some() {
+            return Ok(true);
+        }
+        let mut pg: postgres::Config = self
+            .url
+            .parse()
+            .map_err(|e: postgres::Error| Error::Pool(format!("invalid postgres URL: {e}")))?;
+        pg.application_name("trustee-node (serving lock)")
+            .connect_timeout(self.connect_timeout);
+        let mut client = ClientOwner(Some(pg.connect(NoTls)?));
+        let got: bool = client
+            .0
+            .as_mut()
+            .map(|c| {
+                c.query_typed(
+                    "SELECT pg_try_advisory_lock(hashtext($1))",
+                    &[(&format!("dlocker-serve:{}", self.schema), Type::TEXT)],
+                )
+            })
+            .transpose()?
+            .and_then(|rows| rows.first().map(|r| r.get(0)))
+            .unwrap_or(false);
+        if got {
+            *held = Some(client);
+        }
+        Ok(got)
     }
 
     pub(crate) fn tree(&self, name: &'static str) -> Result<PgTree, Error> {

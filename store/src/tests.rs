@@ -275,3 +275,24 @@ fn bad_settings_are_clear_errors() {
     assert!(!err.to_string().contains("hunter2"), "{err}");
     assert!(!format!("{cfg:?}").contains("hunter2"));
 }
+
+#[test]
+fn one_process_at_a_time_holds_the_serving_lock() {
+    let Some((first, schema)) = postgres_store("serving") else {
+        return;
+    };
+    assert!(first.hold_serving_lock().expect("lock"));
+    assert!(first.hold_serving_lock().expect("again"), "held already");
+    let second = Store::open_postgres(&pg_config(&schema), MIGRATIONS).expect("open");
+    assert!(
+        !second.hold_serving_lock().expect("try"),
+        "held by the first"
+    );
+    drop(first);
+    assert!(
+        second.hold_serving_lock().expect("lock"),
+        "released with the first"
+    );
+    drop(second);
+    drop_schema(&schema);
+}

@@ -177,6 +177,7 @@ pub fn check_binding(
     let meta_err = |e: crate::db::StoreError| match e {
         crate::db::StoreError::Corrupt { reason, .. } => store_err(&reason),
         crate::db::StoreError::Db(e) => store_err(&e),
+        crate::db::StoreError::InUse(e) => store_err(&e),
     };
     let Some(recorded) = db.node_meta::<KeyBinding>(BINDING_KEY).map_err(meta_err)? else {
         db.put_node_meta(BINDING_KEY, &actual).map_err(meta_err)?;

@@ -1,9 +1,10 @@
 //! The node's one storage layer: every table name, key format and record codec, and the only
-//! module that sees the database engine (sled).
+//! module that sees the storage engine (`dlocker-store`: sled, or PostgreSQL per `[storage]`).
 //!
 //! # On-disk layout
 //!
-//! One sled database at `DATA_DIR/db`, one tree per table. Wallet-keyed tables use the wallet id's
+//! One sled database at `DATA_DIR/db` (or one PostgreSQL schema: [`migrations`]), one tree
+//! (table) per kind of record. Wallet-keyed tables use the wallet id's
 //! UTF-8 bytes ([`wallet_key`]); sequence-keyed tables use the sequence number as 8 bytes
 //! big-endian, so key order is sequence order.
 //!
@@ -53,13 +54,14 @@
 //! documents. The audit log and the event outbox are [`SeqLog`]s: gap-free (audit) or
 //! never-reused (events) monotonic sequence numbers assigned by their owner under a lock.
 //!
-//! # The seam for another backend
+//! # Backends
 //!
 //! Features use only the inherent methods of [`Database`], [`Batch`] and [`SeqLog`], and the
 //! record types defined here; no type of the engine crosses this module's boundary (the document
-//! locker's own store is opened through [`Database::open_locker`]). A second backend (e.g.
-//! PostgreSQL) replaces the bodies of these methods (turn `Database` into an enum or a trait
-//! object over the same method set); the tables above become SQL tables with the same keys.
+//! locker's own store is opened through [`Database::open_locker`]). Below, `dlocker-store` runs
+//! the same tables on sled or as SQL tables with the same keys in a PostgreSQL schema
+//! ([`migrations`]); there every write is committed when its call returns and
+//! [`Database::flush`] has nothing left to do.
 //!
 //! Group commit: [`Database::flush`] lets concurrent callers share one sled flush. A caller
 //! returns only after a flush that *started after its call* has completed, so its writes are
@@ -241,6 +243,9 @@ pub enum StoreError {
     /// The database failed.
     #[error("database error: {0}")]
     Db(#[from] EngineError),
+    /// Another process serves this database.
+    #[error("{0}")]
+    InUse(String),
     /// A stored record does not decode, or a deposit is incomplete.
     #[error("corrupt record in {tree}: {reason}")]
     Corrupt {
@@ -349,9 +354,19 @@ impl Database {
         Self::from_engine(Store::open_sled(path)?)
     }
 
-    /// Connects to the PostgreSQL schema in `config`, applying pending [`migrations::ALL`].
+    /// Connects to the PostgreSQL schema in `config`, applying pending [`migrations::ALL`], and
+    /// takes the schema's serving lock: one node process per schema (replicas of a node over one
+    /// schema are not supported yet: the audit chain's sequence is assigned in the process).
     pub fn open_postgres(config: &dlocker_store::PgConfig) -> Result<Self, StoreError> {
-        Self::from_engine(Store::open_postgres(config, migrations::ALL)?)
+        let store = Store::open_postgres(config, migrations::ALL)?;
+        if !store.hold_serving_lock()? {
+            return Err(StoreError::InUse(format!(
+                "another trustee-node process serves PostgreSQL schema {}: run one process per \
+                 schema",
+                config.schema
+            )));
+        }
+        Self::from_engine(store)
     }
 
     fn from_engine(db: Store) -> Result<Self, StoreError> {

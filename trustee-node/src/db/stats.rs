@@ -1,10 +1,13 @@
 //! `trustee-node admin stats|wallets`: what a stopped node's database holds (counts, sizes, the
-//! oldest pending things), read without the keys. A running node holds the database lock: its
-//! figures are on the admin listener's `/metrics` instead.
+//! oldest pending things), read without the keys. A running sled node holds the database lock:
+//! its figures are on the admin listener's `/metrics` instead. A PostgreSQL node's schema can be
+//! read while its replicas run.
 
 use super::{CeremonyRecord, CeremonyState, WalletMeta};
 use crate::config::NodeConfig;
+use crate::config::storage::StorageConfig;
 use crate::recovery::session::SESSION_STATES;
+use dlocker_store::Store;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -23,14 +26,14 @@ pub enum DbStatsError {
         "{0} is in use (is the node running?): stop it, or read /metrics on its admin listener"
     )]
     InUse(PathBuf),
-    /// sled failed. (Not a `source`: the message carries it, and a chain printer would repeat
-    /// it.)
-    #[error("reading {path}: {error}")]
+    /// The database failed. (Not a `source`: the message carries it, and a chain printer would
+    /// repeat it.)
+    #[error("reading {place}: {error}")]
     Db {
-        /// The database.
-        path: PathBuf,
+        /// The database (directory or schema).
+        place: String,
         /// The error.
-        error: sled::Error,
+        error: dlocker_store::Error,
     },
 }
 
@@ -76,14 +79,28 @@ pub struct WalletRow {
     pub blob_bytes: u64,
 }
 
-fn open(dir: &Path) -> Result<sled::Db, DbStatsError> {
+fn open(dir: &Path) -> Result<(Store, String), DbStatsError> {
     let config = NodeConfig::load(dir)?;
+    let place = config.storage_label();
+    let pg = match &config.storage {
+        StorageConfig::Sled => None,
+        StorageConfig::Postgres(pg) => Some(pg.pg_config(dir)?),
+    };
+    if let Some(pg) = pg {
+        let store = Store::open_postgres(&pg, super::migrations::ALL).map_err(|error| {
+            DbStatsError::Db {
+                place: place.clone(),
+                error,
+            }
+        })?;
+        return Ok((store, place));
+    }
     let path = config.db_path();
     // sled creates a missing database: refuse instead, nothing is written here.
     if !path.join("conf").exists() {
         return Err(DbStatsError::NoDatabase(path));
     }
-    sled::Config::new()
+    let db = sled::Config::new()
         .path(&path)
         .open()
         .map_err(|error| match &error {
@@ -95,24 +112,25 @@ fn open(dir: &Path) -> Result<sled::Db, DbStatsError> {
                 DbStatsError::InUse(path.clone())
             }
             _ => DbStatsError::Db {
-                path: path.clone(),
-                error,
+                place: place.clone(),
+                error: error.into(),
             },
-        })
+        })?;
+    Ok((Store::from_sled(db), place))
 }
 
-fn db_err(dir: &Path) -> impl Fn(sled::Error) -> DbStatsError + '_ {
+fn db_err(place: &str) -> impl Fn(dlocker_store::Error) -> DbStatsError + '_ {
     move |error| DbStatsError::Db {
-        path: dir.join("db"),
+        place: place.to_owned(),
         error,
     }
 }
 
 /// The figures of the database of the (stopped) node in `dir`.
 pub fn stats(dir: &Path, now: u64) -> Result<DbStats, DbStatsError> {
-    let db = open(dir)?;
-    let e = db_err(dir);
-    let tree = |name: &str| db.open_tree(name).map_err(&e);
+    let (db, place) = open(dir)?;
+    let e = db_err(&place);
+    let tree = |name: &'static str| db.tree(name).map_err(&e);
 
     let mut s = DbStats {
         db_size_bytes: db.size_on_disk().map_err(&e)?,
@@ -126,12 +144,11 @@ pub fn stats(dir: &Path, now: u64) -> Result<DbStats, DbStatsError> {
             .iter()
             .map(|s| ((*s).to_owned(), 0))
             .collect(),
-        epochs_staged: tree(super::STAGED_TREE)?.len() as u64,
-        events: tree(super::EVENTS_TREE)?.len() as u64,
-        audit_entries: tree(super::AUDIT_TREE)?.len() as u64,
+        epochs_staged: tree(super::STAGED_TREE)?.len().map_err(&e)? as u64,
+        events: tree(super::EVENTS_TREE)?.len().map_err(&e)? as u64,
+        audit_entries: tree(super::AUDIT_TREE)?.len().map_err(&e)? as u64,
     };
-    for item in tree(super::WALLETS_TREE)?.iter() {
-        let (_, v) = item.map_err(&e)?;
+    for (_, v) in tree(super::WALLETS_TREE)?.entries().map_err(&e)? {
         let Ok(meta) = serde_json::from_slice::<WalletMeta>(&v) else {
             continue;
         };
@@ -146,8 +163,7 @@ pub fn stats(dir: &Path, now: u64) -> Result<DbStats, DbStatsError> {
                 .map_or(meta.enrolled_at, |o| o.max(meta.enrolled_at)),
         );
     }
-    for item in tree(super::CEREMONIES_TREE)?.iter() {
-        let (_, v) = item.map_err(&e)?;
+    for (_, v) in tree(super::CEREMONIES_TREE)?.entries().map_err(&e)? {
         let Ok(c) = serde_json::from_slice::<CeremonyRecord>(&v) else {
             continue;
         };
@@ -159,8 +175,7 @@ pub fn stats(dir: &Path, now: u64) -> Result<DbStats, DbStatsError> {
             );
         }
     }
-    for item in tree(super::SESSIONS_TREE)?.iter() {
-        let (_, v) = item.map_err(&e)?;
+    for (_, v) in tree(super::SESSIONS_TREE)?.entries().map_err(&e)? {
         let Ok(stored) = serde_json::from_slice::<super::StoredSession>(&v) else {
             continue;
         };
@@ -173,11 +188,15 @@ pub fn stats(dir: &Path, now: u64) -> Result<DbStats, DbStatsError> {
 
 /// Every wallet the (stopped) node in `dir` holds, oldest deposit first.
 pub fn wallets(dir: &Path) -> Result<Vec<WalletRow>, DbStatsError> {
-    let db = open(dir)?;
-    let e = db_err(dir);
+    let (db, place) = open(dir)?;
+    let e = db_err(&place);
     let mut rows = Vec::new();
-    for item in db.open_tree(super::WALLETS_TREE).map_err(&e)?.iter() {
-        let (k, v) = item.map_err(&e)?;
+    for (k, v) in db
+        .tree(super::WALLETS_TREE)
+        .map_err(&e)?
+        .entries()
+        .map_err(&e)?
+    {
         let Ok(meta) = serde_json::from_slice::<WalletMeta>(&v) else {
             continue;
         };
@@ -197,14 +216,16 @@ pub fn wallets(dir: &Path) -> Result<Vec<WalletRow>, DbStatsError> {
 /// signed staff-admin request (`dlocker staff`), that roster is authoritative and the config's
 /// `[[bank.staff]]` no longer applies. Reads only.
 pub fn staff_roster_is_managed(dir: &Path) -> Result<bool, DbStatsError> {
-    let db = open(dir)?;
-    let e = db_err(dir);
-    // `open_tree` would create a missing tree: look it up by name first.
-    let name = super::STAFF_ROSTER_TREE.as_bytes();
-    if !db.tree_names().iter().any(|n| n.as_ref() == name) {
-        return Ok(false);
+    let (db, place) = open(dir)?;
+    let e = db_err(&place);
+    // On sled, opening a missing tree would create it: look it up by name first.
+    if let Some(sled) = db.sled() {
+        let name = super::STAFF_ROSTER_TREE.as_bytes();
+        if !sled.tree_names().iter().any(|n| n.as_ref() == name) {
+            return Ok(false);
+        }
     }
-    db.open_tree(name)
+    db.tree(super::STAFF_ROSTER_TREE)
         .map_err(&e)?
         .contains_key(super::ROSTER_KEY)
         .map_err(&e)
