@@ -3,6 +3,7 @@
 use crate::cluster::load_trustees;
 use crate::output::{hinted, print_json, table};
 use clap::{Args, Subcommand};
+use dlocker_sdk::proto::refusal::NodeRefusal;
 use dlocker_sdk::proto::statement::StaffChange;
 use dlocker_sdk::recover::present_bank_cancellation;
 use dlocker_sdk::staff::{PendingRecovery, StaffError, StaffKeyError};
@@ -229,7 +230,7 @@ fn client(args: &StaffArgs) -> anyhow::Result<(TrusteeSet, StaffClient)> {
 fn explain(e: StaffError, key_hex: &str, session: &str) -> anyhow::Error {
     let hint = match &e {
         StaffError::Connect(_) => "is the bank node running? check `dlocker cluster health --trustees FILE`".to_owned(),
-        StaffError::Refused { code: tonic::Code::PermissionDenied, message, .. } if message.contains("unknown") => format!(
+        StaffError::Refused { refusal: Some(NodeRefusal::StaffUnknown), .. } => format!(
             "ask the bank operator to add your key: `trustee-node config add-staff --data-dir DIR --id YOU --public-key {key_hex} --roles approver,canceller`, then reload the node (SIGHUP)"
         ),
         StaffError::Refused { code: tonic::Code::PermissionDenied, .. } => {

@@ -433,11 +433,11 @@ pub struct RecoverSummary {
     pub unavailable: Vec<TrusteeReason>,
 }
 
-fn reasons(v: &[(String, String)]) -> Vec<TrusteeReason> {
+fn reasons(v: &[dlocker_sdk::Failure]) -> Vec<TrusteeReason> {
     v.iter()
         .map(|(t, r)| TrusteeReason {
             trustee: t.clone(),
-            reason: one_line(r),
+            reason: one_line(&r.to_string()),
         })
         .collect()
 }

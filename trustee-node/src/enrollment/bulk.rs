@@ -217,7 +217,7 @@ mod tests {
         assert_eq!(node.db().ceremony_count().expect("count"), 0);
 
         for b in &backups {
-            let id = WalletId::parse(b.manifest.wallet_id().to_owned()).expect("id");
+            let id = crate::wallet::parse_wallet_id(b.manifest.wallet_id().to_owned()).expect("id");
             let st = node.enrollment().backup_status(&id).expect("status");
             assert_eq!(st.manifest_hash, b.manifest.hash().0);
             let nonce = [5u8; 32];

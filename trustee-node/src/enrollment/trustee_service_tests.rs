@@ -546,7 +546,7 @@ async fn ceremonies_expire_and_are_bounded() {
     let store = Database::open(&config.db_path()).expect("db");
     let node = Node::new(config, &FileKeyProvider::new(dir), store, clock.clone()).expect("node");
 
-    let wallet = WalletId::parse("w".into()).expect("wallet");
+    let wallet = crate::wallet::parse_wallet_id("w".into()).expect("wallet");
     let begin = || BeginEnrollment {
         wallet_id: wallet.clone(),
         user_name: "alice".into(),
