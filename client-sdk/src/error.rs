@@ -55,7 +55,9 @@ impl std::fmt::Display for TrusteeFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Connect(m) | Self::BadAnswer(m) | Self::Other(m) => f.write_str(m),
-            Self::Refused { call, message, .. } if call.is_empty() => f.write_str(message),
+            Self::Refused {
+                call: "", message, ..
+            } => f.write_str(message),
             Self::Refused { call, message, .. } => write!(f, "{call}: {message}"),
         }
     }

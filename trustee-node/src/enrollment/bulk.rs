@@ -167,7 +167,6 @@ mod tests {
     use crate::config::Role;
     use crate::enrollment::trustee_service::tests::Backup;
     use crate::init::{InitOptions, init_node};
-    use crate::wallet::WalletId;
     use dlocker_proto::schnorr::{PossessionProof, ProofContext};
     use k256::SecretKey;
     use k256::elliptic_curve::Generate as _;

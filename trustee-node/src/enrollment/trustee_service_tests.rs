@@ -10,7 +10,6 @@ use crate::keys::FileKeyProvider;
 use crate::node::{Clock, Node};
 use crate::owner_touch_tests as touch;
 use crate::server::{RunningNode, spawn};
-use crate::wallet::WalletId;
 use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
 use dlocker_proto::keys::{decode_public_key, node_id};
 use dlocker_proto::manifest::{Manifest, ManifestParts, TrusteeEntry};
