@@ -642,3 +642,37 @@ pub(crate) async fn run_recoveries(cmd: RecoveriesCommand, json: bool) -> anyhow
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::Hinted;
+
+    fn hint_for(refusal: Option<NodeRefusal>, message: &str) -> String {
+        let e = StaffError::Refused {
+            bank: "bank".into(),
+            action: "approve",
+            code: tonic::Code::PermissionDenied,
+            refusal,
+            message: message.into(),
+        };
+        explain(e, "02ab", "s1")
+            .chain()
+            .find_map(|e| e.downcast_ref::<Hinted>())
+            .map(|h| h.hint.clone())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn the_refusal_code_picks_the_hint_not_the_message() {
+        assert!(hint_for(Some(NodeRefusal::StaffUnknown), "anything").contains("add-staff"));
+        assert!(
+            !hint_for(
+                Some(NodeRefusal::StaffForbidden),
+                "signed by an unknown key"
+            )
+            .contains("add-staff")
+        );
+        assert!(hint_for(None, "signed by an unknown key").contains("lacks the role"));
+    }
+}
