@@ -17,8 +17,9 @@
 use crate::authenticator::Passkey;
 use crate::ceremony::{self, Touch};
 use crate::error::BackupError;
+use crate::error::TrusteeFailure;
 use crate::saved::SavedStateError;
-use crate::transport::{Client, connect, describe_status};
+use crate::transport::{Client, connect, not_held};
 use crate::trustees::{Role, TrusteeInfo, TrusteeSet};
 use dlocker_proto::client_state::{StateKey, StateKind};
 use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
@@ -36,7 +37,6 @@ use dlocker_proto::statement::{Receipt, Signed};
 use futures::future::join_all;
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
-use tonic::Code;
 use zeroize::Zeroizing;
 
 /// Largest wallet data accepted: what fits the trustees' default 64 KiB blob bound after the
@@ -475,8 +475,8 @@ async fn start(
     info: &TrusteeInfo,
     share_index: u16,
     prepared: &PreparedBackup,
-) -> Result<Step, String> {
-    let mut c = connect(info).await.map_err(|e| e.to_string())?;
+) -> Result<Step, TrusteeFailure> {
+    let mut c = connect(info).await?;
     let wallet_id = prepared.wallet_id().to_owned();
     match c
         .get_backup_status(GetBackupStatusRequest {
@@ -493,16 +493,17 @@ async fn start(
                     &prepared.manifest,
                     prepared.manifest_hash,
                     &st.receipt_encoded,
-                )?;
+                )
+                .map_err(TrusteeFailure::BadAnswer)?;
                 return Ok(Step::Done(r));
             }
-            Err(format!(
+            Err(TrusteeFailure::Other(format!(
                 "already holds a different backup of wallet {wallet_id} (epoch {}); it must be rotated, not backed up again",
                 st.epoch
-            ))
+            )))
         }
-        Err(s) if s.code() == Code::NotFound => Ok(Step::Enroll(c)),
-        Err(s) => Err(format!("GetBackupStatus: {}", describe_status(&s))),
+        Err(s) if not_held(&s) => Ok(Step::Enroll(c)),
+        Err(s) => Err(TrusteeFailure::refused("GetBackupStatus", &s)),
     }
 }
 
@@ -511,7 +512,7 @@ async fn begin(
     client: &mut Client,
     wallet_id: &str,
     owner: &OwnerIdentity<'_>,
-) -> Result<BeginEnrollmentResponse, String> {
+) -> Result<BeginEnrollmentResponse, TrusteeFailure> {
     // The customer reference is the bank's business: only the bank node is told it.
     let customer_reference = match info.role {
         Role::Bank => owner.customer_reference.unwrap_or_default().to_owned(),
@@ -524,7 +525,7 @@ async fn begin(
             customer_reference,
         })
         .await
-        .map_err(|s| format!("BeginEnrollment: {}", describe_status(&s)))?
+        .map_err(|s| TrusteeFailure::refused("BeginEnrollment", &s))?
         .into_inner();
     // Checked here, so a malformed nonce names its trustee instead of failing the ceremony.
     ceremony::trustee_nonce(&info.node_id, &begin.nonce)?;
@@ -538,7 +539,7 @@ async fn finish(
     mut client: Client,
     ceremony_id: String,
     touch: &Touch,
-) -> Result<Signed<Receipt>, String> {
+) -> Result<Signed<Receipt>, TrusteeFailure> {
     let share = prepared
         .share(share_index)
         .ok_or("no share for this index")?;
@@ -561,7 +562,7 @@ async fn finish(
             nonces: touch.nonces.clone(),
         })
         .await
-        .map_err(|s| format!("FinishEnrollment: {}", describe_status(&s)))?
+        .map_err(|s| TrusteeFailure::refused("FinishEnrollment", &s))?
         .into_inner();
     verify_receipt(
         info,
@@ -570,6 +571,7 @@ async fn finish(
         prepared.manifest_hash,
         &resp.receipt_encoded,
     )
+    .map_err(TrusteeFailure::BadAnswer)
 }
 
 fn not_enrolled(blocked: &[String]) -> String {
@@ -663,7 +665,7 @@ pub async fn backup_with_checkpoint(
     }))
     .await;
 
-    let mut outcome: Vec<Option<Result<Signed<Receipt>, String>>> = vec![None; plan.len()];
+    let mut outcome: Vec<Option<Result<Signed<Receipt>, TrusteeFailure>>> = vec![None; plan.len()];
     let mut need: Vec<(usize, Client)> = Vec::new();
     for (i, step) in started.into_iter().enumerate() {
         match step {
@@ -713,7 +715,7 @@ pub async fn backup_with_checkpoint(
             // Registering now would leave the wallet's credential missing there for good.
             let why = not_enrolled(&unusable);
             for (i, _) in need {
-                outcome[i] = Some(Err(why.clone()));
+                outcome[i] = Some(Err(why.clone().into()));
             }
         } else {
             let begun = join_all(need.into_iter().map(|(i, mut client)| {
@@ -739,7 +741,7 @@ pub async fn backup_with_checkpoint(
             if !blocked.is_empty() {
                 let why = not_enrolled(&blocked);
                 for (i, _, _) in ok {
-                    outcome[i] = Some(Err(why.clone()));
+                    outcome[i] = Some(Err(why.clone().into()));
                 }
             } else if let Some((_, _, first)) = ok.first() {
                 progress(ProgressEvent::PasskeyRequested {
@@ -787,7 +789,7 @@ pub async fn backup_with_checkpoint(
                     }
                     Err(e) => {
                         for (i, _, _) in ok {
-                            outcome[i] = Some(Err(e.clone()));
+                            outcome[i] = Some(Err(e.clone().into()));
                         }
                     }
                 }
@@ -837,7 +839,7 @@ pub async fn backup_with_checkpoint(
             Err(reason) => {
                 progress(ProgressEvent::TrusteeFailed {
                     name: info.name.clone(),
-                    reason: reason.clone(),
+                    reason: reason.to_string(),
                 });
                 failed.push((info.name.clone(), reason));
             }

@@ -17,11 +17,11 @@
 
 use crate::authenticator::Passkey;
 use crate::ceremony;
-use crate::error::AuthError;
+use crate::error::{AuthError, Failure, TrusteeFailure};
 use crate::transport::Channel;
-use crate::transport::{connect_channel, describe_failures, describe_status, epochs_client};
+use crate::transport::{connect_channel, describe_failures, epochs_client, not_held};
 use crate::trustees::{TrusteeInfo, TrusteeSet};
-use dlocker_proto::manifest::validate_wallet_id;
+use dlocker_proto::ids::WalletId;
 use dlocker_proto::owner_challenge::{OwnerAction, TrusteeNonce};
 use dlocker_proto::pb::{
     BeginEpochActionRequest, BeginEpochActionResponse, DeleteWalletRequest, EpochAction,
@@ -29,7 +29,6 @@ use dlocker_proto::pb::{
 };
 use dlocker_proto::statement::{EraseReceipt, Signed};
 use futures::future::join_all;
-use tonic::Code;
 
 /// What one trustee confirmed.
 #[derive(Debug, Clone)]
@@ -71,7 +70,7 @@ pub enum DeleteError {
     #[error("delete incomplete: {} of {} trustees did not confirm ({})", failed.len(), failed.len() + done.trustees.len(), describe_failures(failed))]
     Incomplete {
         /// `(trustee name, reason)` for every trustee that did not confirm.
-        failed: Vec<(String, String)>,
+        failed: Vec<Failure>,
         /// What the others confirmed.
         done: DeleteReport,
     },
@@ -83,8 +82,8 @@ enum Begun {
     NotHeld,
 }
 
-async fn begin(info: &TrusteeInfo, wallet_id: &str) -> Result<Begun, String> {
-    let ch = connect_channel(info).await.map_err(|e| e.to_string())?;
+async fn begin(info: &TrusteeInfo, wallet_id: &str) -> Result<Begun, TrusteeFailure> {
+    let ch = connect_channel(info).await?;
     let resp = match epochs_client(ch.clone())
         .begin_epoch_action(BeginEpochActionRequest {
             wallet_id: wallet_id.to_owned(),
@@ -94,8 +93,8 @@ async fn begin(info: &TrusteeInfo, wallet_id: &str) -> Result<Begun, String> {
         .await
     {
         Ok(r) => r.into_inner(),
-        Err(s) if s.code() == Code::NotFound => return Ok(Begun::NotHeld),
-        Err(s) => return Err(format!("BeginEpochAction: {}", describe_status(&s))),
+        Err(s) if not_held(&s) => return Ok(Begun::NotHeld),
+        Err(s) => return Err(TrusteeFailure::refused("BeginEpochAction", &s)),
     };
     let nonce = ceremony::trustee_nonce(&info.node_id, &resp.nonce)?;
     Ok(Begun::Ready(ch, Box::new(resp), nonce))
@@ -106,7 +105,7 @@ async fn erase(
     ch: Channel,
     wallet_id: &str,
     owner: OwnerAssertion,
-) -> Result<TrusteeErasure, String> {
+) -> Result<TrusteeErasure, TrusteeFailure> {
     let resp = match epochs_client(ch)
         .delete_wallet(DeleteWalletRequest {
             wallet_id: wallet_id.to_owned(),
@@ -116,14 +115,16 @@ async fn erase(
     {
         Ok(r) => r.into_inner(),
         // Erased by a concurrent call between our Begin and now.
-        Err(s) if s.code() == Code::NotFound => return Ok(TrusteeErasure::NotHeld),
-        Err(s) => return Err(format!("DeleteWallet: {}", describe_status(&s))),
+        Err(s) if not_held(&s) => return Ok(TrusteeErasure::NotHeld),
+        Err(s) => return Err(TrusteeFailure::refused("DeleteWallet", &s)),
     };
     let receipt =
         Signed::<EraseReceipt>::decode_trusted(&resp.erase_receipt_encoded, &[info.public_key])
-            .map_err(|e| format!("erase receipt refused: {e}"))?;
+            .map_err(|e| TrusteeFailure::BadAnswer(format!("erase receipt refused: {e}")))?;
     if receipt.body().node_id != info.node_id || receipt.body().wallet_id != wallet_id {
-        return Err("erase receipt names another trustee or wallet".to_owned());
+        return Err(TrusteeFailure::BadAnswer(
+            "erase receipt names another trustee or wallet".to_owned(),
+        ));
     }
     Ok(TrusteeErasure::Erased(Box::new(receipt)))
 }
@@ -138,10 +139,10 @@ pub async fn delete_backup(
     wallet_id: &str,
     auth: &mut dyn Passkey,
 ) -> Result<DeleteReport, DeleteError> {
-    validate_wallet_id(wallet_id).map_err(|e| DeleteError::InvalidWalletId(e.to_string()))?;
+    WalletId::parse(wallet_id).map_err(|e| DeleteError::InvalidWalletId(e.to_string()))?;
     let infos = trustees.trustees();
     let begun = join_all(infos.iter().map(|info| begin(info, wallet_id))).await;
-    let mut results: Vec<Option<Result<TrusteeErasure, String>>> = vec![None; infos.len()];
+    let mut results: Vec<Option<Result<TrusteeErasure, TrusteeFailure>>> = vec![None; infos.len()];
     let mut ready = Vec::new();
     for (i, b) in begun.into_iter().enumerate() {
         match b {
@@ -180,7 +181,7 @@ pub async fn delete_backup(
         match r {
             Some(Ok(e)) => done.trustees.push((info.name.clone(), e)),
             Some(Err(e)) => failed.push((info.name.clone(), e)),
-            None => failed.push((info.name.clone(), "no answer".to_owned())),
+            None => failed.push((info.name.clone(), "no answer".into())),
         }
     }
     if failed.is_empty() {

@@ -37,7 +37,8 @@ use crate::error::ConnectError;
 use crate::staff::StaffKey;
 use crate::transport::Channel;
 use crate::transport::{
-    MAX_MESSAGE_BYTES, connect_channel, describe_status, recovery_client, staff_client,
+    MAX_MESSAGE_BYTES, NodeRefusal, connect_channel, describe_status, is_refusal, recovery_client,
+    staff_client,
 };
 use crate::trustees::TrusteeInfo;
 use dlocker_locker::request::{self, LockerAction, params};
@@ -854,7 +855,7 @@ pub async fn request_key_approval(
                     bank_session_id: opened.session_id,
                 });
             }
-            Err(s) if s.code() == Code::FailedPrecondition => describe_status(&s),
+            Err(s) if is_refusal(&s, NodeRefusal::AwaitingApproval) => describe_status(&s),
             Err(s) => return Err(refused("get_approval")(s)),
         };
         if started.elapsed() >= timeout {

@@ -2,7 +2,96 @@
 //! about it; none of them ever carries a secret (a share, `k`, the wallet data or an assertion).
 
 use crate::backup::BackupReceipts;
+use dlocker_proto::refusal::NodeRefusal;
 use std::path::PathBuf;
+
+/// Why one trustee failed its part of a multi-trustee step. `Display` words the reason for a
+/// person; code that decides (retry, skip, report a faulty trustee) matches the variant and a
+/// refusal's code, never that text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TrusteeFailure {
+    /// The trustee could not be reached, or is not the pinned node.
+    Connect(String),
+    /// The trustee refused a call.
+    Refused {
+        /// The call, e.g. `ReleaseShare`.
+        call: &'static str,
+        /// The gRPC code.
+        code: tonic::Code,
+        /// Why, exactly (none from a node that predates refusal codes).
+        refusal: Option<NodeRefusal>,
+        /// The refusal described for a person (the code's name and the node's message).
+        message: String,
+    },
+    /// The trustee answered, but the answer failed a check (a share, receipt, proof or
+    /// manifest that does not verify): investigate this trustee.
+    BadAnswer(String),
+    /// Anything else: a step that could not be taken for this trustee.
+    Other(String),
+}
+
+impl TrusteeFailure {
+    /// A refusal of `call`, as the node answered it.
+    pub fn refused(call: &'static str, s: &tonic::Status) -> Self {
+        Self::Refused {
+            call,
+            code: s.code(),
+            refusal: NodeRefusal::of_status(s),
+            message: crate::transport::describe_status(s),
+        }
+    }
+
+    /// The node's refusal code, if the trustee refused with one.
+    pub fn refusal(&self) -> Option<NodeRefusal> {
+        match self {
+            Self::Refused { refusal, .. } => *refusal,
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for TrusteeFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Connect(m) | Self::BadAnswer(m) | Self::Other(m) => f.write_str(m),
+            Self::Refused {
+                call: "", message, ..
+            } => f.write_str(message),
+            Self::Refused { call, message, .. } => write!(f, "{call}: {message}"),
+        }
+    }
+}
+
+impl From<String> for TrusteeFailure {
+    fn from(s: String) -> Self {
+        Self::Other(s)
+    }
+}
+
+impl From<&str> for TrusteeFailure {
+    fn from(s: &str) -> Self {
+        Self::Other(s.to_owned())
+    }
+}
+
+impl From<ConnectError> for TrusteeFailure {
+    fn from(e: ConnectError) -> Self {
+        Self::Connect(e.to_string())
+    }
+}
+
+/// `(trustee name, why)`: one trustee that failed a multi-trustee step.
+pub type Failure = (String, TrusteeFailure);
+
+/// `name: reason; …` for the trustees that failed a step.
+pub(crate) fn describe_failed(failed: &[Failure]) -> String {
+    failed
+        .iter()
+        .map(|(n, r)| format!("{n}: {r}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
 
 /// The trustees file could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -137,17 +226,36 @@ pub enum BackupError {
     /// ceremony expired joins the wallet by a rotation instead.
     #[error("backup incomplete: {} of {} trustees failed ({})", failed.len(), failed.len() + receipts.receipts.len(), describe_failed(failed))]
     Incomplete {
-        /// `(trustee name, reason)` for every trustee that failed.
-        failed: Vec<(String, String)>,
+        /// Every trustee that failed, and why.
+        failed: Vec<Failure>,
         /// The verified receipts collected so far.
         receipts: BackupReceipts,
     },
 }
 
-fn describe_failed(failed: &[(String, String)]) -> String {
-    failed
-        .iter()
-        .map(|(n, r)| format!("{n}: {r}"))
-        .collect::<Vec<_>>()
-        .join("; ")
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_keeps_its_code_and_its_wording() {
+        let s = NodeRefusal::DelayNotPassed.status("recovery delay has not passed");
+        let f = TrusteeFailure::refused("ReleaseShare", &s);
+        assert_eq!(f.refusal(), Some(NodeRefusal::DelayNotPassed));
+        assert_eq!(
+            f.to_string(),
+            "ReleaseShare: not possible yet: recovery delay has not passed"
+        );
+        let old_node = TrusteeFailure::refused("ReleaseShare", &tonic::Status::not_found("x"));
+        assert_eq!(old_node.refusal(), None);
+        assert_eq!(TrusteeFailure::from("down").to_string(), "down");
+        assert_eq!(
+            TrusteeFailure::BadAnswer("bad share".into()).refusal(),
+            None
+        );
+        assert_eq!(
+            describe_failed(&[("t1".into(), "down".into()), ("t2".into(), f)]),
+            "t1: down; t2: ReleaseShare: not possible yet: recovery delay has not passed"
+        );
+    }
 }

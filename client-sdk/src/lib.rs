@@ -98,7 +98,7 @@ pub use backup::{
 };
 pub use delete::{DeleteError, DeleteReport, TrusteeErasure, delete_backup};
 pub use dlocker_proto::client_state::StateKey;
-pub use error::{AuthError, BackupError, ConnectError, TrusteesError};
+pub use error::{AuthError, BackupError, ConnectError, Failure, TrusteeFailure, TrusteesError};
 #[cfg(not(target_arch = "wasm32"))]
 pub use passkey_change::{
     PasskeyChangeError, PasskeyChangeReport, TrusteePasskey, change_passkey, resume_passkey_change,

@@ -15,12 +15,12 @@
 
 use crate::authenticator::Passkey;
 use crate::ceremony;
-use crate::error::AuthError;
+use crate::error::{AuthError, Failure, TrusteeFailure};
 use crate::transport::Channel;
-use crate::transport::{connect_channel, describe_failures, describe_status, epochs_client};
+use crate::transport::{connect_channel, describe_failures, epochs_client};
 use crate::trustees::{TrusteeInfo, TrusteeSet};
 use base64::Engine as _;
-use dlocker_proto::manifest::validate_wallet_id;
+use dlocker_proto::ids::WalletId;
 use dlocker_proto::owner_challenge::{OwnerAction, TrusteeNonce, credential_fingerprint};
 use dlocker_proto::pb::change_passkey_request::NewCredential;
 use dlocker_proto::pb::{
@@ -59,7 +59,7 @@ pub enum PasskeyChangeError {
     Auth(#[from] AuthError),
     /// No trustee answered the change's first call; nothing was changed.
     #[error("no trustee can take the change: {}", describe_failures(.0))]
-    Unavailable(Vec<(String, String)>),
+    Unavailable(Vec<Failure>),
     /// No trustee holds the credential to resume with: start over with [`change_passkey`].
     #[error("no trustee holds the new credential; start the change again")]
     NothingToResume,
@@ -68,7 +68,7 @@ pub enum PasskeyChangeError {
     #[error("passkey change incomplete: {} of {} trustees did not confirm ({})", failed.len(), failed.len() + done.trustees.len(), describe_failures(failed))]
     Incomplete {
         /// `(trustee name, reason)` for every trustee that did not confirm.
-        failed: Vec<(String, String)>,
+        failed: Vec<Failure>,
         /// What the others confirmed, and the new credential's fingerprint.
         done: PasskeyChangeReport,
     },
@@ -77,8 +77,8 @@ pub enum PasskeyChangeError {
 async fn begin(
     info: &TrusteeInfo,
     wallet_id: &str,
-) -> Result<(Channel, BeginEpochActionResponse, TrusteeNonce), String> {
-    let ch = connect_channel(info).await.map_err(|e| e.to_string())?;
+) -> Result<(Channel, BeginEpochActionResponse, TrusteeNonce), TrusteeFailure> {
+    let ch = connect_channel(info).await?;
     let resp = epochs_client(ch.clone())
         .begin_epoch_action(BeginEpochActionRequest {
             wallet_id: wallet_id.to_owned(),
@@ -86,7 +86,7 @@ async fn begin(
             manifest_hash: Vec::new(),
         })
         .await
-        .map_err(|s| format!("BeginEpochAction: {}", describe_status(&s)))?
+        .map_err(|s| TrusteeFailure::refused("BeginEpochAction", &s))?
         .into_inner();
     let nonce = ceremony::trustee_nonce(&info.node_id, &resp.nonce)?;
     Ok((ch, resp, nonce))
@@ -98,7 +98,7 @@ async fn send(
     owner: OwnerAssertion,
     new_credential: NewCredential,
     new_fingerprint: &[u8; 32],
-) -> Result<(), String> {
+) -> Result<(), TrusteeFailure> {
     let resp = epochs_client(ch)
         .change_passkey(ChangePasskeyRequest {
             wallet_id: wallet_id.to_owned(),
@@ -106,10 +106,12 @@ async fn send(
             new_credential: Some(new_credential),
         })
         .await
-        .map_err(|s| format!("ChangePasskey: {}", describe_status(&s)))?
+        .map_err(|s| TrusteeFailure::refused("ChangePasskey", &s))?
         .into_inner();
     if resp.credential_fingerprint != new_fingerprint {
-        return Err("stored another credential than the one authorized".to_owned());
+        return Err(TrusteeFailure::BadAnswer(
+            "stored another credential than the one authorized".to_owned(),
+        ));
     }
     Ok(())
 }
@@ -152,7 +154,7 @@ fn registered_fingerprint(
 
 fn finish(
     infos: &[TrusteeInfo],
-    results: Vec<Option<Result<TrusteePasskey, String>>>,
+    results: Vec<Option<Result<TrusteePasskey, TrusteeFailure>>>,
     new_fingerprint: [u8; 32],
 ) -> Result<PasskeyChangeReport, PasskeyChangeError> {
     let mut done = PasskeyChangeReport {
@@ -164,7 +166,7 @@ fn finish(
         match r {
             Some(Ok(s)) => done.trustees.push((info.name.clone(), s)),
             Some(Err(e)) => failed.push((info.name.clone(), e)),
-            None => failed.push((info.name.clone(), "no answer".to_owned())),
+            None => failed.push((info.name.clone(), "no answer".into())),
         }
     }
     if failed.is_empty() {
@@ -182,11 +184,10 @@ pub async fn change_passkey(
     current: &mut dyn Passkey,
     new: &mut dyn Passkey,
 ) -> Result<PasskeyChangeReport, PasskeyChangeError> {
-    validate_wallet_id(wallet_id)
-        .map_err(|e| PasskeyChangeError::InvalidWalletId(e.to_string()))?;
+    WalletId::parse(wallet_id).map_err(|e| PasskeyChangeError::InvalidWalletId(e.to_string()))?;
     let infos = trustees.trustees();
     let begun = join_all(infos.iter().map(|info| begin(info, wallet_id))).await;
-    let mut results: Vec<Option<Result<TrusteePasskey, String>>> = vec![None; infos.len()];
+    let mut results: Vec<Option<Result<TrusteePasskey, TrusteeFailure>>> = vec![None; infos.len()];
     let mut ready = Vec::new();
     for (i, b) in begun.into_iter().enumerate() {
         match b {
@@ -254,11 +255,10 @@ pub async fn resume_passkey_change(
     current: &mut dyn Passkey,
     new_fingerprint: &[u8; 32],
 ) -> Result<PasskeyChangeReport, PasskeyChangeError> {
-    validate_wallet_id(wallet_id)
-        .map_err(|e| PasskeyChangeError::InvalidWalletId(e.to_string()))?;
+    WalletId::parse(wallet_id).map_err(|e| PasskeyChangeError::InvalidWalletId(e.to_string()))?;
     let infos = trustees.trustees();
     let begun = join_all(infos.iter().map(|info| begin(info, wallet_id))).await;
-    let mut results: Vec<Option<Result<TrusteePasskey, String>>> = vec![None; infos.len()];
+    let mut results: Vec<Option<Result<TrusteePasskey, TrusteeFailure>>> = vec![None; infos.len()];
     let mut pending = Vec::new();
     let mut new_passkey_json = None;
     for (i, b) in begun.into_iter().enumerate() {

@@ -32,7 +32,10 @@ use crate::authenticator::Passkey;
 use crate::ceremony;
 use crate::runtime::{Instant, sleep};
 use crate::transport::Channel;
-use crate::transport::{connect_channel, describe_status, recovery_client, staff_client};
+use crate::transport::{
+    NodeRefusal, connect_channel, describe_status, is_refusal, recovery_client, staff_client,
+    transport_failure,
+};
 use crate::trustees::{TrusteeInfo, TrusteeSet};
 use dlocker_proto::client_state::StateKey;
 use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
@@ -55,10 +58,8 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::sync::watch;
-use tonic::Code;
 
-/// `(trustee name, reason)`.
-pub type Failure = (String, String);
+pub use crate::error::{Failure, TrusteeFailure};
 
 /// One trustee's open recovery session.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -411,7 +412,7 @@ pub(crate) fn select_manifest(
                 .push(info.name.as_str()),
             Err(e) => failed.push((
                 info.name.clone(),
-                format!("returned a malformed manifest: {e}"),
+                TrusteeFailure::BadAnswer(format!("returned a malformed manifest: {e}")),
             )),
         }
     }
@@ -476,12 +477,15 @@ pub(crate) fn select_manifest(
                             "holds epoch {} of this wallet, not epoch {} (a rotation is in progress)",
                             m.epoch(),
                             manifest.epoch()
-                        ),
+                        )
+                        .into(),
                     ));
                 } else {
                     failed.push((
                         (*n).to_owned(),
-                        "returned a different manifest than the other trustees".into(),
+                        TrusteeFailure::BadAnswer(
+                            "returned a different manifest than the other trustees".into(),
+                        ),
                     ));
                 }
             }
@@ -629,15 +633,15 @@ async fn open_one(
     info: &TrusteeInfo,
     wallet_id: &str,
     r_pub: &PublicKey,
-) -> Result<(Channel, Opened), String> {
-    let channel = connect_channel(info).await.map_err(|e| e.to_string())?;
+) -> Result<(Channel, Opened), TrusteeFailure> {
+    let channel = connect_channel(info).await?;
     let resp = recovery_client(channel.clone())
         .open_recovery(OpenRecoveryRequest {
             wallet_id: wallet_id.to_owned(),
             session_key: encode_public_key(r_pub).to_vec(),
         })
         .await
-        .map_err(|s| format!("OpenRecovery: {}", describe_status(&s)))?
+        .map_err(|s| TrusteeFailure::refused("OpenRecovery", &s))?
         .into_inner();
     Ok((
         channel,
@@ -760,7 +764,7 @@ pub async fn recover(
             Err(reason) => {
                 progress(RecoverEvent::TrusteeFailed {
                     name: info.name.clone(),
-                    reason: reason.clone(),
+                    reason: reason.to_string(),
                 });
                 unavailable.push((info.name.clone(), reason));
             }
@@ -816,11 +820,11 @@ pub async fn recover(
                             "holds epoch {} of this wallet, not epoch {} (a rotation is in progress)",
                             a.epoch(),
                             m.epoch()
-                        ),
+                        ).into(),
                     )),
                     Ok(_) => faulty
-                        .push((p.info.name.clone(), "returned a different manifest than the other trustees".to_owned())),
-                    Err(e) => faulty.push((p.info.name.clone(), format!("returned a malformed manifest: {e}"))),
+                        .push((p.info.name.clone(), TrusteeFailure::BadAnswer("returned a different manifest than the other trustees".to_owned()))),
+                    Err(e) => faulty.push((p.info.name.clone(), TrusteeFailure::BadAnswer(format!("returned a malformed manifest: {e}")))),
                 }
             }
             (m, faulty)
@@ -916,20 +920,20 @@ pub async fn resume_recovery(
                     .by_node_id(&s.node_id)
                     .ok_or("no longer in the trustees file")?;
                 if manifest.trustee(&info.node_id).is_none() {
-                    return Err("not a trustee of the saved manifest".to_owned());
+                    return Err(TrusteeFailure::from("not a trustee of the saved manifest"));
                 }
-                let channel = connect_channel(info).await.map_err(|e| e.to_string())?;
+                let channel = connect_channel(info).await?;
                 let st = recovery_client(channel.clone())
                     .get_recovery_status(GetRecoveryStatusRequest {
                         session_id: s.session_id.clone(),
                     })
                     .await
-                    .map_err(|st| format!("GetRecoveryStatus: {}", describe_status(&st)))?
+                    .map_err(|st| TrusteeFailure::refused("GetRecoveryStatus", &st))?
                     .into_inner();
                 if st.wallet_id != wallet_id || &st.session_key != encoded_r {
-                    return Err(
+                    return Err(TrusteeFailure::BadAnswer(
                         "the trustee reports another wallet or device for the saved session".into(),
-                    );
+                    ));
                 }
                 Ok((info, channel, st))
             }
@@ -958,7 +962,7 @@ pub async fn resume_recovery(
             other => {
                 unavailable.push((
                     info.name.clone(),
-                    format!("the saved session is {other} at this trustee"),
+                    format!("the saved session is {other} at this trustee").into(),
                 ));
                 continue;
             }
@@ -1045,7 +1049,8 @@ async fn finish(
                         name: p.info.name.clone(),
                         reason: reason.clone(),
                     });
-                    run.faulty.push((p.info.name.clone(), reason));
+                    run.faulty
+                        .push((p.info.name.clone(), TrusteeFailure::BadAnswer(reason)));
                 }
             }
         }
@@ -1073,7 +1078,8 @@ async fn finish(
             Err(e) => {
                 let reason = format!("passkey: {e}");
                 for p in &ready {
-                    run.unavailable.push((p.info.name.clone(), reason.clone()));
+                    run.unavailable
+                        .push((p.info.name.clone(), reason.as_str().into()));
                 }
                 return Err(run.not_enough(STAGE, authenticated.len()));
             }
@@ -1089,7 +1095,7 @@ async fn finish(
                     })
                     .await
                     .map(|r| r.into_inner().release_not_before)
-                    .map_err(|s| format!("AuthenticateOwner: {}", describe_status(&s)));
+                    .map_err(|s| TrusteeFailure::refused("AuthenticateOwner", &s));
                 (p, res)
             }
         }))
@@ -1107,7 +1113,7 @@ async fn finish(
                 Err(reason) => {
                     progress(RecoverEvent::TrusteeFailed {
                         name: p.info.name.clone(),
-                        reason: reason.clone(),
+                        reason: reason.to_string(),
                     });
                     run.unavailable.push((p.info.name.clone(), reason));
                 }
@@ -1217,20 +1223,20 @@ async fn finish(
                                 name: name.clone(),
                                 reason: reason.clone(),
                             });
-                            run.faulty.push((name, reason));
+                            run.faulty.push((name, TrusteeFailure::BadAnswer(reason)));
                         }
                     }
                 }
                 // "Not yet" (clock skew around release_not_before): retried a few times. The
-                // code, not the message, decides; a session refused for good fails the retries.
-                Err(s) if s.code() == Code::FailedPrecondition && attempt < 2 => {
+                // refusal code decides; a session refused for good is not retried.
+                Err(s) if release_not_yet(&s) && attempt < 2 => {
                     pending.push(p);
                 }
                 Err(s) => {
-                    let reason = format!("ReleaseShare: {}", describe_status(&s));
+                    let reason = TrusteeFailure::refused("ReleaseShare", &s);
                     progress(RecoverEvent::ShareRejected {
                         name: name.clone(),
-                        reason: reason.clone(),
+                        reason: reason.to_string(),
                     });
                     run.unavailable.push((name, reason));
                 }
@@ -1292,6 +1298,17 @@ async fn finish(
     })
 }
 
+/// A release refused only because the delay has not passed here yet (clocks a little apart).
+fn release_not_yet(s: &tonic::Status) -> bool {
+    is_refusal(s, NodeRefusal::DelayNotPassed)
+}
+
+/// The bank has not approved yet (or could not be reached): keep polling. Any other refusal
+/// ends the wait.
+pub(crate) fn approval_pending(s: &tonic::Status) -> bool {
+    is_refusal(s, NodeRefusal::AwaitingApproval) || transport_failure(s)
+}
+
 async fn await_approval(
     bank: &TrusteeInfo,
     wallet_id: &str,
@@ -1335,12 +1352,7 @@ async fn await_approval(
                 });
                 return Ok(bytes);
             }
-            Err(s)
-                if matches!(
-                    s.code(),
-                    Code::FailedPrecondition | Code::Unavailable | Code::DeadlineExceeded
-                ) =>
-            {
+            Err(s) if approval_pending(&s) => {
                 let status = describe_status(&s);
                 if status != last_status {
                     (opts.progress)(RecoverEvent::ApprovalPending {
@@ -1554,6 +1566,44 @@ pub fn handle_session_key(handle: &RecoveryHandle) -> Result<PublicKey, String> 
 mod tests {
     use super::*;
 
+    #[test]
+    fn release_and_approval_waits_are_decided_by_refusal_codes() {
+        use tonic::Status;
+        // Retried: the delay has not passed at this trustee (whatever the message says).
+        assert!(release_not_yet(
+            &NodeRefusal::DelayNotPassed.status("anything")
+        ));
+        // Not retried: other "not possible" refusals share the gRPC code but are final.
+        for final_refusal in [
+            NodeRefusal::SessionCancelled,
+            NodeRefusal::SessionExpired,
+            NodeRefusal::AlreadyReleased,
+            NodeRefusal::SessionEpochReplaced,
+        ] {
+            let s = final_refusal.status("recovery delay has not passed (s left)");
+            assert_eq!(s.code(), tonic::Code::FailedPrecondition);
+            assert!(!release_not_yet(&s), "{final_refusal}");
+        }
+        assert!(!release_not_yet(&NodeRefusal::ApprovalExpired.status("")));
+        // A node without codes: its gRPC code decides, as before codes existed.
+        assert!(release_not_yet(&Status::failed_precondition("")));
+        assert!(!release_not_yet(&Status::permission_denied("")));
+
+        // The bank: keep polling while it awaits its staff or cannot be reached; stop on a
+        // refusal (a node that is not a bank, an unknown wallet, a rate limit).
+        assert!(approval_pending(
+            &NodeRefusal::AwaitingApproval.status("awaiting bank approval (0 of 2 staff)")
+        ));
+        assert!(approval_pending(&Status::unavailable("connection refused")));
+        assert!(approval_pending(&Status::deadline_exceeded("")));
+        assert!(!approval_pending(&NodeRefusal::NoBankStaff.status("")));
+        assert!(!approval_pending(&NodeRefusal::WalletNotFound.status("")));
+        assert!(!approval_pending(&NodeRefusal::RateLimited.status("")));
+        assert!(!approval_pending(
+            &NodeRefusal::SessionExpired.status("awaiting bank approval")
+        ));
+    }
+
     /// Apps spawn these on multi-threaded runtimes: the futures must stay `Send`.
     #[allow(dead_code)]
     fn futures_are_send(
@@ -1744,10 +1794,10 @@ mod tests {
             k.to_bytes(),
             assemble(m, &good[..3], &[]).expect("again").0.to_bytes()
         );
-        let failed = vec![
-            ("t1".to_owned(), "down".to_owned()),
-            ("t2".to_owned(), err.clone()),
-            ("t3".to_owned(), "down".to_owned()),
+        let failed: Vec<Failure> = vec![
+            ("t1".to_owned(), "down".into()),
+            ("t2".to_owned(), TrusteeFailure::BadAnswer(err.clone())),
+            ("t3".to_owned(), "down".into()),
         ];
         match assemble(m, &good[3..], &failed) {
             Err(

@@ -50,10 +50,11 @@
 use crate::authenticator::Passkey;
 use crate::backup::{BackupPolicy, MIN_THRESHOLD, PreparedBackup};
 use crate::ceremony::{self, Touch};
+use crate::error::{Failure, TrusteeFailure};
 use crate::recover::Recovered;
 use crate::transport::Channel;
 use crate::transport::{
-    client, connect_channel, describe_failures, describe_status, epochs_client,
+    client, connect_channel, describe_failures, describe_status, epochs_client, not_held,
 };
 use crate::trustees::{TrusteeInfo, TrusteeSet};
 use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
@@ -70,7 +71,6 @@ use dlocker_proto::statement::{CommitReceipt, RetireReceipt, Signed, StageReceip
 use futures::future::join_all;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use tonic::Code;
 
 /// Version of the [`RotationRecord`] file format.
 pub const RECORD_FORMAT: u32 = 1;
@@ -410,8 +410,8 @@ pub enum RotateError {
     Incomplete {
         /// The phase.
         phase: RotationPhase,
-        /// `(trustee, reason)`.
-        failed: Vec<(String, String)>,
+        /// Every trustee that failed, and why.
+        failed: Vec<Failure>,
         /// The progress so far.
         record: Box<RotationRecord>,
     },
@@ -887,11 +887,11 @@ impl From<GetBackupStatusResponse> for Observed {
     }
 }
 
-async fn open_channel(info: &TrusteeInfo) -> Result<Channel, String> {
-    connect_channel(info).await.map_err(|e| e.to_string())
+async fn open_channel(info: &TrusteeInfo) -> Result<Channel, TrusteeFailure> {
+    Ok(connect_channel(info).await?)
 }
 
-async fn observe(ch: &Channel, wallet_id: &str) -> Result<Option<Observed>, String> {
+async fn observe(ch: &Channel, wallet_id: &str) -> Result<Option<Observed>, TrusteeFailure> {
     match client(ch.clone())
         .get_backup_status(GetBackupStatusRequest {
             wallet_id: wallet_id.to_owned(),
@@ -899,8 +899,8 @@ async fn observe(ch: &Channel, wallet_id: &str) -> Result<Option<Observed>, Stri
         .await
     {
         Ok(r) => Ok(Some(r.into_inner().into())),
-        Err(s) if s.code() == Code::NotFound => Ok(None),
-        Err(s) => Err(format!("GetBackupStatus: {}", status_to_string(&s))),
+        Err(s) if not_held(&s) => Ok(None),
+        Err(s) => Err(TrusteeFailure::refused("GetBackupStatus", &s)),
     }
 }
 
@@ -916,10 +916,6 @@ struct Ctx<'r, 'a, 'o> {
     opts: &'o RotateOptions<'o>,
     /// The commit phase's touch, which also covers the retirements that follow it.
     retire_touch: Option<PhaseTouch>,
-}
-
-fn status_to_string(s: &tonic::Status) -> String {
-    describe_status(s)
 }
 
 impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
@@ -993,7 +989,7 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
         action: EpochAction,
         hash: ManifestHash,
         node_id: String,
-    ) -> Result<(BeginEpochActionResponse, TrusteeNonce), String> {
+    ) -> Result<(BeginEpochActionResponse, TrusteeNonce), TrusteeFailure> {
         let resp = epochs_client(ch)
             .begin_epoch_action(BeginEpochActionRequest {
                 wallet_id,
@@ -1001,7 +997,7 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
                 manifest_hash: hash.0.to_vec(),
             })
             .await
-            .map_err(|s| format!("BeginEpochAction: {}", status_to_string(&s)))?
+            .map_err(|s| TrusteeFailure::refused("BeginEpochAction", &s))?
             .into_inner();
         let nonce = ceremony::trustee_nonce(&node_id, &resp.nonce)?;
         Ok((resp, nonce))
@@ -1014,7 +1010,7 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
         members: &[(usize, Channel)],
         action: EpochAction,
         step: impl Fn(String) -> RotationStep,
-        failed: &mut Vec<(String, String)>,
+        failed: &mut Vec<Failure>,
     ) -> Vec<(usize, BeginEpochActionResponse, TrusteeNonce)> {
         let h_new = self.to.hash();
         let futures: Vec<_> = members
@@ -1047,13 +1043,14 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
         &self,
         i: usize,
         step: &impl Fn(String) -> RotationStep,
-        reason: String,
-        failed: &mut Vec<(String, String)>,
+        reason: impl Into<TrusteeFailure>,
+        failed: &mut Vec<Failure>,
     ) {
+        let reason = reason.into();
         let name = self.record.trustees[i].name.clone();
         self.progress(RotateEvent::Failed {
             step: step(name.clone()),
-            reason: reason.clone(),
+            reason: reason.to_string(),
         });
         failed.push((name, reason));
     }
@@ -1190,7 +1187,7 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
                     return Ok(None);
                 }
                 Some((e, h, exp, _)) if *h != h_new.0 => {
-                    return Err(StepError::Failed(format!(
+                    return Err(StepError::from(format!(
                         "another rotation (epoch {e}) is staged there until {exp}; roll it back or wait for it to expire"
                     )));
                 }
@@ -1203,7 +1200,7 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
                     .is_none_or(|(_, h, _)| *h != self.from.hash().0)
             {
                 let epoch = o.active.as_ref().map(|a| a.0).unwrap_or_default();
-                return Err(StepError::Failed(format!(
+                return Err(StepError::from(format!(
                     "holds epoch {epoch} of the wallet, not epoch {} this rotation starts from",
                     self.from.epoch()
                 )));
@@ -1226,7 +1223,7 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
         &mut self,
         todo: &[usize],
         refresh: bool,
-    ) -> Result<(Vec<(String, String)>, Vec<usize>), RotateError> {
+    ) -> Result<(Vec<Failure>, Vec<usize>), RotateError> {
         let step = RotationStep::Stage;
         let mut failed = Vec::new();
         let mut to_send: Vec<(usize, Channel)> = Vec::new();
@@ -1282,8 +1279,10 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
                 Some((_, known)) if *known != fp => self.fail(
                     i,
                     &step,
-                    "holds another passkey credential for the wallet than the other trustees"
-                        .into(),
+                    TrusteeFailure::BadAnswer(
+                        "holds another passkey credential for the wallet than the other trustees"
+                            .into(),
+                    ),
                     &mut failed,
                 ),
                 Some(_) => members.push((i, resp, nonce)),
@@ -1427,7 +1426,7 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
                 recipient: &info.public_key,
             },
         )
-        .map_err(|e| StepError::Failed(format!("sealing the share: {e}")))?
+        .map_err(|e| StepError::from(format!("sealing the share: {e}")))?
         .encode();
         let resp = epochs_client(ch)
             .stage_epoch(StageEpochRequest {
@@ -1437,7 +1436,7 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
                 authority: Some(authority),
             })
             .await
-            .map_err(|s| format!("StageEpoch: {}", status_to_string(&s)))?
+            .map_err(|s| TrusteeFailure::refused("StageEpoch", &s))?
             .into_inner();
         let expires_at = self.verify_stage_receipt(i, &resp.stage_receipt_encoded)?;
         let t = &mut self.record.trustees[i];
@@ -1596,7 +1595,7 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
         &mut self,
         idx: &[usize],
         step: &impl Fn(String) -> RotationStep,
-        failed: &mut Vec<(String, String)>,
+        failed: &mut Vec<Failure>,
     ) -> Vec<(usize, Channel)> {
         let mut out = Vec::new();
         for &i in idx {
@@ -1654,7 +1653,7 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
                 quorum_encoded: self.evidence(),
             })
             .await
-            .map_err(|s| format!("CommitEpoch: {}", status_to_string(&s)))?
+            .map_err(|s| TrusteeFailure::refused("CommitEpoch", &s))?
             .into_inner();
         let info = &self.infos[i];
         let entry = self.entry(i)?.clone();
@@ -1670,9 +1669,9 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
             || b.manifest_hash != h_new
             || b.share_index != entry.share_index
         {
-            return Err(StepError::Failed(
+            return Err(StepError::Failed(TrusteeFailure::BadAnswer(
                 "commit receipt is for another node, wallet, epoch, share or manifest".into(),
-            ));
+            )));
         }
         let t = &mut self.record.trustees[i];
         t.commit_receipt = Some(hex::encode(&resp.commit_receipt_encoded));
@@ -1724,7 +1723,7 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
             if t.role != TrusteeRole::Leaving || t.retire_receipt.is_some() {
                 continue;
             }
-            let r: Result<(Channel, bool), String> = async {
+            let r: Result<(Channel, bool), TrusteeFailure> = async {
                 let ch = open_channel(&self.infos[i]).await?;
                 match observe(&ch, &self.record.wallet_id).await? {
                     // Holds nothing: retired already (a retry gets the stored receipt).
@@ -1741,7 +1740,8 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
                         Err(format!(
                             "holds epoch {epoch} of the wallet, not epoch {}",
                             self.from.epoch()
-                        ))
+                        )
+                        .into())
                     }
                 }
             }
@@ -1848,15 +1848,15 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
             .await;
         let bytes = match resp {
             Ok(r) => r.into_inner().retire_receipt_encoded,
-            Err(s) if was_retired && s.code() == Code::NotFound => {
+            Err(s) if was_retired && not_held(&s) => {
                 return Err(StepError::Failed(
                     "holds nothing for the wallet and no record of retiring from it".into(),
                 ));
             }
             Err(s) => {
-                return Err(StepError::Failed(format!(
-                    "RetireWallet: {}",
-                    status_to_string(&s)
+                return Err(StepError::Failed(TrusteeFailure::refused(
+                    "RetireWallet",
+                    &s,
                 )));
             }
         };
@@ -1869,9 +1869,9 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
             || b.successor_manifest_hash != h_new
             || b.retired_manifest_hash != self.from.hash()
         {
-            return Err(StepError::Failed(
+            return Err(StepError::Failed(TrusteeFailure::BadAnswer(
                 "retire receipt is for another node, wallet or manifest".into(),
-            ));
+            )));
         }
         let t = &mut self.record.trustees[i];
         t.retire_receipt = Some(hex::encode(&bytes));
@@ -1945,7 +1945,7 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
                     .unwrap_or_default();
                 failed.push((
                     self.record.trustees[i].name.clone(),
-                    format!("unreachable{until}"),
+                    format!("unreachable{until}").into(),
                 ));
                 continue;
             };
@@ -1998,7 +1998,7 @@ impl<'r, 'a, 'o> Ctx<'r, 'a, 'o> {
                         owner: Some(owner),
                     })
                     .await
-                    .map_err(|s| format!("AbandonEpoch: {}", status_to_string(&s)));
+                    .map_err(|s| TrusteeFailure::refused("AbandonEpoch", &s));
                 match res {
                     Ok(_) => {
                         self.record.trustees[i].abandoned = true;
@@ -2057,12 +2057,18 @@ impl PhaseTouch {
 /// trustee's problem.
 enum StepError {
     Stop(RotateError),
-    Failed(String),
+    Failed(TrusteeFailure),
 }
 
 impl From<String> for StepError {
     fn from(s: String) -> Self {
-        StepError::Failed(s)
+        StepError::Failed(s.into())
+    }
+}
+
+impl From<TrusteeFailure> for StepError {
+    fn from(f: TrusteeFailure) -> Self {
+        StepError::Failed(f)
     }
 }
 
@@ -2125,7 +2131,7 @@ pub async fn epoch_status(trustees: &TrusteeSet, wallet_id: &str) -> Vec<Trustee
                     )
                 });
             }
-            Err(s) if s.code() == Code::NotFound => {}
+            Err(s) if not_held(&s) => {}
             Err(s) => out.error = Some(describe_status(&s)),
         }
         out
@@ -2215,7 +2221,10 @@ mod tests {
         assert_eq!(m.epoch(), 2);
         assert!(faulty.is_empty(), "{faulty:?}");
         assert_eq!(other.len(), 4, "{other:?}");
-        assert!(other[0].1.contains("holds epoch 1"), "{other:?}");
+        assert!(
+            other[0].1.to_string().contains("holds epoch 1"),
+            "{other:?}"
+        );
         // e2 only at t6: below its threshold, e1 (4 of 3 needed) is used; t6 is not faulty.
         let votes: Vec<(&TrusteeInfo, &[u8])> = vec![
             (&t[5], &e2),

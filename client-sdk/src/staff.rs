@@ -183,7 +183,8 @@ pub enum StaffError {
     /// The bank node could not be reached or is not the pinned node.
     #[error(transparent)]
     Connect(#[from] ConnectError),
-    /// The bank refused the request; `code` says how (permission, not found, ...).
+    /// The bank refused the request; `refusal` says exactly why (`code` says how: permission,
+    /// not found, ...).
     #[error("{bank} refused {action}: {message}")]
     Refused {
         /// The bank trustee.
@@ -192,6 +193,8 @@ pub enum StaffError {
         action: &'static str,
         /// The gRPC code.
         code: tonic::Code,
+        /// The node's refusal code (none from a node that predates them).
+        refusal: Option<dlocker_proto::refusal::NodeRefusal>,
         /// The bank's message.
         message: String,
     },
@@ -312,6 +315,7 @@ impl StaffClient {
             bank: self.bank.name.clone(),
             action: action.name(),
             code: s.code(),
+            refusal: dlocker_proto::refusal::NodeRefusal::of_status(s),
             message: describe_status(s),
         }
     }

@@ -93,6 +93,29 @@ impl NodeInfo {
     }
 }
 
+pub use dlocker_proto::refusal::NodeRefusal;
+
+/// Whether a node refused with `want`. Decisions read the code the node puts in the status
+/// metadata, never the message (which is for people). A node that predates refusal codes sends
+/// none; its gRPC code then decides, as it did before codes existed.
+pub fn is_refusal(s: &Status, want: NodeRefusal) -> bool {
+    match NodeRefusal::of_status(s) {
+        Some(code) => code == want,
+        None => s.code() == want.grpc_code(),
+    }
+}
+
+/// The node holds nothing for the wallet (a trustee that never enrolled it, or erased it).
+pub(crate) fn not_held(s: &Status) -> bool {
+    is_refusal(s, NodeRefusal::WalletNotFound)
+}
+
+/// The channel failed rather than the node refusing: worth another try later.
+pub(crate) fn transport_failure(s: &Status) -> bool {
+    NodeRefusal::of_status(s).is_none()
+        && matches!(s.code(), Code::Unavailable | Code::DeadlineExceeded)
+}
+
 /// Describes a gRPC status for a person: the code's name and the node's message.
 pub fn describe_status(s: &Status) -> String {
     let what = match s.code() {
@@ -231,14 +254,7 @@ pub(crate) fn epochs_client(
         .max_encoding_message_size(MAX_MESSAGE_BYTES)
 }
 
-/// `name: reason; …` for the trustees that failed a multi-trustee step.
-pub(crate) fn describe_failures(failed: &[(String, String)]) -> String {
-    failed
-        .iter()
-        .map(|(n, r)| format!("{n}: {r}"))
-        .collect::<Vec<_>>()
-        .join("; ")
-}
+pub(crate) use crate::error::describe_failed as describe_failures;
 
 async fn get_info(
     client: &mut Client,
@@ -305,4 +321,38 @@ pub async fn node_info(endpoint: &str) -> Result<NodeInfo, ConnectError> {
 pub async fn node_info_with_tls(endpoint: &str, tls: &TlsFiles) -> Result<NodeInfo, ConnectError> {
     let mut c = client(open_channel(endpoint, tls).await?);
     get_info(&mut c, endpoint).await.map(|(i, _)| i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn coded(code: NodeRefusal) -> Status {
+        code.status("any text")
+    }
+
+    #[test]
+    fn refusals_are_told_apart_by_code_not_by_grpc_code_or_text() {
+        // Same gRPC code (NOT_FOUND), different refusals: only a missing wallet is "not held".
+        assert!(not_held(&coded(NodeRefusal::WalletNotFound)));
+        assert!(!not_held(&coded(NodeRefusal::SessionNotFound)));
+        assert!(!not_held(&coded(NodeRefusal::CeremonyNotFound)));
+        // The message does not matter.
+        let mut s = Status::not_found("this node holds no backup for this wallet");
+        NodeRefusal::StaffNotFound.attach(&mut s);
+        assert!(!not_held(&s));
+        // A node without codes: its gRPC code decides, as before.
+        assert!(not_held(&Status::not_found("")));
+        assert!(!not_held(&Status::failed_precondition("")));
+    }
+
+    #[test]
+    fn transport_failures_are_not_refusals() {
+        assert!(transport_failure(&Status::unavailable(
+            "connection refused"
+        )));
+        assert!(transport_failure(&Status::deadline_exceeded("")));
+        assert!(!transport_failure(&coded(NodeRefusal::AwaitingApproval)));
+        assert!(!transport_failure(&coded(NodeRefusal::RateLimited)));
+    }
 }

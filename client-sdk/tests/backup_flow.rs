@@ -124,10 +124,15 @@ async fn a_trustee_down_stops_the_backup_before_the_touch_and_the_retry_register
     assert!(receipts.receipts.is_empty());
     assert_eq!(failed.len(), 3, "{failed:?}");
     let n2 = failed.iter().find(|(n, _)| n == "n2").expect("n2 named");
-    assert!(n2.1.contains("cannot reach"), "{}", n2.1);
+    assert!(
+        matches!(n2.1, dlocker_sdk::TrusteeFailure::Connect(_)),
+        "{:?}",
+        n2.1
+    );
+    assert!(n2.1.to_string().contains("cannot reach"), "{}", n2.1);
     for (name, reason) in failed.iter().filter(|(n, _)| n != "n2") {
         assert!(
-            reason.contains("n2 could not begin"),
+            reason.to_string().contains("n2 could not begin"),
             "{name} should wait for n2: {reason}"
         );
     }
@@ -135,7 +140,7 @@ async fn a_trustee_down_stops_the_backup_before_the_touch_and_the_retry_register
         let ev = events.lock().expect("lock");
         assert!(ev.contains(&ProgressEvent::TrusteeFailed {
             name: "n2".into(),
-            reason: n2.1.clone()
+            reason: n2.1.to_string()
         }));
         assert!(
             !ev.iter()
@@ -189,7 +194,9 @@ async fn a_trustee_down_stops_the_backup_before_the_touch_and_the_retry_register
         Err(BackupError::Incomplete { failed, .. }) => {
             assert_eq!(failed.len(), 3);
             assert!(
-                failed.iter().all(|(_, r)| r.contains("different backup")),
+                failed
+                    .iter()
+                    .all(|(_, r)| r.to_string().contains("different backup")),
                 "{failed:?}"
             );
         }
@@ -221,7 +228,7 @@ async fn a_node_with_an_unpinned_key_gets_no_share() {
     match backup(&set, &prepared, "alice", &mut auth, &|_| {}).await {
         Err(BackupError::Incomplete { failed, receipts }) => {
             let n1 = failed.iter().find(|(n, _)| n == "n1").expect("n1 named");
-            assert!(n1.1.contains("not the pinned key"), "{}", n1.1);
+            assert!(n1.1.to_string().contains("not the pinned key"), "{}", n1.1);
             // No share (and no passkey) went anywhere: the backup waits for every trustee.
             assert!(receipts.receipts.is_empty());
             assert_eq!(auth.touches(), 0);
@@ -276,7 +283,22 @@ async fn a_retry_after_the_touch_resends_the_same_registration() {
     };
     assert_eq!(failed.len(), 1, "{failed:?}");
     assert_eq!(failed[0].0, "n1");
-    assert!(failed[0].1.contains("FinishEnrollment"), "{}", failed[0].1);
+    assert!(
+        matches!(
+            failed[0].1,
+            dlocker_sdk::TrusteeFailure::Refused {
+                call: "FinishEnrollment",
+                ..
+            }
+        ),
+        "{:?}",
+        failed[0].1
+    );
+    assert!(
+        failed[0].1.to_string().contains("FinishEnrollment"),
+        "{}",
+        failed[0].1
+    );
     assert_eq!(receipts.receipts.len(), 2);
     assert_eq!(auth.inner.touches(), 1);
 

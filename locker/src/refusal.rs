@@ -105,3 +105,22 @@ impl std::fmt::Display for RefusalCode {
         f.write_str(self.as_str())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dlocker_proto::refusal::NodeRefusal;
+
+    #[test]
+    fn one_key_and_codes_apart_from_the_nodes() {
+        // The node's refusals share the metadata key: no spelling may mean both.
+        assert_eq!(METADATA_KEY, dlocker_proto::refusal::METADATA_KEY);
+        for c in RefusalCode::ALL {
+            assert_eq!(RefusalCode::parse(c.as_str()), Some(c));
+            assert_eq!(NodeRefusal::parse(c.as_str()), None, "{c}");
+        }
+        for c in NodeRefusal::ALL {
+            assert_eq!(RefusalCode::parse(c.as_str()), None, "{c}");
+        }
+    }
+}

@@ -10,7 +10,9 @@
 //! - [`statement`]: domain-separated ECDSA signed statements (receipts, approvals, ...);
 //! - [`schnorr`]: proof that a trustee still holds its share;
 //! - [`owner_challenge`]: one passkey touch for every trustee of an owner ceremony;
-//! - [`record`]: sealing of a client's rotation record under a key derived from `k`.
+//! - [`record`]: sealing of a client's rotation record under a key derived from `k`;
+//! - [`refusal`]: the code a node's refusal carries in the gRPC status metadata;
+//! - [`ids`]: wallet ids, validated once.
 //!
 //! The formats are specified in `docs/protocol.md` and pinned by the files in `test-vectors/`.
 #![warn(missing_docs)]
@@ -20,11 +22,13 @@ pub mod blob;
 pub mod client_state;
 pub mod codec;
 pub mod envelope;
+pub mod ids;
 pub mod keys;
 pub mod labels;
 pub mod manifest;
 pub mod owner_challenge;
 pub mod record;
+pub mod refusal;
 pub mod schnorr;
 mod sealed_under_k;
 pub mod secret;

@@ -29,6 +29,14 @@ pub(crate) fn hinted(message: impl Into<String>, hint: impl Into<String>) -> any
     .into()
 }
 
+/// Per-trustee failures as `(trustee, reason)` pairs, the shape the CLI's JSON has always had.
+pub(crate) fn reason_pairs(failed: &[dlocker_sdk::Failure]) -> Vec<(String, String)> {
+    failed
+        .iter()
+        .map(|(name, why)| (name.clone(), why.to_string()))
+        .collect()
+}
+
 /// Prints a failure as exactly one `error:` line (plus a `hint:` line when there is one).
 pub(crate) fn print_error(err: &anyhow::Error) {
     let one_line = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");

@@ -7,6 +7,7 @@
 //! and local clusters only: a wallet app calls the same SDK functions with the platform's passkey.
 
 use crate::cluster::load_trustees;
+use crate::output::reason_pairs;
 use crate::output::{hinted, print_json, table};
 use clap::{Args, Subcommand};
 use dlocker_sdk::rotate::epoch_status;
@@ -230,7 +231,7 @@ pub(crate) async fn run_delete(a: DeleteArgs, json: bool) -> anyhow::Result<()> 
     let mut auth = load_passkey(&a.passkey)?;
     let (done, failed) = match delete_backup(&set, &a.wallet, &mut auth).await {
         Ok(done) => (done, Vec::new()),
-        Err(DeleteError::Incomplete { failed, done }) => (done, failed),
+        Err(DeleteError::Incomplete { failed, done }) => (done, reason_pairs(&failed)),
         Err(e) => {
             return Err(hinted(
                 format!("delete of {} refused: {e}", a.wallet),
@@ -342,7 +343,7 @@ pub(crate) async fn run_passkey(cmd: PasskeyCommand, json: bool) -> anyhow::Resu
     };
     let (done, failed): (PasskeyChangeReport, _) = match result {
         Ok(done) => (done, Vec::new()),
-        Err(PasskeyChangeError::Incomplete { failed, done }) => (done, failed),
+        Err(PasskeyChangeError::Incomplete { failed, done }) => (done, reason_pairs(&failed)),
         Err(e) => {
             if a.resume.is_none() {
                 // Nothing was changed anywhere: the new file holds no trustee's credential.

@@ -3,6 +3,7 @@
 use crate::cluster::load_trustees;
 use crate::output::{hinted, print_json, table};
 use clap::{Args, Subcommand};
+use dlocker_sdk::proto::refusal::NodeRefusal;
 use dlocker_sdk::proto::statement::StaffChange;
 use dlocker_sdk::recover::present_bank_cancellation;
 use dlocker_sdk::staff::{PendingRecovery, StaffError, StaffKeyError};
@@ -229,7 +230,7 @@ fn client(args: &StaffArgs) -> anyhow::Result<(TrusteeSet, StaffClient)> {
 fn explain(e: StaffError, key_hex: &str, session: &str) -> anyhow::Error {
     let hint = match &e {
         StaffError::Connect(_) => "is the bank node running? check `dlocker cluster health --trustees FILE`".to_owned(),
-        StaffError::Refused { code: tonic::Code::PermissionDenied, message, .. } if message.contains("unknown") => format!(
+        StaffError::Refused { refusal: Some(NodeRefusal::StaffUnknown), .. } => format!(
             "ask the bank operator to add your key: `trustee-node config add-staff --data-dir DIR --id YOU --public-key {key_hex} --roles approver,canceller`, then reload the node (SIGHUP)"
         ),
         StaffError::Refused { code: tonic::Code::PermissionDenied, .. } => {
@@ -639,5 +640,39 @@ pub(crate) async fn run_recoveries(cmd: RecoveriesCommand, json: bool) -> anyhow
                 ))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::Hinted;
+
+    fn hint_for(refusal: Option<NodeRefusal>, message: &str) -> String {
+        let e = StaffError::Refused {
+            bank: "bank".into(),
+            action: "approve",
+            code: tonic::Code::PermissionDenied,
+            refusal,
+            message: message.into(),
+        };
+        explain(e, "02ab", "s1")
+            .chain()
+            .find_map(|e| e.downcast_ref::<Hinted>())
+            .map(|h| h.hint.clone())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn the_refusal_code_picks_the_hint_not_the_message() {
+        assert!(hint_for(Some(NodeRefusal::StaffUnknown), "anything").contains("add-staff"));
+        assert!(
+            !hint_for(
+                Some(NodeRefusal::StaffForbidden),
+                "signed by an unknown key"
+            )
+            .contains("add-staff")
+        );
+        assert!(hint_for(None, "signed by an unknown key").contains("lacks the role"));
     }
 }

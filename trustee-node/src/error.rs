@@ -9,6 +9,7 @@ use crate::db::StoreError;
 use crate::events::EventError;
 use crate::recovery::session::SessionError;
 use crate::staff::auth::StaffAuthError;
+use dlocker_proto::refusal::NodeRefusal;
 use tonic::{Code, Status};
 
 /// Everything a request can fail with.
@@ -172,104 +173,113 @@ impl NodeError {
         }
     }
 
-    /// The gRPC code this error maps to.
-    pub fn code(&self) -> Code {
+    /// The refusal code this error is answered with: the one mapping from the node's errors to
+    /// what a client sees (the gRPC code follows from it).
+    pub fn refusal(&self) -> NodeRefusal {
+        use NodeRefusal as R;
         match self {
-            NodeError::InvalidArgument { .. }
-            | NodeError::BadManifest(_)
-            | NodeError::WalletMismatch
-            | NodeError::NotATrustee
-            | NodeError::BlobHashMismatch
-            | NodeError::EnvelopeRejected
-            | NodeError::ShareRejected
-            | NodeError::CredentialRejected
-            | NodeError::ChallengeMalformed(_) => Code::InvalidArgument,
-            NodeError::TooLarge { .. } | NodeError::Busy | NodeError::RateLimited { .. } => {
-                Code::ResourceExhausted
+            NodeError::InvalidArgument { .. } | NodeError::ChallengeMalformed(_) => {
+                R::InvalidRequest
             }
-            NodeError::NonceNotInChallenge
-            | NodeError::NonceUnknown
-            | NodeError::NonceMismatch
-            | NodeError::ServiceNotAllowed { .. } => Code::PermissionDenied,
-            NodeError::NonceUsed | NodeError::NonceExpired { .. } => Code::FailedPrecondition,
-            NodeError::CeremonyNotFound | NodeError::WalletNotFound => Code::NotFound,
-            NodeError::CeremonyExpired { .. } | NodeError::CeremonyUsed => Code::FailedPrecondition,
-            NodeError::Conflict => Code::AlreadyExists,
-            NodeError::StoredShareCorrupt => Code::DataLoss,
-            NodeError::SessionNotFound => Code::NotFound,
-            NodeError::AssertionRejected | NodeError::ReaderUnauthenticated => {
-                Code::Unauthenticated
-            }
-            NodeError::AwaitingApproval { .. } => Code::FailedPrecondition,
+            NodeError::TooLarge { .. } => R::TooLarge,
+            NodeError::Busy => R::NodeBusy,
+            NodeError::RateLimited { .. } => R::RateLimited,
+            NodeError::CeremonyNotFound => R::CeremonyNotFound,
+            NodeError::CeremonyExpired { .. } => R::CeremonyExpired,
+            NodeError::CeremonyUsed => R::CeremonyUsed,
+            NodeError::BadManifest(_) => R::ManifestInvalid,
+            NodeError::WalletMismatch => R::WalletMismatch,
+            NodeError::NotATrustee => R::NotATrustee,
+            NodeError::BlobHashMismatch => R::BlobHashMismatch,
+            NodeError::EnvelopeRejected => R::EnvelopeRejected,
+            NodeError::ShareRejected => R::ShareRejected,
+            NodeError::CredentialRejected => R::CredentialRejected,
+            NodeError::Conflict => R::BackupConflict,
+            NodeError::WalletNotFound => R::WalletNotFound,
+            NodeError::StoredShareCorrupt => R::StoredShareCorrupt,
+            NodeError::SessionNotFound => R::SessionNotFound,
+            NodeError::AssertionRejected => R::AssertionRejected,
+            NodeError::NonceNotInChallenge => R::NonceNotInChallenge,
+            NodeError::NonceUnknown => R::NonceUnknown,
+            NodeError::NonceMismatch => R::NonceMismatch,
+            NodeError::NonceUsed => R::NonceUsed,
+            NodeError::NonceExpired { .. } => R::NonceExpired,
+            NodeError::ReaderUnauthenticated => R::ReaderUnauthenticated,
+            NodeError::ServiceNotAllowed { .. } => R::ServiceNotAllowed,
+            NodeError::AwaitingApproval { .. } => R::AwaitingApproval,
             NodeError::Session(e) => match e {
-                SessionError::Expired { .. }
-                | SessionError::Cancelled { .. }
-                | SessionError::AlreadyReleased
-                | SessionError::AlreadyAuthenticated
-                | SessionError::ReleasedOtherEpoch { .. }
-                | SessionError::DelayNotPassed { .. } => Code::FailedPrecondition,
-                SessionError::ApprovalMalformed(_) => Code::InvalidArgument,
-                SessionError::OwnerNotAuthenticated
-                | SessionError::ApprovalUnknownSigner
+                SessionError::Expired { .. } => R::SessionExpired,
+                SessionError::Cancelled { .. } => R::SessionCancelled,
+                SessionError::AlreadyReleased => R::AlreadyReleased,
+                SessionError::ReleasedOtherEpoch { .. } => R::ReleasedOtherEpoch,
+                SessionError::AlreadyAuthenticated => R::AlreadyAuthenticated,
+                SessionError::OwnerNotAuthenticated => R::OwnerNotAuthenticated,
+                SessionError::DelayNotPassed { .. } => R::DelayNotPassed,
+                SessionError::ApprovalMalformed(_) => R::ApprovalMalformed,
+                SessionError::ApprovalUnknownSigner
                 | SessionError::ApprovalWrongWallet
                 | SessionError::ApprovalWrongBank
-                | SessionError::CancellationWrongBank
                 | SessionError::ApprovalWrongSessionKey
-                | SessionError::ApprovalExpired { .. }
-                | SessionError::ApprovalNotYetValid { .. }
-                | SessionError::CancellationMismatch
+                | SessionError::ApprovalNotYetValid { .. } => R::ApprovalRejected,
+                SessionError::ApprovalExpired { .. } => R::ApprovalExpired,
+                SessionError::CancellationMismatch
+                | SessionError::CancellationWrongBank
                 | SessionError::CancellationStale { .. }
-                | SessionError::CancellationInvalid(_) => Code::PermissionDenied,
+                | SessionError::CancellationInvalid(_) => R::CancellationRejected,
             },
             NodeError::Staff(e) => match e {
-                StaffAuthError::Invalid => Code::InvalidArgument,
-                StaffAuthError::UnknownStaff
-                | StaffAuthError::Forbidden { .. }
-                | StaffAuthError::WrongAction { .. }
-                | StaffAuthError::WrongNode
-                | StaffAuthError::Replayed => Code::PermissionDenied,
-                StaffAuthError::Stale { .. } => Code::Unauthenticated,
-                StaffAuthError::Storage(_) => Code::Internal,
+                StaffAuthError::Invalid => R::StaffRequestInvalid,
+                StaffAuthError::UnknownStaff => R::StaffUnknown,
+                StaffAuthError::Forbidden { .. } | StaffAuthError::WrongAction { .. } => {
+                    R::StaffForbidden
+                }
+                StaffAuthError::WrongNode => R::StaffWrongNode,
+                StaffAuthError::Replayed => R::StaffReplayed,
+                StaffAuthError::Stale { .. } => R::StaffStale,
+                StaffAuthError::Storage(_) => R::Internal,
             },
             NodeError::Roster(e) => {
-                use crate::staff::roster::RosterError as R;
+                use crate::staff::roster::RosterError as Ro;
                 match e {
-                    R::Duplicate(_) => Code::AlreadyExists,
-                    R::NoSuchStaff(_) => Code::NotFound,
-                    R::BadId(_) | R::BadRoles(..) | R::Limit(_) => Code::InvalidArgument,
-                    R::LastAdmin | R::Unmeetable { .. } => Code::FailedPrecondition,
+                    Ro::Duplicate(_) => R::StaffExists,
+                    Ro::NoSuchStaff(_) => R::StaffNotFound,
+                    Ro::BadId(_) | Ro::BadRoles(..) | Ro::Limit(_) => R::StaffChangeInvalid,
+                    Ro::LastAdmin | Ro::Unmeetable { .. } => R::StaffChangeRefused,
                 }
             }
-            NodeError::Epoch(e) => crate::epochs::state::status_code(e),
+            NodeError::Epoch(e) => crate::epochs::state::refusal(e),
             NodeError::Storage(_)
             | NodeError::Audit(_)
             | NodeError::Events(_)
-            | NodeError::Internal(_) => Code::Internal,
+            | NodeError::Internal(_) => R::Internal,
         }
+    }
+
+    /// The gRPC code this error maps to (its refusal's).
+    pub fn code(&self) -> Code {
+        self.refusal().grpc_code()
     }
 }
 
 impl From<NodeError> for Status {
     fn from(e: NodeError) -> Status {
-        let code = e.code();
-        match &e {
+        let refusal = e.refusal();
+        let message = match &e {
             NodeError::Storage(_)
             | NodeError::Audit(_)
             | NodeError::Events(_)
             | NodeError::Staff(StaffAuthError::Storage(_))
             | NodeError::Internal(_) => {
                 tracing::error!(error = %e, "internal error");
-                Status::new(
-                    code,
-                    "internal error; the node operator has the details in the log",
-                )
+                "internal error; the node operator has the details in the log".to_owned()
             }
             NodeError::StoredShareCorrupt => {
                 tracing::error!("stored share failed its integrity check");
-                Status::new(code, e.to_string())
+                e.to_string()
             }
-            _ => Status::new(code, e.to_string()),
-        }
+            _ => e.to_string(),
+        };
+        refusal.status(message)
     }
 }
 
@@ -394,15 +404,35 @@ mod tests {
                 Code::Internal,
             ),
         ];
+        let mut refusals = std::collections::HashSet::new();
         for (e, code) in cases {
+            let refusal = e.refusal();
+            refusals.insert(refusal);
             let s = Status::from(e);
             assert_eq!(s.code(), code, "{}", s.message());
+            assert_eq!(
+                NodeRefusal::of_status(&s),
+                Some(refusal),
+                "every refusal carries its code: {}",
+                s.message()
+            );
             assert!(
                 !s.message().contains("secret detail"),
                 "internal detail leaked: {}",
                 s.message()
             );
         }
+        assert!(refusals.len() > 30, "the cases tell refusals apart");
+        assert_eq!(
+            Status::from(NodeError::Session(SessionError::DelayNotPassed {
+                release_not_before: 10,
+                remaining_secs: 5,
+            }))
+            .metadata()
+            .get(dlocker_proto::refusal::METADATA_KEY)
+            .and_then(|v| v.to_str().ok()),
+            Some("delay_not_passed")
+        );
         assert_eq!(
             Status::from(NodeError::NotATrustee).message(),
             "manifest does not list this node"

@@ -11,8 +11,8 @@
 //! * no `Origin` (native clients, `curl`, other nodes): passed through untouched;
 //! * an allowed origin: a preflight (`OPTIONS`) is answered here with the CORS headers (cached by
 //!   the browser for `preflight_max_age_secs`); a call is served and its response carries
-//!   `Access-Control-Allow-Origin` and exposes the `grpc-status`/`grpc-message` headers so the
-//!   page can read a refusal;
+//!   `Access-Control-Allow-Origin` and exposes the `grpc-status`/`grpc-message` and
+//!   `dlocker-refusal` headers so the page can read a refusal and its code;
 //! * any other origin: refused by the node itself, before any handler runs: a preflight gets
 //!   HTTP 403, a gRPC or gRPC-Web call `PERMISSION_DENIED` "origin … is not allowed at this node",
 //!   anything else HTTP 403. Browsers would stop such a page anyway; the node refusing means a
@@ -33,8 +33,10 @@ use tonic::body::Body;
 /// Request headers a gRPC-Web client may send (the preflight allows these and no others).
 pub const ALLOWED_REQUEST_HEADERS: &str =
     "content-type, x-grpc-web, x-user-agent, grpc-timeout, grpc-accept-encoding, grpc-encoding";
-/// Response headers the page may read.
-pub const EXPOSED_RESPONSE_HEADERS: &str = "grpc-status, grpc-message, grpc-status-details-bin";
+/// Response headers the page may read (`dlocker-refusal`: the refusal code, so a page decides
+/// on codes as native clients do).
+pub const EXPOSED_RESPONSE_HEADERS: &str =
+    "grpc-status, grpc-message, grpc-status-details-bin, dlocker-refusal";
 
 /// The layers browsers go through, outermost first: the origin gate, then the gRPC-Web
 /// translation. Apply with two `Server::layer` calls in this order.
@@ -93,7 +95,9 @@ fn refusal_message(origin: &str) -> String {
 
 /// A gRPC (or gRPC-Web: the status is in the headers either way) "trailers-only" refusal.
 fn grpc_refusal(content_type: HeaderValue, origin: &str) -> Response<Body> {
-    let mut res = tonic::Status::permission_denied(refusal_message(origin)).into_http::<Body>();
+    let mut res = dlocker_proto::refusal::NodeRefusal::OriginNotAllowed
+        .status(refusal_message(origin))
+        .into_http::<Body>();
     res.headers_mut().insert(header::CONTENT_TYPE, content_type);
     res
 }

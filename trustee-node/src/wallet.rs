@@ -42,31 +42,23 @@ pub fn log_tag_with(key: &[u8; 32], wallet_id: &str) -> String {
     hex::encode(&mac.finalize().into_bytes()[..6])
 }
 
-/// A validated wallet id (1–64 characters from `[A-Za-z0-9._:-]`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct WalletId(String);
+pub use dlocker_proto::ids::WalletId;
 
-impl WalletId {
-    /// Validates a wallet id from a request.
-    pub fn parse(s: String) -> Result<Self, NodeError> {
-        dlocker_proto::manifest::validate_wallet_id(&s)
-            .map_err(|e| NodeError::invalid("wallet_id", e.to_string()))?;
-        Ok(Self(s))
-    }
-    /// The id.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-    /// A short keyed pseudonym for log lines, so logs do not carry customers' wallet ids
-    /// verbatim and cannot be searched for a known id without the node's key.
-    pub fn log_tag(&self) -> String {
-        log_tag_with(log_tag_key(), &self.0)
-    }
+/// Validates a wallet id from a request (the refusal names the field).
+pub fn parse_wallet_id(s: String) -> Result<WalletId, NodeError> {
+    WalletId::parse(s).map_err(|e| NodeError::invalid("wallet_id", e.to_string()))
 }
 
-impl std::fmt::Display for WalletId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+/// A wallet id's keyed pseudonym for log lines.
+pub trait LogTag {
+    /// A short keyed pseudonym for log lines, so logs do not carry customers' wallet ids
+    /// verbatim and cannot be searched for a known id without the node's key.
+    fn log_tag(&self) -> String;
+}
+
+impl LogTag for WalletId {
+    fn log_tag(&self) -> String {
+        log_tag_with(log_tag_key(), self.as_str())
     }
 }
 
@@ -76,14 +68,14 @@ mod tests {
 
     #[test]
     fn parse_and_tag() {
-        let w = WalletId::parse("wallet-1".into()).expect("valid");
+        let w = parse_wallet_id("wallet-1".into()).expect("valid");
         assert_eq!(w.as_str(), "wallet-1");
         assert_eq!(w.log_tag().len(), 12);
         assert!(!w.log_tag().contains("wallet"));
         assert_eq!(w.log_tag(), w.log_tag(), "stable within a process");
-        assert!(WalletId::parse(String::new()).is_err());
-        assert!(WalletId::parse("a/b".into()).is_err());
-        assert!(WalletId::parse("x".repeat(65)).is_err());
+        assert!(parse_wallet_id(String::new()).is_err());
+        assert!(parse_wallet_id("a/b".into()).is_err());
+        assert!(parse_wallet_id("x".repeat(65)).is_err());
     }
 
     #[test]

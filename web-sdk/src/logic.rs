@@ -419,6 +419,10 @@ pub struct RecoverOptionsJs {
 pub struct TrusteeReason {
     pub trustee: String,
     pub reason: String,
+    /// The node's refusal code (`docs/protocol.md` §1), when the trustee refused with one: what
+    /// a page decides on, rather than the reason's text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<&'static str>,
 }
 
 /// `recover()`'s result, without the secret (the bindings add it as a `Uint8Array`).
@@ -433,11 +437,12 @@ pub struct RecoverSummary {
     pub unavailable: Vec<TrusteeReason>,
 }
 
-fn reasons(v: &[(String, String)]) -> Vec<TrusteeReason> {
+fn reasons(v: &[dlocker_sdk::Failure]) -> Vec<TrusteeReason> {
     v.iter()
         .map(|(t, r)| TrusteeReason {
             trustee: t.clone(),
-            reason: one_line(r),
+            reason: one_line(&r.to_string()),
+            refusal: r.refusal().map(|c| c.as_str()),
         })
         .collect()
 }

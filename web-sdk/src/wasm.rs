@@ -30,7 +30,7 @@ export interface TrusteeHealth {
   detail: string;
 }
 export interface RecoverOptions { pollIntervalMs?: number; approvalTimeoutSecs?: number }
-export interface TrusteeReason { trustee: string; reason: string }
+export interface TrusteeReason { trustee: string; reason: string; refusal?: string }
 export interface RecoverResult {
   secret: Uint8Array; walletId: string; manifestHash: string; used: string[];
   faulty: TrusteeReason[]; unavailable: TrusteeReason[];

@@ -120,6 +120,10 @@ async fn delete_erases_everything_everywhere_and_a_retry_completes() {
     };
     assert_eq!(failed.len(), 1, "{failed:?}");
     assert_eq!(failed[0].0, rc.node(2).name);
+    assert!(
+        matches!(failed[0].1, dlocker_sdk::TrusteeFailure::Connect(_)),
+        "a trustee that is down is unreachable, not refusing: {failed:?}"
+    );
     assert_eq!(done.trustees.len(), 2);
     for (i, (name, e)) in done.trustees.iter().enumerate() {
         assert_eq!(name, &rc.node(i).name);

@@ -118,8 +118,10 @@ async fn grpc_web_from_allowed_origins_only() {
     assert_eq!(res.header("access-control-allow-origin"), Some(ALLOWED));
     let expose = res.header("access-control-expose-headers").unwrap_or("");
     assert!(
-        expose.contains("grpc-status") && expose.contains("grpc-message"),
-        "{res:?}"
+        expose.contains("grpc-status")
+            && expose.contains("grpc-message")
+            && expose.contains("dlocker-refusal"),
+        "a page reads the refusal code too: {res:?}"
     );
     assert!(
         res.header("content-type")
@@ -160,6 +162,11 @@ async fn grpc_web_from_allowed_origins_only() {
         );
         assert_eq!(res.status, 200, "gRPC refusals are HTTP 200: {res:?}");
         assert_eq!(res.header("grpc-status"), Some("7"), "{res:?}");
+        assert_eq!(
+            res.header("dlocker-refusal"),
+            Some("origin_not_allowed"),
+            "{res:?}"
+        );
         let message = res.header("grpc-message").unwrap_or("");
         assert!(
             message.contains("is%20not%20allowed") || message.contains("is not allowed"),
@@ -178,6 +185,11 @@ async fn grpc_web_from_allowed_origins_only() {
         .await
         .expect_err("a disallowed origin is refused");
     assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err:?}");
+    assert_eq!(
+        dlocker_proto::refusal::NodeRefusal::of_status(&err),
+        Some(dlocker_proto::refusal::NodeRefusal::OriginNotAllowed),
+        "{err:?}"
+    );
     assert!(
         err.message()
             .contains("origin https://evil.example is not allowed"),

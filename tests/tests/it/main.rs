@@ -43,6 +43,7 @@ mod recovery_refusals;
 mod recovery_resume;
 mod recovery_staff;
 mod recovery_strangers;
+mod refusal_codes;
 mod rotation_after_recovery;
 mod rotation_faults;
 mod rotation_happy;

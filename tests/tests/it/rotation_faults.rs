@@ -151,7 +151,7 @@ fn expect_incomplete(r: Result<(), RotateError>, phase: RotationPhase, who: &str
             assert_eq!(p, phase);
             assert_eq!(failed.len(), 1, "{failed:?}");
             assert_eq!(failed[0].0, who, "{failed:?}");
-            failed[0].1.clone()
+            failed[0].1.to_string()
         }
         other => panic!("expected {who} to fail in {phase:?}, got {other:?}"),
     }

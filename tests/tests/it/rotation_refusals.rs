@@ -383,7 +383,12 @@ async fn bad_share_no_passkey_stale_stage_and_open_recovery_are_refused() {
         }) => {
             assert_eq!(failed.len(), 1, "{failed:?}");
             assert_eq!(failed[0].0, "bank");
-            failed[0].1.clone()
+            assert_eq!(
+                failed[0].1.refusal(),
+                Some(dlocker_proto::refusal::NodeRefusal::RecoveryInProgress),
+                "{failed:?}"
+            );
+            failed[0].1.to_string()
         }
         other => panic!("expected the bank to refuse while a recovery is open, got {other:?}"),
     };

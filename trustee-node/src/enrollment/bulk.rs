@@ -167,7 +167,6 @@ mod tests {
     use crate::config::Role;
     use crate::enrollment::trustee_service::tests::Backup;
     use crate::init::{InitOptions, init_node};
-    use crate::wallet::WalletId;
     use dlocker_proto::schnorr::{PossessionProof, ProofContext};
     use k256::SecretKey;
     use k256::elliptic_curve::Generate as _;
@@ -217,7 +216,7 @@ mod tests {
         assert_eq!(node.db().ceremony_count().expect("count"), 0);
 
         for b in &backups {
-            let id = WalletId::parse(b.manifest.wallet_id().to_owned()).expect("id");
+            let id = crate::wallet::parse_wallet_id(b.manifest.wallet_id().to_owned()).expect("id");
             let st = node.enrollment().backup_status(&id).expect("status");
             assert_eq!(st.manifest_hash, b.manifest.hash().0);
             let nonce = [5u8; 32];

@@ -4,6 +4,7 @@ use super::EnrollmentOps;
 use crate::at_rest::{self, ShareRecordId};
 use crate::db::{StoreError, WALLETS_TREE, WalletRecord};
 use crate::error::NodeError;
+use crate::wallet::LogTag as _;
 use crate::wallet::WalletId;
 use dlocker_proto::schnorr::{NONCE_LEN, PossessionProof, ProofContext};
 

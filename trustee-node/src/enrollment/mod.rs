@@ -20,6 +20,7 @@ use crate::at_rest::{self, ShareRecordId};
 use crate::db::{CeremonyRecord, CeremonyState, CommitOutcome, WalletMeta, WalletRecord};
 use crate::error::NodeError;
 use crate::node::Node;
+use crate::wallet::LogTag as _;
 use crate::wallet::WalletId;
 use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
 use dlocker_proto::manifest::{Manifest, ManifestHash};
@@ -236,7 +237,7 @@ impl EnrollmentOps<'_> {
                 ago_secs: now - ceremony.expires_at,
             });
         }
-        let wallet_id = WalletId::parse(ceremony.wallet_id.clone())
+        let wallet_id = crate::wallet::parse_wallet_id(ceremony.wallet_id.clone())
             .map_err(|_| internal("stored ceremony", "invalid wallet id"))?;
 
         // 2. Sizes.

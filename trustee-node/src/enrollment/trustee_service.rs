@@ -28,7 +28,7 @@ impl TryFrom<pb::BeginEnrollmentRequest> for BeginEnrollment {
     type Error = NodeError;
     fn try_from(r: pb::BeginEnrollmentRequest) -> Result<Self, NodeError> {
         Ok(Self {
-            wallet_id: WalletId::parse(r.wallet_id)?,
+            wallet_id: crate::wallet::parse_wallet_id(r.wallet_id)?,
             user_name: r.user_name,
             customer_reference: r.customer_reference,
         })
@@ -61,7 +61,7 @@ pub struct ProveShareParams {
 impl TryFrom<pb::ProveShareRequest> for ProveShareParams {
     type Error = NodeError;
     fn try_from(r: pb::ProveShareRequest) -> Result<Self, NodeError> {
-        let wallet_id = WalletId::parse(r.wallet_id)?;
+        let wallet_id = crate::wallet::parse_wallet_id(r.wallet_id)?;
         let nonce = <[u8; NONCE_LEN]>::try_from(r.nonce.as_slice()).map_err(|_| {
             NodeError::invalid("nonce", format!("must be exactly {NONCE_LEN} bytes"))
         })?;
@@ -124,7 +124,7 @@ impl Trustee for TrusteeService {
         &self,
         req: Request<pb::GetBackupStatusRequest>,
     ) -> Result<Response<pb::GetBackupStatusResponse>, Status> {
-        let wallet_id = WalletId::parse(req.into_inner().wallet_id)?;
+        let wallet_id = crate::wallet::parse_wallet_id(req.into_inner().wallet_id)?;
         // Epochs: a staged successor is reported beside the active epoch, or alone on a node
         // joining the wallet (epoch 0: nothing active yet).
         let staged = self

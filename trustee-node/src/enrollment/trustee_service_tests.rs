@@ -10,7 +10,6 @@ use crate::keys::FileKeyProvider;
 use crate::node::{Clock, Node};
 use crate::owner_touch_tests as touch;
 use crate::server::{RunningNode, spawn};
-use crate::wallet::WalletId;
 use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
 use dlocker_proto::keys::{decode_public_key, node_id};
 use dlocker_proto::manifest::{Manifest, ManifestParts, TrusteeEntry};
@@ -546,7 +545,7 @@ async fn ceremonies_expire_and_are_bounded() {
     let store = Database::open(&config.db_path()).expect("db");
     let node = Node::new(config, &FileKeyProvider::new(dir), store, clock.clone()).expect("node");
 
-    let wallet = WalletId::parse("w".into()).expect("wallet");
+    let wallet = crate::wallet::parse_wallet_id("w".into()).expect("wallet");
     let begin = || BeginEnrollment {
         wallet_id: wallet.clone(),
         user_name: "alice".into(),

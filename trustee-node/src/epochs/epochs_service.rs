@@ -11,7 +11,6 @@ use crate::epochs::{
 use crate::error::NodeError;
 use crate::node::Node;
 use crate::owner_touch::nonces_from_wire;
-use crate::wallet::WalletId;
 use dlocker_proto::manifest::ManifestHash;
 use dlocker_proto::pb;
 use dlocker_proto::pb::epochs_server::Epochs;
@@ -93,7 +92,7 @@ impl TryFrom<pb::CommitEpochRequest> for CommitEpoch {
     type Error = NodeError;
     fn try_from(r: pb::CommitEpochRequest) -> Result<Self, NodeError> {
         Ok(Self {
-            wallet_id: WalletId::parse(r.wallet_id)?,
+            wallet_id: crate::wallet::parse_wallet_id(r.wallet_id)?,
             manifest_hash: manifest_hash("manifest_hash", &r.manifest_hash)?,
             owner: owner(r.owner)?,
             quorum: r.quorum_encoded,
@@ -105,7 +104,7 @@ impl TryFrom<pb::AbandonEpochRequest> for AbandonEpoch {
     type Error = NodeError;
     fn try_from(r: pb::AbandonEpochRequest) -> Result<Self, NodeError> {
         Ok(Self {
-            wallet_id: WalletId::parse(r.wallet_id)?,
+            wallet_id: crate::wallet::parse_wallet_id(r.wallet_id)?,
             manifest_hash: manifest_hash("manifest_hash", &r.manifest_hash)?,
             owner: owner(r.owner)?,
         })
@@ -116,7 +115,7 @@ impl TryFrom<pb::DeleteWalletRequest> for DeleteWallet {
     type Error = NodeError;
     fn try_from(r: pb::DeleteWalletRequest) -> Result<Self, NodeError> {
         Ok(Self {
-            wallet_id: WalletId::parse(r.wallet_id)?,
+            wallet_id: crate::wallet::parse_wallet_id(r.wallet_id)?,
             owner: owner(r.owner)?,
         })
     }
@@ -127,7 +126,7 @@ impl TryFrom<pb::ChangePasskeyRequest> for ChangePasskey {
     fn try_from(r: pb::ChangePasskeyRequest) -> Result<Self, NodeError> {
         use pb::change_passkey_request::NewCredential as Wire;
         Ok(Self {
-            wallet_id: WalletId::parse(r.wallet_id)?,
+            wallet_id: crate::wallet::parse_wallet_id(r.wallet_id)?,
             owner: owner(r.owner)?,
             new_credential: r.new_credential.map(|c| match c {
                 Wire::RegistrationJson(j) => NewCredential::Registration(j),
@@ -141,7 +140,7 @@ impl TryFrom<pb::RetireWalletRequest> for RetireWallet {
     type Error = NodeError;
     fn try_from(r: pb::RetireWalletRequest) -> Result<Self, NodeError> {
         Ok(Self {
-            wallet_id: WalletId::parse(r.wallet_id)?,
+            wallet_id: crate::wallet::parse_wallet_id(r.wallet_id)?,
             successor: r.successor_manifest_encoded,
             commit_receipts: r.commit_receipts_encoded,
             owner: owner(r.owner)?,
@@ -169,7 +168,7 @@ impl Epochs for EpochsService {
     ) -> Result<Response<pb::BeginEpochActionResponse>, Status> {
         self.node.caller_limits.owner_call(req.remote_addr())?;
         let r = req.into_inner();
-        let wallet_id = WalletId::parse(r.wallet_id)?;
+        let wallet_id = crate::wallet::parse_wallet_id(r.wallet_id)?;
         let action = parse_action(r.action)?;
         // The hash is part of the one-touch challenge, not of the nonce; checked for shape only.
         // A delete's challenge names no manifest.
@@ -302,7 +301,7 @@ impl Epochs for EpochsService {
         req: Request<pb::ProveEpochShareRequest>,
     ) -> Result<Response<pb::ProveShareResponse>, Status> {
         let r = req.into_inner();
-        let wallet_id = WalletId::parse(r.wallet_id)?;
+        let wallet_id = crate::wallet::parse_wallet_id(r.wallet_id)?;
         let nonce = <[u8; NONCE_LEN]>::try_from(r.nonce.as_slice()).map_err(|_| {
             NodeError::invalid("nonce", format!("must be exactly {NONCE_LEN} bytes"))
         })?;

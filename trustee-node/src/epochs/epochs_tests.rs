@@ -719,7 +719,7 @@ async fn expiry_abandon_joining_and_recovery_exclusion() {
     let (ccr, reg) = rp
         .start_passkey_registration(
             crate::enrollment::user_handle(
-                &crate::wallet::WalletId::parse(joining_wallet.into()).expect("id"),
+                &crate::wallet::parse_wallet_id(joining_wallet.into()).expect("id"),
             ),
             "alice",
             "alice",

@@ -27,6 +27,7 @@ use crate::db::{Batch, EPOCHS_TREE};
 use crate::epochs::state::EpochAction;
 use crate::epochs::{OwnerAssertion, hash_from_hex};
 use crate::error::NodeError;
+use crate::wallet::LogTag as _;
 use crate::wallet::WalletId;
 use dlocker_proto::statement::{EraseReceipt, Signed};
 

@@ -50,6 +50,7 @@ use crate::node::Node;
 use crate::owner_touch::passkey_fingerprint;
 use crate::recovery::MAX_STATEMENT_BYTES;
 use crate::recovery::release::{Release, ShareSource, StoredShare, release_share};
+use crate::wallet::LogTag as _;
 use crate::wallet::WalletId;
 use dlocker_proto::manifest::{Manifest, ManifestHash};
 use dlocker_proto::owner_challenge::{OwnerAction, TrusteeNonce};
@@ -754,7 +755,7 @@ impl EpochOps<'_> {
         };
         self.enrollment().check_sizes(&as_deposit)?;
         let manifest = Manifest::decode(&as_deposit.manifest).map_err(NodeError::BadManifest)?;
-        let wallet_id = WalletId::parse(manifest.wallet_id().to_owned())?;
+        let wallet_id = crate::wallet::parse_wallet_id(manifest.wallet_id().to_owned())?;
         let wallet = wallet_id.as_str();
 
         let _guard = self.recovery_lock.lock().await;
@@ -1382,7 +1383,7 @@ impl EpochOps<'_> {
 }
 
 fn log_tag(wallet_id: &str) -> String {
-    WalletId::parse(wallet_id.to_owned())
+    crate::wallet::parse_wallet_id(wallet_id.to_owned())
         .map(|w| w.log_tag())
         .unwrap_or_default()
 }

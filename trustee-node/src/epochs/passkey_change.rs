@@ -21,6 +21,7 @@ use crate::epochs::state::{EpochError, EpochState};
 use crate::epochs::{MAX_PASSKEY_JSON_BYTES, OwnerAssertion};
 use crate::error::NodeError;
 use crate::owner_touch::passkey_fingerprint;
+use crate::wallet::LogTag as _;
 use crate::wallet::WalletId;
 use dlocker_proto::owner_challenge::OwnerAction;
 use webauthn_rs::prelude::{CreationChallengeResponse, Passkey, PasskeyRegistration};

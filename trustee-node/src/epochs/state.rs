@@ -260,30 +260,30 @@ pub enum EpochError {
     },
 }
 
-/// The gRPC code of each epoch rule (the one mapping `crate::error` delegates to).
-pub fn status_code(e: &EpochError) -> tonic::Code {
-    use tonic::Code;
+/// The refusal code of each epoch rule (the one mapping `crate::error` delegates to).
+pub fn refusal(e: &EpochError) -> dlocker_proto::refusal::NodeRefusal {
+    use dlocker_proto::refusal::NodeRefusal as R;
     match e {
-        EpochError::NotNextEpoch { .. }
-        | EpochError::PreviousMismatch { .. }
-        | EpochError::AlreadyStaged { .. }
-        | EpochError::AlreadyActive { .. }
-        | EpochError::NotStaged
-        | EpochError::StagedExpired { .. }
-        | EpochError::StagedPresent { .. }
-        | EpochError::AlreadyCommitted { .. }
-        | EpochError::RecoveryInProgress
-        | EpochError::RetiredHere
-        | EpochError::PasskeyChangeWhileJoining
-        | EpochError::QuorumNotMet { .. }
-        | EpochError::Successor(_)
-        | EpochError::NoSuchEpoch { .. }
-        | EpochError::SessionEpochReplaced { .. } => Code::FailedPrecondition,
-        EpochError::NoPrevious => Code::InvalidArgument,
-        EpochError::OwnerAssertionRequired { .. } => Code::Unauthenticated,
-        EpochError::RegistrationNotAllowed | EpochError::CredentialNotAttested(_) => {
-            Code::PermissionDenied
+        EpochError::NotNextEpoch { .. } | EpochError::PreviousMismatch { .. } => {
+            R::EpochOutOfSequence
         }
+        EpochError::NoPrevious => R::EpochNoPrevious,
+        EpochError::AlreadyStaged { .. } => R::EpochAlreadyStaged,
+        EpochError::AlreadyActive { .. } => R::EpochAlreadyActive,
+        EpochError::NotStaged => R::EpochNotStaged,
+        EpochError::StagedExpired { .. } => R::EpochStagedExpired,
+        EpochError::StagedPresent { .. } => R::EpochStagedPresent,
+        EpochError::AlreadyCommitted { .. } => R::EpochAlreadyCommitted,
+        EpochError::RecoveryInProgress => R::RecoveryInProgress,
+        EpochError::RetiredHere => R::RetiredHere,
+        EpochError::PasskeyChangeWhileJoining => R::PasskeyChangeWhileJoining,
+        EpochError::QuorumNotMet { .. } => R::QuorumNotMet,
+        EpochError::Successor(_) => R::SuccessorRefused,
+        EpochError::NoSuchEpoch { .. } => R::NoSuchEpoch,
+        EpochError::SessionEpochReplaced { .. } => R::SessionEpochReplaced,
+        EpochError::OwnerAssertionRequired { .. } => R::OwnerAssertionRequired,
+        EpochError::RegistrationNotAllowed => R::RegistrationNotAllowed,
+        EpochError::CredentialNotAttested(_) => R::CredentialNotAttested,
     }
 }
 

@@ -27,9 +27,9 @@ use crate::db::StoreError;
 use crate::error::NodeError;
 use crate::node::{Node, SetupError};
 use crate::recovery::MAX_STATEMENT_BYTES;
-use crate::wallet::WalletId;
 use dlocker_locker::server::{Locker, LockerHost, LockerKeys, LockerSettings, OwnerAssertionStart};
 use dlocker_proto::owner_challenge::{OwnerAction, TrusteeNonce};
+use dlocker_proto::refusal::NodeRefusal;
 use dlocker_proto::statement::StaffAction;
 use futures::future::BoxFuture;
 use k256::PublicKey;
@@ -75,12 +75,12 @@ impl LockerHost for NodeLockerHost {
 
     fn check_staff(&self, request: &[u8], action: StaffAction, now: u64) -> Result<String, Status> {
         if request.len() > MAX_STATEMENT_BYTES {
-            return Err(Status::invalid_argument(format!(
+            return Err(NodeRefusal::InvalidRequest.status(format!(
                 "staff_request_encoded: at most {MAX_STATEMENT_BYTES} bytes"
             )));
         }
         let gate = self.node.staff_gate.as_ref().ok_or_else(|| {
-            Status::failed_precondition(
+            NodeRefusal::NoBankStaff.status(
                 "this node has no bank staff: the locker's operator actions need role = \"bank\"",
             )
         })?;
@@ -107,7 +107,7 @@ impl LockerHost for NodeLockerHost {
     ) -> BoxFuture<'a, Result<OwnerAssertionStart, Status>> {
         Box::pin(async move {
             let node = &self.node;
-            let wallet = WalletId::parse(holder.to_owned()).map_err(status)?;
+            let wallet = crate::wallet::parse_wallet_id(holder.to_owned()).map_err(status)?;
             let rec = node
                 .recovery()
                 .wallet_record(wallet.as_str())
@@ -141,7 +141,7 @@ impl LockerHost for NodeLockerHost {
     ) -> BoxFuture<'a, Result<(), Status>> {
         Box::pin(async move {
             let node = &self.node;
-            let wallet = WalletId::parse(holder.to_owned()).map_err(status)?;
+            let wallet = crate::wallet::parse_wallet_id(holder.to_owned()).map_err(status)?;
             let wallet = wallet.as_str();
             let _guard = node.recovery_lock.lock().await;
             let now = node.now();

@@ -29,6 +29,7 @@ use crate::events::StoredEvent;
 use crate::node::Node;
 use crate::recovery::release::{Release, ShareSource, StoredShare, release_share};
 use crate::recovery::session::{Canceller, RecoverySession, SessionError, SessionState};
+use crate::wallet::LogTag as _;
 use crate::wallet::WalletId;
 use dlocker_proto::manifest::Manifest;
 use dlocker_proto::owner_challenge::{OwnerAction, TrusteeNonce};

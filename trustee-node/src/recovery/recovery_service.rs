@@ -7,9 +7,9 @@ use crate::node::Node;
 use crate::owner_touch::nonces_from_wire;
 use crate::recovery::session::SessionState;
 use crate::recovery::{CancelAuthority, MAX_AUDIT_PAGE, parse_session_key};
-use crate::wallet::WalletId;
 use dlocker_proto::pb;
 use dlocker_proto::pb::recovery_server::Recovery;
+use dlocker_proto::refusal::NodeRefusal;
 use dlocker_proto::statement::StaffAction;
 use sha2::Digest as _;
 use std::pin::Pin;
@@ -139,7 +139,7 @@ impl Recovery for RecoveryService {
     ) -> Result<Response<pb::OpenRecoveryResponse>, Status> {
         self.node.caller_limits.owner_call(req.remote_addr())?;
         let req = req.into_inner();
-        let wallet_id = WalletId::parse(req.wallet_id)?;
+        let wallet_id = crate::wallet::parse_wallet_id(req.wallet_id)?;
         let r = parse_session_key(&req.session_key)?;
         let o = self.node.recovery().open_recovery(&wallet_id, &r).await?;
         // Epochs: a staged successor is offered too (released by Epochs.ReleaseStagedShare).
@@ -327,7 +327,7 @@ impl Recovery for RecoveryService {
                 limits.event_streams_per_reader,
                 limits.max_event_streams,
             )
-            .map_err(|e| Status::resource_exhausted(e.to_string()))?;
+            .map_err(|e| NodeRefusal::RateLimited.status(e.to_string()))?;
         let cursor = req.cursor;
         let (tx, rx) = mpsc::channel(64);
         let node = self.node.clone();

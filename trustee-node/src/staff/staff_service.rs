@@ -3,7 +3,6 @@
 use crate::node::Node;
 use crate::recovery::parse_session_key;
 use crate::recovery::session::{RecoverySession, SessionState};
-use crate::wallet::WalletId;
 use dlocker_proto::pb;
 use dlocker_proto::pb::staff_server::Staff;
 use std::sync::Arc;
@@ -140,7 +139,7 @@ impl Staff for StaffService {
         req: Request<pb::GetApprovalRequest>,
     ) -> Result<Response<pb::GetApprovalResponse>, Status> {
         let req = req.into_inner();
-        let wallet_id = WalletId::parse(req.wallet_id)?;
+        let wallet_id = crate::wallet::parse_wallet_id(req.wallet_id)?;
         let r = parse_session_key(&req.session_key)?;
         let a = self.node.staff().get_approval(&wallet_id, &r)?;
         Ok(Response::new(pb::GetApprovalResponse {
