@@ -129,6 +129,18 @@ pub enum NodeError {
         /// When a retry may succeed.
         retry_after_secs: u64,
     },
+    /// The caller holds as many pending owner ceremonies as one caller may.
+    #[error(
+        "this address holds {held} pending owner ceremonies, the most one caller may \
+            ([limits] pending_ceremonies_per_caller); complete one, or retry in {retry_after_secs} \
+            s when the oldest expires"
+    )]
+    TooManyPending {
+        /// Pending ceremonies the caller holds.
+        held: usize,
+        /// When the first of them expires.
+        retry_after_secs: u64,
+    },
     /// A recovery-session rule refused the request.
     #[error("{0}")]
     Session(#[from] SessionError),
@@ -184,9 +196,10 @@ impl NodeError {
             | NodeError::ShareRejected
             | NodeError::CredentialRejected
             | NodeError::ChallengeMalformed(_) => Code::InvalidArgument,
-            NodeError::TooLarge { .. } | NodeError::Busy | NodeError::RateLimited { .. } => {
-                Code::ResourceExhausted
-            }
+            NodeError::TooLarge { .. }
+            | NodeError::Busy
+            | NodeError::RateLimited { .. }
+            | NodeError::TooManyPending { .. } => Code::ResourceExhausted,
             NodeError::NonceNotInChallenge
             | NodeError::NonceUnknown
             | NodeError::NonceMismatch
@@ -219,6 +232,8 @@ impl NodeError {
                 | SessionError::ApprovalNotYetValid { .. }
                 | SessionError::CancellationMismatch
                 | SessionError::CancellationStale { .. }
+                | SessionError::CancellationWrongSession { .. }
+                | SessionError::CancellationSpent { .. }
                 | SessionError::CancellationInvalid(_) => Code::PermissionDenied,
             },
             NodeError::Staff(e) => match e {
