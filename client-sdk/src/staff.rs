@@ -448,6 +448,10 @@ impl StaffClient {
         if statement.body().bank_node_id != self.bank.node_id {
             return Err(self.bad(action, "cancellation names another bank".into()));
         }
+        // Trustees accept it only for the recovery whose bank session it names.
+        if statement.body().session_id != session_id {
+            return Err(self.bad(action, "cancellation names another session".into()));
+        }
         Ok(IssuedCancellation {
             statement,
             encoded: resp.bank_cancellation_encoded,

@@ -191,6 +191,8 @@ fn main() {
         bank_node_id: node_id.clone(),
         wallet_id: "wallet-vector-1".into(),
         session_key,
+        session_id: "5e55".repeat(8),
+        session_opened_at: 1_767_225_000,
         staff_id: "alice".into(),
         issued_at: 1_767_225_600,
     };

@@ -92,7 +92,8 @@ pub(crate) fn storage_name() -> &'static str {
 
 /// Initialises `n` node data directories under `root` for benchmarking: node 0 the bank, listing
 /// `staff_public_key` as approver (one approval required); every node accepts the bank's approval
-/// key, applies no recovery delay floor and allows [`BENCH_MAX_CEREMONIES`] open ceremonies.
+/// key, applies no recovery delay floor and allows [`BENCH_MAX_CEREMONIES`] open ceremonies (from
+/// any one address too).
 /// Returns the directories and their trustee entries (endpoints on the chosen ports).
 pub(crate) fn init_cluster(
     root: &Path,
@@ -143,6 +144,12 @@ pub(crate) fn init_cluster(
         let desc = init_node(&opts).with_context(|| format!("initialising {}", dir.display()))?;
         let mut doc = ConfigDoc::load(&dir)?;
         doc.set_integer("limits", "max_pending_ceremonies", BENCH_MAX_CEREMONIES)?;
+        // Every simulated owner calls from this one address.
+        doc.set_integer(
+            "limits",
+            "pending_ceremonies_per_caller",
+            BENCH_MAX_CEREMONIES,
+        )?;
         if i == 0 {
             let key = desc
                 .bank_approval_key

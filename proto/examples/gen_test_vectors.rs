@@ -7,6 +7,7 @@
 //! the protocol changed — which must come with a version bump.
 
 use dlocker_proto::blob;
+use dlocker_proto::codec::Writer;
 use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
 use dlocker_proto::keys::{encode_public_key, node_id};
 use dlocker_proto::manifest::{Manifest, ManifestParts, TrusteeEntry};
@@ -14,8 +15,8 @@ use dlocker_proto::schnorr::{PossessionProof, ProofContext};
 use dlocker_proto::secret::SecretScalar;
 use dlocker_proto::share::{Commitments, Share};
 use dlocker_proto::statement::{
-    BankApproval, CommitReceipt, CredentialAttestation, EraseReceipt, Receipt, RetireReceipt,
-    Signed, StaffAdminRequest, StaffChange, StageReceipt,
+    BankApproval, BankCancellation, CommitReceipt, CredentialAttestation, EraseReceipt, Receipt,
+    RetireReceipt, Signed, StaffAdminRequest, StaffChange, StageReceipt, StatementBody,
 };
 use k256::ecdsa::SigningKey;
 use k256::{ProjectivePoint, PublicKey, Scalar, SecretKey};
@@ -403,6 +404,71 @@ fn main() {
             "error",
             "kind byte changed: the signature covers the kind",
             &other_kind,
+        ),
+    );
+
+    // Bank cancellation: names the bank's session and when it opened. The first layout (without
+    // them), validly signed, is refused.
+    let cancellation = BankCancellation {
+        bank_node_id: m.bank_node_id().to_owned(),
+        wallet_id: "wallet-vector-1".into(),
+        session_key: secret_key("session-R").public_key(),
+        session_id: "5e55".repeat(8),
+        session_opened_at: 1_767_300_000,
+        staff_id: "alice".into(),
+        issued_at: 1_767_300_600,
+    };
+    let cancellation_case = |expect: &str, description: &str, statement: &[u8]| {
+        json!({
+            "kind": "bank-cancellation", "expect": expect, "description": description,
+            "signer_secret": hex::encode(secret_key("bank-approval").to_bytes()),
+            "signer_public": hex::encode(encode_public_key(&secret_key("bank-approval").public_key())),
+            "session_key": hex::encode(encode_public_key(&secret_key("session-R").public_key())),
+            "session_id": "5e55".repeat(8),
+            "statement": hex::encode(statement),
+        })
+    };
+    write(
+        &dir,
+        "statement-bank-cancellation-valid",
+        cancellation_case(
+            "ok",
+            "alice cancels the recovery of wallet-vector-1 towards R whose bank session is 5e55…",
+            &Signed::sign(cancellation.clone(), &bank).encode(),
+        ),
+    );
+    let first_layout = {
+        let mut body = Writer::new();
+        body.str(&cancellation.bank_node_id)
+            .str(&cancellation.wallet_id)
+            .fixed(&encode_public_key(&cancellation.session_key))
+            .str(&cancellation.staff_id)
+            .u64(cancellation.issued_at);
+        let body = body.finish();
+        let signer = encode_public_key(&secret_key("bank-approval").public_key());
+        let mut input = Writer::new();
+        input
+            .fixed(dlocker_proto::labels::STATEMENT)
+            .u8(BankCancellation::KIND)
+            .fixed(&signer)
+            .bytes(&body);
+        let sig: k256::ecdsa::Signature =
+            k256::ecdsa::signature::Signer::sign(&bank, &input.finish());
+        let mut w = Writer::new();
+        w.u8(1)
+            .u8(BankCancellation::KIND)
+            .fixed(&signer)
+            .bytes(&body)
+            .fixed(&sig.to_bytes());
+        w.finish()
+    };
+    write(
+        &dir,
+        "statement-bank-cancellation-without-session",
+        cancellation_case(
+            "error",
+            "the first layout (no session id, no opening time), validly signed: does not decode",
+            &first_layout,
         ),
     );
 

@@ -590,8 +590,12 @@ impl StatementBody for ShareRelease {
     }
 }
 
-/// The bank's signed order to cancel the recovery of `wallet_id` towards `session_key`.
-/// Trustees accept it under the bank approval keys they are configured with.
+/// The bank's signed order to cancel one recovery of `wallet_id` towards `session_key`: the one
+/// whose session at the bank is `session_id`, opened at `session_opened_at`. Trustees accept it
+/// under the bank approval keys they are configured with, for a session of theirs that belongs
+/// to that recovery only (`docs/protocol.md` §11): naming the session and its opening time keeps
+/// an old cancellation from cancelling a later recovery with the same `(wallet, R)`. A body
+/// without the session fields (the first layout) does not decode and is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BankCancellation {
     /// The bank node that signed.
@@ -600,6 +604,10 @@ pub struct BankCancellation {
     pub wallet_id: String,
     /// The session key `R` of the recovery being cancelled.
     pub session_key: PublicKey,
+    /// The bank's session id of the recovery being cancelled.
+    pub session_id: String,
+    /// Unix seconds: when that session opened at the bank.
+    pub session_opened_at: u64,
     /// The staff member who asked.
     pub staff_id: String,
     /// Unix seconds.
@@ -613,6 +621,8 @@ impl StatementBody for BankCancellation {
         w.str(&self.bank_node_id)
             .str(&self.wallet_id)
             .fixed(&encode_public_key(&self.session_key))
+            .str(&self.session_id)
+            .u64(self.session_opened_at)
             .str(&self.staff_id)
             .u64(self.issued_at);
     }
@@ -621,6 +631,8 @@ impl StatementBody for BankCancellation {
             bank_node_id: r.str("bank node id", NODE_ID_LEN)?.to_owned(),
             wallet_id: r.str("wallet id", MAX_WALLET_ID_LEN)?.to_owned(),
             session_key: read_key(r)?,
+            session_id: r.str("session id", MAX_ID_LEN)?.to_owned(),
+            session_opened_at: r.u64()?,
             staff_id: r.str("staff id", MAX_ID_LEN)?.to_owned(),
             issued_at: r.u64()?,
         })
@@ -1034,6 +1046,46 @@ mod tests {
         let mut long = enc;
         long.push(0);
         assert!(Signed::<CredentialAttestation>::decode(&long).is_err());
+    }
+
+    #[test]
+    fn bank_cancellation_names_its_session_and_the_first_layout_is_refused() {
+        let key = SigningKey::generate_from_rng(&mut rand::rng());
+        let r = k256::SecretKey::generate_from_rng(&mut rand::rng()).public_key();
+        let c = BankCancellation {
+            bank_node_id: "cd".repeat(16),
+            wallet_id: "w".into(),
+            session_key: r,
+            session_id: "ab".repeat(16),
+            session_opened_at: 100,
+            staff_id: "alice".into(),
+            issued_at: 160,
+        };
+        let enc = Signed::sign(c.clone(), &key).encode();
+        assert_eq!(
+            Signed::<BankCancellation>::decode(&enc).expect("ok").body(),
+            &c
+        );
+        // The first layout (no session id, no opening time), validly signed: never decodes.
+        let mut w = Writer::new();
+        w.str(&c.bank_node_id)
+            .str(&c.wallet_id)
+            .fixed(&encode_public_key(&r))
+            .str(&c.staff_id)
+            .u64(c.issued_at);
+        let body = w.finish();
+        let signer = PublicKey::from(key.verifying_key());
+        let sig: Signature = key.sign(&signing_input(BankCancellation::KIND, &signer, &body));
+        let mut old = Writer::new();
+        old.u8(VERSION)
+            .u8(BankCancellation::KIND)
+            .fixed(&encode_public_key(&signer))
+            .bytes(&body)
+            .fixed(&sig.to_bytes());
+        assert!(matches!(
+            Signed::<BankCancellation>::decode(&old.finish()),
+            Err(StatementError::Malformed(_))
+        ));
     }
 
     #[test]

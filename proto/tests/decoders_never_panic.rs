@@ -124,6 +124,8 @@ fn corpus() -> &'static Vec<Vec<u8>> {
                 bank_node_id: m.bank_node_id().into(),
                 wallet_id: "prop-wallet".into(),
                 session_key: pk,
+                session_id: "ab".repeat(16),
+                session_opened_at: 5,
                 staff_id: "alice".into(),
                 issued_at: 6,
             },

@@ -9,8 +9,8 @@ use dlocker_proto::schnorr::{PossessionProof, ProofContext};
 use dlocker_proto::secret::SecretScalar;
 use dlocker_proto::share::Share;
 use dlocker_proto::statement::{
-    BankApproval, CommitReceipt, CredentialAttestation, EraseReceipt, Receipt, RetireReceipt,
-    Signed, StaffAdminRequest, StaffChange, StageReceipt, StatementBody,
+    BankApproval, BankCancellation, CommitReceipt, CredentialAttestation, EraseReceipt, Receipt,
+    RetireReceipt, Signed, StaffAdminRequest, StaffChange, StageReceipt, StatementBody,
 };
 use k256::SecretKey;
 use serde_json::Value;
@@ -96,6 +96,22 @@ fn run(v: &Value) -> Result<(), String> {
                 dlocker_proto::keys::encode_public_key(&st.body().session_key).to_vec(),
                 h(v, "session_key")
             );
+            let key = k256::ecdsa::SigningKey::from_slice(&h(v, "signer_secret")).expect("key");
+            assert_eq!(
+                Signed::sign(st.body().clone(), &key).encode(),
+                h(v, "statement")
+            );
+            Ok(())
+        }
+        "bank-cancellation" => {
+            let pk = decode_public_key(&h(v, "signer_public")).expect("key");
+            let st = Signed::<BankCancellation>::decode_trusted(&h(v, "statement"), &[pk])
+                .map_err(|e| e.to_string())?;
+            assert_eq!(
+                dlocker_proto::keys::encode_public_key(&st.body().session_key).to_vec(),
+                h(v, "session_key")
+            );
+            assert_eq!(st.body().session_id, s(v, "session_id"));
             let key = k256::ecdsa::SigningKey::from_slice(&h(v, "signer_secret")).expect("key");
             assert_eq!(
                 Signed::sign(st.body().clone(), &key).encode(),

@@ -130,6 +130,18 @@ pub enum NodeError {
         /// When a retry may succeed.
         retry_after_secs: u64,
     },
+    /// The caller holds as many pending owner ceremonies as one caller may.
+    #[error(
+        "this address holds {held} pending owner ceremonies, the most one caller may \
+            ([limits] pending_ceremonies_per_caller); complete one, or retry in {retry_after_secs} \
+            s when the oldest expires"
+    )]
+    TooManyPending {
+        /// Pending ceremonies the caller holds.
+        held: usize,
+        /// When the first of them expires.
+        retry_after_secs: u64,
+    },
     /// A recovery-session rule refused the request.
     #[error("{0}")]
     Session(#[from] SessionError),
@@ -183,7 +195,7 @@ impl NodeError {
             }
             NodeError::TooLarge { .. } => R::TooLarge,
             NodeError::Busy => R::NodeBusy,
-            NodeError::RateLimited { .. } => R::RateLimited,
+            NodeError::RateLimited { .. } | NodeError::TooManyPending { .. } => R::RateLimited,
             NodeError::CeremonyNotFound => R::CeremonyNotFound,
             NodeError::CeremonyExpired { .. } => R::CeremonyExpired,
             NodeError::CeremonyUsed => R::CeremonyUsed,
@@ -225,6 +237,8 @@ impl NodeError {
                 SessionError::CancellationMismatch
                 | SessionError::CancellationWrongBank
                 | SessionError::CancellationStale { .. }
+                | SessionError::CancellationWrongSession { .. }
+                | SessionError::CancellationSpent { .. }
                 | SessionError::CancellationInvalid(_) => R::CancellationRejected,
             },
             NodeError::Staff(e) => match e {

@@ -178,8 +178,10 @@ impl Node {
             }
             _ => (None, None),
         };
-        let caller_limits =
-            crate::caller_limits::CallerLimits::new(config.limits.owner_calls_per_minute);
+        let caller_limits = crate::caller_limits::CallerLimits::new(
+            config.limits.owner_calls_per_minute,
+            config.limits.pending_ceremonies_per_caller,
+        );
         let approvals_required = match (&config.bank, &managed) {
             (Some(_), Some(r)) => r.approvals_required,
             (Some(b), None) => b.approvals_required,
@@ -241,6 +243,15 @@ impl Node {
     /// Now, by the node's clock.
     pub fn now(&self) -> u64 {
         self.clock.now()
+    }
+    /// A place for one owner ceremony `caller` begins (refused while it holds
+    /// `limits.pending_ceremonies_per_caller` pending ones); keep it with the nonce issued.
+    pub(crate) fn begin_ceremony(
+        &self,
+        caller: Option<std::net::SocketAddr>,
+    ) -> Result<crate::caller_limits::CeremonyPlace<'_>, NodeError> {
+        self.caller_limits
+            .begin_ceremony(caller, self.now(), self.config.limits.ceremony_ttl_secs)
     }
     /// Audit entry + event for one state change (not yet durable: see [`Node::commit`]).
     pub(crate) fn record(

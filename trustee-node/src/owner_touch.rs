@@ -230,6 +230,8 @@ impl OwnerTouch<'_> {
     /// other gets [`NodeError::NonceUsed`]). Written, not yet durable.
     pub(crate) fn spend_nonce<T>(&self, touch: &VerifiedTouch<T>) -> Result<(), NodeError> {
         if self.db.spend_owner_nonce(&touch.key, &touch.old)? {
+            // Answered: the caller who began it holds one pending ceremony fewer.
+            self.caller_limits.ceremony_done(&touch.key);
             Ok(())
         } else {
             Err(NodeError::NonceUsed)

@@ -75,6 +75,8 @@ async fn another_banks_key_neither_approves_nor_cancels() {
                 bank_node_id: claimed.clone(),
                 wallet_id: wallet.clone(),
                 session_key: r,
+                session_id: s.session_id.clone(),
+                session_opened_at: now,
                 staff_id: "mallory".into(),
                 issued_at: now,
             },

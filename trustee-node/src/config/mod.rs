@@ -33,6 +33,8 @@ pub mod defaults {
     /// Owner-ceremony calls (nonces issued, passkey responses checked) per caller address per
     /// minute.
     pub const OWNER_CALLS_PER_MINUTE: u32 = 120;
+    /// Pending owner ceremonies (nonces issued, not yet answered or expired) per caller address.
+    pub const PENDING_CEREMONIES_PER_CALLER: usize = 32;
     /// `WatchEvents` streams one reader (staff member or mTLS identity) may hold open.
     pub const EVENT_STREAMS_PER_READER: usize = 8;
     /// `WatchEvents` streams open on the node at once.
@@ -280,6 +282,8 @@ pub struct RawLimits {
     pub max_trustees: Option<usize>,
     /// Owner-ceremony calls per caller address per minute.
     pub owner_calls_per_minute: Option<u32>,
+    /// Pending owner ceremonies per caller address.
+    pub pending_ceremonies_per_caller: Option<usize>,
     /// Open `WatchEvents` streams per reader.
     pub event_streams_per_reader: Option<usize>,
     /// Open `WatchEvents` streams on the node.
@@ -450,6 +454,8 @@ pub struct Limits {
     pub max_trustees: usize,
     /// Owner-ceremony calls (Begin*, passkey responses) per caller address per minute.
     pub owner_calls_per_minute: u32,
+    /// Pending owner ceremonies (nonces issued, neither answered nor expired) per caller address.
+    pub pending_ceremonies_per_caller: usize,
     /// Open `WatchEvents` streams per reader (staff member or mTLS identity).
     pub event_streams_per_reader: usize,
     /// Open `WatchEvents` streams on the node.
@@ -466,6 +472,7 @@ impl Default for Limits {
             max_pending_ceremonies: defaults::MAX_PENDING_CEREMONIES,
             max_trustees: defaults::MAX_TRUSTEES,
             owner_calls_per_minute: defaults::OWNER_CALLS_PER_MINUTE,
+            pending_ceremonies_per_caller: defaults::PENDING_CEREMONIES_PER_CALLER,
             event_streams_per_reader: defaults::EVENT_STREAMS_PER_READER,
             max_event_streams: defaults::MAX_EVENT_STREAMS,
         }
@@ -1141,6 +1148,13 @@ fn limits_from(raw: &RawLimits) -> Result<Limits, ConfigError> {
             1,
             1_000_000,
         )?,
+        pending_ceremonies_per_caller: in_range(
+            "limits.pending_ceremonies_per_caller",
+            raw.pending_ceremonies_per_caller,
+            defaults::PENDING_CEREMONIES_PER_CALLER,
+            1,
+            1_000_000,
+        )?,
         event_streams_per_reader: in_range(
             "limits.event_streams_per_reader",
             raw.event_streams_per_reader,
@@ -1288,6 +1302,10 @@ max_trustees = {mt}
 # the passkey responses) per caller address per minute; beyond it RESOURCE_EXHAUSTED with a
 # retry hint. Failed passkey responses never lock a wallet.
 owner_calls_per_minute = {ocpm}
+# Owner ceremonies one caller address may hold pending (begun, neither answered nor expired);
+# beyond it RESOURCE_EXHAUSTED until one completes or expires. Keeps a few addresses from
+# filling max_pending_ceremonies for everyone.
+pending_ceremonies_per_caller = {pcpc}
 # WatchEvents streams one reader (staff member or event-reader certificate) may hold open, and
 # streams open on the node in all; beyond either, RESOURCE_EXHAUSTED until a stream closes.
 event_streams_per_reader = {espr}
@@ -1349,6 +1367,7 @@ known_trustee_keys = []
         mpc = defaults::MAX_PENDING_CEREMONIES,
         mt = defaults::MAX_TRUSTEES,
         ocpm = defaults::OWNER_CALLS_PER_MINUTE,
+        pcpc = defaults::PENDING_CEREMONIES_PER_CALLER,
         espr = defaults::EVENT_STREAMS_PER_READER,
         mes = defaults::MAX_EVENT_STREAMS,
         rp_id = q(rp_id),

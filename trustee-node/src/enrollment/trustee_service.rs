@@ -96,8 +96,10 @@ impl Trustee for TrusteeService {
         req: Request<pb::BeginEnrollmentRequest>,
     ) -> Result<Response<pb::BeginEnrollmentResponse>, Status> {
         self.node.caller_limits.owner_call(req.remote_addr())?;
+        let place = self.node.begin_ceremony(req.remote_addr())?;
         let req = BeginEnrollment::try_from(req.into_inner())?;
         let c = self.node.enrollment().begin_enrollment(req).await?;
+        place.issued(&c.nonce);
         Ok(Response::new(pb::BeginEnrollmentResponse {
             ceremony_id: c.ceremony_id,
             creation_options_json: c.creation_options_json,

@@ -167,6 +167,7 @@ impl Epochs for EpochsService {
         req: Request<pb::BeginEpochActionRequest>,
     ) -> Result<Response<pb::BeginEpochActionResponse>, Status> {
         self.node.caller_limits.owner_call(req.remote_addr())?;
+        let place = self.node.begin_ceremony(req.remote_addr())?;
         let r = req.into_inner();
         let wallet_id = crate::wallet::parse_wallet_id(r.wallet_id)?;
         let action = parse_action(r.action)?;
@@ -180,6 +181,7 @@ impl Epochs for EpochsService {
             .epochs()
             .begin_epoch_action(&wallet_id, action)
             .await?;
+        place.issued(&c.nonce);
         let (passkey_json, credential_fingerprint) = match c.passkey {
             Some((json, fp)) => (json, fp.to_vec()),
             None => (String::new(), Vec::new()),

@@ -1377,7 +1377,7 @@ impl EpochOps<'_> {
             }
         }
         self.owner_touch().sweep_owner_nonces(now)?;
-        self.caller_limits.forget_idle();
+        self.caller_limits.forget_idle(now);
         Ok(dropped)
     }
 }

@@ -475,9 +475,9 @@ impl RecoveryOps<'_> {
     }
 
     /// `CancelRecovery` at a trustee. With a bank cancellation, `session_id` may be empty: the
-    /// wallet's unreleased sessions for the cancellation's `R` are cancelled (the bank's staff
-    /// know only the bank node's session id). Cancelling an already cancelled session by the bank
-    /// is a no-op.
+    /// wallet's unreleased sessions for the cancellation's `R` that belong to the recovery it
+    /// names are cancelled (the bank's staff know only the bank node's session id). Cancelling an
+    /// already cancelled session by the bank is a no-op.
     pub async fn cancel_recovery(
         &self,
         session_id: &str,
@@ -546,40 +546,62 @@ impl RecoveryOps<'_> {
         )?;
         let _guard = self.recovery_lock.lock().await;
         let now = self.now();
-        let targets = if session_id.is_empty() {
-            let c = Signed::<BankCancellation>::decode_trusted(bytes, self.bank_keys.keys())
-                .map_err(|e| SessionError::CancellationInvalid(e.to_string()))?;
-            let r = c.body().session_key;
-            let of_r: Vec<StoredSession> = self
-                .sessions_for_wallet(&c.body().wallet_id)?
-                .into_iter()
-                .filter(|s| s.session.session_key() == Some(r))
-                .collect();
-            if of_r.is_empty() {
-                return Err(NodeError::SessionNotFound);
-            }
-            of_r
-        } else {
+        let signed = Signed::<BankCancellation>::decode_trusted(bytes, self.bank_keys.keys())
+            .map_err(|e| SessionError::CancellationInvalid(e.to_string()))?;
+        let c = signed.body();
+        // Every session of this wallet and R here: the targets when none is named, and the record
+        // of whether this cancellation already cancelled here (then it reaches no session opened
+        // since: that one belongs to a later recovery).
+        let of_r: Vec<StoredSession> = self
+            .sessions_for_wallet(&c.wallet_id)?
+            .into_iter()
+            .filter(|s| s.session.session_key() == Some(c.session_key))
+            .collect();
+        let spent_at = of_r
+            .iter()
+            .filter_map(|s| s.session.cancelled_by_bank_session(&c.session_id))
+            .min();
+        let named = !session_id.is_empty();
+        let targets = if named {
             vec![self.load_session(session_id)?]
+        } else {
+            of_r
         };
-        let mut events = Vec::new();
-        let mut last_err = None;
+        let (mut events, mut refusal, mut done) = (Vec::new(), None, false);
         for mut st in targets {
-            let by = st.session.verify_cancellation(bytes, &self.bank_keys)?;
+            let at_bank = st.session.bank_node_id == self.identity.node_id();
+            let checked =
+                st.session
+                    .verify_cancellation(&signed, &self.bank_keys, at_bank, spent_at);
             if matches!(st.session.state, SessionState::Cancelled { .. }) {
+                // Already cancelled: presenting again is a no-op, for the session it names.
+                match checked {
+                    Ok(_) => done = true,
+                    Err(e) if named => return Err(e.into()),
+                    Err(_) => {}
+                }
                 continue;
             }
-            match self.cancel_session(&mut st, by, now) {
+            let result = checked
+                .map_err(NodeError::from)
+                .and_then(|by| self.cancel_session(&mut st, by, now));
+            match result {
                 Ok(ev) => events.push(ev),
-                Err(NodeError::Session(e)) => last_err = Some(e),
+                Err(NodeError::Session(e)) => {
+                    refusal.get_or_insert(e);
+                }
                 Err(e) => return Err(e),
             }
         }
-        // One named session that could not be cancelled (released, expired): say why.
-        if events.is_empty()
-            && let Some(e) = last_err
-        {
-            return Err(e.into());
+        // Nothing cancelled: a live session that refused says why (a replay against a later
+        // recovery, a released or expired session); else it was done before, or there is none.
+        if events.is_empty() {
+            if let Some(e) = refusal {
+                return Err(e.into());
+            }
+            if !done {
+                return Err(NodeError::SessionNotFound);
+            }
         }
         self.commit(events).await?;
         tracing::info!("recovery cancelled by the bank");

@@ -138,10 +138,12 @@ impl Recovery for RecoveryService {
         req: Request<pb::OpenRecoveryRequest>,
     ) -> Result<Response<pb::OpenRecoveryResponse>, Status> {
         self.node.caller_limits.owner_call(req.remote_addr())?;
+        let place = self.node.begin_ceremony(req.remote_addr())?;
         let req = req.into_inner();
         let wallet_id = crate::wallet::parse_wallet_id(req.wallet_id)?;
         let r = parse_session_key(&req.session_key)?;
         let o = self.node.recovery().open_recovery(&wallet_id, &r).await?;
+        place.issued(&o.nonce);
         // Epochs: a staged successor is offered too (released by Epochs.ReleaseStagedShare).
         let staged_manifest_encoded = self
             .node
@@ -200,11 +202,13 @@ impl Recovery for RecoveryService {
         req: Request<pb::BeginOwnerCancelRequest>,
     ) -> Result<Response<pb::BeginOwnerCancelResponse>, Status> {
         self.node.caller_limits.owner_call(req.remote_addr())?;
+        let place = self.node.begin_ceremony(req.remote_addr())?;
         let c = self
             .node
             .recovery()
             .begin_owner_cancel(&req.into_inner().session_id)
             .await?;
+        place.issued(&c.nonce);
         Ok(Response::new(pb::BeginOwnerCancelResponse {
             request_options_json: c.request_options_json,
             nonce: c.nonce.to_vec(),

@@ -47,6 +47,10 @@ pub enum Canceller {
     Bank {
         /// The staff member.
         staff_id: String,
+        /// The bank's session id the cancellation named (empty in records written before
+        /// cancellations named one): a cancellation is spent at a trustee once it cancelled there.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        bank_session_id: String,
     },
 }
 
@@ -55,7 +59,7 @@ impl std::fmt::Display for Canceller {
         match self {
             Self::Owner => f.write_str("owner"),
             Self::FailedPasskey => f.write_str("the node after repeated failed passkey attempts"),
-            Self::Bank { staff_id } => write!(f, "bank staff {staff_id}"),
+            Self::Bank { staff_id, .. } => write!(f, "bank staff {staff_id}"),
         }
     }
 }
@@ -169,14 +173,38 @@ pub enum SessionError {
     /// A bank cancellation from a bank other than the wallet's.
     #[error("bank cancellation is not from this wallet's bank")]
     CancellationWrongBank,
-    /// The cancellation was issued before this session opened (a replay).
+    /// The cancellation was issued, or names a bank session opened, before this session opened
+    /// (a replay).
     #[error(
-        "bank cancellation was issued at {issued_at}, before this session opened at {opened_at}: \
-            it cancels an earlier session"
+        "bank cancellation was issued at {issued_at} for a bank session opened at \
+            {session_opened_at}, before this session opened at {opened_at}: it cancels an earlier \
+            session"
     )]
     CancellationStale {
         /// Unix seconds.
         issued_at: u64,
+        /// Unix seconds: when the bank session it names opened.
+        session_opened_at: u64,
+        /// Unix seconds.
+        opened_at: u64,
+    },
+    /// At the bank: the cancellation names another of its sessions.
+    #[error("bank cancellation names bank session {named}, not this session")]
+    CancellationWrongSession {
+        /// The bank session id it names.
+        named: String,
+    },
+    /// At a trustee: the cancellation already cancelled this node's sessions of its recovery,
+    /// and this session opened after that (a replay against a later recovery).
+    #[error(
+        "bank cancellation for bank session {named} was spent here at {spent_at}; this session \
+            opened at {opened_at}, after it: it belongs to another recovery"
+    )]
+    CancellationSpent {
+        /// The bank session id it names.
+        named: String,
+        /// Unix seconds: when it first cancelled a session here.
+        spent_at: u64,
         /// Unix seconds.
         opened_at: u64,
     },
@@ -531,32 +559,78 @@ impl RecoverySession {
         Ok(())
     }
 
-    /// Checks a bank cancellation for this session.
+    /// Checks a bank cancellation (signature already verified by the caller) for this session:
+    /// the wallet's own bank, this wallet and `R`, not older than this session, and the recovery
+    /// this session belongs to. `at_bank`: this node is the wallet's bank, whose session ids the
+    /// cancellation names, so it must name this one. Elsewhere `spent_at` is when the same
+    /// cancellation (same bank session) first cancelled a session of this wallet and `R` here:
+    /// a session opened at or after that belongs to a later recovery.
     pub fn verify_cancellation(
         &self,
-        bytes: &[u8],
+        signed: &Signed<BankCancellation>,
         banks: &BankKeys,
+        at_bank: bool,
+        spent_at: Option<u64>,
     ) -> Result<Canceller, SessionError> {
-        let signed = Signed::<BankCancellation>::decode_trusted(bytes, banks.keys())
-            .map_err(|e| SessionError::CancellationInvalid(e.to_string()))?;
         let c = signed.body();
+        if !banks.keys().contains(signed.signer()) {
+            return Err(SessionError::CancellationInvalid(
+                StatementError::UntrustedSigner.to_string(),
+            ));
+        }
         if !banks.check(signed.signer(), &c.bank_node_id, &self.bank_node_id) {
             return Err(SessionError::CancellationWrongBank);
         }
         if c.wallet_id != self.wallet_id || Some(c.session_key) != self.session_key() {
             return Err(SessionError::CancellationMismatch);
         }
-        // A cancellation issued before this session opened was for an earlier one with the same
-        // (wallet, R): replayed, it must not cancel this one.
-        if c.issued_at.saturating_add(CLOCK_SKEW_SECS) < self.opened_at {
+        // Issued, or naming a bank session opened, before this session opened: it was for an
+        // earlier session with the same (wallet, R); replayed, it must not cancel this one.
+        if c.issued_at
+            .min(c.session_opened_at)
+            .saturating_add(CLOCK_SKEW_SECS)
+            < self.opened_at
+        {
             return Err(SessionError::CancellationStale {
                 issued_at: c.issued_at,
+                session_opened_at: c.session_opened_at,
+                opened_at: self.opened_at,
+            });
+        }
+        if at_bank {
+            if c.session_id != self.id {
+                return Err(SessionError::CancellationWrongSession {
+                    named: c.session_id.clone(),
+                });
+            }
+        } else if let Some(spent_at) = spent_at
+            // Same second counts as after: a recovery opens one session per trustee, so a second
+            // session of this (wallet, R) opened as the cancellation landed is a later one.
+            && self.opened_at >= spent_at
+        {
+            return Err(SessionError::CancellationSpent {
+                named: c.session_id.clone(),
+                spent_at,
                 opened_at: self.opened_at,
             });
         }
         Ok(Canceller::Bank {
             staff_id: c.staff_id.clone(),
+            bank_session_id: c.session_id.clone(),
         })
+    }
+
+    /// When a bank cancellation naming `bank_session_id` cancelled this session, if it did.
+    pub fn cancelled_by_bank_session(&self, bank_session_id: &str) -> Option<u64> {
+        match &self.state {
+            SessionState::Cancelled {
+                at,
+                by: Canceller::Bank {
+                    bank_session_id: b, ..
+                },
+            } if b == bank_session_id => Some(*at),
+            _ => None,
+        }
     }
 
     /// Any active, unreleased state → Cancelled.
@@ -728,27 +802,60 @@ mod tests {
                 bank_node_id: "ab".repeat(16),
                 wallet_id: "w".into(),
                 session_key: r,
+                session_id: "s1".into(),
+                session_opened_at: 1000,
                 staff_id: "bob".into(),
                 issued_at: 1000,
             },
             &bank,
-        )
-        .encode();
-        let by = s.verify_cancellation(&cancel, &accepted).expect("valid");
-        assert!(
+        );
+        let by = s
+            .verify_cancellation(&cancel, &accepted, true, None)
+            .expect("valid");
+        assert!(matches!(
             s.verify_cancellation(
                 &cancel,
-                &BankKeys::single(PublicKey::from(key().verifying_key()))
-            )
-            .is_err()
+                &BankKeys::single(PublicKey::from(key().verifying_key())),
+                true,
+                None
+            ),
+            Err(SessionError::CancellationInvalid(_))
+        ));
+        // At the bank another session of the same (wallet, R) is not the one named.
+        let mut twin = s.clone();
+        twin.id = "s2".into();
+        assert_eq!(
+            twin.verify_cancellation(&cancel, &accepted, true, None)
+                .err(),
+            Some(SessionError::CancellationWrongSession { named: "s1".into() })
         );
+        // At a trustee, once spent, it does not reach a session opened after (or as it landed).
+        let mut later = s.clone();
+        later.opened_at = 1100;
+        assert!(matches!(
+            later.verify_cancellation(&cancel, &accepted, false, Some(1100)),
+            Err(SessionError::CancellationSpent { spent_at: 1100, .. })
+        ));
+        assert!(
+            s.verify_cancellation(&cancel, &accepted, false, Some(1100))
+                .is_ok()
+        );
+        // Older than the session (beyond the clock skew): stale.
+        later.opened_at = 1000 + CLOCK_SKEW_SECS + 1;
+        assert!(matches!(
+            later.verify_cancellation(&cancel, &accepted, false, None),
+            Err(SessionError::CancellationStale { .. })
+        ));
         let s = s.cancelled(by, 1001).expect("cancel");
+        assert_eq!(s.cancelled_by_bank_session("s1"), Some(1001));
+        assert_eq!(s.cancelled_by_bank_session("s2"), None);
         let good = approval(&bank, "w", &r, 1000, 5000);
         assert_eq!(
             s.authorize_release(&good, &accepted, 2000, 1).err(),
             Some(SessionError::Cancelled {
                 by: Canceller::Bank {
-                    staff_id: "bob".into()
+                    staff_id: "bob".into(),
+                    bank_session_id: "s1".into(),
                 }
             })
         );

@@ -212,7 +212,8 @@ impl StaffOps<'_> {
     }
 
     /// Staff `CancelRecovery`: cancels the bank's session and returns a `BankCancellation` for the
-    /// other trustees. Asking again for a session already cancelled re-issues the statement.
+    /// other trustees, naming this session and when it opened. Asking again for a session already
+    /// cancelled re-issues the statement.
     pub async fn staff_cancel(&self, request: &[u8]) -> Result<Vec<u8>, NodeError> {
         let _guard = self.recovery_lock.lock().await;
         let now = self.now();
@@ -226,6 +227,7 @@ impl StaffOps<'_> {
         if !matches!(st.session.state, SessionState::Cancelled { .. }) {
             let by = Canceller::Bank {
                 staff_id: v.staff_id.clone(),
+                bank_session_id: st.session.id.clone(),
             };
             events.push(self.recovery().cancel_session(&mut st, by, now)?);
         }
@@ -238,6 +240,8 @@ impl StaffOps<'_> {
                 bank_node_id: self.identity.node_id().to_owned(),
                 wallet_id: st.session.wallet_id.clone(),
                 session_key: r,
+                session_id: st.session.id.clone(),
+                session_opened_at: st.session.opened_at,
                 staff_id: v.staff_id,
                 issued_at: now,
             },
