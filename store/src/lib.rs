@@ -93,7 +93,7 @@ impl Backend {
 
 enum Engine {
     Sled(sled::Db),
-    Postgres(pg::PgEngine),
+    Postgres(Box<pg::PgEngine>),
 }
 
 /// A database: cheap to clone; every clone is the same database.
@@ -131,7 +131,7 @@ impl Store {
     /// apply each once) and refuses a schema newer than the newest migration given.
     pub fn open_postgres(config: &PgConfig, migrations: &[Migration]) -> Result<Self, Error> {
         let engine = blocking::run(|| pg::PgEngine::open(config, migrations))?;
-        Ok(Self(Arc::new(Engine::Postgres(engine))))
+        Ok(Self(Arc::new(Engine::Postgres(Box::new(engine)))))
     }
 
     /// PostgreSQL: takes this schema's serving lock, held while the store lives (the lock is a
@@ -227,8 +227,9 @@ impl std::fmt::Debug for Tree {
 /// One entry of a listing.
 pub type Entry = (Vec<u8>, Vec<u8>);
 
-/// The first key after every key that starts with `prefix` (`None`: there is none).
-fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+/// The first key after every key that starts with `prefix` (`None`: there is none): the
+/// exclusive end of a [`Tree::range`] over the prefix.
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     let mut end = prefix.to_vec();
     while let Some(last) = end.pop() {
         if last < u8::MAX {

@@ -559,10 +559,11 @@ impl Store {
         max: usize,
     ) -> Result<Vec<T>, LockerError> {
         let mut out = Vec::new();
-        for (_, v) in self
-            .tree
-            .range(Some(prefix), prefix_end(prefix).as_deref(), max)?
-        {
+        for (_, v) in self.tree.range(
+            Some(prefix),
+            dlocker_store::prefix_end(prefix).as_deref(),
+            max,
+        )? {
             out.push(serde_json::from_slice(&v).map_err(|e| LockerError::corrupt("record", e))?);
         }
         Ok(out)
@@ -571,26 +572,15 @@ impl Store {
     /// The keys under `prefix` (at most `max`), with the prefix removed.
     pub fn scan_keys(&self, prefix: &[u8], max: usize) -> Result<Vec<Vec<u8>>, LockerError> {
         let mut out = Vec::new();
-        for (k, _) in self
-            .tree
-            .range(Some(prefix), prefix_end(prefix).as_deref(), max)?
-        {
+        for (k, _) in self.tree.range(
+            Some(prefix),
+            dlocker_store::prefix_end(prefix).as_deref(),
+            max,
+        )? {
             out.push(k[prefix.len()..].to_vec());
         }
         Ok(out)
     }
-}
-
-/// The first key after every key that starts with `prefix` (`None`: there is none).
-fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < u8::MAX {
-            end.push(last + 1);
-            return Some(end);
-        }
-    }
-    None
 }
 
 /// JSON bytes of a record (records are plain data: serialising cannot fail).
