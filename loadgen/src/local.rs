@@ -150,8 +150,8 @@ pub(crate) fn init_cluster(
             "pending_ceremonies_per_caller",
             BENCH_MAX_CEREMONIES,
         )?;
-        // ...and the per-address owner-call budget would throttle the recoveries, not measure
-        // them (the limit itself is measured by the limits phase).
+        // ...and the per-address owner-call budget would throttle the recoveries instead of
+        // measuring them.
         doc.set_integer("limits", "owner_calls_per_minute", 1_000_000)?;
         if i == 0 {
             let key = desc
