@@ -164,6 +164,7 @@ async fn deposits_survive_sigkill_and_a_node_refuses_a_schema_not_its_own() {
         before,
         "the foreign schema is untouched"
     );
+    rc.start_node(2).await;
 
     // Its own schema, but migrated by a newer build: refused with both versions named.
     let own = pg.schema(1).expect("schema");
