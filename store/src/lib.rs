@@ -20,7 +20,7 @@ mod blocking;
 mod pg;
 mod sled_engine;
 
-pub use pg::{Migration, PgConfig};
+pub use pg::{Migration, PgConfig, is_identifier};
 
 use std::ops::Bound;
 use std::path::Path;

@@ -83,8 +83,9 @@ pub struct Migration {
     pub sql: &'static str,
 }
 
-/// Whether `name` is a plain lower-case SQL identifier (so it can be spliced into SQL).
-fn is_identifier(name: &str) -> bool {
+/// Whether `name` is a plain lower-case SQL identifier (so it can be spliced into SQL): what a
+/// schema name must be.
+pub fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some('a'..='z' | '_'))
         && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_'))

@@ -1592,14 +1592,7 @@ pub mod edit {
             key: &str,
             v: bool,
         ) -> Result<(), ConfigError> {
-            let t = self.section(section)?;
-            match t.get_mut(key) {
-                Some(item) => *item = value(v),
-                None => {
-                    t.insert(key, value(v));
-                }
-            }
-            Ok(())
+            self.set_item(section, key, value(v))
         }
 
         /// Sets a string value in `section`.
@@ -1609,11 +1602,22 @@ pub mod edit {
             key: &str,
             v: &str,
         ) -> Result<(), ConfigError> {
+            self.set_item(section, key, value(v))
+        }
+
+        /// Sets `key` in `section` to `item`. Assigning through the index keeps the key's
+        /// comments; insert would drop them.
+        fn set_item(
+            &mut self,
+            section: &'static str,
+            key: &str,
+            item: Item,
+        ) -> Result<(), ConfigError> {
             let t = self.section(section)?;
             match t.get_mut(key) {
-                Some(item) => *item = value(v),
+                Some(existing) => *existing = item,
                 None => {
-                    t.insert(key, value(v));
+                    t.insert(key, item);
                 }
             }
             Ok(())
@@ -1651,15 +1655,7 @@ pub mod edit {
         ) -> Result<(), ConfigError> {
             let v =
                 i64::try_from(v).map_err(|_| invalid(section, format!("{key} is too large")))?;
-            let t = self.section(section)?;
-            // Assigning through the index keeps the key's comments; insert would drop them.
-            match t.get_mut(key) {
-                Some(item) => *item = value(v),
-                None => {
-                    t.insert(key, value(v));
-                }
-            }
-            Ok(())
+            self.set_item(section, key, value(v))
         }
     }
 

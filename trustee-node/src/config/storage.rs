@@ -135,12 +135,7 @@ pub fn storage_config(raw: &RawStorage) -> Result<StorageConfig, ConfigError> {
                 }
             };
             let schema = raw.schema.clone().unwrap_or_else(|| DEFAULT_SCHEMA.into());
-            let ident = schema.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
-                && schema
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-                && schema.len() <= 63;
-            if !ident {
+            if !dlocker_store::is_identifier(&schema) {
                 return Err(invalid(format!(
                     "schema {schema:?} must be lower-case letters, digits and '_' (at most 63)"
                 )));
