@@ -189,6 +189,13 @@ function showReceipts(res, options) {
   $("backup-result").hidden = false;
   $("verify-result").hidden = true;
   $("backup-result").dataset.manifest = res.manifest;
+  $("backup-result").dataset.walletId = res.walletId;
+  const linked = localStorage.getItem(walletKeyItem(res.walletId)) !== null;
+  $("link-docs-button").hidden = linked;
+  $("link-docs-button").disabled = false;
+  $("refresh-docs-button").hidden = !linked;
+  $("docs-table").hidden = true;
+  setStatus($("docs-status"), "");
 }
 
 async function doVerify() {
@@ -222,6 +229,100 @@ async function doVerify() {
     setStatus($("verify-summary"), `Check failed: ${friendlyError(e)}`, "error");
   } finally {
     $("verify-button").disabled = false;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Documents
+
+// The wallet key the bank's locker knows this wallet by. A wallet app keeps it in the device's
+// keystore; this page keeps it in the browser's storage for the wallet.
+const walletKeyItem = (walletId) => `dlocker.walletKey.${walletId}`;
+
+function docRows(docs, tbody, table) {
+  tbody.replaceChildren(
+    ...docs.map((d) => {
+      const details = Object.entries(d.claims).map(([k, v]) => `${k}: ${v}`).join(", ");
+      const until = d.validUntil ? ` Valid until ${new Date(d.validUntil * 1000).toLocaleDateString()}.` : "";
+      let check;
+      if (d.state === "awaiting_issuer") check = "waiting for the issuer to re-issue it";
+      else if (d.verified) check = `signature, issuer and status checked ✓ (bound to key ${d.boundTo.slice(0, 12)}…)`;
+      else check = `problem: ${d.status === "revoked" ? "revoked" : d.problems.join("; ")}`;
+      return el(
+        "tr",
+        { "data-uri": d.uri, "data-verified": String(d.verified), "data-bound-to": d.boundTo, class: d.verified ? "ok" : "error" },
+        el("th", { scope: "row" }, `${d.docType} `, el("span", { class: "mono small" }, d.uri)),
+        el("td", {}, d.issuerName || d.issuerId),
+        el("td", {}, details + until),
+        el("td", {}, check),
+      );
+    }),
+  );
+  table.hidden = false;
+}
+
+async function doLinkDocs() {
+  const walletId = $("backup-result").dataset.walletId;
+  $("link-docs-button").disabled = true;
+  setStatus($("docs-status"), "Confirm with your passkey to link this wallet to your bank's document locker…");
+  try {
+    const key = await client.linkDocuments(walletId);
+    localStorage.setItem(walletKeyItem(walletId), key.walletKey);
+    $("link-docs-button").hidden = true;
+    $("refresh-docs-button").hidden = false;
+    document.body.dataset.docsLinked = "true";
+    setStatus($("docs-status"), `Linked: your bank can now issue documents to this wallet (key ${key.publicKey.slice(0, 12)}…).`, "ok");
+  } catch (e) {
+    $("link-docs-button").disabled = false;
+    setStatus($("docs-status"), `Linking failed: ${friendlyError(e)}`, "error");
+  }
+}
+
+async function doListDocs() {
+  const walletId = $("backup-result").dataset.walletId;
+  const key = localStorage.getItem(walletKeyItem(walletId));
+  if (!key) {
+    setStatus($("docs-status"), "This browser holds no wallet key for this wallet: link it first.", "error");
+    return;
+  }
+  $("refresh-docs-button").disabled = true;
+  setStatus($("docs-status"), "Reading your documents and checking each one…");
+  try {
+    const docs = await client.listDocuments(walletId, key);
+    docRows(docs, $("docs"), $("docs-table"));
+    document.body.dataset.documents = String(docs.length);
+    setStatus(
+      $("docs-status"),
+      docs.length === 0 ? "No documents yet: your bank issues them after its checks." : `${docs.length} document(s).`,
+      "ok",
+    );
+  } catch (e) {
+    setStatus($("docs-status"), `Could not read your documents: ${friendlyError(e)}`, "error");
+  } finally {
+    $("refresh-docs-button").disabled = false;
+  }
+}
+
+async function doReissue() {
+  $("reissue-button").disabled = true;
+  setStatus($("reissue-status"), "Confirm with your passkey to move your documents to this device…");
+  try {
+    const res = await client.reissueDocuments();
+    localStorage.setItem(walletKeyItem($("recover-result").dataset.walletId), res.walletKey);
+    docRows(res.reissued, $("reissued"), $("reissued-table"));
+    document.body.dataset.reissued = String(res.reissued.length);
+    document.body.dataset.newWalletKey = res.publicKey;
+    const waiting = res.awaitingIssuer.length ? ` ${res.awaitingIssuer.length} more follow when their issuer re-issues them.` : "";
+    setStatus(
+      $("reissue-status"),
+      `${res.reissued.length} document(s) now belong to this device (key ${res.publicKey.slice(0, 12)}…); ` +
+        `${res.revoked} old credential(s) revoked, ${res.consentsCarriedOver} consent(s) kept.${waiting}`,
+      "ok",
+    );
+    $("reissue-button").hidden = true;
+  } catch (e) {
+    $("reissue-button").disabled = false;
+    setStatus($("reissue-status"), `Moving your documents failed: ${friendlyError(e)}`, "error");
   }
 }
 
@@ -293,6 +394,11 @@ async function doRecover(ev) {
     if (res.faulty.length) notes.push(`rejected (bad piece): ${res.faulty.map((f) => f.trustee).join(", ")}`);
     $("recover-summary").textContent =
       `Rebuilt from the verified pieces of ${res.used.join(", ")}.` + (notes.length ? ` ${notes.join("; ")}.` : "");
+    $("recover-result").dataset.walletId = res.walletId;
+    $("reissue-button").hidden = false;
+    $("reissue-button").disabled = false;
+    $("reissued-table").hidden = true;
+    setStatus($("reissue-status"), "");
     $("recover-result").hidden = false;
     setStatus($("recover-status"), "Recovery complete.", "ok");
     document.body.dataset.recoverState = "done";
@@ -453,6 +559,9 @@ async function start() {
   $("verify-button").addEventListener("click", doVerify);
   $("recover-form").addEventListener("submit", doRecover);
   $("cancel-button").addEventListener("click", doCancel);
+  $("link-docs-button").addEventListener("click", doLinkDocs);
+  $("refresh-docs-button").addEventListener("click", doListDocs);
+  $("reissue-button").addEventListener("click", doReissue);
   showTab(location.hash === "#recover" ? "recover" : "backup");
   document.body.dataset.ready = "true";
 }

@@ -59,9 +59,11 @@ use zeroize::Zeroizing;
 
 pub use dlocker_locker::refusal::RefusalCode;
 pub use dlocker_locker::{
-    FormatError, PrincipalKey, b64, datetime, example_issuer, ids, jwk, jws, repository,
-    status_list, vc,
+    FormatError, PrincipalKey, b64, datetime, ids, jwk, jws, status_list, vc,
 };
+// A pull issuer's server side (a tonic server) and the example issuer: native only.
+#[cfg(not(target_arch = "wasm32"))]
+pub use dlocker_locker::{example_issuer, repository};
 
 /// Allowed clock difference when checking validity windows.
 pub const VALIDITY_SKEW_SECS: u64 = 60;
@@ -985,6 +987,33 @@ pub async fn reissue(
         }
     }
     Ok(resp)
+}
+
+/// Right after a recovery: re-issues every document of the recovered wallet to the new
+/// device's key ([`crate::Recovered::device_key`], the recovery's `R`), with the bank approval
+/// the recovery already obtained for `R` — no second approval — and one touch of the owner's
+/// passkey. Returns the new wallet key (keep it in the device's keystore) and the locker's answer.
+///
+/// `wallet_id` is the recovered wallet's (`recovered.manifest.wallet_id()`), `device` its
+/// [`crate::Recovered::device_key`].
+pub async fn reissue_to_recovered_device(
+    locker: &LockerClient,
+    wallet_id: &str,
+    device: &crate::DeviceKey,
+    auth: &mut dyn Passkey,
+    carry_over_consents: bool,
+) -> Result<(PrincipalKey, pb::ReissueResponse), DocError> {
+    let key = PrincipalKey::from_signing_key(k256::ecdsa::SigningKey::from(device.secret_key()));
+    let resp = reissue(
+        locker,
+        wallet_id,
+        &key,
+        device.bank_approval(),
+        auth,
+        carry_over_consents,
+    )
+    .await?;
+    Ok((key, resp))
 }
 
 /// An issuer with its request key.

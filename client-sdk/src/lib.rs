@@ -73,11 +73,10 @@ pub mod authenticator;
 pub mod backup;
 pub mod ceremony;
 pub mod delete;
-// The locker (documents) and the passkey change's local check of a registration need native
-// crates (the locker's tokio client, webauthn-rs over OpenSSL); the browser build leaves them out.
-#[cfg(not(target_arch = "wasm32"))]
 pub mod documents;
 pub mod error;
+// The passkey change checks a new registration locally with webauthn-rs, a native crate; the
+// browser build leaves it out.
 #[cfg(not(target_arch = "wasm32"))]
 pub mod passkey_change;
 pub mod recover;
@@ -104,7 +103,7 @@ pub use passkey_change::{
     PasskeyChangeError, PasskeyChangeReport, TrusteePasskey, change_passkey, resume_passkey_change,
 };
 pub use recover::{
-    CancelOutcome, Checkpoint, RecoverError, RecoverEvent, RecoverOptions, Recovered,
+    CancelOutcome, Checkpoint, DeviceKey, RecoverError, RecoverEvent, RecoverOptions, Recovered,
     RecoveryHandle, RecoveryStep, TrusteeSession, cancel_recovery, present_bank_cancellation,
     recover, resume_recovery,
 };

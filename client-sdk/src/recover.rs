@@ -275,6 +275,7 @@ pub struct Recovered {
     /// (one owner cancellation) so it does not block a later rotation there. Sessions it did not
     /// authenticate expire on their own and block nothing.
     pub closed: Vec<String>,
+    device: DeviceKey,
 }
 
 impl Recovered {
@@ -285,6 +286,50 @@ impl Recovered {
     /// The wallet's shared secret `k` (to re-split it to a new epoch).
     pub fn secret(&self) -> &SecretScalar {
         &self.secret
+    }
+    /// The new device's key: this recovery's session key `R`, with the bank's approval bound to
+    /// it. The document locker re-issues the wallet's documents to it
+    /// ([`crate::documents::reissue_to_recovered_device`]) without a second bank approval.
+    pub fn device_key(&self) -> &DeviceKey {
+        &self.device
+    }
+}
+
+/// The key a recovery made on the new device (`R`) and the bank's signed approval of the
+/// recovery of this wallet to it. `R`'s part in the recovery (the trustees sealed their shares
+/// to it) is over once the shares are released; from then on it is the new device's wallet key.
+/// `Debug` never shows the key.
+#[derive(Clone)]
+pub struct DeviceKey {
+    key: SecretKey,
+    bank_approval: Vec<u8>,
+}
+
+impl DeviceKey {
+    /// The secret key.
+    pub fn secret_key(&self) -> &SecretKey {
+        &self.key
+    }
+    /// Its public key (`R`).
+    pub fn public_key(&self) -> PublicKey {
+        self.key.public_key()
+    }
+    /// The bank's signed `BankApproval` for this wallet and `R` (the statement's encoding).
+    pub fn bank_approval(&self) -> &[u8] {
+        &self.bank_approval
+    }
+}
+
+impl std::fmt::Debug for DeviceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceKey")
+            .field("key", &"REDACTED")
+            .field("public_key", &public_key_hex(&self.public_key()))
+            .field(
+                "bank_approval",
+                &format_args!("{} bytes", self.bank_approval.len()),
+            )
+            .finish()
     }
 }
 
@@ -1295,6 +1340,10 @@ async fn finish(
         faulty: run.faulty,
         unavailable: run.unavailable,
         closed,
+        device: DeviceKey {
+            key: run.r,
+            bank_approval: approval,
+        },
     })
 }
 

@@ -25,6 +25,7 @@
 pub mod b64;
 pub mod datetime;
 pub mod error;
+#[cfg(feature = "repository")]
 pub mod example_issuer;
 pub mod ids;
 pub mod json;
@@ -32,6 +33,7 @@ pub mod jwk;
 pub mod jws;
 pub mod keys;
 pub mod refusal;
+#[cfg(feature = "repository")]
 pub mod repository;
 pub mod request;
 pub mod status_list;

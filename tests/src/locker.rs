@@ -266,17 +266,7 @@ impl LockerCluster {
 
     /// Registers and approves a hosted issuer.
     pub async fn hosted_issuer(&self, id: &str, types: &[&str]) -> IssuerClient {
-        let c = IssuerClient::new(self.locker(), id, PrincipalKey::generate());
-        let types: Vec<String> = types.iter().map(|t| (*t).to_owned()).collect();
-        let e = c
-            .register("Example Bank KYC", &types, true, "")
-            .await
-            .expect("register hosted issuer");
-        self.operator()
-            .approve(StaffAction::ApproveIssuer, id, &e.key_fingerprint)
-            .await
-            .expect("approve issuer");
-        c
+        hosted_issuer(&self.locker(), &self.operator(), id, types).await
     }
 
     /// Registers and approves an own-key (push) issuer.
@@ -370,6 +360,27 @@ impl LockerCluster {
 }
 
 /// Sample claims of an identity card.
+/// Registers a hosted-key issuer at `locker` (the bank's node) and has `operator` (staff with
+/// the operator role) approve it.
+pub async fn hosted_issuer(
+    locker: &LockerClient,
+    operator: &OperatorClient,
+    id: &str,
+    types: &[&str],
+) -> IssuerClient {
+    let c = IssuerClient::new(locker.clone(), id, PrincipalKey::generate());
+    let types: Vec<String> = types.iter().map(|t| (*t).to_owned()).collect();
+    let e = c
+        .register("Example Bank KYC", &types, true, "")
+        .await
+        .expect("register hosted issuer");
+    operator
+        .approve(StaffAction::ApproveIssuer, id, &e.key_fingerprint)
+        .await
+        .expect("approve issuer");
+    c
+}
+
 pub fn id_card_claims(name: &str) -> Claims {
     Claims::from_pairs([
         ("name", name),

@@ -2,9 +2,13 @@
 //! events and results in the shapes `API.md` documents (serde, camelCase), and the errors as one
 //! line each. It compiles natively too, so its unit tests run without a browser.
 
+use dlocker_sdk::documents::{
+    CredentialStatus, HolderClient, LockerClient, PrincipalKey, reissue_to_recovered_device,
+};
 use dlocker_sdk::proto::manifest::Manifest;
+use dlocker_sdk::proto::pb;
 use dlocker_sdk::{
-    BackupPolicy, BackupReceipts, CancelOutcome, OwnerIdentity, Passkey, PreparedBackup,
+    BackupPolicy, BackupReceipts, CancelOutcome, DeviceKey, OwnerIdentity, Passkey, PreparedBackup,
     ProgressEvent, RecoverEvent, RecoverOptions, Recovered, RecoveryHandle, TrusteeHealth,
     TrusteeSet,
 };
@@ -447,12 +451,15 @@ fn reasons(v: &[dlocker_sdk::Failure]) -> Vec<TrusteeReason> {
         .collect()
 }
 
-/// What `recover` hands back: the summary and the wallet data (wiped when dropped).
+/// What `recover` hands back: the summary, the wallet data (wiped when dropped) and the new
+/// device's key with the bank's approval (for `reissueDocuments`).
 pub struct RecoveredWallet {
     /// For the page.
     pub summary: RecoverSummary,
     /// The wallet data.
     pub secret: Zeroizing<Vec<u8>>,
+    /// The recovery's `R` and the bank approval bound to it.
+    pub device: DeviceKey,
 }
 
 impl std::fmt::Debug for RecoveredWallet {
@@ -460,6 +467,7 @@ impl std::fmt::Debug for RecoveredWallet {
         f.debug_struct("RecoveredWallet")
             .field("summary", &self.summary)
             .field("secret", &"REDACTED")
+            .field("device", &self.device)
             .finish()
     }
 }
@@ -474,6 +482,7 @@ fn recovered(r: &Recovered) -> RecoveredWallet {
             unavailable: reasons(&r.unavailable),
         },
         secret: Zeroizing::new(r.data().expose().to_vec()),
+        device: r.device_key().clone(),
     }
 }
 
@@ -570,6 +579,190 @@ pub async fn cancel(
         ))));
     }
     Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Documents: the bank's document locker, reached like every trustee (gRPC-Web from the page).
+
+/// The wallet key the locker knows this wallet by. The page keeps `wallet_key` where a wallet
+/// app would use its keystore; it never leaves the device.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WalletKey {
+    /// The secret key, 64 hex characters.
+    pub wallet_key: String,
+    /// Its public key, hex SEC1 compressed.
+    pub public_key: String,
+}
+
+impl std::fmt::Debug for WalletKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WalletKey")
+            .field("wallet_key", &"REDACTED")
+            .field("public_key", &self.public_key)
+            .finish()
+    }
+}
+
+impl WalletKey {
+    fn of(key: &PrincipalKey) -> Self {
+        Self {
+            wallet_key: key.to_hex().to_string(),
+            public_key: key.public_key_hex(),
+        }
+    }
+}
+
+/// One document as the page shows it, with the credential checked by the SDK (signature against
+/// the pinned locker, issuer registry, status list, validity window, holder binding).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(missing_docs)]
+pub struct DocumentView {
+    pub uri: String,
+    pub issuer_id: String,
+    pub issuer_name: String,
+    pub doc_type: String,
+    /// `push`, `hosted`, `pull`, `self` or `attested`.
+    pub source: String,
+    /// `active` or `awaiting_issuer`.
+    pub state: String,
+    pub credential_id: String,
+    /// Every check passed.
+    pub verified: bool,
+    /// `valid`, `revoked`, `not_applicable` or `` (no credential yet).
+    pub status: String,
+    /// The wallet key the credential is bound to (hex).
+    pub bound_to: String,
+    pub valid_until: Option<u64>,
+    pub claims: std::collections::BTreeMap<String, String>,
+    /// What failed, when `verified` is false.
+    pub problems: Vec<String>,
+}
+
+fn locker(set: &TrusteeSet) -> LockerClient {
+    LockerClient::new(set.bank())
+}
+
+/// Reads a wallet key the page kept (64 hex characters).
+pub fn wallet_key(hex: &str) -> Result<PrincipalKey, WebError> {
+    PrincipalKey::from_hex(hex.trim())
+        .ok_or_else(|| WebError("the wallet key is not 64 hex characters".into()))
+}
+
+async fn view(locker: &LockerClient, d: &pb::LockerDocument) -> DocumentView {
+    let mut v = DocumentView {
+        uri: d.document_uri.clone(),
+        issuer_id: d.issuer_id.clone(),
+        issuer_name: String::new(),
+        doc_type: d.doc_type.clone(),
+        source: d.source.clone(),
+        state: d.state.clone(),
+        credential_id: d.credential_id.clone(),
+        verified: false,
+        status: String::new(),
+        bound_to: String::new(),
+        valid_until: None,
+        claims: Default::default(),
+        problems: Vec::new(),
+    };
+    if d.credential_jws.is_empty() {
+        return v;
+    }
+    match locker.verify(&d.credential_jws).await {
+        Ok(r) => {
+            v.verified = r.ok;
+            v.issuer_name = r.issuer_name;
+            v.status = match r.status {
+                CredentialStatus::Valid => "valid",
+                CredentialStatus::Revoked => "revoked",
+                CredentialStatus::NotApplicable => "not_applicable",
+            }
+            .into();
+            v.bound_to = r.holder_key;
+            v.valid_until = r.valid_until;
+            v.claims = r.claims;
+            v.problems = r.problems.iter().map(|p| one_line(p)).collect();
+        }
+        Err(e) => v.problems.push(one_line(&e.to_string())),
+    }
+    v
+}
+
+/// Binds a new wallet key to the wallet's documents at the bank's locker (one passkey touch
+/// whose challenge covers the key).
+pub async fn link_documents(
+    set: &TrusteeSet,
+    wallet_id: &str,
+    passkey: &mut dyn Passkey,
+) -> Result<WalletKey, WebError> {
+    let key = PrincipalKey::generate();
+    HolderClient::new(locker(set), wallet_id, key.clone())
+        .register(passkey)
+        .await
+        .map_err(|e| WebError::from("linking the document locker", &e))?;
+    Ok(WalletKey::of(&key))
+}
+
+/// The wallet's documents, each credential verified.
+pub async fn list_documents(
+    set: &TrusteeSet,
+    wallet_id: &str,
+    key: &PrincipalKey,
+) -> Result<Vec<DocumentView>, WebError> {
+    let locker = locker(set);
+    let docs = HolderClient::new(locker.clone(), wallet_id, key.clone())
+        .documents()
+        .await
+        .map_err(|e| WebError::from("listing documents", &e))?;
+    let mut out = Vec::with_capacity(docs.len());
+    for d in &docs {
+        out.push(view(&locker, d).await);
+    }
+    Ok(out)
+}
+
+/// What `reissueDocuments()` returns: the new wallet key and the locker's answer.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(missing_docs)]
+pub struct Reissued {
+    #[serde(flatten)]
+    pub key: WalletKey,
+    pub reissued: Vec<DocumentView>,
+    /// Push issuers re-issue later (a task): these wait for them.
+    pub awaiting_issuer: Vec<String>,
+    pub revoked: usize,
+    pub consents_carried_over: u32,
+}
+
+/// Right after a recovery: every document re-issued to the new device's key (the recovery's
+/// `R`) with the recovery's own bank approval and one passkey touch; consents carried over.
+pub async fn reissue_documents(
+    set: &TrusteeSet,
+    wallet_id: &str,
+    device: &DeviceKey,
+    passkey: &mut dyn Passkey,
+) -> Result<Reissued, WebError> {
+    let locker = locker(set);
+    let (key, resp) = reissue_to_recovered_device(&locker, wallet_id, device, passkey, true)
+        .await
+        .map_err(|e| WebError::from("re-issuing the documents", &e))?;
+    let mut reissued = Vec::with_capacity(resp.reissued.len());
+    for d in &resp.reissued {
+        reissued.push(view(&locker, d).await);
+    }
+    Ok(Reissued {
+        key: WalletKey::of(&key),
+        reissued,
+        awaiting_issuer: resp
+            .awaiting_issuer
+            .iter()
+            .map(|d| d.document_uri.clone())
+            .collect(),
+        revoked: resp.revoked_credential_ids.len(),
+        consents_carried_over: resp.consents_carried_over,
+    })
 }
 
 #[cfg(test)]

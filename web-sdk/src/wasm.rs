@@ -3,7 +3,7 @@
 
 use crate::logic::{self, BackupOptions, Event, RecoverOptionsJs, RecoverSignal};
 use dlocker_sdk::error::AuthError;
-use dlocker_sdk::{Passkey, PasskeyFuture, RecoveryHandle, TrusteeSet};
+use dlocker_sdk::{DeviceKey, Passkey, PasskeyFuture, RecoveryHandle, TrusteeSet};
 use js_sys::{Function, Promise, Reflect, Uint8Array};
 use serde::Serialize;
 use std::cell::RefCell;
@@ -37,6 +37,16 @@ export interface RecoverResult {
 }
 export interface CancelOutcome { trustee: string; cancelled: boolean; error: string }
 export type DlockerEvent = { type: string; [field: string]: unknown };
+export interface WalletKey { walletKey: string; publicKey: string }
+export interface LockerDocument {
+  uri: string; issuerId: string; issuerName: string; docType: string; source: string;
+  state: string; credentialId: string; verified: boolean; status: string; boundTo: string;
+  validUntil?: number; claims: Record<string, string>; problems: string[];
+}
+export interface ReissueResult extends WalletKey {
+  reissued: LockerDocument[]; awaitingIssuer: string[]; revoked: number;
+  consentsCarriedOver: number;
+}
 "#;
 
 /// The SDK's version and protocol version.
@@ -112,6 +122,8 @@ struct Inner {
     trustees: TrusteeSet,
     passkey: JsValue,
     recovery: RefCell<Option<Running>>,
+    /// The last recovery's wallet and new device key (for `reissueDocuments`).
+    recovered: RefCell<Option<(String, DeviceKey)>>,
 }
 
 impl Inner {
@@ -164,6 +176,7 @@ impl DlockerClient {
                 trustees,
                 passkey,
                 recovery: RefCell::new(None),
+                recovered: RefCell::new(None),
             }),
         })
     }
@@ -277,6 +290,8 @@ impl DlockerClient {
             };
             inner.recovery.borrow_mut().take();
             let wallet = res?;
+            *inner.recovered.borrow_mut() =
+                Some((wallet.summary.wallet_id.clone(), wallet.device.clone()));
             let out = to_js(&wallet.summary)?;
             let secret = Uint8Array::from(wallet.secret.as_slice());
             Reflect::set(&out, &JsValue::from_str("secret"), &secret)?;
@@ -308,6 +323,58 @@ impl DlockerClient {
                 // Stops the waiting `recover()`; a recovery that already ended ignores it.
                 let _ = r.stop.send(true);
             }
+            to_js(&out)
+        })
+    }
+
+    /// Binds a new wallet key to the wallet's documents at the bank's locker (one passkey
+    /// touch). Keep `walletKey` where the wallet keeps its keys.
+    #[wasm_bindgen(js_name = linkDocuments, unchecked_return_type = "Promise<WalletKey>")]
+    pub fn link_documents(&self, #[wasm_bindgen(js_name = walletId)] wallet_id: String) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let mut passkey = inner.passkey();
+            let key = logic::link_documents(&inner.trustees, &wallet_id, &mut passkey)
+                .await
+                .map_err(|e| js_error(&e.0))?;
+            to_js(&key)
+        })
+    }
+
+    /// The wallet's documents at the bank's locker, each credential verified.
+    #[wasm_bindgen(js_name = listDocuments, unchecked_return_type = "Promise<LockerDocument[]>")]
+    pub fn list_documents(
+        &self,
+        #[wasm_bindgen(js_name = walletId)] wallet_id: String,
+        #[wasm_bindgen(js_name = walletKey)] wallet_key: String,
+    ) -> Promise {
+        let inner = self.inner.clone();
+        let wallet_key = Zeroizing::new(wallet_key);
+        future_to_promise(async move {
+            let key = logic::wallet_key(&wallet_key).map_err(|e| js_error(&e.0))?;
+            let docs = logic::list_documents(&inner.trustees, &wallet_id, &key)
+                .await
+                .map_err(|e| js_error(&e.0))?;
+            to_js(&docs)
+        })
+    }
+
+    /// After `recover()`: every document re-issued to this device's new wallet key, with the
+    /// recovery's own bank approval and one passkey touch.
+    #[wasm_bindgen(js_name = reissueDocuments, unchecked_return_type = "Promise<ReissueResult>")]
+    pub fn reissue_documents(&self) -> Promise {
+        let inner = self.inner.clone();
+        let recovered = inner.recovered.borrow().clone();
+        future_to_promise(async move {
+            let Some((wallet_id, device)) = recovered else {
+                return Err(js_error(
+                    "no recovered wallet in this page: recover it first",
+                ));
+            };
+            let mut passkey = inner.passkey();
+            let out = logic::reissue_documents(&inner.trustees, &wallet_id, &device, &mut passkey)
+                .await
+                .map_err(|e| js_error(&e.0))?;
             to_js(&out)
         })
     }

@@ -8,6 +8,10 @@
 //!    out of the first authenticator and planted: the synced passkey on a new device) recovers:
 //!    "waiting for your bank" until staff approve with `dlocker recoveries approve`, the waiting
 //!    period's countdown, the shares verified, and the page shows the original secret.
+//!    The wallet is linked to the bank's document locker from the page (one touch), the bank
+//!    issues an ID card to it, the page lists it verified; after the recovery the page moves it
+//!    to the new device (one touch, the recovery's own bank approval): re-issued bound to the
+//!    new key, the old credential revoked.
 //! 3. A recovery cancelled with the page's Cancel button: every trustee's session is cancelled
 //!    (asserted at each node) and staff can no longer approve it.
 //! 4. Timings, printed (never asserted): backup and recovery in the browser against the native SDK
@@ -22,9 +26,14 @@ use dlocker_integration_tests::bins::workspace_root;
 use dlocker_integration_tests::cli_command;
 use dlocker_integration_tests::cluster::free_ports;
 use dlocker_integration_tests::http;
+use dlocker_integration_tests::locker::{
+    BANK_ISSUER, ID_CARD, hosted_issuer, id_card_claims, in_a_year,
+};
 use dlocker_integration_tests::recovery_cluster::{RecoveryCluster, RecoverySpec};
 use dlocker_integration_tests::webdriver::{Browser, Driver, Session};
 use dlocker_proto::pb::GetRecoveryStatusRequest;
+use dlocker_sdk::StaffKey;
+use dlocker_sdk::documents::{CredentialStatus, LockerClient, OperatorClient};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -84,7 +93,8 @@ fn page_state(s: &Session<'_>) -> String {
         "const t = (id) => (document.getElementById(id) || {}).innerText || '';\
          return JSON.stringify({data: {...document.body.dataset}, load: t('load-status'),\
            backup: t('backup-progress'), verify: t('verify-summary'), recover: t('recover-status'),\
-           bank: t('bank-detail'), shares: t('shares')});",
+           bank: t('bank-detail'), shares: t('shares'),\
+           docs: t('docs-status'), reissue: t('reissue-status')});",
         json!([]),
     )
     .as_str()
@@ -221,6 +231,8 @@ fn wallet_page_in_chromium() {
     let (web_port, driver_port) = (ports[0], ports[1]);
     let origin = format!("http://localhost:{web_port}");
     let rc = rt.block_on(RecoveryCluster::start(RecoverySpec {
+        // The operator role approves the bank's document issuer.
+        staff: vec![("alice".into(), "approver,canceller,operator".into())],
         config: vec![(
             "webauthn".into(),
             "origins".into(),
@@ -291,15 +303,60 @@ fn wallet_page_in_chromium() {
     let creds = a.credentials(&auth_a);
     assert_eq!(creds.len(), 1, "one passkey made by the backup: {creds:?}");
 
+    // The wallet linked to the bank's document locker (one touch), an ID card issued to it by
+    // the bank (a hosted issuer, natively), then listed and verified in the page.
+    a.click("#link-docs-button");
+    let linked = wait_js(
+        &a,
+        "the documents link",
+        "if (document.body.dataset.docsLinked === 'true') return 'linked';\
+         const s = document.getElementById('docs-status');\
+         return s.classList.contains('error') ? s.innerText : false;",
+    );
+    assert_eq!(linked, json!("linked"), "{}", page_state(&a));
+    let locker = LockerClient::new(rc.trustees().bank());
+    let card = rt.block_on(async {
+        let operator_key = StaffKey::from_hex(&rc.staff[0].key.to_hex()).expect("staff key");
+        let operator = OperatorClient::new(operator_key, locker.clone());
+        hosted_issuer(&locker, &operator, BANK_ISSUER, &[ID_CARD])
+            .await
+            .issue(&wallet, ID_CARD, &id_card_claims("Asha Rao"), in_a_year())
+            .await
+            .expect("the bank issues an ID card")
+    });
+    a.click("#refresh-docs-button");
+    wait_js(
+        &a,
+        "the documents list",
+        "if (document.body.dataset.documents) return document.body.dataset.documents;\
+         const s = document.getElementById('docs-status');\
+         return s.classList.contains('error') ? s.innerText : false;",
+    );
+    shot_at(&a, "04-documents", "#documents");
+    let rows = a.js(
+        "return Array.from(document.querySelectorAll('#docs tr'))\
+           .map((tr) => [tr.dataset.uri, tr.dataset.verified, tr.dataset.boundTo, tr.innerText]);",
+        json!([]),
+    );
+    let rows = rows.as_array().cloned().unwrap_or_default();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0][0], json!(card.document_uri), "{rows:?}");
+    assert_eq!(rows[0][1], json!("true"), "verified in the page: {rows:?}");
+    assert!(
+        rows[0][3].as_str().unwrap_or_default().contains("Asha Rao"),
+        "{rows:?}"
+    );
+    let old_key = rows[0][2].as_str().unwrap_or_default().to_owned();
+
     // 2. A new device: a fresh profile whose authenticator holds the same (synced) passkey.
     let b = driver.session(&root.path().join("profile-b"));
     let auth_b = b.add_virtual_authenticator();
     b.add_credential(&auth_b, &creds[0]);
     open_page(&b, &format!("{url}#recover"));
     b.type_into("#recover-wallet", &wallet);
-    shot(&b, "04-recover-form");
+    shot(&b, "05-recover-form");
     let reference = start_recovery(&b, &wallet);
-    shot_at(&b, "05-waiting-for-bank", "#recover");
+    shot_at(&b, "06-waiting-for-bank", "#recover");
     let out = approve(&tf, &staff_key, &reference);
     assert!(
         out.status.success(),
@@ -312,10 +369,43 @@ fn wallet_page_in_chromium() {
         "const st = document.body.dataset.recoverState;\
          return st === 'waiting' || st === 'done' || st === 'failed' ? st : false;",
     );
-    shot_at(&b, "06-waiting-period", "#recover");
+    shot_at(&b, "07-waiting-period", "#recover");
     wait_done(&b);
-    shot_at(&b, "07-secret-recovered", "#recover");
+    shot_at(&b, "08-secret-recovered", "#recover");
     assert_eq!(b.text("#recovered-secret"), SECRET);
+
+    // The documents move to the new device: one touch, the recovery's own bank approval (no
+    // second one), the card re-issued bound to the new device's key, the old credential revoked.
+    b.click("#reissue-button");
+    wait_js(
+        &b,
+        "the documents re-issued",
+        "if (document.body.dataset.reissued) return document.body.dataset.reissued;\
+         const s = document.getElementById('reissue-status');\
+         return s.classList.contains('error') ? s.innerText : false;",
+    );
+    shot_at(&b, "09-documents-moved", "#recover-docs");
+    let new_key = b
+        .js("return document.body.dataset.newWalletKey;", json!([]))
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let rows = b.js(
+        "return Array.from(document.querySelectorAll('#reissued tr'))\
+           .map((tr) => [tr.dataset.uri, tr.dataset.verified, tr.dataset.boundTo]);",
+        json!([]),
+    );
+    assert_eq!(
+        rows,
+        json!([[card.document_uri, "true", new_key]]),
+        "{}",
+        page_state(&b)
+    );
+    assert_ne!(new_key, old_key, "bound to the new device's key");
+    let old = rt
+        .block_on(locker.verify(&card.credential_jws))
+        .expect("verify the old credential");
+    assert_eq!(old.status, CredentialStatus::Revoked);
 
     // 3. Cancel pressed in the page: no trustee releases.
     open_page(&a, &url);
@@ -339,7 +429,7 @@ fn wallet_page_in_chromium() {
         "return document.body.dataset.recoverState === 'cancelled' && document.body.dataset.cancelled \
          ? document.body.dataset.cancelled : false;",
     );
-    shot_at(&b, "08-recovery-cancelled", "#recover");
+    shot_at(&b, "10-recovery-cancelled", "#recover");
     assert_eq!(
         b.js("return document.body.dataset.cancelled;", json!([])),
         json!("5"),

@@ -208,3 +208,154 @@ async fn browser_logic_backs_up_verifies_recovers_and_cancels_on_real_nodes() {
         assert_eq!(st.state, "cancelled", "{}", sess.name);
     }
 }
+
+/// The page's documents, natively: the wallet linked to the bank's locker (one touch), an ID
+/// card issued to it and listed verified; after a recovery the card is re-issued to the new
+/// device's key with the recovery's own bank approval (one touch, no second approval), the old
+/// credential revoked and the old key refused. A device key presented for another wallet is
+/// refused and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_logic_moves_documents_to_the_recovered_device() {
+    use dlocker_integration_tests::locker::{
+        BANK_ISSUER, ID_CARD, hosted_issuer, id_card_claims, in_a_year,
+    };
+    use dlocker_sdk::StaffKey;
+    use dlocker_sdk::documents::{CredentialStatus, LockerClient, OperatorClient};
+
+    let rc = RecoveryCluster::start(RecoverySpec {
+        staff: vec![("olivia".into(), "approver,canceller,operator".into())],
+        ..RecoverySpec::default()
+    })
+    .await;
+    let set = logic::trustees(&rc.trustees().to_toml()).expect("trustees file");
+    let passkey = JsonPasskey(Arc::new(Mutex::new(SoftwareAuthenticator::new())));
+    let wallet = dlocker_integration_tests::craft::wallet_id("webdocs");
+    let opts = BackupOptions {
+        threshold: 3,
+        recovery_delay_secs: 0,
+        user_name: "alice".into(),
+    };
+    logic::backup(
+        &set,
+        &wallet,
+        Zeroizing::new(b"seed words".to_vec()),
+        &opts,
+        &mut passkey.clone(),
+        |_| {},
+    )
+    .await
+    .expect("backup");
+
+    // Link: one touch; nothing issued yet.
+    let linked = logic::link_documents(&set, &wallet, &mut passkey.clone())
+        .await
+        .expect("link documents");
+    assert_eq!(passkey.touches(), 2, "one touch to link");
+    assert!(
+        !format!("{linked:?}").contains(&linked.wallet_key),
+        "Debug redacts the key"
+    );
+    let old_key = logic::wallet_key(&linked.wallet_key).expect("wallet key");
+    assert!(
+        logic::list_documents(&set, &wallet, &old_key)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+
+    // The bank issues an ID card to the wallet; the page lists it, verified, bound to the key.
+    let locker = LockerClient::new(set.bank());
+    let operator_key = StaffKey::from_hex(&rc.staff[0].key.to_hex()).expect("staff key");
+    let operator = OperatorClient::new(operator_key, locker.clone());
+    let issuer = hosted_issuer(&locker, &operator, BANK_ISSUER, &[ID_CARD]).await;
+    let card = issuer
+        .issue(&wallet, ID_CARD, &id_card_claims("Asha Rao"), in_a_year())
+        .await
+        .expect("issue");
+    let docs = logic::list_documents(&set, &wallet, &old_key)
+        .await
+        .expect("list");
+    assert_eq!(docs.len(), 1, "{docs:?}");
+    assert!(docs[0].verified, "{docs:?}");
+    assert_eq!(docs[0].status, "valid");
+    assert_eq!(docs[0].bound_to, linked.public_key);
+    assert_eq!(
+        docs[0].claims.get("name").map(String::as_str),
+        Some("Asha Rao")
+    );
+
+    // Recovery on the new device (one touch, staff approve once).
+    let staff = rc.staff_client(0);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let (_stop, stopped) = tokio::sync::watch::channel(false);
+    let mut pk = passkey.clone();
+    let recovering = logic::recover(
+        &set,
+        &wallet,
+        &RecoverOptionsJs {
+            poll_interval_ms: Some(200),
+            approval_timeout_secs: Some(120),
+        },
+        &mut pk,
+        stopped,
+        |s| {
+            if let RecoverSignal::Event(Event::AwaitingApproval { bank_session_id }) = s {
+                let _ = tx.send(bank_session_id);
+            }
+        },
+    );
+    let approving = async {
+        let sid = rx.recv().await.expect("awaitingApproval event");
+        staff.approve(&sid).await.expect("staff approve");
+    };
+    let (recovered, ()) = tokio::join!(recovering, approving);
+    let recovered = recovered.expect("recovery");
+    assert_eq!(passkey.touches(), 3);
+    assert!(!format!("{recovered:?}").contains("seed words"));
+
+    // The device key presented for another wallet: refused, and the card stays where it was.
+    let other = dlocker_integration_tests::craft::wallet_id("webdocs-other");
+    let err = logic::reissue_documents(&set, &other, &recovered.device, &mut passkey.clone())
+        .await
+        .expect_err("an approval for another wallet");
+    assert!(err.0.contains("re-issuing the documents"), "{err}");
+    let still = logic::list_documents(&set, &wallet, &old_key)
+        .await
+        .expect("list");
+    assert_eq!(still, docs, "a refused re-issue changes nothing");
+
+    // The re-issue: one touch, no second bank approval.
+    let touches = passkey.touches();
+    let moved = logic::reissue_documents(&set, &wallet, &recovered.device, &mut passkey.clone())
+        .await
+        .expect("re-issue to the new device");
+    assert_eq!(
+        passkey.touches() - touches,
+        1,
+        "one touch to move the documents"
+    );
+    assert_eq!(moved.revoked, 1, "{moved:?}");
+    assert_eq!(moved.reissued.len(), 1, "{moved:?}");
+    let new_pub = dlocker_sdk::proto::keys::public_key_hex(&recovered.device.public_key());
+    assert_eq!(moved.key.public_key, new_pub);
+    assert_eq!(moved.reissued[0].bound_to, new_pub);
+    assert!(moved.reissued[0].verified, "{moved:?}");
+    assert_ne!(moved.reissued[0].credential_id, docs[0].credential_id);
+
+    // The new key lists the card; the lost device's key is refused; its credential is revoked.
+    let new_key = logic::wallet_key(&moved.key.wallet_key).expect("new key");
+    let now = logic::list_documents(&set, &wallet, &new_key)
+        .await
+        .expect("list");
+    assert_eq!(now.len(), 1);
+    assert_eq!(now[0].bound_to, new_pub);
+    let refused = logic::list_documents(&set, &wallet, &old_key)
+        .await
+        .expect_err("the lost device's key");
+    assert!(refused.0.starts_with("listing documents"), "{refused}");
+    let old = locker
+        .verify(&card.credential_jws)
+        .await
+        .expect("verify old");
+    assert_eq!(old.status, CredentialStatus::Revoked);
+}
