@@ -390,7 +390,7 @@ async function doRecover(ev) {
     $("recovered-secret").textContent = new TextDecoder().decode(res.secret);
     res.secret.fill(0);
     const notes = [];
-    if (res.unavailable.length) notes.push(`unreachable: ${res.unavailable.map((u) => u.trustee).join(", ")}`);
+    if (res.unavailable.length) notes.push(`not used: ${res.unavailable.map((u) => `${u.trustee} (${u.reason})`).join(", ")}`);
     if (res.faulty.length) notes.push(`rejected (bad piece): ${res.faulty.map((f) => f.trustee).join(", ")}`);
     $("recover-summary").textContent =
       `Rebuilt from the verified pieces of ${res.used.join(", ")}.` + (notes.length ? ` ${notes.join("; ")}.` : "");
@@ -426,7 +426,7 @@ function onRecoverEvent(e, shareLine) {
     case "sessionOpened":
       break;
     case "trusteeFailed":
-      $("shares").append(el("li", { class: "error" }, `${e.trustee}: unreachable (${e.reason})`));
+      $("shares").append(el("li", { class: "error" }, `${e.trustee}: could not take part (${e.reason})`));
       break;
     case "sessionsOpened": {
       $("sessions").replaceChildren(

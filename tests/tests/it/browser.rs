@@ -300,9 +300,6 @@ fn wallet_page_in_chromium() {
         json!([]),
     );
     assert_eq!(healthy, json!(5), "{}", page_state(&a));
-    let creds = a.credentials(&auth_a);
-    assert_eq!(creds.len(), 1, "one passkey made by the backup: {creds:?}");
-
     // The wallet linked to the bank's document locker (one touch), an ID card issued to it by
     // the bank (a hosted issuer, natively), then listed and verified in the page.
     a.click("#link-docs-button");
@@ -347,6 +344,10 @@ fn wallet_page_in_chromium() {
         "{rows:?}"
     );
     let old_key = rows[0][2].as_str().unwrap_or_default().to_owned();
+    // Read after every touch so far: the new device's copy carries the current signature counter
+    // (a node refuses a counter that went backwards, as from a cloned authenticator).
+    let creds = a.credentials(&auth_a);
+    assert_eq!(creds.len(), 1, "one passkey made by the backup: {creds:?}");
 
     // 2. A new device: a fresh profile whose authenticator holds the same (synced) passkey.
     let b = driver.session(&root.path().join("profile-b"));
@@ -373,6 +374,11 @@ fn wallet_page_in_chromium() {
     wait_done(&b);
     shot_at(&b, "08-secret-recovered", "#recover");
     assert_eq!(b.text("#recovered-secret"), SECRET);
+    let summary = b.text("#recover-summary");
+    assert!(
+        !summary.contains("not used"),
+        "every trustee took part: {summary}"
+    );
 
     // The documents move to the new device: one touch, the recovery's own bank approval (no
     // second one), the card re-issued bound to the new device's key, the old credential revoked.

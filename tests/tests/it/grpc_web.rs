@@ -1,4 +1,5 @@
-//! Browsers on real nodes: gRPC-Web over plain HTTP/1.1 (what a wallet page's fetch sends) from
+//! Browsers on real nodes: gRPC-Web over plain HTTP/1.1 (what a wallet page's fetch sends) and
+//! over HTTP/2 (what a browser speaks to a node behind TLS) from
 //! an allowed origin is served with CORS headers, the preflight answers with the allowed method,
 //! headers and cache lifetime, and an origin not in the node's list is refused by the node
 //! itself (403 for a preflight, PERMISSION_DENIED for a gRPC-Web or native gRPC call) before any
@@ -59,6 +60,40 @@ fn grpc_web_call(
         ],
         &frame(0, &msg.encode_to_vec()),
     )
+}
+
+/// A gRPC-Web call over HTTP/2 (prior knowledge, as after TLS with ALPN `h2`): the response's
+/// status, headers, body and HTTP trailers.
+async fn grpc_web_call_h2(
+    addr: std::net::SocketAddr,
+    path: &str,
+    origin: &str,
+    msg: &impl tonic_prost::prost::Message,
+) -> (http::response::Parts, Vec<u8>) {
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (client, conn) = h2::client::handshake(tcp).await.expect("HTTP/2 handshake");
+    tokio::spawn(conn);
+    let mut client = client.ready().await.expect("h2 ready");
+    let req = http::Request::builder()
+        .method("POST")
+        .uri(format!("http://{addr}{path}"))
+        .header("origin", origin)
+        .header("content-type", GRPC_WEB)
+        .header("accept", GRPC_WEB)
+        .header("x-grpc-web", "1")
+        .body(())
+        .expect("request");
+    let (resp, mut send) = client.send_request(req, false).expect("send request");
+    send.send_data(bytes::Bytes::from(frame(0, &msg.encode_to_vec())), true)
+        .expect("send body");
+    let (parts, mut body) = resp.await.expect("response").into_parts();
+    let mut data = Vec::new();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.expect("body");
+        let _ = body.flow_control().release_capacity(chunk.len());
+        data.extend_from_slice(&chunk);
+    }
+    (parts, data)
 }
 
 fn preflight(addr: std::net::SocketAddr, path: &str, origin: &str) -> HttpResponse {
@@ -134,6 +169,44 @@ async fn grpc_web_from_allowed_origins_only() {
     let info = NodeDescriptor::decode(msgs.first().expect("one message").as_slice())
         .expect("a NodeDescriptor");
     assert_eq!(info.node_id, rc.node(0).node_id);
+
+    // The same over HTTP/2 (browsers speak it to a node behind TLS): served the same way, the
+    // status in the gRPC-Web trailer frame; a disallowed origin refused before any handler.
+    let (parts, body) = grpc_web_call_h2(
+        bank,
+        "/dlocker.v1.Trustee/GetInfo",
+        ALLOWED,
+        &GetInfoRequest {},
+    )
+    .await;
+    assert_eq!(parts.version, http::Version::HTTP_2);
+    assert_eq!(parts.status, 200, "{parts:?}");
+    assert_eq!(
+        parts
+            .headers
+            .get("access-control-allow-origin")
+            .map(|v| v.as_bytes()),
+        Some(ALLOWED.as_bytes()),
+        "{parts:?}"
+    );
+    let (msgs, trailers) = frames(&body);
+    assert!(trailers.contains("grpc-status:0"), "trailers: {trailers:?}");
+    let info = NodeDescriptor::decode(msgs.first().expect("one message").as_slice())
+        .expect("a NodeDescriptor over HTTP/2");
+    assert_eq!(info.node_id, rc.node(0).node_id);
+    let (parts, _) = grpc_web_call_h2(
+        bank,
+        "/dlocker.v1.Trustee/GetInfo",
+        EVIL,
+        &GetInfoRequest {},
+    )
+    .await;
+    assert_eq!(
+        parts.headers.get("grpc-status").map(|v| v.as_bytes()),
+        Some(&b"7"[..]),
+        "{parts:?}"
+    );
+    assert!(parts.headers.get("access-control-allow-origin").is_none());
 
     // A disallowed origin: its preflight is refused with 403 and no CORS headers...
     let pre = preflight(bank, "/dlocker.v1.Recovery/OpenRecovery", EVIL);
