@@ -4,9 +4,12 @@
 
 import init, { DlockerClient, version } from "./pkg/dlocker_web.js";
 import { passkey } from "./passkey.js";
+import { newStateKey, openStateKey } from "./keystore.js";
 
 const $ = (id) => document.getElementById(id);
 const STORAGE_KEY = "dlocker.lastBackup";
+// A recovery in progress: its sealed state after the last step and the wrapped state key.
+const RECOVERY_KEY = "dlocker.recoveryInProgress";
 
 let client = null;
 let trustees = [];
@@ -365,6 +368,40 @@ async function doRecover(ev) {
     $("recover-wallet").focus();
     return;
   }
+  let stateKey;
+  try {
+    stateKey = await newStateKey();
+  } catch (e) {
+    setStatus($("recover-status"), `This browser cannot keep a recovery's state: ${friendlyError(e)}`, "error");
+    return;
+  }
+  await runRecovery(walletId, stateKey.wrapped, (onEvent) =>
+    client.recover(walletId, onEvent, { pollIntervalMs: 500 }, stateKey.key).finally(() => stateKey.key.fill(0)),
+  );
+}
+
+// After a reload: the recovery saved in this browser goes on where its trustees are (the bank's
+// approval and the waiting period already running are kept).
+async function doResume() {
+  const saved = JSON.parse(localStorage.getItem(RECOVERY_KEY) || "null");
+  if (!saved) return;
+  $("resume-box").hidden = true;
+  let key;
+  try {
+    key = await openStateKey(saved.key);
+  } catch (e) {
+    setStatus($("recover-status"), `The saved recovery cannot be opened in this browser: ${friendlyError(e)}`, "error");
+    return;
+  }
+  $("recover-wallet").value = saved.walletId;
+  $("cancel-box").hidden = false;
+  document.body.dataset.resumed = "true";
+  await runRecovery(saved.walletId, saved.key, (onEvent) =>
+    client.resumeRecovery(saved.state, key, onEvent, { pollIntervalMs: 500 }).finally(() => key.fill(0)),
+  );
+}
+
+async function runRecovery(walletId, wrappedKey, start) {
   resetRecoverView();
   $("recover-steps").hidden = false;
   $("recover-button").disabled = true;
@@ -378,7 +415,14 @@ async function doRecover(ev) {
   approvedAt = null;
   const started = performance.now();
   try {
-    const res = await client.recover(walletId, (e) => onRecoverEvent(e, shareLine), { pollIntervalMs: 500 });
+    const res = await start((e) => {
+      if (e.type === "checkpoint") {
+        localStorage.setItem(RECOVERY_KEY, JSON.stringify({ walletId, step: e.step, state: e.state, key: wrappedKey }));
+        return;
+      }
+      onRecoverEvent(e, shareLine);
+    });
+    localStorage.removeItem(RECOVERY_KEY);
     const elapsed = performance.now() - started;
     document.body.dataset.recoverMs = String(Math.round(elapsed));
     document.body.dataset.bankWaitMs = String(
@@ -405,6 +449,7 @@ async function doRecover(ev) {
   } catch (e) {
     const msg = String(e && e.message ? e.message : e);
     if (/cancelled/i.test(msg)) {
+      localStorage.removeItem(RECOVERY_KEY);
       document.body.dataset.recoverState = "cancelled";
       setStatus($("recover-status"), "This recovery was cancelled. No trustee will release its piece.", "ok");
     } else {
@@ -562,7 +607,16 @@ async function start() {
   $("link-docs-button").addEventListener("click", doLinkDocs);
   $("refresh-docs-button").addEventListener("click", doListDocs);
   $("reissue-button").addEventListener("click", doReissue);
-  showTab(location.hash === "#recover" ? "recover" : "backup");
+  $("resume-button").addEventListener("click", doResume);
+  const inProgress = JSON.parse(localStorage.getItem(RECOVERY_KEY) || "null");
+  if (inProgress) {
+    $("resume-text").textContent =
+      `A recovery of wallet ${inProgress.walletId} was in progress in this browser. Continue it: your bank's ` +
+      "approval and the waiting period already running are kept.";
+    $("resume-box").hidden = false;
+    $("recover-wallet").value = inProgress.walletId;
+  }
+  showTab(inProgress || location.hash === "#recover" ? "recover" : "backup");
   document.body.dataset.ready = "true";
 }
 

@@ -306,6 +306,11 @@ pub struct DeviceKey {
 }
 
 impl DeviceKey {
+    /// A device key an app kept (the secret key and the approval bytes it read from a
+    /// [`Recovered`]), rebuilt.
+    pub fn new(key: SecretKey, bank_approval: Vec<u8>) -> Self {
+        Self { key, bank_approval }
+    }
     /// The secret key.
     pub fn secret_key(&self) -> &SecretKey {
         &self.key

@@ -27,6 +27,7 @@ pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:8700";
 const INDEX_HTML: &str = include_str!("../../web/index.html");
 const APP_JS: &str = include_str!("../../web/app.js");
 const PASSKEY_JS: &str = include_str!("../../web/passkey.js");
+const KEYSTORE_JS: &str = include_str!("../../web/keystore.js");
 const STYLE_CSS: &str = include_str!("../../web/style.css");
 
 #[cfg(dlocker_web_bundle)]
@@ -202,6 +203,10 @@ fn router(set: &TrusteeSet) -> anyhow::Result<Router> {
         .route(
             "/passkey.js",
             get(asset("text/javascript", PASSKEY_JS.as_bytes(), &site)),
+        )
+        .route(
+            "/keystore.js",
+            get(asset("text/javascript", KEYSTORE_JS.as_bytes(), &site)),
         )
         .route(
             "/style.css",

@@ -8,9 +8,9 @@ use dlocker_sdk::documents::{
 use dlocker_sdk::proto::manifest::Manifest;
 use dlocker_sdk::proto::pb;
 use dlocker_sdk::{
-    BackupPolicy, BackupReceipts, CancelOutcome, DeviceKey, OwnerIdentity, Passkey, PreparedBackup,
-    ProgressEvent, RecoverEvent, RecoverOptions, Recovered, RecoveryHandle, TrusteeHealth,
-    TrusteeSet,
+    BackupPolicy, BackupReceipts, CancelOutcome, Checkpoint, DeviceKey, OwnerIdentity, Passkey,
+    PreparedBackup, ProgressEvent, RecoverEvent, RecoverOptions, Recovered, RecoveryHandle,
+    RecoveryStep, StateKey, TrusteeHealth, TrusteeSet,
 };
 use futures::channel::mpsc;
 use futures::{StreamExt, future};
@@ -98,6 +98,14 @@ pub enum Event {
     },
     Released {
         used: Vec<String>,
+    },
+    /// The recovery's sealed state after a step (the page gave a state key): store it, so
+    /// `resumeRecovery` can finish the recovery after a reload. `state` is AES-256-GCM under
+    /// the page's state key, base64; `step` is `sessions_opened`, `owner_authenticated` or
+    /// `releasing`.
+    Checkpoint {
+        step: String,
+        state: String,
     },
 }
 
@@ -486,7 +494,7 @@ fn recovered(r: &Recovered) -> RecoveredWallet {
     }
 }
 
-/// What `recover` tells its caller besides the page's events: the handle a cancel needs.
+/// What `recover` tells its caller besides the page's events.
 pub enum RecoverSignal {
     /// Show this to the page.
     Event(Event),
@@ -494,37 +502,96 @@ pub enum RecoverSignal {
     Handle(RecoveryHandle),
 }
 
-/// Recovers `wallet_id` (one passkey touch, the bank's approval, the waiting period, every share
-/// verified). `cancel` becoming `true` stops it with "recovery cancelled".
+/// What the SDK's callbacks hand over: a progress event or a sealed state to store.
+enum Msg {
+    Progress(RecoverEvent),
+    Saved(RecoveryStep, Vec<u8>),
+}
+
+fn step_name(step: RecoveryStep) -> &'static str {
+    match step {
+        RecoveryStep::SessionsOpened => "sessions_opened",
+        RecoveryStep::OwnerAuthenticated => "owner_authenticated",
+        RecoveryStep::Releasing => "releasing",
+        _ => "other",
+    }
+}
+
+/// Where a recovery starts: afresh for a wallet, or from a state saved before a reload.
+pub enum Start<'a> {
+    /// A new recovery of this wallet; with a state key, its sealed state is handed over after
+    /// each step ([`RecoverSignal::Checkpoint`]).
+    New {
+        /// The wallet.
+        wallet_id: &'a str,
+        /// The page's state key, if it keeps the recovery's state.
+        state_key: Option<&'a StateKey>,
+    },
+    /// A saved recovery: the sealed state a `checkpoint` carried (decoded) and its key. It goes
+    /// on saving under the same key.
+    Resume {
+        /// The sealed state.
+        saved: &'a [u8],
+        /// Its key.
+        key: &'a StateKey,
+    },
+}
+
+/// Recovers a wallet (one passkey touch, the bank's approval, the waiting period, every share
+/// verified), or resumes a saved recovery where its trustees are (no new approval, no new
+/// waiting period; a touch only if fewer than t sessions were owner-authenticated).
+/// `cancel` becoming `true` stops it with "recovery cancelled".
 pub async fn recover(
     set: &TrusteeSet,
-    wallet_id: &str,
+    start: Start<'_>,
     opts: &RecoverOptionsJs,
     passkey: &mut dyn Passkey,
     cancel: tokio::sync::watch::Receiver<bool>,
     mut sink: impl FnMut(RecoverSignal),
 ) -> Result<RecoveredWallet, WebError> {
+    let state_key = match start {
+        Start::New { state_key, .. } => state_key,
+        Start::Resume { key, .. } => Some(key),
+    };
     let result = with_events(
-        async |emit: &(dyn Fn(RecoverEvent) + Sync)| {
+        async |emit: &(dyn Fn(Msg) + Sync)| {
+            let progress = |e: RecoverEvent| emit(Msg::Progress(e));
+            let save = |step: RecoveryStep, state: &[u8]| {
+                emit(Msg::Saved(step, state.to_vec()));
+                Ok(())
+            };
             let options = RecoverOptions {
                 poll_interval: Duration::from_millis(opts.poll_interval_ms.unwrap_or(2000)),
                 approval_timeout: Duration::from_secs(
                     opts.approval_timeout_secs.unwrap_or(24 * 3600),
                 ),
                 cancel: Some(cancel),
-                progress: emit,
-                checkpoint: None,
+                progress: &progress,
+                checkpoint: state_key.map(|key| Checkpoint { key, save: &save }),
             };
-            dlocker_sdk::recover(set, wallet_id, passkey, options).await
-        },
-        |e| {
-            if let RecoverEvent::SessionsOpened { handle, .. } = &e {
-                sink(RecoverSignal::Handle(handle.clone()));
+            match start {
+                Start::New { wallet_id, .. } => {
+                    dlocker_sdk::recover(set, wallet_id, passkey, options).await
+                }
+                Start::Resume { saved, key } => {
+                    dlocker_sdk::resume_recovery(set, saved, key, passkey, options).await
+                }
             }
-            sink(RecoverSignal::Event(recover_event(
-                e,
-                dlocker_sdk::proto::time::unix_now(),
-            )));
+        },
+        |m| match m {
+            Msg::Progress(e) => {
+                if let RecoverEvent::SessionsOpened { handle, .. } = &e {
+                    sink(RecoverSignal::Handle(handle.clone()));
+                }
+                sink(RecoverSignal::Event(recover_event(
+                    e,
+                    dlocker_sdk::proto::time::unix_now(),
+                )));
+            }
+            Msg::Saved(step, state) => sink(RecoverSignal::Event(Event::Checkpoint {
+                step: step_name(step).to_owned(),
+                state: b64(&state),
+            })),
         },
     )
     .await;
@@ -541,6 +608,32 @@ pub async fn recover(
         }
         Err(e) => Err(WebError::from("recovery", &e)),
     }
+}
+
+/// The handle a saved recovery's cancel needs (no trustee contacted): for a page that reloaded
+/// and wants to cancel rather than resume.
+pub fn saved_handle(saved: &[u8], key: &StateKey) -> Result<RecoveryHandle, WebError> {
+    dlocker_sdk::saved::saved_recovery_handle(saved, key)
+        .map_err(|e| WebError::from("saved recovery", &e))
+}
+
+/// A state key from the page (32 bytes).
+pub fn state_key(bytes: &[u8]) -> Result<StateKey, WebError> {
+    let b: [u8; 32] = bytes.try_into().map_err(|_| {
+        WebError(format!(
+            "the state key must be 32 bytes, not {}",
+            bytes.len()
+        ))
+    })?;
+    Ok(StateKey::from_bytes(b))
+}
+
+/// Decodes a saved state the page stored (base64).
+pub fn saved_state(text: &str) -> Result<Vec<u8>, WebError> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .map_err(|_| WebError("the saved recovery state is not base64".into()))
 }
 
 /// One trustee's cancellation.
@@ -921,9 +1014,14 @@ mod tests {
                 unavailable: vec![],
             },
             secret: Zeroizing::new(b"seed words".to_vec()),
+            device: DeviceKey::new(
+                k256::SecretKey::from_slice(&[7u8; 32]).expect("a scalar"),
+                vec![1, 2, 3],
+            ),
         };
         let d = format!("{w:?}");
         assert!(d.contains("REDACTED") && !d.contains("seed"), "{d}");
+        assert!(!d.contains(&"07".repeat(32)), "the device key is not shown: {d}");
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! The wasm-bindgen layer: `DlockerClient` and `version` as `API.md` documents them. Everything
 //! that can be is in [`crate::logic`]; this file only converts between JS values and Rust.
 
-use crate::logic::{self, BackupOptions, Event, RecoverOptionsJs, RecoverSignal};
+use crate::logic::{self, BackupOptions, Event, RecoverOptionsJs, RecoverSignal, Start};
 use dlocker_sdk::error::AuthError;
-use dlocker_sdk::{DeviceKey, Passkey, PasskeyFuture, RecoveryHandle, TrusteeSet};
+use dlocker_sdk::{DeviceKey, Passkey, PasskeyFuture, RecoveryHandle, StateKey, TrusteeSet};
 use js_sys::{Function, Promise, Reflect, Uint8Array};
 use serde::Serialize;
 use std::cell::RefCell;
@@ -234,7 +234,9 @@ impl DlockerClient {
         })
     }
 
-    /// Recovers the wallet: one passkey touch, the bank's approval, the waiting period.
+    /// Recovers the wallet: one passkey touch, the bank's approval, the waiting period. With
+    /// `stateKey` (32 bytes from the page's keystore), a `checkpoint` event hands the page the
+    /// recovery's sealed state after each step, for `resumeRecovery` after a reload.
     #[wasm_bindgen(unchecked_return_type = "Promise<RecoverResult>")]
     pub fn recover(
         &self,
@@ -242,63 +244,50 @@ impl DlockerClient {
         #[wasm_bindgen(js_name = onProgress, unchecked_param_type = "((e: DlockerEvent) => void) | undefined")]
         on_progress: Option<Function>,
         #[wasm_bindgen(unchecked_param_type = "RecoverOptions | undefined")] options: JsValue,
+        #[wasm_bindgen(js_name = stateKey)] state_key: Option<Uint8Array>,
     ) -> Promise {
-        let inner = self.inner.clone();
-        let opts: Result<RecoverOptionsJs, JsValue> = if options.is_undefined() || options.is_null()
-        {
-            Ok(RecoverOptionsJs::default())
-        } else {
-            serde_wasm_bindgen::from_value(options)
-                .map_err(|e| js_error(&format!("recover options: {e}")))
+        let key = match state_key.map(|k| logic::state_key(&Zeroizing::new(k.to_vec()))) {
+            Some(Err(e)) => return Promise::reject(&js_error(&e.0)),
+            Some(Ok(k)) => Some(k),
+            None => None,
         };
-        let (stop, stopped) = watch::channel(false);
-        let busy = {
-            let mut slot = inner.recovery.borrow_mut();
-            if slot.is_some() {
-                true
-            } else {
-                *slot = Some(Running { handle: None, stop });
-                false
-            }
-        };
-        future_to_promise(async move {
-            if busy {
-                return Err(js_error("a recovery is already in progress in this client"));
-            }
-            let res = match opts {
-                Ok(opts) => {
-                    let mut passkey = inner.passkey();
-                    logic::recover(
-                        &inner.trustees,
-                        &wallet_id,
-                        &opts,
-                        &mut passkey,
-                        stopped,
-                        |s| match s {
-                            RecoverSignal::Handle(h) => {
-                                if let Some(r) = inner.recovery.borrow_mut().as_mut() {
-                                    r.handle = Some(h);
-                                }
-                            }
-                            RecoverSignal::Event(e) => emit(&on_progress, &e),
-                        },
-                    )
-                    .await
-                    .map_err(|e| js_error(&e.0))
-                }
-                Err(e) => Err(e),
-            };
-            inner.recovery.borrow_mut().take();
-            let wallet = res?;
-            *inner.recovered.borrow_mut() =
-                Some((wallet.summary.wallet_id.clone(), wallet.device.clone()));
-            let out = to_js(&wallet.summary)?;
-            let secret = Uint8Array::from(wallet.secret.as_slice());
-            Reflect::set(&out, &JsValue::from_str("secret"), &secret)?;
-            Ok(out)
-        })
+        self.run_recovery(wallet_id, None, key, on_progress, options)
     }
 
+    /// Resumes a recovery from the last `checkpoint` event's `state` and the same `stateKey`:
+    /// where the trustees are, without a new bank approval or a new waiting period (a passkey
+    /// touch only if fewer than t trustees had accepted it). Resolves like `recover()`.
+    #[wasm_bindgen(js_name = resumeRecovery, unchecked_return_type = "Promise<RecoverResult>")]
+    pub fn resume_recovery(
+        &self,
+        state: String,
+        #[wasm_bindgen(js_name = stateKey)] state_key: Uint8Array,
+        #[wasm_bindgen(js_name = onProgress, unchecked_param_type = "((e: DlockerEvent) => void) | undefined")]
+        on_progress: Option<Function>,
+        #[wasm_bindgen(unchecked_param_type = "RecoverOptions | undefined")] options: JsValue,
+    ) -> Promise {
+        let key = match logic::state_key(&Zeroizing::new(state_key.to_vec())) {
+            Ok(k) => k,
+            Err(e) => return Promise::reject(&js_error(&e.0)),
+        };
+        let saved = match logic::saved_state(&state) {
+            Ok(s) => s,
+            Err(e) => return Promise::reject(&js_error(&e.0)),
+        };
+        // Known before any trustee is asked: the handle `cancelRecovery` needs.
+        let handle = match logic::saved_handle(&saved, &key) {
+            Ok(h) => h,
+            Err(e) => return Promise::reject(&js_error(&e.0)),
+        };
+        let wallet_id = handle.wallet_id.clone();
+        self.run_recovery(
+            wallet_id,
+            Some((saved, handle)),
+            Some(key),
+            on_progress,
+            options,
+        )
+    }
     /// Cancels the recovery in progress at every trustee (one passkey touch); its `recover()`
     /// promise then rejects with "recovery cancelled".
     #[wasm_bindgen(js_name = cancelRecovery, unchecked_return_type = "Promise<CancelOutcome[]>")]
@@ -376,6 +365,80 @@ impl DlockerClient {
                 .await
                 .map_err(|e| js_error(&e.0))?;
             to_js(&out)
+        })
+    }
+}
+
+impl DlockerClient {
+    /// `recover()` and `resumeRecovery()`: one recovery at a time per client, its cancel switch
+    /// and handle kept for `cancelRecovery()`, its device key for `reissueDocuments()`.
+    fn run_recovery(
+        &self,
+        wallet_id: String,
+        resume: Option<(Vec<u8>, RecoveryHandle)>,
+        key: Option<StateKey>,
+        on_progress: Option<Function>,
+        options: JsValue,
+    ) -> Promise {
+        let inner = self.inner.clone();
+        let opts: Result<RecoverOptionsJs, JsValue> = if options.is_undefined() || options.is_null()
+        {
+            Ok(RecoverOptionsJs::default())
+        } else {
+            serde_wasm_bindgen::from_value(options)
+                .map_err(|e| js_error(&format!("recover options: {e}")))
+        };
+        let (stop, stopped) = watch::channel(false);
+        let busy = {
+            let mut slot = inner.recovery.borrow_mut();
+            if slot.is_some() {
+                true
+            } else {
+                *slot = Some(Running {
+                    handle: resume.as_ref().map(|(_, h)| h.clone()),
+                    stop,
+                });
+                false
+            }
+        };
+        future_to_promise(async move {
+            if busy {
+                return Err(js_error("a recovery is already in progress in this client"));
+            }
+            let start = match (&resume, &key) {
+                (Some((saved, _)), Some(key)) => Start::Resume { saved, key },
+                _ => Start::New {
+                    wallet_id: &wallet_id,
+                    state_key: key.as_ref(),
+                },
+            };
+            let res =
+                match opts {
+                    Ok(opts) => {
+                        let mut passkey = inner.passkey();
+                        logic::recover(&inner.trustees, start, &opts, &mut passkey, stopped, |s| {
+                            match s {
+                                RecoverSignal::Handle(h) => {
+                                    if let Some(r) = inner.recovery.borrow_mut().as_mut() {
+                                        r.handle = Some(h);
+                                    }
+                                }
+                                RecoverSignal::Event(e) => emit(&on_progress, &e),
+                            }
+                        })
+                        .await
+                        .map_err(|e| js_error(&e.0))
+                    }
+                    Err(e) => Err(e),
+                };
+            inner.recovery.borrow_mut().take();
+            let wallet = res?;
+            *inner.recovered.borrow_mut() =
+                Some((wallet.summary.wallet_id.clone(), wallet.device.clone()));
+            let out = to_js(&wallet.summary)?;
+            let secret = Uint8Array::from(wallet.secret.as_slice());
+            Reflect::set(&out, &JsValue::from_str("secret"), &secret)?;
+            Ok(out)
         })
     }
 }

@@ -12,6 +12,9 @@
 //!    issues an ID card to it, the page lists it verified; after the recovery the page moves it
 //!    to the new device (one touch, the recovery's own bank approval): re-issued bound to the
 //!    new key, the old credential revoked.
+//!    The page is reloaded during the waiting period and the recovery resumed from the state
+//!    saved in the browser (its state key wrapped by a non-extractable WebCrypto key): no second
+//!    approval, the same waiting period.
 //! 3. A recovery cancelled with the page's Cancel button: every trustee's session is cancelled
 //!    (asserted at each node) and staff can no longer approve it.
 //! 4. Timings, printed (never asserted): backup and recovery in the browser against the native SDK
@@ -371,8 +374,27 @@ fn wallet_page_in_chromium() {
          return st === 'waiting' || st === 'done' || st === 'failed' ? st : false;",
     );
     shot_at(&b, "07-waiting-period", "#recover");
+    // The customer closes the page during the waiting period and opens it again: the page offers
+    // to continue, and the recovery finishes with the same approval and waiting period (staff
+    // are not asked again: a second approval would never come and the wait below would fail).
+    // (A new query string: the same URL would only be a fragment navigation, not a reload.)
+    b.goto(&format!("{origin}/?reopened"));
+    wait_js(
+        &b,
+        "the page to offer the saved recovery",
+        "return document.body.dataset.ready === 'true' && \
+           !document.getElementById('resume-box').hidden ? 'offered' : false;",
+    );
+    shot_at(&b, "08-resume-offered", "#recover");
+    b.click("#resume-button");
     wait_done(&b);
-    shot_at(&b, "08-secret-recovered", "#recover");
+    assert_eq!(
+        b.js("return document.body.dataset.resumed;", json!([])),
+        json!("true"),
+        "{}",
+        page_state(&b)
+    );
+    shot_at(&b, "09-secret-recovered", "#recover");
     assert_eq!(b.text("#recovered-secret"), SECRET);
     let summary = b.text("#recover-summary");
     assert!(
@@ -390,7 +412,7 @@ fn wallet_page_in_chromium() {
          const s = document.getElementById('reissue-status');\
          return s.classList.contains('error') ? s.innerText : false;",
     );
-    shot_at(&b, "09-documents-moved", "#recover-docs");
+    shot_at(&b, "10-documents-moved", "#recover-docs");
     let new_key = b
         .js("return document.body.dataset.newWalletKey;", json!([]))
         .as_str()
@@ -435,7 +457,7 @@ fn wallet_page_in_chromium() {
         "return document.body.dataset.recoverState === 'cancelled' && document.body.dataset.cancelled \
          ? document.body.dataset.cancelled : false;",
     );
-    shot_at(&b, "10-recovery-cancelled", "#recover");
+    shot_at(&b, "11-recovery-cancelled", "#recover");
     assert_eq!(
         b.js("return document.body.dataset.cancelled;", json!([])),
         json!("5"),

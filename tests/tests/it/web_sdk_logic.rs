@@ -9,7 +9,7 @@ use dlocker_integration_tests::recovery_cluster::{RecoveryCluster, RecoverySpec}
 use dlocker_proto::pb::GetRecoveryStatusRequest;
 use dlocker_sdk::error::AuthError;
 use dlocker_sdk::{Passkey, PasskeyFuture, SoftwareAuthenticator};
-use dlocker_web::logic::{self, BackupOptions, Event, RecoverOptionsJs, RecoverSignal};
+use dlocker_web::logic::{self, BackupOptions, Event, RecoverOptionsJs, RecoverSignal, Start};
 use std::sync::{Arc, Mutex};
 use zeroize::Zeroizing;
 
@@ -109,7 +109,10 @@ async fn browser_logic_backs_up_verifies_recovers_and_cancels_on_real_nodes() {
     let mut pk = passkey.clone();
     let recovering = logic::recover(
         &set,
-        &wallet,
+        Start::New {
+            wallet_id: &wallet,
+            state_key: None,
+        },
         &RecoverOptionsJs {
             poll_interval_ms: Some(200),
             approval_timeout_secs: Some(120),
@@ -157,7 +160,10 @@ async fn browser_logic_backs_up_verifies_recovers_and_cancels_on_real_nodes() {
     let mut pk2 = passkey.clone();
     let recovering = logic::recover(
         &set,
-        &wallet,
+        Start::New {
+            wallet_id: &wallet,
+            state_key: None,
+        },
         &RecoverOptionsJs {
             poll_interval_ms: Some(200),
             approval_timeout_secs: Some(120),
@@ -291,7 +297,10 @@ async fn browser_logic_moves_documents_to_the_recovered_device() {
     let mut pk = passkey.clone();
     let recovering = logic::recover(
         &set,
-        &wallet,
+        Start::New {
+            wallet_id: &wallet,
+            state_key: None,
+        },
         &RecoverOptionsJs {
             poll_interval_ms: Some(200),
             approval_timeout_secs: Some(120),
