@@ -30,7 +30,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use tonic::body::Body;
 
-/// Request headers a gRPC-Web client may send (the preflight allows these and no others).
+/// Request headers a gRPC-Web client may send (the preflight allows these, and the
+/// `[grpc_web] allowed_headers` an operator adds).
 pub const ALLOWED_REQUEST_HEADERS: &str =
     "content-type, x-grpc-web, x-user-agent, grpc-timeout, grpc-accept-encoding, grpc-encoding";
 /// Response headers the page may read (`dlocker-refusal`: the refusal code, so a page decides
@@ -112,7 +113,7 @@ fn add_cors(res: &mut Response<Body>, origin: HeaderValue) {
     h.append(header::VARY, HeaderValue::from_static("origin"));
 }
 
-fn preflight(origin: HeaderValue, max_age: u64) -> Response<Body> {
+fn preflight(origin: HeaderValue, config: &GrpcWebConfig) -> Response<Body> {
     let mut res = Response::new(Body::empty());
     *res.status_mut() = StatusCode::NO_CONTENT;
     let h = res.headers_mut();
@@ -121,15 +122,25 @@ fn preflight(origin: HeaderValue, max_age: u64) -> Response<Body> {
         header::ACCESS_CONTROL_ALLOW_METHODS,
         HeaderValue::from_static("POST, OPTIONS"),
     );
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static(ALLOWED_REQUEST_HEADERS),
-    );
+    let allowed = if config.allowed_headers.is_empty() {
+        HeaderValue::from_static(ALLOWED_REQUEST_HEADERS)
+    } else {
+        // Header names were checked when the config was read, so this is a valid value.
+        HeaderValue::from_str(&format!(
+            "{ALLOWED_REQUEST_HEADERS}, {}",
+            config.allowed_headers.join(", ")
+        ))
+        .unwrap_or(HeaderValue::from_static(ALLOWED_REQUEST_HEADERS))
+    };
+    h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, allowed);
     h.insert(
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
         HeaderValue::from_static(EXPOSED_RESPONSE_HEADERS),
     );
-    h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from(max_age));
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from(config.preflight_max_age_secs),
+    );
     h.insert(
         header::VARY,
         HeaderValue::from_static(
@@ -181,7 +192,7 @@ where
             return Box::pin(async move { Ok(res) });
         }
         if req.method() == Method::OPTIONS {
-            let res = preflight(origin, self.config.preflight_max_age_secs);
+            let res = preflight(origin, &self.config);
             return Box::pin(async move { Ok(res) });
         }
         let clone = self.inner.clone();

@@ -1021,7 +1021,10 @@ mod tests {
         };
         let d = format!("{w:?}");
         assert!(d.contains("REDACTED") && !d.contains("seed"), "{d}");
-        assert!(!d.contains(&"07".repeat(32)), "the device key is not shown: {d}");
+        assert!(
+            !d.contains(&"07".repeat(32)),
+            "the device key is not shown: {d}"
+        );
     }
 
     #[test]

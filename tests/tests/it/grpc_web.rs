@@ -117,6 +117,12 @@ fn preflight(addr: std::net::SocketAddr, path: &str, origin: &str) -> HttpRespon
 async fn grpc_web_from_allowed_origins_only() {
     let rc = RecoveryCluster::start(RecoverySpec {
         nodes: 3,
+        // A bank's own request header, allowed by the operator beside gRPC-Web's.
+        config: vec![(
+            "grpc_web".into(),
+            "allowed_headers".into(),
+            toml::Value::Array(vec![toml::Value::String("X-Bank-Trace".into())]),
+        )],
         ..RecoverySpec::default()
     })
     .await;
@@ -131,7 +137,7 @@ async fn grpc_web_from_allowed_origins_only() {
     let methods = pre.header("access-control-allow-methods").unwrap_or("");
     assert!(methods.contains("POST"), "{pre:?}");
     let allowed_headers = pre.header("access-control-allow-headers").unwrap_or("");
-    for h in ["content-type", "x-grpc-web", "x-user-agent"] {
+    for h in ["content-type", "x-grpc-web", "x-user-agent", "x-bank-trace"] {
         assert!(allowed_headers.contains(h), "{h} not allowed: {pre:?}");
     }
     assert_eq!(pre.header("access-control-max-age"), Some("7200"));

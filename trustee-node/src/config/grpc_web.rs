@@ -16,6 +16,8 @@ pub struct RawGrpcWeb {
     pub allowed_origins: Option<Vec<String>>,
     /// How long a browser may cache a preflight answer, in seconds.
     pub preflight_max_age_secs: Option<u64>,
+    /// Request headers a page may send besides gRPC-Web's own (e.g. a bank's tracing header).
+    pub allowed_headers: Option<Vec<String>>,
 }
 
 /// The validated `[grpc_web]` section.
@@ -25,6 +27,8 @@ pub struct GrpcWebConfig {
     pub allowed_origins: Vec<String>,
     /// Preflight cache lifetime in seconds.
     pub preflight_max_age_secs: u64,
+    /// Extra request headers the preflight allows (lower case), after gRPC-Web's own.
+    pub allowed_headers: Vec<String>,
 }
 
 impl GrpcWebConfig {
@@ -70,6 +74,43 @@ fn origin_of(text: &str) -> Result<String, ConfigError> {
     Ok(url.origin().ascii_serialization())
 }
 
+/// Headers a page may never be allowed to set on a call to a node: the browser owns them
+/// (`origin`, `cookie`, …), or they would let a page forge what the origin gate decides on.
+const FORBIDDEN_REQUEST_HEADERS: &[&str] = &[
+    "origin",
+    "host",
+    "cookie",
+    "authorization",
+    "connection",
+    "content-length",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// One extra request header name, checked and lower-cased.
+fn request_header(name: &str) -> Result<String, ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid {
+        field: "grpc_web.allowed_headers",
+        reason,
+    };
+    let lower = name.trim().to_ascii_lowercase();
+    if http::HeaderName::from_bytes(lower.as_bytes()).is_err() || lower.is_empty() {
+        return Err(invalid(format!("{name:?} is not an HTTP header name")));
+    }
+    if FORBIDDEN_REQUEST_HEADERS.contains(&lower.as_str())
+        || lower.starts_with("sec-")
+        || lower.starts_with("proxy-")
+        || lower.starts_with("access-control-")
+    {
+        return Err(invalid(format!(
+            "{name:?} is set by the browser or decides what the node allows; it cannot be allowed"
+        )));
+    }
+    Ok(lower)
+}
+
 /// Validates `[grpc_web]`; the origins default to the WebAuthn origins.
 pub fn grpc_web_config(
     raw: &RawGrpcWeb,
@@ -95,9 +136,16 @@ pub fn grpc_web_config(
             reason: format!("at most {MAX_PREFLIGHT_MAX_AGE_SECS} (a day)"),
         });
     }
+    let allowed_headers = raw
+        .allowed_headers
+        .iter()
+        .flatten()
+        .map(|h| request_header(h))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(GrpcWebConfig {
         allowed_origins,
         preflight_max_age_secs,
+        allowed_headers,
     })
 }
 
@@ -113,6 +161,21 @@ mod tests {
                 .iter()
                 .map(|o| url::Url::parse(o).expect("url"))
                 .collect(),
+        }
+    }
+
+    #[test]
+    fn extra_request_headers_are_checked() {
+        let raw = |h: &[&str]| RawGrpcWeb {
+            allowed_headers: Some(h.iter().map(|s| (*s).to_owned()).collect()),
+            ..RawGrpcWeb::default()
+        };
+        let w = webauthn(&["https://bank.example"]);
+        let c = grpc_web_config(&raw(&["X-Bank-Trace", "traceparent"]), &w).expect("valid");
+        assert_eq!(c.allowed_headers, vec!["x-bank-trace", "traceparent"]);
+        for bad in ["Origin", "cookie", "sec-fetch-mode", "bad header", ""] {
+            let e = grpc_web_config(&raw(&[bad]), &w).expect_err(bad);
+            assert!(e.to_string().contains("grpc_web.allowed_headers"), "{e}");
         }
     }
 
@@ -138,7 +201,7 @@ mod tests {
         let w = webauthn(&["https://bank.example"]);
         let with = |o: &str| RawGrpcWeb {
             allowed_origins: Some(vec![o.to_owned()]),
-            preflight_max_age_secs: None,
+            ..RawGrpcWeb::default()
         };
         assert!(grpc_web_config(&with("https://wallet.example:8443"), &w).is_ok());
         for bad in [
@@ -155,8 +218,8 @@ mod tests {
         }
         let e = grpc_web_config(
             &RawGrpcWeb {
-                allowed_origins: None,
                 preflight_max_age_secs: Some(MAX_PREFLIGHT_MAX_AGE_SECS + 1),
+                ..RawGrpcWeb::default()
             },
             &w,
         )
