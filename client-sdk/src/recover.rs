@@ -2016,8 +2016,13 @@ mod tests {
             faulty: vec![],
             unavailable: vec![],
             closed: vec![],
+            device: DeviceKey::new(r.clone(), vec![1, 2, 3]),
         };
         let dbg = format!("{rec:?}");
+        assert!(
+            !dbg.contains(&hex::encode(r.to_bytes())),
+            "the device key is not shown: {dbg}"
+        );
         assert!(
             !dbg.contains("seed words") && dbg.contains("REDACTED"),
             "{dbg}"

@@ -113,11 +113,25 @@ pub(crate) fn not_held(s: &Status) -> bool {
 /// The channel failed rather than the node refusing: worth another try later.
 pub(crate) fn transport_failure(s: &Status) -> bool {
     NodeRefusal::of_status(s).is_none()
-        && matches!(s.code(), Code::Unavailable | Code::DeadlineExceeded)
+        && (matches!(s.code(), Code::Unavailable | Code::DeadlineExceeded)
+            || (cfg!(target_arch = "wasm32") && fetch_failed(s.code(), s.message())))
+}
+
+/// In the browser a `fetch` that got no readable answer (node down, TLS failure, or this page's
+/// origin refused at the node's preflight) reaches tonic as UNKNOWN "JS API error: TypeError: …"
+/// from `tonic-web-wasm-client`, not UNAVAILABLE.
+fn fetch_failed(code: Code, message: &str) -> bool {
+    code == Code::Unknown && message.starts_with("JS API error")
 }
 
 /// Describes a gRPC status for a person: the code's name and the node's message.
 pub fn describe_status(s: &Status) -> String {
+    if fetch_failed(s.code(), s.message()) {
+        return format!(
+            "no answer the browser could read (node down, TLS, or this page's origin not allowed there): {}",
+            s.message().trim_start_matches("JS API error: ")
+        );
+    }
     let what = match s.code() {
         Code::Unavailable => "node unavailable",
         Code::DeadlineExceeded => "timed out",
@@ -264,7 +278,7 @@ async fn get_info(
         .get_info(GetInfoRequest {})
         .await
         .map_err(|s| match s.code() {
-            Code::Unavailable | Code::DeadlineExceeded => ConnectError::Unreachable {
+            _ if transport_failure(&s) => ConnectError::Unreachable {
                 endpoint: endpoint.to_owned(),
                 reason: describe_status(&s),
             },
@@ -344,6 +358,18 @@ mod tests {
         // A node without codes: its gRPC code decides, as before.
         assert!(not_held(&Status::not_found("")));
         assert!(!not_held(&Status::failed_precondition("")));
+    }
+
+    #[test]
+    fn a_failed_fetch_reads_as_no_answer() {
+        assert!(fetch_failed(
+            Code::Unknown,
+            "JS API error: TypeError: Failed to fetch"
+        ));
+        assert!(!fetch_failed(Code::Unknown, "a node's own error"));
+        let d = describe_status(&Status::unknown("JS API error: TypeError: Failed to fetch"));
+        assert!(d.starts_with("no answer the browser could read"), "{d}");
+        assert!(d.ends_with("TypeError: Failed to fetch"), "{d}");
     }
 
     #[test]

@@ -19,6 +19,8 @@
 //!    (asserted at each node) and staff can no longer approve it.
 //! 4. Timings, printed (never asserted): backup and recovery in the browser against the native SDK
 //!    on the same cluster.
+//! 5. With one trustee stopped, the page names it as giving no answer (not as a refusal) and
+//!    recovers from the others.
 //!
 //! A screenshot of each step goes to `target/browser-screenshots/`. Without Chromium,
 //! chromedriver or the built WebAssembly bundle (`scripts/build-web.sh`) the test says it was
@@ -233,7 +235,7 @@ fn wallet_page_in_chromium() {
     let ports = free_ports(2);
     let (web_port, driver_port) = (ports[0], ports[1]);
     let origin = format!("http://localhost:{web_port}");
-    let rc = rt.block_on(RecoveryCluster::start(RecoverySpec {
+    let mut rc = rt.block_on(RecoveryCluster::start(RecoverySpec {
         // The operator role approves the bank's document issuer.
         staff: vec![("alice".into(), "approver,canceller,operator".into())],
         config: vec![(
@@ -531,5 +533,29 @@ fn wallet_page_in_chromium() {
          {native_backup_ms} ms; recovery (bank wait excluded) browser {browser_recover_ms:.0} ms, \
          native SDK {native_recover_ms} ms (includes an in-process staff approval)"
     );
+    // 5. A trustee that is down is named as giving no answer (not as a refusal), and the
+    // recovery goes on with the others.
+    open_page(&a, &url);
+    let (wallet4, _) = backup_in_page(&a, "one node down", "0", false);
+    sync(&mut synced);
+    let down = rc.node(4).name.clone();
+    rc.stop(4);
+    let reference4 = start_recovery(&b, &wallet4);
+    let out = approve(&tf, &staff_key, &reference4);
+    assert!(out.status.success(), "approve: {out:?}");
+    wait_done(&b);
+    let line = b.js(
+        "const li = Array.from(document.querySelectorAll('#shares li'))\
+           .find((l) => l.innerText.startsWith(arguments[0] + ':'));\
+         return li ? li.innerText : null;",
+        json!([down]),
+    );
+    let line = line.as_str().unwrap_or_default();
+    assert!(
+        line.contains("could not take part") && line.contains("no answer the browser could read"),
+        "{down}: {line:?} / {}",
+        page_state(&b)
+    );
+    shot_at(&b, "12-trustee-down", "#recover");
     drop(web);
 }
