@@ -204,6 +204,10 @@ fn print_stats(s: &trustee_node::db::stats::DbStats, json: bool) -> anyhow::Resu
     for (state, n) in &s.recovery_sessions {
         println!("sessions {state:<20} {n}");
     }
+    println!("sessions prunable     {}", s.recovery_sessions_prunable);
+    println!("unconfirmed backups   {}", s.unconfirmed_backups);
+    println!("oldest unconfirmed at {}", when(s.oldest_unconfirmed_at));
+    println!("unconfirmed expired   {}", s.unconfirmed_backups_expired);
     println!("epochs staged         {}", s.epochs_staged);
     println!("events                {}", s.events);
     println!("audit entries         {}", s.audit_entries);

@@ -411,6 +411,36 @@ impl RecoverySession {
         false
     }
 
+    /// When the session ended, if it has: cancelled (when), or expired (at `authenticate_by` for
+    /// one that never saw the passkey, else at `expires_at`). A released session has not ended
+    /// until it expires: its client may fetch the released share again until then.
+    pub fn ended_at(&self, now: u64) -> Option<u64> {
+        match &self.state {
+            SessionState::Cancelled { at, .. } => Some(*at),
+            _ if !self.is_expired(now) => None,
+            SessionState::Open => Some(self.authenticate_by.min(self.expires_at)),
+            _ => Some(self.expires_at),
+        }
+    }
+
+    /// Whether the session ended at least `retention` seconds before `now`, so housekeeping
+    /// may erase it. A bank-cancelled session is the record that spends its cancellation at
+    /// this node; it is kept until a replay of that cancellation would be refused as stale
+    /// anyway (twice the clock skew, whatever the retention).
+    pub fn prunable(&self, now: u64, retention: u64) -> bool {
+        let Some(ended) = self.ended_at(now) else {
+            return false;
+        };
+        let keep = match &self.state {
+            SessionState::Cancelled {
+                by: Canceller::Bank { .. },
+                ..
+            } => retention.max(2 * CLOCK_SKEW_SECS),
+            _ => retention,
+        };
+        now >= ended.saturating_add(keep)
+    }
+
     /// Open or owner-authenticated, and unexpired.
     pub fn is_live(&self, now: u64) -> bool {
         !self.is_expired(now)
