@@ -855,7 +855,10 @@ pub async fn backup_with_checkpoint(
         receipts.unconfirmed = confirm_backup(trustees, &receipts).await;
         Ok(receipts)
     } else {
-        Err(BackupError::Incomplete { failed, receipts })
+        Err(BackupError::Incomplete {
+            failed,
+            receipts: Box::new(receipts),
+        })
     }
 }
 
