@@ -11,10 +11,13 @@
 //!   three nodes that hold it erase it (`wallet_not_found`, `admin stats`, audit entry), while a
 //!   confirmed backup of another wallet, older, is kept and still recovers.
 //!
+//! The second runs on PostgreSQL too (each node in its own schema; skipped without a server).
+//!
 //! Short periods come from the config (`sweep_interval_secs = 1`, 1 s retention/expiry); the
 //! waits are bounded polls, never timing assertions.
 
 use dlocker_integration_tests::bins::node_command;
+use dlocker_integration_tests::postgres::Storage;
 use dlocker_integration_tests::recovery_cluster::{
     RecoveryCluster, RecoverySpec, THRESHOLD, session_key, set_config_value, wait_for,
 };
@@ -195,7 +198,22 @@ async fn holds(rc: &RecoveryCluster, i: usize, wallet: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_abandoned_backup_expires_and_a_confirmed_one_stays() {
-    let mut rc = RecoveryCluster::start(RecoverySpec::default()).await;
+    abandoned_backup(Storage::Sled).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_backup_expires_and_a_confirmed_one_stays_on_postgres() {
+    if let Some(pg) = Storage::postgres("abandoned") {
+        abandoned_backup(pg).await;
+    }
+}
+
+async fn abandoned_backup(storage: Storage) {
+    let mut rc = RecoveryCluster::start(RecoverySpec {
+        storage,
+        ..Default::default()
+    })
+    .await;
     // Confirmed: the SDK's backup confirms at every trustee.
     let (kept, kept_prepared, mut kept_auth) = rc.backup("kept", b"kept secret", 0).await;
 
