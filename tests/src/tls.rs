@@ -91,7 +91,11 @@ pub fn write_server_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
         "trustee node",
         ExtendedKeyUsagePurpose::ServerAuth,
     );
-    let paths = (dir.join("ca.crt"), dir.join("node.crt"), dir.join("node.key"));
+    let paths = (
+        dir.join("ca.crt"),
+        dir.join("node.crt"),
+        dir.join("node.key"),
+    );
     write(&paths.0, &server_ca.pem());
     write(&paths.1, &cert_pem);
     write(&paths.2, &key_pem);
