@@ -78,7 +78,10 @@ async fn missing_key_file_on_a_node_with_data_refuses_to_start() {
     // A log file gets plain text: colour only on a terminal.
     let log = std::fs::read_to_string(c.node(0).log_path()).expect("node log");
     assert!(log.contains("trustee node serving"), "{log}");
-    assert!(!log.contains('\u{1b}'), "ANSI escapes in a log file:\n{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "ANSI escapes in a log file:\n{log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

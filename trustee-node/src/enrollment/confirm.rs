@@ -117,3 +117,107 @@ impl EnrollmentOps<'_> {
         Ok(true)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dlocker_proto::keys::node_id;
+    use dlocker_proto::manifest::{ManifestParts, TrusteeEntry};
+    use dlocker_proto::secret::SecretScalar;
+    use dlocker_proto::share::split;
+    use k256::ecdsa::SigningKey;
+    use k256::elliptic_curve::Generate;
+
+    fn manifest(keys: &[SigningKey]) -> Manifest {
+        let (_, commitments) = split(&SecretScalar::random(), 2, 3).expect("split");
+        let trustees: Vec<TrusteeEntry> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                let pk = k256::PublicKey::from(k.verifying_key());
+                TrusteeEntry {
+                    share_index: i as u16 + 1,
+                    node_id: node_id(&pk),
+                    public_key: pk,
+                }
+            })
+            .collect();
+        Manifest::new(ManifestParts {
+            wallet_id: "w1".into(),
+            epoch: 1,
+            threshold: 2,
+            bank_node_id: trustees[0].node_id.clone(),
+            trustees,
+            commitments,
+            recovery_delay_secs: 60,
+            blob_hash: [7; 32],
+            created_at: 1_700_000_000,
+            previous: None,
+        })
+        .expect("manifest")
+    }
+
+    fn receipt(m: &Manifest, i: usize, key: &SigningKey, wallet: &str) -> Vec<u8> {
+        let t = &m.trustees()[i];
+        Signed::sign(
+            Receipt {
+                node_id: t.node_id.clone(),
+                wallet_id: wallet.into(),
+                epoch: m.epoch(),
+                share_index: t.share_index,
+                manifest_hash: m.hash(),
+                issued_at: 1,
+            },
+            key,
+        )
+        .encode()
+    }
+
+    #[test]
+    fn exactly_one_valid_receipt_per_trustee() {
+        let keys: Vec<SigningKey> = (0..3)
+            .map(|_| SigningKey::generate_from_rng(&mut rand::rng()))
+            .collect();
+        let m = manifest(&keys);
+        let good: Vec<Vec<u8>> = (0..3).map(|i| receipt(&m, i, &keys[i], "w1")).collect();
+        check_receipts(&m, &good).expect("all three");
+        let mut reversed = good.clone();
+        reversed.reverse();
+        check_receipts(&m, &reversed).expect("any order");
+
+        let refused = |set: Vec<Vec<u8>>, what: &str| {
+            assert!(
+                matches!(
+                    check_receipts(&m, &set),
+                    Err(NodeError::ConfirmationRejected(_))
+                ),
+                "{what} accepted"
+            );
+        };
+        refused(good[..2].to_vec(), "too few");
+        refused(
+            vec![good[0].clone(), good[0].clone(), good[2].clone()],
+            "a trustee twice",
+        );
+        let stranger = SigningKey::generate_from_rng(&mut rand::rng());
+        refused(
+            vec![
+                good[0].clone(),
+                good[1].clone(),
+                receipt(&m, 2, &stranger, "w1"),
+            ],
+            "a receipt signed by a key the manifest does not name",
+        );
+        refused(
+            vec![
+                good[0].clone(),
+                good[1].clone(),
+                receipt(&m, 2, &keys[2], "w2"),
+            ],
+            "another wallet's receipt",
+        );
+        let mut garbled = good.clone();
+        garbled[1][10] ^= 1;
+        refused(garbled, "a receipt whose signature fails");
+    }
+}
