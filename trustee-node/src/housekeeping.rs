@@ -47,9 +47,22 @@ impl Node {
     }
 
     async fn prune_sessions(&self, retention: u64) -> Result<usize, NodeError> {
+        // The walk runs outside the recovery lock (an ended session never comes back to life);
+        // under it, each one is read again, so a session a delete erased meanwhile is skipped.
+        let candidates = self.db.prunable_sessions(self.now(), retention)?;
+        if candidates.is_empty() {
+            return Ok(0);
+        }
         let _guard = self.recovery_lock.lock().await;
         let now = self.now();
-        let due = self.db.prunable_sessions(now, retention)?;
+        let mut due = Vec::with_capacity(candidates.len());
+        for c in candidates {
+            if let Some(s) = self.db.session(&c.session.id)?
+                && s.session.prunable(now, retention)
+            {
+                due.push(s);
+            }
+        }
         if due.is_empty() {
             return Ok(0);
         }
