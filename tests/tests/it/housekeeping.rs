@@ -249,6 +249,22 @@ async fn abandoned_backup(storage: Storage) {
     rc.start_node(3).await;
     rc.start_node(4).await;
 
+    // GetBackupStatus tells: the abandoned deposit is unconfirmed, the kept one confirmed.
+    let status = |i: usize, w: String| {
+        let rc = &rc;
+        async move {
+            rc.node(i)
+                .client()
+                .await
+                .get_backup_status(GetBackupStatusRequest { wallet_id: w })
+                .await
+                .expect("status")
+                .into_inner()
+        }
+    };
+    assert!(status(0, wallet.clone()).await.unconfirmed_since > 0);
+    assert_eq!(status(0, kept.clone()).await.unconfirmed_since, 0);
+
     // Refused confirmations, each changing nothing.
     let mut partial: Vec<Vec<u8>> = receipts
         .receipts

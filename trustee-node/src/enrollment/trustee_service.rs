@@ -154,6 +154,7 @@ impl Trustee for TrusteeService {
             blob_size: s.blob_size,
             receipt_encoded: s.receipt,
             staged,
+            unconfirmed_since: s.unconfirmed_since.unwrap_or(0),
         }))
     }
 
