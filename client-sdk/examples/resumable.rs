@@ -24,7 +24,8 @@
 //! `PreparedBackup` saved to `DIR/backup-state` at each checkpoint, `CHECKPOINT Backup<n>`);
 //! with `--resume` it completes the saved one. `--hold-at checkpoint:Backup<n>` prints `HELD`
 //! there and waits until the file `DIR/go` exists. Events are `EVENT TrusteeDone <name>` /
-//! `EVENT TrusteeFailed <name> <reason>`; the end is `BACKED-UP <receipts>`.
+//! `EVENT TrusteeFailed <name> <reason>`; the end is `UNCONFIRMED <trustees the confirmation
+//! missed>` then `BACKED-UP <receipts>`.
 
 use anyhow::{Context, Result, bail};
 use dlocker_sdk::recover::{Checkpoint, RecoverEvent, RecoverOptions, RecoveryStep};
@@ -255,6 +256,8 @@ async fn backup(
         write_atomic(&dir.join("passkey"), &keys)?;
     }
     say(&format!("TOUCHES {}", auth.touches()));
+    // Trustees the backup-complete confirmation did not reach (0 when all took it).
+    say(&format!("UNCONFIRMED {}", receipts.unconfirmed.len()));
     say(&format!("BACKED-UP {}", receipts.receipts.len()));
     Ok(())
 }

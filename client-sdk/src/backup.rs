@@ -28,7 +28,7 @@ use dlocker_proto::manifest::{
 };
 use dlocker_proto::owner_challenge::TrusteeNonce;
 use dlocker_proto::pb::{
-    BeginEnrollmentRequest, BeginEnrollmentResponse, FinishEnrollmentRequest,
+    BeginEnrollmentRequest, BeginEnrollmentResponse, ConfirmBackupRequest, FinishEnrollmentRequest,
     GetBackupStatusRequest,
 };
 use dlocker_proto::secret::SecretScalar;
@@ -368,6 +368,11 @@ pub struct BackupReceipts {
     pub manifest_hash: ManifestHash,
     /// One per trustee that receipted.
     pub receipts: Vec<TrusteeReceipt>,
+    /// Trustees that did not take the "backup complete" confirmation (`ConfirmBackup`), with
+    /// why. Not an error: the backup is complete. Such a trustee treats the deposit as
+    /// abandoned and erases it after its `unconfirmed_backup_expiry` (30 days by default)
+    /// unless [`confirm_backup`] reaches it before then.
+    pub unconfirmed: Vec<(String, TrusteeFailure)>,
 }
 
 /// What [`backup`] is doing, for progress displays. Each trustee gets one `TrusteeStarted` and
@@ -819,6 +824,7 @@ pub async fn backup_with_checkpoint(
         epoch: prepared.manifest.epoch(),
         manifest_hash: prepared.manifest_hash,
         receipts: Vec::with_capacity(plan.len()),
+        unconfirmed: Vec::new(),
     };
     let mut failed = Vec::new();
     for (i, r) in outcome.into_iter().enumerate() {
@@ -846,10 +852,53 @@ pub async fn backup_with_checkpoint(
         }
     }
     if failed.is_empty() {
+        receipts.unconfirmed = confirm_backup(trustees, &receipts).await;
         Ok(receipts)
     } else {
-        Err(BackupError::Incomplete { failed, receipts })
+        Err(BackupError::Incomplete {
+            failed,
+            receipts: Box::new(receipts),
+        })
     }
+}
+
+/// Tells every trustee of `trustees` that the backup is complete (`ConfirmBackup`): each gets
+/// the receipts of all of them, checks them against the manifest it holds and stops treating
+/// the deposit as abandoned. No passkey touch. [`backup`] calls it once every trustee
+/// receipted; call it again for the trustees it returns (those that did not take it, with why).
+pub async fn confirm_backup(
+    trustees: &TrusteeSet,
+    receipts: &BackupReceipts,
+) -> Vec<(String, TrusteeFailure)> {
+    let encoded: Vec<Vec<u8>> = receipts
+        .receipts
+        .iter()
+        .map(|r| r.receipt.encode())
+        .collect();
+    let wanted: Vec<&TrusteeInfo> = trustees
+        .trustees()
+        .iter()
+        .filter(|t| receipts.receipts.iter().any(|r| r.node_id == t.node_id))
+        .collect();
+    let answers = join_all(wanted.iter().map(|&info| {
+        let req = ConfirmBackupRequest {
+            wallet_id: receipts.wallet_id.clone(),
+            receipts_encoded: encoded.clone(),
+        };
+        async move {
+            let mut c = connect(info).await?;
+            c.confirm_backup(req)
+                .await
+                .map_err(|s| TrusteeFailure::refused("ConfirmBackup", &s))?;
+            Ok::<(), TrusteeFailure>(())
+        }
+    }))
+    .await;
+    wanted
+        .iter()
+        .zip(answers)
+        .filter_map(|(info, r)| r.err().map(|e| (info.name.clone(), e)))
+        .collect()
 }
 
 #[cfg(test)]

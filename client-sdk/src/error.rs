@@ -228,8 +228,8 @@ pub enum BackupError {
     Incomplete {
         /// Every trustee that failed, and why.
         failed: Vec<Failure>,
-        /// The verified receipts collected so far.
-        receipts: BackupReceipts,
+        /// The verified receipts collected so far (boxed: the error stays small).
+        receipts: Box<BackupReceipts>,
     },
 }
 

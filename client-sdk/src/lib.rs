@@ -93,7 +93,7 @@ pub use authenticator::SoftwareAuthenticator;
 pub use authenticator::{MaybeSend, OwnerAuthenticator, Passkey, PasskeyFuture};
 pub use backup::{
     BackupCheckpoint, BackupPolicy, BackupReceipts, OwnerIdentity, PreparedBackup, ProgressEvent,
-    TrusteeReceipt, backup, backup_for, backup_with_checkpoint,
+    TrusteeReceipt, backup, backup_for, backup_with_checkpoint, confirm_backup,
 };
 pub use delete::{DeleteError, DeleteReport, TrusteeErasure, delete_backup};
 pub use dlocker_proto::client_state::StateKey;

@@ -47,6 +47,9 @@ pub enum NodeRefusal {
     BackupConflict,
     /// The node holds nothing for this wallet.
     WalletNotFound,
+    /// A backup confirmation lacks a trustee's receipt, or one does not verify against the
+    /// manifest this node holds (signer, wallet, epoch, share index, manifest hash).
+    ConfirmationRejected,
     /// The node's stored share failed its integrity check.
     StoredShareCorrupt,
     /// The owner's passkey response does not verify for this ceremony.
@@ -157,7 +160,7 @@ pub enum NodeRefusal {
 
 impl NodeRefusal {
     /// All codes.
-    pub const ALL: [NodeRefusal; 69] = [
+    pub const ALL: [NodeRefusal; 70] = [
         Self::InvalidRequest,
         Self::TooLarge,
         Self::NodeBusy,
@@ -174,6 +177,7 @@ impl NodeRefusal {
         Self::CredentialRejected,
         Self::BackupConflict,
         Self::WalletNotFound,
+        Self::ConfirmationRejected,
         Self::StoredShareCorrupt,
         Self::AssertionRejected,
         Self::NonceNotInChallenge,
@@ -248,6 +252,7 @@ impl NodeRefusal {
             Self::CredentialRejected => "credential_rejected",
             Self::BackupConflict => "backup_conflict",
             Self::WalletNotFound => "wallet_not_found",
+            Self::ConfirmationRejected => "confirmation_rejected",
             Self::StoredShareCorrupt => "stored_share_corrupt",
             Self::AssertionRejected => "assertion_rejected",
             Self::NonceNotInChallenge => "nonce_not_in_challenge",
@@ -373,7 +378,8 @@ impl NodeRefusal {
             | Self::ServiceNotAllowed
             | Self::OriginNotAllowed
             | Self::RegistrationNotAllowed
-            | Self::CredentialNotAttested => C::PermissionDenied,
+            | Self::CredentialNotAttested
+            | Self::ConfirmationRejected => C::PermissionDenied,
             Self::Internal => C::Internal,
         }
     }

@@ -302,6 +302,12 @@ fn print_receipts(receipts: &BackupReceipts) {
         ]);
     }
     println!("{t}");
+    for (name, why) in &receipts.unconfirmed {
+        println!(
+            "warning: {name} did not take the backup-complete confirmation ({why}); it erases \
+             the deposit after its unconfirmed_backup_expiry unless confirmed again"
+        );
+    }
 }
 
 struct Outcome {

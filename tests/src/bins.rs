@@ -148,11 +148,17 @@ pub fn cli_command() -> Command {
 /// non-zero within 30 s (a node that serves instead is killed and the test fails); returns its
 /// stderr.
 pub fn serve_refused(dir: &Path) -> String {
+    serve_refused_with(dir, &[])
+}
+
+/// [`serve_refused`] with more `serve` arguments (e.g. `--log-format json`).
+pub fn serve_refused_with(dir: &Path, extra: &[&str]) -> String {
     use std::process::Stdio;
     use std::time::{Duration, Instant};
     let mut child = node_command()
         .args(["serve", "--data-dir"])
         .arg(dir)
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

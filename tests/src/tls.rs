@@ -79,6 +79,29 @@ fn write(path: &Path, contents: &str) {
     std::fs::write(path, contents).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
 }
 
+/// A private CA and a server certificate for `localhost` / `127.0.0.1` written to `dir` as
+/// `ca.crt`, `node.crt` and `node.key` (PEM); returns their paths in that order (the docs' TLS
+/// files, for `doc_run`).
+pub fn write_server_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    std::fs::create_dir_all(dir).expect("create cert dir");
+    let server_ca = ca("dLocker doc CA");
+    let (cert_pem, key_pem) = leaf(
+        &server_ca,
+        vec!["localhost".into(), "127.0.0.1".into()],
+        "trustee node",
+        ExtendedKeyUsagePurpose::ServerAuth,
+    );
+    let paths = (
+        dir.join("ca.crt"),
+        dir.join("node.crt"),
+        dir.join("node.key"),
+    );
+    write(&paths.0, &server_ca.pem());
+    write(&paths.1, &cert_pem);
+    write(&paths.2, &key_pem);
+    (paths.0, paths.1, paths.2)
+}
+
 /// Generates certificates into `DIR/tls/`, appends a `[tls]` section to `DIR/config.toml` (paths
 /// relative to the data directory, as the node's config documents) and makes the advertised
 /// endpoint `https://`. With `mtls`, the

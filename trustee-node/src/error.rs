@@ -75,6 +75,9 @@ pub enum NodeError {
     /// The node holds nothing for this wallet.
     #[error("this node holds no backup for this wallet")]
     WalletNotFound,
+    /// A backup confirmation's receipts do not cover the stored manifest's trustees.
+    #[error("backup confirmation refused: {0}")]
+    ConfirmationRejected(String),
     /// The stored share failed to open (tampering or a wrong storage key).
     #[error("stored share failed its integrity check")]
     StoredShareCorrupt,
@@ -208,6 +211,7 @@ impl NodeError {
             NodeError::CredentialRejected => R::CredentialRejected,
             NodeError::Conflict => R::BackupConflict,
             NodeError::WalletNotFound => R::WalletNotFound,
+            NodeError::ConfirmationRejected(_) => R::ConfirmationRejected,
             NodeError::StoredShareCorrupt => R::StoredShareCorrupt,
             NodeError::SessionNotFound => R::SessionNotFound,
             NodeError::AssertionRejected => R::AssertionRejected,
@@ -332,6 +336,10 @@ mod tests {
             (NodeError::CredentialRejected, Code::InvalidArgument),
             (NodeError::Conflict, Code::AlreadyExists),
             (NodeError::WalletNotFound, Code::NotFound),
+            (
+                NodeError::ConfirmationRejected("receipt".into()),
+                Code::PermissionDenied,
+            ),
             (NodeError::StoredShareCorrupt, Code::DataLoss),
             (NodeError::Internal("secret detail".into()), Code::Internal),
             (NodeError::SessionNotFound, Code::NotFound),

@@ -49,6 +49,7 @@ pub mod epochs;
 pub mod error;
 pub mod events;
 pub mod grpc_web;
+pub mod housekeeping;
 pub mod init;
 pub mod keys;
 pub mod locker;

@@ -204,6 +204,10 @@ fn print_stats(s: &trustee_node::db::stats::DbStats, json: bool) -> anyhow::Resu
     for (state, n) in &s.recovery_sessions {
         println!("sessions {state:<20} {n}");
     }
+    println!("sessions prunable     {}", s.recovery_sessions_prunable);
+    println!("unconfirmed backups   {}", s.unconfirmed_backups);
+    println!("oldest unconfirmed at {}", when(s.oldest_unconfirmed_at));
+    println!("unconfirmed expired   {}", s.unconfirmed_backups_expired);
     println!("epochs staged         {}", s.epochs_staged);
     println!("events                {}", s.events);
     println!("audit entries         {}", s.audit_entries);
@@ -253,8 +257,12 @@ enum ConfigEdit {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour only on a terminal: a log file or the journal gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
@@ -487,11 +495,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    let format = cli.log_format;
+    init_logging(format);
     match run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("trustee-node: {e:#}");
+            match format {
+                // One JSON line like every other log line, for collectors that parse them.
+                LogFormat::Json => {
+                    tracing::error!(error = %format!("{e:#}"), "trustee-node: fatal")
+                }
+                LogFormat::Text => eprintln!("trustee-node: {e:#}"),
+            }
             std::process::ExitCode::FAILURE
         }
     }

@@ -61,6 +61,8 @@ pub struct Metrics {
     deposits: Gauge,
     sessions: Family<StateLabel, Gauge>,
     epochs_staged: Gauge,
+    unconfirmed_backups: Gauge,
+    oldest_unconfirmed: Gauge,
     outbox_last_seq: Gauge,
     outbox_lag: Gauge,
     event_watchers: Gauge,
@@ -138,6 +140,19 @@ impl Metrics {
             "Wallets with a staged (not yet committed) epoch",
             epochs_staged.clone(),
         );
+        let unconfirmed_backups = Gauge::default();
+        registry.register(
+            "dlocker_unconfirmed_backups",
+            "Deposits whose backup was not confirmed complete (ConfirmBackup); erased after \
+             housekeeping.unconfirmed_backup_expiry_secs",
+            unconfirmed_backups.clone(),
+        );
+        let oldest_unconfirmed = Gauge::default();
+        registry.register(
+            "dlocker_oldest_unconfirmed_backup_timestamp_seconds",
+            "When the oldest unconfirmed backup was stored (Unix seconds; 0 = none)",
+            oldest_unconfirmed.clone(),
+        );
         if let Some(flush) = flush {
             registry.register(
                 "dlocker_db_flush_duration_seconds",
@@ -191,6 +206,8 @@ impl Metrics {
             deposits,
             sessions,
             epochs_staged,
+            unconfirmed_backups,
+            oldest_unconfirmed,
             outbox_last_seq,
             outbox_lag,
             event_watchers,
@@ -241,6 +258,15 @@ impl Metrics {
         let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
         self.deposits.set(count(db.wallet_count()));
         self.epochs_staged.set(count(db.staged_count()));
+        let unconfirmed = db
+            .unconfirmed_backups()
+            .map_err(|e| format!("reading unconfirmed backups: {e}"))?;
+        self.unconfirmed_backups.set(count(unconfirmed.len()));
+        self.oldest_unconfirmed.set(
+            unconfirmed
+                .first()
+                .map_or(0, |(_, at)| i64::try_from(*at).unwrap_or(i64::MAX)),
+        );
 
         let now = node.now();
         let mut by_state = [0i64; SESSION_STATES.len()];

@@ -329,6 +329,7 @@ impl Node {
         restart(old.recovery != new.recovery, "[recovery]");
         restart(old.epochs != new.epochs, "[epochs]");
         restart(old.locker != new.locker, "[locker]");
+        restart(old.housekeeping != new.housekeeping, "[housekeeping]");
         match (&old.bank, &new.bank, &self.staff_gate) {
             (Some(o), Some(n), Some(gate)) => {
                 restart(

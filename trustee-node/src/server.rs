@@ -206,6 +206,7 @@ pub async fn run(
     .max_decoding_message_size(config.limits.max_message_bytes)
     .max_encoding_message_size(config.limits.max_message_bytes);
     let epoch_sweeper = crate::epochs::spawn_sweeper(node.clone());
+    let housekeeping = crate::housekeeping::spawn_sweeper(node.clone());
 
     // Every served service answers grpc.health.v1 by name (and "" for the whole server).
     let mut served_names = vec![
@@ -314,6 +315,8 @@ pub async fn run(
     }
     sweeper.abort();
     epoch_sweeper.abort();
+    housekeeping.abort();
+    let _ = housekeeping.await;
     let _ = epoch_sweeper.await;
     // Wait for the abort so the sweeper's handle on the database is gone when we return.
     let _ = sweeper.await;

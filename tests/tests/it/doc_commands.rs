@@ -1,6 +1,9 @@
 //! Every `trustee-node` and `dlocker` command in the shell blocks of README.md and
-//! docs/operating-a-node.md names subcommands and `--flags` the binaries really have: each is
-//! checked against the binary's own `--help`, so a renamed or removed option fails here.
+//! docs/operating-a-node.md, and in `deploy/` (the systemd unit's install notes and `ExecStart`,
+//! the commands quoted in the example configs' comments), names subcommands and `--flags` the
+//! binaries really have: each is checked against the binary's own `--help`, so a renamed or
+//! removed option fails here. (`deploy/local-cluster.sh` itself runs in `local_cluster_script`
+//! and in the README's doc run.)
 
 use dlocker_integration_tests::bin_path;
 use dlocker_integration_tests::bins::{DLOCKER, TRUSTEE_NODE, workspace_root};
@@ -29,6 +32,87 @@ fn sh_lines(doc: &str) -> Vec<String> {
         }
         pending.push_str(line);
         out.push(std::mem::take(&mut pending));
+    }
+    out
+}
+
+/// Commands in `deploy/`: the systemd unit's `#   ` install lines (backslash continuations
+/// joined) and its `ExecStart=`, and every backticked `trustee-node …` / `dlocker …` span in the
+/// example configs' comments, where `a/b` stands for either subcommand and `...` for more flags.
+fn deploy_lines() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let unit = "deploy/systemd/trustee-node.service";
+    let text = std::fs::read_to_string(workspace_root().join(unit)).expect("read unit");
+    let mut pending = String::new();
+    for line in text.lines() {
+        if let Some(cmd) = line.strip_prefix("ExecStart=") {
+            out.push((unit.to_owned(), cmd.to_owned()));
+            continue;
+        }
+        let Some(body) = line.strip_prefix("#   ") else {
+            continue;
+        };
+        if let Some(head) = body.trim_end().strip_suffix('\\') {
+            pending.push_str(head);
+            pending.push(' ');
+            continue;
+        }
+        pending.push_str(body);
+        let line = std::mem::take(&mut pending);
+        // `sudo -u USER CMD …`: the command is CMD.
+        let line = match line.trim_start().strip_prefix("sudo ") {
+            Some(rest) => {
+                let mut words = rest.split_whitespace().peekable();
+                while let Some(w) = words.next_if(|w| w.starts_with('-')) {
+                    if w == "-u" {
+                        words.next();
+                    }
+                }
+                words.collect::<Vec<_>>().join(" ")
+            }
+            None => line,
+        };
+        out.push((unit.to_owned(), line));
+    }
+    for example in [
+        "deploy/examples/bank-node.toml",
+        "deploy/examples/trustee-node.toml",
+    ] {
+        let text = std::fs::read_to_string(workspace_root().join(example)).expect("read example");
+        for line in text.lines().filter(|l| l.trim_start().starts_with('#')) {
+            for (i, span) in line.split('`').enumerate() {
+                if i % 2 == 0 {
+                    continue;
+                }
+                let words: Vec<&str> = span
+                    .split_whitespace()
+                    .filter(|w| *w != "..." && *w != "…")
+                    .collect();
+                if !matches!(words.first(), Some(&"trustee-node" | &"dlocker")) {
+                    continue;
+                }
+                // `staff add/remove/role/policy`: one command per alternative.
+                let alternatives: Vec<Vec<String>> = words.iter().fold(vec![vec![]], |acc, w| {
+                    let options: Vec<&str> = if w.starts_with('-') {
+                        vec![*w]
+                    } else {
+                        w.split('/').collect()
+                    };
+                    acc.into_iter()
+                        .flat_map(|prefix| {
+                            options.iter().map(move |o| {
+                                let mut p = prefix.clone();
+                                p.push((*o).to_owned());
+                                p
+                            })
+                        })
+                        .collect()
+                });
+                for words in alternatives {
+                    out.push((example.to_owned(), words.join(" ")));
+                }
+            }
+        }
     }
     out
 }
@@ -128,8 +212,14 @@ fn documented_commands_use_real_subcommands_and_flags() {
     };
     let mut checked = 0;
     let mut problems = Vec::new();
-    for doc in ["README.md", "docs/operating-a-node.md"] {
-        for line in sh_lines(doc) {
+    let docs = ["README.md", "docs/operating-a-node.md"];
+    let lines = docs
+        .iter()
+        .flat_map(|d| sh_lines(d).into_iter().map(|l| ((*d).to_owned(), l)))
+        .chain(deploy_lines());
+    let mut deploy_checked = 0;
+    {
+        for (doc, line) in lines {
             for words in commands(&line) {
                 // Skip leading VAR=value assignments.
                 let mut words = words
@@ -177,9 +267,16 @@ fn documented_commands_use_real_subcommands_and_flags() {
                     }
                 }
                 checked += 1;
+                if doc.starts_with("deploy/") {
+                    deploy_checked += 1;
+                }
             }
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert!(
+        deploy_checked >= 8,
+        "only {deploy_checked} commands found in deploy/"
+    );
     assert!(checked >= 20, "only {checked} commands found in the docs");
 }

@@ -170,7 +170,9 @@ fn run_doc(doc: &str, min_blocks: usize) {
     assert!(bin_path(DLOCKER).exists());
     let bank = other_node(&root.join("other-bank"), "bank");
     let trustee = other_node(&root.join("other-trustee"), "trustee");
-    let ports = free_ports(2);
+    let ports = free_ports(3);
+    let (tls_ca, tls_cert, tls_key) =
+        dlocker_integration_tests::tls::write_server_files(&root.join("certs"));
     let (text, ran) = script(doc);
     assert!(
         ran >= min_blocks,
@@ -192,6 +194,12 @@ fn run_doc(doc: &str, min_blocks: usize) {
         .env("DIR", root.join("node"))
         .env("PORT", ports[0].to_string())
         .env("ADMIN_PORT", ports[1].to_string())
+        // A second node, served over TLS with a private CA's certificate for localhost.
+        .env("TLS_DIR", root.join("tls-node"))
+        .env("TLS_PORT", ports[2].to_string())
+        .env("TLS_CERT", &tls_cert)
+        .env("TLS_KEY", &tls_key)
+        .env("TLS_CA", &tls_ca)
         .env("ENDPOINT", format!("http://127.0.0.1:{}", ports[0]))
         .env("TRUSTEE_KEY", trustee["public_key"].as_str().expect("key"))
         .env("BANK_NODE_ID", bank["node_id"].as_str().expect("id"))

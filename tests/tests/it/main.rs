@@ -21,6 +21,7 @@ mod event_stream_limits;
 mod example_config;
 mod flood_limits;
 mod grpc_web;
+mod housekeeping;
 mod idempotency;
 mod local_cluster_script;
 mod locker_attest;

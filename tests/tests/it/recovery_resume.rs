@@ -459,6 +459,10 @@ async fn backup_resumes_after_the_app_is_killed_after_some_receipts() {
     let lines = app.finish_at("BACKED-UP");
     assert!(lines.contains(&"BACKED-UP 5".to_owned()), "{lines:?}");
     assert!(
+        lines.contains(&"UNCONFIRMED 0".to_owned()),
+        "the resumed backup is confirmed complete at every trustee: {lines:?}"
+    );
+    assert!(
         lines.contains(&"TOUCHES 0".to_owned()),
         "the saved registration is re-sent, no second touch: {lines:?}"
     );

@@ -3,7 +3,7 @@
 //! refused before anything is served or written.
 
 use dlocker_integration_tests::Cluster;
-use dlocker_integration_tests::bins::serve_refused;
+use dlocker_integration_tests::bins::{serve_refused, serve_refused_with};
 use std::path::Path;
 
 /// Two nodes (a bank and a trustee) that have run once, so each has a database.
@@ -59,6 +59,13 @@ async fn missing_key_file_on_a_node_with_data_refuses_to_start() {
             "one line, said once: {err}"
         );
         assert!(!path.exists(), "{file} was not regenerated");
+        // With JSON logs the refusal is one JSON log line too.
+        let json = serve_refused_with(&dir, &["--log-format", "json"]);
+        let line: serde_json::Value = serde_json::from_str(json.trim())
+            .unwrap_or_else(|e| panic!("not one JSON line ({e}): {json}"));
+        assert_eq!(line["level"], "ERROR", "{line}");
+        let msg = line["fields"]["error"].as_str().unwrap_or_default();
+        assert!(msg.contains(&format!("{file} is missing")), "{line}");
         // Put back, the node serves again.
         std::fs::write(&path, saved).expect("restore");
         #[cfg(unix)]
@@ -68,6 +75,13 @@ async fn missing_key_file_on_a_node_with_data_refuses_to_start() {
         }
     }
     c.start_all().await;
+    // A log file gets plain text: colour only on a terminal.
+    let log = std::fs::read_to_string(c.node(0).log_path()).expect("node log");
+    assert!(log.contains("trustee node serving"), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "ANSI escapes in a log file:\n{log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

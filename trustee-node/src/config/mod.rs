@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod grpc_web;
+pub mod housekeeping;
 pub mod locker;
 pub mod storage;
 
@@ -187,6 +188,9 @@ pub struct RawConfig {
     /// `[storage]` (absent = sled in the data directory)
     #[serde(default)]
     pub storage: storage::RawStorage,
+    /// `[housekeeping]` (every key optional)
+    #[serde(default)]
+    pub housekeeping: housekeeping::RawHousekeeping,
 }
 
 /// `[epochs]`
@@ -362,6 +366,8 @@ pub struct NodeConfig {
     pub grpc_web: grpc_web::GrpcWebConfig,
     /// Where records are kept (`[storage]`).
     pub storage: storage::StorageConfig,
+    /// What the node prunes and expires on its own (`[housekeeping]`).
+    pub housekeeping: housekeeping::HousekeepingConfig,
 }
 
 /// Epoch rotation settings (`[epochs]`).
@@ -754,6 +760,7 @@ impl TryFrom<RawConfig> for NodeConfig {
         let locker = locker::locker_config(&raw.locker)?;
         let admin = admin::admin_config(&raw.admin)?;
         let storage = storage::storage_config(&raw.storage)?;
+        let housekeeping = housekeeping::housekeeping_config(&raw.housekeeping)?;
         if admin.listen == Some(listen) {
             return Err(invalid(
                 "admin.listen",
@@ -763,6 +770,7 @@ impl TryFrom<RawConfig> for NodeConfig {
         Ok(NodeConfig {
             grpc_web,
             storage,
+            housekeeping,
             locker,
             admin,
             data_dir: PathBuf::new(),

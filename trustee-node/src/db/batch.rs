@@ -105,7 +105,7 @@ impl Batch {
     }
 
     /// Removes every wallet-keyed record but the bank's customer record: the wallet record, its
-    /// epoch state and staged epoch.
+    /// epoch state and staged epoch, and its unconfirmed-backup entry.
     pub fn remove_wallet_data(&mut self, wallet_id: &str) {
         for t in [
             Table::Wallets,
@@ -116,9 +116,16 @@ impl Batch {
             Table::Receipts,
             Table::Epochs,
             Table::Staged,
+            Table::Unconfirmed,
         ] {
             self.remove(t, wallet_key(wallet_id));
         }
+    }
+
+    /// Marks the wallet's backup confirmed complete (a committed rotation proves the owner's
+    /// app finished with it).
+    pub fn remove_unconfirmed(&mut self, wallet_id: &str) {
+        self.remove(Table::Unconfirmed, wallet_key(wallet_id));
     }
 
     /// Removes the bank's sealed record of who the wallet's customer is.

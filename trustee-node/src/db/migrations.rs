@@ -8,10 +8,11 @@
 use dlocker_store::Migration;
 
 /// Every migration, oldest first.
-pub const ALL: &[Migration] = &[Migration {
-    version: 1,
-    description: "the node's tables and the document locker's",
-    sql: "
+pub const ALL: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "the node's tables and the document locker's",
+        sql: "
 CREATE TABLE ceremonies (k BYTEA PRIMARY KEY, v BYTEA NOT NULL);
 CREATE TABLE wallets (k BYTEA PRIMARY KEY, v BYTEA NOT NULL);
 CREATE TABLE shares (k BYTEA PRIMARY KEY, v BYTEA NOT NULL);
@@ -33,7 +34,15 @@ CREATE TABLE audit (k BYTEA PRIMARY KEY, v BYTEA NOT NULL);
 CREATE TABLE events (k BYTEA PRIMARY KEY, v BYTEA NOT NULL);
 CREATE TABLE locker (k BYTEA PRIMARY KEY, v BYTEA NOT NULL);
 ",
-}];
+    },
+    Migration {
+        version: 2,
+        description: "backups not yet confirmed complete",
+        sql: "
+CREATE TABLE unconfirmed_backups (k BYTEA PRIMARY KEY, v BYTEA NOT NULL);
+",
+    },
+];
 
 #[cfg(test)]
 mod tests {

@@ -20,6 +20,8 @@
 //!   recovery, locker.
 //! - [`BLOBS_TREE`]: wallet id → the encrypted wallet blob; enrollment, epochs.
 //! - [`RECEIPTS_TREE`]: wallet id → the signed receipt, canonical encoding; enrollment, epochs.
+//! - [`UNCONFIRMED_TREE`]: wallet id → when its deposit was stored (u64 big-endian), while the
+//!   client has not confirmed the backup complete (`ConfirmBackup`); enrollment, housekeeping.
 //! - [`CUSTOMERS_TREE`]: wallet id → bank role: the customer identity, sealed
 //!   ([`crate::at_rest::seal_customer`]); enrollment.
 //! - [`NODE_META_TREE`]: `key-binding` → JSON: node id and key check values of the keys that wrote
@@ -114,6 +116,8 @@ pub const PASSKEYS_TREE: &str = "passkeys";
 pub const BLOBS_TREE: &str = "blobs";
 /// Signed receipts.
 pub const RECEIPTS_TREE: &str = "receipts";
+/// Wallet id → deposit time, for backups not yet confirmed complete.
+pub const UNCONFIRMED_TREE: &str = "unconfirmed_backups";
 /// Bank role: wallet id → the customer identity recorded at enrollment, sealed under the
 /// storage key's customer-sealing purpose key.
 pub const CUSTOMERS_TREE: &str = "customers";
@@ -150,6 +154,7 @@ pub(crate) enum Table {
     Passkeys,
     Blobs,
     Receipts,
+    Unconfirmed,
     Customers,
     NodeMeta,
     Sessions,
@@ -165,7 +170,7 @@ pub(crate) enum Table {
 }
 
 impl Table {
-    const ALL: [Table; 19] = [
+    const ALL: [Table; 20] = [
         Table::Ceremonies,
         Table::Wallets,
         Table::Shares,
@@ -173,6 +178,7 @@ impl Table {
         Table::Passkeys,
         Table::Blobs,
         Table::Receipts,
+        Table::Unconfirmed,
         Table::Customers,
         Table::NodeMeta,
         Table::Sessions,
@@ -197,6 +203,7 @@ impl Table {
             Table::Passkeys => PASSKEYS_TREE,
             Table::Blobs => BLOBS_TREE,
             Table::Receipts => RECEIPTS_TREE,
+            Table::Unconfirmed => UNCONFIRMED_TREE,
             Table::Customers => CUSTOMERS_TREE,
             Table::NodeMeta => NODE_META_TREE,
             Table::Sessions => SESSIONS_TREE,

@@ -59,6 +59,21 @@ impl Database {
         Ok(out)
     }
 
+    /// Sessions that ended at least `retention` seconds before `now`
+    /// ([`RecoverySession::prunable`]), in session id order. Undecodable records are skipped
+    /// (never pruned blindly).
+    pub fn prunable_sessions(
+        &self,
+        now: u64,
+        retention: u64,
+    ) -> Result<Vec<StoredSession>, StoreError> {
+        Ok(self
+            .readable_sessions()?
+            .into_iter()
+            .filter(|s| s.session.prunable(now, retention))
+            .collect())
+    }
+
     /// Every stored session that decodes (undecodable ones are skipped: the requests that touch
     /// them report them), for counting.
     pub fn readable_sessions(&self) -> Result<Vec<StoredSession>, StoreError> {

@@ -56,6 +56,16 @@ pub struct DbStats {
     pub oldest_pending_ceremony_at: Option<u64>,
     /// Recovery sessions by state (evaluated now).
     pub recovery_sessions: BTreeMap<String, u64>,
+    /// Ended sessions past `housekeeping.recovery_session_retention_secs`: the next sweep prunes
+    /// them.
+    pub recovery_sessions_prunable: u64,
+    /// Deposits whose backup is not confirmed complete (`ConfirmBackup`).
+    pub unconfirmed_backups: u64,
+    /// Unix seconds the oldest of them was stored.
+    pub oldest_unconfirmed_at: Option<u64>,
+    /// Unconfirmed backups past `housekeeping.unconfirmed_backup_expiry_secs`: the next sweep
+    /// erases them.
+    pub unconfirmed_backups_expired: u64,
     /// Staged (uncommitted) epochs.
     pub epochs_staged: u64,
     /// Events in the outbox.
@@ -80,6 +90,10 @@ pub struct WalletRow {
 }
 
 fn open(dir: &Path) -> Result<(Store, String), DbStatsError> {
+    open_with(dir).map(|(store, place, _)| (store, place))
+}
+
+fn open_with(dir: &Path) -> Result<(Store, String, NodeConfig), DbStatsError> {
     let config = NodeConfig::load(dir)?;
     let place = config.storage_label();
     let pg = match &config.storage {
@@ -93,7 +107,7 @@ fn open(dir: &Path) -> Result<(Store, String), DbStatsError> {
                 error,
             }
         })?;
-        return Ok((store, place));
+        return Ok((store, place, config));
     }
     let path = config.db_path();
     // sled creates a missing database: refuse instead, nothing is written here.
@@ -116,7 +130,7 @@ fn open(dir: &Path) -> Result<(Store, String), DbStatsError> {
                 error: error.into(),
             },
         })?;
-    Ok((Store::from_sled(db), place))
+    Ok((Store::from_sled(db), place, config))
 }
 
 fn db_err(place: &str) -> impl Fn(dlocker_store::Error) -> DbStatsError + '_ {
@@ -128,7 +142,8 @@ fn db_err(place: &str) -> impl Fn(dlocker_store::Error) -> DbStatsError + '_ {
 
 /// The figures of the database of the (stopped) node in `dir`.
 pub fn stats(dir: &Path, now: u64) -> Result<DbStats, DbStatsError> {
-    let (db, place) = open(dir)?;
+    let (db, place, config) = open_with(dir)?;
+    let hk = config.housekeeping;
     let e = db_err(&place);
     let tree = |name: &'static str| db.tree(name).map_err(&e);
 
@@ -144,6 +159,10 @@ pub fn stats(dir: &Path, now: u64) -> Result<DbStats, DbStatsError> {
             .iter()
             .map(|s| ((*s).to_owned(), 0))
             .collect(),
+        recovery_sessions_prunable: 0,
+        unconfirmed_backups: 0,
+        oldest_unconfirmed_at: None,
+        unconfirmed_backups_expired: 0,
         epochs_staged: tree(super::STAGED_TREE)?.len().map_err(&e)? as u64,
         events: tree(super::EVENTS_TREE)?.len().map_err(&e)? as u64,
         audit_entries: tree(super::AUDIT_TREE)?.len().map_err(&e)? as u64,
@@ -182,6 +201,25 @@ pub fn stats(dir: &Path, now: u64) -> Result<DbStats, DbStatsError> {
         *s.recovery_sessions
             .entry(stored.session.state_name(now).to_owned())
             .or_default() += 1;
+        if hk
+            .recovery_session_retention_secs
+            .is_some_and(|r| stored.session.prunable(now, r))
+        {
+            s.recovery_sessions_prunable += 1;
+        }
+    }
+    for (_, v) in tree(super::UNCONFIRMED_TREE)?.entries().map_err(&e)? {
+        let Ok(at) = <[u8; 8]>::try_from(v.as_slice()).map(u64::from_be_bytes) else {
+            continue;
+        };
+        s.unconfirmed_backups += 1;
+        s.oldest_unconfirmed_at = Some(s.oldest_unconfirmed_at.map_or(at, |o| o.min(at)));
+        if hk
+            .unconfirmed_backup_expiry_secs
+            .is_some_and(|x| at.saturating_add(x) <= now)
+        {
+            s.unconfirmed_backups_expired += 1;
+        }
     }
     Ok(s)
 }

@@ -229,9 +229,39 @@ impl Database {
         Ok(self.t(Table::Wallets).contains_key(wallet_key(wallet_id))?)
     }
 
-    /// In one transaction: if the wallet has no record, writes `record` into every wallet table
-    /// and `ceremony` under `ceremony_id`; otherwise writes nothing and returns the existing
-    /// record.
+    /// Every wallet whose backup is not confirmed complete, with when its deposit was stored,
+    /// oldest first. Entries that do not decode are skipped (the next deposit rewrites them).
+    pub fn unconfirmed_backups(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut out = Vec::new();
+        for (k, v) in self.t(Table::Unconfirmed).entries()? {
+            let (Ok(wallet), Ok(at)) = (String::from_utf8(k), <[u8; 8]>::try_from(v.as_slice()))
+            else {
+                continue;
+            };
+            out.push((wallet, u64::from_be_bytes(at)));
+        }
+        out.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+        Ok(out)
+    }
+
+    /// When the wallet's deposit was stored, if its backup is not confirmed complete.
+    pub fn unconfirmed_since(&self, wallet_id: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .t(Table::Unconfirmed)
+            .get(wallet_key(wallet_id))?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
+            .map(u64::from_be_bytes))
+    }
+
+    /// Marks the wallet's backup confirmed complete (not yet durable); returns whether it was
+    /// unconfirmed.
+    pub fn confirm_backup(&self, wallet_id: &str) -> Result<bool, StoreError> {
+        Ok(self.t(Table::Unconfirmed).remove(wallet_key(wallet_id))?)
+    }
+
+    /// In one transaction: if the wallet has no record, writes `record` into every wallet table,
+    /// `ceremony` under `ceremony_id` and the wallet into the unconfirmed-backup index (until
+    /// `ConfirmBackup`); otherwise writes nothing and returns the existing record.
     pub fn commit_enrollment(
         &self,
         wallet_id: &str,
@@ -245,7 +275,9 @@ impl Database {
         let trees = self.wallet_trees();
         let [w, s, m, p, b, r] = trees;
         let c = self.t(Table::Ceremonies);
-        self.db.transaction(&[c, w, s, m, p, b, r], |tx| {
+        let u = self.t(Table::Unconfirmed);
+        let stored_at = record.meta.enrolled_at.to_be_bytes();
+        self.db.transaction(&[c, w, s, m, p, b, r, u], |tx| {
             if let Some(existing) = read_wallet_tx(tx, trees, key)? {
                 return Ok(CommitOutcome::AlreadyPresent(Box::new(existing)));
             }
@@ -256,6 +288,7 @@ impl Database {
             tx.insert(b, key, &record.blob)?;
             tx.insert(r, key, &record.receipt)?;
             tx.insert(c, ceremony_id.as_bytes(), &ceremony_bytes)?;
+            tx.insert(u, key, &stored_at)?;
             Ok(CommitOutcome::Stored)
         })?
     }

@@ -25,6 +25,9 @@ pub struct BackupStatus {
     pub blob_size: u64,
     /// The signed receipt issued at deposit.
     pub receipt: Vec<u8>,
+    /// When the deposit was stored, while its backup is not confirmed complete
+    /// (`ConfirmBackup`); `None` once confirmed (or stored before confirmations existed).
+    pub unconfirmed_since: Option<u64>,
 }
 
 /// A proof of possession and what it is about.
@@ -67,6 +70,7 @@ impl EnrollmentOps<'_> {
             enrolled_at: rec.meta.enrolled_at,
             blob_size: rec.meta.blob_size,
             receipt: rec.receipt,
+            unconfirmed_since: self.db.unconfirmed_since(wallet_id.as_str())?,
         })
     }
 

@@ -13,6 +13,7 @@
 
 #[cfg(feature = "bench")]
 pub mod bulk;
+pub mod confirm;
 pub mod custody;
 pub mod trustee_service;
 

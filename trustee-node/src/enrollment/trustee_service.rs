@@ -154,6 +154,7 @@ impl Trustee for TrusteeService {
             blob_size: s.blob_size,
             receipt_encoded: s.receipt,
             staged,
+            unconfirmed_since: s.unconfirmed_since.unwrap_or(0),
         }))
     }
 
@@ -169,6 +170,20 @@ impl Trustee for TrusteeService {
             manifest_hash: proof.manifest_hash.to_vec(),
             proof_encoded: proof.proof,
         }))
+    }
+
+    async fn confirm_backup(
+        &self,
+        req: Request<pb::ConfirmBackupRequest>,
+    ) -> Result<Response<pb::ConfirmBackupResponse>, Status> {
+        let req = req.into_inner();
+        let wallet_id = crate::wallet::parse_wallet_id(req.wallet_id)?;
+        let newly_confirmed = self
+            .node
+            .enrollment()
+            .confirm_backup(&wallet_id, &req.receipts_encoded)
+            .await?;
+        Ok(Response::new(pb::ConfirmBackupResponse { newly_confirmed }))
     }
 }
 

@@ -47,7 +47,6 @@ impl EpochOps<'_> {
     /// `DeleteWallet`: erases everything this node holds for the wallet, at its owner's request.
     pub async fn delete_wallet(&self, req: DeleteWallet) -> Result<Vec<u8>, NodeError> {
         let wallet = req.wallet_id.as_str();
-        let tag = self.audit.wallet_tag(wallet);
         let _guard = self.recovery_lock.lock().await;
         let now = self.now();
         let state = self
@@ -83,6 +82,40 @@ impl EpochOps<'_> {
         )
         .encode();
 
+        let Erased { sessions, open } = self
+            .erase_records(wallet, now, &state, WALLET_DELETED, "erased by its owner")
+            .await?;
+        tracing::info!(wallet = %req.wallet_id.log_tag(), sessions, open, "wallet deleted by its \
+            owner");
+        Ok(receipt)
+    }
+}
+
+/// What [`EpochOps::erase_records`] removed besides the wallet's records.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Erased {
+    /// Recovery sessions erased.
+    pub sessions: usize,
+    /// How many of them were open (now closed).
+    pub open: usize,
+}
+
+impl EpochOps<'_> {
+    /// Erases everything this node holds that names the wallet (the module docs list it) in ONE
+    /// batch, drops its events, appends one audit entry `kind` (detail: `cause`, then what was
+    /// erased) and makes it durable. The caller holds the recovery lock and has read `state`
+    /// under it. Shared by the owner's delete and housekeeping's expiry of abandoned backups.
+    pub(crate) async fn erase_records(
+        &self,
+        wallet: &str,
+        now: u64,
+        state: &crate::epochs::state::EpochState,
+        kind: &str,
+        cause: &str,
+    ) -> Result<Erased, NodeError> {
+        let tag = self.audit.wallet_tag(wallet);
+        let active = state.active();
+        let staged = state.staged();
         let mut batch = Batch::default();
         batch.remove_wallet_data(wallet);
         // The bank's sealed record of who the customer is.
@@ -91,7 +124,7 @@ impl EpochOps<'_> {
         let (mut sessions, mut open) = (0usize, 0usize);
         for id in self.db.session_ids_of_wallet(wallet)? {
             // A record that does not decode counts as not open (it is erased all the same); a
-            // failing database fails the delete.
+            // failing database fails the erase.
             let live = match self.db.session(&id) {
                 Ok(Some(s)) => s.session.is_live(now),
                 Ok(None) | Err(crate::db::StoreError::Corrupt { .. }) => false,
@@ -103,7 +136,7 @@ impl EpochOps<'_> {
             sessions += 1;
             batch.remove_session(wallet, &id);
         }
-        // Owner nonces name the wallet (the one just spent among them).
+        // Owner nonces name the wallet (a delete's just spent among them).
         for k in self.db.owner_nonces_of_wallet(wallet)? {
             batch.remove_owner_nonce(&k);
         }
@@ -116,22 +149,16 @@ impl EpochOps<'_> {
         // The events named the wallet in clear; the audit entry names it by its keyed tag only.
         self.events.forget_wallet(wallet, u64::MAX)?;
         let detail = format!(
-            "erased by its owner: {}{}; {sessions} recovery session(s), {open} of them open and \
-                now closed",
+            "{cause}: {}{}; {sessions} recovery session(s), {open} of them open and now closed",
             active
-                .as_ref()
                 .map(|a| format!("epoch {} (share, manifest, blob, passkey)", a.epoch))
                 .unwrap_or_else(|| "no active epoch".to_owned()),
             staged
-                .as_ref()
                 .map(|s| format!(", staged epoch {}", s.epoch))
                 .unwrap_or_default(),
         );
-        self.audit
-            .append(now, WALLET_DELETED, Some(wallet), &detail)?;
+        self.audit.append(now, kind, Some(wallet), &detail)?;
         self.commit(Vec::new()).await?;
-        tracing::info!(wallet = %req.wallet_id.log_tag(), sessions, open, "wallet deleted by its \
-            owner");
-        Ok(receipt)
+        Ok(Erased { sessions, open })
     }
 }

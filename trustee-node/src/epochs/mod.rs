@@ -1042,6 +1042,8 @@ impl EpochOps<'_> {
         }
         batch.remove_staged(wallet);
         batch.put_epoch_state(wallet, &next)?;
+        // A committed rotation needed the owner's app to finish: the wallet is not abandoned.
+        batch.remove_unconfirmed(wallet);
         self.apply(&batch)?;
         let detail = match &erased {
             Some(e) => format!(

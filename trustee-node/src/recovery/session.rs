@@ -411,6 +411,36 @@ impl RecoverySession {
         false
     }
 
+    /// When the session ended, if it has: cancelled (when), or expired (at `authenticate_by` for
+    /// one that never saw the passkey, else at `expires_at`). A released session has not ended
+    /// until it expires: its client may fetch the released share again until then.
+    pub fn ended_at(&self, now: u64) -> Option<u64> {
+        match &self.state {
+            SessionState::Cancelled { at, .. } => Some(*at),
+            _ if !self.is_expired(now) => None,
+            SessionState::Open => Some(self.authenticate_by.min(self.expires_at)),
+            _ => Some(self.expires_at),
+        }
+    }
+
+    /// Whether the session ended at least `retention` seconds before `now`, so housekeeping
+    /// may erase it. A bank-cancelled session is the record that spends its cancellation at
+    /// this node; it is kept until a replay of that cancellation would be refused as stale
+    /// anyway (twice the clock skew, whatever the retention).
+    pub fn prunable(&self, now: u64, retention: u64) -> bool {
+        let Some(ended) = self.ended_at(now) else {
+            return false;
+        };
+        let keep = match &self.state {
+            SessionState::Cancelled {
+                by: Canceller::Bank { .. },
+                ..
+            } => retention.max(2 * CLOCK_SKEW_SECS),
+            _ => retention,
+        };
+        now >= ended.saturating_add(keep)
+    }
+
     /// Open or owner-authenticated, and unexpired.
     pub fn is_live(&self, now: u64) -> bool {
         !self.is_expired(now)
@@ -786,6 +816,48 @@ mod tests {
             s.authorize_release(&good, &accepted, 1060 + 3600, 1),
             Err(SessionError::Expired { .. })
         ));
+    }
+
+    #[test]
+    fn ended_sessions_are_prunable_after_retention_and_live_ones_never() {
+        let r = SecretKey::generate_from_rng(&mut rand::rng()).public_key();
+        // Opened at 1000, release at 1060, expires at 4660; passkey due by 1600.
+        let open = RecoverySession::open("s1".into(), "w".into(), &r, 1, 1000, 60, 3600)
+            .with_auth_window(600);
+        assert_eq!(open.ended_at(1599), None);
+        assert!(!open.prunable(1599, 0));
+        // Never authenticated: ended at authenticate_by.
+        assert_eq!(open.ended_at(1600), Some(1600));
+        assert!(!open.prunable(1609, 10));
+        assert!(open.prunable(1610, 10));
+        // Released: live (the share may be fetched again) until it expires.
+        let authed = open.clone().owner_authenticated(1010).expect("auth");
+        let mut released = authed.clone();
+        released.state = SessionState::Released { at: 1070, epoch: 1 };
+        assert_eq!(released.ended_at(4659), None);
+        assert!(!released.prunable(4659, 0));
+        assert_eq!(released.ended_at(4660), Some(4660));
+        assert!(released.prunable(4670, 10));
+        // Owner-cancelled: ended when cancelled.
+        let cancelled = authed
+            .clone()
+            .cancelled(Canceller::Owner, 1020)
+            .expect("cancel");
+        assert_eq!(cancelled.ended_at(1021), Some(1020));
+        assert!(cancelled.prunable(1021, 1));
+        // Bank-cancelled: its record spends the cancellation, kept 2 × skew whatever the
+        // retention.
+        let by_bank = authed
+            .cancelled(
+                Canceller::Bank {
+                    staff_id: "bob".into(),
+                    bank_session_id: "b1".into(),
+                },
+                1020,
+            )
+            .expect("cancel");
+        assert!(!by_bank.prunable(1020 + 2 * CLOCK_SKEW_SECS - 1, 1));
+        assert!(by_bank.prunable(1020 + 2 * CLOCK_SKEW_SECS, 1));
     }
 
     #[test]

@@ -1,0 +1,223 @@
+//! `ConfirmBackup`: the client shows that the backup is complete — one receipt from every trustee
+//! of the manifest this node holds — so the deposit is not an abandoned one
+//! (`docs/protocol.md` §12b).
+//!
+//! A deposit is stored "unconfirmed" (the `unconfirmed_backups` index, [`crate::db`]) and the
+//! housekeeping sweep ([`crate::housekeeping`]) erases one still unconfirmed after
+//! `housekeeping.unconfirmed_backup_expiry_secs`: a backup the app never finished (fewer than n
+//! trustees receipted) would otherwise stay forever. No passkey touch is needed: n receipts,
+//! each signed by the trustee key the manifest names, over this wallet, epoch, share index and
+//! manifest hash, can only exist once every trustee stored its share. Anything else is refused
+//! (`confirmation_rejected`) and changes nothing. Deposits stored before confirmations existed
+//! are not in the index, so they never expire; confirming one answers `newly_confirmed = false`.
+
+use super::EnrollmentOps;
+use crate::error::NodeError;
+use crate::wallet::LogTag as _;
+use crate::wallet::WalletId;
+use dlocker_proto::manifest::Manifest;
+use dlocker_proto::statement::{Receipt, Signed};
+
+/// The audit entry's kind for a confirmation.
+pub const BACKUP_CONFIRMED: &str = "backup_confirmed";
+
+fn rejected(reason: impl Into<String>) -> NodeError {
+    NodeError::ConfirmationRejected(reason.into())
+}
+
+/// Checks that `receipts` hold exactly one valid receipt per trustee of `manifest`.
+pub(crate) fn check_receipts(manifest: &Manifest, receipts: &[Vec<u8>]) -> Result<(), NodeError> {
+    let trustees = manifest.trustees();
+    if receipts.len() != trustees.len() {
+        return Err(rejected(format!(
+            "{} receipt(s) for a manifest of {} trustees: send one per trustee",
+            receipts.len(),
+            trustees.len()
+        )));
+    }
+    let hash = manifest.hash();
+    let mut seen = vec![false; trustees.len()];
+    for (i, bytes) in receipts.iter().enumerate() {
+        let signed =
+            Signed::<Receipt>::decode(bytes).map_err(|e| rejected(format!("receipt {i}: {e}")))?;
+        let r = signed.body();
+        let Some(pos) = trustees.iter().position(|t| t.node_id == r.node_id) else {
+            return Err(rejected(format!(
+                "receipt {i} names node {}, which the manifest does not list",
+                r.node_id
+            )));
+        };
+        let t = &trustees[pos];
+        if signed.signer() != &t.public_key {
+            return Err(rejected(format!(
+                "receipt {i} is not signed by the key the manifest names for node {}",
+                t.node_id
+            )));
+        }
+        if r.wallet_id != manifest.wallet_id()
+            || r.epoch != manifest.epoch()
+            || r.share_index != t.share_index
+            || r.manifest_hash != hash
+        {
+            return Err(rejected(format!(
+                "receipt {i} (node {}) is for another wallet, epoch, share or manifest",
+                t.node_id
+            )));
+        }
+        if std::mem::replace(&mut seen[pos], true) {
+            return Err(rejected(format!(
+                "two receipts of node {}: send one per trustee",
+                t.node_id
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl EnrollmentOps<'_> {
+    /// `ConfirmBackup`: checks the receipts against the stored manifest, then marks the backup
+    /// confirmed (durable before it returns). Returns whether this call confirmed it.
+    pub async fn confirm_backup(
+        &self,
+        wallet_id: &WalletId,
+        receipts: &[Vec<u8>],
+    ) -> Result<bool, NodeError> {
+        let wallet = wallet_id.as_str();
+        if receipts.len() > self.config.limits.max_trustees {
+            return Err(rejected(format!(
+                "{} receipts; a manifest lists at most {}",
+                receipts.len(),
+                self.config.limits.max_trustees
+            )));
+        }
+        // Under the lock housekeeping's expiry takes: a confirmation and an erase never race.
+        let _guard = self.recovery_lock.lock().await;
+        let record = self.db.wallet(wallet)?.ok_or(NodeError::WalletNotFound)?;
+        let manifest = Manifest::decode(&record.manifest)
+            .map_err(|e| NodeError::Internal(format!("stored manifest: {e}")))?;
+        check_receipts(&manifest, receipts)?;
+        let Some(stored_at) = self.db.unconfirmed_since(wallet)? else {
+            return Ok(false);
+        };
+        self.db.confirm_backup(wallet)?;
+        let now = self.now();
+        self.audit.append(
+            now,
+            BACKUP_CONFIRMED,
+            Some(wallet),
+            &format!(
+                "epoch {}: receipts of all {} trustees shown, {}s after the deposit",
+                manifest.epoch(),
+                manifest.trustees().len(),
+                now.saturating_sub(stored_at)
+            ),
+        )?;
+        self.commit(Vec::new()).await?;
+        tracing::info!(wallet = %wallet_id.log_tag(), "backup confirmed complete");
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dlocker_proto::keys::node_id;
+    use dlocker_proto::manifest::{ManifestParts, TrusteeEntry};
+    use dlocker_proto::secret::SecretScalar;
+    use dlocker_proto::share::split;
+    use k256::ecdsa::SigningKey;
+    use k256::elliptic_curve::Generate;
+
+    fn manifest(keys: &[SigningKey]) -> Manifest {
+        let (_, commitments) = split(&SecretScalar::random(), 2, 3).expect("split");
+        let trustees: Vec<TrusteeEntry> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                let pk = k256::PublicKey::from(k.verifying_key());
+                TrusteeEntry {
+                    share_index: i as u16 + 1,
+                    node_id: node_id(&pk),
+                    public_key: pk,
+                }
+            })
+            .collect();
+        Manifest::new(ManifestParts {
+            wallet_id: "w1".into(),
+            epoch: 1,
+            threshold: 2,
+            bank_node_id: trustees[0].node_id.clone(),
+            trustees,
+            commitments,
+            recovery_delay_secs: 60,
+            blob_hash: [7; 32],
+            created_at: 1_700_000_000,
+            previous: None,
+        })
+        .expect("manifest")
+    }
+
+    fn receipt(m: &Manifest, i: usize, key: &SigningKey, wallet: &str) -> Vec<u8> {
+        let t = &m.trustees()[i];
+        Signed::sign(
+            Receipt {
+                node_id: t.node_id.clone(),
+                wallet_id: wallet.into(),
+                epoch: m.epoch(),
+                share_index: t.share_index,
+                manifest_hash: m.hash(),
+                issued_at: 1,
+            },
+            key,
+        )
+        .encode()
+    }
+
+    #[test]
+    fn exactly_one_valid_receipt_per_trustee() {
+        let keys: Vec<SigningKey> = (0..3)
+            .map(|_| SigningKey::generate_from_rng(&mut rand::rng()))
+            .collect();
+        let m = manifest(&keys);
+        let good: Vec<Vec<u8>> = (0..3).map(|i| receipt(&m, i, &keys[i], "w1")).collect();
+        check_receipts(&m, &good).expect("all three");
+        let mut reversed = good.clone();
+        reversed.reverse();
+        check_receipts(&m, &reversed).expect("any order");
+
+        let refused = |set: Vec<Vec<u8>>, what: &str| {
+            assert!(
+                matches!(
+                    check_receipts(&m, &set),
+                    Err(NodeError::ConfirmationRejected(_))
+                ),
+                "{what} accepted"
+            );
+        };
+        refused(good[..2].to_vec(), "too few");
+        refused(
+            vec![good[0].clone(), good[0].clone(), good[2].clone()],
+            "a trustee twice",
+        );
+        let stranger = SigningKey::generate_from_rng(&mut rand::rng());
+        refused(
+            vec![
+                good[0].clone(),
+                good[1].clone(),
+                receipt(&m, 2, &stranger, "w1"),
+            ],
+            "a receipt signed by a key the manifest does not name",
+        );
+        refused(
+            vec![
+                good[0].clone(),
+                good[1].clone(),
+                receipt(&m, 2, &keys[2], "w2"),
+            ],
+            "another wallet's receipt",
+        );
+        let mut garbled = good.clone();
+        garbled[1][10] ^= 1;
+        refused(garbled, "a receipt whose signature fails");
+    }
+}
