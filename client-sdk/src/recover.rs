@@ -406,6 +406,13 @@ pub enum RecoverError {
         /// Sessions to cancel.
         handle: Box<RecoveryHandle>,
     },
+    /// The bank reports this recovery's session cancelled (the owner's cancel, from this or
+    /// another device, or the bank's): nothing will be released to it.
+    #[error("recovery cancelled at the bank: {reason}")]
+    CancelledAtBank {
+        /// The bank's message (who cancelled).
+        reason: String,
+    },
     /// `t` shares verified but the result does not decrypt the blob (should be impossible:
     /// every trustee agreed on the manifest; report it).
     #[error("recovered secret does not open the wallet blob: {0}")]
@@ -1414,6 +1421,11 @@ async fn await_approval(
                     });
                     last_status = status;
                 }
+            }
+            Err(s) if is_refusal(&s, NodeRefusal::SessionCancelled) => {
+                return Err(RecoverError::CancelledAtBank {
+                    reason: s.message().lines().next().unwrap_or("").to_owned(),
+                });
             }
             Err(s) => return Err(bank_err(format!("GetApproval: {}", describe_status(&s)))),
         }

@@ -107,7 +107,7 @@ impl Storage {
     /// Points node `i`'s stopped data directory at its storage (PostgreSQL: a fresh schema,
     /// created with its tables when the node first opens it).
     pub fn configure(&self, dir: &Path, i: usize) {
-        let (Storage::Postgres(s), Some(schema)) = (self, self.schema(i)) else {
+        let Some(schema) = self.claim_schema(i) else {
             return;
         };
         set_config_value(
@@ -124,10 +124,19 @@ impl Storage {
             toml::Value::String(schema.clone()),
         );
         set_config_value(dir, "storage", "pool_size", toml::Value::Integer(4));
+    }
+
+    /// Node `i`'s schema name, dropped with the cluster (PostgreSQL only): for a node pointed
+    /// at it here or moved to it later (`trustee-node migrate`).
+    pub fn claim_schema(&self, i: usize) -> Option<String> {
+        let (Storage::Postgres(s), Some(schema)) = (self, self.schema(i)) else {
+            return None;
+        };
         s.made
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(schema);
+            .push(schema.clone());
+        Some(schema)
     }
 }
 

@@ -36,6 +36,11 @@ enum RoleArg {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum MigrateTarget {
+    Postgres,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum StorageArg {
     Sled,
     Postgres,
@@ -139,6 +144,31 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Move a stopped node's records from its embedded sled database to PostgreSQL: every table
+    /// copied, read back and compared (rows and SHA-256), then config.toml switched to the
+    /// schema; the sled files are kept aside in DATA_DIR/db.migrated-to-postgres.
+    Migrate {
+        /// Data directory of the stopped node.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The backend to move to.
+        #[arg(long, value_enum)]
+        to: MigrateTarget,
+        /// PostgreSQL connection string (written into config.toml; prefer --postgres-url-file
+        /// when it holds a password).
+        #[arg(
+            long,
+            conflicts_with = "postgres_url_file",
+            required_unless_present = "postgres_url_file"
+        )]
+        postgres_url: Option<String>,
+        /// A file holding the PostgreSQL connection string (relative to the data directory).
+        #[arg(long)]
+        postgres_url_file: Option<PathBuf>,
+        /// The schema to move into: new or empty (a schema that holds records is refused).
+        #[arg(long, default_value = "dlocker")]
+        postgres_schema: String,
     },
     /// Read a stopped node's database: counts, sizes, oldest pending items, wallets.
     Admin {
@@ -463,6 +493,41 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { data_dir } => trustee_node::server::serve(&data_dir, shutdown_signal())
             .await
             .with_context(|| format!("serving {}", data_dir.display())),
+        Command::Migrate {
+            data_dir,
+            to: MigrateTarget::Postgres,
+            postgres_url,
+            postgres_url_file,
+            postgres_schema,
+        } => {
+            use trustee_node::db::migrate::{PostgresUrl, sled_to_postgres};
+            let url = match (postgres_url, postgres_url_file) {
+                (Some(u), _) => PostgresUrl::Inline(u),
+                (None, Some(f)) => PostgresUrl::File(f),
+                (None, None) => anyhow::bail!("give --postgres-url or --postgres-url-file"),
+            };
+            let report = sled_to_postgres(&data_dir, &url, &postgres_schema)
+                .with_context(|| format!("migrating {}", data_dir.display()))?;
+            let rows: usize = report.tables.iter().map(|t| t.rows).sum();
+            println!(
+                "copied {rows} rows in {} tables into PostgreSQL schema {}; each table read back                  and compared:",
+                report.tables.len(),
+                report.schema
+            );
+            for t in &report.tables {
+                println!(
+                    "  {:<28} {:>8} rows  sha256 {}…",
+                    t.table,
+                    t.rows,
+                    &t.digest[..16]
+                );
+            }
+            println!(
+                "config.toml now names PostgreSQL; the sled files are kept in {} (delete them                  once the node serves correctly)",
+                report.sled_moved_to.display()
+            );
+            Ok(())
+        }
         Command::Admin { what } => match what {
             AdminCommand::Stats { data_dir, json } => {
                 let s = trustee_node::db::stats::stats(&data_dir, unix_now())?;

@@ -603,9 +603,12 @@ pub async fn recover(
             }));
             Ok(wallet)
         }
-        Err(dlocker_sdk::RecoverError::Cancelled { .. }) => {
-            Err(WebError("recovery cancelled".into()))
-        }
+        // Stopped by `cancelRecovery()`, or the bank answered that the session is cancelled
+        // (the cancel reached it before the stop did).
+        Err(
+            dlocker_sdk::RecoverError::Cancelled { .. }
+            | dlocker_sdk::RecoverError::CancelledAtBank { .. },
+        ) => Err(WebError("recovery cancelled".into())),
         Err(e) => Err(WebError::from("recovery", &e)),
     }
 }

@@ -36,6 +36,7 @@ mod owner_touch;
 mod passkey_change;
 mod pending_ceremony_limits;
 mod postgres_backend;
+mod postgres_migrate;
 mod recovery_audit_events;
 mod recovery_cancel;
 mod recovery_cancel_freshness;

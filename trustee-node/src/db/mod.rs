@@ -82,6 +82,7 @@
 mod batch;
 mod epochs;
 mod logs;
+pub mod migrate;
 pub mod migrations;
 mod nonces;
 mod recovery;
