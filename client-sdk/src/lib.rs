@@ -71,7 +71,9 @@
 
 pub mod authenticator;
 pub mod backup;
+pub mod cancel_all;
 pub mod ceremony;
+pub mod client;
 pub mod delete;
 // The locker (documents) and the passkey change's local check of a registration need native
 // crates (the locker's tokio client, webauthn-rs over OpenSSL); the browser build leaves them out.
@@ -96,8 +98,11 @@ pub use backup::{
     BackupCheckpoint, BackupPolicy, BackupReceipts, OwnerIdentity, PreparedBackup, ProgressEvent,
     TrusteeReceipt, backup, backup_for, backup_with_checkpoint,
 };
+pub use cancel_all::{CancelAllError, CancelAllReport, TrusteeCancelAll, cancel_all_recoveries};
+pub use client::{BuildError, Client, ClientBuilder, EpochInfo, Error, RetryPolicy, TrusteeStatus};
 pub use delete::{DeleteError, DeleteReport, TrusteeErasure, delete_backup};
 pub use dlocker_proto::client_state::StateKey;
+pub use dlocker_proto::ids::WalletId;
 pub use error::{AuthError, BackupError, ConnectError, Failure, TrusteeFailure, TrusteesError};
 #[cfg(not(target_arch = "wasm32"))]
 pub use passkey_change::{

@@ -7,6 +7,7 @@
 mod admin_listener;
 mod backup_durability;
 mod browser;
+mod cancel_all;
 mod cli;
 mod cli_owner;
 mod corrupted_share;
