@@ -348,7 +348,11 @@ impl Error {
             Self::Recover(RecoverError::Bank { .. } | RecoverError::ApprovalTimeout { .. }) => true,
             _ => {
                 let failed = self.failures();
-                !failed.is_empty() && failed.iter().all(|(_, f)| f.is_retryable())
+                // At least one real failure (not only trustees that were not asked because of it).
+                failed
+                    .iter()
+                    .any(|(_, f)| !matches!(f, TrusteeFailure::NotAttempted(_)))
+                    && failed.iter().all(|(_, f)| f.is_retryable())
             }
         }
     }
@@ -746,6 +750,15 @@ mod tests {
         let e = incomplete(vec![("a".into(), unreachable()), ("b".into(), refused)]);
         assert!(!e.is_retryable());
         assert_eq!(e.failures().len(), 2);
+        // Trustees not asked because another failed follow its fate; alone they say nothing.
+        let skipped = || {
+            (
+                "b".to_owned(),
+                TrusteeFailure::NotAttempted("a failed".into()),
+            )
+        };
+        assert!(incomplete(vec![("a".into(), unreachable()), skipped()]).is_retryable());
+        assert!(!incomplete(vec![skipped()]).is_retryable());
         assert!(!TrusteeFailure::BadAnswer("bad receipt".into()).is_retryable());
         let mismatch = TrusteeFailure::Connect(ConnectError::KeyMismatch {
             name: "a".into(),

@@ -27,6 +27,9 @@ pub enum TrusteeFailure {
     /// The trustee answered, but the answer failed a check (a share, receipt, proof or
     /// manifest that does not verify): investigate this trustee.
     BadAnswer(String),
+    /// Not asked: the step needs every trustee at once and another one failed (the reason names
+    /// it); this trustee follows that one's fate.
+    NotAttempted(String),
     /// Anything else: a step that could not be taken for this trustee.
     Other(String),
 }
@@ -65,6 +68,8 @@ impl TrusteeFailure {
                     | tonic::Code::ResourceExhausted
                     | tonic::Code::Unknown
             ),
+            // Retrying helps it exactly when it helps the trustee that failed.
+            Self::NotAttempted(_) => true,
             Self::BadAnswer(_) | Self::Other(_) => false,
         }
     }
@@ -82,7 +87,7 @@ impl std::fmt::Display for TrusteeFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Connect(e) => write!(f, "{e}"),
-            Self::BadAnswer(m) | Self::Other(m) => f.write_str(m),
+            Self::BadAnswer(m) | Self::NotAttempted(m) | Self::Other(m) => f.write_str(m),
             Self::Refused {
                 call: "", message, ..
             } => f.write_str(message),

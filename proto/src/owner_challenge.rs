@@ -354,6 +354,6 @@ mod tests {
             assert_eq!(OwnerAction::from_u8(a.as_u8()), Some(a));
         }
         assert_eq!(OwnerAction::from_u8(0), None);
-        assert_eq!(OwnerAction::from_u8(11), None);
+        assert_eq!(OwnerAction::from_u8(12), None);
     }
 }

@@ -3,7 +3,7 @@
 
 #![allow(dead_code)] // each test file uses its own part
 
-use dlocker_sdk::proto::keys::{node_id, public_key_from_hex};
+use dlocker_sdk::proto::keys::public_key_from_hex;
 use dlocker_sdk::{RecoverEvent, Role, StaffClient, StaffKey, TlsFiles, TrusteeInfo, TrusteeSet};
 use std::path::Path;
 use tokio::sync::mpsc;

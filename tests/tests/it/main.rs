@@ -53,6 +53,7 @@ mod rotation_happy;
 mod rotation_refusals;
 mod rotation_squatting;
 mod safe_defaults;
+mod sdk_client;
 mod staff_admin;
 mod staff_reload;
 mod startup_checks;
