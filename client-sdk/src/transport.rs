@@ -30,15 +30,15 @@ pub type Channel = tonic::transport::Channel;
 #[cfg(target_arch = "wasm32")]
 pub type Channel = tonic_web_wasm_client::Client;
 
-/// How long to wait for a TCP (and TLS) connection.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long any single RPC may take.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long to wait for a TCP (and TLS) connection (a [`crate::Client`] sets its own).
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long any single RPC may take (a [`crate::Client`] sets its own).
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest message the SDK accepts from a node (matches the node's default bound).
-pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+pub(crate) const MAX_MESSAGE_BYTES: usize = 256 * 1024;
 
 /// A trustee client whose identity key has been checked against the pinned key.
-pub type Client = TrusteeClient<Channel>;
+pub(crate) type Client = TrusteeClient<Channel>;
 
 /// A node's self-description, as `GetInfo` returns it (NOT trusted: compare with a pinned key).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -98,7 +98,7 @@ pub use dlocker_proto::refusal::NodeRefusal;
 /// Whether a node refused with `want`. Decisions read the code the node puts in the status
 /// metadata, never the message (which is for people). A node that predates refusal codes sends
 /// none; its gRPC code then decides, as it did before codes existed.
-pub fn is_refusal(s: &Status, want: NodeRefusal) -> bool {
+pub(crate) fn is_refusal(s: &Status, want: NodeRefusal) -> bool {
     match NodeRefusal::of_status(s) {
         Some(code) => code == want,
         None => s.code() == want.grpc_code(),
@@ -454,7 +454,7 @@ pub fn recovery_client(channel: Channel) -> RecoveryClient<Channel> {
 }
 
 /// A `Staff` service client on a checked channel (bank node only).
-pub fn staff_client(channel: Channel) -> StaffRpcClient<Channel> {
+pub(crate) fn staff_client(channel: Channel) -> StaffRpcClient<Channel> {
     StaffRpcClient::new(channel)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES)

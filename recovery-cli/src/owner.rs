@@ -325,7 +325,10 @@ pub(crate) async fn run_cancel_recoveries(
     // at the old count would be refused by the next ceremony.
     if let Some(bytes) = auth.to_bytes() {
         write_synced(&a.passkey, &bytes).map_err(|e| {
-            anyhow::anyhow!("cannot update the passkey file {}: {e}", a.passkey.display())
+            anyhow::anyhow!(
+                "cannot update the passkey file {}: {e}",
+                a.passkey.display()
+            )
         })?;
     }
     let (done, failed) = match answer {
