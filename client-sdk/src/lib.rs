@@ -123,8 +123,8 @@ pub use recover::{
     recover, resume_recovery,
 };
 pub use rotate::{
-    RotateError, RotateEvent, RotateOptions, RotationPhase, RotationRecord, RotationSource,
-    RotationStep, epoch_status, resume_rotation, rollback_rotation, rotate,
+    RotateError, RotateEvent, RotateOptions, RotationCheckpoint, RotationPhase, RotationRecord,
+    RotationSource, RotationStep, epoch_status, resume_rotation, rollback_rotation, rotate,
 };
 pub use saved::{SavedStateError, saved_recovery_handle};
 pub use staff::{StaffClient, StaffError, StaffKey};
