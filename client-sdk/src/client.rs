@@ -7,7 +7,10 @@
 //!
 //! The client keeps one connection per trustee and reuses it for every call (tonic reconnects it
 //! underneath after a node restarts): the trustee's identity key is checked against the pinned
-//! key (`GetInfo`) once, when the connection is first opened, not on every call. Opening a
+//! key (`GetInfo`) once, when the connection is first opened, not on every call (that check is an
+//! early, clear failure; what keeps the protocol safe is sealing to and verifying against the
+//! pinned keys, on every call). A kept connection belongs to the tokio runtime it was opened on:
+//! use a client within one runtime. Opening a
 //! connection is retried with exponential backoff while the node is unreachable; a backup whose
 //! trustees failed for a reason worth retrying is retried the same way (a retried backup needs no
 //! second passkey touch). Ceremonies that would need another touch (delete, passkey change,
