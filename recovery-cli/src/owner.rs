@@ -152,6 +152,19 @@ impl OwnerAuthenticator for SavedOnRegister<'_> {
     }
 }
 
+/// Writes a used passkey back to its file: its touch advanced the signature counter, which the
+/// trustees keep, and a file left at the old count would be refused by the next ceremony.
+fn save_counter(path: &Path, auth: &SoftwareAuthenticator) -> anyhow::Result<()> {
+    if auth.touches() == 0 {
+        return Ok(());
+    }
+    let Some(bytes) = auth.to_bytes() else {
+        return Ok(());
+    };
+    write_synced(path, &bytes)
+        .map_err(|e| anyhow::anyhow!("cannot update the passkey file {}: {e}", path.display()))
+}
+
 /// Replaces `path`'s content durably (a temporary file renamed over it, mode 0600).
 fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
@@ -244,7 +257,9 @@ fn print_erasures(rows: &[ErasureJson], failed: &[(String, String)]) {
 pub(crate) async fn run_delete(a: DeleteArgs, json: bool) -> anyhow::Result<()> {
     let set = load_trustees(&a.trustees)?;
     let mut auth = load_passkey(&a.passkey)?;
-    let (done, failed) = match delete_backup(&set, &a.wallet, &mut auth).await {
+    let answer = delete_backup(&set, &a.wallet, &mut auth).await;
+    save_counter(&a.passkey, &auth)?;
+    let (done, failed) = match answer {
         Ok(done) => (done, Vec::new()),
         Err(DeleteError::Incomplete { failed, done }) => (done, reason_pairs(&failed)),
         Err(e) => {
@@ -321,16 +336,7 @@ pub(crate) async fn run_cancel_recoveries(
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut auth = load_passkey(&a.passkey)?;
     let answer = client.cancel_all_recoveries(&wallet, &mut auth).await;
-    // The touch advanced the passkey's signature counter, which the trustees keep: a file left
-    // at the old count would be refused by the next ceremony.
-    if let Some(bytes) = auth.to_bytes() {
-        write_synced(&a.passkey, &bytes).map_err(|e| {
-            anyhow::anyhow!(
-                "cannot update the passkey file {}: {e}",
-                a.passkey.display()
-            )
-        })?;
-    }
+    save_counter(&a.passkey, &auth)?;
     let (done, failed) = match answer {
         Ok(done) => (done, Vec::new()),
         Err(dlocker_sdk::Error::CancelAll(CancelAllError::Incomplete { failed, done })) => {
@@ -473,6 +479,7 @@ pub(crate) async fn run_passkey(cmd: PasskeyCommand, json: bool) -> anyhow::Resu
             change_passkey(&set, &a.wallet, &mut current, &mut new).await
         }
     };
+    save_counter(&a.passkey, &current)?;
     let (done, failed): (PasskeyChangeReport, _) = match result {
         Ok(done) => (done, Vec::new()),
         Err(PasskeyChangeError::Incomplete { failed, done }) => (done, reason_pairs(&failed)),
