@@ -1,4 +1,5 @@
-//! Back up a wallet, replace its passkey at every trustee, show the old one is refused, delete it.
+//! Back up a wallet, replace its passkey at every trustee, show the old one is refused, delete
+//! it — through the [`Client`].
 //!
 //! ```text
 //! deploy/local-cluster.sh up 3
@@ -6,7 +7,7 @@
 //! ```
 
 use dlocker_sdk::{
-    BackupPolicy, PasskeyChangeError, PreparedBackup, SoftwareAuthenticator, TrusteeSet,
+    BackupPolicy, Client, Error, OwnerIdentity, PasskeyChangeError, SoftwareAuthenticator, WalletId,
 };
 
 #[tokio::main]
@@ -14,24 +15,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = std::env::args()
         .nth(1)
         .ok_or("usage: change_passkey TRUSTEES_TOML")?;
-    let trustees = TrusteeSet::load(&path)?;
-    let wallet = format!("example-passkey-{:08x}", rand::random::<u32>());
+    let client = Client::builder().trustees_file(&path).build()?;
+    let wallet = WalletId::parse(format!("example-passkey-{:08x}", rand::random::<u32>()))?;
     let policy = BackupPolicy {
         threshold: 2,
         recovery_delay_secs: 0,
     };
-    let prepared = PreparedBackup::new(&trustees, &wallet, b"example seed words", policy)?;
+    let prepared = client.prepare_backup(&wallet, b"example seed words", policy)?;
     let mut old = SoftwareAuthenticator::new();
-    dlocker_sdk::backup(&trustees, &prepared, "example", &mut old, &|_| {}).await?;
-    println!("backed up {wallet} at {} trustees", trustees.len());
+    let owner = OwnerIdentity {
+        user_name: "example",
+        customer_reference: None,
+    };
+    client.backup(&prepared, &owner, &mut old, None).await?;
+    println!("backed up {wallet} at {} trustees", client.trustees().len());
 
     let mut new = SoftwareAuthenticator::new();
-    let report = match dlocker_sdk::change_passkey(&trustees, &wallet, &mut old, &mut new).await {
+    let report = match client.change_passkey(&wallet, &mut old, &mut new).await {
         Ok(report) => report,
         // Some trustees missed it: one more touch of the old passkey completes it.
-        Err(PasskeyChangeError::Incomplete { failed, done }) => {
+        Err(Error::PasskeyChange(PasskeyChangeError::Incomplete { failed, done })) => {
             eprintln!("not confirmed yet: {failed:?}; resuming");
-            dlocker_sdk::resume_passkey_change(&trustees, &wallet, &mut old, &done.new_fingerprint)
+            client
+                .resume_passkey_change(&wallet, &mut old, &done.new_fingerprint)
                 .await?
         }
         Err(e) => return Err(e.into()),
@@ -44,11 +50,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // The trustees now name the new credential only: the old passkey cannot act any more.
     let mut third = SoftwareAuthenticator::new();
-    match dlocker_sdk::change_passkey(&trustees, &wallet, &mut old, &mut third).await {
-        Err(e) => println!("the old passkey is refused: {e}"),
+    match client.change_passkey(&wallet, &mut old, &mut third).await {
+        Err(e) => println!(
+            "the old passkey is refused (retryable: {}): {e}",
+            e.is_retryable()
+        ),
         Ok(_) => return Err("the old passkey still works".into()),
     }
-    dlocker_sdk::delete_backup(&trustees, &wallet, &mut new).await?;
+    client.delete(&wallet, &mut new).await?;
     println!("deleted with the new passkey");
     Ok(())
 }

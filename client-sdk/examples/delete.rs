@@ -1,4 +1,4 @@
-//! Back up a wallet, then delete it everywhere with one passkey touch.
+//! Back up a wallet, then delete it everywhere with one passkey touch, through the [`Client`].
 //!
 //! ```text
 //! deploy/local-cluster.sh up 3
@@ -6,10 +6,10 @@
 //! ```
 //!
 //! The software passkey lives in this process only, so the example backs up its own wallet first;
-//! a real app passes its platform passkey to [`dlocker_sdk::delete_backup`].
+//! a real app passes its platform passkey to [`Client::delete`].
 
 use dlocker_sdk::{
-    BackupPolicy, DeleteError, PreparedBackup, SoftwareAuthenticator, TrusteeErasure, TrusteeSet,
+    BackupPolicy, Client, OwnerIdentity, SoftwareAuthenticator, TrusteeErasure, WalletId,
 };
 
 #[tokio::main]
@@ -17,23 +17,28 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = std::env::args()
         .nth(1)
         .ok_or("usage: delete TRUSTEES_TOML")?;
-    let trustees = TrusteeSet::load(&path)?;
-    let wallet = format!("example-delete-{:08x}", rand::random::<u32>());
+    let client = Client::builder().trustees_file(&path).build()?;
+    let wallet = WalletId::parse(format!("example-delete-{:08x}", rand::random::<u32>()))?;
     let policy = BackupPolicy {
         threshold: 2,
         recovery_delay_secs: 0,
     };
-    let prepared = PreparedBackup::new(&trustees, &wallet, b"example seed words", policy)?;
+    let prepared = client.prepare_backup(&wallet, b"example seed words", policy)?;
     let mut auth = SoftwareAuthenticator::new();
-    dlocker_sdk::backup(&trustees, &prepared, "example", &mut auth, &|_| {}).await?;
-    println!("backed up {wallet} at {} trustees", trustees.len());
+    let owner = OwnerIdentity {
+        user_name: "example",
+        customer_reference: None,
+    };
+    client.backup(&prepared, &owner, &mut auth, None).await?;
+    println!("backed up {wallet} at {} trustees", client.trustees().len());
 
-    // A trustee that is down keeps the wallet: calling again completes the delete.
+    // A trustee that is down keeps the wallet: the error says so (retryable), and calling again
+    // (one more touch) completes the delete.
     let report = loop {
-        match dlocker_sdk::delete_backup(&trustees, &wallet, &mut auth).await {
+        match client.delete(&wallet, &mut auth).await {
             Ok(report) => break report,
-            Err(DeleteError::Incomplete { failed, .. }) => {
-                eprintln!("not confirmed yet: {failed:?}; retrying in 5 s");
+            Err(e) if e.is_retryable() => {
+                eprintln!("not confirmed yet: {e}; retrying in 5 s");
                 tokio::time::sleep(std::time::Duration::from_secs(5)).await;
             }
             Err(e) => return Err(e.into()),

@@ -26,6 +26,13 @@
 //! there and waits until the file `DIR/go` exists. Events are `EVENT TrusteeDone <name>` /
 //! `EVENT TrusteeFailed <name> <reason>`; the end is `UNCONFIRMED <trustees the confirmation
 //! missed>` then `BACKED-UP <receipts>`.
+//!
+//! `--rotate` re-splits the backed-up wallet (its secret from `DIR/backup-state`) to epoch 2,
+//! 2-of-n over the same trustees, through the [`dlocker_sdk::Client`]: the sealed record is
+//! saved to `DIR/rotation-state` after every step (`CHECKPOINT Rotation <phase>`; pause with
+//! `--pause-at checkpoint:Rotation<phase>`, the first checkpoint in that phase, or
+//! `checkpoint:Rotation<phase>#<n>`, the n-th); with `--resume`
+//! it completes the saved one. The end is `ROTATED <epoch> <phase>`.
 
 use anyhow::{Context, Result, bail};
 use dlocker_sdk::recover::{Checkpoint, RecoverEvent, RecoverOptions, RecoveryStep};
@@ -102,7 +109,7 @@ async fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let (mut trustees, mut wallet, mut dir, mut resume, mut pause_at) =
         (None, None, None, false, None);
-    let (mut hold_at, mut backup_data) = (None::<String>, None::<String>);
+    let (mut hold_at, mut backup_data, mut rotate) = (None::<String>, None::<String>, false);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--trustees" => trustees = args.next().map(PathBuf::from),
@@ -112,6 +119,7 @@ async fn main() -> Result<()> {
             "--pause-at" => pause_at = args.next(),
             "--hold-at" => hold_at = args.next(),
             "--backup" => backup_data = args.next(),
+            "--rotate" => rotate = true,
             other => bail!("unknown argument {other:?}"),
         }
     }
@@ -132,6 +140,9 @@ async fn main() -> Result<()> {
             hold_at.as_deref(),
         )
         .await;
+    }
+    if rotate {
+        return rotation(set, &dir, resume, pause_at.as_deref()).await;
     }
     let key = state_key(&dir)?;
     let mut auth = SoftwareAuthenticator::from_bytes(
@@ -260,4 +271,107 @@ async fn backup(
     say(&format!("UNCONFIRMED {}", receipts.unconfirmed.len()));
     say(&format!("BACKED-UP {}", receipts.receipts.len()));
     Ok(())
+}
+
+async fn rotation(set: TrusteeSet, dir: &Path, resume: bool, pause_at: Option<&str>) -> Result<()> {
+    use dlocker_sdk::rotate::{RotateOptions, RotationCheckpoint, RotationPhase, RotationSource};
+    use dlocker_sdk::{BackupPolicy, Client, PreparedBackup, RotationRecord};
+    let key = state_key(dir)?;
+    // The live phone holds the wallet secret: here, in its sealed backup state.
+    let prepared = PreparedBackup::open_sealed(
+        &std::fs::read(dir.join("backup-state")).context("read the saved backup")?,
+        &key,
+    )?;
+    let source = RotationSource::from_prepared(&prepared)?;
+    let mut auth = Persisted {
+        inner: SoftwareAuthenticator::from_bytes(
+            &std::fs::read(dir.join("passkey")).context("read passkey")?,
+        )?,
+        path: dir.join("passkey"),
+    };
+    let state_path = dir.join("rotation-state");
+    let seen = std::sync::Mutex::new(Vec::<RotationPhase>::new());
+    let save = |phase: RotationPhase, bytes: &[u8]| {
+        write_atomic(&state_path, bytes).map_err(|e| e.to_string())?;
+        let name = format!("{phase:?}");
+        say(&format!("CHECKPOINT Rotation {name}"));
+        let n = {
+            let mut seen = seen.lock().map_err(|_| "poisoned".to_owned())?;
+            seen.push(phase);
+            seen.iter().filter(|p| **p == phase).count()
+        };
+        if n == 1 {
+            pause_if(pause_at, &format!("checkpoint:Rotation{name}"));
+        }
+        pause_if(pause_at, &format!("checkpoint:Rotation{name}#{n}"));
+        Ok(())
+    };
+    let opts = RotateOptions::new("alice").checkpoint(RotationCheckpoint {
+        key: &key,
+        save: &save,
+    });
+    let client = Client::builder().trustees(set.clone()).build()?;
+    let record = if resume {
+        let mut record = RotationRecord::open_sealed(
+            &std::fs::read(&state_path).context("read the saved rotation")?,
+            &key,
+        )?;
+        say(&format!("RESUMING {}", record.phase.as_str()));
+        client
+            .resume_rotation(&mut record, &set, source.secret(), &mut auth, &opts)
+            .await?;
+        record
+    } else {
+        let policy = BackupPolicy {
+            threshold: 2,
+            recovery_delay_secs: 1,
+        };
+        client
+            .rotate(&set, &source, policy, false, &mut auth, &opts)
+            .await?
+    };
+    say(&format!("TOUCHES {}", auth.inner.touches()));
+    say(&format!(
+        "ROTATED {} {}",
+        record.to_epoch,
+        record.phase.as_str()
+    ));
+    Ok(())
+}
+
+/// The software passkey, saved to its file after every touch: like a phone's authenticator, its
+/// signature counter survives the app being killed (the trustees refuse a counter that goes back).
+struct Persisted {
+    inner: SoftwareAuthenticator,
+    path: PathBuf,
+}
+
+impl Persisted {
+    fn save(&self) -> Result<(), dlocker_sdk::AuthError> {
+        let bytes = self.inner.to_bytes().ok_or_else(|| {
+            dlocker_sdk::AuthError::Authenticator("the passkey is not exportable".into())
+        })?;
+        write_atomic(&self.path, &bytes)
+            .map_err(|e| dlocker_sdk::AuthError::Authenticator(format!("saving the passkey: {e}")))
+    }
+}
+
+impl dlocker_sdk::OwnerAuthenticator for Persisted {
+    fn register(
+        &mut self,
+        options: webauthn_rs_proto::CreationChallengeResponse,
+    ) -> Result<webauthn_rs_proto::RegisterPublicKeyCredential, dlocker_sdk::AuthError> {
+        let r = self.inner.register(options);
+        self.save()?;
+        r
+    }
+
+    fn authenticate(
+        &mut self,
+        options: webauthn_rs_proto::RequestChallengeResponse,
+    ) -> Result<webauthn_rs_proto::PublicKeyCredential, dlocker_sdk::AuthError> {
+        let r = self.inner.authenticate(options);
+        self.save()?;
+        r
+    }
 }

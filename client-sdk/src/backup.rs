@@ -579,11 +579,11 @@ async fn finish(
     .map_err(TrusteeFailure::BadAnswer)
 }
 
-fn not_enrolled(blocked: &[String]) -> String {
-    format!(
+fn not_enrolled(blocked: &[String]) -> TrusteeFailure {
+    TrusteeFailure::NotAttempted(format!(
         "not enrolled: the wallet's passkey is registered at every trustee at once, and {} could not begin",
         blocked.join(", ")
-    )
+    ))
 }
 
 /// Deposits `prepared` at every trustee and returns the verified receipts.
@@ -720,7 +720,7 @@ pub async fn backup_with_checkpoint(
             // Registering now would leave the wallet's credential missing there for good.
             let why = not_enrolled(&unusable);
             for (i, _) in need {
-                outcome[i] = Some(Err(why.clone().into()));
+                outcome[i] = Some(Err(why.clone()));
             }
         } else {
             let begun = join_all(need.into_iter().map(|(i, mut client)| {
@@ -746,7 +746,7 @@ pub async fn backup_with_checkpoint(
             if !blocked.is_empty() {
                 let why = not_enrolled(&blocked);
                 for (i, _, _) in ok {
-                    outcome[i] = Some(Err(why.clone().into()));
+                    outcome[i] = Some(Err(why.clone()));
                 }
             } else if let Some((_, _, first)) = ok.first() {
                 progress(ProgressEvent::PasskeyRequested {

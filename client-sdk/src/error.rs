@@ -12,7 +12,7 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum TrusteeFailure {
     /// The trustee could not be reached, or is not the pinned node.
-    Connect(String),
+    Connect(ConnectError),
     /// The trustee refused a call.
     Refused {
         /// The call, e.g. `ReleaseShare`.
@@ -27,6 +27,9 @@ pub enum TrusteeFailure {
     /// The trustee answered, but the answer failed a check (a share, receipt, proof or
     /// manifest that does not verify): investigate this trustee.
     BadAnswer(String),
+    /// Not asked: the step needs every trustee at once and another one failed (the reason names
+    /// it); this trustee follows that one's fate.
+    NotAttempted(String),
     /// Anything else: a step that could not be taken for this trustee.
     Other(String),
 }
@@ -42,6 +45,35 @@ impl TrusteeFailure {
         }
     }
 
+    /// Whether the same call may succeed later without changing anything: the node was
+    /// unreachable or timed out, or refused for now (rate limit, busy, an internal failure).
+    /// A refusal of the request itself, a failed check or a bad answer is final.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Connect(e) => e.is_retryable(),
+            Self::Refused {
+                refusal: Some(r), ..
+            } => matches!(
+                r,
+                NodeRefusal::RateLimited | NodeRefusal::NodeBusy | NodeRefusal::Internal
+            ),
+            Self::Refused {
+                refusal: None,
+                code,
+                ..
+            } => matches!(
+                code,
+                tonic::Code::Unavailable
+                    | tonic::Code::DeadlineExceeded
+                    | tonic::Code::ResourceExhausted
+                    | tonic::Code::Unknown
+            ),
+            // Retrying helps it exactly when it helps the trustee that failed.
+            Self::NotAttempted(_) => true,
+            Self::BadAnswer(_) | Self::Other(_) => false,
+        }
+    }
+
     /// The node's refusal code, if the trustee refused with one.
     pub fn refusal(&self) -> Option<NodeRefusal> {
         match self {
@@ -54,7 +86,8 @@ impl TrusteeFailure {
 impl std::fmt::Display for TrusteeFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Connect(m) | Self::BadAnswer(m) | Self::Other(m) => f.write_str(m),
+            Self::Connect(e) => write!(f, "{e}"),
+            Self::BadAnswer(m) | Self::NotAttempted(m) | Self::Other(m) => f.write_str(m),
             Self::Refused {
                 call: "", message, ..
             } => f.write_str(message),
@@ -77,7 +110,7 @@ impl From<&str> for TrusteeFailure {
 
 impl From<ConnectError> for TrusteeFailure {
     fn from(e: ConnectError) -> Self {
-        Self::Connect(e.to_string())
+        Self::Connect(e)
     }
 }
 
@@ -115,7 +148,7 @@ pub enum TrusteesError {
 }
 
 /// A trustee node could not be reached or could not be trusted.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConnectError {
     /// The endpoint is not a usable `http://` or `https://` URL: fix the trustees file.
@@ -172,6 +205,14 @@ pub enum ConnectError {
         /// The status, described.
         reason: String,
     },
+}
+
+impl ConnectError {
+    /// Only an unreachable node is worth another try as is; the other variants need the
+    /// trustees file, the TLS material or the node fixed first.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unreachable { .. })
+    }
 }
 
 /// The passkey ceremony failed on the owner's side.

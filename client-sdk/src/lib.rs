@@ -1,57 +1,46 @@
 //! dLocker client SDK: what a wallet app links to back up a wallet secret across independent
-//! trustee nodes, check the backup is still healthy and recover it on a new device.
+//! trustee nodes, check the backup is still healthy, recover it on a new device and end it.
 //!
-//! The surface is small on purpose:
-//! - [`TrusteeSet`]: the trustees and their *pinned* identity keys (a TOML file);
-//! - [`PreparedBackup::new`] + [`backup()`]: split a fresh random secret `t`-of-`n`, encrypt the
-//!   wallet data under it, deposit one share per trustee, collect verified receipts;
-//! - [`verify_backup`]: every trustee proves it still holds a good share;
-//! - [`recover()`]: bank approval + owner passkey + waiting period, every share verified, lying
-//!   trustees named; [`cancel_recovery`] / [`present_bank_cancellation`] stop one;
-//! - surviving the app being killed: with a [`Checkpoint`] ([`RecoverOptions::checkpoint`]) the
-//!   app receives the recovery's state after each step, sealed under its keystore key
-//!   ([`StateKey`]); [`resume_recovery`] finishes it from the trustees' session status without a
-//!   second approval or waiting period. A backup likewise ([`backup_with_checkpoint`],
-//!   [`PreparedBackup::seal`] / [`PreparedBackup::open_sealed`]);
-//! - [`rotate()`]: re-split the wallet into a new epoch (refresh shares, change the threshold,
-//!   replace trustees) in two phases that can be resumed or rolled back from any interruption
-//!   ([`resume_rotation`], [`rollback_rotation`]); [`epoch_status`] shows each trustee's epochs;
-//! - [`delete_backup`]: erase the wallet at every trustee with one passkey touch, each trustee
-//!   returning a signed erasure receipt; call again to complete a partial delete;
-//! - [`change_passkey`] / [`resume_passkey_change`]: replace the wallet's passkey at every
-//!   trustee (the new one registers, the current one authorizes it);
-//! - [`StaffClient`] / [`StaffKey`]: bank staff list, approve and cancel recoveries;
-//! - [`Passkey`]: the owner's passkey, supplied by the app as an async callback over WebAuthn
-//!   JSON (a browser's `navigator.credentials`, a mobile platform's passkey API); every
-//!   synchronous [`OwnerAuthenticator`] is one ([`SoftwareAuthenticator`] is for tests and demos
-//!   only). A wallet has one passkey
-//!   credential, and every owner ceremony asks it once, whatever the number of trustees
-//!   ([`ceremony`], `docs/protocol.md` §12a): one touch for a backup, one for a recovery, one for
-//!   a cancel, at most two for a rotation, one for a locker holder action.
+//! Start with [`Client`]: built once ([`Client::builder`]: the trustees file with every
+//! trustee's *pinned* identity key, timeouts, an overall deadline, retries with backoff, TLS
+//! roots from memory or files), it keeps one connection per trustee and offers every ceremony of
+//! a wallet's life as one method. Errors ([`Error`]) say whether calling again can help
+//! ([`Error::is_retryable`]) and name every trustee that failed with a typed reason
+//! ([`Error::failures`], [`TrusteeFailure`]). The owner's passkey is the app's async callback over
+//! WebAuthn JSON ([`Passkey`]: a browser's `navigator.credentials`, a mobile platform's passkey
+//! API); every owner ceremony asks it ONCE whatever the number of trustees (`docs/protocol.md`
+//! §12a).
 //!
-//! ```no_run
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! use dlocker_sdk::{BackupPolicy, PreparedBackup, SoftwareAuthenticator, TrusteeSet};
-//! let trustees = TrusteeSet::load("trustees.toml")?;
-//! let policy = BackupPolicy { threshold: 3, recovery_delay_secs: 86_400 };
-//! let prepared = PreparedBackup::new(&trustees, "wallet-42", b"seed words", policy)?;
-//! let mut auth = SoftwareAuthenticator::new(); // a platform passkey in a real app
-//! let receipts = dlocker_sdk::backup(&trustees, &prepared, "alice", &mut auth, &|_| {}).await?;
-//! assert_eq!(receipts.receipts.len(), trustees.len());
-//! let report = dlocker_sdk::verify_backup(&trustees, prepared.manifest()).await;
-//! assert!(report.all_healthy());
-//! # Ok(()) }
-//! ```
-//!
-//! The whole life cycle on a new phone, the app possibly killed at any step in between (the
-//! sealed state is all it keeps; `examples/resumable.rs` runs it against real nodes):
+//! The whole life cycle (`examples/lifecycle.rs` runs it against real nodes):
 //!
 //! ```no_run
 //! # async fn run(keystore_key: [u8; 32]) -> Result<(), Box<dyn std::error::Error>> {
-//! use dlocker_sdk::{Checkpoint, RecoverOptions, SoftwareAuthenticator, StateKey, TrusteeSet};
-//! let trustees = TrusteeSet::load("trustees.toml")?;
+//! use dlocker_sdk::{
+//!     BackupPolicy, Checkpoint, Client, OwnerIdentity, RecoverOptions, SoftwareAuthenticator,
+//!     StateKey, WalletId,
+//! };
+//! use std::time::Duration;
+//! const APP_CA_BUNDLE: &[u8] = b"-----BEGIN CERTIFICATE-----\n..."; // shipped with the app
+//! let client = Client::builder()
+//!     .trustees_file("trustees.toml")
+//!     .tls_roots_pem(APP_CA_BUNDLE)
+//!     .deadline(Duration::from_secs(90))
+//!     .build()?;
+//! let wallet = WalletId::parse("wallet-42")?;
+//! let mut passkey = SoftwareAuthenticator::new(); // the platform passkey in a real app
+//!
+//! // Back up: a fresh random secret split 3-of-n, one touch registers the passkey everywhere.
+//! let policy = BackupPolicy { threshold: 3, recovery_delay_secs: 86_400 };
+//! let prepared = client.prepare_backup(&wallet, b"seed words", policy)?;
+//! let owner = OwnerIdentity { user_name: "alice", customer_reference: None };
+//! client.backup(&prepared, &owner, &mut passkey, None).await?;
+//! // Every trustee proves it still holds a good share; each reports its epochs.
+//! assert!(client.verify(prepared.manifest()).await?.all_healthy());
+//! let _epochs = client.status(&wallet).await?;
+//!
+//! // A new phone: bank approval + one touch + the waiting period. The sealed state is saved at
+//! // every step; if the app is killed, `resume_recovery` picks up where the trustees are.
 //! let key = StateKey::from_bytes(keystore_key); // the device keystore's key
-//! let mut passkey = SoftwareAuthenticator::new(); // a platform passkey in a real app
 //! let state = std::path::Path::new("recovery.state");
 //! let save = |_step, blob: &[u8]| std::fs::write(state, blob).map_err(|e| e.to_string());
 //! let opts = RecoverOptions {
@@ -59,19 +48,41 @@
 //!     ..RecoverOptions::default()
 //! };
 //! let recovered = match std::fs::read(state) {
-//!     // Killed earlier: pick up where the trustees are (same approval, same release time).
-//!     Ok(saved) => dlocker_sdk::resume_recovery(&trustees, &saved, &key, &mut passkey, opts).await?,
-//!     Err(_) => dlocker_sdk::recover(&trustees, "wallet-42", &mut passkey, opts).await?,
+//!     Ok(saved) => client.resume_recovery(&saved, &key, &mut passkey, opts).await?,
+//!     Err(_) => client.recover(&wallet, &mut passkey, opts).await?,
 //! };
 //! std::fs::remove_file(state)?; // it holds the session secret: done with it
 //! let _seed = recovered.data();
+//!
+//! // Someone else opened a recovery (the bank's notification says so): close them all.
+//! client.cancel_all_recoveries(&wallet, &mut passkey).await?;
+//! // A new passkey (two touches), then the end of the wallet (one touch, signed receipts).
+//! let mut new_passkey = SoftwareAuthenticator::new();
+//! client.change_passkey(&wallet, &mut passkey, &mut new_passkey).await?;
+//! match client.delete(&wallet, &mut new_passkey).await {
+//!     Ok(report) => assert_eq!(report.receipts().count(), client.trustees().len()),
+//!     Err(e) if e.is_retryable() => { /* a trustee was down: call again later */ }
+//!     Err(e) => return Err(e.into()),
+//! }
 //! # Ok(()) }
 //! ```
+//!
+//! A rotation ([`Client::rotate`], [`Client::resume_rotation`]) re-splits the wallet to a new
+//! epoch (refresh the shares, change the threshold, replace trustees). Bank staff use
+//! [`StaffClient`] / [`StaffKey`]; the document locker is [`documents`].
+//!
+//! **Low level.** The functions the [`Client`] wraps stay public for tools and tests that drive
+//! single steps ([`backup()`], [`verify_backup`], [`recover()`], [`resume_recovery`],
+//! [`cancel_recovery`], [`cancel_all_recoveries`], [`rotate()`], [`delete_backup`],
+//! [`change_passkey`], [`transport`]): they take a [`TrusteeSet`] and open a new connection to
+//! every trustee on every call. A wallet app has no reason to use them.
 #![warn(missing_docs)]
 
 pub mod authenticator;
 pub mod backup;
+pub mod cancel_all;
 pub mod ceremony;
+pub mod client;
 pub mod delete;
 pub mod documents;
 pub mod error;
@@ -95,8 +106,11 @@ pub use backup::{
     BackupCheckpoint, BackupPolicy, BackupReceipts, OwnerIdentity, PreparedBackup, ProgressEvent,
     TrusteeReceipt, backup, backup_for, backup_with_checkpoint, confirm_backup,
 };
+pub use cancel_all::{CancelAllError, CancelAllReport, TrusteeCancelAll, cancel_all_recoveries};
+pub use client::{BuildError, Client, ClientBuilder, EpochInfo, Error, RetryPolicy, TrusteeStatus};
 pub use delete::{DeleteError, DeleteReport, TrusteeErasure, delete_backup};
 pub use dlocker_proto::client_state::StateKey;
+pub use dlocker_proto::ids::WalletId;
 pub use error::{AuthError, BackupError, ConnectError, Failure, TrusteeFailure, TrusteesError};
 #[cfg(not(target_arch = "wasm32"))]
 pub use passkey_change::{
@@ -108,8 +122,8 @@ pub use recover::{
     recover, resume_recovery,
 };
 pub use rotate::{
-    RotateError, RotateEvent, RotateOptions, RotationPhase, RotationRecord, RotationSource,
-    RotationStep, epoch_status, resume_rotation, rollback_rotation, rotate,
+    RotateError, RotateEvent, RotateOptions, RotationCheckpoint, RotationPhase, RotationRecord,
+    RotationSource, RotationStep, epoch_status, resume_rotation, rollback_rotation, rotate,
 };
 pub use saved::{SavedStateError, saved_recovery_handle};
 pub use staff::{StaffClient, StaffError, StaffKey};

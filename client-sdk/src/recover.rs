@@ -1624,7 +1624,7 @@ pub async fn present_bank_cancellation(
 }
 
 /// Parses a handle's `R` (for callers that stored the handle).
-pub fn handle_session_key(handle: &RecoveryHandle) -> Result<PublicKey, String> {
+pub(crate) fn handle_session_key(handle: &RecoveryHandle) -> Result<PublicKey, String> {
     public_key_from_hex(&handle.session_key).map_err(|e| e.to_string())
 }
 

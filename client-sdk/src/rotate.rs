@@ -52,11 +52,13 @@ use crate::backup::{BackupPolicy, MIN_THRESHOLD, PreparedBackup};
 use crate::ceremony::{self, Touch};
 use crate::error::{Failure, TrusteeFailure};
 use crate::recover::Recovered;
+use crate::saved::SavedStateError;
 use crate::transport::Channel;
 use crate::transport::{
     client, connect_channel, describe_failures, describe_status, epochs_client, not_held,
 };
 use crate::trustees::{TrusteeInfo, TrusteeSet};
+use dlocker_proto::client_state::{StateKey, StateKind};
 use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
 use dlocker_proto::manifest::{Manifest, ManifestHash, ManifestParts, TrusteeEntry};
 use dlocker_proto::owner_challenge::{OwnerAction, TrusteeNonce, stage_authorized};
@@ -319,6 +321,26 @@ impl RotationRecord {
         let r: Self = serde_json::from_str(&text).map_err(|e| {
             RotateError::Record(format!("{} is not a rotation record: {e}", path.display()))
         })?;
+        r.checked()
+    }
+
+    /// The record as an opaque blob sealed under the app's keystore key (what a
+    /// [`RotationCheckpoint`] receives), like a recovery's or a backup's saved state.
+    pub fn seal(&self, key: &StateKey) -> Vec<u8> {
+        crate::saved::seal_json(key, StateKind::Rotation, self)
+    }
+
+    /// Opens what [`RotationRecord::seal`] sealed (another key, tampered bytes or another
+    /// ceremony's state are refused); [`resume_rotation`] completes it.
+    pub fn open_sealed(saved: &[u8], key: &StateKey) -> Result<Self, SavedStateError> {
+        let r: Self = crate::saved::open_json(key, StateKind::Rotation, saved)?;
+        r.checked()
+            .map_err(|e| SavedStateError::Content(e.to_string()))
+    }
+
+    /// Checks a record read back: its format, and that both manifests decode and chain.
+    fn checked(self) -> Result<Self, RotateError> {
+        let r = self;
         if r.format != RECORD_FORMAT {
             return Err(RotateError::Record(format!(
                 "unsupported record format {}",
@@ -537,6 +559,28 @@ pub struct RotateOptions<'a> {
     /// Asked before every network step; `true` stops there with [`RotateError::Interrupted`]
     /// (e.g. the app is being suspended). The record stays resumable.
     pub interrupt: Option<&'a (dyn Fn(&RotationStep) -> bool + Sync)>,
+    /// Where to save the rotation's sealed record after every step, so a killed app resumes it
+    /// ([`RotationRecord::open_sealed`], then [`resume_rotation`]). `None`: nothing is saved.
+    pub checkpoint: Option<RotationCheckpoint<'a>>,
+}
+
+/// The app's function that stores a sealed rotation record durably, replacing the previous one
+/// (the phase is for display). An `Err` stops the rotation with [`RotateError::Record`].
+pub type SaveRotationState<'a> = dyn Fn(RotationPhase, &[u8]) -> Result<(), String> + Sync + 'a;
+
+/// Saves a rotation's record sealed under the app's keystore key after every step.
+#[derive(Clone, Copy)]
+pub struct RotationCheckpoint<'a> {
+    /// The app's key the record is sealed with.
+    pub key: &'a StateKey,
+    /// Stores the sealed record; the rotation does not go on until it returned.
+    pub save: &'a SaveRotationState<'a>,
+}
+
+impl std::fmt::Debug for RotationCheckpoint<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RotationCheckpoint { key: REDACTED, .. }")
+    }
 }
 
 impl std::fmt::Debug for RotateOptions<'_> {
@@ -545,6 +589,7 @@ impl std::fmt::Debug for RotateOptions<'_> {
             .field("user_name", &self.user_name)
             .field("record_path", &self.record_path)
             .field("interruptible", &self.interrupt.is_some())
+            .field("checkpoint", &self.checkpoint.is_some())
             .finish()
     }
 }
@@ -557,7 +602,13 @@ impl<'a> RotateOptions<'a> {
             record_path: None,
             progress: &no_progress,
             interrupt: None,
+            checkpoint: None,
         }
+    }
+    /// Save the sealed record through `checkpoint` after every step.
+    pub fn checkpoint(mut self, checkpoint: RotationCheckpoint<'a>) -> Self {
+        self.checkpoint = Some(checkpoint);
+        self
     }
     /// Persist the record at `path` after every step.
     pub fn record_path(mut self, path: impl Into<PathBuf>) -> Self {
@@ -807,6 +858,10 @@ fn names(record: &RotationRecord, f: impl Fn(&TrusteeProgress) -> bool) -> Vec<S
 
 fn persist(record: &mut RotationRecord, opts: &RotateOptions<'_>) -> Result<(), RotateError> {
     record.updated_at = dlocker_proto::time::unix_now();
+    if let Some(cp) = &opts.checkpoint {
+        (cp.save)(record.phase, &record.seal(cp.key))
+            .map_err(|e| RotateError::Record(format!("saving the sealed record: {e}")))?;
+    }
     match &opts.record_path {
         Some(p) => record.save(p),
         None => Ok(()),

@@ -7,12 +7,10 @@
 //! shares to), so it is a secret; sealed, it is safe in ordinary app storage.
 
 use crate::recover::{RecoveryHandle, RecoveryStep};
-use dlocker_proto::client_state::{self, StateKey, StateKind};
+use dlocker_proto::client_state::{self, StateError, StateKey, StateKind};
 use k256::SecretKey;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
-
-pub use dlocker_proto::client_state::StateError;
 
 /// Bumped when the serialised layout changes incompatibly; older states are refused with a
 /// clear error rather than misread.

@@ -30,15 +30,15 @@ pub type Channel = tonic::transport::Channel;
 #[cfg(target_arch = "wasm32")]
 pub type Channel = tonic_web_wasm_client::Client;
 
-/// How long to wait for a TCP (and TLS) connection.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long any single RPC may take.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long to wait for a TCP (and TLS) connection (a [`crate::Client`] sets its own).
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long any single RPC may take (a [`crate::Client`] sets its own).
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest message the SDK accepts from a node (matches the node's default bound).
-pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+pub(crate) const MAX_MESSAGE_BYTES: usize = 256 * 1024;
 
 /// A trustee client whose identity key has been checked against the pinned key.
-pub type Client = TrusteeClient<Channel>;
+pub(crate) type Client = TrusteeClient<Channel>;
 
 /// A node's self-description, as `GetInfo` returns it (NOT trusted: compare with a pinned key).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -98,7 +98,7 @@ pub use dlocker_proto::refusal::NodeRefusal;
 /// Whether a node refused with `want`. Decisions read the code the node puts in the status
 /// metadata, never the message (which is for people). A node that predates refusal codes sends
 /// none; its gRPC code then decides, as it did before codes existed.
-pub fn is_refusal(s: &Status, want: NodeRefusal) -> bool {
+pub(crate) fn is_refusal(s: &Status, want: NodeRefusal) -> bool {
     match NodeRefusal::of_status(s) {
         Some(code) => code == want,
         None => s.code() == want.grpc_code(),
@@ -167,6 +167,16 @@ fn read_pem(endpoint: &str, what: &str, path: &std::path::Path) -> Result<Vec<u8
 /// Does not check who answers: use [`connect`] for that.
 #[cfg(not(target_arch = "wasm32"))]
 pub async fn open_channel(endpoint: &str, tls: &TlsFiles) -> Result<Channel, ConnectError> {
+    open_channel_with(endpoint, tls, &ChannelOptions::default()).await
+}
+
+/// [`open_channel`] with the timeouts and TLS material of `opts`.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) async fn open_channel_with(
+    endpoint: &str,
+    tls: &TlsFiles,
+    opts: &ChannelOptions,
+) -> Result<Channel, ConnectError> {
     let invalid = |reason: String| ConnectError::InvalidEndpoint {
         endpoint: endpoint.to_owned(),
         reason,
@@ -174,23 +184,25 @@ pub async fn open_channel(endpoint: &str, tls: &TlsFiles) -> Result<Channel, Con
     let url = check_endpoint(endpoint).map_err(invalid)?;
     let mut ep = Endpoint::from_shared(endpoint.to_owned())
         .map_err(|e| invalid(e.to_string()))?
-        .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(REQUEST_TIMEOUT)
+        .connect_timeout(opts.connect_timeout)
+        .timeout(opts.request_timeout)
         .tcp_nodelay(true);
     if url.scheme() == "https" {
         let mut cfg = ClientTlsConfig::new();
         if let Some(host) = url.host_str() {
             cfg = cfg.domain_name(host.trim_start_matches('[').trim_end_matches(']'));
         }
-        match &tls.ca_cert {
-            Some(ca) => {
+        match (&opts.ca_pem, &tls.ca_cert) {
+            // Roots given in memory (the app's bundled PEM) take the place of the file's.
+            (Some(pem), _) => cfg = cfg.ca_certificate(Certificate::from_pem(pem.as_slice())),
+            (None, Some(ca)) => {
                 cfg = cfg.ca_certificate(Certificate::from_pem(read_pem(
                     endpoint,
                     "CA certificate",
                     ca,
                 )?))
             }
-            None => {
+            (None, None) => {
                 return Err(ConnectError::Tls {
                     endpoint: endpoint.to_owned(),
                     reason: "https endpoint without ca_cert (set ca_cert in the trustees file)"
@@ -198,7 +210,9 @@ pub async fn open_channel(endpoint: &str, tls: &TlsFiles) -> Result<Channel, Con
                 });
             }
         }
-        if let (Some(cert), Some(key)) = (&tls.client_cert, &tls.client_key) {
+        if let Some((cert, key)) = &opts.identity_pem {
+            cfg = cfg.identity(Identity::from_pem(cert.as_slice(), key.as_slice()));
+        } else if let (Some(cert), Some(key)) = (&tls.client_cert, &tls.client_key) {
             let cert = read_pem(endpoint, "client certificate", cert)?;
             let key = read_pem(endpoint, "client key", key)?;
             cfg = cfg.identity(Identity::from_pem(cert, key));
@@ -218,12 +232,22 @@ pub async fn open_channel(endpoint: &str, tls: &TlsFiles) -> Result<Channel, Con
 /// roots, so `tls` is not used). Nothing is sent until the first call. Does not check who
 /// answers: use [`connect`] for that.
 #[cfg(target_arch = "wasm32")]
-pub async fn open_channel(endpoint: &str, _tls: &TlsFiles) -> Result<Channel, ConnectError> {
+pub async fn open_channel(endpoint: &str, tls: &TlsFiles) -> Result<Channel, ConnectError> {
+    open_channel_with(endpoint, tls, &ChannelOptions::default()).await
+}
+
+/// [`open_channel`] with the request timeout of `opts` (the browser owns TLS).
+#[cfg(target_arch = "wasm32")]
+pub(crate) async fn open_channel_with(
+    endpoint: &str,
+    _tls: &TlsFiles,
+    opts: &ChannelOptions,
+) -> Result<Channel, ConnectError> {
     check_endpoint(endpoint).map_err(|reason| ConnectError::InvalidEndpoint {
         endpoint: endpoint.to_owned(),
         reason,
     })?;
-    let options = tonic_web_wasm_client::options::FetchOptions::new().timeout(REQUEST_TIMEOUT);
+    let options = tonic_web_wasm_client::options::FetchOptions::new().timeout(opts.request_timeout);
     Ok(tonic_web_wasm_client::Client::new_with_options(
         endpoint.trim_end_matches('/').to_owned(),
         options,
@@ -297,8 +321,20 @@ pub async fn connect(info: &TrusteeInfo) -> Result<Client, ConnectError> {
 
 /// A channel to a trustee whose `GetInfo` key was checked against the pinned key; the
 /// `Recovery` and `Staff` services are served on the same endpoint.
+///
+/// A trustee of a [`crate::Client`] keeps its checked channel and hands it out again (tonic
+/// reconnects it underneath when a node restarts); elsewhere every call opens and checks a new
+/// one.
 pub async fn connect_channel(info: &TrusteeInfo) -> Result<Channel, ConnectError> {
-    let channel = open_channel(&info.endpoint, &info.tls).await?;
+    match &info.link.0 {
+        Some(link) => link.channel(info).await,
+        None => open_checked(info, &ChannelOptions::default()).await,
+    }
+}
+
+/// Opens a channel to `info` and checks, with `GetInfo`, that it presents the pinned key.
+async fn open_checked(info: &TrusteeInfo, opts: &ChannelOptions) -> Result<Channel, ConnectError> {
+    let channel = open_channel_with(&info.endpoint, &info.tls, opts).await?;
     let mut c = client(channel.clone());
     let (_, key) = get_info(&mut c, &info.endpoint).await?;
     if key != info.public_key {
@@ -312,6 +348,118 @@ pub async fn connect_channel(info: &TrusteeInfo) -> Result<Channel, ConnectError
     Ok(channel)
 }
 
+/// How a [`crate::Client`] reaches its trustees: timeouts, TLS material from memory, and how
+/// often to try a connection that fails to open.
+#[derive(Clone)]
+pub(crate) struct ChannelOptions {
+    pub(crate) connect_timeout: Duration,
+    pub(crate) request_timeout: Duration,
+    /// CA certificates (PEM) used instead of a trustee's `ca_cert` file.
+    pub(crate) ca_pem: Option<Vec<u8>>,
+    /// Client certificate and key (PEM) for mutual TLS, instead of the file's.
+    pub(crate) identity_pem: Option<(Vec<u8>, zeroize::Zeroizing<Vec<u8>>)>,
+    /// Attempts to open and check a connection (at least 1) and the first pause between them
+    /// (doubled each time, at most `max_backoff`).
+    pub(crate) connect_attempts: u32,
+    pub(crate) backoff: Duration,
+    pub(crate) max_backoff: Duration,
+}
+
+impl Default for ChannelOptions {
+    fn default() -> Self {
+        Self {
+            connect_timeout: CONNECT_TIMEOUT,
+            request_timeout: REQUEST_TIMEOUT,
+            ca_pem: None,
+            identity_pem: None,
+            connect_attempts: 1,
+            backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The pause before attempt `attempt + 1` (attempt counts from 1): `backoff · 2^(attempt-1)`,
+/// at most `max`.
+pub(crate) fn backoff_delay(backoff: Duration, max: Duration, attempt: u32) -> Duration {
+    backoff
+        .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
+        .min(max)
+}
+
+/// A trustee's kept connection (a [`crate::Client`]'s trustees have one; others do not).
+#[derive(Clone, Default)]
+pub(crate) struct Link(pub(crate) Option<std::sync::Arc<Shared>>);
+
+pub(crate) struct Shared {
+    opts: ChannelOptions,
+    channel: tokio::sync::Mutex<Option<Channel>>,
+    /// Connections opened and checked with `GetInfo` (what reuse saves).
+    opened: std::sync::atomic::AtomicU64,
+}
+
+impl Link {
+    pub(crate) fn new(opts: ChannelOptions) -> Self {
+        Self(Some(std::sync::Arc::new(Shared {
+            opts,
+            channel: tokio::sync::Mutex::new(None),
+            opened: std::sync::atomic::AtomicU64::new(0),
+        })))
+    }
+
+    /// Connections this link opened so far.
+    pub(crate) fn opened(&self) -> u64 {
+        self.0
+            .as_ref()
+            .map_or(0, |s| s.opened.load(std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
+impl Shared {
+    /// The kept channel, or a new checked one (retried with backoff while the node is
+    /// unreachable). Concurrent callers wait for the one connection being opened.
+    async fn channel(&self, info: &TrusteeInfo) -> Result<Channel, ConnectError> {
+        let mut kept = self.channel.lock().await;
+        if let Some(ch) = kept.as_ref() {
+            return Ok(ch.clone());
+        }
+        let mut attempt = 1;
+        let ch = loop {
+            self.opened
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            match open_checked(info, &self.opts).await {
+                Ok(ch) => break ch,
+                Err(e) if e.is_retryable() && attempt < self.opts.connect_attempts => {
+                    crate::runtime::sleep(backoff_delay(
+                        self.opts.backoff,
+                        self.opts.max_backoff,
+                        attempt,
+                    ))
+                    .await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        *kept = Some(ch.clone());
+        Ok(ch)
+    }
+}
+
+// A link is a cache, not part of what a trustee is: two trustees compare equal whatever their
+// connections, and `Debug` shows nothing of it.
+impl PartialEq for Link {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl Eq for Link {}
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "kept" } else { "per-call" })
+    }
+}
+
 /// A `Recovery` service client on a checked channel.
 pub fn recovery_client(channel: Channel) -> RecoveryClient<Channel> {
     RecoveryClient::new(channel)
@@ -320,7 +468,7 @@ pub fn recovery_client(channel: Channel) -> RecoveryClient<Channel> {
 }
 
 /// A `Staff` service client on a checked channel (bank node only).
-pub fn staff_client(channel: Channel) -> StaffRpcClient<Channel> {
+pub(crate) fn staff_client(channel: Channel) -> StaffRpcClient<Channel> {
     StaffRpcClient::new(channel)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES)

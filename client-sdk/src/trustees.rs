@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// Longest trustee name.
-pub const MAX_NAME_LEN: usize = 64;
+pub(crate) const MAX_NAME_LEN: usize = 64;
 
 /// A trustee's role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,6 +75,29 @@ pub struct TrusteeInfo {
     pub role: Role,
     /// TLS settings (https only).
     pub tls: TlsFiles,
+    /// The connection a [`crate::Client`] keeps to this trustee (none elsewhere).
+    pub(crate) link: crate::transport::Link,
+}
+
+impl TrusteeInfo {
+    /// A trustee (checked when it joins a [`TrusteeSet`]); the node id is derived from the key.
+    pub fn new(
+        name: impl Into<String>,
+        endpoint: impl Into<String>,
+        public_key: PublicKey,
+        role: Role,
+        tls: TlsFiles,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            endpoint: endpoint.into().trim_end_matches('/').to_owned(),
+            node_id: node_id(&public_key),
+            public_key,
+            role,
+            tls,
+            link: crate::transport::Link::default(),
+        }
+    }
 }
 
 /// A validated set of trustees: at least one, exactly one bank, distinct names and keys.
@@ -245,6 +268,7 @@ impl TrusteeSet {
                     client_cert: resolve(r.client_cert),
                     client_key: resolve(r.client_key),
                 },
+                link: crate::transport::Link::default(),
             });
         }
         Self::new(trustees)
@@ -299,6 +323,22 @@ impl TrusteeSet {
     pub fn by_node_id(&self, node_id: &str) -> Option<&TrusteeInfo> {
         self.trustees.iter().find(|t| t.node_id == node_id)
     }
+
+    /// The same set, each trustee's connection taken from `link_for` (a [`crate::Client`]'s).
+    pub(crate) fn with_links(
+        &self,
+        mut link_for: impl FnMut(&TrusteeInfo) -> crate::transport::Link,
+    ) -> Self {
+        let trustees = self
+            .trustees
+            .iter()
+            .map(|t| TrusteeInfo {
+                link: link_for(t),
+                ..t.clone()
+            })
+            .collect();
+        Self { trustees }
+    }
 }
 
 /// A trustee set of `n` fresh keys on made-up loopback endpoints, trustee `bank` the bank (for
@@ -319,6 +359,7 @@ pub(crate) fn test_set(n: usize, bank: usize) -> (TrusteeSet, Vec<k256::SecretKe
             node_id: dlocker_proto::keys::node_id(&k.public_key()),
             role: if i == bank { Role::Bank } else { Role::Trustee },
             tls: TlsFiles::default(),
+            link: crate::transport::Link::default(),
         })
         .collect();
     (TrusteeSet::new(infos).expect("valid test set"), keys)

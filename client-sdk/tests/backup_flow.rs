@@ -62,14 +62,13 @@ async fn cluster(root: &Path, n: usize) -> Cluster {
             init_node(&InitOptions::new(dir.clone(), format!("n{i}"), addr, role)).expect("init");
         let node = spawn(&dir).await.expect("spawn");
         let pk = public_key_from_hex(&desc.public_key).expect("key");
-        infos.push(TrusteeInfo {
-            name: format!("n{i}"),
-            endpoint: node.url(),
-            public_key: pk,
-            node_id: node_id(&pk),
-            role: if i == 0 { Role::Bank } else { Role::Trustee },
-            tls: TlsFiles::default(),
-        });
+        infos.push(TrusteeInfo::new(
+            format!("n{i}"),
+            node.url(),
+            pk,
+            if i == 0 { Role::Bank } else { Role::Trustee },
+            TlsFiles::default(),
+        ));
         dirs.push(dir);
         nodes.push(Some(node));
     }

@@ -12,8 +12,8 @@ use dlocker_proto::pb::{BeginEnrollmentRequest, FinishEnrollmentRequest, ProveSh
 use dlocker_proto::secret::SecretScalar;
 use dlocker_proto::share::split;
 use dlocker_sdk::{
-    BackupPolicy, OwnerAuthenticator as _, PreparedBackup, RecoverEvent, RecoverOptions,
-    SoftwareAuthenticator, StaffClient, TrusteeInfo, TrusteeSet,
+    BackupPolicy, Client, OwnerAuthenticator as _, OwnerIdentity, PreparedBackup, RecoverEvent,
+    RecoverOptions, RetryPolicy, SoftwareAuthenticator, StaffClient, TrusteeInfo, TrusteeSet,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use k256::PublicKey;
@@ -142,6 +142,14 @@ fn wallet_data(len: usize) -> Vec<u8> {
     v
 }
 
+/// A simulated app's SDK client (no retries: the bench counts failures as they come).
+fn client(set: &TrusteeSet) -> anyhow::Result<Client> {
+    Ok(Client::builder()
+        .trustees(set.clone())
+        .retry(RetryPolicy::none())
+        .build()?)
+}
+
 /// Phase 1: backups of fresh wallets. Returns the wallets (for the next phases), the phase's
 /// numbers and the bytes the nodes' data directories grew by per wallet (per node, mean).
 #[allow(clippy::too_many_arguments)] // the knobs of one measurement, passed through from the CLI
@@ -170,13 +178,20 @@ pub(crate) async fn backups(
                 (set.clone(), d.clone(), wallets.clone(), run_tag.to_owned());
             tokio::spawn(async move {
                 let mut lat = Latencies::new();
+                // One app: its client keeps one connection per trustee across its backups.
+                let client = client(&set)?;
+                let owner = OwnerIdentity {
+                    user_name: "bench",
+                    customer_reference: None,
+                };
                 while let Some(i) = d.take() {
                     let id = format!("bench-{tag}-{i}");
                     let data = wallet_data(data_len);
                     let t = Instant::now();
                     let mut auth = SoftwareAuthenticator::new();
                     let res = match PreparedBackup::new(&set, &id, &data, policy) {
-                        Ok(p) => dlocker_sdk::backup(&set, &p, "bench", &mut auth, &|_| {})
+                        Ok(p) => client
+                            .backup(&p, &owner, &mut auth, None)
                             .await
                             .map(|_| p)
                             .map_err(|e| e.to_string()),
@@ -199,13 +214,13 @@ pub(crate) async fn backups(
                     }
                     d.done();
                 }
-                lat
+                Ok::<_, anyhow::Error>(lat)
             })
         })
         .collect();
     let mut all = Latencies::new();
     for t in tasks {
-        all.merge(&t.await.context("a backup client panicked")?);
+        all.merge(&t.await.context("a backup client panicked")??);
     }
     let elapsed = started.elapsed();
     d.pb.finish_and_clear();
@@ -247,27 +262,27 @@ pub(crate) async fn verifications(
             let (set, d, wallets) = (set.clone(), d.clone(), wallets.clone());
             tokio::spawn(async move {
                 let mut lat = Latencies::new();
+                let client = client(&set)?;
                 while let Some(i) = d.take() {
                     let w = &wallets[(i % wallets.len() as u64) as usize];
                     let t = Instant::now();
-                    let report = dlocker_sdk::verify_backup(&set, &w.manifest).await;
-                    if report.all_healthy() {
-                        lat.record(t.elapsed());
-                    } else {
-                        lat.error(format!(
+                    match client.verify(&w.manifest).await {
+                        Ok(report) if report.all_healthy() => lat.record(t.elapsed()),
+                        Ok(report) => lat.error(format!(
                             "{:?}",
                             report.entries.iter().find(|e| !e.status.is_healthy())
-                        ));
+                        )),
+                        Err(e) => lat.error(e.to_string()),
                     }
                     d.done();
                 }
-                lat
+                Ok::<_, anyhow::Error>(lat)
             })
         })
         .collect();
     let mut all = Latencies::new();
     for t in tasks {
-        all.merge(&t.await.context("a verify client panicked")?);
+        all.merge(&t.await.context("a verify client panicked")??);
     }
     let elapsed = started.elapsed();
     d.pb.finish_and_clear();

@@ -186,6 +186,32 @@ fn owner_challenges(dir: &Path) {
     delete_as_recover["action"] = json!(OwnerAction::Recover.as_u8());
     write(dir, "owner-challenge-delete-as-recover", delete_as_recover);
 
+    // Cancel all: like a delete, the action byte is the whole intent (`authorized` is empty).
+    let ca = OwnerChallenge::new(OwnerAction::CancelAll, wallet, b"", trustees.clone())
+        .expect("challenge");
+    let mut cancel_all = base(
+        "ok",
+        "cancel every recovery session (action 11) at 3 trustees: authorized is empty",
+    );
+    cancel_all["action"] = json!(OwnerAction::CancelAll.as_u8());
+    cancel_all["authorized"] = json!("");
+    cancel_all["challenge"] = json!(hex::encode(ca.digest()));
+    cancel_all["encoding"] = json!(hex::encode(ca.encode()));
+    write(dir, "owner-challenge-cancel-all-valid", cancel_all.clone());
+    let mut cancel_all_as_delete = cancel_all;
+    if let Some(o) = cancel_all_as_delete.as_object_mut() {
+        o.remove("encoding");
+    }
+    cancel_all_as_delete["expect"] = json!("error");
+    cancel_all_as_delete["description"] =
+        json!("a cancel-all touch presented for a delete (another action byte)");
+    cancel_all_as_delete["action"] = json!(OwnerAction::Delete.as_u8());
+    write(
+        dir,
+        "owner-challenge-cancel-all-as-delete",
+        cancel_all_as_delete,
+    );
+
     // Passkey change: the current credential's assertion authorizes the new credential's
     // fingerprint (the new credential's registration uses the same nonces, authorized empty).
     let new_fp = dlocker_proto::owner_challenge::credential_fingerprint(

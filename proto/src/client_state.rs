@@ -28,6 +28,8 @@ pub enum StateKind {
     Recovery,
     /// A backup in progress.
     Backup,
+    /// A rotation (epoch e to e+1) in progress.
+    Rotation,
 }
 
 impl StateKind {
@@ -35,6 +37,7 @@ impl StateKind {
         match self {
             Self::Recovery => 1,
             Self::Backup => 2,
+            Self::Rotation => 3,
         }
     }
 }

@@ -60,11 +60,14 @@ pub enum OwnerAction {
     /// credential's registration authorizes nothing (empty), the CURRENT credential's assertion
     /// authorizes the new credential's fingerprint ([`credential_fingerprint`]).
     ChangePasskey = 10,
+    /// Closing every open recovery session of the wallet at a trustee, whoever opened them
+    /// (`Epochs.CancelAllRecoveries`); authorizes nothing more than the wallet (empty).
+    CancelAll = 11,
 }
 
 impl OwnerAction {
     /// Every action, for tests and tables.
-    pub const ALL: [OwnerAction; 10] = [
+    pub const ALL: [OwnerAction; 11] = [
         Self::Backup,
         Self::Recover,
         Self::Cancel,
@@ -75,6 +78,7 @@ impl OwnerAction {
         Self::Reissue,
         Self::Delete,
         Self::ChangePasskey,
+        Self::CancelAll,
     ];
 
     /// The action's byte.
@@ -100,6 +104,7 @@ impl OwnerAction {
             Self::Reissue => "reissue",
             Self::Delete => "delete",
             Self::ChangePasskey => "change-passkey",
+            Self::CancelAll => "cancel-all",
         }
     }
 }
@@ -349,6 +354,6 @@ mod tests {
             assert_eq!(OwnerAction::from_u8(a.as_u8()), Some(a));
         }
         assert_eq!(OwnerAction::from_u8(0), None);
-        assert_eq!(OwnerAction::from_u8(11), None);
+        assert_eq!(OwnerAction::from_u8(12), None);
     }
 }

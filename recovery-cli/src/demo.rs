@@ -258,14 +258,13 @@ pub(crate) async fn start_cluster(
         running.push(node);
         let public_key = dlocker_proto::keys::public_key_from_hex(&desc.public_key)
             .map_err(|e| anyhow::anyhow!("node {name} reported an invalid key: {e}"))?;
-        infos.push(TrusteeInfo {
-            node_id: dlocker_proto::keys::node_id(&public_key),
+        infos.push(TrusteeInfo::new(
             name,
             endpoint,
             public_key,
-            role: if i == 0 { Role::Bank } else { Role::Trustee },
-            tls: TlsFiles::default(),
-        });
+            if i == 0 { Role::Bank } else { Role::Trustee },
+            TlsFiles::default(),
+        ));
     }
     Ok(TrusteeSet::new(infos)?)
 }

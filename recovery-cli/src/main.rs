@@ -45,6 +45,10 @@ enum Command {
     /// The wallet owner: erase the backup at every trustee (one passkey touch); each trustee
     /// returns a signed erasure receipt. Running it again completes a partial delete.
     Delete(owner::DeleteArgs),
+    /// The wallet owner: close every open recovery session of the wallet at every trustee (one
+    /// passkey touch), whoever opened it; each trustee lists the sessions it closed. For a
+    /// recovery the owner did not start, or whose device is lost.
+    CancelRecoveries(owner::CancelRecoveriesArgs),
     /// The wallet owner's passkey.
     #[command(subcommand)]
     Passkey(owner::PasskeyCommand),
@@ -120,6 +124,7 @@ async fn main() -> ExitCode {
         Command::Cluster(c) => cluster::run(c, cli.json).await,
         Command::Backup(c) => backup::run(c, cli.json).await,
         Command::Delete(a) => owner::run_delete(a, cli.json).await,
+        Command::CancelRecoveries(a) => owner::run_cancel_recoveries(a, cli.json).await,
         Command::Passkey(c) => owner::run_passkey(c, cli.json).await,
         Command::Staff(c) => staff::run_staff(c, cli.json).await,
         Command::Recoveries(c) => staff::run_recoveries(c, cli.json).await,

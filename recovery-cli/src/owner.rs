@@ -1,5 +1,6 @@
 //! The wallet owner's ceremonies from the command line: `dlocker delete` (erase the backup at every
-//! trustee) and `dlocker passkey change`.
+//! trustee), `dlocker cancel-recoveries` (close every open recovery session of the wallet) and
+//! `dlocker passkey change`.
 //!
 //! The passkey is a software passkey file: the exportable software authenticator's keys, as
 //! `dlocker demo --dir DIR` saves them (`DIR/WALLET.passkey`) and as the SDK's
@@ -12,6 +13,7 @@ use crate::output::{hinted, print_json, table};
 use clap::{Args, Subcommand};
 use dlocker_sdk::rotate::epoch_status;
 use dlocker_sdk::{AuthError, OwnerAuthenticator};
+use dlocker_sdk::{CancelAllError, Client, TrusteeCancelAll, WalletId};
 use dlocker_sdk::{
     DeleteError, PasskeyChangeError, PasskeyChangeReport, SoftwareAuthenticator, TrusteeErasure,
     TrusteePasskey, change_passkey, delete_backup, resume_passkey_change,
@@ -28,6 +30,19 @@ use webauthn_rs::prelude::{
 #[derive(Debug, Args)]
 pub(crate) struct DeleteArgs {
     /// The trustees file: every trustee that may hold the wallet.
+    #[arg(long, value_name = "FILE")]
+    trustees: PathBuf,
+    /// The wallet id.
+    #[arg(long, value_name = "ID")]
+    wallet: String,
+    /// The owner's software passkey file (as `dlocker demo --dir DIR` saves it).
+    #[arg(long, value_name = "FILE")]
+    passkey: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CancelRecoveriesArgs {
+    /// The trustees file.
     #[arg(long, value_name = "FILE")]
     trustees: PathBuf,
     /// The wallet id.
@@ -137,6 +152,19 @@ impl OwnerAuthenticator for SavedOnRegister<'_> {
     }
 }
 
+/// Writes a used passkey back to its file: its touch advanced the signature counter, which the
+/// trustees keep, and a file left at the old count would be refused by the next ceremony.
+fn save_counter(path: &Path, auth: &SoftwareAuthenticator) -> anyhow::Result<()> {
+    if auth.touches() == 0 {
+        return Ok(());
+    }
+    let Some(bytes) = auth.to_bytes() else {
+        return Ok(());
+    };
+    write_synced(path, &bytes)
+        .map_err(|e| anyhow::anyhow!("cannot update the passkey file {}: {e}", path.display()))
+}
+
 /// Replaces `path`'s content durably (a temporary file renamed over it, mode 0600).
 fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
@@ -229,7 +257,9 @@ fn print_erasures(rows: &[ErasureJson], failed: &[(String, String)]) {
 pub(crate) async fn run_delete(a: DeleteArgs, json: bool) -> anyhow::Result<()> {
     let set = load_trustees(&a.trustees)?;
     let mut auth = load_passkey(&a.passkey)?;
-    let (done, failed) = match delete_backup(&set, &a.wallet, &mut auth).await {
+    let answer = delete_backup(&set, &a.wallet, &mut auth).await;
+    save_counter(&a.passkey, &auth)?;
+    let (done, failed) = match answer {
         Ok(done) => (done, Vec::new()),
         Err(DeleteError::Incomplete { failed, done }) => (done, reason_pairs(&failed)),
         Err(e) => {
@@ -270,6 +300,114 @@ pub(crate) async fn run_delete(a: DeleteArgs, json: bool) -> anyhow::Result<()> 
             names.join(", ")
         ),
         "run the same command again once they are reachable: it completes the delete",
+    ))
+}
+
+#[derive(Serialize)]
+struct CancelledJson {
+    trustee: String,
+    /// `closed` (the sessions listed, maybe none) or `held_nothing`.
+    result: &'static str,
+    closed_sessions: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct CancelRecoveriesJson {
+    wallet_id: String,
+    complete: bool,
+    closed: usize,
+    trustees: Vec<CancelledJson>,
+    failed: Vec<(String, String)>,
+}
+
+pub(crate) async fn run_cancel_recoveries(
+    a: CancelRecoveriesArgs,
+    json: bool,
+) -> anyhow::Result<()> {
+    let wallet = WalletId::parse(a.wallet.clone()).map_err(|e| {
+        hinted(
+            format!("--wallet: {e}"),
+            "pass the wallet id the backup used",
+        )
+    })?;
+    let client = Client::builder()
+        .trustees(load_trustees(&a.trustees)?)
+        .build()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut auth = load_passkey(&a.passkey)?;
+    let answer = client.cancel_all_recoveries(&wallet, &mut auth).await;
+    save_counter(&a.passkey, &auth)?;
+    let (done, failed) = match answer {
+        Ok(done) => (done, Vec::new()),
+        Err(dlocker_sdk::Error::CancelAll(CancelAllError::Incomplete { failed, done })) => {
+            (done, reason_pairs(&failed))
+        }
+        Err(e) => {
+            return Err(hinted(
+                format!("cancelling the recoveries of {wallet} refused: {e}"),
+                "nothing was closed; check --passkey is this wallet's passkey",
+            ));
+        }
+    };
+    let rows: Vec<CancelledJson> = done
+        .trustees
+        .iter()
+        .map(|(name, t)| match t {
+            TrusteeCancelAll::Closed(ids) => CancelledJson {
+                trustee: name.clone(),
+                result: "closed",
+                closed_sessions: ids.clone(),
+            },
+            _ => CancelledJson {
+                trustee: name.clone(),
+                result: "held_nothing",
+                closed_sessions: Vec::new(),
+            },
+        })
+        .collect();
+    if json {
+        print_json(&CancelRecoveriesJson {
+            wallet_id: wallet.to_string(),
+            complete: failed.is_empty(),
+            closed: done.closed(),
+            trustees: rows,
+            failed: failed.clone(),
+        })?;
+    } else {
+        let mut t = table(&["Trustee", "Result", "Sessions closed"]);
+        for r in &rows {
+            t.add_row(vec![
+                r.trustee.clone(),
+                match r.result {
+                    "closed" => format!("{} closed", r.closed_sessions.len()),
+                    _ => "holds nothing".to_owned(),
+                },
+                r.closed_sessions.join(" "),
+            ]);
+        }
+        for (name, why) in &failed {
+            t.add_row(vec![name.clone(), "NOT CONFIRMED".to_owned(), why.clone()]);
+        }
+        println!("{t}");
+    }
+    if failed.is_empty() {
+        if !json {
+            println!(
+                "wallet {wallet}: no recovery session is open at any trustee ({} closed now)",
+                done.closed()
+            );
+        }
+        return Ok(());
+    }
+    let names: Vec<&str> = failed.iter().map(|(n, _)| n.as_str()).collect();
+    Err(hinted(
+        format!(
+            "cancel incomplete: {} of {} trustees did not confirm ({})",
+            failed.len(),
+            client.trustees().len(),
+            names.join(", ")
+        ),
+        "run the same command again once they are reachable",
     ))
 }
 
@@ -341,6 +479,7 @@ pub(crate) async fn run_passkey(cmd: PasskeyCommand, json: bool) -> anyhow::Resu
             change_passkey(&set, &a.wallet, &mut current, &mut new).await
         }
     };
+    save_counter(&a.passkey, &current)?;
     let (done, failed): (PasskeyChangeReport, _) = match result {
         Ok(done) => (done, Vec::new()),
         Err(PasskeyChangeError::Incomplete { failed, done }) => (done, reason_pairs(&failed)),

@@ -3,7 +3,7 @@
 
 #![allow(dead_code)] // each test file uses its own part
 
-use dlocker_sdk::proto::keys::{node_id, public_key_from_hex};
+use dlocker_sdk::proto::keys::public_key_from_hex;
 use dlocker_sdk::{RecoverEvent, Role, StaffClient, StaffKey, TlsFiles, TrusteeInfo, TrusteeSet};
 use std::path::Path;
 use tokio::sync::mpsc;
@@ -68,14 +68,13 @@ pub(crate) async fn cluster(root: &Path, n: usize) -> Cluster {
     for (i, (dir, desc)) in inited.into_iter().enumerate() {
         let node = spawn(&dir).await.expect("spawn");
         let pk = public_key_from_hex(&desc.public_key).expect("key");
-        infos.push(TrusteeInfo {
-            name: format!("n{i}"),
-            endpoint: node.url(),
-            public_key: pk,
-            node_id: node_id(&pk),
-            role: if i == 0 { Role::Bank } else { Role::Trustee },
-            tls: TlsFiles::default(),
-        });
+        infos.push(TrusteeInfo::new(
+            format!("n{i}"),
+            node.url(),
+            pk,
+            if i == 0 { Role::Bank } else { Role::Trustee },
+            TlsFiles::default(),
+        ));
         nodes.push(Some(node));
     }
     Cluster {

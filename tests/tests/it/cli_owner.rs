@@ -1,7 +1,8 @@
 //! The owner's CLI commands on real nodes: `dlocker delete` (one touch of the software passkey
 //! file; each trustee's signed erasure receipt printed; a second run completes a partial delete;
-//! a later recovery finds nothing at any trustee; a wrong passkey is refused and changes nothing)
-//! and `dlocker passkey change` (the old passkey is refused afterwards, the new one recovers).
+//! a later recovery finds nothing at any trustee; a wrong passkey is refused and changes nothing),
+//! `dlocker passkey change` (the old passkey is refused afterwards, the new one recovers) and
+//! `dlocker cancel-recoveries` (a stranger's sessions closed by the owner's passkey file).
 //!
 //! Nodes: bank, trustee-2, trustee-3 hold a 2-of-3 backup.
 
@@ -314,4 +315,77 @@ async fn cli_passkey_change_old_refused_new_recovers() {
     // The new passkey recovers the wallet.
     let mut new_auth = load(&new);
     rc.recover_expecting(&wallet, &mut new_auth, DATA).await;
+}
+
+/// `dlocker cancel-recoveries`: a stranger's recovery sessions (opened at every trustee with the
+/// wallet id alone) are closed by the owner's passkey file, listed per trustee; another wallet's
+/// passkey is refused and closes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_cancel_recoveries_closes_a_strangers_sessions() {
+    let rc = RotationCluster::start(3, None).await;
+    let tf = rc.write_trustees();
+    let tf = tf.to_str().expect("utf-8").to_owned();
+    let (wallet, passkey) = backup(&rc, "cli-cancel-all", "owner").await;
+    let (_, stranger) = backup(&rc, "cli-cancel-stranger", "stranger").await;
+    let passkey = passkey.to_str().expect("utf-8").to_owned();
+    let stranger = stranger.to_str().expect("utf-8").to_owned();
+    let raw = rc.recovery_cluster();
+    let r = dlocker_integration_tests::recovery_cluster::session_key().public_key();
+    let mut sessions = Vec::new();
+    for i in ALL {
+        sessions.push(raw.open(i, &wallet, &r).await.expect("open").session_id);
+    }
+    let state = |i: usize| {
+        let sid = sessions[i].clone();
+        async move {
+            raw.recovery(i)
+                .await
+                .get_recovery_status(dlocker_proto::pb::GetRecoveryStatusRequest {
+                    session_id: sid,
+                })
+                .await
+                .expect("status")
+                .into_inner()
+                .state
+        }
+    };
+
+    let args = |key: &str| {
+        vec![
+            "cancel-recoveries".to_owned(),
+            "--trustees".to_owned(),
+            tf.clone(),
+            "--wallet".to_owned(),
+            wallet.clone(),
+            "--passkey".to_owned(),
+            key.to_owned(),
+        ]
+    };
+    let run = |a: Vec<String>| dlocker(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let o = run(args(&stranger));
+    failed(&o, "cancel-recoveries with a wrong passkey", "refused");
+    for i in ALL {
+        assert_eq!(state(i).await, "open", "a refusal closes nothing");
+    }
+
+    let mut json = args(&passkey);
+    json.push("--json".to_owned());
+    let out = succeeded(&run(json), "cancel-recoveries");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["complete"], true, "{v}");
+    assert_eq!(v["closed"], 3, "{v}");
+    for i in ALL {
+        let t = &v["trustees"][i];
+        assert_eq!(t["trustee"], rc.node(i).name.as_str(), "{v}");
+        assert_eq!(t["result"], "closed", "{v}");
+        assert_eq!(t["closed_sessions"][0], sessions[i].as_str(), "{v}");
+        assert_eq!(state(i).await, "cancelled");
+    }
+    // Again, as a table: nothing left to close.
+    let out = succeeded(&run(args(&passkey)), "cancel-recoveries again");
+    assert!(out.contains("0 closed"), "{out}");
+    assert!(
+        out.contains("no recovery session is open at any trustee"),
+        "{out}"
+    );
 }

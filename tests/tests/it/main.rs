@@ -7,6 +7,7 @@
 mod admin_listener;
 mod backup_durability;
 mod browser;
+mod cancel_all;
 mod cli;
 mod cli_owner;
 mod corrupted_share;
@@ -54,6 +55,7 @@ mod rotation_happy;
 mod rotation_refusals;
 mod rotation_squatting;
 mod safe_defaults;
+mod sdk_client;
 mod staff_admin;
 mod staff_reload;
 mod startup_checks;

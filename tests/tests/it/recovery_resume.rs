@@ -10,6 +10,9 @@
 //! A backup killed after 3 of 5 receipts (two trustees down when it deposited) completes on
 //! resume from its sealed `PreparedBackup`: the three answer with their stored receipts, the two
 //! get the saved registration, no second passkey touch, and every trustee then proves its share.
+//!
+//! A rotation killed in the middle of its commit phase completes on resume from its sealed
+//! record (`RotationRecord::open_sealed`).
 
 use dlocker_integration_tests::bins::{RESUMABLE_EXAMPLE, example_path};
 use dlocker_integration_tests::recovery_cluster::{RecoveryCluster, RecoverySpec, THRESHOLD};
@@ -473,4 +476,95 @@ async fn backup_resumes_after_the_app_is_killed_after_some_receipts() {
         report.all_healthy(),
         "every trustee proves its share: {report:?}"
     );
+}
+
+/// A rotation survives the app being killed: the app saves its sealed rotation record at every
+/// step and is SIGKILLed in the middle of the commit phase (one trustee committed epoch 2, the
+/// next one's commit recorded as attempted but not sent). Run again with `--resume` on the saved
+/// record, it completes: every trustee holds epoch 2 only and proves its share, with one more
+/// touch (the commit's) and no new stage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_resumes_after_the_app_is_killed_mid_commit() {
+    let rc = RecoveryCluster::start(RecoverySpec::default()).await;
+    let trustees_file = rc.write_trustees();
+    let trustees = rc.trustees();
+    let wallet = dlocker_integration_tests::craft::wallet_id("resume-rotation");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = StateKey::generate();
+    std::fs::write(dir.path().join("state-key"), hex::encode(key.expose())).expect("key");
+    let data = hex::encode(b"rotated across a kill");
+    App::start_with(
+        &trustees_file,
+        &wallet,
+        dir.path(),
+        false,
+        None,
+        &["--backup", &data],
+    )
+    .finish_at("BACKED-UP");
+
+    // Killed after the first trustee's commit and the second one's "attempted" mark.
+    let mut app = App::start_with(
+        &trustees_file,
+        &wallet,
+        dir.path(),
+        false,
+        Some("checkpoint:RotationCommitting#4"),
+        &["--rotate"],
+    );
+    app.wait_for("PAUSED");
+    app.kill();
+    let status = dlocker_sdk::epoch_status(&trustees, &wallet).await;
+    let active = |e: u64| {
+        status
+            .iter()
+            .filter(|s| s.active.as_ref().map(|a| a.0) == Some(e))
+            .count()
+    };
+    assert_eq!(
+        active(2),
+        1,
+        "one trustee committed before the kill: {status:?}"
+    );
+    assert_eq!(active(1), 4, "{status:?}");
+    assert!(
+        status
+            .iter()
+            .filter(|s| s.active.as_ref().map(|a| a.0) == Some(1))
+            .all(|s| s.staged.as_ref().map(|st| st.0) == Some(2)),
+        "the others hold epoch 2 staged: {status:?}"
+    );
+
+    // The saved record is sealed: it opens with the app's key only.
+    let saved = std::fs::read(dir.path().join("rotation-state")).expect("saved record");
+    assert!(dlocker_sdk::RotationRecord::open_sealed(&saved, &StateKey::generate()).is_err());
+    let record = dlocker_sdk::RotationRecord::open_sealed(&saved, &key).expect("opens");
+    assert_eq!(record.phase, dlocker_sdk::RotationPhase::Committing);
+    assert!(record.any_commit());
+
+    let app = App::start_with(
+        &trustees_file,
+        &wallet,
+        dir.path(),
+        true,
+        None,
+        &["--rotate"],
+    );
+    let lines = app.finish_at("ROTATED");
+    assert!(
+        lines.contains(&"RESUMING committing".to_owned()),
+        "{lines:?}"
+    );
+    assert!(lines.contains(&"ROTATED 2 done".to_owned()), "{lines:?}");
+    assert!(
+        lines.contains(&"TOUCHES 1".to_owned()),
+        "the commit's touch only, nothing staged again: {lines:?}"
+    );
+    for s in dlocker_sdk::epoch_status(&trustees, &wallet).await {
+        assert_eq!(s.active.as_ref().map(|a| a.0), Some(2), "{s:?}");
+        assert_eq!(s.staged, None, "{s:?}");
+    }
+    let report = dlocker_sdk::verify_backup(&trustees, &record.manifest().expect("manifest")).await;
+    assert!(report.all_healthy(), "{report:?}");
+    assert_eq!(report.threshold, 2);
 }

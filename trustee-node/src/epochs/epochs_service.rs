@@ -1,6 +1,7 @@
 //! The `dlocker.v1.Epochs` gRPC service: thin handlers over [`crate::epochs`]; protobuf becomes
 //! domain types at the edge (`TryFrom`), errors go through `NodeError`'s one status mapping.
 
+use crate::epochs::cancel_all::CancelAll;
 use crate::epochs::erase::DeleteWallet;
 use crate::epochs::passkey_change::{ChangePasskey, NewCredential};
 use crate::epochs::state::EpochAction;
@@ -56,9 +57,10 @@ pub fn parse_action(code: i32) -> Result<EpochAction, NodeError> {
         Ok(pb::EpochAction::Retire) => Ok(EpochAction::Retire),
         Ok(pb::EpochAction::Delete) => Ok(EpochAction::Delete),
         Ok(pb::EpochAction::ChangePasskey) => Ok(EpochAction::ChangePasskey),
+        Ok(pb::EpochAction::CancelAll) => Ok(EpochAction::CancelAll),
         _ => Err(NodeError::invalid(
             "action",
-            "must be STAGE, COMMIT, ABANDON, RETIRE, DELETE or CHANGE_PASSKEY",
+            "must be STAGE, COMMIT, ABANDON, RETIRE, DELETE, CHANGE_PASSKEY or CANCEL_ALL",
         )),
     }
 }
@@ -106,6 +108,16 @@ impl TryFrom<pb::AbandonEpochRequest> for AbandonEpoch {
         Ok(Self {
             wallet_id: crate::wallet::parse_wallet_id(r.wallet_id)?,
             manifest_hash: manifest_hash("manifest_hash", &r.manifest_hash)?,
+            owner: owner(r.owner)?,
+        })
+    }
+}
+
+impl TryFrom<pb::CancelAllRecoveriesRequest> for CancelAll {
+    type Error = NodeError;
+    fn try_from(r: pb::CancelAllRecoveriesRequest) -> Result<Self, NodeError> {
+        Ok(Self {
+            wallet_id: crate::wallet::parse_wallet_id(r.wallet_id)?,
             owner: owner(r.owner)?,
         })
     }
@@ -173,7 +185,10 @@ impl Epochs for EpochsService {
         let action = parse_action(r.action)?;
         // The hash is part of the one-touch challenge, not of the nonce; checked for shape only.
         // A delete's challenge names no manifest.
-        if !matches!(action, EpochAction::Delete | EpochAction::ChangePasskey) {
+        if !matches!(
+            action,
+            EpochAction::Delete | EpochAction::ChangePasskey | EpochAction::CancelAll
+        ) {
             manifest_hash("manifest_hash", &r.manifest_hash)?;
         }
         let c = self
@@ -263,6 +278,21 @@ impl Epochs for EpochsService {
             .await?;
         Ok(Response::new(pb::DeleteWalletResponse {
             erase_receipt_encoded: receipt,
+        }))
+    }
+
+    async fn cancel_all_recoveries(
+        &self,
+        req: Request<pb::CancelAllRecoveriesRequest>,
+    ) -> Result<Response<pb::CancelAllRecoveriesResponse>, Status> {
+        self.node.caller_limits.owner_call(req.remote_addr())?;
+        let closed = self
+            .node
+            .epochs()
+            .cancel_all_recoveries(CancelAll::try_from(req.into_inner())?)
+            .await?;
+        Ok(Response::new(pb::CancelAllRecoveriesResponse {
+            cancelled_session_ids: closed,
         }))
     }
 

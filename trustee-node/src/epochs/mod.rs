@@ -36,6 +36,7 @@
 //!   lost in the middle of a rotation still recovers.
 //! - Serialised with recovery by `Node::recovery_lock`.
 
+pub mod cancel_all;
 pub mod epochs_service;
 pub mod erase;
 pub mod passkey_change;
@@ -205,6 +206,7 @@ pub fn owner_action(action: EpochAction) -> OwnerAction {
         EpochAction::Abandon => OwnerAction::Abandon,
         EpochAction::Delete => OwnerAction::Delete,
         EpochAction::ChangePasskey => OwnerAction::ChangePasskey,
+        EpochAction::CancelAll => OwnerAction::CancelAll,
     }
 }
 

@@ -43,6 +43,8 @@ pub enum EpochAction {
     Delete,
     /// Replace the wallet's passkey credential (not a transition).
     ChangePasskey,
+    /// Close every open recovery session of the wallet (not a transition).
+    CancelAll,
 }
 
 impl EpochAction {
@@ -55,6 +57,7 @@ impl EpochAction {
             Self::Retire => "retire",
             Self::Delete => "delete",
             Self::ChangePasskey => "change passkey",
+            Self::CancelAll => "cancel all recoveries",
         }
     }
 }
