@@ -45,6 +45,17 @@ pub struct RpcCodeLabels {
     pub code: String,
 }
 
+/// `service`, `method`, `refusal`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RpcRefusalLabels {
+    /// Fully qualified service.
+    pub service: String,
+    /// Method.
+    pub method: String,
+    /// The refusal code (`docs/protocol.md` §1), or `other` for a code this build does not know.
+    pub refusal: String,
+}
+
 /// `state`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StateLabel {
@@ -57,6 +68,7 @@ pub struct Metrics {
     registry: Registry,
     known_rpcs: HashSet<String>,
     requests: Family<RpcCodeLabels, Counter>,
+    refusals: Family<RpcRefusalLabels, Counter>,
     latency: Family<RpcLabels, Histogram, fn() -> Histogram>,
     deposits: Gauge,
     sessions: Family<StateLabel, Gauge>,
@@ -113,6 +125,13 @@ impl Metrics {
             "gRPC requests answered, by service, method and status code (refusals are the codes \
                 other than Ok)",
             requests.clone(),
+        );
+        let refusals = Family::<RpcRefusalLabels, Counter>::default();
+        registry.register(
+            "dlocker_refusals",
+            "Requests refused, by service, method and refusal code (the dlocker-refusal code the \
+                response carries)",
+            refusals.clone(),
         );
         let latency = Family::<RpcLabels, Histogram, fn() -> Histogram>::new_with_constructor(
             new_latency_histogram,
@@ -202,6 +221,7 @@ impl Metrics {
             registry,
             known_rpcs,
             requests,
+            refusals,
             latency,
             deposits,
             sessions,
@@ -232,9 +252,24 @@ impl Metrics {
         }
     }
 
-    /// Records one answered request.
-    pub fn observe(&self, rpc: RpcLabels, code: tonic::Code, seconds: f64) {
+    /// Records one answered request and, for a refusal, its code.
+    pub fn observe(
+        &self,
+        rpc: RpcLabels,
+        code: tonic::Code,
+        refusal: Option<&'static str>,
+        seconds: f64,
+    ) {
         self.latency.get_or_create(&rpc).observe(seconds);
+        if let Some(refusal) = refusal {
+            self.refusals
+                .get_or_create(&RpcRefusalLabels {
+                    service: rpc.service.clone(),
+                    method: rpc.method.clone(),
+                    refusal: refusal.to_owned(),
+                })
+                .inc();
+        }
         self.requests
             .get_or_create(&RpcCodeLabels {
                 service: rpc.service,
@@ -355,6 +390,20 @@ fn response_code<B>(res: &http::Response<B>) -> tonic::Code {
     }
 }
 
+/// The refusal code a response's headers carry (`dlocker-refusal`: the node's codes and the
+/// locker's), as one of the known codes so the label set stays bounded; `other` for an unknown
+/// one.
+fn response_refusal<B>(res: &http::Response<B>) -> Option<&'static str> {
+    let v = res.headers().get(dlocker_proto::refusal::METADATA_KEY)?;
+    let s = v.to_str().unwrap_or("");
+    Some(
+        dlocker_proto::refusal::NodeRefusal::parse(s)
+            .map(|c| c.as_str())
+            .or_else(|| dlocker_locker::refusal::RefusalCode::parse(s).map(|c| c.as_str()))
+            .unwrap_or("other"),
+    )
+}
+
 impl<S, B, RB> tower::Service<http::Request<B>> for RpcMetrics<S>
 where
     S: tower::Service<http::Request<B>, Response = http::Response<RB>> + Clone + Send + 'static,
@@ -378,11 +427,11 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
             let res = inner.call(req).await;
-            let code = match &res {
-                Ok(r) => response_code(r),
-                Err(_) => tonic::Code::Internal,
+            let (code, refusal) = match &res {
+                Ok(r) => (response_code(r), response_refusal(r)),
+                Err(_) => (tonic::Code::Internal, None),
             };
-            metrics.observe(rpc, code, start.elapsed().as_secs_f64());
+            metrics.observe(rpc, code, refusal, start.elapsed().as_secs_f64());
             res
         })
     }
@@ -423,5 +472,18 @@ mod tests {
             .body(())
             .expect("response");
         assert_eq!(response_code(&ok), tonic::Code::Ok);
+        assert_eq!(response_refusal(&ok), None);
+        let refused = http::Response::builder()
+            .status(200)
+            .header("grpc-status", "7")
+            .header("dlocker-refusal", "origin_not_allowed")
+            .body(())
+            .expect("response");
+        assert_eq!(response_refusal(&refused), Some("origin_not_allowed"));
+        let odd = http::Response::builder()
+            .header("dlocker-refusal", "made_up_code")
+            .body(())
+            .expect("response");
+        assert_eq!(response_refusal(&odd), Some("other"), "a bounded label set");
     }
 }

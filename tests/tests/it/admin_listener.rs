@@ -108,6 +108,9 @@ async fn metrics_health_and_reflection_on_real_nodes() {
         .await
         .expect_err("a malformed wallet id is refused");
     assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+    let refusal = dlocker_proto::refusal::NodeRefusal::of_status(&refused)
+        .expect("a refusal code")
+        .as_str();
 
     for (i, addr) in admin.iter().enumerate() {
         let after = scrape(*addr);
@@ -137,6 +140,16 @@ async fn metrics_health_and_reflection_on_real_nodes() {
         value(
             &after,
             r#"dlocker_grpc_requests_total{service="dlocker.v1.Trustee",method="GetBackupStatus",code="InvalidArgument"}"#
+        ),
+        1.0
+    );
+    // Counted by its refusal code too.
+    assert_eq!(
+        value(
+            &after,
+            &format!(
+                r#"dlocker_refusals_total{{service="dlocker.v1.Trustee",method="GetBackupStatus",refusal="{refusal}"}}"#
+            )
         ),
         1.0
     );
