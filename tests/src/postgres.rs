@@ -146,13 +146,31 @@ pub fn open_stopped_db(dir: &Path) -> dlocker_store::Store {
     use trustee_node::config::{NodeConfig, storage::StorageConfig};
     let config = NodeConfig::load(dir).expect("the node's config.toml");
     match &config.storage {
-        StorageConfig::Sled => {
-            dlocker_store::Store::open_sled(&dir.join("db")).expect("open the stopped node's db")
-        }
+        StorageConfig::Sled => dlocker_store::Store::from_sled(open_stopped_sled(&dir.join("db"))),
         StorageConfig::Postgres(pg) => dlocker_store::Store::open_postgres(
             &pg.pg_config(dir).expect("postgres settings"),
             trustee_node::db::migrations::ALL,
         )
         .expect("open the stopped node's schema"),
+    }
+}
+
+/// Opens a stopped node's sled database. sled lets go of its file lock only when its background
+/// flusher drops its handle, a moment after the last `Db` of an earlier open is dropped (in this
+/// process or the node's), so a lock conflict is retried for a while.
+pub fn open_stopped_sled(path: &Path) -> sled::Db {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        match sled::open(path) {
+            Ok(db) => return db,
+            // sled reports it as `Other` with this text (sled 0.34, config.rs).
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => panic!("open the stopped node's db {}: {e}", path.display()),
+        }
     }
 }

@@ -677,7 +677,7 @@ pub fn plant_wrong_share(dir: &Path, node_id: &str, wallet: &str, epoch: u64, sh
         share_index,
     };
     let sealed = seal_share(&key, &id, &bad).expect("seal");
-    let db = sled::open(dir.join("db")).expect("open the stopped node's db");
+    let db = crate::postgres::open_stopped_sled(&dir.join("db"));
     let tree = db.open_tree(SHARES_TREE).expect("shares tree");
     assert!(
         tree.get(wallet_key(wallet)).expect("read").is_some(),
@@ -690,7 +690,7 @@ pub fn plant_wrong_share(dir: &Path, node_id: &str, wallet: &str, epoch: u64, sh
 /// Flips one bit of the at-rest record of `wallet` on a stopped node (it then fails to unseal).
 pub fn flip_stored_share_bit(dir: &Path, wallet: &str) {
     use trustee_node::db::{SHARES_TREE, wallet_key};
-    let db = sled::open(dir.join("db")).expect("open the stopped node's db");
+    let db = crate::postgres::open_stopped_sled(&dir.join("db"));
     let tree = db.open_tree(SHARES_TREE).expect("shares tree");
     let mut rec = tree
         .get(wallet_key(wallet))
@@ -707,7 +707,7 @@ pub fn flip_stored_share_bit(dir: &Path, wallet: &str) {
 /// recorded hashes alone, as a careless forger would); returns its sequence number.
 pub fn tamper_audit_entry(dir: &Path, kind: &str) -> u64 {
     use trustee_node::db::AUDIT_TREE;
-    let db = sled::open(dir.join("db")).expect("open the stopped node's db");
+    let db = crate::postgres::open_stopped_sled(&dir.join("db"));
     let tree = db.open_tree(AUDIT_TREE).expect("audit tree");
     for item in tree.iter() {
         let (k, v) = item.expect("read audit entry");

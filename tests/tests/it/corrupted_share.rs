@@ -11,7 +11,7 @@ use trustee_node::db::{SHARES_TREE, wallet_key};
 
 /// Flips one bit of the sealed share record of `wallet_id` in the sled database at `db`.
 fn flip_sealed_share_bit(db: &std::path::Path, wallet_id: &str) {
-    let db = sled::open(db).expect("open the stopped node's sled db");
+    let db = dlocker_integration_tests::postgres::open_stopped_sled(db);
     let tree = db.open_tree(SHARES_TREE).expect("shares tree");
     let mut record = tree
         .get(wallet_key(wallet_id))

@@ -19,7 +19,7 @@ async fn cluster_with_data() -> Cluster {
 
 /// Every tree's entries (sled rewrites its files on open, so compare contents, not files).
 fn db_contents(dir: &Path) -> Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> {
-    let db = sled::open(dir.join("db")).expect("open the stopped node's db");
+    let db = dlocker_integration_tests::postgres::open_stopped_sled(&dir.join("db"));
     let mut out = Vec::new();
     for name in db.tree_names() {
         let tree = db.open_tree(&name).expect("tree");
