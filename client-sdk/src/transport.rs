@@ -333,14 +333,45 @@ pub async fn connect_channel(info: &TrusteeInfo) -> Result<Channel, ConnectError
 }
 
 /// Opens a channel to `info` and checks, with `GetInfo`, that it presents the pinned key.
+///
+/// A trustee with replicas (several endpoints of one node identity) is tried at each in turn,
+/// starting at a random one so that clients spread over them; an endpoint that does not answer
+/// passes to the next. One that answers with another key ends the attempt: that is a
+/// misconfiguration or an impostor, never a reason to try elsewhere quietly.
 async fn open_checked(info: &TrusteeInfo, opts: &ChannelOptions) -> Result<Channel, ConnectError> {
-    let channel = open_channel_with(&info.endpoint, &info.tls, opts).await?;
+    let endpoints: Vec<&str> = info.endpoints().collect();
+    let start = if endpoints.len() > 1 {
+        rand::random_range(0..endpoints.len())
+    } else {
+        0
+    };
+    let mut last = None;
+    for k in 0..endpoints.len() {
+        let endpoint = endpoints[(start + k) % endpoints.len()];
+        match open_checked_at(info, endpoint, opts).await {
+            Ok(ch) => return Ok(ch),
+            Err(e) if e.is_retryable() => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| ConnectError::Unreachable {
+        endpoint: info.endpoint.clone(),
+        reason: "no endpoint".to_owned(),
+    }))
+}
+
+async fn open_checked_at(
+    info: &TrusteeInfo,
+    endpoint: &str,
+    opts: &ChannelOptions,
+) -> Result<Channel, ConnectError> {
+    let channel = open_channel_with(endpoint, &info.tls, opts).await?;
     let mut c = client(channel.clone());
-    let (_, key) = get_info(&mut c, &info.endpoint).await?;
+    let (_, key) = get_info(&mut c, endpoint).await?;
     if key != info.public_key {
         return Err(ConnectError::KeyMismatch {
             name: info.name.clone(),
-            endpoint: info.endpoint.clone(),
+            endpoint: endpoint.to_owned(),
             pinned: abbreviate(&public_key_hex(&info.public_key)),
             presented: abbreviate(&public_key_hex(&key)),
         });

@@ -67,6 +67,9 @@ pub struct TrusteeInfo {
     pub name: String,
     /// `http://host:port` or `https://host:port`.
     pub endpoint: String,
+    /// Further endpoints of the same node identity (replicas behind other addresses), tried when
+    /// one does not answer; every one must present the pinned key. Empty for most trustees.
+    pub replicas: Vec<String>,
     /// The pinned identity key.
     pub public_key: PublicKey,
     /// Derived from `public_key` (`dlocker_proto::keys::node_id`).
@@ -91,12 +94,28 @@ impl TrusteeInfo {
         Self {
             name: name.into(),
             endpoint: endpoint.into().trim_end_matches('/').to_owned(),
+            replicas: Vec::new(),
             node_id: node_id(&public_key),
             public_key,
             role,
             tls,
             link: crate::transport::Link::default(),
         }
+    }
+
+    /// The same trustee, also reachable at `replicas` (other endpoints of the same node
+    /// identity).
+    pub fn with_replicas(mut self, replicas: impl IntoIterator<Item = String>) -> Self {
+        self.replicas = replicas
+            .into_iter()
+            .map(|e| e.trim_end_matches('/').to_owned())
+            .collect();
+        self
+    }
+
+    /// Every endpoint of this trustee: `endpoint`, then the replicas.
+    pub fn endpoints(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.endpoint.as_str()).chain(self.replicas.iter().map(String::as_str))
     }
 }
 
@@ -118,6 +137,8 @@ struct RawFile {
 struct RawTrustee {
     name: String,
     endpoint: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    replicas: Vec<String>,
     public_key: String,
     role: Role,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -177,11 +198,20 @@ impl TrusteeSet {
                     i + 1
                 ));
             }
-            if let Err(e) = check_endpoint(&t.endpoint) {
-                return invalid(format!(
-                    "trustee {:?}: endpoint {:?}: {e}",
-                    t.name, t.endpoint
-                ));
+            for (k, e) in t.endpoints().enumerate() {
+                if let Err(why) = check_endpoint(e) {
+                    return invalid(format!("trustee {:?}: endpoint {e:?}: {why}", t.name));
+                }
+                if e.starts_with("https://") != t.endpoint.starts_with("https://") {
+                    return invalid(format!(
+                        "trustee {:?}: endpoint {e:?}: every endpoint of a trustee is https or \
+                         none is (they share its TLS settings)",
+                        t.name
+                    ));
+                }
+                if t.endpoints().take(k).any(|o| o == e) {
+                    return invalid(format!("trustee {:?}: endpoint {e:?} listed twice", t.name));
+                }
             }
             if t.node_id != node_id(&t.public_key) {
                 return invalid(format!(
@@ -261,6 +291,11 @@ impl TrusteeSet {
                 node_id: node_id(&public_key),
                 name: r.name,
                 endpoint: r.endpoint.trim_end_matches('/').to_owned(),
+                replicas: r
+                    .replicas
+                    .iter()
+                    .map(|e| e.trim_end_matches('/').to_owned())
+                    .collect(),
                 public_key,
                 role: r.role,
                 tls: TlsFiles {
@@ -283,6 +318,7 @@ impl TrusteeSet {
                 .map(|t| RawTrustee {
                     name: t.name.clone(),
                     endpoint: t.endpoint.clone(),
+                    replicas: t.replicas.clone(),
                     public_key: public_key_hex(&t.public_key),
                     role: t.role,
                     ca_cert: t.tls.ca_cert.clone(),
@@ -355,6 +391,7 @@ pub(crate) fn test_set(n: usize, bank: usize) -> (TrusteeSet, Vec<k256::SecretKe
         .map(|(i, k)| TrusteeInfo {
             name: format!("t{}", i + 1),
             endpoint: format!("http://127.0.0.1:{}", 7101 + i),
+            replicas: Vec::new(),
             public_key: k.public_key(),
             node_id: dlocker_proto::keys::node_id(&k.public_key()),
             role: if i == bank { Role::Bank } else { Role::Trustee },
@@ -442,6 +479,24 @@ mod tests {
         let half_mtls = format!("{}client_cert = \"c.pem\"\n", entry("a", "bank", &k))
             .replace("http://", "https://");
         assert!(invalid(&half_mtls).contains("go together"));
+    }
+
+    #[test]
+    fn replicas_round_trip_and_are_checked() {
+        let base = entry("a", "bank", &key_hex());
+        let with = |line: &str| format!("{base}{line}\n");
+        let set =
+            TrusteeSet::from_toml(&with("replicas = [\"http://127.0.0.1:7201/\"]")).expect("valid");
+        let t = &set.trustees()[0];
+        assert_eq!(t.replicas, vec!["http://127.0.0.1:7201".to_owned()]);
+        assert_eq!(t.endpoints().count(), 2);
+        let back = TrusteeSet::from_toml(&set.to_toml()).expect("round trip");
+        assert_eq!(back, set);
+        assert!(invalid(&with("replicas = [\"ftp://x:1\"]")).contains("endpoint"));
+        assert!(
+            invalid(&with("replicas = [\"https://127.0.0.1:7201\"]")).contains("https or none")
+        );
+        assert!(invalid(&with("replicas = [\"http://127.0.0.1:7101\"]")).contains("listed twice"));
     }
 
     #[test]

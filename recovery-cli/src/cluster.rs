@@ -55,10 +55,11 @@ pub(crate) fn load_trustees(path: &Path) -> anyhow::Result<TrusteeSet> {
     })
 }
 
-async fn probe(info: &TrusteeInfo) -> NodeHealth {
+/// One endpoint of a trustee (a trustee with replicas has several, each probed).
+async fn probe(info: &TrusteeInfo, endpoint: &str) -> NodeHealth {
     let mut h = NodeHealth {
         name: info.name.clone(),
-        endpoint: info.endpoint.clone(),
+        endpoint: endpoint.to_owned(),
         role: info.role.to_string(),
         node_id: info.node_id.clone(),
         serving: "UNREACHABLE".into(),
@@ -67,7 +68,7 @@ async fn probe(info: &TrusteeInfo) -> NodeHealth {
         healthy: false,
         problem: None,
     };
-    let channel = match open_channel(&info.endpoint, &info.tls).await {
+    let channel = match open_channel(endpoint, &info.tls).await {
         Ok(c) => c,
         Err(e) => {
             h.problem = Some(e.to_string());
@@ -122,13 +123,19 @@ async fn probe(info: &TrusteeInfo) -> NodeHealth {
     h
 }
 
-/// Probes every trustee concurrently (file order kept).
+/// Probes every endpoint of every trustee concurrently (file order kept; a trustee's replicas
+/// after its endpoint).
 pub(crate) async fn probe_all(set: &TrusteeSet, json: bool) -> Vec<NodeHealth> {
-    let pb = progress(set.len(), "checking nodes", json);
-    let rows = join_all(set.trustees().iter().map(|info| {
+    let targets: Vec<(&TrusteeInfo, &str)> = set
+        .trustees()
+        .iter()
+        .flat_map(|info| info.endpoints().map(move |e| (info, e)))
+        .collect();
+    let pb = progress(targets.len(), "checking nodes", json);
+    let rows = join_all(targets.into_iter().map(|(info, endpoint)| {
         let pb = &pb;
         async move {
-            let h = probe(info).await;
+            let h = probe(info, endpoint).await;
             pb.inc(1);
             h
         }

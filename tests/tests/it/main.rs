@@ -61,4 +61,5 @@ mod staff_reload;
 mod startup_checks;
 mod tls;
 mod touch_counts;
+mod trustee_replicas;
 mod web_sdk_logic;
