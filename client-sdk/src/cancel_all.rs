@@ -155,15 +155,8 @@ pub async fn cancel_all_recoveries(
             results[i] = Some(r);
         }
     }
-    let mut done = CancelAllReport::default();
-    let mut failed = Vec::new();
-    for (info, r) in infos.iter().zip(results) {
-        match r {
-            Some(Ok(t)) => done.trustees.push((info.name.clone(), t)),
-            Some(Err(e)) => failed.push((info.name.clone(), e)),
-            None => failed.push((info.name.clone(), "no answer".into())),
-        }
-    }
+    let (trustees, failed) = crate::error::split_answers(infos, results);
+    let done = CancelAllReport { trustees };
     if failed.is_empty() {
         Ok(done)
     } else {

@@ -175,15 +175,8 @@ pub async fn delete_backup(
             results[i] = Some(r);
         }
     }
-    let mut done = DeleteReport::default();
-    let mut failed = Vec::new();
-    for (info, r) in infos.iter().zip(results) {
-        match r {
-            Some(Ok(e)) => done.trustees.push((info.name.clone(), e)),
-            Some(Err(e)) => failed.push((info.name.clone(), e)),
-            None => failed.push((info.name.clone(), "no answer".into())),
-        }
-    }
+    let (trustees, failed) = crate::error::split_answers(infos, results);
+    let done = DeleteReport { trustees };
     if failed.is_empty() {
         Ok(done)
     } else {

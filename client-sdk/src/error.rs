@@ -2,6 +2,7 @@
 //! about it; none of them ever carries a secret (a share, `k`, the wallet data or an assertion).
 
 use crate::backup::BackupReceipts;
+use crate::trustees::TrusteeInfo;
 use dlocker_proto::refusal::NodeRefusal;
 use std::path::PathBuf;
 
@@ -118,6 +119,24 @@ impl From<ConnectError> for TrusteeFailure {
 pub type Failure = (String, TrusteeFailure);
 
 /// `name: reason; …` for the trustees that failed a step.
+/// Per trustee in set order, what an all-trustee owner action got: the answers (`done`) and the
+/// failures, a trustee never asked (`None`) counting as "no answer".
+pub(crate) fn split_answers<T>(
+    infos: &[TrusteeInfo],
+    results: Vec<Option<Result<T, TrusteeFailure>>>,
+) -> (Vec<(String, T)>, Vec<Failure>) {
+    let mut done = Vec::new();
+    let mut failed = Vec::new();
+    for (info, r) in infos.iter().zip(results) {
+        match r {
+            Some(Ok(t)) => done.push((info.name.clone(), t)),
+            Some(Err(e)) => failed.push((info.name.clone(), e)),
+            None => failed.push((info.name.clone(), "no answer".into())),
+        }
+    }
+    (done, failed)
+}
+
 pub(crate) fn describe_failed(failed: &[Failure]) -> String {
     failed
         .iter()
