@@ -118,7 +118,6 @@ impl From<ConnectError> for TrusteeFailure {
 /// `(trustee name, why)`: one trustee that failed a multi-trustee step.
 pub type Failure = (String, TrusteeFailure);
 
-/// `name: reason; …` for the trustees that failed a step.
 /// Per trustee in set order, what an all-trustee owner action got: the answers (`done`) and the
 /// failures, a trustee never asked (`None`) counting as "no answer".
 pub(crate) fn split_answers<T>(
@@ -137,6 +136,7 @@ pub(crate) fn split_answers<T>(
     (done, failed)
 }
 
+/// `name: reason; …` for the trustees that failed a step.
 pub(crate) fn describe_failed(failed: &[Failure]) -> String {
     failed
         .iter()
