@@ -10,17 +10,13 @@
 //! start (a thief's, reported by the bank's notification) or whose handle is lost.
 
 use crate::authenticator::Passkey;
-use crate::ceremony;
 use crate::error::{AuthError, Failure, TrusteeFailure};
-use crate::transport::{Channel, connect_channel, describe_failures, epochs_client, not_held};
-use crate::trustees::{TrusteeInfo, TrusteeSet};
+use crate::transport::{Channel, describe_failures, epochs_client, not_held};
+use crate::trustees::TrusteeSet;
+use crate::wallet_action;
 use dlocker_proto::ids::WalletId;
-use dlocker_proto::owner_challenge::{OwnerAction, TrusteeNonce};
-use dlocker_proto::pb::{
-    BeginEpochActionRequest, BeginEpochActionResponse, CancelAllRecoveriesRequest, EpochAction,
-    OwnerAssertion,
-};
-use futures::future::join_all;
+use dlocker_proto::owner_challenge::OwnerAction;
+use dlocker_proto::pb::{CancelAllRecoveriesRequest, EpochAction, OwnerAssertion};
 
 /// What one trustee did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,27 +66,23 @@ pub enum CancelAllError {
     },
 }
 
-enum Begun {
-    Ready(Channel, Box<BeginEpochActionResponse>, TrusteeNonce),
-    NotHeld,
-}
-
-async fn begin(info: &TrusteeInfo, wallet_id: &WalletId) -> Result<Begun, TrusteeFailure> {
-    let ch = connect_channel(info).await?;
-    let resp = match epochs_client(ch.clone())
-        .begin_epoch_action(BeginEpochActionRequest {
-            wallet_id: wallet_id.as_str().to_owned(),
-            action: EpochAction::CancelAll as i32,
-            manifest_hash: Vec::new(),
-        })
-        .await
-    {
-        Ok(r) => r.into_inner(),
-        Err(s) if not_held(&s) => return Ok(Begun::NotHeld),
-        Err(s) => return Err(TrusteeFailure::refused("BeginEpochAction", &s)),
+async fn close_all(
+    ch: Channel,
+    wallet_id: &WalletId,
+    owner: OwnerAssertion,
+) -> Result<TrusteeCancelAll, TrusteeFailure> {
+    let request = CancelAllRecoveriesRequest {
+        wallet_id: wallet_id.as_str().to_owned(),
+        owner: Some(owner),
     };
-    let nonce = ceremony::trustee_nonce(&info.node_id, &resp.nonce)?;
-    Ok(Begun::Ready(ch, Box::new(resp), nonce))
+    match epochs_client(ch).cancel_all_recoveries(request).await {
+        Ok(r) => Ok(TrusteeCancelAll::Closed(
+            r.into_inner().cancelled_session_ids,
+        )),
+        // Erased by a concurrent delete between our Begin and now.
+        Err(s) if not_held(&s) => Ok(TrusteeCancelAll::NotHeld),
+        Err(s) => Err(TrusteeFailure::refused("CancelAllRecoveries", &s)),
+    }
 }
 
 /// Closes every open recovery session of `wallet_id` at every trustee of `trustees` with ONE
@@ -101,60 +93,16 @@ pub async fn cancel_all_recoveries(
     auth: &mut dyn Passkey,
 ) -> Result<CancelAllReport, CancelAllError> {
     let infos = trustees.trustees();
-    let begun = join_all(infos.iter().map(|info| begin(info, wallet_id))).await;
-    let mut results: Vec<Option<Result<TrusteeCancelAll, TrusteeFailure>>> =
-        vec![None; infos.len()];
-    let mut ready = Vec::new();
-    for (i, b) in begun.into_iter().enumerate() {
-        match b {
-            Ok(Begun::Ready(ch, resp, nonce)) => ready.push((i, ch, resp, nonce)),
-            Ok(Begun::NotHeld) => results[i] = Some(Ok(TrusteeCancelAll::NotHeld)),
-            Err(e) => results[i] = Some(Err(e)),
-        }
-    }
-    if !ready.is_empty() {
-        let template = ceremony::first_request_template(
-            ready
-                .iter()
-                .map(|(_, _, r, _)| r.request_options_json.as_str()),
-        )
-        .to_owned();
-        let nonces: Vec<TrusteeNonce> = ready.iter().map(|(_, _, _, n)| n.clone()).collect();
-        let touch = ceremony::assert(
-            auth,
-            OwnerAction::CancelAll,
-            wallet_id.as_str(),
-            b"",
-            nonces,
-            &template,
-        )
-        .await?;
-        let answers = join_all(ready.into_iter().map(|(i, ch, resp, _)| {
-            let request = CancelAllRecoveriesRequest {
-                wallet_id: wallet_id.as_str().to_owned(),
-                owner: Some(OwnerAssertion {
-                    challenge_id: resp.challenge_id,
-                    assertion_json: touch.response_json.clone(),
-                    nonces: touch.nonces.clone(),
-                }),
-            };
-            async move {
-                let r = match epochs_client(ch).cancel_all_recoveries(request).await {
-                    Ok(r) => Ok(TrusteeCancelAll::Closed(
-                        r.into_inner().cancelled_session_ids,
-                    )),
-                    // Erased by a concurrent delete between our Begin and now.
-                    Err(s) if not_held(&s) => Ok(TrusteeCancelAll::NotHeld),
-                    Err(s) => Err(TrusteeFailure::refused("CancelAllRecoveries", &s)),
-                };
-                (i, r)
-            }
-        }))
-        .await;
-        for (i, r) in answers {
-            results[i] = Some(r);
-        }
-    }
+    let results = wallet_action::at_every_trustee(
+        infos,
+        wallet_id.as_str(),
+        EpochAction::CancelAll,
+        OwnerAction::CancelAll,
+        || TrusteeCancelAll::NotHeld,
+        auth,
+        |_, ch, owner| close_all(ch, wallet_id, owner),
+    )
+    .await?;
     let (trustees, failed) = crate::error::split_answers(infos, results);
     let done = CancelAllReport { trustees };
     if failed.is_empty() {

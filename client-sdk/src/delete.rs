@@ -16,19 +16,14 @@
 //! trustee's own statement: nothing can prove from outside that a node forgot something.
 
 use crate::authenticator::Passkey;
-use crate::ceremony;
 use crate::error::{AuthError, Failure, TrusteeFailure};
-use crate::transport::Channel;
-use crate::transport::{connect_channel, describe_failures, epochs_client, not_held};
+use crate::transport::{Channel, describe_failures, epochs_client, not_held};
 use crate::trustees::{TrusteeInfo, TrusteeSet};
+use crate::wallet_action;
 use dlocker_proto::ids::WalletId;
-use dlocker_proto::owner_challenge::{OwnerAction, TrusteeNonce};
-use dlocker_proto::pb::{
-    BeginEpochActionRequest, BeginEpochActionResponse, DeleteWalletRequest, EpochAction,
-    OwnerAssertion,
-};
+use dlocker_proto::owner_challenge::OwnerAction;
+use dlocker_proto::pb::{DeleteWalletRequest, EpochAction, OwnerAssertion};
 use dlocker_proto::statement::{EraseReceipt, Signed};
-use futures::future::join_all;
 
 /// What one trustee confirmed.
 #[derive(Debug, Clone)]
@@ -76,30 +71,6 @@ pub enum DeleteError {
     },
 }
 
-/// A trustee's answer to the delete's Begin call.
-enum Begun {
-    Ready(Channel, Box<BeginEpochActionResponse>, TrusteeNonce),
-    NotHeld,
-}
-
-async fn begin(info: &TrusteeInfo, wallet_id: &str) -> Result<Begun, TrusteeFailure> {
-    let ch = connect_channel(info).await?;
-    let resp = match epochs_client(ch.clone())
-        .begin_epoch_action(BeginEpochActionRequest {
-            wallet_id: wallet_id.to_owned(),
-            action: EpochAction::Delete as i32,
-            manifest_hash: Vec::new(),
-        })
-        .await
-    {
-        Ok(r) => r.into_inner(),
-        Err(s) if not_held(&s) => return Ok(Begun::NotHeld),
-        Err(s) => return Err(TrusteeFailure::refused("BeginEpochAction", &s)),
-    };
-    let nonce = ceremony::trustee_nonce(&info.node_id, &resp.nonce)?;
-    Ok(Begun::Ready(ch, Box::new(resp), nonce))
-}
-
 async fn erase(
     info: &TrusteeInfo,
     ch: Channel,
@@ -141,40 +112,16 @@ pub async fn delete_backup(
 ) -> Result<DeleteReport, DeleteError> {
     WalletId::parse(wallet_id).map_err(|e| DeleteError::InvalidWalletId(e.to_string()))?;
     let infos = trustees.trustees();
-    let begun = join_all(infos.iter().map(|info| begin(info, wallet_id))).await;
-    let mut results: Vec<Option<Result<TrusteeErasure, TrusteeFailure>>> = vec![None; infos.len()];
-    let mut ready = Vec::new();
-    for (i, b) in begun.into_iter().enumerate() {
-        match b {
-            Ok(Begun::Ready(ch, resp, nonce)) => ready.push((i, ch, resp, nonce)),
-            Ok(Begun::NotHeld) => results[i] = Some(Ok(TrusteeErasure::NotHeld)),
-            Err(e) => results[i] = Some(Err(e)),
-        }
-    }
-    if !ready.is_empty() {
-        let template = ceremony::first_request_template(
-            ready
-                .iter()
-                .map(|(_, _, r, _)| r.request_options_json.as_str()),
-        )
-        .to_owned();
-        let nonces: Vec<TrusteeNonce> = ready.iter().map(|(_, _, _, n)| n.clone()).collect();
-        let touch =
-            ceremony::assert(auth, OwnerAction::Delete, wallet_id, b"", nonces, &template).await?;
-        let answers = join_all(ready.into_iter().map(|(i, ch, resp, _)| {
-            let owner = OwnerAssertion {
-                challenge_id: resp.challenge_id,
-                assertion_json: touch.response_json.clone(),
-                nonces: touch.nonces.clone(),
-            };
-            let info = &infos[i];
-            async move { (i, erase(info, ch, wallet_id, owner).await) }
-        }))
-        .await;
-        for (i, r) in answers {
-            results[i] = Some(r);
-        }
-    }
+    let results = wallet_action::at_every_trustee(
+        infos,
+        wallet_id,
+        EpochAction::Delete,
+        OwnerAction::Delete,
+        || TrusteeErasure::NotHeld,
+        auth,
+        |info, ch, owner| erase(info, ch, wallet_id, owner),
+    )
+    .await?;
     let (trustees, failed) = crate::error::split_answers(infos, results);
     let done = DeleteReport { trustees };
     if failed.is_empty() {

@@ -98,6 +98,7 @@ pub mod staff;
 pub mod transport;
 pub mod trustees;
 pub mod verify;
+mod wallet_action;
 
 #[cfg(feature = "software-passkey")]
 pub use authenticator::SoftwareAuthenticator;

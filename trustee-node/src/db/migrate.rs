@@ -251,11 +251,14 @@ pub fn sled_to_postgres(
     })
 }
 
-/// Copies every row of `from` into `to`, in batches, in key order.
-fn copy(from: &Tree, to: &Tree) -> Result<(), MigrateError> {
+/// Hands `f` every row of `tree` in key order, `BATCH_ROWS` at a time.
+fn for_each_batch(
+    tree: &Tree,
+    mut f: impl FnMut(Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), MigrateError>,
+) -> Result<(), MigrateError> {
     let mut start: Option<Vec<u8>> = None;
     loop {
-        let rows = from
+        let rows = tree
             .range(start.as_deref(), None, BATCH_ROWS)
             .map_err(store_err)?;
         let Some((last, _)) = rows.last() else {
@@ -264,27 +267,25 @@ fn copy(from: &Tree, to: &Tree) -> Result<(), MigrateError> {
         // The next batch starts just after the last key.
         let mut next = last.clone();
         next.push(0);
-        let batch: Vec<(Vec<u8>, Option<Vec<u8>>)> =
-            rows.into_iter().map(|(k, v)| (k, Some(v))).collect();
-        to.apply_batch(&batch).map_err(store_err)?;
+        f(rows)?;
         start = Some(next);
     }
+}
+
+/// Copies every row of `from` into `to`, one transaction per batch.
+fn copy(from: &Tree, to: &Tree) -> Result<(), MigrateError> {
+    for_each_batch(from, |rows| {
+        let batch: Vec<(Vec<u8>, Option<Vec<u8>>)> =
+            rows.into_iter().map(|(k, v)| (k, Some(v))).collect();
+        to.apply_batch(&batch).map_err(store_err)
+    })
 }
 
 /// Row count and SHA-256 over `len(k) ‖ k ‖ len(v) ‖ v` for every row in key order.
 fn digest(tree: &Tree) -> Result<(usize, [u8; 32]), MigrateError> {
     let mut h = Sha256::new();
     let mut rows = 0;
-    let mut start: Option<Vec<u8>> = None;
-    loop {
-        let batch = tree
-            .range(start.as_deref(), None, BATCH_ROWS)
-            .map_err(store_err)?;
-        let Some((last, _)) = batch.last() else {
-            break;
-        };
-        let mut next = last.clone();
-        next.push(0);
+    for_each_batch(tree, |batch| {
         for (k, v) in &batch {
             h.update((k.len() as u64).to_be_bytes());
             h.update(k);
@@ -292,7 +293,7 @@ fn digest(tree: &Tree) -> Result<(usize, [u8; 32]), MigrateError> {
             h.update(v);
             rows += 1;
         }
-        start = Some(next);
-    }
+        Ok(())
+    })?;
     Ok((rows, h.finalize().into()))
 }
