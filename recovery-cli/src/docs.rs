@@ -188,8 +188,9 @@ pub(crate) struct TargetArgs {
     #[arg(value_name = "ID")]
     id: String,
     /// Approve: the key fingerprint `registry list` shows, checked with the organisation out of
-    /// band (the locker refuses if the registered key differs).
-    #[arg(long)]
+    /// band (the locker refuses if the registered key differs). A fingerprint is base64url and
+    /// may begin with `-` (1 key in 64): taken as the value, not as an option.
+    #[arg(long, allow_hyphen_values = true)]
     fingerprint: Option<String>,
     #[command(flatten)]
     common: OperatorArgs,
