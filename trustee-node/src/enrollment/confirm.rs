@@ -92,8 +92,11 @@ impl EnrollmentOps<'_> {
         }
         // Under the lock housekeeping's expiry takes: a confirmation and an erase never race.
         let _guard = self.recovery_lock.lock().await;
-        let record = self.db.wallet(wallet)?.ok_or(NodeError::WalletNotFound)?;
-        let manifest = Manifest::decode(&record.manifest)
+        let stored = self
+            .db
+            .stored_manifest(wallet)?
+            .ok_or(NodeError::WalletNotFound)?;
+        let manifest = Manifest::decode(&stored)
             .map_err(|e| NodeError::Internal(format!("stored manifest: {e}")))?;
         check_receipts(&manifest, receipts)?;
         let Some(stored_at) = self.db.unconfirmed_since(wallet)? else {
