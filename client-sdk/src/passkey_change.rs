@@ -120,7 +120,7 @@ async fn send(
 /// webauthn-rs exactly as a trustee will (relying party from the options, origin from the
 /// credential, the challenge the client computed) and fingerprinted like
 /// `trustee-node`'s `passkey_fingerprint` (credential id ‖ webauthn-rs JSON of the COSE key).
-fn registered_fingerprint(
+pub(crate) fn registered_fingerprint(
     options: &webauthn_rs::prelude::CreationChallengeResponse,
     cred: &RegisterPublicKeyCredential,
     challenge: &[u8; 32],
