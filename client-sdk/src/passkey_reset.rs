@@ -19,19 +19,16 @@
 use crate::authenticator::Passkey;
 use crate::ceremony;
 use crate::error::{AuthError, Failure, TrusteeFailure};
-use crate::passkey_change::registered_fingerprint;
+use crate::passkey_change::{begin, registered_fingerprint};
 use crate::runtime::{Instant, sleep};
 use crate::transport::{
-    Channel, connect_channel, describe_failures, describe_status, epochs_client, is_refusal,
-    staff_client, transport_failure,
+    connect_channel, describe_failures, describe_status, epochs_client, is_refusal, staff_client,
+    transport_failure,
 };
 use crate::trustees::{TrusteeInfo, TrusteeSet};
 use dlocker_proto::ids::WalletId;
 use dlocker_proto::owner_challenge::{OwnerAction, OwnerChallenge, TrusteeNonce};
-use dlocker_proto::pb::{
-    BeginEpochActionRequest, BeginEpochActionResponse, EpochAction, RequestPasskeyResetRequest,
-    ResetPasskeyRequest,
-};
+use dlocker_proto::pb::{EpochAction, RequestPasskeyResetRequest, ResetPasskeyRequest};
 use dlocker_proto::refusal::NodeRefusal;
 use dlocker_proto::reset_proof::ResetProof;
 use dlocker_proto::secret::SecretScalar;
@@ -170,24 +167,6 @@ pub enum PasskeyResetError {
         /// What to send them again.
         pending: Box<PendingReset>,
     },
-}
-
-async fn begin(
-    info: &TrusteeInfo,
-    wallet_id: &str,
-) -> Result<(Channel, BeginEpochActionResponse, TrusteeNonce), TrusteeFailure> {
-    let ch = connect_channel(info).await?;
-    let resp = epochs_client(ch.clone())
-        .begin_epoch_action(BeginEpochActionRequest {
-            wallet_id: wallet_id.to_owned(),
-            action: EpochAction::ResetPasskey as i32,
-            manifest_hash: Vec::new(),
-        })
-        .await
-        .map_err(|s| TrusteeFailure::refused("BeginEpochAction", &s))?
-        .into_inner();
-    let nonce = ceremony::trustee_nonce(&info.node_id, &resp.nonce)?;
-    Ok((ch, resp, nonce))
 }
 
 /// The bank's approval, checked to name this bank, wallet and credential (the trustees check
@@ -354,7 +333,12 @@ pub async fn reset_passkey(
 ) -> Result<PasskeyResetReport, PasskeyResetError> {
     WalletId::parse(wallet_id).map_err(|e| PasskeyResetError::InvalidWalletId(e.to_string()))?;
     let infos = trustees.trustees();
-    let begun = join_all(infos.iter().map(|info| begin(info, wallet_id))).await;
+    let begun = join_all(
+        infos
+            .iter()
+            .map(|info| begin(info, wallet_id, EpochAction::ResetPasskey)),
+    )
+    .await;
     let mut ready = Vec::new();
     let mut failed = Vec::new();
     for (info, b) in infos.iter().zip(begun) {

@@ -21,13 +21,13 @@
 //! the challenge and fresh randomness) so a broken random source cannot repeat `r` for two
 //! challenges; the secret arithmetic is k256's constant-time scalar and generator operations.
 
-use crate::codec::{DecodeError, Reader, Writer};
-use crate::keys::{decode_public_key, encode_public_key};
+use crate::codec::{DecodeError, Writer};
+use crate::keys::encode_public_key;
 use crate::labels;
 use crate::owner_challenge::{OwnerAction, OwnerChallenge};
+use crate::schnorr::SchnorrProof;
 use crate::secret::SecretScalar;
-use k256::elliptic_curve::PrimeField;
-use k256::elliptic_curve::ops::{MulByGeneratorVartime, Reduce};
+use k256::elliptic_curve::ops::Reduce;
 use k256::{FieldBytes, ProjectivePoint, PublicKey, Scalar};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
@@ -51,10 +51,7 @@ pub enum ResetProofError {
 
 /// A Schnorr proof of knowledge of `k` for `C_0 = k·G`, bound to a reset challenge.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResetProof {
-    commitment: PublicKey,
-    response: Scalar,
-}
+pub struct ResetProof(SchnorrProof);
 
 fn point(p: &ProjectivePoint) -> Option<PublicKey> {
     PublicKey::from_affine(p.to_affine()).ok()
@@ -112,10 +109,10 @@ impl ResetProof {
             .ok_or(ResetProofError::Invalid)?;
         let c = challenge_scalar(&digest, &c0, &a);
         let response = *r.expose() + c * k.expose();
-        Ok(Self {
+        Ok(Self(SchnorrProof {
             commitment: a,
             response,
-        })
+        }))
     }
 
     /// Verifies against `c0` (the active manifest's first commitment, `k·G`) and `challenge`.
@@ -125,14 +122,8 @@ impl ResetProof {
         challenge: &OwnerChallenge,
     ) -> Result<(), ResetProofError> {
         check_action(challenge)?;
-        let c = challenge_scalar(&challenge.digest(), c0, &self.commitment);
-        // z·G − c·C_0 == A, all public: one variable-time double multiplication.
-        let lhs = ProjectivePoint::mul_by_generator_and_mul_add_vartime(
-            &self.response,
-            &(-c),
-            &c0.to_projective(),
-        );
-        if lhs == self.commitment.to_projective() {
+        let c = challenge_scalar(&challenge.digest(), c0, &self.0.commitment);
+        if self.0.holds(&c0.to_projective(), &c) {
             Ok(())
         } else {
             Err(ResetProofError::Invalid)
@@ -141,24 +132,12 @@ impl ResetProof {
 
     /// Canonical encoding.
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::new();
-        w.fixed(&encode_public_key(&self.commitment))
-            .fixed(&self.response.to_repr());
-        w.finish()
+        self.0.encode()
     }
 
     /// Strict decoding.
     pub fn decode(bytes: &[u8]) -> Result<Self, ResetProofError> {
-        let mut r = Reader::new(bytes);
-        let commitment = decode_public_key(&r.array::<33>()?)?;
-        let z = r.array::<32>()?;
-        r.finish()?;
-        let response = Option::<Scalar>::from(Scalar::from_repr(FieldBytes::from(z)))
-            .ok_or(DecodeError::Invalid("proof response"))?;
-        Ok(Self {
-            commitment,
-            response,
-        })
+        Ok(Self(SchnorrProof::decode(bytes)?))
     }
 }
 

@@ -20,7 +20,7 @@ use crate::db::Batch;
 use crate::epochs::state::{EpochError, EpochState};
 use crate::epochs::{MAX_PASSKEY_JSON_BYTES, OwnerAssertion};
 use crate::error::NodeError;
-use crate::owner_touch::passkey_fingerprint;
+use crate::owner_touch::{VerifiedTouch, passkey_fingerprint};
 use crate::wallet::LogTag as _;
 use crate::wallet::WalletId;
 use dlocker_proto::owner_challenge::OwnerAction;
@@ -73,6 +73,30 @@ impl EpochOps<'_> {
             .map_err(|e| internal("start passkey registration", e))
     }
 
+    /// Verifies a new credential's registration (`credential_json`) over the one-touch challenge
+    /// of `action` (nothing authorized, `nonces`) against the ceremony
+    /// [`Self::start_passkey_change`] describes; spends nothing. A change and a reset share it.
+    pub(crate) fn verify_new_credential(
+        &self,
+        wallet_id: &WalletId,
+        current: &Passkey,
+        action: OwnerAction,
+        nonces: Vec<dlocker_proto::owner_challenge::TrusteeNonce>,
+        credential_json: &str,
+    ) -> Result<VerifiedTouch<Passkey>, NodeError> {
+        let (_, registration) = self.start_passkey_change(wallet_id, current)?;
+        let state_json = serde_json::to_string(&registration)
+            .map_err(|e| internal("serialise registration state", e))?;
+        self.owner_touch().verify_owner_registration(
+            wallet_id.as_str(),
+            action,
+            b"",
+            nonces,
+            credential_json,
+            &state_json,
+        )
+    }
+
     /// `ChangePasskey`: replaces the wallet's credential, authorized by the current one.
     /// Returns the new credential's fingerprint.
     pub async fn change_passkey(&self, req: ChangePasskey) -> Result<[u8; 32], NodeError> {
@@ -92,19 +116,14 @@ impl EpochOps<'_> {
         let current = self.owner_passkey(wallet, &state)?;
         let new = match req.new_credential {
             Some(NewCredential::Registration(json)) => {
-                let (_, registration) = self.start_passkey_change(&req.wallet_id, &current)?;
-                let state_json = serde_json::to_string(&registration)
-                    .map_err(|e| internal("serialise registration state", e))?;
-                self.owner_touch()
-                    .verify_owner_registration(
-                        wallet,
-                        OwnerAction::ChangePasskey,
-                        b"",
-                        owner.nonces.clone(),
-                        &json,
-                        &state_json,
-                    )?
-                    .value
+                self.verify_new_credential(
+                    &req.wallet_id,
+                    &current,
+                    OwnerAction::ChangePasskey,
+                    owner.nonces.clone(),
+                    &json,
+                )?
+                .value
             }
             Some(NewCredential::Passkey(json)) => {
                 if json.len() > MAX_PASSKEY_JSON_BYTES {

@@ -185,18 +185,12 @@ impl EpochOps<'_> {
         let proof = ResetProof::decode(&owner.key_proof)
             .map_err(|e| NodeError::invalid("key_proof", e.to_string()))?;
         let current = self.owner_passkey(wallet, &state)?;
-        // The same registration ceremony a passkey change starts (nothing random in it but the
-        // challenge, which the one-touch check replaces).
-        let (_, registration) = self.start_passkey_change(&owner.wallet_id, &current)?;
-        let state_json = serde_json::to_string(&registration)
-            .map_err(|e| NodeError::Internal(format!("serialise registration state: {e}")))?;
-        let touch = self.owner_touch().verify_owner_registration(
-            wallet,
+        let touch = self.verify_new_credential(
+            &owner.wallet_id,
+            &current,
             OwnerAction::ResetPasskey,
-            b"",
             owner.nonces.clone(),
             &owner.registration_json,
-            &state_json,
         )?;
         let new_fingerprint = passkey_fingerprint(&touch.value)?;
         let record = self.recovery().wallet_record(wallet)?;

@@ -22,6 +22,16 @@ impl StaffService {
     }
 }
 
+/// The customer the bank recorded for the wallet at enrollment: (user name, reference), empty
+/// when not recorded.
+fn customer(node: &Node, wallet_id: &str) -> (String, String) {
+    let c = node.enrollment().customer(wallet_id);
+    (
+        c.as_ref().map(|c| c.user_name.clone()).unwrap_or_default(),
+        c.and_then(|c| c.customer_reference).unwrap_or_default(),
+    )
+}
+
 fn pending(
     node: &Node,
     s: RecoverySession,
@@ -29,15 +39,10 @@ fn pending(
     approved: bool,
     now: u64,
 ) -> pb::PendingRecovery {
-    let customer = node.enrollment().customer(&s.wallet_id);
+    let (customer_user_name, customer_reference) = customer(node, &s.wallet_id);
     pb::PendingRecovery {
-        customer_user_name: customer
-            .as_ref()
-            .map(|c| c.user_name.clone())
-            .unwrap_or_default(),
-        customer_reference: customer
-            .and_then(|c| c.customer_reference)
-            .unwrap_or_default(),
+        customer_user_name,
+        customer_reference,
         owner_authenticated: matches!(
             s.state,
             SessionState::OwnerAuthenticated { .. } | SessionState::Released { .. }
@@ -64,18 +69,16 @@ fn reset_pb(
     staff: bool,
 ) -> pb::PasskeyResetStatus {
     let r = s.record;
-    let customer = staff
-        .then(|| node.enrollment().customer(&r.wallet_id))
-        .flatten();
+    // Only staff see who the customer is; the phone's filing is answered without it.
+    let (customer_user_name, customer_reference) = if staff {
+        customer(node, &r.wallet_id)
+    } else {
+        Default::default()
+    };
     pb::PasskeyResetStatus {
         credential_fingerprint: hex::decode(&r.credential_fingerprint).unwrap_or_default(),
-        customer_user_name: customer
-            .as_ref()
-            .map(|c| c.user_name.clone())
-            .unwrap_or_default(),
-        customer_reference: customer
-            .and_then(|c| c.customer_reference)
-            .unwrap_or_default(),
+        customer_user_name,
+        customer_reference,
         request_id: r.id,
         wallet_id: r.wallet_id,
         opened_at: r.opened_at,
