@@ -33,36 +33,6 @@ use std::time::Duration;
 const ALL: [usize; 3] = [0, 1, 2];
 const DATA: &[u8] = b"passkey reset: the bank and k, not the lost passkey";
 
-async fn begin(
-    rc: &RotationCluster,
-    i: usize,
-    wallet: &str,
-    action: pb::EpochAction,
-) -> pb::BeginEpochActionResponse {
-    EpochsClient::new(rc.node(i).channel().await.expect("connect"))
-        .begin_epoch_action(pb::BeginEpochActionRequest {
-            wallet_id: wallet.into(),
-            action: action as i32,
-            manifest_hash: Vec::new(),
-        })
-        .await
-        .expect("BeginEpochAction")
-        .into_inner()
-}
-
-/// The fingerprint of the credential each node stores for `wallet`.
-async fn stored(rc: &RotationCluster, wallet: &str) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    for i in ALL {
-        out.push(
-            begin(rc, i, wallet, pb::EpochAction::ChangePasskey)
-                .await
-                .credential_fingerprint,
-        );
-    }
-    out
-}
-
 fn refused<T: std::fmt::Debug>(
     r: Result<T, tonic::Status>,
     refusal: NodeRefusal,
@@ -170,7 +140,9 @@ async fn prepare(
     let mut nonces = Nonces::default();
     let mut template = String::new();
     for i in ALL {
-        let b = begin(rc, i, wallet, pb::EpochAction::ResetPasskey).await;
+        let b = rc
+            .begin_action(i, wallet, pb::EpochAction::ResetPasskey)
+            .await;
         nonces.push(&rc.node(i).node_id, &b.nonce);
         template = b.creation_options_json;
     }
@@ -303,10 +275,11 @@ async fn passkey_reset_needs_bank_and_k_and_swaps_the_credential_everywhere() {
     let (other, other_prepared, _) = rc.backup("pk-reset-other", &ALL, 2, DATA).await;
     let k = prepared.secret();
     // The lost passkey's request template, to show later that it is refused.
-    let lost_template = begin(&rc, 0, &wallet, pb::EpochAction::ChangePasskey)
+    let lost_template = rc
+        .begin_action(0, &wallet, pb::EpochAction::ChangePasskey)
         .await
         .request_options_json;
-    let original = stored(&rc, &wallet).await;
+    let original = rc.credential_fingerprints(&ALL, &wallet).await;
 
     // The owner's side, filed at the bank (the bank checks proof and registration on filing).
     let mut new1 = SoftwareAuthenticator::new();
@@ -359,7 +332,8 @@ async fn passkey_reset_needs_bank_and_k_and_swaps_the_credential_everywhere() {
     // 3. A genuine approval for another credential (a second request on the same nonces).
     let mut new_other = SoftwareAuthenticator::new();
     let mut second = owner.clone();
-    let template = begin(&rc, 0, &wallet, pb::EpochAction::ResetPasskey)
+    let template = rc
+        .begin_action(0, &wallet, pb::EpochAction::ResetPasskey)
         .await
         .creation_options_json;
     (second.registration_json, second.fingerprint) =
@@ -405,7 +379,7 @@ async fn passkey_reset_needs_bank_and_k_and_swaps_the_credential_everywhere() {
         );
     }
     assert_eq!(
-        stored(&rc, &wallet).await,
+        rc.credential_fingerprints(&ALL, &wallet).await,
         original,
         "the refusals changed nothing"
     );
@@ -418,7 +392,7 @@ async fn passkey_reset_needs_bank_and_k_and_swaps_the_credential_everywhere() {
         assert_eq!(fp, owner.fingerprint);
     }
     assert_eq!(
-        stored(&rc, &wallet).await,
+        rc.credential_fingerprints(&ALL, &wallet).await,
         vec![owner.fingerprint.clone(); 3]
     );
 
@@ -437,13 +411,16 @@ async fn passkey_reset_needs_bank_and_k_and_swaps_the_credential_everywhere() {
     let changed = change_passkey(&rc.all(), &wallet, &mut new1, &mut new2)
         .await
         .expect("passkey change");
-    let new2_template = begin(&rc, 0, &wallet, pb::EpochAction::ChangePasskey)
+    let new2_template = rc
+        .begin_action(0, &wallet, pb::EpochAction::ChangePasskey)
         .await
         .request_options_json;
     let mut replay = owner.clone();
     replay.nonces = Nonces::default();
     for i in ALL {
-        let b = begin(&rc, i, &wallet, pb::EpochAction::ResetPasskey).await;
+        let b = rc
+            .begin_action(i, &wallet, pb::EpochAction::ResetPasskey)
+            .await;
         replay.nonces.push(&rc.node(i).node_id, &b.nonce);
     }
     replay.registration_json = forged_registration(
@@ -462,7 +439,7 @@ async fn passkey_reset_needs_bank_and_k_and_swaps_the_credential_everywhere() {
         );
     }
     assert_eq!(
-        stored(&rc, &wallet).await,
+        rc.credential_fingerprints(&ALL, &wallet).await,
         vec![changed.new_fingerprint.to_vec(); 3],
         "the replays changed nothing"
     );
@@ -507,7 +484,7 @@ async fn passkey_reset_needs_bank_and_k_and_swaps_the_credential_everywhere() {
         "the approval was reported"
     );
     assert_eq!(
-        stored(&rc, &wallet).await,
+        rc.credential_fingerprints(&ALL, &wallet).await,
         vec![report.new_fingerprint.to_vec(); 3]
     );
 
