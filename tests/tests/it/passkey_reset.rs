@@ -535,3 +535,117 @@ async fn passkey_reset_needs_bank_and_k_and_swaps_the_credential_everywhere() {
         );
     }
 }
+
+fn dlocker(args: &[&str]) -> std::process::Output {
+    dlocker_integration_tests::cli_command()
+        .args(args)
+        .output()
+        .expect("run dlocker")
+}
+
+fn succeeded(o: &std::process::Output, what: &str) -> String {
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "{what} failed:\n{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
+}
+
+/// The same from the command line: `dlocker passkey reset` (the owner, with `k` in a file)
+/// files the request and waits; staff find it with `dlocker passkey-resets list` and approve it
+/// with `dlocker passkey-resets approve`; every trustee then holds the new passkey, which
+/// recovers the wallet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passkey_reset_from_the_command_line() {
+    let rc = RotationCluster::start(3, None).await;
+    let (wallet, prepared, _lost) = rc.backup("cli-reset", &ALL, 2, DATA).await;
+    let root = rc.root_dir();
+    let trustees = root.join("reset-trustees.toml");
+    std::fs::write(&trustees, rc.trustees_toml_for(&ALL)).expect("trustees file");
+    let secret = root.join("wallet-k.hex");
+    std::fs::write(
+        &secret,
+        hex::encode(prepared.secret().to_bytes().as_slice()),
+    )
+    .expect("k");
+    let new_file = root.join("new.passkey");
+    let key = rc.recovery_cluster().staff[0].key_file.clone();
+    let (t, k, n) = (
+        trustees.display().to_string(),
+        secret.display().to_string(),
+        new_file.display().to_string(),
+    );
+    let owner = dlocker_integration_tests::cli_command()
+        .args([
+            "passkey",
+            "reset",
+            "--trustees",
+            &t,
+            "--wallet",
+            &wallet,
+            "--secret-file",
+            &k,
+            "--new-passkey",
+            &n,
+            "--wait",
+            "120",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn dlocker passkey reset");
+    let key = key.display().to_string();
+    let mut request = None;
+    for _ in 0..300 {
+        let out = succeeded(
+            &dlocker(&[
+                "--json",
+                "passkey-resets",
+                "list",
+                "--trustees",
+                &t,
+                "--key",
+                &key,
+            ]),
+            "passkey-resets list",
+        );
+        let rows: serde_json::Value = serde_json::from_str(&out).expect("json");
+        request = rows.as_array().and_then(|rows| {
+            rows.iter()
+                .find(|r| r["wallet_id"] == wallet.as_str())
+                .and_then(|r| r["request_id"].as_str().map(str::to_owned))
+        });
+        if request.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let request = request.expect("the owner's request reaches the bank");
+    let out = succeeded(
+        &dlocker(&[
+            "passkey-resets",
+            "approve",
+            &request,
+            "--trustees",
+            &t,
+            "--key",
+            &key,
+            "--yes",
+        ]),
+        "passkey-resets approve",
+    );
+    assert!(out.contains("APPROVED"), "{out}");
+    let done = tokio::task::spawn_blocking(move || owner.wait_with_output())
+        .await
+        .expect("join")
+        .expect("wait");
+    let out = succeeded(&done, "passkey reset");
+    assert!(out.contains("passkey reset at every trustee"), "{out}");
+    let fps = rc.credential_fingerprints(&ALL, &wallet).await;
+    assert!(fps.iter().all(|f| f == &fps[0]), "{fps:?}");
+    let mut new = SoftwareAuthenticator::from_bytes(&std::fs::read(&new_file).expect("read"))
+        .expect("passkey file");
+    rc.recover_expecting(&wallet, &mut new, DATA).await;
+}
