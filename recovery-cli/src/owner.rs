@@ -456,6 +456,24 @@ async fn holders(set: TrusteeSet, wallet: &str) -> TrusteeSet {
     TrusteeSet::new(keep).unwrap_or(set)
 }
 
+/// A passkey change's or reset's result: each trustee's outcome, the ones that did not confirm,
+/// and the new credential's fingerprint.
+pub(crate) fn print_credential_swap(
+    done: impl Iterator<Item = (String, &'static str)>,
+    failed: &[(String, String)],
+    fingerprint: &str,
+) {
+    let mut t = table(&["Trustee", "Result"]);
+    for (n, what) in done {
+        t.add_row(vec![n, what.to_owned()]);
+    }
+    for (n, why) in failed {
+        t.add_row(vec![n.clone(), format!("NOT CONFIRMED: {why}")]);
+    }
+    println!("{t}");
+    println!("new credential fingerprint {fingerprint}");
+}
+
 pub(crate) async fn run_passkey(cmd: PasskeyCommand, json: bool) -> anyhow::Result<()> {
     let a = match cmd {
         PasskeyCommand::Change(a) => a,
@@ -526,21 +544,17 @@ pub(crate) async fn run_passkey(cmd: PasskeyCommand, json: bool) -> anyhow::Resu
             failed: failed.clone(),
         })?;
     } else {
-        let mut t = table(&["Trustee", "Result"]);
-        for (n, s) in &rows {
-            t.add_row(vec![
-                n.clone(),
-                match *s {
-                    "changed" => "new passkey registered, old one revoked".to_owned(),
-                    _ => "already held the new passkey".to_owned(),
-                },
-            ]);
-        }
-        for (n, why) in &failed {
-            t.add_row(vec![n.clone(), format!("NOT CONFIRMED: {why}")]);
-        }
-        println!("{t}");
-        println!("new credential fingerprint {fp}");
+        print_credential_swap(
+            rows.iter().map(|(n, s)| {
+                let what = match *s {
+                    "changed" => "new passkey registered, old one revoked",
+                    _ => "already held the new passkey",
+                };
+                (n.clone(), what)
+            }),
+            &failed,
+            &fp,
+        );
     }
     if failed.is_empty() {
         if !json {

@@ -303,18 +303,13 @@ pub(crate) async fn run_owner(a: ResetArgs, json: bool) -> anyhow::Result<()> {
             failed: failed.clone(),
         })?;
     } else {
-        let mut t = table(&["Trustee", "Result"]);
-        for n in &done.reset {
-            t.add_row(vec![
-                n.clone(),
-                "new passkey registered, lost one revoked".into(),
-            ]);
-        }
-        for (n, why) in &failed {
-            t.add_row(vec![n.clone(), format!("NOT CONFIRMED: {why}")]);
-        }
-        println!("{t}");
-        println!("new credential fingerprint {fp}");
+        crate::owner::print_credential_swap(
+            done.reset
+                .iter()
+                .map(|n| (n.clone(), "new passkey registered, lost one revoked")),
+            &failed,
+            &fp,
+        );
     }
     if failed.is_empty() {
         if !json {
