@@ -97,12 +97,13 @@ impl EpochOps<'_> {
         )
     }
 
-    /// `ChangePasskey`: replaces the wallet's credential, authorized by the current one.
-    /// Returns the new credential's fingerprint.
-    pub async fn change_passkey(&self, req: ChangePasskey) -> Result<[u8; 32], NodeError> {
-        let wallet = req.wallet_id.as_str();
-        let _guard = self.recovery_lock.lock().await;
-        let now = self.now();
+    /// The wallet's state when its credential is to be replaced (a change or a reset): held
+    /// here, and not only through a staged epoch this node is joining.
+    pub(crate) async fn credential_swap_state(
+        &self,
+        wallet: &str,
+        now: u64,
+    ) -> Result<EpochState, NodeError> {
         let state = self
             .expire_if_due(wallet, now)
             .await?
@@ -110,6 +111,16 @@ impl EpochOps<'_> {
         if matches!(state, EpochState::Joining { .. }) {
             return Err(EpochError::PasskeyChangeWhileJoining.into());
         }
+        Ok(state)
+    }
+
+    /// `ChangePasskey`: replaces the wallet's credential, authorized by the current one.
+    /// Returns the new credential's fingerprint.
+    pub async fn change_passkey(&self, req: ChangePasskey) -> Result<[u8; 32], NodeError> {
+        let wallet = req.wallet_id.as_str();
+        let _guard = self.recovery_lock.lock().await;
+        let now = self.now();
+        let state = self.credential_swap_state(wallet, now).await?;
         let owner = req.owner.ok_or(EpochError::OwnerAssertionRequired {
             action: "a passkey change",
         })?;

@@ -14,7 +14,6 @@
 
 use super::EpochOps;
 use crate::db::{Batch, NonceRecord};
-use crate::epochs::state::{EpochError, EpochState};
 use crate::error::NodeError;
 use crate::owner_touch::{VerifiedTouch, passkey_fingerprint};
 use crate::wallet::LogTag as _;
@@ -175,13 +174,7 @@ impl EpochOps<'_> {
         now: u64,
     ) -> Result<CheckedReset, NodeError> {
         let wallet = owner.wallet_id.as_str();
-        let state = self
-            .expire_if_due(wallet, now)
-            .await?
-            .ok_or(NodeError::WalletNotFound)?;
-        if matches!(state, EpochState::Joining { .. }) {
-            return Err(EpochError::PasskeyChangeWhileJoining.into());
-        }
+        let state = self.credential_swap_state(wallet, now).await?;
         let proof = ResetProof::decode(&owner.key_proof)
             .map_err(|e| NodeError::invalid("key_proof", e.to_string()))?;
         let current = self.owner_passkey(wallet, &state)?;
