@@ -189,9 +189,10 @@ impl PreparedBackup {
     pub fn wallet_id(&self) -> &str {
         self.manifest.wallet_id()
     }
-    /// The shared secret (for rotation, which re-splits it).
-    #[allow(dead_code)]
-    pub(crate) fn secret(&self) -> &SecretScalar {
+    /// The wallet secret `k` (zeroized on drop, `REDACTED` in `Debug`): what a rotation
+    /// re-splits and what proves the owner in a passkey reset ([`crate::reset_passkey`]). The
+    /// app keeps it as it keeps the wallet (device keystore); it never leaves the device.
+    pub fn secret(&self) -> &SecretScalar {
         &self.k
     }
     pub(crate) fn share(&self, index: u16) -> Option<&Share> {

@@ -3,7 +3,8 @@
 //! life is one method: [`Client::backup`], [`Client::verify`], [`Client::recover`] /
 //! [`Client::resume_recovery`], [`Client::cancel_recovery`] / [`Client::cancel_all_recoveries`],
 //! [`Client::rotate`] / [`Client::resume_rotation`], [`Client::delete`],
-//! [`Client::change_passkey`] and [`Client::status`].
+//! [`Client::change_passkey`], [`Client::reset_passkey`] (the passkey lost, the bank assisting)
+//! and [`Client::status`].
 //!
 //! The client keeps one connection per trustee and reuses it for every call (tonic reconnects it
 //! underneath after a node restarts): the trustee's identity key is checked against the pinned
@@ -17,9 +18,10 @@
 //! cancel) are not retried behind the owner's back: their [`Error::is_retryable`] says whether
 //! calling again can help.
 //!
-//! Every method except the recovery's is bounded by the overall deadline
+//! Every method except the recovery's and the passkey reset's is bounded by the overall deadline
 //! ([`ClientBuilder::deadline`], the passkey prompt included): a recovery waits for the bank and
-//! the waiting period, bounded by [`RecoverOptions`] instead.
+//! the waiting period, bounded by [`RecoverOptions`] instead, and a reset for the bank, bounded by
+//! [`ResetOptions`].
 
 use crate::authenticator::Passkey;
 use crate::backup::{
@@ -32,6 +34,11 @@ use crate::error::{BackupError, Failure, TrusteeFailure, TrusteesError};
 #[cfg(not(target_arch = "wasm32"))]
 use crate::passkey_change::{
     PasskeyChangeError, PasskeyChangeReport, change_passkey, resume_passkey_change,
+};
+#[cfg(not(target_arch = "wasm32"))]
+use crate::passkey_reset::{
+    PasskeyResetError, PasskeyResetReport, PendingReset, ResetOptions, reset_passkey,
+    resume_passkey_reset,
 };
 use crate::recover::{
     CancelOutcome, RecoverError, RecoverOptions, Recovered, RecoveryHandle, cancel_recovery,
@@ -308,6 +315,10 @@ pub enum Error {
     #[cfg(not(target_arch = "wasm32"))]
     #[error(transparent)]
     PasskeyChange(#[from] PasskeyChangeError),
+    /// A bank-assisted passkey reset.
+    #[cfg(not(target_arch = "wasm32"))]
+    #[error(transparent)]
+    PasskeyReset(#[from] PasskeyResetError),
     /// The call's overall deadline passed; what it had done stays done (call again or resume).
     #[error("{operation} did not finish within {} s", .after.as_secs())]
     DeadlineExceeded {
@@ -336,6 +347,11 @@ impl Error {
                 PasskeyChangeError::Incomplete { failed, .. }
                 | PasskeyChangeError::Unavailable(failed),
             ) => failed,
+            #[cfg(not(target_arch = "wasm32"))]
+            Self::PasskeyReset(
+                PasskeyResetError::Incomplete { failed, .. }
+                | PasskeyResetError::Unavailable(failed),
+            ) => failed,
             _ => &[],
         }
     }
@@ -349,6 +365,9 @@ impl Error {
             Self::DeadlineExceeded { .. } => true,
             // The bank could not be asked, or has not approved yet: ask again later.
             Self::Recover(RecoverError::Bank { .. } | RecoverError::ApprovalTimeout { .. }) => true,
+            // The bank has not approved yet: the same call (a new touch) may succeed later.
+            #[cfg(not(target_arch = "wasm32"))]
+            Self::PasskeyReset(PasskeyResetError::ApprovalTimeout { .. }) => true,
             _ => {
                 let failed = self.failures();
                 // At least one real failure (not only trustees that were not asked because of it).
@@ -654,6 +673,34 @@ impl Client {
                 resume_passkey_change(&self.trustees, wallet_id.as_str(), current, new_fingerprint)
                     .await?,
             )
+        })
+        .await
+    }
+
+    /// Replaces a LOST passkey at every trustee (`docs/protocol.md` §13a, "Passkey reset"): one
+    /// touch of `new`, a proof of knowledge of the wallet secret `k` (the app holds it; it is
+    /// only borrowed), and the bank's approval, which its staff give after checking who the
+    /// customer is (the call files the request and polls it, bounded by `opts`, not by the
+    /// client's deadline). On `Incomplete`, [`Client::resume_passkey_reset`] within the hour.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub async fn reset_passkey(
+        &self,
+        wallet_id: &WalletId,
+        k: &SecretScalar,
+        new: &mut dyn Passkey,
+        opts: ResetOptions<'_>,
+    ) -> Result<PasskeyResetReport, Error> {
+        Ok(reset_passkey(&self.trustees, wallet_id.as_str(), k, new, opts).await?)
+    }
+
+    /// Sends an incomplete reset again to the trustees that did not confirm (no touch).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub async fn resume_passkey_reset(
+        &self,
+        pending: PendingReset,
+    ) -> Result<PasskeyResetReport, Error> {
+        self.bounded("resume passkey reset", async {
+            Ok(resume_passkey_reset(&self.trustees, pending).await?)
         })
         .await
     }

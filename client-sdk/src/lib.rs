@@ -16,8 +16,8 @@
 //! ```no_run
 //! # async fn run(keystore_key: [u8; 32]) -> Result<(), Box<dyn std::error::Error>> {
 //! use dlocker_sdk::{
-//!     BackupPolicy, Checkpoint, Client, OwnerIdentity, RecoverOptions, SoftwareAuthenticator,
-//!     StateKey, WalletId,
+//!     BackupPolicy, Checkpoint, Client, OwnerIdentity, RecoverOptions, ResetOptions,
+//!     SoftwareAuthenticator, StateKey, WalletId,
 //! };
 //! use std::time::Duration;
 //! const APP_CA_BUNDLE: &[u8] = b"-----BEGIN CERTIFICATE-----\n..."; // shipped with the app
@@ -59,7 +59,12 @@
 //! // A new passkey (two touches), then the end of the wallet (one touch, signed receipts).
 //! let mut new_passkey = SoftwareAuthenticator::new();
 //! client.change_passkey(&wallet, &mut passkey, &mut new_passkey).await?;
-//! match client.delete(&wallet, &mut new_passkey).await {
+//! // That passkey lost, the phone still holds the wallet: its secret k and the bank's approval
+//! // (staff check the customer; the call files the request and waits) reset it.
+//! let mut reset_passkey = SoftwareAuthenticator::new();
+//! let k = recovered.secret();
+//! client.reset_passkey(&wallet, k, &mut reset_passkey, ResetOptions::default()).await?;
+//! match client.delete(&wallet, &mut reset_passkey).await {
 //!     Ok(report) => assert_eq!(report.receipts().count(), client.trustees().len()),
 //!     Err(e) if e.is_retryable() => { /* a trustee was down: call again later */ }
 //!     Err(e) => return Err(e.into()),
@@ -74,7 +79,7 @@
 //! **Low level.** The functions the [`Client`] wraps stay public for tools and tests that drive
 //! single steps ([`backup()`], [`verify_backup`], [`recover()`], [`resume_recovery`],
 //! [`cancel_recovery`], [`cancel_all_recoveries`], [`rotate()`], [`delete_backup`],
-//! [`change_passkey`], [`transport`]): they take a [`TrusteeSet`] and open a new connection to
+//! [`change_passkey`], [`reset_passkey()`], [`transport`]): they take a [`TrusteeSet`] and open a new connection to
 //! every trustee on every call. A wallet app has no reason to use them.
 #![warn(missing_docs)]
 
@@ -90,6 +95,9 @@ pub mod error;
 // browser build leaves it out.
 #[cfg(not(target_arch = "wasm32"))]
 pub mod passkey_change;
+// The reset checks the new registration as the passkey change does.
+#[cfg(not(target_arch = "wasm32"))]
+pub mod passkey_reset;
 pub mod recover;
 pub mod rotate;
 mod runtime;
@@ -117,6 +125,11 @@ pub use error::{AuthError, BackupError, ConnectError, Failure, TrusteeFailure, T
 pub use passkey_change::{
     PasskeyChangeError, PasskeyChangeReport, TrusteePasskey, change_passkey, resume_passkey_change,
 };
+#[cfg(not(target_arch = "wasm32"))]
+pub use passkey_reset::{
+    PasskeyResetError, PasskeyResetReport, PendingReset, ResetEvent, ResetOptions, reset_passkey,
+    resume_passkey_reset,
+};
 pub use recover::{
     CancelOutcome, Checkpoint, DeviceKey, RecoverError, RecoverEvent, RecoverOptions, Recovered,
     RecoveryHandle, RecoveryStep, TrusteeSession, cancel_recovery, present_bank_cancellation,
@@ -127,7 +140,7 @@ pub use rotate::{
     RotationSource, RotationStep, epoch_status, resume_rotation, rollback_rotation, rotate,
 };
 pub use saved::{SavedStateError, saved_recovery_handle};
-pub use staff::{StaffClient, StaffError, StaffKey};
+pub use staff::{PendingPasskeyReset, StaffClient, StaffError, StaffKey};
 pub use transport::{NodeInfo, connect, node_info};
 pub use trustees::{Role, TlsFiles, TrusteeInfo, TrusteeSet};
 pub use verify::{ShareStatus, TrusteeHealth, VerifyReport, verify_backup};

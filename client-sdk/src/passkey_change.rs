@@ -74,15 +74,18 @@ pub enum PasskeyChangeError {
     },
 }
 
-async fn begin(
+/// `BeginEpochAction(action)` at one trustee: its connection, answer and nonce (a passkey
+/// change's or a reset's).
+pub(crate) async fn begin(
     info: &TrusteeInfo,
     wallet_id: &str,
+    action: EpochAction,
 ) -> Result<(Channel, BeginEpochActionResponse, TrusteeNonce), TrusteeFailure> {
     let ch = connect_channel(info).await?;
     let resp = epochs_client(ch.clone())
         .begin_epoch_action(BeginEpochActionRequest {
             wallet_id: wallet_id.to_owned(),
-            action: EpochAction::ChangePasskey as i32,
+            action: action as i32,
             manifest_hash: Vec::new(),
         })
         .await
@@ -120,7 +123,7 @@ async fn send(
 /// webauthn-rs exactly as a trustee will (relying party from the options, origin from the
 /// credential, the challenge the client computed) and fingerprinted like
 /// `trustee-node`'s `passkey_fingerprint` (credential id ‖ webauthn-rs JSON of the COSE key).
-fn registered_fingerprint(
+pub(crate) fn registered_fingerprint(
     options: &webauthn_rs::prelude::CreationChallengeResponse,
     cred: &RegisterPublicKeyCredential,
     challenge: &[u8; 32],
@@ -186,7 +189,12 @@ pub async fn change_passkey(
 ) -> Result<PasskeyChangeReport, PasskeyChangeError> {
     WalletId::parse(wallet_id).map_err(|e| PasskeyChangeError::InvalidWalletId(e.to_string()))?;
     let infos = trustees.trustees();
-    let begun = join_all(infos.iter().map(|info| begin(info, wallet_id))).await;
+    let begun = join_all(
+        infos
+            .iter()
+            .map(|info| begin(info, wallet_id, EpochAction::ChangePasskey)),
+    )
+    .await;
     let mut results: Vec<Option<Result<TrusteePasskey, TrusteeFailure>>> = vec![None; infos.len()];
     let mut ready = Vec::new();
     for (i, b) in begun.into_iter().enumerate() {
@@ -257,7 +265,12 @@ pub async fn resume_passkey_change(
 ) -> Result<PasskeyChangeReport, PasskeyChangeError> {
     WalletId::parse(wallet_id).map_err(|e| PasskeyChangeError::InvalidWalletId(e.to_string()))?;
     let infos = trustees.trustees();
-    let begun = join_all(infos.iter().map(|info| begin(info, wallet_id))).await;
+    let begun = join_all(
+        infos
+            .iter()
+            .map(|info| begin(info, wallet_id, EpochAction::ChangePasskey)),
+    )
+    .await;
     let mut results: Vec<Option<Result<TrusteePasskey, TrusteeFailure>>> = vec![None; infos.len()];
     let mut pending = Vec::new();
     let mut new_passkey_json = None;

@@ -9,11 +9,12 @@ use crate::transport::{connect_channel, describe_status, staff_client};
 use crate::trustees::TrusteeInfo;
 use dlocker_proto::keys::public_key_hex;
 use dlocker_proto::pb::{
-    ApproveRecoveryRequest, ListRecoveriesRequest, ManageStaffRequest, StaffCancelRequest,
+    ApprovePasskeyResetRequest, ApproveRecoveryRequest, ListPasskeyResetsRequest,
+    ListRecoveriesRequest, ManageStaffRequest, StaffCancelRequest,
 };
 use dlocker_proto::statement::{
-    BankApproval, BankCancellation, Signed, StaffAction, StaffAdminRequest, StaffChange,
-    StaffRequest,
+    BankApproval, BankCancellation, PasskeyResetApproval, Signed, StaffAction, StaffAdminRequest,
+    StaffChange, StaffRequest,
 };
 use k256::PublicKey;
 use k256::ecdsa::SigningKey;
@@ -241,6 +242,48 @@ pub struct PendingRecovery {
     pub expires_at: u64,
 }
 
+/// A passkey reset request as the bank sees it (`docs/protocol.md` §13a, "Passkey reset").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PendingPasskeyReset {
+    /// The bank's request id (what approve takes).
+    pub request_id: String,
+    /// The wallet.
+    pub wallet_id: String,
+    /// The new credential's fingerprint (hex): the customer's app shows it, staff compare.
+    pub credential_fingerprint: String,
+    /// Unix seconds.
+    pub opened_at: u64,
+    /// Unix seconds after which no approval is signed for it.
+    pub expires_at: u64,
+    /// Staff who approved so far.
+    pub approvers: Vec<String>,
+    /// Distinct approvals the bank's policy requires.
+    pub approvals_required: u32,
+    /// Whether the policy holds (the approval is signed).
+    pub approved: bool,
+    /// The passkey user name the bank recorded at enrollment (None: not recorded).
+    pub customer_user_name: Option<String>,
+    /// The bank's customer reference recorded at enrollment (None: not given).
+    pub customer_reference: Option<String>,
+}
+
+impl PendingPasskeyReset {
+    fn from_pb(r: dlocker_proto::pb::PasskeyResetStatus) -> Self {
+        Self {
+            request_id: r.request_id,
+            wallet_id: r.wallet_id,
+            credential_fingerprint: hex::encode(&r.credential_fingerprint),
+            opened_at: r.opened_at,
+            expires_at: r.expires_at,
+            approved: !r.reset_approval_encoded.is_empty(),
+            approvers: r.approvers,
+            approvals_required: r.approvals_required,
+            customer_user_name: Some(r.customer_user_name).filter(|s| !s.is_empty()),
+            customer_reference: Some(r.customer_reference).filter(|s| !s.is_empty()),
+        }
+    }
+}
+
 /// The bank's staff and approval policy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StaffRoster {
@@ -429,6 +472,50 @@ impl StaffClient {
             approvals_required: resp.approvals_required,
             approval,
         })
+    }
+
+    /// Live passkey reset requests at the bank.
+    pub async fn list_passkey_resets(&self) -> Result<Vec<PendingPasskeyReset>, StaffError> {
+        let action = StaffAction::ListPasskeyResets;
+        let mut c = staff_client(connect_channel(&self.bank).await?);
+        let resp = c
+            .list_passkey_resets(ListPasskeyResetsRequest {
+                staff_request_encoded: self.signed(action, ""),
+            })
+            .await
+            .map_err(|s| self.refused(action, &s))?
+            .into_inner();
+        Ok(resp
+            .resets
+            .into_iter()
+            .map(PendingPasskeyReset::from_pb)
+            .collect())
+    }
+
+    /// Approves the bank's passkey reset request `request_id` (after checking who the customer
+    /// is and that the fingerprint their app shows is the request's). Once enough distinct staff
+    /// approved, the answer says so; the customer's app collects the signed approval itself.
+    pub async fn approve_passkey_reset(
+        &self,
+        request_id: &str,
+    ) -> Result<PendingPasskeyReset, StaffError> {
+        let action = StaffAction::ApprovePasskeyReset;
+        let mut c = staff_client(connect_channel(&self.bank).await?);
+        let resp = c
+            .approve_passkey_reset(ApprovePasskeyResetRequest {
+                staff_request_encoded: self.signed(action, request_id),
+            })
+            .await
+            .map_err(|s| self.refused(action, &s))?
+            .into_inner();
+        if !resp.reset_approval_encoded.is_empty() {
+            let a = Signed::<PasskeyResetApproval>::decode(&resp.reset_approval_encoded)
+                .map_err(|e| self.bad(action, e.to_string()))?;
+            if a.body().bank_node_id != self.bank.node_id || a.body().request_id != request_id {
+                return Err(self.bad(action, "approval names another bank or request".into()));
+            }
+        }
+        Ok(PendingPasskeyReset::from_pb(resp))
     }
 
     /// Cancels the bank's session `session_id` and returns the signed cancellation to present

@@ -15,8 +15,9 @@ use dlocker_proto::schnorr::{PossessionProof, ProofContext};
 use dlocker_proto::secret::SecretScalar;
 use dlocker_proto::share::{Commitments, Share};
 use dlocker_proto::statement::{
-    BankApproval, BankCancellation, CommitReceipt, CredentialAttestation, EraseReceipt, Receipt,
-    RetireReceipt, Signed, StaffAdminRequest, StaffChange, StageReceipt, StatementBody,
+    BankApproval, BankCancellation, CommitReceipt, CredentialAttestation, EraseReceipt,
+    PasskeyResetApproval, Receipt, RetireReceipt, Signed, StaffAdminRequest, StaffChange,
+    StageReceipt, StatementBody,
 };
 use k256::ecdsa::SigningKey;
 use k256::{ProjectivePoint, PublicKey, Scalar, SecretKey};
@@ -247,6 +248,82 @@ fn owner_challenges(dir: &Path) {
         "owner-challenge-change-passkey-other-credential",
         other_credential,
     );
+    reset_proofs(dir, &trustees, &new_fp);
+}
+
+/// Passkey reset: a proof of knowledge of `k` over the reset challenge (action 12, authorized =
+/// the new credential's fingerprint). Deterministic (`prove_with_aux`): the vector pins the
+/// proof's generation as well as its verification.
+fn reset_proofs(
+    dir: &Path,
+    trustees: &[dlocker_proto::owner_challenge::TrusteeNonce],
+    new_fp: &[u8; 32],
+) {
+    use dlocker_proto::owner_challenge::{OwnerAction, OwnerChallenge};
+    use dlocker_proto::reset_proof::ResetProof;
+    let wallet = "wallet-vector-1";
+    let k = SecretScalar::new(scalar("k"));
+    let c0 =
+        PublicKey::from_affine((ProjectivePoint::GENERATOR * scalar("k")).to_affine()).expect("pt");
+    let aux: [u8; 32] = Sha256::digest("dlocker test vector/reset-aux").into();
+    let c = OwnerChallenge::new(OwnerAction::ResetPasskey, wallet, new_fp, trustees.to_vec())
+        .expect("challenge");
+    let proof = ResetProof::prove_with_aux(&k, &c, &aux).expect("prove");
+    let nonces = trustees
+        .iter()
+        .map(|t| json!({"node_id": t.node_id, "nonce": hex::encode(t.nonce)}))
+        .collect::<Vec<_>>();
+    let base = |expect: &str, description: &str| {
+        json!({
+            "kind": "reset-proof", "expect": expect, "description": description,
+            "wallet_id": wallet, "credential_fingerprint": hex::encode(new_fp),
+            "nonces": nonces, "c0": hex::encode(encode_public_key(&c0)),
+            "k": hex::encode(k.to_bytes().as_slice()), "aux": hex::encode(aux),
+            "proof": hex::encode(proof.encode()),
+        })
+    };
+    write(
+        dir,
+        "reset-proof-valid",
+        base(
+            "ok",
+            "proof of knowledge of k for C_0 over the reset challenge (action 12) at 3 trustees: r = SHA-256(nonce label || k || aux || challenge), c = SHA-256(proof label || challenge || C_0 || A)",
+        ),
+    );
+    let mut other_fp = base(
+        "error",
+        "the proof named another credential than the one the trustee is asked to install",
+    );
+    other_fp["credential_fingerprint"] = json!(hex::encode([0x5a; 32]));
+    other_fp.as_object_mut().map(|o| o.remove("k"));
+    write(dir, "reset-proof-other-credential", other_fp);
+    let mut other_wallet = base("error", "a proof made for another wallet");
+    other_wallet["wallet_id"] = json!("wallet-vector-2");
+    other_wallet.as_object_mut().map(|o| o.remove("k"));
+    write(dir, "reset-proof-other-wallet", other_wallet);
+    let mut spent = base(
+        "error",
+        "a proof replayed in a later ceremony: the trustees' nonces differ",
+    );
+    let mut later = trustees.to_vec();
+    later[1].nonce = Sha256::digest("dlocker test vector/nonce-later").into();
+    spent["nonces"] = json!(
+        later
+            .iter()
+            .map(|t| json!({"node_id": t.node_id, "nonce": hex::encode(t.nonce)}))
+            .collect::<Vec<_>>()
+    );
+    spent.as_object_mut().map(|o| o.remove("k"));
+    write(dir, "reset-proof-other-nonces", spent);
+    let wrong_k =
+        ResetProof::prove_with_aux(&SecretScalar::new(scalar("not-k")), &c, &aux).expect("prove");
+    let mut wrong = base(
+        "error",
+        "a proof made with another secret than the wallet's k",
+    );
+    wrong["proof"] = json!(hex::encode(wrong_k.encode()));
+    wrong.as_object_mut().map(|o| o.remove("k"));
+    write(dir, "reset-proof-wrong-k", wrong);
 }
 
 fn main() {
@@ -430,6 +507,51 @@ fn main() {
             "error",
             "kind byte changed: the signature covers the kind",
             &other_kind,
+        ),
+    );
+
+    // Passkey reset approval (kind 13): the bank approves replacing the wallet's credential by
+    // the one with this fingerprint.
+    let reset = PasskeyResetApproval {
+        bank_node_id: m.bank_node_id().to_owned(),
+        wallet_id: "wallet-vector-1".into(),
+        credential_fingerprint: dlocker_proto::owner_challenge::credential_fingerprint(
+            b"vector new credential id",
+            b"vector new credential COSE key",
+        ),
+        request_id: "0123456789abcdef0123456789abcdef".into(),
+        issued_at: 1_767_300_000,
+        expires_at: 1_767_303_600,
+        approvers: vec!["alice".into(), "bob".into()],
+    };
+    let reset_enc = Signed::sign(reset.clone(), &bank).encode();
+    let reset_case = |expect: &str, description: &str, statement: &[u8]| {
+        json!({
+            "kind": "passkey-reset-approval", "expect": expect, "description": description,
+            "signer_secret": hex::encode(secret_key("bank-approval").to_bytes()),
+            "signer_public": hex::encode(encode_public_key(&secret_key("bank-approval").public_key())),
+            "credential_fingerprint": hex::encode(reset.credential_fingerprint),
+            "statement": hex::encode(statement),
+        })
+    };
+    write(
+        &dir,
+        "statement-passkey-reset-approval-valid",
+        reset_case(
+            "ok",
+            "bank approval of a passkey reset of wallet-vector-1 to the credential with this fingerprint, by alice and bob",
+            &reset_enc,
+        ),
+    );
+    let mut as_recovery = reset_enc.clone();
+    as_recovery[1] = BankApproval::KIND;
+    write(
+        &dir,
+        "statement-passkey-reset-approval-as-bank-approval-kind",
+        reset_case(
+            "error",
+            "kind byte changed to a recovery approval's: the signature covers the kind",
+            &as_recovery,
         ),
     );
 

@@ -36,3 +36,8 @@ pub const OWNER_CHALLENGE: &[u8] = b"dlocker/owner-challenge/v1";
 pub const CREDENTIAL_FINGERPRINT: &[u8] = b"dlocker/credential-fingerprint/v1";
 /// Prefix of a client's saved ceremony state's associated data (sealed under the app's key).
 pub const CLIENT_STATE_AAD: &[u8] = b"dlocker/client-state/aad/v1";
+/// Fiat–Shamir challenge of the proof of knowledge of the wallet secret `k` in a passkey reset.
+pub const PASSKEY_RESET_PROOF: &[u8] = b"dlocker/passkey-reset-proof/v1";
+/// Derivation of the passkey-reset proof's commitment scalar (hedged: `k`, the challenge and
+/// fresh randomness).
+pub const PASSKEY_RESET_NONCE: &[u8] = b"dlocker/passkey-reset-proof/nonce/v1";

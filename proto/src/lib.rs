@@ -29,6 +29,7 @@ pub mod manifest;
 pub mod owner_challenge;
 pub mod record;
 pub mod refusal;
+pub mod reset_proof;
 pub mod schnorr;
 mod sealed_under_k;
 pub mod secret;

@@ -63,11 +63,16 @@ pub enum OwnerAction {
     /// Closing every open recovery session of the wallet at a trustee, whoever opened them
     /// (`Epochs.CancelAllRecoveries`); authorizes nothing more than the wallet (empty).
     CancelAll = 11,
+    /// A bank-assisted passkey reset (`Epochs.ResetPasskey`, the passkey lost, `k` still held):
+    /// the NEW credential's registration authorizes nothing (empty); the proof of knowledge of
+    /// `k` ([`crate::reset_proof`]) binds a challenge of this action whose `authorized` is the new
+    /// credential's fingerprint.
+    ResetPasskey = 12,
 }
 
 impl OwnerAction {
     /// Every action, for tests and tables.
-    pub const ALL: [OwnerAction; 11] = [
+    pub const ALL: [OwnerAction; 12] = [
         Self::Backup,
         Self::Recover,
         Self::Cancel,
@@ -79,6 +84,7 @@ impl OwnerAction {
         Self::Delete,
         Self::ChangePasskey,
         Self::CancelAll,
+        Self::ResetPasskey,
     ];
 
     /// The action's byte.
@@ -105,6 +111,7 @@ impl OwnerAction {
             Self::Delete => "delete",
             Self::ChangePasskey => "change-passkey",
             Self::CancelAll => "cancel-all",
+            Self::ResetPasskey => "reset-passkey",
         }
     }
 }
@@ -354,6 +361,6 @@ mod tests {
             assert_eq!(OwnerAction::from_u8(a.as_u8()), Some(a));
         }
         assert_eq!(OwnerAction::from_u8(0), None);
-        assert_eq!(OwnerAction::from_u8(12), None);
+        assert_eq!(OwnerAction::from_u8(13), None);
     }
 }

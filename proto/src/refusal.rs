@@ -154,13 +154,23 @@ pub enum NodeRefusal {
     RegistrationNotAllowed,
     /// A joining node was not shown, by a trustee it knows, that the credential is the wallet's.
     CredentialNotAttested,
+    /// A passkey reset came without the bank's approval.
+    ResetApprovalRequired,
+    /// A passkey reset's proof of knowledge of the wallet secret does not verify.
+    ResetProofRejected,
+    /// The passkey reset approval was already used at this trustee.
+    ResetApprovalSpent,
+    /// The bank holds no such passkey reset request.
+    ResetRequestNotFound,
+    /// The bank's passkey reset request expired.
+    ResetRequestExpired,
     /// A node-side fault; the detail is in the node's log only.
     Internal,
 }
 
 impl NodeRefusal {
     /// All codes.
-    pub const ALL: [NodeRefusal; 70] = [
+    pub const ALL: [NodeRefusal; 75] = [
         Self::InvalidRequest,
         Self::TooLarge,
         Self::NodeBusy,
@@ -230,6 +240,11 @@ impl NodeRefusal {
         Self::OwnerAssertionRequired,
         Self::RegistrationNotAllowed,
         Self::CredentialNotAttested,
+        Self::ResetApprovalRequired,
+        Self::ResetProofRejected,
+        Self::ResetApprovalSpent,
+        Self::ResetRequestNotFound,
+        Self::ResetRequestExpired,
         Self::Internal,
     ];
 
@@ -305,6 +320,11 @@ impl NodeRefusal {
             Self::OwnerAssertionRequired => "owner_assertion_required",
             Self::RegistrationNotAllowed => "registration_not_allowed",
             Self::CredentialNotAttested => "credential_not_attested",
+            Self::ResetApprovalRequired => "reset_approval_required",
+            Self::ResetProofRejected => "reset_proof_rejected",
+            Self::ResetApprovalSpent => "reset_approval_spent",
+            Self::ResetRequestNotFound => "reset_request_not_found",
+            Self::ResetRequestExpired => "reset_request_expired",
             Self::Internal => "internal",
         }
     }
@@ -330,7 +350,8 @@ impl NodeRefusal {
             Self::CeremonyNotFound
             | Self::WalletNotFound
             | Self::SessionNotFound
-            | Self::StaffNotFound => C::NotFound,
+            | Self::StaffNotFound
+            | Self::ResetRequestNotFound => C::NotFound,
             Self::CeremonyExpired
             | Self::CeremonyUsed
             | Self::NonceUsed
@@ -357,13 +378,17 @@ impl NodeRefusal {
             | Self::QuorumNotMet
             | Self::SuccessorRefused
             | Self::NoSuchEpoch
-            | Self::SessionEpochReplaced => C::FailedPrecondition,
+            | Self::SessionEpochReplaced
+            | Self::ResetApprovalSpent
+            | Self::ResetRequestExpired => C::FailedPrecondition,
             Self::BackupConflict | Self::StaffExists => C::AlreadyExists,
             Self::StoredShareCorrupt => C::DataLoss,
             Self::AssertionRejected
             | Self::StaffStale
             | Self::ReaderUnauthenticated
-            | Self::OwnerAssertionRequired => C::Unauthenticated,
+            | Self::OwnerAssertionRequired
+            | Self::ResetApprovalRequired
+            | Self::ResetProofRejected => C::Unauthenticated,
             Self::NonceNotInChallenge
             | Self::NonceUnknown
             | Self::NonceMismatch

@@ -49,9 +49,49 @@ pub enum ProofError {
 
 /// A Schnorr proof of possession.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PossessionProof {
-    commitment: PublicKey,
-    response: Scalar,
+pub struct PossessionProof(SchnorrProof);
+
+/// The Schnorr core every proof of knowledge here shares (the possession proof, the passkey
+/// reset's proof of `k`): commitment `A = r·G` and response `z = r + c·x` for a public `P = x·G`,
+/// the challenge `c` bound by the caller to its own context. Wire: `A [33] ‖ z [32]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SchnorrProof {
+    /// `A`.
+    pub(crate) commitment: PublicKey,
+    /// `z`.
+    pub(crate) response: Scalar,
+}
+
+impl SchnorrProof {
+    /// `z·G == A + c·P`.
+    pub(crate) fn holds(&self, public: &ProjectivePoint, c: &Scalar) -> bool {
+        // z·G − c·P == A, all public: one variable-time double multiplication.
+        let lhs =
+            ProjectivePoint::mul_by_generator_and_mul_add_vartime(&self.response, &(-*c), public);
+        lhs == self.commitment.to_projective()
+    }
+
+    /// Canonical encoding.
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.fixed(&encode_public_key(&self.commitment))
+            .fixed(&self.response.to_repr());
+        w.finish()
+    }
+
+    /// Strict decoding.
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let commitment = decode_public_key(&r.array::<33>()?)?;
+        let z = r.array::<32>()?;
+        r.finish()?;
+        let response = Option::<Scalar>::from(Scalar::from_repr(FieldBytes::from(z)))
+            .ok_or(DecodeError::Invalid("proof response"))?;
+        Ok(Self {
+            commitment,
+            response,
+        })
+    }
 }
 
 fn challenge(ctx: &ProofContext<'_>, public: &ProjectivePoint, a: &PublicKey) -> Option<Scalar> {
@@ -79,10 +119,10 @@ impl PossessionProof {
             .map_err(|_| ProofError::Invalid)?;
         let c = challenge(ctx, &share.public_point(), &a).ok_or(ProofError::Invalid)?;
         let response = *r.expose() + c * share.value().expose();
-        Ok(Self {
+        Ok(Self(SchnorrProof {
             commitment: a,
             response,
-        })
+        }))
     }
 
     /// Verifies against the expected public share `P = s_i·G`.
@@ -91,14 +131,8 @@ impl PossessionProof {
         public_share: &ProjectivePoint,
         ctx: &ProofContext<'_>,
     ) -> Result<(), ProofError> {
-        let c = challenge(ctx, public_share, &self.commitment).ok_or(ProofError::Invalid)?;
-        // z·G − c·P == A, all public: one variable-time double multiplication.
-        let lhs = ProjectivePoint::mul_by_generator_and_mul_add_vartime(
-            &self.response,
-            &(-c),
-            public_share,
-        );
-        if lhs == self.commitment.to_projective() {
+        let c = challenge(ctx, public_share, &self.0.commitment).ok_or(ProofError::Invalid)?;
+        if self.0.holds(public_share, &c) {
             Ok(())
         } else {
             Err(ProofError::Invalid)
@@ -107,24 +141,12 @@ impl PossessionProof {
 
     /// Canonical encoding.
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::new();
-        w.fixed(&encode_public_key(&self.commitment))
-            .fixed(&self.response.to_repr());
-        w.finish()
+        self.0.encode()
     }
 
     /// Strict decoding.
     pub fn decode(bytes: &[u8]) -> Result<Self, ProofError> {
-        let mut r = Reader::new(bytes);
-        let commitment = decode_public_key(&r.array::<33>()?)?;
-        let z = r.array::<32>()?;
-        r.finish()?;
-        let response = Option::<Scalar>::from(Scalar::from_repr(FieldBytes::from(z)))
-            .ok_or(DecodeError::Invalid("proof response"))?;
-        Ok(Self {
-            commitment,
-            response,
-        })
+        Ok(Self(SchnorrProof::decode(bytes)?))
     }
 }
 

@@ -211,6 +211,26 @@ fn read_key(r: &mut Reader<'_>) -> Result<PublicKey, DecodeError> {
     decode_public_key(&r.array::<33>()?)
 }
 
+/// `u16 count ‖ count × str`; the signer never lists more than [`MAX_APPROVERS`].
+fn write_approvers(w: &mut Writer, approvers: &[String]) {
+    w.u16(approvers.len() as u16);
+    for a in approvers {
+        w.str(a);
+    }
+}
+
+fn read_approvers(r: &mut Reader<'_>) -> Result<Vec<String>, DecodeError> {
+    let count = usize::from(r.u16()?);
+    if count > MAX_APPROVERS {
+        return Err(DecodeError::Invalid("approver count"));
+    }
+    let mut approvers = Vec::with_capacity(count);
+    for _ in 0..count {
+        approvers.push(r.str("approver", MAX_ID_LEN)?.to_owned());
+    }
+    Ok(approvers)
+}
+
 /// The bank's approval of one recovery: this wallet, towards this device key `R`, until
 /// `expires_at`. Signed with the bank approval key; every trustee checks it before release.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -237,11 +257,8 @@ impl StatementBody for BankApproval {
             .str(&self.wallet_id)
             .fixed(&encode_public_key(&self.session_key))
             .u64(self.issued_at)
-            .u64(self.expires_at)
-            .u16(self.approvers.len() as u16);
-        for a in &self.approvers {
-            w.str(a);
-        }
+            .u64(self.expires_at);
+        write_approvers(w, &self.approvers);
     }
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let bank_node_id = r.str("bank node id", NODE_ID_LEN)?.to_owned();
@@ -249,14 +266,7 @@ impl StatementBody for BankApproval {
         let session_key = read_key(r)?;
         let issued_at = r.u64()?;
         let expires_at = r.u64()?;
-        let count = usize::from(r.u16()?);
-        if count > MAX_APPROVERS {
-            return Err(DecodeError::Invalid("approver count"));
-        }
-        let mut approvers = Vec::with_capacity(count);
-        for _ in 0..count {
-            approvers.push(r.str("approver", MAX_ID_LEN)?.to_owned());
-        }
+        let approvers = read_approvers(r)?;
         Ok(Self {
             bank_node_id,
             wallet_id,
@@ -264,6 +274,53 @@ impl StatementBody for BankApproval {
             issued_at,
             expires_at,
             approvers,
+        })
+    }
+}
+
+/// The bank's approval of one passkey reset: this wallet's credential may be replaced by the
+/// credential with this fingerprint, until `expires_at`. Signed with the bank approval key once
+/// the staff policy held for the bank's reset request `request_id`; every trustee checks it (and
+/// spends it) before it swaps the credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasskeyResetApproval {
+    /// The bank node that signed.
+    pub bank_node_id: String,
+    /// The wallet.
+    pub wallet_id: String,
+    /// The new credential's fingerprint (`owner_challenge::credential_fingerprint`).
+    pub credential_fingerprint: [u8; 32],
+    /// The bank's reset request it approves.
+    pub request_id: String,
+    /// Unix seconds.
+    pub issued_at: u64,
+    /// Unix seconds; refused after.
+    pub expires_at: u64,
+    /// Staff ids whose approvals satisfied the policy.
+    pub approvers: Vec<String>,
+}
+
+impl StatementBody for PasskeyResetApproval {
+    const KIND: u8 = 13;
+    const NAME: &'static str = "passkey reset approval";
+    fn encode_body(&self, w: &mut Writer) {
+        w.str(&self.bank_node_id)
+            .str(&self.wallet_id)
+            .fixed(&self.credential_fingerprint)
+            .str(&self.request_id)
+            .u64(self.issued_at)
+            .u64(self.expires_at);
+        write_approvers(w, &self.approvers);
+    }
+    fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            bank_node_id: r.str("bank node id", NODE_ID_LEN)?.to_owned(),
+            wallet_id: r.str("wallet id", MAX_WALLET_ID_LEN)?.to_owned(),
+            credential_fingerprint: r.array::<32>()?,
+            request_id: r.str("request id", MAX_ID_LEN)?.to_owned(),
+            issued_at: r.u64()?,
+            expires_at: r.u64()?,
+            approvers: read_approvers(r)?,
         })
     }
 }
@@ -283,6 +340,10 @@ pub enum StaffAction {
     ListStaff,
     /// Change the bank's staff or approval policy (a [`StaffAdminRequest`]).
     ManageStaff,
+    /// Approve the passkey reset request named by `target`.
+    ApprovePasskeyReset,
+    /// List pending passkey reset requests.
+    ListPasskeyResets,
     // Codes 16–31 belong to the document locker.
     /// List the locker's issuers and requesters.
     ListRegistry,
@@ -305,6 +366,8 @@ impl StaffAction {
             Self::WatchEvents => 4,
             Self::ListStaff => 5,
             Self::ManageStaff => 6,
+            Self::ApprovePasskeyReset => 7,
+            Self::ListPasskeyResets => 8,
             Self::ListRegistry => 16,
             Self::ApproveIssuer => 17,
             Self::SuspendIssuer => 18,
@@ -320,6 +383,8 @@ impl StaffAction {
             4 => Ok(Self::WatchEvents),
             5 => Ok(Self::ListStaff),
             6 => Ok(Self::ManageStaff),
+            7 => Ok(Self::ApprovePasskeyReset),
+            8 => Ok(Self::ListPasskeyResets),
             16 => Ok(Self::ListRegistry),
             17 => Ok(Self::ApproveIssuer),
             18 => Ok(Self::SuspendIssuer),
@@ -337,6 +402,8 @@ impl StaffAction {
             Self::WatchEvents => "watch_events",
             Self::ListStaff => "list_staff",
             Self::ManageStaff => "manage_staff",
+            Self::ApprovePasskeyReset => "approve_passkey_reset",
+            Self::ListPasskeyResets => "list_passkey_resets",
             Self::ListRegistry => "list_registry",
             Self::ApproveIssuer => "approve_issuer",
             Self::SuspendIssuer => "suspend_issuer",

@@ -9,8 +9,9 @@ use dlocker_proto::schnorr::{PossessionProof, ProofContext};
 use dlocker_proto::secret::SecretScalar;
 use dlocker_proto::share::Share;
 use dlocker_proto::statement::{
-    BankApproval, BankCancellation, CommitReceipt, CredentialAttestation, EraseReceipt, Receipt,
-    RetireReceipt, Signed, StaffAdminRequest, StaffChange, StageReceipt, StatementBody,
+    BankApproval, BankCancellation, CommitReceipt, CredentialAttestation, EraseReceipt,
+    PasskeyResetApproval, Receipt, RetireReceipt, Signed, StaffAdminRequest, StaffChange,
+    StageReceipt, StatementBody,
 };
 use k256::SecretKey;
 use serde_json::Value;
@@ -103,6 +104,22 @@ fn run(v: &Value) -> Result<(), String> {
             );
             Ok(())
         }
+        "passkey-reset-approval" => {
+            let pk = decode_public_key(&h(v, "signer_public")).expect("key");
+            let st = Signed::<PasskeyResetApproval>::decode_trusted(&h(v, "statement"), &[pk])
+                .map_err(|e| e.to_string())?;
+            assert_eq!(
+                st.body().credential_fingerprint.to_vec(),
+                h(v, "credential_fingerprint")
+            );
+            let key = k256::ecdsa::SigningKey::from_slice(&h(v, "signer_secret")).expect("key");
+            assert_eq!(
+                Signed::sign(st.body().clone(), &key).encode(),
+                h(v, "statement")
+            );
+            Ok(())
+        }
+        "reset-proof" => reset_proof(v),
         "bank-cancellation" => {
             let pk = decode_public_key(&h(v, "signer_public")).expect("key");
             let st = Signed::<BankCancellation>::decode_trusted(&h(v, "statement"), &[pk])
@@ -234,6 +251,37 @@ fn owner_challenge(v: &Value) -> Result<(), String> {
         return Err("the challenge the authenticator signed is not this one".into());
     }
     Ok(())
+}
+
+/// A trustee's check of a passkey-reset proof: over the challenge it recomputes (action 12, the
+/// wallet, the fingerprint of the credential it is asked to install, the nonces) against `C_0`.
+/// With `k` and `aux` given, the proof must also be reproduced byte for byte.
+fn reset_proof(v: &Value) -> Result<(), String> {
+    use dlocker_proto::owner_challenge::{OwnerAction, OwnerChallenge};
+    use dlocker_proto::reset_proof::ResetProof;
+    let nonces: Vec<(String, Vec<u8>)> = v["nonces"]
+        .as_array()
+        .expect("nonces")
+        .iter()
+        .map(|e| (s(e, "node_id").to_owned(), h(e, "nonce")))
+        .collect();
+    let c = OwnerChallenge::from_wire(
+        OwnerAction::ResetPasskey,
+        s(v, "wallet_id"),
+        &h(v, "credential_fingerprint"),
+        nonces.iter().map(|(id, n)| (id.as_str(), n.as_slice())),
+    )
+    .map_err(|e| e.to_string())?;
+    let c0 = decode_public_key(&h(v, "c0")).expect("C_0");
+    if let Some(k) = v.get("k").and_then(Value::as_str) {
+        let kb: [u8; 32] = hex::decode(k).expect("hex").try_into().expect("k");
+        let k = SecretScalar::from_bytes(&kb).expect("k");
+        let aux: [u8; 32] = h(v, "aux").try_into().expect("aux");
+        let again = ResetProof::prove_with_aux(&k, &c, &aux).map_err(|e| e.to_string())?;
+        assert_eq!(again.encode(), h(v, "proof"), "proof generation");
+    }
+    let proof = ResetProof::decode(&h(v, "proof")).map_err(|e| e.to_string())?;
+    proof.verify(&c0, &c).map_err(|e| e.to_string())
 }
 
 #[test]

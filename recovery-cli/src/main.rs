@@ -11,6 +11,7 @@ mod docs;
 mod node;
 mod output;
 mod owner;
+mod resets;
 mod staff;
 mod web;
 
@@ -58,6 +59,10 @@ enum Command {
     /// Bank staff: list, approve and cancel recoveries.
     #[command(subcommand)]
     Recoveries(staff::RecoveriesCommand),
+    /// Bank staff: list and approve passkey reset requests (a customer who lost the passkey but
+    /// still has the wallet).
+    #[command(subcommand)]
+    PasskeyResets(resets::PasskeyResetsCommand),
     /// A node's hash-chained audit log.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -128,6 +133,7 @@ async fn main() -> ExitCode {
         Command::Passkey(c) => owner::run_passkey(c, cli.json).await,
         Command::Staff(c) => staff::run_staff(c, cli.json).await,
         Command::Recoveries(c) => staff::run_recoveries(c, cli.json).await,
+        Command::PasskeyResets(c) => resets::run_staff(c, cli.json).await,
         Command::Audit(c) => audit::run_audit(c, cli.json).await,
         Command::Events(c) => audit::run_events(c, cli.json).await,
         Command::Demo(a) => demo::run(a, cli.json).await,

@@ -58,6 +58,11 @@ pub(crate) enum PasskeyCommand {
     /// Replace the wallet's passkey at every trustee: the new passkey registers one credential
     /// (one touch), the current one authorizes exactly that credential (one touch).
     Change(ChangeArgs),
+    /// The passkey is LOST but the wallet secret k is not: a bank-assisted reset. The new passkey
+    /// registers one credential (one touch), a proof of knowledge of k names it, the bank's staff
+    /// approve the request this files (`dlocker passkey-resets approve`), then every trustee
+    /// swaps the credential.
+    Reset(crate::resets::ResetArgs),
 }
 
 #[derive(Debug, Args)]
@@ -99,7 +104,7 @@ fn load_passkey(path: &Path) -> anyhow::Result<SoftwareAuthenticator> {
 
 /// Writes a new passkey file, mode 0600, refusing to replace an existing one (it may be the only
 /// copy of a passkey some trustee still holds).
-fn save_new_passkey(path: &Path, auth: &SoftwareAuthenticator) -> anyhow::Result<()> {
+pub(crate) fn save_new_passkey(path: &Path, auth: &SoftwareAuthenticator) -> anyhow::Result<()> {
     let bytes = auth
         .to_bytes()
         .ok_or_else(|| anyhow::anyhow!("the new software passkey cannot be exported"))?;
@@ -124,9 +129,9 @@ fn save_new_passkey(path: &Path, auth: &SoftwareAuthenticator) -> anyhow::Result
 /// The new software passkey, written to its file again right after it registers its credential
 /// and before the SDK hands that credential to any trustee: no trustee can ever hold a passkey
 /// whose keys were not saved.
-struct SavedOnRegister<'a> {
-    inner: SoftwareAuthenticator,
-    path: &'a Path,
+pub(crate) struct SavedOnRegister<'a> {
+    pub(crate) inner: SoftwareAuthenticator,
+    pub(crate) path: &'a Path,
 }
 
 impl OwnerAuthenticator for SavedOnRegister<'_> {
@@ -451,8 +456,29 @@ async fn holders(set: TrusteeSet, wallet: &str) -> TrusteeSet {
     TrusteeSet::new(keep).unwrap_or(set)
 }
 
+/// A passkey change's or reset's result: each trustee's outcome, the ones that did not confirm,
+/// and the new credential's fingerprint.
+pub(crate) fn print_credential_swap(
+    done: impl Iterator<Item = (String, &'static str)>,
+    failed: &[(String, String)],
+    fingerprint: &str,
+) {
+    let mut t = table(&["Trustee", "Result"]);
+    for (n, what) in done {
+        t.add_row(vec![n, what.to_owned()]);
+    }
+    for (n, why) in failed {
+        t.add_row(vec![n.clone(), format!("NOT CONFIRMED: {why}")]);
+    }
+    println!("{t}");
+    println!("new credential fingerprint {fingerprint}");
+}
+
 pub(crate) async fn run_passkey(cmd: PasskeyCommand, json: bool) -> anyhow::Result<()> {
-    let PasskeyCommand::Change(a) = cmd;
+    let a = match cmd {
+        PasskeyCommand::Change(a) => a,
+        PasskeyCommand::Reset(a) => return crate::resets::run_owner(a, json).await,
+    };
     let set = holders(load_trustees(&a.trustees)?, &a.wallet).await;
     let mut current = load_passkey(&a.passkey)?;
     let result = match &a.resume {
@@ -518,21 +544,17 @@ pub(crate) async fn run_passkey(cmd: PasskeyCommand, json: bool) -> anyhow::Resu
             failed: failed.clone(),
         })?;
     } else {
-        let mut t = table(&["Trustee", "Result"]);
-        for (n, s) in &rows {
-            t.add_row(vec![
-                n.clone(),
-                match *s {
-                    "changed" => "new passkey registered, old one revoked".to_owned(),
-                    _ => "already held the new passkey".to_owned(),
-                },
-            ]);
-        }
-        for (n, why) in &failed {
-            t.add_row(vec![n.clone(), format!("NOT CONFIRMED: {why}")]);
-        }
-        println!("{t}");
-        println!("new credential fingerprint {fp}");
+        print_credential_swap(
+            rows.iter().map(|(n, s)| {
+                let what = match *s {
+                    "changed" => "new passkey registered, old one revoked",
+                    _ => "already held the new passkey",
+                };
+                (n.clone(), what)
+            }),
+            &failed,
+            &fp,
+        );
     }
     if failed.is_empty() {
         if !json {

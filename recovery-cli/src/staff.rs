@@ -167,6 +167,13 @@ pub(crate) struct StaffArgs {
     passphrase: PassphraseArgs,
 }
 
+impl StaffArgs {
+    /// The trustees file.
+    pub(crate) fn trustees(&self) -> &Path {
+        &self.trustees
+    }
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct TargetArgs {
     /// The bank's session id (from `dlocker recoveries list`).
@@ -219,7 +226,7 @@ fn load_key(path: &Path, pass: &PassphraseArgs) -> anyhow::Result<StaffKey> {
     })
 }
 
-fn client(args: &StaffArgs) -> anyhow::Result<(TrusteeSet, StaffClient)> {
+pub(crate) fn client(args: &StaffArgs) -> anyhow::Result<(TrusteeSet, StaffClient)> {
     let set = load_trustees(&args.trustees)?;
     let key = load_key(&args.key, &args.passphrase)?;
     let client = StaffClient::new(key, set.bank());
@@ -227,7 +234,7 @@ fn client(args: &StaffArgs) -> anyhow::Result<(TrusteeSet, StaffClient)> {
 }
 
 /// Adds the next step to a refused staff request.
-fn explain(e: StaffError, key_hex: &str, session: &str) -> anyhow::Error {
+pub(crate) fn explain(e: StaffError, key_hex: &str, session: &str) -> anyhow::Error {
     let hint = match &e {
         StaffError::Connect(_) => "is the bank node running? check `dlocker cluster health --trustees FILE`".to_owned(),
         StaffError::Refused { refusal: Some(NodeRefusal::StaffUnknown), .. } => format!(
@@ -369,18 +376,32 @@ async fn find(c: &StaffClient, session: &str) -> anyhow::Result<PendingRecovery>
 
 /// Asks on the terminal; refuses when stdin is not one (a script must say `--yes`).
 fn confirm(r: &PendingRecovery) -> anyhow::Result<()> {
+    confirm_approval(
+        &describe(r),
+        "recovery",
+        &format!(
+            "Approve the recovery of {} after verifying them out of band?",
+            customer(r)
+        ),
+    )
+}
+
+/// Shows `description` and asks `question` on the terminal; refuses without a terminal (the
+/// caller's `--yes` skips this). `what` names the thing shown, for the hint.
+pub(crate) fn confirm_approval(
+    description: &str,
+    what: &str,
+    question: &str,
+) -> anyhow::Result<()> {
     use std::io::{BufRead as _, IsTerminal as _, Write as _};
-    eprintln!("{}", describe(r));
+    eprintln!("{description}");
     if !std::io::stdin().is_terminal() {
         return Err(hinted(
             "not approved: confirmation needed and stdin is not a terminal",
-            "check the recovery above, then run again with --yes",
+            format!("check the {what} above, then run again with --yes"),
         ));
     }
-    eprint!(
-        "Approve the recovery of {} after verifying them out of band? [y/N] ",
-        customer(r)
-    );
+    eprint!("{question} [y/N] ");
     std::io::stderr().flush()?;
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;

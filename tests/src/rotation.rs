@@ -194,6 +194,40 @@ impl RotationCluster {
         (r.manifest.epoch(), r)
     }
 
+    /// `BeginEpochAction(action)` at node `i` for `wallet` (raw, for tests that build the rest).
+    pub async fn begin_action(
+        &self,
+        i: usize,
+        wallet: &str,
+        action: dlocker_proto::pb::EpochAction,
+    ) -> dlocker_proto::pb::BeginEpochActionResponse {
+        dlocker_proto::pb::epochs_client::EpochsClient::new(
+            self.node(i).channel().await.expect("connect"),
+        )
+        .begin_epoch_action(dlocker_proto::pb::BeginEpochActionRequest {
+            wallet_id: wallet.into(),
+            action: action as i32,
+            manifest_hash: Vec::new(),
+        })
+        .await
+        .expect("BeginEpochAction")
+        .into_inner()
+    }
+
+    /// The fingerprint of the credential each of the nodes `indices` stores for `wallet` (what
+    /// `BeginEpochAction(CHANGE_PASSKEY)` reports).
+    pub async fn credential_fingerprints(&self, indices: &[usize], wallet: &str) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for &i in indices {
+            out.push(
+                self.begin_action(i, wallet, dlocker_proto::pb::EpochAction::ChangePasskey)
+                    .await
+                    .credential_fingerprint,
+            );
+        }
+        out
+    }
+
     /// A node's active and staged epochs for `wallet` (via `GetBackupStatus`): `(active, staged)`,
     /// 0 for none; `None` when the node holds nothing.
     pub async fn epochs_at(&self, i: usize, wallet: &str) -> Option<(u64, u64)> {

@@ -162,6 +162,9 @@ pub enum NodeError {
     /// A staff change was refused.
     #[error("{0}")]
     Roster(#[from] crate::staff::roster::RosterError),
+    /// A passkey reset rule refused the request.
+    #[error("{0}")]
+    Reset(#[from] crate::epochs::passkey_reset::ResetError),
     /// An epoch (rotation) rule refused the request.
     #[error("{0}")]
     Epoch(#[from] crate::epochs::state::EpochError),
@@ -266,6 +269,17 @@ impl NodeError {
                 }
             }
             NodeError::Epoch(e) => crate::epochs::state::refusal(e),
+            NodeError::Reset(e) => {
+                use crate::epochs::passkey_reset::ResetError as Re;
+                match e {
+                    Re::ApprovalRequired => R::ResetApprovalRequired,
+                    Re::ProofRejected => R::ResetProofRejected,
+                    Re::ApprovalWrongCredential { .. } => R::ApprovalRejected,
+                    Re::ApprovalSpent => R::ResetApprovalSpent,
+                    Re::RequestNotFound => R::ResetRequestNotFound,
+                    Re::RequestExpired { .. } => R::ResetRequestExpired,
+                }
+            }
             NodeError::Storage(_)
             | NodeError::Audit(_)
             | NodeError::Events(_)
@@ -416,6 +430,28 @@ mod tests {
             (
                 NodeError::Staff(StaffAuthError::Invalid),
                 Code::InvalidArgument,
+            ),
+            (
+                NodeError::Reset(crate::epochs::passkey_reset::ResetError::ApprovalRequired),
+                Code::Unauthenticated,
+            ),
+            (
+                NodeError::Reset(crate::epochs::passkey_reset::ResetError::ProofRejected),
+                Code::Unauthenticated,
+            ),
+            (
+                NodeError::Reset(crate::epochs::passkey_reset::ResetError::ApprovalSpent),
+                Code::FailedPrecondition,
+            ),
+            (
+                NodeError::Reset(crate::epochs::passkey_reset::ResetError::RequestNotFound),
+                Code::NotFound,
+            ),
+            (
+                NodeError::Reset(crate::epochs::passkey_reset::ResetError::RequestExpired {
+                    expires_at: 3,
+                }),
+                Code::FailedPrecondition,
             ),
             (NodeError::Audit(AuditError::Corrupt(3)), Code::Internal),
             (

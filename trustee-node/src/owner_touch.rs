@@ -100,9 +100,12 @@ impl OwnerTouch<'_> {
         action: OwnerAction,
     ) -> Result<IssuedNonce, NodeError> {
         let nonce: [u8; NONCE_LEN] = rand::rng().random();
-        let expires_at = self
-            .now()
-            .saturating_add(self.config.limits.ceremony_ttl_secs);
+        // A reset's nonces wait for the bank's check of the customer.
+        let ttl = match action {
+            OwnerAction::ResetPasskey => crate::epochs::passkey_reset::PASSKEY_RESET_TTL_SECS,
+            _ => self.config.limits.ceremony_ttl_secs,
+        };
+        let expires_at = self.now().saturating_add(ttl);
         let rec = NonceRecord {
             wallet_id: wallet_id.to_owned(),
             action: action.as_u8(),

@@ -35,6 +35,7 @@ mod locker_reissue;
 mod locker_verify;
 mod owner_touch;
 mod passkey_change;
+mod passkey_reset;
 mod pending_ceremony_limits;
 mod postgres_backend;
 mod postgres_migrate;

@@ -20,41 +20,10 @@ use tonic::Code;
 const ALL: [usize; 3] = [0, 1, 2];
 const DATA: &[u8] = b"passkey change: only the new passkey recovers this";
 
-/// `BeginEpochAction(action)` at node `i` for `wallet`.
-async fn begin(
-    rc: &RotationCluster,
-    i: usize,
-    wallet: &str,
-    action: pb::EpochAction,
-) -> pb::BeginEpochActionResponse {
-    EpochsClient::new(rc.node(i).channel().await.expect("connect"))
-        .begin_epoch_action(pb::BeginEpochActionRequest {
-            wallet_id: wallet.into(),
-            action: action as i32,
-            manifest_hash: Vec::new(),
-        })
-        .await
-        .expect("BeginEpochAction")
-        .into_inner()
-}
-
 fn refused<T: std::fmt::Debug>(r: Result<T, tonic::Status>, code: Code, needle: &str, what: &str) {
     let e = r.expect_err(what);
     assert_eq!(e.code(), code, "{what}: {e:?}");
     assert!(e.message().contains(needle), "{what}: {e:?}");
-}
-
-/// The fingerprint of the credential every node stores for `wallet`.
-async fn stored_fingerprints(rc: &RotationCluster, wallet: &str) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    for i in ALL {
-        out.push(
-            begin(rc, i, wallet, pb::EpochAction::ChangePasskey)
-                .await
-                .credential_fingerprint,
-        );
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,10 +33,11 @@ async fn passkey_change_old_refused_everywhere_new_recovers() {
     // Another wallet's credential: what an attacker holding the old passkey would try to install.
     let (other, _, _) = rc.backup("pk-other", &ALL, 2, DATA).await;
     // A request template naming the old credential, to build the old passkey's answers later.
-    let old_template = begin(&rc, 0, &wallet, pb::EpochAction::ChangePasskey)
+    let old_template = rc
+        .begin_action(0, &wallet, pb::EpochAction::ChangePasskey)
         .await
         .request_options_json;
-    let old_fp = stored_fingerprints(&rc, &wallet).await;
+    let old_fp = rc.credential_fingerprints(&ALL, &wallet).await;
 
     // trustee-3 is down: the others change, the SDK names it and hands back the fingerprint.
     rc.stop(2);
@@ -92,7 +62,7 @@ async fn passkey_change_old_refused_everywhere_new_recovers() {
 
     // Back up: trustee-3 still holds the old credential until the resume.
     rc.start_node(2).await;
-    let fps = stored_fingerprints(&rc, &wallet).await;
+    let fps = rc.credential_fingerprints(&ALL, &wallet).await;
     assert_eq!(fps[0], new_fp.to_vec());
     assert_eq!(fps[1], new_fp.to_vec());
     assert_eq!(fps[2], old_fp[2]);
@@ -109,7 +79,7 @@ async fn passkey_change_old_refused_everywhere_new_recovers() {
         ]
     );
     assert_eq!(
-        stored_fingerprints(&rc, &wallet).await,
+        rc.credential_fingerprints(&ALL, &wallet).await,
         vec![new_fp.to_vec(); 3],
         "every trustee holds the new credential"
     );
@@ -138,8 +108,12 @@ async fn passkey_change_old_refused_everywhere_new_recovers() {
     }
     // ...and another change it authorizes (installing the other wallet's credential).
     for i in ALL {
-        let begun = begin(&rc, i, &wallet, pb::EpochAction::ChangePasskey).await;
-        let theirs = begin(&rc, i, &other, pb::EpochAction::ChangePasskey).await;
+        let begun = rc
+            .begin_action(i, &wallet, pb::EpochAction::ChangePasskey)
+            .await;
+        let theirs = rc
+            .begin_action(i, &other, pb::EpochAction::ChangePasskey)
+            .await;
         let mut nonces = Nonces::default();
         nonces.push(&rc.node(i).node_id, &begun.nonce);
         let touch = Touch::new(
@@ -177,7 +151,7 @@ async fn passkey_change_old_refused_everywhere_new_recovers() {
         .expect_err("the old passkey cannot change it again");
     assert!(matches!(err, PasskeyChangeError::Auth(_)), "{err:?}");
     assert_eq!(
-        stored_fingerprints(&rc, &wallet).await,
+        rc.credential_fingerprints(&ALL, &wallet).await,
         vec![new_fp.to_vec(); 3],
         "the refusals changed nothing"
     );

@@ -171,6 +171,26 @@ impl Batch {
         self.remove(Table::OwnerNonces, &key.0);
     }
 
+    /// Records a spent single-use token (a passkey reset approval's hash) among the owner
+    /// nonces, as used, until its expiry.
+    pub fn put_spent_token(
+        &mut self,
+        token: &[u8; 32],
+        rec: &super::NonceRecord,
+    ) -> Result<(), StoreError> {
+        self.put(
+            Table::OwnerNonces,
+            token,
+            to_json(super::OWNER_NONCES_TREE, rec)?,
+        );
+        Ok(())
+    }
+
+    /// Removes a passkey reset request found by a listing.
+    pub fn remove_passkey_reset(&mut self, key: &Key) {
+        self.remove(Table::PasskeyResets, &key.0);
+    }
+
     /// Removes a ceremony found by a listing.
     pub fn remove_ceremony(&mut self, key: &Key) {
         self.remove(Table::Ceremonies, &key.0);

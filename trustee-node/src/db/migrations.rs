@@ -42,6 +42,13 @@ CREATE TABLE locker (k BYTEA PRIMARY KEY, v BYTEA NOT NULL);
 CREATE TABLE unconfirmed_backups (k BYTEA PRIMARY KEY, v BYTEA NOT NULL);
 ",
     },
+    Migration {
+        version: 3,
+        description: "the bank's passkey reset requests",
+        sql: "
+CREATE TABLE passkey_resets (k BYTEA PRIMARY KEY, v BYTEA NOT NULL);
+",
+    },
 ];
 
 #[cfg(test)]

@@ -34,7 +34,11 @@
 //! - [`STAGED_TREE`]: wallet id → [`StagedRecord`], codec-encoded (version 1); epochs.
 //! - [`RETIRED_TREE`]: the audit log's wallet tag (an HMAC, not the wallet id) → the
 //!   `RetireReceipt` issued; epochs.
-//! - [`OWNER_NONCES_TREE`]: nonce (32 bytes) → [`NonceRecord`] JSON; owner ceremonies.
+//! - [`OWNER_NONCES_TREE`]: nonce (32 bytes) → [`NonceRecord`] JSON; owner ceremonies. Also
+//!   SHA-256 of a spent `PasskeyResetApproval` → a used [`NonceRecord`] with the approval's
+//!   expiry (single use; swept with the nonces); passkey reset.
+//! - [`PASSKEY_RESETS_TREE`]: bank role: reset request id (hex) → [`PasskeyResetRecord`] JSON;
+//!   passkey reset, staff.
 //! - [`STAFF_NONCES_TREE`]: staff request nonce → timestamp, u64 big-endian; staff.
 //! - [`STAFF_ROSTER_TREE`]: `current` → the managed staff roster, JSON ([`crate::staff::admin`]);
 //!   staff.
@@ -86,6 +90,7 @@ pub mod migrate;
 pub mod migrations;
 mod nonces;
 mod recovery;
+mod resets;
 pub mod stats;
 mod wallets;
 
@@ -94,6 +99,7 @@ pub use epochs::StagedRecord;
 pub use logs::{SeqLog, SeqLogError};
 pub use nonces::{NonceRecord, NonceSnapshot};
 pub use recovery::{StoredSession, session_index_prefix};
+pub use resets::PasskeyResetRecord;
 pub use wallets::{CeremonyRecord, CeremonyState, CommitOutcome, WalletMeta, WalletRecord};
 
 use crate::epochs::state::EpochState;
@@ -136,6 +142,8 @@ pub const STAGED_TREE: &str = "epoch_staged";
 pub const RETIRED_TREE: &str = "epoch_retired";
 /// Owner ceremony nonces.
 pub const OWNER_NONCES_TREE: &str = "owner_nonces";
+/// Bank role: passkey reset requests awaiting (or holding) the staff's approval.
+pub const PASSKEY_RESETS_TREE: &str = "passkey_resets";
 /// Nonces of staff requests already accepted.
 pub const STAFF_NONCES_TREE: &str = "staff_nonces";
 /// The managed staff roster.
@@ -164,6 +172,7 @@ pub(crate) enum Table {
     Staged,
     Retired,
     OwnerNonces,
+    PasskeyResets,
     StaffNonces,
     StaffRoster,
     Audit,
@@ -171,7 +180,7 @@ pub(crate) enum Table {
 }
 
 impl Table {
-    const ALL: [Table; 20] = [
+    const ALL: [Table; 21] = [
         Table::Ceremonies,
         Table::Wallets,
         Table::Shares,
@@ -188,6 +197,7 @@ impl Table {
         Table::Staged,
         Table::Retired,
         Table::OwnerNonces,
+        Table::PasskeyResets,
         Table::StaffNonces,
         Table::StaffRoster,
         Table::Audit,
@@ -213,6 +223,7 @@ impl Table {
             Table::Staged => STAGED_TREE,
             Table::Retired => RETIRED_TREE,
             Table::OwnerNonces => OWNER_NONCES_TREE,
+            Table::PasskeyResets => PASSKEY_RESETS_TREE,
             Table::StaffNonces => STAFF_NONCES_TREE,
             Table::StaffRoster => STAFF_ROSTER_TREE,
             Table::Audit => AUDIT_TREE,

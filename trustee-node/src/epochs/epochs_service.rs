@@ -4,6 +4,7 @@
 use crate::epochs::cancel_all::CancelAll;
 use crate::epochs::erase::DeleteWallet;
 use crate::epochs::passkey_change::{ChangePasskey, NewCredential};
+use crate::epochs::passkey_reset::{ResetOwner, ResetPasskey};
 use crate::epochs::state::EpochAction;
 use crate::epochs::{
     AbandonEpoch, CommitEpoch, OwnerAssertion, RetireWallet, StageAuthority, StageEpoch,
@@ -12,6 +13,7 @@ use crate::epochs::{
 use crate::error::NodeError;
 use crate::node::Node;
 use crate::owner_touch::nonces_from_wire;
+use crate::recovery::MAX_STATEMENT_BYTES;
 use dlocker_proto::manifest::ManifestHash;
 use dlocker_proto::pb;
 use dlocker_proto::pb::epochs_server::Epochs;
@@ -58,6 +60,7 @@ pub fn parse_action(code: i32) -> Result<EpochAction, NodeError> {
         Ok(pb::EpochAction::Delete) => Ok(EpochAction::Delete),
         Ok(pb::EpochAction::ChangePasskey) => Ok(EpochAction::ChangePasskey),
         Ok(pb::EpochAction::CancelAll) => Ok(EpochAction::CancelAll),
+        Ok(pb::EpochAction::ResetPasskey) => Ok(EpochAction::ResetPasskey),
         _ => Err(NodeError::invalid(
             "action",
             "must be STAGE, COMMIT, ABANDON, RETIRE, DELETE, CHANGE_PASSKEY or CANCEL_ALL",
@@ -148,6 +151,22 @@ impl TryFrom<pb::ChangePasskeyRequest> for ChangePasskey {
     }
 }
 
+impl TryFrom<pb::ResetPasskeyRequest> for ResetPasskey {
+    type Error = NodeError;
+    fn try_from(r: pb::ResetPasskeyRequest) -> Result<Self, NodeError> {
+        if r.reset_approval_encoded.len() > MAX_STATEMENT_BYTES {
+            return Err(NodeError::invalid(
+                "reset_approval_encoded",
+                format!("at most {MAX_STATEMENT_BYTES} bytes"),
+            ));
+        }
+        Ok(Self {
+            owner: ResetOwner::from_wire(r.wallet_id, r.registration_json, &r.nonces, r.key_proof)?,
+            approval: r.reset_approval_encoded,
+        })
+    }
+}
+
 impl TryFrom<pb::RetireWalletRequest> for RetireWallet {
     type Error = NodeError;
     fn try_from(r: pb::RetireWalletRequest) -> Result<Self, NodeError> {
@@ -187,7 +206,10 @@ impl Epochs for EpochsService {
         // A delete's challenge names no manifest.
         if !matches!(
             action,
-            EpochAction::Delete | EpochAction::ChangePasskey | EpochAction::CancelAll
+            EpochAction::Delete
+                | EpochAction::ChangePasskey
+                | EpochAction::CancelAll
+                | EpochAction::ResetPasskey
         ) {
             manifest_hash("manifest_hash", &r.manifest_hash)?;
         }
@@ -293,6 +315,20 @@ impl Epochs for EpochsService {
             .await?;
         Ok(Response::new(pb::CancelAllRecoveriesResponse {
             cancelled_session_ids: closed,
+        }))
+    }
+
+    async fn reset_passkey(
+        &self,
+        req: Request<pb::ResetPasskeyRequest>,
+    ) -> Result<Response<pb::ResetPasskeyResponse>, Status> {
+        let fp = self
+            .node
+            .epochs()
+            .reset_passkey(ResetPasskey::try_from(req.into_inner())?)
+            .await?;
+        Ok(Response::new(pb::ResetPasskeyResponse {
+            credential_fingerprint: fp.to_vec(),
         }))
     }
 

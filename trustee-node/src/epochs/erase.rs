@@ -136,6 +136,12 @@ impl EpochOps<'_> {
             sessions += 1;
             batch.remove_session(wallet, &id);
         }
+        // The bank's passkey reset requests name the wallet.
+        for (k, r) in self.db.passkey_resets()? {
+            if r.wallet_id == wallet {
+                batch.remove_passkey_reset(&k);
+            }
+        }
         // Owner nonces name the wallet (a delete's just spent among them).
         for k in self.db.owner_nonces_of_wallet(wallet)? {
             batch.remove_owner_nonce(&k);

@@ -40,6 +40,7 @@ pub mod cancel_all;
 pub mod epochs_service;
 pub mod erase;
 pub mod passkey_change;
+pub mod passkey_reset;
 pub mod state;
 
 use crate::at_rest::{self, ShareRecordId};
@@ -193,7 +194,7 @@ pub struct EpochChallengeIssued {
     /// For a stage on a node holding the wallet's active epoch: its signed
     /// `CredentialAttestation`.
     pub credential_attestation: Option<Vec<u8>>,
-    /// For a passkey change: the creation-options template of the new credential.
+    /// For a passkey change or reset: the creation-options template of the new credential.
     pub creation_options_json: String,
 }
 
@@ -207,6 +208,7 @@ pub fn owner_action(action: EpochAction) -> OwnerAction {
         EpochAction::Delete => OwnerAction::Delete,
         EpochAction::ChangePasskey => OwnerAction::ChangePasskey,
         EpochAction::CancelAll => OwnerAction::CancelAll,
+        EpochAction::ResetPasskey => OwnerAction::ResetPasskey,
     }
 }
 
@@ -572,7 +574,7 @@ impl EpochOps<'_> {
             None => return Err(NodeError::WalletNotFound),
         };
         let creation_options_json = match (&state, action) {
-            (Some(state), EpochAction::ChangePasskey) => {
+            (Some(state), EpochAction::ChangePasskey | EpochAction::ResetPasskey) => {
                 let current = self.owner_passkey(wallet, state)?;
                 let (ccr, _) = self.start_passkey_change(wallet_id, &current)?;
                 serde_json::to_string(&ccr).map_err(|e| internal("serialise options", e))?

@@ -20,7 +20,7 @@ use crate::db::Batch;
 use crate::epochs::state::{EpochError, EpochState};
 use crate::epochs::{MAX_PASSKEY_JSON_BYTES, OwnerAssertion};
 use crate::error::NodeError;
-use crate::owner_touch::passkey_fingerprint;
+use crate::owner_touch::{VerifiedTouch, passkey_fingerprint};
 use crate::wallet::LogTag as _;
 use crate::wallet::WalletId;
 use dlocker_proto::owner_challenge::OwnerAction;
@@ -73,12 +73,37 @@ impl EpochOps<'_> {
             .map_err(|e| internal("start passkey registration", e))
     }
 
-    /// `ChangePasskey`: replaces the wallet's credential, authorized by the current one.
-    /// Returns the new credential's fingerprint.
-    pub async fn change_passkey(&self, req: ChangePasskey) -> Result<[u8; 32], NodeError> {
-        let wallet = req.wallet_id.as_str();
-        let _guard = self.recovery_lock.lock().await;
-        let now = self.now();
+    /// Verifies a new credential's registration (`credential_json`) over the one-touch challenge
+    /// of `action` (nothing authorized, `nonces`) against the ceremony
+    /// [`Self::start_passkey_change`] describes; spends nothing. A change and a reset share it.
+    pub(crate) fn verify_new_credential(
+        &self,
+        wallet_id: &WalletId,
+        current: &Passkey,
+        action: OwnerAction,
+        nonces: Vec<dlocker_proto::owner_challenge::TrusteeNonce>,
+        credential_json: &str,
+    ) -> Result<VerifiedTouch<Passkey>, NodeError> {
+        let (_, registration) = self.start_passkey_change(wallet_id, current)?;
+        let state_json = serde_json::to_string(&registration)
+            .map_err(|e| internal("serialise registration state", e))?;
+        self.owner_touch().verify_owner_registration(
+            wallet_id.as_str(),
+            action,
+            b"",
+            nonces,
+            credential_json,
+            &state_json,
+        )
+    }
+
+    /// The wallet's state when its credential is to be replaced (a change or a reset): held
+    /// here, and not only through a staged epoch this node is joining.
+    pub(crate) async fn credential_swap_state(
+        &self,
+        wallet: &str,
+        now: u64,
+    ) -> Result<EpochState, NodeError> {
         let state = self
             .expire_if_due(wallet, now)
             .await?
@@ -86,25 +111,30 @@ impl EpochOps<'_> {
         if matches!(state, EpochState::Joining { .. }) {
             return Err(EpochError::PasskeyChangeWhileJoining.into());
         }
+        Ok(state)
+    }
+
+    /// `ChangePasskey`: replaces the wallet's credential, authorized by the current one.
+    /// Returns the new credential's fingerprint.
+    pub async fn change_passkey(&self, req: ChangePasskey) -> Result<[u8; 32], NodeError> {
+        let wallet = req.wallet_id.as_str();
+        let _guard = self.recovery_lock.lock().await;
+        let now = self.now();
+        let state = self.credential_swap_state(wallet, now).await?;
         let owner = req.owner.ok_or(EpochError::OwnerAssertionRequired {
             action: "a passkey change",
         })?;
         let current = self.owner_passkey(wallet, &state)?;
         let new = match req.new_credential {
             Some(NewCredential::Registration(json)) => {
-                let (_, registration) = self.start_passkey_change(&req.wallet_id, &current)?;
-                let state_json = serde_json::to_string(&registration)
-                    .map_err(|e| internal("serialise registration state", e))?;
-                self.owner_touch()
-                    .verify_owner_registration(
-                        wallet,
-                        OwnerAction::ChangePasskey,
-                        b"",
-                        owner.nonces.clone(),
-                        &json,
-                        &state_json,
-                    )?
-                    .value
+                self.verify_new_credential(
+                    &req.wallet_id,
+                    &current,
+                    OwnerAction::ChangePasskey,
+                    owner.nonces.clone(),
+                    &json,
+                )?
+                .value
             }
             Some(NewCredential::Passkey(json)) => {
                 if json.len() > MAX_PASSKEY_JSON_BYTES {

@@ -45,6 +45,9 @@ pub enum EpochAction {
     ChangePasskey,
     /// Close every open recovery session of the wallet (not a transition).
     CancelAll,
+    /// Replace the wallet's credential on the bank's approval and a proof of `k` (not a
+    /// transition).
+    ResetPasskey,
 }
 
 impl EpochAction {
@@ -58,6 +61,7 @@ impl EpochAction {
             Self::Delete => "delete",
             Self::ChangePasskey => "change passkey",
             Self::CancelAll => "cancel all recoveries",
+            Self::ResetPasskey => "reset passkey",
         }
     }
 }

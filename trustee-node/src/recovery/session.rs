@@ -22,7 +22,9 @@
 //! takes that token, so "release before checking" does not compile.
 
 use dlocker_proto::keys::{decode_public_key, encode_public_key};
-use dlocker_proto::statement::{BankApproval, BankCancellation, Signed, StatementError};
+use dlocker_proto::statement::{
+    BankApproval, BankCancellation, PasskeyResetApproval, Signed, StatementBody, StatementError,
+};
 use k256::PublicKey;
 use serde::{Deserialize, Serialize};
 
@@ -255,7 +257,75 @@ impl BankKeys {
             .and_then(|i| self.owners[i].as_deref());
         claimed == wallet_bank && owner.is_none_or(|o| o == claimed)
     }
+
+    /// The checks every bank approval gets, whatever it approves (a recovery's release, a
+    /// passkey reset): signed by a key this node accepts, by the wallet's own bank (the bank
+    /// `wallet_bank` its manifest names), for `wallet_id`, unexpired and not issued in the
+    /// future. The caller checks what the approval is for.
+    pub fn verify_bank_statement<T: BankStatement>(
+        &self,
+        bytes: &[u8],
+        wallet_id: &str,
+        wallet_bank: &str,
+        now: u64,
+    ) -> Result<Signed<T>, SessionError> {
+        let signed = Signed::<T>::decode_trusted(bytes, self.keys()).map_err(|e| match e {
+            StatementError::UntrustedSigner => SessionError::ApprovalUnknownSigner,
+            other => SessionError::ApprovalMalformed(other.to_string()),
+        })?;
+        let a = signed.body();
+        if !self.check(signed.signer(), a.bank_node_id(), wallet_bank) {
+            return Err(SessionError::ApprovalWrongBank);
+        }
+        if a.wallet_id() != wallet_id {
+            return Err(SessionError::ApprovalWrongWallet);
+        }
+        if now >= a.expires_at() {
+            return Err(SessionError::ApprovalExpired {
+                expires_at: a.expires_at(),
+            });
+        }
+        if a.issued_at() > now.saturating_add(CLOCK_SKEW_SECS) {
+            return Err(SessionError::ApprovalNotYetValid {
+                issued_at: a.issued_at(),
+            });
+        }
+        Ok(signed)
+    }
 }
+
+/// A bank approval statement: what [`BankKeys::verify_bank_statement`] checks of any of them.
+pub trait BankStatement: StatementBody {
+    /// The bank node that signed.
+    fn bank_node_id(&self) -> &str;
+    /// The wallet approved.
+    fn wallet_id(&self) -> &str;
+    /// Unix seconds.
+    fn issued_at(&self) -> u64;
+    /// Unix seconds; refused from then on.
+    fn expires_at(&self) -> u64;
+}
+
+macro_rules! bank_statement {
+    ($t:ty) => {
+        impl BankStatement for $t {
+            fn bank_node_id(&self) -> &str {
+                &self.bank_node_id
+            }
+            fn wallet_id(&self) -> &str {
+                &self.wallet_id
+            }
+            fn issued_at(&self) -> u64 {
+                self.issued_at
+            }
+            fn expires_at(&self) -> u64 {
+                self.expires_at
+            }
+        }
+    };
+}
+bank_statement!(BankApproval);
+bank_statement!(PasskeyResetApproval);
 
 /// Allowed clock skew for statements issued "now" by another node.
 pub const CLOCK_SKEW_SECS: u64 = 300;
@@ -539,30 +609,11 @@ impl RecoverySession {
         banks: &BankKeys,
         now: u64,
     ) -> Result<VerifiedApproval, SessionError> {
-        let signed =
-            Signed::<BankApproval>::decode_trusted(bytes, banks.keys()).map_err(|e| match e {
-                StatementError::UntrustedSigner => SessionError::ApprovalUnknownSigner,
-                other => SessionError::ApprovalMalformed(other.to_string()),
-            })?;
+        let signed: Signed<BankApproval> =
+            banks.verify_bank_statement(bytes, &self.wallet_id, &self.bank_node_id, now)?;
         let a = signed.body();
-        if !banks.check(signed.signer(), &a.bank_node_id, &self.bank_node_id) {
-            return Err(SessionError::ApprovalWrongBank);
-        }
-        if a.wallet_id != self.wallet_id {
-            return Err(SessionError::ApprovalWrongWallet);
-        }
         if Some(a.session_key) != self.session_key() {
             return Err(SessionError::ApprovalWrongSessionKey);
-        }
-        if now >= a.expires_at {
-            return Err(SessionError::ApprovalExpired {
-                expires_at: a.expires_at,
-            });
-        }
-        if a.issued_at > now.saturating_add(CLOCK_SKEW_SECS) {
-            return Err(SessionError::ApprovalNotYetValid {
-                issued_at: a.issued_at,
-            });
         }
         Ok(VerifiedApproval {
             approvers: a.approvers.clone(),
@@ -680,13 +731,23 @@ impl RecoverySession {
         now: u64,
     ) -> Result<bool, SessionError> {
         self.can_cancel(now)?;
-        if self.approvals.iter().any(|a| a == staff_id) || self.approvals.len() >= required as usize
-        {
-            return Ok(false);
-        }
-        self.approvals.push(staff_id.to_owned());
-        Ok(true)
+        Ok(add_distinct_approval(
+            &mut self.approvals,
+            staff_id,
+            required,
+        ))
     }
+}
+
+/// Records `staff_id`'s approval in `approvals` unless it is there already or the policy
+/// (`required` distinct staff) already holds; true when recorded. Recoveries and passkey resets
+/// share this rule.
+pub fn add_distinct_approval(approvals: &mut Vec<String>, staff_id: &str, required: u32) -> bool {
+    if approvals.iter().any(|a| a == staff_id) || approvals.len() >= required as usize {
+        return false;
+    }
+    approvals.push(staff_id.to_owned());
+    true
 }
 
 #[cfg(test)]

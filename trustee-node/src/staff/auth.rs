@@ -46,9 +46,14 @@ impl StaffRole {
             (self, action),
             (
                 _,
-                StaffAction::ListRecoveries | StaffAction::ListRegistry | StaffAction::WatchEvents
-            ) | (Self::Approver, StaffAction::ApproveRecovery)
-                | (Self::Canceller, StaffAction::CancelRecovery)
+                StaffAction::ListRecoveries
+                    | StaffAction::ListPasskeyResets
+                    | StaffAction::ListRegistry
+                    | StaffAction::WatchEvents
+            ) | (
+                Self::Approver,
+                StaffAction::ApproveRecovery | StaffAction::ApprovePasskeyReset
+            ) | (Self::Canceller, StaffAction::CancelRecovery)
                 | (
                     Self::Admin,
                     StaffAction::ListStaff | StaffAction::ManageStaff

@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod resets;
 pub mod roster;
 pub mod staff_service;
 

@@ -1,5 +1,6 @@
 //! The bank node's `Staff` gRPC service: thin handlers over [`super::StaffOps`].
 
+use crate::epochs::passkey_reset::ResetOwner;
 use crate::node::Node;
 use crate::recovery::parse_session_key;
 use crate::recovery::session::{RecoverySession, SessionState};
@@ -21,6 +22,16 @@ impl StaffService {
     }
 }
 
+/// The customer the bank recorded for the wallet at enrollment: (user name, reference), empty
+/// when not recorded.
+fn customer(node: &Node, wallet_id: &str) -> (String, String) {
+    let c = node.enrollment().customer(wallet_id);
+    (
+        c.as_ref().map(|c| c.user_name.clone()).unwrap_or_default(),
+        c.and_then(|c| c.customer_reference).unwrap_or_default(),
+    )
+}
+
 fn pending(
     node: &Node,
     s: RecoverySession,
@@ -28,15 +39,10 @@ fn pending(
     approved: bool,
     now: u64,
 ) -> pb::PendingRecovery {
-    let customer = node.enrollment().customer(&s.wallet_id);
+    let (customer_user_name, customer_reference) = customer(node, &s.wallet_id);
     pb::PendingRecovery {
-        customer_user_name: customer
-            .as_ref()
-            .map(|c| c.user_name.clone())
-            .unwrap_or_default(),
-        customer_reference: customer
-            .and_then(|c| c.customer_reference)
-            .unwrap_or_default(),
+        customer_user_name,
+        customer_reference,
         owner_authenticated: matches!(
             s.state,
             SessionState::OwnerAuthenticated { .. } | SessionState::Released { .. }
@@ -57,8 +63,77 @@ fn pending(
     }
 }
 
+fn reset_pb(
+    node: &Node,
+    s: crate::staff::resets::ResetStatus,
+    staff: bool,
+) -> pb::PasskeyResetStatus {
+    let r = s.record;
+    // Only staff see who the customer is; the phone's filing is answered without it.
+    let (customer_user_name, customer_reference) = if staff {
+        customer(node, &r.wallet_id)
+    } else {
+        Default::default()
+    };
+    pb::PasskeyResetStatus {
+        credential_fingerprint: hex::decode(&r.credential_fingerprint).unwrap_or_default(),
+        customer_user_name,
+        customer_reference,
+        request_id: r.id,
+        wallet_id: r.wallet_id,
+        opened_at: r.opened_at,
+        expires_at: r.expires_at,
+        approvers: r.approvals,
+        approvals_required: s.approvals_required,
+        reset_approval_encoded: s.approval.unwrap_or_default(),
+    }
+}
+
 #[tonic::async_trait]
 impl Staff for StaffService {
+    async fn request_passkey_reset(
+        &self,
+        req: Request<pb::RequestPasskeyResetRequest>,
+    ) -> Result<Response<pb::PasskeyResetStatus>, Status> {
+        // Anyone may call it; it verifies a proof and a registration, so it is metered as an
+        // owner call.
+        self.node.caller_limits.owner_call(req.remote_addr())?;
+        let r = req.into_inner();
+        let owner =
+            ResetOwner::from_wire(r.wallet_id, r.registration_json, &r.nonces, r.key_proof)?;
+        let s = self.node.staff().request_passkey_reset(owner).await?;
+        Ok(Response::new(reset_pb(&self.node, s, false)))
+    }
+
+    async fn list_passkey_resets(
+        &self,
+        req: Request<pb::ListPasskeyResetsRequest>,
+    ) -> Result<Response<pb::ListPasskeyResetsResponse>, Status> {
+        let list = self
+            .node
+            .staff()
+            .list_passkey_resets(&req.into_inner().staff_request_encoded)
+            .await?;
+        Ok(Response::new(pb::ListPasskeyResetsResponse {
+            resets: list
+                .into_iter()
+                .map(|s| reset_pb(&self.node, s, true))
+                .collect(),
+        }))
+    }
+
+    async fn approve_passkey_reset(
+        &self,
+        req: Request<pb::ApprovePasskeyResetRequest>,
+    ) -> Result<Response<pb::PasskeyResetStatus>, Status> {
+        let s = self
+            .node
+            .staff()
+            .approve_passkey_reset(&req.into_inner().staff_request_encoded)
+            .await?;
+        Ok(Response::new(reset_pb(&self.node, s, true)))
+    }
+
     async fn list_recoveries(
         &self,
         req: Request<pb::ListRecoveriesRequest>,
