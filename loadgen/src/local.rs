@@ -252,7 +252,9 @@ impl Target {
                 let replica_dir = replica_dir(dir, r)?;
                 let node = rt
                     .block_on(trustee_node::server::spawn(&replica_dir))
-                    .with_context(|| format!("starting the replica in {}", replica_dir.display()))?;
+                    .with_context(|| {
+                        format!("starting the replica in {}", replica_dir.display())
+                    })?;
                 urls.push(node.url());
                 running.push(node);
             }

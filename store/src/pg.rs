@@ -190,7 +190,12 @@ impl PgEngine {
         let got: bool = client
             .0
             .as_mut()
-            .map(|c| c.query_typed(sql, &[(&format!("dlocker-serve:{}", self.schema), Type::TEXT)]))
+            .map(|c| {
+                c.query_typed(
+                    sql,
+                    &[(&format!("dlocker-serve:{}", self.schema), Type::TEXT)],
+                )
+            })
             .transpose()?
             .and_then(|rows| rows.first().map(|r| r.get(0)))
             .unwrap_or(false);
@@ -323,7 +328,12 @@ impl AdvisoryLock {
             .client
             .as_mut()
             .and_then(|c| c.0.as_mut())
-            .map(|c| c.query_typed("SELECT pg_advisory_lock(hashtext($1))", &[(&self.key, Type::TEXT)]))
+            .map(|c| {
+                c.query_typed(
+                    "SELECT pg_advisory_lock(hashtext($1))",
+                    &[(&self.key, Type::TEXT)],
+                )
+            })
             .transpose();
         if let Err(e) = got {
             // A broken or timed-out session: start afresh next time (closing it frees whatever
@@ -335,12 +345,14 @@ impl AdvisoryLock {
     }
 
     pub(crate) fn release(&mut self) {
-        let unlocked = self
-            .client
-            .as_mut()
-            .and_then(|c| c.0.as_mut())
-            .map(|c| c.query_typed("SELECT pg_advisory_unlock(hashtext($1))", &[(&self.key, Type::TEXT)]));
-        if !matches!(unlocked, Some(Ok(ref rows)) if rows.first().is_some_and(|r| r.get::<_, bool>(0))) {
+        let unlocked = self.client.as_mut().and_then(|c| c.0.as_mut()).map(|c| {
+            c.query_typed(
+                "SELECT pg_advisory_unlock(hashtext($1))",
+                &[(&self.key, Type::TEXT)],
+            )
+        });
+        if !matches!(unlocked, Some(Ok(ref rows)) if rows.first().is_some_and(|r| r.get::<_, bool>(0)))
+        {
             // Not released cleanly: closing the session releases it for sure.
             self.client = None;
         }

@@ -282,7 +282,10 @@ fn replicas_share_the_serving_lock_and_an_exclusive_holder_is_alone() {
         return;
     };
     assert!(first.hold_serving_lock(false).expect("lock"));
-    assert!(first.hold_serving_lock(false).expect("again"), "held already");
+    assert!(
+        first.hold_serving_lock(false).expect("again"),
+        "held already"
+    );
     let second = Store::open_postgres(&pg_config(&schema), MIGRATIONS).expect("open");
     assert!(
         second.hold_serving_lock(false).expect("shared"),
@@ -318,9 +321,9 @@ fn a_cross_process_lock_lets_one_holder_in_at_a_time() {
     let mut la = a.cross_process_lock("sessions");
     let mut lb = b.cross_process_lock("sessions");
     la.acquire().expect("a takes it");
-    let entered = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let entered = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|s| {
-        let entered = entered.clone();
+        let entered = &entered;
         let waiter = s.spawn(move || {
             lb.acquire().expect("b takes it after a");
             entered.store(true, std::sync::atomic::Ordering::SeqCst);

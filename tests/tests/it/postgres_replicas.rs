@@ -327,7 +327,10 @@ async fn two_replicas_of_the_bank_on_one_schema_lose_nothing_when_one_is_killed_
         enrollments >= all.len(),
         "every acknowledged deposit is in the one chain ({enrollments} enrollment entries)"
     );
-    println!("audit: one chain of {} entries, verified at both replicas", ka.len());
+    println!(
+        "audit: one chain of {} entries, verified at both replicas",
+        ka.len()
+    );
 
     // The watcher on B missed nothing: every event seq from 1 to the outbox's last, once, in
     // order (the outbox as stored is the reference; both replicas appended to it).
@@ -341,12 +344,11 @@ async fn two_replicas_of_the_bank_on_one_schema_lose_nothing_when_one_is_killed_
         }
     }
     let seqs: Vec<u64> = seen.iter().map(|(s, _)| *s).collect();
-    assert_eq!(seqs, stored, "the watcher on replica B saw exactly the stored outbox");
     assert_eq!(
-        seqs,
-        (1..=last).collect::<Vec<_>>(),
-        "no gap, no duplicate"
+        seqs, stored,
+        "the watcher on replica B saw exactly the stored outbox"
     );
+    assert_eq!(seqs, (1..=last).collect::<Vec<_>>(), "no gap, no duplicate");
     println!("events: replica B's watcher received all {last} events, in order");
     watcher.abort();
 }
@@ -366,26 +368,30 @@ fn pg_events(schema: &str) -> Vec<u64> {
     .expect("postgres")
 }
 
-/// Asserts exactly one of `a`, `b` succeeded and returns the other's refusal.
+/// Asserts exactly one of `a`, `b` succeeded and the other was refused with `refusal`; returns
+/// the winner's answer.
 fn exactly_one<T: std::fmt::Debug>(
     what: &str,
     a: Result<T, tonic::Status>,
     b: Result<T, tonic::Status>,
-) -> (T, tonic::Status) {
+    expected: NodeRefusal,
+) -> T {
     match (a, b) {
         (Ok(won), Err(lost)) | (Err(lost), Ok(won)) => {
             let refusal = NodeRefusal::of_status(&lost);
-            assert!(
-                refusal.is_some(),
-                "{what}: the loser's refusal carries its code: {lost:?}"
+            assert_eq!(
+                refusal,
+                Some(expected),
+                "{what}: the loser's refusal: {lost:?}"
             );
+            assert_eq!(lost.code(), expected.grpc_code(), "{what}: {lost:?}");
             println!(
                 "race {what}: one OK; the other {:?} ({}): {}",
                 lost.code(),
                 refusal.map(|r| r.as_str()).unwrap_or_default(),
                 lost.message()
             );
-            (won, lost)
+            won
         }
         (a, b) => panic!("{what}: expected exactly one success, got {a:?} and {b:?}"),
     }
@@ -469,7 +475,8 @@ async fn replicas_racing_on_one_nonce_one_session_and_one_epoch_let_exactly_one_
         ra.authenticate_owner(req.clone()),
         rb.authenticate_owner(req)
     );
-    exactly_one("AuthenticateOwner", a, b);
+    // Serialised by the advisory lock, the second finds the session already authenticated.
+    exactly_one("AuthenticateOwner", a, b, NodeRefusal::AlreadyAuthenticated);
     let kinds = audit_kinds(channel(&twin, 0).await).await;
     assert_eq!(
         kinds.iter().filter(|k| *k == "owner_authenticated").count(),
@@ -492,7 +499,12 @@ async fn replicas_racing_on_one_nonce_one_session_and_one_epoch_let_exactly_one_
         staff_request_encoded: approve,
     };
     let (a, b) = tokio::join!(sa.approve_recovery(req.clone()), sb.approve_recovery(req));
-    let (won, _) = exactly_one("ApproveRecovery (one staff nonce)", a, b);
+    let won = exactly_one(
+        "ApproveRecovery (one staff nonce)",
+        a,
+        b,
+        NodeRefusal::StaffReplayed,
+    );
     assert_eq!(won.into_inner().approvers, vec!["alice".to_owned()]);
     let kinds = audit_kinds(channel(&rc, 0).await).await;
     assert_eq!(
@@ -518,7 +530,17 @@ async fn replicas_racing_on_one_nonce_one_session_and_one_epoch_let_exactly_one_
     let stop = StopAfter::new(3);
     let hook = |s: &dlocker_sdk::rotate::RotationStep| stop.hook(s);
     let opts = options(rc.root_dir(), &wallet, &hook);
-    match rotate(&set, &set, &source(&prepared), POLICY, false, &mut auth, &opts).await {
+    match rotate(
+        &set,
+        &set,
+        &source(&prepared),
+        POLICY,
+        false,
+        &mut auth,
+        &opts,
+    )
+    .await
+    {
         Err(RotateError::Interrupted { .. }) => {}
         other => panic!("expected an interruption before the first commit, got {other:?}"),
     }
@@ -574,6 +596,11 @@ async fn replicas_racing_on_one_nonce_one_session_and_one_epoch_let_exactly_one_
         "CommitEpoch against AbandonEpoch",
         a.map(drop),
         b.map(drop),
+        if committed {
+            NodeRefusal::EpochAlreadyCommitted
+        } else {
+            NodeRefusal::EpochNotStaged
+        },
     );
     let expected = if committed { (2, 0) } else { (1, 0) };
     assert_eq!(rc.epochs_at(0, &wallet).await, Some(expected));

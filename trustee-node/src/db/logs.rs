@@ -115,31 +115,31 @@ impl SeqLog {
         Ok(self.head()?.seq)
     }
 
-    /// Appends the record `build` makes from the current head, under the head's sequence number
-    /// + 1, and makes `(that number, the hash build returns)` the head: one transaction, which
+    /// Appends the record `build` makes from the current head under the next sequence number,
+    /// and makes that number (with the hash `build` returns) the head: one transaction, which
     /// may run more than once (`build` must compute from its argument only; `None`: the head
     /// is unreadable). Not yet durable.
     pub fn append_next<T: Serialize + Send>(
         &self,
         build: impl Fn(&Head) -> Option<(T, String)> + Sync,
     ) -> Result<T, SeqLogError> {
-        let outcome = self.store.transaction(&[&self.tree, &self.meta], |tx| {
+        self.store.transaction(&[&self.tree, &self.meta], |tx| {
             let head: Head = match tx.get(&self.meta, self.head_key)? {
                 Some(v) => serde_json::from_slice(&v)
                     .map_err(|_| dlocker_store::TxAbort::Abort(SeqLogError::Corrupt(0)))?,
                 None => Head::default(),
             };
             let seq = head.seq + 1;
-            let (rec, hash) = build(&head)
-                .ok_or(dlocker_store::TxAbort::Abort(SeqLogError::Corrupt(head.seq)))?;
+            let (rec, hash) = build(&head).ok_or(dlocker_store::TxAbort::Abort(
+                SeqLogError::Corrupt(head.seq),
+            ))?;
             let corrupt = || dlocker_store::TxAbort::Abort(SeqLogError::Corrupt(seq));
             let bytes = serde_json::to_vec(&rec).map_err(|_| corrupt())?;
             let next = serde_json::to_vec(&Head { seq, hash }).map_err(|_| corrupt())?;
             tx.insert(&self.tree, &seq.to_be_bytes(), &bytes)?;
             tx.insert(&self.meta, self.head_key, &next)?;
             Ok(rec)
-        })?;
-        outcome
+        })?
     }
 
     /// Records with `seq >= first`, at most `limit`, in sequence order.

@@ -86,8 +86,10 @@ impl StaffOps<'_> {
         if gate.staff() != stored.staff {
             gate.replace_staff(stored.staff);
         }
-        self.approvals_required
-            .store(stored.approvals_required, std::sync::atomic::Ordering::SeqCst);
+        self.approvals_required.store(
+            stored.approvals_required,
+            std::sync::atomic::Ordering::SeqCst,
+        );
         Ok(())
     }
 
