@@ -6,7 +6,8 @@
 //!   acknowledged deposit is lost, every recovery completes, the audit log verifies as ONE chain
 //!   at either replica (`dlocker audit verify`), and a `WatchEvents` stream opened on the
 //!   surviving replica receives every event once, in order, those the other replica produced
-//!   included.
+//!   included. A staff member added at one replica is known at the other; removed there, he is
+//!   refused at the first.
 //! - Races, driven with raw gRPC at both replicas at once: one owner assertion (one single-use
 //!   nonce, one session transition), one signed staff request (one staff nonce), and a commit
 //!   against an abandon of the same staged epoch. Exactly one of each pair succeeds; the other
@@ -139,7 +140,7 @@ fn audit_verify(trustees_file: &std::path::Path) -> serde_json::Value {
 async fn storm_wallet(
     k: usize,
     trustees: TrusteeSet,
-    staff_key: String,
+    staff_key: zeroize::Zeroizing<String>,
     recover: bool,
     acked: Arc<AtomicUsize>,
 ) -> Option<(String, PreparedBackup)> {
@@ -183,6 +184,10 @@ async fn two_replicas_of_the_bank_on_one_schema_lose_nothing_when_one_is_killed_
     let mut rc = RecoveryCluster::init(RecoverySpec {
         nodes: 3,
         config: storm_limits(),
+        staff: vec![
+            ("alice".into(), "approver,canceller".into()),
+            ("root".into(), "admin".into()),
+        ],
         ..RecoverySpec::default()
     });
     pg.configure(rc.data_dir(0), 0);
@@ -234,7 +239,7 @@ async fn two_replicas_of_the_bank_on_one_schema_lose_nothing_when_one_is_killed_
 
     // The storm: WALLETS deposits, AT_ONCE at a time, the first RECOVERIES then recovered;
     // replica A is SIGKILLed after KILL_AFTER acknowledged deposits and restarted.
-    let staff_key: String = rc.staff[0].key.to_hex().to_string();
+    let staff_key = rc.staff[0].key.to_hex();
     let acked = Arc::new(AtomicUsize::new(0));
     let storm = {
         let (both, acked) = (both.clone(), acked.clone());
@@ -351,6 +356,53 @@ async fn two_replicas_of_the_bank_on_one_schema_lose_nothing_when_one_is_killed_
     assert_eq!(seqs, (1..=last).collect::<Vec<_>>(), "no gap, no duplicate");
     println!("events: replica B's watcher received all {last} events, in order");
     watcher.abort();
+
+    // A staff change made at one replica holds at the other from its next staff request: bob,
+    // added at A, is known at B; removed at B, he is refused at A.
+    let bob = StaffKey::generate();
+    let bob_file = rc.root_dir().join("bob.key");
+    bob.save(&bob_file).expect("save bob");
+    let root_key = rc.staff[1].key_file.clone();
+    let staff_cli = |file: &std::path::Path, key: &std::path::Path, args: &[&str]| {
+        dlocker_integration_tests::cli_command()
+            .args(["--json"])
+            .args(args)
+            .arg("--trustees")
+            .arg(file)
+            .arg("--key")
+            .arg(key)
+            .output()
+            .expect("run dlocker")
+    };
+    let added = staff_cli(
+        &file_a,
+        &root_key,
+        &[
+            "staff",
+            "add",
+            "--id",
+            "bob",
+            "--public-key",
+            &bob.public_key_hex(),
+            "--roles",
+            "viewer",
+        ],
+    );
+    assert!(added.status.success(), "add bob at A: {added:?}");
+    let at_b = staff_cli(&file_b, &bob_file, &["recoveries", "list"]);
+    assert!(
+        at_b.status.success(),
+        "bob, added at A, lists at B: {at_b:?}"
+    );
+    let removed = staff_cli(&file_b, &root_key, &["staff", "remove", "bob"]);
+    assert!(removed.status.success(), "remove bob at B: {removed:?}");
+    let at_a = staff_cli(&file_a, &bob_file, &["recoveries", "list"]);
+    assert!(
+        !at_a.status.success(),
+        "bob, removed at B, still lists at A"
+    );
+    let err = String::from_utf8_lossy(&at_a.stderr);
+    assert!(err.contains("unknown key"), "{err}");
 }
 
 /// The sequence numbers stored in the schema's event outbox, in order.
