@@ -22,9 +22,7 @@ use dlocker_integration_tests::postgres::{Storage, replica_of};
 use dlocker_integration_tests::recovery_cluster::{
     RecoveryCluster, RecoverySpec, Touch, recover_approved, session_key,
 };
-use dlocker_integration_tests::rotation::{
-    RotationCluster, StopAfter, load_record, options, source,
-};
+use dlocker_integration_tests::rotation::{RotationCluster, source, stage_only};
 use dlocker_integration_tests::touch::Nonces;
 use dlocker_proto::keys::encode_public_key;
 use dlocker_proto::manifest::ManifestHash;
@@ -34,7 +32,6 @@ use dlocker_proto::pb::epochs_client::EpochsClient;
 use dlocker_proto::pb::recovery_client::RecoveryClient;
 use dlocker_proto::pb::staff_client::StaffClient as RawStaffClient;
 use dlocker_proto::refusal::NodeRefusal;
-use dlocker_sdk::rotate::{RotateError, rotate};
 use dlocker_sdk::{
     BackupPolicy, PreparedBackup, SoftwareAuthenticator, StaffClient, StaffKey, TrusteeInfo,
     TrusteeSet,
@@ -579,32 +576,17 @@ async fn replicas_racing_on_one_nonce_one_session_and_one_epoch_let_exactly_one_
     // 3. A staged epoch 2 (a refresh over the same trustees, stopped before any commit), then
     // CommitEpoch at replica A against AbandonEpoch at replica B, each with its own touch.
     let set = rc.set(&[0, 1, 2]);
-    let stop = StopAfter::new(3);
-    let hook = |s: &dlocker_sdk::rotate::RotationStep| stop.hook(s);
-    let opts = options(rc.root_dir(), &wallet, &hook);
-    match rotate(
+    let (_, h2, quorum) = stage_only(
+        rc.root_dir(),
+        &wallet,
         &set,
         &set,
         &source(&prepared),
         POLICY,
-        false,
         &mut auth,
-        &opts,
+        3,
     )
-    .await
-    {
-        Err(RotateError::Interrupted { .. }) => {}
-        other => panic!("expected an interruption before the first commit, got {other:?}"),
-    }
-    drop(opts);
-    let record = load_record(rc.root_dir(), &wallet);
-    let h2 = record.manifest().expect("manifest").hash();
-    let quorum: Vec<Vec<u8>> = record
-        .trustees
-        .iter()
-        .filter_map(|t| t.stage_receipt.as_deref())
-        .map(|h| hex::decode(h).expect("hex"))
-        .collect();
+    .await;
     assert_eq!(rc.epochs_at(0, &wallet).await, Some((1, 2)), "staged");
     let commit_owner = epoch_owner(
         channel(&rc, 0).await,

@@ -9,7 +9,7 @@
 
 use dlocker_integration_tests::recovery_cluster::{Touch, session_key, wait_for};
 use dlocker_integration_tests::rotation::{
-    RotationCluster, StopAfter, db_mentions_wallet, load_record, options, source,
+    RotationCluster, StopAfter, db_mentions_wallet, load_record, options, source, stage_only,
 };
 use dlocker_integration_tests::touch::Nonces;
 use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
@@ -157,22 +157,18 @@ async fn bad_share_no_passkey_stale_stage_and_open_recovery_are_refused() {
 
     // 2. Stage for real (the SDK, stopped before the first commit), then commit without the
     // passkey, with a wrong passkey, and without evidence.
-    let stop = StopAfter::new(3);
-    let hook = |s: &RotationStep| stop.hook(s);
-    let opts = options(rc.root_dir(), &wallet, &hook);
-    match rotate(&old, &new, &src, POLICY, false, &mut auth, &opts).await {
-        Err(RotateError::Interrupted { step, .. }) => assert_eq!(step, "commit at trustee-4"),
-        other => panic!("expected an interruption before the first commit, got {other:?}"),
-    }
-    drop(opts);
-    let record = load_record(rc.root_dir(), &wallet);
-    let h2 = record.manifest().expect("manifest").hash();
-    let quorum: Vec<Vec<u8>> = record
-        .trustees
-        .iter()
-        .filter_map(|t| t.stage_receipt.as_deref())
-        .map(|h| hex::decode(h).expect("hex"))
-        .collect();
+    let (step, h2, quorum) = stage_only(
+        rc.root_dir(),
+        &wallet,
+        &old,
+        &new,
+        &src,
+        POLICY,
+        &mut auth,
+        3,
+    )
+    .await;
+    assert_eq!(step, "commit at trustee-4");
     assert_eq!(quorum.len(), 3);
     let commit = |owner: Option<pb::OwnerAssertion>, quorum: Vec<Vec<u8>>| pb::CommitEpochRequest {
         wallet_id: wallet.clone(),
