@@ -276,6 +276,60 @@ pub async fn stage_only(
     (step, hash, quorum)
 }
 
+/// `BeginEpochAction(action)` at the node behind `ch` (its id `node_id`) and the owner's
+/// one-touch answer for that node alone; `wrong`: a damaged assertion.
+pub async fn epoch_owner(
+    ch: tonic::transport::Channel,
+    node_id: &str,
+    wallet: &str,
+    action: dlocker_proto::pb::EpochAction,
+    hash: &dlocker_proto::manifest::ManifestHash,
+    auth: &mut SoftwareAuthenticator,
+    wrong: bool,
+) -> dlocker_proto::pb::OwnerAssertion {
+    use dlocker_proto::owner_challenge::{OwnerAction, stage_authorized};
+    use dlocker_proto::pb;
+    let c = pb::epochs_client::EpochsClient::new(ch)
+        .begin_epoch_action(pb::BeginEpochActionRequest {
+            wallet_id: wallet.into(),
+            action: action as i32,
+            manifest_hash: hash.0.to_vec(),
+        })
+        .await
+        .expect("BeginEpochAction")
+        .into_inner();
+    let (owner_action, authorized) = match action {
+        pb::EpochAction::Stage => (
+            OwnerAction::Stage,
+            stage_authorized(
+                &hash.0,
+                &c.credential_fingerprint
+                    .as_slice()
+                    .try_into()
+                    .expect("fingerprint"),
+            ),
+        ),
+        pb::EpochAction::Abandon => (OwnerAction::Abandon, hash.0.to_vec()),
+        _ => (OwnerAction::Commit, hash.0.to_vec()),
+    };
+    let mut nonces = crate::touch::Nonces::default();
+    nonces.push(node_id, &c.nonce);
+    let touch = crate::recovery_cluster::Touch::new(
+        auth,
+        owner_action,
+        wallet,
+        &authorized,
+        nonces,
+        &c.request_options_json,
+    );
+    let touch = if wrong { touch.damaged() } else { touch };
+    pb::OwnerAssertion {
+        challenge_id: c.challenge_id,
+        assertion_json: touch.assertion_json,
+        nonces: touch.nonces.wire(),
+    }
+}
+
 /// The record a previous run left in `dir` (what a restarted app loads).
 pub fn load_record(dir: &Path, wallet: &str) -> RotationRecord {
     RotationRecord::load(&dir.join(format!("{wallet}.rotation.json")))

@@ -22,10 +22,9 @@ use dlocker_integration_tests::postgres::{Storage, replica_of};
 use dlocker_integration_tests::recovery_cluster::{
     RecoveryCluster, RecoverySpec, Touch, recover_approved, session_key,
 };
-use dlocker_integration_tests::rotation::{RotationCluster, source, stage_only};
+use dlocker_integration_tests::rotation::{RotationCluster, epoch_owner, source, stage_only};
 use dlocker_integration_tests::touch::Nonces;
 use dlocker_proto::keys::encode_public_key;
-use dlocker_proto::manifest::ManifestHash;
 use dlocker_proto::owner_challenge::OwnerAction;
 use dlocker_proto::pb;
 use dlocker_proto::pb::epochs_client::EpochsClient;
@@ -446,42 +445,6 @@ fn exactly_one<T: std::fmt::Debug>(
     }
 }
 
-/// `BeginEpochAction` at the node behind `ch` and the owner's one-touch answer.
-async fn epoch_owner(
-    ch: Channel,
-    node_id: &str,
-    wallet: &str,
-    action: pb::EpochAction,
-    owner_action: OwnerAction,
-    hash: &ManifestHash,
-    auth: &mut SoftwareAuthenticator,
-) -> pb::OwnerAssertion {
-    let c = EpochsClient::new(ch)
-        .begin_epoch_action(pb::BeginEpochActionRequest {
-            wallet_id: wallet.into(),
-            action: action as i32,
-            manifest_hash: hash.0.to_vec(),
-        })
-        .await
-        .expect("BeginEpochAction")
-        .into_inner();
-    let mut nonces = Nonces::default();
-    nonces.push(node_id, &c.nonce);
-    let touch = Touch::new(
-        auth,
-        owner_action,
-        wallet,
-        &hash.0,
-        nonces,
-        &c.request_options_json,
-    );
-    pb::OwnerAssertion {
-        challenge_id: c.challenge_id,
-        assertion_json: touch.assertion_json,
-        nonces: touch.nonces.wire(),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_racing_on_one_nonce_one_session_and_one_epoch_let_exactly_one_through() {
     let Some(pg) = Storage::postgres("races") else {
@@ -593,9 +556,9 @@ async fn replicas_racing_on_one_nonce_one_session_and_one_epoch_let_exactly_one_
         &bank_id,
         &wallet,
         pb::EpochAction::Commit,
-        OwnerAction::Commit,
         &h2,
         &mut auth,
+        false,
     )
     .await;
     let abandon_owner = epoch_owner(
@@ -603,9 +566,9 @@ async fn replicas_racing_on_one_nonce_one_session_and_one_epoch_let_exactly_one_
         &bank_id,
         &wallet,
         pb::EpochAction::Abandon,
-        OwnerAction::Abandon,
         &h2,
         &mut auth,
+        false,
     )
     .await;
     let (mut ea, mut eb) = (

@@ -7,15 +7,14 @@
 //! Nodes: bank, trustee-2, trustee-3 hold a 2-of-3 epoch 1; epoch 2 is 2-of-3 over bank,
 //! trustee-2 and trustee-4 (joining; trustee-3 leaves).
 
-use dlocker_integration_tests::recovery_cluster::{Touch, session_key, wait_for};
+use dlocker_integration_tests::recovery_cluster::{session_key, wait_for};
 use dlocker_integration_tests::rotation::{
-    RotationCluster, StopAfter, db_mentions_wallet, load_record, options, source, stage_only,
+    RotationCluster, StopAfter, db_mentions_wallet, epoch_owner, load_record, options, source,
+    stage_only,
 };
-use dlocker_integration_tests::touch::Nonces;
 use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
 use dlocker_proto::keys::encode_public_key;
 use dlocker_proto::manifest::ManifestHash;
-use dlocker_proto::owner_challenge::{OwnerAction, stage_authorized};
 use dlocker_proto::pb;
 use dlocker_proto::pb::epochs_client::EpochsClient;
 use dlocker_proto::pb::recovery_client::RecoveryClient;
@@ -51,46 +50,8 @@ async fn owner(
     auth: &mut SoftwareAuthenticator,
     wrong: bool,
 ) -> pb::OwnerAssertion {
-    let c = epochs(rc, i)
-        .await
-        .begin_epoch_action(pb::BeginEpochActionRequest {
-            wallet_id: wallet.into(),
-            action: action as i32,
-            manifest_hash: hash.0.to_vec(),
-        })
-        .await
-        .expect("BeginEpochAction")
-        .into_inner();
-    let (owner_action, authorized) = match action {
-        pb::EpochAction::Stage => (
-            OwnerAction::Stage,
-            stage_authorized(
-                &hash.0,
-                &c.credential_fingerprint
-                    .as_slice()
-                    .try_into()
-                    .expect("fingerprint"),
-            ),
-        ),
-        pb::EpochAction::Abandon => (OwnerAction::Abandon, hash.0.to_vec()),
-        _ => (OwnerAction::Commit, hash.0.to_vec()),
-    };
-    let mut nonces = Nonces::default();
-    nonces.push(&rc.node(i).node_id, &c.nonce);
-    let touch = Touch::new(
-        auth,
-        owner_action,
-        wallet,
-        &authorized,
-        nonces,
-        &c.request_options_json,
-    );
-    let touch = if wrong { touch.damaged() } else { touch };
-    pb::OwnerAssertion {
-        challenge_id: c.challenge_id,
-        assertion_json: touch.assertion_json,
-        nonces: touch.nonces.wire(),
-    }
+    let ch = rc.node(i).channel().await.expect("connect");
+    epoch_owner(ch, &rc.node(i).node_id, wallet, action, hash, auth, wrong).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
