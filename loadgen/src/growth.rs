@@ -54,7 +54,7 @@ pub(crate) fn trustee_growth(
 ) -> anyhow::Result<Vec<TrusteeRow>> {
     let mut rows = Vec::new();
     for &n in ns {
-        let mut target = Target::start_local(node_rt, n)?;
+        let mut target = Target::start_local(node_rt, n, 1)?;
         let t = majority(n);
         let staff = target
             .staff

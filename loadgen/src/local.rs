@@ -176,6 +176,28 @@ pub(crate) fn init_cluster(
     Ok((dirs, infos))
 }
 
+/// Replica `r` of the node in `dir`: `DIR.replica-R` with the node's keys and config (so its
+/// schema) and a listener of its own.
+fn replica_dir(dir: &Path, r: usize) -> anyhow::Result<PathBuf> {
+    let mut name = dir.as_os_str().to_owned();
+    name.push(format!(".replica-{r}"));
+    let replica = PathBuf::from(name);
+    std::fs::create_dir_all(replica.join("keys")).context("creating a replica directory")?;
+    for entry in std::fs::read_dir(dir.join("keys")).context("reading the node's keys")? {
+        let entry = entry?;
+        std::fs::copy(entry.path(), replica.join("keys").join(entry.file_name()))
+            .context("copying a key")?;
+    }
+    std::fs::copy(dir.join("config.toml"), replica.join("config.toml"))
+        .context("copying config.toml")?;
+    let addr = free_ports(1)?[0];
+    let mut doc = ConfigDoc::load(&replica)?;
+    doc.set_string("node", "listen", &addr.to_string())?;
+    doc.set_string("node", "endpoint", &format!("http://{addr}"))?;
+    doc.save(&replica)?;
+    Ok(replica)
+}
+
 /// A cluster under test.
 pub(crate) struct Target {
     /// The trustees, bank first.
@@ -202,29 +224,54 @@ impl std::fmt::Debug for Target {
 
 impl Target {
     /// Starts `n` nodes in this process on `rt` (see [`init_cluster`]), in a temporary
-    /// directory removed when the target is dropped.
-    pub(crate) fn start_local(rt: &tokio::runtime::Runtime, n: usize) -> anyhow::Result<Self> {
+    /// directory removed when the target is dropped; with `replicas` > 1 (PostgreSQL only) each
+    /// node runs as that many servers over its schema, the further ones listed as its replicas.
+    pub(crate) fn start_local(
+        rt: &tokio::runtime::Runtime,
+        n: usize,
+        replicas: usize,
+    ) -> anyhow::Result<Self> {
+        if replicas > 1 && POSTGRES_URL.get().is_none() {
+            anyhow::bail!("--replicas needs --postgres: replicas share their node's schema");
+        }
         let tmp = tempfile::Builder::new()
             .prefix("dlocker-bench-")
             .tempdir()
             .context("creating a temporary directory")?;
         let staff = StaffKey::generate();
         let (dirs, mut infos) = init_cluster(tmp.path(), n, &staff.public_key_hex())?;
-        let mut running = Vec::with_capacity(n);
+        let mut running = Vec::with_capacity(n * replicas);
         for (dir, info) in dirs.iter().zip(&mut infos) {
             let node = rt
                 .block_on(trustee_node::server::spawn(dir))
                 .with_context(|| format!("starting the node in {}", dir.display()))?;
             info.endpoint = node.url();
             running.push(node);
+            let mut urls = Vec::with_capacity(replicas - 1);
+            for r in 1..replicas {
+                let replica_dir = replica_dir(dir, r)?;
+                let node = rt
+                    .block_on(trustee_node::server::spawn(&replica_dir))
+                    .with_context(|| {
+                        format!("starting the replica in {}", replica_dir.display())
+                    })?;
+                urls.push(node.url());
+                running.push(node);
+            }
+            *info = info.clone().with_replicas(urls);
         }
+        let servers = if replicas > 1 {
+            format!("{n} trustee-nodes × {replicas} replicas")
+        } else {
+            format!("{n} trustee-node servers")
+        };
         Ok(Self {
             set: TrusteeSet::new(infos)?,
             staff: Some(staff),
             cpu: NodeCpu::InProcess,
             dirs,
             description: format!(
-                "local: {n} trustee-node servers in this process (loopback gRPC, {})",
+                "local: {servers} in this process (loopback gRPC, {})",
                 storage_name()
             ),
             running,

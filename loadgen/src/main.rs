@@ -68,6 +68,10 @@ struct RunArgs {
     /// Nodes of the local cluster (the first is the bank).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(2..=32))]
     nodes: u16,
+    /// Servers per node of the local cluster: with 2 or more (PostgreSQL only), each node also
+    /// runs as further replicas over its schema, listed as `replicas` in the trustees set.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=8))]
+    replicas: u16,
     /// Shares needed to recover.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(2..=32))]
     threshold: u16,
@@ -169,7 +173,11 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             args.node_pids.clone(),
             args.node_dirs.clone(),
         )?,
-        None => local::Target::start_local(&node_rt, usize::from(args.nodes))?,
+        None => local::Target::start_local(
+            &node_rt,
+            usize::from(args.nodes),
+            usize::from(args.replicas),
+        )?,
     };
     let threshold = args
         .threshold

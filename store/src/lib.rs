@@ -93,7 +93,7 @@ impl Backend {
 
 enum Engine {
     Sled(sled::Db),
-    Postgres(Box<pg::PgEngine>),
+    Postgres(Arc<pg::PgEngine>),
 }
 
 /// A database: cheap to clone; every clone is the same database.
@@ -131,17 +131,34 @@ impl Store {
     /// apply each once) and refuses a schema newer than the newest migration given.
     pub fn open_postgres(config: &PgConfig, migrations: &[Migration]) -> Result<Self, Error> {
         let engine = blocking::run(|| pg::PgEngine::open(config, migrations))?;
-        Ok(Self(Arc::new(Engine::Postgres(Box::new(engine)))))
+        Ok(Self(Arc::new(Engine::Postgres(Arc::new(engine)))))
     }
 
-    /// PostgreSQL: takes this schema's serving lock, held while the store lives (the lock is a
-    /// session advisory lock, so it also goes when the process dies); `false` when another
-    /// process holds it. sled locks its directory itself: always `true`.
-    pub fn hold_serving_lock(&self) -> Result<bool, Error> {
+    /// PostgreSQL: takes this schema's serving lock, held while the store lives (a session
+    /// advisory lock, so it also goes when the process dies): shared by the replicas serving the
+    /// schema, `exclusive` for a tool that must be alone on it (a migration into the schema);
+    /// `false` when it is held in a conflicting mode. sled locks its directory itself: always
+    /// `true`.
+    pub fn hold_serving_lock(&self, exclusive: bool) -> Result<bool, Error> {
         match &*self.0 {
             Engine::Sled(_) => Ok(true),
-            Engine::Postgres(pg) => blocking::run(|| pg.hold_serving_lock()),
+            Engine::Postgres(pg) => blocking::run(|| pg.hold_serving_lock(exclusive)),
         }
+    }
+
+    /// A lock that serialises a critical section across every process on this database, named
+    /// `name` (see [`CrossProcessLock`]).
+    pub fn cross_process_lock(&self, name: &str) -> CrossProcessLock {
+        CrossProcessLock(match &*self.0 {
+            Engine::Sled(_) => None,
+            Engine::Postgres(pg) => Some(pg.advisory_lock(name)),
+        })
+    }
+
+    /// A mutex for the tasks of this process that also holds the [`CrossProcessLock`] `name`
+    /// while it is held, so the processes on this database take turns too (see [`SharedMutex`]).
+    pub fn shared_mutex(&self, name: &str) -> SharedMutex {
+        SharedMutex(tokio::sync::Mutex::new(self.cross_process_lock(name)))
     }
 
     /// The engine.
@@ -202,6 +219,69 @@ impl Store {
             Engine::Sled(_) => sled_engine::transaction(trees, f),
             Engine::Postgres(pg) => blocking::run(|| pg.transaction(trees, &f)),
         }
+    }
+}
+
+/// A mutual-exclusion lock across processes sharing one database.
+///
+/// PostgreSQL: a session advisory lock (named per schema) on a connection of its own, so
+/// replicas serving one schema take turns; a process that dies loses its connection and with it
+/// the lock; a wait longer than 30 s fails. sled: one process owns the directory, so this lock
+/// does nothing (callers serialise within their process themselves).
+///
+/// It is not re-entrant and does not serialise the threads of one process: the caller keeps it
+/// behind its own mutex and calls [`CrossProcessLock::acquire`] / [`CrossProcessLock::release`]
+/// in pairs while holding that mutex.
+pub struct CrossProcessLock(Option<pg::AdvisoryLock>);
+
+impl std::fmt::Debug for CrossProcessLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CrossProcessLock")
+            .field("postgres", &self.0.is_some())
+            .finish()
+    }
+}
+
+impl CrossProcessLock {
+    /// Waits for the lock (blocking the thread; see the crate's `blocking` note).
+    pub fn acquire(&mut self) -> Result<(), Error> {
+        match &mut self.0 {
+            None => Ok(()),
+            Some(l) => blocking::run(|| l.acquire()),
+        }
+    }
+
+    /// Lets go of the lock (if that fails, the session is closed, which lets go of it too).
+    pub fn release(&mut self) {
+        if let Some(l) = &mut self.0 {
+            blocking::run(|| l.release());
+        }
+    }
+}
+
+/// A mutex for read-check-write sections that must be exclusive across every process on the
+/// database (replicas of a node on one PostgreSQL schema): the tasks of this process queue on a
+/// tokio mutex, and the one holding it also holds the [`CrossProcessLock`]. On sled it is just
+/// the tokio mutex.
+#[derive(Debug)]
+pub struct SharedMutex(tokio::sync::Mutex<CrossProcessLock>);
+
+/// A held [`SharedMutex`]; dropping it lets go of both locks.
+#[derive(Debug)]
+pub struct SharedMutexGuard<'a>(tokio::sync::MutexGuard<'a, CrossProcessLock>);
+
+impl SharedMutex {
+    /// Waits for this process's turn, then for the database's.
+    pub async fn lock(&self) -> Result<SharedMutexGuard<'_>, Error> {
+        let mut held = self.0.lock().await;
+        held.acquire()?;
+        Ok(SharedMutexGuard(held))
+    }
+}
+
+impl Drop for SharedMutexGuard<'_> {
+    fn drop(&mut self) {
+        self.0.release();
     }
 }
 

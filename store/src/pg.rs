@@ -173,25 +173,26 @@ impl PgEngine {
     }
 
     /// Takes the schema's serving lock (a session advisory lock on a connection of its own, held
-    /// until the store is dropped or the process dies); `false` if another process holds it.
-    pub(crate) fn hold_serving_lock(&self) -> Result<bool, Error> {
+    /// until the store is dropped or the process dies): shared by the replicas that serve the
+    /// schema, exclusive for a tool that must be alone on it; `false` if it is held in a mode
+    /// that excludes the one asked for.
+    pub(crate) fn hold_serving_lock(&self, exclusive: bool) -> Result<bool, Error> {
         let mut held = self.serving.lock().unwrap_or_else(|e| e.into_inner());
         if held.is_some() {
             return Ok(true);
         }
-        let mut pg: postgres::Config = self
-            .url
-            .parse()
-            .map_err(|e: postgres::Error| Error::Pool(format!("invalid postgres URL: {e}")))?;
-        pg.application_name("trustee-node (serving lock)")
-            .connect_timeout(self.connect_timeout);
-        let mut client = ClientOwner(Some(pg.connect(NoTls)?));
+        let mut client = ClientOwner(Some(self.connect("trustee-node (serving lock)")?));
+        let sql = if exclusive {
+            "SELECT pg_try_advisory_lock(hashtext($1))"
+        } else {
+            "SELECT pg_try_advisory_lock_shared(hashtext($1))"
+        };
         let got: bool = client
             .0
             .as_mut()
             .map(|c| {
                 c.query_typed(
-                    "SELECT pg_try_advisory_lock(hashtext($1))",
+                    sql,
                     &[(&format!("dlocker-serve:{}", self.schema), Type::TEXT)],
                 )
             })
@@ -202,6 +203,26 @@ impl PgEngine {
             *held = Some(client);
         }
         Ok(got)
+    }
+
+    /// A connection of its own (not from the pool), for a session-level advisory lock.
+    fn connect(&self, application: &str) -> Result<postgres::Client, Error> {
+        let mut pg: postgres::Config = self
+            .url
+            .parse()
+            .map_err(|e: postgres::Error| Error::Pool(format!("invalid postgres URL: {e}")))?;
+        pg.application_name(application)
+            .connect_timeout(self.connect_timeout);
+        Ok(pg.connect(NoTls)?)
+    }
+
+    /// The advisory lock named `name` within this schema (see [`crate::CrossProcessLock`]).
+    pub(crate) fn advisory_lock(self: &Arc<Self>, name: &str) -> AdvisoryLock {
+        AdvisoryLock {
+            engine: Arc::clone(self),
+            key: format!("dlocker-lock:{}:{name}", self.schema),
+            client: None,
+        }
     }
 
     pub(crate) fn tree(&self, name: &'static str) -> Result<PgTree, Error> {
@@ -281,6 +302,60 @@ impl PgEngine {
             std::thread::sleep(Duration::from_millis(u64::from(attempt.min(10))));
         }
         Err(Error::Conflicts(MAX_ATTEMPTS))
+    }
+}
+
+/// A session advisory lock on a connection of its own, so that holding it across `await`s ties
+/// up no pooled connection. A process that dies loses its connection, and with it the lock.
+pub(crate) struct AdvisoryLock {
+    engine: Arc<PgEngine>,
+    key: String,
+    client: Option<ClientOwner>,
+}
+
+/// How long a replica waits for the lock before the request fails (a replica stuck while
+/// holding it must not stall the others forever).
+const LOCK_TIMEOUT: &str = "30s";
+
+impl AdvisoryLock {
+    pub(crate) fn acquire(&mut self) -> Result<(), Error> {
+        if self.client.is_none() {
+            let mut c = self.engine.connect("trustee-node (node lock)")?;
+            c.batch_execute(&format!("SET lock_timeout = '{LOCK_TIMEOUT}'"))?;
+            self.client = Some(ClientOwner(Some(c)));
+        }
+        let got = self
+            .client
+            .as_mut()
+            .and_then(|c| c.0.as_mut())
+            .map(|c| {
+                c.query_typed(
+                    "SELECT pg_advisory_lock(hashtext($1))",
+                    &[(&self.key, Type::TEXT)],
+                )
+            })
+            .transpose();
+        if let Err(e) = got {
+            // A broken or timed-out session: start afresh next time (closing it frees whatever
+            // it held).
+            self.client = None;
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    pub(crate) fn release(&mut self) {
+        let unlocked = self.client.as_mut().and_then(|c| c.0.as_mut()).map(|c| {
+            c.query_typed(
+                "SELECT pg_advisory_unlock(hashtext($1))",
+                &[(&self.key, Type::TEXT)],
+            )
+        });
+        if !matches!(unlocked, Some(Ok(ref rows)) if rows.first().is_some_and(|r| r.get::<_, bool>(0)))
+        {
+            // Not released cleanly: closing the session releases it for sure.
+            self.client = None;
+        }
     }
 }
 

@@ -277,22 +277,73 @@ fn bad_settings_are_clear_errors() {
 }
 
 #[test]
-fn one_process_at_a_time_holds_the_serving_lock() {
+fn replicas_share_the_serving_lock_and_an_exclusive_holder_is_alone() {
     let Some((first, schema)) = postgres_store("serving") else {
         return;
     };
-    assert!(first.hold_serving_lock().expect("lock"));
-    assert!(first.hold_serving_lock().expect("again"), "held already");
+    assert!(first.hold_serving_lock(false).expect("lock"));
+    assert!(
+        first.hold_serving_lock(false).expect("again"),
+        "held already"
+    );
     let second = Store::open_postgres(&pg_config(&schema), MIGRATIONS).expect("open");
     assert!(
-        !second.hold_serving_lock().expect("try"),
-        "held by the first"
+        second.hold_serving_lock(false).expect("shared"),
+        "replicas share it"
+    );
+    let tool = Store::open_postgres(&pg_config(&schema), MIGRATIONS).expect("open");
+    assert!(
+        !tool.hold_serving_lock(true).expect("try"),
+        "not while a replica serves"
     );
     drop(first);
-    assert!(
-        second.hold_serving_lock().expect("lock"),
-        "released with the first"
-    );
     drop(second);
+    assert!(
+        tool.hold_serving_lock(true).expect("exclusive"),
+        "released with the replicas"
+    );
+    let late = Store::open_postgres(&pg_config(&schema), MIGRATIONS).expect("open");
+    assert!(
+        !late.hold_serving_lock(false).expect("try"),
+        "no replica while the tool holds it"
+    );
+    drop(tool);
+    drop(late);
+    drop_schema(&schema);
+}
+
+#[test]
+fn a_cross_process_lock_lets_one_holder_in_at_a_time() {
+    let Some((a, schema)) = postgres_store("xlock") else {
+        return;
+    };
+    let b = Store::open_postgres(&pg_config(&schema), MIGRATIONS).expect("open");
+    let mut la = a.cross_process_lock("sessions");
+    let mut lb = b.cross_process_lock("sessions");
+    la.acquire().expect("a takes it");
+    let entered = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let entered = &entered;
+        let waiter = s.spawn(move || {
+            lb.acquire().expect("b takes it after a");
+            entered.store(true, std::sync::atomic::Ordering::SeqCst);
+            lb.release();
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            !entered.load(std::sync::atomic::Ordering::SeqCst),
+            "b entered while a held the lock"
+        );
+        la.release();
+        waiter.join().expect("waiter");
+    });
+    assert!(entered.load(std::sync::atomic::Ordering::SeqCst));
+    // Another name is another lock.
+    let mut other = b.cross_process_lock("other");
+    la.acquire().expect("again");
+    other.acquire().expect("a different name is free");
+    other.release();
+    la.release();
+    drop((a, b));
     drop_schema(&schema);
 }

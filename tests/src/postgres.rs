@@ -174,3 +174,31 @@ pub fn open_stopped_sled(path: &Path) -> sled::Db {
         }
     }
 }
+
+/// A replica of the node whose data directory is `dir` (it must keep its records in
+/// PostgreSQL): a new data directory `dst` with the node's keys and `config.toml` (so the same
+/// schema), listening on a port of its own. Returns it as a [`crate::Cluster`] of one node, not
+/// started. This is what an operator does to add a replica: copy the keys, keep the storage
+/// settings, change the listener.
+pub fn replica_of(dir: &Path, dst: &Path) -> crate::Cluster {
+    std::fs::create_dir_all(dst.join("keys")).expect("mkdir replica keys");
+    for entry in std::fs::read_dir(dir.join("keys")).expect("read keys") {
+        let entry = entry.expect("key entry");
+        std::fs::copy(entry.path(), dst.join("keys").join(entry.file_name())).expect("copy key");
+    }
+    std::fs::copy(dir.join("config.toml"), dst.join("config.toml")).expect("copy config");
+    let port = crate::cluster::free_ports(1)[0];
+    set_config_value(
+        dst,
+        "node",
+        "listen",
+        toml::Value::String(format!("127.0.0.1:{port}")),
+    );
+    set_config_value(
+        dst,
+        "node",
+        "endpoint",
+        toml::Value::String(format!("http://127.0.0.1:{port}")),
+    );
+    crate::Cluster::adopt(&[dst.to_path_buf()])
+}

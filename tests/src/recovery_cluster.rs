@@ -536,37 +536,84 @@ impl RecoveryCluster {
         auth: &mut SoftwareAuthenticator,
         progress: &(dyn Fn(&RecoverEvent) + Sync),
     ) -> Result<Recovered, RecoverError> {
-        let trustees = self.cluster.trustees();
-        let staff = self.staff_client(0);
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-        let cb = |e: RecoverEvent| {
-            if let RecoverEvent::AwaitingApproval { bank_session_id } = &e {
-                let _ = tx.send(bank_session_id.clone());
-            }
-            progress(&e);
-        };
-        let opts = RecoverOptions {
-            poll_interval: Duration::from_millis(200),
-            approval_timeout: Duration::from_secs(120),
-            cancel: None,
-            progress: &cb,
-            checkpoint: None,
-        };
-        let rec = dlocker_sdk::recover(&trustees, wallet, auth, opts);
-        tokio::pin!(rec);
-        loop {
-            tokio::select! {
-                res = &mut rec => return res,
-                Some(sid) = rx.recv() => {
-                    staff.approve(&sid).await.unwrap_or_else(|e| panic!("staff approve {sid}: {e}"));
-                }
-            }
-        }
+        self.recover_through(&self.cluster.trustees(), wallet, auth, progress)
+            .await
+    }
+
+    /// [`RecoveryCluster::recover_with_approval`] through `trustees` (e.g. a file listing
+    /// replicas), staff member 0 approving at the bank that file names.
+    pub async fn recover_through(
+        &self,
+        trustees: &dlocker_sdk::TrusteeSet,
+        wallet: &str,
+        auth: &mut SoftwareAuthenticator,
+        progress: &(dyn Fn(&RecoverEvent) + Sync),
+    ) -> Result<Recovered, RecoverError> {
+        let key = StaffKey::from_hex(&self.staff[0].key.to_hex()).expect("staff key round trip");
+        let staff = StaffClient::new(key, trustees.bank());
+        recover_approved(trustees, &staff, wallet, auth, progress).await
     }
 
     /// Runs `dlocker` with `args` and returns its output (not checked).
     pub fn dlocker(&self, args: &[&str]) -> Output {
         cli_command().args(args).output().expect("run dlocker")
+    }
+}
+
+/// The SDK's `recover()` for `wallet` through `trustees`, with `staff` approving the bank
+/// session as soon as the SDK reports it (as a human would, after checking the customer out of
+/// band). `progress` sees every event.
+pub async fn recover_approved(
+    trustees: &dlocker_sdk::TrusteeSet,
+    staff: &StaffClient,
+    wallet: &str,
+    auth: &mut SoftwareAuthenticator,
+    progress: &(dyn Fn(&RecoverEvent) + Sync),
+) -> Result<Recovered, RecoverError> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let cb = |e: RecoverEvent| {
+        if let RecoverEvent::AwaitingApproval { bank_session_id } = &e {
+            let _ = tx.send(bank_session_id.clone());
+        }
+        progress(&e);
+    };
+    let opts = RecoverOptions {
+        poll_interval: Duration::from_millis(200),
+        approval_timeout: Duration::from_secs(120),
+        cancel: None,
+        progress: &cb,
+        checkpoint: None,
+    };
+    let rec = dlocker_sdk::recover(trustees, wallet, auth, opts);
+    tokio::pin!(rec);
+    loop {
+        tokio::select! {
+            res = &mut rec => return res,
+            Some(sid) = rx.recv() => approve_retrying(staff, &sid).await,
+        }
+    }
+}
+
+/// Staff approval of `sid`, tried again a few times when the bank does not answer (a replica
+/// going down under the call); panics on a refusal.
+async fn approve_retrying(staff: &StaffClient, sid: &str) {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match staff.approve(sid).await {
+            Ok(_) => return,
+            Err(e)
+                if attempt < 10
+                    && match &e {
+                        dlocker_sdk::StaffError::Connect(c) => c.is_retryable(),
+                        dlocker_sdk::StaffError::Refused { refusal, .. } => refusal.is_none(),
+                        _ => false,
+                    } =>
+            {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            Err(e) => panic!("staff approve {sid}: {e}"),
+        }
     }
 }
 

@@ -13,13 +13,12 @@
 use crate::cluster::Cluster;
 use crate::recovery_cluster::{RecoveryCluster, RecoverySpec};
 use dlocker_proto::manifest::Manifest;
-use dlocker_sdk::recover::{RecoverError, RecoverEvent, RecoverOptions, Recovered};
+use dlocker_sdk::recover::{RecoverError, Recovered};
 use dlocker_sdk::rotate::{RotateOptions, RotationRecord, RotationSource, RotationStep};
 use dlocker_sdk::{
     BackupPolicy, PreparedBackup, SoftwareAuthenticator, StaffClient, StaffKey, TrusteeSet,
 };
 use std::path::Path;
-use std::time::Duration;
 
 /// Real nodes ready for backup, recovery and rotation: a [`RecoveryCluster`] of `n` nodes with
 /// one staff member (alice, approver and canceller). Derefs to the underlying [`Cluster`].
@@ -148,31 +147,14 @@ impl RotationCluster {
         wallet: &str,
         auth: &mut SoftwareAuthenticator,
     ) -> Result<Recovered, RecoverError> {
-        let trustees = self.all();
-        let staff = self.staff_client();
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-        let cb = |e: RecoverEvent| {
-            if let RecoverEvent::AwaitingApproval { bank_session_id } = &e {
-                let _ = tx.send(bank_session_id.clone());
-            }
-        };
-        let opts = RecoverOptions {
-            poll_interval: Duration::from_millis(200),
-            approval_timeout: Duration::from_secs(120),
-            cancel: None,
-            progress: &cb,
-            checkpoint: None,
-        };
-        let rec = dlocker_sdk::recover(&trustees, wallet, auth, opts);
-        tokio::pin!(rec);
-        loop {
-            tokio::select! {
-                res = &mut rec => return res,
-                Some(sid) = rx.recv() => {
-                    staff.approve(&sid).await.unwrap_or_else(|e| panic!("staff approve {sid}: {e}"));
-                }
-            }
-        }
+        crate::recovery_cluster::recover_approved(
+            &self.all(),
+            &self.staff_client(),
+            wallet,
+            auth,
+            &|_| {},
+        )
+        .await
     }
 
     /// Recovers `wallet` and checks the data; returns the epoch recovered from and the recovery.
@@ -293,6 +275,93 @@ pub fn options<'a>(
     RotateOptions::new("alice")
         .record_path(dir.join(format!("{wallet}.rotation.json")))
         .interrupt(hook)
+}
+
+/// Rotates `wallet` from `old` to `new` with the SDK but stops before the first commit (after
+/// `stages` steps: the stages), as a client killed there. Returns the step it stopped at, the
+/// staged manifest's hash and the stage receipts (the evidence a commit presents).
+#[allow(clippy::too_many_arguments)]
+pub async fn stage_only(
+    dir: &Path,
+    wallet: &str,
+    old: &TrusteeSet,
+    new: &TrusteeSet,
+    src: &RotationSource,
+    policy: BackupPolicy,
+    auth: &mut SoftwareAuthenticator,
+    stages: usize,
+) -> (String, dlocker_proto::manifest::ManifestHash, Vec<Vec<u8>>) {
+    let stop = StopAfter::new(stages);
+    let hook = |s: &RotationStep| stop.hook(s);
+    let opts = options(dir, wallet, &hook);
+    let step = match dlocker_sdk::rotate::rotate(old, new, src, policy, false, auth, &opts).await {
+        Err(dlocker_sdk::rotate::RotateError::Interrupted { step, .. }) => step,
+        other => panic!("expected an interruption before the first commit, got {other:?}"),
+    };
+    drop(opts);
+    let record = load_record(dir, wallet);
+    let hash = record.manifest().expect("manifest").hash();
+    let quorum = record
+        .trustees
+        .iter()
+        .filter_map(|t| t.stage_receipt.as_deref())
+        .map(|h| hex::decode(h).expect("hex"))
+        .collect();
+    (step, hash, quorum)
+}
+
+/// `BeginEpochAction(action)` at the node behind `ch` (its id `node_id`) and the owner's
+/// one-touch answer for that node alone; `wrong`: a damaged assertion.
+pub async fn epoch_owner(
+    ch: tonic::transport::Channel,
+    node_id: &str,
+    wallet: &str,
+    action: dlocker_proto::pb::EpochAction,
+    hash: &dlocker_proto::manifest::ManifestHash,
+    auth: &mut SoftwareAuthenticator,
+    wrong: bool,
+) -> dlocker_proto::pb::OwnerAssertion {
+    use dlocker_proto::owner_challenge::{OwnerAction, stage_authorized};
+    use dlocker_proto::pb;
+    let c = pb::epochs_client::EpochsClient::new(ch)
+        .begin_epoch_action(pb::BeginEpochActionRequest {
+            wallet_id: wallet.into(),
+            action: action as i32,
+            manifest_hash: hash.0.to_vec(),
+        })
+        .await
+        .expect("BeginEpochAction")
+        .into_inner();
+    let (owner_action, authorized) = match action {
+        pb::EpochAction::Stage => (
+            OwnerAction::Stage,
+            stage_authorized(
+                &hash.0,
+                &c.credential_fingerprint
+                    .as_slice()
+                    .try_into()
+                    .expect("fingerprint"),
+            ),
+        ),
+        pb::EpochAction::Abandon => (OwnerAction::Abandon, hash.0.to_vec()),
+        _ => (OwnerAction::Commit, hash.0.to_vec()),
+    };
+    let mut nonces = crate::touch::Nonces::default();
+    nonces.push(node_id, &c.nonce);
+    let touch = crate::recovery_cluster::Touch::new(
+        auth,
+        owner_action,
+        wallet,
+        &authorized,
+        nonces,
+        &c.request_options_json,
+    );
+    let touch = if wrong { touch.damaged() } else { touch };
+    pb::OwnerAssertion {
+        challenge_id: c.challenge_id,
+        assertion_json: touch.assertion_json,
+        nonces: touch.nonces.wire(),
+    }
 }
 
 /// The record a previous run left in `dir` (what a restarted app loads).

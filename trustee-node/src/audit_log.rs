@@ -67,11 +67,15 @@ impl StoredEntry {
 }
 
 /// The audit log.
+///
+/// The chain's head is a record in the database, read and advanced in the transaction that
+/// appends an entry ([`SeqLog::append_next`]), so every replica of the node on one PostgreSQL
+/// schema appends to one chain and none forks it.
 pub struct AuditLog {
     log: SeqLog,
     tag_key: Zeroizing<[u8; 32]>,
-    // (last seq, last hash); appends are serialised through it so the chain never forks.
-    head: Mutex<(u64, [u8; 32])>,
+    /// Serialises this process's appends (they would only conflict on the head and be retried).
+    appending: Mutex<()>,
 }
 
 impl std::fmt::Debug for AuditLog {
@@ -83,20 +87,15 @@ impl std::fmt::Debug for AuditLog {
 }
 
 impl AuditLog {
-    /// Opens the log in `db`, reading the head from the last entry.
+    /// Opens the log in `db` (recording its head from the last entry if a database written
+    /// before heads were kept has none).
     pub fn open(db: &Database, tag_key: Zeroizing<[u8; 32]>) -> Result<Self, AuditError> {
         let log = db.audit_log();
-        let head = match log.last::<StoredEntry>()? {
-            None => (0, [0u8; 32]),
-            Some((seq, e)) => {
-                let (_, h) = e.to_record().ok_or(AuditError::Corrupt(seq))?;
-                (e.seq, h)
-            }
-        };
+        log.ensure_head(|e: &StoredEntry| e.to_record().map(|(_, h)| hex::encode(h)))?;
         Ok(Self {
             log,
             tag_key,
-            head: Mutex::new(head),
+            appending: Mutex::new(()),
         })
     }
 
@@ -128,28 +127,30 @@ impl AuditLog {
         detail: &str,
     ) -> Result<u64, AuditError> {
         let wallet_tag = wallet_id.map(|w| self.wallet_tag(w)).unwrap_or_default();
-        let mut head = self.head.lock().unwrap_or_else(|p| p.into_inner());
-        let rec = AuditRecord {
-            seq: head.0 + 1,
-            at,
-            kind: kind.to_owned(),
-            wallet_tag,
-            detail: detail.to_owned(),
-            prev_hash: head.1,
-        };
-        let hash = rec.hash();
-        let stored = StoredEntry {
-            seq: rec.seq,
-            at,
-            kind: rec.kind,
-            wallet_tag: rec.wallet_tag,
-            detail: rec.detail,
-            prev_hash: hex::encode(rec.prev_hash),
-            hash: hex::encode(hash),
-        };
-        self.log.append(rec.seq, &stored)?;
-        *head = (rec.seq, hash);
-        Ok(rec.seq)
+        let _one_at_a_time = self.appending.lock().unwrap_or_else(|p| p.into_inner());
+        let stored = self.log.append_next(|head| {
+            let prev_hash = head_hash(head)?;
+            let rec = AuditRecord {
+                seq: head.seq + 1,
+                at,
+                kind: kind.to_owned(),
+                wallet_tag: wallet_tag.clone(),
+                detail: detail.to_owned(),
+                prev_hash,
+            };
+            let hash = hex::encode(rec.hash());
+            let stored = StoredEntry {
+                seq: rec.seq,
+                at,
+                kind: rec.kind,
+                wallet_tag: rec.wallet_tag,
+                detail: rec.detail,
+                prev_hash: hex::encode(rec.prev_hash),
+                hash: hash.clone(),
+            };
+            Some((stored, hash))
+        })?;
+        Ok(stored.seq)
     }
 
     /// Entries from `from_seq` (inclusive), at most `limit`.
@@ -157,15 +158,22 @@ impl AuditLog {
         Ok(self.log.read_from(from_seq.max(1), limit)?)
     }
 
-    /// The head `(seq, hash)`.
-    pub fn head(&self) -> (u64, [u8; 32]) {
-        *self.head.lock().unwrap_or_else(|p| p.into_inner())
+    /// The head `(seq, hash)` as committed now, whichever replica appended it.
+    pub fn head(&self) -> Result<(u64, [u8; 32]), AuditError> {
+        let head = self.log.head()?;
+        let hash = head_hash(&head).ok_or(AuditError::Corrupt(head.seq))?;
+        Ok((head.seq, hash))
     }
 
     /// A checkpoint of the current head signed with the node's identity key.
-    pub fn checkpoint(&self, node_id: &str, key: &SigningKey, now: u64) -> Signed<AuditCheckpoint> {
-        let (seq, head_hash) = self.head();
-        Signed::sign(
+    pub fn checkpoint(
+        &self,
+        node_id: &str,
+        key: &SigningKey,
+        now: u64,
+    ) -> Result<Signed<AuditCheckpoint>, AuditError> {
+        let (seq, head_hash) = self.head()?;
+        Ok(Signed::sign(
             AuditCheckpoint {
                 node_id: node_id.to_owned(),
                 seq,
@@ -173,7 +181,7 @@ impl AuditLog {
                 at: now,
             },
             key,
-        )
+        ))
     }
 }
 
@@ -184,6 +192,14 @@ impl From<SeqLogError> for AuditError {
             SeqLogError::Corrupt(seq) => AuditError::Corrupt(seq),
         }
     }
+}
+
+/// The hash a head names (zeros before the first entry); `None` if unreadable.
+fn head_hash(head: &crate::db::Head) -> Option<[u8; 32]> {
+    if head.seq == 0 {
+        return Some([0; 32]);
+    }
+    hex::decode(&head.hash).ok()?.try_into().ok()
 }
 
 // HMAC-SHA256 accepts keys of any length, so `new_from_slice` cannot fail.
@@ -215,7 +231,7 @@ mod tests {
         assert!(!entries[0].wallet_tag.contains("wallet"));
         assert_eq!(entries[0].wallet_tag, entries[2].wallet_tag);
         let key = SigningKey::generate_from_rng(&mut rand::rng());
-        let cp = log.checkpoint("node", &key, 4);
+        let cp = log.checkpoint("node", &key, 4).expect("checkpoint");
         let recs: Vec<_> = entries.iter().filter_map(StoredEntry::to_record).collect();
         assert_eq!(
             verify_chain(&recs, cp.body().seq, &cp.body().head_hash),

@@ -112,10 +112,18 @@ impl Drop for StreamSlot {
 }
 
 /// The outbox.
+///
+/// Sequence numbers come from the database ([`SeqLog::append_next`]), so replicas of the node
+/// on one PostgreSQL schema number one outbox. A replica's watchers also poll the stored
+/// outbox ([`EventOutbox::polls`]) and so see what another replica appended.
 #[derive(Debug)]
 pub struct EventOutbox {
     log: SeqLog,
+    /// The newest sequence number this process appended (metrics) and, held, serialises its
+    /// appends (they would only conflict on the head and be retried).
     last: Mutex<u64>,
+    /// Whether other processes may append too (PostgreSQL): watchers then poll the database.
+    shared: bool,
     /// The newest sequence number announced to live watchers (metrics: the outbox lag).
     announced: AtomicU64,
     live: broadcast::Sender<StoredEvent>,
@@ -126,11 +134,13 @@ impl EventOutbox {
     /// Opens the outbox in `db`.
     pub fn open(db: &Database) -> Result<Self, EventError> {
         let log = db.event_log();
+        log.ensure_head(|_: &StoredEvent| Some(String::new()))?;
         let last = log.last_seq()?;
         let (live, _) = broadcast::channel(1024);
         Ok(Self {
             log,
             last: Mutex::new(last),
+            shared: db.backend() == dlocker_store::Backend::Postgres,
             // Whatever is stored at open was flushed by an earlier run.
             announced: AtomicU64::new(last),
             live,
@@ -183,15 +193,19 @@ impl EventOutbox {
         detail: &str,
     ) -> Result<StoredEvent, EventError> {
         let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-        let ev = StoredEvent {
-            seq: *last + 1,
-            at,
-            kind: kind.to_owned(),
-            wallet_id: wallet_id.to_owned(),
-            session_id: session_id.to_owned(),
-            detail: detail.to_owned(),
-        };
-        self.log.append(ev.seq, &ev)?;
+        let ev = self.log.append_next(|head| {
+            Some((
+                StoredEvent {
+                    seq: head.seq + 1,
+                    at,
+                    kind: kind.to_owned(),
+                    wallet_id: wallet_id.to_owned(),
+                    session_id: session_id.to_owned(),
+                    detail: detail.to_owned(),
+                },
+                String::new(),
+            ))
+        })?;
         *last = ev.seq;
         Ok(ev)
     }
@@ -220,7 +234,13 @@ impl EventOutbox {
             .remove_before_where(before, |e: &StoredEvent| e.wallet_id == wallet_id)?)
     }
 
-    /// The newest sequence number written (0 when empty).
+    /// Whether watchers must also poll the stored outbox: other processes (replicas on one
+    /// PostgreSQL schema) append events this process never announces.
+    pub fn polls(&self) -> bool {
+        self.shared
+    }
+
+    /// The newest sequence number this process wrote (0 when none).
     pub fn last_seq(&self) -> u64 {
         *self.last.lock().unwrap_or_else(|p| p.into_inner())
     }

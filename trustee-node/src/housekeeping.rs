@@ -53,7 +53,7 @@ impl Node {
         if candidates.is_empty() {
             return Ok(0);
         }
-        let _guard = self.recovery_lock.lock().await;
+        let _guard = self.recovery_lock.lock().await?;
         let now = self.now();
         let mut due = Vec::with_capacity(candidates.len());
         for c in candidates {
@@ -101,7 +101,7 @@ impl Node {
         let mut erased = 0;
         for wallet in due {
             let epochs = self.epochs();
-            let _guard = self.recovery_lock.lock().await;
+            let _guard = self.recovery_lock.lock().await?;
             let now = self.now();
             // Confirmed (or erased) while this sweep waited for the lock.
             let Some(stored_at) = self.db.unconfirmed_since(&wallet)? else {

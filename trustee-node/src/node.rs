@@ -64,6 +64,20 @@ pub enum SetupError {
     Staff(#[from] StaffAuthError),
 }
 
+/// The lock every read-check-write section of the node holds (recovery sessions, epoch
+/// transitions, staff changes, sweeps): a tokio mutex within the process and, while it is held,
+/// the database's cross-process lock (a PostgreSQL advisory lock), so replicas of the node on one
+/// schema take turns as the tasks of one process do and no two of them pass a check on the same
+/// old state.
+pub(crate) struct NodeLock(dlocker_store::SharedMutex);
+
+impl NodeLock {
+    /// Waits for the lock: first this process's turn, then the database's.
+    pub(crate) async fn lock(&self) -> Result<dlocker_store::SharedMutexGuard<'_>, NodeError> {
+        Ok(self.0.lock().await.map_err(StoreError::from)?)
+    }
+}
+
 /// A running node's state, shared by every request handler.
 pub struct Node {
     pub(crate) config: NodeConfig,
@@ -90,8 +104,9 @@ pub struct Node {
     /// Configured bank approval keys (with the banks they are bound to) plus, on the bank
     /// node, its own.
     pub(crate) bank_keys: crate::recovery::session::BankKeys,
-    /// Serialises read-modify-write of recovery state (sessions, lockouts, passkey counters).
-    pub(crate) recovery_lock: tokio::sync::Mutex<()>,
+    /// Serialises read-modify-write of recovery state (sessions, epochs, staff, passkey
+    /// counters, sweeps), in this process and across replicas on one database.
+    pub(crate) recovery_lock: NodeLock,
     /// Per-caller limits on owner ceremonies.
     pub(crate) caller_limits: crate::caller_limits::CallerLimits,
     /// Counters of what is refused without being written down.
@@ -201,7 +216,7 @@ impl Node {
             bank_key,
             approvals_required: std::sync::atomic::AtomicU32::new(approvals_required),
             bank_keys: crate::recovery::session::BankKeys::new(bank_entries),
-            recovery_lock: tokio::sync::Mutex::new(()),
+            recovery_lock: NodeLock(db.node_lock()),
             db,
             caller_limits,
             stats: crate::stats::NodeStats::default(),

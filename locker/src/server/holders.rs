@@ -228,7 +228,7 @@ impl Locker {
             &req.assertion_json,
         )
         .await?;
-        let _g = self.write.lock().await;
+        let _g = self.write.lock().await?;
         let existing: Option<HolderRecord> = self.store.get(&keys::holder(&req.holder_id))?;
         let rec = match existing {
             Some(h) if h.key == key_hex(&key) => h,
@@ -399,7 +399,7 @@ impl Locker {
         }
         check_text("document.name", &upload.name, 128)?;
         let uri = c.uri.to_string();
-        let _g = self.write.lock().await;
+        let _g = self.write.lock().await?;
         let mut tx = Tx::new(&self.store);
         let d = DocRecord {
             uri: uri.clone(),
@@ -478,7 +478,7 @@ impl Locker {
         let upload_uri =
             DocUri::parse(&req.upload_uri).map_err(LockerError::format("upload_uri"))?;
         let issuer = self.approved_issuer(&req.issuer_id)?;
-        let _g = self.write.lock().await;
+        let _g = self.write.lock().await?;
         let upload: DocRecord = self
             .store
             .get(&keys::doc(&req.holder_id, &req.upload_uri))?
@@ -593,7 +593,7 @@ impl Locker {
                 requester.state.as_str()
             )));
         }
-        let _g = self.write.lock().await;
+        let _g = self.write.lock().await?;
         for (i, u) in req.document_uris.iter().enumerate() {
             DocUri::parse(u).map_err(LockerError::format("document_uris"))?;
             if req.document_uris[..i].contains(u) {
@@ -666,7 +666,7 @@ impl Locker {
             p,
             now,
         )?;
-        let _g = self.write.lock().await;
+        let _g = self.write.lock().await?;
         let mut c: ConsentRecord = self
             .store
             .get(&keys::consent(&req.consent_id))?

@@ -103,7 +103,7 @@ impl Locker {
         let valid_until = self.valid_until(req.valid_until, now)?;
         let uri =
             DocUri::new(&issuer.id, &req.doc_type).map_err(LockerError::format("doc_type"))?;
-        let _g = self.write.lock().await;
+        let _g = self.write.lock().await?;
         let mut tx = Tx::new(&self.store);
         self.prune_drafts(&mut tx, now)?;
         let expires_at = now + self.settings.reservation_ttl_secs;
@@ -178,7 +178,7 @@ impl Locker {
         }
         let (_, unverified) =
             vc::parse(&req.credential_jws).map_err(LockerError::format("credential_jws"))?;
-        let _g = self.write.lock().await;
+        let _g = self.write.lock().await?;
         let draft_rec: DraftRecord = self
             .store
             .get(&keys::draft(&unverified.credential_id))?
@@ -301,7 +301,7 @@ impl Locker {
         let valid_until = self.valid_until(req.valid_until, now)?;
         let uri =
             DocUri::new(&issuer.id, &req.doc_type).map_err(LockerError::format("doc_type"))?;
-        let _g = self.write.lock().await;
+        let _g = self.write.lock().await?;
         let mut tx = Tx::new(&self.store);
         let d = self.new_draft(
             &mut tx,
@@ -414,7 +414,7 @@ impl Locker {
             DocUri::new(&issuer.id, &req.doc_type).map_err(LockerError::format("doc_type"))?;
         // Held across the call so the allocation below is committed only if the pull succeeds:
         // a failed pull leaves every record as it was. Bounded by the pull timeout.
-        let _g = self.write.lock().await;
+        let _g = self.write.lock().await?;
         let mut tx = Tx::new(&self.store);
         let d = self.new_draft(
             &mut tx,
@@ -529,7 +529,7 @@ impl Locker {
         if req.reason.len() > 200 {
             return Err(LockerError::invalid("reason", "at most 200 characters"));
         }
-        let _g = self.write.lock().await;
+        let _g = self.write.lock().await?;
         let task: TaskRecord = self
             .store
             .get(&keys::task(&issuer.id, &req.task_id))?

@@ -187,8 +187,8 @@ pub struct Locker {
     host: Arc<dyn LockerHost>,
     keys: LockerKeys,
     settings: LockerSettings,
-    /// Serialises read-modify-write of locker records.
-    write: tokio::sync::Mutex<()>,
+    /// Serialises read-modify-write of locker records, across replicas on one database too.
+    write: dlocker_store::SharedMutex,
     /// Registrations per caller.
     registrations: limits::RegistrationLimiter,
 }
@@ -267,7 +267,7 @@ impl Locker {
             host,
             keys,
             settings,
-            write: tokio::sync::Mutex::new(()),
+            write: db.shared_mutex("locker"),
             registrations: limits::RegistrationLimiter::default(),
         }))
     }

@@ -186,7 +186,7 @@ impl Locker {
             &request_key,
             now,
         )?;
-        let _g = self.write.lock().await;
+        let _g = self.write.lock().await?;
         if let Some(existing) = self.store.get::<IssuerRecord>(&keys::issuer(id))? {
             let same = existing.request_key()? == request_key
                 && existing.name == req.name
@@ -270,7 +270,7 @@ impl Locker {
             &key,
             now,
         )?;
-        let _g = self.write.lock().await;
+        let _g = self.write.lock().await?;
         if let Some(existing) = self.store.get::<RequesterRecord>(&keys::requester(id))? {
             if existing.public_key == key_hex(&key) && existing.name == req.name {
                 self.durable().await?;
@@ -355,7 +355,7 @@ impl Locker {
             }
         };
         let now = self.now();
-        let _g = self.write.lock().await;
+        let _g = self.write.lock().await?;
         let staff_id = self
             .host
             .check_staff(staff_request, action, now)

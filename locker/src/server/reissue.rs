@@ -125,7 +125,7 @@ impl Locker {
         let holder = self.holder(&req.holder_id)?;
         let approval =
             self.check_approval(&req.bank_approval_encoded, &req.holder_id, &new_key, now)?;
-        let _g = self.write.lock().await;
+        let _g = self.write.lock().await?;
         let holder: HolderRecord = self.store.get(&keys::holder(&holder.id))?.unwrap_or(holder);
         if holder.key()? == new_key {
             // A retry after success: the documents are already bound to this key.

@@ -39,6 +39,7 @@ mod passkey_reset;
 mod pending_ceremony_limits;
 mod postgres_backend;
 mod postgres_migrate;
+mod postgres_replicas;
 mod recovery_audit_events;
 mod recovery_cancel;
 mod recovery_cancel_freshness;

@@ -114,34 +114,6 @@ async fn deposits_survive_sigkill_and_a_node_refuses_a_schema_not_its_own() {
         report.entries
     );
 
-    // A second process of node 1 (its keys and config, another port) while node 1 serves: one
-    // process per schema, so it refuses rather than fork the audit chain.
-    let twin = rc.root_dir().join("twin-of-node-1");
-    std::fs::create_dir_all(twin.join("keys")).expect("mkdir");
-    for entry in std::fs::read_dir(rc.data_dir(1).join("keys")).expect("keys") {
-        let entry = entry.expect("entry");
-        std::fs::copy(entry.path(), twin.join("keys").join(entry.file_name())).expect("copy key");
-    }
-    std::fs::copy(rc.data_dir(1).join("config.toml"), twin.join("config.toml")).expect("config");
-    let port = dlocker_integration_tests::cluster::free_ports(1)[0];
-    set_config_value(
-        &twin,
-        "node",
-        "listen",
-        toml::Value::String(format!("127.0.0.1:{port}")),
-    );
-    set_config_value(
-        &twin,
-        "node",
-        "endpoint",
-        toml::Value::String(format!("http://127.0.0.1:{port}")),
-    );
-    let err = serve_refuses(&twin);
-    assert!(
-        err.contains("another trustee-node process serves PostgreSQL schema"),
-        "{err}"
-    );
-
     // Node 1 pointed at node 2's (stopped) schema: refused, nothing written there.
     rc.stop(1);
     rc.stop(2);

@@ -7,15 +7,14 @@
 //! Nodes: bank, trustee-2, trustee-3 hold a 2-of-3 epoch 1; epoch 2 is 2-of-3 over bank,
 //! trustee-2 and trustee-4 (joining; trustee-3 leaves).
 
-use dlocker_integration_tests::recovery_cluster::{Touch, session_key, wait_for};
+use dlocker_integration_tests::recovery_cluster::{session_key, wait_for};
 use dlocker_integration_tests::rotation::{
-    RotationCluster, StopAfter, db_mentions_wallet, load_record, options, source,
+    RotationCluster, StopAfter, db_mentions_wallet, epoch_owner, load_record, options, source,
+    stage_only,
 };
-use dlocker_integration_tests::touch::Nonces;
 use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
 use dlocker_proto::keys::encode_public_key;
 use dlocker_proto::manifest::ManifestHash;
-use dlocker_proto::owner_challenge::{OwnerAction, stage_authorized};
 use dlocker_proto::pb;
 use dlocker_proto::pb::epochs_client::EpochsClient;
 use dlocker_proto::pb::recovery_client::RecoveryClient;
@@ -51,46 +50,8 @@ async fn owner(
     auth: &mut SoftwareAuthenticator,
     wrong: bool,
 ) -> pb::OwnerAssertion {
-    let c = epochs(rc, i)
-        .await
-        .begin_epoch_action(pb::BeginEpochActionRequest {
-            wallet_id: wallet.into(),
-            action: action as i32,
-            manifest_hash: hash.0.to_vec(),
-        })
-        .await
-        .expect("BeginEpochAction")
-        .into_inner();
-    let (owner_action, authorized) = match action {
-        pb::EpochAction::Stage => (
-            OwnerAction::Stage,
-            stage_authorized(
-                &hash.0,
-                &c.credential_fingerprint
-                    .as_slice()
-                    .try_into()
-                    .expect("fingerprint"),
-            ),
-        ),
-        pb::EpochAction::Abandon => (OwnerAction::Abandon, hash.0.to_vec()),
-        _ => (OwnerAction::Commit, hash.0.to_vec()),
-    };
-    let mut nonces = Nonces::default();
-    nonces.push(&rc.node(i).node_id, &c.nonce);
-    let touch = Touch::new(
-        auth,
-        owner_action,
-        wallet,
-        &authorized,
-        nonces,
-        &c.request_options_json,
-    );
-    let touch = if wrong { touch.damaged() } else { touch };
-    pb::OwnerAssertion {
-        challenge_id: c.challenge_id,
-        assertion_json: touch.assertion_json,
-        nonces: touch.nonces.wire(),
-    }
+    let ch = rc.node(i).channel().await.expect("connect");
+    epoch_owner(ch, &rc.node(i).node_id, wallet, action, hash, auth, wrong).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -157,22 +118,18 @@ async fn bad_share_no_passkey_stale_stage_and_open_recovery_are_refused() {
 
     // 2. Stage for real (the SDK, stopped before the first commit), then commit without the
     // passkey, with a wrong passkey, and without evidence.
-    let stop = StopAfter::new(3);
-    let hook = |s: &RotationStep| stop.hook(s);
-    let opts = options(rc.root_dir(), &wallet, &hook);
-    match rotate(&old, &new, &src, POLICY, false, &mut auth, &opts).await {
-        Err(RotateError::Interrupted { step, .. }) => assert_eq!(step, "commit at trustee-4"),
-        other => panic!("expected an interruption before the first commit, got {other:?}"),
-    }
-    drop(opts);
-    let record = load_record(rc.root_dir(), &wallet);
-    let h2 = record.manifest().expect("manifest").hash();
-    let quorum: Vec<Vec<u8>> = record
-        .trustees
-        .iter()
-        .filter_map(|t| t.stage_receipt.as_deref())
-        .map(|h| hex::decode(h).expect("hex"))
-        .collect();
+    let (step, h2, quorum) = stage_only(
+        rc.root_dir(),
+        &wallet,
+        &old,
+        &new,
+        &src,
+        POLICY,
+        &mut auth,
+        3,
+    )
+    .await;
+    assert_eq!(step, "commit at trustee-4");
     assert_eq!(quorum.len(), 3);
     let commit = |owner: Option<pb::OwnerAssertion>, quorum: Vec<Vec<u8>>| pb::CommitEpochRequest {
         wallet_id: wallet.clone(),

@@ -23,10 +23,29 @@ impl From<dlocker_store::Error> for SeqLogError {
 }
 
 /// An append-only table of JSON records keyed by sequence number (8 bytes big-endian, so key
-/// order is sequence order). The owner assigns numbers under its own lock.
+/// order is sequence order), with its head (last sequence number and hash) in a record of the
+/// node metadata table. Each append reads and advances the head in the same transaction as it
+/// writes the record, so every process on the database appends to one log: two concurrent
+/// appends conflict on the head and one is run again (sled retries itself; PostgreSQL's
+/// SERIALIZABLE transaction is retried on the serialization failure). Owners still serialise
+/// their own appends under a lock, so conflicts arise only between processes.
 #[derive(Debug, Clone)]
 pub struct SeqLog {
+    store: dlocker_store::Store,
     tree: dlocker_store::Tree,
+    meta: dlocker_store::Tree,
+    head_key: &'static [u8],
+}
+
+/// A log's head: the last sequence number assigned (0: none) and, for a hash chain, that
+/// record's hash (hex; empty otherwise).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Head {
+    /// The last sequence number assigned.
+    pub seq: u64,
+    /// The last record's hash (hex), or empty.
+    #[serde(default)]
+    pub hash: String,
 }
 
 fn seq_of(k: &[u8]) -> u64 {
@@ -34,8 +53,18 @@ fn seq_of(k: &[u8]) -> u64 {
 }
 
 impl SeqLog {
-    pub(super) fn new(tree: dlocker_store::Tree) -> Self {
-        Self { tree }
+    pub(super) fn new(
+        store: dlocker_store::Store,
+        tree: dlocker_store::Tree,
+        meta: dlocker_store::Tree,
+        head_key: &'static [u8],
+    ) -> Self {
+        Self {
+            store,
+            tree,
+            meta,
+            head_key,
+        }
     }
 
     /// The record with the highest sequence number.
@@ -50,16 +79,67 @@ impl SeqLog {
         }
     }
 
-    /// The highest sequence number stored (0 when empty or unreadable).
-    pub fn last_seq(&self) -> Result<u64, SeqLogError> {
-        Ok(self.tree.last()?.map(|(k, _)| seq_of(&k)).unwrap_or(0))
+    /// Records the head from the last stored record when none is recorded yet (a database
+    /// written before heads were kept, or a new one). `hash` gives a record's hash for the head.
+    /// A replica doing the same at the same moment computes the same head; the first write wins.
+    pub fn ensure_head<T: DeserializeOwned>(
+        &self,
+        hash: impl Fn(&T) -> Option<String>,
+    ) -> Result<(), SeqLogError> {
+        if self.meta.get(self.head_key)?.is_some() {
+            return Ok(());
+        }
+        let head = match self.last::<T>()? {
+            None => Head::default(),
+            Some((seq, rec)) => Head {
+                seq,
+                hash: hash(&rec).ok_or(SeqLogError::Corrupt(seq))?,
+            },
+        };
+        let bytes = serde_json::to_vec(&head).map_err(|_| SeqLogError::Corrupt(head.seq))?;
+        self.meta
+            .compare_and_swap(self.head_key, None, Some(bytes.as_slice()))?;
+        Ok(())
     }
 
-    /// Writes `rec` under `seq` (not yet durable).
-    pub fn append<T: Serialize>(&self, seq: u64, rec: &T) -> Result<(), SeqLogError> {
-        let bytes = serde_json::to_vec(rec).map_err(|_| SeqLogError::Corrupt(seq))?;
-        self.tree.insert(&seq.to_be_bytes(), &bytes)?;
-        Ok(())
+    /// The head as committed now (every process's appends included).
+    pub fn head(&self) -> Result<Head, SeqLogError> {
+        match self.meta.get(self.head_key)? {
+            None => Ok(Head::default()),
+            Some(v) => serde_json::from_slice(&v).map_err(|_| SeqLogError::Corrupt(0)),
+        }
+    }
+
+    /// The highest sequence number assigned (0 when none).
+    pub fn last_seq(&self) -> Result<u64, SeqLogError> {
+        Ok(self.head()?.seq)
+    }
+
+    /// Appends the record `build` makes from the current head under the next sequence number,
+    /// and makes that number (with the hash `build` returns) the head: one transaction, which
+    /// may run more than once (`build` must compute from its argument only; `None`: the head
+    /// is unreadable). Not yet durable.
+    pub fn append_next<T: Serialize + Send>(
+        &self,
+        build: impl Fn(&Head) -> Option<(T, String)> + Sync,
+    ) -> Result<T, SeqLogError> {
+        self.store.transaction(&[&self.tree, &self.meta], |tx| {
+            let head: Head = match tx.get(&self.meta, self.head_key)? {
+                Some(v) => serde_json::from_slice(&v)
+                    .map_err(|_| dlocker_store::TxAbort::Abort(SeqLogError::Corrupt(0)))?,
+                None => Head::default(),
+            };
+            let seq = head.seq + 1;
+            let (rec, hash) = build(&head).ok_or(dlocker_store::TxAbort::Abort(
+                SeqLogError::Corrupt(head.seq),
+            ))?;
+            let corrupt = || dlocker_store::TxAbort::Abort(SeqLogError::Corrupt(seq));
+            let bytes = serde_json::to_vec(&rec).map_err(|_| corrupt())?;
+            let next = serde_json::to_vec(&Head { seq, hash }).map_err(|_| corrupt())?;
+            tx.insert(&self.tree, &seq.to_be_bytes(), &bytes)?;
+            tx.insert(&self.meta, self.head_key, &next)?;
+            Ok(rec)
+        })?
     }
 
     /// Records with `seq >= first`, at most `limit`, in sequence order.

@@ -181,9 +181,9 @@ pub fn sled_to_postgres(
     }
     let source = Store::from_sled(sled_db);
 
-    // Opening applies the schema's migrations and takes its serving lock, so no node can start
-    // on it while the copy runs.
-    let target_db = Database::open_postgres(&pg_config)?;
+    // Opening applies the schema's migrations and takes its serving lock exclusively, so no
+    // node can start on it while the copy runs.
+    let target_db = Database::open_postgres_alone(&pg_config)?;
     for table in &known {
         if !target_db
             .db

@@ -25,7 +25,9 @@
 //! - [`CUSTOMERS_TREE`]: wallet id → bank role: the customer identity, sealed
 //!   ([`crate::at_rest::seal_customer`]); enrollment.
 //! - [`NODE_META_TREE`]: `key-binding` → JSON: node id and key check values of the keys that wrote
-//!   this database ([`crate::startup`]); startup.
+//!   this database ([`crate::startup`]); startup. `audit-head` and `events-head` → the last
+//!   sequence number (and hash) of the audit log and the event outbox ([`SeqLog`]); audit log,
+//!   event outbox.
 //! - [`SESSIONS_TREE`]: session id (hex) → [`StoredSession`] JSON; recovery, staff.
 //! - [`SESSION_INDEX_TREE`]: [`session_index_prefix`]`(wallet)` ‖ session id → session id;
 //!   recovery.
@@ -58,7 +60,9 @@
 //! Listings are returned in a stated order (key order: session id, sequence number) or as
 //! unordered sets; callers never rely on the engine's iteration order beyond what a function
 //! documents. The audit log and the event outbox are [`SeqLog`]s: gap-free (audit) or
-//! never-reused (events) monotonic sequence numbers assigned by their owner under a lock.
+//! never-reused (events) monotonic sequence numbers, each record appended in one transaction
+//! that reads and advances the log's head record, so processes sharing the database (replicas
+//! on PostgreSQL) append to one log and never fork it.
 //!
 //! # Backends
 //!
@@ -96,7 +100,7 @@ mod wallets;
 
 pub use batch::{Applied, Batch};
 pub use epochs::StagedRecord;
-pub use logs::{SeqLog, SeqLogError};
+pub use logs::{Head, SeqLog, SeqLogError};
 pub use nonces::{NonceRecord, NonceSnapshot};
 pub use recovery::{StoredSession, session_index_prefix};
 pub use resets::PasskeyResetRecord;
@@ -374,16 +378,39 @@ impl Database {
     }
 
     /// Connects to the PostgreSQL schema in `config`, applying pending [`migrations::ALL`], and
-    /// takes the schema's serving lock: one node process per schema (replicas of a node over one
-    /// schema are not supported yet: the audit chain's sequence is assigned in the process).
+    /// takes the schema's serving lock shared: any number of replicas of this node may serve the
+    /// schema together (everything they share is in it; see docs/operating-a-node.md), but not
+    /// while a tool holds it exclusively ([`Database::open_postgres_alone`]).
     pub fn open_postgres(config: &dlocker_store::PgConfig) -> Result<Self, StoreError> {
+        Self::open_postgres_locked(config, false)
+    }
+
+    /// Like [`Database::open_postgres`], with the serving lock taken exclusively: refused while
+    /// any node process serves the schema, and none can start until this database is dropped
+    /// (`trustee-node migrate`).
+    pub fn open_postgres_alone(config: &dlocker_store::PgConfig) -> Result<Self, StoreError> {
+        Self::open_postgres_locked(config, true)
+    }
+
+    fn open_postgres_locked(
+        config: &dlocker_store::PgConfig,
+        exclusive: bool,
+    ) -> Result<Self, StoreError> {
         let store = Store::open_postgres(config, migrations::ALL)?;
-        if !store.hold_serving_lock()? {
-            return Err(StoreError::InUse(format!(
-                "another trustee-node process serves PostgreSQL schema {}: run one process per \
-                 schema",
-                config.schema
-            )));
+        if !store.hold_serving_lock(exclusive)? {
+            return Err(StoreError::InUse(if exclusive {
+                format!(
+                    "another trustee-node process serves PostgreSQL schema {}: stop every \
+                     process on it first",
+                    config.schema
+                )
+            } else {
+                format!(
+                    "PostgreSQL schema {} is held by a tool (trustee-node migrate): start the node \
+                     when it is done",
+                    config.schema
+                )
+            }));
         }
         Self::from_engine(store)
     }
@@ -562,14 +589,36 @@ impl Database {
 
     /// The [`SeqLog`] of the audit log.
     pub fn audit_log(&self) -> SeqLog {
-        SeqLog::new(self.t(Table::Audit).clone())
+        SeqLog::new(
+            self.db.clone(),
+            self.t(Table::Audit).clone(),
+            self.t(Table::NodeMeta).clone(),
+            AUDIT_HEAD_KEY,
+        )
     }
 
     /// The [`SeqLog`] of the event outbox.
     pub fn event_log(&self) -> SeqLog {
-        SeqLog::new(self.t(Table::Events).clone())
+        SeqLog::new(
+            self.db.clone(),
+            self.t(Table::Events).clone(),
+            self.t(Table::NodeMeta).clone(),
+            EVENTS_HEAD_KEY,
+        )
+    }
+
+    /// The lock that serialises the node's read-check-write sections (recovery sessions,
+    /// epochs, staff, sweeps) across every replica on this database; see
+    /// [`dlocker_store::SharedMutex`].
+    pub fn node_lock(&self) -> dlocker_store::SharedMutex {
+        self.db.shared_mutex("node")
     }
 }
+
+/// The audit log's head (its last sequence number and hash) in [`NODE_META_TREE`].
+pub(crate) const AUDIT_HEAD_KEY: &[u8] = b"audit-head";
+/// The event outbox's last sequence number in [`NODE_META_TREE`].
+pub(crate) const EVENTS_HEAD_KEY: &[u8] = b"events-head";
 
 /// The roster's key in [`STAFF_ROSTER_TREE`].
 pub(crate) const ROSTER_KEY: &[u8] = b"current";

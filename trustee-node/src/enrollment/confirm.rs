@@ -91,7 +91,7 @@ impl EnrollmentOps<'_> {
             )));
         }
         // Under the lock housekeeping's expiry takes: a confirmation and an erase never race.
-        let _guard = self.recovery_lock.lock().await;
+        let _guard = self.recovery_lock.lock().await?;
         let stored = self
             .db
             .stored_manifest(wallet)?

@@ -34,7 +34,7 @@ impl EpochOps<'_> {
     /// owner's request; returns their ids.
     pub async fn cancel_all_recoveries(&self, req: CancelAll) -> Result<Vec<String>, NodeError> {
         let wallet = req.wallet_id.as_str();
-        let _guard = self.recovery_lock.lock().await;
+        let _guard = self.recovery_lock.lock().await?;
         let now = self.now();
         let state = self
             .expire_if_due(wallet, now)

@@ -47,7 +47,7 @@ impl EpochOps<'_> {
     /// `DeleteWallet`: erases everything this node holds for the wallet, at its owner's request.
     pub async fn delete_wallet(&self, req: DeleteWallet) -> Result<Vec<u8>, NodeError> {
         let wallet = req.wallet_id.as_str();
-        let _guard = self.recovery_lock.lock().await;
+        let _guard = self.recovery_lock.lock().await?;
         let now = self.now();
         let state = self
             .expire_if_due(wallet, now)

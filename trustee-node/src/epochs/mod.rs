@@ -552,7 +552,7 @@ impl EpochOps<'_> {
         wallet_id: &WalletId,
         action: EpochAction,
     ) -> Result<EpochChallengeIssued, NodeError> {
-        let guard = self.recovery_lock.lock().await;
+        let guard = self.recovery_lock.lock().await?;
         let now = self.now();
         let wallet = wallet_id.as_str();
         let state = self.expire_if_due(wallet, now).await?;
@@ -762,7 +762,7 @@ impl EpochOps<'_> {
         let wallet_id = crate::wallet::parse_wallet_id(manifest.wallet_id().to_owned())?;
         let wallet = wallet_id.as_str();
 
-        let _guard = self.recovery_lock.lock().await;
+        let _guard = self.recovery_lock.lock().await?;
         let now = self.now();
         let current = self.expire_if_due(wallet, now).await?;
         self.refuse_during_recovery(wallet, now)?;
@@ -970,7 +970,7 @@ impl EpochOps<'_> {
         check_statements("quorum_encoded", &req.quorum)?;
         let wallet = req.wallet_id.as_str();
         let hash_hex = hex::encode(req.manifest_hash.0);
-        let _guard = self.recovery_lock.lock().await;
+        let _guard = self.recovery_lock.lock().await?;
         let now = self.now();
         let state = self
             .expire_if_due(wallet, now)
@@ -1075,7 +1075,7 @@ impl EpochOps<'_> {
     pub async fn abandon_epoch(&self, req: AbandonEpoch) -> Result<bool, NodeError> {
         let wallet = req.wallet_id.as_str();
         let hash_hex = hex::encode(req.manifest_hash.0);
-        let _guard = self.recovery_lock.lock().await;
+        let _guard = self.recovery_lock.lock().await?;
         let now = self.now();
         let state = self
             .expire_if_due(wallet, now)
@@ -1135,7 +1135,7 @@ impl EpochOps<'_> {
         let successor_hash = successor.hash();
         let successor_hex = hex::encode(successor_hash.0);
         let tag = self.audit.wallet_tag(wallet);
-        let _guard = self.recovery_lock.lock().await;
+        let _guard = self.recovery_lock.lock().await?;
         let now = self.now();
         let Some(state) = self.expire_if_due(wallet, now).await? else {
             // Retired already (a retry whose answer was lost): the same receipt.
@@ -1263,7 +1263,7 @@ impl EpochOps<'_> {
                 format!("at most {MAX_STATEMENT_BYTES} bytes"),
             ));
         }
-        let _guard = self.recovery_lock.lock().await;
+        let _guard = self.recovery_lock.lock().await?;
         let now = self.now();
         let mut st = self.recovery().load_session(session_id)?;
         let wallet = st.session.wallet_id.clone();
@@ -1375,7 +1375,7 @@ impl EpochOps<'_> {
         let due = self.db.wallets_with_expired_staging(now)?;
         let mut dropped = 0;
         for wallet in due {
-            let _guard = self.recovery_lock.lock().await;
+            let _guard = self.recovery_lock.lock().await?;
             let before = self.epoch_state(&wallet)?;
             let after = self.expire_if_due(&wallet, self.now()).await?;
             if before != after {

@@ -118,7 +118,7 @@ impl EpochOps<'_> {
     /// Returns the new credential's fingerprint.
     pub async fn change_passkey(&self, req: ChangePasskey) -> Result<[u8; 32], NodeError> {
         let wallet = req.wallet_id.as_str();
-        let _guard = self.recovery_lock.lock().await;
+        let _guard = self.recovery_lock.lock().await?;
         let now = self.now();
         let state = self.credential_swap_state(wallet, now).await?;
         let owner = req.owner.ok_or(EpochError::OwnerAssertionRequired {

@@ -211,7 +211,7 @@ impl EpochOps<'_> {
     /// bank's approval. Returns the new credential's fingerprint.
     pub async fn reset_passkey(&self, req: ResetPasskey) -> Result<[u8; 32], NodeError> {
         let wallet = req.owner.wallet_id.as_str();
-        let _guard = self.recovery_lock.lock().await;
+        let _guard = self.recovery_lock.lock().await?;
         let now = self.now();
         if self.epoch_state(wallet)?.is_none() {
             return Err(NodeError::WalletNotFound);

@@ -84,6 +84,7 @@ impl LockerHost for NodeLockerHost {
                 "this node has no bank staff: the locker's operator actions need role = \"bank\"",
             )
         })?;
+        self.node.staff().sync_roster().map_err(status)?;
         gate.check(request, action, now)
             .map(|v| v.staff_id)
             .map_err(|e| {
@@ -143,7 +144,7 @@ impl LockerHost for NodeLockerHost {
             let node = &self.node;
             let wallet = crate::wallet::parse_wallet_id(holder.to_owned()).map_err(status)?;
             let wallet = wallet.as_str();
-            let _guard = node.recovery_lock.lock().await;
+            let _guard = node.recovery_lock.lock().await?;
             let now = node.now();
             let rec = node.recovery().wallet_record(wallet).map_err(status)?;
             let passkey = crate::recovery::RecoveryOps::stored_passkey(&rec).map_err(status)?;

@@ -339,7 +339,7 @@ impl RecoveryOps<'_> {
             assertion_json.len(),
             MAX_ASSERTION_JSON_BYTES,
         )?;
-        let guard = self.recovery_lock.lock().await;
+        let guard = self.recovery_lock.lock().await?;
         let now = self.now();
         let mut st = self.load_session(session_id)?;
         let wallet = st.session.wallet_id.clone();
@@ -397,7 +397,7 @@ impl RecoveryOps<'_> {
             bank_approval.len(),
             MAX_STATEMENT_BYTES,
         )?;
-        let _guard = self.recovery_lock.lock().await;
+        let _guard = self.recovery_lock.lock().await?;
         let now = self.now();
         let mut st = self.load_session(session_id)?;
         let wallet = st.session.wallet_id.clone();
@@ -503,7 +503,7 @@ impl RecoveryOps<'_> {
             assertion_json.len(),
             MAX_ASSERTION_JSON_BYTES,
         )?;
-        let _guard = self.recovery_lock.lock().await;
+        let _guard = self.recovery_lock.lock().await?;
         let now = self.now();
         let mut st = self.load_session(session_id)?;
         st.session.can_cancel(now)?;
@@ -544,7 +544,7 @@ impl RecoveryOps<'_> {
             bytes.len(),
             MAX_STATEMENT_BYTES,
         )?;
-        let _guard = self.recovery_lock.lock().await;
+        let _guard = self.recovery_lock.lock().await?;
         let now = self.now();
         let signed = Signed::<BankCancellation>::decode_trusted(bytes, self.bank_keys.keys())
             .map_err(|e| SessionError::CancellationInvalid(e.to_string()))?;

@@ -22,6 +22,9 @@ use tonic::{Request, Response, Status};
 /// Events read from storage per batch while catching up.
 const EVENT_BATCH: usize = 256;
 
+/// How often a stream re-reads the stored outbox on a shared database.
+const EVENT_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// The Recovery service over a shared [`Node`].
 #[derive(Debug, Clone)]
 pub struct RecoveryService {
@@ -48,13 +51,19 @@ fn event_pb(e: StoredEvent) -> pb::Event {
 
 /// Sends stored events after `cursor`, then live ones, until the client goes away. Subscribes
 /// before reading the backlog and skips what was sent, so nothing falls between the two; after a
-/// broadcast lag it re-reads from storage.
+/// broadcast lag it re-reads from storage. On a shared database (replicas on PostgreSQL) it
+/// also re-reads storage every [`EVENT_POLL`], for events another replica appended: sequence
+/// numbers are assigned in commit order (each append advances one head record), so reading
+/// from the cursor never skips one.
 async fn pump_events(
     node: Arc<Node>,
     mut cursor: u64,
     tx: mpsc::Sender<Result<pb::Event, Status>>,
 ) {
     let mut live = node.events().subscribe();
+    let polls = node.events().polls();
+    let mut poll = tokio::time::interval(EVENT_POLL);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let catch_up = |cursor: &mut u64| -> Result<Vec<StoredEvent>, NodeError> {
         let batch = node.events().since(*cursor, EVENT_BATCH)?;
         if let Some(last) = batch.last() {
@@ -86,6 +95,7 @@ async fn pump_events(
             let next = tokio::select! {
                 () = tx.closed() => return,
                 r = live.recv() => r,
+                _ = poll.tick(), if polls => break,
             };
             match next {
                 Ok(e) if e.seq <= cursor => continue,
@@ -272,11 +282,14 @@ impl Recovery for RecoveryService {
         let node = &self.node;
         // Checkpoint first: every entry it covers is already stored, so the page (cut at the
         // checkpoint) always verifies against it.
-        let checkpoint = node.audit_log().checkpoint(
-            node.identity().node_id(),
-            &node.identity().signing_key(),
-            node.now(),
-        );
+        let checkpoint = node
+            .audit_log()
+            .checkpoint(
+                node.identity().node_id(),
+                &node.identity().signing_key(),
+                node.now(),
+            )
+            .map_err(NodeError::from)?;
         let head_seq = checkpoint.body().seq;
         let checkpoint = checkpoint.encode();
         let entries = node

@@ -34,11 +34,12 @@ impl StaffOps<'_> {
             ));
         }
         // Serialised with approvals, which read the policy.
-        let _guard = self.recovery_lock.lock().await;
+        let _guard = self.recovery_lock.lock().await?;
         let now = self.now();
         let gate = self.staff_gate.as_ref().ok_or_else(|| {
             NodeError::Internal("staff call on a node without the bank role".into())
         })?;
+        self.sync_roster()?;
         let (by, req) = gate.check_admin(bytes, now).inspect_err(|e| {
             tracing::warn!(error = %e, "staff admin request refused");
         })?;

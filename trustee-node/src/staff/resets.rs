@@ -59,7 +59,7 @@ impl StaffOps<'_> {
     /// then the wallet's reset request for this credential: found, or filed now (audited, and
     /// an event the bank's notifier tells the customer about).
     pub async fn request_passkey_reset(&self, owner: ResetOwner) -> Result<ResetStatus, NodeError> {
-        let _guard = self.recovery_lock.lock().await;
+        let _guard = self.recovery_lock.lock().await?;
         let now = self.now();
         let checked = self.epochs().check_reset_owner(&owner, now).await?;
         let wallet = owner.wallet_id.as_str();
@@ -115,7 +115,7 @@ impl StaffOps<'_> {
     /// `ApprovePasskeyReset`: records the staff member's approval; once `approvals_required`
     /// distinct staff approved, signs the `PasskeyResetApproval` with the bank approval key.
     pub async fn approve_passkey_reset(&self, request: &[u8]) -> Result<ResetStatus, NodeError> {
-        let _guard = self.recovery_lock.lock().await;
+        let _guard = self.recovery_lock.lock().await?;
         let now = self.now();
         let v = self.staff_check(request, StaffAction::ApprovePasskeyReset, now)?;
         let ttl = self.bank()?.approval_ttl_secs;
