@@ -523,7 +523,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
             println!(
-                "config.toml now names PostgreSQL; the sled files are kept in {} (delete them                  once the node serves correctly)",
+                "config.toml now names PostgreSQL; the sled files are kept in {} (delete them once the node serves correctly)",
                 report.sled_moved_to.display()
             );
             Ok(())
