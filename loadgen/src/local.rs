@@ -139,6 +139,7 @@ pub(crate) fn init_cluster(
                 url: Some(url.clone()),
                 url_file: None,
                 schema: Some(schema),
+                tls_ca_file: None,
             });
         }
         let desc = init_node(&opts).with_context(|| format!("initialising {}", dir.display()))?;

@@ -20,7 +20,7 @@ mod blocking;
 mod pg;
 mod sled_engine;
 
-pub use pg::{Migration, PgConfig, is_identifier};
+pub use pg::{Migration, PgConfig, PgTls, is_identifier};
 
 use std::ops::Bound;
 use std::path::Path;
@@ -40,6 +40,10 @@ pub enum Error {
         /// The server's primary message (never its DETAIL, which can quote a key).
         message: String,
     },
+    /// TLS to PostgreSQL is misconfigured (its CA file, or a connection string asking for TLS
+    /// without one).
+    #[error("postgres TLS: {0}")]
+    Tls(String),
     /// No connection could be taken from the pool in time.
     #[error("postgres connection pool: {0}")]
     Pool(String),
@@ -64,9 +68,14 @@ impl From<postgres::Error> for Error {
                 code: Some(db.code().code().to_string()),
                 message: db.message().to_string(),
             },
+            // The driver's own message is generic ("error performing TLS handshake"): the cause
+            // is what the operator needs (an unknown CA, a name the certificate lacks).
             None => Error::Postgres {
                 code: e.code().map(|c| c.code().to_string()),
-                message: e.to_string(),
+                message: match std::error::Error::source(&e) {
+                    Some(cause) => format!("{e}: {cause}"),
+                    None => e.to_string(),
+                },
             },
         }
     }

@@ -6,15 +6,17 @@
 //! (parameter types given), which needs one round trip instead of prepare + execute.
 
 use crate::{Entry, Error, Tree, TreeInner, Tx, TxAbort, TxError, TxErrorKind, TxInner};
+use postgres::IsolationLevel;
+use postgres::config::SslMode;
 use postgres::error::SqlState;
 use postgres::types::{ToSql, Type};
-use postgres::{IsolationLevel, NoTls};
 use r2d2_postgres::PostgresConnectionManager;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
-type R2d2Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+type R2d2Pool = r2d2::Pool<PostgresConnectionManager<MakeRustlsConnect>>;
 
 /// The connection pool, shared by the engine and its trees.
 ///
@@ -37,7 +39,9 @@ impl Drop for PoolOwner {
 struct Pool(Arc<PoolOwner>);
 
 impl Pool {
-    fn get(&self) -> Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>, Error> {
+    fn get(
+        &self,
+    ) -> Result<r2d2::PooledConnection<PostgresConnectionManager<MakeRustlsConnect>>, Error> {
         match &self.0.0 {
             Some(p) => p.get().map_err(pool_error),
             None => Err(Error::Pool("the pool is closed".into())),
@@ -59,6 +63,76 @@ pub struct PgConfig {
     pub pool_size: u32,
     /// How long to wait for a connection (at startup and from the pool).
     pub connect_timeout: Duration,
+    /// TLS to the database.
+    pub tls: PgTls,
+}
+
+/// TLS to the database server.
+#[derive(Clone, Default)]
+pub enum PgTls {
+    /// Plain TCP or a Unix socket (a database on loopback or on a network the node trusts). A
+    /// connection string asking for `sslmode=require` is refused rather than silently downgraded.
+    #[default]
+    Off,
+    /// TLS required; the server's certificate chain is verified against these CA certificates
+    /// and its name against the host the connection string names (libpq's `verify-full`).
+    Verify {
+        /// The CA certificates, PEM.
+        ca_pem: Vec<u8>,
+    },
+}
+
+impl std::fmt::Debug for PgTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PgTls::Off => "Off",
+            PgTls::Verify { .. } => "Verify",
+        })
+    }
+}
+
+/// The connection string parsed, with the TLS mode `tls` asks for, and the TLS connector.
+pub(crate) fn client_config(
+    url: &str,
+    tls: &PgTls,
+) -> Result<(postgres::Config, MakeRustlsConnect), Error> {
+    let mut pg: postgres::Config = url
+        .parse()
+        .map_err(|e: postgres::Error| Error::Pool(format!("invalid postgres URL: {e}")))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Tls(e.to_string()))?;
+    let mut roots = rustls::RootCertStore::empty();
+    match tls {
+        PgTls::Off => {
+            if pg.get_ssl_mode() == SslMode::Require {
+                return Err(Error::Tls(
+                    "the connection string asks for sslmode=require, but no CA is configured to \
+                     verify the server with ([storage] tls_ca_file)"
+                        .into(),
+                ));
+            }
+            // What the driver did without a TLS connector: `prefer` never upgraded.
+            pg.ssl_mode(SslMode::Disable);
+        }
+        PgTls::Verify { ca_pem } => {
+            use rustls::pki_types::CertificateDer;
+            use rustls::pki_types::pem::PemObject as _;
+            for cert in CertificateDer::pem_slice_iter(ca_pem) {
+                let cert = cert.map_err(|e| Error::Tls(format!("CA certificates: {e}")))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| Error::Tls(format!("CA certificate: {e}")))?;
+            }
+            if roots.is_empty() {
+                return Err(Error::Tls("the CA file holds no PEM certificate".into()));
+            }
+            pg.ssl_mode(SslMode::Require);
+        }
+    }
+    let config = builder.with_root_certificates(roots).with_no_client_auth();
+    Ok((pg, MakeRustlsConnect::new(config)))
 }
 
 impl std::fmt::Debug for PgConfig {
@@ -111,17 +185,23 @@ pub(crate) struct PgEngine {
     /// the lock released) off the runtime, like the pool.
     serving: std::sync::Mutex<Option<ClientOwner>>,
     url: String,
+    tls: PgTls,
     connect_timeout: Duration,
 }
 
-/// A client closed on a thread of its own when dropped (see [`PoolOwner`]).
+/// A client closed on a thread of its own when dropped (see [`PoolOwner`]). Its session's
+/// advisory locks are released before it closes: the server releases them only once the backend
+/// has exited, after the close returned, and the next holder must not find them still taken.
 struct ClientOwner(Option<postgres::Client>);
 
 impl Drop for ClientOwner {
     fn drop(&mut self) {
-        if let Some(client) = self.0.take() {
+        if let Some(mut client) = self.0.take() {
             std::thread::scope(|s| {
-                s.spawn(move || drop(client));
+                s.spawn(move || {
+                    let _ = client.batch_execute("SELECT pg_advisory_unlock_all()");
+                    drop(client)
+                });
             });
         }
     }
@@ -136,19 +216,19 @@ impl PgEngine {
                  with a letter or '_', at most 63 characters"
             )));
         }
-        let mut pg: postgres::Config = config
-            .url
-            .parse()
-            .map_err(|e: postgres::Error| Error::Pool(format!("invalid postgres URL: {e}")))?;
+        let (mut pg, tls) = client_config(&config.url, &config.tls)?;
         pg.options(&format!("-c search_path={schema}"))
             .application_name("trustee-node")
             .connect_timeout(config.connect_timeout);
+        // One connection first, outside the pool: the pool would retry a refused one until its
+        // timeout and report only that it timed out, not why (a wrong password, an unknown CA).
+        drop(ClientOwner(Some(pg.connect(tls.clone())?)));
         let pool = Pool(Arc::new(PoolOwner(Some(
             r2d2::Pool::builder()
                 .max_size(config.pool_size.max(1))
                 .min_idle(Some(1))
                 .connection_timeout(config.connect_timeout)
-                .build(PostgresConnectionManager::new(pg, NoTls))
+                .build(PostgresConnectionManager::new(pg, tls))
                 .map_err(pool_error)?,
         ))));
         let mut conn = pool.get()?;
@@ -168,6 +248,7 @@ impl PgEngine {
             tables,
             serving: std::sync::Mutex::new(None),
             url: config.url.clone(),
+            tls: config.tls.clone(),
             connect_timeout: config.connect_timeout,
         })
     }
@@ -207,13 +288,10 @@ impl PgEngine {
 
     /// A connection of its own (not from the pool), for a session-level advisory lock.
     fn connect(&self, application: &str) -> Result<postgres::Client, Error> {
-        let mut pg: postgres::Config = self
-            .url
-            .parse()
-            .map_err(|e: postgres::Error| Error::Pool(format!("invalid postgres URL: {e}")))?;
+        let (mut pg, tls) = client_config(&self.url, &self.tls)?;
         pg.application_name(application)
             .connect_timeout(self.connect_timeout);
-        Ok(pg.connect(NoTls)?)
+        Ok(pg.connect(tls)?)
     }
 
     /// The advisory lock named `name` within this schema (see [`crate::CrossProcessLock`]).

@@ -23,6 +23,7 @@ fn pg_config(schema: &str) -> PgConfig {
         schema: schema.into(),
         pool_size: 8,
         connect_timeout: Duration::from_secs(5),
+        tls: PgTls::Off,
     }
 }
 
@@ -346,4 +347,136 @@ fn a_cross_process_lock_lets_one_holder_in_at_a_time() {
     la.release();
     drop((a, b));
     drop_schema(&schema);
+}
+
+/// The local server's certificate (TLS on, its file readable here) and the name it was issued
+/// for, or `None` (skipped, with the reason printed).
+fn server_certificate() -> Option<(Vec<u8>, String)> {
+    let mut c = postgres::Client::connect(&pg_url(), postgres::NoTls).ok()?;
+    let setting = |c: &mut postgres::Client, name: &str| -> Option<String> {
+        c.query_one(&format!("SHOW {name}"), &[])
+            .ok()
+            .map(|r| r.get(0))
+    };
+    if setting(&mut c, "ssl")?.as_str() != "on" {
+        eprintln!(
+            "skipped: the PostgreSQL server at {} does not serve TLS",
+            pg_url()
+        );
+        return None;
+    }
+    let file = setting(&mut c, "ssl_cert_file")?;
+    let data_dir = setting(&mut c, "data_directory")?;
+    let path = std::path::Path::new(&data_dir).join(&file);
+    let Ok(pem) = std::fs::read(&path) else {
+        eprintln!(
+            "skipped: cannot read the server's certificate {}",
+            path.display()
+        );
+        return None;
+    };
+    // Debian's snakeoil certificate names `localhost` or the host name: the one that verifies.
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    ["localhost", hostname.trim()]
+        .into_iter()
+        .filter(|h| !h.is_empty())
+        .find(|h| {
+            let (pg, tls) = pg::client_config(
+                &with_host(h),
+                &PgTls::Verify {
+                    ca_pem: pem.clone(),
+                },
+            )
+            .expect("config");
+            pg.connect(tls).is_ok()
+        })
+        .map(|h| (pem.clone(), h.to_owned()))
+        .or_else(|| {
+            eprintln!("skipped: the server's certificate names neither localhost nor this host");
+            None
+        })
+}
+
+/// The test URL with another host.
+fn with_host(host: &str) -> String {
+    let url = pg_url();
+    url.split_whitespace()
+        .map(|kv| {
+            if kv.starts_with("host=") {
+                format!("host={host}")
+            } else {
+                kv.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn tls_verifies_the_server_and_refuses_what_it_cannot_verify() {
+    // Without a CA, a connection string that demands TLS is refused, never silently downgraded.
+    let demands = format!("{} sslmode=require", pg_url());
+    let Err(e) = pg::client_config(&demands, &PgTls::Off) else {
+        panic!("sslmode=require without a CA was accepted");
+    };
+    assert!(
+        matches!(e, Error::Tls(_)) && e.to_string().contains("sslmode=require"),
+        "{e}"
+    );
+    let not_pem = PgTls::Verify {
+        ca_pem: b"not a PEM".to_vec(),
+    };
+    let Err(e) = pg::client_config(&pg_url(), &not_pem) else {
+        panic!("a CA file without a certificate was accepted");
+    };
+    assert!(matches!(e, Error::Tls(_)), "{e}");
+
+    let Some((ca_pem, host)) = server_certificate() else {
+        return;
+    };
+    let verified = PgTls::Verify {
+        ca_pem: ca_pem.clone(),
+    };
+    // The connection is TLS, as the server sees it.
+    let (pg, tls) = pg::client_config(&with_host(&host), &verified).expect("config");
+    let mut c = pg.connect(tls).expect("TLS connection");
+    let ssl: bool = c
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .expect("pg_stat_ssl")
+        .get(0);
+    assert!(ssl, "the server does not see a TLS connection");
+
+    // A whole store over TLS.
+    let schema = fresh_schema("tls");
+    let mut config = pg_config(&schema);
+    config.url = with_host(&host);
+    config.tls = verified.clone();
+    let store = Store::open_postgres(&config, MIGRATIONS).expect("store over TLS");
+    let t = store.tree("alpha").expect("tree");
+    t.insert(b"k", b"v").expect("insert");
+    assert_eq!(t.get(b"k").expect("get").as_deref(), Some(&b"v"[..]));
+    drop(store);
+    drop_schema(&schema);
+
+    // A server the CA did not sign, and a name the certificate does not carry: refused.
+    let public_roots = std::fs::read("/etc/ssl/certs/ca-certificates.crt").unwrap_or_default();
+    let mut refused = vec![("127.0.0.1".to_owned(), verified)];
+    if !public_roots.is_empty() {
+        refused.push((
+            host,
+            PgTls::Verify {
+                ca_pem: public_roots,
+            },
+        ));
+    }
+    for (host, tls) in refused {
+        let mut config = pg_config(&fresh_schema("tls_refused"));
+        config.url = with_host(&host);
+        config.tls = tls;
+        let e = Store::open_postgres(&config, MIGRATIONS).expect_err("unverifiable server");
+        assert!(e.to_string().contains("certificate"), "{host}: {e}");
+    }
 }

@@ -125,6 +125,9 @@ pub struct InitPostgres {
     pub url: Option<String>,
     /// The schema (default `dlocker`).
     pub schema: Option<String>,
+    /// CA certificates to verify the database server with (TLS required), relative to the data
+    /// directory.
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 /// Why `init` refused or failed.
@@ -199,6 +202,9 @@ pub fn init_node(opts: &InitOptions) -> Result<NodeDescriptorInfo, InitError> {
         }
         if let Some(s) = &pg.schema {
             doc.set_string("storage", "schema", s)?;
+        }
+        if let Some(ca) = &pg.tls_ca_file {
+            doc.set_string("storage", "tls_ca_file", &ca.display().to_string())?;
         }
     }
     for k in &opts.accept_bank_keys {

@@ -124,6 +124,10 @@ enum Command {
         /// node share it, different nodes must not.
         #[arg(long)]
         postgres_schema: Option<String>,
+        /// CA certificates (PEM) to verify the database server with: TLS required, the server's
+        /// name checked (relative to the data directory).
+        #[arg(long)]
+        postgres_tls_ca_file: Option<PathBuf>,
     },
     /// Edit config.toml (restart the node afterwards).
     Config {
@@ -169,6 +173,10 @@ enum Command {
         /// The schema to move into: new or empty (a schema that holds records is refused).
         #[arg(long, default_value = "dlocker")]
         postgres_schema: String,
+        /// CA certificates (PEM) to verify the database server with: TLS required, the server's
+        /// name checked (relative to the data directory).
+        #[arg(long)]
+        postgres_tls_ca_file: Option<PathBuf>,
     },
     /// Read a stopped node's database: counts, sizes, oldest pending items, wallets.
     Admin {
@@ -377,12 +385,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             postgres_url,
             postgres_url_file,
             postgres_schema,
+            postgres_tls_ca_file,
         } => {
             let postgres = match storage {
                 StorageArg::Sled => {
                     if postgres_url.is_some()
                         || postgres_url_file.is_some()
                         || postgres_schema.is_some()
+                        || postgres_tls_ca_file.is_some()
                     {
                         anyhow::bail!("--postgres-* options need --storage postgres");
                     }
@@ -392,6 +402,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     url: postgres_url,
                     url_file: postgres_url_file,
                     schema: postgres_schema,
+                    tls_ca_file: postgres_tls_ca_file,
                 }),
             };
             let tls = match (tls_cert, tls_key) {
@@ -499,6 +510,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             postgres_url,
             postgres_url_file,
             postgres_schema,
+            postgres_tls_ca_file,
         } => {
             use trustee_node::db::migrate::{PostgresUrl, sled_to_postgres};
             let url = match (postgres_url, postgres_url_file) {
@@ -506,11 +518,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 (None, Some(f)) => PostgresUrl::File(f),
                 (None, None) => anyhow::bail!("give --postgres-url or --postgres-url-file"),
             };
-            let report = sled_to_postgres(&data_dir, &url, &postgres_schema)
-                .with_context(|| format!("migrating {}", data_dir.display()))?;
+            let report = sled_to_postgres(
+                &data_dir,
+                &url,
+                &postgres_schema,
+                postgres_tls_ca_file.as_deref(),
+            )
+            .with_context(|| format!("migrating {}", data_dir.display()))?;
             let rows: usize = report.tables.iter().map(|t| t.rows).sum();
             println!(
-                "copied {rows} rows in {} tables into PostgreSQL schema {}; each table read back                  and compared:",
+                "copied {rows} rows in {} tables into PostgreSQL schema {}; each table read back and compared:",
                 report.tables.len(),
                 report.schema
             );

@@ -32,6 +32,9 @@ pub struct RawStorage {
     pub pool_size: Option<u32>,
     /// Seconds to wait for a connection.
     pub connect_timeout_secs: Option<u64>,
+    /// CA certificates (PEM) to verify the database server with: TLS is then required, the
+    /// chain and the server's name checked. Relative to the data directory.
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 /// Where a PostgreSQL connection string comes from.
@@ -64,30 +67,36 @@ pub struct PostgresSettings {
     pub pool_size: u32,
     /// Wait for a connection.
     pub connect_timeout: Duration,
+    /// CA certificates to verify the server with (TLS required), if any.
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 impl PostgresSettings {
     /// The engine's settings, reading `url_file` if that is where the string is.
     pub fn pg_config(&self, data_dir: &Path) -> Result<dlocker_store::PgConfig, ConfigError> {
+        let read = |p: &Path| {
+            let path = if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                data_dir.join(p)
+            };
+            std::fs::read(&path)
+                .map_err(|e| invalid(format!("cannot read {}: {e}", path.display())))
+        };
         let url = match &self.url {
             UrlSource::Inline(u) => u.clone(),
-            UrlSource::File(p) => {
-                let path = if p.is_absolute() {
-                    p.clone()
-                } else {
-                    data_dir.join(p)
-                };
-                std::fs::read_to_string(&path)
-                    .map_err(|e| invalid(format!("cannot read {}: {e}", path.display())))?
-                    .trim()
-                    .to_string()
-            }
+            UrlSource::File(p) => String::from_utf8_lossy(&read(p)?).trim().to_string(),
+        };
+        let tls = match &self.tls_ca_file {
+            None => dlocker_store::PgTls::Off,
+            Some(p) => dlocker_store::PgTls::Verify { ca_pem: read(p)? },
         };
         Ok(dlocker_store::PgConfig {
             url,
             schema: self.schema.clone(),
             pool_size: self.pool_size,
             connect_timeout: self.connect_timeout,
+            tls,
         })
     }
 }
@@ -115,11 +124,12 @@ pub fn storage_config(raw: &RawStorage) -> Result<StorageConfig, ConfigError> {
         || raw.url_file.is_some()
         || raw.schema.is_some()
         || raw.pool_size.is_some()
-        || raw.connect_timeout_secs.is_some();
+        || raw.connect_timeout_secs.is_some()
+        || raw.tls_ca_file.is_some();
     match raw.backend.as_deref().unwrap_or("sled") {
         "sled" if postgres_keys => Err(invalid(
-            "url, url_file, schema, pool_size and connect_timeout_secs are PostgreSQL settings; \
-             set backend = \"postgres\" or remove them",
+            "url, url_file, schema, pool_size, connect_timeout_secs and tls_ca_file are PostgreSQL \
+             settings; set backend = \"postgres\" or remove them",
         )),
         "sled" => Ok(StorageConfig::Sled),
         "postgres" => {
@@ -159,6 +169,7 @@ pub fn storage_config(raw: &RawStorage) -> Result<StorageConfig, ConfigError> {
                 schema,
                 pool_size,
                 connect_timeout: Duration::from_secs(secs),
+                tls_ca_file: raw.tls_ca_file.clone(),
             }))
         }
         other => Err(invalid(format!(
@@ -178,6 +189,7 @@ backend = "sled"
 # schema = "dlocker"
 # pool_size = 8
 # connect_timeout_secs = 10
+# tls_ca_file = "db-ca.pem"   # TLS required, the server verified against this CA and its name
 "#;
 
 #[cfg(test)]
@@ -199,7 +211,22 @@ mod tests {
         assert_eq!(p.schema, DEFAULT_SCHEMA);
         assert_eq!(p.pool_size, DEFAULT_POOL_SIZE);
         assert!(!format!("{p:?}").contains("pw"), "the URL is redacted");
+        assert_eq!(p.tls_ca_file, None);
+        // A CA file: TLS required; relative to the data directory; a missing file is named.
+        let StorageConfig::Postgres(p) =
+            parse("backend = \"postgres\"\nurl = \"host=h\"\ntls_ca_file = \"db-ca.pem\"")
+                .expect("pg with TLS")
+        else {
+            panic!("not postgres");
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let err = p.pg_config(dir.path()).expect_err("no CA file").to_string();
+        assert!(err.contains("db-ca.pem"), "{err}");
+        std::fs::write(dir.path().join("db-ca.pem"), b"PEM").expect("write");
+        let c = p.pg_config(dir.path()).expect("config");
+        assert!(matches!(c.tls, dlocker_store::PgTls::Verify { ref ca_pem } if ca_pem == b"PEM"));
         for (bad, says) in [
+            ("tls_ca_file = \"ca.pem\"", "PostgreSQL settings"),
             ("backend = \"mysql\"", "is not"),
             ("backend = \"postgres\"", "needs url"),
             ("url = \"host=h\"", "PostgreSQL settings"),

@@ -135,6 +135,7 @@ pub fn sled_to_postgres(
     data_dir: &Path,
     url: &PostgresUrl,
     schema: &str,
+    tls_ca_file: Option<&Path>,
 ) -> Result<MigrationReport, MigrateError> {
     let config = NodeConfig::load(data_dir)?;
     if let StorageConfig::Postgres(pg) = &config.storage {
@@ -150,6 +151,9 @@ pub fn sled_to_postgres(
         PostgresUrl::File(f) => doc.set_string("storage", "url_file", &f.display().to_string())?,
     }
     doc.set_string("storage", "schema", schema)?;
+    if let Some(ca) = tls_ca_file {
+        doc.set_string("storage", "tls_ca_file", &ca.display().to_string())?;
+    }
     let target = NodeConfig::from_toml(&doc.to_string(), data_dir)?;
     let StorageConfig::Postgres(pg) = &target.storage else {
         return Err(MigrateError::Config(ConfigError::Invalid {
