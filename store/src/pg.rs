@@ -199,7 +199,9 @@ impl Drop for ClientOwner {
         if let Some(mut client) = self.0.take() {
             std::thread::scope(|s| {
                 s.spawn(move || {
-                    let _ = client.batch_execute("SELECT pg_advisory_unlock_all()");
+                    if !client.is_closed() {
+                        let _ = client.batch_execute("SELECT pg_advisory_unlock_all()");
+                    }
                     drop(client)
                 });
             });
