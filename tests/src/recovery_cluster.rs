@@ -750,6 +750,32 @@ pub fn flip_stored_share_bit(dir: &Path, wallet: &str) {
     db.flush().expect("flush");
 }
 
+/// Records, on a stopped sled node, an audit head at its first entry although later entries
+/// exist: the stale head record a single-process database may hold (it keeps the head in
+/// memory) and `migrate` copies. Returns every entry's `(seq, hash)`, in order.
+pub fn stale_audit_head(dir: &Path) -> Vec<(u64, String)> {
+    use trustee_node::db::{AUDIT_TREE, NODE_META_TREE};
+    let db = crate::postgres::open_stopped_sled(&dir.join("db"));
+    let audit = db.open_tree(AUDIT_TREE).expect("audit tree");
+    let (_, first) = audit.first().expect("read").expect("an audit entry");
+    let first: serde_json::Value = serde_json::from_slice(&first).expect("audit entries are JSON");
+    let head = serde_json::json!({ "seq": first["seq"], "hash": first["hash"] });
+    db.open_tree(NODE_META_TREE)
+        .expect("node_meta tree")
+        .insert(b"audit-head", serde_json::to_vec(&head).expect("JSON"))
+        .expect("write");
+    db.flush().expect("flush");
+    audit
+        .iter()
+        .map(|item| {
+            let (_, v) = item.expect("read audit entry");
+            let e: serde_json::Value = serde_json::from_slice(&v).expect("JSON");
+            let seq = e["seq"].as_u64().expect("seq");
+            (seq, e["hash"].as_str().expect("hash").to_owned())
+        })
+        .collect()
+}
+
 /// Rewrites the `detail` of the first audit entry of `kind` on a stopped node (leaving its
 /// recorded hashes alone, as a careless forger would); returns its sequence number.
 pub fn tamper_audit_entry(dir: &Path, kind: &str) -> u64 {

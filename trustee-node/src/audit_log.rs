@@ -26,6 +26,9 @@ pub enum AuditError {
     /// A stored entry does not parse.
     #[error("audit entry {0} is unreadable")]
     Corrupt(u64),
+    /// Appended to before its head was read (`AuditLog::open` reads it: not reachable).
+    #[error("audit log appended to before it was opened")]
+    NotOpened,
 }
 
 /// An entry as stored.
@@ -91,7 +94,7 @@ impl AuditLog {
     /// before heads were kept has none).
     pub fn open(db: &Database, tag_key: Zeroizing<[u8; 32]>) -> Result<Self, AuditError> {
         let log = db.audit_log();
-        log.ensure_head(|e: &StoredEntry| e.to_record().map(|(_, h)| hex::encode(h)))?;
+        log.open_head(|e: &StoredEntry| e.to_record().map(|(_, h)| hex::encode(h)))?;
         Ok(Self {
             log,
             tag_key,
@@ -190,6 +193,7 @@ impl From<SeqLogError> for AuditError {
         match e {
             SeqLogError::Engine(e) => AuditError::Storage(e),
             SeqLogError::Corrupt(seq) => AuditError::Corrupt(seq),
+            SeqLogError::HeadNotOpened => AuditError::NotOpened,
         }
     }
 }

@@ -41,6 +41,7 @@ impl From<SeqLogError> for EventError {
         match e {
             SeqLogError::Engine(e) => EventError::Storage(e),
             SeqLogError::Corrupt(seq) => EventError::Corrupt(seq),
+            SeqLogError::HeadNotOpened => EventError::NotOpened,
         }
     }
 }
@@ -54,6 +55,9 @@ pub enum EventError {
     /// A stored event does not parse.
     #[error("event {0} is unreadable")]
     Corrupt(u64),
+    /// Appended to before its head was read (`EventOutbox::open` reads it: not reachable).
+    #[error("event outbox appended to before it was opened")]
+    NotOpened,
 }
 
 /// Why a new event stream was refused (`RESOURCE_EXHAUSTED`).
@@ -134,7 +138,7 @@ impl EventOutbox {
     /// Opens the outbox in `db`.
     pub fn open(db: &Database) -> Result<Self, EventError> {
         let log = db.event_log();
-        log.ensure_head(|_: &StoredEvent| Some(String::new()))?;
+        log.open_head(|_: &StoredEvent| Some(String::new()))?;
         let last = log.last_seq()?;
         let (live, _) = broadcast::channel(1024);
         Ok(Self {

@@ -6,7 +6,9 @@
 
 use dlocker_integration_tests::bins::node_command;
 use dlocker_integration_tests::postgres::{Storage, postgres_url};
-use dlocker_integration_tests::recovery_cluster::{RecoveryCluster, RecoverySpec};
+use dlocker_integration_tests::recovery_cluster::{
+    RecoveryCluster, RecoverySpec, stale_audit_head,
+};
 use std::path::Path;
 use std::process::Output;
 use trustee_node::config::NodeConfig;
@@ -63,7 +65,11 @@ async fn a_sled_node_moves_to_postgres_and_its_wallets_recover() {
     assert_eq!(config_text(&dir1), before, "config.toml unchanged");
 
     // Stopped, it moves: every table copied and compared, the config switched, sled kept aside.
+    // Its head record names only the first audit entry (sled keeps the head in memory): the
+    // node on PostgreSQL must continue the chain after the last entry, not overwrite it.
     rc.stop(1);
+    let before_move = stale_audit_head(&dir1);
+    assert!(before_move.len() >= 2, "{before_move:?}");
     let out = migrate(&dir1, &schema);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
@@ -93,6 +99,37 @@ async fn a_sled_node_moves_to_postgres_and_its_wallets_recover() {
         recovered.used.iter().any(|n| *n == rc.node(1).name),
         "the migrated node took part: {:?}",
         recovered.used
+    );
+    // Its audit chain goes on after the last entry copied: intact, nothing overwritten.
+    let tf = rc.write_trustees();
+    let tf = tf.to_str().expect("utf-8");
+    let name = rc.node(1).name.clone();
+    let audit =
+        |cmd: &str| rc.dlocker(&["--json", "audit", cmd, "--trustees", tf, "--name", &name]);
+    let verified = audit("verify");
+    let verified_out = text(&verified.stdout);
+    assert!(
+        verified.status.success(),
+        "the chain on PostgreSQL: {verified_out}\n{}",
+        text(&verified.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(&verified_out).expect("JSON");
+    assert_eq!(v["ok"], true, "{v}");
+    let shown: serde_json::Value =
+        serde_json::from_slice(&audit("show").stdout).expect("audit show JSON");
+    let after: Vec<(u64, String)> = shown
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| {
+            let seq = e["seq"].as_u64().expect("seq");
+            (seq, e["hash"].as_str().expect("hash").to_owned())
+        })
+        .collect();
+    assert!(
+        after.len() > before_move.len() && after.starts_with(&before_move),
+        "the entries from before the move stay as they were, new ones follow:\n\
+         before {before_move:?}\nafter {after:?}"
     );
 
     // Another node into the same schema: refused while node 1 serves it (the schema's serving
