@@ -234,6 +234,12 @@ impl Database {
         Ok(self.t(Table::Manifests).get(wallet_key(wallet_id))?)
     }
 
+    /// This node's signed receipt for the wallet's stored manifest (one key lookup; written
+    /// with the manifest, in the same record).
+    pub fn stored_receipt(&self, wallet_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.t(Table::Receipts).get(wallet_key(wallet_id))?)
+    }
+
     /// Whether the wallet has a record: one key lookup, no transaction (a record is written
     /// whole by [`Database::commit_enrollment`], so its metadata stands for all of it).
     pub fn wallet_exists(&self, wallet_id: &str) -> Result<bool, StoreError> {
