@@ -106,6 +106,7 @@ fn main() {
     let mut envelope = Corpus::new("envelope");
     let mut manifest = Corpus::new("manifest");
     let mut proof = Corpus::new("possession_proof");
+    let mut reset_proof = Corpus::new("reset_proof");
     let mut blob = Corpus::new("blob");
     let mut statement = Corpus::new("statement");
     let mut statement_body = Corpus::new("statement_body");
@@ -128,6 +129,7 @@ fn main() {
                 // A script reading a manifest's first fields, then the rest.
                 codec.put(name, &[&[6u8, 0, 5 + 9 * 3, 3, 1, 1, 7][..], &m].concat());
             }
+            "reset-proof" => reset_proof.put(name, &field("proof")),
             "possession-proof" => {
                 proof.put(name, &field("proof"));
                 manifest.put(name, &field("manifest"));
@@ -418,6 +420,7 @@ fn main() {
         &statement_body,
         &audit,
         &proof,
+        &reset_proof,
         &blob,
         &record,
         &request,

@@ -6,8 +6,9 @@
 
 use dlocker_fuzz::OTHER_PUBLIC;
 use dlocker_proto::statement::{
-    AuditCheckpoint, BankApproval, BankCancellation, CommitReceipt, EraseReceipt, Receipt,
-    RetireReceipt, ShareRelease, Signed, StaffRequest, StageReceipt, StatementBody, peek_kind,
+    AuditCheckpoint, BankApproval, BankCancellation, CommitReceipt, CredentialAttestation,
+    EraseReceipt, PasskeyResetApproval, Receipt, RetireReceipt, ShareRelease, Signed,
+    StaffAdminRequest, StaffRequest, StageReceipt, StatementBody, peek_kind,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -38,6 +39,9 @@ fuzz_target!(|data: &[u8]| {
         check::<CommitReceipt>(data),
         check::<RetireReceipt>(data),
         check::<EraseReceipt>(data),
+        check::<CredentialAttestation>(data),
+        check::<StaffAdminRequest>(data),
+        check::<PasskeyResetApproval>(data),
     ];
     assert!(
         decoded.iter().filter(|d| **d).count() <= 1,

@@ -7,8 +7,9 @@
 
 use dlocker_fuzz::{SIGNER_PUBLIC, body_decodes, signed_statement};
 use dlocker_proto::statement::{
-    AuditCheckpoint, BankApproval, BankCancellation, CommitReceipt, EraseReceipt, MAX_BODY_LEN,
-    Receipt, RetireReceipt, ShareRelease, Signed, StaffRequest, StageReceipt, StatementBody,
+    AuditCheckpoint, BankApproval, BankCancellation, CommitReceipt, CredentialAttestation,
+    EraseReceipt, MAX_BODY_LEN, PasskeyResetApproval, Receipt, RetireReceipt, ShareRelease, Signed,
+    StaffAdminRequest, StaffRequest, StageReceipt, StatementBody,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -32,8 +33,9 @@ fuzz_target!(|data: &[u8]| {
     let Some((&selector, body)) = data.split_first() else {
         return;
     };
-    // The kinds in use are 1..=10; a selector maps onto them so no input is wasted.
-    let kind = [
+    // The kinds in use are 1..=13, in order (a selector `kind - 1` picks `kind`); every
+    // selector maps onto one so no input is wasted.
+    const KINDS: [u8; 13] = [
         Receipt::KIND,
         BankApproval::KIND,
         StaffRequest::KIND,
@@ -43,8 +45,12 @@ fuzz_target!(|data: &[u8]| {
         StageReceipt::KIND,
         CommitReceipt::KIND,
         RetireReceipt::KIND,
+        CredentialAttestation::KIND,
         EraseReceipt::KIND,
-    ][usize::from(selector) % 10];
+        StaffAdminRequest::KIND,
+        PasskeyResetApproval::KIND,
+    ];
+    let kind = KINDS[usize::from(selector) % KINDS.len()];
     match kind {
         Receipt::KIND => check::<Receipt>(body),
         BankApproval::KIND => check::<BankApproval>(body),
@@ -55,6 +61,9 @@ fuzz_target!(|data: &[u8]| {
         StageReceipt::KIND => check::<StageReceipt>(body),
         CommitReceipt::KIND => check::<CommitReceipt>(body),
         RetireReceipt::KIND => check::<RetireReceipt>(body),
+        CredentialAttestation::KIND => check::<CredentialAttestation>(body),
+        StaffAdminRequest::KIND => check::<StaffAdminRequest>(body),
+        PasskeyResetApproval::KIND => check::<PasskeyResetApproval>(body),
         _ => check::<EraseReceipt>(body),
     }
 });

@@ -51,6 +51,9 @@ pub static MANIFEST: LazyLock<Value> =
 /// `proto/test-vectors/possession-proof-valid.json`.
 pub static PROOF: LazyLock<Value> =
     LazyLock::new(|| json(vector!("proto", "possession-proof-valid.json")));
+/// `proto/test-vectors/reset-proof-valid.json`.
+pub static RESET_PROOF: LazyLock<Value> =
+    LazyLock::new(|| json(vector!("proto", "reset-proof-valid.json")));
 /// `proto/test-vectors/blob-valid.json`.
 pub static BLOB: LazyLock<Value> = LazyLock::new(|| json(vector!("proto", "blob-valid.json")));
 /// `proto/test-vectors/share-valid.json`.
