@@ -826,9 +826,12 @@ pub async fn request_key_approval(
         .into_inner();
     on_session(&opened.session_id);
     let started = crate::runtime::Instant::now();
+    let wait_secs = crate::transport::approval_wait_secs(bank);
     loop {
+        let asked = crate::runtime::Instant::now();
         let ans = staff_client(ch.clone())
             .get_approval(pb::GetApprovalRequest {
+                wait_secs,
                 wallet_id: wallet_id.to_owned(),
                 session_key: encode_public_key(new_key).to_vec(),
             })
@@ -867,7 +870,9 @@ pub async fn request_key_approval(
                 last_status: last,
             });
         }
-        crate::runtime::sleep(poll_interval).await;
+        if crate::transport::approval_answered_at_once(asked, wait_secs) {
+            crate::runtime::sleep(poll_interval).await;
+        }
     }
 }
 

@@ -33,8 +33,8 @@ use crate::ceremony;
 use crate::runtime::{Instant, sleep};
 use crate::transport::Channel;
 use crate::transport::{
-    NodeRefusal, connect_channel, describe_status, is_refusal, recovery_client, staff_client,
-    transport_failure,
+    NodeRefusal, approval_answered_at_once, approval_wait_secs, connect_channel, describe_status,
+    is_refusal, recovery_client, staff_client, transport_failure,
 };
 use crate::trustees::{TrusteeInfo, TrusteeSet};
 use dlocker_proto::client_state::StateKey;
@@ -185,7 +185,9 @@ fn no_progress(_: RecoverEvent) {}
 
 /// How [`recover`] waits, reports and stops.
 pub struct RecoverOptions<'a> {
-    /// How often to poll the bank for its approval (and retry early releases).
+    /// The pause between two questions to the bank about its approval when the bank answers at
+    /// once (one that does not hold the call until staff approve), and between retries of early
+    /// releases. A bank that holds the call (`GetApproval`'s `wait_secs`) is asked again at once.
     pub poll_interval: Duration,
     /// Give up waiting for the bank's approval after this long.
     pub approval_timeout: Duration,
@@ -647,31 +649,37 @@ pub(crate) fn assemble(
 
 /// Sleeps `d`; returns `true` if `cancel` became true meanwhile.
 async fn sleep_or_cancel(d: Duration, cancel: &mut Option<watch::Receiver<bool>>) -> bool {
-    match cancel {
-        None => {
-            sleep(d).await;
-            false
+    or_cancel(sleep(d), cancel).await.is_none()
+}
+
+/// Runs `fut` to its end unless `cancel` becomes true first (`None`: cancelled; `fut` is
+/// dropped, which abandons a call in flight).
+async fn or_cancel<F: std::future::Future>(
+    fut: F,
+    cancel: &mut Option<watch::Receiver<bool>>,
+) -> Option<F::Output> {
+    let Some(rx) = cancel else {
+        return Some(fut.await);
+    };
+    if *rx.borrow() {
+        return None;
+    }
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        // `futures`' select, not tokio's: the browser build has no tokio runtime.
+        let woke = {
+            let changed = std::pin::pin!(rx.changed());
+            match futures::future::select(fut.as_mut(), changed).await {
+                futures::future::Either::Left((out, _)) => return Some(out),
+                futures::future::Either::Right((r, _)) => r.is_ok(),
+            }
+        };
+        if !woke {
+            // The sender is gone: nobody can cancel any more.
+            return Some(fut.await);
         }
-        Some(rx) => {
-            if *rx.borrow() {
-                return true;
-            }
-            // `futures`' select, not tokio's: the browser build has no tokio runtime.
-            let changed = {
-                let slept = std::pin::pin!(sleep(d));
-                let changed = std::pin::pin!(rx.changed());
-                match futures::future::select(slept, changed).await {
-                    futures::future::Either::Left(((), _)) => return false,
-                    futures::future::Either::Right((r, _)) => r.is_ok(),
-                }
-            };
-            if changed {
-                *rx.borrow()
-            } else {
-                // The sender is gone: nobody can cancel any more.
-                sleep(d).await;
-                false
-            }
+        if *rx.borrow() {
+            return None;
         }
     }
 }
@@ -1392,16 +1400,29 @@ async fn await_approval(
     });
     let started = Instant::now();
     let mut last_status = String::new();
+    // The bank holds each call until staff approve (or `wait_secs` pass), so the approval is
+    // seen the moment it is given, without a polling interval.
+    let wait_secs = approval_wait_secs(bank);
     loop {
-        let answer = match connect_channel(bank).await {
-            Ok(ch) => staff_client(ch)
-                .get_approval(GetApprovalRequest {
-                    wallet_id: wallet_id.to_owned(),
-                    session_key: encode_public_key(r_pub).to_vec(),
-                })
-                .await
-                .map(|r| r.into_inner().bank_approval_encoded),
-            Err(e) => Err(tonic::Status::unavailable(e.to_string())),
+        let asked = Instant::now();
+        let ask = async {
+            match connect_channel(bank).await {
+                Ok(ch) => staff_client(ch)
+                    .get_approval(GetApprovalRequest {
+                        wallet_id: wallet_id.to_owned(),
+                        session_key: encode_public_key(r_pub).to_vec(),
+                        wait_secs,
+                    })
+                    .await
+                    .map(|r| r.into_inner().bank_approval_encoded),
+                Err(e) => Err(tonic::Status::unavailable(e.to_string())),
+            }
+        };
+        // The bank may hold the call for a while: a cancel does not wait for it.
+        let Some(answer) = or_cancel(ask, &mut opts.cancel).await else {
+            return Err(RecoverError::Cancelled {
+                handle: Box::new(handle.clone()),
+            });
         };
         match answer {
             Ok(bytes) => {
@@ -1437,7 +1458,12 @@ async fn await_approval(
                 handle: Box::new(handle.clone()),
             });
         }
-        if sleep_or_cancel(opts.poll_interval, &mut opts.cancel).await {
+        let pause = if approval_answered_at_once(asked, wait_secs) {
+            opts.poll_interval
+        } else {
+            Duration::ZERO
+        };
+        if sleep_or_cancel(pause, &mut opts.cancel).await {
             return Err(RecoverError::Cancelled {
                 handle: Box::new(handle.clone()),
             });

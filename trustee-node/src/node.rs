@@ -111,6 +111,9 @@ pub struct Node {
     pub(crate) caller_limits: crate::caller_limits::CallerLimits,
     /// Counters of what is refused without being written down.
     pub(crate) stats: crate::stats::NodeStats,
+    /// Places for `GetApproval` calls waiting for staff ([`crate::staff::MAX_APPROVAL_WAITERS`]);
+    /// a caller that finds none is answered at once, as without a wait.
+    pub(crate) approval_waiters: tokio::sync::Semaphore,
 }
 
 impl std::fmt::Debug for Node {
@@ -220,6 +223,7 @@ impl Node {
             db,
             caller_limits,
             stats: crate::stats::NodeStats::default(),
+            approval_waiters: tokio::sync::Semaphore::new(crate::staff::MAX_APPROVAL_WAITERS),
         })
     }
 

@@ -5,6 +5,7 @@
 //! cluster in its own temporary directory on its own ports, so they run in parallel.
 
 mod admin_listener;
+mod approval_wait;
 mod backup_durability;
 mod browser;
 mod cancel_all;

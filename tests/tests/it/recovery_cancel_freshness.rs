@@ -311,6 +311,7 @@ async fn an_expired_two_of_n_approval_needs_two_approvers_again() {
         .raw_staff(0)
         .await
         .get_approval(GetApprovalRequest {
+            wait_secs: 0,
             wallet_id: wallet.clone(),
             session_key: dlocker_proto::keys::encode_public_key(&r).to_vec(),
         })

@@ -65,6 +65,7 @@ async fn four_eyes_needs_two_distinct_staff() {
         rc.raw_staff(0)
             .await
             .get_approval(GetApprovalRequest {
+                wait_secs: 0,
                 wallet_id: wallet.clone(),
                 session_key: dlocker_proto::keys::encode_public_key(&r).to_vec(),
             })

@@ -116,6 +116,7 @@ async fn node_refusals_carry_their_code_in_the_status_metadata() {
     refused(
         bank_staff
             .get_approval(pb::GetApprovalRequest {
+                wait_secs: 0,
                 wallet_id: wallet.clone(),
                 session_key: encode_public_key(&r_pub).to_vec(),
             })

@@ -27,6 +27,7 @@ async fn a_session_that_released_never_receives_a_later_epoch() {
         .raw_staff(0)
         .await
         .get_approval(pb::GetApprovalRequest {
+            wait_secs: 0,
             wallet_id: wallet.clone(),
             session_key: dlocker_proto::keys::encode_public_key(&r).to_vec(),
         })

@@ -312,6 +312,7 @@ async fn happy_path_and_release_refusals() {
     refused(
         staff
             .get_approval(pb::GetApprovalRequest {
+                wait_secs: 0,
                 wallet_id: WALLET.into(),
                 session_key: encode_public_key(&r).to_vec(),
             })
@@ -343,6 +344,7 @@ async fn happy_path_and_release_refusals() {
     );
     let approval = staff
         .get_approval(pb::GetApprovalRequest {
+            wait_secs: 0,
             wallet_id: WALLET.into(),
             session_key: encode_public_key(&r).to_vec(),
         })
@@ -617,6 +619,7 @@ async fn four_eyes() {
     refused(
         h.staff
             .get_approval(pb::GetApprovalRequest {
+                wait_secs: 0,
                 wallet_id: WALLET.into(),
                 session_key: encode_public_key(&r).to_vec(),
             })
@@ -803,6 +806,7 @@ async fn trustee_nodes_have_no_staff_service() {
     let mut staff = StaffClient::connect(node.url()).await.expect("connect");
     let s = staff
         .get_approval(pb::GetApprovalRequest {
+            wait_secs: 0,
             wallet_id: WALLET.into(),
             session_key: vec![],
         })

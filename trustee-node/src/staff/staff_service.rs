@@ -216,7 +216,14 @@ impl Staff for StaffService {
         let req = req.into_inner();
         let wallet_id = crate::wallet::parse_wallet_id(req.wallet_id)?;
         let r = parse_session_key(&req.session_key)?;
-        let a = self.node.staff().get_approval(&wallet_id, &r)?;
+        let wait = std::time::Duration::from_secs(u64::from(
+            req.wait_secs.min(crate::staff::MAX_APPROVAL_WAIT_SECS),
+        ));
+        let a = self
+            .node
+            .staff()
+            .await_approval(&wallet_id, &r, wait)
+            .await?;
         Ok(Response::new(pb::GetApprovalResponse {
             bank_approval_encoded: a,
         }))
