@@ -114,6 +114,9 @@ pub struct Node {
     /// Places for `GetApproval` calls waiting for staff ([`crate::staff::MAX_APPROVAL_WAITERS`]);
     /// a caller that finds none is answered at once, as without a wait.
     pub(crate) approval_waiters: tokio::sync::Semaphore,
+    /// `true` once shutdown begins: calls held open (a waiting `GetApproval`) answer then, so
+    /// they do not hold the shutdown.
+    pub(crate) stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Node {
@@ -224,7 +227,13 @@ impl Node {
             caller_limits,
             stats: crate::stats::NodeStats::default(),
             approval_waiters: tokio::sync::Semaphore::new(crate::staff::MAX_APPROVAL_WAITERS),
+            stopping: tokio::sync::watch::channel(false).0,
         })
+    }
+
+    /// Shutdown has begun: calls held open answer now (the server waits for in-flight calls).
+    pub fn begin_shutdown(&self) {
+        self.stopping.send_replace(true);
     }
 
     /// The bank approval public key (bank role).

@@ -260,8 +260,10 @@ pub async fn run(
         let serving = serving.clone();
         let health = health.clone();
         let names = served_names.clone();
+        let node = node.clone();
         async move {
             shutdown.await;
+            node.begin_shutdown();
             serving.store(false, std::sync::atomic::Ordering::SeqCst);
             health
                 .set_service_status("", tonic_health::ServingStatus::NotServing)

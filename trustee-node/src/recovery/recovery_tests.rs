@@ -599,6 +599,36 @@ async fn owner_and_staff_cancellations() {
     h.node.shutdown().await.expect("shutdown");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_get_approval_does_not_hold_the_shutdown() {
+    let mut h = Harness::new(1).await;
+    let r = new_r().public_key();
+    h.open(&r).await.expect("open");
+    let mut staff = h.staff.clone();
+    let held = tokio::spawn(async move {
+        staff
+            .get_approval(pb::GetApprovalRequest {
+                wallet_id: WALLET.into(),
+                session_key: encode_public_key(&r).to_vec(),
+                wait_secs: 30,
+            })
+            .await
+    });
+    // The call is held (nobody approves); then the node is asked to stop.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !held.is_finished(),
+        "the call is held while the approval is pending"
+    );
+    // Well inside the call's 30 s: the shutdown does not wait for it.
+    tokio::time::timeout(std::time::Duration::from_secs(15), h.node.shutdown())
+        .await
+        .expect("the shutdown did not wait for the held call")
+        .expect("clean shutdown");
+    let answer = held.await.expect("task");
+    assert!(answer.is_err(), "no approval was given: {answer:?}");
+}
+
 #[tokio::test]
 async fn four_eyes() {
     let mut h = Harness::new(2).await;

@@ -301,11 +301,13 @@ impl StaffOps<'_> {
         let deadline = tokio::time::Instant::now() + wait;
         // Subscribed before the first look, so an approval between the look and the wait wakes.
         let mut events = self.events.subscribe();
+        let mut stopping = self.stopping.subscribe();
         let mut place = None;
         loop {
             let answer = self.get_approval(wallet_id, r);
             if !matches!(answer, Err(NodeError::AwaitingApproval { .. }))
                 || tokio::time::Instant::now() >= deadline
+                || *stopping.borrow_and_update()
             {
                 return answer;
             }
@@ -335,6 +337,8 @@ impl StaffOps<'_> {
             tokio::select! {
                 () = this_wallet => {}
                 () = tokio::time::sleep_until(look_again) => {}
+                // Shutdown (or the node gone): answer "awaiting" now; the SDK asks again.
+                _ = stopping.changed() => {}
             }
         }
     }
