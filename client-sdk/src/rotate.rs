@@ -36,8 +36,8 @@
 //! ```no_run
 //! # async fn run(old: dlocker_sdk::TrusteeSet, new: dlocker_sdk::TrusteeSet,
 //! #              recovered: dlocker_sdk::Recovered) -> Result<(), Box<dyn std::error::Error>> {
-//! use dlocker_sdk::rotate::{RotateOptions, RotationSource, rotate};
-//! use dlocker_sdk::{BackupPolicy, SoftwareAuthenticator};
+//! use dlocker_sdk::protocol::rotate;
+//! use dlocker_sdk::{BackupPolicy, RotateOptions, RotationSource, SoftwareAuthenticator};
 //! let source = RotationSource::from_recovered(&recovered);
 //! let policy = BackupPolicy { threshold: 2, recovery_delay_secs: 86_400 };
 //! let mut auth = SoftwareAuthenticator::new(); // the owner's platform passkey in a real app
