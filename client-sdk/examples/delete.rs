@@ -56,6 +56,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 r.body().erased_at
             ),
             TrusteeErasure::NotHeld => println!("{name}: holds nothing for the wallet"),
+            other => println!("{name}: {other:?}"),
         }
     }
     println!("passkey touches: {}", auth.touches());

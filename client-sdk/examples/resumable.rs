@@ -35,7 +35,7 @@
 //! it completes the saved one. The end is `ROTATED <epoch> <phase>`.
 
 use anyhow::{Context, Result, bail};
-use dlocker_sdk::recover::{Checkpoint, RecoverEvent, RecoverOptions, RecoveryStep};
+use dlocker_sdk::{Checkpoint, RecoverEvent, RecoverOptions, RecoveryStep};
 use dlocker_sdk::{SoftwareAuthenticator, StateKey, TrusteeSet};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -173,9 +173,9 @@ async fn main() -> Result<()> {
     };
     let recovered = if resume {
         let saved = std::fs::read(&state_path).context("read the saved state")?;
-        dlocker_sdk::resume_recovery(&set, &saved, &key, &mut auth, opts).await?
+        dlocker_sdk::protocol::resume_recovery(&set, &saved, &key, &mut auth, opts).await?
     } else {
-        dlocker_sdk::recover(&set, &wallet, &mut auth, opts).await?
+        dlocker_sdk::protocol::recover(&set, &wallet, &mut auth, opts).await?
     };
     say(&format!("TOUCHES {}", auth.touches()));
     say(&format!(
@@ -201,7 +201,7 @@ async fn backup(
     pause_at: Option<&str>,
     hold_at: Option<&str>,
 ) -> Result<()> {
-    use dlocker_sdk::backup::{BackupCheckpoint, ProgressEvent};
+    use dlocker_sdk::{BackupCheckpoint, protocol::ProgressEvent};
     use dlocker_sdk::{BackupPolicy, PreparedBackup};
     let key = state_key(dir)?;
     let state_path = dir.join("backup-state");
@@ -250,7 +250,7 @@ async fn backup(
         user_name: "alice",
         customer_reference: None,
     };
-    let receipts = dlocker_sdk::backup_with_checkpoint(
+    let receipts = dlocker_sdk::protocol::backup_with_checkpoint(
         set,
         &prepared,
         &owner,
@@ -274,8 +274,8 @@ async fn backup(
 }
 
 async fn rotation(set: TrusteeSet, dir: &Path, resume: bool, pause_at: Option<&str>) -> Result<()> {
-    use dlocker_sdk::rotate::{RotateOptions, RotationCheckpoint, RotationPhase, RotationSource};
     use dlocker_sdk::{BackupPolicy, Client, PreparedBackup, RotationRecord};
+    use dlocker_sdk::{RotateOptions, RotationCheckpoint, RotationPhase, RotationSource};
     let key = state_key(dir)?;
     // The live phone holds the wallet secret: here, in its sealed backup state.
     let prepared = PreparedBackup::open_sealed(
@@ -356,7 +356,7 @@ impl Persisted {
     }
 }
 
-impl dlocker_sdk::OwnerAuthenticator for Persisted {
+impl dlocker_sdk::protocol::OwnerAuthenticator for Persisted {
     fn register(
         &mut self,
         options: webauthn_rs_proto::CreationChallengeResponse,

@@ -190,8 +190,9 @@ impl PreparedBackup {
         self.manifest.wallet_id()
     }
     /// The wallet secret `k` (zeroized on drop, `REDACTED` in `Debug`): what a rotation
-    /// re-splits and what proves the owner in a passkey reset ([`crate::reset_passkey`]). The
-    /// app keeps it as it keeps the wallet (device keystore); it never leaves the device.
+    /// re-splits and what proves the owner in a passkey reset
+    /// ([`crate::protocol::reset_passkey`]). The app keeps it as it keeps the wallet (device
+    /// keystore); it never leaves the device.
     pub fn secret(&self) -> &SecretScalar {
         &self.k
     }
@@ -925,7 +926,7 @@ mod tests {
     ) {
         fn is_send<T: Send>(_: T) {}
         is_send(backup(set, p, "user", auth, &|_| {}));
-        is_send(crate::verify_backup(set, p.manifest()));
+        is_send(crate::protocol::verify_backup(set, p.manifest()));
     }
 
     #[test]

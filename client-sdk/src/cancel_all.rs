@@ -6,8 +6,8 @@
 //! authorized), and sends that assertion to every trustee (`CancelAllRecoveries`). Each closes
 //! every session of the wallet that can still be cancelled — whoever opened it, for whatever
 //! device key — and lists what it closed. For a recovery this device opened, the handle's
-//! [`crate::cancel_recovery`] is the narrower tool; this one is for a recovery the owner did not
-//! start (a thief's, reported by the bank's notification) or whose handle is lost.
+//! [`crate::protocol::cancel_recovery`] is the narrower tool; this one is for a recovery the
+//! owner did not start (a thief's, reported by the bank's notification) or whose handle is lost.
 
 use crate::authenticator::Passkey;
 use crate::error::{AuthError, Failure, TrusteeFailure};

@@ -147,7 +147,7 @@ impl std::fmt::Debug for ChannelOptions {
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(120);
 
 impl ClientBuilder {
-    /// The trustees file (TOML, see [`crate::trustees`]); relative TLS paths are resolved
+    /// The trustees file (TOML, see [`crate::TrusteeSet`]); relative TLS paths are resolved
     /// against its directory.
     pub fn trustees_file(mut self, path: impl AsRef<Path>) -> Self {
         self.trustees = Some(TrusteeSet::load(path));
@@ -524,8 +524,8 @@ impl Client {
     }
 
     /// Recovers the wallet on this device: bank approval + one passkey touch + the waiting
-    /// period (see [`crate::recover()`]). Not bounded by the client's deadline: `opts` says how
-    /// long to wait for the bank, and a checkpoint there lets a killed app resume.
+    /// period (see [`crate::protocol::recover()`]). Not bounded by the client's deadline: `opts`
+    /// says how long to wait for the bank, and a checkpoint there lets a killed app resume.
     pub async fn recover(
         &self,
         wallet_id: &WalletId,
@@ -681,7 +681,8 @@ impl Client {
     /// touch of `new`, a proof of knowledge of the wallet secret `k` (the app holds it; it is
     /// only borrowed), and the bank's approval, which its staff give after checking who the
     /// customer is (the call files the request and polls it, bounded by `opts`, not by the
-    /// client's deadline). On `Incomplete`, [`Client::resume_passkey_reset`] within the hour.
+    /// client's deadline). On `Incomplete`, [`Client::resume_passkey_reset`] within the hour;
+    /// with `opts.checkpoint`, a killed app resumes from the sealed state it saved.
     #[cfg(not(target_arch = "wasm32"))]
     pub async fn reset_passkey(
         &self,
@@ -693,14 +694,21 @@ impl Client {
         Ok(reset_passkey(&self.trustees, wallet_id.as_str(), k, new, opts).await?)
     }
 
-    /// Sends an incomplete reset again to the trustees that did not confirm (no touch).
+    /// Resumes a reset (no touch): from an `Incomplete` error's `pending`, or from the state its
+    /// checkpoint saved ([`PendingReset::open_sealed`]). Without the bank's approval yet, it
+    /// waits for it, bounded by `opts` (not by the client's deadline); then it sends the reset
+    /// to the trustees that did not confirm.
     #[cfg(not(target_arch = "wasm32"))]
     pub async fn resume_passkey_reset(
         &self,
         pending: PendingReset,
+        opts: ResetOptions<'_>,
     ) -> Result<PasskeyResetReport, Error> {
+        if !pending.is_approved() {
+            return Ok(resume_passkey_reset(&self.trustees, pending, opts).await?);
+        }
         self.bounded("resume passkey reset", async {
-            Ok(resume_passkey_reset(&self.trustees, pending).await?)
+            Ok(resume_passkey_reset(&self.trustees, pending, opts).await?)
         })
         .await
     }

@@ -27,6 +27,7 @@ use dlocker_proto::statement::{EraseReceipt, Signed};
 
 /// What one trustee confirmed.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum TrusteeErasure {
     /// It erased the wallet now: its signed receipt (verified against its pinned key).
     Erased(Box<Signed<EraseReceipt>>),
@@ -53,6 +54,7 @@ impl DeleteReport {
 
 /// Why a delete did not complete.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DeleteError {
     /// The wallet id is not acceptable.
     #[error("invalid wallet id: {0}")]

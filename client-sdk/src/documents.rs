@@ -255,6 +255,7 @@ pub struct RequesterEntry {
 /// The status of a credential in its status list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum CredentialStatus {
     /// The bit is not set.
     Valid,

@@ -276,9 +276,9 @@ pub enum BackupError {
     #[error("could not save the backup state: {0}")]
     Checkpoint(String),
     /// Some trustees did not receipt the deposit. The backup does NOT count yet. Call
-    /// [`crate::backup()`] again with the SAME `PreparedBackup` (kept in memory, or saved with
-    /// [`crate::PreparedBackup::seal`] / [`crate::backup::backup_with_checkpoint`] and opened with
-    /// [`crate::PreparedBackup::open_sealed`] after a restart) once the failures are fixed:
+    /// [`crate::protocol::backup()`] again with the SAME `PreparedBackup` (kept in memory, or
+    /// saved with [`crate::PreparedBackup::seal`] / [`crate::protocol::backup_with_checkpoint`]
+    /// and opened with [`crate::PreparedBackup::open_sealed`] after a restart) once the failures are fixed:
     /// trustees that already hold it return their stored receipt, and the others get the same
     /// passkey registration while their enrollment ceremonies are valid
     /// (`limits.ceremony_ttl_secs`, 5 minutes by default). A NEW `PreparedBackup` for the same

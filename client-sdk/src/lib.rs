@@ -76,74 +76,71 @@
 //! epoch (refresh the shares, change the threshold, replace trustees). Bank staff use
 //! [`StaffClient`] / [`StaffKey`]; the document locker is [`documents`].
 //!
-//! **Low level.** The functions the [`Client`] wraps stay public for tools and tests that drive
-//! single steps ([`backup()`], [`verify_backup`], [`recover()`], [`resume_recovery`],
-//! [`cancel_recovery`], [`cancel_all_recoveries`], [`rotate()`], [`delete_backup`],
-//! [`change_passkey`], [`reset_passkey()`], [`transport`]): they take a [`TrusteeSet`] and open a new connection to
-//! every trustee on every call. A wallet app has no reason to use them.
+//! **Low level.** The single steps the [`Client`] wraps live in [`protocol`], for tools and
+//! tests ([`protocol::backup()`], [`protocol::recover()`], [`protocol::rotate()`],
+//! [`protocol::connect`], ...): they take a [`TrusteeSet`] and open a new connection to every
+//! trustee on every call. An app uses [`Client`].
 #![warn(missing_docs)]
 
-pub mod authenticator;
-pub mod backup;
-pub mod cancel_all;
-pub mod ceremony;
-pub mod client;
-pub mod delete;
+mod authenticator;
+mod backup;
+mod cancel_all;
+mod ceremony;
+mod client;
+mod delete;
 pub mod documents;
-pub mod error;
+mod error;
 // The passkey change checks a new registration locally with webauthn-rs, a native crate; the
 // browser build leaves it out.
 #[cfg(not(target_arch = "wasm32"))]
-pub mod passkey_change;
+mod passkey_change;
 // The reset checks the new registration as the passkey change does.
 #[cfg(not(target_arch = "wasm32"))]
-pub mod passkey_reset;
-pub mod recover;
-pub mod rotate;
+mod passkey_reset;
+pub mod protocol;
+mod recover;
+mod rotate;
 mod runtime;
-pub mod saved;
+mod saved;
 pub mod staff;
-pub mod transport;
-pub mod trustees;
-pub mod verify;
+mod transport;
+mod trustees;
+mod verify;
 mod wallet_action;
 
 #[cfg(feature = "software-passkey")]
 pub use authenticator::SoftwareAuthenticator;
-pub use authenticator::{MaybeSend, OwnerAuthenticator, Passkey, PasskeyFuture};
+pub use authenticator::{MaybeSend, Passkey, PasskeyFuture};
 pub use backup::{
-    BackupCheckpoint, BackupPolicy, BackupReceipts, OwnerIdentity, PreparedBackup, ProgressEvent,
-    TrusteeReceipt, backup, backup_for, backup_with_checkpoint, confirm_backup,
+    BackupCheckpoint, BackupPolicy, BackupReceipts, OwnerIdentity, PreparedBackup, TrusteeReceipt,
 };
-pub use cancel_all::{CancelAllError, CancelAllReport, TrusteeCancelAll, cancel_all_recoveries};
-pub use client::{BuildError, Client, ClientBuilder, EpochInfo, Error, RetryPolicy, TrusteeStatus};
-pub use delete::{DeleteError, DeleteReport, TrusteeErasure, delete_backup};
+pub use cancel_all::{CancelAllError, CancelAllReport, TrusteeCancelAll};
+pub use client::{
+    BuildError, Client, ClientBuilder, DEFAULT_DEADLINE, EpochInfo, Error, RetryPolicy,
+    TrusteeStatus,
+};
+pub use delete::{DeleteError, DeleteReport, TrusteeErasure};
 pub use dlocker_proto::client_state::StateKey;
 pub use dlocker_proto::ids::WalletId;
 pub use error::{AuthError, BackupError, ConnectError, Failure, TrusteeFailure, TrusteesError};
 #[cfg(not(target_arch = "wasm32"))]
-pub use passkey_change::{
-    PasskeyChangeError, PasskeyChangeReport, TrusteePasskey, change_passkey, resume_passkey_change,
-};
+pub use passkey_change::{PasskeyChangeError, PasskeyChangeReport, TrusteePasskey};
 #[cfg(not(target_arch = "wasm32"))]
 pub use passkey_reset::{
-    PasskeyResetError, PasskeyResetReport, PendingReset, ResetEvent, ResetOptions, reset_passkey,
-    resume_passkey_reset,
+    PasskeyResetError, PasskeyResetReport, PendingReset, ResetCheckpoint, ResetEvent, ResetOptions,
 };
 pub use recover::{
     CancelOutcome, Checkpoint, DeviceKey, RecoverError, RecoverEvent, RecoverOptions, Recovered,
-    RecoveryHandle, RecoveryStep, TrusteeSession, cancel_recovery, present_bank_cancellation,
-    recover, resume_recovery,
+    RecoveryHandle, RecoveryStep, TrusteeSession,
 };
 pub use rotate::{
     RotateError, RotateEvent, RotateOptions, RotationCheckpoint, RotationPhase, RotationRecord,
-    RotationSource, RotationStep, epoch_status, resume_rotation, rollback_rotation, rotate,
+    RotationSource, RotationStep, TrusteeProgress, TrusteeRole,
 };
-pub use saved::{SavedStateError, saved_recovery_handle};
-pub use staff::{PendingPasskeyReset, StaffClient, StaffError, StaffKey};
-pub use transport::{NodeInfo, connect, node_info};
+pub use saved::SavedStateError;
+pub use staff::{StaffClient, StaffError, StaffKey};
 pub use trustees::{Role, TlsFiles, TrusteeInfo, TrusteeSet};
-pub use verify::{ShareStatus, TrusteeHealth, VerifyReport, verify_backup};
+pub use verify::{ShareStatus, TrusteeHealth, VerifyReport};
 
 /// The protocol crate, re-exported so apps use the same `Manifest` and key types.
 pub use dlocker_proto as proto;

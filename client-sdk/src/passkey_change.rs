@@ -32,6 +32,7 @@ use webauthn_rs::prelude::{RegisterPublicKeyCredential, Url, Uuid, WebauthnBuild
 
 /// What one trustee confirmed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TrusteePasskey {
     /// It replaced the credential in this call.
     Changed,
@@ -50,6 +51,7 @@ pub struct PasskeyChangeReport {
 
 /// Why a passkey change did not complete.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PasskeyChangeError {
     /// The wallet id is not acceptable.
     #[error("invalid wallet id: {0}")]

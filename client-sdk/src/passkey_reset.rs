@@ -11,29 +11,39 @@
 //! (`Epochs.ResetPasskey`). From then on only the new passkey works.
 //!
 //! `k` is only borrowed, as the protocol's zeroizing [`SecretScalar`]; nothing derived from it
-//! but the proof leaves this function. The reset's nonces live an hour: the bank's approval must
-//! come within it. A trustee that did not confirm keeps the lost credential:
-//! [`PasskeyResetError::Incomplete`] carries a [`PendingReset`] that
-//! [`resume_passkey_reset`] sends again, within the hour, without a new touch or approval.
+//! but the proof leaves this function. The reset's nonces live the trustees'
+//! `limits.passkey_reset_ttl_secs` (an hour by default): the bank's approval must come within it.
+//! A trustee that did not confirm keeps the lost credential: [`PasskeyResetError::Incomplete`]
+//! carries a [`PendingReset`] that [`resume_passkey_reset`] sends again, within that time,
+//! without a new touch or approval.
+//!
+//! A reset waits for people (the bank's staff), so the app may be killed meanwhile: with a
+//! [`ResetCheckpoint`] the SDK hands the app the sealed [`PendingReset`] once the request is
+//! filed, again once the bank approved it and again when some trustees did not confirm;
+//! [`PendingReset::open_sealed`] + [`resume_passkey_reset`] pick it up there (waiting for the
+//! approval of the same request, no new touch).
 
 use crate::authenticator::Passkey;
 use crate::ceremony;
 use crate::error::{AuthError, Failure, TrusteeFailure};
 use crate::passkey_change::{begin, registered_fingerprint};
 use crate::runtime::{Instant, sleep};
+use crate::saved::{SavedStateError, open_json, seal_json};
 use crate::transport::{
     connect_channel, describe_failures, describe_status, epochs_client, is_refusal, staff_client,
     transport_failure,
 };
 use crate::trustees::{TrusteeInfo, TrusteeSet};
+use dlocker_proto::client_state::{StateKey, StateKind};
 use dlocker_proto::ids::WalletId;
 use dlocker_proto::owner_challenge::{OwnerAction, OwnerChallenge, TrusteeNonce};
-use dlocker_proto::pb::{EpochAction, RequestPasskeyResetRequest, ResetPasskeyRequest};
+use dlocker_proto::pb::{self, EpochAction, RequestPasskeyResetRequest, ResetPasskeyRequest};
 use dlocker_proto::refusal::NodeRefusal;
 use dlocker_proto::reset_proof::ResetProof;
 use dlocker_proto::secret::SecretScalar;
 use dlocker_proto::statement::{PasskeyResetApproval, Signed};
 use futures::future::join_all;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use webauthn_rs::prelude::RegisterPublicKeyCredential;
 
@@ -73,6 +83,27 @@ pub struct ResetOptions<'a> {
     pub approval_timeout: Duration,
     /// Progress callback.
     pub progress: &'a (dyn Fn(ResetEvent) + Sync),
+    /// Where to save the sealed reset so a killed app resumes it ([`PendingReset::open_sealed`],
+    /// [`resume_passkey_reset`]); `None`: not saved.
+    pub checkpoint: Option<ResetCheckpoint<'a>>,
+}
+
+/// The app's saving of a reset in progress: `save` gets the sealed [`PendingReset`] once the
+/// request is filed at the bank, once the bank approved it, and when some trustees did not
+/// confirm; keep the last one (it replaces the previous) and delete it once the reset completed.
+/// A failed save stops the reset before anything more is sent.
+#[derive(Clone, Copy)]
+pub struct ResetCheckpoint<'a> {
+    /// The device keystore's key.
+    pub key: &'a StateKey,
+    /// Stores the sealed bytes durably (an error stops the reset).
+    pub save: &'a (dyn Fn(&[u8]) -> Result<(), String> + Sync),
+}
+
+impl std::fmt::Debug for ResetCheckpoint<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResetCheckpoint").finish_non_exhaustive()
+    }
 }
 
 impl Default for ResetOptions<'_> {
@@ -81,6 +112,7 @@ impl Default for ResetOptions<'_> {
             poll_interval: Duration::from_secs(2),
             approval_timeout: Duration::from_secs(3600),
             progress: &no_progress,
+            checkpoint: None,
         }
     }
 }
@@ -103,8 +135,10 @@ pub struct PasskeyResetReport {
     pub reset: Vec<String>,
 }
 
-/// A reset sent but not confirmed everywhere: what [`resume_passkey_reset`] sends again. It
-/// holds no secret (a registration, a proof bound to spent-or-pending nonces, the approval).
+/// A reset filed at the bank but not confirmed everywhere: what [`resume_passkey_reset`] waits
+/// for the bank's approval of (when it has none yet) and sends again. It holds no secret (a
+/// registration, a proof bound to spent-or-pending nonces, the approval); sealed
+/// ([`Self::seal`]) it is what a [`ResetCheckpoint`] saves.
 #[derive(Clone)]
 pub struct PendingReset {
     wallet_id: String,
@@ -121,6 +155,107 @@ impl std::fmt::Debug for PendingReset {
             .field("new_fingerprint", &hex::encode(self.new_fingerprint))
             .field("pending", &self.pending)
             .finish_non_exhaustive()
+    }
+}
+
+/// A [`PendingReset`] as saved (JSON inside the seal).
+#[derive(Serialize, Deserialize)]
+struct SavedReset {
+    wallet_id: String,
+    registration_json: String,
+    /// `(node id, nonce hex)` in trustee-set order.
+    nonces: Vec<(String, String)>,
+    key_proof: String,
+    /// The bank's approval, hex; empty until it approved.
+    approval: String,
+    new_fingerprint: String,
+    pending: Vec<String>,
+}
+
+impl PendingReset {
+    /// The wallet.
+    pub fn wallet_id(&self) -> &str {
+        &self.wallet_id
+    }
+
+    /// The new credential's fingerprint (what the bank's staff compare).
+    pub fn new_fingerprint(&self) -> &[u8; 32] {
+        &self.new_fingerprint
+    }
+
+    /// Whether it holds the bank's approval (else [`resume_passkey_reset`] waits for it).
+    pub fn is_approved(&self) -> bool {
+        !self.request.reset_approval_encoded.is_empty()
+    }
+
+    /// Sealed under the app's `key`, to store anywhere.
+    pub fn seal(&self, key: &StateKey) -> Vec<u8> {
+        let r = &self.request;
+        let saved = SavedReset {
+            wallet_id: self.wallet_id.clone(),
+            registration_json: r.registration_json.clone(),
+            nonces: r
+                .nonces
+                .iter()
+                .map(|n| (n.node_id.clone(), hex::encode(&n.nonce)))
+                .collect(),
+            key_proof: hex::encode(&r.key_proof),
+            approval: hex::encode(&r.reset_approval_encoded),
+            new_fingerprint: hex::encode(self.new_fingerprint),
+            pending: self.pending.clone(),
+        };
+        seal_json(key, StateKind::PasskeyReset, &saved)
+    }
+
+    /// What [`Self::seal`] sealed, opened with the same key.
+    pub fn open_sealed(saved: &[u8], key: &StateKey) -> Result<Self, SavedStateError> {
+        let s: SavedReset = open_json(key, StateKind::PasskeyReset, saved)?;
+        let bytes = |what: &str, h: &str| {
+            hex::decode(h).map_err(|_| SavedStateError::Content(format!("{what} is not hex")))
+        };
+        let new_fingerprint: [u8; 32] = bytes("new_fingerprint", &s.new_fingerprint)?
+            .try_into()
+            .map_err(|_| SavedStateError::Content("new_fingerprint is not 32 bytes".into()))?;
+        let nonces = s
+            .nonces
+            .iter()
+            .map(|(node_id, n)| {
+                Ok(pb::TrusteeNonce {
+                    node_id: node_id.clone(),
+                    nonce: bytes("nonce", n)?,
+                })
+            })
+            .collect::<Result<Vec<_>, SavedStateError>>()?;
+        Ok(Self {
+            request: ResetPasskeyRequest {
+                wallet_id: s.wallet_id.clone(),
+                registration_json: s.registration_json,
+                nonces,
+                key_proof: bytes("key_proof", &s.key_proof)?,
+                reset_approval_encoded: bytes("approval", &s.approval)?,
+            },
+            wallet_id: s.wallet_id,
+            new_fingerprint,
+            pending: s.pending,
+        })
+    }
+
+    /// Hands the sealed state to the app's checkpoint, if any.
+    fn save(&self, checkpoint: Option<ResetCheckpoint<'_>>) -> Result<(), PasskeyResetError> {
+        match checkpoint {
+            Some(c) => (c.save)(&self.seal(c.key)).map_err(PasskeyResetError::Checkpoint),
+            None => Ok(()),
+        }
+    }
+
+    /// The bank's request for this reset (asking again finds the same one).
+    fn bank_request(&self) -> RequestPasskeyResetRequest {
+        RequestPasskeyResetRequest {
+            wallet_id: self.wallet_id.clone(),
+            registration_json: self.request.registration_json.clone(),
+            nonces: self.request.nonces.clone(),
+            key_proof: self.request.key_proof.clone(),
+        }
     }
 }
 
@@ -156,6 +291,9 @@ pub enum PasskeyResetError {
         /// The bank's last answer.
         last_status: String,
     },
+    /// The app's checkpoint could not save the reset; it stopped before sending anything more.
+    #[error("could not save the reset's state: {0}")]
+    Checkpoint(String),
     /// Some trustees did not confirm and still hold the lost credential: call
     /// [`resume_passkey_reset`] with `pending` (within the hour the nonces live).
     #[error("passkey reset incomplete: {} trustees did not confirm ({})", failed.len(), describe_failures(failed))]
@@ -290,6 +428,7 @@ async fn send_all(
     trustees: &TrusteeSet,
     mut pending: PendingReset,
     mut done: PasskeyResetReport,
+    checkpoint: Option<ResetCheckpoint<'_>>,
 ) -> Result<PasskeyResetReport, PasskeyResetError> {
     let targets: Vec<&TrusteeInfo> = trustees
         .trustees()
@@ -313,6 +452,8 @@ async fn send_all(
         Ok(done)
     } else {
         pending.pending = failed.iter().map(|(n, _)| n.clone()).collect();
+        // The trustees that confirmed spent the approval: a resume must only ask the others.
+        pending.save(checkpoint)?;
         Err(PasskeyResetError::Incomplete {
             failed,
             done,
@@ -375,14 +516,6 @@ pub async fn reset_passkey(
     let key_proof = ResetProof::prove(k, &c2)
         .map_err(|e| AuthError::MalformedChallenge(e.to_string()))?
         .encode();
-    let bank = trustees.bank();
-    let request = RequestPasskeyResetRequest {
-        wallet_id: wallet_id.to_owned(),
-        registration_json: registration_json.clone(),
-        nonces: wire.clone(),
-        key_proof: key_proof.clone(),
-    };
-    let approval = await_approval(bank, &request, &new_fingerprint, &opts).await?;
     let pending = PendingReset {
         wallet_id: wallet_id.to_owned(),
         request: ResetPasskeyRequest {
@@ -390,30 +523,50 @@ pub async fn reset_passkey(
             registration_json,
             nonces: wire,
             key_proof,
-            reset_approval_encoded: approval,
+            reset_approval_encoded: Vec::new(),
         },
         new_fingerprint,
         pending: infos.iter().map(|i| i.name.clone()).collect(),
     };
-    send_all(
-        trustees,
-        pending,
-        PasskeyResetReport {
-            new_fingerprint,
-            reset: Vec::new(),
-        },
-    )
-    .await
+    // Saved before the bank is asked: from here a killed app resumes without a new touch.
+    pending.save(opts.checkpoint)?;
+    approve_and_send(trustees, pending, &opts).await
 }
 
-/// Sends a reset that [`reset_passkey`] could not complete to the trustees still pending.
-pub async fn resume_passkey_reset(
+/// Waits for the bank's approval of `pending` if it has none, saves it approved, then sends it
+/// to the trustees still pending.
+async fn approve_and_send(
     trustees: &TrusteeSet,
-    pending: PendingReset,
+    mut pending: PendingReset,
+    opts: &ResetOptions<'_>,
 ) -> Result<PasskeyResetReport, PasskeyResetError> {
+    if !pending.is_approved() {
+        let bank = trustees.bank();
+        let request = pending.bank_request();
+        let approval = await_approval(bank, &request, &pending.new_fingerprint, opts).await?;
+        pending.request.reset_approval_encoded = approval;
+        pending.save(opts.checkpoint)?;
+    }
     let done = PasskeyResetReport {
         new_fingerprint: pending.new_fingerprint,
         reset: Vec::new(),
     };
-    send_all(trustees, pending, done).await
+    send_all(trustees, pending, done, opts.checkpoint).await
+}
+
+/// Resumes a reset [`reset_passkey`] did not complete (from its error's `pending`, or from the
+/// state its checkpoint saved, [`PendingReset::open_sealed`]): without the bank's approval yet,
+/// it asks the bank again for the same request and waits for it (bounded by `opts`); then it
+/// sends the reset to the trustees still pending. No touch: the new credential's registration
+/// is in `pending`. Within the reset's lifetime (`limits.passkey_reset_ttl_secs`, an hour by
+/// default).
+pub async fn resume_passkey_reset(
+    trustees: &TrusteeSet,
+    pending: PendingReset,
+    opts: ResetOptions<'_>,
+) -> Result<PasskeyResetReport, PasskeyResetError> {
+    if WalletId::parse(&pending.wallet_id).is_err() {
+        return Err(PasskeyResetError::InvalidWalletId(pending.wallet_id));
+    }
+    approve_and_send(trustees, pending, &opts).await
 }

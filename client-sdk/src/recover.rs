@@ -59,7 +59,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::sync::watch;
 
-pub use crate::error::{Failure, TrusteeFailure};
+pub(crate) use crate::error::{Failure, TrusteeFailure};
 
 /// One trustee's open recovery session.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

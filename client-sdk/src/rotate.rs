@@ -25,8 +25,8 @@
 //! A rotation that is resumed, renews stages about to expire, or re-stages an expired one asks for
 //! a touch per such ceremony; [`rollback_rotation`] is one touch (action abandon).
 //!
-//! Until every commit is done, epoch e still recovers ([`crate::recover()`] picks the epoch whose
-//! threshold of trustees answer alike). The [`RotationRecord`] is the SDK's persisted progress:
+//! Until every commit is done, epoch e still recovers ([`crate::protocol::recover()`] picks the
+//! epoch whose threshold of trustees answer alike). The [`RotationRecord`] is the SDK's persisted progress:
 //! the new manifest and blob (public), each trustee's receipts, and the new shares **sealed**
 //! under keys derived from the old and the new `k` (never in the clear). From any interruption —
 //! the app killed, a trustee down — [`resume_rotation`] completes it; before any commit,
@@ -36,8 +36,8 @@
 //! ```no_run
 //! # async fn run(old: dlocker_sdk::TrusteeSet, new: dlocker_sdk::TrusteeSet,
 //! #              recovered: dlocker_sdk::Recovered) -> Result<(), Box<dyn std::error::Error>> {
-//! use dlocker_sdk::rotate::{RotateOptions, RotationSource, rotate};
-//! use dlocker_sdk::{BackupPolicy, SoftwareAuthenticator};
+//! use dlocker_sdk::protocol::rotate;
+//! use dlocker_sdk::{BackupPolicy, RotateOptions, RotationSource, SoftwareAuthenticator};
 //! let source = RotationSource::from_recovered(&recovered);
 //! let policy = BackupPolicy { threshold: 2, recovery_delay_secs: 86_400 };
 //! let mut auth = SoftwareAuthenticator::new(); // the owner's platform passkey in a real app
@@ -139,6 +139,7 @@ impl RotationSource {
 /// A trustee's part in a rotation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum TrusteeRole {
     /// Holds epoch e and is in e+1: stages, then commits (its share of e is erased).
     Continuing,
@@ -179,6 +180,7 @@ pub struct TrusteeProgress {
 /// Where a rotation is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum RotationPhase {
     /// Staging e+1 at every trustee of e+1 (rollback possible).
     Staging,
@@ -452,6 +454,7 @@ pub enum RotateError {
 
 /// A network step of a rotation (what the interrupt hook is asked about).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RotationStep {
     /// StageEpoch at the trustee.
     Stage(String),

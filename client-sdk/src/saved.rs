@@ -109,8 +109,9 @@ pub(crate) fn open_json<T: for<'de> Deserialize<'de>>(
     Ok(env.state)
 }
 
-/// The [`RecoveryHandle`] inside a saved recovery state: what [`crate::cancel_recovery`] needs
-/// to close the recovery's sessions without resuming it.
+/// The [`RecoveryHandle`] inside a saved recovery state: what
+/// [`crate::protocol::cancel_recovery`] needs to close the recovery's sessions without resuming
+/// it.
 pub fn saved_recovery_handle(
     saved: &[u8],
     key: &StateKey,

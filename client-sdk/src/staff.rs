@@ -318,7 +318,7 @@ pub struct ApprovalState {
 }
 
 /// A bank cancellation issued by staff, to present to every trustee
-/// ([`crate::recover::present_bank_cancellation`]).
+/// ([`crate::protocol::present_bank_cancellation`]).
 #[derive(Debug, Clone)]
 pub struct IssuedCancellation {
     /// The statement.

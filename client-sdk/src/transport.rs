@@ -93,7 +93,7 @@ impl NodeInfo {
     }
 }
 
-pub use dlocker_proto::refusal::NodeRefusal;
+pub(crate) use dlocker_proto::refusal::NodeRefusal;
 
 /// Whether a node refused with `want`. Decisions read the code the node puts in the status
 /// metadata, never the message (which is for people). A node that predates refusal codes sends

@@ -26,6 +26,7 @@ pub(crate) const MAX_NAME_LEN: usize = 64;
 /// A trustee's role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Role {
     /// An independent trustee institution.
     Trustee,

@@ -2,8 +2,9 @@
 
 use dlocker_sdk::proto::keys::{node_id, public_key_from_hex};
 use dlocker_sdk::{
-    AuthError, BackupError, BackupPolicy, OwnerAuthenticator, PreparedBackup, ProgressEvent, Role,
-    ShareStatus, SoftwareAuthenticator, TlsFiles, TrusteeInfo, TrusteeSet, backup, verify_backup,
+    AuthError, BackupError, BackupPolicy, PreparedBackup, Role, ShareStatus, SoftwareAuthenticator,
+    TlsFiles, TrusteeInfo, TrusteeSet,
+    protocol::{OwnerAuthenticator, ProgressEvent, backup, verify_backup},
 };
 use k256::elliptic_curve::Generate;
 use std::path::{Path, PathBuf};

@@ -7,13 +7,14 @@ mod common;
 
 use common::{Cluster, approval_forwarder, cluster};
 use dlocker_sdk::proto::owner_challenge::OwnerAction;
-use dlocker_sdk::rotate::{
-    RotateError, RotateEvent, RotateOptions, RotationSource, RotationStep, rollback_rotation,
-    rotate,
-};
 use dlocker_sdk::{
     BackupPolicy, PreparedBackup, RecoverError, RecoverEvent, RecoverOptions, Recovered,
-    SoftwareAuthenticator, TrusteeSet, backup, cancel_recovery, epoch_status, recover,
+    SoftwareAuthenticator, TrusteeSet,
+    protocol::{backup, cancel_recovery, epoch_status, recover},
+};
+use dlocker_sdk::{
+    RotateError, RotateEvent, RotateOptions, RotationSource, RotationStep,
+    protocol::{rollback_rotation, rotate},
 };
 use std::sync::Mutex;
 use std::time::Duration;
@@ -271,9 +272,16 @@ async fn a_trustee_joining_alone_gets_the_wallets_credential_from_another_truste
     // Resumed: n5 stages alone. No trustee of that stage holds the wallet, so the SDK takes the
     // wallet's credential (and its fingerprint, which the touch covers) from n0.
     let opts = RotateOptions::new("owner");
-    dlocker_sdk::resume_rotation(&mut record, &old, &new, source.secret(), &mut auth, &opts)
-        .await
-        .expect("resumed");
+    dlocker_sdk::protocol::resume_rotation(
+        &mut record,
+        &old,
+        &new,
+        source.secret(),
+        &mut auth,
+        &opts,
+    )
+    .await
+    .expect("resumed");
     assert!(record.is_done());
     assert_eq!(auth.touches(), 4, "stage at n5 + commit");
     assert_eq!(epochs(&c, wallet).await[5], (Some(2), None));

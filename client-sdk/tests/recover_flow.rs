@@ -6,7 +6,8 @@ mod common;
 use common::{Cluster, approval_forwarder, cluster};
 use dlocker_sdk::{
     BackupPolicy, PreparedBackup, RecoverError, RecoverEvent, RecoverOptions, RecoveryHandle,
-    SoftwareAuthenticator, backup, cancel_recovery, present_bank_cancellation, recover,
+    SoftwareAuthenticator,
+    protocol::{backup, cancel_recovery, present_bank_cancellation, recover},
 };
 use std::sync::Mutex;
 use std::time::Duration;

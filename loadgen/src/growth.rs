@@ -15,7 +15,7 @@ use dlocker_proto::manifest::{Manifest, ManifestParts, TrusteeEntry};
 use dlocker_proto::secret::SecretScalar;
 use dlocker_proto::share::{Commitments, Share, split};
 use dlocker_sdk::{
-    BackupPolicy, OwnerAuthenticator as _, SoftwareAuthenticator, StaffClient, StaffKey,
+    BackupPolicy, SoftwareAuthenticator, StaffClient, StaffKey, protocol::OwnerAuthenticator as _,
 };
 use k256::PublicKey;
 use k256::SecretKey;

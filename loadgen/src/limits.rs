@@ -17,7 +17,8 @@ use dlocker_proto::secret::SecretScalar;
 use dlocker_proto::share::split;
 use dlocker_proto::statement::{Receipt, Signed};
 use dlocker_sdk::{
-    BackupPolicy, OwnerAuthenticator as _, PreparedBackup, SoftwareAuthenticator, TrusteeSet,
+    BackupPolicy, PreparedBackup, SoftwareAuthenticator, TrusteeSet,
+    protocol::OwnerAuthenticator as _,
 };
 use k256::SecretKey;
 use k256::elliptic_curve::Generate as _;
@@ -257,7 +258,7 @@ pub(crate) async fn backup_limit(
         let t = Instant::now();
         let p = PreparedBackup::new(set, &format!("limit-{tag}-{i}"), &data, policy)?;
         let mut auth = SoftwareAuthenticator::new();
-        dlocker_sdk::backup(set, &p, "bench", &mut auth, &|_| {}).await?;
+        dlocker_sdk::protocol::backup(set, &p, "bench", &mut auth, &|_| {}).await?;
         lat.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     let backup_p50_ms = median(&mut lat);
@@ -313,7 +314,7 @@ pub(crate) async fn backup_limit(
     // GetInfo round trips on warm channels.
     let mut getinfo_round_trips_ms = 0.0;
     for info in set.trustees() {
-        let mut c = dlocker_sdk::connect(info).await?;
+        let mut c = dlocker_sdk::protocol::connect(info).await?;
         let mut v = Vec::with_capacity(reps);
         for _ in 0..reps {
             let t = Instant::now();
@@ -393,13 +394,13 @@ fn passkey_and_node_side(
             })
             .collect();
         let t = Instant::now();
-        let challenge = dlocker_sdk::ceremony::challenge(
+        let challenge = dlocker_sdk::protocol::challenge(
             OwnerAction::Backup,
             "limit-wallet",
             &[0; 32],
             nonces,
         )?;
-        let opts = dlocker_sdk::ceremony::creation_options(
+        let opts = dlocker_sdk::protocol::creation_options(
             template.as_deref().unwrap_or_default(),
             &challenge,
         )?;

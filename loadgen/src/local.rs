@@ -437,7 +437,7 @@ impl Drop for NodeProcess {
 pub(crate) async fn healthy(endpoint: &str) -> bool {
     use tonic_health::pb::HealthCheckRequest;
     use tonic_health::pb::health_client::HealthClient;
-    let Ok(ch) = dlocker_sdk::transport::open_channel(endpoint, &TlsFiles::default()).await else {
+    let Ok(ch) = dlocker_sdk::protocol::open_channel(endpoint, &TlsFiles::default()).await else {
         return false;
     };
     let mut client = HealthClient::new(ch);

@@ -12,8 +12,8 @@ use dlocker_proto::pb::{BeginEnrollmentRequest, FinishEnrollmentRequest, ProveSh
 use dlocker_proto::secret::SecretScalar;
 use dlocker_proto::share::split;
 use dlocker_sdk::{
-    BackupPolicy, Client, OwnerAuthenticator as _, OwnerIdentity, PreparedBackup, RecoverEvent,
-    RecoverOptions, RetryPolicy, SoftwareAuthenticator, StaffClient, TrusteeInfo, TrusteeSet,
+    BackupPolicy, Client, OwnerIdentity, PreparedBackup, RecoverEvent, RecoverOptions, RetryPolicy,
+    SoftwareAuthenticator, StaffClient, TrusteeInfo, TrusteeSet, protocol::OwnerAuthenticator as _,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use k256::PublicKey;
@@ -333,7 +333,7 @@ async fn recover_one(
         checkpoint: None,
     };
     let t = Instant::now();
-    let res = dlocker_sdk::recover(set, &w.id, &mut w.auth, opts).await;
+    let res = dlocker_sdk::protocol::recover(set, &w.id, &mut w.auth, opts).await;
     let total = t.elapsed();
     let approve = approve_time.lock().ok().and_then(|mut a| a.take());
     if let Some(Err(e)) = &approve {
@@ -517,7 +517,7 @@ pub(crate) async fn deposit_storm(
     let record_bytes = Arc::new(AtomicU64::new(0));
     let mut conns = Vec::with_capacity(clients);
     for _ in 0..clients {
-        conns.push(dlocker_sdk::connect(info).await?);
+        conns.push(dlocker_sdk::protocol::connect(info).await?);
     }
     let cpu0 = cpu.read();
     let started = Instant::now();
@@ -545,16 +545,16 @@ pub(crate) async fn deposit_storm(
                         // The one-touch challenge with this trustee's single nonce (a storm
                         // deposits at one node only).
                         let nonce =
-                            dlocker_sdk::ceremony::trustee_nonce(&storm_node, &begin.nonce)?;
-                        let nonces = dlocker_sdk::ceremony::to_wire(std::slice::from_ref(&nonce));
-                        let challenge = dlocker_sdk::ceremony::challenge(
+                            dlocker_sdk::protocol::trustee_nonce(&storm_node, &begin.nonce)?;
+                        let nonces = dlocker_sdk::protocol::to_wire(std::slice::from_ref(&nonce));
+                        let challenge = dlocker_sdk::protocol::challenge(
                             OwnerAction::Backup,
                             &dep.wallet_id,
                             &dep.manifest_hash,
                             vec![nonce],
                         )
                         .map_err(|e| e.to_string())?;
-                        let opts = dlocker_sdk::ceremony::creation_options(
+                        let opts = dlocker_sdk::protocol::creation_options(
                             &begin.creation_options_json,
                             &challenge,
                         )
@@ -632,7 +632,7 @@ pub(crate) async fn prove_storm(
     ));
     let mut conns = Vec::with_capacity(clients);
     for _ in 0..clients {
-        conns.push(dlocker_sdk::connect(info).await?);
+        conns.push(dlocker_sdk::protocol::connect(info).await?);
     }
     let cpu0 = cpu.read();
     let started = Instant::now();

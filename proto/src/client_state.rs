@@ -30,6 +30,8 @@ pub enum StateKind {
     Backup,
     /// A rotation (epoch e to e+1) in progress.
     Rotation,
+    /// A bank-assisted passkey reset filed at the bank (waiting for its approval, or sent).
+    PasskeyReset,
 }
 
 impl StateKind {
@@ -38,6 +40,7 @@ impl StateKind {
             Self::Recovery => 1,
             Self::Backup => 2,
             Self::Rotation => 3,
+            Self::PasskeyReset => 4,
         }
     }
 }
@@ -181,6 +184,17 @@ mod tests {
             Err(StateError::Malformed(DecodeError::UnsupportedVersion(2)))
         ));
         assert!(open(&key, StateKind::Recovery, &[]).is_err());
+        let reset = seal(&key, StateKind::PasskeyReset, b"state");
+        assert_eq!(
+            open(&key, StateKind::Rotation, &reset).err(),
+            Some(StateError::WrongKind)
+        );
+        assert_eq!(
+            open(&key, StateKind::PasskeyReset, &reset)
+                .expect("opens")
+                .expose(),
+            b"state"
+        );
         assert!(format!("{key:?}").contains("REDACTED"));
     }
 }

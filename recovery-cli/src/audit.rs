@@ -9,8 +9,8 @@ use dlocker_proto::keys::public_key_from_hex;
 use dlocker_proto::pb::{AuditEntry, GetAuditLogRequest, WatchEventsRequest};
 use dlocker_proto::statement::{AuditCheckpoint, Signed, StaffAction};
 use dlocker_sdk::TlsFiles;
+use dlocker_sdk::protocol::{connect_channel, node_info_with_tls, open_channel, recovery_client};
 use dlocker_sdk::staff::new_request;
-use dlocker_sdk::transport::{connect_channel, node_info_with_tls, open_channel, recovery_client};
 use futures::StreamExt as _;
 use k256::PublicKey;
 use serde::Serialize;
@@ -159,7 +159,7 @@ async fn fetch_all(
                 hinted(
                     format!(
                         "GetAuditLog: {}",
-                        dlocker_sdk::transport::describe_status(&s)
+                        dlocker_sdk::protocol::describe_status(&s)
                     ),
                     "is this a dLocker node with the Recovery service?",
                 )
@@ -352,7 +352,7 @@ pub(crate) async fn run_events(cmd: EventsCommand, json: bool) -> anyhow::Result
                     hinted(
                         format!(
                             "WatchEvents: {}",
-                            dlocker_sdk::transport::describe_status(&s)
+                            dlocker_sdk::protocol::describe_status(&s)
                         ),
                         hint,
                     )
@@ -388,7 +388,7 @@ pub(crate) async fn run_events(cmd: EventsCommand, json: bool) -> anyhow::Result
                         return Err(hinted(
                             format!(
                                 "event stream failed: {}",
-                                dlocker_sdk::transport::describe_status(&s)
+                                dlocker_sdk::protocol::describe_status(&s)
                             ),
                             format!("resume with --cursor {last}: nothing after it is lost"),
                         ));

@@ -5,7 +5,7 @@ use clap::{Args, Subcommand};
 use dlocker_proto::keys::decode_public_key;
 use dlocker_proto::pb::GetInfoRequest;
 use dlocker_proto::pb::trustee_client::TrusteeClient;
-use dlocker_sdk::transport::{describe_status, open_channel};
+use dlocker_sdk::protocol::{describe_status, open_channel};
 use dlocker_sdk::{TrusteeInfo, TrusteeSet};
 use futures::future::join_all;
 use serde::Serialize;

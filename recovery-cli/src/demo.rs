@@ -10,9 +10,9 @@ use crate::output::{hinted, print_json, progress, short, table};
 use anyhow::Context as _;
 use clap::Args;
 use dlocker_sdk::{
-    BackupPolicy, BackupReceipts, PreparedBackup, ProgressEvent, RecoverEvent, RecoverOptions,
-    Role, SoftwareAuthenticator, StaffClient, StaffKey, TlsFiles, TrusteeInfo, TrusteeSet,
-    VerifyReport,
+    BackupPolicy, BackupReceipts, PreparedBackup, RecoverEvent, RecoverOptions, Role,
+    SoftwareAuthenticator, StaffClient, StaffKey, TlsFiles, TrusteeInfo, TrusteeSet, VerifyReport,
+    protocol::ProgressEvent,
 };
 use rand::RngExt as _;
 use serde::Serialize;
@@ -116,7 +116,7 @@ struct RotationJson {
     manifest_hash: String,
     previous_manifest_hash: String,
     verify: VerifyReport,
-    epochs: Vec<dlocker_sdk::rotate::TrusteeEpochs>,
+    epochs: Vec<dlocker_sdk::protocol::TrusteeEpochs>,
     elapsed_ms: u128,
 }
 
@@ -440,7 +440,8 @@ async fn walk_through(
         user_name: "demo-customer",
         customer_reference: Some("DEMO-0001"),
     };
-    let result = dlocker_sdk::backup_for(set, &prepared, &owner, &mut auth, &on_progress).await;
+    let result =
+        dlocker_sdk::protocol::backup_for(set, &prepared, &owner, &mut auth, &on_progress).await;
     pb.finish_and_clear();
     let mut touches = Touches {
         backup: auth.touches(),
@@ -582,7 +583,7 @@ async fn rotate_after_recovery(
     auth: &mut SoftwareAuthenticator,
     json: bool,
 ) -> anyhow::Result<RotationJson> {
-    use dlocker_sdk::rotate::{RotateEvent, RotateOptions, RotationSource, RotationStep, rotate};
+    use dlocker_sdk::{RotateEvent, RotateOptions, RotationSource, RotationStep, protocol::rotate};
     let started = Instant::now();
     let members = epoch2_members(set.len());
     let new_set = TrusteeSet::new(members.iter().map(|&i| set.trustees()[i].clone()).collect())?;
@@ -656,7 +657,7 @@ async fn rotate_after_recovery(
     let retired: Vec<String> = record
         .trustees
         .iter()
-        .filter(|t| t.role == dlocker_sdk::rotate::TrusteeRole::Leaving)
+        .filter(|t| t.role == dlocker_sdk::TrusteeRole::Leaving)
         .map(|t| t.name.clone())
         .collect();
     say.say(format!(
@@ -679,7 +680,7 @@ async fn rotate_after_recovery(
         "Verifying epoch 2: its trustees prove possession; every trustee reports its epochs",
     );
     let report = verify(&new_set, &m2, json).await;
-    let epochs = dlocker_sdk::epoch_status(set, m2.wallet_id()).await;
+    let epochs = dlocker_sdk::protocol::epoch_status(set, m2.wallet_id()).await;
     if !json {
         print_report(&report);
         print_epochs(&m2, &epochs);
@@ -710,8 +711,8 @@ async fn rotate_after_recovery(
     })
 }
 
-/// Step 7: `dlocker_sdk::recover`, with bank staff approving from another task as soon as the
-/// SDK starts polling the bank.
+/// Step 7: `dlocker_sdk::protocol::recover`, with bank staff approving from another task as soon
+/// as the SDK starts polling the bank.
 async fn recover_on_new_device(
     say: &Narrator,
     set: &TrusteeSet,
@@ -783,7 +784,7 @@ async fn recover_on_new_device(
         progress: &on_event,
         checkpoint: None,
     };
-    let result = dlocker_sdk::recover(set, wallet_id, auth, opts).await;
+    let result = dlocker_sdk::protocol::recover(set, wallet_id, auth, opts).await;
     let recovered = result.map_err(|e| {
         hinted(
             e.to_string(),

@@ -288,6 +288,7 @@ pub(crate) fn print_report(r: &VerifyReport) {
         CredentialStatus::Valid => format!("valid (not revoked; {})", r.status_entry),
         CredentialStatus::Revoked => format!("REVOKED ({})", r.status_entry),
         CredentialStatus::NotApplicable => "no status list (self-attested)".into(),
+        other => format!("{other:?} ({})", r.status_entry),
     };
     let validity = format!(
         "{} → {}{}",

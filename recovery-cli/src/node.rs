@@ -2,7 +2,7 @@
 
 use crate::output::{hinted, print_json, table};
 use clap::{Args, Subcommand};
-use dlocker_sdk::transport::node_info_with_tls;
+use dlocker_sdk::protocol::node_info_with_tls;
 use dlocker_sdk::{ConnectError, TlsFiles};
 use std::path::PathBuf;
 

@@ -11,12 +11,13 @@ use crate::cluster::load_trustees;
 use crate::output::reason_pairs;
 use crate::output::{hinted, print_json, table};
 use clap::{Args, Subcommand};
-use dlocker_sdk::rotate::epoch_status;
-use dlocker_sdk::{AuthError, OwnerAuthenticator};
+use dlocker_sdk::protocol::epoch_status;
+use dlocker_sdk::{AuthError, protocol::OwnerAuthenticator};
 use dlocker_sdk::{CancelAllError, Client, TrusteeCancelAll, WalletId};
 use dlocker_sdk::{
     DeleteError, PasskeyChangeError, PasskeyChangeReport, SoftwareAuthenticator, TrusteeErasure,
-    TrusteePasskey, change_passkey, delete_backup, resume_passkey_change,
+    TrusteePasskey,
+    protocol::{change_passkey, delete_backup, resume_passkey_change},
 };
 use dlocker_sdk::{TrusteeInfo, TrusteeSet};
 use serde::Serialize;
@@ -171,7 +172,7 @@ fn save_counter(path: &Path, auth: &SoftwareAuthenticator) -> anyhow::Result<()>
 }
 
 /// Replaces `path`'s content durably (a temporary file renamed over it, mode 0600).
-fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
@@ -219,6 +220,13 @@ fn erasure_rows(done: &dlocker_sdk::DeleteReport) -> Vec<ErasureJson> {
             TrusteeErasure::NotHeld => ErasureJson {
                 trustee: name.clone(),
                 result: "held_nothing",
+                epoch: None,
+                erased_at: None,
+                receipt: None,
+            },
+            _ => ErasureJson {
+                trustee: name.clone(),
+                result: "unknown",
                 epoch: None,
                 erased_at: None,
                 receipt: None,
@@ -530,6 +538,7 @@ pub(crate) async fn run_passkey(cmd: PasskeyCommand, json: bool) -> anyhow::Resu
                 match s {
                     TrusteePasskey::Changed => "changed",
                     TrusteePasskey::AlreadyChanged => "already_changed",
+                    _ => "unknown",
                 },
             )
         })

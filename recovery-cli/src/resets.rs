@@ -4,6 +4,11 @@
 //!
 //! The owner side is for demos and local clusters, like `dlocker passkey change`: a wallet app
 //! calls `Client::reset_passkey` with the platform's passkey and the `k` it keeps.
+//!
+//! With `--state FILE` the reset survives the command being stopped while it waits for the bank:
+//! the SDK's checkpoint saves the filed request there, sealed under the key in `--state-key`
+//! (created on the first run), and running the same command again resumes that request — no new
+//! passkey, no new request for staff to approve — instead of starting over.
 
 use crate::cluster::load_trustees;
 use crate::output::{hinted, print_json, reason_pairs, table};
@@ -11,9 +16,11 @@ use crate::staff::{StaffArgs, client, confirm_approval, explain, local_time};
 use clap::{Args, Subcommand};
 use dlocker_proto::refusal::NodeRefusal;
 use dlocker_proto::secret::SecretScalar;
+use dlocker_sdk::protocol::{reset_passkey, resume_passkey_reset};
+use dlocker_sdk::staff::PendingPasskeyReset;
 use dlocker_sdk::{
-    PasskeyResetError, PendingPasskeyReset, ResetEvent, ResetOptions, SoftwareAuthenticator,
-    StaffError, reset_passkey,
+    PasskeyResetError, PendingReset, ResetCheckpoint, ResetEvent, ResetOptions,
+    SoftwareAuthenticator, StaffError, StateKey,
 };
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -50,15 +57,25 @@ pub(crate) struct ResetArgs {
     /// The wallet id.
     #[arg(long, value_name = "ID")]
     wallet: String,
-    /// A file holding the wallet secret k (64 hex digits), as the wallet on the phone holds it.
+    /// A file holding the wallet secret k (64 hex digits), as the wallet on the phone holds it
+    /// (not needed to resume a reset from `--state`).
     #[arg(long, value_name = "FILE")]
-    secret_file: PathBuf,
-    /// Where to write the new software passkey (must not exist).
+    secret_file: Option<PathBuf>,
+    /// Where to write the new software passkey (must not exist; when resuming from `--state`,
+    /// the file the first run wrote).
     #[arg(long, value_name = "FILE")]
     new_passkey: PathBuf,
     /// Give up waiting for the bank's approval after this many seconds.
     #[arg(long, value_name = "SECS", default_value_t = 3600)]
     wait: u64,
+    /// Save the reset here (sealed) while it waits for the bank; if the file exists, resume the
+    /// reset it holds instead of starting a new one. Deleted once the reset completed.
+    #[arg(long, value_name = "FILE")]
+    state: Option<PathBuf>,
+    /// The key sealing `--state` (64 hex digits; created if missing). Default: the state file's
+    /// name with `.key` appended. A wallet app keeps this key in the device keystore.
+    #[arg(long, value_name = "FILE", requires = "state")]
+    state_key: Option<PathBuf>,
 }
 
 fn customer(r: &PendingPasskeyReset) -> String {
@@ -237,17 +254,83 @@ struct ResetJson {
     failed: Vec<(String, String)>,
 }
 
+/// The key sealing the reset's saved state: read, or created (mode 0600) on a first run.
+fn state_key(path: &Path, create: bool) -> anyhow::Result<StateKey> {
+    let hint = "pass --state-key FILE holding the key the first run created (64 hex digits)";
+    if !path.exists() && create {
+        let key = StateKey::generate();
+        let text = Zeroizing::new(hex::encode(key.expose()));
+        crate::owner::write_synced(path, text.as_bytes())
+            .map_err(|e| anyhow::anyhow!("cannot write the state key {}: {e}", path.display()))?;
+        return Ok(key);
+    }
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path)
+            .map_err(|e| hinted(format!("cannot read {}: {e}", path.display()), hint))?,
+    );
+    let bytes = Zeroizing::new(
+        hex::decode(text.trim())
+            .map_err(|_| hinted(format!("{} is not hex", path.display()), hint))?,
+    );
+    let arr: [u8; 32] = bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| hinted(format!("{} does not hold 32 bytes", path.display()), hint))?;
+    Ok(StateKey::from_bytes(arr))
+}
+
+/// The reset saved in `--state`, if that file exists.
+fn saved_reset(a: &ResetArgs, key: &StateKey) -> anyhow::Result<Option<PendingReset>> {
+    let Some(path) = a.state.as_deref().filter(|p| p.exists()) else {
+        return Ok(None);
+    };
+    let bytes =
+        std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let pending = PendingReset::open_sealed(&bytes, key).map_err(|e| {
+        hinted(
+            format!(
+                "{} does not hold a reset this key opens: {e}",
+                path.display()
+            ),
+            "pass the --state-key the first run used, or another --state file to start over",
+        )
+    })?;
+    if pending.wallet_id() != a.wallet {
+        return Err(hinted(
+            format!(
+                "{} holds a reset of wallet {}, not {}",
+                path.display(),
+                pending.wallet_id(),
+                a.wallet
+            ),
+            "pass that wallet's --wallet, or another --state file",
+        ));
+    }
+    if !a.new_passkey.exists() {
+        return Err(hinted(
+            format!("{} does not exist", a.new_passkey.display()),
+            "a resumed reset keeps the new passkey the first run wrote: pass that file as --new-passkey",
+        ));
+    }
+    Ok(Some(pending))
+}
+
 pub(crate) async fn run_owner(a: ResetArgs, json: bool) -> anyhow::Result<()> {
     let set = load_trustees(&a.trustees)?;
-    let k = load_secret(&a.secret_file)?;
-    // Saved before any trustee is asked: a reset that stops halfway must not lose the passkey
-    // some trustees already hold.
-    let new = SoftwareAuthenticator::exportable()
-        .map_err(|e| anyhow::anyhow!("creating the new software passkey: {e}"))?;
-    crate::owner::save_new_passkey(&a.new_passkey, &new)?;
-    let mut new = crate::owner::SavedOnRegister {
-        inner: new,
-        path: &a.new_passkey,
+    let key_path = a.state.as_ref().map(|s| {
+        a.state_key.clone().unwrap_or_else(|| {
+            let mut p = s.clone().into_os_string();
+            p.push(".key");
+            PathBuf::from(p)
+        })
+    });
+    let key = key_path
+        .as_deref()
+        .map(|p| state_key(p, a.state.as_deref().is_some_and(|s| !s.exists())))
+        .transpose()?;
+    let resumed = match &key {
+        Some(key) => saved_reset(&a, key)?,
+        None => None,
     };
     let progress = |e: ResetEvent| {
         if json {
@@ -274,24 +357,90 @@ pub(crate) async fn run_owner(a: ResetArgs, json: bool) -> anyhow::Result<()> {
             _ => {}
         }
     };
+    let save = |sealed: &[u8]| match &a.state {
+        Some(path) => crate::owner::write_synced(path, sealed)
+            .map_err(|e| format!("cannot write {}: {e}", path.display())),
+        None => Ok(()),
+    };
     let opts = ResetOptions {
         poll_interval: Duration::from_secs(2),
         approval_timeout: Duration::from_secs(a.wait),
         progress: &progress,
+        checkpoint: key.as_ref().map(|key| ResetCheckpoint { key, save: &save }),
     };
-    let result = reset_passkey(&set, &a.wallet, &k, &mut new, opts).await;
+    let is_resumed = resumed.is_some();
+    let result = match resumed {
+        Some(pending) => {
+            if !json {
+                eprintln!(
+                    "resuming the reset of {} saved in {} (new credential {}, {} trustees to go{})",
+                    a.wallet,
+                    a.state.as_deref().unwrap_or(Path::new("")).display(),
+                    hex::encode(&pending.new_fingerprint()[..6]),
+                    pending.pending.len(),
+                    if pending.is_approved() {
+                        ", approved by the bank"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            resume_passkey_reset(&set, pending, opts).await
+        }
+        None => {
+            let Some(secret_file) = &a.secret_file else {
+                return Err(hinted(
+                    "--secret-file is needed to start a reset",
+                    "pass the file holding the wallet secret k (only a resume from --state goes without)",
+                ));
+            };
+            let k = load_secret(secret_file)?;
+            // Saved before any trustee is asked: a reset that stops halfway must not lose the
+            // passkey some trustees already hold.
+            let new = SoftwareAuthenticator::exportable()
+                .map_err(|e| anyhow::anyhow!("creating the new software passkey: {e}"))?;
+            crate::owner::save_new_passkey(&a.new_passkey, &new)?;
+            let mut new = crate::owner::SavedOnRegister {
+                inner: new,
+                path: &a.new_passkey,
+            };
+            reset_passkey(&set, &a.wallet, &k, &mut new, opts).await
+        }
+    };
     let (done, failed) = match result {
         Ok(done) => (done, Vec::new()),
         Err(PasskeyResetError::Incomplete { failed, done, .. }) => (done, reason_pairs(&failed)),
+        Err(e @ PasskeyResetError::ApprovalTimeout { .. }) if a.state.is_some() => {
+            // The request stays filed and saved: the next run waits for the same approval.
+            return Err(hinted(
+                format!("passkey reset for {} not approved yet: {e}", a.wallet),
+                "nothing was changed; once the bank approved it, run the same command again: it resumes from --state",
+            ));
+        }
         Err(e) => {
-            // Nothing was changed anywhere: the new file holds no trustee's credential.
+            // Nothing was changed anywhere: the new file holds no trustee's credential, and the
+            // saved request cannot complete.
             let _ = std::fs::remove_file(&a.new_passkey);
+            if let Some(state) = &a.state {
+                let _ = std::fs::remove_file(state);
+            }
+            let hint = if is_resumed {
+                "nothing was changed; the saved reset is dropped: start a new one (without the old --new-passkey file)"
+            } else {
+                "nothing was changed; check --secret-file holds this wallet's secret and that the bank approved the request"
+            };
             return Err(hinted(
                 format!("passkey reset for {} refused: {e}", a.wallet),
-                "nothing was changed; check --secret-file holds this wallet's secret and that the bank approved the request",
+                hint,
             ));
         }
     };
+    if failed.is_empty()
+        && let Some(state) = &a.state
+    {
+        // Done: the saved request is of no further use.
+        let _ = std::fs::remove_file(state);
+    }
     let fp = hex::encode(done.new_fingerprint);
     if json {
         print_json(&ResetJson {
@@ -329,6 +478,10 @@ pub(crate) async fn run_owner(a: ResetArgs, json: bool) -> anyhow::Result<()> {
             set.len(),
             names.join(", ")
         ),
-        "a wallet app resumes with `Client::resume_passkey_reset` within the hour; from the command line, run a new reset once they are reachable",
+        if a.state.is_some() {
+            "once they are reachable run the same command again: it resumes from --state (within the reset's lifetime, an hour by default)"
+        } else {
+            "a wallet app resumes with `Client::resume_passkey_reset` within the hour; from the command line, run a new reset once they are reachable"
+        },
     ))
 }

@@ -5,7 +5,7 @@ use crate::output::{hinted, print_json, table};
 use clap::{Args, Subcommand};
 use dlocker_sdk::proto::refusal::NodeRefusal;
 use dlocker_sdk::proto::statement::StaffChange;
-use dlocker_sdk::recover::present_bank_cancellation;
+use dlocker_sdk::protocol::present_bank_cancellation;
 use dlocker_sdk::staff::{PendingRecovery, StaffError, StaffKeyError};
 use dlocker_sdk::{CancelOutcome, StaffClient, StaffKey, TrusteeSet};
 use serde::Serialize;

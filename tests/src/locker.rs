@@ -253,7 +253,7 @@ impl LockerCluster {
         )
         .expect("prepare backup");
         let mut auth = SoftwareAuthenticator::new();
-        dlocker_sdk::backup(&set, &prepared, "owner", &mut auth, &|_| {})
+        dlocker_sdk::protocol::backup(&set, &prepared, "owner", &mut auth, &|_| {})
             .await
             .expect("backup");
         let holder = HolderClient::new(self.locker(), &id, PrincipalKey::generate());

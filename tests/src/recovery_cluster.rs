@@ -28,10 +28,11 @@ use dlocker_proto::pb::{
     ReleaseShareResponse,
 };
 use dlocker_proto::statement::{BankApproval, Signed};
-use dlocker_sdk::recover::{RecoverError, RecoverEvent, RecoverOptions, Recovered};
 use dlocker_sdk::{
-    BackupPolicy, OwnerAuthenticator, PreparedBackup, SoftwareAuthenticator, StaffClient, StaffKey,
+    BackupPolicy, PreparedBackup, SoftwareAuthenticator, StaffClient, StaffKey,
+    protocol::OwnerAuthenticator,
 };
+use dlocker_sdk::{RecoverError, RecoverEvent, RecoverOptions, Recovered};
 use k256::ecdsa::SigningKey;
 use k256::{PublicKey, SecretKey};
 use std::net::SocketAddr;
@@ -341,7 +342,7 @@ impl RecoveryCluster {
             user_name: "alice",
             customer_reference: Some(CUSTOMER_REFERENCE),
         };
-        dlocker_sdk::backup_for(&trustees, &prepared, &owner, &mut auth, &|_| {})
+        dlocker_sdk::protocol::backup_for(&trustees, &prepared, &owner, &mut auth, &|_| {})
             .await
             .expect("backup on 5 nodes");
         (wallet, prepared, auth)
@@ -584,7 +585,7 @@ pub async fn recover_approved(
         progress: &cb,
         checkpoint: None,
     };
-    let rec = dlocker_sdk::recover(trustees, wallet, auth, opts);
+    let rec = dlocker_sdk::protocol::recover(trustees, wallet, auth, opts);
     tokio::pin!(rec);
     loop {
         tokio::select! {

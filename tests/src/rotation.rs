@@ -13,11 +13,11 @@
 use crate::cluster::Cluster;
 use crate::recovery_cluster::{RecoveryCluster, RecoverySpec};
 use dlocker_proto::manifest::Manifest;
-use dlocker_sdk::recover::{RecoverError, Recovered};
-use dlocker_sdk::rotate::{RotateOptions, RotationRecord, RotationSource, RotationStep};
 use dlocker_sdk::{
     BackupPolicy, PreparedBackup, SoftwareAuthenticator, StaffClient, StaffKey, TrusteeSet,
 };
+use dlocker_sdk::{RecoverError, Recovered};
+use dlocker_sdk::{RotateOptions, RotationRecord, RotationSource, RotationStep};
 use std::path::Path;
 
 /// Real nodes ready for backup, recovery and rotation: a [`RecoveryCluster`] of `n` nodes with
@@ -128,7 +128,7 @@ impl RotationCluster {
         )
         .expect("prepare backup");
         let mut auth = SoftwareAuthenticator::new();
-        dlocker_sdk::backup(&set, &prepared, "alice", &mut auth, &|_| {})
+        dlocker_sdk::protocol::backup(&set, &prepared, "alice", &mut auth, &|_| {})
             .await
             .expect("backup");
         (wallet, prepared, auth)
@@ -294,8 +294,9 @@ pub async fn stage_only(
     let stop = StopAfter::new(stages);
     let hook = |s: &RotationStep| stop.hook(s);
     let opts = options(dir, wallet, &hook);
-    let step = match dlocker_sdk::rotate::rotate(old, new, src, policy, false, auth, &opts).await {
-        Err(dlocker_sdk::rotate::RotateError::Interrupted { step, .. }) => step,
+    let step = match dlocker_sdk::protocol::rotate(old, new, src, policy, false, auth, &opts).await
+    {
+        Err(dlocker_sdk::RotateError::Interrupted { step, .. }) => step,
         other => panic!("expected an interruption before the first commit, got {other:?}"),
     };
     drop(opts);

@@ -102,7 +102,7 @@ impl OwnerTouch<'_> {
         let nonce: [u8; NONCE_LEN] = rand::rng().random();
         // A reset's nonces wait for the bank's check of the customer.
         let ttl = match action {
-            OwnerAction::ResetPasskey => crate::epochs::passkey_reset::PASSKEY_RESET_TTL_SECS,
+            OwnerAction::ResetPasskey => self.config.limits.passkey_reset_ttl_secs,
             _ => self.config.limits.ceremony_ttl_secs,
         };
         let expires_at = self.now().saturating_add(ttl);

@@ -9,8 +9,8 @@ use dlocker_sdk::proto::manifest::Manifest;
 use dlocker_sdk::proto::pb;
 use dlocker_sdk::{
     BackupPolicy, BackupReceipts, CancelOutcome, Checkpoint, DeviceKey, OwnerIdentity, Passkey,
-    PreparedBackup, ProgressEvent, RecoverEvent, RecoverOptions, Recovered, RecoveryHandle,
-    RecoveryStep, StateKey, TrusteeHealth, TrusteeSet,
+    PreparedBackup, RecoverEvent, RecoverOptions, Recovered, RecoveryHandle, RecoveryStep,
+    StateKey, TrusteeHealth, TrusteeSet, protocol::ProgressEvent,
 };
 use futures::channel::mpsc;
 use futures::{StreamExt, future};
@@ -346,7 +346,7 @@ pub async fn backup(
     };
     let receipts = with_events(
         async |emit: &(dyn Fn(ProgressEvent) + Sync)| {
-            dlocker_sdk::backup_for(set, &prepared, &owner, passkey, emit).await
+            dlocker_sdk::protocol::backup_for(set, &prepared, &owner, passkey, emit).await
         },
         |e| sink(Event::from(e)),
     )
@@ -407,7 +407,7 @@ pub async fn verify(
     let report = with_events(
         async |emit: &(dyn Fn(Health) + Sync)| {
             let progress = |h: &TrusteeHealth| emit(Health::from(h));
-            dlocker_sdk::verify::verify_backup_with_progress(set, &manifest, &progress).await
+            dlocker_sdk::protocol::verify_backup_with_progress(set, &manifest, &progress).await
         },
         |h| sink(Event::TrusteeChecked(h)),
     )
@@ -571,10 +571,10 @@ pub async fn recover(
             };
             match start {
                 Start::New { wallet_id, .. } => {
-                    dlocker_sdk::recover(set, wallet_id, passkey, options).await
+                    dlocker_sdk::protocol::recover(set, wallet_id, passkey, options).await
                 }
                 Start::Resume { saved, key } => {
-                    dlocker_sdk::resume_recovery(set, saved, key, passkey, options).await
+                    dlocker_sdk::protocol::resume_recovery(set, saved, key, passkey, options).await
                 }
             }
         },
@@ -616,7 +616,7 @@ pub async fn recover(
 /// The handle a saved recovery's cancel needs (no trustee contacted): for a page that reloaded
 /// and wants to cancel rather than resume.
 pub fn saved_handle(saved: &[u8], key: &StateKey) -> Result<RecoveryHandle, WebError> {
-    dlocker_sdk::saved::saved_recovery_handle(saved, key)
+    dlocker_sdk::protocol::saved_recovery_handle(saved, key)
         .map_err(|e| WebError::from("saved recovery", &e))
 }
 
@@ -656,7 +656,8 @@ pub async fn cancel(
     handle: &RecoveryHandle,
     passkey: &mut dyn Passkey,
 ) -> Result<Vec<Cancelled>, WebError> {
-    let outcomes: Vec<CancelOutcome> = dlocker_sdk::cancel_recovery(set, handle, passkey).await;
+    let outcomes: Vec<CancelOutcome> =
+        dlocker_sdk::protocol::cancel_recovery(set, handle, passkey).await;
     let out: Vec<Cancelled> = outcomes
         .into_iter()
         .map(|o| Cancelled {
@@ -773,6 +774,7 @@ async fn view(locker: &LockerClient, d: &pb::LockerDocument) -> DocumentView {
                 CredentialStatus::Valid => "valid",
                 CredentialStatus::Revoked => "revoked",
                 CredentialStatus::NotApplicable => "not_applicable",
+                _ => "unknown",
             }
             .into();
             v.bound_to = r.holder_key;

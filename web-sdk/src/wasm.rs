@@ -2,7 +2,7 @@
 //! that can be is in [`crate::logic`]; this file only converts between JS values and Rust.
 
 use crate::logic::{self, BackupOptions, Event, RecoverOptionsJs, RecoverSignal, Start};
-use dlocker_sdk::error::AuthError;
+use dlocker_sdk::AuthError;
 use dlocker_sdk::{DeviceKey, Passkey, PasskeyFuture, RecoveryHandle, StateKey, TrusteeSet};
 use js_sys::{Function, Promise, Reflect, Uint8Array};
 use serde::Serialize;

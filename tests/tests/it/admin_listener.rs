@@ -95,7 +95,7 @@ async fn metrics_health_and_reflection_on_real_nodes() {
     )
     .expect("prepare");
     let mut auth = SoftwareAuthenticator::new();
-    dlocker_sdk::backup(&trustees, &prepared, "alice", &mut auth, &|_| {})
+    dlocker_sdk::protocol::backup(&trustees, &prepared, "alice", &mut auth, &|_| {})
         .await
         .expect("backup");
 

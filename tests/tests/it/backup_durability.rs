@@ -3,7 +3,9 @@
 
 use dlocker_integration_tests::Cluster;
 use dlocker_integration_tests::craft;
-use dlocker_sdk::{BackupPolicy, PreparedBackup, ProgressEvent, SoftwareAuthenticator, TrusteeSet};
+use dlocker_sdk::{
+    BackupPolicy, PreparedBackup, SoftwareAuthenticator, TrusteeSet, protocol::ProgressEvent,
+};
 use std::sync::Mutex;
 
 fn assert_all_healthy(report: &dlocker_sdk::VerifyReport, trustees: &TrusteeSet, when: &str) {
@@ -44,9 +46,10 @@ async fn backup_three_of_five_verify_restart_and_crash() {
 
     let events = Mutex::new(Vec::new());
     let progress = |e: ProgressEvent| events.lock().expect("lock").push(e);
-    let receipts = dlocker_sdk::backup(&trustees, &prepared, "alice", &mut auth, &progress)
-        .await
-        .unwrap_or_else(|e| panic!("backup failed: {e}"));
+    let receipts =
+        dlocker_sdk::protocol::backup(&trustees, &prepared, "alice", &mut auth, &progress)
+            .await
+            .unwrap_or_else(|e| panic!("backup failed: {e}"));
 
     // Every node receipted, each receipt signed by that node's pinned key for its own index.
     assert_eq!(receipts.receipts.len(), 5, "every trustee receipts");
@@ -75,7 +78,7 @@ async fn backup_three_of_five_verify_restart_and_crash() {
         .count();
     assert_eq!(done, 5, "one TrusteeDone progress event per trustee");
 
-    let report = dlocker_sdk::verify_backup(&trustees, prepared.manifest()).await;
+    let report = dlocker_sdk::protocol::verify_backup(&trustees, prepared.manifest()).await;
     assert_all_healthy(&report, &trustees, "after backup");
 
     // What each node says it holds, to compare after restarts.
@@ -91,13 +94,13 @@ async fn backup_three_of_five_verify_restart_and_crash() {
         cluster.kill(i);
     }
     cluster.start_all().await;
-    let report = dlocker_sdk::verify_backup(&trustees, prepared.manifest()).await;
+    let report = dlocker_sdk::protocol::verify_backup(&trustees, prepared.manifest()).await;
     assert_all_healthy(&report, &trustees, "after SIGKILL of all nodes");
 
     // Clean restart of every node (SIGTERM; each must exit 0), then verify again.
     cluster.stop_all();
     cluster.start_all().await;
-    let report = dlocker_sdk::verify_backup(&trustees, prepared.manifest()).await;
+    let report = dlocker_sdk::protocol::verify_backup(&trustees, prepared.manifest()).await;
     assert_all_healthy(&report, &trustees, "after a clean restart of all nodes");
 
     for (node, b) in cluster.nodes().iter().zip(&before) {
@@ -130,7 +133,7 @@ async fn verify_names_nodes_that_are_down() {
         },
     )
     .expect("prepare");
-    dlocker_sdk::backup(
+    dlocker_sdk::protocol::backup(
         &trustees,
         &prepared,
         "alice",
@@ -141,7 +144,7 @@ async fn verify_names_nodes_that_are_down() {
     .expect("backup");
     cluster.stop(1);
     cluster.kill(4);
-    let report = dlocker_sdk::verify_backup(&trustees, prepared.manifest()).await;
+    let report = dlocker_sdk::protocol::verify_backup(&trustees, prepared.manifest()).await;
     let unhealthy: Vec<&str> = report
         .entries
         .iter()
@@ -158,7 +161,7 @@ async fn verify_names_nodes_that_are_down() {
         "3 of 5 healthy still meets the threshold"
     );
     cluster.kill(2);
-    let report = dlocker_sdk::verify_backup(&trustees, prepared.manifest()).await;
+    let report = dlocker_sdk::protocol::verify_backup(&trustees, prepared.manifest()).await;
     assert!(
         !report.recoverable(),
         "2 of 5 healthy is below the threshold"

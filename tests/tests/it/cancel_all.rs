@@ -208,7 +208,7 @@ async fn strangers_and_replays_cannot_cancel_all() {
     // 1. Through the SDK a stranger's authenticator holds no credential the trustees name:
     // nothing is sent.
     let id = WalletId::parse(wallet.clone()).expect("wallet id");
-    let err = dlocker_sdk::cancel_all_recoveries(&rc.all(), &id, &mut stranger)
+    let err = dlocker_sdk::protocol::cancel_all_recoveries(&rc.all(), &id, &mut stranger)
         .await
         .expect_err("a stranger cannot cancel all");
     assert!(matches!(err, CancelAllError::Auth(_)), "{err:?}");

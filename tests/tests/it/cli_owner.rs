@@ -65,7 +65,7 @@ async fn backup(rc: &RotationCluster, prefix: &str, name: &str) -> (String, Path
     )
     .expect("prepare backup");
     let mut auth = SoftwareAuthenticator::exportable().expect("software token");
-    dlocker_sdk::backup(&set, &prepared, "alice", &mut auth, &|_| {})
+    dlocker_sdk::protocol::backup(&set, &prepared, "alice", &mut auth, &|_| {})
         .await
         .expect("backup");
     let file = rc.root_dir().join(format!("{name}.passkey"));

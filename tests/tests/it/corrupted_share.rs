@@ -40,7 +40,7 @@ async fn corrupted_share_fails_prove_share_and_is_named() {
         },
     )
     .expect("prepare");
-    dlocker_sdk::backup(
+    dlocker_sdk::protocol::backup(
         &trustees,
         &prepared,
         "alice",
@@ -50,7 +50,7 @@ async fn corrupted_share_fails_prove_share_and_is_named() {
     .await
     .expect("backup");
     assert!(
-        dlocker_sdk::verify_backup(&trustees, prepared.manifest())
+        dlocker_sdk::protocol::verify_backup(&trustees, prepared.manifest())
             .await
             .all_healthy()
     );
@@ -76,7 +76,7 @@ async fn corrupted_share_fails_prove_share_and_is_named() {
     );
 
     // The SDK names exactly that node.
-    let report = dlocker_sdk::verify_backup(&trustees, prepared.manifest()).await;
+    let report = dlocker_sdk::protocol::verify_backup(&trustees, prepared.manifest()).await;
     for (i, e) in report.entries.iter().enumerate() {
         assert_eq!(e.name, cluster.node(i).name);
         if i == victim {

@@ -15,7 +15,8 @@ use dlocker_proto::pb;
 use dlocker_proto::pb::epochs_client::EpochsClient;
 use dlocker_proto::pb::recovery_client::RecoveryClient;
 use dlocker_sdk::{
-    BackupPolicy, DeleteError, PreparedBackup, SoftwareAuthenticator, TrusteeErasure, delete_backup,
+    BackupPolicy, DeleteError, PreparedBackup, SoftwareAuthenticator, TrusteeErasure,
+    protocol::delete_backup,
 };
 use tonic::Code;
 
@@ -336,7 +337,7 @@ async fn delete_refusals_change_nothing() {
     )
     .expect("prepare");
     let mut new_owner = SoftwareAuthenticator::new();
-    dlocker_sdk::backup(&set, &again, "alice", &mut new_owner, &|_| {})
+    dlocker_sdk::protocol::backup(&set, &again, "alice", &mut new_owner, &|_| {})
         .await
         .expect("the wallet id is free again after a delete");
     refused(
@@ -346,6 +347,6 @@ async fn delete_refusals_change_nothing() {
         "a replayed delete",
     );
     intact(&rc, &wallet, "after a replayed delete").await;
-    let report = dlocker_sdk::verify_backup(&set, again.manifest()).await;
+    let report = dlocker_sdk::protocol::verify_backup(&set, again.manifest()).await;
     assert!(report.all_healthy(), "the new backup is intact: {report:?}");
 }

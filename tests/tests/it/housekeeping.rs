@@ -237,7 +237,7 @@ async fn abandoned_backup(storage: Storage) {
             .map(|&i| rc.node(i).pid().expect("running"))
             .collect(),
     };
-    let err = dlocker_sdk::backup(&trustees, &prepared, "bob", &mut auth, &|_| {})
+    let err = dlocker_sdk::protocol::backup(&trustees, &prepared, "bob", &mut auth, &|_| {})
         .await
         .expect_err("two trustees died");
     let BackupError::Incomplete { receipts, .. } = err else {

@@ -133,7 +133,7 @@ async fn sdk_backup_retry_is_idempotent_and_conflicts_are_refused() {
     // credential per wallet: a partial backup would leave the missing trustee without it); the
     // down trustee is named with its own reason.
     cluster.stop(3);
-    let err = dlocker_sdk::backup(&trustees, &prepared, "alice", &mut auth, &|_| {})
+    let err = dlocker_sdk::protocol::backup(&trustees, &prepared, "alice", &mut auth, &|_| {})
         .await
         .expect_err("a trustee is down");
     let BackupError::Incomplete { failed, receipts } = err else {
@@ -148,12 +148,12 @@ async fn sdk_backup_retry_is_idempotent_and_conflicts_are_refused() {
 
     // It comes back; the same PreparedBackup completes with one touch.
     cluster.start_node(3).await;
-    let done = dlocker_sdk::backup(&trustees, &prepared, "alice", &mut auth, &|_| {})
+    let done = dlocker_sdk::protocol::backup(&trustees, &prepared, "alice", &mut auth, &|_| {})
         .await
         .expect("retry completes");
     assert_eq!(done.receipts.len(), 5);
     assert_eq!(auth.touches(), 1, "one registration for five trustees");
-    let again = dlocker_sdk::backup(&trustees, &prepared, "alice", &mut auth, &|_| {})
+    let again = dlocker_sdk::protocol::backup(&trustees, &prepared, "alice", &mut auth, &|_| {})
         .await
         .expect("third run");
     for r in &done.receipts {
@@ -165,7 +165,7 @@ async fn sdk_backup_retry_is_idempotent_and_conflicts_are_refused() {
         assert_eq!(x.receipt.encode(), r.receipt.encode());
     }
     assert!(
-        dlocker_sdk::verify_backup(&trustees, prepared.manifest())
+        dlocker_sdk::protocol::verify_backup(&trustees, prepared.manifest())
             .await
             .all_healthy()
     );
@@ -173,7 +173,7 @@ async fn sdk_backup_retry_is_idempotent_and_conflicts_are_refused() {
     // A different backup for the same wallet is refused by every trustee, and the original
     // still verifies.
     let other = PreparedBackup::new(&trustees, &wallet, b"other", policy).expect("prepare");
-    let err = dlocker_sdk::backup(&trustees, &other, "alice", &mut auth, &|_| {})
+    let err = dlocker_sdk::protocol::backup(&trustees, &other, "alice", &mut auth, &|_| {})
         .await
         .expect_err("conflict");
     let BackupError::Incomplete { failed, .. } = err else {
@@ -185,7 +185,7 @@ async fn sdk_backup_retry_is_idempotent_and_conflicts_are_refused() {
         "every trustee refuses the conflicting deposit: {failed:?}"
     );
     assert!(
-        dlocker_sdk::verify_backup(&trustees, prepared.manifest())
+        dlocker_sdk::protocol::verify_backup(&trustees, prepared.manifest())
             .await
             .all_healthy()
     );

@@ -5,10 +5,10 @@
 use dlocker_integration_tests::bins::{TRUSTEE_NODE, workspace_root};
 use dlocker_integration_tests::{bin_path, craft};
 use dlocker_sdk::proto::statement::StaffChange;
-use dlocker_sdk::recover::{RecoverEvent, RecoverOptions};
 use dlocker_sdk::{
     BackupPolicy, PreparedBackup, SoftwareAuthenticator, StaffClient, StaffKey, TrusteeSet,
 };
+use dlocker_sdk::{RecoverEvent, RecoverOptions};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -137,11 +137,11 @@ async fn local_cluster_up_status_down() {
         },
     )
     .expect("prepare");
-    dlocker_sdk::backup(&trustees, &prepared, "alice", &mut auth, &|_| {})
+    dlocker_sdk::protocol::backup(&trustees, &prepared, "alice", &mut auth, &|_| {})
         .await
         .expect("backup against the script's cluster");
     assert!(
-        dlocker_sdk::verify_backup(&trustees, prepared.manifest())
+        dlocker_sdk::protocol::verify_backup(&trustees, prepared.manifest())
             .await
             .all_healthy()
     );
@@ -174,7 +174,7 @@ async fn local_cluster_up_status_down() {
         checkpoint: None,
     };
     let (recovered, approved) = tokio::join!(
-        dlocker_sdk::recover(&trustees, &wallet, &mut auth, opts),
+        dlocker_sdk::protocol::recover(&trustees, &wallet, &mut auth, opts),
         async {
             let session = rx.recv().await.expect("the SDK reports the bank session");
             staff
@@ -214,7 +214,7 @@ async fn local_cluster_up_status_down() {
     let again = TrusteeSet::load(script.dir.join("trustees.toml")).expect("trustees");
     assert_eq!(again, trustees, "same nodes, same keys");
     assert!(
-        dlocker_sdk::verify_backup(&trustees, prepared.manifest())
+        dlocker_sdk::protocol::verify_backup(&trustees, prepared.manifest())
             .await
             .all_healthy()
     );

@@ -12,7 +12,9 @@ use dlocker_proto::keys::encode_public_key;
 use dlocker_proto::owner_challenge::OwnerAction;
 use dlocker_proto::pb;
 use dlocker_proto::pb::document_service_client::DocumentServiceClient;
-use dlocker_sdk::{BackupPolicy, OwnerAuthenticator as _, PreparedBackup, SoftwareAuthenticator};
+use dlocker_sdk::{
+    BackupPolicy, PreparedBackup, SoftwareAuthenticator, protocol::OwnerAuthenticator as _,
+};
 use tonic::Code;
 
 fn register_request(
@@ -55,7 +57,7 @@ async fn holder_registration_is_bound_to_its_key_and_strangers_lock_nothing() {
     )
     .expect("prepare");
     let mut auth = SoftwareAuthenticator::new();
-    dlocker_sdk::backup(&set, &prepared, "owner", &mut auth, &|_| {})
+    dlocker_sdk::protocol::backup(&set, &prepared, "owner", &mut auth, &|_| {})
         .await
         .expect("backup");
     let bank = c.node(0);

@@ -12,8 +12,8 @@ use dlocker_proto::owner_challenge::OwnerAction;
 use dlocker_proto::pb;
 use dlocker_proto::pb::epochs_client::EpochsClient;
 use dlocker_sdk::{
-    PasskeyChangeError, SoftwareAuthenticator, TrusteePasskey, change_passkey,
-    resume_passkey_change,
+    PasskeyChangeError, SoftwareAuthenticator, TrusteePasskey,
+    protocol::{change_passkey, resume_passkey_change},
 };
 use tonic::Code;
 

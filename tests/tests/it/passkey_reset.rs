@@ -25,7 +25,8 @@ use dlocker_proto::secret::SecretScalar;
 use dlocker_proto::statement::{PasskeyResetApproval, Signed};
 use dlocker_proto::time::unix_now;
 use dlocker_sdk::{
-    Passkey as _, ResetEvent, ResetOptions, SoftwareAuthenticator, change_passkey, reset_passkey,
+    Passkey as _, ResetEvent, ResetOptions, SoftwareAuthenticator,
+    protocol::{change_passkey, reset_passkey},
 };
 use k256::ecdsa::SigningKey;
 use std::time::Duration;
@@ -459,6 +460,7 @@ async fn passkey_reset_needs_bank_and_k_and_swaps_the_credential_everywhere() {
         poll_interval: Duration::from_millis(200),
         approval_timeout: Duration::from_secs(120),
         progress: &progress,
+        checkpoint: None,
     };
     let trustees = rc.all();
     let report = {
@@ -645,6 +647,138 @@ async fn passkey_reset_from_the_command_line() {
     assert!(out.contains("passkey reset at every trustee"), "{out}");
     let fps = rc.credential_fingerprints(&ALL, &wallet).await;
     assert!(fps.iter().all(|f| f == &fps[0]), "{fps:?}");
+    let mut new = SoftwareAuthenticator::from_bytes(&std::fs::read(&new_file).expect("read"))
+        .expect("passkey file");
+    rc.recover_expecting(&wallet, &mut new, DATA).await;
+}
+
+/// The id of `wallet`'s reset request at the bank, once it is there (`dlocker passkey-resets
+/// list`, polled).
+async fn filed_request(trustees: &str, key: &str, wallet: &str) -> String {
+    for _ in 0..300 {
+        let out = succeeded(
+            &dlocker(&[
+                "--json",
+                "passkey-resets",
+                "list",
+                "--trustees",
+                trustees,
+                "--key",
+                key,
+            ]),
+            "passkey-resets list",
+        );
+        let rows: serde_json::Value = serde_json::from_str(&out).expect("json");
+        let found = rows.as_array().and_then(|rows| {
+            rows.iter()
+                .find(|r| r["wallet_id"] == wallet)
+                .and_then(|r| r["request_id"].as_str().map(str::to_owned))
+        });
+        if let Some(id) = found {
+            return id;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("the owner's request never reached the bank");
+}
+
+/// Stopped while it waits for the bank, `dlocker passkey reset --state FILE` resumes: the first
+/// run files the request, saves it sealed (its key in `FILE.key`) and is killed; staff approve
+/// THAT request; the same command run again, without `--secret-file`, picks it up (no new
+/// passkey, no new request — a new one would wait for an approval nobody gives, and time out)
+/// and every trustee then holds the first run's new passkey, which recovers the wallet. The
+/// state file is gone once the reset completed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passkey_reset_from_the_command_line_resumes_after_a_kill() {
+    let rc = RotationCluster::start(3, None).await;
+    let (wallet, prepared, _lost) = rc.backup("cli-reset-resume", &ALL, 2, DATA).await;
+    let root = rc.root_dir();
+    let trustees = root.join("resume-trustees.toml");
+    std::fs::write(&trustees, rc.trustees_toml_for(&ALL)).expect("trustees file");
+    let secret = root.join("resume-k.hex");
+    std::fs::write(
+        &secret,
+        hex::encode(prepared.secret().to_bytes().as_slice()),
+    )
+    .expect("k");
+    let new_file = root.join("resume-new.passkey");
+    let state = root.join("reset.state");
+    let key = rc.recovery_cluster().staff[0]
+        .key_file
+        .display()
+        .to_string();
+    let (t, k, n, s) = (
+        trustees.display().to_string(),
+        secret.display().to_string(),
+        new_file.display().to_string(),
+        state.display().to_string(),
+    );
+    let mut first = dlocker_integration_tests::cli_command()
+        .args([
+            "passkey",
+            "reset",
+            "--trustees",
+            &t,
+            "--wallet",
+            &wallet,
+            "--secret-file",
+            &k,
+            "--new-passkey",
+            &n,
+            "--state",
+            &s,
+            "--wait",
+            "120",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn dlocker passkey reset");
+    let request = filed_request(&t, &key, &wallet).await;
+    // The request reached the bank, so it was saved before: stop the command there.
+    first.kill().expect("kill");
+    first.wait().expect("reap");
+    assert!(state.exists(), "the filed request is saved");
+    assert!(root.join("reset.state.key").exists(), "its sealing key");
+    let before = rc.credential_fingerprints(&ALL, &wallet).await;
+    assert!(before.iter().all(|f| f == &before[0]), "{before:?}");
+    let out = succeeded(
+        &dlocker(&[
+            "passkey-resets",
+            "approve",
+            &request,
+            "--trustees",
+            &t,
+            "--key",
+            &key,
+            "--yes",
+        ]),
+        "passkey-resets approve",
+    );
+    assert!(out.contains("APPROVED"), "{out}");
+    let resumed = dlocker(&[
+        "passkey",
+        "reset",
+        "--trustees",
+        &t,
+        "--wallet",
+        &wallet,
+        "--new-passkey",
+        &n,
+        "--state",
+        &s,
+        "--wait",
+        "20",
+    ]);
+    let out = succeeded(&resumed, "resumed passkey reset");
+    assert!(out.contains("passkey reset at every trustee"), "{out}");
+    let err = String::from_utf8_lossy(&resumed.stderr);
+    assert!(err.contains("resuming the reset"), "{err}");
+    assert!(err.contains(&request), "the same request: {err}");
+    assert!(!state.exists(), "the saved request is deleted once done");
+    let fps = rc.credential_fingerprints(&ALL, &wallet).await;
+    assert!(fps.iter().all(|f| f == &fps[0]), "{fps:?}");
+    assert_ne!(fps[0], before[0], "the credential was replaced");
     let mut new = SoftwareAuthenticator::from_bytes(&std::fs::read(&new_file).expect("read"))
         .expect("passkey file");
     rc.recover_expecting(&wallet, &mut new, DATA).await;

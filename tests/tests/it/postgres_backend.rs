@@ -107,7 +107,7 @@ async fn deposits_survive_sigkill_and_a_node_refuses_a_schema_not_its_own() {
         rc.kill(i);
     }
     rc.start_all().await;
-    let report = dlocker_sdk::verify_backup(&trustees, prepared.manifest()).await;
+    let report = dlocker_sdk::protocol::verify_backup(&trustees, prepared.manifest()).await;
     assert!(
         report.all_healthy(),
         "after SIGKILL of every node: {:?}",
@@ -166,7 +166,7 @@ async fn deposits_survive_sigkill_and_a_node_refuses_a_schema_not_its_own() {
     })
     .expect("postgres");
     rc.start_node(1).await;
-    let report = dlocker_sdk::verify_backup(&trustees, prepared.manifest()).await;
+    let report = dlocker_sdk::protocol::verify_backup(&trustees, prepared.manifest()).await;
     assert!(report.all_healthy(), "{:?}", report.entries);
     let mut client = rc.node(1).client().await;
     dlocker_integration_tests::craft::status(&mut client, &wallet)

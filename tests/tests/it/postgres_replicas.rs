@@ -146,7 +146,9 @@ async fn storm_wallet(
     let data = format!("storm wallet {k}: twelve words of seed").into_bytes();
     let prepared = PreparedBackup::new(&trustees, &wallet, &data, POLICY).expect("prepare");
     let mut auth = SoftwareAuthenticator::new();
-    if let Err(e) = dlocker_sdk::backup(&trustees, &prepared, "alice", &mut auth, &|_| {}).await {
+    if let Err(e) =
+        dlocker_sdk::protocol::backup(&trustees, &prepared, "alice", &mut auth, &|_| {}).await
+    {
         eprintln!("storm: backup {k} not acknowledged: {e}");
         return None;
     }
@@ -216,7 +218,7 @@ async fn two_replicas_of_the_bank_on_one_schema_lose_nothing_when_one_is_killed_
     let first = craft::wallet_id("replica-a");
     let first_prepared =
         PreparedBackup::new(&only_a, &first, b"through replica A", POLICY).expect("prepare");
-    dlocker_sdk::backup(
+    dlocker_sdk::protocol::backup(
         &only_a,
         &first_prepared,
         "alice",
@@ -300,7 +302,7 @@ async fn two_replicas_of_the_bank_on_one_schema_lose_nothing_when_one_is_killed_
     all.push((first, first_prepared));
     for (wallet, prepared) in &all {
         for set in [&only_a, &only_b] {
-            let report = dlocker_sdk::verify_backup(set, prepared.manifest()).await;
+            let report = dlocker_sdk::protocol::verify_backup(set, prepared.manifest()).await;
             assert!(
                 report.all_healthy(),
                 "acknowledged deposit {wallet} lost: {:?}",

@@ -5,7 +5,7 @@
 
 use dlocker_integration_tests::recovery_cluster::{RecoveryCluster, RecoverySpec, session_key};
 use dlocker_proto::pb::{CancelRecoveryRequest, GetRecoveryStatusRequest, cancel_recovery_request};
-use dlocker_sdk::recover::{RecoveryHandle, TrusteeSession};
+use dlocker_sdk::{RecoveryHandle, TrusteeSession};
 use tonic::Code;
 
 /// Opens and authenticates at every node for R and gets the bank's approval.
@@ -63,7 +63,7 @@ async fn release_refused_after_owner_cancel() {
     // The owner cancels at the first four trustees; trustee-5 is the control.
     let mut partial = handle.clone();
     partial.sessions.truncate(4);
-    let outcomes = dlocker_sdk::cancel_recovery(&trustees, &partial, &mut auth).await;
+    let outcomes = dlocker_sdk::protocol::cancel_recovery(&trustees, &partial, &mut auth).await;
     assert_eq!(outcomes.len(), 4);
     for o in &outcomes {
         assert!(
@@ -142,7 +142,8 @@ async fn release_refused_after_staff_cancel_presented_at_every_trustee() {
         p
     })
     .expect("subset");
-    let outcomes = dlocker_sdk::present_bank_cancellation(&subset, None, &issued.encoded).await;
+    let outcomes =
+        dlocker_sdk::protocol::present_bank_cancellation(&subset, None, &issued.encoded).await;
     for o in &outcomes {
         if o.name == "trustee-3" || o.name == "trustee-4" {
             assert!(

@@ -7,7 +7,7 @@
 use dlocker_integration_tests::recovery_cluster::{
     RecoveryCluster, RecoverySpec, flip_stored_share_bit, plant_wrong_share,
 };
-use dlocker_sdk::recover::RecoverError;
+use dlocker_sdk::RecoverError;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lying_and_broken_trustees_are_named_and_the_others_recover() {

@@ -4,7 +4,7 @@
 
 use dlocker_integration_tests::postgres::Storage;
 use dlocker_integration_tests::recovery_cluster::{RecoveryCluster, RecoverySpec};
-use dlocker_sdk::recover::{RecoverEvent, RecoverOptions};
+use dlocker_sdk::{RecoverEvent, RecoverOptions};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -56,7 +56,7 @@ async fn happy_path(storage: Storage) {
     let staff = rc.staff_client(0);
     let started = Instant::now();
     let (recovered, approved) = tokio::join!(
-        dlocker_sdk::recover(&trustees, &wallet, &mut auth, opts),
+        dlocker_sdk::protocol::recover(&trustees, &wallet, &mut auth, opts),
         async {
             let session = rx
                 .recv()

@@ -19,7 +19,7 @@ use dlocker_integration_tests::recovery_cluster::{RecoveryCluster, RecoverySpec,
 use dlocker_proto::pb::GetRecoveryStatusRequest;
 use dlocker_sdk::{
     BackupPolicy, PreparedBackup, RecoveryHandle, SoftwareAuthenticator, StateKey,
-    saved_recovery_handle,
+    protocol::saved_recovery_handle,
 };
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -197,7 +197,7 @@ async fn phone(rc: &RecoveryCluster, prefix: &str, data: &[u8], delay: u64) -> (
     )
     .expect("prepare backup");
     let mut auth = SoftwareAuthenticator::exportable().expect("software token");
-    dlocker_sdk::backup(&trustees, &prepared, "alice", &mut auth, &|_| {})
+    dlocker_sdk::protocol::backup(&trustees, &prepared, "alice", &mut auth, &|_| {})
         .await
         .expect("backup on 5 nodes");
     let dir = tempfile::tempdir().expect("tempdir");
@@ -446,7 +446,7 @@ async fn backup_resumes_after_the_app_is_killed_after_some_receipts() {
     )
     .expect("prepare");
     let mut other = SoftwareAuthenticator::new();
-    let err = dlocker_sdk::backup(&trustees, &fresh, "alice", &mut other, &|_| {})
+    let err = dlocker_sdk::protocol::backup(&trustees, &fresh, "alice", &mut other, &|_| {})
         .await
         .expect_err("a second backup of the wallet is refused");
     assert!(err.to_string().contains("must be rotated"), "{err}");
@@ -471,7 +471,7 @@ async fn backup_resumes_after_the_app_is_killed_after_some_receipts() {
     );
     let saved = std::fs::read(dir.path().join("backup-state")).expect("saved");
     let prepared = PreparedBackup::open_sealed(&saved, &key).expect("opens");
-    let report = dlocker_sdk::verify_backup(&trustees, prepared.manifest()).await;
+    let report = dlocker_sdk::protocol::verify_backup(&trustees, prepared.manifest()).await;
     assert!(
         report.all_healthy(),
         "every trustee proves its share: {report:?}"
@@ -514,7 +514,7 @@ async fn rotation_resumes_after_the_app_is_killed_mid_commit() {
     );
     app.wait_for("PAUSED");
     app.kill();
-    let status = dlocker_sdk::epoch_status(&trustees, &wallet).await;
+    let status = dlocker_sdk::protocol::epoch_status(&trustees, &wallet).await;
     let active = |e: u64| {
         status
             .iter()
@@ -560,11 +560,13 @@ async fn rotation_resumes_after_the_app_is_killed_mid_commit() {
         lines.contains(&"TOUCHES 1".to_owned()),
         "the commit's touch only, nothing staged again: {lines:?}"
     );
-    for s in dlocker_sdk::epoch_status(&trustees, &wallet).await {
+    for s in dlocker_sdk::protocol::epoch_status(&trustees, &wallet).await {
         assert_eq!(s.active.as_ref().map(|a| a.0), Some(2), "{s:?}");
         assert_eq!(s.staged, None, "{s:?}");
     }
-    let report = dlocker_sdk::verify_backup(&trustees, &record.manifest().expect("manifest")).await;
+    let report =
+        dlocker_sdk::protocol::verify_backup(&trustees, &record.manifest().expect("manifest"))
+            .await;
     assert!(report.all_healthy(), "{report:?}");
     assert_eq!(report.threshold, 2);
 }

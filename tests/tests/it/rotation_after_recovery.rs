@@ -7,7 +7,7 @@ use dlocker_integration_tests::rotation::{RotationCluster, StopAfter, options, s
 use dlocker_proto::pb;
 use dlocker_proto::pb::epochs_client::EpochsClient;
 use dlocker_sdk::BackupPolicy;
-use dlocker_sdk::rotate::{RotateError, RotationStep, rotate};
+use dlocker_sdk::{RotateError, RotationStep, protocol::rotate};
 use tonic::Code;
 
 const SET: [usize; 3] = [0, 1, 2];

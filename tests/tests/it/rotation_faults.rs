@@ -12,10 +12,11 @@
 use dlocker_integration_tests::rotation::{
     RotationCluster, StopAfter, load_record, options, source,
 };
-use dlocker_sdk::rotate::{
-    RotateError, RotationPhase, RotationStep, resume_rotation, rollback_rotation, rotate,
-};
 use dlocker_sdk::{BackupPolicy, SoftwareAuthenticator};
+use dlocker_sdk::{
+    RotateError, RotationPhase, RotationStep,
+    protocol::{resume_rotation, rollback_rotation, rotate},
+};
 
 const OLD: [usize; 5] = [0, 1, 2, 3, 4];
 const NEW: [usize; 3] = [0, 1, 5];

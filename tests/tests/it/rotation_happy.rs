@@ -8,10 +8,11 @@ use dlocker_integration_tests::postgres::Storage;
 use dlocker_integration_tests::rotation::{
     RotationCluster, db_mentions_wallet, events_naming_wallet, source, stored_share_epoch,
 };
-use dlocker_sdk::rotate::{
-    RotateEvent, RotateOptions, RotationSource, TrusteeRole, epoch_status, rotate,
+use dlocker_sdk::{BackupPolicy, protocol::verify_backup};
+use dlocker_sdk::{
+    RotateEvent, RotateOptions, RotationSource, TrusteeRole,
+    protocol::{epoch_status, rotate},
 };
-use dlocker_sdk::{BackupPolicy, verify_backup};
 use std::sync::Mutex;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,10 +20,11 @@ use dlocker_proto::pb::epochs_client::EpochsClient;
 use dlocker_proto::pb::recovery_client::RecoveryClient;
 use dlocker_proto::secret::SecretScalar;
 use dlocker_proto::share::Share;
-use dlocker_sdk::rotate::{
-    RotateError, RotationPhase, RotationStep, prepare_rotation, resume_rotation, rotate,
-};
 use dlocker_sdk::{BackupPolicy, SoftwareAuthenticator};
+use dlocker_sdk::{
+    RotateError, RotationPhase, RotationStep,
+    protocol::{prepare_rotation, resume_rotation, rotate},
+};
 use std::time::Duration;
 use tonic::Code;
 
@@ -328,7 +329,7 @@ async fn bad_share_no_passkey_stale_stage_and_open_recovery_are_refused() {
         .recovery_cluster()
         .open_and_authenticate(0, &wallet, &r.public_key(), &mut auth)
         .await;
-    let src2 = dlocker_sdk::rotate::RotationSource::from_recovered(&recovered);
+    let src2 = dlocker_sdk::RotationSource::from_recovered(&recovered);
     let never = StopAfter::never();
     let hook = |s: &RotationStep| never.hook(s);
     let opts = options(rc.root_dir(), &wallet, &hook);

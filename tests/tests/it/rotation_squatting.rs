@@ -23,7 +23,7 @@ use dlocker_proto::secret::SecretScalar;
 use dlocker_proto::share;
 use dlocker_proto::statement::{CredentialAttestation, Signed, StageReceipt};
 use dlocker_sdk::BackupPolicy;
-use dlocker_sdk::rotate::rotate;
+use dlocker_sdk::protocol::rotate;
 use k256::PublicKey;
 use k256::ecdsa::SigningKey;
 use k256::elliptic_curve::Generate;
@@ -304,7 +304,7 @@ async fn a_stranger_cannot_squat_a_wallet_id_at_a_joining_trustee() {
     }
 
     // The owner's own rotation to the target succeeds, and the wallet recovers from epoch 2.
-    let hook = |_: &dlocker_sdk::rotate::RotationStep| false;
+    let hook = |_: &dlocker_sdk::RotationStep| false;
     let opts = options(rc.root_dir(), &wallet, &hook);
     let policy = BackupPolicy {
         threshold: 2,

@@ -57,15 +57,15 @@ async fn one_connection_per_trustee_serves_a_wallets_life() {
     let start = get_info_calls(&admin);
     let prepared = PreparedBackup::new(&trustees, &wallet, b"seed", POLICY).expect("prepare");
     let mut auth = SoftwareAuthenticator::new();
-    dlocker_sdk::backup(&trustees, &prepared, "alice", &mut auth, &|_| {})
+    dlocker_sdk::protocol::backup(&trustees, &prepared, "alice", &mut auth, &|_| {})
         .await
         .expect("backup");
     assert!(
-        dlocker_sdk::verify_backup(&trustees, prepared.manifest())
+        dlocker_sdk::protocol::verify_backup(&trustees, prepared.manifest())
             .await
             .all_healthy()
     );
-    let _ = dlocker_sdk::epoch_status(&trustees, &wallet).await;
+    let _ = dlocker_sdk::protocol::epoch_status(&trustees, &wallet).await;
     let free = delta(&get_info_calls(&admin), &start);
     assert!(
         free.iter().all(|&n| n >= 3.0),

@@ -17,7 +17,7 @@ async fn tls_and_mtls_nodes_serve_the_sdk_and_refuse_plaintext() {
         ca_cert: Some(tls_node.tls.as_ref().expect("tls").ca_cert.clone()),
         ..TlsFiles::default()
     };
-    let info = dlocker_sdk::transport::node_info_with_tls(&tls_node.endpoint, &pinned)
+    let info = dlocker_sdk::protocol::node_info_with_tls(&tls_node.endpoint, &pinned)
         .await
         .unwrap_or_else(|e| panic!("https GetInfo with the CA pinned: {e}"));
     assert_eq!(info.node_id, tls_node.node_id);
@@ -31,11 +31,13 @@ async fn tls_and_mtls_nodes_serve_the_sdk_and_refuse_plaintext() {
     // Plaintext to the TLS port fails; TLS without the private CA pinned fails.
     let plain = tls_node.endpoint.replacen("https://", "http://", 1);
     assert!(
-        dlocker_sdk::node_info(&plain).await.is_err(),
+        dlocker_sdk::protocol::node_info(&plain).await.is_err(),
         "plaintext h2c to a TLS node must fail"
     );
     assert!(
-        dlocker_sdk::node_info(&tls_node.endpoint).await.is_err(),
+        dlocker_sdk::protocol::node_info(&tls_node.endpoint)
+            .await
+            .is_err(),
         "an unpinned CA must not be trusted"
     );
 
@@ -48,7 +50,7 @@ async fn tls_and_mtls_nodes_serve_the_sdk_and_refuse_plaintext() {
         ..TlsFiles::default()
     };
     assert!(
-        dlocker_sdk::transport::node_info_with_tls(&mtls_node.endpoint, &ca_only)
+        dlocker_sdk::protocol::node_info_with_tls(&mtls_node.endpoint, &ca_only)
             .await
             .is_err(),
         "an mTLS node must refuse a client without a certificate"
@@ -58,7 +60,7 @@ async fn tls_and_mtls_nodes_serve_the_sdk_and_refuse_plaintext() {
         client_cert: Some(client.cert.clone()),
         client_key: Some(client.key.clone()),
     };
-    let info = dlocker_sdk::transport::node_info_with_tls(&mtls_node.endpoint, &with_cert)
+    let info = dlocker_sdk::protocol::node_info_with_tls(&mtls_node.endpoint, &with_cert)
         .await
         .unwrap_or_else(|e| panic!("mTLS GetInfo with a client certificate: {e}"));
     assert_eq!(info.node_id, mtls_node.node_id);
@@ -113,7 +115,7 @@ async fn tls_and_mtls_nodes_serve_the_sdk_and_refuse_plaintext() {
         },
     )
     .expect("prepare");
-    let receipts = dlocker_sdk::backup(
+    let receipts = dlocker_sdk::protocol::backup(
         &trustees,
         &prepared,
         "alice",
@@ -123,7 +125,7 @@ async fn tls_and_mtls_nodes_serve_the_sdk_and_refuse_plaintext() {
     .await
     .unwrap_or_else(|e| panic!("backup over TLS/mTLS: {e}"));
     assert_eq!(receipts.receipts.len(), 3);
-    let report = dlocker_sdk::verify_backup(&trustees, prepared.manifest()).await;
+    let report = dlocker_sdk::protocol::verify_backup(&trustees, prepared.manifest()).await;
     assert!(report.all_healthy(), "{report:?}");
 
     // The CLI, pointed at one TLS node: works with --ca-cert, fails without it and in plaintext.

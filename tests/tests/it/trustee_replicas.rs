@@ -9,7 +9,7 @@ use dlocker_integration_tests::Cluster;
 use dlocker_integration_tests::cluster::free_ports;
 use dlocker_integration_tests::{cli_command, craft};
 use dlocker_proto::ids::WalletId;
-use dlocker_sdk::error::ConnectError;
+use dlocker_sdk::ConnectError;
 use dlocker_sdk::{
     BackupPolicy, Client, OwnerIdentity, PreparedBackup, SoftwareAuthenticator, TrusteeFailure,
     TrusteeInfo, TrusteeSet,
@@ -65,12 +65,13 @@ async fn a_trustee_that_answers_at_one_of_its_endpoints_serves() {
             let wallet = craft::wallet_id(&format!("replicas-{extra_first}-{k}"));
             let prepared = PreparedBackup::new(&set, &wallet, b"seed", POLICY).expect("prepare");
             let mut auth = SoftwareAuthenticator::new();
-            let receipts = dlocker_sdk::backup(&set, &prepared, "alice", &mut auth, &|_| {})
-                .await
-                .expect("backup through the endpoint that answers");
+            let receipts =
+                dlocker_sdk::protocol::backup(&set, &prepared, "alice", &mut auth, &|_| {})
+                    .await
+                    .expect("backup through the endpoint that answers");
             assert_eq!(receipts.receipts.len(), 3);
             assert!(
-                dlocker_sdk::verify_backup(&set, prepared.manifest())
+                dlocker_sdk::protocol::verify_backup(&set, prepared.manifest())
                     .await
                     .all_healthy()
             );
@@ -140,7 +141,7 @@ async fn a_trustee_that_answers_at_one_of_its_endpoints_serves() {
     // Whichever endpoint a call tries first, the impostor is never used: either the real
     // endpoint answered first, or the call stops at the mismatch.
     for _ in 0..10 {
-        match dlocker_sdk::backup(&set, &prepared, "alice", &mut auth, &|_| {}).await {
+        match dlocker_sdk::protocol::backup(&set, &prepared, "alice", &mut auth, &|_| {}).await {
             Ok(_) => {}
             Err(dlocker_sdk::BackupError::Incomplete { failed, .. }) => {
                 for (name, f) in &failed {

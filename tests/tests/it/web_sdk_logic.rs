@@ -7,7 +7,7 @@
 
 use dlocker_integration_tests::recovery_cluster::{RecoveryCluster, RecoverySpec};
 use dlocker_proto::pb::GetRecoveryStatusRequest;
-use dlocker_sdk::error::AuthError;
+use dlocker_sdk::AuthError;
 use dlocker_sdk::{Passkey, PasskeyFuture, SoftwareAuthenticator};
 use dlocker_web::logic::{self, BackupOptions, Event, RecoverOptionsJs, RecoverSignal, Start};
 use std::sync::{Arc, Mutex};

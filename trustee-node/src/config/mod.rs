@@ -29,6 +29,9 @@ pub mod defaults {
     pub const MAX_USER_NAME_LEN: usize = 64;
     /// How long a passkey ceremony stays open.
     pub const CEREMONY_TTL_SECS: u64 = 300;
+    /// How long a passkey reset's owner nonces (and the bank's request) live: the bank's check
+    /// of the customer must fit in it.
+    pub const PASSKEY_RESET_TTL_SECS: u64 = 3600;
     /// Most passkey ceremonies open at once (each costs a little disk until it expires).
     pub const MAX_PENDING_CEREMONIES: usize = 10_000;
     /// Owner-ceremony calls (nonces issued, passkey responses checked) per caller address per
@@ -280,6 +283,8 @@ pub struct RawLimits {
     pub max_user_name_len: Option<usize>,
     /// Passkey ceremony lifetime.
     pub ceremony_ttl_secs: Option<u64>,
+    /// Passkey reset lifetime (its nonces; the bank's request).
+    pub passkey_reset_ttl_secs: Option<u64>,
     /// Most open ceremonies.
     pub max_pending_ceremonies: Option<usize>,
     /// Most trustees per manifest.
@@ -454,6 +459,9 @@ pub struct Limits {
     pub max_user_name_len: usize,
     /// Passkey ceremony lifetime.
     pub ceremony_ttl_secs: u64,
+    /// How long a passkey reset's owner nonces live and, at the bank, its request: the bank's
+    /// check of the customer must fit in it, so it is longer than `ceremony_ttl_secs`.
+    pub passkey_reset_ttl_secs: u64,
     /// Most open ceremonies.
     pub max_pending_ceremonies: usize,
     /// Most trustees in a manifest.
@@ -475,6 +483,7 @@ impl Default for Limits {
             max_blob_bytes: defaults::MAX_BLOB_BYTES,
             max_user_name_len: defaults::MAX_USER_NAME_LEN,
             ceremony_ttl_secs: defaults::CEREMONY_TTL_SECS,
+            passkey_reset_ttl_secs: defaults::PASSKEY_RESET_TTL_SECS,
             max_pending_ceremonies: defaults::MAX_PENDING_CEREMONIES,
             max_trustees: defaults::MAX_TRUSTEES,
             owner_calls_per_minute: defaults::OWNER_CALLS_PER_MINUTE,
@@ -1135,6 +1144,13 @@ fn limits_from(raw: &RawLimits) -> Result<Limits, ConfigError> {
             30,
             3600,
         )?,
+        passkey_reset_ttl_secs: in_range(
+            "limits.passkey_reset_ttl_secs",
+            raw.passkey_reset_ttl_secs,
+            defaults::PASSKEY_RESET_TTL_SECS,
+            60,
+            86_400,
+        )?,
         max_pending_ceremonies: in_range(
             "limits.max_pending_ceremonies",
             raw.max_pending_ceremonies,
@@ -1302,6 +1318,9 @@ max_blob_bytes = {mbb}
 max_user_name_len = {mun}
 # Seconds a passkey ceremony (BeginEnrollment -> FinishEnrollment) stays valid.
 ceremony_ttl_secs = {ttl}
+# Seconds a passkey reset's ceremony stays valid (60-86400): the owner nonces it spends and, on
+# the bank node, the request its staff approve. The bank's check of the customer must fit in it.
+passkey_reset_ttl_secs = {prttl}
 # Most passkey ceremonies open at once; BeginEnrollment is refused beyond this.
 max_pending_ceremonies = {mpc}
 # Most trustees a manifest may list.
@@ -1372,6 +1391,7 @@ known_trustee_keys = []
         mbb = defaults::MAX_BLOB_BYTES,
         mun = defaults::MAX_USER_NAME_LEN,
         ttl = defaults::CEREMONY_TTL_SECS,
+        prttl = defaults::PASSKEY_RESET_TTL_SECS,
         mpc = defaults::MAX_PENDING_CEREMONIES,
         mt = defaults::MAX_TRUSTEES,
         ocpm = defaults::OWNER_CALLS_PER_MINUTE,
@@ -1734,6 +1754,28 @@ mod tests {
             .expect("applied");
         let e = NodeConfig::from_toml(&typo, Path::new("/d")).expect_err("unknown key");
         assert!(e.to_string().contains("owner_cals"), "{e}");
+    }
+
+    #[test]
+    fn passkey_reset_ttl_is_a_setting_within_bounds() {
+        use toml::Value::Integer;
+        let ttl = |v: i64| with(|t| set(t, "limits", "passkey_reset_ttl_secs", Integer(v)));
+        assert_eq!(ttl(600).expect("valid").limits.passkey_reset_ttl_secs, 600);
+        assert_eq!(ttl(60).expect("lowest").limits.passkey_reset_ttl_secs, 60);
+        assert_eq!(
+            ttl(86_400).expect("highest").limits.passkey_reset_ttl_secs,
+            86_400
+        );
+        assert_eq!(field_of(ttl(59)), "limits.passkey_reset_ttl_secs");
+        assert_eq!(field_of(ttl(86_401)), "limits.passkey_reset_ttl_secs");
+        // An older config without the key gets the default: an hour.
+        let older = with(|t| {
+            if let Some(toml::Value::Table(l)) = t.get_mut("limits") {
+                l.remove("passkey_reset_ttl_secs");
+            }
+        })
+        .expect("valid");
+        assert_eq!(older.limits.passkey_reset_ttl_secs, 3600);
     }
 
     #[test]

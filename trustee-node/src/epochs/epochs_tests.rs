@@ -189,6 +189,11 @@ struct Harness {
 
 impl Harness {
     async fn new() -> Self {
+        Self::with_config(|text| text).await
+    }
+
+    /// A node whose rendered config `edit` changed first.
+    async fn with_config(edit: impl Fn(String) -> String) -> Self {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path();
         let mut opts = InitOptions::new(
@@ -201,7 +206,7 @@ impl Harness {
         init_node(&opts).expect("init");
         let known = SigningKey::generate_from_rng(&mut rand::rng());
         let path = dir.join("config.toml");
-        let text = std::fs::read_to_string(&path).expect("read");
+        let text = edit(std::fs::read_to_string(&path).expect("read"));
         assert!(text.contains("[epochs]"), "init documents [epochs]");
         let text = text
             .replace(
@@ -370,6 +375,39 @@ fn owner_authority(o: pb::OwnerAssertion) -> Option<pb::stage_epoch_request::Aut
 fn code<T: std::fmt::Debug>(r: Result<T, tonic::Status>) -> (Code, String) {
     let s = r.expect_err("must be refused");
     (s.code(), s.message().to_owned())
+}
+
+/// A reset's nonces live `limits.passkey_reset_ttl_secs` (the bank's check of the customer
+/// happens while they wait), an ordinary ceremony's `limits.ceremony_ttl_secs`.
+#[tokio::test]
+async fn reset_nonces_live_the_configured_reset_ttl() {
+    let default = format!(
+        "passkey_reset_ttl_secs = {}",
+        crate::config::defaults::PASSKEY_RESET_TTL_SECS
+    );
+    let mut h =
+        Harness::with_config(|text| text.replace(&default, "passkey_reset_ttl_secs = 120")).await;
+    let wallet = "wallet-reset-ttl";
+    let e1 = Epoch::new(wallet, 1, 2, Some(&h.node_key), 2, None);
+    h.enroll(&e1).await;
+    let now = h.clock.0.load(Ordering::SeqCst);
+    let mut begin = async |action: pb::EpochAction| {
+        h.epochs
+            .begin_epoch_action(pb::BeginEpochActionRequest {
+                wallet_id: wallet.into(),
+                action: action as i32,
+                manifest_hash: Vec::new(),
+            })
+            .await
+            .expect("begin epoch action")
+            .into_inner()
+            .expires_at
+    };
+    assert_eq!(begin(pb::EpochAction::ResetPasskey).await, now + 120);
+    assert_eq!(
+        begin(pb::EpochAction::ChangePasskey).await,
+        now + crate::config::defaults::CEREMONY_TTL_SECS
+    );
 }
 
 #[tokio::test]

@@ -28,10 +28,6 @@ use webauthn_rs::prelude::Passkey;
 /// The audit entry's (and event's) kind for a reset credential.
 pub const PASSKEY_RESET: &str = "passkey_reset";
 
-/// How long a reset's nonces (and the bank's request) live: the bank's check of the customer
-/// must fit in it, so it is longer than an ordinary ceremony's `limits.ceremony_ttl_secs`.
-pub const PASSKEY_RESET_TTL_SECS: u64 = 3600;
-
 /// Why a passkey reset was refused (beyond the one-touch, WebAuthn and bank-approval checks it
 /// shares with other ceremonies).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

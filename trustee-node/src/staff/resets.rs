@@ -7,7 +7,7 @@
 
 use super::StaffOps;
 use crate::db::PasskeyResetRecord;
-use crate::epochs::passkey_reset::{PASSKEY_RESET_TTL_SECS, ResetError, ResetOwner};
+use crate::epochs::passkey_reset::{ResetError, ResetOwner};
 use crate::error::NodeError;
 use crate::recovery::session::add_distinct_approval;
 use dlocker_proto::statement::{PasskeyResetApproval, Signed, StaffAction};
@@ -74,7 +74,7 @@ impl StaffOps<'_> {
             wallet_id: wallet.to_owned(),
             credential_fingerprint: hex::encode(checked.new_fingerprint),
             opened_at: now,
-            expires_at: now.saturating_add(PASSKEY_RESET_TTL_SECS),
+            expires_at: now.saturating_add(self.config.limits.passkey_reset_ttl_secs),
             approvals: Vec::new(),
             approval: None,
         };
