@@ -98,7 +98,7 @@ async fn a_recovery_with_an_hour_between_polls_finishes_when_staff_approve() {
         progress: &progress,
         checkpoint: None,
     };
-    let recovery = dlocker_sdk::recover(&trustees, &wallet, &mut auth, opts);
+    let recovery = dlocker_sdk::protocol::recover(&trustees, &wallet, &mut auth, opts);
     let approve = async {
         let sid = rx.recv().await.expect("the SDK waits for the bank");
         after_a_moment(staff.approve(&sid)).await.expect("approve");
