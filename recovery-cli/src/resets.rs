@@ -218,8 +218,8 @@ pub(crate) async fn run_staff(cmd: PasskeyResetsCommand, json: bool) -> anyhow::
     }
 }
 
-fn load_secret(path: &Path) -> anyhow::Result<SecretScalar> {
-    let hint = "pass a file holding the wallet secret k as 64 hex digits";
+/// 32 secret bytes written as 64 hex digits in the file at `path`; `hint` says what to pass.
+fn read_hex32(path: &Path, hint: &str) -> anyhow::Result<Zeroizing<[u8; 32]>> {
     let text = Zeroizing::new(
         std::fs::read_to_string(path)
             .map_err(|e| hinted(format!("cannot read {}: {e}", path.display()), hint))?,
@@ -228,12 +228,14 @@ fn load_secret(path: &Path) -> anyhow::Result<SecretScalar> {
         hex::decode(text.trim())
             .map_err(|_| hinted(format!("{} is not hex", path.display()), hint))?,
     );
-    let arr: Zeroizing<[u8; 32]> = Zeroizing::new(
-        bytes
-            .as_slice()
-            .try_into()
-            .map_err(|_| hinted(format!("{} does not hold 32 bytes", path.display()), hint))?,
-    );
+    Ok(Zeroizing::new(bytes.as_slice().try_into().map_err(
+        |_| hinted(format!("{} does not hold 32 bytes", path.display()), hint),
+    )?))
+}
+
+fn load_secret(path: &Path) -> anyhow::Result<SecretScalar> {
+    let hint = "pass a file holding the wallet secret k as 64 hex digits";
+    let arr = read_hex32(path, hint)?;
     SecretScalar::from_bytes(&arr)
         .filter(|k| !k.is_zero())
         .ok_or_else(|| {
@@ -264,19 +266,7 @@ fn state_key(path: &Path, create: bool) -> anyhow::Result<StateKey> {
             .map_err(|e| anyhow::anyhow!("cannot write the state key {}: {e}", path.display()))?;
         return Ok(key);
     }
-    let text = Zeroizing::new(
-        std::fs::read_to_string(path)
-            .map_err(|e| hinted(format!("cannot read {}: {e}", path.display()), hint))?,
-    );
-    let bytes = Zeroizing::new(
-        hex::decode(text.trim())
-            .map_err(|_| hinted(format!("{} is not hex", path.display()), hint))?,
-    );
-    let arr: [u8; 32] = bytes
-        .as_slice()
-        .try_into()
-        .map_err(|_| hinted(format!("{} does not hold 32 bytes", path.display()), hint))?;
-    Ok(StateKey::from_bytes(arr))
+    Ok(StateKey::from_bytes(*read_hex32(path, hint)?))
 }
 
 /// The reset saved in `--state`, if that file exists.

@@ -51,46 +51,40 @@ pub(crate) fn check_receipts(
     let hash = manifest.hash();
     let mut seen = vec![false; trustees.len()];
     for (i, bytes) in receipts.iter().enumerate() {
-        if let Some(own) = own.as_ref().filter(|o| o.stored == bytes.as_slice()) {
-            let Some(pos) = trustees.iter().position(|t| t.node_id == own.node_id) else {
-                return Err(rejected(format!(
-                    "receipt {i} names node {}, which the manifest does not list",
-                    own.node_id
-                )));
-            };
-            if std::mem::replace(&mut seen[pos], true) {
-                return Err(rejected(format!(
-                    "two receipts of node {}: send one per trustee",
-                    own.node_id
-                )));
+        // This node's own receipt is known by its bytes; any other is decoded and verified.
+        let (signed, node_id) = match own.as_ref().filter(|o| o.stored == bytes.as_slice()) {
+            Some(o) => (None, o.node_id.to_owned()),
+            None => {
+                let s = Signed::<Receipt>::decode(bytes)
+                    .map_err(|e| rejected(format!("receipt {i}: {e}")))?;
+                let node_id = s.body().node_id.clone();
+                (Some(s), node_id)
             }
-            continue;
-        }
-        let signed =
-            Signed::<Receipt>::decode(bytes).map_err(|e| rejected(format!("receipt {i}: {e}")))?;
-        let r = signed.body();
-        let Some(pos) = trustees.iter().position(|t| t.node_id == r.node_id) else {
+        };
+        let Some(pos) = trustees.iter().position(|t| t.node_id == node_id) else {
             return Err(rejected(format!(
-                "receipt {i} names node {}, which the manifest does not list",
-                r.node_id
+                "receipt {i} names node {node_id}, which the manifest does not list"
             )));
         };
         let t = &trustees[pos];
-        if signed.signer() != &t.public_key {
-            return Err(rejected(format!(
-                "receipt {i} is not signed by the key the manifest names for node {}",
-                t.node_id
-            )));
-        }
-        if r.wallet_id != manifest.wallet_id()
-            || r.epoch != manifest.epoch()
-            || r.share_index != t.share_index
-            || r.manifest_hash != hash
-        {
-            return Err(rejected(format!(
-                "receipt {i} (node {}) is for another wallet, epoch, share or manifest",
-                t.node_id
-            )));
+        if let Some(signed) = &signed {
+            let r = signed.body();
+            if signed.signer() != &t.public_key {
+                return Err(rejected(format!(
+                    "receipt {i} is not signed by the key the manifest names for node {}",
+                    t.node_id
+                )));
+            }
+            if r.wallet_id != manifest.wallet_id()
+                || r.epoch != manifest.epoch()
+                || r.share_index != t.share_index
+                || r.manifest_hash != hash
+            {
+                return Err(rejected(format!(
+                    "receipt {i} (node {}) is for another wallet, epoch, share or manifest",
+                    t.node_id
+                )));
+            }
         }
         if std::mem::replace(&mut seen[pos], true) {
             return Err(rejected(format!(
