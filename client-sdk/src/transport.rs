@@ -114,7 +114,24 @@ pub(crate) fn not_held(s: &Status) -> bool {
 pub(crate) fn transport_failure(s: &Status) -> bool {
     NodeRefusal::of_status(s).is_none()
         && (matches!(s.code(), Code::Unavailable | Code::DeadlineExceeded)
+            || broken_connection(s)
             || (cfg!(target_arch = "wasm32") && fetch_failed(s.code(), s.message())))
+}
+
+/// A connection that broke under a call (the node stopped or was killed while answering):
+/// tonic reports it as UNKNOWN "transport error", with its transport error as the source. The
+/// node may never have seen the call, so it is a transport failure like UNAVAILABLE.
+#[cfg(not(target_arch = "wasm32"))]
+fn broken_connection(s: &Status) -> bool {
+    use std::error::Error as _;
+    s.code() == Code::Unknown
+        && s.source()
+            .is_some_and(|e| e.is::<tonic::transport::Error>())
+}
+
+#[cfg(target_arch = "wasm32")]
+fn broken_connection(_: &Status) -> bool {
+    false
 }
 
 /// In the browser a `fetch` that got no readable answer (node down, TLS failure, or this page's
@@ -571,6 +588,37 @@ mod tests {
         let d = describe_status(&Status::unknown("JS API error: TypeError: Failed to fetch"));
         assert!(d.starts_with("no answer the browser could read"), "{d}");
         assert!(d.ends_with("TypeError: Failed to fetch"), "{d}");
+    }
+
+    /// A server that takes the connection and the call, then dies without answering (a node
+    /// killed mid-call): the call's status must read as a transport failure, so the SDK tries
+    /// the node again (or its replica) instead of giving up.
+    #[tokio::test]
+    async fn a_connection_broken_under_a_call_is_a_transport_failure() {
+        use tokio::io::AsyncReadExt as _;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.expect("accept");
+            // Read the client's preface and request, then drop the connection unanswered.
+            let mut buf = [0u8; 4096];
+            let _ = tokio::time::timeout(Duration::from_millis(300), sock.read(&mut buf)).await;
+        });
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .expect("endpoint")
+            .connect_lazy();
+        let status = dlocker_proto::pb::trustee_client::TrusteeClient::new(channel)
+            .get_info(GetInfoRequest {})
+            .await
+            .expect_err("the server never answers");
+        assert!(
+            transport_failure(&status),
+            "{:?} {:?}",
+            status.code(),
+            status.message()
+        );
     }
 
     #[test]
