@@ -54,7 +54,8 @@ pub enum OwnerAction {
     /// Re-issuing the holder's documents to a new key; authorizes the new key (SEC1).
     Reissue = 8,
     /// Erasing the wallet at a trustee (every epoch, the credential, sessions, nonces);
-    /// authorizes nothing more than the wallet (empty): the action byte is the whole intent.
+    /// authorizes [`delete_authorized`]: empty for a plain delete, [`DELETE_WITH_DOCUMENTS`]
+    /// when the document locker's holder is to be erased too.
     Delete = 9,
     /// Replacing the wallet's credential. Two responses over the same nonces: the NEW
     /// credential's registration authorizes nothing (empty), the CURRENT credential's assertion
@@ -284,6 +285,20 @@ pub fn stage_authorized(manifest_hash: &[u8; 32], credential_fingerprint: &[u8; 
     v.extend_from_slice(manifest_hash);
     v.extend_from_slice(credential_fingerprint);
     v
+}
+
+/// `authorized` for [`OwnerAction::Delete`] when the owner also erases the wallet's holder at the
+/// document locker (its documents, consents, drafts and tasks).
+pub const DELETE_WITH_DOCUMENTS: &[u8] = b"delete+documents";
+
+/// `authorized` for [`OwnerAction::Delete`]: the owner's choice about the locker's documents is
+/// part of the one touch, so nobody carrying the assertion can add or strip it.
+pub fn delete_authorized(erase_documents: bool) -> &'static [u8] {
+    if erase_documents {
+        DELETE_WITH_DOCUMENTS
+    } else {
+        b""
+    }
 }
 
 /// A WebAuthn credential's fingerprint: `SHA-256(label ‖ bytes credential_id ‖ bytes
