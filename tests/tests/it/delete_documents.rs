@@ -3,7 +3,8 @@
 //! the locker — its credentials revoked in the status lists the locker serves, its documents,
 //! consents, drafts and tasks gone from the database — while a plain delete leaves them. The
 //! choice is part of the touch: an assertion made for one choice, presented with the other, is
-//! refused with its own message and nothing changes.
+//! refused with its own message and nothing changes. `dlocker delete --erase-documents` asks
+//! for it from the command line.
 
 use dlocker_integration_tests::locker::{
     BANK_ISSUER, ID_CARD, LockerCluster, id_card_claims, in_a_year,
@@ -15,9 +16,11 @@ use dlocker_proto::owner_challenge::{DELETE_WITH_DOCUMENTS, OwnerAction};
 use dlocker_proto::pb;
 use dlocker_proto::pb::epochs_client::EpochsClient;
 use dlocker_sdk::documents::vc::Upload;
-use dlocker_sdk::documents::{CredentialStatus, IssuerClient, vc};
+use dlocker_sdk::documents::{CredentialStatus, HolderClient, IssuerClient, PrincipalKey, vc};
 use dlocker_sdk::protocol::{delete_backup, delete_backup_with};
-use dlocker_sdk::{DeleteOptions, TrusteeErasure};
+use dlocker_sdk::{
+    BackupPolicy, DeleteOptions, PreparedBackup, SoftwareAuthenticator, TrusteeErasure,
+};
 use tonic::Code;
 
 const BANK: usize = 0;
@@ -255,4 +258,65 @@ async fn the_documents_choice_cannot_be_added_or_stripped() {
         .into_inner();
     assert_eq!(ok.documents_erased, 2);
     assert!(locker.status_of(BANK_ISSUER, &entry).await.expect("status"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_erases_the_documents_when_asked() {
+    let c = LockerCluster::start().await;
+    let set = c.set();
+    let id = dlocker_integration_tests::craft::wallet_id("delcli");
+    let prepared = PreparedBackup::new(
+        &set,
+        &id,
+        b"wallet secret",
+        BackupPolicy {
+            threshold: 2,
+            recovery_delay_secs: 0,
+        },
+    )
+    .expect("prepare backup");
+    // Exportable: the CLI reads the owner's passkey from a file.
+    let mut auth = SoftwareAuthenticator::exportable().expect("software passkey");
+    dlocker_sdk::protocol::backup(&set, &prepared, "owner", &mut auth, &|_| {})
+        .await
+        .expect("backup");
+    let holder = HolderClient::new(c.locker(), &id, PrincipalKey::generate());
+    holder.register(&mut auth).await.expect("register");
+    let hosted = c.hosted_issuer(BANK_ISSUER, &[ID_CARD]).await;
+    let card = hosted
+        .issue(&id, ID_CARD, &id_card_claims("Asha Rao"), in_a_year())
+        .await
+        .expect("issue");
+    let passkey = c.root_dir().join("owner.passkey");
+    std::fs::write(&passkey, auth.to_bytes().expect("exportable")).expect("save passkey");
+    let trustees = c.write_trustees();
+    let o = c.dlocker(&[
+        "--json",
+        "delete",
+        "--trustees",
+        trustees.to_str().expect("path"),
+        "--wallet",
+        &id,
+        "--passkey",
+        passkey.to_str().expect("path"),
+        "--erase-documents",
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(json["complete"], true, "{out}");
+    assert_eq!(json["documents_erased"], 1, "{out}");
+    let entry = status_of(&card.credential_jws);
+    assert!(
+        c.locker()
+            .status_of(BANK_ISSUER, &entry)
+            .await
+            .expect("status")
+    );
+    let e = holder.documents().await.expect_err("holder erased");
+    assert_eq!(e.code(), Some(Code::NotFound), "{e}");
 }
