@@ -346,6 +346,23 @@ mod tests {
     }
 
     #[test]
+    fn a_delete_touch_covers_the_documents_choice() {
+        assert_eq!(delete_authorized(false), b"");
+        assert_eq!(delete_authorized(true), b"delete+documents");
+        let d = |docs| {
+            OwnerChallenge::new(
+                OwnerAction::Delete,
+                "w",
+                delete_authorized(docs),
+                vec![n(1)],
+            )
+            .expect("valid")
+            .digest()
+        };
+        assert_ne!(d(false), d(true));
+    }
+
+    #[test]
     fn refuses_malformed_lists() {
         let e = |v: Vec<TrusteeNonce>| OwnerChallenge::new(OwnerAction::Backup, "w", b"", v);
         assert_eq!(e(vec![]), Err(ChallengeError::Count(0)));
