@@ -97,7 +97,10 @@ pub async fn cancel_all_recoveries(
         infos,
         wallet_id.as_str(),
         EpochAction::CancelAll,
-        OwnerAction::CancelAll,
+        wallet_action::OwnerIntent {
+            action: OwnerAction::CancelAll,
+            authorized: b"",
+        },
         || TrusteeCancelAll::NotHeld,
         auth,
         |_, ch, owner| close_all(ch, wallet_id, owner),

@@ -29,7 +29,7 @@ use crate::backup::{
     backup_with_checkpoint,
 };
 use crate::cancel_all::{CancelAllError, CancelAllReport, cancel_all_recoveries};
-use crate::delete::{DeleteError, DeleteReport, delete_backup};
+use crate::delete::{DeleteError, DeleteOptions, DeleteReport, delete_backup_with};
 use crate::error::{BackupError, Failure, TrusteeFailure, TrusteesError};
 #[cfg(not(target_arch = "wasm32"))]
 use crate::passkey_change::{
@@ -633,14 +633,29 @@ impl Client {
     }
 
     /// Erases the wallet at every trustee with one touch; each returns a signed erasure
-    /// receipt. On an incomplete delete, call again (one more touch) to complete it.
+    /// receipt. On an incomplete delete, call again (one more touch) to complete it. The
+    /// document locker's documents stay: see [`Client::delete_with`].
     pub async fn delete(
         &self,
         wallet_id: &WalletId,
         passkey: &mut dyn Passkey,
     ) -> Result<DeleteReport, Error> {
+        self.delete_with(wallet_id, passkey, DeleteOptions::default())
+            .await
+    }
+
+    /// [`Client::delete`] with `options`, e.g. [`DeleteOptions::erase_documents`] to erase the
+    /// wallet's holder at the document locker too (its credentials revoked). The choice is
+    /// covered by the owner's touch; make it with the first delete, as nothing can authorize it
+    /// once the wallet is gone at the bank.
+    pub async fn delete_with(
+        &self,
+        wallet_id: &WalletId,
+        passkey: &mut dyn Passkey,
+        options: DeleteOptions,
+    ) -> Result<DeleteReport, Error> {
         self.bounded("delete", async {
-            Ok(delete_backup(&self.trustees, wallet_id.as_str(), passkey).await?)
+            Ok(delete_backup_with(&self.trustees, wallet_id.as_str(), passkey, options).await?)
         })
         .await
     }

@@ -14,6 +14,13 @@
 //! already erased answer "holds no backup for this wallet" and are reported
 //! [`TrusteeErasure::NotHeld`]; the rest erase. A receipt, like a "not held" answer, is the
 //! trustee's own statement: nothing can prove from outside that a node forgot something.
+//!
+//! [`delete_backup_with`] and [`DeleteOptions::erase_documents`] also erase the wallet's holder
+//! at the document locker (on the bank's node): its credentials are revoked, its documents,
+//! consents, drafts and tasks removed. The choice is part of the one touch (the challenge
+//! authorizes [`dlocker_proto::owner_challenge::DELETE_WITH_DOCUMENTS`]), so nobody carrying the
+//! assertion can add or strip it. Make it with the first delete: once the wallet is gone at the
+//! bank no passkey is left there to authorize it.
 
 use crate::authenticator::Passkey;
 use crate::error::{AuthError, Failure, TrusteeFailure};
@@ -21,7 +28,7 @@ use crate::transport::{Channel, describe_failures, epochs_client, not_held};
 use crate::trustees::{TrusteeInfo, TrusteeSet};
 use crate::wallet_action;
 use dlocker_proto::ids::WalletId;
-use dlocker_proto::owner_challenge::OwnerAction;
+use dlocker_proto::owner_challenge::{OwnerAction, delete_authorized};
 use dlocker_proto::pb::{DeleteWalletRequest, EpochAction, OwnerAssertion};
 use dlocker_proto::statement::{EraseReceipt, Signed};
 
@@ -40,6 +47,27 @@ pub enum TrusteeErasure {
 pub struct DeleteReport {
     /// `(trustee name, confirmation)`.
     pub trustees: Vec<(String, TrusteeErasure)>,
+    /// Documents the document locker erased in this call (with
+    /// [`DeleteOptions::erase_documents`]; 0 otherwise, or when the locker held none).
+    pub documents_erased: u32,
+}
+
+/// How to delete. `DeleteOptions::default()` is a plain delete (the locker's documents stay).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DeleteOptions {
+    /// Also erase the wallet's holder at the document locker: its credentials revoked, its
+    /// documents, consents, drafts and tasks removed.
+    pub erase_documents: bool,
+}
+
+impl DeleteOptions {
+    /// A delete that also erases the document locker's holder.
+    pub fn erase_documents() -> Self {
+        Self {
+            erase_documents: true,
+        }
+    }
 }
 
 impl DeleteReport {
@@ -78,17 +106,19 @@ async fn erase(
     ch: Channel,
     wallet_id: &str,
     owner: OwnerAssertion,
-) -> Result<TrusteeErasure, TrusteeFailure> {
+    erase_documents: bool,
+) -> Result<(TrusteeErasure, u32), TrusteeFailure> {
     let resp = match epochs_client(ch)
         .delete_wallet(DeleteWalletRequest {
             wallet_id: wallet_id.to_owned(),
             owner: Some(owner),
+            erase_documents,
         })
         .await
     {
         Ok(r) => r.into_inner(),
         // Erased by a concurrent call between our Begin and now.
-        Err(s) if not_held(&s) => return Ok(TrusteeErasure::NotHeld),
+        Err(s) if not_held(&s) => return Ok((TrusteeErasure::NotHeld, 0)),
         Err(s) => return Err(TrusteeFailure::refused("DeleteWallet", &s)),
     };
     let receipt =
@@ -99,33 +129,62 @@ async fn erase(
             "erase receipt names another trustee or wallet".to_owned(),
         ));
     }
-    Ok(TrusteeErasure::Erased(Box::new(receipt)))
+    Ok((
+        TrusteeErasure::Erased(Box::new(receipt)),
+        resp.documents_erased,
+    ))
 }
 
 /// Erases `wallet_id` at every trustee of `trustees` with ONE touch of the owner's passkey.
 ///
 /// `Ok` when every trustee confirmed (erased now, or holds nothing). On
 /// [`DeleteError::Incomplete`] call again with the same set to complete it. Include every trustee
-/// that may hold the wallet (during a rotation, the old and the new set).
+/// that may hold the wallet (during a rotation, the old and the new set). The document locker's
+/// documents stay: see [`delete_backup_with`].
 pub async fn delete_backup(
     trustees: &TrusteeSet,
     wallet_id: &str,
     auth: &mut dyn Passkey,
 ) -> Result<DeleteReport, DeleteError> {
+    delete_backup_with(trustees, wallet_id, auth, DeleteOptions::default()).await
+}
+
+/// [`delete_backup`], with `options` (covered by the owner's touch).
+pub async fn delete_backup_with(
+    trustees: &TrusteeSet,
+    wallet_id: &str,
+    auth: &mut dyn Passkey,
+    options: DeleteOptions,
+) -> Result<DeleteReport, DeleteError> {
     WalletId::parse(wallet_id).map_err(|e| DeleteError::InvalidWalletId(e.to_string()))?;
     let infos = trustees.trustees();
+    let erase_documents = options.erase_documents;
     let results = wallet_action::at_every_trustee(
         infos,
         wallet_id,
         EpochAction::Delete,
-        OwnerAction::Delete,
-        || TrusteeErasure::NotHeld,
+        wallet_action::OwnerIntent {
+            action: OwnerAction::Delete,
+            authorized: delete_authorized(erase_documents),
+        },
+        || (TrusteeErasure::NotHeld, 0),
         auth,
-        |info, ch, owner| erase(info, ch, wallet_id, owner),
+        |info, ch, owner| erase(info, ch, wallet_id, owner, erase_documents),
     )
     .await?;
-    let (trustees, failed) = crate::error::split_answers(infos, results);
-    let done = DeleteReport { trustees };
+    let (answers, failed) = crate::error::split_answers(infos, results);
+    let documents_erased = answers
+        .iter()
+        .map(|(_, (_, n))| *n)
+        .fold(0u32, u32::saturating_add);
+    let trustees = answers
+        .into_iter()
+        .map(|(name, (e, _))| (name, e))
+        .collect();
+    let done = DeleteReport {
+        trustees,
+        documents_erased,
+    };
     if failed.is_empty() {
         Ok(done)
     } else {

@@ -119,7 +119,7 @@ pub use client::{
     BuildError, Client, ClientBuilder, DEFAULT_DEADLINE, EpochInfo, Error, RetryPolicy,
     TrusteeStatus,
 };
-pub use delete::{DeleteError, DeleteReport, TrusteeErasure};
+pub use delete::{DeleteError, DeleteOptions, DeleteReport, TrusteeErasure};
 pub use dlocker_proto::client_state::StateKey;
 pub use dlocker_proto::ids::WalletId;
 pub use error::{AuthError, BackupError, ConnectError, Failure, TrusteeFailure, TrusteesError};

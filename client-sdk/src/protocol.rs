@@ -15,7 +15,7 @@ pub use crate::backup::{
 };
 pub use crate::cancel_all::cancel_all_recoveries;
 pub use crate::ceremony::{challenge, creation_options, request_options, to_wire, trustee_nonce};
-pub use crate::delete::delete_backup;
+pub use crate::delete::{delete_backup, delete_backup_with};
 #[cfg(not(target_arch = "wasm32"))]
 pub use crate::passkey_change::{change_passkey, resume_passkey_change};
 #[cfg(not(target_arch = "wasm32"))]

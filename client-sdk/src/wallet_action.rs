@@ -42,15 +42,24 @@ async fn begin(
     Ok(Begun::Ready(ch, Box::new(resp), nonce))
 }
 
+/// What the owner's one touch authorizes: the action, over `authorized`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OwnerIntent<'b> {
+    /// The challenge's action.
+    pub action: OwnerAction,
+    /// The challenge's authorized value.
+    pub authorized: &'b [u8],
+}
+
 /// Runs `action` on `wallet_id` at every trustee of `infos`: Begin everywhere, ONE touch of the
-/// owner's passkey (`owner_action`, nothing authorized beyond the action) when any trustee is
+/// owner's passkey (`touch`) when any trustee is
 /// ready, then `send(trustee, channel, assertion)` at each ready one, concurrently. Per trustee in
 /// `infos` order: its outcome, `not_held()` for one that holds nothing, `None` if never asked.
 pub(crate) async fn at_every_trustee<'a, T, F, Fut>(
     infos: &'a [TrusteeInfo],
     wallet_id: &str,
     action: EpochAction,
-    owner_action: OwnerAction,
+    touch: OwnerIntent<'_>,
     not_held: impl Fn() -> T,
     auth: &mut dyn Passkey,
     send: F,
@@ -79,7 +88,15 @@ where
     )
     .to_owned();
     let nonces: Vec<TrusteeNonce> = ready.iter().map(|(_, _, _, n)| n.clone()).collect();
-    let touch = ceremony::assert(auth, owner_action, wallet_id, b"", nonces, &template).await?;
+    let touch = ceremony::assert(
+        auth,
+        touch.action,
+        wallet_id,
+        touch.authorized,
+        nonces,
+        &template,
+    )
+    .await?;
     let answers = join_all(ready.into_iter().map(|(i, ch, resp, _)| {
         let owner = OwnerAssertion {
             challenge_id: resp.challenge_id,

@@ -54,7 +54,8 @@ pub enum OwnerAction {
     /// Re-issuing the holder's documents to a new key; authorizes the new key (SEC1).
     Reissue = 8,
     /// Erasing the wallet at a trustee (every epoch, the credential, sessions, nonces);
-    /// authorizes nothing more than the wallet (empty): the action byte is the whole intent.
+    /// authorizes [`delete_authorized`]: empty for a plain delete, [`DELETE_WITH_DOCUMENTS`]
+    /// when the document locker's holder is to be erased too.
     Delete = 9,
     /// Replacing the wallet's credential. Two responses over the same nonces: the NEW
     /// credential's registration authorizes nothing (empty), the CURRENT credential's assertion
@@ -286,6 +287,20 @@ pub fn stage_authorized(manifest_hash: &[u8; 32], credential_fingerprint: &[u8; 
     v
 }
 
+/// `authorized` for [`OwnerAction::Delete`] when the owner also erases the wallet's holder at the
+/// document locker (its documents, consents, drafts and tasks).
+pub const DELETE_WITH_DOCUMENTS: &[u8] = b"delete+documents";
+
+/// `authorized` for [`OwnerAction::Delete`]: the owner's choice about the locker's documents is
+/// part of the one touch, so nobody carrying the assertion can add or strip it.
+pub fn delete_authorized(erase_documents: bool) -> &'static [u8] {
+    if erase_documents {
+        DELETE_WITH_DOCUMENTS
+    } else {
+        b""
+    }
+}
+
 /// A WebAuthn credential's fingerprint: `SHA-256(label ‖ bytes credential_id ‖ bytes
 /// cose_public_key)`. Lets every trustee of a wallet agree on its one credential without
 /// trusting whoever carries it.
@@ -328,6 +343,23 @@ mod tests {
         let a = OwnerChallenge::new(OwnerAction::Recover, "wR", b"", vec![n(1)]).expect("ok");
         let b = OwnerChallenge::new(OwnerAction::Recover, "w", b"R", vec![n(1)]).expect("ok");
         assert_ne!(a.digest(), b.digest());
+    }
+
+    #[test]
+    fn a_delete_touch_covers_the_documents_choice() {
+        assert_eq!(delete_authorized(false), b"");
+        assert_eq!(delete_authorized(true), b"delete+documents");
+        let d = |docs| {
+            OwnerChallenge::new(
+                OwnerAction::Delete,
+                "w",
+                delete_authorized(docs),
+                vec![n(1)],
+            )
+            .expect("valid")
+            .digest()
+        };
+        assert_ne!(d(false), d(true));
     }
 
     #[test]

@@ -15,9 +15,9 @@ use dlocker_sdk::protocol::epoch_status;
 use dlocker_sdk::{AuthError, protocol::OwnerAuthenticator};
 use dlocker_sdk::{CancelAllError, Client, TrusteeCancelAll, WalletId};
 use dlocker_sdk::{
-    DeleteError, PasskeyChangeError, PasskeyChangeReport, SoftwareAuthenticator, TrusteeErasure,
-    TrusteePasskey,
-    protocol::{change_passkey, delete_backup, resume_passkey_change},
+    DeleteError, DeleteOptions, PasskeyChangeError, PasskeyChangeReport, SoftwareAuthenticator,
+    TrusteeErasure, TrusteePasskey,
+    protocol::{change_passkey, delete_backup_with, resume_passkey_change},
 };
 use dlocker_sdk::{TrusteeInfo, TrusteeSet};
 use serde::Serialize;
@@ -39,6 +39,10 @@ pub(crate) struct DeleteArgs {
     /// The owner's software passkey file (as `dlocker demo --dir DIR` saves it).
     #[arg(long, value_name = "FILE")]
     passkey: PathBuf,
+    /// Also erase the wallet's documents at the bank's document locker (its credentials are
+    /// revoked). Choose it now: once the wallet is gone nothing can authorize it.
+    #[arg(long)]
+    erase_documents: bool,
 }
 
 #[derive(Debug, Args)]
@@ -202,6 +206,7 @@ struct ErasureJson {
 struct DeleteJson {
     wallet_id: String,
     complete: bool,
+    documents_erased: u32,
     trustees: Vec<ErasureJson>,
     failed: Vec<(String, String)>,
 }
@@ -270,7 +275,11 @@ fn print_erasures(rows: &[ErasureJson], failed: &[(String, String)]) {
 pub(crate) async fn run_delete(a: DeleteArgs, json: bool) -> anyhow::Result<()> {
     let set = load_trustees(&a.trustees)?;
     let mut auth = load_passkey(&a.passkey)?;
-    let answer = delete_backup(&set, &a.wallet, &mut auth).await;
+    let options = match a.erase_documents {
+        true => DeleteOptions::erase_documents(),
+        false => DeleteOptions::default(),
+    };
+    let answer = delete_backup_with(&set, &a.wallet, &mut auth, options).await;
     save_counter(&a.passkey, &auth)?;
     let (done, failed) = match answer {
         Ok(done) => (done, Vec::new()),
@@ -287,6 +296,7 @@ pub(crate) async fn run_delete(a: DeleteArgs, json: bool) -> anyhow::Result<()> 
         print_json(&DeleteJson {
             wallet_id: a.wallet.clone(),
             complete: failed.is_empty(),
+            documents_erased: done.documents_erased,
             trustees: rows,
             failed: failed.clone(),
         })?;
@@ -301,6 +311,12 @@ pub(crate) async fn run_delete(a: DeleteArgs, json: bool) -> anyhow::Result<()> 
                 a.wallet,
                 done.trustees.len() - erased
             );
+            if a.erase_documents {
+                println!(
+                    "document locker: {} document(s) erased, their credentials revoked",
+                    done.documents_erased
+                );
+            }
         }
         return Ok(());
     }

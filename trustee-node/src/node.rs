@@ -114,6 +114,10 @@ pub struct Node {
     /// Places for `GetApproval` calls waiting for staff ([`crate::staff::MAX_APPROVAL_WAITERS`]);
     /// a caller that finds none is answered at once, as without a wait.
     pub(crate) approval_waiters: tokio::sync::Semaphore,
+    /// The document locker this node hosts (`[locker] enabled = true`), set once it is open; a
+    /// weak reference, since the locker holds the node as its host. A delete that erases the
+    /// documents reaches it here.
+    pub(crate) locker: std::sync::OnceLock<std::sync::Weak<dlocker_locker::server::Locker>>,
     /// `true` once shutdown begins: calls held open (a waiting `GetApproval`) answer then, so
     /// they do not hold the shutdown.
     pub(crate) stopping: tokio::sync::watch::Sender<bool>,
@@ -227,6 +231,7 @@ impl Node {
             caller_limits,
             stats: crate::stats::NodeStats::default(),
             approval_waiters: tokio::sync::Semaphore::new(crate::staff::MAX_APPROVAL_WAITERS),
+            locker: std::sync::OnceLock::new(),
             stopping: tokio::sync::watch::channel(false).0,
         })
     }

@@ -11,8 +11,9 @@
 //! ```
 //!
 //! Request logic lives in one module per area ([`registry`], [`holders`], [`issuing`],
-//! [`fetch`], [`reissue`]); [`service`] is the gRPC edge.
+//! [`fetch`], [`reissue`], [`erase`]); [`service`] is the gRPC edge.
 
+pub mod erase;
 pub mod error;
 pub mod fetch;
 pub mod holders;

@@ -520,6 +520,8 @@ pub mod keys {
     pub const NONCES_END: &[u8] = b"non0";
     /// Prefix of every draft.
     pub const DRAFTS: &[u8] = b"dft/";
+    /// Prefix of every issuer task.
+    pub const TASKS: &[u8] = b"tsk/";
 }
 
 /// Typed reads over the tree.

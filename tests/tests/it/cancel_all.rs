@@ -266,6 +266,7 @@ async fn strangers_and_replays_cannot_cancel_all() {
         .delete_wallet(pb::DeleteWalletRequest {
             wallet_id: wallet.clone(),
             owner: req.owner.clone(),
+            erase_documents: false,
         })
         .await
         .expect_err("a cancel-all touch is not a delete");

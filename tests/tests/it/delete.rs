@@ -64,6 +64,7 @@ fn delete_request(
             assertion_json: touch.assertion_json,
             nonces: touch.nonces.wire(),
         }),
+        erase_documents: false,
     }
 }
 
@@ -237,6 +238,7 @@ async fn delete_refusals_change_nothing() {
             pb::DeleteWalletRequest {
                 wallet_id: wallet.clone(),
                 owner: None,
+                erase_documents: false,
             },
         )
         .await,
@@ -298,6 +300,7 @@ async fn delete_refusals_change_nothing() {
                     assertion_json: touch.assertion_json,
                     nonces: touch.nonces.wire(),
                 }),
+                erase_documents: false,
             },
         )
         .await,

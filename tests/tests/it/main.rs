@@ -15,6 +15,7 @@ mod corrupted_share;
 mod crash_harness;
 mod crash_sessions;
 mod delete;
+mod delete_documents;
 mod deposit_rejections;
 mod doc_commands;
 mod doc_run;

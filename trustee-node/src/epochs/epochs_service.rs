@@ -132,6 +132,7 @@ impl TryFrom<pb::DeleteWalletRequest> for DeleteWallet {
         Ok(Self {
             wallet_id: crate::wallet::parse_wallet_id(r.wallet_id)?,
             owner: owner(r.owner)?,
+            erase_documents: r.erase_documents,
         })
     }
 }
@@ -293,13 +294,14 @@ impl Epochs for EpochsService {
         &self,
         req: Request<pb::DeleteWalletRequest>,
     ) -> Result<Response<pb::DeleteWalletResponse>, Status> {
-        let receipt = self
+        let (receipt, documents_erased) = self
             .node
             .epochs()
             .delete_wallet(DeleteWallet::try_from(req.into_inner())?)
             .await?;
         Ok(Response::new(pb::DeleteWalletResponse {
             erase_receipt_encoded: receipt,
+            documents_erased,
         }))
     }
 

@@ -18,6 +18,16 @@
 //! finds the wallet unknown (`NOT_FOUND`, "holds no backup for this wallet"), which is what tells
 //! the client this trustee is done.
 //!
+//! With `erase_documents` (the owner's touch then authorizes
+//! [`dlocker_proto::owner_challenge::DELETE_WITH_DOCUMENTS`] instead of nothing, so the choice
+//! cannot be added or stripped by whoever carries the assertion) a node hosting the document
+//! locker first erases the wallet's holder there ([`dlocker_locker::server::erase`]: its
+//! credentials revoked, its documents, consents, drafts and tasks removed, durably), then the
+//! wallet. In that order a crash between the two leaves the wallet, and so the passkey, for a
+//! retry to erase the holder with; after the wallet is gone nothing can authorize it any more,
+//! which is why a plain delete leaves the holder for good. Other nodes accept the flag and erase
+//! what they hold.
+//!
 //! An open recovery session does not block a delete: the owner's passkey authorizes both, and a
 //! recovery of a wallet its owner erased has nothing left to release. A delete is refused without
 //! the owner's assertion, with a stranger's passkey or a spent nonce, and nothing is written then.
@@ -29,6 +39,7 @@ use crate::epochs::{OwnerAssertion, hash_from_hex};
 use crate::error::NodeError;
 use crate::wallet::LogTag as _;
 use crate::wallet::WalletId;
+use dlocker_proto::owner_challenge::{OwnerAction, delete_authorized};
 use dlocker_proto::statement::{EraseReceipt, Signed};
 
 /// `DeleteWallet`, parsed.
@@ -36,8 +47,10 @@ use dlocker_proto::statement::{EraseReceipt, Signed};
 pub struct DeleteWallet {
     /// The wallet.
     pub wallet_id: WalletId,
-    /// The owner's assertion (action delete).
+    /// The owner's assertion (action delete, covering `erase_documents`).
     pub owner: Option<OwnerAssertion>,
+    /// Also erase the wallet's holder at the document locker this node hosts.
+    pub erase_documents: bool,
 }
 
 /// The audit entry's kind for a delete.
@@ -45,8 +58,19 @@ pub const WALLET_DELETED: &str = "wallet_deleted";
 
 impl EpochOps<'_> {
     /// `DeleteWallet`: erases everything this node holds for the wallet, at its owner's request.
-    pub async fn delete_wallet(&self, req: DeleteWallet) -> Result<Vec<u8>, NodeError> {
+    /// Returns the receipt and how many documents the locker erased.
+    pub async fn delete_wallet(&self, req: DeleteWallet) -> Result<(Vec<u8>, u32), NodeError> {
         let wallet = req.wallet_id.as_str();
+        let locker = match req.erase_documents {
+            true => self.locker.get().and_then(std::sync::Weak::upgrade),
+            false => None,
+        };
+        // The locker's write lock before the recovery lock: the locker's owner-touch calls take
+        // them in this order.
+        let holder_guard = match &locker {
+            Some(l) => Some(l.lock_for_erase().await.map_err(locker_error)?),
+            None => None,
+        };
         let _guard = self.recovery_lock.lock().await?;
         let now = self.now();
         let state = self
@@ -58,9 +82,10 @@ impl EpochOps<'_> {
             wallet,
             req.owner.as_ref(),
             EpochAction::Delete,
-            b"",
+            delete_authorized(req.erase_documents),
             &passkey,
-        )?;
+        )
+        .map_err(|e| self.explain_choice(e, &req, &passkey))?;
         let active = state.active().cloned();
         let staged = state.staged().cloned();
         let receipt = Signed::sign(
@@ -82,13 +107,62 @@ impl EpochOps<'_> {
         )
         .encode();
 
+        // The holder first (see the module docs); durable before the wallet goes.
+        let documents = match holder_guard {
+            Some(g) => g
+                .erase_holder(wallet)
+                .await
+                .map_err(locker_error)?
+                .map_or(0, |e| e.documents),
+            None => 0,
+        };
         let Erased { sessions, open } = self
             .erase_records(wallet, now, &state, WALLET_DELETED, "erased by its owner")
             .await?;
-        tracing::info!(wallet = %req.wallet_id.log_tag(), sessions, open, "wallet deleted by its \
-            owner");
-        Ok(receipt)
+        tracing::info!(wallet = %req.wallet_id.log_tag(), sessions, open, documents,
+            "wallet deleted by its owner");
+        Ok((receipt, u32::try_from(documents).unwrap_or(u32::MAX)))
     }
+
+    /// A refused assertion that would verify for the other choice about the documents: the
+    /// owner touched for one delete and the request asks for the other. Said so, as nothing else
+    /// would tell the caller why; nothing is spent either way.
+    fn explain_choice(
+        &self,
+        e: NodeError,
+        req: &DeleteWallet,
+        passkey: &webauthn_rs::prelude::Passkey,
+    ) -> NodeError {
+        let (NodeError::AssertionRejected, Some(owner)) = (&e, &req.owner) else {
+            return e;
+        };
+        let other = self.owner_touch().verify_owner_assertion(
+            req.wallet_id.as_str(),
+            OwnerAction::Delete,
+            delete_authorized(!req.erase_documents),
+            owner.nonces.clone(),
+            &owner.assertion_json,
+            passkey,
+        );
+        match (other, req.erase_documents) {
+            (Err(_), _) => e,
+            (Ok(_), true) => NodeError::invalid(
+                "erase_documents",
+                "the owner's touch is for a delete that keeps the document locker's documents; \
+                 ask the owner to touch again to erase them too",
+            ),
+            (Ok(_), false) => NodeError::invalid(
+                "erase_documents",
+                "the owner's touch is for a delete that also erases the document locker's \
+                 documents; set erase_documents or ask the owner to touch again",
+            ),
+        }
+    }
+}
+
+/// A locker failure during a delete (nothing of the wallet was erased when it happens).
+fn locker_error(e: dlocker_locker::server::error::LockerError) -> NodeError {
+    NodeError::Internal(format!("document locker: {e}"))
 }
 
 /// What [`EpochOps::erase_records`] removed besides the wallet's records.

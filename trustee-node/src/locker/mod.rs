@@ -213,6 +213,8 @@ pub fn open_locker(node: &Arc<Node>) -> Result<Option<Arc<Locker>>, SetupError> 
                 reason,
             })
         })?;
+    // Opened once per node: a second call (none today) keeps the first.
+    let _ = node.locker.set(Arc::downgrade(&locker));
     tracing::info!(locker_id = %locker.locker_id(), "document locker enabled");
     Ok(Some(locker))
 }
