@@ -115,12 +115,32 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// How long [`Store::open_sled`] waits for a sled database whose lock is still held.
+pub const SLED_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl Store {
     /// Opens (creating if needed) a sled database at `path`.
+    ///
+    /// sled lets go of its file lock only when its background flusher drops its handle, a
+    /// moment after the last handle of an earlier open closed: a node restarted in the same
+    /// process right after it stopped would lose that race. So a lock conflict is tried again
+    /// for up to [`SLED_LOCK_WAIT`]; a database another running process holds is refused after
+    /// that.
     pub fn open_sled(path: &Path) -> Result<Self, Error> {
-        Ok(Self(Arc::new(Engine::Sled(
-            sled::Config::new().path(path).open()?,
-        ))))
+        let deadline = std::time::Instant::now() + SLED_LOCK_WAIT;
+        loop {
+            match sled::Config::new().path(path).open() {
+                Ok(db) => return Ok(Self(Arc::new(Engine::Sled(db)))),
+                // sled 0.34 reports the conflict as an I/O error of kind `Other` with this text.
+                Err(sled::Error::Io(e))
+                    if e.to_string().contains("could not acquire lock")
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// A store over a sled database opened by the caller (tools that open it their own way).
