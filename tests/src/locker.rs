@@ -240,6 +240,12 @@ impl LockerCluster {
 
     /// Backs up a fresh wallet 2-of-2 and registers a fresh wallet key at the locker.
     pub async fn wallet(&self, prefix: &str) -> Wallet {
+        self.wallet_with(prefix, SoftwareAuthenticator::new()).await
+    }
+
+    /// [`LockerCluster::wallet`] with the owner's passkey `auth` (an exportable one, for a test
+    /// that hands it to the CLI as a file).
+    pub async fn wallet_with(&self, prefix: &str, mut auth: SoftwareAuthenticator) -> Wallet {
         let set = self.set();
         let id = crate::craft::wallet_id(prefix);
         let prepared = PreparedBackup::new(
@@ -252,7 +258,6 @@ impl LockerCluster {
             },
         )
         .expect("prepare backup");
-        let mut auth = SoftwareAuthenticator::new();
         dlocker_sdk::protocol::backup(&set, &prepared, "owner", &mut auth, &|_| {})
             .await
             .expect("backup");

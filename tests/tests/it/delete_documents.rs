@@ -7,7 +7,7 @@
 //! for it from the command line.
 
 use dlocker_integration_tests::locker::{
-    BANK_ISSUER, ID_CARD, LockerCluster, id_card_claims, in_a_year,
+    BANK_ISSUER, ID_CARD, LockerCluster, Wallet, id_card_claims, in_a_year,
 };
 use dlocker_integration_tests::recovery_cluster::Touch;
 use dlocker_integration_tests::rotation::{audit_entries, trees_naming_wallet};
@@ -16,11 +16,9 @@ use dlocker_proto::owner_challenge::{DELETE_WITH_DOCUMENTS, OwnerAction};
 use dlocker_proto::pb;
 use dlocker_proto::pb::epochs_client::EpochsClient;
 use dlocker_sdk::documents::vc::Upload;
-use dlocker_sdk::documents::{CredentialStatus, HolderClient, IssuerClient, PrincipalKey, vc};
+use dlocker_sdk::documents::{CredentialStatus, IssuerClient, vc};
 use dlocker_sdk::protocol::{delete_backup, delete_backup_with};
-use dlocker_sdk::{
-    BackupPolicy, DeleteOptions, PreparedBackup, SoftwareAuthenticator, TrusteeErasure,
-};
+use dlocker_sdk::{DeleteOptions, SoftwareAuthenticator, TrusteeErasure};
 use tonic::Code;
 
 const BANK: usize = 0;
@@ -263,25 +261,9 @@ async fn the_documents_choice_cannot_be_added_or_stripped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_erases_the_documents_when_asked() {
     let c = LockerCluster::start().await;
-    let set = c.set();
-    let id = dlocker_integration_tests::craft::wallet_id("delcli");
-    let prepared = PreparedBackup::new(
-        &set,
-        &id,
-        b"wallet secret",
-        BackupPolicy {
-            threshold: 2,
-            recovery_delay_secs: 0,
-        },
-    )
-    .expect("prepare backup");
     // Exportable: the CLI reads the owner's passkey from a file.
-    let mut auth = SoftwareAuthenticator::exportable().expect("software passkey");
-    dlocker_sdk::protocol::backup(&set, &prepared, "owner", &mut auth, &|_| {})
-        .await
-        .expect("backup");
-    let holder = HolderClient::new(c.locker(), &id, PrincipalKey::generate());
-    holder.register(&mut auth).await.expect("register");
+    let auth = SoftwareAuthenticator::exportable().expect("software passkey");
+    let Wallet { id, auth, holder } = c.wallet_with("delcli", auth).await;
     let hosted = c.hosted_issuer(BANK_ISSUER, &[ID_CARD]).await;
     let card = hosted
         .issue(&id, ID_CARD, &id_card_claims("Asha Rao"), in_a_year())
