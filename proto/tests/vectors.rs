@@ -77,69 +77,38 @@ fn run(v: &Value) -> Result<(), String> {
             Ok(())
         }
         "receipt" => {
-            let pk = decode_public_key(&h(v, "signer_public")).expect("key");
-            let st = Signed::<Receipt>::decode_trusted(&h(v, "statement"), &[pk])
-                .map_err(|e| e.to_string())?;
+            let st = signed_vector::<Receipt>(v)?;
             assert_eq!(st.body().manifest_hash.to_string(), s(v, "manifest_hash"));
-            // ECDSA here is deterministic (RFC 6979): re-signing gives the same bytes.
-            let key = k256::ecdsa::SigningKey::from_slice(&h(v, "signer_secret")).expect("key");
-            assert_eq!(
-                Signed::sign(st.body().clone(), &key).encode(),
-                h(v, "statement")
-            );
             Ok(())
         }
         "bank-approval" => {
-            let pk = decode_public_key(&h(v, "signer_public")).expect("key");
-            let st = Signed::<BankApproval>::decode_trusted(&h(v, "statement"), &[pk])
-                .map_err(|e| e.to_string())?;
+            let st = signed_vector::<BankApproval>(v)?;
             assert_eq!(
                 dlocker_proto::keys::encode_public_key(&st.body().session_key).to_vec(),
                 h(v, "session_key")
             );
-            let key = k256::ecdsa::SigningKey::from_slice(&h(v, "signer_secret")).expect("key");
-            assert_eq!(
-                Signed::sign(st.body().clone(), &key).encode(),
-                h(v, "statement")
-            );
             Ok(())
         }
         "passkey-reset-approval" => {
-            let pk = decode_public_key(&h(v, "signer_public")).expect("key");
-            let st = Signed::<PasskeyResetApproval>::decode_trusted(&h(v, "statement"), &[pk])
-                .map_err(|e| e.to_string())?;
+            let st = signed_vector::<PasskeyResetApproval>(v)?;
             assert_eq!(
                 st.body().credential_fingerprint.to_vec(),
                 h(v, "credential_fingerprint")
-            );
-            let key = k256::ecdsa::SigningKey::from_slice(&h(v, "signer_secret")).expect("key");
-            assert_eq!(
-                Signed::sign(st.body().clone(), &key).encode(),
-                h(v, "statement")
             );
             Ok(())
         }
         "reset-proof" => reset_proof(v),
         "bank-cancellation" => {
-            let pk = decode_public_key(&h(v, "signer_public")).expect("key");
-            let st = Signed::<BankCancellation>::decode_trusted(&h(v, "statement"), &[pk])
-                .map_err(|e| e.to_string())?;
+            let st = signed_vector::<BankCancellation>(v)?;
             assert_eq!(
                 dlocker_proto::keys::encode_public_key(&st.body().session_key).to_vec(),
                 h(v, "session_key")
             );
             assert_eq!(st.body().session_id, s(v, "session_id"));
-            let key = k256::ecdsa::SigningKey::from_slice(&h(v, "signer_secret")).expect("key");
-            assert_eq!(
-                Signed::sign(st.body().clone(), &key).encode(),
-                h(v, "statement")
-            );
             Ok(())
         }
         "staff-admin-request" => {
-            let pk = decode_public_key(&h(v, "signer_public")).expect("key");
-            let st = Signed::<StaffAdminRequest>::decode_trusted(&h(v, "statement"), &[pk])
-                .map_err(|e| e.to_string())?;
+            let st = signed_vector::<StaffAdminRequest>(v)?;
             match &st.body().change {
                 StaffChange::Add { public_key, .. } => assert_eq!(
                     dlocker_proto::keys::encode_public_key(public_key).to_vec(),
@@ -147,11 +116,6 @@ fn run(v: &Value) -> Result<(), String> {
                 ),
                 other => return Err(format!("unexpected change {other:?}")),
             }
-            let key = k256::ecdsa::SigningKey::from_slice(&h(v, "signer_secret")).expect("key");
-            assert_eq!(
-                Signed::sign(st.body().clone(), &key).encode(),
-                h(v, "statement")
-            );
             Ok(())
         }
         "stage-receipt" => epoch_statement::<StageReceipt>(v, |b| b.manifest_hash.to_string()),
@@ -160,10 +124,8 @@ fn run(v: &Value) -> Result<(), String> {
             epoch_statement::<RetireReceipt>(v, |b| b.successor_manifest_hash.to_string())
         }
         "credential-attestation" => {
-            epoch_statement::<CredentialAttestation>(v, |b| b.manifest_hash.to_string())?;
-            let pk = decode_public_key(&h(v, "signer_public")).expect("key");
-            let st = Signed::<CredentialAttestation>::decode_trusted(&h(v, "statement"), &[pk])
-                .map_err(|e| e.to_string())?;
+            let st = signed_vector::<CredentialAttestation>(v)?;
+            assert_eq!(st.body().manifest_hash.to_string(), s(v, "manifest_hash"));
             assert_eq!(
                 st.body().credential_fingerprint.to_vec(),
                 h(v, "credential_fingerprint")
@@ -212,15 +174,22 @@ fn epoch_statement<T: StatementBody + Clone>(
     v: &Value,
     manifest_of: impl Fn(&T) -> String,
 ) -> Result<(), String> {
+    let st = signed_vector::<T>(v)?;
+    assert_eq!(manifest_of(st.body()), s(v, "manifest_hash"));
+    Ok(())
+}
+
+/// The vector's statement, decoded under its `signer_public`; it re-signs with `signer_secret`
+/// to the same bytes (ECDSA here is deterministic, RFC 6979).
+fn signed_vector<T: StatementBody + Clone>(v: &Value) -> Result<Signed<T>, String> {
     let pk = decode_public_key(&h(v, "signer_public")).expect("key");
     let st = Signed::<T>::decode_trusted(&h(v, "statement"), &[pk]).map_err(|e| e.to_string())?;
-    assert_eq!(manifest_of(st.body()), s(v, "manifest_hash"));
     let key = k256::ecdsa::SigningKey::from_slice(&h(v, "signer_secret")).expect("key");
     assert_eq!(
         Signed::sign(st.body().clone(), &key).encode(),
         h(v, "statement")
     );
-    Ok(())
+    Ok(st)
 }
 
 /// A trustee's view of a one-touch challenge: the inputs must form a valid challenge that
