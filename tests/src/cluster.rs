@@ -124,12 +124,31 @@ pub struct Cluster {
     nodes: Vec<Node>,
 }
 
-/// Ports the OS hands out right now: all bound at once (so they differ), then released for the
-/// nodes to bind.
+/// Free loopback ports: all bound at once (so they differ), then released for the nodes to bind.
+///
+/// The ports come from below the kernel's ephemeral range (Linux: 32768 and up), from a
+/// process-wide cursor that starts at a random place: a port picked from the ephemeral range
+/// (port 0) could be handed to an outgoing connection or another port-0 bind before the node
+/// started to listen on it, and the node would fail with "Address already in use".
 pub fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral loopback port"))
-        .collect();
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static CURSOR: std::sync::OnceLock<AtomicU32> = std::sync::OnceLock::new();
+    let cursor = CURSOR.get_or_init(|| AtomicU32::new(rand::random_range(0..SPAN)));
+    // Held until all n are picked, so no port is picked twice.
+    let mut listeners: Vec<TcpListener> = Vec::with_capacity(n);
+    for _ in 0..SPAN {
+        if listeners.len() == n {
+            break;
+        }
+        let port = u16::try_from(FIRST + cursor.fetch_add(1, Ordering::Relaxed) % SPAN)
+            .expect("below 32000");
+        if let Ok(l) = TcpListener::bind(("127.0.0.1", port)) {
+            listeners.push(l);
+        }
+    }
+    assert_eq!(listeners.len(), n, "no {n} free loopback ports below 32000");
     listeners
         .iter()
         .map(|l| l.local_addr().expect("local addr").port())
