@@ -190,7 +190,41 @@ fn manifest(c: &mut Criterion) {
     });
 }
 
+/// The passkey's signature check at a trustee: P-256 ECDSA over SHA-256, in the `p256` crate
+/// (what webauthn-rs uses) and in ring, the same signature and key (issue 14's "P-256
+/// question": how much a faster backend would save).
+fn p256_verify(c: &mut Criterion) {
+    use p256::ecdsa::signature::{Signer as _, Verifier as _};
+    use p256::elliptic_curve::sec1::ToSec1Point as _;
+    let key = p256::ecdsa::SigningKey::generate_from_rng(&mut rand::rng());
+    let msg = [7u8; 69]; // authenticator data (37 bytes) ‖ SHA-256 of the client data
+    let sig: p256::ecdsa::Signature = key.sign(&msg);
+    let der = sig.to_der();
+    let vk = *key.verifying_key();
+    c.bench_function("p256_verify/p256_crate", |b| {
+        b.iter(|| vk.verify(black_box(&msg), &sig).expect("verifies"))
+    });
+    let public = vk.as_affine().to_sec1_point(false);
+    let ring_key =
+        ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_ASN1, public);
+    c.bench_function("p256_verify/ring", |b| {
+        b.iter(|| {
+            ring_key
+                .verify(black_box(&msg), der.as_bytes())
+                .expect("verifies")
+        })
+    });
+}
+
 criterion_group!(
-    benches, sharing, envelope, statements, approvals, blob, schnorr, manifest
+    benches,
+    sharing,
+    envelope,
+    statements,
+    approvals,
+    blob,
+    schnorr,
+    manifest,
+    p256_verify
 );
 criterion_main!(benches);
