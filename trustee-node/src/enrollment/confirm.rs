@@ -16,7 +16,7 @@ use crate::error::NodeError;
 use crate::wallet::LogTag as _;
 use crate::wallet::WalletId;
 use dlocker_proto::manifest::Manifest;
-use dlocker_proto::statement::{Receipt, Signed};
+use dlocker_proto::statement::{Receipt, Signed, StatementError};
 
 /// The audit entry's kind for a confirmation.
 pub const BACKUP_CONFIRMED: &str = "backup_confirmed";
@@ -49,14 +49,20 @@ pub(crate) fn check_receipts(
         )));
     }
     let hash = manifest.hash();
+    // The manifest's keys, trusted for the signature check (found by encoding, not
+    // decompressed); a receipt signed by any other key is decoded as sent, for its error.
+    let keys: Vec<_> = trustees.iter().map(|t| t.public_key).collect();
     let mut seen = vec![false; trustees.len()];
     for (i, bytes) in receipts.iter().enumerate() {
         // This node's own receipt is known by its bytes; any other is decoded and verified.
         let (signed, node_id) = match own.as_ref().filter(|o| o.stored == bytes.as_slice()) {
             Some(o) => (None, o.node_id.to_owned()),
             None => {
-                let s = Signed::<Receipt>::decode(bytes)
-                    .map_err(|e| rejected(format!("receipt {i}: {e}")))?;
+                let s = match Signed::<Receipt>::decode_trusted(bytes, &keys) {
+                    Err(StatementError::UntrustedSigner) => Signed::<Receipt>::decode(bytes),
+                    other => other,
+                }
+                .map_err(|e| rejected(format!("receipt {i}: {e}")))?;
                 let node_id = s.body().node_id.clone();
                 (Some(s), node_id)
             }

@@ -205,7 +205,9 @@ impl EnrollmentOps<'_> {
         let issued = self
             .owner_touch()
             .issue_owner_nonce(req.wallet_id.as_str(), OwnerAction::Backup)?;
-        self.db.flush().await?;
+        // Not flushed: the answer acknowledges nothing the customer relies on. A ceremony or
+        // nonce lost in a crash makes FinishEnrollment answer "unknown ceremony" (or refuse the
+        // touch), and the client begins again; the deposit itself is flushed before its receipt.
         let creation_options_json =
             serde_json::to_string(&ccr).map_err(|e| internal("serialise options", e))?;
         tracing::info!(wallet = %req.wallet_id.log_tag(), ceremony = %ceremony_id, "enrollment \

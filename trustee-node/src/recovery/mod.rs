@@ -225,6 +225,17 @@ impl RecoveryOps<'_> {
         serde_json::from_slice(&rec.passkey_json).map_err(|e| corrupt(PASSKEYS_TREE, e))
     }
 
+    /// The wallet's passkey alone: one key lookup. A whole-record read is a sled transaction,
+    /// which writes sled's log and wakes its I/O threads even when it only reads; a ceremony
+    /// that checks the owner's touch needs nothing else of the record.
+    pub(crate) fn wallet_passkey(&self, wallet_id: &str) -> Result<Passkey, NodeError> {
+        let json = self
+            .db
+            .passkey_json(wallet_id)?
+            .ok_or(NodeError::WalletNotFound)?;
+        serde_json::from_slice(&json).map_err(|e| corrupt(PASSKEYS_TREE, e))
+    }
+
     /// A request-options template naming the wallet's credential (the client sets the
     /// one-touch challenge).
     pub(crate) fn request_options_template(&self, passkey: &Passkey) -> Result<String, NodeError> {
@@ -244,20 +255,25 @@ impl RecoveryOps<'_> {
     ) -> Result<OpenedRecovery, NodeError> {
         let now = self.now();
         let wallet = wallet_id.as_str();
-        let rec = self.wallet_record(wallet)?;
-        let manifest = Manifest::decode(&rec.manifest).map_err(|e| corrupt("manifests", e))?;
+        // The manifest and the passkey, each one key lookup (see `wallet_passkey`); the
+        // session's epoch is the manifest's, which the record's metadata always repeats.
+        let manifest_bytes = self
+            .db
+            .stored_manifest(wallet)?
+            .ok_or(NodeError::WalletNotFound)?;
+        let manifest = Manifest::decode(&manifest_bytes).map_err(|e| corrupt("manifests", e))?;
         let delay = self
             .config
             .recovery
             .clamp_delay(manifest.recovery_delay_secs());
-        let passkey = Self::stored_passkey(&rec)?;
+        let passkey = self.wallet_passkey(wallet)?;
         let request_options_json = self.request_options_template(&passkey)?;
         let id = hex::encode(rand::rng().random::<[u8; 16]>());
         let session = RecoverySession::open(
             id.clone(),
             wallet.to_owned(),
             session_key,
-            rec.meta.epoch,
+            manifest.epoch(),
             now,
             delay,
             self.config.recovery.session_ttl_secs,
@@ -289,7 +305,7 @@ impl RecoveryOps<'_> {
             authenticate_by: stored.session.authenticate_by,
             release_not_before: stored.session.release_not_before,
             expires_at: stored.session.expires_at,
-            manifest: rec.manifest,
+            manifest: manifest_bytes,
         })
     }
 
@@ -348,8 +364,7 @@ impl RecoveryOps<'_> {
             .session
             .session_key()
             .ok_or_else(|| corrupt(SESSIONS_TREE, "session key"))?;
-        let rec = self.wallet_record(&wallet)?;
-        let passkey = Self::stored_passkey(&rec)?;
+        let passkey = self.wallet_passkey(&wallet)?;
         let touch = match self.owner_touch().verify_owner_assertion(
             &wallet,
             OwnerAction::Recover,
@@ -461,8 +476,8 @@ impl RecoveryOps<'_> {
         let now = self.now();
         let st = self.load_session(session_id)?;
         st.session.can_cancel(now)?;
-        let rec = self.wallet_record(&st.session.wallet_id)?;
-        let request_options_json = self.request_options_template(&Self::stored_passkey(&rec)?)?;
+        let passkey = self.wallet_passkey(&st.session.wallet_id)?;
+        let request_options_json = self.request_options_template(&passkey)?;
         let issued = self
             .owner_touch()
             .issue_owner_nonce(&st.session.wallet_id, OwnerAction::Cancel)?;
@@ -512,14 +527,13 @@ impl RecoveryOps<'_> {
             .session
             .session_key()
             .ok_or_else(|| corrupt(SESSIONS_TREE, "session key"))?;
-        let rec = self.wallet_record(&wallet)?;
         let touch = self.owner_touch().verify_owner_assertion(
             &wallet,
             OwnerAction::Cancel,
             &dlocker_proto::keys::encode_public_key(&r),
             nonces,
             assertion_json,
-            &Self::stored_passkey(&rec)?,
+            &self.wallet_passkey(&wallet)?,
         )?;
         st.session = st.session.clone().cancelled(Canceller::Owner, now)?;
         self.owner_touch().spend_nonce(&touch)?;
