@@ -8,6 +8,8 @@
 # Environment:
 #   COUNT       backups in the perf storm (default 1000); the callgrind run does CALLGRIND_COUNT
 #               (default 100: every instruction is simulated, ~50x slower)
+#   CALLGRIND_OPS  what the callgrind run's bench does (default `backup`; `backup,recover` adds
+#               a recovery of each wallet: subtract a `backup` run's count for a recovery's)
 #   OUT         where the profiles, reports and the callgrind cluster go (default target/profile)
 #   SKIP_BUILD  set to 1 to use the release binaries already built
 #
@@ -79,7 +81,7 @@ run_callgrind() {
     --threshold 2 --ops backup --count 1 --clients 1 --no-limits > /dev/null
   callgrind_control -i on "$VG_PID" > /dev/null
   "$BIN/dlocker-bench" --trustees "$cluster/trustees.toml" --staff-key "$cluster/staff-operator.key" \
-    --threshold 2 --ops backup --count "$CALLGRIND_COUNT" --clients 2 --no-limits --json > "$OUT/callgrind-bench.json"
+    --threshold 2 --ops "${CALLGRIND_OPS:-backup}" --count "$CALLGRIND_COUNT" --clients 2 --no-limits --json > "$OUT/callgrind-bench.json"
   callgrind_control -i off "$VG_PID" > /dev/null
   kill -TERM "$VG_PID"; wait "$VG_PID" || true; VG_PID=
   callgrind_annotate --inclusive=yes "$OUT/callgrind.out" > "$OUT/callgrind-inclusive.txt" 2>/dev/null

@@ -8,6 +8,7 @@
 
 use crate::local::{NodeProcess, Target, init_cluster};
 use crate::measure::{NodeCpu, OpSummary, dir_bytes, rss_mib};
+use crate::passkey::PasskeyKind;
 use crate::workload::{self, Budget};
 use anyhow::Context as _;
 use dlocker_proto::keys::node_id;
@@ -79,6 +80,7 @@ pub(crate) fn trustee_growth(
                 budget,
                 policy,
                 64,
+                PasskeyKind::Software,
                 &format!("n{n}"),
                 quiet,
             )
@@ -331,7 +333,9 @@ pub(crate) fn stored_growth(
             .await?;
             let tag = format!("g{size}");
             let deps = workload::pre_deposits(&keys, 0, 3, deposits, 64, &tag)?;
-            let storm = workload::deposit_storm(&info, &cpu, deps, clients, quiet).await?;
+            let storm =
+                workload::deposit_storm(&info, &cpu, deps, clients, PasskeyKind::Software, quiet)
+                    .await?;
             let (rss_after_mib, rss_peak_mib) = rss_mib(pid).unwrap_or_default();
             proc_.stop()?;
             Ok::<_, anyhow::Error>(StoredRow {

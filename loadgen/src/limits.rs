@@ -6,8 +6,11 @@
 //! (b) End-to-end backup latency (sequential, one client) ÷ the crypto work a backup must do
 //!     (split, n envelope seals, the blob seal, n receipt verifications; each measured here) plus
 //!     n loopback gRPC round trips of `GetInfo` (measured on warm channels).
+//! (c) End-to-end recovery latency with no waiting period (sequential, one client, the staff
+//!     approval excluded) ÷ the client's crypto work plus the round trips of its calls.
 
 use crate::measure::{NodeCpu, OpSummary, median, time_median_ms};
+use crate::passkey::{PasskeyKind, owner_passkey};
 use crate::workload;
 use anyhow::Context as _;
 use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
@@ -16,10 +19,7 @@ use dlocker_proto::pb::GetInfoRequest;
 use dlocker_proto::secret::SecretScalar;
 use dlocker_proto::share::split;
 use dlocker_proto::statement::{Receipt, Signed};
-use dlocker_sdk::{
-    BackupPolicy, PreparedBackup, SoftwareAuthenticator, TrusteeSet,
-    protocol::OwnerAuthenticator as _,
-};
+use dlocker_sdk::{BackupPolicy, PreparedBackup, TrusteeSet, protocol::OwnerAuthenticator as _};
 use k256::SecretKey;
 use k256::elliptic_curve::Generate as _;
 use serde::Serialize;
@@ -126,8 +126,8 @@ pub(crate) struct DepositLimit {
     pub(crate) node: String,
     /// Concurrent clients (and raw sled writers).
     pub(crate) clients: usize,
-    /// The node's deposits (Begin + passkey + Finish, each acknowledged after a flush).
-    pub(crate) deposit: OpSummary,
+    /// One storm per passkey kind, software first (ratio (a) is taken from it).
+    pub(crate) storms: Vec<DepositStorm>,
     /// Record size used for the raw baseline.
     pub(crate) record_bytes: usize,
     /// Raw sled insert+flush per second with `clients` writers.
@@ -136,10 +136,37 @@ pub(crate) struct DepositLimit {
     pub(crate) raw_sled_single_writer_per_s: f64,
     /// Raw sled insert + the node's group-commit flush, `clients` writers.
     pub(crate) raw_sled_group_commit_per_s: f64,
-    /// deposits/s ÷ raw_sled_per_s.
+    /// deposits/s (software passkey) ÷ raw_sled_per_s.
     pub(crate) ratio_a: f64,
+}
+
+/// One storm of deposits at one node, with owner passkeys of one kind.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct DepositStorm {
+    pub(crate) passkey: PasskeyKind,
+    /// The node's deposits (Begin + passkey + Finish, each acknowledged after a flush).
+    pub(crate) deposit: OpSummary,
     /// What the node alone could do if it had every core: cores ÷ node CPU per deposit.
     pub(crate) node_cpu_bound_per_s: Option<f64>,
+    /// The cryptography the protocol requires of the node for one such deposit, timed in this
+    /// run.
+    pub(crate) mandatory: DepositCrypto,
+    /// Node CPU per deposit ÷ `mandatory.total_ms`.
+    pub(crate) cpu_ratio: Option<f64>,
+}
+
+/// What a trustee must compute for one deposit, whatever its software around it: open the
+/// share's envelope (ECDH + AEAD), check the share against the t commitments (Feldman), check
+/// the passkey's registration (WebAuthn; for the software passkey that includes a P-256
+/// attestation signature), sign the receipt. Medians of repeated runs in this process, the same
+/// build as the node.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct DepositCrypto {
+    pub(crate) envelope_open_ms: f64,
+    pub(crate) feldman_check_ms: f64,
+    pub(crate) registration_check_ms: f64,
+    pub(crate) receipt_signature_ms: f64,
+    pub(crate) total_ms: f64,
 }
 
 /// Measures limit (a) against trustee `at` of `set`: a storm of `count` pre-made deposits from
@@ -158,12 +185,29 @@ pub(crate) async fn deposit_limit(
 ) -> anyhow::Result<DepositLimit> {
     let info = set.trustees().get(at).context("no such trustee")?;
     let keys: Vec<_> = set.trustees().iter().map(|t| t.public_key).collect();
-    let tag = hex::encode(rand::random::<[u8; 4]>());
-    let deps = workload::pre_deposits(&keys, at, threshold, count, data_len, &tag)?;
-    let storm = workload::deposit_storm(info, cpu, deps, clients, quiet).await?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let mut storms = Vec::new();
+    let mut record_bytes = 0;
+    for passkey in [PasskeyKind::Software, PasskeyKind::Platform] {
+        let tag = hex::encode(rand::random::<[u8; 4]>());
+        let deps = workload::pre_deposits(&keys, at, threshold, count, data_len, &tag)?;
+        let storm = workload::deposit_storm(info, cpu, deps, clients, passkey, quiet).await?;
+        record_bytes = record_bytes.max(storm.record_bytes);
+        let mandatory = deposit_crypto(passkey, threshold, keys.len())?;
+        let cpu_ms = storm.summary.node_cpu_ms_per_op.filter(|ms| *ms > 0.0);
+        storms.push(DepositStorm {
+            passkey,
+            node_cpu_bound_per_s: cpu_ms.map(|ms| cores * 1000.0 / ms),
+            cpu_ratio: cpu_ms
+                .filter(|_| mandatory.total_ms > 0.0)
+                .map(|ms| ms / mandatory.total_ms),
+            mandatory,
+            deposit: storm.summary,
+        });
+    }
     let raw = raw_sled(
         &scratch.join("raw-sled"),
-        storm.record_bytes,
+        record_bytes,
         clients,
         count as u64,
         Duration::from_secs(30),
@@ -172,7 +216,7 @@ pub(crate) async fn deposit_limit(
     .await?;
     let raw_group = raw_sled(
         &scratch.join("raw-sled-group"),
-        storm.record_bytes,
+        record_bytes,
         clients,
         count as u64,
         Duration::from_secs(30),
@@ -181,32 +225,90 @@ pub(crate) async fn deposit_limit(
     .await?;
     let raw1 = raw_sled(
         &scratch.join("raw-sled-1"),
-        storm.record_bytes,
+        record_bytes,
         1,
         (count as u64).min(2000),
         Duration::from_secs(15),
         RawFlush::Sled,
     )
     .await?;
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let software_per_s = storms.first().map_or(0.0, |s| s.deposit.throughput_per_s);
     Ok(DepositLimit {
         node: info.name.clone(),
         clients,
-        ratio_a: if raw > 0.0 {
-            storm.summary.throughput_per_s / raw
-        } else {
-            0.0
-        },
-        node_cpu_bound_per_s: storm
-            .summary
-            .node_cpu_ms_per_op
-            .filter(|ms| *ms > 0.0)
-            .map(|ms| cores * 1000.0 / ms),
-        deposit: storm.summary,
-        record_bytes: storm.record_bytes,
+        ratio_a: if raw > 0.0 { software_per_s / raw } else { 0.0 },
+        storms,
+        record_bytes,
         raw_sled_per_s: raw,
         raw_sled_single_writer_per_s: raw1,
         raw_sled_group_commit_per_s: raw_group,
+    })
+}
+
+/// Times the node's mandatory cryptography for one deposit of a `threshold`-of-`n` wallet with
+/// a passkey of `kind` (see [`DepositCrypto`]).
+pub(crate) fn deposit_crypto(
+    kind: PasskeyKind,
+    threshold: u16,
+    n: usize,
+) -> anyhow::Result<DepositCrypto> {
+    use webauthn_rs::prelude::Uuid;
+    let reps = 200;
+    let k = SecretScalar::random();
+    let (shares, commitments) = split(&k, usize::from(threshold), n)?;
+    let share = shares.first().context("no share")?;
+    let key = SecretKey::generate_from_rng(&mut rand::rng());
+    let pk = key.public_key();
+    let ctx = EnvelopeContext {
+        wallet_id: "limit-wallet",
+        epoch: 1,
+        share_index: share.index(),
+        recipient: &pk,
+    };
+    let envelope = ShareEnvelope::seal(share, &ctx)?;
+    let envelope_open_ms = time_median_ms(reps, || {
+        let _ = envelope.open(&ctx, &key);
+    });
+    let feldman_check_ms = time_median_ms(reps, || {
+        let _ = commitments.verify(share);
+    });
+    let signing = k256::ecdsa::SigningKey::from(key.clone());
+    let receipt = Receipt {
+        node_id: dlocker_proto::keys::node_id(&pk),
+        wallet_id: "limit-wallet".into(),
+        epoch: 1,
+        share_index: share.index(),
+        manifest_hash: ManifestHash([3; 32]),
+        issued_at: 1,
+    };
+    let receipt_signature_ms = time_median_ms(reps, || {
+        let _ = Signed::sign(receipt.clone(), &signing);
+    });
+    // Each check needs its own registration (the passkey signs outside the timing).
+    let webauthn = bench_webauthn()?;
+    let mut passkey = owner_passkey(kind);
+    let mut checks = Vec::with_capacity(reps / 4);
+    for _ in 0..reps / 4 {
+        let (ccr, reg) = webauthn
+            .start_passkey_registration(Uuid::new_v4(), "bench", "bench", None)
+            .map_err(|e| anyhow::anyhow!("start registration: {e}"))?;
+        let cred = passkey.register(ccr)?;
+        let t = Instant::now();
+        webauthn
+            .finish_passkey_registration(&cred, &reg)
+            .map_err(|e| anyhow::anyhow!("finish registration: {e}"))?;
+        checks.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let registration_check_ms = median(&mut checks);
+    Ok(DepositCrypto {
+        envelope_open_ms,
+        feldman_check_ms,
+        registration_check_ms,
+        receipt_signature_ms,
+        total_ms: envelope_open_ms
+            + feldman_check_ms
+            + registration_check_ms
+            + receipt_signature_ms,
     })
 }
 
@@ -215,9 +317,14 @@ pub(crate) async fn deposit_limit(
 pub(crate) struct BackupLimit {
     pub(crate) trustees: usize,
     pub(crate) threshold: u16,
+    /// The owner passkeys' attestation.
+    pub(crate) passkey: PasskeyKind,
     /// Sequential backups (one client) measured.
     pub(crate) backups: u64,
+    /// Through an SDK client that keeps its connections (as an app does).
     pub(crate) backup_p50_ms: f64,
+    /// Every backup opening and checking new connections to the n trustees.
+    pub(crate) backup_cold_p50_ms: f64,
     /// Medians of the crypto work a backup must do (client side).
     pub(crate) split_ms: f64,
     pub(crate) envelope_seals_ms: f64,
@@ -229,7 +336,7 @@ pub(crate) struct BackupLimit {
     pub(crate) floor_ms: f64,
     /// backup_p50_ms ÷ floor_ms.
     pub(crate) ratio_b: f64,
-    /// Not in the floor, shown for scale: the one software passkey registration of a backup
+    /// Not in the floor, shown for scale: the one passkey registration of a backup
     /// (client; one touch for all n trustees), and what every trustee does for its deposit
     /// (envelope open, share check, receipt signature, WebAuthn registration start + finish
     /// against the one-touch challenge), summed over the n trustees.
@@ -243,6 +350,7 @@ pub(crate) async fn backup_limit(
     threshold: u16,
     data_len: usize,
     backups: usize,
+    passkey: PasskeyKind,
 ) -> anyhow::Result<BackupLimit> {
     let n = set.len();
     let policy = BackupPolicy {
@@ -252,16 +360,33 @@ pub(crate) async fn backup_limit(
     let tag = hex::encode(rand::random::<[u8; 4]>());
     let data = vec![7u8; data_len];
 
-    // End to end, one at a time.
+    // End to end, one at a time: through an app's SDK client, which keeps one checked
+    // connection per trustee (the floor's round trips are on warm channels too), then with
+    // every backup opening and checking new connections (`protocol::backup`).
+    let client = dlocker_sdk::Client::builder()
+        .trustees(set.clone())
+        .retry(dlocker_sdk::RetryPolicy::none())
+        .build()?;
+    let owner = dlocker_sdk::OwnerIdentity {
+        user_name: "bench",
+        customer_reference: None,
+    };
     let mut lat = Vec::with_capacity(backups);
+    let mut cold = Vec::with_capacity(backups);
     for i in 0..backups.max(1) {
-        let t = Instant::now();
         let p = PreparedBackup::new(set, &format!("limit-{tag}-{i}"), &data, policy)?;
-        let mut auth = SoftwareAuthenticator::new();
-        dlocker_sdk::protocol::backup(set, &p, "bench", &mut auth, &|_| {}).await?;
+        let mut auth = owner_passkey(passkey);
+        let t = Instant::now();
+        client.backup(&p, &owner, &mut auth, None).await?;
         lat.push(t.elapsed().as_secs_f64() * 1000.0);
+        let p = PreparedBackup::new(set, &format!("limit-{tag}-{i}-cold"), &data, policy)?;
+        let mut auth = owner_passkey(passkey);
+        let t = Instant::now();
+        dlocker_sdk::protocol::backup(set, &p, "bench", &mut auth, &|_| {}).await?;
+        cold.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     let backup_p50_ms = median(&mut lat);
+    let backup_cold_p50_ms = median(&mut cold);
 
     // The crypto work, measured piecewise (median of `reps`).
     let reps = 50;
@@ -312,21 +437,11 @@ pub(crate) async fn backup_limit(
     });
 
     // GetInfo round trips on warm channels.
-    let mut getinfo_round_trips_ms = 0.0;
-    for info in set.trustees() {
-        let mut c = dlocker_sdk::protocol::connect(info).await?;
-        let mut v = Vec::with_capacity(reps);
-        for _ in 0..reps {
-            let t = Instant::now();
-            c.get_info(GetInfoRequest {}).await.context("GetInfo")?;
-            v.push(t.elapsed().as_secs_f64() * 1000.0);
-        }
-        getinfo_round_trips_ms += median(&mut v);
-    }
+    let getinfo_round_trips_ms: f64 = warm_round_trips(set, reps).await?.iter().sum();
 
     // For scale: passkeys and the trustees' side.
     let (passkey_registrations_ms, node_side_crypto_ms) =
-        passkey_and_node_side(&shares, &commitments, &keys)?;
+        passkey_and_node_side(&shares, &commitments, &keys, passkey)?;
 
     let floor_ms = split_ms
         + envelope_seals_ms
@@ -336,8 +451,10 @@ pub(crate) async fn backup_limit(
     Ok(BackupLimit {
         trustees: n,
         threshold,
+        passkey,
         backups: lat.len() as u64,
         backup_p50_ms,
+        backup_cold_p50_ms,
         split_ms,
         envelope_seals_ms,
         blob_seal_ms,
@@ -362,18 +479,16 @@ fn passkey_and_node_side(
     shares: &[dlocker_proto::share::Share],
     commitments: &dlocker_proto::share::Commitments,
     keys: &[SecretKey],
+    kind: PasskeyKind,
 ) -> anyhow::Result<(f64, f64)> {
     use dlocker_proto::owner_challenge::{OwnerAction, TrusteeNonce};
-    use webauthn_rs::prelude::{PasskeyRegistration, Url, Uuid, WebauthnBuilder};
-    let origin = Url::parse("https://localhost").context("origin")?;
-    let webauthn = WebauthnBuilder::new("localhost", &origin)
-        .and_then(|b| b.build())
-        .map_err(|e| anyhow::anyhow!("webauthn: {e}"))?;
+    use webauthn_rs::prelude::{PasskeyRegistration, Uuid};
+    let webauthn = bench_webauthn()?;
     let reps = 10;
     let mut reg_ms = Vec::new();
     let mut node_ms = Vec::new();
     for _ in 0..reps {
-        let mut auth = SoftwareAuthenticator::new();
+        let mut auth = owner_passkey(kind);
         let mut states = Vec::with_capacity(shares.len());
         let mut template = None;
         let mut node_time = Duration::ZERO;
@@ -456,4 +571,276 @@ pub(crate) fn flush_latency_note(single_writer_per_s: f64) -> String {
     } else {
         "n/a".into()
     }
+}
+
+/// Limit (c): a recovery with no waiting period, end to end, against the work it must do.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct RecoveryLimit {
+    pub(crate) trustees: usize,
+    pub(crate) threshold: u16,
+    /// Sequential recoveries (one client) measured.
+    pub(crate) recoveries: u64,
+    /// Through an SDK client that keeps its connections, the staff approval excluded (a
+    /// person's step: the bench's staff approve as soon as the SDK asks).
+    pub(crate) recover_p50_ms: f64,
+    /// The staff approval alone (one `ApproveRecovery` call), median.
+    pub(crate) approve_p50_ms: f64,
+    /// Every recovery opening new connections (a new phone), approval excluded.
+    pub(crate) recover_cold_p50_ms: f64,
+    /// The client's crypto (medians): the session key, one manifest decode, the bank
+    /// approval's check, n release checks (statement, envelope, Feldman), combining t shares
+    /// (each checked again) and opening the blob.
+    pub(crate) session_key_ms: f64,
+    pub(crate) manifest_decode_ms: f64,
+    pub(crate) approval_check_ms: f64,
+    pub(crate) release_checks_ms: f64,
+    pub(crate) combine_and_open_ms: f64,
+    /// Warm `GetInfo` round trips: one per trustee for each of OpenRecovery,
+    /// AuthenticateOwner and ReleaseShare, and one to the bank for GetApproval.
+    pub(crate) round_trips_ms: f64,
+    pub(crate) floor_ms: f64,
+    /// recover_p50_ms ÷ floor_ms.
+    pub(crate) ratio_c: f64,
+    /// Not in the floor: the owner's one passkey assertion (software), median.
+    pub(crate) passkey_assertion_ms: f64,
+}
+
+/// Measures limit (c) on `set`: backs up `recoveries` wallets, then recovers each, one at a
+/// time, half through a client that keeps its connections, half opening new ones.
+pub(crate) async fn recovery_limit(
+    set: &Arc<TrusteeSet>,
+    staff: &Arc<dlocker_sdk::StaffClient>,
+    threshold: u16,
+    data_len: usize,
+    recoveries: usize,
+    passkey: PasskeyKind,
+) -> anyhow::Result<RecoveryLimit> {
+    let n = set.len();
+    let t = usize::from(threshold);
+    let policy = BackupPolicy {
+        threshold,
+        recovery_delay_secs: 0,
+    };
+    let tag = format!("rl{}", hex::encode(rand::random::<[u8; 4]>()));
+    let (wallets, _, _) = workload::backups(
+        set.clone(),
+        &NodeCpu::Unknown,
+        &[],
+        1,
+        workload::Budget {
+            count: Some(2 * recoveries.max(1) as u64),
+            duration: None,
+        },
+        policy,
+        data_len,
+        passkey,
+        &tag,
+        true,
+    )
+    .await?;
+    let client = workload::client(set)?;
+    let (mut warm, mut cold, mut approve) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, mut w) in wallets.into_iter().enumerate() {
+        let via = (i % 2 == 0).then_some(&client);
+        let r = workload::recover_with(set, via, staff, &mut w)
+            .await
+            .map_err(|e| anyhow::anyhow!("recovery of {}: {e}", w.id))?;
+        let a = r.approve.unwrap_or_default();
+        approve.push(a.as_secs_f64() * 1000.0);
+        let ms = r.total.saturating_sub(a).as_secs_f64() * 1000.0;
+        if via.is_some() {
+            warm.push(ms);
+        } else {
+            cold.push(ms);
+        }
+    }
+
+    // The client's crypto, piecewise (median of `reps`).
+    let reps = 50;
+    let k = SecretScalar::random();
+    let (shares, commitments) = split(&k, t, n)?;
+    let r = SecretKey::generate_from_rng(&mut rand::rng());
+    let r_pub = r.public_key();
+    let session_key_ms = time_median_ms(reps, || {
+        let _ = SecretKey::generate_from_rng(&mut rand::rng()).public_key();
+    });
+    let node_keys: Vec<SecretKey> = (0..n)
+        .map(|_| SecretKey::generate_from_rng(&mut rand::rng()))
+        .collect();
+    let trustees: Vec<dlocker_proto::manifest::TrusteeEntry> = node_keys
+        .iter()
+        .zip(&shares)
+        .map(|(key, s)| dlocker_proto::manifest::TrusteeEntry {
+            share_index: s.index(),
+            node_id: dlocker_proto::keys::node_id(&key.public_key()),
+            public_key: key.public_key(),
+        })
+        .collect();
+    let data = vec![7u8; data_len];
+    let blob = dlocker_proto::blob::seal(&k, "limit-wallet", &data);
+    let manifest =
+        dlocker_proto::manifest::Manifest::new(dlocker_proto::manifest::ManifestParts {
+            wallet_id: "limit-wallet".into(),
+            epoch: 1,
+            threshold,
+            bank_node_id: trustees[0].node_id.clone(),
+            trustees: trustees.clone(),
+            commitments: commitments.clone(),
+            recovery_delay_secs: 0,
+            blob_hash: dlocker_proto::blob::hash(&blob),
+            created_at: 1,
+            previous: None,
+        })?;
+    let manifest_bytes = manifest.encode();
+    let manifest_decode_ms = time_median_ms(reps, || {
+        let _ = dlocker_proto::manifest::Manifest::decode(&manifest_bytes);
+    });
+    let bank_key = k256::ecdsa::SigningKey::from(node_keys[0].clone());
+    let approval = Signed::sign(
+        dlocker_proto::statement::BankApproval {
+            bank_node_id: trustees[0].node_id.clone(),
+            wallet_id: "limit-wallet".into(),
+            session_key: r_pub,
+            issued_at: 1,
+            expires_at: 2,
+            approvers: vec!["a".into()],
+        },
+        &bank_key,
+    )
+    .encode();
+    let approval_check_ms = time_median_ms(reps, || {
+        let _ = Signed::<dlocker_proto::statement::BankApproval>::decode(&approval);
+    });
+    // What each trustee sends: the share sealed to R and its signed release.
+    let released: Vec<(Vec<u8>, Vec<u8>, k256::PublicKey)> = shares
+        .iter()
+        .zip(&node_keys)
+        .map(|(s, key)| {
+            let ctx = EnvelopeContext {
+                wallet_id: "limit-wallet",
+                epoch: 1,
+                share_index: s.index(),
+                recipient: &r_pub,
+            };
+            let env = ShareEnvelope::seal(s, &ctx)?.encode();
+            let release = Signed::sign(
+                dlocker_proto::statement::ShareRelease {
+                    node_id: dlocker_proto::keys::node_id(&key.public_key()),
+                    wallet_id: "limit-wallet".into(),
+                    epoch: 1,
+                    share_index: s.index(),
+                    manifest_hash: manifest.hash(),
+                    session_key: r_pub,
+                    envelope_hash: [0; 32],
+                    released_at: 1,
+                },
+                &k256::ecdsa::SigningKey::from(key.clone()),
+            )
+            .encode();
+            Ok((env, release, key.public_key()))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let release_checks_ms = time_median_ms(reps, || {
+        for (i, (env, release, pk)) in released.iter().enumerate() {
+            let _ = Signed::<dlocker_proto::statement::ShareRelease>::decode_trusted(
+                release,
+                std::slice::from_ref(pk),
+            );
+            let ctx = EnvelopeContext {
+                wallet_id: "limit-wallet",
+                epoch: 1,
+                share_index: shares[i].index(),
+                recipient: &r_pub,
+            };
+            if let Ok(e) = ShareEnvelope::decode(env)
+                && let Ok(s) = e.open(&ctx, &r)
+            {
+                let _ = commitments.verify(&s);
+            }
+        }
+    });
+    let combine_and_open_ms = time_median_ms(reps, || {
+        if let Ok(k) = dlocker_proto::share::combine(&shares[..t], &commitments) {
+            let _ = dlocker_proto::blob::open(&k, "limit-wallet", &blob);
+        }
+    });
+    let round_trip = warm_round_trips(set, reps).await?;
+    let round_trips_ms = 3.0 * round_trip.iter().sum::<f64>() + round_trip.first().unwrap_or(&0.0);
+    let passkey_assertion_ms = passkey_assertion(passkey)?;
+    let floor_ms = session_key_ms
+        + manifest_decode_ms
+        + approval_check_ms
+        + release_checks_ms
+        + combine_and_open_ms
+        + round_trips_ms;
+    let recover_p50_ms = median(&mut warm);
+    Ok(RecoveryLimit {
+        trustees: n,
+        threshold,
+        recoveries: (warm.len() + cold.len()) as u64,
+        recover_p50_ms,
+        approve_p50_ms: median(&mut approve),
+        recover_cold_p50_ms: median(&mut cold),
+        session_key_ms,
+        manifest_decode_ms,
+        approval_check_ms,
+        release_checks_ms,
+        combine_and_open_ms,
+        round_trips_ms,
+        floor_ms,
+        ratio_c: if floor_ms > 0.0 {
+            recover_p50_ms / floor_ms
+        } else {
+            0.0
+        },
+        passkey_assertion_ms,
+    })
+}
+
+/// One passkey assertion of `kind` over a fresh challenge (median of a few).
+fn passkey_assertion(kind: PasskeyKind) -> anyhow::Result<f64> {
+    use webauthn_rs::prelude::Uuid;
+    let webauthn = bench_webauthn()?;
+    let mut auth = owner_passkey(kind);
+    let (ccr, reg) = webauthn
+        .start_passkey_registration(Uuid::new_v4(), "bench", "bench", None)
+        .map_err(|e| anyhow::anyhow!("start registration: {e}"))?;
+    let cred = auth.register(ccr)?;
+    let pk = webauthn
+        .finish_passkey_registration(&cred, &reg)
+        .map_err(|e| anyhow::anyhow!("finish registration: {e}"))?;
+    let mut v = Vec::new();
+    for _ in 0..20 {
+        let (rcr, _) = webauthn
+            .start_passkey_authentication(std::slice::from_ref(&pk))
+            .map_err(|e| anyhow::anyhow!("start authentication: {e}"))?;
+        let t = Instant::now();
+        auth.authenticate(rcr)?;
+        v.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    Ok(median(&mut v))
+}
+
+/// A relying party for `https://localhost`, as the bench's software passkeys claim.
+fn bench_webauthn() -> anyhow::Result<webauthn_rs::Webauthn> {
+    let origin = webauthn_rs::prelude::Url::parse("https://localhost").context("origin")?;
+    webauthn_rs::WebauthnBuilder::new("localhost", &origin)
+        .and_then(|b| b.build())
+        .map_err(|e| anyhow::anyhow!("webauthn: {e}"))
+}
+
+/// The median `GetInfo` round trip to each trustee of `set` on a warm channel.
+async fn warm_round_trips(set: &TrusteeSet, reps: usize) -> anyhow::Result<Vec<f64>> {
+    let mut out = Vec::with_capacity(set.len());
+    for info in set.trustees() {
+        let mut c = dlocker_sdk::protocol::connect(info).await?;
+        let mut v = Vec::with_capacity(reps);
+        for _ in 0..reps {
+            let t = Instant::now();
+            c.get_info(GetInfoRequest {}).await.context("GetInfo")?;
+            v.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        out.push(median(&mut v));
+    }
+    Ok(out)
 }

@@ -14,6 +14,7 @@ mod growth;
 mod limits;
 mod local;
 mod measure;
+mod passkey;
 mod report;
 mod workload;
 
@@ -91,6 +92,11 @@ struct RunArgs {
     /// Bytes of wallet data per backup.
     #[arg(long, default_value_t = 64)]
     data_bytes: usize,
+    /// The owner passkeys' attestation at backup: `software` (the SDK's software passkey, a
+    /// packed self-attestation every trustee checks) or `platform` (format `none`, as a phone's
+    /// passkey answers). Limit (a) storms with both whatever this says.
+    #[arg(long, value_enum, default_value_t = passkey::PasskeyKind::Software)]
+    passkey: passkey::PasskeyKind,
     /// Skip the limits.
     #[arg(long)]
     no_limits: bool,
@@ -100,6 +106,10 @@ struct RunArgs {
     /// Sequential backups for limit (b).
     #[arg(long, default_value_t = 30)]
     limit_backups: usize,
+    /// Sequential recoveries for limit (c) (half through kept connections, half opening new
+    /// ones).
+    #[arg(long, default_value_t = 30)]
+    limit_recoveries: usize,
     /// Worker threads of the in-process nodes' runtime.
     #[arg(long, default_value_t = 2)]
     node_threads: usize,
@@ -223,6 +233,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             budget,
             policy,
             args.data_bytes,
+            args.passkey,
             &tag,
             quiet,
         )
@@ -276,8 +287,33 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
                 .await?,
             );
             out.backup_limit = Some(
-                limits::backup_limit(&set, threshold, args.data_bytes, args.limit_backups).await?,
+                limits::backup_limit(
+                    &set,
+                    threshold,
+                    args.data_bytes,
+                    args.limit_backups,
+                    args.passkey,
+                )
+                .await?,
             );
+            match &staff {
+                Some(staff) => {
+                    out.recovery_limit = Some(
+                        limits::recovery_limit(
+                            &set,
+                            staff,
+                            threshold,
+                            args.data_bytes,
+                            args.limit_recoveries.div_ceil(2),
+                            args.passkey,
+                        )
+                        .await?,
+                    );
+                }
+                None => out
+                    .notes
+                    .push("limit (c) skipped: no --staff-key for the running cluster".into()),
+            }
         }
         Ok::<_, anyhow::Error>(out)
     });

@@ -1,7 +1,7 @@
 //! Printing the results: tables for people, one JSON document for machines.
 
 use crate::growth::{StoredRow, TrusteeRow};
-use crate::limits::{BackupLimit, DepositLimit, flush_latency_note};
+use crate::limits::{BackupLimit, DepositLimit, RecoveryLimit, flush_latency_note};
 use crate::measure::OpSummary;
 use crate::workload::PhaseResult;
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
@@ -74,6 +74,7 @@ pub(crate) struct RunReport {
     pub(crate) bytes_per_wallet_per_node: Option<f64>,
     pub(crate) deposit_limit: Option<DepositLimit>,
     pub(crate) backup_limit: Option<BackupLimit>,
+    pub(crate) recovery_limit: Option<RecoveryLimit>,
     pub(crate) notes: Vec<String>,
 }
 
@@ -98,6 +99,7 @@ impl RunReport {
             bytes_per_wallet_per_node: None,
             deposit_limit: None,
             backup_limit: None,
+            recovery_limit: None,
             notes: Vec::new(),
         }
     }
@@ -138,25 +140,47 @@ impl RunReport {
                 a.record_bytes, a.clients
             );
             let mut t = table(&["measure", "value"]);
-            t.add_row(vec![
-                format!("node {}: durable deposits/s", a.node),
-                format!("{:.0}", a.deposit.throughput_per_s),
-            ]);
-            t.add_row(vec![
-                "deposit latency p50 / p99 (ms)".into(),
-                format!("{:.2} / {:.2}", a.deposit.p50_ms, a.deposit.p99_ms),
-            ]);
-            if let Some(cpu) = a.deposit.node_cpu_ms_per_op {
+            for storm in &a.storms {
+                let d = &storm.deposit;
+                let m = &storm.mandatory;
+                t.add_row(vec![storm.passkey.label().to_owned(), String::new()]);
                 t.add_row(vec![
-                    "node CPU per deposit (ms)".into(),
-                    format!("{cpu:.2}"),
+                    format!("  node {}: durable deposits/s", a.node),
+                    format!("{:.0}", d.throughput_per_s),
                 ]);
-            }
-            if let Some(b) = a.node_cpu_bound_per_s {
                 t.add_row(vec![
-                    "node CPU bound: cores ÷ CPU per deposit (/s)".into(),
-                    format!("{b:.0}"),
+                    "  deposit latency p50 / p99 (ms)".into(),
+                    format!("{:.2} / {:.2}", d.p50_ms, d.p99_ms),
                 ]);
+                if let Some(cpu) = d.node_cpu_ms_per_op {
+                    t.add_row(vec![
+                        "  node CPU per deposit (ms)".into(),
+                        format!("{cpu:.3}"),
+                    ]);
+                }
+                if let Some(b) = storm.node_cpu_bound_per_s {
+                    t.add_row(vec![
+                        "  node CPU bound: cores ÷ CPU per deposit (/s)".into(),
+                        format!("{b:.0}"),
+                    ]);
+                }
+                t.add_row(vec![
+                    "  mandatory crypto: envelope open + Feldman + registration check + receipt signature (ms)".into(),
+                    format!(
+                        "{:.3} + {:.3} + {:.3} + {:.3} = {:.3}",
+                        m.envelope_open_ms,
+                        m.feldman_check_ms,
+                        m.registration_check_ms,
+                        m.receipt_signature_ms,
+                        m.total_ms
+                    ),
+                ]);
+                if let Some(r) = storm.cpu_ratio {
+                    t.add_row(vec![
+                        "  node CPU per deposit ÷ mandatory crypto".into(),
+                        format!("{r:.2}"),
+                    ]);
+                }
             }
             t.add_row(vec![
                 format!("raw sled insert+flush/s ({} writers)", a.clients),
@@ -178,7 +202,7 @@ impl RunReport {
                 format!("{:.0}", a.raw_sled_group_commit_per_s),
             ]);
             t.add_row(vec![
-                "ratio (a) = node ÷ raw".into(),
+                "ratio (a) = node (software passkey) ÷ raw".into(),
                 format!("{:.2}", a.ratio_a),
             ]);
             println!("{t}");
@@ -188,9 +212,17 @@ impl RunReport {
                 "\nlimit (b): backup {}-of-{} end to end (one client, {} backups) vs crypto work + {} GetInfo round trips",
                 b.threshold, b.trustees, b.backups, b.trustees
             );
+            println!("owner passkeys: {}", b.passkey.label());
             let mut t = table(&["measure", "ms"]);
             for (k, v) in [
-                ("backup p50, end to end", b.backup_p50_ms),
+                (
+                    "backup p50, end to end (SDK client, kept connections)",
+                    b.backup_p50_ms,
+                ),
+                (
+                    "(not in ratio) backup p50 opening new connections",
+                    b.backup_cold_p50_ms,
+                ),
                 ("split", b.split_ms),
                 ("envelope seals (n)", b.envelope_seals_ms),
                 ("blob seal", b.blob_seal_ms),
@@ -201,7 +233,7 @@ impl RunReport {
                 ),
                 ("floor = sum of the above five", b.floor_ms),
                 (
-                    "(not in floor) passkey registration (1 for all n, software)",
+                    "(not in floor) passkey registration (1 for all n)",
                     b.passkey_registrations_ms,
                 ),
                 (
@@ -214,6 +246,51 @@ impl RunReport {
             t.add_row(vec![
                 "ratio (b) = backup p50 ÷ floor".into(),
                 format!("{:.1}", b.ratio_b),
+            ]);
+            println!("{t}");
+        }
+        if let Some(c) = &self.recovery_limit {
+            println!(
+                "\nlimit (c): recovery {}-of-{} with no waiting period, end to end (one client, {} recoveries, staff approval excluded) vs crypto work + round trips",
+                c.threshold, c.trustees, c.recoveries
+            );
+            let mut t = table(&["measure", "ms"]);
+            for (k, v) in [
+                (
+                    "recover p50, end to end (SDK client, kept connections)",
+                    c.recover_p50_ms,
+                ),
+                (
+                    "(not in ratio) recover p50 opening new connections",
+                    c.recover_cold_p50_ms,
+                ),
+                (
+                    "(not in ratio) staff approval (ApproveRecovery) p50",
+                    c.approve_p50_ms,
+                ),
+                ("session key R", c.session_key_ms),
+                ("manifest decode", c.manifest_decode_ms),
+                ("bank approval check", c.approval_check_ms),
+                (
+                    "release checks (n: statement, envelope, Feldman)",
+                    c.release_checks_ms,
+                ),
+                ("combine t shares + open the blob", c.combine_and_open_ms),
+                (
+                    "GetInfo round trips (3 per trustee + 1 to the bank, warm)",
+                    c.round_trips_ms,
+                ),
+                ("floor = sum of the above six", c.floor_ms),
+                (
+                    "(not in floor) passkey assertion (1 for all n)",
+                    c.passkey_assertion_ms,
+                ),
+            ] {
+                t.add_row(vec![k.to_owned(), format!("{v:.3}")]);
+            }
+            t.add_row(vec![
+                "ratio (c) = recover p50 ÷ floor".into(),
+                format!("{:.1}", c.ratio_c),
             ]);
             println!("{t}");
         }

@@ -3,6 +3,7 @@
 //! (deposits over raw gRPC, possession proofs).
 
 use crate::measure::{Latencies, NodeCpu, OpSummary, dir_bytes};
+use crate::passkey::{BenchPasskey, PasskeyKind, owner_passkey};
 use anyhow::Context as _;
 use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
 use dlocker_proto::keys::node_id;
@@ -13,7 +14,7 @@ use dlocker_proto::secret::SecretScalar;
 use dlocker_proto::share::split;
 use dlocker_sdk::{
     BackupPolicy, Client, OwnerIdentity, PreparedBackup, RecoverEvent, RecoverOptions, RetryPolicy,
-    SoftwareAuthenticator, StaffClient, TrusteeInfo, TrusteeSet, protocol::OwnerAuthenticator as _,
+    StaffClient, TrusteeInfo, TrusteeSet, WalletId, protocol::OwnerAuthenticator as _,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use k256::PublicKey;
@@ -101,9 +102,9 @@ impl Dispenser {
 
 /// A wallet backed up during the run: what its owner keeps to verify and recover it.
 pub(crate) struct Wallet {
-    id: String,
+    pub(crate) id: String,
     manifest: Manifest,
-    auth: SoftwareAuthenticator,
+    auth: BenchPasskey,
     data: Vec<u8>,
 }
 
@@ -143,7 +144,7 @@ fn wallet_data(len: usize) -> Vec<u8> {
 }
 
 /// A simulated app's SDK client (no retries: the bench counts failures as they come).
-fn client(set: &TrusteeSet) -> anyhow::Result<Client> {
+pub(crate) fn client(set: &TrusteeSet) -> anyhow::Result<Client> {
     Ok(Client::builder()
         .trustees(set.clone())
         .retry(RetryPolicy::none())
@@ -161,6 +162,7 @@ pub(crate) async fn backups(
     budget: Budget,
     policy: BackupPolicy,
     data_len: usize,
+    passkey: PasskeyKind,
     run_tag: &str,
     quiet: bool,
 ) -> anyhow::Result<(Vec<Wallet>, PhaseResult, Option<f64>)> {
@@ -188,7 +190,7 @@ pub(crate) async fn backups(
                     let id = format!("bench-{tag}-{i}");
                     let data = wallet_data(data_len);
                     let t = Instant::now();
-                    let mut auth = SoftwareAuthenticator::new();
+                    let mut auth = owner_passkey(passkey);
                     let res = match PreparedBackup::new(&set, &id, &data, policy) {
                         Ok(p) => client
                             .backup(&p, &owner, &mut auth, None)
@@ -294,18 +296,29 @@ pub(crate) async fn verifications(
 }
 
 /// What one recovery measured.
-struct RecoveryTimes {
-    total: Duration,
+pub(crate) struct RecoveryTimes {
+    pub(crate) total: Duration,
     waiting_ticks: u32,
-    approve: Option<Duration>,
+    /// The staff approval given inside the recovery (a person's step, not the protocol's).
+    pub(crate) approve: Option<Duration>,
 }
 
 /// One full recovery of `w` with the bank's staff approving automatically: the approval is
 /// given inside the SDK's `AwaitingApproval` callback, before its first poll, so no poll
 /// interval is ever waited. The SDK waits for `release_not_before` in 1 s ticks (the time is
 /// in whole Unix seconds); those ticks are counted so the delay can be excluded.
-async fn recover_one(
+pub(crate) async fn recover_one(
     set: &TrusteeSet,
+    staff: &StaffClient,
+    w: &mut Wallet,
+) -> Result<RecoveryTimes, String> {
+    recover_with(set, None, staff, w).await
+}
+
+/// [`recover_one`], through `client` (its kept connections) when given.
+pub(crate) async fn recover_with(
+    set: &TrusteeSet,
+    client: Option<&Client>,
     staff: &StaffClient,
     w: &mut Wallet,
 ) -> Result<RecoveryTimes, String> {
@@ -333,13 +346,24 @@ async fn recover_one(
         checkpoint: None,
     };
     let t = Instant::now();
-    let res = dlocker_sdk::protocol::recover(set, &w.id, &mut w.auth, opts).await;
+    let res = match client {
+        Some(c) => match WalletId::parse(w.id.clone()) {
+            Ok(id) => c
+                .recover(&id, &mut w.auth, opts)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        },
+        None => dlocker_sdk::protocol::recover(set, &w.id, &mut w.auth, opts)
+            .await
+            .map_err(|e| e.to_string()),
+    };
     let total = t.elapsed();
     let approve = approve_time.lock().ok().and_then(|mut a| a.take());
     if let Some(Err(e)) = &approve {
         return Err(format!("staff approval: {e}"));
     }
-    let rec = res.map_err(|e| e.to_string())?;
+    let rec = res?;
     if rec.data().expose() != w.data.as_slice() {
         return Err("recovered data differs from the backed-up data".into());
     }
@@ -497,12 +521,13 @@ pub(crate) struct StormResult {
 }
 
 /// C clients deposit `deps` at one node over raw gRPC (one channel each, pinned-key checked):
-/// `BeginEnrollment`, a software passkey registration, `FinishEnrollment`.
+/// `BeginEnrollment`, a passkey registration of `passkey`'s kind, `FinishEnrollment`.
 pub(crate) async fn deposit_storm(
     info: &TrusteeInfo,
     cpu: &NodeCpu,
     deps: Vec<PreDeposit>,
     clients: usize,
+    passkey: PasskeyKind,
     quiet: bool,
 ) -> anyhow::Result<StormResult> {
     let n = deps.len() as u64;
@@ -528,7 +553,7 @@ pub(crate) async fn deposit_storm(
             let storm_node = info.node_id.clone();
             tokio::spawn(async move {
                 let mut lat = Latencies::new();
-                let mut auth = SoftwareAuthenticator::new();
+                let mut auth = owner_passkey(passkey);
                 while let Some(i) = d.take() {
                     let dep = &deps[i as usize];
                     let t = Instant::now();

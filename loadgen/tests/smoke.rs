@@ -16,7 +16,8 @@ fn tiny_run_reports_every_phase_and_both_limits() {
             "--count",
             "2",
         ])
-        .args(["--storm-count", "20", "--limit-backups", "2", "--json"])
+        .args(["--storm-count", "20", "--limit-backups", "2"])
+        .args(["--limit-recoveries", "2", "--json"])
         .output()
         .expect("run dlocker-bench");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -36,8 +37,21 @@ fn tiny_run_reports_every_phase_and_both_limits() {
             assert_eq!(op["count"], 2, "{op}");
         }
     }
-    assert_eq!(v["deposit_limit"]["deposit"]["count"], 20);
-    assert_eq!(v["deposit_limit"]["deposit"]["errors"], 0);
+    // One storm per passkey kind, each with its mandatory crypto timed in the run.
+    let storms = v["deposit_limit"]["storms"].as_array().expect("storms");
+    let kinds: Vec<&str> = storms
+        .iter()
+        .filter_map(|s| s["passkey"].as_str())
+        .collect();
+    assert_eq!(kinds, ["software", "platform"]);
+    for s in storms {
+        assert_eq!(s["deposit"]["count"], 20, "{s}");
+        assert_eq!(s["deposit"]["errors"], 0, "{s}");
+        assert!(
+            s["mandatory"]["total_ms"].as_f64().is_some_and(|x| x > 0.0),
+            "{s}"
+        );
+    }
     assert!(
         v["deposit_limit"]["raw_sled_per_s"]
             .as_f64()
@@ -48,6 +62,13 @@ fn tiny_run_reports_every_phase_and_both_limits() {
             .as_f64()
             .is_some_and(|x| x > 0.0)
     );
+    assert_eq!(v["recovery_limit"]["recoveries"], 2);
+    for k in ["recover_p50_ms", "recover_cold_p50_ms", "floor_ms"] {
+        assert!(
+            v["recovery_limit"][k].as_f64().is_some_and(|x| x > 0.0),
+            "{k}"
+        );
+    }
     assert!(
         v["bytes_per_wallet_per_node"]
             .as_f64()
