@@ -5,11 +5,11 @@
 //! has the NEW authenticator register one credential over the one-touch challenge (action
 //! reset-passkey, nothing authorized), proves knowledge of `k` over the challenge naming the new
 //! credential's fingerprint, files the request at the wallet's bank
-//! (`Staff.RequestPasskeyReset`) and asks again, the bank holding each call, until the bank's
-//! staff approved it (they check who
-//! the customer is, and that the fingerprint the app shows — [`ResetEvent::Requested`] — is the
-//! request's), then sends registration, proof and the bank's approval to every trustee
-//! (`Epochs.ResetPasskey`). From then on only the new passkey works.
+//! (`Staff.RequestPasskeyReset`) and asks again, the bank holding each call (`wait_secs`), until
+//! the bank's staff approved it (they check who the customer is, and that the fingerprint the
+//! app shows — [`ResetEvent::Requested`] — is the request's), then sends registration, proof and
+//! the bank's approval to every trustee (`Epochs.ResetPasskey`). From then on only the new
+//! passkey works.
 //!
 //! `k` is only borrowed, as the protocol's zeroizing [`SecretScalar`]; nothing derived from it
 //! but the proof leaves this function. The reset's nonces live the trustees'
