@@ -871,7 +871,7 @@ pub async fn request_key_approval(
                 last_status: last,
             });
         }
-        if crate::transport::approval_answered_at_once(asked, wait_secs) {
+        if crate::transport::answered_at_once(asked, wait_secs) {
             crate::runtime::sleep(poll_interval).await;
         }
     }

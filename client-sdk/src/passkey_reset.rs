@@ -5,10 +5,11 @@
 //! has the NEW authenticator register one credential over the one-touch challenge (action
 //! reset-passkey, nothing authorized), proves knowledge of `k` over the challenge naming the new
 //! credential's fingerprint, files the request at the wallet's bank
-//! (`Staff.RequestPasskeyReset`) and polls it until the bank's staff approved it (they check who
-//! the customer is, and that the fingerprint the app shows — [`ResetEvent::Requested`] — is the
-//! request's), then sends registration, proof and the bank's approval to every trustee
-//! (`Epochs.ResetPasskey`). From then on only the new passkey works.
+//! (`Staff.RequestPasskeyReset`) and asks again, the bank holding each call (`wait_secs`), until
+//! the bank's staff approved it (they check who the customer is, and that the fingerprint the
+//! app shows — [`ResetEvent::Requested`] — is the request's), then sends registration, proof and
+//! the bank's approval to every trustee (`Epochs.ResetPasskey`). From then on only the new
+//! passkey works.
 //!
 //! `k` is only borrowed, as the protocol's zeroizing [`SecretScalar`]; nothing derived from it
 //! but the proof leaves this function. The reset's nonces live the trustees'
@@ -30,8 +31,8 @@ use crate::passkey_change::{begin, registered_fingerprint};
 use crate::runtime::{Instant, sleep};
 use crate::saved::{SavedStateError, open_json, seal_json};
 use crate::transport::{
-    connect_channel, describe_failures, describe_status, epochs_client, is_refusal, staff_client,
-    transport_failure,
+    answered_at_once, approval_wait_secs, connect_channel, describe_failures, describe_status,
+    epochs_client, is_refusal, staff_client, transport_failure,
 };
 use crate::trustees::{TrusteeInfo, TrusteeSet};
 use dlocker_proto::client_state::{StateKey, StateKind};
@@ -77,7 +78,9 @@ fn no_progress(_: ResetEvent) {}
 
 /// How [`reset_passkey`] waits for the bank and reports.
 pub struct ResetOptions<'a> {
-    /// How often to ask the bank whether it approved.
+    /// The pause between two questions to the bank about its approval when the bank answers at
+    /// once (one that does not hold the call until staff approve). A bank that holds the call
+    /// (`RequestPasskeyReset`'s `wait_secs`) is asked again at once.
     pub poll_interval: Duration,
     /// Give up waiting for the bank's approval after this long (at most the nonces' hour helps).
     pub approval_timeout: Duration,
@@ -255,6 +258,7 @@ impl PendingReset {
             registration_json: self.request.registration_json.clone(),
             nonces: self.request.nonces.clone(),
             key_proof: self.request.key_proof.clone(),
+            wait_secs: 0,
         }
     }
 }
@@ -336,17 +340,26 @@ async fn await_approval(
     let started = Instant::now();
     let mut last_status = String::new();
     let mut announced = false;
+    // Once the request is filed, the bank holds each call until staff approve (or `wait_secs`
+    // pass), so the approval is seen the moment it is given, without a polling interval.
+    let wait_secs = approval_wait_secs(bank);
     loop {
+        let mut ask = request.clone();
+        // The first answer is wanted at once: it names the request the app shows to staff.
+        ask.wait_secs = if announced { wait_secs } else { 0 };
+        let asked = Instant::now();
         let answer = match connect_channel(bank).await {
             Ok(ch) => staff_client(ch)
-                .request_passkey_reset(request.clone())
+                .request_passkey_reset(ask.clone())
                 .await
                 .map(tonic::Response::into_inner),
             Err(e) => Err(tonic::Status::unavailable(e.to_string())),
         };
+        let mut just_filed = false;
         match answer {
             Ok(s) => {
                 if !announced {
+                    just_filed = true;
                     (opts.progress)(ResetEvent::Requested {
                         request_id: s.request_id.clone(),
                         credential_fingerprint: *fingerprint,
@@ -400,7 +413,12 @@ async fn await_approval(
                 last_status,
             });
         }
-        sleep(opts.poll_interval).await;
+        // Asked again at once after the filing answer and after a held one; a pause only when
+        // the bank answered at once (it does not hold calls, or refused for the moment).
+        let held = ask.wait_secs > 0 && !answered_at_once(asked, ask.wait_secs);
+        if !(just_filed || held) {
+            sleep(opts.poll_interval).await;
+        }
     }
 }
 

@@ -33,8 +33,8 @@ use crate::ceremony;
 use crate::runtime::{Instant, sleep};
 use crate::transport::Channel;
 use crate::transport::{
-    NodeRefusal, approval_answered_at_once, approval_wait_secs, connect_channel, describe_status,
-    is_refusal, recovery_client, staff_client, transport_failure,
+    NodeRefusal, answered_at_once, approval_wait_secs, connect_channel, describe_status,
+    is_refusal, recovery_client, release_wait_secs, staff_client, transport_failure,
 };
 use crate::trustees::{TrusteeInfo, TrusteeSet};
 use dlocker_proto::client_state::StateKey;
@@ -186,8 +186,9 @@ fn no_progress(_: RecoverEvent) {}
 /// How [`recover`] waits, reports and stops.
 pub struct RecoverOptions<'a> {
     /// The pause between two questions to the bank about its approval when the bank answers at
-    /// once (one that does not hold the call until staff approve), and between retries of early
-    /// releases. A bank that holds the call (`GetApproval`'s `wait_secs`) is asked again at once.
+    /// once (one that does not hold the call until staff approve). A bank that holds the call
+    /// (`GetApproval`'s `wait_secs`) is asked again at once. Releases never pause: a trustee a
+    /// little early holds the call until its delay is over (`ReleaseShare`'s `wait_secs`).
     pub poll_interval: Duration,
     /// Give up waiting for the bank's approval after this long.
     pub approval_timeout: Duration,
@@ -1214,7 +1215,7 @@ async fn finish(
 
     // 5. The delay: wait until the last trustee's release_not_before, exactly (a trustee
     // releases from that second on), reporting progress at most once a second. A trustee whose
-    // clock is a little behind answers "not yet", which step 6 retries.
+    // clock is a little behind holds step 6's call until its own release_not_before.
     let not_before = run
         .participants
         .iter()
@@ -1237,8 +1238,11 @@ async fn finish(
     }
     run.save(RecoveryStep::Releasing, &opts)?;
 
-    // 6. Release everywhere, concurrently; retry "not yet" answers a few times (clock skew). A
-    // trustee that already released to this session (a resumed recovery) releases again.
+    // 6. Release everywhere, concurrently. A trustee whose clock is a little behind (its
+    // release_not_before a few seconds away) holds the call until then (`wait_secs`) and
+    // releases; one that answers "not yet" at once (it does not hold calls) is asked again at
+    // once, twice at most. No pause: the delay is over by the SDK's clock. A trustee that
+    // already released to this session (a resumed recovery) releases again.
     let mut good: Vec<(String, GoodShare)> = Vec::new();
     let mut released: Vec<String> = Vec::new();
     let mut pending: Vec<Participant<'_>> = std::mem::take(&mut run.participants);
@@ -1246,10 +1250,13 @@ async fn finish(
         let answers = join_all(pending.into_iter().map(|p| {
             let approval = approval.clone();
             async move {
+                let wait_secs = release_wait_secs(p.info);
                 let req = ReleaseShareRequest {
                     session_id: p.opened.session_id.clone(),
                     bank_approval_encoded: approval,
+                    wait_secs,
                 };
+                let asked = Instant::now();
                 let resp = if p.staged {
                     EpochsClient::new(p.channel.clone())
                         .max_decoding_message_size(crate::transport::MAX_MESSAGE_BYTES)
@@ -1258,12 +1265,13 @@ async fn finish(
                 } else {
                     recovery_client(p.channel.clone()).release_share(req).await
                 };
-                (p, resp)
+                let held = !answered_at_once(asked, wait_secs);
+                (p, resp, held)
             }
         }))
         .await;
         pending = Vec::new();
-        for (p, resp) in answers {
+        for (p, resp, held) in answers {
             let name = p.info.name.clone();
             match resp {
                 Ok(resp) => {
@@ -1292,9 +1300,11 @@ async fn finish(
                         }
                     }
                 }
-                // "Not yet" (clock skew around release_not_before): retried a few times. The
-                // refusal code decides; a session refused for good is not retried.
-                Err(s) if release_not_yet(&s) && attempt < 2 => {
+                // "Not yet" at once (clock skew, a trustee that does not hold calls): asked
+                // again. A trustee that held the call and still says "not yet" (it is shutting
+                // down) is not. The refusal code decides; a session refused for good is not
+                // retried.
+                Err(s) if release_not_yet(&s) && !held && attempt < 2 => {
                     pending.push(p);
                 }
                 Err(s) => {
@@ -1309,11 +1319,6 @@ async fn finish(
         }
         if pending.is_empty() || good.len() >= t {
             break;
-        }
-        if sleep_or_cancel(opts.poll_interval, &mut opts.cancel).await {
-            return Err(RecoverError::Cancelled {
-                handle: Box::new(run.handle),
-            });
         }
     }
     for p in pending {
@@ -1458,7 +1463,7 @@ async fn await_approval(
                 handle: Box::new(handle.clone()),
             });
         }
-        let pause = if approval_answered_at_once(asked, wait_secs) {
+        let pause = if answered_at_once(asked, wait_secs) {
             opts.poll_interval
         } else {
             Duration::ZERO

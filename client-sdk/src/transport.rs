@@ -435,25 +435,34 @@ pub(crate) fn backoff_delay(backoff: Duration, max: Duration, attempt: u32) -> D
         .min(max)
 }
 
-/// How long a `GetApproval` call asks the bank to hold its answer while staff have not approved
-/// yet: 20 s, and at least 5 s inside the request timeout so the call is never cut off (0: the
-/// request timeout is too short to wait; the caller then polls).
+/// How long a `GetApproval` (or `RequestPasskeyReset`) call asks the bank to hold its answer
+/// while staff have not approved yet: 20 s, and at least 5 s inside the request timeout so the
+/// call is never cut off (0: the request timeout is too short to wait; the caller then polls).
 pub(crate) fn approval_wait_secs(info: &TrusteeInfo) -> u32 {
+    held_wait_secs(info, Duration::from_secs(20))
+}
+
+/// How long a `ReleaseShare` call asks a trustee to hold a release its clock says is a little
+/// early (it holds only when its `release_not_before` is at most this far away): 10 s, and at
+/// least 5 s inside the request timeout.
+pub(crate) fn release_wait_secs(info: &TrusteeInfo) -> u32 {
+    held_wait_secs(info, Duration::from_secs(10))
+}
+
+fn held_wait_secs(info: &TrusteeInfo, most: Duration) -> u32 {
     let timeout = info
         .link
         .0
         .as_ref()
         .map_or(REQUEST_TIMEOUT, |s| s.opts.request_timeout);
-    let wait = timeout
-        .saturating_sub(Duration::from_secs(5))
-        .min(Duration::from_secs(20));
+    let wait = timeout.saturating_sub(Duration::from_secs(5)).min(most);
     u32::try_from(wait.as_secs()).unwrap_or(0)
 }
 
-/// Whether a pending `GetApproval` answer came back without the bank holding it (a bank that
-/// does not wait, or one with no waiting place free): only then does the caller pause before
-/// asking again.
-pub(crate) fn approval_answered_at_once(asked: crate::runtime::Instant, wait_secs: u32) -> bool {
+/// Whether a "not yet" answer to a call that asked to be held came back without the node
+/// holding it (a node that does not wait, or one with no waiting place free): only then does
+/// the caller pause (or give up) before asking again.
+pub(crate) fn answered_at_once(asked: crate::runtime::Instant, wait_secs: u32) -> bool {
     wait_secs == 0 || asked.elapsed() < Duration::from_secs(1)
 }
 

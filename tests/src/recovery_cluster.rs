@@ -498,18 +498,30 @@ impl RecoveryCluster {
         .map(|_| ())
     }
 
-    /// `ReleaseShare` at node `i`.
+    /// `ReleaseShare` at node `i` (answered at once).
     pub async fn release(
         &self,
         i: usize,
         session_id: &str,
         approval: &[u8],
     ) -> Result<ReleaseShareResponse, tonic::Status> {
+        self.release_waiting(i, session_id, approval, 0).await
+    }
+
+    /// `ReleaseShare` at node `i`, asking it to hold the call up to `wait_secs` for the delay.
+    pub async fn release_waiting(
+        &self,
+        i: usize,
+        session_id: &str,
+        approval: &[u8],
+        wait_secs: u32,
+    ) -> Result<ReleaseShareResponse, tonic::Status> {
         self.recovery(i)
             .await
             .release_share(ReleaseShareRequest {
                 session_id: session_id.to_owned(),
                 bank_approval_encoded: approval.to_vec(),
+                wait_secs,
             })
             .await
             .map(tonic::Response::into_inner)

@@ -49,6 +49,7 @@ pub mod epochs;
 pub mod error;
 pub mod events;
 pub mod grpc_web;
+pub mod hold;
 pub mod housekeeping;
 pub mod init;
 pub mod keys;

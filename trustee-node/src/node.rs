@@ -26,6 +26,12 @@ use webauthn_rs::{Webauthn, WebauthnBuilder};
 pub trait Clock: Send + Sync {
     /// Now, in Unix seconds.
     fn now(&self) -> u64;
+
+    /// How long until `now()` reaches `t` (zero once it has). A clock that knows fractions of a
+    /// second says so; this default counts whole seconds.
+    fn until(&self, t: u64) -> Duration {
+        Duration::from_secs(t.saturating_sub(self.now()))
+    }
 }
 
 /// The system clock.
@@ -35,6 +41,12 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> u64 {
         dlocker_proto::time::unix_now()
+    }
+
+    fn until(&self, t: u64) -> Duration {
+        (std::time::UNIX_EPOCH + Duration::from_secs(t))
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or_default()
     }
 }
 
@@ -111,14 +123,15 @@ pub struct Node {
     pub(crate) caller_limits: crate::caller_limits::CallerLimits,
     /// Counters of what is refused without being written down.
     pub(crate) stats: crate::stats::NodeStats,
-    /// Places for `GetApproval` calls waiting for staff ([`crate::staff::MAX_APPROVAL_WAITERS`]);
-    /// a caller that finds none is answered at once, as without a wait.
-    pub(crate) approval_waiters: tokio::sync::Semaphore,
+    /// Places for held calls ([`crate::hold::MAX_HELD_CALLS`]: `GetApproval` waiting for staff,
+    /// a passkey reset waiting for its approval, a release waiting for its delay); a caller that
+    /// finds none is answered at once, as without a wait.
+    pub(crate) held_calls: tokio::sync::Semaphore,
     /// The document locker this node hosts (`[locker] enabled = true`), set once it is open; a
     /// weak reference, since the locker holds the node as its host. A delete that erases the
     /// documents reaches it here.
     pub(crate) locker: std::sync::OnceLock<std::sync::Weak<dlocker_locker::server::Locker>>,
-    /// `true` once shutdown begins: calls held open (a waiting `GetApproval`) answer then, so
+    /// `true` once shutdown begins: calls held open ([`crate::hold`]) answer then, so
     /// they do not hold the shutdown.
     pub(crate) stopping: tokio::sync::watch::Sender<bool>,
 }
@@ -230,7 +243,7 @@ impl Node {
             db,
             caller_limits,
             stats: crate::stats::NodeStats::default(),
-            approval_waiters: tokio::sync::Semaphore::new(crate::staff::MAX_APPROVAL_WAITERS),
+            held_calls: tokio::sync::Semaphore::new(crate::hold::MAX_HELD_CALLS),
             locker: std::sync::OnceLock::new(),
             stopping: tokio::sync::watch::channel(false).0,
         })

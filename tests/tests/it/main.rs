@@ -53,6 +53,7 @@ mod recovery_resume;
 mod recovery_staff;
 mod recovery_strangers;
 mod refusal_codes;
+mod release_wait;
 mod rotation_after_recovery;
 mod rotation_faults;
 mod rotation_happy;

@@ -76,6 +76,7 @@ impl Owner {
             registration_json: self.registration_json.clone(),
             nonces: self.nonces.wire(),
             key_proof: self.proof.clone(),
+            wait_secs: 0,
         }
     }
 
@@ -536,6 +537,79 @@ async fn passkey_reset_needs_bank_and_k_and_swaps_the_credential_everywhere() {
             "node {i}: {first}"
         );
     }
+}
+
+/// Staff act half a second after the call went out: the call can only return their answer if
+/// the bank held it.
+async fn after_a_moment<F: std::future::Future>(f: F) -> F::Output {
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    f.await
+}
+
+/// `RequestPasskeyReset` held by the bank: a call made before staff act returns the approval
+/// when they approve, and the SDK's reset therefore needs no polling interval (with one of an
+/// hour it still finishes as soon as staff approve).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passkey_reset_is_held_until_staff_approve_with_an_hour_between_polls() {
+    let rc = RotationCluster::start(3, None).await;
+    let (wallet, prepared, _lost) = rc.backup("pk-reset-held", &ALL, 2, DATA).await;
+    let k = prepared.secret();
+    let staff = rc.staff_client();
+
+    // Filed (answered at once, with the request id staff approve), then asked again with a
+    // wait: staff approve while the call is held, and it returns their approval.
+    let mut new1 = SoftwareAuthenticator::new();
+    let (owner, status) = prepare(&rc, &wallet, k, &mut new1).await;
+    let mut ask = owner.filing();
+    ask.wait_secs = 30;
+    let (held, approved) = tokio::join!(
+        async { bank(&rc).await.request_passkey_reset(ask).await },
+        after_a_moment(staff.approve_passkey_reset(&status.request_id))
+    );
+    assert!(approved.expect("staff approve").approved);
+    let held = held.expect("the held call answers").into_inner();
+    assert_eq!(held.request_id, status.request_id);
+    let approval = Signed::<PasskeyResetApproval>::decode(&held.reset_approval_encoded)
+        .expect("the held call returns the signed approval");
+    assert_eq!(
+        approval.body().credential_fingerprint.to_vec(),
+        owner.fingerprint
+    );
+
+    // The SDK, asking with an hour between polls: done soon after staff approve.
+    let mut new2 = SoftwareAuthenticator::new();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let progress = |e: ResetEvent| {
+        if let ResetEvent::Requested { request_id, .. } = e {
+            let _ = tx.send(request_id);
+        }
+    };
+    let opts = ResetOptions {
+        poll_interval: Duration::from_secs(3600),
+        approval_timeout: Duration::from_secs(7200),
+        progress: &progress,
+        checkpoint: None,
+    };
+    let trustees = rc.all();
+    let reset = reset_passkey(&trustees, &wallet, k, &mut new2, opts);
+    let approve = async {
+        let id = rx.recv().await.expect("the SDK filed the request");
+        after_a_moment(staff.approve_passkey_reset(&id))
+            .await
+            .expect("staff approve");
+    };
+    // Bounded well under the polling interval: only a held call can finish it in time.
+    let (report, ()) = tokio::time::timeout(Duration::from_secs(120), async {
+        tokio::join!(reset, approve)
+    })
+    .await
+    .expect("the reset finished once staff approved, without waiting for a poll");
+    let report = report.expect("the SDK's reset");
+    assert_eq!(report.reset.len(), 3);
+    assert_eq!(
+        rc.credential_fingerprints(&ALL, &wallet).await,
+        vec![report.new_fingerprint.to_vec(); 3]
+    );
 }
 
 fn dlocker(args: &[&str]) -> std::process::Output {

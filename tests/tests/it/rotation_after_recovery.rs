@@ -74,6 +74,7 @@ async fn a_session_that_released_never_receives_a_later_epoch() {
             .release_staged_share(pb::ReleaseShareRequest {
                 session_id: s.session_id.clone(),
                 bank_approval_encoded: approval.clone(),
+                wait_secs: 0,
             })
             .await
             .expect_err("a released session receives no later epoch");

@@ -356,7 +356,11 @@ impl Epochs for EpochsService {
         let s = self
             .node
             .epochs()
-            .release_staged_share(&r.session_id, &r.bank_approval_encoded)
+            .release_staged_share(
+                &r.session_id,
+                &r.bank_approval_encoded,
+                crate::hold::capped_wait(r.wait_secs),
+            )
             .await?;
         Ok(Response::new(pb::ReleaseShareResponse {
             share_envelope_encoded: s.envelope,

@@ -1251,8 +1251,32 @@ impl EpochOps<'_> {
     /// `Epochs.ReleaseStagedShare`: the staged epoch's share, released under a recovery session
     /// exactly like `ReleaseShare` (the session's `ReleaseAuthorized` token: owner authenticated,
     /// bank approval for this wallet and `R`, delay passed), sealed to `R` in the staged epoch's
-    /// context, with a `ShareRelease` naming the staged manifest.
+    /// context, with a `ShareRelease` naming the staged manifest. Held for at most `wait` when
+    /// the delay alone is not over, as `ReleaseShare` is
+    /// ([`crate::recovery::RecoveryOps::hold_for_delay`]).
     pub async fn release_staged_share(
+        &self,
+        session_id: &str,
+        bank_approval: &[u8],
+        wait: std::time::Duration,
+    ) -> Result<crate::recovery::ReleasedShare, NodeError> {
+        match self
+            .release_staged_share_now(session_id, bank_approval)
+            .await
+        {
+            Err(refused) => {
+                self.recovery()
+                    .hold_for_delay(session_id, refused, wait)
+                    .await?;
+                self.release_staged_share_now(session_id, bank_approval)
+                    .await
+            }
+            released => released,
+        }
+    }
+
+    /// `Epochs.ReleaseStagedShare`, answered at once.
+    async fn release_staged_share_now(
         &self,
         session_id: &str,
         bank_approval: &[u8],

@@ -26,6 +26,7 @@ pub mod session;
 use crate::db::{Batch, PASSKEYS_TREE, StoreError, WalletRecord};
 use crate::error::NodeError;
 use crate::events::StoredEvent;
+use crate::hold::Look;
 use crate::node::Node;
 use crate::recovery::release::{Release, ShareSource, StoredShare, release_share};
 use crate::recovery::session::{Canceller, RecoverySession, SessionError, SessionState};
@@ -401,8 +402,67 @@ impl RecoveryOps<'_> {
         Ok(st.session.release_not_before)
     }
 
-    /// `ReleaseShare`.
+    /// `ReleaseShare`, held for at most `wait` when the delay alone is not over
+    /// ([`RecoveryOps::hold_for_delay`]).
     pub async fn release_share(
+        &self,
+        session_id: &str,
+        bank_approval: &[u8],
+        wait: std::time::Duration,
+    ) -> Result<ReleasedShare, NodeError> {
+        match self.release_share_now(session_id, bank_approval).await {
+            Err(refused) => {
+                self.hold_for_delay(session_id, refused, wait).await?;
+                self.release_share_now(session_id, bank_approval).await
+            }
+            released => released,
+        }
+    }
+
+    /// A release refused with `refused`: when that is only the delay (every other check passed:
+    /// it is checked last) and `release_not_before` is at most `wait` away, holds the call until
+    /// then (or until the session is cancelled or expires); `Ok` says "release now", which
+    /// checks everything again, so a hold never releases before `release_not_before`. Any other
+    /// refusal, a delay further away, no free place for a held call, or shutdown: `refused`.
+    pub(crate) async fn hold_for_delay(
+        &self,
+        session_id: &str,
+        refused: NodeError,
+        wait: std::time::Duration,
+    ) -> Result<(), NodeError> {
+        let not_before = match &refused {
+            NodeError::Session(SessionError::DelayNotPassed {
+                release_not_before,
+                remaining_secs,
+            }) if *remaining_secs <= wait.as_secs() => *release_not_before,
+            _ => return Err(refused),
+        };
+        let wallet = self.load_session(session_id)?.session.wallet_id;
+        // The clock may read whole seconds: a second's grace past its own count, so the last
+        // look sees release_not_before reached.
+        let hold_for = self.clock.until(not_before) + std::time::Duration::from_secs(1);
+        self.hold(&wallet, hold_for, || {
+            let now = self.now();
+            let waiting = now < not_before
+                && self.load_session(session_id).is_ok_and(|st| {
+                    !matches!(st.session.state, SessionState::Cancelled { .. })
+                        && !st.session.is_expired(now)
+                });
+            if waiting {
+                let not_yet = SessionError::DelayNotPassed {
+                    release_not_before: not_before,
+                    remaining_secs: not_before - now,
+                };
+                Look::Pending(Err(not_yet.into()), Some(self.clock.until(not_before)))
+            } else {
+                Look::Done(Ok(()))
+            }
+        })
+        .await
+    }
+
+    /// `ReleaseShare`, answered at once.
+    async fn release_share_now(
         &self,
         session_id: &str,
         bank_approval: &[u8],

@@ -197,7 +197,11 @@ impl Recovery for RecoveryService {
         let r = self
             .node
             .recovery()
-            .release_share(&req.session_id, &req.bank_approval_encoded)
+            .release_share(
+                &req.session_id,
+                &req.bank_approval_encoded,
+                crate::hold::capped_wait(req.wait_secs),
+            )
             .await?;
         Ok(Response::new(pb::ReleaseShareResponse {
             share_envelope_encoded: r.envelope,

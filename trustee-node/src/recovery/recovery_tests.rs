@@ -225,9 +225,35 @@ impl Harness {
             .release_share(pb::ReleaseShareRequest {
                 session_id: session.into(),
                 bank_approval_encoded: approval,
+                wait_secs: 0,
             })
             .await
             .map(|r| r.into_inner())
+    }
+
+    async fn release_held_now(
+        &mut self,
+        session: &str,
+        approval: Vec<u8>,
+        wait_secs: u32,
+    ) -> Result<pb::ReleaseShareResponse, tonic::Status> {
+        release_held(self, session, approval, wait_secs)
+            .await
+            .expect("task")
+    }
+
+    /// An owner-authenticated session towards a fresh `R` with the bank's approval, the clock
+    /// `left` seconds before its release_not_before (T0 + 60).
+    async fn approved_before_delay(&mut self, left: u64) -> (String, Vec<u8>) {
+        let r = new_r().public_key();
+        let opened = self.open(&r).await.expect("open");
+        let assertion = self.recover_assertion(&opened, &r);
+        self.authenticate(&opened.session_id, &assertion)
+            .await
+            .expect("auth");
+        let approval = self.approval(&self.bank_key.clone(), &r, T0 + 3600);
+        self.advance(60 - left);
+        (opened.session_id, approval)
     }
 
     fn approval(&self, signer: &SigningKey, r: &PublicKey, expires_at: u64) -> Vec<u8> {
@@ -627,6 +653,69 @@ async fn a_held_get_approval_does_not_hold_the_shutdown() {
         .expect("clean shutdown");
     let answer = held.await.expect("task");
     assert!(answer.is_err(), "no approval was given: {answer:?}");
+}
+
+/// `ReleaseShare` with `wait_secs` in a task (the call may be held).
+fn release_held(
+    h: &Harness,
+    sid: &str,
+    approval: Vec<u8>,
+    wait_secs: u32,
+) -> tokio::task::JoinHandle<Result<pb::ReleaseShareResponse, tonic::Status>> {
+    let mut recovery = h.recovery.clone();
+    let sid = sid.to_owned();
+    tokio::spawn(async move {
+        recovery
+            .release_share(pb::ReleaseShareRequest {
+                session_id: sid,
+                bank_approval_encoded: approval,
+                wait_secs,
+            })
+            .await
+            .map(|r| r.into_inner())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_held_for_its_delay_releases_when_the_clock_reaches_it() {
+    let mut h = Harness::new(1).await;
+    let (sid, approval) = h.approved_before_delay(2).await;
+    // Further away than the wait: refused at once.
+    refused(
+        h.release_held_now(&sid, approval.clone(), 1).await,
+        Code::FailedPrecondition,
+        "(2 s left)",
+    );
+    let held = release_held(&h, &sid, approval, 10);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!held.is_finished(), "the release is held for its delay");
+    h.advance(2);
+    let rel = tokio::time::timeout(std::time::Duration::from_secs(15), held)
+        .await
+        .expect("answered once the clock reached release_not_before")
+        .expect("task")
+        .expect("released");
+    let statement = Signed::<ShareRelease>::decode(&rel.release_encoded).expect("release");
+    assert_eq!(
+        statement.body().released_at,
+        T0 + 60,
+        "not before the delay"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_release_does_not_hold_the_shutdown_and_releases_nothing() {
+    let mut h = Harness::new(1).await;
+    let (sid, approval) = h.approved_before_delay(5).await;
+    let held = release_held(&h, &sid, approval, 30);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!held.is_finished(), "the release is held for its delay");
+    // The clock never reaches release_not_before: the shutdown answers the call, "not yet".
+    tokio::time::timeout(std::time::Duration::from_secs(15), h.node.shutdown())
+        .await
+        .expect("the shutdown did not wait for the held call")
+        .expect("clean shutdown");
+    refused(held.await.expect("task"), Code::FailedPrecondition, "delay");
 }
 
 #[tokio::test]

@@ -14,6 +14,7 @@ pub mod staff_service;
 
 use crate::config::BankSettings;
 use crate::error::NodeError;
+use crate::hold::Look;
 use crate::node::Node;
 use crate::recovery::session::{Canceller, RecoverySession, SessionError, SessionState};
 use crate::recovery::{MAX_LISTED_RECOVERIES, MAX_STATEMENT_BYTES, StoredSession};
@@ -50,19 +51,6 @@ impl Node {
     pub fn staff(&self) -> StaffOps<'_> {
         StaffOps(self)
     }
-}
-
-/// The longest a `GetApproval` call waits for staff (its `wait_secs` is capped to this).
-pub const MAX_APPROVAL_WAIT_SECS: u32 = 30;
-
-/// How many `GetApproval` calls may wait at once; beyond this a call is answered at once (the
-/// SDK then polls), so waiting callers cannot crowd out anyone.
-pub const MAX_APPROVAL_WAITERS: usize = 1024;
-
-/// How often a waiting `GetApproval` looks again without an event: where replicas share the
-/// database an approval given at another replica raises no event here.
-fn approval_recheck(shared: bool) -> std::time::Duration {
-    std::time::Duration::from_millis(if shared { 250 } else { 5_000 })
 }
 
 fn approval_live(bytes: &[u8], now: u64) -> bool {
@@ -298,49 +286,13 @@ impl StaffOps<'_> {
         r: &PublicKey,
         wait: std::time::Duration,
     ) -> Result<Vec<u8>, NodeError> {
-        let deadline = tokio::time::Instant::now() + wait;
-        // Subscribed before the first look, so an approval between the look and the wait wakes.
-        let mut events = self.events.subscribe();
-        let mut stopping = self.stopping.subscribe();
-        let mut place = None;
-        loop {
-            let answer = self.get_approval(wallet_id, r);
-            if !matches!(answer, Err(NodeError::AwaitingApproval { .. }))
-                || tokio::time::Instant::now() >= deadline
-                || *stopping.borrow_and_update()
-            {
-                return answer;
+        self.hold(wallet_id.as_str(), wait, || {
+            match self.get_approval(wallet_id, r) {
+                pending @ Err(NodeError::AwaitingApproval { .. }) => Look::Pending(pending, None),
+                answer => Look::Done(answer),
             }
-            if place.is_none() {
-                match self.approval_waiters.try_acquire() {
-                    Ok(p) => place = Some(p),
-                    Err(_) => return answer,
-                }
-            }
-            let look_again = deadline.min(
-                tokio::time::Instant::now()
-                    + approval_recheck(self.db.backend() == dlocker_store::Backend::Postgres),
-            );
-            let this_wallet = async {
-                loop {
-                    match events.recv().await {
-                        Ok(ev) if ev.wallet_id == wallet_id.as_str() => return,
-                        Ok(_) => {}
-                        // Missed events: look again.
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
-                        Err(tokio::sync::broadcast::error::RecvError::Closed) => {
-                            std::future::pending::<()>().await
-                        }
-                    }
-                }
-            };
-            tokio::select! {
-                () = this_wallet => {}
-                () = tokio::time::sleep_until(look_again) => {}
-                // Shutdown (or the node gone): answer "awaiting" now; the SDK asks again.
-                _ = stopping.changed() => {}
-            }
-        }
+        })
+        .await
     }
 
     /// `GetApproval(wallet, R)`: the stored, unexpired approval of the bank's session.

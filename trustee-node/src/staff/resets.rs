@@ -3,12 +3,13 @@
 //! `ResetPasskey` but spending nothing), staff list and approve it with signed staff requests
 //! under the same distinct-approvers policy as recoveries, and once it holds the bank approval
 //! key signs a `PasskeyResetApproval` for the wallet and the new credential, which the phone
-//! collects by asking again.
+//! collects by asking again (held, with `wait_secs`, until staff approve: [`crate::hold`]).
 
 use super::StaffOps;
 use crate::db::PasskeyResetRecord;
 use crate::epochs::passkey_reset::{ResetError, ResetOwner};
 use crate::error::NodeError;
+use crate::hold::Look;
 use crate::recovery::session::add_distinct_approval;
 use dlocker_proto::statement::{PasskeyResetApproval, Signed, StaffAction};
 use sha2::{Digest, Sha256};
@@ -32,6 +33,13 @@ fn approval_live(bytes: &[u8], now: u64) -> bool {
     Signed::<PasskeyResetApproval>::decode(bytes)
         .map(|s| now < s.body().expires_at)
         .unwrap_or(false)
+}
+
+/// Whether a request still waits for its live approval.
+fn approval_missing(rec: &PasskeyResetRecord, now: u64) -> bool {
+    !rec.approval
+        .as_deref()
+        .is_some_and(|a| approval_live(a, now))
 }
 
 /// A reset request with what the staff policy needs.
@@ -58,7 +66,44 @@ impl StaffOps<'_> {
     /// `RequestPasskeyReset`: the owner's side checked as a trustee checks it (nothing spent),
     /// then the wallet's reset request for this credential: found, or filed now (audited, and
     /// an event the bank's notifier tells the customer about).
-    pub async fn request_passkey_reset(&self, owner: ResetOwner) -> Result<ResetStatus, NodeError> {
+    ///
+    /// With a `wait`, a request found pending is held until staff approve it (an approval's
+    /// event wakes the call), it expires or the wallet is erased, at the latest after `wait`:
+    /// the phone then needs no polling interval. A call that files the request answers at once
+    /// (the app shows the fingerprint staff compare before they can approve).
+    pub async fn request_passkey_reset(
+        &self,
+        owner: ResetOwner,
+        wait: std::time::Duration,
+    ) -> Result<ResetStatus, NodeError> {
+        let (status, filed) = self.file_passkey_reset(owner).await?;
+        if filed || status.approval.is_some() || wait.is_zero() {
+            return Ok(status);
+        }
+        let id = status.record.id.clone();
+        let wallet = status.record.wallet_id.clone();
+        self.hold(&wallet, wait, || {
+            let now = self.now();
+            match self.db.passkey_reset(&id) {
+                Ok(Some(rec)) if now < rec.expires_at && approval_missing(&rec, now) => {
+                    let expires_in = self.clock.until(rec.expires_at);
+                    Look::Pending(Ok(self.status(rec, now)), Some(expires_in))
+                }
+                // Approved, or expired (asking again files it anew).
+                Ok(Some(rec)) => Look::Done(Ok(self.status(rec, now))),
+                // Erased with the wallet.
+                Ok(None) => Look::Done(Err(NodeError::WalletNotFound)),
+                Err(e) => Look::Done(Err(e.into())),
+            }
+        })
+        .await
+    }
+
+    /// The request found or filed, and whether this call filed it.
+    async fn file_passkey_reset(
+        &self,
+        owner: ResetOwner,
+    ) -> Result<(ResetStatus, bool), NodeError> {
         let _guard = self.recovery_lock.lock().await?;
         let now = self.now();
         let checked = self.epochs().check_reset_owner(&owner, now).await?;
@@ -67,7 +112,7 @@ impl StaffOps<'_> {
         if let Some(rec) = self.db.passkey_reset(&id)?
             && now < rec.expires_at
         {
-            return Ok(self.status(rec, now));
+            return Ok((self.status(rec, now), false));
         }
         let rec = PasskeyResetRecord {
             id,
@@ -92,7 +137,7 @@ impl StaffOps<'_> {
         )?;
         self.commit(vec![ev]).await?;
         tracing::info!(request = %rec.id, "passkey reset requested");
-        Ok(self.status(rec, now))
+        Ok((self.status(rec, now), true))
     }
 
     /// `ListPasskeyResets`: the unexpired requests.

@@ -101,7 +101,8 @@ impl Staff for StaffService {
         let r = req.into_inner();
         let owner =
             ResetOwner::from_wire(r.wallet_id, r.registration_json, &r.nonces, r.key_proof)?;
-        let s = self.node.staff().request_passkey_reset(owner).await?;
+        let wait = crate::hold::capped_wait(r.wait_secs);
+        let s = self.node.staff().request_passkey_reset(owner, wait).await?;
         Ok(Response::new(reset_pb(&self.node, s, false)))
     }
 
@@ -216,9 +217,7 @@ impl Staff for StaffService {
         let req = req.into_inner();
         let wallet_id = crate::wallet::parse_wallet_id(req.wallet_id)?;
         let r = parse_session_key(&req.session_key)?;
-        let wait = std::time::Duration::from_secs(u64::from(
-            req.wait_secs.min(crate::staff::MAX_APPROVAL_WAIT_SECS),
-        ));
+        let wait = crate::hold::capped_wait(req.wait_secs);
         let a = self
             .node
             .staff()
