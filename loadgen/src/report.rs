@@ -213,91 +213,91 @@ impl RunReport {
                 b.threshold, b.trustees, b.backups, b.trustees
             );
             println!("owner passkeys: {}", b.passkey.label());
-            let mut t = table(&["measure", "ms"]);
-            for (k, v) in [
-                (
-                    "backup p50, end to end (SDK client, kept connections)",
-                    b.backup_p50_ms,
-                ),
-                (
-                    "(not in ratio) backup p50 opening new connections",
-                    b.backup_cold_p50_ms,
-                ),
-                ("split", b.split_ms),
-                ("envelope seals (n)", b.envelope_seals_ms),
-                ("blob seal", b.blob_seal_ms),
-                ("receipt verifications (n)", b.receipt_verifications_ms),
-                (
-                    "GetInfo round trips (n, warm channels)",
-                    b.getinfo_round_trips_ms,
-                ),
-                ("floor = sum of the above five", b.floor_ms),
-                (
-                    "(not in floor) passkey registration (1 for all n)",
-                    b.passkey_registrations_ms,
-                ),
-                (
-                    "(not in floor) trustees' deposit crypto, summed over n",
-                    b.node_side_crypto_ms,
-                ),
-            ] {
-                t.add_row(vec![k.to_owned(), format!("{v:.3}")]);
-            }
-            t.add_row(vec![
-                "ratio (b) = backup p50 ÷ floor".into(),
-                format!("{:.1}", b.ratio_b),
-            ]);
-            println!("{t}");
+            print_ms_rows(
+                &[
+                    (
+                        "backup p50, end to end (SDK client, kept connections)",
+                        b.backup_p50_ms,
+                    ),
+                    (
+                        "(not in ratio) backup p50 opening new connections",
+                        b.backup_cold_p50_ms,
+                    ),
+                    ("split", b.split_ms),
+                    ("envelope seals (n)", b.envelope_seals_ms),
+                    ("blob seal", b.blob_seal_ms),
+                    ("receipt verifications (n)", b.receipt_verifications_ms),
+                    (
+                        "GetInfo round trips (n, warm channels)",
+                        b.getinfo_round_trips_ms,
+                    ),
+                    ("floor = sum of the above five", b.floor_ms),
+                    (
+                        "(not in floor) passkey registration (1 for all n)",
+                        b.passkey_registrations_ms,
+                    ),
+                    (
+                        "(not in floor) trustees' deposit crypto, summed over n",
+                        b.node_side_crypto_ms,
+                    ),
+                ],
+                ("ratio (b) = backup p50 ÷ floor", b.ratio_b),
+            );
         }
         if let Some(c) = &self.recovery_limit {
             println!(
                 "\nlimit (c): recovery {}-of-{} with no waiting period, end to end (one client, {} recoveries, staff approval excluded) vs crypto work + round trips",
                 c.threshold, c.trustees, c.recoveries
             );
-            let mut t = table(&["measure", "ms"]);
-            for (k, v) in [
-                (
-                    "recover p50, end to end (SDK client, kept connections)",
-                    c.recover_p50_ms,
-                ),
-                (
-                    "(not in ratio) recover p50 opening new connections",
-                    c.recover_cold_p50_ms,
-                ),
-                (
-                    "(not in ratio) staff approval (ApproveRecovery) p50",
-                    c.approve_p50_ms,
-                ),
-                ("session key R", c.session_key_ms),
-                ("manifest decode", c.manifest_decode_ms),
-                ("bank approval check", c.approval_check_ms),
-                (
-                    "release checks (n: statement, envelope, Feldman)",
-                    c.release_checks_ms,
-                ),
-                ("combine t shares + open the blob", c.combine_and_open_ms),
-                (
-                    "GetInfo round trips (3 per trustee + 1 to the bank, warm)",
-                    c.round_trips_ms,
-                ),
-                ("floor = sum of the above six", c.floor_ms),
-                (
-                    "(not in floor) passkey assertion (1 for all n)",
-                    c.passkey_assertion_ms,
-                ),
-            ] {
-                t.add_row(vec![k.to_owned(), format!("{v:.3}")]);
-            }
-            t.add_row(vec![
-                "ratio (c) = recover p50 ÷ floor".into(),
-                format!("{:.1}", c.ratio_c),
-            ]);
-            println!("{t}");
+            print_ms_rows(
+                &[
+                    (
+                        "recover p50, end to end (SDK client, kept connections)",
+                        c.recover_p50_ms,
+                    ),
+                    (
+                        "(not in ratio) recover p50 opening new connections",
+                        c.recover_cold_p50_ms,
+                    ),
+                    (
+                        "(not in ratio) staff approval (ApproveRecovery) p50",
+                        c.approve_p50_ms,
+                    ),
+                    ("session key R", c.session_key_ms),
+                    ("manifest decode", c.manifest_decode_ms),
+                    ("bank approval check", c.approval_check_ms),
+                    (
+                        "release checks (n: statement, envelope, Feldman)",
+                        c.release_checks_ms,
+                    ),
+                    ("combine t shares + open the blob", c.combine_and_open_ms),
+                    (
+                        "GetInfo round trips (3 per trustee + 1 to the bank, warm)",
+                        c.round_trips_ms,
+                    ),
+                    ("floor = sum of the above six", c.floor_ms),
+                    (
+                        "(not in floor) passkey assertion (1 for all n)",
+                        c.passkey_assertion_ms,
+                    ),
+                ],
+                ("ratio (c) = recover p50 ÷ floor", c.ratio_c),
+            );
         }
         for n in &self.notes {
             println!("note: {n}");
         }
     }
+}
+
+/// A limit's table: its measures in ms, then its ratio.
+fn print_ms_rows(rows: &[(&str, f64)], (ratio_label, ratio): (&str, f64)) {
+    let mut t = table(&["measure", "ms"]);
+    for (k, v) in rows {
+        t.add_row(vec![(*k).to_owned(), format!("{v:.3}")]);
+    }
+    t.add_row(vec![ratio_label.to_owned(), format!("{ratio:.1}")]);
+    println!("{t}");
 }
 
 /// `dlocker-bench growth`.

@@ -375,6 +375,22 @@ impl RecoveryCluster {
         RecoveryClient::new(self.chan(i).await)
     }
 
+    /// `GetRecoveryStatus(session_id)` at node `i` (panics on a refusal).
+    pub async fn session_status(
+        &self,
+        i: usize,
+        session_id: &str,
+    ) -> dlocker_proto::pb::RecoverySession {
+        self.recovery(i)
+            .await
+            .get_recovery_status(dlocker_proto::pb::GetRecoveryStatusRequest {
+                session_id: session_id.to_owned(),
+            })
+            .await
+            .expect("status")
+            .into_inner()
+    }
+
     /// Raw `Staff` client for node `i`.
     pub async fn raw_staff(&self, i: usize) -> RawStaffClient<Channel> {
         RawStaffClient::new(self.chan(i).await)
@@ -571,6 +587,41 @@ impl RecoveryCluster {
     pub fn dlocker(&self, args: &[&str]) -> Output {
         cli_command().args(args).output().expect("run dlocker")
     }
+}
+
+/// The SDK's `recover()` for `wallet` through `trustees` with an hour between its polls, and
+/// `approve(bank_session_id)` run once the SDK reports the bank session; bounded by 120 s, so
+/// only calls the nodes hold (none answered "not yet" and waited for a poll) finish it in time.
+pub async fn recover_with_hourly_polls<F: std::future::Future<Output = ()>>(
+    trustees: &dlocker_sdk::TrusteeSet,
+    wallet: &str,
+    auth: &mut SoftwareAuthenticator,
+    approve: impl FnOnce(String) -> F,
+) -> Result<Recovered, RecoverError> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let progress = |e: RecoverEvent| {
+        if let RecoverEvent::AwaitingApproval { bank_session_id } = e {
+            let _ = tx.send(bank_session_id);
+        }
+    };
+    let opts = RecoverOptions {
+        poll_interval: Duration::from_secs(3600),
+        approval_timeout: Duration::from_secs(7200),
+        cancel: None,
+        progress: &progress,
+        checkpoint: None,
+    };
+    let recovery = dlocker_sdk::protocol::recover(trustees, wallet, auth, opts);
+    let approving = async {
+        let sid = rx.recv().await.expect("the SDK waits for the bank");
+        approve(sid).await;
+    };
+    let (recovered, ()) = tokio::time::timeout(Duration::from_secs(120), async {
+        tokio::join!(recovery, approving)
+    })
+    .await
+    .expect("the recovery finished without waiting for a poll");
+    recovered
 }
 
 /// The SDK's `recover()` for `wallet` through `trustees`, with `staff` approving the bank

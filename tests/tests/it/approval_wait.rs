@@ -3,12 +3,13 @@
 //! refusal), and the SDK's recovery therefore needs no polling interval: with one of an hour it
 //! still finishes as soon as staff approve.
 
-use dlocker_integration_tests::recovery_cluster::{RecoveryCluster, RecoverySpec, session_key};
+use dlocker_integration_tests::recovery_cluster::{
+    RecoveryCluster, RecoverySpec, recover_with_hourly_polls, session_key,
+};
 use dlocker_proto::keys::encode_public_key;
 use dlocker_proto::pb::GetApprovalRequest;
 use dlocker_proto::refusal::NodeRefusal;
 use dlocker_proto::statement::{BankApproval, Signed};
-use dlocker_sdk::{RecoverEvent, RecoverOptions};
 use k256::PublicKey;
 use std::time::Duration;
 
@@ -85,30 +86,10 @@ async fn a_recovery_with_an_hour_between_polls_finishes_when_staff_approve() {
     let (wallet, _p, mut auth) = rc.backup("no-poll", b"the seed words", 0).await;
     let staff = rc.staff_client(0);
     let trustees = rc.trustees();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-    let progress = |e: RecoverEvent| {
-        if let RecoverEvent::AwaitingApproval { bank_session_id } = e {
-            let _ = tx.send(bank_session_id);
-        }
-    };
-    let opts = RecoverOptions {
-        poll_interval: Duration::from_secs(3600),
-        approval_timeout: Duration::from_secs(7200),
-        cancel: None,
-        progress: &progress,
-        checkpoint: None,
-    };
-    let recovery = dlocker_sdk::protocol::recover(&trustees, &wallet, &mut auth, opts);
-    let approve = async {
-        let sid = rx.recv().await.expect("the SDK waits for the bank");
+    let recovered = recover_with_hourly_polls(&trustees, &wallet, &mut auth, |sid| async move {
         after_a_moment(staff.approve(&sid)).await.expect("approve");
-    };
-    // Bounded well under the polling interval: only a held call can finish it in time.
-    let (recovered, ()) = tokio::time::timeout(Duration::from_secs(120), async {
-        tokio::join!(recovery, approve)
     })
-    .await
-    .expect("the recovery finished once staff approved, without waiting for a poll");
+    .await;
     let recovered = recovered.expect("recovered");
     assert_eq!(recovered.data().expose(), b"the seed words");
 }

@@ -11,7 +11,7 @@ use dlocker_integration_tests::recovery_cluster::{
 use dlocker_integration_tests::touch::Nonces;
 use dlocker_proto::keys::encode_public_key;
 use dlocker_proto::owner_challenge::OwnerAction;
-use dlocker_proto::pb::{BeginOwnerCancelRequest, GetRecoveryStatusRequest, OpenRecoveryResponse};
+use dlocker_proto::pb::{BeginOwnerCancelRequest, OpenRecoveryResponse};
 use tonic::Code;
 
 fn refused<T: std::fmt::Debug>(r: Result<T, tonic::Status>, code: Code, needle: &str, what: &str) {
@@ -24,15 +24,7 @@ fn refused<T: std::fmt::Debug>(r: Result<T, tonic::Status>, code: Code, needle: 
 }
 
 async fn state(rc: &RecoveryCluster, i: usize, session_id: &str) -> (String, bool) {
-    let s = rc
-        .recovery(i)
-        .await
-        .get_recovery_status(GetRecoveryStatusRequest {
-            session_id: session_id.to_owned(),
-        })
-        .await
-        .expect("status")
-        .into_inner();
+    let s = rc.session_status(i, session_id).await;
     (s.state, s.owner_authenticated)
 }
 

@@ -4,7 +4,7 @@
 //! the only reason for each refusal (a trustee left uncancelled still releases, as a control).
 
 use dlocker_integration_tests::recovery_cluster::{RecoveryCluster, RecoverySpec, session_key};
-use dlocker_proto::pb::{CancelRecoveryRequest, GetRecoveryStatusRequest, cancel_recovery_request};
+use dlocker_proto::pb::{CancelRecoveryRequest, cancel_recovery_request};
 use dlocker_sdk::{RecoveryHandle, TrusteeSession};
 use tonic::Code;
 
@@ -41,15 +41,7 @@ async fn approved_recovery(
 }
 
 async fn state(rc: &RecoveryCluster, i: usize, sid: &str) -> (String, String) {
-    let s = rc
-        .recovery(i)
-        .await
-        .get_recovery_status(GetRecoveryStatusRequest {
-            session_id: sid.to_owned(),
-        })
-        .await
-        .expect("status")
-        .into_inner();
+    let s = rc.session_status(i, sid).await;
     (s.state, s.cancelled_by)
 }
 

@@ -12,8 +12,7 @@ use dlocker_integration_tests::recovery_cluster::{
     RecoveryCluster, RecoverySpec, session_key, set_config_value,
 };
 use dlocker_proto::pb::{
-    CancelRecoveryRequest, GetApprovalRequest, GetRecoveryStatusRequest, OpenRecoveryResponse,
-    cancel_recovery_request,
+    CancelRecoveryRequest, GetApprovalRequest, OpenRecoveryResponse, cancel_recovery_request,
 };
 use dlocker_proto::statement::{BankCancellation, Signed};
 use dlocker_proto::time::unix_now;
@@ -49,15 +48,7 @@ async fn present(
 }
 
 async fn state(rc: &RecoveryCluster, i: usize, sid: &str) -> String {
-    rc.recovery(i)
-        .await
-        .get_recovery_status(GetRecoveryStatusRequest {
-            session_id: sid.to_owned(),
-        })
-        .await
-        .expect("status")
-        .into_inner()
-        .state
+    rc.session_status(i, sid).await.state
 }
 
 /// Opens and authenticates at every node towards `r`.

@@ -8,7 +8,7 @@ use dlocker_integration_tests::recovery_cluster::{
     RecoveryCluster, RecoverySpec, craft_approval, session_key, set_config_value,
 };
 use dlocker_proto::keys::public_key_hex;
-use dlocker_proto::pb::{CancelRecoveryRequest, GetRecoveryStatusRequest, cancel_recovery_request};
+use dlocker_proto::pb::{CancelRecoveryRequest, cancel_recovery_request};
 use dlocker_proto::statement::{BankCancellation, Signed};
 use dlocker_proto::time::unix_now;
 use k256::ecdsa::SigningKey;
@@ -45,15 +45,7 @@ async fn another_banks_key_neither_approves_nor_cancels() {
     let s = rc.open_and_authenticate(i, &wallet, &r, &mut auth).await;
     let now = unix_now();
     async fn status(rc: &RecoveryCluster, i: usize, sid: &str) -> String {
-        rc.recovery(i)
-            .await
-            .get_recovery_status(GetRecoveryStatusRequest {
-                session_id: sid.to_owned(),
-            })
-            .await
-            .expect("status")
-            .into_inner()
-            .state
+        rc.session_status(i, sid).await.state
     }
 
     for (claimed, what) in [

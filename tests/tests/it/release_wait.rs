@@ -6,13 +6,11 @@
 //! still finishes, with that trustee's share.
 
 use dlocker_integration_tests::recovery_cluster::{
-    RecoveryCluster, RecoverySpec, THRESHOLD, session_key,
+    RecoveryCluster, RecoverySpec, THRESHOLD, recover_with_hourly_polls, session_key,
 };
-use dlocker_proto::pb::GetRecoveryStatusRequest;
 use dlocker_proto::refusal::NodeRefusal;
 use dlocker_proto::statement::{ShareRelease, Signed};
 use dlocker_proto::time::unix_now;
-use dlocker_sdk::{RecoverEvent, RecoverOptions};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -21,15 +19,7 @@ const DATA: &[u8] = b"released when the delay is over, not before";
 
 /// The session's state and `release_not_before` at node `i`, as the node reports them.
 async fn status_at(rc: &RecoveryCluster, i: usize, session_id: &str) -> (String, u64) {
-    let s = rc
-        .recovery(i)
-        .await
-        .get_recovery_status(GetRecoveryStatusRequest {
-            session_id: session_id.to_owned(),
-        })
-        .await
-        .expect("status")
-        .into_inner();
+    let s = rc.session_status(i, session_id).await;
     (s.state, s.release_not_before)
 }
 
@@ -160,33 +150,13 @@ async fn a_recovery_releases_at_a_trustee_whose_clock_stepped_back_without_pausi
     let (wallet, _, mut auth) = rc.backup("release-stepped", DATA, 4).await;
     let staff = rc.staff_client(0);
     let trustees = rc.trustees();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-    let progress = |e: RecoverEvent| {
-        if let RecoverEvent::AwaitingApproval { bank_session_id } = e {
-            let _ = tx.send(bank_session_id);
-        }
-    };
-    let opts = RecoverOptions {
-        poll_interval: Duration::from_secs(3600),
-        approval_timeout: Duration::from_secs(7200),
-        cancel: None,
-        progress: &progress,
-        checkpoint: None,
-    };
-    let recovery = dlocker_sdk::protocol::recover(&trustees, &wallet, &mut auth, opts);
-    let approve = async {
-        let sid = rx.recv().await.expect("the SDK waits for the bank");
+    let recovered = recover_with_hourly_polls(&trustees, &wallet, &mut auth, |sid| async move {
         // Every session is open and authenticated: node 1's clock now steps back 3 s, so when
         // the app's clock says the delay is over, node 1's says 3 s are left.
         clock.0.store(3, Ordering::SeqCst);
         staff.approve(&sid).await.expect("approve");
-    };
-    // Bounded well under the polling interval: only a held release finishes it in time.
-    let (recovered, ()) = tokio::time::timeout(Duration::from_secs(120), async {
-        tokio::join!(recovery, approve)
     })
-    .await
-    .expect("the recovery finished without waiting for a poll");
+    .await;
     let recovered = recovered.expect("recovered");
     assert_eq!(recovered.data().expose(), DATA);
     assert!(
