@@ -121,7 +121,7 @@ impl<T: StatementBody> Signed<T> {
     /// [`Self::decode`], and the signer must be one of `trusted`.
     ///
     /// A trusted signer is recognised by its encoding and the signature checked against the key
-    /// given, so no point is decompressed (about a third of a check); a signer that is not
+    /// given, so no point is decompressed (about a tenth of a check); a signer that is not
     /// trusted is decoded and checked as by [`Self::decode`] first, so the errors are the same.
     pub fn decode_trusted(bytes: &[u8], trusted: &[PublicKey]) -> Result<Self, StatementError> {
         let parts = Parts::read(bytes, T::KIND, T::NAME)?;
