@@ -19,7 +19,7 @@ use crate::ceremony::{self, Touch};
 use crate::error::BackupError;
 use crate::error::TrusteeFailure;
 use crate::saved::SavedStateError;
-use crate::transport::{Client, connect, not_held};
+use crate::transport::{Client, connect, not_held, transport_failure};
 use crate::trustees::{Role, TrusteeInfo, TrusteeSet};
 use dlocker_proto::client_state::{StateKey, StateKind};
 use dlocker_proto::envelope::{EnvelopeContext, ShareEnvelope};
@@ -36,6 +36,7 @@ use dlocker_proto::share::{Share, split};
 use dlocker_proto::statement::{Receipt, Signed};
 use futures::future::join_all;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::sync::Mutex;
 use zeroize::Zeroizing;
 
@@ -471,18 +472,14 @@ pub(crate) fn verify_receipt(
     Ok(signed)
 }
 
-enum Step {
-    /// Already deposited earlier: the stored receipt verified.
-    Done(Signed<Receipt>),
-    /// Needs `FinishEnrollment` (after `BeginEnrollment`, unless a registration is re-sent).
-    Enroll(Client),
-}
-
+/// Connects to the trustee and asks what it holds: with its checked connection, the stored
+/// receipt (verified) when it already holds this deposit, `None` when it needs
+/// `FinishEnrollment` (after `BeginEnrollment`, unless a registration is re-sent).
 async fn start(
     info: &TrusteeInfo,
     share_index: u16,
     prepared: &PreparedBackup,
-) -> Result<Step, TrusteeFailure> {
+) -> Result<(Client, Option<Signed<Receipt>>), TrusteeFailure> {
     let mut c = connect(info).await?;
     let wallet_id = prepared.wallet_id().to_owned();
     match c
@@ -502,14 +499,14 @@ async fn start(
                     &st.receipt_encoded,
                 )
                 .map_err(TrusteeFailure::BadAnswer)?;
-                return Ok(Step::Done(r));
+                return Ok((c, Some(r)));
             }
             Err(TrusteeFailure::Other(format!(
                 "already holds a different backup of wallet {wallet_id} (epoch {}); it must be rotated, not backed up again",
                 st.epoch
             )))
         }
-        Err(s) if not_held(&s) => Ok(Step::Enroll(c)),
+        Err(s) if not_held(&s) => Ok((c, None)),
         Err(s) => Err(TrusteeFailure::refused("GetBackupStatus", &s)),
     }
 }
@@ -543,7 +540,7 @@ async fn finish(
     info: &TrusteeInfo,
     share_index: u16,
     prepared: &PreparedBackup,
-    mut client: Client,
+    client: &mut Client,
     ceremony_id: String,
     touch: &Touch,
 ) -> Result<Signed<Receipt>, TrusteeFailure> {
@@ -673,12 +670,18 @@ pub async fn backup_with_checkpoint(
     .await;
 
     let mut outcome: Vec<Option<Result<Signed<Receipt>, TrusteeFailure>>> = vec![None; plan.len()];
+    // Each trustee's checked connection once its deposit is done: the confirmation goes over it
+    // instead of a new connection and key check.
+    let mut kept: Vec<Option<Client>> = (0..plan.len()).map(|_| None).collect();
     let mut need: Vec<(usize, Client)> = Vec::new();
     for (i, step) in started.into_iter().enumerate() {
         match step {
-            Ok(Step::Done(r)) => outcome[i] = Some(Ok(r)),
+            Ok((c, Some(r))) => {
+                outcome[i] = Some(Ok(r));
+                kept[i] = Some(c);
+            }
             Err(e) => outcome[i] = Some(Err(e)),
-            Ok(Step::Enroll(client)) => need.push((i, client)),
+            Ok((client, None)) => need.push((i, client)),
         }
     }
     let any_done = outcome.iter().any(|o| matches!(o, Some(Ok(_))));
@@ -806,17 +809,18 @@ pub async fn backup_with_checkpoint(
 
     // Phase 3: finish concurrently, the same credential everywhere.
     if let Some(touch) = &touch {
-        let finished = join_all(pending.into_iter().map(|(i, client, ceremony)| {
+        let finished = join_all(pending.into_iter().map(|(i, mut client, ceremony)| {
             let (info, idx) = plan[i];
             async move {
-                (
-                    i,
-                    finish(info, idx, prepared, client, ceremony, touch).await,
-                )
+                let r = finish(info, idx, prepared, &mut client, ceremony, touch).await;
+                (i, client, r)
             }
         }))
         .await;
-        for (i, r) in finished {
+        for (i, client, r) in finished {
+            if r.is_ok() {
+                kept[i] = Some(client);
+            }
             outcome[i] = Some(r);
         }
     }
@@ -854,7 +858,12 @@ pub async fn backup_with_checkpoint(
         }
     }
     if failed.is_empty() {
-        receipts.unconfirmed = confirm_backup(trustees, &receipts).await;
+        let kept = plan
+            .iter()
+            .zip(kept)
+            .filter_map(|(&(info, _), c)| Some((info.node_id.clone(), c?)))
+            .collect();
+        receipts.unconfirmed = confirm_over(trustees, &receipts, kept).await;
         Ok(receipts)
     } else {
         Err(BackupError::Incomplete {
@@ -872,6 +881,17 @@ pub async fn confirm_backup(
     trustees: &TrusteeSet,
     receipts: &BackupReceipts,
 ) -> Vec<(String, TrusteeFailure)> {
+    confirm_over(trustees, receipts, HashMap::new()).await
+}
+
+/// [`confirm_backup`], over the connections `kept` (by node id) where there are some. A kept
+/// connection that fails in transport is replaced by a new one, which may reach another of the
+/// trustee's endpoints.
+async fn confirm_over(
+    trustees: &TrusteeSet,
+    receipts: &BackupReceipts,
+    mut kept: HashMap<String, Client>,
+) -> Vec<(String, TrusteeFailure)> {
     let encoded: Vec<Vec<u8>> = receipts
         .receipts
         .iter()
@@ -887,7 +907,17 @@ pub async fn confirm_backup(
             wallet_id: receipts.wallet_id.clone(),
             receipts_encoded: encoded.clone(),
         };
+        let kept = kept.remove(&info.node_id);
         async move {
+            if let Some(mut c) = kept {
+                match c.confirm_backup(req.clone()).await {
+                    Ok(_) => return Ok(()),
+                    Err(s) if !transport_failure(&s) => {
+                        return Err(TrusteeFailure::refused("ConfirmBackup", &s));
+                    }
+                    Err(_) => {}
+                }
+            }
             let mut c = connect(info).await?;
             c.confirm_backup(req)
                 .await

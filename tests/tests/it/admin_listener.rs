@@ -18,6 +18,8 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 const FINISH_OK: &str = r#"dlocker_grpc_requests_total{service="dlocker.v1.Trustee",method="FinishEnrollment",code="Ok"}"#;
+const GET_INFO_OK: &str =
+    r#"dlocker_grpc_requests_total{service="dlocker.v1.Trustee",method="GetInfo",code="Ok"}"#;
 
 fn scrape(addr: SocketAddr) -> String {
     let r = get(addr, "/metrics");
@@ -82,6 +84,10 @@ async fn metrics_health_and_reflection_on_real_nodes() {
     assert!(value(&before, "dlocker_db_size_bytes") > 0.0);
 
     // A 2-of-3 backup through the SDK.
+    let get_info_before: Vec<f64> = admin
+        .iter()
+        .map(|a| metric(&scrape(*a), GET_INFO_OK).unwrap_or(0.0))
+        .collect();
     let trustees = cluster.trustees();
     let wallet = craft::wallet_id("metrics");
     let prepared = PreparedBackup::new(
@@ -117,6 +123,13 @@ async fn metrics_health_and_reflection_on_real_nodes() {
         let name = &cluster.node(i).name;
         assert_eq!(value(&after, "dlocker_deposits"), 1.0, "{name}");
         assert_eq!(value(&after, FINISH_OK), 1.0, "{name}");
+        // One checked connection per trustee for the whole backup: the confirmation goes over
+        // the connection the deposit used, without a second connection and key check.
+        assert_eq!(
+            value(&after, GET_INFO_OK) - get_info_before[i],
+            1.0,
+            "{name}: GetInfo calls during one backup"
+        );
         assert!(
             value(
                 &after,
