@@ -25,7 +25,7 @@ use dlocker_proto::secret::SecretScalar;
 use dlocker_proto::statement::{PasskeyResetApproval, Signed};
 use dlocker_proto::time::unix_now;
 use dlocker_sdk::{
-    Passkey as _, ResetEvent, ResetOptions, SoftwareAuthenticator,
+    Passkey as _, PreparedBackup, ResetEvent, ResetOptions, SoftwareAuthenticator,
     protocol::{change_passkey, reset_passkey},
 };
 use k256::ecdsa::SigningKey;
@@ -637,22 +637,12 @@ fn succeeded(o: &std::process::Output, what: &str) -> String {
 async fn passkey_reset_from_the_command_line() {
     let rc = RotationCluster::start(3, None).await;
     let (wallet, prepared, _lost) = rc.backup("cli-reset", &ALL, 2, DATA).await;
-    let root = rc.root_dir();
-    let trustees = root.join("reset-trustees.toml");
-    std::fs::write(&trustees, rc.trustees_toml_for(&ALL)).expect("trustees file");
-    let secret = root.join("wallet-k.hex");
-    std::fs::write(
-        &secret,
-        hex::encode(prepared.secret().to_bytes().as_slice()),
-    )
-    .expect("k");
-    let new_file = root.join("new.passkey");
-    let key = rc.recovery_cluster().staff[0].key_file.clone();
-    let (t, k, n) = (
-        trustees.display().to_string(),
-        secret.display().to_string(),
-        new_file.display().to_string(),
-    );
+    let CliFiles {
+        trustees: t,
+        secret: k,
+        new_passkey: n,
+        staff_key: key,
+    } = cli_files(&rc, &prepared, "reset");
     let owner = dlocker_integration_tests::cli_command()
         .args([
             "passkey",
@@ -672,47 +662,8 @@ async fn passkey_reset_from_the_command_line() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn dlocker passkey reset");
-    let key = key.display().to_string();
-    let mut request = None;
-    for _ in 0..300 {
-        let out = succeeded(
-            &dlocker(&[
-                "--json",
-                "passkey-resets",
-                "list",
-                "--trustees",
-                &t,
-                "--key",
-                &key,
-            ]),
-            "passkey-resets list",
-        );
-        let rows: serde_json::Value = serde_json::from_str(&out).expect("json");
-        request = rows.as_array().and_then(|rows| {
-            rows.iter()
-                .find(|r| r["wallet_id"] == wallet.as_str())
-                .and_then(|r| r["request_id"].as_str().map(str::to_owned))
-        });
-        if request.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let request = request.expect("the owner's request reaches the bank");
-    let out = succeeded(
-        &dlocker(&[
-            "passkey-resets",
-            "approve",
-            &request,
-            "--trustees",
-            &t,
-            "--key",
-            &key,
-            "--yes",
-        ]),
-        "passkey-resets approve",
-    );
-    assert!(out.contains("APPROVED"), "{out}");
+    let request = filed_request(&t, &key, &wallet).await;
+    approve_with_cli(&t, &key, &request);
     let done = tokio::task::spawn_blocking(move || owner.wait_with_output())
         .await
         .expect("join")
@@ -721,9 +672,54 @@ async fn passkey_reset_from_the_command_line() {
     assert!(out.contains("passkey reset at every trustee"), "{out}");
     let fps = rc.credential_fingerprints(&ALL, &wallet).await;
     assert!(fps.iter().all(|f| f == &fps[0]), "{fps:?}");
-    let mut new = SoftwareAuthenticator::from_bytes(&std::fs::read(&new_file).expect("read"))
-        .expect("passkey file");
+    let mut new =
+        SoftwareAuthenticator::from_bytes(&std::fs::read(&n).expect("read")).expect("passkey file");
     rc.recover_expecting(&wallet, &mut new, DATA).await;
+}
+
+/// The files a `dlocker passkey reset` run uses (paths as text): the trustees file, the wallet's
+/// `k` in hex, where the new passkey goes, and the bank staff key that approves.
+struct CliFiles {
+    trustees: String,
+    secret: String,
+    new_passkey: String,
+    staff_key: String,
+}
+
+fn cli_files(rc: &RotationCluster, prepared: &PreparedBackup, prefix: &str) -> CliFiles {
+    let root = rc.root_dir();
+    let path = |name: &str| root.join(format!("{prefix}-{name}"));
+    std::fs::write(path("trustees.toml"), rc.trustees_toml_for(&ALL)).expect("trustees file");
+    std::fs::write(
+        path("k.hex"),
+        hex::encode(prepared.secret().to_bytes().as_slice()),
+    )
+    .expect("k");
+    let text = |p: std::path::PathBuf| p.display().to_string();
+    CliFiles {
+        trustees: text(path("trustees.toml")),
+        secret: text(path("k.hex")),
+        new_passkey: text(path("new.passkey")),
+        staff_key: text(rc.recovery_cluster().staff[0].key_file.clone()),
+    }
+}
+
+/// Staff approve reset request `request` with `dlocker passkey-resets approve`.
+fn approve_with_cli(trustees: &str, key: &str, request: &str) {
+    let out = succeeded(
+        &dlocker(&[
+            "passkey-resets",
+            "approve",
+            request,
+            "--trustees",
+            trustees,
+            "--key",
+            key,
+            "--yes",
+        ]),
+        "passkey-resets approve",
+    );
+    assert!(out.contains("APPROVED"), "{out}");
 }
 
 /// The id of `wallet`'s reset request at the bank, once it is there (`dlocker passkey-resets
@@ -766,27 +762,15 @@ async fn filed_request(trustees: &str, key: &str, wallet: &str) -> String {
 async fn passkey_reset_from_the_command_line_resumes_after_a_kill() {
     let rc = RotationCluster::start(3, None).await;
     let (wallet, prepared, _lost) = rc.backup("cli-reset-resume", &ALL, 2, DATA).await;
+    let CliFiles {
+        trustees: t,
+        secret: k,
+        new_passkey: n,
+        staff_key: key,
+    } = cli_files(&rc, &prepared, "resume");
     let root = rc.root_dir();
-    let trustees = root.join("resume-trustees.toml");
-    std::fs::write(&trustees, rc.trustees_toml_for(&ALL)).expect("trustees file");
-    let secret = root.join("resume-k.hex");
-    std::fs::write(
-        &secret,
-        hex::encode(prepared.secret().to_bytes().as_slice()),
-    )
-    .expect("k");
-    let new_file = root.join("resume-new.passkey");
     let state = root.join("reset.state");
-    let key = rc.recovery_cluster().staff[0]
-        .key_file
-        .display()
-        .to_string();
-    let (t, k, n, s) = (
-        trustees.display().to_string(),
-        secret.display().to_string(),
-        new_file.display().to_string(),
-        state.display().to_string(),
-    );
+    let s = state.display().to_string();
     let mut first = dlocker_integration_tests::cli_command()
         .args([
             "passkey",
@@ -816,20 +800,7 @@ async fn passkey_reset_from_the_command_line_resumes_after_a_kill() {
     assert!(root.join("reset.state.key").exists(), "its sealing key");
     let before = rc.credential_fingerprints(&ALL, &wallet).await;
     assert!(before.iter().all(|f| f == &before[0]), "{before:?}");
-    let out = succeeded(
-        &dlocker(&[
-            "passkey-resets",
-            "approve",
-            &request,
-            "--trustees",
-            &t,
-            "--key",
-            &key,
-            "--yes",
-        ]),
-        "passkey-resets approve",
-    );
-    assert!(out.contains("APPROVED"), "{out}");
+    approve_with_cli(&t, &key, &request);
     let resumed = dlocker(&[
         "passkey",
         "reset",
@@ -853,7 +824,7 @@ async fn passkey_reset_from_the_command_line_resumes_after_a_kill() {
     let fps = rc.credential_fingerprints(&ALL, &wallet).await;
     assert!(fps.iter().all(|f| f == &fps[0]), "{fps:?}");
     assert_ne!(fps[0], before[0], "the credential was replaced");
-    let mut new = SoftwareAuthenticator::from_bytes(&std::fs::read(&new_file).expect("read"))
-        .expect("passkey file");
+    let mut new =
+        SoftwareAuthenticator::from_bytes(&std::fs::read(&n).expect("read")).expect("passkey file");
     rc.recover_expecting(&wallet, &mut new, DATA).await;
 }
