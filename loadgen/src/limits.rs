@@ -337,9 +337,8 @@ pub(crate) struct BackupLimit {
     /// backup_p50_ms ÷ floor_ms.
     pub(crate) ratio_b: f64,
     /// Not in the floor, shown for scale: the one passkey registration of a backup
-    /// (client; one touch for all n trustees), and what every trustee does for its deposit
-    /// (envelope open, share check, receipt signature, WebAuthn registration start + finish
-    /// against the one-touch challenge), summed over the n trustees.
+    /// (client; one touch for all n trustees), and the trustees' mandatory deposit crypto
+    /// ([`DepositCrypto`]) times n.
     pub(crate) passkey_registrations_ms: f64,
     pub(crate) node_side_crypto_ms: f64,
 }
@@ -395,7 +394,7 @@ pub(crate) async fn backup_limit(
     let split_ms = time_median_ms(reps, || {
         let _ = split(&k, t, n);
     });
-    let (shares, commitments) = split(&k, t, n)?;
+    let (shares, _) = split(&k, t, n)?;
     let keys: Vec<SecretKey> = (0..n)
         .map(|_| SecretKey::generate_from_rng(&mut rand::rng()))
         .collect();
@@ -439,9 +438,9 @@ pub(crate) async fn backup_limit(
     // GetInfo round trips on warm channels.
     let getinfo_round_trips_ms: f64 = warm_round_trips(set, reps).await?.iter().sum();
 
-    // For scale: passkeys and the trustees' side.
-    let (passkey_registrations_ms, node_side_crypto_ms) =
-        passkey_and_node_side(&shares, &commitments, &keys, passkey)?;
+    // For scale: the owner's one registration and the trustees' mandatory deposit crypto.
+    let passkey_registrations_ms = passkey_times(passkey)?.registration_ms;
+    let node_side_crypto_ms = n as f64 * deposit_crypto(passkey, threshold, n)?.total_ms;
 
     let floor_ms = split_ms
         + envelope_seals_ms
@@ -469,96 +468,6 @@ pub(crate) async fn backup_limit(
         passkey_registrations_ms,
         node_side_crypto_ms,
     })
-}
-
-/// One passkey registration with the software authenticator over the one-touch challenge of n
-/// trustees, and the trustees' deposit crypto summed over n (medians of a few runs). Each
-/// trustee's WebAuthn state gets the one-touch challenge, as the node does, so every one of the
-/// n finishes verifies the same credential.
-fn passkey_and_node_side(
-    shares: &[dlocker_proto::share::Share],
-    commitments: &dlocker_proto::share::Commitments,
-    keys: &[SecretKey],
-    kind: PasskeyKind,
-) -> anyhow::Result<(f64, f64)> {
-    use dlocker_proto::owner_challenge::{OwnerAction, TrusteeNonce};
-    use webauthn_rs::prelude::{PasskeyRegistration, Uuid};
-    let webauthn = bench_webauthn()?;
-    let reps = 10;
-    let mut reg_ms = Vec::new();
-    let mut node_ms = Vec::new();
-    for _ in 0..reps {
-        let mut auth = owner_passkey(kind);
-        let mut states = Vec::with_capacity(shares.len());
-        let mut template = None;
-        let mut node_time = Duration::ZERO;
-        for _ in shares {
-            let t = Instant::now();
-            let (ccr, reg) = webauthn
-                .start_passkey_registration(Uuid::new_v4(), "bench", "bench", None)
-                .map_err(|e| anyhow::anyhow!("start registration: {e}"))?;
-            node_time += t.elapsed();
-            template.get_or_insert(serde_json::to_string(&ccr)?);
-            states.push(reg);
-        }
-        let nonces: Vec<TrusteeNonce> = keys
-            .iter()
-            .map(|k| TrusteeNonce {
-                node_id: dlocker_proto::keys::node_id(&k.public_key()),
-                nonce: rand::random(),
-            })
-            .collect();
-        let t = Instant::now();
-        let challenge = dlocker_sdk::protocol::challenge(
-            OwnerAction::Backup,
-            "limit-wallet",
-            &[0; 32],
-            nonces,
-        )?;
-        let opts = dlocker_sdk::protocol::creation_options(
-            template.as_deref().unwrap_or_default(),
-            &challenge,
-        )?;
-        let challenge_b64 = serde_json::to_value(&opts)?["publicKey"]["challenge"].clone();
-        let cred = auth.register(opts)?;
-        reg_ms.push(t.elapsed().as_secs_f64() * 1000.0);
-        for ((s, key), reg) in shares.iter().zip(keys).zip(states) {
-            // The trustee: open the envelope, check the share, verify the one credential
-            // against the one-touch challenge, sign the receipt.
-            let pk = key.public_key();
-            let ctx = EnvelopeContext {
-                wallet_id: "limit-wallet",
-                epoch: 1,
-                share_index: s.index(),
-                recipient: &pk,
-            };
-            let env = ShareEnvelope::seal(s, &ctx)?;
-            let t = Instant::now();
-            let opened = env.open(&ctx, key)?;
-            commitments.verify(&opened)?;
-            let mut state = serde_json::to_value(&reg)?;
-            state["rs"]["challenge"] = challenge_b64.clone();
-            let reg: PasskeyRegistration = serde_json::from_value(state)?;
-            webauthn
-                .finish_passkey_registration(&cred, &reg)
-                .map_err(|e| anyhow::anyhow!("finish registration: {e}"))?;
-            let signing = k256::ecdsa::SigningKey::from(key.clone());
-            let _ = Signed::sign(
-                Receipt {
-                    node_id: String::new(),
-                    wallet_id: "limit-wallet".into(),
-                    epoch: 1,
-                    share_index: s.index(),
-                    manifest_hash: ManifestHash([0; 32]),
-                    issued_at: 1,
-                },
-                &signing,
-            );
-            node_time += t.elapsed();
-        }
-        node_ms.push(node_time.as_secs_f64() * 1000.0);
-    }
-    Ok((median(&mut reg_ms), median(&mut node_ms)))
 }
 
 /// Raw sled's flush alone, for the report: how long one insert+flush takes with one writer.
@@ -766,7 +675,7 @@ pub(crate) async fn recovery_limit(
     });
     let round_trip = warm_round_trips(set, reps).await?;
     let round_trips_ms = 3.0 * round_trip.iter().sum::<f64>() + round_trip.first().unwrap_or(&0.0);
-    let passkey_assertion_ms = passkey_assertion(passkey)?;
+    let passkey_assertion_ms = passkey_times(passkey)?.assertion_ms;
     let floor_ms = session_key_ms
         + manifest_decode_ms
         + approval_check_ms
@@ -797,28 +706,47 @@ pub(crate) async fn recovery_limit(
     })
 }
 
-/// One passkey assertion of `kind` over a fresh challenge (median of a few).
-fn passkey_assertion(kind: PasskeyKind) -> anyhow::Result<f64> {
+/// What the owner's passkey of `kind` takes on the client: a registration and an assertion,
+/// each the median of a few.
+struct PasskeyTimes {
+    registration_ms: f64,
+    assertion_ms: f64,
+}
+
+fn passkey_times(kind: PasskeyKind) -> anyhow::Result<PasskeyTimes> {
     use webauthn_rs::prelude::Uuid;
     let webauthn = bench_webauthn()?;
     let mut auth = owner_passkey(kind);
-    let (ccr, reg) = webauthn
-        .start_passkey_registration(Uuid::new_v4(), "bench", "bench", None)
-        .map_err(|e| anyhow::anyhow!("start registration: {e}"))?;
-    let cred = auth.register(ccr)?;
-    let pk = webauthn
-        .finish_passkey_registration(&cred, &reg)
-        .map_err(|e| anyhow::anyhow!("finish registration: {e}"))?;
-    let mut v = Vec::new();
+    let (mut registrations, mut assertions) = (Vec::new(), Vec::new());
+    let mut registered = None;
+    for _ in 0..20 {
+        let (ccr, reg) = webauthn
+            .start_passkey_registration(Uuid::new_v4(), "bench", "bench", None)
+            .map_err(|e| anyhow::anyhow!("start registration: {e}"))?;
+        let t = Instant::now();
+        let cred = auth.register(ccr)?;
+        registrations.push(t.elapsed().as_secs_f64() * 1000.0);
+        if registered.is_none() {
+            registered = Some(
+                webauthn
+                    .finish_passkey_registration(&cred, &reg)
+                    .map_err(|e| anyhow::anyhow!("finish registration: {e}"))?,
+            );
+        }
+    }
+    let pk = registered.context("no registration")?;
     for _ in 0..20 {
         let (rcr, _) = webauthn
             .start_passkey_authentication(std::slice::from_ref(&pk))
             .map_err(|e| anyhow::anyhow!("start authentication: {e}"))?;
         let t = Instant::now();
         auth.authenticate(rcr)?;
-        v.push(t.elapsed().as_secs_f64() * 1000.0);
+        assertions.push(t.elapsed().as_secs_f64() * 1000.0);
     }
-    Ok(median(&mut v))
+    Ok(PasskeyTimes {
+        registration_ms: median(&mut registrations),
+        assertion_ms: median(&mut assertions),
+    })
 }
 
 /// A relying party for `https://localhost`, as the bench's software passkeys claim.

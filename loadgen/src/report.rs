@@ -237,7 +237,7 @@ impl RunReport {
                         b.passkey_registrations_ms,
                     ),
                     (
-                        "(not in floor) trustees' deposit crypto, summed over n",
+                        "(not in floor) trustees' mandatory deposit crypto × n",
                         b.node_side_crypto_ms,
                     ),
                 ],

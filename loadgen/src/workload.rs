@@ -303,19 +303,10 @@ pub(crate) struct RecoveryTimes {
     pub(crate) approve: Option<Duration>,
 }
 
-/// One full recovery of `w` with the bank's staff approving automatically: the approval is
-/// given inside the SDK's `AwaitingApproval` callback, before its first poll, so no poll
-/// interval is ever waited. The SDK waits for `release_not_before` in 1 s ticks (the time is
-/// in whole Unix seconds); those ticks are counted so the delay can be excluded.
-pub(crate) async fn recover_one(
-    set: &TrusteeSet,
-    staff: &StaffClient,
-    w: &mut Wallet,
-) -> Result<RecoveryTimes, String> {
-    recover_with(set, None, staff, w).await
-}
-
-/// [`recover_one`], through `client` (its kept connections) when given.
+/// One full recovery of `w` with the bank's staff approving automatically, through `client`
+/// (its kept connections) when given, else opening new ones: the approval is given inside the
+/// SDK's `AwaitingApproval` callback, before its first poll, so no poll interval is ever
+/// waited. The SDK's `Waiting` reports during the delay are counted so it can be excluded.
 pub(crate) async fn recover_with(
     set: &TrusteeSet,
     client: Option<&Client>,
@@ -409,7 +400,7 @@ pub(crate) async fn recoveries(
                     let Some(mut w) = queue.lock().ok().and_then(|mut q| q.pop()) else {
                         break;
                     };
-                    match recover_one(&set, &staff, &mut w).await {
+                    match recover_with(&set, None, &staff, &mut w).await {
                         Ok(t) => {
                             total.record(t.total);
                             let waited = Duration::from_secs(u64::from(t.waiting_ticks));
